@@ -1,0 +1,85 @@
+/*
+ * Sending heartbeats from inside an application (and from vigil agent).
+ *
+ * A vigil_sender owns one UDP socket per address family, the node's
+ * identity (id, boot generation, sequence) and its custom status. It does
+ * not run a thread or a timer: the caller calls vigil_sender_beat() at its
+ * interval (vigil_sender_next() says when, on absolute deadlines that never
+ * drift and never burst after a stall).
+ *
+ *   struct vigil_sender_config c;
+ *   vigil_sender_config_default(&c);
+ *   c.id = "app1"; c.monitors[0] = "127.0.0.1:7946"; c.n_monitors = 1;
+ *   vigil_sender_new(&c, &s);
+ *   vigil_sender_set_custom(s, "queue", "17");
+ *   for (;;) { vigil_sender_beat(s); sleep until vigil_sender_next(s); }
+ */
+#ifndef VIGIL_SENDER_H
+#define VIGIL_SENDER_H
+
+#include "common.h"
+#include "wire.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIGIL_SENDER_MAX_MONITORS 8
+#define VIGIL_DEFAULT_PORT        7946
+
+struct vigil_sender_config {
+    const char *id;                          /* node id */
+    const char *monitors[VIGIL_SENDER_MAX_MONITORS]; /* "host:port", "[v6]:port", "host" */
+    size_t n_monitors;
+    vigil_time_t interval;                   /* default 1 s */
+    const uint8_t *key;                      /* VIGIL_WIRE_KEY_LEN bytes, or NULL */
+    uint64_t generation;                     /* 0: derived from the wall clock at start */
+    bool sample_proc;                        /* fill load/memory/uptime from /proc */
+};
+
+void vigil_sender_config_default(struct vigil_sender_config *c);
+
+struct vigil_sender;
+
+/* Resolves the monitors and opens the sockets. Returns 0 or a negative error. */
+int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out);
+void vigil_sender_free(struct vigil_sender *s);
+
+/* Sets (value non-NULL) or removes (value NULL) a custom status pair. */
+int vigil_sender_set_custom(struct vigil_sender *s, const char *key, const char *value);
+/* Removes every custom pair. */
+void vigil_sender_clear_custom(struct vigil_sender *s);
+/* Overrides the sampled status (sample_proc false) for the next heartbeats. */
+void vigil_sender_set_status(struct vigil_sender *s, const struct vigil_status *st);
+
+/*
+ * Sends one heartbeat now to every monitor (with leaving, the goodbye) and
+ * moves the next deadline to the first slot of the fixed schedule that lies
+ * in the future. Returns 0 or a negative error if no monitor could be sent to.
+ */
+int vigil_sender_beat(struct vigil_sender *s, bool leaving);
+
+/* Monotonic time (CLOCK_MONOTONIC, ns) of the next scheduled heartbeat. */
+vigil_time_t vigil_sender_next(const struct vigil_sender *s);
+
+/* Heartbeats sent, and send errors, so far. */
+uint64_t vigil_sender_sent(const struct vigil_sender *s);
+uint64_t vigil_sender_errors(const struct vigil_sender *s);
+uint64_t vigil_sender_generation(const struct vigil_sender *s);
+
+/* The monotonic clock libvigil uses, in ns. */
+vigil_time_t vigil_clock_mono(void);
+/* The wall clock in microseconds since the epoch. */
+int64_t vigil_clock_wall_us(void);
+
+/* Samples load averages, memory and uptime from /proc. Returns 0 or -VIGIL_ESYS. */
+int vigil_status_sample(struct vigil_status *st);
+
+/* Parses "host:port", "[v6]:port", "v4" or "v6" (numeric only) into a; default port if none. */
+int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

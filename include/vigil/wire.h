@@ -1,0 +1,100 @@
+/*
+ * Wire protocol v1: encoding and strict decoding of heartbeat datagrams.
+ * docs/protocol.md holds the byte diagram. Pure code: no I/O, no clock.
+ */
+#ifndef VIGIL_WIRE_H
+#define VIGIL_WIRE_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VIGIL_WIRE_VERSION    1
+#define VIGIL_WIRE_MAX        1200 /* no datagram is ever longer */
+#define VIGIL_WIRE_TAG_LEN    16   /* BLAKE2b-128 keyed tag */
+#define VIGIL_WIRE_KEY_LEN    32   /* cluster key */
+#define VIGIL_CUSTOM_MAX      16   /* custom key=value pairs per heartbeat */
+#define VIGIL_CUSTOM_KEY_MAX  32   /* key: 1..32 of [A-Za-z0-9._-] */
+#define VIGIL_CUSTOM_VAL_MAX  48   /* value: 0..48 printable ASCII bytes */
+
+enum vigil_msg_type {
+    VIGIL_MSG_HEARTBEAT = 1,
+};
+
+/* Header flags. */
+#define VIGIL_FLAG_LEAVING 0x01 /* graceful goodbye: the sender is shutting down */
+#define VIGIL_FLAG_AUTH    0x02 /* a 16-byte tag ends the datagram */
+
+/*
+ * Status of the sending node. Loads are fixed point, thousandths
+ * (load 1.25 is 1250); memory in KiB; uptime in seconds. A field the
+ * sender does not know is 0.
+ */
+struct vigil_status {
+    uint32_t load1_milli, load5_milli, load15_milli;
+    uint64_t mem_total_kib, mem_avail_kib;
+    uint64_t uptime_s;
+};
+
+struct vigil_custom {
+    char key[VIGIL_CUSTOM_KEY_MAX + 1];
+    char value[VIGIL_CUSTOM_VAL_MAX + 1];
+};
+
+/*
+ * A decoded heartbeat. The decoder fills it without allocating; strings are
+ * NUL terminated copies.
+ */
+struct vigil_heartbeat {
+    char id[VIGIL_ID_MAX + 1];
+    uint8_t flags;          /* VIGIL_FLAG_* as received */
+    uint64_t generation;    /* boot generation: larger after a restart */
+    uint64_t sequence;      /* 1, 2, 3, ... within a generation */
+    int64_t send_time_us;   /* sender's wall clock, microseconds since the epoch */
+    uint32_t interval_ms;   /* the sender's heartbeat interval */
+    struct vigil_status status;
+    uint8_t n_custom;
+    struct vigil_custom custom[VIGIL_CUSTOM_MAX];
+};
+
+/* True if key is a valid custom key, value a valid custom value. */
+bool vigil_custom_key_valid(const char *key);
+bool vigil_custom_value_valid(const char *value);
+
+/*
+ * Encodes hb into buf (cap bytes). With key non-NULL (VIGIL_WIRE_KEY_LEN
+ * bytes) the datagram is authenticated: the AUTH flag is set and a tag
+ * appended. Returns the length written, or a negative error:
+ * -VIGIL_EBADID, -VIGIL_EBADFIELD (bad custom pair, interval 0),
+ * -VIGIL_ETOOBIG (would exceed cap or VIGIL_WIRE_MAX).
+ */
+int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf,
+                      size_t cap);
+
+/*
+ * Decodes and, with key non-NULL, verifies a datagram. With a key, a
+ * datagram without the AUTH flag or with a wrong tag is -VIGIL_EAUTH.
+ * Without a key, a tag that is present is not checked (nothing to check it
+ * with) and is skipped. Every length is checked against the buffer before it
+ * is read; trailing bytes are an error. Returns 0 or a negative error:
+ * -VIGIL_ETRUNC, -VIGIL_ETOOBIG, -VIGIL_EMAGIC, -VIGIL_EVERSION,
+ * -VIGIL_ETYPE, -VIGIL_EBADID, -VIGIL_EBADFIELD, -VIGIL_EAUTH.
+ */
+int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
+                      struct vigil_heartbeat *hb);
+
+/*
+ * The decoder's first step alone: checks the header and returns a pointer to
+ * the node id inside buf and its length, without verifying the tag. Lets a
+ * receiver find the node before the full decode. Returns 0 or a negative
+ * error as vigil_wire_decode.
+ */
+int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id, size_t *id_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

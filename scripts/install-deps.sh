@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that building, running and testing vigil need.
+# Idempotent: packages already present are not touched, and apt is only
+# called when something is missing.
+set -euo pipefail
+
+pkgs=(
+    build-essential cmake pkg-config
+    libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
+    libcurl4-openssl-dev libcmocka-dev
+    python3 procps iproute2 curl
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

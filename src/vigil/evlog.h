@@ -1,0 +1,48 @@
+/*
+ * The monitor program's event history: the last N events, in order, for the
+ * API and the CLI, and the two renderings of an event (a readable line and
+ * JSON) shared by the log, the hooks and the API.
+ */
+#ifndef VIGIL_EVLOG_H
+#define VIGIL_EVLOG_H
+
+#include <jansson.h>
+#include <vigil/vigil.h>
+
+/* An event as the program keeps it: the core's event and its wall-clock time. */
+struct evrec {
+    struct vigil_event ev;
+    int64_t wall_us; /* wall clock of ev.time, microseconds since the epoch */
+};
+
+struct evlog;
+
+/* A history of at most cap events (older ones are dropped from memory, not from the log). */
+struct evlog *evlog_new(uint32_t cap);
+void evlog_free(struct evlog *l);
+void evlog_push(struct evlog *l, const struct evrec *r);
+/* Number of events held, and the i-th oldest held (0 <= i < count). */
+size_t evlog_count(const struct evlog *l);
+const struct evrec *evlog_at(const struct evlog *l, size_t i);
+/* Sequence number of the newest event (0 if none). */
+uint64_t evlog_last_seq(const struct evlog *l);
+
+/*
+ * JSON of an event: {"seq":..,"type":"state"|"pause","time":"RFC 3339 UTC with ms",
+ * "time_us":..,"node":..,"old_state":..,"new_state":..,"reason":..,
+ * "evidence":{"since_last_s":..|null,"level":..,"threshold":..,"mean_s":..,"std_dev_s":..},
+ * "generation":..,"sequence":..,"addr":".."}. New reference; caller decrefs.
+ */
+json_t *evrec_to_json(const struct evrec *r);
+
+/*
+ * One readable line (no newline), e.g.
+ * "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) since_last=5.012s
+ *  level=8.31 threshold=8.00 mean=1.000s sd=0.010s addr=127.0.0.1:40012"
+ */
+void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
+
+/* RFC 3339 UTC time with milliseconds ("2026-11-25T17:00:00.123Z"). */
+void vigil_format_wall(int64_t wall_us, char *buf, size_t cap);
+
+#endif
