@@ -113,6 +113,7 @@ struct vigil_node {
     uint8_t declared;       /* from the config, not self-registered */
     uint8_t flags;          /* last heartbeat's flags */
     uint8_t n_custom;
+    uint8_t skip_learn;     /* the next interval is not learned (after a pause of the monitor) */
     uint32_t rise_count;    /* timely heartbeats towards recovery */
     uint32_t interval_ms;   /* the sender's interval */
     uint32_t heap_pos;      /* index in the deadline heap, or UINT32_MAX */
@@ -128,6 +129,9 @@ struct vigil_node {
     struct vigil_detector det;
     struct vigil_custom *custom; /* n_custom pairs, or NULL */
 };
+
+/* The monitor itself: opaque. */
+struct vigil_monitor;
 
 int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
                       struct vigil_monitor **out);

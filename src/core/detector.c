@@ -1,0 +1,499 @@
+/*
+ * Failure detectors: fixed timeout and phi accrual.
+ *
+ * A detector turns "when did we last hear from this node, and how regular
+ * has it been?" into a number, the suspicion level, that the monitor
+ * compares with its thresholds. Besides the level at a given time, every
+ * detector answers the inverse question, "at what time will the level reach
+ * this threshold?", so that the monitor can schedule one deadline per node
+ * instead of scanning all nodes periodically.
+ *
+ * The fixed-timeout detector's level is simply the number of seconds since
+ * the last arrival. It needs no history.
+ *
+ * The phi accrual detector (Hayashibara et al., 2004) is computed as the
+ * reference implementation (Akka's PhiAccrualFailureDetector) does: a ring
+ * of recent inter-arrival intervals with a running sum and sum of squares
+ * gives the mean and the population standard deviation; the standard
+ * deviation gets a floor and the mean gets an acceptable pause added; and
+ * the probability that a heartbeat is still to come after dt is estimated
+ * with the logistic approximation of the normal distribution,
+ *
+ *     e = exp(-y * (1.5976 + 0.070566 * y^2)),  y = (dt - mean) / sd,
+ *     phi = -log10(e / (1 + e)).
+ *
+ * The reference writes this with two branches that are the same function
+ * and only differ in how they round; both equal log10(1 + exp(z)) with
+ * z = y * (1.5976 + 0.070566 * y^2). We evaluate that form with the
+ * softplus identity, log(1 + exp(z)) = z + log1p(exp(-z)) for z > 0 and
+ * log1p(exp(z)) otherwise, which never overflows nor underflows to zero for
+ * a finite z: where the reference returns +inf in the far tail, phi here
+ * stays finite and keeps growing, and the numbers agree with the reference
+ * to rounding everywhere else. Only degenerate arguments (a zero standard
+ * deviation, NaN) could still give a non-finite value; such values, and
+ * anything larger than PHI_LEVEL_MAX, are reported as PHI_LEVEL_MAX, so
+ * that a level can always be printed and compared.
+ *
+ * The history is a caller-owned array of uint32_t intervals in
+ * microseconds (4 bytes per sample, so that node records stay small and
+ * flat); the running sums are doubles in microseconds. Running sums drift
+ * as values are added and subtracted, so each time the write position wraps
+ * to 0 the sums are recomputed exactly from the ring: O(window) once every
+ * window arrivals, O(1) amortised.
+ *
+ * The crossing time of phi is found by inverting the formula: for the
+ * threshold, solve log10(1 + exp(z)) = threshold for z, then the cubic
+ * 0.070566 y^3 + 1.5976 y - z = 0 for y (one real root, Cardano), and
+ * t = last + mean + y * sd. Floating-point rounding can leave that estimate
+ * a few nanoseconds off, so it is then refined against the level function
+ * itself (a bounded doubling search and a bisection), which makes the
+ * answer exact: level(t) >= threshold and level(t - 1) < threshold. The
+ * monitor compares levels at its deadlines, so the deadline and the level
+ * must agree to the nanosecond.
+ *
+ * Pure code: no clock, no I/O, no allocation, no globals.
+ */
+#include <float.h>
+#include <math.h>
+
+#include <vigil/detector.h>
+
+/*
+ * Coefficients of the logistic approximation of the normal CDF used by the
+ * reference implementation (Bowling et al., 2009); the reference values of
+ * phi in the tests depend on exactly these.
+ */
+#define LOGISTIC_A 1.5976
+#define LOGISTIC_B 0.070566
+
+/*
+ * The largest phi reported. A phi of a million stands for odds of
+ * 10^-1000000 that the node is merely late; no one sets a threshold
+ * anywhere near it, and it keeps levels finite for printing and JSON.
+ */
+#define PHI_LEVEL_MAX 1e6
+
+/* Nanoseconds per microsecond: the ring stores microseconds. */
+#define NSEC_PER_USEC 1000
+
+/*
+ * Bound on the doubling steps of the crossing search: 64 doublings of a
+ * 1 ns step cover the whole range of a 64-bit time.
+ */
+#define SEARCH_STEPS_MAX 64
+
+void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil_detector_kind kind,
+                                   vigil_time_t interval)
+{
+    double interval_s = (double)interval / (double)VIGIL_NSEC_PER_SEC;
+
+    cfg->kind = kind;
+    if (kind == VIGIL_DETECTOR_PHI) {
+        /*
+         * Phi 5 means odds of about 1 in 100,000 that a node suspected
+         * now is merely late: suspicion is cheap (it only holds actions
+         * back), so it may come early. Phi 8 is the reference
+         * implementation's default for conviction: odds of 1 in 10^8.
+         */
+        cfg->suspect_threshold = 5.0;
+        cfg->dead_threshold = 8.0;
+        /* Before any history exists, the sender's interval is the best guess. */
+        cfg->first_estimate = interval;
+        /*
+         * A floor of a tenth of the interval: a perfectly regular sender
+         * would otherwise have a deviation near zero, and one late packet
+         * would send phi through the roof.
+         */
+        cfg->min_std_dev = interval / 10;
+        /*
+         * One interval of slack on top of the mean tolerates one lost
+         * heartbeat (a single dropped datagram) before phi rises at all.
+         */
+        cfg->acceptable_pause = interval;
+        /*
+         * 32 samples keep a node's history at 128 bytes, enough for a
+         * stable mean and deviation at one heartbeat a second; memory per
+         * node is a target of the monitor.
+         */
+        cfg->window = 32;
+    } else {
+        /*
+         * Suspect after 2.5 intervals without a heartbeat: two lost
+         * heartbeats in a row are not yet a suspicion, the half interval
+         * absorbs jitter. Dead after 5 intervals: twice the suspicion
+         * time, so that a suspicion has time to clear before conviction.
+         */
+        cfg->suspect_threshold = 2.5 * interval_s;
+        cfg->dead_threshold = 5.0 * interval_s;
+        /* The fixed detector keeps no history: no ring, no phi settings. */
+        cfg->first_estimate = 0;
+        cfg->min_std_dev = 0;
+        cfg->acceptable_pause = 0;
+        cfg->window = 0;
+    }
+}
+
+int vigil_detector_config_check(const struct vigil_detector_config *cfg, const char **why)
+{
+    const char *reason = NULL;
+
+    if (cfg == NULL)
+        reason = "no detector configuration";
+    else if (cfg->kind != VIGIL_DETECTOR_FIXED && cfg->kind != VIGIL_DETECTOR_PHI)
+        reason = "unknown detector kind";
+    else if (!(cfg->suspect_threshold > 0) || !(cfg->dead_threshold > 0))
+        reason = "detector thresholds must be greater than 0";
+    else if (!isfinite(cfg->suspect_threshold) || !isfinite(cfg->dead_threshold))
+        reason = "detector thresholds must be finite";
+    else if (cfg->suspect_threshold > cfg->dead_threshold)
+        reason = "the suspect threshold must not exceed the dead threshold";
+    else if (cfg->kind == VIGIL_DETECTOR_PHI) {
+        if (cfg->dead_threshold > PHI_LEVEL_MAX)
+            reason = "phi thresholds above 1000000 can never be reached";
+        else if (cfg->window < 2 || cfg->window > VIGIL_PHI_WINDOW_MAX)
+            reason = "the phi window must hold 2 to 1000 intervals";
+        else if (cfg->first_estimate <= 0)
+            reason = "the phi first estimate must be greater than 0";
+        else if (cfg->min_std_dev <= 0)
+            reason = "the phi minimum standard deviation must be greater than 0";
+        else if (cfg->acceptable_pause < 0)
+            reason = "the phi acceptable pause must not be negative";
+    }
+    if (reason == NULL)
+        return 0;
+    if (why != NULL)
+        *why = reason;
+    return -VIGIL_EINVAL;
+}
+
+void vigil_detector_init(struct vigil_detector *d)
+{
+    d->last = VIGIL_TIME_NEVER;
+    d->sum_us = 0;
+    d->sumsq_us = 0;
+    d->n = 0;
+    d->head = 0;
+}
+
+/*
+ * Time from last to now, never negative (a time before the last arrival
+ * counts as 0) and saturated rather than overflowing for extreme times.
+ */
+static vigil_time_t since(vigil_time_t now, vigil_time_t last)
+{
+    uint64_t diff;
+
+    if (now <= last)
+        return 0;
+    diff = (uint64_t)now - (uint64_t)last;
+    return diff > (uint64_t)INT64_MAX ? INT64_MAX : (vigil_time_t)diff;
+}
+
+/* An interval in nanoseconds as ring microseconds: rounded, saturated. */
+static uint32_t interval_to_us(vigil_time_t ns)
+{
+    if (ns <= 0)
+        return 0;
+    if (ns / NSEC_PER_USEC >= (vigil_time_t)UINT32_MAX)
+        return UINT32_MAX;
+    return (uint32_t)((ns + NSEC_PER_USEC / 2) / NSEC_PER_USEC);
+}
+
+static void ring_reset(struct vigil_detector *d)
+{
+    d->sum_us = 0;
+    d->sumsq_us = 0;
+    d->n = 0;
+    d->head = 0;
+}
+
+/* Recomputes the running sums exactly from the n oldest-written slots. */
+static void ring_resum(struct vigil_detector *d, const uint32_t *ring)
+{
+    double sum = 0, sumsq = 0;
+
+    for (uint32_t i = 0; i < d->n; i++) {
+        double v = (double)ring[i];
+        sum += v;
+        sumsq += v * v;
+    }
+    d->sum_us = sum;
+    d->sumsq_us = sumsq;
+}
+
+/* Adds one interval to the ring, evicting the oldest when it is full. */
+static void ring_push(struct vigil_detector *d, uint32_t *ring, uint32_t window, uint32_t us)
+{
+    double v = (double)us;
+
+    /*
+     * A state that does not fit the ring (the window was changed without
+     * re-initialising the detector) would write out of bounds; start the
+     * history afresh instead.
+     */
+    if (d->n > window || d->head >= window)
+        ring_reset(d);
+    if (d->n == window) {
+        double old = (double)ring[d->head];
+        d->sum_us -= old;
+        d->sumsq_us -= old * old;
+    } else {
+        d->n++;
+    }
+    ring[d->head] = us;
+    d->sum_us += v;
+    d->sumsq_us += v * v;
+    d->head = (uint16_t)((d->head + 1u) % window);
+    /* The ring is full whenever the write position wraps: resum it exactly. */
+    if (d->head == 0)
+        ring_resum(d, ring);
+}
+
+void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigil_detector *d,
+                            uint32_t *ring, vigil_time_t now, bool learn)
+{
+    bool phi = cfg->kind == VIGIL_DETECTOR_PHI && ring != NULL && cfg->window >= 2 &&
+               cfg->window <= VIGIL_PHI_WINDOW_MAX;
+
+    if (d->last == VIGIL_TIME_NEVER) {
+        if (phi) {
+            /*
+             * Seed the history with two intervals a quarter either side of
+             * the expected one, as the reference does: mean first_estimate
+             * and a deviation of a quarter of it, so that phi is usable from
+             * the second heartbeat on. The learn flag does not apply: there
+             * is no interval yet to learn or to skip.
+             */
+            vigil_time_t fe = cfg->first_estimate;
+            vigil_time_t hi = fe > INT64_MAX - fe / 4 ? INT64_MAX : fe + fe / 4;
+            ring_reset(d);
+            ring_push(d, ring, cfg->window, interval_to_us(fe - fe / 4));
+            ring_push(d, ring, cfg->window, interval_to_us(hi));
+        }
+    } else if (phi && learn) {
+        ring_push(d, ring, cfg->window, interval_to_us(since(now, d->last)));
+    }
+    d->last = now;
+}
+
+void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now)
+{
+    d->last = now;
+}
+
+/* Mean and population standard deviation of the history, in nanoseconds. */
+static void moments_ns(const struct vigil_detector *d, double *mean, double *sd)
+{
+    double m, var;
+
+    if (d->n == 0) {
+        *mean = 0;
+        *sd = 0;
+        return;
+    }
+    m = d->sum_us / d->n;
+    var = d->sumsq_us / d->n - m * m;
+    /* Rounding can push the variance of near-equal samples just below 0. */
+    if (var < 0)
+        var = 0;
+    *mean = m * NSEC_PER_USEC;
+    *sd = sqrt(var) * NSEC_PER_USEC;
+}
+
+void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean, vigil_time_t *std_dev)
+{
+    double m, sd;
+
+    moments_ns(d, &m, &sd);
+    if (mean != NULL)
+        *mean = (vigil_time_t)llround(m);
+    if (std_dev != NULL)
+        *std_dev = (vigil_time_t)llround(sd);
+}
+
+/* log(1 + exp(z)) without overflow or underflow to 0 for finite z. */
+static double softplus(double z)
+{
+    if (z > 0)
+        return z + log1p(exp(-z));
+    return log1p(exp(z));
+}
+
+/* The inverse of softplus: the z with log(1 + exp(z)) = s, for s > 0. */
+static double softplus_inv(double s)
+{
+    /* Above 1, exp(-s) is small and log1p keeps it exact; below, expm1 does. */
+    if (s > 1)
+        return s + log1p(-exp(-s));
+    return log(expm1(s));
+}
+
+/* Phi of dt (ns) for an adjusted mean and standard deviation (ns). */
+static double phi_of(double dt, double mean, double sd)
+{
+    double y, z, phi;
+
+    /* A zero (or NaN) deviation would divide by zero: use the smallest one. */
+    if (!(sd > 0))
+        sd = DBL_MIN;
+    y = (dt - mean) / sd;
+    z = y * (LOGISTIC_A + LOGISTIC_B * y * y);
+    phi = softplus(z) / M_LN10;
+    /* Also maps NaN (from NaN arguments) to the maximum: suspicious input. */
+    if (!(phi <= PHI_LEVEL_MAX))
+        return PHI_LEVEL_MAX;
+    return phi;
+}
+
+double vigil_phi(vigil_time_t dt, double mean, double std_dev)
+{
+    return phi_of((double)dt, mean, std_dev);
+}
+
+/*
+ * Everything the level at a time depends on, computed once: the kind, the
+ * reference point and, for phi, the adjusted mean and deviation.
+ */
+struct level_params {
+    bool phi;
+    vigil_time_t last;
+    double mean; /* mean + acceptable pause, ns */
+    double sd;   /* max(sd, min_std_dev), ns */
+};
+
+static void level_params(const struct vigil_detector_config *cfg, const struct vigil_detector *d,
+                         struct level_params *p)
+{
+    double mean, sd;
+
+    p->phi = cfg->kind == VIGIL_DETECTOR_PHI;
+    p->last = d->last;
+    p->mean = 0;
+    p->sd = 0;
+    if (p->phi) {
+        moments_ns(d, &mean, &sd);
+        p->mean = mean + (double)cfg->acceptable_pause;
+        p->sd = fmax(sd, (double)cfg->min_std_dev);
+    }
+}
+
+static double level_at(const struct level_params *p, vigil_time_t now)
+{
+    vigil_time_t dt;
+
+    if (p->last == VIGIL_TIME_NEVER)
+        return 0;
+    dt = since(now, p->last);
+    if (p->phi)
+        return phi_of((double)dt, p->mean, p->sd);
+    return (double)dt / (double)VIGIL_NSEC_PER_SEC;
+}
+
+double vigil_detector_level(const struct vigil_detector_config *cfg, const struct vigil_detector *d,
+                            vigil_time_t now)
+{
+    struct level_params p;
+
+    level_params(cfg, d, &p);
+    return level_at(&p, now);
+}
+
+/*
+ * The estimated offset from last (ns) at which phi reaches threshold: the
+ * inverse of phi = softplus(z) / ln 10, then the real root of the
+ * depressed cubic y^3 + P y + Q = 0 with P = A / B > 0 (so exactly one real
+ * root) and Q = -z / B, by Cardano's formula in the form that avoids
+ * subtracting two large cube roots, then one Newton step to polish.
+ */
+static double phi_offset(const struct level_params *p, double threshold)
+{
+    double z = softplus_inv(threshold * M_LN10);
+    double pp = LOGISTIC_A / LOGISTIC_B;
+    double hq = fabs(z) / (2 * LOGISTIC_B); /* |Q| / 2 */
+    double u = cbrt(hq + sqrt(hq * hq + pp * pp * pp / 27));
+    double y = u - pp / (3 * u);
+
+    if (z < 0)
+        y = -y;
+    y -= (LOGISTIC_B * y * y * y + LOGISTIC_A * y - z) / (3 * LOGISTIC_B * y * y + LOGISTIC_A);
+    return p->mean + y * p->sd;
+}
+
+vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
+                                     const struct vigil_detector *d, double threshold)
+{
+    struct level_params p;
+    double offset;
+    vigil_time_t lo, hi, off, step;
+    int i;
+
+    if (d->last == VIGIL_TIME_NEVER || isnan(threshold))
+        return VIGIL_TIME_NEVER;
+    level_params(cfg, d, &p);
+    /* Already there at the last arrival: that is the earliest time. */
+    if (level_at(&p, d->last) >= threshold)
+        return d->last;
+    if (p.phi) {
+        if (threshold > PHI_LEVEL_MAX)
+            return VIGIL_TIME_NEVER;
+        offset = phi_offset(&p, threshold);
+    } else {
+        offset = ceil(threshold * (double)VIGIL_NSEC_PER_SEC);
+    }
+    /*
+     * Beyond 2^62 ns (146 years) after the last arrival a crossing is as
+     * good as never, and staying below it keeps the arithmetic in range.
+     */
+    if (!(offset < 0x1p62))
+        return VIGIL_TIME_NEVER;
+    off = offset > 1 ? (vigil_time_t)ceil(offset) : 1;
+    if (d->last > INT64_MAX - 1 - off)
+        return VIGIL_TIME_NEVER;
+
+    /*
+     * Refine the estimate against level_at itself: find lo < hi with
+     * level(lo) < threshold <= level(hi) by doubling steps away from the
+     * estimate, then bisect down to hi = lo + 1. The level is monotonic in
+     * time, so hi is then the earliest time at or above the threshold.
+     * level(last) < threshold is known, so last is always a valid lo.
+     */
+    lo = d->last;
+    hi = d->last + off;
+    step = 1;
+    if (level_at(&p, hi) >= threshold) {
+        for (i = 0; i < SEARCH_STEPS_MAX && (uint64_t)hi - (uint64_t)lo > (uint64_t)step; i++) {
+            if (level_at(&p, hi - step) < threshold) {
+                lo = hi - step;
+                break;
+            }
+            hi -= step;
+            if (step > INT64_MAX / 2)
+                break;
+            step *= 2;
+        }
+    } else {
+        lo = hi;
+        hi = VIGIL_TIME_NEVER;
+        for (i = 0; i < SEARCH_STEPS_MAX && lo <= INT64_MAX - 1 - step; i++) {
+            if (level_at(&p, lo + step) >= threshold) {
+                hi = lo + step;
+                break;
+            }
+            lo += step;
+            if (step > INT64_MAX / 2)
+                break;
+            step *= 2;
+        }
+        if (hi == VIGIL_TIME_NEVER)
+            return VIGIL_TIME_NEVER;
+    }
+    /* At most 64 halvings: the bracket is at most 2^64 ns wide. */
+    for (i = 0; i < SEARCH_STEPS_MAX && (uint64_t)hi - (uint64_t)lo > 1; i++) {
+        vigil_time_t mid = lo + (vigil_time_t)(((uint64_t)hi - (uint64_t)lo) / 2);
+        if (level_at(&p, mid) >= threshold)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return hi;
+}

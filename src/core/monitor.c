@@ -1,0 +1,679 @@
+/*
+ * The monitor core: node table, deadlines, the node state machine, events.
+ *
+ * Every node lives in one flat array allocated once for max_nodes (pages
+ * that are never touched cost no memory), found through an open-addressing
+ * hash table of indices keyed with SipHash, so that an attacker who picks ids
+ * cannot make lookups slow. Nodes are never evicted: a flood of new ids can
+ * fill the table, after which new ids are dropped and counted, but it can
+ * never push out a node that is already known.
+ *
+ * Each node has at most one deadline: the next moment a decision about it
+ * could change (alive -> suspect, suspect -> dead, the end of a declared
+ * node's start-up grace, the end of a recovery run). Deadlines sit in a
+ * binary min-heap ordered by (time, insertion order), so equal deadlines
+ * fire in the order they were set and runs are reproducible. A heartbeat
+ * costs one hash lookup, one detector update and one O(log n) heap move; a
+ * quiet cluster costs nothing between deadlines, since nothing scans the
+ * table.
+ *
+ * State machine (DESIGN.md): unknown -> alive <-> suspect -> dead; left on
+ * a goodbye; a dead or left node comes back to alive after `rise`
+ * consecutive timely heartbeats (a heartbeat is timely if it arrives before
+ * the detector would have suspected the node again).
+ *
+ * The monitor can stall too (SIGSTOP, a VM pause, starvation). It notices
+ * when it is called much later than its own earliest deadline: heartbeats
+ * sat unread in the socket while it was away, so convicting on the time
+ * since the last one *read* would convict healthy nodes. Instead it gives
+ * every monitored node a fresh detection period from now, and the first
+ * interval after the pause is not learned.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include <vigil/monitor.h>
+
+/* A deadline in the heap: when, insertion order for ties, and whose. */
+struct heap_ent {
+    vigil_time_t at;
+    uint64_t order;
+    uint32_t node;
+};
+
+struct vigil_monitor {
+    struct vigil_monitor_config cfg;
+
+    struct vigil_node *nodes; /* max_nodes records, allocated once */
+    uint32_t n_nodes;
+    uint32_t *rings; /* phi histories: window slots per node, or NULL */
+
+    uint32_t *slots; /* hash table: node index + 1, 0 = empty */
+    uint32_t slot_mask;
+
+    struct heap_ent *heap;
+    uint32_t heap_len;
+    uint64_t heap_order;
+
+    struct vigil_event *evq; /* ring of pending events */
+    size_t ev_head, ev_len, ev_cap;
+    uint64_t ev_seq;
+
+    struct vigil_monitor_stats stats;
+    size_t mem;
+};
+
+#define NO_POS UINT32_MAX
+
+/* --- names ------------------------------------------------------------ */
+
+static const char *const state_names[] = {"unknown", "alive", "suspect", "dead", "left"};
+
+const char *vigil_state_name(enum vigil_state s)
+{
+    if ((unsigned)s < sizeof(state_names) / sizeof(state_names[0]))
+        return state_names[s];
+    return "invalid";
+}
+
+int vigil_state_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (!strcmp(name, state_names[i]))
+            return (int)i;
+    return -1;
+}
+
+/* --- configuration ---------------------------------------------------- */
+
+void vigil_monitor_config_default(struct vigil_monitor_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    vigil_detector_config_default(&cfg->detector, VIGIL_DETECTOR_PHI, VIGIL_NSEC_PER_SEC);
+    /* Two timely heartbeats: one lucky datagram does not bring a node back. */
+    cfg->rise = 2;
+    /* Ten seconds lets every node of a cluster that starts together send once. */
+    cfg->startup_grace = 10 * VIGIL_NSEC_PER_SEC;
+    cfg->auto_register = true;
+    /* 65536 nodes is about 27 MB of address space, touched only as nodes arrive. */
+    cfg->max_nodes = 65536;
+    /*
+     * One second of lateness is far beyond scheduling jitter on a loaded host,
+     * and short next to any sensible dead timeout.
+     */
+    cfg->pause_tolerance = VIGIL_NSEC_PER_SEC;
+}
+
+int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const char **why)
+{
+    int rc = vigil_detector_config_check(&cfg->detector, why);
+    if (rc)
+        return rc;
+    if (cfg->rise < 1 || cfg->rise > 100) {
+        *why = "rise must be between 1 and 100";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->max_nodes < 1 || cfg->max_nodes > (1u << 24)) {
+        *why = "max_nodes must be between 1 and 16777216";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->startup_grace <= 0) {
+        *why = "startup_grace must be positive";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->pause_tolerance <= 0) {
+        *why = "pause_tolerance must be positive";
+        return -VIGIL_EINVAL;
+    }
+    return 0;
+}
+
+/* --- lifecycle -------------------------------------------------------- */
+
+static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
+{
+    return m->rings ? m->rings + (size_t)idx * m->cfg.detector.window : NULL;
+}
+
+int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
+                      struct vigil_monitor **out)
+{
+    const char *why;
+    (void)now;
+    if (vigil_monitor_config_check(cfg, &why))
+        return -VIGIL_EINVAL;
+    struct vigil_monitor *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -VIGIL_ENOMEM;
+    m->cfg = *cfg;
+    size_t cap = cfg->max_nodes;
+    /* Load factor at most one half keeps linear probes short. */
+    size_t nslots = 16;
+    while (nslots < cap * 2)
+        nslots <<= 1;
+    m->slot_mask = (uint32_t)(nslots - 1);
+    m->nodes = calloc(cap, sizeof(*m->nodes));
+    m->slots = calloc(nslots, sizeof(*m->slots));
+    m->heap = calloc(cap, sizeof(*m->heap));
+    m->ev_cap = 64;
+    m->evq = calloc(m->ev_cap, sizeof(*m->evq));
+    if (cfg->detector.kind == VIGIL_DETECTOR_PHI)
+        m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
+    if (!m->nodes || !m->slots || !m->heap || !m->evq ||
+        (cfg->detector.kind == VIGIL_DETECTOR_PHI && !m->rings)) {
+        vigil_monitor_free(m);
+        return -VIGIL_ENOMEM;
+    }
+    m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + nslots * sizeof(*m->slots) +
+             cap * sizeof(*m->heap) + m->ev_cap * sizeof(*m->evq) +
+             (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
+    *out = m;
+    return 0;
+}
+
+void vigil_monitor_free(struct vigil_monitor *m)
+{
+    if (!m)
+        return;
+    if (m->nodes)
+        for (uint32_t i = 0; i < m->n_nodes; i++)
+            free(m->nodes[i].custom);
+    free(m->nodes);
+    free(m->slots);
+    free(m->heap);
+    free(m->evq);
+    free(m->rings);
+    free(m);
+}
+
+/* --- hash table ------------------------------------------------------- */
+
+static uint32_t hash_id(const struct vigil_monitor *m, const char *id, size_t len)
+{
+    unsigned char h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const unsigned char *)id, len, m->cfg.hash_seed);
+    uint32_t v;
+    memcpy(&v, h, sizeof(v));
+    return v;
+}
+
+/* Returns the slot holding id, or the empty slot where it would go. */
+static uint32_t *slot_find(const struct vigil_monitor *m, const char *id, size_t len)
+{
+    uint32_t i = hash_id(m, id, len) & m->slot_mask;
+    for (;;) {
+        uint32_t *s = &m->slots[i];
+        if (*s == 0)
+            return s;
+        const struct vigil_node *n = &m->nodes[*s - 1];
+        if (!strncmp(n->id, id, len) && n->id[len] == '\0')
+            return s;
+        i = (i + 1) & m->slot_mask;
+    }
+}
+
+static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, const char *id,
+                                      size_t len, vigil_time_t now)
+{
+    uint32_t idx = m->n_nodes++;
+    struct vigil_node *n = &m->nodes[idx];
+    memset(n, 0, sizeof(*n));
+    memcpy(n->id, id, len);
+    n->id[len] = '\0';
+    n->state = VIGIL_STATE_UNKNOWN;
+    n->heap_pos = NO_POS;
+    n->deadline = VIGIL_TIME_NEVER;
+    n->state_since = now;
+    n->last_heard = -1;
+    vigil_detector_init(&n->det);
+    *slot = idx + 1;
+    return n;
+}
+
+/* --- deadline heap ---------------------------------------------------- */
+
+static bool ent_before(const struct heap_ent *a, const struct heap_ent *b)
+{
+    return a->at < b->at || (a->at == b->at && a->order < b->order);
+}
+
+static void heap_set(struct vigil_monitor *m, uint32_t pos, struct heap_ent e)
+{
+    m->heap[pos] = e;
+    m->nodes[e.node].heap_pos = pos;
+}
+
+static void sift_up(struct vigil_monitor *m, uint32_t pos)
+{
+    struct heap_ent e = m->heap[pos];
+    while (pos > 0) {
+        uint32_t parent = (pos - 1) / 2;
+        if (!ent_before(&e, &m->heap[parent]))
+            break;
+        heap_set(m, pos, m->heap[parent]);
+        pos = parent;
+    }
+    heap_set(m, pos, e);
+}
+
+static void sift_down(struct vigil_monitor *m, uint32_t pos)
+{
+    struct heap_ent e = m->heap[pos];
+    for (;;) {
+        uint32_t c = 2 * pos + 1;
+        if (c >= m->heap_len)
+            break;
+        if (c + 1 < m->heap_len && ent_before(&m->heap[c + 1], &m->heap[c]))
+            c++;
+        if (!ent_before(&m->heap[c], &e))
+            break;
+        heap_set(m, pos, m->heap[c]);
+        pos = c;
+    }
+    heap_set(m, pos, e);
+}
+
+static void heap_remove(struct vigil_monitor *m, uint32_t idx)
+{
+    struct vigil_node *n = &m->nodes[idx];
+    uint32_t pos = n->heap_pos;
+    if (pos == NO_POS)
+        return;
+    n->heap_pos = NO_POS;
+    n->deadline = VIGIL_TIME_NEVER;
+    uint32_t last = --m->heap_len;
+    if (pos == last)
+        return;
+    struct heap_ent moved = m->heap[last];
+    heap_set(m, pos, moved);
+    if (pos > 0 && ent_before(&moved, &m->heap[(pos - 1) / 2]))
+        sift_up(m, pos);
+    else
+        sift_down(m, pos);
+}
+
+/* Sets (or with VIGIL_TIME_NEVER clears) the node's one deadline. */
+static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
+{
+    struct vigil_node *n = &m->nodes[idx];
+    if (at == VIGIL_TIME_NEVER) {
+        heap_remove(m, idx);
+        return;
+    }
+    struct heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
+    n->deadline = at;
+    if (n->heap_pos == NO_POS) {
+        uint32_t pos = m->heap_len++;
+        heap_set(m, pos, e);
+        sift_up(m, pos);
+        return;
+    }
+    vigil_time_t old = m->heap[n->heap_pos].at;
+    uint32_t pos = n->heap_pos;
+    heap_set(m, pos, e);
+    /* Heartbeats move deadlines later, so sift_down is the common case. */
+    if (at < old)
+        sift_up(m, pos);
+    else
+        sift_down(m, pos);
+}
+
+/* The deadline that follows from the node's state and detector. */
+static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vigil_node *n)
+{
+    const struct vigil_detector_config *dc = &m->cfg.detector;
+    switch (n->state) {
+    case VIGIL_STATE_ALIVE:
+        return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
+    case VIGIL_STATE_SUSPECT:
+        return vigil_detector_crossing(dc, &n->det, dc->dead_threshold);
+    case VIGIL_STATE_DEAD:
+    case VIGIL_STATE_LEFT:
+        /* Only a recovery run in progress can time out. */
+        if (n->rise_count > 0)
+            return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
+        return VIGIL_TIME_NEVER;
+    default:
+        return n->deadline; /* unknown: the grace deadline set at declaration */
+    }
+}
+
+/* --- events ----------------------------------------------------------- */
+
+static struct vigil_event *event_slot(struct vigil_monitor *m)
+{
+    if (m->ev_len == m->ev_cap) {
+        size_t ncap = m->ev_cap * 2;
+        struct vigil_event *q = malloc(ncap * sizeof(*q));
+        if (!q)
+            return NULL; /* counted below; the state change itself stands */
+        for (size_t i = 0; i < m->ev_len; i++)
+            q[i] = m->evq[(m->ev_head + i) % m->ev_cap];
+        free(m->evq);
+        m->mem += (ncap - m->ev_cap) * sizeof(*q);
+        m->evq = q;
+        m->ev_cap = ncap;
+        m->ev_head = 0;
+    }
+    struct vigil_event *ev = &m->evq[(m->ev_head + m->ev_len) % m->ev_cap];
+    m->ev_len++;
+    memset(ev, 0, sizeof(*ev));
+    ev->seq = ++m->ev_seq;
+    m->stats.events++;
+    return ev;
+}
+
+static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_state to,
+                      vigil_time_t now, const char *reason, double threshold)
+{
+    struct vigil_event *ev = event_slot(m);
+    if (ev) {
+        ev->type = VIGIL_EVENT_STATE;
+        ev->time = now;
+        memcpy(ev->node, n->id, sizeof(ev->node));
+        ev->old_state = (enum vigil_state)n->state;
+        ev->new_state = to;
+        ev->reason = reason;
+        ev->since_last = n->last_heard < 0 ? -1 : now - n->last_heard;
+        ev->level = vigil_detector_level(&m->cfg.detector, &n->det, now);
+        ev->threshold = threshold;
+        vigil_detector_stats(&n->det, &ev->mean, &ev->std_dev);
+        ev->generation = n->generation;
+        ev->sequence = n->sequence;
+        ev->addr = n->addr;
+    }
+    n->state = (uint8_t)to;
+    n->state_since = now;
+}
+
+bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev)
+{
+    if (m->ev_len == 0)
+        return false;
+    *ev = m->evq[m->ev_head];
+    m->ev_head = (m->ev_head + 1) % m->ev_cap;
+    m->ev_len--;
+    return true;
+}
+
+/* --- the monitor's own pauses ----------------------------------------- */
+
+/*
+ * Gives every node under detection a fresh period from now: the time the
+ * monitor was away says nothing about the nodes. Rebuilds the heap in O(n);
+ * pauses are rare.
+ */
+static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t late)
+{
+    m->stats.pauses++;
+    m->stats.paused_total += late;
+    for (uint32_t pos = 0; pos < m->heap_len; pos++) {
+        struct heap_ent *e = &m->heap[pos];
+        struct vigil_node *n = &m->nodes[e->node];
+        if (n->state == VIGIL_STATE_UNKNOWN) {
+            e->at = now + m->cfg.startup_grace;
+        } else {
+            vigil_detector_rebase(&n->det, now);
+            n->skip_learn = 1;
+            e->at = next_decision(m, n);
+        }
+        e->order = m->heap_order++;
+        n->deadline = e->at;
+    }
+    for (uint32_t pos = m->heap_len / 2; pos-- > 0;)
+        sift_down(m, pos);
+    struct vigil_event *ev = event_slot(m);
+    if (ev) {
+        ev->type = VIGIL_EVENT_PAUSE;
+        ev->time = now;
+        ev->reason = "monitor paused";
+        ev->since_last = late;
+    }
+}
+
+/* Called first by every entry point that carries the time. */
+static void advance(struct vigil_monitor *m, vigil_time_t now)
+{
+    if (m->heap_len == 0)
+        return;
+    vigil_time_t due = m->heap[0].at;
+    if (now > due && now - due > m->cfg.pause_tolerance)
+        forgive_pause(m, now, now - due);
+}
+
+/* --- public entry points ---------------------------------------------- */
+
+int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t now)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    uint32_t *slot = slot_find(m, id, len);
+    if (*slot)
+        return -VIGIL_EEXIST;
+    if (m->n_nodes >= m->cfg.max_nodes)
+        return -VIGIL_EFULL;
+    struct vigil_node *n = node_insert(m, slot, id, len, now);
+    n->declared = 1;
+    schedule(m, (uint32_t)(n - m->nodes), now + m->cfg.startup_grace);
+    return 0;
+}
+
+static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_heartbeat *hb)
+{
+    bool same = n->n_custom == hb->n_custom;
+    for (uint8_t i = 0; same && i < hb->n_custom; i++)
+        same = !strcmp(n->custom[i].key, hb->custom[i].key) &&
+               !strcmp(n->custom[i].value, hb->custom[i].value);
+    if (same)
+        return;
+    /* Only a change of the custom status allocates; steady heartbeats never do. */
+    struct vigil_custom *c = NULL;
+    if (hb->n_custom) {
+        c = calloc(hb->n_custom, sizeof(*c));
+        if (!c)
+            return; /* keep the old custom status rather than lose the heartbeat */
+        for (uint8_t i = 0; i < hb->n_custom; i++) {
+            strcpy(c[i].key, hb->custom[i].key);
+            strcpy(c[i].value, hb->custom[i].value);
+        }
+    }
+    m->mem += (size_t)hb->n_custom * sizeof(*c);
+    m->mem -= (size_t)n->n_custom * sizeof(*c);
+    free(n->custom);
+    n->custom = c;
+    n->n_custom = hb->n_custom;
+}
+
+int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf,
+                              size_t len, const struct vigil_addr *from)
+{
+    advance(m, now);
+    m->stats.datagrams++;
+
+    struct vigil_heartbeat hb;
+    int rc = vigil_wire_decode(buf, len, m->cfg.has_key ? m->cfg.key : NULL, &hb);
+    if (rc) {
+        if (rc == -VIGIL_EAUTH)
+            m->stats.auth_failed++;
+        else
+            m->stats.malformed++;
+        return rc;
+    }
+
+    size_t id_len = strlen(hb.id);
+    uint32_t *slot = slot_find(m, hb.id, id_len);
+    struct vigil_node *n;
+    if (*slot) {
+        n = &m->nodes[*slot - 1];
+    } else if (!m->cfg.auto_register) {
+        m->stats.unknown_node++;
+        return -VIGIL_EUNKNOWN;
+    } else if (m->n_nodes >= m->cfg.max_nodes) {
+        m->stats.table_full++;
+        return -VIGIL_EFULL;
+    } else {
+        n = node_insert(m, slot, hb.id, id_len, now);
+    }
+    uint32_t idx = (uint32_t)(n - m->nodes);
+
+    /* A replayed or reordered datagram must not refresh the node. */
+    if (hb.generation < n->generation ||
+        (hb.generation == n->generation && hb.sequence <= n->sequence)) {
+        m->stats.stale++;
+        return -VIGIL_ESTALE;
+    }
+    m->stats.accepted++;
+
+    n->generation = hb.generation;
+    n->sequence = hb.sequence;
+    n->flags = hb.flags;
+    n->interval_ms = hb.interval_ms;
+    n->send_time_us = hb.send_time_us;
+    n->status = hb.status;
+    n->heartbeats++;
+    if (from)
+        n->addr = *from;
+    store_custom(m, n, &hb);
+
+    const struct vigil_detector_config *dc = &m->cfg.detector;
+    uint32_t *ring = ring_of(m, idx);
+    enum vigil_state st = (enum vigil_state)n->state;
+
+    if (hb.flags & VIGIL_FLAG_LEAVING) {
+        vigil_detector_arrival(dc, &n->det, ring, now, false);
+        n->last_heard = now;
+        n->rise_count = 0;
+        if (st != VIGIL_STATE_LEFT)
+            set_state(m, n, VIGIL_STATE_LEFT, now, "goodbye", 0);
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return 0;
+    }
+
+    switch (st) {
+    case VIGIL_STATE_UNKNOWN:
+        vigil_detector_arrival(dc, &n->det, ring, now, false);
+        n->last_heard = now;
+        set_state(m, n, VIGIL_STATE_ALIVE, now, "first heartbeat", 0);
+        break;
+    case VIGIL_STATE_ALIVE:
+    case VIGIL_STATE_SUSPECT:
+        vigil_detector_arrival(dc, &n->det, ring, now, !n->skip_learn);
+        n->skip_learn = 0;
+        n->last_heard = now;
+        if (st == VIGIL_STATE_SUSPECT)
+            set_state(m, n, VIGIL_STATE_ALIVE, now, "heartbeat", 0);
+        break;
+    case VIGIL_STATE_DEAD:
+    case VIGIL_STATE_LEFT:
+        /*
+         * The interval that spans the outage is not learned; those inside
+         * the recovery run are.
+         */
+        vigil_detector_arrival(dc, &n->det, ring, now, n->rise_count > 0 && !n->skip_learn);
+        n->skip_learn = 0;
+        n->last_heard = now;
+        if (++n->rise_count >= m->cfg.rise) {
+            n->rise_count = 0;
+            set_state(m, n, VIGIL_STATE_ALIVE, now, "recovered", 0);
+        }
+        break;
+    }
+    schedule(m, idx, next_decision(m, n));
+    return 0;
+}
+
+vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m)
+{
+    return m->heap_len ? m->heap[0].at : VIGIL_TIME_NEVER;
+}
+
+/* Decides about one node whose deadline has come. */
+static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
+{
+    struct vigil_node *n = &m->nodes[idx];
+    const struct vigil_detector_config *dc = &m->cfg.detector;
+    double level = vigil_detector_level(dc, &n->det, now);
+    switch (n->state) {
+    case VIGIL_STATE_UNKNOWN:
+        set_state(m, n, VIGIL_STATE_DEAD, now, "never heard", 0);
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return;
+    case VIGIL_STATE_ALIVE:
+        if (level >= dc->suspect_threshold)
+            set_state(m, n, VIGIL_STATE_SUSPECT, now, "timeout", dc->suspect_threshold);
+        if (n->state == VIGIL_STATE_SUSPECT && level >= dc->dead_threshold)
+            set_state(m, n, VIGIL_STATE_DEAD, now, "timeout", dc->dead_threshold);
+        break;
+    case VIGIL_STATE_SUSPECT:
+        if (level >= dc->dead_threshold)
+            set_state(m, n, VIGIL_STATE_DEAD, now, "timeout", dc->dead_threshold);
+        break;
+    default:
+        /* A recovery run that missed a heartbeat starts over. */
+        if (level >= dc->suspect_threshold)
+            n->rise_count = 0;
+        break;
+    }
+    vigil_time_t at = next_decision(m, n);
+    /* Guard against a crossing that rounding put at or before now. */
+    if (at != VIGIL_TIME_NEVER && at <= now)
+        at = now + 1;
+    schedule(m, idx, at);
+}
+
+void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t now)
+{
+    advance(m, now);
+    /* Bounded: each node is decided at most once per call. */
+    uint32_t budget = m->heap_len;
+    while (budget-- > 0 && m->heap_len > 0 && m->heap[0].at <= now)
+        expire(m, m->heap[0].node, now);
+}
+
+/* --- queries ---------------------------------------------------------- */
+
+const struct vigil_node *vigil_monitor_find(const struct vigil_monitor *m, const char *id)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return NULL;
+    uint32_t *slot = slot_find(m, id, len);
+    return *slot ? &m->nodes[*slot - 1] : NULL;
+}
+
+size_t vigil_monitor_node_count(const struct vigil_monitor *m)
+{
+    return m->n_nodes;
+}
+
+const struct vigil_node *vigil_monitor_node_at(const struct vigil_monitor *m, size_t i)
+{
+    return i < m->n_nodes ? &m->nodes[i] : NULL;
+}
+
+double vigil_monitor_level(const struct vigil_monitor *m, const struct vigil_node *n,
+                           vigil_time_t now)
+{
+    if (n->state == VIGIL_STATE_UNKNOWN)
+        return 0;
+    return vigil_detector_level(&m->cfg.detector, &n->det, now);
+}
+
+const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m)
+{
+    return &m->cfg;
+}
+
+const struct vigil_monitor_stats *vigil_monitor_stats(const struct vigil_monitor *m)
+{
+    return &m->stats;
+}
+
+size_t vigil_monitor_memory(const struct vigil_monitor *m)
+{
+    return m->mem;
+}

@@ -1,0 +1,784 @@
+/*
+ * The monitor's HTTP API.
+ *
+ * The API is how operators and their tools see what the monitor knows: the
+ * node table, the recent events with their evidence, the monitor's own
+ * health, and the same counters in the Prometheus text format. It is read
+ * only: nothing here changes the monitor's state.
+ *
+ * libmicrohttpd runs in "external epoll" mode. It starts no thread of its
+ * own; the monitor's event loop waits on MHD's epoll descriptor (api_fd)
+ * together with its UDP sockets and calls api_run when that descriptor is
+ * readable and at api_next_deadline. Every request is therefore answered on
+ * the thread that owns the monitor core, between two heartbeats, so the
+ * handlers read the core directly without locks and always see a consistent
+ * table. The price is that a request holds up heartbeat processing while it
+ * is built; the bounds below (connection count, events per response) keep
+ * that time short.
+ *
+ * Every response is complete before it is queued (JSON or text in one
+ * buffer), so MHD never calls back into the core after the handler returns.
+ * Errors are JSON too: {"error": "what is wrong"}.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sys/socket.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "api.h"
+#include "io/netaddr.h"
+
+/* The port of the API when the address names none (the heartbeat port plus one). */
+#define API_DEFAULT_PORT 7947
+
+/*
+ * Concurrent connections MHD accepts. The API serves operators, scripts and
+ * one or two scrapers on loopback; 64 leaves room for all of them while a
+ * client that opens connections in a loop cannot make the monitor hold
+ * thousands of sockets and buffers.
+ */
+#define API_CONNECTION_LIMIT 64
+
+/*
+ * Seconds an idle connection is kept. Long enough for a slow client on a
+ * loaded host, short enough that connections abandoned half way free their
+ * slot among the 64 quickly.
+ */
+#define API_CONNECTION_TIMEOUT_S 10
+
+/* Events in a /v1/events response when the client does not say ("limit"). */
+#define API_EVENTS_DEFAULT_LIMIT 100
+
+/*
+ * Most events in one /v1/events response. The default history holds 10000
+ * events; one response may carry all of it (a few megabytes of JSON) but no
+ * more, so that one request cannot stall the event loop for long.
+ */
+#define API_EVENTS_MAX_LIMIT 10000
+
+/* Events of one node shown with /v1/nodes/ID: enough to see a flapping pattern. */
+#define API_NODE_EVENTS 20
+
+/*
+ * Significant digits of JSON numbers. Durations are in seconds; 12 digits
+ * keep microseconds for durations up to about eleven days and print loads
+ * like 0.25 as 0.25 instead of the 17-digit 0.25000000000000000.
+ */
+#define API_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
+/* Room for a numeric address formatted by vigil_addr_format ("[v6]:port"). */
+#define API_ADDR_BUF 64
+
+/* Room for an RFC 3339 time with milliseconds ("2026-11-25T17:00:00.123Z"). */
+#define API_TIME_BUF 40
+
+struct api {
+    struct MHD_Daemon *daemon;
+    struct api_ctx *ctx;
+    /* The last message MHD logged; during api_start it becomes the error. */
+    char log[256];
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static double ns_to_s(vigil_time_t ns)
+{
+    return (double)ns / (double)VIGIL_NSEC_PER_SEC;
+}
+
+/* A JSON number, or null when x is not finite (JSON has no infinity). */
+static json_t *jreal(double x)
+{
+    return isfinite(x) ? json_real(x) : json_null();
+}
+
+/* A JSON integer from an unsigned counter (clamped: JSON integers are signed here). */
+static json_t *juint(uint64_t v)
+{
+    return json_integer(v > (uint64_t)INT64_MAX ? (json_int_t)INT64_MAX : (json_int_t)v);
+}
+
+/* Sets key in o, stealing v; returns nonzero on failure (v NULL or no memory). */
+static int put(json_t *o, const char *key, json_t *v)
+{
+    return json_object_set_new(o, key, v) != 0;
+}
+
+static json_t *jwall(int64_t wall_us)
+{
+    char buf[API_TIME_BUF];
+    vigil_format_wall(wall_us, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+/* A growable text buffer for the metrics page. */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+};
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+{
+    /* Two rounds: the second always fits, because the buffer grew to the measured size. */
+    for (int round = 0; round < 2 && !b->failed; round++) {
+        size_t room = b->cap - b->len;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->failed = true;
+            return;
+        }
+        if (b->p && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t want = b->len + (size_t)n + 1;
+        /* Grow at least by half, starting at 4 KiB (the page is a few KiB). */
+        size_t cap = b->cap ? b->cap + b->cap / 2 : 4096;
+        if (cap < want)
+            cap = want;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+}
+
+/* Parses a decimal unsigned integer, the whole string; returns -1 if invalid. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!s || !*s)
+        return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- JSON documents --------------------------------------------------- */
+
+json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n, vigil_time_t now,
+                      int64_t now_wall_us)
+{
+    const struct vigil_monitor_config *cfg = vigil_monitor_config(m);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+
+    vigil_time_t in_state = now - n->state_since;
+    if (in_state < 0)
+        in_state = 0;
+    vigil_time_t mean = 0, sd = 0;
+    vigil_detector_stats(&n->det, &mean, &sd);
+
+    bad |= put(o, "id", json_string(n->id));
+    bad |= put(o, "state", json_string(vigil_state_name((enum vigil_state)n->state)));
+    bad |= put(o, "since_s", json_real(ns_to_s(in_state)));
+    bad |= put(o, "state_since", jwall(now_wall_us - in_state / 1000));
+    if (n->last_heard >= 0) {
+        vigil_time_t ago = now - n->last_heard;
+        if (ago < 0)
+            ago = 0;
+        bad |= put(o, "last_heard_s", json_real(ns_to_s(ago)));
+        bad |= put(o, "last_heard", jwall(now_wall_us - ago / 1000));
+    } else {
+        bad |= put(o, "last_heard_s", json_null());
+        bad |= put(o, "last_heard", json_null());
+    }
+    bad |= put(o, "level", jreal(vigil_monitor_level(m, n, now)));
+    bad |= put(o, "suspect_threshold", jreal(cfg->detector.suspect_threshold));
+    bad |= put(o, "dead_threshold", jreal(cfg->detector.dead_threshold));
+    bad |= put(o, "mean_interval_s", json_real(ns_to_s(mean)));
+    bad |= put(o, "std_dev_s", json_real(ns_to_s(sd)));
+    bad |= put(o, "generation", juint(n->generation));
+    bad |= put(o, "sequence", juint(n->sequence));
+    bad |= put(o, "heartbeats", juint(n->heartbeats));
+    bad |= put(o, "interval_s", json_real(n->interval_ms / 1000.0));
+    if (n->addr.family) {
+        char abuf[API_ADDR_BUF];
+        vigil_addr_format(&n->addr, abuf, sizeof(abuf));
+        bad |= put(o, "addr", json_string(abuf));
+    } else {
+        bad |= put(o, "addr", json_null());
+    }
+    bad |= put(o, "declared", json_boolean(n->declared));
+    bad |= put(o, "rise_count", json_integer(n->rise_count));
+    bad |= put(o, "rise", json_integer(cfg->rise));
+    bad |= put(o, "send_time", n->send_time_us ? jwall(n->send_time_us) : json_null());
+
+    json_t *st = json_object();
+    if (st) {
+        bad |= put(st, "load1", json_real(n->status.load1_milli / 1000.0));
+        bad |= put(st, "load5", json_real(n->status.load5_milli / 1000.0));
+        bad |= put(st, "load15", json_real(n->status.load15_milli / 1000.0));
+        bad |= put(st, "mem_total_kib", juint(n->status.mem_total_kib));
+        bad |= put(st, "mem_avail_kib", juint(n->status.mem_avail_kib));
+        bad |= put(st, "uptime_s", juint(n->status.uptime_s));
+    }
+    bad |= put(o, "status", st);
+
+    json_t *cu = json_object();
+    for (size_t i = 0; cu && n->custom && i < n->n_custom; i++)
+        bad |= put(cu, n->custom[i].key, json_string(n->custom[i].value));
+    bad |= put(o, "custom", cu);
+
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static json_t *nodes_json(const struct api_ctx *c, vigil_time_t now, int64_t now_wall)
+{
+    json_t *o = json_object();
+    json_t *arr = json_array();
+    int bad = !o || !arr;
+    size_t count = vigil_monitor_node_count(c->mon);
+    for (size_t i = 0; !bad && i < count; i++) {
+        const struct vigil_node *n = vigil_monitor_node_at(c->mon, i);
+        if (n)
+            bad |= json_array_append_new(arr, api_node_json(c->mon, n, now, now_wall)) != 0;
+    }
+    if (o) {
+        bad |= put(o, "now", jwall(now_wall));
+        bad |= put(o, "nodes", arr);
+        arr = NULL;
+    }
+    json_decref(arr);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The last API_NODE_EVENTS state events of node id, oldest first. */
+static json_t *node_events_json(const struct evlog *l, const char *id)
+{
+    json_t *arr = json_array();
+    if (!arr)
+        return NULL;
+    size_t picked[API_NODE_EVENTS];
+    size_t n = 0;
+    /* Newest first, bounded by the history's length. */
+    for (size_t i = evlog_count(l); i > 0 && n < API_NODE_EVENTS; i--) {
+        const struct evrec *r = evlog_at(l, i - 1);
+        if (r && r->ev.type == VIGIL_EVENT_STATE && strcmp(r->ev.node, id) == 0)
+            picked[n++] = i - 1;
+    }
+    for (size_t k = n; k > 0; k--) {
+        if (json_array_append_new(arr, evrec_to_json(evlog_at(l, picked[k - 1]))) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}
+
+/* Index of the oldest held event with seq > since (evlog_count if none). */
+static size_t evlog_first_after(const struct evlog *l, uint64_t since)
+{
+    /* The history is in sequence order: binary search. */
+    size_t lo = 0, hi = evlog_count(l);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (evlog_at(l, mid)->ev.seq <= since)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/*
+ * {"events":[...],"last_seq":K,"more":bool}. last_seq is the sequence number
+ * of the last event returned, so that "since=last_seq" fetches the next
+ * page; with no event returned it is the newest sequence number the monitor
+ * has (smaller than since after the monitor restarted, which tells a
+ * follower to start over). more is true when the limit cut the answer short.
+ */
+static json_t *events_json(const struct evlog *l, uint64_t since, uint64_t limit)
+{
+    json_t *o = json_object();
+    json_t *arr = json_array();
+    int bad = !o || !arr;
+    size_t count = evlog_count(l);
+    size_t i = evlog_first_after(l, since);
+    uint64_t last = evlog_last_seq(l);
+    uint64_t taken = 0;
+    for (; !bad && i < count && taken < limit; i++, taken++) {
+        const struct evrec *r = evlog_at(l, i);
+        bad |= json_array_append_new(arr, evrec_to_json(r)) != 0;
+        last = r->ev.seq;
+    }
+    if (o) {
+        bad |= put(o, "events", arr);
+        arr = NULL;
+        bad |= put(o, "last_seq", juint(last));
+        bad |= put(o, "more", json_boolean(i < count));
+    }
+    json_decref(arr);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Nodes per state, indexed by enum vigil_state. */
+#define API_STATES 5
+
+static void count_states(const struct vigil_monitor *m, uint64_t counts[API_STATES])
+{
+    memset(counts, 0, API_STATES * sizeof(counts[0]));
+    size_t n = vigil_monitor_node_count(m);
+    for (size_t i = 0; i < n; i++) {
+        const struct vigil_node *node = vigil_monitor_node_at(m, i);
+        if (node && node->state < API_STATES)
+            counts[node->state]++;
+    }
+}
+
+static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
+{
+    const struct vigil_monitor_stats *s = vigil_monitor_stats(c->mon);
+    const struct vigil_monitor_config *cfg = vigil_monitor_config(c->mon);
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = 0;
+    bad |= put(o, "status", json_string("ok"));
+    bad |= put(o, "version", json_string(VIGIL_VERSION_STRING));
+    bad |= put(o, "uptime_s", json_real(ns_to_s(now - c->started_mono)));
+    bad |= put(o, "started", jwall(c->started_wall_us));
+
+    uint64_t counts[API_STATES];
+    count_states(c->mon, counts);
+    json_t *nodes = json_object();
+    if (nodes) {
+        bad |= put(nodes, "total", juint(vigil_monitor_node_count(c->mon)));
+        for (int st = 0; st < API_STATES; st++)
+            bad |= put(nodes, vigil_state_name((enum vigil_state)st), juint(counts[st]));
+    }
+    bad |= put(o, "nodes", nodes);
+
+    json_t *k = json_object();
+    if (k) {
+        bad |= put(k, "datagrams", juint(s->datagrams));
+        bad |= put(k, "accepted", juint(s->accepted));
+        bad |= put(k, "malformed", juint(s->malformed));
+        bad |= put(k, "auth_failed", juint(s->auth_failed));
+        bad |= put(k, "stale", juint(s->stale));
+        bad |= put(k, "unknown_node", juint(s->unknown_node));
+        bad |= put(k, "table_full", juint(s->table_full));
+        bad |= put(k, "events", juint(s->events));
+        bad |= put(k, "pauses", juint(s->pauses));
+        bad |= put(k, "paused_total_s", json_real(ns_to_s(s->paused_total)));
+        bad |= put(k, "recv_errors", juint(c->recv_errors));
+        bad |= put(k, "dropped_log", juint(c->dropped_log));
+    }
+    bad |= put(o, "counters", k);
+
+    /* Without hooks the same shape, all zero, so that consumers need no special case. */
+    struct hook_stats hs = {0};
+    uint64_t pending = 0;
+    if (c->hooks) {
+        hs = *hook_runner_stats(c->hooks);
+        pending = hook_runner_pending(c->hooks);
+    }
+    json_t *h = json_object();
+    if (h) {
+        bad |= put(h, "started", juint(hs.started));
+        bad |= put(h, "succeeded", juint(hs.succeeded));
+        bad |= put(h, "failed", juint(hs.failed));
+        bad |= put(h, "timed_out", juint(hs.timed_out));
+        bad |= put(h, "spawn_errors", juint(hs.spawn_errors));
+        bad |= put(h, "queued", juint(hs.queued));
+        bad |= put(h, "pending", juint(pending));
+    }
+    bad |= put(o, "hooks", h);
+
+    json_t *d = json_object();
+    if (d) {
+        bad |= put(d, "type", json_string(cfg->detector.kind == VIGIL_DETECTOR_PHI ? "phi"
+                                                                                    : "fixed"));
+        bad |= put(d, "suspect_threshold", jreal(cfg->detector.suspect_threshold));
+        bad |= put(d, "dead_threshold", jreal(cfg->detector.dead_threshold));
+    }
+    bad |= put(o, "detector", d);
+    bad |= put(o, "memory_bytes", juint(vigil_monitor_memory(c->mon)));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The Prometheus text exposition format (version 0.0.4). Returns a malloc'd string. */
+static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len)
+{
+    const struct vigil_monitor_stats *s = vigil_monitor_stats(c->mon);
+    struct sbuf b = {0};
+#define COUNTER(name, help, value)                                                                 \
+    sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",           \
+              (unsigned long long)(value))
+#define GAUGE_HEAD(name, help) sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n")
+
+    COUNTER("vigil_datagrams_total", "Datagrams handed to the monitor.", s->datagrams);
+    COUNTER("vigil_heartbeats_accepted_total", "Heartbeats that refreshed a node.", s->accepted);
+    sb_printf(&b, "# HELP vigil_datagrams_dropped_total Datagrams dropped, by reason.\n"
+                  "# TYPE vigil_datagrams_dropped_total counter\n");
+    const struct {
+        const char *reason;
+        uint64_t value;
+    } drops[] = {
+        {"malformed", s->malformed},       {"auth_failed", s->auth_failed},
+        {"stale", s->stale},               {"unknown_node", s->unknown_node},
+        {"table_full", s->table_full},
+    };
+    for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
+        sb_printf(&b, "vigil_datagrams_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,
+                  (unsigned long long)drops[i].value);
+    COUNTER("vigil_receive_errors_total", "Socket receive errors.", c->recv_errors);
+
+    uint64_t counts[API_STATES];
+    count_states(c->mon, counts);
+    GAUGE_HEAD("vigil_nodes", "Nodes in the table, by state.");
+    for (int st = 0; st < API_STATES; st++)
+        sb_printf(&b, "vigil_nodes{state=\"%s\"} %llu\n", vigil_state_name((enum vigil_state)st),
+                  (unsigned long long)counts[st]);
+
+    COUNTER("vigil_events_total", "Events the monitor produced.", s->events);
+    COUNTER("vigil_events_log_dropped_total", "Events the log could not write.", c->dropped_log);
+    COUNTER("vigil_monitor_pauses_total", "Times the monitor found it had not run.", s->pauses);
+    sb_printf(&b,
+              "# HELP vigil_monitor_paused_seconds_total Summed length of those pauses.\n"
+              "# TYPE vigil_monitor_paused_seconds_total counter\n"
+              "vigil_monitor_paused_seconds_total %.6f\n",
+              ns_to_s(s->paused_total));
+
+    struct hook_stats hs = {0};
+    uint64_t pending = 0;
+    if (c->hooks) {
+        hs = *hook_runner_stats(c->hooks);
+        pending = hook_runner_pending(c->hooks);
+    }
+    sb_printf(&b, "# HELP vigil_hooks_total Hook runs, by result.\n"
+                  "# TYPE vigil_hooks_total counter\n");
+    const struct {
+        const char *result;
+        uint64_t value;
+    } hooks[] = {
+        {"started", hs.started},     {"succeeded", hs.succeeded},
+        {"failed", hs.failed},       {"timed_out", hs.timed_out},
+        {"spawn_error", hs.spawn_errors},
+    };
+    for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++)
+        sb_printf(&b, "vigil_hooks_total{result=\"%s\"} %llu\n", hooks[i].result,
+                  (unsigned long long)hooks[i].value);
+    GAUGE_HEAD("vigil_hooks_pending", "Hooks running or queued.");
+    sb_printf(&b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
+
+    GAUGE_HEAD("vigil_memory_bytes", "Bytes the monitor core has allocated.");
+    sb_printf(&b, "vigil_memory_bytes %llu\n",
+              (unsigned long long)vigil_monitor_memory(c->mon));
+    GAUGE_HEAD("vigil_uptime_seconds", "Seconds since the monitor started.");
+    sb_printf(&b, "vigil_uptime_seconds %.3f\n", ns_to_s(now - c->started_mono));
+    GAUGE_HEAD("vigil_build_info", "Version of the running monitor (always 1).");
+    sb_printf(&b, "vigil_build_info{version=\"%s\"} 1\n", VIGIL_VERSION_STRING);
+#undef COUNTER
+#undef GAUGE_HEAD
+
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* ---- HTTP plumbing ---------------------------------------------------- */
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
+                             const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    /* The answers describe this instant; a cache would show stale states. */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Answers with doc (stolen) as JSON; a NULL doc (no memory) is a 500. */
+static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *doc)
+{
+    char *body = doc ? json_dumps(doc, API_JSON_FLAGS) : NULL;
+    json_decref(doc);
+    if (!body) {
+        static const char oom[] = "{\"error\":\"out of memory\"}\n";
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    /* A final newline, so that `curl .../v1/health` leaves the shell prompt on its own line. */
+    size_t len = strlen(body);
+    char *nl = realloc(body, len + 2);
+    if (nl) {
+        body = nl;
+        body[len++] = '\n';
+        body[len] = '\0';
+    }
+    return queue(conn, status, body, len, "application/json");
+}
+
+static enum MHD_Result queue_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                   ...) __attribute__((format(printf, 3, 4)));
+
+static enum MHD_Result queue_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                   ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return queue_json(conn, status, json_pack("{ss}", "error", msg));
+}
+
+enum route {
+    ROUTE_NONE,
+    ROUTE_NODES,
+    ROUTE_NODE,
+    ROUTE_EVENTS,
+    ROUTE_HEALTH,
+    ROUTE_METRICS,
+};
+
+static enum route route_of(const char *url, const char **id)
+{
+    static const char node_prefix[] = "/v1/nodes/";
+    if (!strcmp(url, "/v1/nodes"))
+        return ROUTE_NODES;
+    if (!strncmp(url, node_prefix, sizeof(node_prefix) - 1) && url[sizeof(node_prefix) - 1]) {
+        *id = url + sizeof(node_prefix) - 1;
+        return ROUTE_NODE;
+    }
+    if (!strcmp(url, "/v1/events"))
+        return ROUTE_EVENTS;
+    if (!strcmp(url, "/v1/health"))
+        return ROUTE_HEALTH;
+    if (!strcmp(url, "/metrics"))
+        return ROUTE_METRICS;
+    return ROUTE_NONE;
+}
+
+static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
+{
+    uint64_t since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
+    const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (s && parse_u64(s, &since) != 0)
+        return queue_error(conn, MHD_HTTP_BAD_REQUEST,
+                           "since must be an event sequence number (0 or more)");
+    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
+                           API_EVENTS_MAX_LIMIT);
+    if (limit > API_EVENTS_MAX_LIMIT)
+        limit = API_EVENTS_MAX_LIMIT;
+    return queue_json(conn, MHD_HTTP_OK, events_json(a->ctx->events, since, limit));
+}
+
+static enum MHD_Result handle_node(struct api *a, struct MHD_Connection *conn, const char *id,
+                                   vigil_time_t now, int64_t now_wall)
+{
+    size_t len = strlen(id);
+    const struct vigil_node *n =
+        vigil_id_valid(id, len) ? vigil_monitor_find(a->ctx->mon, id) : NULL;
+    if (!n) {
+        /* Print at most the id's maximum length of what the client sent. */
+        return queue_error(conn, MHD_HTTP_NOT_FOUND, "no such node: %.*s", VIGIL_ID_MAX, id);
+    }
+    json_t *o = api_node_json(a->ctx->mon, n, now, now_wall);
+    if (o && put(o, "events", node_events_json(a->ctx->events, n->id))) {
+        json_decref(o);
+        o = NULL;
+    }
+    return queue_json(conn, MHD_HTTP_OK, o);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
+{
+    struct api *a = cls;
+    const char *id = NULL;
+    enum route r = route_of(url, &id);
+
+    /*
+     * Answer as soon as the headers are in: no endpoint takes a body, and
+     * MHD discards an unread body and closes that connection afterwards.
+     */
+    if (r == ROUTE_NONE)
+        return queue_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %.200s", url);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return queue_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                           "method %.32s not allowed: the API is read only (GET)", method);
+
+    vigil_time_t now = vigil_clock_mono();
+    int64_t now_wall = vigil_clock_wall_us();
+    switch (r) {
+    case ROUTE_NODES:
+        return queue_json(conn, MHD_HTTP_OK, nodes_json(a->ctx, now, now_wall));
+    case ROUTE_NODE:
+        return handle_node(a, conn, id, now, now_wall);
+    case ROUTE_EVENTS:
+        return handle_events(a, conn);
+    case ROUTE_HEALTH:
+        return queue_json(conn, MHD_HTTP_OK, health_json(a->ctx, now));
+    case ROUTE_METRICS: {
+        size_t len = 0;
+        char *text = metrics_text(a->ctx, now, &len);
+        if (!text)
+            return queue_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return queue(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8");
+    }
+    case ROUTE_NONE:
+        break;
+    }
+    return MHD_NO;
+}
+
+/* MHD's log: kept (the last message) so that api_start can say why it failed. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct api *a = cls;
+    vsnprintf(a->log, sizeof(a->log), fmt, ap);
+    size_t n = strlen(a->log);
+    while (n > 0 && (a->log[n - 1] == '\n' || a->log[n - 1] == '\r'))
+        a->log[--n] = '\0';
+}
+
+/* ---- lifecycle -------------------------------------------------------- */
+
+int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err, size_t cap)
+{
+    struct vigil_addr va;
+    *out = NULL;
+    if (!addr || vigil_addr_parse(addr, API_DEFAULT_PORT, &va) != 0 ||
+        (va.family != AF_INET && va.family != AF_INET6)) {
+        snprintf(err, cap, "invalid API address '%s' (want a numeric \"IP:PORT\" or \"[IPv6]:PORT\")",
+                 addr ? addr : "");
+        return -1;
+    }
+
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    vigil__addr_to_sockaddr(&va, &ss, &sslen);
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    if (va.family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+
+    struct api *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    a->ctx = ctx;
+    errno = 0;
+    a->daemon = MHD_start_daemon(
+        flags, va.port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+    if (!a->daemon) {
+        int e = errno;
+        char abuf[API_ADDR_BUF];
+        vigil_addr_format(&va, abuf, sizeof(abuf));
+        snprintf(err, cap, "cannot serve the API on %s: %s", abuf,
+                 a->log[0] ? a->log : e ? strerror(e) : "libmicrohttpd failed to start");
+        free(a);
+        return -1;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_stop(struct api *a)
+{
+    if (!a)
+        return;
+    MHD_stop_daemon(a->daemon);
+    free(a);
+}
+
+int api_fd(const struct api *a)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    return info ? info->epoll_fd : -1;
+}
+
+/*
+ * The port the API listens on (the one the system picked when the address
+ * said port 0), or 0 if unknown.
+ */
+uint16_t api_port(const struct api *a)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+void api_run(struct api *a)
+{
+    MHD_run(a->daemon);
+}
+
+vigil_time_t api_next_deadline(const struct api *a, vigil_time_t now)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(a->daemon, &ms) != MHD_YES)
+        return VIGIL_TIME_NEVER;
+    /* A timeout too long to represent is as good as none. */
+    if (ms > (MHD_UNSIGNED_LONG_LONG)(INT64_MAX / VIGIL_NSEC_PER_MSEC))
+        return VIGIL_TIME_NEVER;
+    vigil_time_t d = (vigil_time_t)ms * VIGIL_NSEC_PER_MSEC;
+    if (now > VIGIL_TIME_NEVER - d)
+        return VIGIL_TIME_NEVER;
+    return now + d;
+}

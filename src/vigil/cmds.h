@@ -1,0 +1,12 @@
+/* The vigil program's subcommands. Each parses its own flags; returns the exit status. */
+#ifndef VIGIL_CMDS_H
+#define VIGIL_CMDS_H
+
+int cmd_agent(int argc, char **argv);   /* agent.c */
+int cmd_monitor(int argc, char **argv); /* monitord.c */
+int cmd_status(int argc, char **argv);  /* cli.c */
+int cmd_events(int argc, char **argv);  /* cli.c */
+int cmd_keygen(int argc, char **argv);  /* agent.c */
+int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file */
+
+#endif

@@ -1,0 +1,49 @@
+/* vigil: heartbeat-based failure detection. Dispatches to the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include <vigil/vigil.h>
+
+#include "cmds.h"
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"monitor", cmd_monitor, "receive heartbeats, detect failures, run hooks, serve the API"},
+    {"agent", cmd_agent, "send heartbeats with this node's status to monitors"},
+    {"status", cmd_status, "show the nodes a running monitor knows"},
+    {"events", cmd_events, "list a running monitor's recent events"},
+    {"set", cmd_set, "set or remove custom status in an agent's status file"},
+    {"keygen", cmd_keygen, "print a new random cluster key"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: vigil COMMAND [options]   (vigil COMMAND --help for its options)\n\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("vigil %s\n", VIGIL_VERSION_STRING);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

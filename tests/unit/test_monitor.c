@@ -1,0 +1,540 @@
+/*
+ * The monitor core in virtual time: every timing claim is checked on both
+ * sides of its boundary (not yet at T - 1 ns, done at T).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <vigil/vigil.h>
+
+#define S  VIGIL_NSEC_PER_SEC
+#define MS VIGIL_NSEC_PER_MSEC
+
+static const uint8_t KEY[VIGIL_WIRE_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+/* A fixed-timeout monitor: suspect after 2.5 s, dead after 5 s, rise 2. */
+static struct vigil_monitor *fixed_monitor(void)
+{
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.detector.suspect_threshold = 2.5;
+    c.detector.dead_threshold = 5.0;
+    c.rise = 2;
+    c.startup_grace = 10 * S;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    return m;
+}
+
+static int send_hb(struct vigil_monitor *m, vigil_time_t now, const char *id, uint64_t gen,
+                   uint64_t seq, uint8_t flags, const uint8_t *key)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "%s", id);
+    hb.generation = gen;
+    hb.sequence = seq;
+    hb.flags = flags;
+    hb.interval_ms = 1000;
+    hb.send_time_us = 1700000000000000LL;
+    hb.status.load1_milli = 250;
+    hb.status.mem_total_kib = 1024;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, key, buf, sizeof(buf));
+    assert_true(len > 0);
+    struct vigil_addr from = {.family = 2, .port = 4000, .addr = {127, 0, 0, 1}};
+    return vigil_monitor_on_datagram(m, now, buf, (size_t)len, &from);
+}
+
+/* Calls the monitor at now if it is due, like the daemon loop. */
+static void tick(struct vigil_monitor *m, vigil_time_t now)
+{
+    if (now >= vigil_monitor_next_deadline(m))
+        vigil_monitor_on_expiry(m, now);
+}
+
+static int state_of(struct vigil_monitor *m, const char *id)
+{
+    const struct vigil_node *n = vigil_monitor_find(m, id);
+    assert_non_null(n);
+    return n->state;
+}
+
+/* Takes the next event, which must exist. */
+static struct vigil_event next_event(struct vigil_monitor *m)
+{
+    struct vigil_event ev;
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    return ev;
+}
+
+static void no_event(struct vigil_monitor *m)
+{
+    struct vigil_event ev;
+    assert_false(vigil_monitor_poll_event(m, &ev));
+}
+
+static void test_first_heartbeat_registers(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(send_hb(m, 1 * S, "web1", 7, 1, 0, NULL), 0);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.seq, 1);
+    assert_int_equal(ev.type, VIGIL_EVENT_STATE);
+    assert_string_equal(ev.node, "web1");
+    assert_int_equal(ev.old_state, VIGIL_STATE_UNKNOWN);
+    assert_int_equal(ev.new_state, VIGIL_STATE_ALIVE);
+    assert_int_equal(ev.generation, 7);
+    no_event(m);
+    const struct vigil_node *n = vigil_monitor_find(m, "web1");
+    assert_int_equal(n->status.load1_milli, 250);
+    assert_int_equal(n->addr.port, 4000);
+    assert_int_equal(vigil_monitor_next_deadline(m), 1 * S + 2500 * MS);
+    vigil_monitor_free(m);
+}
+
+static void test_suspect_then_dead_boundaries(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb(m, 0, "a", 1, 1, 0, NULL);
+    next_event(m);
+    tick(m, 2500 * MS - 1);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    no_event(m);
+    tick(m, 2500 * MS);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_SUSPECT);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_SUSPECT);
+    assert_string_equal(ev.reason, "timeout");
+    assert_int_equal(ev.since_last, 2500 * MS);
+    tick(m, 5 * S - 1);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_SUSPECT);
+    no_event(m);
+    tick(m, 5 * S);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
+    ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    assert_int_equal(ev.since_last, 5 * S);
+    assert_true(ev.level >= 5.0 && ev.level < 5.001);
+    assert_true(ev.threshold == 5.0);
+    /* A dead node has nothing left to decide. */
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    vigil_monitor_free(m);
+}
+
+static void test_heartbeats_keep_alive(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    for (int i = 0; i < 100; i++) {
+        tick(m, i * S);
+        assert_int_equal(send_hb(m, i * S, "a", 1, (uint64_t)i + 1, 0, NULL), 0);
+    }
+    next_event(m);
+    no_event(m);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    const struct vigil_node *n = vigil_monitor_find(m, "a");
+    assert_int_equal(n->heartbeats, 100);
+    vigil_monitor_free(m);
+}
+
+static void test_suspect_back_to_alive(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb(m, 0, "a", 1, 1, 0, NULL);
+    tick(m, 3 * S);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_SUSPECT);
+    send_hb(m, 3 * S, "a", 1, 2, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    next_event(m);
+    next_event(m);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(ev.new_state, VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+}
+
+static void test_recovery_needs_rise(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb(m, 0, "a", 1, 1, 0, NULL);
+    tick(m, 2500 * MS);
+    tick(m, 5 * S);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
+    while (vigil_monitor_poll_event(m, &(struct vigil_event){0}))
+        ;
+    /* One heartbeat is not enough. */
+    send_hb(m, 20 * S, "a", 1, 2, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
+    no_event(m);
+    /* A run interrupted by a missed heartbeat starts over. */
+    tick(m, 22500 * MS);
+    assert_int_equal(vigil_monitor_find(m, "a")->rise_count, 0);
+    send_hb(m, 30 * S, "a", 1, 3, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
+    send_hb(m, 31 * S, "a", 1, 4, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_DEAD);
+    assert_string_equal(ev.reason, "recovered");
+    no_event(m);
+    vigil_monitor_free(m);
+}
+
+static void test_goodbye_is_left_not_dead(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb(m, 0, "a", 1, 1, 0, NULL);
+    send_hb(m, 1 * S, "a", 1, 2, VIGIL_FLAG_LEAVING, NULL);
+    next_event(m);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_LEFT);
+    assert_string_equal(ev.reason, "goodbye");
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    tick(m, 100 * S);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_LEFT);
+    no_event(m);
+    /* It comes back with a new generation after rise heartbeats. */
+    send_hb(m, 200 * S, "a", 2, 1, 0, NULL);
+    send_hb(m, 201 * S, "a", 2, 2, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+}
+
+static void test_replay_does_not_refresh(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb(m, 0, "a", 5, 10, 0, NULL);
+    vigil_time_t d = vigil_monitor_next_deadline(m);
+    assert_int_equal(send_hb(m, 1 * S, "a", 5, 10, 0, NULL), -VIGIL_ESTALE);
+    assert_int_equal(send_hb(m, 1 * S, "a", 5, 9, 0, NULL), -VIGIL_ESTALE);
+    assert_int_equal(send_hb(m, 1 * S, "a", 4, 99, 0, NULL), -VIGIL_ESTALE);
+    assert_int_equal(vigil_monitor_next_deadline(m), d);
+    assert_int_equal(vigil_monitor_stats(m)->stale, 3);
+    /* A replayed goodbye cannot make the node leave either. */
+    assert_int_equal(send_hb(m, 1 * S, "a", 5, 10, VIGIL_FLAG_LEAVING, NULL), -VIGIL_ESTALE);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    /* A restart: a larger generation, sequence from 1. */
+    assert_int_equal(send_hb(m, 1 * S, "a", 6, 1, 0, NULL), 0);
+    assert_true(vigil_monitor_next_deadline(m) > d);
+    vigil_monitor_free(m);
+}
+
+static void test_authentication(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.has_key = true;
+    memcpy(c.key, KEY, sizeof(KEY));
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    uint8_t other[VIGIL_WIRE_KEY_LEN] = {9, 9, 9};
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), -VIGIL_EAUTH);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, other), -VIGIL_EAUTH);
+    assert_int_equal(vigil_monitor_stats(m)->auth_failed, 2);
+    assert_int_equal(vigil_monitor_node_count(m), 0);
+    no_event(m);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, KEY), 0);
+    assert_int_equal(vigil_monitor_node_count(m), 1);
+    vigil_monitor_free(m);
+}
+
+static void test_garbage_counted(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    uint8_t junk[64] = {'V', 'G', 1, 1, 0, 200};
+    assert_true(vigil_monitor_on_datagram(m, 0, junk, sizeof(junk), NULL) < 0);
+    assert_true(vigil_monitor_on_datagram(m, 0, junk, 0, NULL) < 0);
+    assert_int_equal(vigil_monitor_stats(m)->malformed, 2);
+    assert_int_equal(vigil_monitor_stats(m)->datagrams, 2);
+    assert_int_equal(vigil_monitor_node_count(m), 0);
+    vigil_monitor_free(m);
+}
+
+static void test_declared_never_heard(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(vigil_monitor_declare(m, "db1", 0), 0);
+    assert_int_equal(vigil_monitor_declare(m, "db1", 0), -VIGIL_EEXIST);
+    assert_int_equal(vigil_monitor_declare(m, "bad id", 0), -VIGIL_EBADID);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_UNKNOWN);
+    tick(m, 10 * S - 1);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_UNKNOWN);
+    tick(m, 10 * S);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_DEAD);
+    struct vigil_event ev = next_event(m);
+    assert_string_equal(ev.reason, "never heard");
+    assert_int_equal(ev.since_last, -1);
+    vigil_monitor_free(m);
+}
+
+static void test_declared_then_heard(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    vigil_monitor_declare(m, "db1", 0);
+    send_hb(m, 3 * S, "db1", 1, 1, 0, NULL);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_ALIVE);
+    tick(m, 5500 * MS);
+    tick(m, 8 * S);
+    /* The grace deadline is gone; the detector's deadline replaced it. */
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_DEAD);
+    assert_true(vigil_monitor_find(m, "db1")->declared);
+    vigil_monitor_free(m);
+}
+
+static void test_no_auto_register(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.auto_register = false;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    vigil_monitor_declare(m, "known", 0);
+    assert_int_equal(send_hb(m, 0, "stranger", 1, 1, 0, NULL), -VIGIL_EUNKNOWN);
+    assert_int_equal(send_hb(m, 0, "known", 1, 1, 0, NULL), 0);
+    assert_int_equal(vigil_monitor_stats(m)->unknown_node, 1);
+    assert_int_equal(vigil_monitor_node_count(m), 1);
+    vigil_monitor_free(m);
+}
+
+static void test_table_full_keeps_known_nodes(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.max_nodes = 2;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), 0);
+    assert_int_equal(send_hb(m, 0, "b", 1, 1, 0, NULL), 0);
+    char id[16];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "spray%d", i);
+        assert_int_equal(send_hb(m, 0, id, 1, 1, 0, NULL), -VIGIL_EFULL);
+    }
+    assert_int_equal(vigil_monitor_stats(m)->table_full, 1000);
+    assert_int_equal(send_hb(m, 1 * S, "a", 1, 2, 0, NULL), 0);
+    assert_non_null(vigil_monitor_find(m, "b"));
+    assert_null(vigil_monitor_find(m, "spray1"));
+    vigil_monitor_free(m);
+}
+
+static void test_monitor_pause_convicts_nobody(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    for (int i = 0; i < 10; i++) {
+        send_hb(m, i * S, "a", 1, (uint64_t)i + 1, 0, NULL);
+        send_hb(m, i * S, "b", 1, (uint64_t)i + 1, 0, NULL);
+    }
+    next_event(m);
+    next_event(m);
+    /* The monitor is stopped from 9.2 s to 60 s; heartbeats wait in the socket. */
+    tick(m, 60 * S);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    assert_int_equal(state_of(m, "b"), VIGIL_STATE_ALIVE);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.type, VIGIL_EVENT_PAUSE);
+    assert_true(ev.since_last > 48 * S);
+    no_event(m);
+    assert_int_equal(vigil_monitor_stats(m)->pauses, 1);
+    /* Backlogged heartbeats of a arrive; b really died during the pause. */
+    for (int i = 0; i <= 5; i++) {
+        tick(m, (60 + i) * S - 1);
+        send_hb(m, (60 + i) * S - 1, "a", 1, 11 + (uint64_t)i, 0, NULL);
+        if (i == 2) {
+            tick(m, 62500 * MS - 1);
+            assert_int_equal(state_of(m, "b"), VIGIL_STATE_ALIVE);
+            tick(m, 62500 * MS);
+            assert_int_equal(state_of(m, "b"), VIGIL_STATE_SUSPECT);
+        }
+    }
+    /* b gets a full detection period from the end of the pause, not more. */
+    tick(m, 65 * S - 1);
+    assert_int_equal(state_of(m, "b"), VIGIL_STATE_SUSPECT);
+    tick(m, 65 * S);
+    assert_int_equal(state_of(m, "b"), VIGIL_STATE_DEAD);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+}
+
+static void test_small_lateness_is_not_a_pause(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.detector.suspect_threshold = 2.5;
+    c.detector.dead_threshold = 5.0;
+    c.pause_tolerance = 4 * S;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    send_hb(m, 0, "a", 1, 1, 0, NULL);
+    next_event(m);
+    /* Three seconds late, within a 4 s tolerance: decisions go ahead. */
+    tick(m, 5500 * MS);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
+    assert_int_equal(vigil_monitor_stats(m)->pauses, 0);
+    /* Both transitions are reported, in order. */
+    assert_int_equal(next_event(m).new_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(next_event(m).new_state, VIGIL_STATE_DEAD);
+    vigil_monitor_free(m);
+}
+
+static void test_equal_deadlines_fire_in_order(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    const char *ids[] = {"n3", "n1", "n4", "n0", "n2"};
+    for (int i = 0; i < 5; i++)
+        send_hb(m, 0, ids[i], 1, 1, 0, NULL);
+    for (int i = 0; i < 5; i++)
+        next_event(m);
+    tick(m, 2500 * MS);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(next_event(m).node, ids[i]);
+    vigil_monitor_free(m);
+}
+
+static void test_phi_detection_boundary(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    /* Steady heartbeats with a little jitter, then silence. */
+    vigil_time_t t = 0;
+    for (int i = 1; i <= 60; i++) {
+        t += S + (i % 3 - 1) * 20 * MS;
+        tick(m, t);
+        send_hb(m, t, "p", 1, (uint64_t)i, 0, NULL);
+    }
+    const struct vigil_node *n = vigil_monitor_find(m, "p");
+    vigil_time_t dead_at = vigil_detector_crossing(&c.detector, &n->det, c.detector.dead_threshold);
+    vigil_time_t suspect_at =
+        vigil_detector_crossing(&c.detector, &n->det, c.detector.suspect_threshold);
+    assert_true(suspect_at > t + S);
+    assert_true(dead_at > suspect_at);
+    /* Detection within a few seconds of the last heartbeat with the defaults. */
+    assert_true(dead_at - t < 5 * S);
+    tick(m, suspect_at - 1);
+    assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+    tick(m, suspect_at);
+    assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+    tick(m, dead_at - 1);
+    assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+    tick(m, dead_at);
+    assert_int_equal(n->state, VIGIL_STATE_DEAD);
+    struct vigil_event ev;
+    while (vigil_monitor_poll_event(m, &ev))
+        ;
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    assert_true(ev.level >= c.detector.dead_threshold);
+    assert_true(ev.mean > 990 * MS && ev.mean < 1010 * MS);
+    assert_true(ev.std_dev > 0);
+    vigil_monitor_free(m);
+}
+
+static void test_custom_status_stored(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    strcpy(hb.id, "c");
+    hb.generation = 1;
+    hb.sequence = 1;
+    hb.interval_ms = 1000;
+    hb.n_custom = 2;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "web");
+    strcpy(hb.custom[1].key, "queue");
+    strcpy(hb.custom[1].value, "17");
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    assert_int_equal(vigil_monitor_on_datagram(m, 0, buf, (size_t)len, NULL), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "c");
+    assert_int_equal(n->n_custom, 2);
+    assert_string_equal(n->custom[1].key, "queue");
+    assert_string_equal(n->custom[1].value, "17");
+    size_t mem = vigil_monitor_memory(m);
+    /* The same status again allocates nothing. */
+    hb.sequence = 2;
+    len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    vigil_monitor_on_datagram(m, S, buf, (size_t)len, NULL);
+    assert_int_equal(vigil_monitor_memory(m), mem);
+    hb.sequence = 3;
+    hb.n_custom = 0;
+    len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    vigil_monitor_on_datagram(m, 2 * S, buf, (size_t)len, NULL);
+    assert_int_equal(n->n_custom, 0);
+    assert_null(n->custom);
+    vigil_monitor_free(m);
+}
+
+static void test_config_check(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    const char *why = NULL;
+    vigil_monitor_config_default(&c);
+    assert_int_equal(vigil_monitor_config_check(&c, &why), 0);
+    c.rise = 0;
+    assert_int_equal(vigil_monitor_config_check(&c, &why), -VIGIL_EINVAL);
+    assert_non_null(why);
+    vigil_monitor_config_default(&c);
+    c.max_nodes = 0;
+    assert_int_equal(vigil_monitor_config_check(&c, &why), -VIGIL_EINVAL);
+    vigil_monitor_config_default(&c);
+    c.pause_tolerance = 0;
+    assert_int_equal(vigil_monitor_config_check(&c, &why), -VIGIL_EINVAL);
+    assert_int_equal(vigil_state_parse("dead"), VIGIL_STATE_DEAD);
+    assert_int_equal(vigil_state_parse("zombie"), -1);
+    assert_string_equal(vigil_state_name(VIGIL_STATE_LEFT), "left");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_heartbeat_registers),
+        cmocka_unit_test(test_suspect_then_dead_boundaries),
+        cmocka_unit_test(test_heartbeats_keep_alive),
+        cmocka_unit_test(test_suspect_back_to_alive),
+        cmocka_unit_test(test_recovery_needs_rise),
+        cmocka_unit_test(test_goodbye_is_left_not_dead),
+        cmocka_unit_test(test_replay_does_not_refresh),
+        cmocka_unit_test(test_authentication),
+        cmocka_unit_test(test_garbage_counted),
+        cmocka_unit_test(test_declared_never_heard),
+        cmocka_unit_test(test_declared_then_heard),
+        cmocka_unit_test(test_no_auto_register),
+        cmocka_unit_test(test_table_full_keeps_known_nodes),
+        cmocka_unit_test(test_monitor_pause_convicts_nobody),
+        cmocka_unit_test(test_small_lateness_is_not_a_pause),
+        cmocka_unit_test(test_equal_deadlines_fire_in_order),
+        cmocka_unit_test(test_phi_detection_boundary),
+        cmocka_unit_test(test_custom_status_stored),
+        cmocka_unit_test(test_config_check),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
