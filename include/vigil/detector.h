@@ -43,10 +43,11 @@ void vigil_detector_config_default(struct vigil_detector_config *cfg,
                                    enum vigil_detector_kind kind, vigil_time_t interval);
 
 /*
- * Per-node detector state. The phi history itself lives in a caller-owned
- * array of cfg->window uint32_t (intervals in microseconds), passed to each
- * call as ring, so that node records stay small and flat; the fixed
- * detector needs no ring (pass NULL).
+ * Per-node detector state. The interval history itself lives in a
+ * caller-owned array of cfg->window uint32_t (intervals in microseconds),
+ * passed to each call as ring, so that node records stay small and flat.
+ * Phi needs it; the fixed detector only keeps it (when given one) to report
+ * interval statistics, and works with NULL.
  */
 struct vigil_detector {
     vigil_time_t last;   /* last arrival; VIGIL_TIME_NEVER before the first */

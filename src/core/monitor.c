@@ -159,10 +159,11 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->heap = calloc(cap, sizeof(*m->heap));
     m->ev_cap = 64;
     m->evq = calloc(m->ev_cap, sizeof(*m->evq));
-    if (cfg->detector.kind == VIGIL_DETECTOR_PHI)
+    /* Histories: phi decides on them; the fixed detector reports them as evidence. */
+    if (cfg->detector.window >= 2)
         m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
     if (!m->nodes || !m->slots || !m->heap || !m->evq ||
-        (cfg->detector.kind == VIGIL_DETECTOR_PHI && !m->rings)) {
+        (cfg->detector.window >= 2 && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }

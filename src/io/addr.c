@@ -50,8 +50,7 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
-int vigil__addr_split(const char *s, uint16_t default_port, char *host, size_t cap,
-                      uint16_t *port)
+int vigil__addr_split(const char *s, uint16_t default_port, char *host, size_t cap, uint16_t *port)
 {
     if (s == NULL || host == NULL || port == NULL || cap == 0)
         return -VIGIL_EINVAL;
@@ -59,9 +58,9 @@ int vigil__addr_split(const char *s, uint16_t default_port, char *host, size_t c
     if (len == 0 || len > ADDR_STR_MAX)
         return -VIGIL_EINVAL;
 
-    const char *h = s;   /* start of the host part */
-    size_t hlen;         /* its length */
-    const char *p;       /* the port digits, or NULL */
+    const char *h = s; /* start of the host part */
+    size_t hlen;       /* its length */
+    const char *p;     /* the port digits, or NULL */
     if (s[0] == '[') {
         const char *close = memchr(s, ']', len);
         if (close == NULL)
@@ -130,8 +129,7 @@ int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a)
     return 0;
 }
 
-int vigil__addr_to_sockaddr(const struct vigil_addr *a, struct sockaddr_storage *ss,
-                            socklen_t *len)
+int vigil__addr_to_sockaddr(const struct vigil_addr *a, struct sockaddr_storage *ss, socklen_t *len)
 {
     memset(ss, 0, sizeof(*ss));
     if (a->family == AF_INET) {

@@ -29,8 +29,7 @@ void vigil__addr_from_sockaddr(const struct sockaddr *sa, struct vigil_addr *a);
  * into host (cap bytes, NUL terminated, without brackets) and port
  * (default_port when absent). Returns 0 or -VIGIL_EINVAL.
  */
-int vigil__addr_split(const char *s, uint16_t default_port, char *host, size_t cap,
-                      uint16_t *port);
+int vigil__addr_split(const char *s, uint16_t default_port, char *host, size_t cap, uint16_t *port);
 
 /*
  * Resolves "host:port" (host a name or a numeric address) to one socket

@@ -315,11 +315,13 @@ static size_t evlog_first_after(const struct evlog *l, uint64_t since)
 }
 
 /*
- * {"events":[...],"last_seq":K,"more":bool}. last_seq is the sequence number
+ * {"events":[...],"last_seq":K,"more":bool,"newest_seq":L}. last_seq is the sequence number
  * of the last event returned, so that "since=last_seq" fetches the next
  * page; with no event returned it is the newest sequence number the monitor
  * has (smaller than since after the monitor restarted, which tells a
  * follower to start over). more is true when the limit cut the answer short.
+ * newest_seq is always the newest sequence number, so that a client can ask
+ * for "the last M events" (since = newest_seq - M).
  */
 static json_t *events_json(const struct evlog *l, uint64_t since, uint64_t limit)
 {
@@ -340,6 +342,7 @@ static json_t *events_json(const struct evlog *l, uint64_t since, uint64_t limit
         arr = NULL;
         bad |= put(o, "last_seq", juint(last));
         bad |= put(o, "more", json_boolean(i < count));
+        bad |= put(o, "newest_seq", juint(evlog_last_seq(l)));
     }
     json_decref(arr);
     if (bad) {
@@ -649,6 +652,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 {
     struct api *a = cls;
     const char *id = NULL;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)req_cls;
     enum route r = route_of(url, &id);
 
     /*

@@ -48,10 +48,27 @@ struct vcfg_agent {
     size_t n_custom;
 };
 
+/*
+ * Where a setting came from (private to config.c): its line in the file and
+ * a fingerprint of the value read there. vcfg_check cites FILE:LINE only
+ * while the value is still the one read from the file, so that a setting a
+ * command-line flag has overridden is never blamed on the file.
+ */
+struct vcfg_origin {
+    unsigned line; /* line in path; 0: not from the file */
+    uint64_t print; /* the value as read: its bits, or a hash of a string */
+};
+
+/* Settings whose origin is kept: the ones vcfg_check relates (config.c lists them). */
+#define VCFG_ORIGINS 40
+
 struct vcfg {
     char *path;                    /* the file read, or NULL */
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
+    /* Private to config.c. */
+    bool oom;                      /* vcfg_init could not allocate a default */
+    struct vcfg_origin origin[VCFG_ORIGINS];
 };
 
 /* Fills every default (the embedded defaults: no file needed). */
@@ -75,7 +92,33 @@ int vcfg_check(const struct vcfg *c, const char *which, char *err, size_t cap);
 /* Reads a cluster key file: 64 hex digits (surrounding white space ignored). */
 int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, size_t cap);
 
-/* Parses a duration "1.5", "1500ms", "2s", "1m" into ns; returns -1 if invalid. */
+/*
+ * Parses a duration into ns: a number of seconds ("1.5") or a number with
+ * a unit ("250us", "1500ms", "2s", "1m", "1h"; also "ns"), rounded to the
+ * nearest nanosecond. Returns 0, or -1 if invalid (sign, space, exponent,
+ * unknown unit, or longer than VCFG_DURATION_MAX).
+ */
 int vcfg_parse_duration(const char *s, vigil_time_t *out);
+
+/*
+ * The longest duration accepted: a quarter of the range of vigil_time_t
+ * (about 73 years), so that sums of a few durations can never overflow.
+ */
+#define VCFG_DURATION_MAX (INT64_MAX / 4)
+
+/*
+ * As vcfg_load, but reads the configuration from text (len bytes, need not
+ * be NUL terminated); name stands for the file in messages and relative
+ * paths are taken relative to its directory.
+ */
+int vcfg_load_string(struct vcfg *c, const char *name, const char *text, size_t len, char *err,
+                     size_t cap);
+
+/*
+ * The default agent id: the host name, if it is a valid node id. Returns 0
+ * with the id in buf, or -1 (no host name, or not a valid id: the agent
+ * then needs agent.id or a flag).
+ */
+int vcfg_host_id(char *buf, size_t cap);
 
 #endif

@@ -14,7 +14,8 @@
 
 #include "vigil/common.h"
 
-static const char ID_ALPHABET[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+static const char ID_ALPHABET[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
 
 static void test_strerror_every_code(void **state)
 {
@@ -88,9 +89,9 @@ static void test_id_every_byte(void **state)
 static void test_id_disallowed_sample(void **state)
 {
     (void)state;
-    static const char *const bad[] = {
-        "a b", "a/b", "a\\b", "a:b", "a@b", "a\"b", "a'b", "a$b", "a;b", "a|b", "a\nb",
-        "a\tb", "a*b",  "a~b", "a+b", "a=b", "a,b", "a%b", "a\x7f" "b", "a\xc3\xa9", "a\xff"};
+    static const char *const bad[] = {"a b", "a/b", "a\\b", "a:b",  "a@b",    "a\"b",      "a'b",
+                                      "a$b", "a;b", "a|b",  "a\nb", "a\tb",   "a*b",       "a~b",
+                                      "a+b", "a=b", "a,b",  "a%b",  "a\x7fz", "a\xc3\xa9", "a\xff"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(vigil_id_valid(bad[i], strlen(bad[i])));
     /* A NUL inside the stated length is not part of any id. */
@@ -137,9 +138,8 @@ static void test_addr_v6(void **state)
     format(&a, buf, sizeof buf);
     assert_string_equal(buf, "[::1]:5");
 
-    struct vigil_addr b = {.addr = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x01},
-                           .port = 7946,
-                           .family = AF_INET6};
+    struct vigil_addr b = {
+        .addr = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x01}, .port = 7946, .family = AF_INET6};
     format(&b, buf, sizeof buf);
     assert_string_equal(buf, "[2001:db8::1]:7946");
 
@@ -149,9 +149,8 @@ static void test_addr_v6(void **state)
     assert_string_equal(buf, "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
 
     /* The longest text form inet_ntop produces, with the longest port, fits 56 bytes. */
-    struct vigil_addr d = {.addr = {[10] = 0xff, [11] = 0xff, 255, 255, 255, 255},
-                           .port = 65535,
-                           .family = AF_INET6};
+    struct vigil_addr d = {
+        .addr = {[10] = 0xff, [11] = 0xff, 255, 255, 255, 255}, .port = 65535, .family = AF_INET6};
     format(&d, buf, sizeof buf);
     assert_string_equal(buf, "[::ffff:255.255.255.255]:65535");
 

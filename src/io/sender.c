@@ -1,0 +1,356 @@
+/*
+ * Sending heartbeats: the vigil_sender of include/vigil/sender.h, used by
+ * vigil agent and by applications that embed libvigil.
+ *
+ * A sender is the identity of one node (id, boot generation, sequence),
+ * its status (sampled from /proc or set by the application, plus up to
+ * VIGIL_CUSTOM_MAX custom key=value pairs) and where to send it. It owns no
+ * thread and no timer: the caller calls vigil_sender_beat() when
+ * vigil_sender_next() says, so it fits any event loop.
+ *
+ * Monitors are resolved once, when the sender is created: a heartbeat path
+ * that may block on DNS is a heartbeat path that may miss its deadline, and
+ * a monitor that moves is a configuration change. Sockets (one
+ * non-blocking UDP socket per address family in use) are opened at the
+ * first beat that needs them. Each beat encodes one datagram, stamped with
+ * the next sequence number, and hands the same bytes to every monitor with
+ * one sendmmsg() per family; the beat path allocates nothing.
+ *
+ * A failed send is counted, not fatal: EAGAIN from a full socket buffer, or
+ * a network that is briefly unreachable, costs one heartbeat to one
+ * monitor, and the next beat tries again. vigil_sender_beat() fails only
+ * when not a single monitor could be sent to, and then leaves errno set to
+ * the last send error so the caller can log it.
+ *
+ * The schedule is the fixed grid of core/schedule.c: the first beat is due
+ * at creation, then every interval after it; a sender that wakes up late
+ * sends one heartbeat, not the ones it owes, and stays on its grid.
+ *
+ * vigil_sender_sent() and vigil_sender_errors() count datagrams: a beat to
+ * three monitors adds three to one or the other.
+ *
+ * Not thread safe: one thread owns a sender.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include <vigil/sender.h>
+
+#include "core/schedule.h"
+#include "io/netaddr.h"
+
+/* Where one monitor is. */
+struct sender_dest {
+    struct sockaddr_storage ss;
+    socklen_t len;
+};
+
+struct vigil_sender {
+    /* The heartbeat being sent: id, generation, sequence, status, custom pairs. */
+    struct vigil_heartbeat hb;
+    bool has_key;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    bool sample_proc;
+    vigil_time_t interval;
+    vigil_time_t start; /* monotonic time of the grid's first slot */
+    vigil_time_t next;  /* monotonic time of the next beat */
+    struct sender_dest dests[VIGIL_SENDER_MAX_MONITORS];
+    size_t n_dests;
+    int fd4, fd6; /* -1 until a beat needs them */
+    uint64_t sent, errors;
+};
+
+/*
+ * EINTR retries of one sendmmsg() call. The sockets are non-blocking, so a
+ * signal can only interrupt the call in its first instants; a few retries
+ * are plenty, and a bound keeps a signal storm from holding the beat.
+ */
+#define SEND_EINTR_RETRIES 3
+
+/*
+ * The wire carries the interval in whole milliseconds, from 1 ms up to one
+ * hour (the decoder refuses more: receivers derive timeouts from it), so
+ * the sender accepts exactly that range.
+ */
+#define SENDER_INTERVAL_MAX (3600 * VIGIL_NSEC_PER_SEC)
+
+void vigil_sender_config_default(struct vigil_sender_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    /* One heartbeat a second: the interval most detectors are tuned for. */
+    c->interval = VIGIL_NSEC_PER_SEC;
+    c->sample_proc = true;
+}
+
+int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out)
+{
+    if (out == NULL)
+        return -VIGIL_EINVAL;
+    *out = NULL;
+    if (c == NULL || c->id == NULL)
+        return -VIGIL_EINVAL;
+    size_t id_len = strnlen(c->id, VIGIL_ID_MAX + 1);
+    if (id_len > VIGIL_ID_MAX || !vigil_id_valid(c->id, id_len))
+        return -VIGIL_EBADID;
+    if (c->n_monitors == 0 || c->n_monitors > VIGIL_SENDER_MAX_MONITORS)
+        return -VIGIL_EINVAL;
+    if (c->interval < VIGIL_NSEC_PER_MSEC || c->interval > SENDER_INTERVAL_MAX)
+        return -VIGIL_EINVAL;
+
+    struct vigil_sender *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -VIGIL_ENOMEM;
+    s->fd4 = -1;
+    s->fd6 = -1;
+    for (size_t i = 0; i < c->n_monitors; i++) {
+        int rc = -VIGIL_EINVAL;
+        if (c->monitors[i] != NULL)
+            rc = vigil__addr_resolve(c->monitors[i], VIGIL_DEFAULT_PORT, &s->dests[i].ss,
+                                     &s->dests[i].len, NULL);
+        if (rc < 0) {
+            free(s);
+            return rc;
+        }
+    }
+    s->n_dests = c->n_monitors;
+
+    memcpy(s->hb.id, c->id, id_len);
+    s->hb.id[id_len] = '\0';
+    s->hb.generation = c->generation;
+    if (s->hb.generation == 0) {
+        /*
+         * Microseconds of wall-clock time: larger after every restart (unless
+         * the clock is set back), with no state kept on disk.
+         */
+        int64_t now_us = vigil_clock_wall_us();
+        s->hb.generation = now_us > 0 ? (uint64_t)now_us : 1;
+    }
+    s->hb.sequence = 0;
+    s->hb.interval_ms = (uint32_t)(c->interval / VIGIL_NSEC_PER_MSEC);
+    if (c->key != NULL) {
+        s->has_key = true;
+        memcpy(s->key, c->key, VIGIL_WIRE_KEY_LEN);
+    }
+    s->sample_proc = c->sample_proc;
+    s->interval = c->interval;
+    s->start = vigil_clock_mono();
+    s->next = s->start;
+    *out = s;
+    return 0;
+}
+
+void vigil_sender_free(struct vigil_sender *s)
+{
+    if (s == NULL)
+        return;
+    if (s->fd4 >= 0)
+        close(s->fd4);
+    if (s->fd6 >= 0)
+        close(s->fd6);
+    sodium_memzero(s->key, sizeof(s->key));
+    free(s);
+}
+
+/*
+ * True unless the heartbeat, with every numeric field at its largest, would
+ * not fit in a datagram. Checked when a pair is set so that a beat never
+ * fails for size, whatever the counters and the status become.
+ */
+static bool fits(const struct vigil_sender *s)
+{
+    struct vigil_heartbeat worst = s->hb;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    worst.flags = VIGIL_FLAG_LEAVING;
+    worst.generation = UINT64_MAX;
+    worst.sequence = UINT64_MAX;
+    worst.send_time_us = INT64_MAX;
+    worst.status.load1_milli = worst.status.load5_milli = worst.status.load15_milli = UINT32_MAX;
+    worst.status.mem_total_kib = worst.status.mem_avail_kib = UINT64_MAX;
+    worst.status.uptime_s = UINT64_MAX;
+    int rc = vigil_wire_encode(&worst, s->has_key ? s->key : NULL, buf, sizeof(buf));
+    return rc != -VIGIL_ETOOBIG;
+}
+
+static int find_custom(const struct vigil_sender *s, const char *key)
+{
+    for (int i = 0; i < s->hb.n_custom; i++)
+        if (strcmp(s->hb.custom[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+static void remove_custom(struct vigil_sender *s, int i)
+{
+    /* Keep the order of the others: the monitor shows them as sent. */
+    memmove(&s->hb.custom[i], &s->hb.custom[i + 1],
+            (size_t)(s->hb.n_custom - i - 1) * sizeof(s->hb.custom[0]));
+    s->hb.n_custom--;
+    memset(&s->hb.custom[s->hb.n_custom], 0, sizeof(s->hb.custom[0]));
+}
+
+int vigil_sender_set_custom(struct vigil_sender *s, const char *key, const char *value)
+{
+    if (s == NULL || key == NULL || !vigil_custom_key_valid(key))
+        return -VIGIL_EINVAL;
+    int i = find_custom(s, key);
+    if (value == NULL) {
+        if (i >= 0)
+            remove_custom(s, i);
+        return 0;
+    }
+    if (!vigil_custom_value_valid(value))
+        return -VIGIL_EINVAL;
+    struct vigil_custom old;
+    if (i >= 0) {
+        old = s->hb.custom[i];
+    } else {
+        if (s->hb.n_custom >= VIGIL_CUSTOM_MAX)
+            return -VIGIL_EFULL;
+        i = s->hb.n_custom++;
+        memset(&old, 0, sizeof(old));
+        /* Validated above: the key fits in VIGIL_CUSTOM_KEY_MAX bytes. */
+        strcpy(s->hb.custom[i].key, key);
+    }
+    strcpy(s->hb.custom[i].value, value);
+    if (!fits(s)) {
+        if (old.key[0] != '\0')
+            s->hb.custom[i] = old;
+        else
+            remove_custom(s, i);
+        return -VIGIL_ETOOBIG;
+    }
+    return 0;
+}
+
+void vigil_sender_clear_custom(struct vigil_sender *s)
+{
+    if (s == NULL)
+        return;
+    memset(s->hb.custom, 0, sizeof(s->hb.custom));
+    s->hb.n_custom = 0;
+}
+
+void vigil_sender_set_status(struct vigil_sender *s, const struct vigil_status *st)
+{
+    if (s == NULL || st == NULL)
+        return;
+    /* The application's numbers replace sampling from now on. */
+    s->hb.status = *st;
+    s->sample_proc = false;
+}
+
+/* The socket for family, opened on first use; -1 with errno set if it cannot be. */
+static int family_socket(struct vigil_sender *s, int family)
+{
+    int *fd = family == AF_INET ? &s->fd4 : &s->fd6;
+    if (*fd < 0)
+        *fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return *fd;
+}
+
+/*
+ * Sends len bytes of buf to every monitor of family, in one sendmmsg() if
+ * all goes well. Returns the datagrams sent; counts the failures and keeps
+ * the last errno in *last_err.
+ */
+static size_t send_family(struct vigil_sender *s, int family, uint8_t *buf, size_t len,
+                          int *last_err)
+{
+    struct mmsghdr msgs[VIGIL_SENDER_MAX_MONITORS];
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    unsigned n = 0;
+    memset(msgs, 0, sizeof(msgs));
+    for (size_t i = 0; i < s->n_dests; i++) {
+        if (s->dests[i].ss.ss_family != family)
+            continue;
+        msgs[n].msg_hdr.msg_name = &s->dests[i].ss;
+        msgs[n].msg_hdr.msg_namelen = s->dests[i].len;
+        msgs[n].msg_hdr.msg_iov = &iov;
+        msgs[n].msg_hdr.msg_iovlen = 1;
+        n++;
+    }
+    if (n == 0)
+        return 0;
+    int fd = family_socket(s, family);
+    if (fd < 0) {
+        *last_err = errno;
+        s->errors += n;
+        return 0;
+    }
+    size_t ok = 0;
+    unsigned i = 0;
+    int eintr = 0;
+    /*
+     * sendmmsg() stops at the first datagram that fails and reports the ones
+     * before it; the failed one is then counted and skipped. Every pass but
+     * a bounded number of EINTR retries moves i forward.
+     */
+    while (i < n) {
+        int r = sendmmsg(fd, msgs + i, n - i, MSG_DONTWAIT);
+        if (r > 0) {
+            i += (unsigned)r;
+            ok += (size_t)r;
+            continue;
+        }
+        if (r < 0 && errno == EINTR && eintr++ < SEND_EINTR_RETRIES)
+            continue;
+        *last_err = r < 0 ? errno : EIO;
+        s->errors++;
+        i++;
+    }
+    s->sent += ok;
+    return ok;
+}
+
+int vigil_sender_beat(struct vigil_sender *s, bool leaving)
+{
+    if (s == NULL)
+        return -VIGIL_EINVAL;
+    vigil_time_t now = vigil_clock_mono();
+    s->next = vigil__sched_next(s->start, s->interval, now);
+    if (s->sample_proc)
+        (void)vigil_status_sample(&s->hb.status); /* unknown fields stay 0 */
+    s->hb.sequence++;
+    s->hb.flags = leaving ? VIGIL_FLAG_LEAVING : 0;
+    s->hb.send_time_us = vigil_clock_wall_us();
+
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = vigil_wire_encode(&s->hb, s->has_key ? s->key : NULL, buf, sizeof(buf));
+    if (n < 0) {
+        /* Nothing went out: the sequence number stays unused. */
+        s->hb.sequence--;
+        return n;
+    }
+    int last_err = 0;
+    size_t ok = send_family(s, AF_INET, buf, (size_t)n, &last_err);
+    ok += send_family(s, AF_INET6, buf, (size_t)n, &last_err);
+    if (last_err != 0)
+        errno = last_err;
+    return ok > 0 ? 0 : -VIGIL_ESYS;
+}
+
+vigil_time_t vigil_sender_next(const struct vigil_sender *s)
+{
+    return s->next;
+}
+
+uint64_t vigil_sender_sent(const struct vigil_sender *s)
+{
+    return s->sent;
+}
+
+uint64_t vigil_sender_errors(const struct vigil_sender *s)
+{
+    return s->errors;
+}
+
+uint64_t vigil_sender_generation(const struct vigil_sender *s)
+{
+    return s->hb.generation;
+}

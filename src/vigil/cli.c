@@ -1,0 +1,900 @@
+/*
+ * `vigil status` and `vigil events`: the operator's view of a running
+ * monitor, as clients of its HTTP API (libcurl to fetch, jansson to read).
+ *
+ * The CLI holds no state of its own and never talks to the core: everything
+ * it prints comes from the API's JSON, so what an operator sees on the
+ * terminal is exactly what a script or a dashboard gets. --json prints that
+ * JSON untouched for the scripts.
+ *
+ * `vigil status` prints one line per node, sorted by id, with durations
+ * made readable (3.2s, 4m10s, 2h03m) and a summary line; with a node id it
+ * prints that node's details and its recent events, so that "why is web3
+ * dead?" is answered with the numbers that made the decision.
+ *
+ * `vigil events` prints one line per event, the same line the monitor's text
+ * log writes; --follow keeps polling for new ones until interrupted. The
+ * poll runs every 500 ms and a SIGINT (Ctrl-C) ends it cleanly, also in the
+ * middle of a request.
+ *
+ * Where is the API: --api ADDR, else the "monitor.api" setting of the file
+ * given with -c, else the default 127.0.0.1:7947.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "cmds.h"
+#include "config.h"
+
+/* Where the API listens unless told otherwise (the heartbeat port 7946 plus one). */
+#define CLI_DEFAULT_API  "127.0.0.1:7947"
+#define CLI_DEFAULT_PORT 7947
+
+/* Room for the API's base URL ("http://" and a formatted address, or what the user gave). */
+#define CLI_URL_MAX 512
+
+/*
+ * Most bytes of one API response the CLI accepts. The largest answer is
+ * 10000 events of about 500 bytes each; 64 MiB leaves a wide margin while a
+ * wrong address that streams forever cannot eat the machine's memory.
+ */
+#define CLI_BODY_MAX (64u << 20)
+
+/* A monitor on loopback answers in milliseconds; 3 s to connect means it is not there. */
+#define CLI_CONNECT_TIMEOUT_MS 3000L
+
+/* Whole request, including a large event list from a busy monitor. */
+#define CLI_REQUEST_TIMEOUT_MS 15000L
+
+/* How often --follow asks for new events: twice a second feels live without load. */
+#define CLI_FOLLOW_INTERVAL_MS 500
+
+/* The API's largest "limit" (see api.c); --follow asks for this many per poll. */
+#define CLI_EVENTS_MAX_LIMIT 10000
+
+/* The API's default "limit", also the CLI's. */
+#define CLI_EVENTS_DEFAULT_LIMIT 100
+
+/* Columns of the status table. */
+enum { COL_NODE, COL_STATE, COL_FOR, COL_HEARD, COL_LEVEL, COL_LOAD, COL_MEM, COL_ADDR, NCOL };
+
+/* Room for one cell: a node id (64) is the longest, an address (up to 55) next. */
+#define CELL_MAX 80
+
+static const char *const col_names[NCOL] = {
+    "NODE", "STATE", "FOR", "LAST-HEARD", "LEVEL", "LOAD1", "MEM-AVAIL", "ADDRESS",
+};
+
+/* Set by SIGINT/SIGTERM while --follow runs. */
+static volatile sig_atomic_t cli_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+/* ---- formatting ------------------------------------------------------- */
+
+/*
+ * A duration in seconds for people: "0.4s", "59.9s", "4m10s", "2h03m",
+ * "3d04h"; "-" when unknown (negative or not a number). Declared where it
+ * is tested; used only here.
+ */
+void cli_format_duration(double s, char *buf, size_t cap)
+{
+    if (!(s >= 0) || !isfinite(s)) {
+        snprintf(buf, cap, "-");
+        return;
+    }
+    /* Tenths first, so that 59.96 s becomes "1m00s" and never "60.0s". */
+    double tenths = floor(s * 10 + 0.5);
+    if (tenths < 600) {
+        long long t = (long long)tenths;
+        snprintf(buf, cap, "%lld.%llds", t / 10, t % 10);
+        return;
+    }
+    /* Beyond a hundred years a duration is nonsense; print it whole rather than wrap around. */
+    if (s > 3.2e9) {
+        snprintf(buf, cap, "%.0fs", s);
+        return;
+    }
+    long long sec = (long long)floor(s + 0.5);
+    if (sec < 3600)
+        snprintf(buf, cap, "%lldm%02llds", sec / 60, sec % 60);
+    else if (sec < 86400)
+        snprintf(buf, cap, "%lldh%02lldm", sec / 3600, sec % 3600 / 60);
+    else
+        snprintf(buf, cap, "%lldd%02lldh", sec / 86400, sec % 86400 / 3600);
+}
+
+static const char *jstr(const json_t *o, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : def;
+}
+
+/* A number (integer or real); def when absent or null. */
+static double jnum(const json_t *o, const char *key, double def)
+{
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : def;
+}
+
+static unsigned long long jull(const json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v) && json_integer_value(v) >= 0)
+        return (unsigned long long)json_integer_value(v);
+    return 0;
+}
+
+/* One event as evrec_format_text writes it (evlog.c), rebuilt from the API's JSON. */
+static void event_line(const json_t *e, char *buf, size_t cap)
+{
+    const json_t *ev = json_object_get(e, "evidence");
+    const char *when = jstr(e, "time", "?");
+    unsigned long long seq = jull(e, "seq");
+    double since = jnum(ev, "since_last_s", -1);
+    if (!strcmp(jstr(e, "type", ""), "pause")) {
+        snprintf(buf, cap,
+                 "%s event %llu: monitor paused for %.3fs: no node convicted for heartbeats it "
+                 "could not read",
+                 when, seq, since < 0 ? 0 : since);
+        return;
+    }
+    char since_s[32], level[32];
+    if (since < 0)
+        snprintf(since_s, sizeof(since_s), "never");
+    else
+        snprintf(since_s, sizeof(since_s), "%.3fs", since);
+    /* JSON has no infinity: the API sends an infinite level as null. */
+    json_t *lv = json_object_get(ev, "level");
+    if (json_is_number(lv))
+        snprintf(level, sizeof(level), "%.2f", json_number_value(lv));
+    else
+        snprintf(level, sizeof(level), "inf");
+    const char *addr = jstr(e, "addr", "");
+    snprintf(buf, cap,
+             "%s event %llu: %s %s -> %s (%s) since_last=%s level=%s threshold=%.2f mean=%.3fs "
+             "sd=%.3fs addr=%s",
+             when, seq, jstr(e, "node", "?"), jstr(e, "old_state", "?"),
+             jstr(e, "new_state", "?"), jstr(e, "reason", ""), since_s, level,
+             jnum(ev, "threshold", 0), jnum(ev, "mean_s", 0), jnum(ev, "std_dev_s", 0),
+             addr[0] ? addr : "-");
+}
+
+static void print_event(const json_t *e, bool as_json)
+{
+    if (as_json) {
+        char *s = json_dumps(e, JSON_COMPACT);
+        if (s) {
+            puts(s);
+            free(s);
+        }
+        return;
+    }
+    char line[1024];
+    event_line(e, line, sizeof(line));
+    puts(line);
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+struct http {
+    CURL *curl;
+    char base[CLI_URL_MAX]; /* "http://127.0.0.1:7947" */
+    const char *cmd;        /* "status" or "events", for messages */
+    char errbuf[CURL_ERROR_SIZE];
+    char *body;
+    size_t len;
+    bool too_big;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *arg)
+{
+    struct http *h = arg;
+    size_t add = size * n;
+    if (add > CLI_BODY_MAX - h->len) {
+        h->too_big = true;
+        return 0; /* makes curl fail the transfer */
+    }
+    char *p = realloc(h->body, h->len + add + 1);
+    if (!p)
+        return 0;
+    memcpy(p + h->len, data, add);
+    h->body = p;
+    h->len += add;
+    h->body[h->len] = '\0';
+    return add;
+}
+
+/* Aborts a transfer in flight when the user pressed Ctrl-C. */
+static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+{
+    (void)arg;
+    (void)dlt;
+    (void)dln;
+    (void)ult;
+    (void)uln;
+    return cli_interrupted ? 1 : 0;
+}
+
+/* Turns what the user gave (an address, or a URL) into the API's base URL. */
+static int api_base_url(const char *api, char *out, size_t cap)
+{
+    struct vigil_addr a;
+    size_t n;
+    if (!strncmp(api, "http://", 7) || !strncmp(api, "https://", 8)) {
+        n = (size_t)snprintf(out, cap, "%s", api);
+    } else if (vigil_addr_parse(api, CLI_DEFAULT_PORT, &a) == 0) {
+        char buf[64];
+        vigil_addr_format(&a, buf, sizeof(buf));
+        n = (size_t)snprintf(out, cap, "http://%s", buf);
+    } else {
+        /* A host name ("localhost:7947"): curl resolves it. */
+        n = (size_t)snprintf(out, cap, "http://%s", api);
+    }
+    if (n >= cap)
+        return -1;
+    while (n > 0 && out[n - 1] == '/')
+        out[--n] = '\0';
+    return 0;
+}
+
+static int http_init(struct http *h, const char *cmd, const char *api)
+{
+    memset(h, 0, sizeof(*h));
+    h->cmd = cmd;
+    if (api_base_url(api, h->base, sizeof(h->base)) != 0) {
+        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, api);
+        return -1;
+    }
+    h->curl = curl_easy_init();
+    if (!h->curl) {
+        fprintf(stderr, "vigil %s: cannot initialise libcurl\n", cmd);
+        return -1;
+    }
+    CURL *c = h->curl;
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CLI_CONNECT_TIMEOUT_MS);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, CLI_REQUEST_TIMEOUT_MS);
+    /* The API is local: a proxy from the environment (http_proxy) must not be asked. */
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "vigil/" VIGIL_VERSION_STRING);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    return 0;
+}
+
+static void http_free(struct http *h)
+{
+    if (h->curl)
+        curl_easy_cleanup(h->curl);
+    free(h->body);
+    h->curl = NULL;
+    h->body = NULL;
+}
+
+/*
+ * GETs base + path. Returns the HTTP status with the body in h->body, or -1
+ * when no answer came (the reason in why).
+ */
+static long http_get(struct http *h, const char *path, char *why, size_t cap)
+{
+    char url[CLI_URL_MAX + 128];
+    snprintf(url, sizeof(url), "%s%s", h->base, path);
+    free(h->body);
+    h->body = NULL;
+    h->len = 0;
+    h->too_big = false;
+    h->errbuf[0] = '\0';
+    curl_easy_setopt(h->curl, CURLOPT_URL, url);
+    CURLcode rc = curl_easy_perform(h->curl);
+    if (rc != CURLE_OK) {
+        long os_errno = 0;
+        curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
+        if (h->too_big)
+            snprintf(why, cap, "answer larger than %u MiB", CLI_BODY_MAX >> 20);
+        else if (rc == CURLE_COULDNT_CONNECT && os_errno)
+            snprintf(why, cap, "%s", strerror((int)os_errno));
+        else if (rc == CURLE_ABORTED_BY_CALLBACK)
+            snprintf(why, cap, "interrupted");
+        else
+            snprintf(why, cap, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+        return -1;
+    }
+    long status = 0;
+    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (!h->body) {
+        h->body = calloc(1, 1);
+        if (!h->body) {
+            snprintf(why, cap, "out of memory");
+            return -1;
+        }
+    }
+    return status;
+}
+
+/*
+ * GETs path and parses the JSON answer of a 200. On any failure prints why
+ * and returns NULL. The raw text stays available in h->body.
+ */
+static json_t *api_get_json(struct http *h, const char *path)
+{
+    char why[CURL_ERROR_SIZE + 64];
+    long status = http_get(h, path, why, sizeof(why));
+    if (status < 0) {
+        if (!cli_interrupted)
+            fprintf(stderr, "vigil %s: cannot reach the monitor API at %s: %s\n", h->cmd, h->base,
+                    why);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *doc = json_loadb(h->body, h->len, 0, &jerr);
+    if (status != 200) {
+        const char *msg = json_string_value(json_object_get(doc, "error"));
+        if (msg)
+            fprintf(stderr, "vigil %s: %s\n", h->cmd, msg);
+        else
+            fprintf(stderr, "vigil %s: the monitor API at %s answered HTTP %ld\n", h->cmd,
+                    h->base, status);
+        json_decref(doc);
+        return NULL;
+    }
+    if (!json_is_object(doc)) {
+        fprintf(stderr, "vigil %s: the monitor API at %s sent invalid JSON: %s\n", h->cmd,
+                h->base, doc ? "not an object" : jerr.text);
+        json_decref(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* The API address: --api, else monitor.api of the -c file, else the default. */
+static int find_api(const char *cmd, const char *api, const char *cfg_path, char *out, size_t cap)
+{
+    if (api) {
+        snprintf(out, cap, "%s", api);
+        return 0;
+    }
+    if (!cfg_path) {
+        snprintf(out, cap, "%s", CLI_DEFAULT_API);
+        return 0;
+    }
+    struct vcfg c;
+    char err[512];
+    vcfg_init(&c);
+    if (vcfg_load(&c, cfg_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil %s: %s\n", cmd, err);
+        vcfg_free(&c);
+        return -1;
+    }
+    int rc = 0;
+    if (!c.monitor.api || !c.monitor.api[0] || !strcmp(c.monitor.api, "off")) {
+        fprintf(stderr, "vigil %s: the monitor API is disabled in %s (monitor.api)\n", cmd,
+                cfg_path);
+        rc = -1;
+    } else if ((size_t)snprintf(out, cap, "%s", c.monitor.api) >= cap) {
+        fprintf(stderr, "vigil %s: monitor.api in %s is too long\n", cmd, cfg_path);
+        rc = -1;
+    }
+    vcfg_free(&c);
+    return rc;
+}
+
+/* ---- vigil status ----------------------------------------------------- */
+
+static void node_cells(const json_t *n, char cells[NCOL][CELL_MAX])
+{
+    snprintf(cells[COL_NODE], CELL_MAX, "%s", jstr(n, "id", "?"));
+    snprintf(cells[COL_STATE], CELL_MAX, "%s", jstr(n, "state", "?"));
+    cli_format_duration(jnum(n, "since_s", -1), cells[COL_FOR], CELL_MAX);
+    double heard = jnum(n, "last_heard_s", -1);
+    if (heard < 0) {
+        snprintf(cells[COL_HEARD], CELL_MAX, "never");
+    } else {
+        char d[32];
+        cli_format_duration(heard, d, sizeof(d));
+        snprintf(cells[COL_HEARD], CELL_MAX, "%s ago", d);
+    }
+    json_t *lv = json_object_get(n, "level");
+    if (json_is_number(lv))
+        snprintf(cells[COL_LEVEL], CELL_MAX, "%.2f", json_number_value(lv));
+    else
+        snprintf(cells[COL_LEVEL], CELL_MAX, "inf");
+    const json_t *st = json_object_get(n, "status");
+    /* A sender that never sent, or that does not know its memory, has nothing to show. */
+    if (jull(n, "heartbeats") == 0)
+        snprintf(cells[COL_LOAD], CELL_MAX, "-");
+    else
+        snprintf(cells[COL_LOAD], CELL_MAX, "%.2f", jnum(st, "load1", 0));
+    if (jull(st, "mem_total_kib") == 0)
+        snprintf(cells[COL_MEM], CELL_MAX, "-");
+    else
+        snprintf(cells[COL_MEM], CELL_MAX, "%lluMiB", jull(st, "mem_avail_kib") / 1024);
+    snprintf(cells[COL_ADDR], CELL_MAX, "%s", jstr(n, "addr", "-"));
+}
+
+/* The "recovering 1/2" note of a dead or left node on its way back, or "". */
+static void recovery_note(const json_t *n, char *buf, size_t cap)
+{
+    const char *state = jstr(n, "state", "");
+    unsigned long long rc = jull(n, "rise_count"), rise = jull(n, "rise");
+    buf[0] = '\0';
+    if ((!strcmp(state, "dead") || !strcmp(state, "left")) && rc > 0) {
+        if (rise)
+            snprintf(buf, cap, "recovering %llu/%llu", rc, rise);
+        else
+            snprintf(buf, cap, "recovering %llu", rc);
+    }
+}
+
+static int cmp_node_id(const void *a, const void *b)
+{
+    const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+    return strcmp(jstr(x, "id", ""), jstr(y, "id", ""));
+}
+
+static const char *const state_order[] = {"alive", "suspect", "dead", "left", "unknown"};
+
+static int print_table(json_t *doc)
+{
+    json_t *nodes = json_object_get(doc, "nodes");
+    size_t n = json_array_size(nodes);
+    const json_t **rows = n ? malloc(n * sizeof(*rows)) : NULL;
+    if (n && !rows) {
+        fprintf(stderr, "vigil status: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        rows[i] = json_array_get(nodes, i);
+    qsort(rows, n, sizeof(*rows), cmp_node_id);
+
+    /* Two passes: the widths first, then the lines. */
+    size_t width[NCOL];
+    for (int c = 0; c < NCOL; c++)
+        width[c] = strlen(col_names[c]);
+    char cells[NCOL][CELL_MAX];
+    for (size_t i = 0; i < n; i++) {
+        node_cells(rows[i], cells);
+        for (int c = 0; c < NCOL; c++)
+            if (strlen(cells[c]) > width[c])
+                width[c] = strlen(cells[c]);
+    }
+    for (int c = 0; c < NCOL; c++)
+        printf("%-*s%s", c == NCOL - 1 ? 0 : (int)width[c], col_names[c],
+               c == NCOL - 1 ? "\n" : "  ");
+    size_t counts[sizeof(state_order) / sizeof(state_order[0])] = {0};
+    for (size_t i = 0; i < n; i++) {
+        char note[64];
+        node_cells(rows[i], cells);
+        recovery_note(rows[i], note, sizeof(note));
+        for (int c = 0; c < NCOL - 1; c++)
+            printf("%-*s  ", (int)width[c], cells[c]);
+        if (note[0])
+            printf("%-*s  (%s)\n", (int)width[COL_ADDR], cells[COL_ADDR], note);
+        else
+            printf("%s\n", cells[COL_ADDR]);
+        for (size_t s = 0; s < sizeof(state_order) / sizeof(state_order[0]); s++)
+            if (!strcmp(cells[COL_STATE], state_order[s]))
+                counts[s]++;
+    }
+    free(rows);
+
+    printf("%zu node%s", n, n == 1 ? "" : "s");
+    const char *sep = ": ";
+    for (size_t s = 0; s < sizeof(state_order) / sizeof(state_order[0]); s++) {
+        if (counts[s]) {
+            printf("%s%zu %s", sep, counts[s], state_order[s]);
+            sep = ", ";
+        }
+    }
+    printf("\n");
+    return 0;
+}
+
+static void print_node(const json_t *n)
+{
+    char d[32], d2[32], note[64];
+    const json_t *st = json_object_get(n, "status");
+
+    cli_format_duration(jnum(n, "since_s", -1), d, sizeof(d));
+    recovery_note(n, note, sizeof(note));
+    printf("%s: %s for %s%s%s%s\n", jstr(n, "id", "?"), jstr(n, "state", "?"), d,
+           note[0] ? " (" : "", note, note[0] ? ")" : "");
+
+    double heard = jnum(n, "last_heard_s", -1);
+    if (heard < 0) {
+        printf("  last heard    never\n");
+    } else {
+        cli_format_duration(heard, d, sizeof(d));
+        printf("  last heard    %s ago (%s)\n", d, jstr(n, "last_heard", "?"));
+    }
+    json_t *lv = json_object_get(n, "level");
+    char level[32];
+    if (json_is_number(lv))
+        snprintf(level, sizeof(level), "%.2f", json_number_value(lv));
+    else
+        snprintf(level, sizeof(level), "inf");
+    printf("  level         %s (suspect at %.2f, dead at %.2f)\n", level,
+           jnum(n, "suspect_threshold", 0), jnum(n, "dead_threshold", 0));
+    printf("  intervals     mean %.3fs, sd %.3fs (the sender says every %.3fs)\n",
+           jnum(n, "mean_interval_s", 0), jnum(n, "std_dev_s", 0), jnum(n, "interval_s", 0));
+    printf("  heartbeats    %llu (generation %llu, sequence %llu)\n", jull(n, "heartbeats"),
+           jull(n, "generation"), jull(n, "sequence"));
+    printf("  address       %s\n", jstr(n, "addr", "-"));
+    printf("  sent at       %s (the sender's clock)\n", jstr(n, "send_time", "-"));
+    if (jull(n, "heartbeats") > 0) {
+        printf("  load          %.2f %.2f %.2f\n", jnum(st, "load1", 0), jnum(st, "load5", 0),
+               jnum(st, "load15", 0));
+        if (jull(st, "mem_total_kib"))
+            printf("  memory        %llu MiB available of %llu MiB\n",
+                   jull(st, "mem_avail_kib") / 1024, jull(st, "mem_total_kib") / 1024);
+        if (jull(st, "uptime_s")) {
+            cli_format_duration((double)jull(st, "uptime_s"), d2, sizeof(d2));
+            printf("  uptime        %s\n", d2);
+        }
+    }
+    const json_t *custom = json_object_get(n, "custom");
+    if (json_object_size(custom) > 0) {
+        const char *k;
+        json_t *v;
+        printf("  custom       ");
+        json_object_foreach((json_t *)custom, k, v)
+        {
+            printf(" %s=%s", k, json_string_value(v) ? json_string_value(v) : "");
+        }
+        printf("\n");
+    }
+    printf("  declared      %s\n",
+           json_is_true(json_object_get(n, "declared")) ? "yes (in the configuration)"
+                                                        : "no (registered itself)");
+
+    const json_t *events = json_object_get(n, "events");
+    if (json_array_size(events) == 0) {
+        printf("\nno recent events\n");
+        return;
+    }
+    printf("\nrecent events (oldest first):\n");
+    size_t i;
+    json_t *e;
+    json_array_foreach((json_t *)events, i, e)
+    {
+        char line[1024];
+        event_line(e, line, sizeof(line));
+        printf("  %s\n", line);
+    }
+}
+
+static void status_usage(FILE *f)
+{
+    fprintf(f, "usage: vigil status [--api ADDR] [-c FILE] [--json] [NODE]\n"
+               "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
+               "  -c FILE       read the API address from this configuration file\n"
+               "  --json        print the API's JSON as it is\n"
+               "  NODE          show one node in detail, with its recent events\n",
+               CLI_DEFAULT_API);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL;
+    bool as_json = false;
+    int o;
+    optind = 0; /* glibc: start over, also when called twice in one process */
+    while ((o = getopt_long(argc, argv, "a:c:jh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            status_usage(stdout);
+            return 0;
+        default:
+            status_usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind > 1) {
+        status_usage(stderr);
+        return 2;
+    }
+    const char *node = optind < argc ? argv[optind] : NULL;
+    if (node && !vigil_id_valid(node, strlen(node))) {
+        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                node, VIGIL_ID_MAX);
+        return 2;
+    }
+
+    char addr[CLI_URL_MAX];
+    if (find_api("status", api, cfg, addr, sizeof(addr)) != 0)
+        return 1;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "vigil status: cannot initialise libcurl\n");
+        return 1;
+    }
+    struct http h;
+    int rc = 1;
+    if (http_init(&h, "status", addr) == 0) {
+        char path[128];
+        if (node)
+            snprintf(path, sizeof(path), "/v1/nodes/%s", node);
+        else
+            snprintf(path, sizeof(path), "/v1/nodes");
+        json_t *doc = api_get_json(&h, path);
+        if (doc) {
+            if (as_json) {
+                fwrite(h.body, 1, h.len, stdout);
+                if (h.len && h.body[h.len - 1] != '\n')
+                    putchar('\n');
+                rc = 0;
+            } else if (node) {
+                print_node(doc);
+                rc = 0;
+            } else {
+                rc = print_table(doc);
+            }
+            json_decref(doc);
+        }
+    }
+    http_free(&h);
+    curl_global_cleanup();
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}
+
+/* ---- vigil events ----------------------------------------------------- */
+
+static void events_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil events [--api ADDR] [-c FILE] [--since N] [--limit M] [--json] "
+            "[--follow]\n"
+            "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
+            "  -c FILE       read the API address from this configuration file\n"
+            "  --since N     events after sequence number N (default: the last M events)\n"
+            "  --limit M     at most M events (1 to %d, default %d)\n"
+            "  --json        print the API's JSON (with --follow: one event per line)\n"
+            "  -f, --follow  keep printing new events until interrupted\n",
+            CLI_DEFAULT_API, CLI_EVENTS_MAX_LIMIT, CLI_EVENTS_DEFAULT_LIMIT);
+}
+
+static int parse_ull(const char *s, unsigned long long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Sleeps ms milliseconds or until a signal arrives. */
+static void nap(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL); /* EINTR on SIGINT: the caller checks the flag */
+}
+
+/*
+ * Fetches events after *since (at most limit), prints them and moves *since
+ * to the last one. Returns 0, or -1 when the request failed (already said).
+ * Sets *more when the limit cut the answer short, and *restarted when the
+ * monitor's newest event is older than *since: its sequence numbers started
+ * over, so it restarted.
+ */
+static int events_page(struct http *h, unsigned long long *since, unsigned long long limit,
+                       bool as_json, bool *more, bool *restarted)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/events?since=%llu&limit=%llu", *since, limit);
+    json_t *doc = api_get_json(h, path);
+    if (!doc)
+        return -1;
+    *restarted = jull(doc, "newest_seq") < *since;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(doc, "events"), i, e)
+    {
+        print_event(e, as_json);
+        unsigned long long seq = jull(e, "seq");
+        if (seq > *since)
+            *since = seq;
+    }
+    *more = json_is_true(json_object_get(doc, "more"));
+    json_decref(doc);
+    return 0;
+}
+
+/* The sequence number after which the last `limit` events begin. */
+static int tail_start(struct http *h, unsigned long long limit, unsigned long long *since)
+{
+    /* since = the largest number: no event comes back, only newest_seq. */
+    json_t *doc = api_get_json(h, "/v1/events?since=18446744073709551615&limit=1");
+    if (!doc)
+        return -1;
+    unsigned long long newest = jull(doc, "newest_seq");
+    *since = newest > limit ? newest - limit : 0;
+    json_decref(doc);
+    return 0;
+}
+
+static int follow(struct http *h, unsigned long long since, bool as_json)
+{
+    bool unreachable = false;
+    /* Bounded by the user: it runs until SIGINT or SIGTERM. */
+    while (!cli_interrupted) {
+        bool more = false, restarted = false;
+        if (events_page(h, &since, CLI_EVENTS_MAX_LIMIT, as_json, &more, &restarted) != 0) {
+            if (cli_interrupted)
+                break;
+            if (!unreachable)
+                fprintf(stderr, "vigil events: retrying every %d ms\n", CLI_FOLLOW_INTERVAL_MS);
+            unreachable = true;
+        } else {
+            if (unreachable)
+                fprintf(stderr, "vigil events: the monitor API is back\n");
+            unreachable = false;
+            if (restarted) {
+                fprintf(stderr, "vigil events: the monitor restarted; following its new events\n");
+                since = 0;
+                more = true;
+            }
+        }
+        if (fflush(stdout) != 0)
+            return 1;
+        /* A cut-short page means more is waiting: ask again at once. */
+        if (!more || unreachable)
+            nap(CLI_FOLLOW_INTERVAL_MS);
+    }
+    return 0;
+}
+
+int cmd_events(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"since", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"follow", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL;
+    bool as_json = false, do_follow = false, has_since = false;
+    unsigned long long since = 0, limit = CLI_EVENTS_DEFAULT_LIMIT;
+    int o;
+    optind = 0; /* glibc: start over, also when called twice in one process */
+    while ((o = getopt_long(argc, argv, "a:c:s:n:jfh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 's':
+            if (parse_ull(optarg, &since) != 0) {
+                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            has_since = true;
+            break;
+        case 'n':
+            if (parse_ull(optarg, &limit) != 0 || limit < 1 || limit > CLI_EVENTS_MAX_LIMIT) {
+                fprintf(stderr, "vigil events: --limit wants a number from 1 to %d, not '%s'\n",
+                        CLI_EVENTS_MAX_LIMIT, optarg);
+                return 2;
+            }
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'f':
+            do_follow = true;
+            break;
+        case 'h':
+            events_usage(stdout);
+            return 0;
+        default:
+            events_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        events_usage(stderr);
+        return 2;
+    }
+
+    char addr[CLI_URL_MAX];
+    if (find_api("events", api, cfg, addr, sizeof(addr)) != 0)
+        return 1;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "vigil events: cannot initialise libcurl\n");
+        return 1;
+    }
+
+    /* Ctrl-C ends --follow cleanly; no SA_RESTART, so that a sleep is cut short. */
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    cli_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    struct http h;
+    int rc = 1;
+    if (http_init(&h, "events", addr) != 0)
+        goto out;
+    if (!has_since && tail_start(&h, limit, &since) != 0)
+        goto out;
+    if (as_json && !do_follow) {
+        char path[128];
+        snprintf(path, sizeof(path), "/v1/events?since=%llu&limit=%llu", since, limit);
+        json_t *doc = api_get_json(&h, path);
+        if (doc) {
+            fwrite(h.body, 1, h.len, stdout);
+            if (h.len && h.body[h.len - 1] != '\n')
+                putchar('\n');
+            json_decref(doc);
+            rc = 0;
+        }
+        goto out;
+    }
+    bool more = false, restarted = false;
+    if (events_page(&h, &since, limit, as_json, &more, &restarted) != 0)
+        goto out;
+    rc = 0;
+    if (do_follow) {
+        if (fflush(stdout) != 0)
+            rc = 1;
+        else
+            rc = follow(&h, since, as_json);
+    }
+out:
+    http_free(&h);
+    curl_global_cleanup();
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}

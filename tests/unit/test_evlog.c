@@ -1,0 +1,326 @@
+/*
+ * Tests of the event history ring and the two renderings of an event (JSON
+ * and the readable line), with every field checked against the value it
+ * was computed from.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "vigil/evlog.h"
+
+/* 2026-11-25T17:00:00Z in seconds since the epoch (calendar.timegm). */
+#define WALL_2026_11_25_17 INT64_C(1795626000)
+
+/* The event of the header's example: web3 alive -> dead, convicted on timeout. */
+static struct evrec example_event(void)
+{
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = 12;
+    r.ev.type = VIGIL_EVENT_STATE;
+    r.ev.time = 42 * VIGIL_NSEC_PER_SEC;
+    strcpy(r.ev.node, "web3");
+    r.ev.old_state = VIGIL_STATE_ALIVE;
+    r.ev.new_state = VIGIL_STATE_DEAD;
+    r.ev.reason = "timeout";
+    r.ev.since_last = INT64_C(5012000000);
+    r.ev.level = 8.31;
+    r.ev.threshold = 8.0;
+    r.ev.mean = VIGIL_NSEC_PER_SEC;
+    r.ev.std_dev = 10 * VIGIL_NSEC_PER_MSEC;
+    r.ev.generation = 1795625000;
+    r.ev.sequence = 977;
+    r.ev.addr.family = AF_INET;
+    r.ev.addr.addr[0] = 127;
+    r.ev.addr.addr[3] = 1;
+    r.ev.addr.port = 40012;
+    r.wall_us = WALL_2026_11_25_17 * 1000000 + 123456;
+    return r;
+}
+
+static struct evrec pause_event(void)
+{
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = 13;
+    r.ev.type = VIGIL_EVENT_PAUSE;
+    r.ev.reason = "pause";
+    r.ev.since_last = INT64_C(12345000000);
+    r.wall_us = WALL_2026_11_25_17 * 1000000 + 500000;
+    return r;
+}
+
+static void test_ring_before_wrap(void **state)
+{
+    (void)state;
+    struct evlog *l = evlog_new(3);
+    assert_non_null(l);
+    assert_int_equal(evlog_count(l), 0);
+    assert_int_equal(evlog_last_seq(l), 0);
+    assert_null(evlog_at(l, 0));
+
+    struct evrec r = example_event();
+    r.ev.seq = 1;
+    evlog_push(l, &r);
+    r.ev.seq = 2;
+    evlog_push(l, &r);
+    assert_int_equal(evlog_count(l), 2);
+    assert_int_equal(evlog_at(l, 0)->ev.seq, 1);
+    assert_int_equal(evlog_at(l, 1)->ev.seq, 2);
+    assert_null(evlog_at(l, 2));
+    assert_int_equal(evlog_last_seq(l), 2);
+
+    /* A push copies: changing the caller's record afterwards changes nothing held. */
+    strcpy(r.ev.node, "changed");
+    assert_string_equal(evlog_at(l, 1)->ev.node, "web3");
+    evlog_free(l);
+}
+
+static void test_ring_wrap(void **state)
+{
+    (void)state;
+    struct evlog *l = evlog_new(3);
+    assert_non_null(l);
+    struct evrec r = example_event();
+    for (uint64_t s = 1; s <= 5; s++) {
+        r.ev.seq = s;
+        r.ev.since_last = (vigil_time_t)s * VIGIL_NSEC_PER_SEC;
+        evlog_push(l, &r);
+        /* Full after the third push, never more than the cap. */
+        assert_int_equal(evlog_count(l), s < 3 ? s : 3);
+    }
+    assert_int_equal(evlog_count(l), 3);
+    for (size_t i = 0; i < 3; i++) {
+        const struct evrec *h = evlog_at(l, i);
+        assert_non_null(h);
+        assert_int_equal(h->ev.seq, 3 + i);
+        assert_int_equal(h->ev.since_last, (vigil_time_t)(3 + i) * VIGIL_NSEC_PER_SEC);
+    }
+    assert_null(evlog_at(l, 3));
+    assert_int_equal(evlog_last_seq(l), 5);
+
+    /* One more: 4..6. */
+    r.ev.seq = 6;
+    evlog_push(l, &r);
+    assert_int_equal(evlog_at(l, 0)->ev.seq, 4);
+    assert_int_equal(evlog_at(l, 2)->ev.seq, 6);
+    evlog_free(l);
+}
+
+static void test_ring_cap_one_and_zero(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    struct evlog *one = evlog_new(1);
+    assert_non_null(one);
+    r.ev.seq = 7;
+    evlog_push(one, &r);
+    r.ev.seq = 8;
+    evlog_push(one, &r);
+    assert_int_equal(evlog_count(one), 1);
+    assert_int_equal(evlog_at(one, 0)->ev.seq, 8);
+    assert_null(evlog_at(one, 1));
+    evlog_free(one);
+
+    /* Cap 0 keeps nothing but still knows the newest sequence number. */
+    struct evlog *none = evlog_new(0);
+    assert_non_null(none);
+    evlog_push(none, &r);
+    assert_int_equal(evlog_count(none), 0);
+    assert_null(evlog_at(none, 0));
+    assert_int_equal(evlog_last_seq(none), 8);
+    evlog_free(none);
+    evlog_free(NULL);
+}
+
+static void test_format_wall(void **state)
+{
+    (void)state;
+    char buf[64];
+    vigil_format_wall(0, buf, sizeof(buf));
+    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+    vigil_format_wall(WALL_2026_11_25_17 * 1000000 + 123456, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.123Z");
+    /* Milliseconds are cut, not rounded: .999999 stays in its second. */
+    vigil_format_wall(WALL_2026_11_25_17 * 1000000 + 999999, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.999Z");
+    vigil_format_wall(WALL_2026_11_25_17 * 1000000 + 1000000, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:01.000Z");
+    /* Before 1970: one microsecond before the epoch. */
+    vigil_format_wall(-1, buf, sizeof(buf));
+    assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
+    /* A short buffer is cut and terminated. */
+    char small[8];
+    memset(small, 'x', sizeof(small));
+    vigil_format_wall(0, small, sizeof(small));
+    assert_string_equal(small, "1970-01");
+}
+
+static double num(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    assert_non_null(v);
+    assert_true(json_is_number(v));
+    return json_number_value(v);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+    json_t *v = json_object_get(o, key);
+    assert_non_null(v);
+    assert_true(json_is_string(v));
+    return json_string_value(v);
+}
+
+static void test_json_state_event(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 12);
+    assert_true(json_is_integer(json_object_get(o, "seq")));
+    assert_string_equal(str(o, "type"), "state");
+    assert_string_equal(str(o, "time"), "2026-11-25T17:00:00.123Z");
+    assert_true(json_is_integer(json_object_get(o, "time_us")));
+    assert_true(json_integer_value(json_object_get(o, "time_us")) == r.wall_us);
+    assert_string_equal(str(o, "node"), "web3");
+    assert_string_equal(str(o, "old_state"), "alive");
+    assert_string_equal(str(o, "new_state"), "dead");
+    assert_string_equal(str(o, "reason"), "timeout");
+    assert_true(json_integer_value(json_object_get(o, "generation")) == 1795625000);
+    assert_int_equal(json_integer_value(json_object_get(o, "sequence")), 977);
+    assert_string_equal(str(o, "addr"), "127.0.0.1:40012");
+
+    json_t *e = json_object_get(o, "evidence");
+    assert_non_null(e);
+    assert_true(json_is_object(e));
+    assert_true(fabs(num(e, "since_last_s") - 5.012) < 1e-9);
+    assert_true(fabs(num(e, "level") - 8.31) < 1e-9);
+    assert_true(fabs(num(e, "threshold") - 8.0) < 1e-9);
+    assert_true(fabs(num(e, "mean_s") - 1.0) < 1e-9);
+    assert_true(fabs(num(e, "std_dev_s") - 0.010) < 1e-9);
+    assert_int_equal(json_object_size(e), 5);
+    assert_int_equal(json_object_size(o), 12);
+    json_decref(o);
+}
+
+static void test_json_never_heard_and_edge_values(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    r.ev.old_state = VIGIL_STATE_UNKNOWN;
+    r.ev.since_last = -1;
+    r.ev.level = INFINITY;
+    r.ev.reason = NULL;
+    memset(&r.ev.addr, 0, sizeof(r.ev.addr));
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    json_t *e = json_object_get(o, "evidence");
+    assert_true(json_is_null(json_object_get(e, "since_last_s")));
+    /* JSON has no infinity: an infinite level is null, the rest of the event survives. */
+    assert_true(json_is_null(json_object_get(e, "level")));
+    assert_string_equal(str(o, "old_state"), "unknown");
+    assert_string_equal(str(o, "reason"), "");
+    assert_string_equal(str(o, "addr"), "");
+    json_decref(o);
+
+    /* since_last 0 is a real value (heard right now), not "never". */
+    r.ev.since_last = 0;
+    o = evrec_to_json(&r);
+    assert_true(json_is_real(json_object_get(json_object_get(o, "evidence"), "since_last_s")));
+    json_decref(o);
+    assert_null(evrec_to_json(NULL));
+}
+
+static void test_json_pause_event(void **state)
+{
+    (void)state;
+    struct evrec r = pause_event();
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_string_equal(str(o, "type"), "pause");
+    assert_string_equal(str(o, "node"), "");
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 13);
+    assert_string_equal(str(o, "time"), "2026-11-25T17:00:00.500Z");
+    json_t *e = json_object_get(o, "evidence");
+    assert_true(fabs(num(e, "since_last_s") - 12.345) < 1e-9);
+    json_decref(o);
+
+    /* A JSON round trip through text keeps the values. */
+    r = example_event();
+    o = evrec_to_json(&r);
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_non_null(s);
+    json_error_t err;
+    json_t *back = json_loads(s, 0, &err);
+    free(s);
+    assert_non_null(back);
+    assert_string_equal(str(back, "node"), "web3");
+    assert_true(fabs(num(json_object_get(back, "evidence"), "since_last_s") - 5.012) < 1e-9);
+    json_decref(back);
+}
+
+static void test_text_state_event(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    char buf[512];
+    evrec_format_text(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) "
+                             "since_last=5.012s level=8.31 threshold=8.00 mean=1.000s "
+                             "sd=0.010s addr=127.0.0.1:40012");
+
+    /* Never heard, no address; durations rounded to the millisecond. */
+    r.ev.old_state = VIGIL_STATE_UNKNOWN;
+    r.ev.since_last = -1;
+    r.ev.mean = INT64_C(999500000);   /* rounds up to 1.000 */
+    r.ev.std_dev = INT64_C(1499999);  /* rounds down to 0.001 */
+    memset(&r.ev.addr, 0, sizeof(r.ev.addr));
+    evrec_format_text(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
+                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
+                             "sd=0.001s addr=-");
+
+    /* A short buffer is cut and terminated, never overrun. */
+    char small[17];
+    memset(small, 'x', sizeof(small));
+    evrec_format_text(&r, small, 12);
+    assert_string_equal(small, "2026-11-25T");
+    assert_int_equal(small[12], 'x');
+}
+
+static void test_text_pause_event(void **state)
+{
+    (void)state;
+    struct evrec r = pause_event();
+    char buf[512];
+    evrec_format_text(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.500Z event 13: monitor paused for 12.345s: "
+                             "no node convicted for heartbeats it could not read");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ring_before_wrap),
+        cmocka_unit_test(test_ring_wrap),
+        cmocka_unit_test(test_ring_cap_one_and_zero),
+        cmocka_unit_test(test_format_wall),
+        cmocka_unit_test(test_json_state_event),
+        cmocka_unit_test(test_json_never_heard_and_edge_values),
+        cmocka_unit_test(test_json_pause_event),
+        cmocka_unit_test(test_text_state_event),
+        cmocka_unit_test(test_text_pause_event),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,896 @@
+/*
+ * Tests of the wire codec (src/core/wire.c): round trips, the encoder's
+ * validation, the decoder's rejection of every malformed input the protocol
+ * names, authentication, and the exact byte layout of one datagram (checked
+ * against a tag computed by an independent BLAKE2b implementation).
+ *
+ * Datagrams handed to the decoder are copied into heap buffers of exactly
+ * their length, so that under AddressSanitizer a read of a single byte past
+ * the end fails the test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "vigil/wire.h"
+
+/* Header length and field offsets, written out here independently of wire.c. */
+enum {
+    HDR = 72,
+    O_FLAGS = 4,
+    O_IDLEN = 5,
+    O_NCUSTOM = 6,
+    O_RESERVED = 7,
+    O_SEQ = 16,
+    O_INTERVAL = 32,
+};
+
+static const uint8_t KEY[VIGIL_WIRE_KEY_LEN] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+    16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+};
+
+/* A typical heartbeat with two custom pairs. */
+static struct vigil_heartbeat sample(void)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof hb);
+    strcpy(hb.id, "web-1");
+    hb.generation = UINT64_C(1700000000000000);
+    hb.sequence = 42;
+    hb.send_time_us = INT64_C(1700000123456789);
+    hb.interval_ms = 1000;
+    hb.status.load1_milli = 1250;
+    hb.status.load5_milli = 900;
+    hb.status.load15_milli = 700;
+    hb.status.mem_total_kib = UINT64_C(16384000);
+    hb.status.mem_avail_kib = UINT64_C(8000000);
+    hb.status.uptime_s = 86400;
+    hb.n_custom = 2;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "primary");
+    strcpy(hb.custom[1].key, "zone");
+    strcpy(hb.custom[1].value, "");
+    return hb;
+}
+
+/* Field by field: the structs are not cleared by the decoder, so no memcmp. */
+static void assert_hb_equal(const struct vigil_heartbeat *a, const struct vigil_heartbeat *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_int_equal(a->flags, b->flags);
+    assert_true(a->generation == b->generation);
+    assert_true(a->sequence == b->sequence);
+    assert_true(a->send_time_us == b->send_time_us);
+    assert_int_equal(a->interval_ms, b->interval_ms);
+    assert_int_equal(a->status.load1_milli, b->status.load1_milli);
+    assert_int_equal(a->status.load5_milli, b->status.load5_milli);
+    assert_int_equal(a->status.load15_milli, b->status.load15_milli);
+    assert_true(a->status.mem_total_kib == b->status.mem_total_kib);
+    assert_true(a->status.mem_avail_kib == b->status.mem_avail_kib);
+    assert_true(a->status.uptime_s == b->status.uptime_s);
+    assert_int_equal(a->n_custom, b->n_custom);
+    for (unsigned i = 0; i < a->n_custom; i++) {
+        assert_string_equal(a->custom[i].key, b->custom[i].key);
+        assert_string_equal(a->custom[i].value, b->custom[i].value);
+    }
+}
+
+/* Decodes a copy of buf held in a heap block of exactly len bytes. */
+static int decode_exact(const uint8_t *buf, size_t len, const uint8_t *key,
+                        struct vigil_heartbeat *out)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    if (len)
+        memcpy(copy, buf, len);
+    /* Garbage in the output: the decoder must set every field it reports. */
+    memset(out, 0xAA, sizeof *out);
+    int rc = vigil_wire_decode(copy, len, key, out);
+    free(copy);
+    return rc;
+}
+
+static int encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf)
+{
+    return vigil_wire_encode(hb, key, buf, VIGIL_WIRE_MAX);
+}
+
+/* Encodes hb, decodes it back, and checks that nothing changed. */
+static void round_trip(const struct vigil_heartbeat *hb, const uint8_t *key)
+{
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = encode(hb, key, buf);
+    assert_true(n >= HDR);
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_exact(buf, (size_t)n, key, &out), 0);
+    struct vigil_heartbeat expect = *hb;
+    expect.flags = (uint8_t)((hb->flags & ~VIGIL_FLAG_AUTH) | (key ? VIGIL_FLAG_AUTH : 0));
+    assert_hb_equal(&out, &expect);
+    assert_int_equal(buf[O_FLAGS] & VIGIL_FLAG_AUTH, key ? VIGIL_FLAG_AUTH : 0);
+
+    /* Encoding is canonical: re-encoding the decoded heartbeat gives the same bytes. */
+    uint8_t again[VIGIL_WIRE_MAX];
+    assert_int_equal(encode(&out, key, again), n);
+    assert_memory_equal(buf, again, (size_t)n);
+}
+
+/* Recomputes the tag of an authenticated datagram after a test edited its body. */
+static void retag(uint8_t *buf, size_t len)
+{
+    crypto_generichash(buf + len - VIGIL_WIRE_TAG_LEN, VIGIL_WIRE_TAG_LEN, buf,
+                       len - VIGIL_WIRE_TAG_LEN, KEY, sizeof KEY);
+}
+
+/* ---- round trips -------------------------------------------------------- */
+
+static void test_round_trip_basic(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+}
+
+static void test_round_trip_no_custom(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    hb.n_custom = 0;
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+    uint8_t buf[VIGIL_WIRE_MAX];
+    assert_int_equal(encode(&hb, NULL, buf), HDR + 5);
+    assert_int_equal(encode(&hb, KEY, buf), HDR + 5 + VIGIL_WIRE_TAG_LEN);
+}
+
+static void test_round_trip_16_custom(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    hb.n_custom = VIGIL_CUSTOM_MAX;
+    for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {
+        snprintf(hb.custom[i].key, sizeof hb.custom[i].key, "key.%02d_x-Y", i);
+        snprintf(hb.custom[i].value, sizeof hb.custom[i].value, "value %d: ~!{}\"\\ <=>", i);
+    }
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+}
+
+static void test_round_trip_id_lengths(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    strcpy(hb.id, "a");
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+    memset(hb.id, 'Z', VIGIL_ID_MAX);
+    hb.id[VIGIL_ID_MAX] = '\0';
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+    strcpy(hb.id, "Az09._-");
+    round_trip(&hb, KEY);
+}
+
+static void test_round_trip_leaving(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    hb.flags = VIGIL_FLAG_LEAVING;
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+    uint8_t buf[VIGIL_WIRE_MAX];
+    assert_true(encode(&hb, NULL, buf) > 0);
+    assert_int_equal(buf[O_FLAGS], VIGIL_FLAG_LEAVING);
+    assert_true(encode(&hb, KEY, buf) > 0);
+    assert_int_equal(buf[O_FLAGS], VIGIL_FLAG_LEAVING | VIGIL_FLAG_AUTH);
+    /* An AUTH flag left in hb is cleared when there is no key. */
+    hb.flags = VIGIL_FLAG_AUTH;
+    assert_true(encode(&hb, NULL, buf) > 0);
+    assert_int_equal(buf[O_FLAGS], 0);
+}
+
+static void test_round_trip_extremes(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample();
+    hb.generation = UINT64_MAX;
+    hb.sequence = UINT64_MAX;
+    hb.send_time_us = INT64_MAX;
+    hb.interval_ms = 3600000;
+    hb.status.load1_milli = UINT32_MAX;
+    hb.status.load5_milli = UINT32_MAX;
+    hb.status.load15_milli = UINT32_MAX;
+    hb.status.mem_total_kib = UINT64_MAX;
+    hb.status.mem_avail_kib = UINT64_MAX;
+    hb.status.uptime_s = UINT64_MAX;
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+
+    hb.generation = 0;
+    hb.sequence = 1;
+    hb.send_time_us = INT64_MIN;
+    hb.interval_ms = 1;
+    memset(&hb.status, 0, sizeof hb.status);
+    round_trip(&hb, NULL);
+    round_trip(&hb, KEY);
+
+    hb.send_time_us = -1;
+    round_trip(&hb, NULL);
+    hb.send_time_us = 0;
+    round_trip(&hb, NULL);
+}
+
+/*
+ * Builds the largest heartbeat that fits: a 64-byte id, a key, 12 pairs of
+ * maximal size and a 13th pair with a 32-byte key and a value of vlen
+ * bytes: 72 + 64 + 12 * 82 + (2 + 32 + vlen) + 16 = 1170 + vlen bytes.
+ */
+static struct vigil_heartbeat biggest(size_t vlen)
+{
+    struct vigil_heartbeat hb = sample();
+    memset(hb.id, 'i', VIGIL_ID_MAX);
+    hb.id[VIGIL_ID_MAX] = '\0';
+    hb.n_custom = 13;
+    for (int i = 0; i < 13; i++) {
+        memset(hb.custom[i].key, 'a' + i, VIGIL_CUSTOM_KEY_MAX);
+        hb.custom[i].key[VIGIL_CUSTOM_KEY_MAX] = '\0';
+        size_t vl = i < 12 ? VIGIL_CUSTOM_VAL_MAX : vlen;
+        memset(hb.custom[i].value, 'v', vl);
+        hb.custom[i].value[vl] = '\0';
+    }
+    return hb;
+}
+
+static void test_size_limit(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX + 64];
+    struct vigil_heartbeat hb = biggest(30);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, sizeof buf), VIGIL_WIRE_MAX);
+    round_trip(&hb, KEY);
+    hb = biggest(31);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, sizeof buf), -VIGIL_ETOOBIG);
+    /* The same heartbeat without the tag is 16 bytes shorter and fits. */
+    assert_int_equal(vigil_wire_encode(&hb, NULL, buf, sizeof buf), VIGIL_WIRE_MAX + 1 - 16);
+
+    /* 16 pairs of maximal size never fit, as the protocol says. */
+    hb = biggest(VIGIL_CUSTOM_VAL_MAX);
+    hb.n_custom = VIGIL_CUSTOM_MAX;
+    for (int i = 13; i < VIGIL_CUSTOM_MAX; i++)
+        hb.custom[i] = hb.custom[0];
+    assert_int_equal(vigil_wire_encode(&hb, NULL, buf, sizeof buf), -VIGIL_ETOOBIG);
+}
+
+static void test_encode_cap(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample();
+    int n = encode(&hb, KEY, buf);
+    assert_true(n > 0);
+    memset(buf, 0x5A, sizeof buf);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, (size_t)n - 1), -VIGIL_ETOOBIG);
+    /* Nothing is written when the result does not fit. */
+    for (size_t i = 0; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 0x5A);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, (size_t)n), n);
+    assert_int_equal(buf[n], 0x5A);
+    assert_int_equal(vigil_wire_encode(&hb, NULL, buf, 0), -VIGIL_ETOOBIG);
+    assert_int_equal(vigil_wire_encode(NULL, NULL, buf, sizeof buf), -VIGIL_EINVAL);
+}
+
+/* ---- encoder validation ------------------------------------------------- */
+
+static void test_encode_rejects_bad_id(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample();
+    hb.id[0] = '\0';
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADID);
+    /* 65 bytes with no terminator inside the array. */
+    memset(hb.id, 'a', sizeof hb.id);
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADID);
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADID);
+    static const char *const bad[] = {"web 1", "web/1", "wéb", "a:b", "a\nb", "x\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        strcpy(hb.id, bad[i]);
+        assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADID);
+        assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADID);
+    }
+}
+
+static void test_encode_rejects_bad_custom(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb;
+
+    hb = sample();
+    hb.custom[1].key[0] = '\0';
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+
+    hb = sample();
+    memset(hb.custom[1].key, 'k', sizeof hb.custom[1].key); /* 33, unterminated */
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb.custom[1].key[VIGIL_CUSTOM_KEY_MAX] = '\0'; /* 32: allowed */
+    assert_true(encode(&hb, NULL, buf) > 0);
+
+    hb = sample();
+    strcpy(hb.custom[0].key, "ro le");
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    strcpy(hb.custom[0].key, "ro=le");
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+
+    hb = sample();
+    memset(hb.custom[0].value, 'v', sizeof hb.custom[0].value); /* 49, unterminated */
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb.custom[0].value[VIGIL_CUSTOM_VAL_MAX] = '\0'; /* 48: allowed */
+    assert_true(encode(&hb, NULL, buf) > 0);
+
+    static const char *const badv[] = {"tab\there", "nl\n", "\x1f", "del\x7f", "\xc3\xa9"};
+    for (size_t i = 0; i < sizeof badv / sizeof badv[0]; i++) {
+        hb = sample();
+        strcpy(hb.custom[1].value, badv[i]);
+        assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    }
+    hb = sample();
+    strcpy(hb.custom[1].value, " ~");
+    assert_true(encode(&hb, NULL, buf) > 0);
+
+    hb = sample();
+    hb.n_custom = VIGIL_CUSTOM_MAX + 1;
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+}
+
+static void test_encode_rejects_bad_fields(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample();
+    hb.sequence = 0;
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb = sample();
+    hb.interval_ms = 0;
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb.interval_ms = 3600001;
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb.interval_ms = 3600000;
+    assert_true(encode(&hb, NULL, buf) > 0);
+    hb = sample();
+    hb.flags = 0x04;
+    assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
+    hb.flags = 0x80 | VIGIL_FLAG_LEAVING;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+}
+
+static void test_custom_validators(void **state)
+{
+    (void)state;
+    char k[VIGIL_CUSTOM_KEY_MAX + 2];
+    memset(k, 'k', sizeof k - 1);
+    k[VIGIL_CUSTOM_KEY_MAX] = '\0';
+    assert_true(vigil_custom_key_valid(k));
+    k[VIGIL_CUSTOM_KEY_MAX] = 'k';
+    k[VIGIL_CUSTOM_KEY_MAX + 1] = '\0';
+    assert_false(vigil_custom_key_valid(k));
+    assert_true(vigil_custom_key_valid("a"));
+    assert_false(vigil_custom_key_valid(""));
+    assert_false(vigil_custom_key_valid("a b"));
+    assert_false(vigil_custom_key_valid(NULL));
+
+    char v[VIGIL_CUSTOM_VAL_MAX + 2];
+    memset(v, '~', sizeof v - 1);
+    v[VIGIL_CUSTOM_VAL_MAX] = '\0';
+    assert_true(vigil_custom_value_valid(v));
+    v[VIGIL_CUSTOM_VAL_MAX] = '~';
+    v[VIGIL_CUSTOM_VAL_MAX + 1] = '\0';
+    assert_false(vigil_custom_value_valid(v));
+    assert_true(vigil_custom_value_valid(""));
+    assert_false(vigil_custom_value_valid(NULL));
+    for (int c = 1; c < 256; c++) {
+        char one[2] = {(char)c, '\0'};
+        assert_int_equal(vigil_custom_value_valid(one), c >= 0x20 && c <= 0x7e);
+    }
+}
+
+/* ---- decoder rejection ------------------------------------------------- */
+
+static int sample_bytes(uint8_t *buf, const uint8_t *key)
+{
+    struct vigil_heartbeat hb = sample();
+    int n = encode(&hb, key, buf);
+    assert_true(n > HDR);
+    return n;
+}
+
+static void test_decode_every_prefix(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, NULL);
+    for (int len = 0; len < n; len++) {
+        int expect = len < 2 ? -VIGIL_EMAGIC : -VIGIL_ETRUNC;
+        assert_int_equal(decode_exact(buf, (size_t)len, NULL, &out), expect);
+        /* With a key, once header and id are complete, the missing AUTH flag is the error. */
+        assert_int_equal(decode_exact(buf, (size_t)len, KEY, &out), len < 2         ? -VIGIL_EMAGIC
+                                                                    : len < HDR + 5 ? -VIGIL_ETRUNC
+                                                                                    : -VIGIL_EAUTH);
+    }
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+
+    n = sample_bytes(buf, KEY);
+    for (int len = 0; len < n; len++) {
+        int rc = decode_exact(buf, (size_t)len, KEY, &out);
+        assert_true(rc < 0);
+        if (len < 2)
+            assert_int_equal(rc, -VIGIL_EMAGIC);
+        else if (len < HDR + 5 + VIGIL_WIRE_TAG_LEN)
+            assert_int_equal(rc, -VIGIL_ETRUNC); /* too short to hold id and tag */
+        else
+            assert_int_equal(rc, -VIGIL_EAUTH);
+        assert_int_equal(decode_exact(buf, (size_t)len, NULL, &out),
+                         len < 2 ? -VIGIL_EMAGIC : -VIGIL_ETRUNC);
+    }
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
+}
+
+static void test_decode_oversized(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat out;
+    uint8_t big[VIGIL_WIRE_MAX + 1];
+    memset(big, 0, sizeof big);
+    /* Length is checked before anything else: zeros are not even looked at. */
+    assert_int_equal(decode_exact(big, sizeof big, NULL, &out), -VIGIL_ETOOBIG);
+    assert_int_equal(decode_exact(big, VIGIL_WIRE_MAX, NULL, &out), -VIGIL_EMAGIC);
+    const char *id;
+    size_t id_len;
+    assert_int_equal(vigil_wire_peek_id(big, sizeof big, &id, &id_len), -VIGIL_ETOOBIG);
+
+    /* A well-formed heartbeat of 1201 bytes (without tag) is refused as well. */
+    struct vigil_heartbeat hb = biggest(31);
+    uint8_t buf[VIGIL_WIRE_MAX + 64];
+    int n = vigil_wire_encode(&hb, NULL, buf, sizeof buf);
+    assert_int_equal(n, VIGIL_WIRE_MAX - 15);
+    /* Grow the last value by 16 bytes by hand: the layout stays consistent. */
+    size_t last_vlen_at = (size_t)n - 31 - 1;
+    assert_int_equal(buf[last_vlen_at], 31);
+    buf[last_vlen_at] = 47;
+    memset(buf + n, 'v', 16);
+    assert_int_equal(decode_exact(buf, (size_t)n + 16, NULL, &out), -VIGIL_ETOOBIG);
+    buf[last_vlen_at] = 46;
+    assert_int_equal(decode_exact(buf, (size_t)n + 15, NULL, &out), 0);
+}
+
+static void test_decode_trailing_garbage(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX + 1];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, NULL);
+    buf[n] = 0;
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, NULL, &out), -VIGIL_ETOOBIG);
+    buf[n] = 'x';
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, NULL, &out), -VIGIL_ETOOBIG);
+
+    n = sample_bytes(buf, KEY);
+    buf[n] = 0;
+    /* With a key the tag is looked for at the new end: it does not match. */
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, KEY, &out), -VIGIL_EAUTH);
+    /* Without a key the body now ends one byte later than its last field. */
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, NULL, &out), -VIGIL_ETOOBIG);
+    /* Even with a correct tag over the longer body. */
+    retag(buf, (size_t)n + 1);
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, KEY, &out), -VIGIL_ETOOBIG);
+}
+
+/* Edits one byte of the sample datagram and expects err from the decoder, with and without a key.
+ */
+static void expect_edit(size_t off, uint8_t value, int err)
+{
+    struct vigil_heartbeat out;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = sample_bytes(buf, NULL);
+    buf[off] = value;
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), err);
+
+    /* The same edit in an authenticated datagram with a valid tag. */
+    n = sample_bytes(buf, KEY);
+    buf[off] = value;
+    if (off == O_FLAGS)
+        buf[off] |= VIGIL_FLAG_AUTH;
+    retag(buf, (size_t)n);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), err);
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), err);
+}
+
+static void test_decode_header_fields(void **state)
+{
+    (void)state;
+    expect_edit(0, 'X', -VIGIL_EMAGIC);
+    expect_edit(1, 'X', -VIGIL_EMAGIC);
+    expect_edit(0, 0x47, -VIGIL_EMAGIC);
+    expect_edit(2, 0, -VIGIL_EVERSION);
+    expect_edit(2, 2, -VIGIL_EVERSION);
+    expect_edit(2, 0xff, -VIGIL_EVERSION);
+    expect_edit(3, 0, -VIGIL_ETYPE);
+    expect_edit(3, 2, -VIGIL_ETYPE);
+    for (int bit = 2; bit < 8; bit++)
+        expect_edit(O_FLAGS, (uint8_t)(1u << bit), -VIGIL_EBADFIELD);
+    expect_edit(O_RESERVED, 1, -VIGIL_EBADFIELD);
+    expect_edit(O_RESERVED, 0x80, -VIGIL_EBADFIELD);
+    expect_edit(O_IDLEN, 0, -VIGIL_EBADID);
+    expect_edit(O_IDLEN, 65, -VIGIL_EBADID);
+    expect_edit(O_IDLEN, 255, -VIGIL_EBADID);
+    expect_edit(O_NCUSTOM, 17, -VIGIL_EBADFIELD);
+    expect_edit(O_NCUSTOM, 255, -VIGIL_EBADFIELD);
+    /* More pairs announced than present; fewer pairs announced than present. */
+    expect_edit(O_NCUSTOM, 3, -VIGIL_ETRUNC);
+    expect_edit(O_NCUSTOM, 16, -VIGIL_ETRUNC);
+    expect_edit(O_NCUSTOM, 1, -VIGIL_ETOOBIG);
+    expect_edit(O_NCUSTOM, 0, -VIGIL_ETOOBIG);
+    /* An id length that runs into the pairs: the id then holds a length byte. */
+    expect_edit(O_IDLEN, 6, -VIGIL_EBADID);
+}
+
+static void test_decode_integer_fields(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat out;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = sample_bytes(buf, NULL);
+
+    memset(buf + O_SEQ, 0, 8);
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), -VIGIL_EBADFIELD);
+    buf[O_SEQ + 7] = 1;
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+    assert_true(out.sequence == 1);
+    /* Big-endian: the high byte alone is 2^56. */
+    buf[O_SEQ + 7] = 0;
+    buf[O_SEQ] = 1;
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+    assert_true(out.sequence == UINT64_C(1) << 56);
+
+    n = sample_bytes(buf, NULL);
+    static const struct {
+        uint32_t v;
+        int err;
+    } iv[] = {{0, -VIGIL_EBADFIELD},
+              {1, 0},
+              {3600000, 0},
+              {3600001, -VIGIL_EBADFIELD},
+              {UINT32_MAX, -VIGIL_EBADFIELD}};
+    for (size_t i = 0; i < sizeof iv / sizeof iv[0]; i++) {
+        buf[O_INTERVAL] = (uint8_t)(iv[i].v >> 24);
+        buf[O_INTERVAL + 1] = (uint8_t)(iv[i].v >> 16);
+        buf[O_INTERVAL + 2] = (uint8_t)(iv[i].v >> 8);
+        buf[O_INTERVAL + 3] = (uint8_t)iv[i].v;
+        assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), iv[i].err);
+        if (iv[i].err == 0)
+            assert_int_equal(out.interval_ms, iv[i].v);
+    }
+}
+
+static void test_decode_bad_id_bytes(void **state)
+{
+    (void)state;
+    /* The sample id "web-1" occupies offsets 72..76. */
+    static const uint8_t bad[] = {0, ' ', '/', ':', '@', 0x7f, 0x80, 0xff, '\n'};
+    for (size_t i = 0; i < sizeof bad; i++) {
+        expect_edit(HDR, bad[i], -VIGIL_EBADID);
+        expect_edit(HDR + 4, bad[i], -VIGIL_EBADID);
+    }
+    expect_edit(HDR + 4, '_', 0);
+}
+
+static void test_decode_bad_custom_bytes(void **state)
+{
+    (void)state;
+    /*
+     * Sample layout after the id (offset 77): 4 "role" 7 "primary" 4 "zone" 0.
+     */
+    const size_t k0 = HDR + 5, v0 = k0 + 1 + 4, k1 = v0 + 1 + 7, v1 = k1 + 1 + 4;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = sample_bytes(buf, NULL);
+    assert_int_equal(buf[k0], 4);
+    assert_int_equal(buf[v0], 7);
+    assert_int_equal(buf[k1], 4);
+    assert_int_equal(buf[v1], 0);
+    assert_int_equal((size_t)n, v1 + 1);
+
+    expect_edit(k0, 0, -VIGIL_EBADFIELD);        /* key length 0 */
+    expect_edit(k0, 33, -VIGIL_EBADFIELD);       /* key length 33 */
+    expect_edit(k0, 32, -VIGIL_ETRUNC);          /* runs past the end */
+    expect_edit(k0 + 1, ' ', -VIGIL_EBADFIELD);  /* bad key byte */
+    expect_edit(k0 + 4, '=', -VIGIL_EBADFIELD);  /* bad key byte, last */
+    expect_edit(k1 + 2, 0x80, -VIGIL_EBADFIELD); /* bad key byte, 2nd key */
+    expect_edit(v0, 49, -VIGIL_EBADFIELD);       /* value length 49 */
+    expect_edit(v0, 48, -VIGIL_ETRUNC);          /* runs past the end */
+    expect_edit(v0 + 1, 0x1f, -VIGIL_EBADFIELD); /* control byte */
+    expect_edit(v0 + 7, 0x7f, -VIGIL_EBADFIELD); /* DEL, last byte */
+    expect_edit(v0 + 3, 0xc3, -VIGIL_EBADFIELD); /* not ASCII */
+    expect_edit(v0 + 3, 0x20, 0);                /* space is fine */
+    expect_edit(v0 + 3, 0x7e, 0);                /* so is tilde */
+    expect_edit(v1, 1, -VIGIL_ETRUNC);           /* last value missing */
+    expect_edit(v0, 6, -VIGIL_EBADFIELD);        /* "primar" then key length 'y' = 121 */
+}
+
+static void test_decode_nul_output(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, NULL);
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+    /* decode_exact filled out with 0xAA first: the strings are terminated copies. */
+    assert_int_equal(strlen(out.id), 5);
+    assert_int_equal(strlen(out.custom[0].key), 4);
+    assert_int_equal(strlen(out.custom[0].value), 7);
+    assert_int_equal(strlen(out.custom[1].value), 0);
+    assert_ptr_not_equal(out.id, (char *)buf + HDR);
+    assert_int_equal(vigil_wire_decode(buf, (size_t)n, NULL, NULL), -VIGIL_EINVAL);
+    assert_int_equal(vigil_wire_decode(NULL, 0, NULL, &out), -VIGIL_EMAGIC);
+}
+
+/* ---- authentication ---------------------------------------------------- */
+
+static void test_auth_wrong_key(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, KEY);
+    uint8_t other[VIGIL_WIRE_KEY_LEN];
+    memcpy(other, KEY, sizeof other);
+    for (size_t i = 0; i < sizeof other; i++) {
+        other[i] ^= 0x01;
+        assert_int_equal(decode_exact(buf, (size_t)n, other, &out), -VIGIL_EAUTH);
+        other[i] ^= 0x01;
+    }
+    assert_int_equal(decode_exact(buf, (size_t)n, other, &out), 0);
+}
+
+static void test_auth_every_bit_flip(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    struct vigil_heartbeat hb = sample();
+    hb.flags = VIGIL_FLAG_LEAVING;
+    int n = encode(&hb, KEY, buf);
+    assert_true(n > 0);
+    int eauth = 0;
+    for (int bit = 0; bit < n * 8; bit++) {
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        int rc = decode_exact(buf, (size_t)n, KEY, &out);
+        assert_true(rc < 0);
+        eauth += rc == -VIGIL_EAUTH;
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    /*
+     * Only flips in header bytes checked before the tag give another error:
+     * magic (16 bits), version (8), type (8), the 6 unknown flag bits,
+     * reserved (8), n_custom (2) flipped to 18 or more (bits 4..7: 4), and
+     * three id length bits: id_len (5) becoming 69 or 133 is out of range,
+     * and 37 leaves no room for the tag (72 + 37 + 16 > 112 bytes). Flipping
+     * LEAVING breaks the tag; flipping AUTH leaves no tag: both EAUTH.
+     */
+    assert_int_equal(n, 112);
+    assert_int_equal(n * 8 - eauth, 16 + 8 + 8 + 6 + 8 + 4 + 3);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
+}
+
+static void test_auth_unauthenticated_to_keyed(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, NULL);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
+    /* Setting the flag by hand without a real tag does not help. */
+    buf[O_FLAGS] |= VIGIL_FLAG_AUTH;
+    memset(buf + n, 0, VIGIL_WIRE_TAG_LEN);
+    assert_int_equal(decode_exact(buf, (size_t)n + VIGIL_WIRE_TAG_LEN, KEY, &out), -VIGIL_EAUTH);
+    /* ... but an unkeyed receiver skips the (unchecked) tag. */
+    assert_int_equal(decode_exact(buf, (size_t)n + VIGIL_WIRE_TAG_LEN, NULL, &out), 0);
+}
+
+static void test_auth_to_unkeyed(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    struct vigil_heartbeat hb = sample();
+    int n = encode(&hb, KEY, buf);
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+    hb.flags = VIGIL_FLAG_AUTH;
+    assert_hb_equal(&out, &hb);
+    /* The tag is not checked without a key: a damaged tag still decodes. */
+    buf[n - 1] ^= 0xff;
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), 0);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
+}
+
+static void test_auth_before_parse(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    int n = sample_bytes(buf, KEY);
+    /* A forged body with invalid fields and a wrong tag: EAUTH, the body is not parsed. */
+    memset(buf + O_SEQ, 0, 8);
+    buf[HDR + 5] = 0; /* custom key length 0 */
+    buf[HDR] = ' ';   /* bad id byte */
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
+    /* With the tag fixed, the first body error is reported. */
+    retag(buf, (size_t)n);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EBADFIELD);
+
+    /* AUTH set but no room for a tag after header and id. */
+    n = sample_bytes(buf, NULL);
+    buf[O_FLAGS] |= VIGIL_FLAG_AUTH;
+    buf[O_NCUSTOM] = 0;
+    assert_int_equal(decode_exact(buf, HDR + 5, KEY, &out), -VIGIL_ETRUNC);
+    assert_int_equal(decode_exact(buf, HDR + 5 + 15, NULL, &out), -VIGIL_ETRUNC);
+}
+
+/* ---- peek ---------------------------------------------------------------- */
+
+static void test_peek_id(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = sample_bytes(buf, KEY);
+    const char *id = NULL;
+    size_t id_len = 0;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), 0);
+    assert_ptr_equal(id, (const char *)buf + HDR);
+    assert_int_equal(id_len, 5);
+    assert_memory_equal(id, "web-1", 5);
+
+    /* The tag is not checked and the body not parsed. */
+    buf[n - 1] ^= 1;
+    memset(buf + O_SEQ, 0, 8);
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), 0);
+    /* Exactly header plus id is enough; one byte less is not. */
+    assert_int_equal(vigil_wire_peek_id(buf, HDR + 5, &id, &id_len), 0);
+    assert_int_equal(vigil_wire_peek_id(buf, HDR + 4, &id, &id_len), -VIGIL_ETRUNC);
+    assert_int_equal(vigil_wire_peek_id(buf, HDR - 1, &id, &id_len), -VIGIL_ETRUNC);
+    assert_int_equal(vigil_wire_peek_id(buf, 1, &id, &id_len), -VIGIL_EMAGIC);
+
+    n = sample_bytes(buf, NULL);
+    buf[HDR + 2] = '/';
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EBADID);
+    buf[HDR + 2] = 'b';
+    buf[O_IDLEN] = 0;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EBADID);
+    buf[O_IDLEN] = 65;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EBADID);
+    buf[O_IDLEN] = 5;
+    buf[2] = 9;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EVERSION);
+    buf[2] = 1;
+    buf[3] = 9;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_ETYPE);
+    buf[3] = 1;
+    buf[O_FLAGS] = 0x10;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EBADFIELD);
+    buf[O_FLAGS] = 0;
+    buf[0] = 0;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EMAGIC);
+    buf[0] = 'V';
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, NULL, NULL), 0);
+}
+
+/* ---- exact layout -------------------------------------------------------- */
+
+static void test_exact_layout(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof hb);
+    strcpy(hb.id, "web-1");
+    hb.flags = VIGIL_FLAG_LEAVING;
+    hb.generation = UINT64_C(0x0102030405060708);
+    hb.sequence = UINT64_C(0x1112131415161718);
+    hb.send_time_us = INT64_C(0x2122232425262728);
+    hb.interval_ms = 1000;
+    hb.status.load1_milli = 0x31323334;
+    hb.status.load5_milli = 0x35363738;
+    hb.status.load15_milli = 0x393a3b3c;
+    hb.status.mem_total_kib = UINT64_C(0x4142434445464748);
+    hb.status.mem_avail_kib = UINT64_C(0x5152535455565758);
+    hb.status.uptime_s = UINT64_C(0x6162636465666768);
+    hb.n_custom = 2;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "db");
+    strcpy(hb.custom[1].key, "zone");
+    strcpy(hb.custom[1].value, "");
+
+    /*
+     * The expected bytes, written out from the table in docs/protocol.md.
+     * The tag was computed with Python's hashlib.blake2b(body,
+     * digest_size=16, key=bytes(range(32))), an implementation independent
+     * of libsodium; docs/protocol.md lists the same test vector.
+     */
+    static const uint8_t expect[] = {
+        0x56, 0x47, 0x01, 0x01, 0x03, 0x05, 0x02, 0x00, /* magic .. reserved */
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, /* generation */
+        0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, /* sequence */
+        0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, /* send_time_us */
+        0x00, 0x00, 0x03, 0xe8,                         /* interval_ms */
+        0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, /* load1, load5 */
+        0x39, 0x3a, 0x3b, 0x3c,                         /* load15 */
+        0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, /* mem_total_kib */
+        0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, /* mem_avail_kib */
+        0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, /* uptime_s */
+        'w',  'e',  'b',  '-',  '1',                    /* id */
+        4,    'r',  'o',  'l',  'e',  2,    'd',  'b',  /* role=db */
+        4,    'z',  'o',  'n',  'e',  0,                /* zone= */
+        0x6e, 0x01, 0xac, 0x0a, 0xfd, 0xfc, 0xcc, 0xf4,
+        0x0f, 0x1d, 0x5d, 0x3a, 0xca, 0xa5, 0x8a, 0x1d, /* tag */
+    };
+    _Static_assert(sizeof expect == 72 + 5 + 8 + 6 + 16, "layout size");
+
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = encode(&hb, KEY, buf);
+    assert_int_equal(n, sizeof expect);
+    assert_memory_equal(buf, expect, sizeof expect);
+
+    /* Without a key: the same bytes minus the tag, AUTH clear. */
+    n = encode(&hb, NULL, buf);
+    assert_int_equal(n, sizeof expect - VIGIL_WIRE_TAG_LEN);
+    assert_int_equal(buf[O_FLAGS], VIGIL_FLAG_LEAVING);
+    assert_memory_equal(buf + 5, expect + 5, (size_t)n - 5);
+
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_exact(expect, sizeof expect, KEY, &out), 0);
+    hb.flags |= VIGIL_FLAG_AUTH;
+    assert_hb_equal(&out, &hb);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip_basic),
+        cmocka_unit_test(test_round_trip_no_custom),
+        cmocka_unit_test(test_round_trip_16_custom),
+        cmocka_unit_test(test_round_trip_id_lengths),
+        cmocka_unit_test(test_round_trip_leaving),
+        cmocka_unit_test(test_round_trip_extremes),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_encode_cap),
+        cmocka_unit_test(test_encode_rejects_bad_id),
+        cmocka_unit_test(test_encode_rejects_bad_custom),
+        cmocka_unit_test(test_encode_rejects_bad_fields),
+        cmocka_unit_test(test_custom_validators),
+        cmocka_unit_test(test_decode_every_prefix),
+        cmocka_unit_test(test_decode_oversized),
+        cmocka_unit_test(test_decode_trailing_garbage),
+        cmocka_unit_test(test_decode_header_fields),
+        cmocka_unit_test(test_decode_integer_fields),
+        cmocka_unit_test(test_decode_bad_id_bytes),
+        cmocka_unit_test(test_decode_bad_custom_bytes),
+        cmocka_unit_test(test_decode_nul_output),
+        cmocka_unit_test(test_auth_wrong_key),
+        cmocka_unit_test(test_auth_every_bit_flip),
+        cmocka_unit_test(test_auth_unauthenticated_to_keyed),
+        cmocka_unit_test(test_auth_to_unkeyed),
+        cmocka_unit_test(test_auth_before_parse),
+        cmocka_unit_test(test_peek_id),
+        cmocka_unit_test(test_exact_layout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
