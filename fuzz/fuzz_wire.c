@@ -93,8 +93,8 @@ static void check_decode(const uint8_t *data, size_t size, const uint8_t *key)
     size_t expect_len = dropped_tag ? size - VIGIL_WIRE_TAG_LEN : size;
     check((size_t)n == expect_len);
     check(memcmp(out, data, FUZZ_OFF_FLAGS) == 0);
-    check(out[FUZZ_OFF_FLAGS] == (dropped_tag ? data[FUZZ_OFF_FLAGS] & ~VIGIL_FLAG_AUTH
-                                              : data[FUZZ_OFF_FLAGS]));
+    check(out[FUZZ_OFF_FLAGS] ==
+          (dropped_tag ? data[FUZZ_OFF_FLAGS] & ~VIGIL_FLAG_AUTH : data[FUZZ_OFF_FLAGS]));
     check(memcmp(out + FUZZ_OFF_FLAGS + 1, data + FUZZ_OFF_FLAGS + 1,
                  expect_len - FUZZ_OFF_FLAGS - 1) == 0);
 

@@ -170,8 +170,8 @@ static void walk(struct replay *r, const char *dir, int depth)
 }
 
 /* Byte values at the edges of the ranges decoders check. */
-static const uint8_t INTERESTING[] = {0x00, 0x01, 0x02, 0x10, 0x11, 0x1f, 0x20, 0x21, 0x30,
-                                      0x40, 0x41, 0x7e, 0x7f, 0x80, 0xfe, 0xff};
+static const uint8_t INTERESTING[] = {0x00, 0x01, 0x02, 0x10, 0x11, 0x1f, 0x20, 0x21,
+                                      0x30, 0x40, 0x41, 0x7e, 0x7f, 0x80, 0xfe, 0xff};
 
 /* Applies 1 to 4 random edits to buf (len bytes, room for cap) and returns the new length. */
 static size_t mutate(struct replay *r, uint8_t *buf, size_t len, size_t cap)
@@ -248,8 +248,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "replay: %lu corpus files, %zu mutation bases, seed 0x%016llx\n", r.files,
             r.n_bases, (unsigned long long)RNG_SEED);
 
-    uint8_t *buf = malloc(SEED_CAP + GROW_MAX > RANDOM_LEN_MAX ? SEED_CAP + GROW_MAX
-                                                               : RANDOM_LEN_MAX);
+    uint8_t *buf =
+        malloc(SEED_CAP + GROW_MAX > RANDOM_LEN_MAX ? SEED_CAP + GROW_MAX : RANDOM_LEN_MAX);
     if (buf == NULL) {
         fprintf(stderr, "replay: out of memory\n");
         return 2;

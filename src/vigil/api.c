@@ -315,16 +315,19 @@ static size_t evlog_first_after(const struct evlog *l, uint64_t since)
 }
 
 /*
- * {"events":[...],"last_seq":K,"more":bool,"newest_seq":L}. last_seq is the sequence number
- * of the last event returned, so that "since=last_seq" fetches the next
- * page; with no event returned it is the newest sequence number the monitor
- * has (smaller than since after the monitor restarted, which tells a
- * follower to start over). more is true when the limit cut the answer short.
- * newest_seq is always the newest sequence number, so that a client can ask
- * for "the last M events" (since = newest_seq - M).
+ * {"events":[...],"last_seq":K,"more":bool,"newest_seq":L,"started":T}.
+ * last_seq is the sequence number of the last event returned, so that
+ * "since=last_seq" fetches the next page; with no event returned it is the
+ * newest sequence number the monitor has. more is true when the limit cut
+ * the answer short. newest_seq is always the newest sequence number, so that
+ * a client can ask for "the last M events" (since = newest_seq - M).
+ * started is when this monitor process started: sequence numbers start over
+ * with a new process, and a follower that sees started change (or
+ * newest_seq fall below its since) knows to start over too.
  */
-static json_t *events_json(const struct evlog *l, uint64_t since, uint64_t limit)
+static json_t *events_json(const struct api_ctx *c, uint64_t since, uint64_t limit)
 {
+    const struct evlog *l = c->events;
     json_t *o = json_object();
     json_t *arr = json_array();
     int bad = !o || !arr;
@@ -343,6 +346,7 @@ static json_t *events_json(const struct evlog *l, uint64_t since, uint64_t limit
         bad |= put(o, "last_seq", juint(last));
         bad |= put(o, "more", json_boolean(i < count));
         bad |= put(o, "newest_seq", juint(evlog_last_seq(l)));
+        bad |= put(o, "started", jwall(c->started_wall_us));
     }
     json_decref(arr);
     if (bad) {
@@ -427,8 +431,8 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
 
     json_t *d = json_object();
     if (d) {
-        bad |= put(d, "type", json_string(cfg->detector.kind == VIGIL_DETECTOR_PHI ? "phi"
-                                                                                    : "fixed"));
+        bad |=
+            put(d, "type", json_string(cfg->detector.kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed"));
         bad |= put(d, "suspect_threshold", jreal(cfg->detector.suspect_threshold));
         bad |= put(d, "dead_threshold", jreal(cfg->detector.dead_threshold));
     }
@@ -447,7 +451,7 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
     const struct vigil_monitor_stats *s = vigil_monitor_stats(c->mon);
     struct sbuf b = {0};
 #define COUNTER(name, help, value)                                                                 \
-    sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",           \
+    sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",            \
               (unsigned long long)(value))
 #define GAUGE_HEAD(name, help) sb_printf(&b, "# HELP " name " " help "\n# TYPE " name " gauge\n")
 
@@ -459,9 +463,8 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
         const char *reason;
         uint64_t value;
     } drops[] = {
-        {"malformed", s->malformed},       {"auth_failed", s->auth_failed},
-        {"stale", s->stale},               {"unknown_node", s->unknown_node},
-        {"table_full", s->table_full},
+        {"malformed", s->malformed},       {"auth_failed", s->auth_failed}, {"stale", s->stale},
+        {"unknown_node", s->unknown_node}, {"table_full", s->table_full},
     };
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
         sb_printf(&b, "vigil_datagrams_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,
@@ -490,14 +493,16 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
         hs = *hook_runner_stats(c->hooks);
         pending = hook_runner_pending(c->hooks);
     }
+    COUNTER("vigil_hooks_started_total", "Hook runs started.", hs.started);
     sb_printf(&b, "# HELP vigil_hooks_total Hook runs, by result.\n"
                   "# TYPE vigil_hooks_total counter\n");
     const struct {
         const char *result;
         uint64_t value;
     } hooks[] = {
-        {"started", hs.started},     {"succeeded", hs.succeeded},
-        {"failed", hs.failed},       {"timed_out", hs.timed_out},
+        {"succeeded", hs.succeeded},
+        {"failed", hs.failed},
+        {"timed_out", hs.timed_out},
         {"spawn_error", hs.spawn_errors},
     };
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++)
@@ -507,8 +512,7 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
     sb_printf(&b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
 
     GAUGE_HEAD("vigil_memory_bytes", "Bytes the monitor core has allocated.");
-    sb_printf(&b, "vigil_memory_bytes %llu\n",
-              (unsigned long long)vigil_monitor_memory(c->mon));
+    sb_printf(&b, "vigil_memory_bytes %llu\n", (unsigned long long)vigil_monitor_memory(c->mon));
     GAUGE_HEAD("vigil_uptime_seconds", "Seconds since the monitor started.");
     sb_printf(&b, "vigil_uptime_seconds %.3f\n", ns_to_s(now - c->started_mono));
     GAUGE_HEAD("vigil_build_info", "Version of the running monitor (always 1).");
@@ -551,8 +555,8 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, 
     json_decref(doc);
     if (!body) {
         static const char oom[] = "{\"error\":\"out of memory\"}\n";
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-            sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
         if (!r)
             return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -625,7 +629,7 @@ static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
                            API_EVENTS_MAX_LIMIT);
     if (limit > API_EVENTS_MAX_LIMIT)
         limit = API_EVENTS_MAX_LIMIT;
-    return queue_json(conn, MHD_HTTP_OK, events_json(a->ctx->events, since, limit));
+    return queue_json(conn, MHD_HTTP_OK, events_json(a->ctx, since, limit));
 }
 
 static enum MHD_Result handle_node(struct api *a, struct MHD_Connection *conn, const char *id,
@@ -710,7 +714,8 @@ int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err
     *out = NULL;
     if (!addr || vigil_addr_parse(addr, API_DEFAULT_PORT, &va) != 0 ||
         (va.family != AF_INET && va.family != AF_INET6)) {
-        snprintf(err, cap, "invalid API address '%s' (want a numeric \"IP:PORT\" or \"[IPv6]:PORT\")",
+        snprintf(err, cap,
+                 "invalid API address '%s' (want a numeric \"IP:PORT\" or \"[IPv6]:PORT\")",
                  addr ? addr : "");
         return -1;
     }
@@ -729,17 +734,19 @@ int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err
     }
     a->ctx = ctx;
     errno = 0;
-    a->daemon = MHD_start_daemon(
-        flags, va.port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)API_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)API_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+    a->daemon = MHD_start_daemon(flags, va.port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR,
+                                 (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                                 (unsigned int)API_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+                                 (unsigned int)API_CONNECTION_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
+                                 mhd_log, a, MHD_OPTION_END);
     if (!a->daemon) {
         int e = errno;
         char abuf[API_ADDR_BUF];
         vigil_addr_format(&va, abuf, sizeof(abuf));
         snprintf(err, cap, "cannot serve the API on %s: %s", abuf,
-                 a->log[0] ? a->log : e ? strerror(e) : "libmicrohttpd failed to start");
+                 a->log[0] ? a->log
+                 : e       ? strerror(e)
+                           : "libmicrohttpd failed to start");
         free(a);
         return -1;
     }

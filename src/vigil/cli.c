@@ -168,10 +168,9 @@ static void event_line(const json_t *e, char *buf, size_t cap)
     snprintf(buf, cap,
              "%s event %llu: %s %s -> %s (%s) since_last=%s level=%s threshold=%.2f mean=%.3fs "
              "sd=%.3fs addr=%s",
-             when, seq, jstr(e, "node", "?"), jstr(e, "old_state", "?"),
-             jstr(e, "new_state", "?"), jstr(e, "reason", ""), since_s, level,
-             jnum(ev, "threshold", 0), jnum(ev, "mean_s", 0), jnum(ev, "std_dev_s", 0),
-             addr[0] ? addr : "-");
+             when, seq, jstr(e, "node", "?"), jstr(e, "old_state", "?"), jstr(e, "new_state", "?"),
+             jstr(e, "reason", ""), since_s, level, jnum(ev, "threshold", 0), jnum(ev, "mean_s", 0),
+             jnum(ev, "std_dev_s", 0), addr[0] ? addr : "-");
 }
 
 static void print_event(const json_t *e, bool as_json)
@@ -199,6 +198,7 @@ struct http {
     char *body;
     size_t len;
     bool too_big;
+    bool quiet; /* do not report an unreachable API (--follow already said so) */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
@@ -341,7 +341,7 @@ static json_t *api_get_json(struct http *h, const char *path)
     char why[CURL_ERROR_SIZE + 64];
     long status = http_get(h, path, why, sizeof(why));
     if (status < 0) {
-        if (!cli_interrupted)
+        if (!cli_interrupted && !h->quiet)
             fprintf(stderr, "vigil %s: cannot reach the monitor API at %s: %s\n", h->cmd, h->base,
                     why);
         return NULL;
@@ -353,14 +353,14 @@ static json_t *api_get_json(struct http *h, const char *path)
         if (msg)
             fprintf(stderr, "vigil %s: %s\n", h->cmd, msg);
         else
-            fprintf(stderr, "vigil %s: the monitor API at %s answered HTTP %ld\n", h->cmd,
-                    h->base, status);
+            fprintf(stderr, "vigil %s: the monitor API at %s answered HTTP %ld\n", h->cmd, h->base,
+                    status);
         json_decref(doc);
         return NULL;
     }
     if (!json_is_object(doc)) {
-        fprintf(stderr, "vigil %s: the monitor API at %s sent invalid JSON: %s\n", h->cmd,
-                h->base, doc ? "not an object" : jerr.text);
+        fprintf(stderr, "vigil %s: the monitor API at %s sent invalid JSON: %s\n", h->cmd, h->base,
+                doc ? "not an object" : jerr.text);
         json_decref(doc);
         return NULL;
     }
@@ -563,9 +563,9 @@ static void print_node(const json_t *n)
         }
         printf("\n");
     }
-    printf("  declared      %s\n",
-           json_is_true(json_object_get(n, "declared")) ? "yes (in the configuration)"
-                                                        : "no (registered itself)");
+    printf("  declared      %s\n", json_is_true(json_object_get(n, "declared"))
+                                       ? "yes (in the configuration)"
+                                       : "no (registered itself)");
 
     const json_t *events = json_object_get(n, "events");
     if (json_array_size(events) == 0) {
@@ -585,12 +585,13 @@ static void print_node(const json_t *n)
 
 static void status_usage(FILE *f)
 {
-    fprintf(f, "usage: vigil status [--api ADDR] [-c FILE] [--json] [NODE]\n"
-               "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
-               "  -c FILE       read the API address from this configuration file\n"
-               "  --json        print the API's JSON as it is\n"
-               "  NODE          show one node in detail, with its recent events\n",
-               CLI_DEFAULT_API);
+    fprintf(f,
+            "usage: vigil status [--api ADDR] [-c FILE] [--json] [NODE]\n"
+            "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
+            "  -c FILE       read the API address from this configuration file\n"
+            "  --json        print the API's JSON as it is\n"
+            "  NODE          show one node in detail, with its recent events\n",
+            CLI_DEFAULT_API);
 }
 
 int cmd_status(int argc, char **argv)
@@ -631,8 +632,8 @@ int cmd_status(int argc, char **argv)
     }
     const char *node = optind < argc ? argv[optind] : NULL;
     if (node && !vigil_id_valid(node, strlen(node))) {
-        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
-                node, VIGIL_ID_MAX);
+        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
+                VIGIL_ID_MAX);
         return 2;
     }
 
@@ -713,19 +714,28 @@ static void nap(long ms)
 /*
  * Fetches events after *since (at most limit), prints them and moves *since
  * to the last one. Returns 0, or -1 when the request failed (already said).
- * Sets *more when the limit cut the answer short, and *restarted when the
- * monitor's newest event is older than *since: its sequence numbers started
- * over, so it restarted.
+ * Sets *more when the limit cut the answer short. When started (the monitor
+ * process's start time, "" at first) differs from the answer's, or the
+ * newest event is older than *since, the monitor restarted and its sequence
+ * numbers started over: nothing is printed, *restarted is set and started
+ * updated.
  */
 static int events_page(struct http *h, unsigned long long *since, unsigned long long limit,
-                       bool as_json, bool *more, bool *restarted)
+                       bool as_json, bool *more, bool *restarted, char *started, size_t cap)
 {
     char path[128];
     snprintf(path, sizeof(path), "/v1/events?since=%llu&limit=%llu", *since, limit);
     json_t *doc = api_get_json(h, path);
     if (!doc)
         return -1;
-    *restarted = jull(doc, "newest_seq") < *since;
+    const char *st = jstr(doc, "started", "");
+    *restarted = (started[0] && strcmp(started, st)) || jull(doc, "newest_seq") < *since;
+    snprintf(started, cap, "%s", st);
+    if (*restarted) {
+        *more = true;
+        json_decref(doc);
+        return 0;
+    }
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(doc, "events"), i, e)
@@ -753,13 +763,15 @@ static int tail_start(struct http *h, unsigned long long limit, unsigned long lo
     return 0;
 }
 
-static int follow(struct http *h, unsigned long long since, bool as_json)
+static int follow(struct http *h, unsigned long long since, bool as_json, char *started, size_t cap)
 {
     bool unreachable = false;
     /* Bounded by the user: it runs until SIGINT or SIGTERM. */
     while (!cli_interrupted) {
         bool more = false, restarted = false;
-        if (events_page(h, &since, CLI_EVENTS_MAX_LIMIT, as_json, &more, &restarted) != 0) {
+        h->quiet = unreachable;
+        if (events_page(h, &since, CLI_EVENTS_MAX_LIMIT, as_json, &more, &restarted, started,
+                        cap) != 0) {
             if (cli_interrupted)
                 break;
             if (!unreachable)
@@ -772,7 +784,6 @@ static int follow(struct http *h, unsigned long long since, bool as_json)
             if (restarted) {
                 fprintf(stderr, "vigil events: the monitor restarted; following its new events\n");
                 since = 0;
-                more = true;
             }
         }
         if (fflush(stdout) != 0)
@@ -787,14 +798,10 @@ static int follow(struct http *h, unsigned long long since, bool as_json)
 int cmd_events(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"api", required_argument, NULL, 'a'},
-        {"config", required_argument, NULL, 'c'},
-        {"since", required_argument, NULL, 's'},
-        {"limit", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},
-        {"follow", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"api", required_argument, NULL, 'a'},   {"config", required_argument, NULL, 'c'},
+        {"since", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},        {"follow", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     const char *api = NULL, *cfg = NULL;
     bool as_json = false, do_follow = false, has_since = false;
@@ -811,8 +818,7 @@ int cmd_events(int argc, char **argv)
             break;
         case 's':
             if (parse_ull(optarg, &since) != 0) {
-                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n",
-                        optarg);
+                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n", optarg);
                 return 2;
             }
             has_since = true;
@@ -880,14 +886,15 @@ int cmd_events(int argc, char **argv)
         goto out;
     }
     bool more = false, restarted = false;
-    if (events_page(&h, &since, limit, as_json, &more, &restarted) != 0)
+    char started[64] = "";
+    if (events_page(&h, &since, limit, as_json, &more, &restarted, started, sizeof(started)) != 0)
         goto out;
     rc = 0;
     if (do_follow) {
         if (fflush(stdout) != 0)
             rc = 1;
         else
-            rc = follow(&h, since, as_json);
+            rc = follow(&h, since, as_json, started, sizeof(started));
     }
 out:
     http_free(&h);

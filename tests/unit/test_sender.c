@@ -417,7 +417,7 @@ static void test_sender_new_checks(void **state)
 static void test_sender_heartbeats(void **state)
 {
     (void)state;
-    uint16_t port;
+    uint16_t port = 0;
     int fd = bind_loopback(AF_INET, &port);
     assert_true(fd >= 0);
     char mon[32];
@@ -594,7 +594,7 @@ static void test_sender_two_families(void **state)
 static void test_sender_send_errors(void **state)
 {
     (void)state;
-    uint16_t port;
+    uint16_t port = 0;
     int fd = bind_loopback(AF_INET, &port);
     assert_true(fd >= 0);
     char mon[32];
@@ -661,7 +661,7 @@ static void test_sender_custom_limits(void **state)
     vigil_sender_clear_custom(s);
 
     /* Sixteen pairs fit; a seventeenth key does not, a replacement does. */
-    char key[8];
+    char key[16];
     for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         assert_int_equal(vigil_sender_set_custom(s, key, "1"), 0);
@@ -678,7 +678,7 @@ static void test_sender_custom_limits(void **state)
      * + 64 id + 16 tag leaves 1048 of 1200 bytes, room for 12 pairs of 82
      * bytes (2 length bytes + 32 + 48) and 64 bytes more.
      */
-    uint16_t port;
+    uint16_t port = 0;
     int fd = bind_loopback(AF_INET, &port);
     assert_true(fd >= 0);
     char mon[32];

@@ -678,15 +678,17 @@ static void test_auth_every_bit_flip(void **state)
         buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
     }
     /*
-     * Only flips in header bytes checked before the tag give another error:
-     * magic (16 bits), version (8), type (8), the 6 unknown flag bits,
-     * reserved (8), n_custom (2) flipped to 18 or more (bits 4..7: 4), and
-     * three id length bits: id_len (5) becoming 69 or 133 is out of range,
-     * and 37 leaves no room for the tag (72 + 37 + 16 > 112 bytes). Flipping
-     * LEAVING breaks the tag; flipping AUTH leaves no tag: both EAUTH.
+     * Only flips in the bytes checked before the tag (header and id, the
+     * step vigil_wire_peek_id() performs) give another error: magic (16
+     * bits), version (8), type (8), the 6 unknown flag bits, reserved (8),
+     * n_custom (2) flipped to 18 or more (bits 4..7: 4), id length (5)
+     * flipped to 7, 13, 21, 37, 69 or 133 (6: out of range, or the id then
+     * takes in a length byte, which is not an id character), and the 17 flips
+     * of the bytes of "web-1" that leave the id alphabet. Flipping LEAVING
+     * breaks the tag; flipping AUTH leaves no tag: both EAUTH.
      */
     assert_int_equal(n, 112);
-    assert_int_equal(n * 8 - eauth, 16 + 8 + 8 + 6 + 8 + 4 + 3);
+    assert_int_equal(n * 8 - eauth, 16 + 8 + 8 + 6 + 8 + 4 + 6 + 17);
     assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
 }
 
@@ -730,11 +732,16 @@ static void test_auth_before_parse(void **state)
     /* A forged body with invalid fields and a wrong tag: EAUTH, the body is not parsed. */
     memset(buf + O_SEQ, 0, 8);
     buf[HDR + 5] = 0; /* custom key length 0 */
-    buf[HDR] = ' ';   /* bad id byte */
     assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
     /* With the tag fixed, the first body error is reported. */
     retag(buf, (size_t)n);
     assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EBADFIELD);
+    /* The id belongs to the first step (as in vigil_wire_peek_id()): checked before the tag. */
+    buf[HDR] = ' ';
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EBADID);
+    buf[HDR] = 'w';
+    buf[n - 1] ^= 1;
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
 
     /* AUTH set but no room for a tag after header and id. */
     n = sample_bytes(buf, NULL);

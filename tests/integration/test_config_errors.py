@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""A bad configuration stops start-up with the file, the line and the reason."""
+import os
+import subprocess
+
+from vigil_harness import VIGIL, check, run_tests
+
+CASES = [
+    # (config text, line of the mistake, words the message must contain)
+    ("monitor = {\n  heartbeat_interval = \"1s\";\n  detector = { type = \"fixed\";\n"
+     "    suspect_after = \"1200ms\";\n    dead_after = \"1500ms\"; };\n};\n", 5, "dead_after"),
+    ("monitor = {\n  rise = 2;\n  bogus_setting = 1;\n};\n", 3, "bogus_setting"),
+    ("monitor = {\n  listen = [ \"127.0.0.1:7946\" ]\n  api = 1;\n};\n", 3, "syntax"),
+    ("monitor = {\n  nodes = [ \"web1\", \"bad id!\" ];\n};\n", 2, "bad id!"),
+    ("monitor = {\n  detector = { type = \"magic\"; };\n};\n", 2, "magic"),
+]
+
+
+def test_bad_configs_refused(tmp):
+    for i, (text, line, words) in enumerate(CASES):
+        path = os.path.join(tmp, "bad%d.conf" % i)
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([VIGIL, "monitor", "-c", path, "--listen", "127.0.0.1:0",
+                            "--api", "off"], capture_output=True, timeout=10)
+        err = r.stderr.decode(errors="replace")
+        check(r.returncode == 2, "case %d: exit %d, stderr %r" % (i, r.returncode, err))
+        check(path in err, "case %d: file not named: %r" % (i, err))
+        if line is not None:
+            check("%s:%d:" % (path, line) in err, "case %d: line %d not named: %r" % (i, line, err))
+        check(words in err, "case %d: %r not in %r" % (i, words, err))
+
+
+def test_bad_flags_refused(tmp):
+    r = subprocess.run([VIGIL, "agent", "--monitor", "127.0.0.1:1", "--id", "no spaces"],
+                       capture_output=True, timeout=10)
+    check(r.returncode == 2, "agent with a bad id: exit %d" % r.returncode)
+    r = subprocess.run([VIGIL, "monitor", "--detector", "nope"], capture_output=True, timeout=10)
+    check(r.returncode == 2, "monitor with a bad detector: exit %d" % r.returncode)
+
+
+if __name__ == "__main__":
+    run_tests([test_bad_configs_refused, test_bad_flags_refused])

@@ -1,0 +1,594 @@
+/*
+ * Tests of src/vigil/agent.c: the status file format, vigil set's atomic
+ * merge, vigil keygen, and vigil agent itself, run in a child process that
+ * sends heartbeats to a socket this test binds on 127.0.0.1 until it is
+ * sent SIGTERM.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include <vigil/vigil.h>
+
+#include "vigil/agent.h"
+#include "vigil/cmds.h"
+
+/* How long the test waits for one datagram before it fails. */
+#define RECV_TIMEOUT_MS 3000
+/* Heartbeats the test waits through for the agent to pick up a change. */
+#define MAX_BEATS_FOR_CHANGE 40
+
+static char tmpdir[64];
+
+static int setup_dir(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/vigil-test-agent-XXXXXX");
+    return mkdtemp(tmpdir) != NULL ? 0 : -1;
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void path_in_dir(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", tmpdir, name);
+}
+
+/* Replaces path with content atomically, so a running agent never sees half of it. */
+static void write_file(const char *path, const char *content)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.new", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(content, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* Reads a whole (small) file into buf; returns its length. */
+static size_t read_file(const char *path, char *buf, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return n;
+}
+
+static size_t count_substr(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+/* ---- the status file format ----------------------------------------------- */
+
+static void test_status_line(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        enum agent_line want;
+        const char *key, *value;
+    } cases[] = {
+        {"a=1", AGENT_LINE_PAIR, "a", "1"},
+        {"  role = primary db  ", AGENT_LINE_PAIR, "role", "primary db"},
+        {"k=", AGENT_LINE_PAIR, "k", ""},
+        {"k=v=w", AGENT_LINE_PAIR, "k", "v=w"},
+        {"k=x # not a comment", AGENT_LINE_PAIR, "k", "x # not a comment"},
+        {"k=1\r", AGENT_LINE_PAIR, "k", "1"},
+        {"a.b_c-D9=~!", AGENT_LINE_PAIR, "a.b_c-D9", "~!"},
+        {"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk=1", AGENT_LINE_PAIR, "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk",
+         "1"},
+        {"k=vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", AGENT_LINE_PAIR, "k",
+         "vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"},
+        {"", AGENT_LINE_SKIP, NULL, NULL},
+        {"   \t", AGENT_LINE_SKIP, NULL, NULL},
+        {"# a=1", AGENT_LINE_SKIP, NULL, NULL},
+        {"   #x", AGENT_LINE_SKIP, NULL, NULL},
+        {"novalue", AGENT_LINE_BAD, NULL, NULL},
+        {"=1", AGENT_LINE_BAD, NULL, NULL},
+        {"bad key=1", AGENT_LINE_BAD, NULL, NULL},
+        {"k/x=1", AGENT_LINE_BAD, NULL, NULL},
+        {"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk=1", AGENT_LINE_BAD, NULL, NULL}, /* 33 */
+        {"k=vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv", AGENT_LINE_BAD, NULL, NULL},
+        {"k=tab\there", AGENT_LINE_BAD, NULL, NULL},
+        {"k=caf\xc3\xa9", AGENT_LINE_BAD, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        char *k = NULL, *v = NULL;
+        const char *why = NULL;
+        enum agent_line r = agent_status_line(buf, strlen(buf), &k, &v, &why);
+        if (r != cases[i].want)
+            fail_msg("\"%s\": got %d, want %d", cases[i].in, (int)r, (int)cases[i].want);
+        if (r == AGENT_LINE_PAIR) {
+            assert_string_equal(k, cases[i].key);
+            assert_string_equal(v, cases[i].value);
+        } else if (r == AGENT_LINE_BAD) {
+            assert_non_null(why);
+        }
+    }
+    /* A NUL inside the line is refused, not silently cut. */
+    char nul[] = "k=a\0b";
+    char *k, *v;
+    const char *why;
+    assert_int_equal(agent_status_line(nul, sizeof(nul) - 1, &k, &v, &why), AGENT_LINE_BAD);
+}
+
+static void test_pairs_set(void **state)
+{
+    (void)state;
+    struct agent_pairs l = {.n = 0};
+    assert_int_equal(agent_pairs_set(&l, "a", "1"), 0);
+    assert_int_equal(agent_pairs_set(&l, "b", "2"), 0);
+    assert_int_equal(agent_pairs_set(&l, "a", "3"), 0); /* replaced in place */
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.p[0].key, "a");
+    assert_string_equal(l.p[0].value, "3");
+    assert_int_equal(agent_pairs_set(&l, "a", NULL), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.p[0].key, "b");
+    assert_int_equal(agent_pairs_set(&l, "zz", NULL), 0); /* absent: nothing to do */
+    assert_int_equal(agent_pairs_set(&l, "bad key", "1"), -VIGIL_EINVAL);
+    assert_int_equal(agent_pairs_set(&l, "k", "\x01"), -VIGIL_EINVAL);
+    for (int i = 1; i < VIGIL_CUSTOM_MAX; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(agent_pairs_set(&l, key, "x"), 0);
+    }
+    assert_int_equal(l.n, VIGIL_CUSTOM_MAX);
+    assert_int_equal(agent_pairs_set(&l, "one-more", "x"), -VIGIL_EFULL);
+    assert_int_equal(agent_pairs_set(&l, "b", "still fine"), 0);
+}
+
+static void test_status_read(void **state)
+{
+    (void)state;
+    char path[128];
+    path_in_dir(path, sizeof(path), "read.status");
+    write_file(path, "# maintained by deploy\n"
+                     "version = 1.4.2\n"
+                     "bad line\n"
+                     "\n"
+                     "base=from-file\r\n"
+                     "version=1.4.3\n"
+                     "t=caf\xc3\xa9\n"
+                     "last=no-newline");
+    struct agent_pairs base = {.n = 0}, out;
+    assert_int_equal(agent_pairs_set(&base, "base", "static"), 0);
+    assert_int_equal(agent_pairs_set(&base, "zone", "a"), 0);
+
+    char *msgs = NULL;
+    size_t msgs_len = 0;
+    FILE *errf = open_memstream(&msgs, &msgs_len);
+    assert_non_null(errf);
+    assert_int_equal(agent_status_read(path, &base, &out, errf), 0);
+    fclose(errf);
+
+    /* The base first, overridden by the file; a later line wins. */
+    assert_int_equal(out.n, 4);
+    assert_string_equal(out.p[0].key, "base");
+    assert_string_equal(out.p[0].value, "from-file");
+    assert_string_equal(out.p[1].key, "zone");
+    assert_string_equal(out.p[2].key, "version");
+    assert_string_equal(out.p[2].value, "1.4.3");
+    assert_string_equal(out.p[3].key, "last");
+    assert_string_equal(out.p[3].value, "no-newline");
+    /* Each bad line is named with its file and line number. */
+    char want[192];
+    snprintf(want, sizeof(want), "%s:3: expected key=value", path);
+    assert_non_null(strstr(msgs, want));
+    snprintf(want, sizeof(want), "%s:7: invalid value", path);
+    assert_non_null(strstr(msgs, want));
+    assert_int_equal(count_substr(msgs, "\n"), 2);
+    free(msgs);
+
+    /* A missing file is no pairs and no complaint. */
+    path_in_dir(path, sizeof(path), "absent.status");
+    msgs = NULL;
+    errf = open_memstream(&msgs, &msgs_len);
+    assert_int_equal(agent_status_read(path, &base, &out, errf), 0);
+    fclose(errf);
+    assert_int_equal(out.n, 2);
+    assert_int_equal(msgs_len, 0);
+    free(msgs);
+
+    /* Seventeen pairs: the 17th is reported and skipped. */
+    path_in_dir(path, sizeof(path), "many.status");
+    char many[1024] = "";
+    for (int i = 0; i < VIGIL_CUSTOM_MAX + 1; i++) {
+        size_t used = strlen(many);
+        snprintf(many + used, sizeof(many) - used, "k%d=%d\n", i, i);
+    }
+    write_file(path, many);
+    struct agent_pairs none = {.n = 0};
+    msgs = NULL;
+    errf = open_memstream(&msgs, &msgs_len);
+    assert_int_equal(agent_status_read(path, &none, &out, errf), 0);
+    fclose(errf);
+    assert_int_equal(out.n, VIGIL_CUSTOM_MAX);
+    assert_string_equal(out.p[VIGIL_CUSTOM_MAX - 1].key, "k15");
+    snprintf(want, sizeof(want), "%s:17: more than 16 custom pairs; 'k16' skipped", path);
+    assert_non_null(strstr(msgs, want));
+    free(msgs);
+
+    /* A file over the size limit is refused whole. */
+    path_in_dir(path, sizeof(path), "huge.status");
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < AGENT_STATUS_FILE_MAX / 8 + 1; i++)
+        fputs("# pad..\n", f);
+    fclose(f);
+    msgs = NULL;
+    errf = open_memstream(&msgs, &msgs_len);
+    assert_int_equal(agent_status_read(path, &base, &out, errf), -1);
+    fclose(errf);
+    assert_int_equal(out.n, 2);
+    assert_non_null(strstr(msgs, "larger than"));
+    free(msgs);
+}
+
+/* ---- vigil set ------------------------------------------------------------ */
+
+static int run_set(const char *path, const char *a1, const char *a2, const char *a3)
+{
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = (char *)"set";
+    argv[argc++] = (char *)"--status-file";
+    argv[argc++] = (char *)path;
+    if (a1)
+        argv[argc++] = (char *)a1;
+    if (a2)
+        argv[argc++] = (char *)a2;
+    if (a3)
+        argv[argc++] = (char *)a3;
+    argv[argc] = NULL;
+    return cmd_set(argc, argv);
+}
+
+static void test_set_command(void **state)
+{
+    (void)state;
+    char path[128], buf[4096];
+    path_in_dir(path, sizeof(path), "set.status");
+
+    /* Creates the file (mode 0644: an agent running as another user reads it). */
+    assert_int_equal(run_set(path, "role=primary", "version=1.0", NULL), 0);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "role=primary\nversion=1.0\n");
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+
+    /* Comments, order and unknown lines stay; assigned keys change in place. */
+    write_file(path, "# deploy state\nrole=primary\nbad line\nversion = 1.0\nx=1\nversion=0.9\n");
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(run_set(path, "version=1.1", "x=", "new=yes"), 0);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "# deploy state\nrole=primary\nbad line\nversion=1.1\nnew=yes\n");
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+
+    /* The same key twice: the last wins. Removing an absent key is fine. */
+    assert_int_equal(run_set(path, "role=a", "role=b", "gone="), 0);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "# deploy state\nrole=b\nbad line\nversion=1.1\nnew=yes\n");
+
+    /* Refused before the file is touched: bad key, bad value, no '='. */
+    const char *bad[] = {"bad key=1", "k=\x01", "novalue", "=1", "# c"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(run_set(path, "ok=1", bad[i], NULL), 2);
+        char now[4096];
+        read_file(path, now, sizeof(now));
+        assert_string_equal(now, buf);
+    }
+    assert_int_equal(run_set(path, NULL, NULL, NULL), 2); /* nothing to set */
+    char *argv[] = {(char *)"set", (char *)"a=1", NULL};
+    assert_int_equal(cmd_set(2, argv), 2); /* no file named */
+
+    /* Sixteen pairs fit, a seventeenth does not. */
+    path_in_dir(path, sizeof(path), "full.status");
+    char many[1024] = "";
+    for (int i = 0; i < VIGIL_CUSTOM_MAX - 1; i++) {
+        size_t used = strlen(many);
+        snprintf(many + used, sizeof(many) - used, "k%d=%d\n", i, i);
+    }
+    write_file(path, many);
+    assert_int_equal(run_set(path, "k16=x", NULL, NULL), 0);
+    assert_int_equal(run_set(path, "k17=x", NULL, NULL), 2);
+    assert_int_equal(run_set(path, "k17=x", "k16=", NULL), 0); /* one out, one in */
+    read_file(path, buf, sizeof(buf));
+    assert_null(strstr(buf, "k16="));
+    assert_non_null(strstr(buf, "k17=x\n"));
+
+    /* No temporary file ("NAME.status.XXXXXX") is left behind. */
+    DIR *d = opendir(tmpdir);
+    assert_non_null(d);
+    for (struct dirent *e = readdir(d); e != NULL; e = readdir(d))
+        if (strstr(e->d_name, ".status.") != NULL)
+            fail_msg("left behind: %s", e->d_name);
+    closedir(d);
+}
+
+/* ---- vigil keygen ----------------------------------------------------------- */
+
+static void test_keygen(void **state)
+{
+    (void)state;
+    char path[128], key1[256], key2[256];
+    path_in_dir(path, sizeof(path), "cluster.key");
+    char *argv[] = {(char *)"keygen", (char *)"-o", path, NULL};
+    assert_int_equal(cmd_keygen(3, argv), 0);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(read_file(path, key1, sizeof(key1)), 65);
+    assert_int_equal(key1[64], '\n');
+    for (int i = 0; i < 64; i++)
+        assert_non_null(strchr("0123456789abcdef", key1[i]));
+
+    /* An existing key is never overwritten. */
+    assert_int_equal(cmd_keygen(3, argv), 1);
+    read_file(path, key2, sizeof(key2));
+    assert_string_equal(key1, key2);
+
+    /* To standard output, in a child: a different key each time. */
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        char *a[] = {(char *)"keygen", NULL};
+        _exit(cmd_keygen(1, a));
+    }
+    close(pfd[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(key2) - 1 && (n = read(pfd[0], key2 + got, sizeof(key2) - 1 - got)) > 0)
+        got += (size_t)n;
+    key2[got] = '\0';
+    close(pfd[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(got, 65);
+    assert_string_not_equal(key1, key2);
+
+    char *bad[] = {(char *)"keygen", (char *)"extra", NULL};
+    assert_int_equal(cmd_keygen(2, bad), 2);
+}
+
+/* ---- vigil agent ------------------------------------------------------------ */
+
+static void test_agent_usage_errors(void **state)
+{
+    (void)state;
+    char *a1[] = {(char *)"agent", (char *)"--interval", (char *)"soon", NULL};
+    assert_int_equal(cmd_agent(3, a1), 2);
+    char *a2[] = {(char *)"agent", (char *)"--id",      (char *)"n1",
+                  (char *)"--set", (char *)"bad key=1", NULL};
+    assert_int_equal(cmd_agent(5, a2), 2);
+    char *a3[] = {(char *)"agent", (char *)"--id", (char *)"bad id", NULL};
+    assert_int_equal(cmd_agent(3, a3), 2);
+    char *a4[] = {(char *)"agent", (char *)"--id", (char *)"n1", (char *)"stray", NULL};
+    assert_int_equal(cmd_agent(4, a4), 2);
+    char *a5[] = {(char *)"agent", (char *)"--interval", (char *)"5ms", NULL};
+    assert_int_equal(cmd_agent(3, a5), 2); /* below the 10 ms minimum */
+    char *a6[] = {(char *)"agent", (char *)"--key-file", (char *)"/nonexistent/key", NULL};
+    assert_int_equal(cmd_agent(3, a6), 2);
+    char *a7[20] = {(char *)"agent"};
+    int n = 1;
+    for (int i = 0; i < VIGIL_SENDER_MAX_MONITORS + 1; i++) {
+        a7[n++] = (char *)"--monitor";
+        a7[n++] = (char *)"127.0.0.1:9";
+    }
+    assert_int_equal(cmd_agent(n, a7), 2);
+    /* Valid syntax for the config, but not an address: fails at start, status 1. */
+    char *a8[] = {(char *)"agent",     (char *)"--id", (char *)"n1",
+                  (char *)"--monitor", (char *)"[::1", NULL};
+    assert_int_equal(cmd_agent(5, a8), 1);
+}
+
+static int bind_loopback(uint16_t *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(sin);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sin, len) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
+        return -1;
+    *port = ntohs(sin.sin_port);
+    return fd;
+}
+
+static int recv_hb(int fd, const uint8_t *key, struct vigil_heartbeat *hb)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    if (poll(&pfd, 1, RECV_TIMEOUT_MS) != 1)
+        return -1000;
+    uint8_t buf[2048];
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n < 0)
+        return -1001;
+    return vigil_wire_decode(buf, (size_t)n, key, hb);
+}
+
+static const char *custom_get(const struct vigil_heartbeat *hb, const char *key)
+{
+    for (int i = 0; i < hb->n_custom; i++)
+        if (strcmp(hb->custom[i].key, key) == 0)
+            return hb->custom[i].value;
+    return NULL;
+}
+
+static bool custom_is(const struct vigil_heartbeat *hb, const char *key, const char *want)
+{
+    const char *v = custom_get(hb, key);
+    return v != NULL && strcmp(v, want) == 0;
+}
+
+/* Receives heartbeats in sequence until one has key=want (or the limit). */
+static bool wait_for_pair(int fd, const uint8_t *key, uint64_t *seq, const char *k,
+                          const char *want, struct vigil_heartbeat *hb)
+{
+    for (int i = 0; i < MAX_BEATS_FOR_CHANGE; i++) {
+        assert_int_equal(recv_hb(fd, key, hb), 0);
+        assert_int_equal(hb->sequence, *seq + 1);
+        *seq = hb->sequence;
+        bool ok = want != NULL ? custom_is(hb, k, want) : custom_get(hb, k) == NULL;
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+static void test_agent_runs(void **state)
+{
+    (void)state;
+    char keyfile[128], status[128], logfile[128], mon[32], khex[80];
+    path_in_dir(keyfile, sizeof(keyfile), "agent.key");
+    path_in_dir(status, sizeof(status), "agent.status");
+    path_in_dir(logfile, sizeof(logfile), "agent.log");
+    char *kargv[] = {(char *)"keygen", (char *)"-o", keyfile, NULL};
+    assert_int_equal(cmd_keygen(3, kargv), 0);
+    read_file(keyfile, khex, sizeof(khex));
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    assert_int_equal(sodium_hex2bin(key, sizeof(key), khex, 64, NULL, NULL, NULL), 0);
+
+    uint16_t port = 0;
+    int fd = bind_loopback(&port);
+    assert_true(fd >= 0);
+    snprintf(mon, sizeof(mon), "127.0.0.1:%u", (unsigned)port);
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* If the test fails and its process ends, the agent ends with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int lfd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(lfd, 2);
+        char *argv[] = {(char *)"agent",
+                        (char *)"--id",
+                        (char *)"e2e-node",
+                        (char *)"--monitor",
+                        mon,
+                        (char *)"--interval",
+                        (char *)"50ms",
+                        (char *)"-k",
+                        keyfile,
+                        (char *)"--status-file",
+                        status,
+                        (char *)"--set",
+                        (char *)"static=1",
+                        (char *)"--set",
+                        (char *)"tier=web",
+                        NULL};
+        _exit(cmd_agent(15, argv));
+    }
+
+    /* The first heartbeat: sequence 1, the static pairs, the node's status. */
+    struct vigil_heartbeat hb;
+    assert_int_equal(recv_hb(fd, key, &hb), 0);
+    assert_string_equal(hb.id, "e2e-node");
+    assert_int_equal(hb.sequence, 1);
+    assert_int_equal(hb.interval_ms, 50);
+    assert_int_equal(hb.flags, VIGIL_FLAG_AUTH);
+    assert_true(hb.status.mem_total_kib > 0);
+    assert_int_equal(hb.n_custom, 2);
+    assert_true(custom_is(&hb, "static", "1"));
+    assert_true(custom_is(&hb, "tier", "web"));
+    uint64_t gen = hb.generation, seq = 1;
+
+    /* vigil set: the running agent picks the change up; the file overrides --set. */
+    assert_int_equal(run_set(status, "dyn=7", "static=2", NULL), 0);
+    assert_true(wait_for_pair(fd, key, &seq, "dyn", "7", &hb));
+    assert_true(custom_is(&hb, "static", "2"));
+    assert_true(custom_is(&hb, "tier", "web"));
+    assert_int_equal(hb.generation, gen);
+
+    /* A bad line is reported once and skipped; the good lines apply. */
+    write_file(status, "oops\nok=1\n");
+    assert_true(wait_for_pair(fd, key, &seq, "ok", "1", &hb));
+    assert_true(custom_is(&hb, "static", "1")); /* back to the --set value */
+    assert_null(custom_get(&hb, "dyn"));
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(recv_hb(fd, key, &hb), 0);
+        assert_int_equal(hb.sequence, ++seq);
+    }
+    /* Removing the file removes its pairs. */
+    assert_int_equal(unlink(status), 0);
+    assert_true(wait_for_pair(fd, key, &seq, "ok", NULL, &hb));
+    assert_int_equal(hb.n_custom, 2);
+
+    /* SIGTERM: exactly one goodbye, the next sequence number, exit 0. */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    bool left = false;
+    for (int i = 0; i < MAX_BEATS_FOR_CHANGE && !left; i++) {
+        assert_int_equal(recv_hb(fd, key, &hb), 0);
+        assert_int_equal(hb.sequence, ++seq);
+        left = (hb.flags & VIGIL_FLAG_LEAVING) != 0;
+    }
+    assert_true(left);
+    int wstatus;
+    assert_int_equal(waitpid(pid, &wstatus, 0), pid);
+    assert_true(WIFEXITED(wstatus));
+    assert_int_equal(WEXITSTATUS(wstatus), 0);
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pfd, 1, 0), 0); /* nothing after the goodbye */
+    close(fd);
+
+    char log[8192], want[256];
+    read_file(logfile, log, sizeof(log));
+    snprintf(want, sizeof(want),
+             "vigil agent: id=e2e-node generation=%llu monitors=%s interval=50ms\n",
+             (unsigned long long)gen, mon);
+    assert_non_null(strstr(log, want));
+    snprintf(want, sizeof(want), "%s:1: expected key=value", status);
+    assert_int_equal(count_substr(log, want), 1);
+    assert_non_null(strstr(log, "goodbye sent"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_status_line), cmocka_unit_test(test_pairs_set),
+        cmocka_unit_test(test_status_read), cmocka_unit_test(test_set_command),
+        cmocka_unit_test(test_keygen),      cmocka_unit_test(test_agent_usage_errors),
+        cmocka_unit_test(test_agent_runs),
+    };
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}

@@ -1,0 +1,1206 @@
+/*
+ * The HTTP API and the CLI against a real monitor core on loopback.
+ *
+ * A monitor is driven in virtual time through a scripted half minute that
+ * ends at the real monotonic clock (the API reads the clock when it
+ * answers): web1 beats throughout, web2 stops and dies, web3 is declared and
+ * never heard, web4 says goodbye, web5 dies and sends one heartbeat towards
+ * recovery. The API serves it on 127.0.0.1 port 0; requests go through
+ * libcurl's multi interface on this thread, interleaved with api_run, so
+ * that the monitor is only ever touched by one thread, as in the daemon.
+ * The CLI commands run on a second thread (they block in libcurl) while
+ * this thread serves; their output is captured through a temporary file.
+ *
+ * Durations that depend on the real clock are checked within bounds; the
+ * ones api_node_json computes from a given time are checked exactly.
+ */
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include <vigil/vigil.h>
+
+#include "vigil/api.h"
+#include "vigil/cmds.h"
+
+/* Not in a header yet: the bound port (api.c) and the duration humaniser (cli.c). */
+uint16_t api_port(const struct api *a);
+void cli_format_duration(double s, char *buf, size_t cap);
+
+#define S  VIGIL_NSEC_PER_SEC
+#define MS VIGIL_NSEC_PER_MSEC
+
+/* Upper bound for anything that waits on the loopback: far beyond any real answer time. */
+#define WAIT_LIMIT (10 * S)
+
+/* Slack for durations measured against the real clock (slow sanitizer runs). */
+#define SLACK_S 30.0
+
+struct fixture {
+    struct vigil_monitor *mon;
+    struct evlog *log;
+    struct api_ctx ctx;
+    struct api *api;
+    uint16_t port;
+    vigil_time_t base; /* virtual start, 30 s before the real clock at setup */
+    vigil_time_t end;  /* virtual end of the script */
+    uint64_t datagrams;
+};
+
+/* ---- driving the monitor ---------------------------------------------- */
+
+static void drain(struct fixture *f)
+{
+    struct evrec r;
+    while (vigil_monitor_poll_event(f->mon, &r.ev)) {
+        /* The wall clock of the event: now minus how long ago it was decided. */
+        r.wall_us = vigil_clock_wall_us() - (f->end - r.ev.time) / 1000;
+        evlog_push(f->log, &r);
+    }
+}
+
+static void beat(struct fixture *f, vigil_time_t now, const char *id, uint64_t seq, uint8_t flags)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "%s", id);
+    hb.generation = 42;
+    hb.sequence = seq;
+    hb.flags = flags;
+    hb.interval_ms = 1000;
+    hb.send_time_us = 1700000000000000LL + (int64_t)seq * 1000000;
+    hb.status.load1_milli = 1250;
+    hb.status.load5_milli = 500;
+    hb.status.load15_milli = 250;
+    hb.status.mem_total_kib = 8u << 20;
+    hb.status.mem_avail_kib = 2u << 20;
+    hb.status.uptime_s = 3 * 86400 + 4 * 3600;
+    if (!strcmp(id, "web1")) {
+        hb.n_custom = 1;
+        snprintf(hb.custom[0].key, sizeof(hb.custom[0].key), "role");
+        snprintf(hb.custom[0].value, sizeof(hb.custom[0].value), "db");
+    }
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    assert_true(len > 0);
+    struct vigil_addr from = {.family = AF_INET, .port = 4000, .addr = {127, 0, 0, 1}};
+    assert_int_equal(vigil_monitor_on_datagram(f->mon, now, buf, (size_t)len, &from), 0);
+    f->datagrams++;
+}
+
+/* Runs the scripted half minute in 100 ms steps, like the daemon's loop would. */
+static void script(struct fixture *f)
+{
+    assert_int_equal(vigil_monitor_declare(f->mon, "web3", f->base), 0);
+    for (int step = 0; step <= 300; step++) {
+        vigil_time_t t = f->base + step * 100 * MS;
+        if (step % 10 == 0) {
+            int sec = step / 10;
+            beat(f, t, "web1", (uint64_t)sec + 1, 0);
+            if (sec <= 10)
+                beat(f, t, "web2", (uint64_t)sec + 1, 0);
+            if (sec <= 4)
+                beat(f, t, "web4", (uint64_t)sec + 1, sec == 4 ? VIGIL_FLAG_LEAVING : 0);
+            if (sec <= 5)
+                beat(f, t, "web5", (uint64_t)sec + 1, 0);
+        }
+        /* One heartbeat of web5 after its death: one of the two that bring it back. */
+        if (step == 295)
+            beat(f, t, "web5", 100, 0);
+        /* Three garbled datagrams. */
+        if (step == 50 || step == 51 || step == 52) {
+            static const uint8_t junk[] = {0xde, 0xad, 0xbe, 0xef};
+            assert_true(vigil_monitor_on_datagram(f->mon, t, junk, sizeof(junk), NULL) < 0);
+            f->datagrams++;
+        }
+        if (t >= vigil_monitor_next_deadline(f->mon))
+            vigil_monitor_on_expiry(f->mon, t);
+        drain(f);
+    }
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.detector.suspect_threshold = 2.5;
+    c.detector.dead_threshold = 5.0;
+    c.rise = 2;
+    c.startup_grace = 120 * S; /* web3 stays unknown through the script */
+    c.max_nodes = 64;
+    f->end = vigil_clock_mono();
+    f->base = f->end - 30 * S;
+    assert_int_equal(vigil_monitor_new(&c, f->base, &f->mon), 0);
+    f->log = evlog_new(1000);
+    assert_non_null(f->log);
+    script(f);
+
+    f->ctx.mon = f->mon;
+    f->ctx.events = f->log;
+    f->ctx.hooks = NULL;
+    f->ctx.started_mono = f->base;
+    f->ctx.started_wall_us = vigil_clock_wall_us() - 30000000;
+    f->ctx.recv_errors = 7;
+    f->ctx.dropped_log = 2;
+    char err[256] = "";
+    assert_int_equal(api_start("127.0.0.1:0", &f->ctx, &f->api, err, sizeof(err)), 0);
+    f->port = api_port(f->api);
+    assert_true(f->port > 0);
+    assert_true(api_fd(f->api) >= 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    api_stop(f->api);
+    evlog_free(f->log);
+    vigil_monitor_free(f->mon);
+    free(f);
+    return 0;
+}
+
+/* ---- HTTP through curl multi, served on this thread ------------------- */
+
+struct reply {
+    long status;
+    char *body;
+    size_t len;
+    char ctype[256];
+    char allow[256];
+};
+
+static size_t on_body(char *d, size_t sz, size_t n, void *arg)
+{
+    struct reply *r = arg;
+    char *p = realloc(r->body, r->len + sz * n + 1);
+    assert_non_null(p);
+    memcpy(p + r->len, d, sz * n);
+    r->body = p;
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t on_header(char *d, size_t sz, size_t n, void *arg)
+{
+    struct reply *r = arg;
+    size_t len = sz * n;
+    char line[256];
+    snprintf(line, sizeof(line), "%.*s", (int)(len < 255 ? len : 255), d);
+    line[strcspn(line, "\r\n")] = '\0';
+    if (!strncasecmp(line, "Content-Type: ", 14))
+        snprintf(r->ctype, sizeof(r->ctype), "%s", line + 14);
+    if (!strncasecmp(line, "Allow: ", 7))
+        snprintf(r->allow, sizeof(r->allow), "%s", line + 7);
+    return len;
+}
+
+static struct reply request(struct fixture *f, const char *method, const char *path)
+{
+    struct reply r;
+    memset(&r, 0, sizeof(r));
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", f->port, path);
+    CURL *c = curl_easy_init();
+    CURLM *m = curl_multi_init();
+    assert_non_null(c);
+    assert_non_null(m);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (!strcmp(method, "HEAD"))
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    else
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    curl_multi_add_handle(m, c);
+    int running = 1;
+    vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
+    struct curl_waitfd extra = {.fd = api_fd(f->api), .events = CURL_WAIT_POLLIN};
+    while (running && vigil_clock_mono() < limit) {
+        curl_multi_perform(m, &running);
+        api_run(f->api);
+        if (running)
+            curl_multi_poll(m, &extra, 1, 10, NULL);
+    }
+    assert_int_equal(running, 0);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m, &left)))
+        assert_int_equal(msg->data.result, CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_multi_remove_handle(m, c);
+    curl_easy_cleanup(c);
+    curl_multi_cleanup(m);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    return r;
+}
+
+static json_t *get_json(struct fixture *f, const char *path, long want_status)
+{
+    struct reply r = request(f, "GET", path);
+    assert_int_equal(r.status, want_status);
+    assert_string_equal(r.ctype, "application/json");
+    json_error_t e;
+    json_t *doc = json_loadb(r.body, r.len, 0, &e);
+    if (!doc)
+        fail_msg("%s: invalid JSON: %s\n%s", path, e.text, r.body);
+    free(r.body);
+    return doc;
+}
+
+static const json_t *node_by_id(const json_t *nodes, const char *id)
+{
+    size_t i;
+    json_t *n;
+    json_array_foreach((json_t *)nodes, i, n)
+    {
+        if (!strcmp(json_string_value(json_object_get(n, "id")), id))
+            return n;
+    }
+    fail_msg("node %s missing", id);
+    return NULL;
+}
+
+static const char *sget(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    if (!s)
+        fail_msg("\"%s\" is not a string", k);
+    return s;
+}
+
+static double nget(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_number(v))
+        fail_msg("\"%s\" is not a number", k);
+    return json_number_value(v);
+}
+
+static json_int_t iget(const json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    if (!json_is_integer(v))
+        fail_msg("\"%s\" is not an integer", k);
+    return json_integer_value(v);
+}
+
+/* Events of node id in the log, in order. */
+static size_t log_events_of(struct fixture *f, const char *id, uint64_t *seqs, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < evlog_count(f->log); i++) {
+        const struct evrec *r = evlog_at(f->log, i);
+        if (r->ev.type == VIGIL_EVENT_STATE && !strcmp(r->ev.node, id) && n < cap)
+            seqs[n++] = r->ev.seq;
+    }
+    return n;
+}
+
+/* ---- the endpoints ---------------------------------------------------- */
+
+static void test_nodes(void **state)
+{
+    struct fixture *f = *state;
+    json_t *doc = get_json(f, "/v1/nodes", 200);
+    const char *now = sget(doc, "now");
+    assert_int_equal(strlen(now), 24); /* 2026-11-25T17:00:00.123Z */
+    assert_int_equal(now[23], 'Z');
+    json_t *nodes = json_object_get(doc, "nodes");
+    assert_int_equal(json_array_size(nodes), vigil_monitor_node_count(f->mon));
+    assert_int_equal(json_array_size(nodes), 5);
+    /* Table order. */
+    for (size_t i = 0; i < 5; i++)
+        assert_string_equal(sget(json_array_get(nodes, i), "id"),
+                            vigil_monitor_node_at(f->mon, i)->id);
+
+    const json_t *w1 = node_by_id(nodes, "web1");
+    assert_string_equal(sget(w1, "state"), "alive");
+    assert_true(nget(w1, "last_heard_s") >= 0.0);
+    assert_true(nget(w1, "last_heard_s") < SLACK_S);
+    /* Alive since its first heartbeat, 30 s before the end of the script. */
+    assert_true(nget(w1, "since_s") >= 30.0);
+    assert_true(nget(w1, "since_s") < 30.0 + SLACK_S);
+    assert_int_equal(iget(w1, "heartbeats"), 31);
+    assert_int_equal(iget(w1, "generation"), 42);
+    assert_int_equal(iget(w1, "sequence"), 31);
+    assert_true(nget(w1, "interval_s") == 1.0);
+    assert_true(nget(w1, "suspect_threshold") == 2.5);
+    assert_true(nget(w1, "dead_threshold") == 5.0);
+    assert_string_equal(sget(w1, "addr"), "127.0.0.1:4000");
+    assert_true(json_is_false(json_object_get(w1, "declared")));
+    assert_int_equal(iget(w1, "rise_count"), 0);
+    char sent[40];
+    vigil_format_wall(1700000000000000LL + 31 * 1000000LL, sent, sizeof(sent));
+    assert_string_equal(sget(w1, "send_time"), sent);
+    const json_t *st = json_object_get(w1, "status");
+    assert_true(nget(st, "load1") == 1.25);
+    assert_true(nget(st, "load5") == 0.5);
+    assert_true(nget(st, "load15") == 0.25);
+    assert_int_equal(iget(st, "mem_total_kib"), 8 << 20);
+    assert_int_equal(iget(st, "mem_avail_kib"), 2 << 20);
+    assert_int_equal(iget(st, "uptime_s"), 3 * 86400 + 4 * 3600);
+    const json_t *cu = json_object_get(w1, "custom");
+    assert_int_equal(json_object_size(cu), 1);
+    assert_string_equal(sget(cu, "role"), "db");
+
+    const json_t *w2 = node_by_id(nodes, "web2");
+    assert_string_equal(sget(w2, "state"), "dead");
+    /* Last heard at +10 s of the script: 20 s before its end. */
+    assert_true(nget(w2, "last_heard_s") >= 20.0);
+    assert_true(nget(w2, "last_heard_s") < 20.0 + SLACK_S);
+    /* Dead at +15 s. */
+    assert_true(nget(w2, "since_s") >= 15.0);
+    assert_true(nget(w2, "since_s") < 15.0 + SLACK_S);
+    assert_true(nget(w2, "level") >= 20.0);
+
+    const json_t *w3 = node_by_id(nodes, "web3");
+    assert_string_equal(sget(w3, "state"), "unknown");
+    assert_true(json_is_null(json_object_get(w3, "last_heard_s")));
+    assert_true(json_is_null(json_object_get(w3, "send_time")));
+    assert_true(json_is_null(json_object_get(w3, "addr")));
+    assert_true(json_is_true(json_object_get(w3, "declared")));
+    assert_int_equal(iget(w3, "heartbeats"), 0);
+    assert_int_equal(json_object_size(json_object_get(w3, "custom")), 0);
+
+    assert_string_equal(sget(node_by_id(nodes, "web4"), "state"), "left");
+
+    const json_t *w5 = node_by_id(nodes, "web5");
+    assert_string_equal(sget(w5, "state"), "dead");
+    assert_int_equal(iget(w5, "rise_count"), 1);
+    assert_int_equal(iget(w5, "rise"), 2);
+    json_decref(doc);
+}
+
+static void test_node_detail_and_404(void **state)
+{
+    struct fixture *f = *state;
+    json_t *doc = get_json(f, "/v1/nodes/web2", 200);
+    assert_string_equal(sget(doc, "id"), "web2");
+    assert_string_equal(sget(doc, "state"), "dead");
+    json_t *evs = json_object_get(doc, "events");
+    uint64_t seqs[32];
+    size_t n = log_events_of(f, "web2", seqs, 32);
+    /* unknown -> alive, alive -> suspect, suspect -> dead. */
+    assert_int_equal(n, 3);
+    assert_int_equal(json_array_size(evs), n);
+    static const char *const want[] = {"alive", "suspect", "dead"};
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(evs, i);
+        assert_int_equal(iget(e, "seq"), seqs[i]);
+        assert_string_equal(sget(e, "node"), "web2");
+        assert_string_equal(sget(e, "new_state"), want[i]);
+    }
+    json_decref(doc);
+
+    /* The last 20 only, oldest first: web1's single event is there. */
+    doc = get_json(f, "/v1/nodes/web1", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), 1);
+    json_decref(doc);
+
+    doc = get_json(f, "/v1/nodes/web9", 404);
+    assert_non_null(strstr(sget(doc, "error"), "web9"));
+    json_decref(doc);
+    doc = get_json(f, "/v1/nodes/bad%21id", 404);
+    assert_non_null(sget(doc, "error"));
+    json_decref(doc);
+}
+
+static void test_unknown_path_and_methods(void **state)
+{
+    struct fixture *f = *state;
+    json_t *doc = get_json(f, "/v2/nodes", 404);
+    assert_non_null(strstr(sget(doc, "error"), "/v2/nodes"));
+    json_decref(doc);
+    doc = get_json(f, "/", 404);
+    json_decref(doc);
+
+    static const char *const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
+    for (size_t i = 0; i < 4; i++) {
+        struct reply r = request(f, methods[i], "/v1/health");
+        assert_int_equal(r.status, 405);
+        assert_string_equal(r.allow, "GET, HEAD");
+        assert_string_equal(r.ctype, "application/json");
+        json_t *e = json_loads(r.body, 0, NULL);
+        assert_non_null(strstr(sget(e, "error"), methods[i]));
+        json_decref(e);
+        free(r.body);
+    }
+    /* GET and HEAD are both fine. */
+    struct reply r = request(f, "HEAD", "/v1/health");
+    assert_int_equal(r.status, 200);
+    free(r.body);
+}
+
+static void test_events_since_and_limit(void **state)
+{
+    struct fixture *f = *state;
+    size_t count = evlog_count(f->log);
+    uint64_t newest = evlog_last_seq(f->log);
+    assert_true(count >= 8);
+
+    json_t *doc = get_json(f, "/v1/events", 200);
+    json_t *evs = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(evs), count);
+    assert_int_equal(iget(doc, "last_seq"), newest);
+    assert_int_equal(iget(doc, "newest_seq"), newest);
+    assert_true(json_is_false(json_object_get(doc, "more")));
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(iget(json_array_get(evs, i), "seq"), evlog_at(f->log, i)->ev.seq);
+    json_decref(doc);
+
+    /* since=K: only seq > K, oldest first. */
+    uint64_t k = evlog_at(f->log, 3)->ev.seq;
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/events?since=%llu", (unsigned long long)k);
+    doc = get_json(f, path, 200);
+    evs = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(evs), count - 4);
+    assert_int_equal(iget(json_array_get(evs, 0), "seq"), k + 1);
+    json_decref(doc);
+
+    /* limit cuts short, and last_seq says where to go on. */
+    snprintf(path, sizeof(path), "/v1/events?since=%llu&limit=2", (unsigned long long)k);
+    doc = get_json(f, path, 200);
+    evs = json_object_get(doc, "events");
+    assert_int_equal(json_array_size(evs), 2);
+    assert_int_equal(iget(doc, "last_seq"), k + 2);
+    assert_true(json_is_true(json_object_get(doc, "more")));
+    json_decref(doc);
+
+    /* Nothing after the newest; the newest is still reported. */
+    snprintf(path, sizeof(path), "/v1/events?since=%llu", (unsigned long long)newest);
+    doc = get_json(f, path, 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), 0);
+    assert_int_equal(iget(doc, "last_seq"), newest);
+    json_decref(doc);
+    snprintf(path, sizeof(path), "/v1/events?since=%llu", (unsigned long long)newest - 1);
+    doc = get_json(f, path, 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), 1);
+    json_decref(doc);
+
+    /* The limit's bounds: 1 and 10000 fine (above is clamped), 0 and junk refused. */
+    doc = get_json(f, "/v1/events?limit=1", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), 1);
+    json_decref(doc);
+    doc = get_json(f, "/v1/events?limit=10000", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), count);
+    json_decref(doc);
+    doc = get_json(f, "/v1/events?limit=99999999", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "events")), count);
+    json_decref(doc);
+    static const char *const bad[] = {
+        "/v1/events?limit=0",  "/v1/events?limit=abc", "/v1/events?limit=-1",
+        "/v1/events?since=-1", "/v1/events?since=1x",  "/v1/events?since=99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        doc = get_json(f, bad[i], 400);
+        assert_non_null(sget(doc, "error"));
+        json_decref(doc);
+    }
+}
+
+static void test_health(void **state)
+{
+    struct fixture *f = *state;
+    const struct vigil_monitor_stats *s = vigil_monitor_stats(f->mon);
+    json_t *doc = get_json(f, "/v1/health", 200);
+    assert_string_equal(sget(doc, "status"), "ok");
+    assert_string_equal(sget(doc, "version"), VIGIL_VERSION_STRING);
+    assert_true(nget(doc, "uptime_s") >= 30.0);
+    assert_true(nget(doc, "uptime_s") < 30.0 + SLACK_S);
+    const json_t *n = json_object_get(doc, "nodes");
+    assert_int_equal(iget(n, "total"), 5);
+    assert_int_equal(iget(n, "alive"), 1);
+    assert_int_equal(iget(n, "suspect"), 0);
+    assert_int_equal(iget(n, "dead"), 2);
+    assert_int_equal(iget(n, "left"), 1);
+    assert_int_equal(iget(n, "unknown"), 1);
+    const json_t *c = json_object_get(doc, "counters");
+    assert_int_equal(iget(c, "datagrams"), f->datagrams);
+    assert_int_equal(iget(c, "datagrams"), s->datagrams);
+    assert_int_equal(iget(c, "accepted"), f->datagrams - 3);
+    assert_int_equal(iget(c, "malformed"), 3);
+    assert_int_equal(iget(c, "auth_failed"), 0);
+    assert_int_equal(iget(c, "stale"), 0);
+    assert_int_equal(iget(c, "unknown_node"), 0);
+    assert_int_equal(iget(c, "table_full"), 0);
+    assert_int_equal(iget(c, "events"), s->events);
+    assert_int_equal(iget(c, "events"), evlog_last_seq(f->log));
+    assert_int_equal(iget(c, "pauses"), 0);
+    assert_true(nget(c, "paused_total_s") == 0.0);
+    assert_int_equal(iget(c, "recv_errors"), 7);
+    assert_int_equal(iget(c, "dropped_log"), 2);
+    const json_t *h = json_object_get(doc, "hooks");
+    static const char *const hk[] = {"started",      "succeeded", "failed", "timed_out",
+                                     "spawn_errors", "queued",    "pending"};
+    for (size_t i = 0; i < 7; i++)
+        assert_int_equal(iget(h, hk[i]), 0);
+    const json_t *d = json_object_get(doc, "detector");
+    assert_string_equal(sget(d, "type"), "fixed");
+    assert_true(nget(d, "suspect_threshold") == 2.5);
+    assert_true(nget(d, "dead_threshold") == 5.0);
+    assert_int_equal(iget(doc, "memory_bytes"), vigil_monitor_memory(f->mon));
+    assert_true(iget(doc, "memory_bytes") > 0);
+    json_decref(doc);
+}
+
+/* True if text has line as one whole line. */
+static bool has_line(const char *text, const char *line)
+{
+    size_t len = strlen(line);
+    for (const char *p = strstr(text, line); p; p = strstr(p + 1, line))
+        if ((p == text || p[-1] == '\n') && (p[len] == '\n' || p[len] == '\0'))
+            return true;
+    return false;
+}
+
+static void ignore_log(void *arg, const char *line)
+{
+    (void)arg;
+    (void)line;
+}
+
+/* With a hook runner: its counters reach /v1/health and /metrics. */
+static void test_health_with_hooks(void **state)
+{
+    struct fixture *f = *state;
+    struct vcfg_hook hooks[2];
+    memset(hooks, 0, sizeof(hooks));
+    char t[] = "true", fl[] = "false";
+    hooks[0].argv[0] = t;
+    hooks[0].timeout = 5 * S;
+    hooks[1].argv[0] = fl;
+    hooks[1].timeout = 5 * S;
+    struct hook_runner *hr;
+    assert_int_equal(hook_runner_new(hooks, 2, ignore_log, NULL, &hr), 0);
+    assert_int_equal(hook_runner_submit(hr, evlog_at(f->log, 0), vigil_clock_mono()), 0);
+    f->ctx.hooks = hr;
+
+    /* While they run, "pending" says so. */
+    json_t *doc = get_json(f, "/v1/health", 200);
+    const json_t *h = json_object_get(doc, "hooks");
+    assert_int_equal(iget(h, "pending"), hook_runner_pending(hr));
+    json_decref(doc);
+
+    vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
+    while (hook_runner_pending(hr) > 0 && vigil_clock_mono() < limit) {
+        hook_runner_poll(hr, vigil_clock_mono());
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(hook_runner_pending(hr), 0);
+
+    doc = get_json(f, "/v1/health", 200);
+    h = json_object_get(doc, "hooks");
+    assert_int_equal(iget(h, "started"), 2);
+    assert_int_equal(iget(h, "succeeded"), 1);
+    assert_int_equal(iget(h, "failed"), 1);
+    assert_int_equal(iget(h, "timed_out"), 0);
+    assert_int_equal(iget(h, "pending"), 0);
+    json_decref(doc);
+
+    struct reply r = request(f, "GET", "/metrics");
+    assert_int_equal(r.status, 200);
+    assert_true(has_line(r.body, "vigil_hooks_started_total 2"));
+    assert_true(has_line(r.body, "vigil_hooks_total{result=\"succeeded\"} 1"));
+    assert_true(has_line(r.body, "vigil_hooks_total{result=\"failed\"} 1"));
+    assert_true(has_line(r.body, "vigil_hooks_total{result=\"timed_out\"} 0"));
+    assert_true(has_line(r.body, "vigil_hooks_pending 0"));
+    free(r.body);
+
+    f->ctx.hooks = NULL;
+    hook_runner_free(hr);
+}
+
+static void test_metrics(void **state)
+{
+    struct fixture *f = *state;
+    const struct vigil_monitor_stats *s = vigil_monitor_stats(f->mon);
+    struct reply r = request(f, "GET", "/metrics");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.ctype, "text/plain; version=0.0.4; charset=utf-8");
+    char line[128];
+    snprintf(line, sizeof(line), "vigil_datagrams_total %llu", (unsigned long long)f->datagrams);
+    assert_true(has_line(r.body, line));
+    snprintf(line, sizeof(line), "vigil_heartbeats_accepted_total %llu",
+             (unsigned long long)f->datagrams - 3);
+    assert_true(has_line(r.body, line));
+    snprintf(line, sizeof(line), "vigil_events_total %llu", (unsigned long long)s->events);
+    assert_true(has_line(r.body, line));
+    assert_true(has_line(r.body, "vigil_datagrams_dropped_total{reason=\"malformed\"} 3"));
+    assert_true(has_line(r.body, "vigil_datagrams_dropped_total{reason=\"auth_failed\"} 0"));
+    assert_true(has_line(r.body, "vigil_datagrams_dropped_total{reason=\"stale\"} 0"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"alive\"} 1"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"dead\"} 2"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"left\"} 1"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"unknown\"} 1"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"suspect\"} 0"));
+    assert_true(has_line(r.body, "vigil_monitor_pauses_total 0"));
+    assert_true(has_line(r.body, "vigil_receive_errors_total 7"));
+    assert_true(has_line(r.body, "vigil_hooks_total{result=\"succeeded\"} 0"));
+    assert_true(has_line(r.body, "vigil_hooks_started_total 0"));
+    assert_true(has_line(r.body, "# TYPE vigil_datagrams_total counter"));
+    assert_true(has_line(r.body, "# TYPE vigil_nodes gauge"));
+    /* Every line is a comment or "name{labels} value": no blank or broken lines. */
+    for (char *p = r.body; *p;) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        assert_true(nl > p);
+        assert_true(*p == '#' || (*p >= 'a' && *p <= 'z'));
+        p = nl + 1;
+    }
+    free(r.body);
+}
+
+/* api_node_json in virtual time: the durations are exact. */
+static void test_node_json_exact(void **state)
+{
+    struct fixture *f = *state;
+    const struct vigil_node *n = vigil_monitor_find(f->mon, "web1");
+    assert_non_null(n);
+    vigil_time_t now = n->last_heard + 2500 * MS;
+    int64_t wall = 1800000000000000LL;
+    json_t *j = api_node_json(f->mon, n, now, wall);
+    assert_non_null(j);
+    assert_true(nget(j, "last_heard_s") == 2.5);
+    assert_true(nget(j, "since_s") == (double)(now - n->state_since) / 1e9);
+    assert_true(nget(j, "level") == vigil_monitor_level(f->mon, n, now));
+    vigil_time_t mean, sd;
+    vigil_detector_stats(&n->det, &mean, &sd);
+    assert_true(nget(j, "mean_interval_s") == (double)mean / 1e9);
+    assert_true(nget(j, "std_dev_s") == (double)sd / 1e9);
+    char want[40];
+    vigil_format_wall(wall - 2500000, want, sizeof(want));
+    assert_string_equal(sget(j, "last_heard"), want);
+    json_decref(j);
+
+    /* One nanosecond either side of the state change. */
+    j = api_node_json(f->mon, n, n->state_since, wall);
+    assert_true(nget(j, "since_s") == 0.0);
+    json_decref(j);
+    j = api_node_json(f->mon, n, n->state_since + 1, wall);
+    assert_true(nget(j, "since_s") > 0.0);
+    assert_true(nget(j, "since_s") < 1e-8);
+    json_decref(j);
+}
+
+static void test_start_errors_and_deadline(void **state)
+{
+    struct fixture *f = *state;
+    char err[256] = "";
+    struct api *a = (struct api *)1;
+    assert_int_equal(api_start("not-an-address", &f->ctx, &a, err, sizeof(err)), -1);
+    assert_null(a);
+    assert_non_null(strstr(err, "not-an-address"));
+
+    /* The port is taken by the fixture's API. */
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%u", f->port);
+    err[0] = '\0';
+    assert_int_equal(api_start(addr, &f->ctx, &a, err, sizeof(err)), -1);
+    assert_null(a);
+    assert_non_null(strstr(err, addr));
+
+    /* Idle: MHD has no timeout to keep. */
+    assert_int_equal(api_next_deadline(f->api, 5 * S), VIGIL_TIME_NEVER);
+
+    /* IPv6 loopback, where the host has it. */
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    bool have_v6 = s6 >= 0 && bind(s6, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
+    if (s6 >= 0)
+        close(s6);
+    if (have_v6) {
+        assert_int_equal(api_start("[::1]:0", &f->ctx, &a, err, sizeof(err)), 0);
+        assert_true(api_port(a) > 0);
+        api_stop(a);
+    }
+}
+
+/* ---- the CLI ---------------------------------------------------------- */
+
+struct cli_run {
+    int (*fn)(int, char **);
+    int argc;
+    char *argv[12];
+    int rc;
+    volatile int done;
+};
+
+static void *cli_thread(void *arg)
+{
+    struct cli_run *r = arg;
+    r->rc = r->fn(r->argc, r->argv);
+    __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Output captured from fd 1 and 2 into temporary files. */
+struct capture {
+    FILE *out, *err;
+    int saved_out, saved_err;
+};
+
+static void capture_start(struct capture *c)
+{
+    fflush(stdout);
+    fflush(stderr);
+    c->out = tmpfile();
+    c->err = tmpfile();
+    assert_non_null(c->out);
+    assert_non_null(c->err);
+    c->saved_out = dup(1);
+    c->saved_err = dup(2);
+    dup2(fileno(c->out), 1);
+    dup2(fileno(c->err), 2);
+}
+
+/*
+ * The whole file so far, read with pread: the descriptor's offset is shared
+ * with fd 1 and must stay at the end, where the writer appends.
+ */
+static char *read_all(FILE *f)
+{
+    struct stat st;
+    assert_int_equal(fstat(fileno(f), &st), 0);
+    char *s = calloc(1, (size_t)st.st_size + 1);
+    assert_non_null(s);
+    assert_int_equal(pread(fileno(f), s, (size_t)st.st_size, 0), st.st_size);
+    return s;
+}
+
+static void capture_end(struct capture *c, char **out, char **err)
+{
+    fflush(stdout);
+    fflush(stderr);
+    dup2(c->saved_out, 1);
+    dup2(c->saved_err, 2);
+    close(c->saved_out);
+    close(c->saved_err);
+    *out = read_all(c->out);
+    *err = read_all(c->err);
+    fclose(c->out);
+    fclose(c->err);
+}
+
+/* The line of text that starts with prefix (static buffer), or "" if none. */
+static const char *line_of(const char *text, const char *prefix)
+{
+    static char line[512];
+    size_t len = strlen(prefix);
+    line[0] = '\0';
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (!strncmp(p, prefix, len)) {
+            snprintf(line, sizeof(line), "%.*s", (int)strcspn(p, "\n"), p);
+            break;
+        }
+    }
+    return line;
+}
+
+/* Serves the API until the CLI thread is done (bounded), then joins it. */
+static void serve_until_done(struct fixture *f, struct cli_run *r, pthread_t t)
+{
+    vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
+    while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && vigil_clock_mono() < limit) {
+        api_run(f->api);
+        struct pollfd p = {.fd = api_fd(f->api), .events = POLLIN};
+        poll(&p, 1, 10);
+    }
+    api_run(f->api);
+    assert_true(__atomic_load_n(&r->done, __ATOMIC_ACQUIRE));
+    pthread_join(t, NULL);
+}
+
+static int run_cli(struct fixture *f, int (*fn)(int, char **), char **out, char **err, ...)
+{
+    struct cli_run r = {.fn = fn};
+    static char bufs[12][128];
+    va_list ap;
+    va_start(ap, err);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && r.argc < 11) {
+        snprintf(bufs[r.argc], sizeof(bufs[0]), "%s", a);
+        r.argv[r.argc] = bufs[r.argc];
+        r.argc++;
+    }
+    va_end(ap);
+    r.argv[r.argc] = NULL;
+    struct capture c;
+    capture_start(&c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cli_thread, &r), 0);
+    serve_until_done(f, &r, t);
+    capture_end(&c, out, err);
+    return r.rc;
+}
+
+static void test_cli_status_table(void **state)
+{
+    struct fixture *f = *state;
+    char api[64], *out, *err;
+    snprintf(api, sizeof(api), "127.0.0.1:%u", f->port);
+    int rc = run_cli(f, cmd_status, &out, &err, "status", "--api", api, NULL);
+    if (rc != 0)
+        fail_msg("rc %d, stderr: %s", rc, err);
+    /* Header, five nodes sorted by id, summary. */
+    assert_int_equal(strncmp(out, "NODE  STATE    FOR", 18), 0);
+    const char *p = out;
+    static const char *const order[] = {"\nweb1 ", "\nweb2 ", "\nweb3 ", "\nweb4 ", "\nweb5 "};
+    for (size_t i = 0; i < 5; i++) {
+        const char *q = strstr(p, order[i]);
+        if (!q)
+            fail_msg("%s missing or out of order:\n%s", order[i] + 1, out);
+        p = q + 1;
+    }
+    assert_true(has_line(out, "5 nodes: 1 alive, 2 dead, 1 left, 1 unknown"));
+    /* web1's line: alive, load 1.25, 2048 MiB available, its address. */
+    const char *l = line_of(out, "web1 ");
+    assert_non_null(strstr(l, " alive "));
+    assert_non_null(strstr(l, " 1.25 "));
+    assert_non_null(strstr(l, " 2048MiB "));
+    assert_non_null(strstr(l, "127.0.0.1:4000"));
+    /* web3 never heard; web5 half way back; web2 dead without a recovery. */
+    l = line_of(out, "web3 ");
+    assert_non_null(strstr(l, " unknown "));
+    assert_non_null(strstr(l, " never "));
+    l = line_of(out, "web5 ");
+    assert_non_null(strstr(l, " dead "));
+    assert_non_null(strstr(l, "(recovering 1/2)"));
+    l = line_of(out, "web2 ");
+    assert_non_null(strstr(l, " dead "));
+    assert_null(strstr(l, "recovering"));
+    assert_string_equal(err, "");
+    free(out);
+    free(err);
+
+    /* --json: the API's document as it is. */
+    rc = run_cli(f, cmd_status, &out, &err, "status", "--json", "--api", api, NULL);
+    assert_int_equal(rc, 0);
+    json_t *doc = json_loads(out, 0, NULL);
+    assert_non_null(doc);
+    assert_int_equal(json_array_size(json_object_get(doc, "nodes")), 5);
+    json_decref(doc);
+    free(out);
+    free(err);
+}
+
+static void test_cli_status_node(void **state)
+{
+    struct fixture *f = *state;
+    char api[64], *out, *err;
+    snprintf(api, sizeof(api), "http://127.0.0.1:%u", f->port);
+    int rc = run_cli(f, cmd_status, &out, &err, "status", "--api", api, "web2", NULL);
+    if (rc != 0)
+        fail_msg("rc %d, stderr: %s", rc, err);
+    assert_int_equal(strncmp(out, "web2: dead for ", 15), 0);
+    assert_non_null(strstr(out, "suspect at 2.50, dead at 5.00"));
+    assert_non_null(strstr(out, "recent events (oldest first):"));
+    /* The evidence: the same line the monitor's log writes for the decision. */
+    for (size_t i = 0; i < evlog_count(f->log); i++) {
+        const struct evrec *r = evlog_at(f->log, i);
+        if (strcmp(r->ev.node, "web2"))
+            continue;
+        char line[1024], want[1100];
+        evrec_format_text(r, line, sizeof(line));
+        snprintf(want, sizeof(want), "  %s", line);
+        if (!has_line(out, want))
+            fail_msg("missing event line:\n%s\nin:\n%s", want, out);
+    }
+    assert_non_null(strstr(out, "dead (timeout)"));
+    free(out);
+    free(err);
+
+    rc = run_cli(f, cmd_status, &out, &err, "status", "--api", api, "web9", NULL);
+    assert_int_equal(rc, 1);
+    assert_string_equal(err, "vigil status: no such node: web9\n");
+    free(out);
+    free(err);
+}
+
+/* Writes text to a new temporary file; returns its path (static buffer). */
+static const char *temp_config(const char *text)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/vigil-test-api-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+/* The API address from the -c file's monitor.api; "off" and file errors are reported. */
+static void test_cli_config_file(void **state)
+{
+    struct fixture *f = *state;
+    char text[256], *out, *err;
+    snprintf(text, sizeof(text), "monitor: {\n  api = \"127.0.0.1:%u\";\n};\n", f->port);
+    const char *path = temp_config(text);
+    int rc = run_cli(f, cmd_status, &out, &err, "status", "-c", path, NULL);
+    if (rc != 0)
+        fail_msg("rc %d, stderr: %s", rc, err);
+    assert_true(has_line(out, "5 nodes: 1 alive, 2 dead, 1 left, 1 unknown"));
+    free(out);
+    free(err);
+    /* --api wins over the file. */
+    rc = run_cli(f, cmd_status, &out, &err, "status", "-c", path, "--api", "127.0.0.1:1", NULL);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "http://127.0.0.1:1: "));
+    free(out);
+    free(err);
+    unlink(path);
+
+    path = temp_config("monitor: {\n  api = \"off\";\n};\n");
+    rc = run_cli(f, cmd_events, &out, &err, "events", "-c", path, NULL);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "the monitor API is disabled in"));
+    assert_non_null(strstr(err, path));
+    free(out);
+    free(err);
+    unlink(path);
+
+    path = temp_config("monitor: {\n  api = 7947;\n};\n");
+    rc = run_cli(f, cmd_status, &out, &err, "status", "-c", path, NULL);
+    assert_int_equal(rc, 1);
+    /* The config loader's "FILE:LINE: what is wrong". */
+    char where[80];
+    snprintf(where, sizeof(where), "vigil status: %s:2: ", path);
+    assert_int_equal(strncmp(err, where, strlen(where)), 0);
+    free(out);
+    free(err);
+    unlink(path);
+}
+
+static void test_cli_unreachable(void **state)
+{
+    struct fixture *f = *state;
+    /* A port nobody listens on: bind one, note it, close it. */
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    socklen_t len = sizeof(sin);
+    getsockname(s, (struct sockaddr *)&sin, &len);
+    close(s);
+    char api[64], want[256], *out, *err;
+    snprintf(api, sizeof(api), "127.0.0.1:%u", ntohs(sin.sin_port));
+    int rc = run_cli(f, cmd_status, &out, &err, "status", "--api", api, NULL);
+    assert_int_equal(rc, 1);
+    snprintf(want, sizeof(want),
+             "vigil status: cannot reach the monitor API at http://%s: Connection refused\n", api);
+    assert_string_equal(err, want);
+    assert_string_equal(out, "");
+    free(out);
+    free(err);
+    rc = run_cli(f, cmd_events, &out, &err, "events", "--api", api, NULL);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err, "vigil events: cannot reach the monitor API at http://"));
+    free(out);
+    free(err);
+
+    /* Usage errors. */
+    rc = run_cli(f, cmd_events, &out, &err, "events", "--limit", "0", NULL);
+    assert_int_equal(rc, 2);
+    free(out);
+    free(err);
+    rc = run_cli(f, cmd_status, &out, &err, "status", "bad/id", NULL);
+    assert_int_equal(rc, 2);
+    free(out);
+    free(err);
+}
+
+static void test_cli_events(void **state)
+{
+    struct fixture *f = *state;
+    char api[64], *out, *err;
+    snprintf(api, sizeof(api), "127.0.0.1:%u", f->port);
+    int rc = run_cli(f, cmd_events, &out, &err, "events", "--api", api, "--since", "0", NULL);
+    if (rc != 0)
+        fail_msg("rc %d, stderr: %s", rc, err);
+    /* Every event, oldest first, each the same line as evrec_format_text. */
+    const char *p = out;
+    for (size_t i = 0; i < evlog_count(f->log); i++) {
+        char line[1024];
+        evrec_format_text(evlog_at(f->log, i), line, sizeof(line));
+        size_t n = strcspn(p, "\n");
+        if (n != strlen(line) || strncmp(p, line, n))
+            fail_msg("event %zu:\nwant %s\ngot  %.*s", i, line, (int)n, p);
+        p += n + (p[n] == '\n');
+    }
+    assert_string_equal(p, "");
+    free(out);
+    free(err);
+
+    /* Without --since: the last M events. */
+    rc = run_cli(f, cmd_events, &out, &err, "events", "--api", api, "--limit", "2", NULL);
+    assert_int_equal(rc, 0);
+    char last[1024];
+    evrec_format_text(evlog_at(f->log, evlog_count(f->log) - 1), last, sizeof(last));
+    size_t lines = 0;
+    for (const char *q = out; *q; q++)
+        lines += *q == '\n';
+    assert_int_equal(lines, 2);
+    assert_true(has_line(out, last));
+    free(out);
+    free(err);
+}
+
+/* Pushes a copy of the event at index i of the log as a new event of node id. */
+static void push_late(struct fixture *f, size_t i, uint64_t seq, const char *id)
+{
+    struct evrec e = *evlog_at(f->log, i);
+    e.ev.seq = seq;
+    snprintf(e.ev.node, sizeof(e.ev.node), "%s", id);
+    evlog_push(f->log, &e);
+}
+
+/* --follow prints what arrives later, and ends cleanly on SIGINT. */
+static void test_cli_events_follow(void **state)
+{
+    struct fixture *f = *state;
+    char api[64];
+    snprintf(api, sizeof(api), "127.0.0.1:%u", f->port);
+    struct cli_run r = {.fn = cmd_events, .argc = 5};
+    char a0[] = "events", a1[] = "--api", a3[] = "--follow", a4[] = "--json";
+    r.argv[0] = a0;
+    r.argv[1] = a1;
+    r.argv[2] = api;
+    r.argv[3] = a3;
+    r.argv[4] = a4;
+    struct capture c;
+    capture_start(&c);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cli_thread, &r), 0);
+
+    /* Serve until the history is printed (the handler is installed by then). */
+    size_t count = evlog_count(f->log);
+    uint64_t newest = evlog_last_seq(f->log);
+    vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
+    int phase = 0;
+    while (vigil_clock_mono() < limit && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE)) {
+        api_run(f->api);
+        struct pollfd pf = {.fd = api_fd(f->api), .events = POLLIN};
+        poll(&pf, 1, 10);
+        struct stat sb;
+        assert_int_equal(fstat(fileno(c.out), &sb), 0);
+        if (phase == 0 && sb.st_size > 0) {
+            /* A new event while the CLI follows. */
+            push_late(f, count - 1, newest + 1, "late1");
+            phase = 1;
+        } else if (phase == 1 || phase == 2) {
+            char *buf = read_all(c.out);
+            bool seen = strstr(buf, phase == 1 ? "\"late1\"" : "\"late2\"") != NULL;
+            free(buf);
+            if (seen && phase == 1) {
+                /* Still following after the first new event: a second one, a later poll. */
+                push_late(f, count - 1, newest + 2, "late2");
+                phase = 2;
+            } else if (seen) {
+                pthread_kill(t, SIGINT);
+                phase = 3;
+                break;
+            }
+        }
+    }
+    serve_until_done(f, &r, t);
+    char *out, *err;
+    capture_end(&c, &out, &err);
+    assert_int_equal(phase, 3);
+    assert_int_equal(r.rc, 0);
+    /* One JSON object per line: the last 100 (here: all) events, then the late ones. */
+    size_t lines = 0;
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *e = json_loads(line, 0, NULL);
+        assert_non_null(e);
+        lines++;
+        assert_int_equal(iget(e, "seq"), lines <= count ? evlog_at(f->log, lines - 1)->ev.seq
+                                                        : newest + (lines - count));
+        json_decref(e);
+    }
+    assert_int_equal(lines, count + 2);
+    free(out);
+    free(err);
+}
+
+static void test_duration_humaniser(void **state)
+{
+    (void)state;
+    static const struct {
+        double s;
+        const char *want;
+    } cases[] = {
+        {0, "0.0s"},        {0.04, "0.0s"},
+        {0.05, "0.1s"},     {3.24, "3.2s"},
+        {59.94, "59.9s"},   {59.95, "1m00s"},
+        {60, "1m00s"},      {250, "4m10s"},
+        {3599.4, "59m59s"}, {3599.5, "1h00m"},
+        {7380, "2h03m"},    {86399, "23h59m"},
+        {86400, "1d00h"},   {3 * 86400 + 4 * 3600, "3d04h"},
+        {-0.1, "-"},        {NAN, "-"},
+        {INFINITY, "-"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[32];
+        cli_format_duration(cases[i].s, buf, sizeof(buf));
+        if (strcmp(buf, cases[i].want))
+            fail_msg("%g s: want %s, got %s", cases[i].s, cases[i].want, buf);
+    }
+}
+
+int main(void)
+{
+    /* A closed connection while writing must not kill the test. */
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_duration_humaniser),
+        cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_detail_and_404, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_path_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_since_and_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_health_with_hooks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_json_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_errors_and_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_status_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_status_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_config_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_unreachable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cli_events_follow, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}

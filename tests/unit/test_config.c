@@ -1,0 +1,1114 @@
+/*
+ * Tests of the configuration: the embedded defaults, a file that sets every
+ * setting, every kind of error with its exact FILE:LINE and reason, the
+ * relations vcfg_check enforces (both sides of each boundary), the
+ * duration parser and the key file reader.
+ *
+ * Every configuration is written to a file in a fresh mkdtemp directory,
+ * as the program reads it, and every error message is compared whole: a
+ * message that names the wrong line or the wrong setting is a failure.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vigil/config.h"
+
+/* A valid key: bytes 0x00, 0x11, ..., 0xff, 0x00, ... (32 bytes, 64 hex digits). */
+static const char KEY_HEX[] = "00112233445566778899aabbccddeeff"
+                              "00112233445566778899AABBCCDDEEFF";
+
+static char dir[64];
+/* Files created in dir, removed at teardown; the tests create far fewer. */
+static char created[32][160];
+static size_t n_created;
+static char conf_path[160];
+static char err[1024];
+static char expect[1024];
+
+static const char *write_file(const char *name, const char *text, size_t len)
+{
+    static char path[160];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    bool known = false;
+    for (size_t i = 0; i < n_created; i++)
+        known = known || !strcmp(created[i], path);
+    if (!known) {
+        assert_true(n_created < sizeof(created) / sizeof(created[0]));
+        snprintf(created[n_created++], sizeof(created[0]), "%s", path);
+    }
+    return path;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/vigil-test-config-XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    n_created = 0;
+    snprintf(conf_path, sizeof(conf_path), "%s/vigil.conf", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < n_created; i++)
+        unlink(created[i]);
+    return rmdir(dir);
+}
+
+/* Writes text as vigil.conf and loads it into a fresh c. */
+static int load(struct vcfg *c, const char *text)
+{
+    write_file("vigil.conf", text, strlen(text));
+    vcfg_init(c);
+    err[0] = '\0';
+    return vcfg_load(c, conf_path, err, sizeof(err));
+}
+
+/* The message expected, with "%s" standing for the configuration file's path. */
+static const char *msg(const char *fmt)
+{
+    const char *p = strstr(fmt, "%s");
+    if (p == NULL)
+        snprintf(expect, sizeof(expect), "%s", fmt);
+    else
+        snprintf(expect, sizeof(expect), "%.*s%s%s", (int)(p - fmt), fmt, conf_path, p + 2);
+    return expect;
+}
+
+/* --- defaults -------------------------------------------------------------- */
+
+static void assert_defaults(const struct vcfg *c)
+{
+    const struct vcfg_monitor *m = &c->monitor;
+    assert_int_equal(m->n_listen, 1);
+    assert_string_equal(m->listen[0], "0.0.0.0:7946");
+    assert_string_equal(m->api, "127.0.0.1:7947");
+    assert_int_equal(m->interval, VIGIL_NSEC_PER_SEC);
+    struct vigil_detector_config d;
+    vigil_detector_config_default(&d, VIGIL_DETECTOR_PHI, VIGIL_NSEC_PER_SEC);
+    assert_int_equal(m->core.detector.kind, VIGIL_DETECTOR_PHI);
+    assert_true(m->core.detector.suspect_threshold == d.suspect_threshold);
+    assert_true(m->core.detector.dead_threshold == d.dead_threshold);
+    assert_int_equal(m->core.detector.first_estimate, d.first_estimate);
+    assert_int_equal(m->core.detector.min_std_dev, d.min_std_dev);
+    assert_int_equal(m->core.detector.acceptable_pause, d.acceptable_pause);
+    assert_int_equal(m->core.detector.window, d.window);
+    assert_int_equal(m->core.rise, 2);
+    assert_int_equal(m->core.startup_grace, 10 * VIGIL_NSEC_PER_SEC);
+    assert_true(m->core.auto_register);
+    assert_int_equal(m->core.max_nodes, 65536);
+    assert_int_equal(m->core.pause_tolerance, VIGIL_NSEC_PER_SEC);
+    assert_false(m->core.has_key);
+    assert_int_equal(m->n_nodes, 0);
+    assert_int_equal(m->n_hooks, 0);
+    assert_int_equal(m->log_format, VCFG_LOG_TEXT);
+    assert_null(m->log_file);
+    assert_int_equal(m->event_history, 10000);
+
+    const struct vcfg_agent *a = &c->agent;
+    assert_null(a->id);
+    assert_int_equal(a->n_monitors, 1);
+    assert_string_equal(a->monitors[0], "127.0.0.1:7946");
+    assert_int_equal(a->interval, VIGIL_NSEC_PER_SEC);
+    assert_false(a->has_key);
+    assert_null(a->status_file);
+    assert_int_equal(a->n_custom, 0);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    vcfg_init(&c);
+    assert_null(c.path);
+    assert_defaults(&c);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    /* The agent needs an id: the host name when valid, else it must be set. */
+    char host[VIGIL_ID_MAX + 1];
+    if (vcfg_host_id(host, sizeof(host)) == 0) {
+        assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), 0);
+    } else {
+        assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "agent.id is not set"));
+    }
+    c.agent.id = strdup("web1");
+    assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), 0);
+    assert_int_equal(vcfg_check(&c, "peer", err, sizeof(err)), -1);
+    assert_string_equal(err, "unknown section \"peer\" (monitor or agent)");
+    vcfg_free(&c);
+    vcfg_free(&c); /* freeing twice is harmless */
+}
+
+/* An empty file and a file of comments change nothing. */
+static void test_empty_file(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, ""), 0);
+    assert_string_equal(c.path, conf_path);
+    assert_defaults(&c);
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "# nothing\n// at all\n/* here */\nmonitor = { };\nagent = {};\n"),
+                     0);
+    assert_defaults(&c);
+    vcfg_free(&c);
+}
+
+/* examples/vigil.conf shows the defaults: loading it changes nothing. */
+static void test_example_is_defaults(void **state)
+{
+    (void)state;
+    char path[512];
+    const char *src = __FILE__;
+    const char *tail = strstr(src, "tests/unit/test_config.c");
+    snprintf(path, sizeof(path), "%.*sexamples/vigil.conf", tail ? (int)(tail - src) : 0, src);
+    if (access(path, R_OK) != 0)
+        skip();
+    struct vcfg c;
+    vcfg_init(&c);
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), 0);
+    assert_defaults(&c);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    vcfg_free(&c);
+}
+
+/* --- a file with every setting ---------------------------------------------- */
+
+static void test_full_file(void **state)
+{
+    (void)state;
+    char key_line[160];
+    write_file("cluster.key", KEY_HEX, strlen(KEY_HEX));
+    snprintf(key_line, sizeof(key_line), "%s\n", KEY_HEX);
+    write_file("agent.key", key_line, strlen(key_line));
+    struct vcfg c;
+    int rc = load(&c, "# every setting\n"
+                      "monitor = {\n"
+                      "  listen = [ \"0.0.0.0:7000\", \"[::]:7001\" ];\n"
+                      "  api = \"off\";\n"
+                      "  key_file = \"cluster.key\";\n"
+                      "  heartbeat_interval = \"500ms\";\n"
+                      "  auto_register = false;\n"
+                      "  max_nodes = 100;\n"
+                      "  startup_grace = \"30s\";\n"
+                      "  rise = 3;\n"
+                      "  pause_tolerance = 2.5;\n"
+                      "  detector = {\n"
+                      "    type = \"phi\";\n"
+                      "    suspect_threshold = 4;\n"
+                      "    dead_threshold = 9.5;\n"
+                      "    first_estimate = \"600ms\";\n"
+                      "    min_std_dev = \"250us\";\n"
+                      "    acceptable_pause = \"1m\";\n"
+                      "    window = 100;\n"
+                      "  };\n"
+                      "  nodes = [ \"web1\", \"web-2.example\", \"db_3\" ];\n"
+                      "  hooks = (\n"
+                      "    { command = [ \"/usr/local/bin/notify\", \"--flag\", \"\" ];\n"
+                      "      timeout = \"1.5s\"; on = [ \"dead\", \"alive\" ]; },\n"
+                      "    { command = [ \"logger\" ]; }\n"
+                      "  );\n"
+                      "  log = { format = \"json\"; file = \"/var/log/vigil/events.log\"; };\n"
+                      "  event_history = 1000000;\n"
+                      "};\n"
+                      "agent = {\n"
+                      "  id = \"web1\";\n"
+                      "  monitors = [ \"10.0.0.5:7946\", \"[fd00::5]:7946\", \"mon.example\" ];\n"
+                      "  interval = 0.25;\n"
+                      "  key_file = \"agent.key\";\n"
+                      "  status_file = \"/run/vigil/status\";\n"
+                      "  custom = { role = \"web\"; zone = \"a b\"; empty = \"\"; };\n"
+                      "};\n");
+    if (rc != 0)
+        print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    const struct vcfg_monitor *m = &c.monitor;
+    assert_int_equal(m->n_listen, 2);
+    assert_string_equal(m->listen[0], "0.0.0.0:7000");
+    assert_string_equal(m->listen[1], "[::]:7001");
+    assert_string_equal(m->api, "off");
+    assert_true(m->core.has_key);
+    for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++)
+        assert_int_equal(m->core.key[i], (uint8_t)((i % 16) * 0x11));
+    assert_int_equal(m->interval, 500 * VIGIL_NSEC_PER_MSEC);
+    assert_false(m->core.auto_register);
+    assert_int_equal(m->core.max_nodes, 100);
+    assert_int_equal(m->core.startup_grace, 30 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(m->core.rise, 3);
+    assert_int_equal(m->core.pause_tolerance, 2500 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(m->core.detector.kind, VIGIL_DETECTOR_PHI);
+    assert_true(m->core.detector.suspect_threshold == 4.0);
+    assert_true(m->core.detector.dead_threshold == 9.5);
+    assert_int_equal(m->core.detector.first_estimate, 600 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(m->core.detector.min_std_dev, 250000);
+    assert_int_equal(m->core.detector.acceptable_pause, 60 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(m->core.detector.window, 100);
+    assert_int_equal(m->n_nodes, 3);
+    assert_string_equal(m->nodes[0], "web1");
+    assert_string_equal(m->nodes[1], "web-2.example");
+    assert_string_equal(m->nodes[2], "db_3");
+    assert_int_equal(m->n_hooks, 2);
+    assert_string_equal(m->hooks[0].argv[0], "/usr/local/bin/notify");
+    assert_string_equal(m->hooks[0].argv[1], "--flag");
+    assert_string_equal(m->hooks[0].argv[2], "");
+    assert_null(m->hooks[0].argv[3]);
+    assert_int_equal(m->hooks[0].timeout, 1500 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(m->hooks[0].on_states, (1u << VIGIL_STATE_DEAD) | (1u << VIGIL_STATE_ALIVE));
+    assert_string_equal(m->hooks[1].argv[0], "logger");
+    assert_null(m->hooks[1].argv[1]);
+    assert_int_equal(m->hooks[1].timeout, 10 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(m->hooks[1].on_states, 0);
+    assert_int_equal(m->log_format, VCFG_LOG_JSON);
+    assert_string_equal(m->log_file, "/var/log/vigil/events.log");
+    assert_int_equal(m->event_history, 1000000);
+
+    const struct vcfg_agent *a = &c.agent;
+    assert_string_equal(a->id, "web1");
+    assert_int_equal(a->n_monitors, 3);
+    assert_string_equal(a->monitors[0], "10.0.0.5:7946");
+    assert_string_equal(a->monitors[1], "[fd00::5]:7946");
+    assert_string_equal(a->monitors[2], "mon.example");
+    assert_int_equal(a->interval, 250 * VIGIL_NSEC_PER_MSEC);
+    assert_true(a->has_key);
+    assert_memory_equal(a->key, m->core.key, VIGIL_WIRE_KEY_LEN);
+    assert_string_equal(a->status_file, "/run/vigil/status");
+    assert_int_equal(a->n_custom, 3);
+    assert_string_equal(a->custom[0].key, "role");
+    assert_string_equal(a->custom[0].value, "web");
+    assert_string_equal(a->custom[1].key, "zone");
+    assert_string_equal(a->custom[1].value, "a b");
+    assert_string_equal(a->custom[2].key, "empty");
+    assert_string_equal(a->custom[2].value, "");
+
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), 0);
+    vcfg_free(&c);
+}
+
+/* The fixed detector: durations become thresholds in seconds. */
+static void test_fixed_detector(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = {\n"
+                              "  heartbeat_interval = 2;\n"
+                              "  detector = { type = \"fixed\"; suspect_after = \"4500ms\";\n"
+                              "               dead_after = 12; };\n"
+                              "  startup_grace = \"12s\";\n"
+                              "};\n"),
+                     0);
+    const struct vigil_detector_config *d = &c.monitor.core.detector;
+    assert_int_equal(d->kind, VIGIL_DETECTOR_FIXED);
+    assert_true(d->suspect_threshold == 4.5);
+    assert_true(d->dead_threshold == 12.0);
+    assert_int_equal(c.monitor.interval, 2 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    vcfg_free(&c);
+
+    /* Only the type set: the fixed defaults for the interval. */
+    assert_int_equal(load(&c, "monitor = { heartbeat_interval = 2; startup_grace = 60;\n"
+                              "  detector = { type = \"fixed\"; }; };\n"),
+                     0);
+    struct vigil_detector_config want;
+    vigil_detector_config_default(&want, VIGIL_DETECTOR_FIXED, 2 * VIGIL_NSEC_PER_SEC);
+    assert_true(c.monitor.core.detector.suspect_threshold == want.suspect_threshold);
+    assert_true(c.monitor.core.detector.dead_threshold == want.dead_threshold);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    vcfg_free(&c);
+}
+
+/* A heartbeat interval recomputes the detector's defaults; explicit settings win. */
+static void test_interval_recomputes_defaults(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    struct vigil_detector_config want;
+    vigil_detector_config_default(&want, VIGIL_DETECTOR_PHI, 5 * VIGIL_NSEC_PER_SEC);
+
+    /* The detector block may come before the interval: order does not matter. */
+    assert_int_equal(load(&c, "monitor = {\n"
+                              "  detector = { min_std_dev = \"300ms\"; };\n"
+                              "  heartbeat_interval = \"5s\";\n"
+                              "};\n"),
+                     0);
+    const struct vigil_detector_config *d = &c.monitor.core.detector;
+    assert_int_equal(d->kind, VIGIL_DETECTOR_PHI);
+    assert_int_equal(d->first_estimate, want.first_estimate);
+    assert_int_equal(d->first_estimate, 5 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(d->acceptable_pause, want.acceptable_pause);
+    assert_int_equal(d->min_std_dev, 300 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(d->window, want.window);
+    vcfg_free(&c);
+
+    /* Without a detector block as well. */
+    assert_int_equal(load(&c, "monitor = { heartbeat_interval = 5; };\n"), 0);
+    assert_int_equal(c.monitor.core.detector.first_estimate, want.first_estimate);
+    assert_int_equal(c.monitor.core.detector.min_std_dev, want.min_std_dev);
+    assert_int_equal(c.monitor.core.detector.acceptable_pause, want.acceptable_pause);
+    vcfg_free(&c);
+}
+
+/* A second file replaces lists instead of appending to them, and leaks nothing. */
+static void test_load_twice(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { listen = [\"1.2.3.4\", \"5.6.7.8\"]; nodes = [\"a\"];\n"
+                              "  hooks = ({ command = [\"x\", \"y\"]; }); };\n"
+                              "agent = { id = \"a\"; custom = { k = \"v\"; }; };\n"),
+                     0);
+    const char *second = "monitor = { listen = [\"::1\"]; nodes = [\"b\", \"c\"];\n"
+                         "  hooks = ({ command = [\"/z\"]; }); };\n"
+                         "agent = { id = \"b\"; custom = { k2 = \"v2\"; }; };\n";
+    write_file("second.conf", second, strlen(second));
+    char path[160];
+    snprintf(path, sizeof(path), "%s/second.conf", dir);
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), 0);
+    assert_string_equal(c.path, path);
+    assert_int_equal(c.monitor.n_listen, 1);
+    assert_string_equal(c.monitor.listen[0], "::1");
+    assert_int_equal(c.monitor.n_nodes, 2);
+    assert_string_equal(c.monitor.nodes[1], "c");
+    assert_int_equal(c.monitor.n_hooks, 1);
+    assert_string_equal(c.monitor.hooks[0].argv[0], "/z");
+    assert_null(c.monitor.hooks[0].argv[1]);
+    assert_string_equal(c.agent.id, "b");
+    assert_int_equal(c.agent.n_custom, 1);
+    assert_string_equal(c.agent.custom[0].key, "k2");
+    vcfg_free(&c);
+}
+
+/* Relative paths are relative to the file's directory. */
+static void test_relative_paths(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    write_file("k.key", KEY_HEX, strlen(KEY_HEX));
+    assert_int_equal(load(&c, "monitor = { key_file = \"k.key\"; log = { file = \"ev.log\"; }; };\n"
+                              "agent = { status_file = \"status\"; key_file = \"k.key\"; };\n"),
+                     0);
+    char want[200];
+    snprintf(want, sizeof(want), "%s/ev.log", dir);
+    assert_string_equal(c.monitor.log_file, want);
+    snprintf(want, sizeof(want), "%s/status", dir);
+    assert_string_equal(c.agent.status_file, want);
+    assert_true(c.monitor.core.has_key);
+    assert_true(c.agent.has_key);
+    vcfg_free(&c);
+}
+
+/* --- errors while loading ------------------------------------------------------ */
+
+struct err_case {
+    const char *text;
+    const char *want; /* "%s" stands for the file */
+};
+
+static void run_err_cases(const struct err_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct vcfg c;
+        int rc = load(&c, cases[i].text);
+        if (rc != -1 || strcmp(err, msg(cases[i].want)) != 0)
+            print_error("case %zu: rc %d\n  got:  %s\n  want: %s\n", i, rc, err, expect);
+        assert_int_equal(rc, -1);
+        assert_string_equal(err, expect);
+        vcfg_free(&c);
+    }
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  rise = 2;\n  max_nodes = = 5;\n};\n", "%s:3: syntax error: syntax error"},
+        {"monitor = {\n  rise = 2;\n", "%s:3: syntax error: syntax error"},
+        {"a = 1;\na = 2;\n", "%s:2: syntax error: duplicate setting name"},
+        {"monitor = {\n  listen = [ \"a\", 1 ];\n};\n",
+         "%s:2: syntax error: mismatched element type in array"},
+        {"# included\n  @include \"/etc/passwd\"\n",
+         "%s:2: @include is not supported: vigil reads one file"},
+        {"monitor = {\n\n  rise = 4294967298;\n};\n", "%s:3: integer 4294967298 is out of range"},
+        {"monitor = { rise = -2147483649; };\n", "%s:1: integer -2147483649 is out of range"},
+        {"monitor = { rise = 0x80000000; };\n", "%s:1: integer 0x80000000 is out of range"},
+        {"monitor = { rise = 99999999999999999999L; };\n",
+         "%s:1: integer 99999999999999999999L is out of range"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* The edges of the integer scan: the largest literals are read as they are. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { rise = 2147483647; };\n"), -1);
+    assert_string_equal(err, msg("%s:1: monitor.rise (2147483647) must be between 1 and 100"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { rise = -2147483648; };\n"), -1);
+    assert_string_equal(err, msg("%s:1: monitor.rise (-2147483648) must be between 1 and 100"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { rise = 9223372036854775807L; };\n"), -1);
+    assert_string_equal(err,
+                        msg("%s:1: monitor.rise (9223372036854775807) must be between 1 and 100"));
+    vcfg_free(&c);
+    /* Numbers inside strings, comments and floats are not integer literals. */
+    assert_int_equal(load(&c, "# 99999999999\nmonitor = { /* 99999999999 */\n"
+                              "  api = \"99999999999\"; // 99999999999\n"
+                              "  pause_tolerance = 1.25e1; }; // 99999999999L\n"),
+                     0);
+    assert_int_equal(c.monitor.core.pause_tolerance, 12500 * VIGIL_NSEC_PER_MSEC);
+    vcfg_free(&c);
+
+    /* A NUL byte: libconfig would silently stop reading there. */
+    vcfg_init(&c);
+    static const char nul[] = "monitor = {\n  rise = 3;\0 max_nodes = 1;\n};\n";
+    assert_int_equal(vcfg_load_string(&c, "mem.conf", nul, sizeof(nul) - 1, err, sizeof(err)), -1);
+    assert_string_equal(err, "mem.conf:2: the file holds a NUL byte");
+    vcfg_free(&c);
+}
+
+static void test_unknown_settings(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  rise = 2;\n  raise = 3;\n};\n", "%s:3: unknown setting monitor.raise"},
+        {"\nmonitors = { };\n", "%s:2: unknown setting monitors"},
+        {"agent = { id = \"a\"; zone = \"b\"; };\n", "%s:1: unknown setting agent.zone"},
+        {"monitor = {\n  detector = {\n    type = \"phi\";\n    treshold = 8;\n  };\n};\n",
+         "%s:4: unknown setting monitor.detector.treshold"},
+        {"monitor = { hooks = ( { command = [\"x\"]; },\n  { command = [\"y\"]; timout = 5; } ); "
+         "};\n",
+         "%s:2: unknown setting monitor.hooks[1].timout"},
+        {"monitor = { log = { level = \"debug\"; }; };\n",
+         "%s:1: unknown setting monitor.log.level"},
+        {"Monitor = { };\n", "%s:1: unknown setting Monitor"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  max_nodes = \"many\";\n};\n",
+         "%s:2: monitor.max_nodes must be an integer, not a string"},
+        {"monitor = { max_nodes = 10.0; };\n",
+         "%s:1: monitor.max_nodes must be an integer, not a floating-point number"},
+        {"monitor = { auto_register = 1; };\n",
+         "%s:1: monitor.auto_register must be a boolean (true or false), not an integer"},
+        {"monitor = { listen = \"0.0.0.0:7946\"; };\n",
+         "%s:1: monitor.listen must be a list of strings [ \"...\", ... ], not a string"},
+        {"monitor = 5;\n", "%s:1: monitor must be a group { ... }, not an integer"},
+        {"agent = ( );\n", "%s:1: agent must be a group { ... }, not a list ( ... )"},
+        {"monitor = { detector = \"phi\"; };\n",
+         "%s:1: monitor.detector must be a group { type = \"phi\"; ... }, not a string"},
+        {"monitor = { detector = { type = 1; }; };\n",
+         "%s:1: monitor.detector.type must be a string, not an integer"},
+        {"monitor = { detector = { type = \"accrual\"; }; };\n",
+         "%s:1: monitor.detector.type must be \"phi\" or \"fixed\", not \"accrual\""},
+        {"monitor = { detector = { dead_threshold = \"8\"; }; };\n",
+         "%s:1: monitor.detector.dead_threshold must be a number, not a string"},
+        {"monitor = { startup_grace = true; };\n",
+         "%s:1: monitor.startup_grace must be a duration (seconds, or a string such as "
+         "\"1500ms\"), not a boolean"},
+        {"monitor = { hooks = { command = [\"x\"]; }; };\n",
+         "%s:1: monitor.hooks must be a list of groups ( { command = [ ... ]; }, ... ), not a "
+         "group { ... }"},
+        {"monitor = { hooks = ( \"x\" ); };\n",
+         "%s:1: monitor.hooks[0] must be a group { ... }, not a string"},
+        {"monitor = { hooks = ( { command = \"/bin/x\"; } ); };\n",
+         "%s:1: monitor.hooks[0].command must be a list of strings [ \"...\", ... ], not a "
+         "string"},
+        {"monitor = { api = 7947; };\n",
+         "%s:1: monitor.api must be a string (an address, or \"off\"), not an integer"},
+        {"monitor = { log = { format = \"xml\"; }; };\n",
+         "%s:1: monitor.log.format must be \"text\" or \"json\", not \"xml\""},
+        {"monitor = { log = { file = \"\"; }; };\n", "%s:1: monitor.log.file must not be empty"},
+        {"agent = { custom = { zone = 1; }; };\n",
+         "%s:1: agent.custom.zone must be a string, not an integer"},
+        {"agent = { id = \"\"; };\n", "%s:1: agent.id must not be empty"},
+        {"monitor = {\n  listen = ( \"1.2.3.4\",\n    [ \"x\" ] );\n};\n",
+         "%s:3: monitor.listen[1] must be a string, not an array [ ... ]"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_bad_values(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  startup_grace = \"10 s\";\n};\n",
+         "%s:2: monitor.startup_grace \"10 s\" is not a duration (seconds as a number, or a "
+         "number with a unit: ns, us, ms, s, m, h, as in \"1500ms\")"},
+        {"monitor = { heartbeat_interval = \"1sec\"; };\n",
+         "%s:1: monitor.heartbeat_interval \"1sec\" is not a duration (seconds as a number, or "
+         "a number with a unit: ns, us, ms, s, m, h, as in \"1500ms\")"},
+        {"monitor = { pause_tolerance = -1; };\n",
+         "%s:1: monitor.pause_tolerance (-1) must be a duration of 0 s or more"},
+        {"monitor = { pause_tolerance = -0.5; };\n",
+         "%s:1: monitor.pause_tolerance (-0.5) must be a duration of 0 s or more"},
+        {"monitor = { pause_tolerance = 1e300; };\n",
+         "%s:1: monitor.pause_tolerance (1e+300 s) is longer than any duration vigil accepts"},
+        {"monitor = {\n  nodes = [ \"web1\",\n    \"bad id\" ];\n};\n",
+         "%s:3: monitor.nodes[1] \"bad id\" is not a valid node id (1 to 64 characters of A-Z "
+         "a-z 0-9 . _ -)"},
+        {"monitor = {\n  nodes = [ \"web1\",\n    \"web2\", \"web1\" ];\n};\n",
+         "%s:3: monitor.nodes[2] \"web1\" is declared twice (also on line 2)"},
+        {"monitor = {\n  hooks = ( { command = [\"/bin/notify\"];\n"
+         "              on = [ \"dead\", \"daed\" ]; } );\n};\n",
+         "%s:3: monitor.hooks[0].on[1] \"daed\" is not a state (states: unknown, alive, "
+         "suspect, dead, left)"},
+        {"monitor = { hooks = ( { command = [\"/bin/notify\"]; on = [ ]; } ); };\n",
+         "%s:1: monitor.hooks[0].on must name at least one state (leave it out for all states)"},
+        {"monitor = {\n  hooks = ( { command = [\"bin/notify\"]; } );\n};\n",
+         "%s:2: monitor.hooks[0].command[0] \"bin/notify\" must be an absolute path or a "
+         "program name to look up in PATH"},
+        {"monitor = { hooks = ( { command = [ ]; } ); };\n",
+         "%s:1: monitor.hooks[0].command must name a program (and its arguments)"},
+        {"monitor = {\n  hooks = ( { command = [\"/a\"]; },\n   { timeout = 3; } );\n};\n",
+         "%s:3: monitor.hooks[1] has no command (command = [ \"/path/to/program\", ... ])"},
+        {"monitor = { hooks = ( { command = [\"/a\"]; timeout = 0; } ); };\n",
+         "%s:1: monitor.hooks[0].timeout must be longer than 0 s"},
+        {"monitor = {\n  detector = { dead_after = 5; };\n};\n",
+         "%s:2: monitor.detector.dead_after belongs to the fixed detector, but the detector type "
+         "is \"phi\" (the default; set type)"},
+        {"monitor = { detector = { type = \"fixed\"; window = 5; }; };\n",
+         "%s:1: monitor.detector.window belongs to the phi detector, but the detector type is "
+         "\"fixed\""},
+        {"monitor = { detector = { window = 1; }; };\n",
+         "%s:1: monitor.detector.window (1) must be between 2 and 1000"},
+        {"monitor = { detector = { window = 1001; }; };\n",
+         "%s:1: monitor.detector.window (1001) must be between 2 and 1000"},
+        {"monitor = { rise = 0; };\n", "%s:1: monitor.rise (0) must be between 1 and 100"},
+        {"monitor = { rise = 101; };\n", "%s:1: monitor.rise (101) must be between 1 and 100"},
+        {"monitor = { max_nodes = 0; };\n",
+         "%s:1: monitor.max_nodes (0) must be between 1 and 16777216"},
+        {"monitor = { max_nodes = 16777217; };\n",
+         "%s:1: monitor.max_nodes (16777217) must be between 1 and 16777216"},
+        {"monitor = { event_history = 0; };\n",
+         "%s:1: monitor.event_history (0) must be between 1 and 1000000"},
+        {"monitor = { event_history = 1000001; };\n",
+         "%s:1: monitor.event_history (1000001) must be between 1 and 1000000"},
+        {"monitor = { listen = [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]; "
+         "};\n",
+         "%s:1: monitor.listen holds 9 entries; at most 8 are allowed"},
+        {"agent = { monitors = [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]; "
+         "};\n",
+         "%s:1: agent.monitors holds 9 entries; at most 8 are allowed"},
+        {"agent = {\n  id = \"web 1\";\n};\n",
+         "%s:2: agent.id \"web 1\" is not a valid node id (1 to 64 characters of A-Z a-z 0-9 . _ "
+         "-)"},
+        {"agent = { custom = { role = \"tab\\there\"; }; };\n",
+         "%s:1: agent.custom.role \"tab\there\" is not a valid value (at most 48 printable ASCII "
+         "bytes)"},
+        {"agent = { custom = { role = \"0123456789012345678901234567890123456789012345678\"; }; "
+         "};\n",
+         "%s:1: agent.custom.role \"0123456789012345678901234567890123456789012345678\" is not a "
+         "valid value (at most 48 printable ASCII bytes)"},
+        {"agent = { custom = { a*b = \"x\"; }; };\n",
+         "%s:1: agent.custom: \"a*b\" is not a valid key (1 to 32 characters of A-Z a-z 0-9 . _ "
+         "-)"},
+        {"agent = { custom = { k1 = \"1\"; k2 = \"2\"; k3 = \"3\"; k4 = \"4\"; k5 = \"5\"; k6 = "
+         "\"6\"; k7 = \"7\"; k8 = \"8\"; k9 = \"9\"; k10 = \"10\"; k11 = \"11\"; k12 = \"12\"; "
+         "k13 = \"13\"; k14 = \"14\"; k15 = \"15\"; k16 = \"16\"; k17 = \"17\"; }; };\n",
+         "%s:1: agent.custom holds 17 pairs; at most 16 are allowed"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* The accepted sides of the same boundaries. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { rise = 1; max_nodes = 1; event_history = 1;\n"
+                              "  detector = { window = 2; }; };\n"),
+                     0);
+    assert_int_equal(c.monitor.core.rise, 1);
+    assert_int_equal(c.monitor.core.max_nodes, 1);
+    assert_int_equal(c.monitor.event_history, 1);
+    assert_int_equal(c.monitor.core.detector.window, 2);
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { rise = 100; max_nodes = 16777216; "
+                              "event_history = 1000000;\n  detector = { window = 1000; }; };\n"
+                              "agent = { custom = { role = "
+                              "\"012345678901234567890123456789012345678901234567\"; }; };\n"),
+                     0);
+    assert_int_equal(c.monitor.core.rise, 100);
+    assert_int_equal(c.monitor.core.max_nodes, 16777216);
+    assert_int_equal(c.monitor.event_history, 1000000);
+    assert_int_equal(c.monitor.core.detector.window, 1000);
+    assert_int_equal(strlen(c.agent.custom[0].value), 48);
+    vcfg_free(&c);
+}
+
+/* --- key files ---------------------------------------------------------------- */
+
+static void test_key_files(void **state)
+{
+    (void)state;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    char text[256];
+    const char *p;
+
+    /* White space around the digits is allowed; upper and lower case both read. */
+    snprintf(text, sizeof(text), "\n  %s \t\n", KEY_HEX);
+    p = write_file("good.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), 0);
+    assert_int_equal(key[0], 0x00);
+    assert_int_equal(key[1], 0x11);
+    assert_int_equal(key[15], 0xff);
+    assert_int_equal(key[31], 0xff);
+
+    struct {
+        const char *text;
+        const char *want; /* after "PATH: " */
+    } bad[] = {
+        {"00112233", "8 hex digits; a key file holds 64 (a 32-byte key)"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeef",
+         "63 hex digits; a key file holds 64 (a 32-byte key)"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff0",
+         "65 hex digits; a key file holds 64 (a 32-byte key)"},
+        {"00112233445566778899aabbccddeeff00112233445566778899aabbccddeefg",
+         "byte 64 is not a hex digit; a key file holds 64 hex digits"},
+        {" 0011223344556677 8899aabbccddeeff00112233445566778899aabbccddeeff",
+         "byte 18 is not a hex digit; a key file holds 64 hex digits"},
+        {"  \n", "empty; a key file holds 64 hex digits (vigil keygen writes one)"},
+        {"", "empty; a key file holds 64 hex digits (vigil keygen writes one)"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        p = write_file("bad.key", bad[i].text, strlen(bad[i].text));
+        memset(key, 0xAA, sizeof(key));
+        assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), -1);
+        snprintf(expect, sizeof(expect), "%s: %s", p, bad[i].want);
+        assert_string_equal(err, expect);
+        /* A failed read leaves no partial key behind. */
+        for (size_t k = 0; k < sizeof(key); k++)
+            assert_int_equal(key[k], 0);
+    }
+
+    /* Longer than 4096 bytes. */
+    char big[4200];
+    memset(big, ' ', sizeof(big));
+    memcpy(big, KEY_HEX, 64);
+    p = write_file("big.key", big, sizeof(big));
+    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect), "%s: longer than 4096 bytes; a key file holds 64 hex digits",
+             p);
+    assert_string_equal(err, expect);
+    /* 4096 bytes exactly: read whole. */
+    p = write_file("big.key", big, 4096);
+    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), 0);
+
+    /* Not a regular file; missing. */
+    assert_int_equal(vcfg_read_key(dir, key, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect), "%s: not a regular file", dir);
+    assert_string_equal(err, expect);
+    snprintf(text, sizeof(text), "%s/missing.key", dir);
+    assert_int_equal(vcfg_read_key(text, key, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect), "%s: cannot open: No such file or directory", text);
+    assert_string_equal(err, expect);
+
+    /* Through the configuration: the setting's line, then the key file's problem. */
+    write_file("short.key", "abcd\n", 5);
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = {\n  key_file = \"short.key\";\n};\n"), -1);
+    snprintf(text, sizeof(text),
+             "%%s:2: monitor.key_file cannot be used: %s/short.key: 4 hex digits; a key file "
+             "holds 64 (a 32-byte key)",
+             dir);
+    assert_string_equal(err, msg(text));
+    assert_false(c.monitor.core.has_key);
+    vcfg_free(&c);
+    write_file("nonhex.key", "xyz\n", 4);
+    assert_int_equal(load(&c, "\nagent = { key_file = \"nonhex.key\"; };\n"), -1);
+    snprintf(text, sizeof(text),
+             "%%s:2: agent.key_file cannot be used: %s/nonhex.key: byte 1 is not a hex digit; "
+             "a key file holds 64 hex digits",
+             dir);
+    assert_string_equal(err, msg(text));
+    vcfg_free(&c);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    char path[200];
+    snprintf(path, sizeof(path), "%s/nope.conf", dir);
+    vcfg_init(&c);
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect), "%s: cannot open: No such file or directory", path);
+    assert_string_equal(err, expect);
+    vcfg_free(&c);
+    /* A message longer than the buffer is cut, still terminated. */
+    char small[8];
+    vcfg_init(&c);
+    assert_int_equal(vcfg_load(&c, path, small, sizeof(small)), -1);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    assert_int_equal(vcfg_load(&c, path, NULL, 0), -1);
+    vcfg_free(&c);
+}
+
+/* --- relations (vcfg_check) ------------------------------------------------------ */
+
+struct check_case {
+    const char *text;
+    const char *which;
+    const char *want; /* NULL: the check passes */
+};
+
+static void run_check_cases(const struct check_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct vcfg c;
+        int rc = load(&c, cases[i].text);
+        if (rc != 0)
+            print_error("case %zu: load failed: %s\n", i, err);
+        assert_int_equal(rc, 0);
+        err[0] = '\0';
+        rc = vcfg_check(&c, cases[i].which, err, sizeof(err));
+        if (cases[i].want == NULL) {
+            if (rc != 0)
+                print_error("case %zu: unexpected: %s\n", i, err);
+            assert_int_equal(rc, 0);
+        } else {
+            if (rc != -1 || strcmp(err, msg(cases[i].want)) != 0)
+                print_error("case %zu: rc %d\n  got:  %s\n  want: %s\n", i, rc, err, expect);
+            assert_int_equal(rc, -1);
+            assert_string_equal(err, expect);
+        }
+        vcfg_free(&c);
+    }
+}
+
+static void test_check_fixed(void **state)
+{
+    (void)state;
+    static const struct check_case cases[] = {
+        /* dead_after no longer than the interval. */
+        {"monitor = {\n  heartbeat_interval = 2;\n  detector = {\n    type = \"fixed\";\n"
+         "    dead_after = 1.5;\n    suspect_after = 1;\n  };\n};\n",
+         "monitor",
+         "%s:5: monitor.detector.dead_after (1.5 s) must be longer than "
+         "monitor.heartbeat_interval (2 s)"},
+        {"monitor = {\n  heartbeat_interval = 2;\n  detector = { type = \"fixed\";\n"
+         "    dead_after = 2; suspect_after = 1; };\n};\n",
+         "monitor",
+         "%s:4: monitor.detector.dead_after (2 s) must be longer than "
+         "monitor.heartbeat_interval (2 s)"},
+        /* Below two intervals, and exactly two. */
+        {"monitor = {\n  heartbeat_interval = 2;\n  detector = { type = \"fixed\";\n"
+         "    suspect_after = 2.5;\n    dead_after = \"3999ms\"; };\n};\n",
+         "monitor",
+         "%s:5: monitor.detector.dead_after (3.999 s) must be at least twice "
+         "monitor.heartbeat_interval (2 s): a dead timeout shorter than two heartbeat intervals "
+         "convicts on one lost datagram"},
+        {"monitor = {\n  heartbeat_interval = 2;\n  detector = { type = \"fixed\";\n"
+         "    suspect_after = 2.5;\n    dead_after = 4; };\n};\n",
+         "monitor", NULL},
+        /* suspect_after not below dead_after, and just below. */
+        {"monitor = {\n  detector = { type = \"fixed\";\n    suspect_after = 5;\n"
+         "    dead_after = 5; };\n};\n",
+         "monitor",
+         "%s:3: monitor.detector.suspect_after (5 s) must be shorter than "
+         "monitor.detector.dead_after (5 s)"},
+        {"monitor = {\n  detector = { type = \"fixed\";\n    suspect_after = 6;\n"
+         "    dead_after = 5; };\n};\n",
+         "monitor",
+         "%s:3: monitor.detector.suspect_after (6 s) must be shorter than "
+         "monitor.detector.dead_after (5 s)"},
+        {"monitor = {\n  detector = { type = \"fixed\";\n    suspect_after = 4.999;\n"
+         "    dead_after = 5; };\n};\n",
+         "monitor", NULL},
+        /* suspect_after not beyond the interval, and just beyond. */
+        {"monitor = {\n  heartbeat_interval = \"500ms\";\n  detector = { type = \"fixed\";\n"
+         "    suspect_after = \"500ms\"; dead_after = 5; };\n};\n",
+         "monitor",
+         "%s:4: monitor.detector.suspect_after (500 ms) must be longer than "
+         "monitor.heartbeat_interval (500 ms): every node would be suspect between two "
+         "heartbeats"},
+        {"monitor = {\n  heartbeat_interval = \"500ms\";\n  detector = { type = \"fixed\";\n"
+         "    suspect_after = \"501ms\"; dead_after = 5; };\n};\n",
+         "monitor", NULL},
+        /* Zero thresholds. */
+        {"monitor = {\n  detector = { type = \"fixed\";\n    suspect_after = 0;\n"
+         "    dead_after = 5; };\n};\n",
+         "monitor", "%s:3: monitor.detector: suspect_after and dead_after must be longer than 0 s"},
+        /* startup_grace below the dead timeout, and equal to it. */
+        {"monitor = {\n  detector = { type = \"fixed\"; dead_after = 20; };\n"
+         "  startup_grace = \"19.5s\";\n};\n",
+         "monitor",
+         "%s:3: monitor.startup_grace (19.5 s) must be at least monitor.detector.dead_after "
+         "(20 s): a declared node must get the time any silent node gets"},
+        {"monitor = {\n  detector = { type = \"fixed\";\n    dead_after = 20; };\n};\n", "monitor",
+         "%s:3: monitor.startup_grace (10 s) must be at least monitor.detector.dead_after (20 s): "
+         "a declared node must get the time any silent node gets"},
+        {"monitor = {\n  detector = { type = \"fixed\"; dead_after = 20; };\n"
+         "  startup_grace = \"20s\";\n};\n",
+         "monitor", NULL},
+    };
+    run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_check_phi(void **state)
+{
+    (void)state;
+    static const struct check_case cases[] = {
+        {"monitor = {\n  detector = {\n    suspect_threshold = 9;\n    dead_threshold = 8;\n"
+         "  };\n};\n",
+         "monitor",
+         "%s:3: monitor.detector.suspect_threshold (9) must not be above "
+         "monitor.detector.dead_threshold (8)"},
+        {"monitor = {\n  detector = {\n    suspect_threshold = 8;\n    dead_threshold = 8;\n"
+         "  };\n};\n",
+         "monitor", NULL},
+        {"monitor = {\n  detector = {\n    suspect_threshold = 0;\n  };\n};\n", "monitor",
+         "%s:3: monitor.detector.suspect_threshold (0) must be greater than 0"},
+        {"monitor = {\n  detector = {\n    dead_threshold = -1;\n  };\n};\n", "monitor",
+         "%s:3: monitor.detector.dead_threshold (-1) must be greater than 0"},
+        {"monitor = {\n  detector = {\n    min_std_dev = 0;\n  };\n};\n", "monitor",
+         "%s:3: monitor.detector: the phi minimum standard deviation must be greater than 0"},
+        {"monitor = {\n  detector = {\n    acceptable_pause = 0;\n  };\n};\n", "monitor", NULL},
+        /* startup_grace below the interval, and equal to it. */
+        {"monitor = {\n  heartbeat_interval = 20;\n  startup_grace = \"19s\";\n};\n", "monitor",
+         "%s:3: monitor.startup_grace (19 s) must be at least monitor.heartbeat_interval (20 s): "
+         "a declared node must get the time to send one heartbeat"},
+        {"monitor = {\n  heartbeat_interval = 20;\n};\n", "monitor",
+         "%s:2: monitor.startup_grace (10 s) must be at least monitor.heartbeat_interval (20 s): "
+         "a declared node must get the time to send one heartbeat"},
+        {"monitor = {\n  heartbeat_interval = 20;\n  startup_grace = 20;\n};\n", "monitor", NULL},
+    };
+    run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_check_monitor_misc(void **state)
+{
+    (void)state;
+    static const struct check_case cases[] = {
+        {"monitor = {\n  listen = [ ];\n};\n", "monitor",
+         "%s:2: monitor.listen must hold at least one address"},
+        {"monitor = {\n  listen = [ \"0.0.0.0:7946\",\n     \"localhost:7946\" ];\n};\n", "monitor",
+         "%s:3: monitor.listen[1] \"localhost:7946\" is not a numeric address (1.2.3.4:7946, "
+         "[::]:7946)"},
+        {"monitor = {\n  listen = [ \"0.0.0.0:79460\" ];\n};\n", "monitor",
+         "%s:2: monitor.listen[0] \"0.0.0.0:79460\" is not a numeric address (1.2.3.4:7946, "
+         "[::]:7946)"},
+        {"monitor = { listen = [ \"[::]:7946\", \"127.0.0.1\", \"::1\" ]; };\n", "monitor", NULL},
+        {"monitor = {\n\n  api = \"localhost\";\n};\n", "monitor",
+         "%s:3: monitor.api \"localhost\" is not a numeric address (127.0.0.1:7947, [::1]:7947) "
+         "or \"off\""},
+        {"monitor = { api = \"\"; };\n", "monitor", NULL},
+        {"monitor = { api = \"[::1]:8000\"; };\n", "monitor", NULL},
+        {"monitor = {\n  pause_tolerance = 0;\n};\n", "monitor",
+         "%s:2: monitor.pause_tolerance (0 s) must be longer than 0 s"},
+        {"monitor = { pause_tolerance = \"1ns\"; };\n", "monitor", NULL},
+        {"monitor = {\n  heartbeat_interval = \"9ms\";\n};\n", "monitor",
+         "%s:2: monitor.heartbeat_interval (9 ms) must be between 10 ms and 1 h"},
+        {"monitor = {\n  heartbeat_interval = \"10ms\";\n};\n", "monitor", NULL},
+        {"monitor = {\n  heartbeat_interval = \"1h\"; startup_grace = \"1h\";\n};\n", "monitor",
+         NULL},
+        {"monitor = {\n  heartbeat_interval = 3601;\n};\n", "monitor",
+         "%s:2: monitor.heartbeat_interval (3601 s) must be between 10 ms and 1 h"},
+        {"monitor = {\n  max_nodes = 2;\n  nodes = [ \"a\", \"b\", \"c\" ];\n};\n", "monitor",
+         "%s:2: monitor.max_nodes (2) is smaller than the 3 declared nodes"},
+        {"monitor = {\n  max_nodes = 3;\n  nodes = [ \"a\", \"b\", \"c\" ];\n};\n", "monitor",
+         NULL},
+    };
+    run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+static void test_check_agent(void **state)
+{
+    (void)state;
+    static const struct check_case cases[] = {
+        {"agent = {\n  id = \"web1\";\n  monitors = [ ];\n};\n", "agent",
+         "%s:3: agent.monitors must hold 1 to 8 monitor addresses (it holds 0)"},
+        {"agent = {\n  id = \"web1\";\n  monitors = [ \"1\", \"2\", \"3\", \"4\", \"5\", \"6\", "
+         "\"7\", \"8\" ];\n};\n",
+         "agent", NULL},
+        {"agent = {\n  id = \"web1\";\n  interval = \"9999us\";\n};\n", "agent",
+         "%s:3: agent.interval (9.999 ms) must be between 10 ms and 1 h"},
+        {"agent = {\n  id = \"web1\";\n  interval = \"10ms\";\n};\n", "agent", NULL},
+        {"agent = {\n  id = \"web1\";\n  interval = \"60m\";\n};\n", "agent", NULL},
+        {"agent = {\n  id = \"web1\";\n  interval = \"3600001ms\";\n};\n", "agent",
+         "%s:3: agent.interval (3600.001 s) must be between 10 ms and 1 h"},
+        /* The monitor section is not checked for an agent, and the other way round. */
+        {"agent = { id = \"web1\"; };\nmonitor = { listen = [ ]; };\n", "agent", NULL},
+        {"agent = { monitors = [ ]; };\n", "monitor", NULL},
+    };
+    run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* A setting a flag overrode after loading is not blamed on the file's line. */
+static void test_check_after_override(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = {\n  heartbeat_interval = 2;\n  detector = {\n"
+                              "    type = \"fixed\"; suspect_after = 3; dead_after = 5; };\n};\n"
+                              "agent = {\n  id = \"web1\";\n  interval = 1;\n};\n"),
+                     0);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    /* As --interval 3 would: the interval no longer comes from line 2. */
+    c.monitor.interval = 3 * VIGIL_NSEC_PER_SEC;
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(err, msg("%s:4: monitor.detector.dead_after (5 s) must be at least twice "
+                                 "monitor.heartbeat_interval (3 s): a dead timeout shorter than "
+                                 "two heartbeat intervals convicts on one lost datagram"));
+    /* And a threshold overridden too: no line to cite at all. */
+    c.monitor.core.detector.dead_threshold = 5.5;
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(err, "monitor.detector.dead_after (5.5 s) must be at least twice "
+                             "monitor.heartbeat_interval (3 s): a dead timeout shorter than two "
+                             "heartbeat intervals convicts on one lost datagram");
+    c.agent.interval = 2 * 3600 * VIGIL_NSEC_PER_SEC;
+    assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), -1);
+    assert_string_equal(err, "agent.interval (7200 s) must be between 10 ms and 1 h");
+    free(c.agent.id);
+    c.agent.id = strdup("bad id");
+    assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), -1);
+    assert_string_equal(err, "agent.id \"bad id\" is not a valid node id (1 to 64 characters of "
+                             "A-Z a-z 0-9 . _ -)");
+    vcfg_free(&c);
+
+    /* Hooks and nodes added by flags are checked as well. */
+    vcfg_init(&c);
+    c.monitor.hooks[0].argv[0] = strdup("./notify");
+    c.monitor.hooks[0].timeout = VIGIL_NSEC_PER_SEC;
+    c.monitor.n_hooks = 1;
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(err, "monitor.hooks[0]: \"./notify\" must be an absolute path or a "
+                             "program name to look up in PATH");
+    free(c.monitor.hooks[0].argv[0]);
+    c.monitor.hooks[0].argv[0] = strdup("notify");
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    c.monitor.nodes[0] = strdup("a");
+    c.monitor.nodes[1] = strdup("a");
+    c.monitor.n_nodes = 2;
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(err, "node \"a\" is declared twice");
+    vcfg_free(&c);
+}
+
+/* --- durations ------------------------------------------------------------------ */
+
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        vigil_time_t ns;
+    } good[] = {
+        {"0", 0},
+        {"1", VIGIL_NSEC_PER_SEC},
+        {"1.5", 1500 * VIGIL_NSEC_PER_MSEC},
+        {".5", 500 * VIGIL_NSEC_PER_MSEC},
+        {"0.1", 100 * VIGIL_NSEC_PER_MSEC},
+        {"1500ms", 1500 * VIGIL_NSEC_PER_MSEC},
+        {"1.5s", 1500 * VIGIL_NSEC_PER_MSEC},
+        {"2s", 2 * VIGIL_NSEC_PER_SEC},
+        {"2m", 120 * VIGIL_NSEC_PER_SEC},
+        {"1.5m", 90 * VIGIL_NSEC_PER_SEC},
+        {"1h", 3600 * VIGIL_NSEC_PER_SEC},
+        {"250us", 250000},
+        {"0.5us", 500},
+        {"7ns", 7},
+        {"0.0000000015", 2}, /* 1.5 ns rounds to 2 */
+        {"0.0000000014", 1}, /* 1.4 ns rounds to 1 */
+        {"0.1ms", 100000},
+        {"007s", 7 * VIGIL_NSEC_PER_SEC},
+        {"2305843009s", INT64_C(2305843009) * VIGIL_NSEC_PER_SEC},
+        {"2305843009213693951ns", VCFG_DURATION_MAX},
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        vigil_time_t v = -1;
+        if (vcfg_parse_duration(good[i].s, &v) != 0 || v != good[i].ns)
+            print_error("\"%s\": got %lld, want %lld\n", good[i].s, (long long)v,
+                        (long long)good[i].ns);
+        assert_int_equal(vcfg_parse_duration(good[i].s, &v), 0);
+        assert_int_equal(v, good[i].ns);
+    }
+    static const char *const bad[] = {
+        "",
+        "s",
+        "ms",
+        ".",
+        "1.",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1 s",
+        "1sec",
+        "1S",
+        "1e3",
+        "1.5.5",
+        "1,5",
+        "0x10",
+        "1d",
+        "1msms",
+        "inf",
+        "nan",
+        "2305843010s",
+        "2305843009213693952ns",
+        "99999999999999999999",
+        "1..5",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        vigil_time_t v = 12345;
+        if (vcfg_parse_duration(bad[i], &v) != -1)
+            print_error("\"%s\" was accepted as %lld\n", bad[i], (long long)v);
+        assert_int_equal(vcfg_parse_duration(bad[i], &v), -1);
+        assert_int_equal(v, 12345); /* untouched on failure */
+    }
+    vigil_time_t v;
+    assert_int_equal(vcfg_parse_duration(NULL, &v), -1);
+    assert_int_equal(vcfg_parse_duration("1", NULL), -1);
+
+    /* Numbers in the file: integer and floating-point seconds. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { startup_grace = 30; pause_tolerance = 0.001; };\n"
+                              "agent = { interval = 2.5; };\n"),
+                     0);
+    assert_int_equal(c.monitor.core.startup_grace, 30 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(c.monitor.core.pause_tolerance, VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(c.agent.interval, 2500 * VIGIL_NSEC_PER_MSEC);
+    vcfg_free(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_example_is_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fixed_detector, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_interval_recomputes_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_load_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_relative_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_fixed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_phi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_monitor_misc, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_agent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_after_override, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

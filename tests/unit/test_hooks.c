@@ -1,0 +1,914 @@
+/*
+ * Tests of the hook runner with real child processes: small /bin/sh
+ * scripts written into a temporary directory act as hooks and record what
+ * they received (environment, standard input, arguments, signal state) and
+ * when they ran, into files that the tests read back and compare.
+ *
+ * Timeouts are checked on both sides of each boundary in virtual time: the
+ * runner only knows the times it is handed, so poll(start + timeout - 1)
+ * must not signal and poll(start + timeout) must. Waiting for a real child
+ * to end is a bounded loop of short sleeps (10 s at most), never a sleep
+ * used as an assertion.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vigil/hooks.h"
+
+/* Longest a test waits for real children, in ns. */
+#define WAIT_MAX (10 * VIGIL_NSEC_PER_SEC)
+/* Step of the waiting loops: short, so that tests stay fast. */
+#define WAIT_STEP_NS (5 * VIGIL_NSEC_PER_MSEC)
+/* The runner's bound on hooks running at once (HOOK_MAX_RUNNING in hooks.c). */
+#define MAX_RUNNING 64
+/* A virtual start time far from 0, so that arithmetic mistakes show. */
+#define T0 (1000 * VIGIL_NSEC_PER_SEC)
+
+/* ---- helpers ---- */
+
+struct logcap {
+    char *lines[256];
+    size_t n;
+};
+
+static void log_cb(void *arg, const char *line)
+{
+    struct logcap *c = arg;
+    if (c->n < sizeof(c->lines) / sizeof(c->lines[0]))
+        c->lines[c->n++] = strdup(line);
+}
+
+static size_t log_count(const struct logcap *c, const char *needle)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->lines[i] && strstr(c->lines[i], needle))
+            k++;
+    return k;
+}
+
+static void log_clear(struct logcap *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->lines[i]);
+    c->n = 0;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+struct fix {
+    char dir[64];
+    struct logcap log;
+};
+
+static int fix_setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vigil-hooks-XXXXXX");
+    if (!mkdtemp(f->dir)) {
+        free(f);
+        return -1;
+    }
+    *state = f;
+    return 0;
+}
+
+static int fix_teardown(void **state)
+{
+    struct fix *f = *state;
+    log_clear(&f->log);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void path_in(const struct fix *f, const char *name, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s/%s", f->dir, name);
+}
+
+/* Writes an executable /bin/sh script into the test directory; its path goes to path. */
+static void write_script(const struct fix *f, const char *name, const char *body, char *path,
+                         size_t cap)
+{
+    path_in(f, name, path, cap);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "#!/bin/sh\n%s\n", body);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(chmod(path, 0755), 0);
+}
+
+/* The whole file as a string (caller frees), or NULL if it does not exist. */
+static char *read_whole(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, fp)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+static char *read_in(const struct fix *f, const char *name)
+{
+    char p[256];
+    path_in(f, name, p, sizeof(p));
+    return read_whole(p);
+}
+
+static void sleep_step(void)
+{
+    const struct timespec ts = {0, WAIT_STEP_NS};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * Polls with the real clock until nothing is pending; false after WAIT_MAX.
+ * The work must have been submitted with the real clock too.
+ */
+static bool run_until_idle(struct hook_runner *r)
+{
+    vigil_time_t end = vigil_clock_mono() + WAIT_MAX;
+    while (vigil_clock_mono() < end) {
+        hook_runner_poll(r, vigil_clock_mono());
+        if (hook_runner_pending(r) == 0)
+            return true;
+        sleep_step();
+    }
+    return false;
+}
+
+/* Polls at a fixed virtual time until nothing is pending; false after WAIT_MAX of real time. */
+static bool run_until_idle_at(struct hook_runner *r, vigil_time_t now)
+{
+    vigil_time_t end = vigil_clock_mono() + WAIT_MAX;
+    while (vigil_clock_mono() < end) {
+        hook_runner_poll(r, now);
+        if (hook_runner_pending(r) == 0)
+            return true;
+        sleep_step();
+    }
+    return false;
+}
+
+/* Waits until a file exists in the test directory; false after WAIT_MAX. */
+static bool wait_file(const struct fix *f, const char *name)
+{
+    char p[256];
+    path_in(f, name, p, sizeof(p));
+    vigil_time_t end = vigil_clock_mono() + WAIT_MAX;
+    while (vigil_clock_mono() < end) {
+        if (access(p, F_OK) == 0)
+            return true;
+        sleep_step();
+    }
+    return false;
+}
+
+/* True once pid is gone or a zombie (an orphan that init has not reaped yet). */
+static bool process_gone(pid_t pid)
+{
+    vigil_time_t end = vigil_clock_mono() + WAIT_MAX;
+    char p[64];
+    snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+    while (vigil_clock_mono() < end) {
+        char *s = read_whole(p);
+        if (!s)
+            return true;
+        /* The state follows the command name in parentheses: "pid (comm) S ...". */
+        char *rp = strrchr(s, ')');
+        bool zombie = rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
+        free(s);
+        if (zombie)
+            return true;
+        sleep_step();
+    }
+    return false;
+}
+
+static pid_t pid_in(const struct fix *f, const char *name)
+{
+    char *s = read_in(f, name);
+    assert_non_null(s);
+    pid_t pid = (pid_t)atoi(s);
+    free(s);
+    assert_true(pid > 1);
+    return pid;
+}
+
+/* The value of NAME in "NAME=value" lines, or NULL; copied into buf. */
+static const char *env_get(const char *text, const char *name, char *buf, size_t cap)
+{
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            snprintf(buf, cap, "%.*s", (int)(len - n - 1), p + n + 1);
+            return buf;
+        }
+        p = eol ? eol + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void assert_env(const char *text, const char *name, const char *want)
+{
+    char buf[256];
+    const char *got = env_get(text, name, buf, sizeof(buf));
+    if (!got)
+        fail_msg("%s missing from the hook's environment", name);
+    assert_string_equal(got, want);
+}
+
+static struct evrec make_event(uint64_t seq, const char *node, enum vigil_state from,
+                               enum vigil_state to)
+{
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = seq;
+    r.ev.type = VIGIL_EVENT_STATE;
+    r.ev.time = T0;
+    snprintf(r.ev.node, sizeof(r.ev.node), "%s", node);
+    r.ev.old_state = from;
+    r.ev.new_state = to;
+    r.ev.reason = "timeout";
+    r.ev.since_last = INT64_C(5012000000);
+    r.ev.level = 8.31;
+    r.ev.threshold = 8.0;
+    r.ev.mean = VIGIL_NSEC_PER_SEC;
+    r.ev.std_dev = 10 * VIGIL_NSEC_PER_MSEC;
+    r.ev.generation = 1795625000;
+    r.ev.sequence = 977;
+    r.ev.addr.family = AF_INET;
+    r.ev.addr.addr[0] = 127;
+    r.ev.addr.addr[3] = 1;
+    r.ev.addr.port = 40012;
+    /* 2026-11-25T17:00:00.123456Z */
+    r.wall_us = INT64_C(1795626000) * 1000000 + 123456;
+    return r;
+}
+
+static struct vcfg_hook hook_of(char *prog, char *a1, char *a2, vigil_time_t timeout,
+                                uint32_t on_states)
+{
+    struct vcfg_hook h;
+    memset(&h, 0, sizeof(h));
+    h.argv[0] = prog;
+    h.argv[1] = a1;
+    h.argv[2] = a1 ? a2 : NULL;
+    h.timeout = timeout;
+    h.on_states = on_states;
+    return h;
+}
+
+/* ---- tests ---- */
+
+/* The event reaches the hook in its environment and on its standard input, verbatim. */
+static void test_env_and_stdin(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f,
+                 "record.sh",
+                 "env | grep '^VIGIL' > \"$1/env\"\n"
+                 "cat > \"$1/stdin\"\n"
+                 "printf '%s' \"$2\" > \"$1/arg\"\n"
+                 "grep -E '^(SigIgn|SigBlk):' /proc/$$/status > \"$1/sig\"\n",
+                 prog, sizeof(prog));
+    /* Shell syntax in an argument stays data: no shell sits between us and the hook. */
+    char tricky[] = "$(touch pwned); `id` 'q' \"d\" * ; exit 7";
+    struct vcfg_hook h = hook_of(prog, f->dir, tricky, 10 * VIGIL_NSEC_PER_SEC, 0);
+
+    /* The parent's environment is passed on, except what the runner sets itself. */
+    setenv("VIGIL_TEST_PARENT", "kept", 1);
+    setenv("VIGIL_NODE", "stale", 1);
+    /* A blocked and an ignored signal in the monitor must not reach the hook. */
+    sigset_t term, old_mask;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, &old_mask);
+    struct sigaction ign, old_hup;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &ign, &old_hup);
+
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec ev = make_event(12, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev, vigil_clock_mono()), 0);
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    unsetenv("VIGIL_NODE");
+
+    assert_true(run_until_idle(r));
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->started, 1);
+    assert_int_equal(st->succeeded, 1);
+    assert_int_equal(st->failed, 0);
+    assert_int_equal(st->queued, 1);
+    assert_int_equal(log_count(&f->log, "exit 0 in"), 1);
+    assert_int_equal(log_count(&f->log, "for event 12 (web3)"), 1);
+
+    char *env = read_in(f, "env");
+    assert_non_null(env);
+    assert_env(env, "VIGIL_EVENT_SEQ", "12");
+    assert_env(env, "VIGIL_EVENT_TYPE", "state");
+    assert_env(env, "VIGIL_NODE", "web3");
+    assert_env(env, "VIGIL_OLD_STATE", "alive");
+    assert_env(env, "VIGIL_NEW_STATE", "dead");
+    assert_env(env, "VIGIL_REASON", "timeout");
+    assert_env(env, "VIGIL_TIME", "2026-11-25T17:00:00.123Z");
+    assert_env(env, "VIGIL_SINCE_LAST", "5.012");
+    assert_env(env, "VIGIL_LEVEL", "8.310");
+    assert_env(env, "VIGIL_THRESHOLD", "8.000");
+    assert_env(env, "VIGIL_MEAN", "1.000");
+    assert_env(env, "VIGIL_STD_DEV", "0.010");
+    assert_env(env, "VIGIL_ADDR", "127.0.0.1:40012");
+    assert_env(env, "VIGIL_GENERATION", "1795625000");
+    assert_env(env, "VIGIL_TEST_PARENT", "kept");
+    /* Exactly one VIGIL_NODE: the stale one from the parent was replaced, not duplicated. */
+    assert_non_null(strstr(env, "VIGIL_NODE=web3\n"));
+    assert_null(strstr(env, "VIGIL_NODE=stale"));
+    free(env);
+    unsetenv("VIGIL_TEST_PARENT");
+
+    char *in = read_in(f, "stdin");
+    assert_non_null(in);
+    size_t len = strlen(in);
+    assert_true(len > 2);
+    assert_int_equal(in[len - 1], '\n');
+    /* Exactly one line: the only newline is the last byte. */
+    assert_ptr_equal(strchr(in, '\n'), in + len - 1);
+    json_error_t jerr;
+    json_t *o = json_loads(in, 0, &jerr);
+    free(in);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 12);
+    assert_string_equal(json_string_value(json_object_get(o, "node")), "web3");
+    assert_string_equal(json_string_value(json_object_get(o, "new_state")), "dead");
+    json_t *evd = json_object_get(o, "evidence");
+    assert_true(fabs(json_number_value(json_object_get(evd, "since_last_s")) - 5.012) < 1e-9);
+    json_decref(o);
+
+    char *arg = read_in(f, "arg");
+    assert_non_null(arg);
+    assert_string_equal(arg, tricky);
+    free(arg);
+    char pwned[256];
+    path_in(f, "pwned", pwned, sizeof(pwned));
+    assert_int_not_equal(access(pwned, F_OK), 0);
+
+    /* SigBlk all zero; SigIgn without SIGHUP (bit 0) and SIGPIPE (bit 12). */
+    char *sig = read_in(f, "sig");
+    assert_non_null(sig);
+    const char *b = strstr(sig, "SigBlk:");
+    const char *i = strstr(sig, "SigIgn:");
+    assert_non_null(b);
+    assert_non_null(i);
+    unsigned long long blocked = strtoull(b + 7, NULL, 16);
+    unsigned long long ignored = strtoull(i + 7, NULL, 16);
+    free(sig);
+    assert_int_equal(blocked, 0);
+    assert_int_equal(ignored & 1ULL << (SIGHUP - 1), 0);
+    assert_int_equal(ignored & 1ULL << (SIGPIPE - 1), 0);
+    hook_runner_free(r);
+}
+
+/* A pause event and a node never heard from: the variables that differ. */
+static void test_env_pause_and_never_heard(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "record.sh",
+                 "env | grep '^VIGIL' > \"$1/env.$VIGIL_EVENT_SEQ\"\ncat > /dev/null\n", prog,
+                 sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+
+    struct evrec ev = make_event(1, "db1", VIGIL_STATE_UNKNOWN, VIGIL_STATE_DEAD);
+    ev.ev.since_last = -1;
+    ev.ev.reason = "startup grace";
+    memset(&ev.ev.addr, 0, sizeof(ev.ev.addr));
+    assert_int_equal(hook_runner_submit(r, &ev, vigil_clock_mono()), 0);
+
+    struct evrec p;
+    memset(&p, 0, sizeof(p));
+    p.ev.seq = 2;
+    p.ev.type = VIGIL_EVENT_PAUSE;
+    p.ev.reason = "pause";
+    p.ev.since_last = INT64_C(12345000000);
+    p.wall_us = 0;
+    assert_int_equal(hook_runner_submit(r, &p, vigil_clock_mono()), 0);
+    assert_true(run_until_idle(r));
+    assert_int_equal(hook_runner_stats(r)->succeeded, 2);
+    /* A pause event's log lines name the monitor, not a node. */
+    assert_int_equal(log_count(&f->log, "for event 2 (monitor pause)"), 1);
+
+    char *env = read_in(f, "env.1");
+    assert_non_null(env);
+    assert_env(env, "VIGIL_SINCE_LAST", "");
+    assert_env(env, "VIGIL_OLD_STATE", "unknown");
+    assert_env(env, "VIGIL_REASON", "startup grace");
+    assert_env(env, "VIGIL_ADDR", "");
+    free(env);
+    env = read_in(f, "env.2");
+    assert_non_null(env);
+    assert_env(env, "VIGIL_EVENT_TYPE", "pause");
+    assert_env(env, "VIGIL_NODE", "");
+    assert_env(env, "VIGIL_SINCE_LAST", "12.345");
+    assert_env(env, "VIGIL_TIME", "1970-01-01T00:00:00.000Z");
+    free(env);
+    hook_runner_free(r);
+}
+
+/*
+ * Events of one node run in order, and the hooks of one event in config
+ * order, even when the first hook is slow and the second event arrives
+ * while it runs.
+ */
+static void test_order_one_node(void **state)
+{
+    struct fix *f = *state;
+    char a[256], b[256];
+    write_script(f, "a.sh",
+                 "echo \"A start $VIGIL_EVENT_SEQ\" >> \"$1/log\"\n"
+                 "if [ \"$VIGIL_EVENT_SEQ\" = 1 ]; then sleep 0.3; fi\n"
+                 "echo \"A end $VIGIL_EVENT_SEQ\" >> \"$1/log\"\n",
+                 a, sizeof(a));
+    write_script(f, "b.sh", "echo \"B $VIGIL_EVENT_SEQ\" >> \"$1/log\"\n", b, sizeof(b));
+    struct vcfg_hook hs[2] = {
+        hook_of(a, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of(b, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(hs, 2, log_cb, &f->log, &r), 0);
+    struct evrec e1 = make_event(1, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "web3", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e1, vigil_clock_mono()), 0);
+    hook_runner_poll(r, vigil_clock_mono());
+    assert_int_equal(hook_runner_submit(r, &e2, vigil_clock_mono()), 0);
+    /* Only the first hook of the first event runs; three runs wait behind it. */
+    assert_int_equal(hook_runner_stats(r)->started, 1);
+    assert_int_equal(hook_runner_pending(r), 4);
+    assert_int_equal(hook_runner_stats(r)->queued, 4);
+
+    assert_true(run_until_idle(r));
+    char *log = read_in(f, "log");
+    assert_non_null(log);
+    assert_string_equal(log, "A start 1\nA end 1\nB 1\nA start 2\nA end 2\nB 2\n");
+    free(log);
+    assert_int_equal(hook_runner_stats(r)->started, 4);
+    assert_int_equal(hook_runner_stats(r)->succeeded, 4);
+    hook_runner_free(r);
+}
+
+/* Events of two nodes run at the same time: each hook waits to see the other one start. */
+static void test_two_nodes_concurrent(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "meet.sh",
+                 "touch \"$1/$VIGIL_NODE.up\"\n"
+                 "other=a; [ \"$VIGIL_NODE\" = a ] && other=b\n"
+                 "i=0\n"
+                 "while [ $i -lt 100 ]; do\n"
+                 "  [ -e \"$1/$other.up\" ] && exit 0\n"
+                 "  sleep 0.05; i=$((i+1))\n"
+                 "done\n"
+                 "exit 1\n",
+                 prog, sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec ea = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec eb = make_event(2, "b", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ea, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &eb, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_stats(r)->started, 2);
+    assert_true(run_until_idle(r));
+    assert_int_equal(hook_runner_stats(r)->succeeded, 2);
+    assert_int_equal(hook_runner_stats(r)->failed, 0);
+    hook_runner_free(r);
+}
+
+/* TERM at start + timeout exactly (not 1 ns before); it reaches the hook's children too. */
+static void test_timeout_term_boundary(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "slow.sh",
+                 "sleep 30 &\necho $! > \"$1/child.tmp\"\nmv \"$1/child.tmp\" \"$1/child\"\n"
+                 "wait\n",
+                 prog, sizeof(prog));
+    const vigil_time_t timeout = VIGIL_NSEC_PER_SEC;
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, timeout, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    assert_int_equal(hook_runner_next_deadline(r), VIGIL_TIME_NEVER);
+    struct evrec ev = make_event(5, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev, T0), 0);
+    assert_int_equal(hook_runner_next_deadline(r), T0 + timeout);
+    assert_true(wait_file(f, "child"));
+    pid_t child = pid_in(f, "child");
+
+    hook_runner_poll(r, T0 + timeout - 1);
+    assert_int_equal(log_count(&f->log, "SIGTERM"), 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+    assert_int_equal(hook_runner_next_deadline(r), T0 + timeout);
+
+    hook_runner_poll(r, T0 + timeout);
+    assert_int_equal(log_count(&f->log, "timed out after 1.000s, sending SIGTERM"), 1);
+    /* Now the deadline is the SIGKILL, two seconds later. */
+    assert_int_equal(hook_runner_next_deadline(r), T0 + timeout + 2 * VIGIL_NSEC_PER_SEC);
+
+    /* Time stands still: only the TERM can end it. */
+    assert_true(run_until_idle_at(r, T0 + timeout));
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->timed_out, 1);
+    assert_int_equal(st->failed, 0);
+    assert_int_equal(st->succeeded, 0);
+    assert_int_equal(log_count(&f->log, "killed by signal 15"), 1);
+    assert_int_equal(log_count(&f->log, "SIGKILL"), 0);
+    assert_int_equal(hook_runner_next_deadline(r), VIGIL_TIME_NEVER);
+    assert_true(process_gone(child));
+    hook_runner_free(r);
+}
+
+/* A hook that ignores TERM gets KILL two seconds after the TERM, not before. */
+static void test_timeout_kill_boundary(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "stubborn.sh",
+                 "trap '' TERM\nsleep 30 &\necho $! > \"$1/child.tmp\"\n"
+                 "mv \"$1/child.tmp\" \"$1/child\"\nwait\nwait\n",
+                 prog, sizeof(prog));
+    const vigil_time_t timeout = 500 * VIGIL_NSEC_PER_MSEC;
+    const vigil_time_t kill_at = T0 + timeout + 2 * VIGIL_NSEC_PER_SEC;
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, timeout, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec ev = make_event(6, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev, T0), 0);
+    /* The trap is in place once the child is recorded. */
+    assert_true(wait_file(f, "child"));
+    pid_t child = pid_in(f, "child");
+
+    hook_runner_poll(r, T0 + timeout);
+    assert_int_equal(log_count(&f->log, "sending SIGTERM"), 1);
+    hook_runner_poll(r, kill_at - 1);
+    assert_int_equal(log_count(&f->log, "sending SIGKILL"), 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+    assert_int_equal(hook_runner_next_deadline(r), kill_at);
+    /* The TERM was ignored: still running at the last moment before the KILL. */
+    hook_runner_poll(r, kill_at - 1);
+    assert_int_equal(hook_runner_stats(r)->timed_out, 0);
+
+    hook_runner_poll(r, kill_at);
+    assert_int_equal(log_count(&f->log, "sending SIGKILL"), 1);
+    assert_int_equal(hook_runner_next_deadline(r), VIGIL_TIME_NEVER);
+    assert_true(run_until_idle_at(r, kill_at));
+    assert_int_equal(hook_runner_stats(r)->timed_out, 1);
+    assert_int_equal(log_count(&f->log, "killed by signal 9"), 1);
+    assert_int_equal(log_count(&f->log, "after timeout (SIGKILL)"), 1);
+    assert_true(process_gone(child));
+    hook_runner_free(r);
+}
+
+/* The same escalation driven by the real clock, as the program drives it. */
+static void test_timeout_real_clock(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "stubborn.sh", "trap '' TERM\necho ready > \"$1/ready\"\nsleep 30\n", prog,
+                 sizeof(prog));
+    const vigil_time_t timeout = 500 * VIGIL_NSEC_PER_MSEC;
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, timeout, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec ev = make_event(7, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    vigil_time_t start = vigil_clock_mono();
+    assert_int_equal(hook_runner_submit(r, &ev, start), 0);
+    assert_true(run_until_idle(r));
+    vigil_time_t took = vigil_clock_mono() - start;
+    char *ready = read_in(f, "ready");
+    assert_non_null(ready);
+    free(ready);
+    assert_int_equal(hook_runner_stats(r)->timed_out, 1);
+    assert_int_equal(log_count(&f->log, "sending SIGTERM"), 1);
+    assert_int_equal(log_count(&f->log, "sending SIGKILL"), 1);
+    assert_int_equal(log_count(&f->log, "killed by signal 9"), 1);
+    /* The KILL cannot come before timeout + 2 s on the clock that drove it. */
+    assert_true(took >= timeout + 2 * VIGIL_NSEC_PER_SEC);
+    hook_runner_free(r);
+}
+
+/* on_states picks the events a hook gets; pause events go only to hooks without a filter. */
+static void test_on_states_filter(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "tag.sh",
+                 "echo \"$2 $VIGIL_EVENT_SEQ $VIGIL_EVENT_TYPE\" >> \"$1/log\"\n", prog,
+                 sizeof(prog));
+    struct vcfg_hook hs[3] = {
+        hook_of(prog, f->dir, "H1", 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
+        hook_of(prog, f->dir, "H2", 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of(prog, f->dir, "H3", 10 * VIGIL_NSEC_PER_SEC,
+                1u << VIGIL_STATE_ALIVE | 1u << VIGIL_STATE_SUSPECT),
+    };
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(hs, 3, log_cb, &f->log, &r), 0);
+
+    struct evrec e1 = make_event(1, "n1", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_pending(r), 2);
+    assert_true(run_until_idle(r));
+
+    struct evrec p;
+    memset(&p, 0, sizeof(p));
+    p.ev.seq = 2;
+    p.ev.type = VIGIL_EVENT_PAUSE;
+    /* A pause carries no new state; a stray value must not select H1 or H3. */
+    p.ev.new_state = VIGIL_STATE_DEAD;
+    assert_int_equal(hook_runner_submit(r, &p, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+    assert_true(run_until_idle(r));
+
+    struct evrec e3 = make_event(3, "n1", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e3, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_pending(r), 2);
+    assert_true(run_until_idle(r));
+
+    char *log = read_in(f, "log");
+    assert_non_null(log);
+    assert_string_equal(log, "H1 1 state\nH2 1 state\nH2 2 pause\nH2 3 state\nH3 3 state\n");
+    free(log);
+    assert_int_equal(hook_runner_stats(r)->queued, 5);
+    assert_int_equal(hook_runner_stats(r)->succeeded, 5);
+    hook_runner_free(r);
+
+    /* With only filtered hooks, an event nobody wants queues nothing. */
+    assert_int_equal(hook_runner_new(hs, 1, log_cb, &f->log, &r), 0);
+    struct evrec e4 = make_event(4, "n1", VIGIL_STATE_SUSPECT, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e4, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_stats(r)->queued, 0);
+    assert_int_equal(hook_runner_stats(r)->started, 0);
+    assert_int_equal(hook_runner_submit(r, &p, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_pending(r), 0);
+    hook_runner_free(r);
+}
+
+/* A hook that cannot start is counted and logged, and the next hook still runs. */
+static void test_spawn_errors(void **state)
+{
+    struct fix *f = *state;
+    char ok[256], noexec[256];
+    write_script(f, "ok.sh", "echo ran > \"$1/ran\"\n", ok, sizeof(ok));
+    write_script(f, "noexec.sh", "exit 0\n", noexec, sizeof(noexec));
+    assert_int_equal(chmod(noexec, 0644), 0);
+    struct vcfg_hook hs[4] = {
+        hook_of("/nonexistent/vigil-hook", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of("vigil-no-such-hook-in-path", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of(noexec, NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of(ok, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(hs, 4, log_cb, &f->log, &r), 0);
+    struct evrec ev = make_event(9, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev, vigil_clock_mono()), 0);
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->spawn_errors, 3);
+    assert_int_equal(st->started, 1);
+    assert_int_equal(hook_runner_pending(r), 1);
+    assert_int_equal(log_count(&f->log, "cannot start"), 3);
+    assert_int_equal(log_count(&f->log, "/nonexistent/vigil-hook for event 9 (web3): cannot "
+                                        "start: No such file or directory"),
+                     1);
+    assert_int_equal(log_count(&f->log, "Permission denied"), 1);
+    assert_true(run_until_idle(r));
+    assert_int_equal(st->succeeded, 1);
+    char *ran = read_in(f, "ran");
+    assert_non_null(ran);
+    free(ran);
+    hook_runner_free(r);
+}
+
+/* Non-zero exit and death by a signal nobody sent count as failed, not timed out. */
+static void test_failures(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "fail.sh",
+                 "if [ \"$VIGIL_EVENT_SEQ\" = 1 ]; then exit 3; fi\nkill -USR1 $$\nsleep 5\n",
+                 prog, sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec e1 = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "b", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &e2, vigil_clock_mono()), 0);
+    assert_true(run_until_idle(r));
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->failed, 2);
+    assert_int_equal(st->timed_out, 0);
+    assert_int_equal(st->succeeded, 0);
+    assert_int_equal(log_count(&f->log, "for event 1 (a): exit 3 in"), 1);
+    char want[64];
+    snprintf(want, sizeof(want), "for event 2 (b): killed by signal %d", SIGUSR1);
+    assert_int_equal(log_count(&f->log, want), 1);
+    /* Not retried. */
+    assert_int_equal(st->started, 2);
+    hook_runner_free(r);
+}
+
+/* hook_runner_free stops running hooks: TERM, and KILL for one that ignores it. */
+static void test_free_stops_hooks(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "hang.sh",
+                 "if [ \"$VIGIL_NODE\" = stubborn ]; then trap '' TERM; fi\n"
+                 "sleep 30 &\necho $! > \"$1/$VIGIL_NODE.tmp\"\n"
+                 "mv \"$1/$VIGIL_NODE.tmp\" \"$1/$VIGIL_NODE\"\nwait\nwait\n",
+                 prog, sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, 60 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec e1 = make_event(1, "polite", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "stubborn", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e3 = make_event(3, "stubborn", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e1, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &e2, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &e3, vigil_clock_mono()), 0);
+    assert_true(wait_file(f, "polite"));
+    assert_true(wait_file(f, "stubborn"));
+    pid_t p1 = pid_in(f, "polite"), p2 = pid_in(f, "stubborn");
+    hook_runner_free(r);
+    assert_int_equal(log_count(&f->log, "1 hook runs not started"), 1);
+    assert_int_equal(log_count(&f->log, "stopping it (SIGTERM)"), 2);
+    assert_int_equal(log_count(&f->log, "(stubborn): still running, sending SIGKILL"), 1);
+    assert_int_equal(log_count(&f->log, "(polite): still running"), 0);
+    assert_true(process_gone(p1));
+    assert_true(process_gone(p2));
+}
+
+/* A burst larger than the bound runs MAX_RUNNING at a time, then the rest. */
+static void test_concurrency_bound(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(f, "gate.sh",
+                 "i=0\n"
+                 "while [ $i -lt 200 ]; do\n"
+                 "  [ -e \"$1/go\" ] && exit 0\n"
+                 "  sleep 0.05; i=$((i+1))\n"
+                 "done\n"
+                 "exit 1\n",
+                 prog, sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, 30 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    const size_t n = MAX_RUNNING + 6;
+    for (size_t i = 0; i < n; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "n%zu", i);
+        struct evrec ev = make_event(i + 1, node, VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+        assert_int_equal(hook_runner_submit(r, &ev, vigil_clock_mono()), 0);
+    }
+    assert_int_equal(hook_runner_stats(r)->started, MAX_RUNNING);
+    assert_int_equal(hook_runner_pending(r), n);
+    hook_runner_poll(r, vigil_clock_mono());
+    assert_int_equal(hook_runner_stats(r)->started, MAX_RUNNING);
+
+    char go[256];
+    path_in(f, "go", go, sizeof(go));
+    FILE *fp = fopen(go, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    assert_true(run_until_idle(r));
+    assert_int_equal(hook_runner_stats(r)->started, n);
+    assert_int_equal(hook_runner_stats(r)->succeeded, n);
+    hook_runner_free(r);
+}
+
+/* SIGPIPE at its default is set to ignored; a handler the program set is left alone. */
+static void sigpipe_handler(int sig)
+{
+    (void)sig;
+}
+
+static void test_sigpipe(void **state)
+{
+    struct fix *f = *state;
+    struct sigaction dfl, cur, saved;
+    memset(&dfl, 0, sizeof(dfl));
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, &saved);
+
+    struct vcfg_hook h = hook_of("/bin/true", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    sigaction(SIGPIPE, NULL, &cur);
+    assert_true(cur.sa_handler == SIG_IGN);
+    /* Hooks that never read their input: the write may meet EPIPE, which is not an error. */
+    for (uint64_t i = 1; i <= 20; i++) {
+        struct evrec ev = make_event(i, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+        assert_int_equal(hook_runner_submit(r, &ev, vigil_clock_mono()), 0);
+    }
+    assert_true(run_until_idle(r));
+    assert_int_equal(hook_runner_stats(r)->succeeded, 20);
+    assert_int_equal(log_count(&f->log, "not fully written"), 0);
+    hook_runner_free(r);
+
+    struct sigaction mine;
+    memset(&mine, 0, sizeof(mine));
+    mine.sa_handler = sigpipe_handler;
+    sigaction(SIGPIPE, &mine, NULL);
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    sigaction(SIGPIPE, NULL, &cur);
+    assert_true(cur.sa_handler == sigpipe_handler);
+    hook_runner_free(r);
+    sigaction(SIGPIPE, &saved, NULL);
+}
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    struct hook_runner *r = NULL;
+    struct vcfg_hook empty;
+    memset(&empty, 0, sizeof(empty));
+    assert_int_equal(hook_runner_new(&empty, 1, NULL, NULL, &r), -VIGIL_EINVAL);
+    assert_null(r);
+    assert_int_equal(hook_runner_new(NULL, 1, NULL, NULL, &r), -VIGIL_EINVAL);
+    /* No hooks at all is valid: every event is simply not queued. */
+    assert_int_equal(hook_runner_new(NULL, 0, NULL, NULL, &r), 0);
+    struct evrec ev = make_event(1, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev, T0), 0);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_submit(r, NULL, T0), -VIGIL_EINVAL);
+    assert_int_equal(hook_runner_next_deadline(r), VIGIL_TIME_NEVER);
+    hook_runner_free(r);
+    hook_runner_free(NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_env_and_stdin, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_env_pause_and_never_heard, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_order_one_node, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_two_nodes_concurrent, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_term_boundary, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_kill_boundary, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_real_clock, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_on_states_filter, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_errors, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_failures, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_free_stops_hooks, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_concurrency_bound, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_sigpipe, fix_setup, fix_teardown),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
