@@ -83,7 +83,7 @@ int main(int argc, char **argv)
         requests += 40 + (uint64_t)(i * 13 % 25);
         unsigned queue = (unsigned)(i * 7 % 11);
         const char *phase = i < count ? "serving" : "draining";
-        char req[24], q[16];
+        char req[24], q[16]; /* a uint64_t has at most 20 digits, an unsigned 10 */
         snprintf(req, sizeof(req), "%" PRIu64, requests);
         snprintf(q, sizeof(q), "%u", queue);
         vigil_sender_set_custom(s, "requests", req);

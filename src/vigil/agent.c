@@ -10,7 +10,9 @@
  * "left" at once instead of convicting it as dead a few seconds later, and
  * exits 0. Signal handlers only set a flag: the loop sleeps with
  * clock_nanosleep(), which a signal interrupts (no SA_RESTART), and checks
- * the flag before and after every sleep.
+ * the flag before and after every sleep. A signal that lands between the
+ * check and the start of the sleep is noticed when the sleep ends, at most
+ * one interval later: the goodbye is late, never lost.
  *
  * Custom status comes from three places, applied in this order, later ones
  * winning for the same key: the config file's static pairs, --set flags,
@@ -67,6 +69,15 @@
 
 /* Host names are at most 255 bytes (POSIX HOST_NAME_MAX on Linux is 64). */
 #define AGENT_HOSTNAME_MAX 256
+
+/* Room for a config error: "FILE:LINE: " and a sentence; longer ones are cut. */
+#define AGENT_ERR_MAX 512
+
+/*
+ * Room for one monitor in the start-up line: "[v6 address]:port" is at most
+ * 54 bytes, and a host name that does not fit is cut, not overflowed.
+ */
+#define AGENT_MONITOR_LOG 64
 
 /* Set by the signal handler, read by the loop: the signal that asks us to stop. */
 static volatile sig_atomic_t agent_stop_signal;
@@ -335,7 +346,7 @@ static int agent_setup(struct agent *a, int argc, char **argv)
     };
     static const char *shortopts = "c:m:i:k:h";
     struct vcfg_agent *ac = &a->cfg.agent;
-    char err[512];
+    char err[AGENT_ERR_MAX];
 
     /* The file first, so that flags override it wherever they stand. */
     optind = 0;
@@ -599,7 +610,8 @@ int cmd_agent(int argc, char **argv)
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
 
-    char monitors[VIGIL_SENDER_MAX_MONITORS * 64] = "", iv[32];
+    char monitors[VIGIL_SENDER_MAX_MONITORS * AGENT_MONITOR_LOG] = "";
+    char iv[32]; /* "3600000ms" at most: an int64 and a unit */
     for (size_t i = 0; i < ac->n_monitors; i++) {
         size_t used = strlen(monitors);
         snprintf(monitors + used, sizeof(monitors) - used, "%s%s", i ? "," : "", ac->monitors[i]);
@@ -662,6 +674,7 @@ static void out_put(char *out, size_t *len, const char *s, size_t n)
 static int write_atomic(const char *path, const char *data, size_t len, mode_t mode)
 {
     size_t plen = strlen(path);
+    /* The path, ".XXXXXX" for mkostemp() and the NUL: 8 bytes more. */
     char *tmp = malloc(plen + 8);
     char *dir = strdup(path);
     int fd = -1, rc = -1;
@@ -784,7 +797,7 @@ int cmd_set(int argc, char **argv)
     }
 
     if (path == NULL && config != NULL) {
-        char err[512];
+        char err[AGENT_ERR_MAX];
         if (vcfg_load(&cfg, config, err, sizeof(err)) != 0) {
             fprintf(stderr, "vigil set: %s\n", err);
             goto done;

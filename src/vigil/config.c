@@ -411,9 +411,19 @@ void vcfg_free(struct vcfg *c)
 struct scan {
     unsigned nul_line;     /* first line with a NUL byte */
     unsigned include_line; /* first @include */
+    unsigned string_line;  /* first string where no value may stand */
+    unsigned open_line;    /* a string still open at the end of the text */
+    unsigned deep_line;    /* first bracket nested deeper than NEST_MAX */
     unsigned int_line;     /* first integer literal out of range */
     char int_text[48];
 };
+
+/*
+ * Deepest nesting of groups, arrays and lists accepted. The schema nests
+ * four levels; 32 leaves room for any mistake worth a clear message and
+ * bounds the bracket stack of the scan.
+ */
+#define NEST_MAX 32
 
 static bool is_name_char(int ch)
 {
@@ -485,7 +495,17 @@ static void prescan(const char *t, size_t n, struct scan *sc)
             sc->nul_line = line;
         i = end + 1;
     }
-    /* Integer literals, outside strings and comments. */
+    /*
+     * Tokens, outside strings and comments: integer literals, and the
+     * places strings stand in. libconfig 1.5 leaks a string that stands
+     * where the grammar admits none (after a "{" or a ";", or after a ","
+     * in a group), so such a string is a syntax error found here, before
+     * libconfig sees it. A string may follow "=" or ":", "[" or "(", a ","
+     * inside an array or a list, or another string (they concatenate).
+     */
+    enum { P_NONE, P_VALUE, P_OPEN_LIST, P_COMMA, P_STRING, P_OTHER } prev = P_NONE;
+    char stack[NEST_MAX];
+    size_t depth = 0;
     line = 1;
     for (size_t i = 0; i < n;) {
         char ch = t[i];
@@ -493,13 +513,21 @@ static void prescan(const char *t, size_t n, struct scan *sc)
             line++;
             i++;
         } else if (ch == '"') {
+            bool ok = prev == P_VALUE || prev == P_OPEN_LIST || prev == P_STRING ||
+                      (prev == P_COMMA && depth > 0 && stack[depth - 1] != '{');
+            if (!ok && sc->string_line == 0)
+                sc->string_line = line;
+            unsigned start = line;
             for (i++; i < n && t[i] != '"'; i++) {
                 if (t[i] == '\\' && i + 1 < n)
                     i++;
                 if (t[i] == '\n')
                     line++;
             }
+            if (i >= n && sc->open_line == 0)
+                sc->open_line = start;
             i++;
+            prev = P_STRING;
         } else if (ch == '#' || (ch == '/' && i + 1 < n && t[i + 1] == '/')) {
             while (i < n && t[i] != '\n')
                 i++;
@@ -508,18 +536,42 @@ static void prescan(const char *t, size_t n, struct scan *sc)
                 if (t[i] == '\n')
                     line++;
             i += 2;
+        } else if (ch == ' ' || ch == '\t' || ch == '\r' || ch == '\f' || ch == '\v') {
+            i++;
         } else if (isalpha((unsigned char)ch) || ch == '*') {
             while (i < n && is_name_char((unsigned char)t[i]))
                 i++;
+            prev = P_OTHER;
         } else if (isdigit((unsigned char)ch)) {
             scan_integer(sc, t, i, n, line, &i);
+            prev = P_OTHER;
         } else if (ch == '.') {
             /* ".5e3": a floating-point literal starting with its point. */
             for (i++;
                  i < n && (isdigit((unsigned char)t[i]) || t[i] == 'e' || t[i] == 'E' ||
                            ((t[i] == '-' || t[i] == '+') && (t[i - 1] == 'e' || t[i - 1] == 'E')));)
                 i++;
+            prev = P_OTHER;
         } else {
+            if (ch == '{' || ch == '[' || ch == '(') {
+                if (depth == NEST_MAX) {
+                    if (sc->deep_line == 0)
+                        sc->deep_line = line;
+                } else {
+                    stack[depth++] = ch;
+                }
+                prev = ch == '{' ? P_OTHER : P_OPEN_LIST;
+            } else if (ch == '}' || ch == ']' || ch == ')') {
+                if (depth > 0)
+                    depth--;
+                prev = P_OTHER;
+            } else if (ch == '=' || ch == ':') {
+                prev = P_VALUE;
+            } else if (ch == ',') {
+                prev = P_COMMA;
+            } else {
+                prev = P_OTHER;
+            }
             i++;
         }
     }
@@ -1160,7 +1212,8 @@ static int d_acceptable_pause(struct ld *l, const config_setting_t *s)
 static int d_window(struct ld *l, const config_setting_t *s)
 {
     long long v;
-    if (want_kind(l, s, VIGIL_DETECTOR_PHI) != 0 || rd_int(l, s, 2, VIGIL_PHI_WINDOW_MAX, &v))
+    /* Both kinds keep the history: phi decides on it, and events report its statistics. */
+    if (rd_int(l, s, 2, VIGIL_PHI_WINDOW_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.detector.window = (uint32_t)v;
     set_origin(l, O_M_WINDOW, s, print_int(v));
@@ -1377,6 +1430,14 @@ int vcfg_load_string(struct vcfg *c, const char *name, const char *text, size_t 
     if (sc.include_line)
         return errf(err, cap, "%s:%u: @include is not supported: vigil reads one file", name,
                     sc.include_line);
+    /* Found before libconfig parses: it would leak, accept, or recurse on these. */
+    if (sc.open_line)
+        return errf(err, cap, "%s:%u: syntax error: unterminated string", name, sc.open_line);
+    if (sc.string_line)
+        return errf(err, cap, "%s:%u: syntax error: unexpected string", name, sc.string_line);
+    if (sc.deep_line)
+        return errf(err, cap, "%s:%u: syntax error: nested deeper than %d levels", name,
+                    sc.deep_line, NEST_MAX);
 
     char *buf = malloc(len + 1);
     if (buf == NULL)

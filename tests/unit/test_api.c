@@ -828,8 +828,12 @@ static const char *line_of(const char *text, const char *prefix)
     return line;
 }
 
-/* Serves the API until the CLI thread is done (bounded), then joins it. */
-static void serve_until_done(struct fixture *f, struct cli_run *r, pthread_t t)
+/*
+ * Serves the API until the CLI thread is done (bounded), then joins it.
+ * Returns false if it did not finish in time (then it is left running; the
+ * caller restores the output before failing, so that the failure is seen).
+ */
+static bool serve_until_done(struct fixture *f, struct cli_run *r, pthread_t t)
 {
     vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
     while (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE) && vigil_clock_mono() < limit) {
@@ -838,8 +842,10 @@ static void serve_until_done(struct fixture *f, struct cli_run *r, pthread_t t)
         poll(&p, 1, 10);
     }
     api_run(f->api);
-    assert_true(__atomic_load_n(&r->done, __ATOMIC_ACQUIRE));
+    if (!__atomic_load_n(&r->done, __ATOMIC_ACQUIRE))
+        return false;
     pthread_join(t, NULL);
+    return true;
 }
 
 static int run_cli(struct fixture *f, int (*fn)(int, char **), char **out, char **err, ...)
@@ -860,8 +866,10 @@ static int run_cli(struct fixture *f, int (*fn)(int, char **), char **out, char 
     capture_start(&c);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, cli_thread, &r), 0);
-    serve_until_done(f, &r, t);
+    bool done = serve_until_done(f, &r, t);
     capture_end(&c, out, err);
+    if (!done)
+        fail_msg("%s did not finish; output so far:\n%s\n%s", r.argv[0], *out, *err);
     return r.rc;
 }
 
@@ -1107,47 +1115,57 @@ static void test_cli_events_follow(void **state)
     uint64_t newest = evlog_last_seq(f->log);
     vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
     int phase = 0;
+    size_t total = count + 2; /* the history and the two late events */
     while (vigil_clock_mono() < limit && !__atomic_load_n(&r.done, __ATOMIC_ACQUIRE)) {
         api_run(f->api);
         struct pollfd pf = {.fd = api_fd(f->api), .events = POLLIN};
         poll(&pf, 1, 10);
-        struct stat sb;
-        assert_int_equal(fstat(fileno(c.out), &sb), 0);
-        if (phase == 0 && sb.st_size > 0) {
+        char *buf = read_all(c.out);
+        size_t nl = 0;
+        for (const char *q = buf; *q; q++)
+            nl += *q == '\n';
+        if (phase == 0 && nl > 0) {
             /* A new event while the CLI follows. */
             push_late(f, count - 1, newest + 1, "late1");
             phase = 1;
-        } else if (phase == 1 || phase == 2) {
-            char *buf = read_all(c.out);
-            bool seen = strstr(buf, phase == 1 ? "\"late1\"" : "\"late2\"") != NULL;
+        } else if (phase == 1 && strstr(buf, "\"late1\"")) {
+            /* Still following after the first new event: a second one, a later poll. */
+            push_late(f, count - 1, newest + 2, "late2");
+            phase = 2;
+        } else if (phase == 2 && strstr(buf, "\"late2\"")) {
+            /* The monitor "restarts": the follower starts over and prints everything again. */
+            f->ctx.started_wall_us += 1000000;
+            phase = 3;
+        } else if (phase == 3 && nl == 2 * total) {
+            pthread_kill(t, SIGINT);
+            phase = 4;
             free(buf);
-            if (seen && phase == 1) {
-                /* Still following after the first new event: a second one, a later poll. */
-                push_late(f, count - 1, newest + 2, "late2");
-                phase = 2;
-            } else if (seen) {
-                pthread_kill(t, SIGINT);
-                phase = 3;
-                break;
-            }
+            break;
         }
+        free(buf);
     }
-    serve_until_done(f, &r, t);
+    if (phase != 4)
+        pthread_kill(t, SIGINT); /* stop it anyway, so that the failure below is seen */
+    bool done = serve_until_done(f, &r, t);
     char *out, *err;
     capture_end(&c, &out, &err);
-    assert_int_equal(phase, 3);
+    if (phase != 4 || !done)
+        fail_msg("follow stopped at phase %d (done %d); stdout:\n%s\nstderr:\n%s", phase, done, out,
+                 err);
     assert_int_equal(r.rc, 0);
-    /* One JSON object per line: the last 100 (here: all) events, then the late ones. */
+    assert_string_equal(err, "vigil events: the monitor restarted; following its new events\n");
+    /* One JSON object per line: all events and the late ones, twice. */
     size_t lines = 0;
     for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
         json_t *e = json_loads(line, 0, NULL);
         assert_non_null(e);
+        size_t k = lines % total;
         lines++;
-        assert_int_equal(iget(e, "seq"), lines <= count ? evlog_at(f->log, lines - 1)->ev.seq
-                                                        : newest + (lines - count));
+        assert_int_equal(iget(e, "seq"),
+                         k < count ? evlog_at(f->log, k)->ev.seq : newest + 1 + (k - count));
         json_decref(e);
     }
-    assert_int_equal(lines, count + 2);
+    assert_int_equal(lines, 2 * total);
     free(out);
     free(err);
 }

@@ -309,7 +309,7 @@ static void test_fixed_detector(void **state)
     assert_int_equal(load(&c, "monitor = {\n"
                               "  heartbeat_interval = 2;\n"
                               "  detector = { type = \"fixed\"; suspect_after = \"4500ms\";\n"
-                              "               dead_after = 12; };\n"
+                              "               dead_after = 12; window = 10; };\n"
                               "  startup_grace = \"12s\";\n"
                               "};\n"),
                      0);
@@ -317,6 +317,7 @@ static void test_fixed_detector(void **state)
     assert_int_equal(d->kind, VIGIL_DETECTOR_FIXED);
     assert_true(d->suspect_threshold == 4.5);
     assert_true(d->dead_threshold == 12.0);
+    assert_int_equal(d->window, 10);
     assert_int_equal(c.monitor.interval, 2 * VIGIL_NSEC_PER_SEC);
     assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
     vcfg_free(&c);
@@ -585,9 +586,9 @@ static void test_bad_values(void **state)
         {"monitor = {\n  detector = { dead_after = 5; };\n};\n",
          "%s:2: monitor.detector.dead_after belongs to the fixed detector, but the detector type "
          "is \"phi\" (the default; set type)"},
-        {"monitor = { detector = { type = \"fixed\"; window = 5; }; };\n",
-         "%s:1: monitor.detector.window belongs to the phi detector, but the detector type is "
-         "\"fixed\""},
+        {"monitor = { detector = { type = \"fixed\"; min_std_dev = 5; }; };\n",
+         "%s:1: monitor.detector.min_std_dev belongs to the phi detector, but the detector type "
+         "is \"fixed\""},
         {"monitor = { detector = { window = 1; }; };\n",
          "%s:1: monitor.detector.window (1) must be between 2 and 1000"},
         {"monitor = { detector = { window = 1001; }; };\n",

@@ -307,10 +307,13 @@ static void test_env_and_stdin(void **state)
     char prog[256];
     write_script(f,
                  "record.sh",
-                 "env | grep '^VIGIL' > \"$1/env\"\n"
+                 /* First, with builtins only: the signal state the hook started with. */
+                 "while read -r k v; do case $k in SigIgn:|SigBlk:) echo \"$k $v\";; esac\n"
+                 "done < /proc/$$/status > \"$1/sig\"\n"
+                 /* The raw environment, as execve gave it (duplicates would show). */
+                 "tr '\\0' '\\n' < /proc/$$/environ | grep '^VIGIL' > \"$1/env\"\n"
                  "cat > \"$1/stdin\"\n"
-                 "printf '%s' \"$2\" > \"$1/arg\"\n"
-                 "grep -E '^(SigIgn|SigBlk):' /proc/$$/status > \"$1/sig\"\n",
+                 "printf '%s' \"$2\" > \"$1/arg\"\n",
                  prog, sizeof(prog));
     /* Shell syntax in an argument stays data: no shell sits between us and the hook. */
     char tricky[] = "$(touch pwned); `id` 'q' \"d\" * ; exit 7";
