@@ -30,6 +30,8 @@ struct api;
 /* Listens on addr ("127.0.0.1:7947", "[::1]:7947"). Returns 0 or -1 with err set. */
 int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err, size_t cap);
 void api_stop(struct api *a);
+/* The TCP port the API listens on (the one the system chose when addr said port 0). */
+uint16_t api_port(const struct api *a);
 /* A file descriptor to wait on for readability (MHD's epoll fd). */
 int api_fd(const struct api *a);
 /* Does all pending work (call when api_fd is readable, and at api_next_deadline). */

@@ -9,4 +9,9 @@ int cmd_events(int argc, char **argv);  /* cli.c */
 int cmd_keygen(int argc, char **argv);  /* agent.c */
 int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file */
 
+#include <stddef.h>
+
+/* "3.2s", "4m10s", "2h03m": a duration for humans (cli.c). */
+void cli_format_duration(double s, char *buf, size_t cap);
+
 #endif

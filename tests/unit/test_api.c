@@ -43,9 +43,6 @@
 #include "vigil/api.h"
 #include "vigil/cmds.h"
 
-/* Not in a header yet: the bound port (api.c) and the duration humaniser (cli.c). */
-uint16_t api_port(const struct api *a);
-void cli_format_duration(double s, char *buf, size_t cap);
 
 #define S  VIGIL_NSEC_PER_SEC
 #define MS VIGIL_NSEC_PER_MSEC
