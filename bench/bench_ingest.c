@@ -145,6 +145,8 @@ struct phase_res {
     uint64_t accepted; /* (b): heartbeats the monitor accepted in the window */
     uint64_t calls;    /* recvmmsg calls that returned datagrams */
     uint64_t wakeups;  /* epoll_wait returns with the socket ready */
+    double recv_s;     /* (b): time inside full-batch recvmmsg calls */
+    double mon_s;      /* (b): time inside the monitor */
 };
 
 struct rx {
@@ -155,6 +157,8 @@ struct rx {
     struct sockaddr_storage from[BATCH];
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
     uint64_t received, calls;
+    /* Phase (b) only: time inside recvmmsg and inside the monitor, summed over batches. */
+    int64_t recv_ns, mon_ns;
 };
 
 /* --- small helpers ---------------------------------------------------- */
@@ -454,6 +458,8 @@ static void rx_read(struct rx *rx, struct vigil_monitor *m)
             rx->msgs[i].msg_hdr.msg_name = &rx->from[i];
             rx->msgs[i].msg_hdr.msg_namelen = sizeof(rx->from[i]);
         }
+        /* Phase (b) splits its time: one more clock read per batch, a few ns per 64 datagrams. */
+        vigil_time_t before = m ? vigil_clock_mono() : 0;
         int n = recvmmsg(rx->fd, rx->msgs, BATCH, MSG_DONTWAIT, NULL);
         if (n <= 0)
             return;
@@ -461,6 +467,7 @@ static void rx_read(struct rx *rx, struct vigil_monitor *m)
         rx->received += (uint64_t)n;
         if (m) {
             vigil_time_t now = vigil_clock_mono();
+            rx->recv_ns += now - before;
             for (int i = 0; i < n; i++) {
                 struct vigil_addr a;
                 size_t len = rx->msgs[i].msg_len;
@@ -469,6 +476,7 @@ static void rx_read(struct rx *rx, struct vigil_monitor *m)
                 vigil__addr_from_sockaddr((struct sockaddr *)&rx->from[i], &a);
                 vigil_monitor_on_datagram(m, now, rx->bufs[i], len, &a);
             }
+            rx->mon_ns += vigil_clock_mono() - now;
         }
         if (n < BATCH)
             return;
@@ -523,6 +531,7 @@ static void run_phase(struct rx *rx, struct shared *sh, const struct opts *o, co
     uint64_t enc0 = atomic_load(&sh->tx_encode_ns);
     double busy0 = cpus_busy_s();
     rx->received = rx->calls = 0;
+    rx->recv_ns = rx->mon_ns = 0;
     uint64_t acc0 = m ? vigil_monitor_stats(m)->accepted : 0;
 
     unsigned phase = atomic_load(&sh->phase) + 1;
@@ -559,6 +568,8 @@ static void run_phase(struct rx *rx, struct shared *sh, const struct opts *o, co
     r->busy_s = cpus_busy_s() - busy0;
     r->received = rx->received;
     r->calls = rx->calls;
+    r->recv_s = (double)rx->recv_ns / VIGIL_NSEC_PER_SEC;
+    r->mon_s = (double)rx->mon_ns / VIGIL_NSEC_PER_SEC;
     if (m)
         r->accepted = vigil_monitor_stats(m)->accepted - acc0;
 
@@ -572,6 +583,23 @@ static void run_phase(struct rx *rx, struct shared *sh, const struct opts *o, co
     r->tx_enc_s = (double)(atomic_load(&sh->tx_encode_ns) - enc0) / VIGIL_NSEC_PER_SEC;
     r->late = rx_drain(rx);
     vigil_monitor_free(m);
+}
+
+/* CPU time that neither process used during the phase: other programs, stray kernel work. */
+static double other_load(const struct phase_res *r)
+{
+    double ours = r->rx_cpu_s + r->tx_cpu_s;
+    return r->busy_s > ours ? r->busy_s - ours : 0;
+}
+
+/*
+ * A run is flagged when something else took more than a tenth of the
+ * machine: then both processes may have waited for a CPU, and the
+ * wall-clock rates understate what the code can do.
+ */
+static bool noisy(const struct phase_res *r)
+{
+    return other_load(r) > 0.1 * r->wall_s * (double)sysconf(_SC_NPROCESSORS_ONLN);
 }
 
 static void print_phase(const struct phase_res *r, unsigned run)
@@ -590,15 +618,19 @@ static void print_phase(const struct phase_res *r, unsigned run)
            grp(b4, sizeof(b4), r->rx_cpu_s > 0 ? (double)r->received / r->rx_cpu_s : 0),
            r->calls ? (double)r->received / (double)r->calls : 0.0,
            grp(b5, sizeof(b5), (double)r->wakeups));
-    if (r->kind == 'b')
+    if (r->kind == 'b' && r->received > 0) {
         printf("      accepted %s heartbeats/s, %s per CPU-second\n",
                grp(b1, sizeof(b1), (double)r->accepted / r->wall_s),
                grp(b2, sizeof(b2), r->rx_cpu_s > 0 ? (double)r->accepted / r->rx_cpu_s : 0));
+        printf("      per datagram: %.0f ns in recvmmsg, %.0f ns in the monitor\n",
+               r->recv_s * 1e9 / (double)r->received, r->mon_s * 1e9 / (double)r->received);
+    }
+    double other = other_load(r);
     printf("      sender CPU %.2f s (%.0f%% of one core, %.0f%% of it encoding); all CPUs "
-           "busy %.2f s, of which %.2f s outside the two processes\n",
+           "busy %.2f s, %.2f s of it outside the two processes%s\n",
            r->tx_cpu_s, 100.0 * r->tx_cpu_s / r->wall_s,
-           r->tx_cpu_s > 0 ? 100.0 * r->tx_enc_s / r->tx_cpu_s : 0.0, r->busy_s,
-           r->busy_s > r->rx_cpu_s + r->tx_cpu_s ? r->busy_s - r->rx_cpu_s - r->tx_cpu_s : 0.0);
+           r->tx_cpu_s > 0 ? 100.0 * r->tx_enc_s / r->tx_cpu_s : 0.0, r->busy_s, other,
+           noisy(r) ? "  <- other load: less reliable" : "");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -623,7 +655,7 @@ static double best(const double *v, unsigned n)
 }
 
 struct summary {
-    double a_rate_med, a_cpu_med, b_acc_med, b_acc_cpu_med;
+    double a_rate_med, a_cpu_med, b_acc_med, b_acc_cpu_med, full_ratio_med;
 };
 
 static void print_line(const char *what, double *v, unsigned n, double *med_out)
@@ -640,6 +672,7 @@ static void summarize(const struct phase_res *ra, const struct phase_res *rb, un
                       struct summary *s)
 {
     double v[MAX_ROUNDS];
+    char b[32];
     printf("summary over %u runs of each:\n", n);
     for (unsigned i = 0; i < n; i++)
         v[i] = (double)ra[i].received / ra[i].wall_s;
@@ -660,6 +693,26 @@ static void summarize(const struct phase_res *ra, const struct phase_res *rb, un
            s->a_rate_med > 0 ? 100.0 * s->b_acc_med / s->a_rate_med : 0.0);
     printf("  ratio (b)/(a), per CPU-second medians:        %.0f%%\n",
            s->a_cpu_med > 0 ? 100.0 * s->b_acc_cpu_med / s->a_cpu_med : 0.0);
+    double rv[MAX_ROUNDS], mv[MAX_ROUNDS];
+    unsigned flagged = 0;
+    for (unsigned i = 0; i < n; i++) {
+        double got = rb[i].received ? (double)rb[i].received : 1;
+        rv[i] = rb[i].recv_s * 1e9 / got;
+        mv[i] = rb[i].mon_s * 1e9 / got;
+        v[i] = rb[i].recv_s + rb[i].mon_s > 0 ? rb[i].recv_s / (rb[i].recv_s + rb[i].mon_s) : 0;
+        flagged += noisy(&ra[i]) + noisy(&rb[i]);
+    }
+    double rmed = median(rv, n), mmed = median(mv, n);
+    s->full_ratio_med = median(v, n);
+    printf("  (b) per datagram, medians: %.0f ns in recvmmsg (full batches), %.0f ns in the "
+           "monitor\n",
+           rmed, mmed);
+    printf("  ratio at full batches, recvmmsg / (recvmmsg + monitor): %.0f%%  (bare loop at full "
+           "batches: about %s/s)\n",
+           100.0 * s->full_ratio_med, grp(b, sizeof(b), rmed > 0 ? 1e9 / rmed : 0));
+    if (flagged)
+        printf("  %u of %u phases ran with other load on the machine (flagged above)\n", flagged,
+               2 * n);
 }
 
 /* --- phase (c): the core alone ----------------------------------------- */

@@ -32,9 +32,9 @@
 struct evlog {
     struct evrec *ring; /* cap slots */
     uint32_t cap;
-    uint32_t head;      /* slot of the oldest event held */
-    uint32_t count;     /* events held, at most cap */
-    uint64_t last_seq;  /* kept apart so that it is right even with cap 0 */
+    uint32_t head;     /* slot of the oldest event held */
+    uint32_t count;    /* events held, at most cap */
+    uint64_t last_seq; /* kept apart so that it is right even with cap 0 */
 };
 
 struct evlog *evlog_new(uint32_t cap)
@@ -167,8 +167,8 @@ json_t *evrec_to_json(const struct evrec *r)
     if (!o || !e)
         goto fail;
     /* e is ours until it is set into o; jansson releases it if that fails. */
-    bool ok = put(e, "since_last_s", ev->since_last < 0 ? json_null()
-                                                        : json_real(ns_to_s(ev->since_last))) &&
+    bool ok = put(e, "since_last_s",
+                  ev->since_last < 0 ? json_null() : json_real(ns_to_s(ev->since_last))) &&
               put(e, "level", json_num(ev->level)) &&
               put(e, "threshold", json_num(ev->threshold)) &&
               put(e, "mean_s", json_real(ns_to_s(ev->mean))) &&

@@ -75,8 +75,8 @@ extern char **environ;
  */
 #define HOOK_MAX_RUNNING 64
 /* hook_runner_free waits in steps of 10 ms, 200 of them: the 2 s of hooks.h. */
-#define HOOK_FREE_STEP_NS  (10 * VIGIL_NSEC_PER_MSEC)
-#define HOOK_FREE_STEPS    200
+#define HOOK_FREE_STEP_NS (10 * VIGIL_NSEC_PER_MSEC)
+#define HOOK_FREE_STEPS   200
 /* Hash buckets to begin with; doubled when there are more FIFOs than buckets. */
 #define HOOK_BUCKETS_START 16
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
@@ -92,7 +92,7 @@ struct hook_job {
 
 /* A node's FIFO of events, and the hook it is running. */
 struct hook_queue {
-    char node[VIGIL_ID_MAX + 1];    /* "" for pause events */
+    char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
     uint64_t hash;
     struct hook_queue *chain;       /* next in the hash bucket */
     struct hook_queue *prev, *next; /* list of all FIFOs, for poll */
@@ -131,9 +131,10 @@ struct hook_runner {
 };
 
 static const char *const hook_env_names[HOOK_ENV_COUNT] = {
-    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE",  "VIGIL_OLD_STATE", "VIGIL_NEW_STATE",
-    "VIGIL_REASON",    "VIGIL_TIME",       "VIGIL_SINCE_LAST", "VIGIL_LEVEL", "VIGIL_THRESHOLD",
-    "VIGIL_MEAN",      "VIGIL_STD_DEV",    "VIGIL_ADDR",  "VIGIL_GENERATION",
+    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE", "VIGIL_OLD_STATE",
+    "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME", "VIGIL_SINCE_LAST",
+    "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN", "VIGIL_STD_DEV",
+    "VIGIL_ADDR",      "VIGIL_GENERATION",
 };
 
 static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
@@ -641,8 +642,9 @@ static void hook_escalate(struct hook_runner *r, struct hook_queue *q, vigil_tim
         q->kill_at = now + HOOK_KILL_DELAY;
     } else if (q->signalled == SIGTERM && now >= q->kill_at) {
         fmt_secs(now - q->started, dur, sizeof(dur));
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%ss), "
-                     "sending SIGKILL",
+        hook_logf(r,
+                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%ss), "
+                  "sending SIGKILL",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
         signal_group(q->pid, SIGKILL);
         q->signalled = SIGKILL;
@@ -753,6 +755,11 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev, vigil_time
     else
         q->head = j;
     q->tail = j;
+    /*
+     * stats.queued counts hook runs accepted, like the other counters
+     * (never decreasing): queued - started - spawn_errors is how many wait
+     * right now, and hook_runner_pending() adds those running.
+     */
     r->pending += want;
     r->stats.queued += want;
     if (q->pid == 0 && !q->in_line)
@@ -823,8 +830,7 @@ void hook_runner_free(struct hook_runner *r)
     for (struct hook_queue *q = r->all; q; q = q->next)
         if (q->pid) {
             hook_logf(r, "hook %s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
-                      r->hooks[q->hook].argv[0], q->head->rec.ev.seq,
-                      event_label(&q->head->rec));
+                      r->hooks[q->hook].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
             signal_group(q->pid, SIGTERM);
         }
     /* Wait up to 2 s for them to go, in short steps. */

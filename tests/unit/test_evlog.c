@@ -283,8 +283,8 @@ static void test_text_state_event(void **state)
     /* Never heard, no address; durations rounded to the millisecond. */
     r.ev.old_state = VIGIL_STATE_UNKNOWN;
     r.ev.since_last = -1;
-    r.ev.mean = INT64_C(999500000);   /* rounds up to 1.000 */
-    r.ev.std_dev = INT64_C(1499999);  /* rounds down to 0.001 */
+    r.ev.mean = INT64_C(999500000);  /* rounds up to 1.000 */
+    r.ev.std_dev = INT64_C(1499999); /* rounds down to 0.001 */
     memset(&r.ev.addr, 0, sizeof(r.ev.addr));
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "

@@ -305,8 +305,7 @@ static void test_env_and_stdin(void **state)
 {
     struct fix *f = *state;
     char prog[256];
-    write_script(f,
-                 "record.sh",
+    write_script(f, "record.sh",
                  /* First, with builtins only: the signal state the hook started with. */
                  "while read -r k v; do case $k in SigIgn:|SigBlk:) echo \"$k $v\";; esac\n"
                  "done < /proc/$$/status > \"$1/sig\"\n"
@@ -649,9 +648,8 @@ static void test_on_states_filter(void **state)
 {
     struct fix *f = *state;
     char prog[256];
-    write_script(f, "tag.sh",
-                 "echo \"$2 $VIGIL_EVENT_SEQ $VIGIL_EVENT_TYPE\" >> \"$1/log\"\n", prog,
-                 sizeof(prog));
+    write_script(f, "tag.sh", "echo \"$2 $VIGIL_EVENT_SEQ $VIGIL_EVENT_TYPE\" >> \"$1/log\"\n",
+                 prog, sizeof(prog));
     struct vcfg_hook hs[3] = {
         hook_of(prog, f->dir, "H1", 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
         hook_of(prog, f->dir, "H2", 10 * VIGIL_NSEC_PER_SEC, 0),
@@ -742,8 +740,8 @@ static void test_failures(void **state)
     struct fix *f = *state;
     char prog[256];
     write_script(f, "fail.sh",
-                 "if [ \"$VIGIL_EVENT_SEQ\" = 1 ]; then exit 3; fi\nkill -USR1 $$\nsleep 5\n",
-                 prog, sizeof(prog));
+                 "if [ \"$VIGIL_EVENT_SEQ\" = 1 ]; then exit 3; fi\nkill -USR1 $$\nsleep 5\n", prog,
+                 sizeof(prog));
     struct vcfg_hook h = hook_of(prog, NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
     struct hook_runner *r = NULL;
     assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
