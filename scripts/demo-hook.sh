@@ -4,13 +4,21 @@
 # VIGIL_* variables and as JSON on standard input.
 set -eu
 rotation="${VIGIL_DEMO_DIR:?}/rotation"
+# Hooks of different nodes run in parallel: serialise edits of the shared file.
+exec 9>"$rotation.lock"
+flock 9
 touch "$rotation"
 cat >> "${VIGIL_DEMO_DIR}/hook-events.jsonl"
 case "$VIGIL_NEW_STATE" in
 dead | left)
     grep -vx "$VIGIL_NODE" "$rotation" > "$rotation.tmp" || true
     mv "$rotation.tmp" "$rotation"
-    echo "[hook] event $VIGIL_EVENT_SEQ: $VIGIL_NODE is $VIGIL_NEW_STATE (silent ${VIGIL_SINCE_LAST}s, level $VIGIL_LEVEL >= $VIGIL_THRESHOLD): taken out of rotation"
+    if [ "$VIGIL_NEW_STATE" = dead ]; then
+        why="silent ${VIGIL_SINCE_LAST}s, level $VIGIL_LEVEL >= $VIGIL_THRESHOLD"
+    else
+        why="said goodbye"
+    fi
+    echo "[hook] event $VIGIL_EVENT_SEQ: $VIGIL_NODE is $VIGIL_NEW_STATE ($why): taken out of rotation"
     ;;
 alive)
     grep -qx "$VIGIL_NODE" "$rotation" || echo "$VIGIL_NODE" >> "$rotation"

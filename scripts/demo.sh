@@ -57,7 +57,10 @@ sleep 3 # let the detector learn a few intervals
 echo "rotation: $(tr '\n' ' ' <"$DIR/rotation")"
 
 say "killing web2 (SIGKILL): no goodbye, heartbeats just stop"
-kill -KILL "${agent[web2]}"
+{
+    kill -KILL "${agent[web2]}"
+    wait "${agent[web2]}"
+} 2>/dev/null || true
 t0=$(date +%s%N)
 wait_state web2 dead 30
 t1=$(date +%s%N)

@@ -11,13 +11,15 @@
  * operator can act on.
  *
  * Loading happens in three steps. First the raw text is scanned for what
- * libconfig would accept silently but wrongly: a NUL byte (libconfig stops
- * reading there), an @include (vigil reads exactly one file, and a fuzzed or
- * mistyped include could make libconfig open any path), and integer
- * literals beyond 32 bits, which libconfig 1.5 wraps around without a word
- * (4294967298 would read as 2). Then libconfig parses the text. Then every
- * group is walked member by member against a table of the settings it may
- * hold, and each value is type-checked, range-checked and stored.
+ * libconfig (1.5, as Debian ships it) would get wrong: a NUL byte (libconfig
+ * stops reading there), an @include (vigil reads exactly one file, and a
+ * fuzzed or mistyped include could make libconfig open any path), integer
+ * literals beyond 32 bits, which libconfig wraps around without a word
+ * (4294967298 would read as 2), a string still open at the end of the text
+ * (libconfig accepts it), a string where the grammar admits none (libconfig
+ * leaks it) and absurdly deep nesting. Then libconfig parses the text. Then
+ * every group is walked member by member against a table of the settings
+ * it may hold, and each value is type-checked, range-checked and stored.
  *
  * Relations between settings (a dead timeout shorter than two heartbeat
  * intervals, a suspicion threshold above the dead one, ...) are checked
@@ -84,15 +86,16 @@
 #define PATH_DEPTH 8
 
 /*
- * Settings whose origin is recorded for vcfg_check. The listen, monitor
- * and list-count slots are indexed by position.
+ * Settings whose origin is recorded for vcfg_check. A list has a slot for
+ * itself (its count is the fingerprint); listen addresses also have one
+ * slot each, indexed by position.
  */
 enum {
     O_M_LISTEN,   /* monitor.listen (the list: its count) */
     O_M_LISTEN_0, /* monitor.listen[i] */
     O_M_API = O_M_LISTEN_0 + VCFG_MAX_LISTEN,
     O_M_INTERVAL,
-    O_M_DETECTOR, /* monitor.detector.type, or the block */
+    O_M_DETECTOR, /* monitor.detector.type */
     O_M_SUSPECT,  /* suspect_after or suspect_threshold */
     O_M_DEAD,     /* dead_after or dead_threshold */
     O_M_FIRST,
@@ -351,6 +354,11 @@ static char *dup_or_flag(struct vcfg *c, const char *s)
 void vcfg_init(struct vcfg *c)
 {
     memset(c, 0, sizeof(*c));
+    /*
+     * The defaults of docs/configuration.md: heartbeats on every IPv4
+     * address at vigil's port, the API on loopback only (reading it needs
+     * no token), an agent that sends to a monitor on the same host.
+     */
     struct vcfg_monitor *m = &c->monitor;
     m->listen[0] = dup_or_flag(c, "0.0.0.0:7946");
     m->n_listen = m->listen[0] != NULL ? 1 : 0;
@@ -777,7 +785,7 @@ static int rd_strings(struct ld *l, const config_setting_t *s, size_t max, size_
         return sfail(l, s, "holds %zu entries; at most %zu are allowed", len, max);
     for (size_t i = 0; i < len; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        const char *v;
+        const char *v = NULL;
         if (i >= empty_from && config_setting_type(e) == CONFIG_TYPE_STRING)
             continue;
         if (rd_string(l, e, &v) != 0)
@@ -820,7 +828,7 @@ static int set_path(struct ld *l, const config_setting_t *s, char **dst, const c
 
 static int rd_key(struct ld *l, const config_setting_t *s, uint8_t *key, bool *has_key)
 {
-    const char *v;
+    const char *v = NULL;
     char *path = NULL, msg[384];
     if (rd_string(l, s, &v) != 0 || set_path(l, s, &path, v) != 0)
         return -1;
@@ -867,7 +875,7 @@ static int walk(struct ld *l, const config_setting_t *g, const struct field *f, 
 static int m_listen(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
-    size_t n;
+    size_t n = 0;
     if (rd_strings(l, s, VCFG_MAX_LISTEN, SIZE_MAX, &n) != 0)
         return -1;
     free_strs(m->listen, &m->n_listen);
@@ -918,7 +926,7 @@ static int m_auto_register(struct ld *l, const config_setting_t *s)
 
 static int m_max_nodes(struct ld *l, const config_setting_t *s)
 {
-    long long v;
+    long long v = 0;
     if (rd_int(l, s, 1, MAX_NODES_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.max_nodes = (uint32_t)v;
@@ -937,7 +945,7 @@ static int m_startup_grace(struct ld *l, const config_setting_t *s)
 
 static int m_rise(struct ld *l, const config_setting_t *s)
 {
-    long long v;
+    long long v = 0;
     if (rd_int(l, s, 1, RISE_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.rise = (uint32_t)v;
@@ -956,7 +964,7 @@ static int m_pause_tolerance(struct ld *l, const config_setting_t *s)
 
 static int m_event_history(struct ld *l, const config_setting_t *s)
 {
-    long long v;
+    long long v = 0;
     if (rd_int(l, s, 1, EVENT_HISTORY_MAX, &v) != 0)
         return -1;
     l->c->monitor.event_history = (uint32_t)v;
@@ -967,7 +975,7 @@ static int m_event_history(struct ld *l, const config_setting_t *s)
 static int m_nodes(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
-    size_t n;
+    size_t n = 0;
     if (rd_strings(l, s, VCFG_MAX_NODES, SIZE_MAX, &n) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
@@ -1003,7 +1011,7 @@ static struct vcfg_hook *cur_hook(struct ld *l)
 static int h_command(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_hook *h = cur_hook(l);
-    size_t n;
+    size_t n = 0;
     if (rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
         return -1;
     if (n == 0)
@@ -1035,7 +1043,7 @@ static int h_timeout(struct ld *l, const config_setting_t *s)
 static int h_on(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_hook *h = cur_hook(l);
-    size_t n;
+    size_t n = 0;
     if (rd_strings(l, s, VCFG_MAX_ARGV, SIZE_MAX, &n) != 0)
         return -1;
     if (n == 0)
@@ -1072,7 +1080,9 @@ static int m_hooks(struct ld *l, const config_setting_t *s)
         {"on", h_on},
     };
     struct vcfg_monitor *m = &l->c->monitor;
-    if (config_setting_type(s) != CONFIG_TYPE_LIST)
+    /* An empty array, "hooks = [ ];", says "no hooks" as well as "( )". */
+    bool empty_array = config_setting_type(s) == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0;
+    if (config_setting_type(s) != CONFIG_TYPE_LIST && !empty_array)
         return wrong_type(l, s, "a list of groups ( { command = [ ... ]; }, ... )");
     size_t len = (size_t)config_setting_length(s);
     if (len > VCFG_MAX_HOOKS)
@@ -1095,7 +1105,7 @@ static int m_hooks(struct ld *l, const config_setting_t *s)
 
 static int lg_format(struct ld *l, const config_setting_t *s)
 {
-    const char *v;
+    const char *v = NULL;
     if (rd_string(l, s, &v) != 0)
         return -1;
     if (!strcmp(v, "text"))
@@ -1109,7 +1119,7 @@ static int lg_format(struct ld *l, const config_setting_t *s)
 
 static int lg_file(struct ld *l, const config_setting_t *s)
 {
-    const char *v;
+    const char *v = NULL;
     if (rd_string(l, s, &v) != 0)
         return -1;
     return set_path(l, s, &l->c->monitor.log_file, v);
@@ -1149,7 +1159,7 @@ static int d_type(struct ld *l, const config_setting_t *s)
 
 static int d_after(struct ld *l, const config_setting_t *s, double *thr, int slot)
 {
-    vigil_time_t v;
+    vigil_time_t v = 0;
     if (want_kind(l, s, VIGIL_DETECTOR_FIXED) != 0 || rd_duration(l, s, &v) != 0)
         return -1;
     /* The fixed detector's level is seconds since the last heartbeat. */
@@ -1211,7 +1221,7 @@ static int d_acceptable_pause(struct ld *l, const config_setting_t *s)
 
 static int d_window(struct ld *l, const config_setting_t *s)
 {
-    long long v;
+    long long v = 0;
     /* Both kinds keep the history: phi decides on it, and events report its statistics. */
     if (rd_int(l, s, 2, VIGIL_PHI_WINDOW_MAX, &v) != 0)
         return -1;
@@ -1247,7 +1257,7 @@ static int m_detector(struct ld *l, const config_setting_t *d)
         type = config_setting_get_member(d, "type");
     }
     if (type != NULL) {
-        const char *v;
+        const char *v = NULL;
         if (rd_string(l, type, &v) != 0)
             return -1;
         if (!strcmp(v, "phi"))
@@ -1299,7 +1309,7 @@ static int ld_monitor(struct ld *l, const config_setting_t *s)
 
 static int a_id(struct ld *l, const config_setting_t *s)
 {
-    const char *v;
+    const char *v = NULL;
     if (rd_string(l, s, &v) != 0)
         return -1;
     if (!vigil_id_valid(v, strlen(v)))
@@ -1315,7 +1325,7 @@ static int a_id(struct ld *l, const config_setting_t *s)
 static int a_monitors(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_agent *a = &l->c->agent;
-    size_t n;
+    size_t n = 0;
     if (rd_strings(l, s, VIGIL_SENDER_MAX_MONITORS, SIZE_MAX, &n) != 0)
         return -1;
     free_strs(a->monitors, &a->n_monitors);
@@ -1345,7 +1355,7 @@ static int a_key_file(struct ld *l, const config_setting_t *s)
 
 static int a_status_file(struct ld *l, const config_setting_t *s)
 {
-    const char *v;
+    const char *v = NULL;
     if (rd_string(l, s, &v) != 0)
         return -1;
     return set_path(l, s, &l->c->agent.status_file, v);
@@ -1613,21 +1623,30 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
                          "monitor.detector.suspect_threshold (%g) must not be above "
                          "monitor.detector.dead_threshold (%g)",
                          d->suspect_threshold, d->dead_threshold);
+        if (d->first_estimate <= 0)
+            return cfail(c, err, cap, at(c, O_M_FIRST, print_int(d->first_estimate)), li,
+                         "monitor.detector.first_estimate (%s) must be longer than 0 s",
+                         fmt_dur(d->first_estimate, b1, sizeof(b1)));
+        if (d->min_std_dev <= 0)
+            return cfail(c, err, cap, at(c, O_M_MIN_SD, print_int(d->min_std_dev)), li,
+                         "monitor.detector.min_std_dev (%s) must be longer than 0 s",
+                         fmt_dur(d->min_std_dev, b1, sizeof(b1)));
         if (d->acceptable_pause < 0)
             return cfail(c, err, cap, at(c, O_M_ACC_PAUSE, print_int(d->acceptable_pause)), 0,
                          "monitor.detector.acceptable_pause must not be negative");
     }
+    if (d->window < 2 || d->window > VIGIL_PHI_WINDOW_MAX)
+        return cfail(c, err, cap, at(c, O_M_WINDOW, print_int(d->window)), 0,
+                     "monitor.detector.window (%u) must be between 2 and %d", d->window,
+                     VIGIL_PHI_WINDOW_MAX);
+    /*
+     * The detector's own check, last. What it could still object to is the
+     * size of a threshold (phi is capped), so the thresholds' lines are cited.
+     */
     const char *why = NULL;
-    if (vigil_detector_config_check(d, &why) != 0) {
-        /* The detector's own check names no setting: cite the detector's settings. */
-        unsigned lk = at(c, O_M_DETECTOR, print_int(d->kind));
-        unsigned lw = at(c, O_M_WINDOW, print_int(d->window));
-        unsigned lf = at(c, O_M_FIRST, print_int(d->first_estimate));
-        unsigned lm = at(c, O_M_MIN_SD, print_int(d->min_std_dev));
-        unsigned any = lw ? lw : lf ? lf : lm ? lm : l_sus ? l_sus : l_dead;
-        return cfail(c, err, cap, any, lk, "monitor.detector: %s",
+    if (vigil_detector_config_check(d, &why) != 0)
+        return cfail(c, err, cap, l_dead, l_sus, "monitor.detector: %s",
                      why != NULL ? why : "invalid settings");
-    }
     return 0;
 }
 

@@ -10,7 +10,8 @@ CASES = [
     ("monitor = {\n  heartbeat_interval = \"1s\";\n  detector = { type = \"fixed\";\n"
      "    suspect_after = \"1200ms\";\n    dead_after = \"1500ms\"; };\n};\n", 5, "dead_after"),
     ("monitor = {\n  rise = 2;\n  bogus_setting = 1;\n};\n", 3, "bogus_setting"),
-    ("monitor = {\n  listen = [ \"127.0.0.1:7946\" ]\n  api = 1;\n};\n", 3, "syntax"),
+    ("monitor = {\n  rise = 2;\n  api = = 1;\n};\n", 3, "syntax"),
+    ("monitor = {\n  rise = 2;\n  api = 1;\n};\n", 3, "api"),
     ("monitor = {\n  nodes = [ \"web1\", \"bad id!\" ];\n};\n", 2, "bad id!"),
     ("monitor = {\n  detector = { type = \"magic\"; };\n};\n", 2, "magic"),
 ]

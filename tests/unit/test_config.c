@@ -392,6 +392,14 @@ static void test_load_twice(void **state)
     assert_string_equal(c.agent.id, "b");
     assert_int_equal(c.agent.n_custom, 1);
     assert_string_equal(c.agent.custom[0].key, "k2");
+    /* Empty lists, written either way, empty the lists. */
+    const char *third = "monitor = { hooks = [ ]; nodes = ( ); };\nagent = { custom = { }; };\n";
+    write_file("second.conf", third, strlen(third));
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), 0);
+    assert_int_equal(c.monitor.n_hooks, 0);
+    assert_int_equal(c.monitor.n_nodes, 0);
+    assert_int_equal(c.agent.n_custom, 0);
+    assert_int_equal(c.monitor.n_listen, 1);
     vcfg_free(&c);
 }
 
@@ -446,6 +454,20 @@ static void test_syntax_errors(void **state)
         {"# included\n  @include \"/etc/passwd\"\n",
          "%s:2: @include is not supported: vigil reads one file"},
         {"monitor = {\n\n  rise = 4294967298;\n};\n", "%s:3: integer 4294967298 is out of range"},
+        /* Strings where libconfig admits none (it would leak them), found first. */
+        {"monitor = {\n  rise = 2, \"x\" = 3;\n};\n", "%s:2: syntax error: unexpected string"},
+        {"\n\"monitor\" = { };\n", "%s:2: syntax error: unexpected string"},
+        {"monitor = {\n  \"x\" };\n", "%s:2: syntax error: unexpected string"},
+        {"monitor = { listen = [ \"x\" ]\n  \"y\"; };\n", "%s:2: syntax error: unexpected string"},
+        {"monitor = { api = \"x\";\n\"y\" };\n", "%s:2: syntax error: unexpected string"},
+        {"monitor = {\n  api = \"127.0.0.1\n", "%s:2: syntax error: unterminated string"},
+        {"monitor = { api = \"a\" \"b\n };\n", "%s:1: syntax error: unterminated string"},
+        {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[ ]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]];\n",
+         "%s:1: syntax error: nested deeper than 32 levels"},
+        {"a = (((((((((((((((((((((((((((((((((1)))))))))))))))))))))))))))))))));\n",
+         "%s:1: syntax error: nested deeper than 32 levels"},
+        {"a = ((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))));\n",
+         "%s:1: unknown setting a"},
         {"monitor = { rise = -2147483649; };\n", "%s:1: integer -2147483649 is out of range"},
         {"monitor = { rise = 0x80000000; };\n", "%s:1: integer 0x80000000 is out of range"},
         {"monitor = { rise = 99999999999999999999L; };\n",
@@ -464,6 +486,16 @@ static void test_syntax_errors(void **state)
     assert_int_equal(load(&c, "monitor = { rise = 9223372036854775807L; };\n"), -1);
     assert_string_equal(err,
                         msg("%s:1: monitor.rise (9223372036854775807) must be between 1 and 100"));
+    vcfg_free(&c);
+    /* Strings where values stand: after = and :, in arrays and lists, concatenated. */
+    assert_int_equal(
+        load(&c, "monitor = { listen = ( \"1.2.3.4\", \"::1\" ); api: \"12\" \"7.0.0.1\";\n"
+                 "  nodes = [ \"a\",\n \"b\" ]; hooks = ( { command = ( \"x\", \"\" ); },\n"
+                 "  { command = [ \"y\" ]; } ); };\n"),
+        0);
+    assert_string_equal(c.monitor.api, "127.0.0.1");
+    assert_int_equal(c.monitor.n_nodes, 2);
+    assert_int_equal(c.monitor.n_hooks, 2);
     vcfg_free(&c);
     /* Numbers inside strings, comments and floats are not integer literals. */
     assert_int_equal(load(&c, "# 99999999999\nmonitor = { /* 99999999999 */\n"
@@ -765,7 +797,7 @@ static void test_missing_file(void **state)
 struct check_case {
     const char *text;
     const char *which;
-    const char *want; /* NULL: the check passes */
+    const char *want; /* NULL: the check passes; a final '*': the rest is the core's reason */
 };
 
 static void run_check_cases(const struct check_case *cases, size_t n)
@@ -783,10 +815,14 @@ static void run_check_cases(const struct check_case *cases, size_t n)
                 print_error("case %zu: unexpected: %s\n", i, err);
             assert_int_equal(rc, 0);
         } else {
-            if (rc != -1 || strcmp(err, msg(cases[i].want)) != 0)
+            size_t wl = strlen(msg(cases[i].want));
+            bool prefix = wl > 0 && expect[wl - 1] == '*';
+            bool same = prefix ? strlen(err) > wl - 1 && !strncmp(err, expect, wl - 1)
+                               : !strcmp(err, expect);
+            if (rc != -1 || !same)
                 print_error("case %zu: rc %d\n  got:  %s\n  want: %s\n", i, rc, err, expect);
             assert_int_equal(rc, -1);
-            assert_string_equal(err, expect);
+            assert_true(same);
         }
         vcfg_free(&c);
     }
@@ -878,7 +914,16 @@ static void test_check_phi(void **state)
         {"monitor = {\n  detector = {\n    dead_threshold = -1;\n  };\n};\n", "monitor",
          "%s:3: monitor.detector.dead_threshold (-1) must be greater than 0"},
         {"monitor = {\n  detector = {\n    min_std_dev = 0;\n  };\n};\n", "monitor",
-         "%s:3: monitor.detector: the phi minimum standard deviation must be greater than 0"},
+         "%s:3: monitor.detector.min_std_dev (0 s) must be longer than 0 s"},
+        {"monitor = {\n  detector = {\n    first_estimate = 0;\n  };\n};\n", "monitor",
+         "%s:3: monitor.detector.first_estimate (0 s) must be longer than 0 s"},
+        {"monitor = {\n  detector = {\n    min_std_dev = \"1ns\"; first_estimate = \"1ns\";\n"
+         "  };\n};\n",
+         "monitor", NULL},
+        /* Phi is capped at 10^6: a threshold beyond can never be reached. */
+        {"monitor = {\n  detector = {\n    dead_threshold = 1000001;\n  };\n};\n", "monitor",
+         "%s:3: monitor.detector: *"},
+        {"monitor = {\n  detector = {\n    dead_threshold = 1000000;\n  };\n};\n", "monitor", NULL},
         {"monitor = {\n  detector = {\n    acceptable_pause = 0;\n  };\n};\n", "monitor", NULL},
         /* startup_grace below the interval, and equal to it. */
         {"monitor = {\n  heartbeat_interval = 20;\n  startup_grace = \"19s\";\n};\n", "monitor",
@@ -1030,6 +1075,7 @@ static void test_durations(void **state)
         {"007s", 7 * VIGIL_NSEC_PER_SEC},
         {"2305843009s", INT64_C(2305843009) * VIGIL_NSEC_PER_SEC},
         {"2305843009213693951ns", VCFG_DURATION_MAX},
+        {"2305843009213693951.4ns", VCFG_DURATION_MAX},
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         vigil_time_t v = -1;
@@ -1062,6 +1108,7 @@ static void test_durations(void **state)
         "nan",
         "2305843010s",
         "2305843009213693952ns",
+        "2305843009213693951.5ns",
         "99999999999999999999",
         "1..5",
     };

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs vigil's benchmarks with their defaults and prints everything they
+# print; docs/performance.md explains what each figure means.
+#
+#   bash bench/run.sh BUILD_DIR        (make bench does this with BUILD_DIR=build)
+#
+# The benchmarks never fail on speed: they print figures and the targets
+# beside them. This script fails only if a benchmark is missing or could
+# not run. Every program runs under timeout(1), so the whole run is
+# bounded: bench_ingest takes about 40 s (three rounds of two 5 s phases,
+# then 2 s of the in-memory phase), bench_memory about 10 s; the limits
+# below add up to less than two minutes.
+set -u
+
+build=${1:-}
+if [ -z "$build" ]; then
+    echo "usage: bash bench/run.sh BUILD_DIR" >&2
+    exit 2
+fi
+for b in bench_ingest bench_memory; do
+    if [ ! -x "$build/$b" ]; then
+        echo "run.sh: $build/$b not found; build first (make build)" >&2
+        exit 1
+    fi
+done
+
+# Limits in seconds: about twice each benchmark's usual run time, and
+# 75 + 5 + 30 + 5 = 115 s at most in all, kills included.
+INGEST_LIMIT=75
+MEMORY_LIMIT=30
+
+status=0
+echo "== vigil benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "== load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+echo "== bench_ingest: monitor ingest over loopback UDP, against the bare receive loop"
+timeout --kill-after=5 "$INGEST_LIMIT" "$build/bench_ingest"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "bench_ingest: exit status $rc" >&2
+    status=1
+fi
+echo
+echo "== bench_memory: monitor memory per node"
+timeout --kill-after=5 "$MEMORY_LIMIT" "$build/bench_memory"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "bench_memory: exit status $rc" >&2
+    status=1
+fi
+exit "$status"
