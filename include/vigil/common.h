@@ -28,22 +28,22 @@ typedef int64_t vigil_time_t;
 /* Error codes. Functions return 0 on success or one of these, negated. */
 enum vigil_error {
     VIGIL_OK = 0,
-    VIGIL_EINVAL = 1,     /* invalid argument */
-    VIGIL_ENOMEM = 2,     /* out of memory */
-    VIGIL_ETRUNC = 3,     /* datagram shorter than its fields say */
-    VIGIL_ETOOBIG = 4,    /* datagram or field longer than allowed */
-    VIGIL_EMAGIC = 5,     /* not a vigil datagram */
-    VIGIL_EVERSION = 6,   /* unsupported protocol version */
-    VIGIL_ETYPE = 7,      /* unknown message type */
-    VIGIL_EBADID = 8,     /* node id not 1..64 of [A-Za-z0-9._-] */
-    VIGIL_EBADFIELD = 9,  /* a field holds a value outside its range */
-    VIGIL_EAUTH = 10,     /* authentication tag missing or wrong */
-    VIGIL_ESTALE = 11,    /* (generation, sequence) not newer than seen */
-    VIGIL_EFULL = 12,     /* node table full */
-    VIGIL_EUNKNOWN = 13,  /* node not known and auto-registration off */
-    VIGIL_EEXIST = 14,    /* already exists */
-    VIGIL_ENOENT = 15,    /* no such node */
-    VIGIL_ESYS = 16,      /* a system call failed; see errno */
+    VIGIL_EINVAL = 1,    /* invalid argument */
+    VIGIL_ENOMEM = 2,    /* out of memory */
+    VIGIL_ETRUNC = 3,    /* datagram shorter than its fields say */
+    VIGIL_ETOOBIG = 4,   /* datagram or field longer than allowed */
+    VIGIL_EMAGIC = 5,    /* not a vigil datagram */
+    VIGIL_EVERSION = 6,  /* unsupported protocol version */
+    VIGIL_ETYPE = 7,     /* unknown message type */
+    VIGIL_EBADID = 8,    /* node id not 1..64 of [A-Za-z0-9._-] */
+    VIGIL_EBADFIELD = 9, /* a field holds a value outside its range */
+    VIGIL_EAUTH = 10,    /* authentication tag missing or wrong */
+    VIGIL_ESTALE = 11,   /* (generation, sequence) not newer than seen */
+    VIGIL_EFULL = 12,    /* node table full */
+    VIGIL_EUNKNOWN = 13, /* node not known and auto-registration off */
+    VIGIL_EEXIST = 14,   /* already exists */
+    VIGIL_ENOENT = 15,   /* no such node */
+    VIGIL_ESYS = 16,     /* a system call failed; see errno */
     VIGIL_ERROR_COUNT_ = 17
 };
 

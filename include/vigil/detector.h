@@ -32,15 +32,15 @@ struct vigil_detector_config {
     double suspect_threshold;
     double dead_threshold;
     /* Phi only. */
-    vigil_time_t first_estimate;  /* expected interval; seeds the history */
-    vigil_time_t min_std_dev;     /* floor on the standard deviation */
+    vigil_time_t first_estimate;   /* expected interval; seeds the history */
+    vigil_time_t min_std_dev;      /* floor on the standard deviation */
     vigil_time_t acceptable_pause; /* added to the mean */
-    uint32_t window;              /* intervals kept: 2..VIGIL_PHI_WINDOW_MAX */
+    uint32_t window;               /* intervals kept: 2..VIGIL_PHI_WINDOW_MAX */
 };
 
 /* Fills cfg with the defaults for kind, for heartbeats every interval. */
-void vigil_detector_config_default(struct vigil_detector_config *cfg,
-                                   enum vigil_detector_kind kind, vigil_time_t interval);
+void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil_detector_kind kind,
+                                   vigil_time_t interval);
 
 /*
  * Per-node detector state. The interval history itself lives in a
@@ -50,11 +50,11 @@ void vigil_detector_config_default(struct vigil_detector_config *cfg,
  * interval statistics, and works with NULL.
  */
 struct vigil_detector {
-    vigil_time_t last;   /* last arrival; VIGIL_TIME_NEVER before the first */
-    double sum_us;       /* running sum of the intervals in the ring */
-    double sumsq_us;     /* running sum of their squares */
-    uint16_t n;          /* intervals in the ring */
-    uint16_t head;       /* next slot to write */
+    vigil_time_t last; /* last arrival; VIGIL_TIME_NEVER before the first */
+    double sum_us;     /* running sum of the intervals in the ring */
+    double sumsq_us;   /* running sum of their squares */
+    uint16_t n;        /* intervals in the ring */
+    uint16_t head;     /* next slot to write */
 };
 
 void vigil_detector_init(struct vigil_detector *d);
@@ -73,8 +73,8 @@ void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigi
 void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now);
 
 /* The suspicion level at now (0 before the first arrival). */
-double vigil_detector_level(const struct vigil_detector_config *cfg,
-                            const struct vigil_detector *d, vigil_time_t now);
+double vigil_detector_level(const struct vigil_detector_config *cfg, const struct vigil_detector *d,
+                            vigil_time_t now);
 
 /*
  * The earliest time t (to the nanosecond, rounded up) at which

@@ -81,8 +81,8 @@ struct vigil_monitor_stats {
 };
 
 enum vigil_event_type {
-    VIGIL_EVENT_STATE = 1,   /* a node changed state */
-    VIGIL_EVENT_PAUSE = 2,   /* the monitor found it had not run for a while */
+    VIGIL_EVENT_STATE = 1, /* a node changed state */
+    VIGIL_EVENT_PAUSE = 2, /* the monitor found it had not run for a while */
 };
 
 /*
@@ -90,16 +90,16 @@ enum vigil_event_type {
  * decision, so that "why is web3 dead?" has an answer.
  */
 struct vigil_event {
-    uint64_t seq;           /* 1, 2, 3, ... per monitor */
+    uint64_t seq; /* 1, 2, 3, ... per monitor */
     enum vigil_event_type type;
-    vigil_time_t time;      /* monotonic time of the decision */
+    vigil_time_t time; /* monotonic time of the decision */
     char node[VIGIL_ID_MAX + 1];
     enum vigil_state old_state, new_state;
-    const char *reason;     /* static string: "heartbeat", "timeout", "goodbye", ... */
+    const char *reason;      /* static string: "heartbeat", "timeout", "goodbye", ... */
     vigil_time_t since_last; /* time since the last heartbeat (-1: never heard) */
-    double level;           /* detector level at the decision */
-    double threshold;       /* the threshold crossed (0 when none) */
-    vigil_time_t mean;      /* interval mean and standard deviation */
+    double level;            /* detector level at the decision */
+    double threshold;        /* the threshold crossed (0 when none) */
+    vigil_time_t mean;       /* interval mean and standard deviation */
     vigil_time_t std_dev;
     uint64_t generation;
     uint64_t sequence;
@@ -109,21 +109,21 @@ struct vigil_event {
 /* A node, as the monitor knows it. Read-only for callers. */
 struct vigil_node {
     char id[VIGIL_ID_MAX + 1];
-    uint8_t state;          /* enum vigil_state */
-    uint8_t declared;       /* from the config, not self-registered */
-    uint8_t flags;          /* last heartbeat's flags */
+    uint8_t state;    /* enum vigil_state */
+    uint8_t declared; /* from the config, not self-registered */
+    uint8_t flags;    /* last heartbeat's flags */
     uint8_t n_custom;
-    uint8_t skip_learn;     /* the next interval is not learned (after a pause of the monitor) */
-    uint32_t rise_count;    /* timely heartbeats towards recovery */
-    uint32_t interval_ms;   /* the sender's interval */
-    uint32_t heap_pos;      /* index in the deadline heap, or UINT32_MAX */
+    uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
+    uint32_t rise_count;  /* timely heartbeats towards recovery */
+    uint32_t interval_ms; /* the sender's interval */
+    uint32_t heap_pos;    /* index in the deadline heap, or UINT32_MAX */
     uint64_t generation;
     uint64_t sequence;
-    uint64_t heartbeats;    /* accepted heartbeats */
-    vigil_time_t state_since;  /* monotonic time of the last state change */
-    vigil_time_t last_heard;   /* monotonic time of the last accepted heartbeat, or -1 */
-    vigil_time_t deadline;     /* next scheduled decision, or VIGIL_TIME_NEVER */
-    int64_t send_time_us;      /* sender's wall clock in the last heartbeat */
+    uint64_t heartbeats;      /* accepted heartbeats */
+    vigil_time_t state_since; /* monotonic time of the last state change */
+    vigil_time_t last_heard;  /* monotonic time of the last accepted heartbeat, or -1 */
+    vigil_time_t deadline;    /* next scheduled decision, or VIGIL_TIME_NEVER */
+    int64_t send_time_us;     /* sender's wall clock in the last heartbeat */
     struct vigil_status status;
     struct vigil_addr addr;
     struct vigil_detector det;

@@ -28,13 +28,13 @@ extern "C" {
 #define VIGIL_DEFAULT_PORT        7946
 
 struct vigil_sender_config {
-    const char *id;                          /* node id */
+    const char *id;                                  /* node id */
     const char *monitors[VIGIL_SENDER_MAX_MONITORS]; /* "host:port", "[v6]:port", "host" */
     size_t n_monitors;
-    vigil_time_t interval;                   /* default 1 s */
-    const uint8_t *key;                      /* VIGIL_WIRE_KEY_LEN bytes, or NULL */
-    uint64_t generation;                     /* 0: derived from the wall clock at start */
-    bool sample_proc;                        /* fill load/memory/uptime from /proc */
+    vigil_time_t interval; /* default 1 s */
+    const uint8_t *key;    /* VIGIL_WIRE_KEY_LEN bytes, or NULL */
+    uint64_t generation;   /* 0: derived from the wall clock at start */
+    bool sample_proc;      /* fill load/memory/uptime from /proc */
 };
 
 void vigil_sender_config_default(struct vigil_sender_config *c);

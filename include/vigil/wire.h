@@ -11,13 +11,13 @@
 extern "C" {
 #endif
 
-#define VIGIL_WIRE_VERSION    1
-#define VIGIL_WIRE_MAX        1200 /* no datagram is ever longer */
-#define VIGIL_WIRE_TAG_LEN    16   /* BLAKE2b-128 keyed tag */
-#define VIGIL_WIRE_KEY_LEN    32   /* cluster key */
-#define VIGIL_CUSTOM_MAX      16   /* custom key=value pairs per heartbeat */
-#define VIGIL_CUSTOM_KEY_MAX  32   /* key: 1..32 of [A-Za-z0-9._-] */
-#define VIGIL_CUSTOM_VAL_MAX  48   /* value: 0..48 printable ASCII bytes */
+#define VIGIL_WIRE_VERSION   1
+#define VIGIL_WIRE_MAX       1200 /* no datagram is ever longer */
+#define VIGIL_WIRE_TAG_LEN   16   /* BLAKE2b-128 keyed tag */
+#define VIGIL_WIRE_KEY_LEN   32   /* cluster key */
+#define VIGIL_CUSTOM_MAX     16   /* custom key=value pairs per heartbeat */
+#define VIGIL_CUSTOM_KEY_MAX 32   /* key: 1..32 of [A-Za-z0-9._-] */
+#define VIGIL_CUSTOM_VAL_MAX 48   /* value: 0..48 printable ASCII bytes */
 
 enum vigil_msg_type {
     VIGIL_MSG_HEARTBEAT = 1,
@@ -49,11 +49,11 @@ struct vigil_custom {
  */
 struct vigil_heartbeat {
     char id[VIGIL_ID_MAX + 1];
-    uint8_t flags;          /* VIGIL_FLAG_* as received */
-    uint64_t generation;    /* boot generation: larger after a restart */
-    uint64_t sequence;      /* 1, 2, 3, ... within a generation */
-    int64_t send_time_us;   /* sender's wall clock, microseconds since the epoch */
-    uint32_t interval_ms;   /* the sender's heartbeat interval */
+    uint8_t flags;        /* VIGIL_FLAG_* as received */
+    uint64_t generation;  /* boot generation: larger after a restart */
+    uint64_t sequence;    /* 1, 2, 3, ... within a generation */
+    int64_t send_time_us; /* sender's wall clock, microseconds since the epoch */
+    uint32_t interval_ms; /* the sender's heartbeat interval */
     struct vigil_status status;
     uint8_t n_custom;
     struct vigil_custom custom[VIGIL_CUSTOM_MAX];

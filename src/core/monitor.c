@@ -162,8 +162,7 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
     if (cfg->detector.window >= 2)
         m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || !m->slots || !m->heap || !m->evq ||
-        (cfg->detector.window >= 2 && !m->rings)) {
+    if (!m->nodes || !m->slots || !m->heap || !m->evq || (cfg->detector.window >= 2 && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }

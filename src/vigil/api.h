@@ -18,11 +18,11 @@
 struct api_ctx {
     struct vigil_monitor *mon;
     struct evlog *events;
-    struct hook_runner *hooks;     /* may be NULL */
-    vigil_time_t started_mono;     /* when the monitor started */
+    struct hook_runner *hooks; /* may be NULL */
+    vigil_time_t started_mono; /* when the monitor started */
     int64_t started_wall_us;
-    uint64_t recv_errors;          /* socket receive errors (the program updates it) */
-    uint64_t dropped_log;          /* events the log could not write */
+    uint64_t recv_errors; /* socket receive errors (the program updates it) */
+    uint64_t dropped_log; /* events the log could not write */
 };
 
 struct api;

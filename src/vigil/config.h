@@ -8,10 +8,10 @@
 
 #include <vigil/vigil.h>
 
-#define VCFG_MAX_LISTEN   8
-#define VCFG_MAX_NODES    4096 /* nodes declared in the file */
-#define VCFG_MAX_HOOKS    16
-#define VCFG_MAX_ARGV     32
+#define VCFG_MAX_LISTEN 8
+#define VCFG_MAX_NODES  4096 /* nodes declared in the file */
+#define VCFG_MAX_HOOKS  16
+#define VCFG_MAX_ARGV   32
 
 enum vcfg_log_format { VCFG_LOG_TEXT = 0, VCFG_LOG_JSON = 1 };
 
@@ -24,26 +24,26 @@ struct vcfg_hook {
 struct vcfg_monitor {
     char *listen[VCFG_MAX_LISTEN]; /* "0.0.0.0:7946", "[::]:7946" */
     size_t n_listen;
-    char *api;                     /* "127.0.0.1:7947"; "" or "off" disables */
+    char *api;                        /* "127.0.0.1:7947"; "" or "off" disables */
     struct vigil_monitor_config core; /* detector, rise, grace, key, ... */
-    vigil_time_t interval;         /* expected heartbeat interval (validation, phi seed) */
-    char *nodes[VCFG_MAX_NODES];   /* declared node ids */
+    vigil_time_t interval;            /* expected heartbeat interval (validation, phi seed) */
+    char *nodes[VCFG_MAX_NODES];      /* declared node ids */
     size_t n_nodes;
     struct vcfg_hook hooks[VCFG_MAX_HOOKS];
     size_t n_hooks;
     enum vcfg_log_format log_format;
-    char *log_file;                /* NULL: standard output */
-    uint32_t event_history;        /* events kept for the API; default 10000 */
+    char *log_file;         /* NULL: standard output */
+    uint32_t event_history; /* events kept for the API; default 10000 */
 };
 
 struct vcfg_agent {
-    char *id;                      /* default: the host name (if a valid id) */
+    char *id; /* default: the host name (if a valid id) */
     char *monitors[VIGIL_SENDER_MAX_MONITORS];
     size_t n_monitors;
-    vigil_time_t interval;         /* default 1 s */
+    vigil_time_t interval; /* default 1 s */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
-    char *status_file;             /* custom key=value lines, re-read when changed */
+    char *status_file;                            /* custom key=value lines, re-read when changed */
     struct vigil_custom custom[VIGIL_CUSTOM_MAX]; /* static custom status */
     size_t n_custom;
 };
@@ -55,7 +55,7 @@ struct vcfg_agent {
  * command-line flag has overridden is never blamed on the file.
  */
 struct vcfg_origin {
-    unsigned line; /* line in path; 0: not from the file */
+    unsigned line;  /* line in path; 0: not from the file */
     uint64_t print; /* the value as read: its bits, or a hash of a string */
 };
 
@@ -63,11 +63,11 @@ struct vcfg_origin {
 #define VCFG_ORIGINS 40
 
 struct vcfg {
-    char *path;                    /* the file read, or NULL */
+    char *path; /* the file read, or NULL */
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
     /* Private to config.c. */
-    bool oom;                      /* vcfg_init could not allocate a default */
+    bool oom; /* vcfg_init could not allocate a default */
     struct vcfg_origin origin[VCFG_ORIGINS];
 };
 

@@ -19,7 +19,8 @@ struct hook_stats {
     uint64_t started, succeeded, failed, timed_out, spawn_errors, queued;
 };
 
-/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s"). */
+/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s").
+ */
 typedef void (*hook_log_fn)(void *arg, const char *line);
 
 int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, void *log_arg,

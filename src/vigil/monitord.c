@@ -83,20 +83,19 @@ static void hook_log(void *arg, const char *line)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil monitor [options]\n"
-            "  -c, --config FILE      read settings from FILE (see docs/configuration.md)\n"
-            "  -l, --listen ADDR      UDP address for heartbeats (repeatable; default "
-            "0.0.0.0:7946)\n"
-            "  -a, --api ADDR         HTTP API address (default 127.0.0.1:7947; 'off')\n"
-            "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
-            "  -n, --node ID          declare a node (repeatable)\n"
-            "  -d, --detector KIND    phi or fixed\n"
-            "  -i, --interval DUR     the agents' heartbeat interval (default 1s)\n"
-            "      --hook PROGRAM     run PROGRAM on every event (repeatable)\n"
-            "      --no-auto-register accept heartbeats only from declared nodes\n"
-            "      --log-format F     text or json\n"
-            "      --log-file FILE    append the log to FILE (default standard output)\n");
+    fprintf(f, "usage: vigil monitor [options]\n"
+               "  -c, --config FILE      read settings from FILE (see docs/configuration.md)\n"
+               "  -l, --listen ADDR      UDP address for heartbeats (repeatable; default "
+               "0.0.0.0:7946)\n"
+               "  -a, --api ADDR         HTTP API address (default 127.0.0.1:7947; 'off')\n"
+               "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
+               "  -n, --node ID          declare a node (repeatable)\n"
+               "  -d, --detector KIND    phi or fixed\n"
+               "  -i, --interval DUR     the agents' heartbeat interval (default 1s)\n"
+               "      --hook PROGRAM     run PROGRAM on every event (repeatable)\n"
+               "      --no-auto-register accept heartbeats only from declared nodes\n"
+               "      --log-format F     text or json\n"
+               "      --log-file FILE    append the log to FILE (default standard output)\n");
 }
 
 static char *xstrdup(const char *s)
@@ -113,15 +112,19 @@ static char *xstrdup(const char *s)
 static int parse_args(struct monitord *d, int argc, char **argv)
 {
     enum { OPT_HOOK = 256, OPT_NOAUTO, OPT_LOGFMT, OPT_LOGFILE };
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},   {"listen", required_argument, 0, 'l'},
-        {"api", required_argument, 0, 'a'},      {"key-file", required_argument, 0, 'k'},
-        {"node", required_argument, 0, 'n'},     {"detector", required_argument, 0, 'd'},
-        {"interval", required_argument, 0, 'i'}, {"hook", required_argument, 0, OPT_HOOK},
-        {"no-auto-register", no_argument, 0, OPT_NOAUTO},
-        {"log-format", required_argument, 0, OPT_LOGFMT},
-        {"log-file", required_argument, 0, OPT_LOGFILE},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"api", required_argument, 0, 'a'},
+                                         {"key-file", required_argument, 0, 'k'},
+                                         {"node", required_argument, 0, 'n'},
+                                         {"detector", required_argument, 0, 'd'},
+                                         {"interval", required_argument, 0, 'i'},
+                                         {"hook", required_argument, 0, OPT_HOOK},
+                                         {"no-auto-register", no_argument, 0, OPT_NOAUTO},
+                                         {"log-format", required_argument, 0, OPT_LOGFMT},
+                                         {"log-file", required_argument, 0, OPT_LOGFILE},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     char err[512];
     struct vcfg *c = &d->cfg;
     struct vcfg_monitor *mc = &c->monitor;

@@ -138,8 +138,8 @@ static void sim_init(struct sim *s, uint32_t n, double loss, const struct vigil_
         s->crash_at[i] = VIGIL_TIME_NEVER;
         s->dead_at[i] = -1;
         /* Agents start at random phases within the first second. */
-        push(s, (struct simev){.at = (vigil_time_t)(rng_unit(&s->rng) * S), .node = i,
-                               .kind = EV_SEND});
+        push(s, (struct simev){
+                    .at = (vigil_time_t)(rng_unit(&s->rng) * S), .node = i, .kind = EV_SEND});
     }
 }
 
@@ -236,12 +236,14 @@ static void sim_run(struct sim *s, vigil_time_t end)
                 continue; /* crashed: sends nothing more */
             uint64_t seq = ++s->seq[e.node];
             if (!s->cut[e.node] && rng_unit(&s->rng) >= s->loss)
-                push(s, (struct simev){.at = e.at + net_delay(s), .node = e.node,
-                                       .kind = EV_ARRIVE, .seq = seq});
+                push(s,
+                     (struct simev){
+                         .at = e.at + net_delay(s), .node = e.node, .kind = EV_ARRIVE, .seq = seq});
             /* Absolute schedule with up to 20 ms of scheduling noise. */
             vigil_time_t base = e.at - (e.at % S);
             push(s, (struct simev){.at = base + S + (vigil_time_t)(rng_unit(&s->rng) * 20 * MS),
-                                   .node = e.node, .kind = EV_SEND});
+                                   .node = e.node,
+                                   .kind = EV_SEND});
         } else {
             vigil_time_t at = paused(s, e.at) ? s->pause_to : e.at;
             deliver(s, e.node, e.seq, at);
@@ -268,8 +270,8 @@ static void test_no_false_alarms(void **st)
     struct sim s;
     sim_init(&s, 300, 0.01, &c, 1);
     sim_run(&s, 7200 * S);
-    printf("# 300 nodes, 2 h, 1%% loss: %llu suspect, %llu dead\n",
-           (unsigned long long)s.suspects, (unsigned long long)s.deads);
+    printf("# 300 nodes, 2 h, 1%% loss: %llu suspect, %llu dead\n", (unsigned long long)s.suspects,
+           (unsigned long long)s.deads);
     assert_int_equal(s.deads, 0);
     assert_int_equal(vigil_monitor_stats(s.mon)->pauses, 0);
     sim_free(&s);

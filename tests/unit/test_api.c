@@ -43,7 +43,6 @@
 #include "vigil/api.h"
 #include "vigil/cmds.h"
 
-
 #define S  VIGIL_NSEC_PER_SEC
 #define MS VIGIL_NSEC_PER_MSEC
 
