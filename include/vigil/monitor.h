@@ -38,6 +38,15 @@ int vigil_state_parse(const char *name);
 
 struct vigil_monitor_config {
     struct vigil_detector_config detector;
+    /*
+     * The heartbeat interval the detector settings were made for. With
+     * adapt_interval, a node that says it sends at another interval is
+     * judged with the detector's times scaled to its own interval (phi:
+     * first estimate, minimum deviation and acceptable pause; fixed: both
+     * timeouts), so that one monitor serves fast and slow senders alike.
+     */
+    vigil_time_t interval;
+    bool adapt_interval;
     /* Consecutive timely heartbeats that bring a dead or left node back to alive. */
     uint32_t rise;
     /* A declared node not heard within this long of its declaration is dead. */
@@ -60,7 +69,7 @@ struct vigil_monitor_config {
     uint8_t hash_seed[16];
 };
 
-/* Defaults: fixed detector for heartbeats every 1 s, rise 2, auto-register on. */
+/* Defaults: phi detector for heartbeats every 1 s, adapted per node; rise 2; auto-register on. */
 void vigil_monitor_config_default(struct vigil_monitor_config *cfg);
 
 /* Checks relations between settings; returns 0 or -VIGIL_EINVAL with *why set. */
@@ -162,7 +171,15 @@ const struct vigil_node *vigil_monitor_find(const struct vigil_monitor *m, const
 size_t vigil_monitor_node_count(const struct vigil_monitor *m);
 const struct vigil_node *vigil_monitor_node_at(const struct vigil_monitor *m, size_t i);
 
-/* The node's detector level now, and the thresholds it is compared with. */
+/*
+ * The detector settings the node is judged with: the monitor's own, scaled
+ * to the node's advertised interval (see adapt_interval). Returns cfg or tmp.
+ */
+const struct vigil_detector_config *vigil_monitor_node_detector(const struct vigil_monitor *m,
+                                                                const struct vigil_node *n,
+                                                                struct vigil_detector_config *tmp);
+
+/* The node's detector level now. */
 double vigil_monitor_level(const struct vigil_monitor *m, const struct vigil_node *n,
                            vigil_time_t now);
 const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m);

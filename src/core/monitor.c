@@ -92,6 +92,8 @@ void vigil_monitor_config_default(struct vigil_monitor_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     vigil_detector_config_default(&cfg->detector, VIGIL_DETECTOR_PHI, VIGIL_NSEC_PER_SEC);
+    cfg->interval = VIGIL_NSEC_PER_SEC;
+    cfg->adapt_interval = true;
     /* Two timely heartbeats: one lucky datagram does not bring a node back. */
     cfg->rise = 2;
     /* Ten seconds lets every node of a cluster that starts together send once. */
@@ -123,6 +125,10 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
         *why = "startup_grace must be positive";
         return -VIGIL_EINVAL;
     }
+    if (cfg->interval <= 0) {
+        *why = "the heartbeat interval must be positive";
+        return -VIGIL_EINVAL;
+    }
     if (cfg->pause_tolerance <= 0) {
         *why = "pause_tolerance must be positive";
         return -VIGIL_EINVAL;
@@ -135,6 +141,30 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
 static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
 {
     return m->rings ? m->rings + (size_t)idx * m->cfg.detector.window : NULL;
+}
+
+const struct vigil_detector_config *vigil_monitor_node_detector(const struct vigil_monitor *m,
+                                                                const struct vigil_node *n,
+                                                                struct vigil_detector_config *tmp)
+{
+    const struct vigil_detector_config *base = &m->cfg.detector;
+    vigil_time_t iv = (vigil_time_t)n->interval_ms * VIGIL_NSEC_PER_MSEC;
+    if (!m->cfg.adapt_interval || iv == 0 || iv == m->cfg.interval)
+        return base;
+    double r = (double)iv / (double)m->cfg.interval;
+    *tmp = *base;
+    if (base->kind == VIGIL_DETECTOR_FIXED) {
+        tmp->suspect_threshold *= r;
+        tmp->dead_threshold *= r;
+    } else {
+        /* Phi thresholds are odds, not times: only the times scale. */
+        tmp->first_estimate = iv;
+        tmp->min_std_dev = (vigil_time_t)((double)base->min_std_dev * r);
+        tmp->acceptable_pause = (vigil_time_t)((double)base->acceptable_pause * r);
+        if (tmp->min_std_dev < 1)
+            tmp->min_std_dev = 1;
+    }
+    return tmp;
 }
 
 int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
@@ -323,7 +353,8 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
 /* The deadline that follows from the node's state and detector. */
 static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vigil_node *n)
 {
-    const struct vigil_detector_config *dc = &m->cfg.detector;
+    struct vigil_detector_config tmp;
+    const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     switch (n->state) {
     case VIGIL_STATE_ALIVE:
         return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
@@ -370,6 +401,7 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
 {
     struct vigil_event *ev = event_slot(m);
     if (ev) {
+        struct vigil_detector_config tmp;
         ev->type = VIGIL_EVENT_STATE;
         ev->time = now;
         memcpy(ev->node, n->id, sizeof(ev->node));
@@ -377,7 +409,7 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         ev->new_state = to;
         ev->reason = reason;
         ev->since_last = n->last_heard < 0 ? -1 : now - n->last_heard;
-        ev->level = vigil_detector_level(&m->cfg.detector, &n->det, now);
+        ev->level = vigil_detector_level(vigil_monitor_node_detector(m, n, &tmp), &n->det, now);
         ev->threshold = threshold;
         vigil_detector_stats(&n->det, &ev->mean, &ev->std_dev);
         ev->generation = n->generation;
@@ -539,7 +571,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         n->addr = *from;
     store_custom(m, n, &hb);
 
-    const struct vigil_detector_config *dc = &m->cfg.detector;
+    struct vigil_detector_config tmp;
+    const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     uint32_t *ring = ring_of(m, idx);
     enum vigil_state st = (enum vigil_state)n->state;
 
@@ -595,7 +628,8 @@ vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m)
 static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
 {
     struct vigil_node *n = &m->nodes[idx];
-    const struct vigil_detector_config *dc = &m->cfg.detector;
+    struct vigil_detector_config tmp;
+    const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     double level = vigil_detector_level(dc, &n->det, now);
     switch (n->state) {
     case VIGIL_STATE_UNKNOWN:
@@ -660,7 +694,8 @@ double vigil_monitor_level(const struct vigil_monitor *m, const struct vigil_nod
 {
     if (n->state == VIGIL_STATE_UNKNOWN)
         return 0;
-    return vigil_detector_level(&m->cfg.detector, &n->det, now);
+    struct vigil_detector_config tmp;
+    return vigil_detector_level(vigil_monitor_node_detector(m, n, &tmp), &n->det, now);
 }
 
 const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m)

@@ -209,8 +209,10 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
         bad |= put(o, "last_heard", json_null());
     }
     bad |= put(o, "level", jreal(vigil_monitor_level(m, n, now)));
-    bad |= put(o, "suspect_threshold", jreal(cfg->detector.suspect_threshold));
-    bad |= put(o, "dead_threshold", jreal(cfg->detector.dead_threshold));
+    struct vigil_detector_config tmp;
+    const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
+    bad |= put(o, "suspect_threshold", jreal(dc->suspect_threshold));
+    bad |= put(o, "dead_threshold", jreal(dc->dead_threshold));
     bad |= put(o, "mean_interval_s", json_real(ns_to_s(mean)));
     bad |= put(o, "std_dev_s", json_real(ns_to_s(sd)));
     bad |= put(o, "generation", juint(n->generation));

@@ -924,6 +924,11 @@ static int m_auto_register(struct ld *l, const config_setting_t *s)
     return rd_bool(l, s, &l->c->monitor.core.auto_register);
 }
 
+static int m_adapt_interval(struct ld *l, const config_setting_t *s)
+{
+    return rd_bool(l, s, &l->c->monitor.core.adapt_interval);
+}
+
 static int m_max_nodes(struct ld *l, const config_setting_t *s)
 {
     long long v = 0;
@@ -1290,6 +1295,7 @@ static int ld_monitor(struct ld *l, const config_setting_t *s)
         {"key_file", m_key_file},
         {"heartbeat_interval", m_interval},
         {"auto_register", m_auto_register},
+        {"adapt_interval", m_adapt_interval},
         {"max_nodes", m_max_nodes},
         {"startup_grace", m_startup_grace},
         {"rise", m_rise},

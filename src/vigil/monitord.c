@@ -462,6 +462,7 @@ int cmd_monitor(int argc, char **argv)
 
     vigil_time_t now = vigil_clock_mono();
     randombytes_buf(mc->core.hash_seed, sizeof(mc->core.hash_seed));
+    mc->core.interval = mc->interval;
     rc = vigil_monitor_new(&mc->core, now, &d->mon);
     d->events = evlog_new(mc->event_history);
     d->epfd = epoll_create1(EPOLL_CLOEXEC);

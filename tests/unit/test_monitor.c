@@ -492,6 +492,72 @@ static void test_custom_status_stored(void **st)
     vigil_monitor_free(m);
 }
 
+static int send_hb_interval(struct vigil_monitor *m, vigil_time_t now, const char *id,
+                            uint64_t seq, uint32_t interval_ms)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "%s", id);
+    hb.generation = 1;
+    hb.sequence = seq;
+    hb.interval_ms = interval_ms;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    assert_true(len > 0);
+    return vigil_monitor_on_datagram(m, now, buf, (size_t)len, NULL);
+}
+
+/* A node that says it sends every 200 ms is judged on its own time scale. */
+static void test_timeouts_follow_sender_interval(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    send_hb_interval(m, 0, "fast", 1, 200);
+    send_hb_interval(m, 0, "slow", 1, 2000);
+    /* fixed 2.5 s / 5 s for 1 s heartbeats: 0.5 s / 1 s at 200 ms, 5 s / 10 s at 2 s. */
+    tick(m, 500 * MS - 1);
+    assert_int_equal(state_of(m, "fast"), VIGIL_STATE_ALIVE);
+    tick(m, 500 * MS);
+    assert_int_equal(state_of(m, "fast"), VIGIL_STATE_SUSPECT);
+    tick(m, 1000 * MS - 1);
+    assert_int_equal(state_of(m, "fast"), VIGIL_STATE_SUSPECT);
+    tick(m, 1000 * MS);
+    assert_int_equal(state_of(m, "fast"), VIGIL_STATE_DEAD);
+    struct vigil_detector_config tmp;
+    const struct vigil_node *slow = vigil_monitor_find(m, "slow");
+    assert_true(vigil_monitor_node_detector(m, slow, &tmp)->dead_threshold == 10.0);
+    for (vigil_time_t t = 1500 * MS; t < 5 * S; t += 500 * MS)
+        tick(m, t);
+    assert_int_equal(state_of(m, "slow"), VIGIL_STATE_ALIVE);
+    tick(m, 5 * S);
+    assert_int_equal(state_of(m, "slow"), VIGIL_STATE_SUSPECT);
+    vigil_monitor_free(m);
+
+    /* Without adaptation the monitor's own settings hold for everyone. */
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.adapt_interval = false;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    send_hb_interval(m, 0, "fast", 1, 200);
+    tick(m, 2500 * MS - 1);
+    assert_int_equal(state_of(m, "fast"), VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+
+    /* Phi: a 100 ms sender is convicted within half a second of silence, not 4.5 s. */
+    vigil_monitor_config_default(&c);
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    for (int i = 0; i < 40; i++) {
+        tick(m, i * 100 * MS);
+        send_hb_interval(m, i * 100 * MS, "p", (uint64_t)i + 1, 100);
+    }
+    const struct vigil_node *p = vigil_monitor_find(m, "p");
+    vigil_time_t dead_at =
+        vigil_detector_crossing(vigil_monitor_node_detector(m, p, &tmp), &p->det, 8.0);
+    assert_true(dead_at - 3900 * MS > 400 * MS && dead_at - 3900 * MS < 500 * MS);
+    vigil_monitor_free(m);
+}
+
 static void test_config_check(void **st)
 {
     (void)st;
@@ -534,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_equal_deadlines_fire_in_order),
         cmocka_unit_test(test_phi_detection_boundary),
         cmocka_unit_test(test_custom_status_stored),
+        cmocka_unit_test(test_timeouts_follow_sender_interval),
         cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
