@@ -38,7 +38,7 @@ format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
 
 format-check:
-	@clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	@bash scripts/check-format.sh
 
 clean:
 	rm -rf build build-asan

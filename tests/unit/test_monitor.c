@@ -492,8 +492,8 @@ static void test_custom_status_stored(void **st)
     vigil_monitor_free(m);
 }
 
-static int send_hb_interval(struct vigil_monitor *m, vigil_time_t now, const char *id,
-                            uint64_t seq, uint32_t interval_ms)
+static int send_hb_interval(struct vigil_monitor *m, vigil_time_t now, const char *id, uint64_t seq,
+                            uint32_t interval_ms)
 {
     struct vigil_heartbeat hb;
     memset(&hb, 0, sizeof(hb));
