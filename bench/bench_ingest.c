@@ -168,7 +168,7 @@ struct rx {
     int64_t recv_ns, mon_ns;
 };
 
-/* --- small helpers ---------------------------------------------------- */
+/* --- utilities --------------------------------------------------------- */
 
 static void die(const char *what)
 {
@@ -906,7 +906,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc) {
+    if (optind < argc || (!o.run_ab && !o.run_c)) {
         usage(stderr);
         return 2;
     }
