@@ -16,13 +16,15 @@
  *       in virtual time: no sockets at all, the core's own ceiling.
  *
  * For (a) and (b) a sender process (fork, pinned to the second core when
- * there is one) encodes one heartbeat per node id with the cluster key, in
- * batches of 64 just before each sendmmsg, so that every round through the
- * ids carries a larger sequence number and nothing is stale, and sends them
- * as fast as it can to 127.0.0.1. The receiver (this process, pinned to
- * core 0) opens its socket as the monitor does: SO_RCVBUFFORCE of 8 MB,
- * non-blocking, and sleeps in epoll_wait when the socket is empty, exactly
- * like the daemon (not a busy loop). Phases (a) and (b) alternate, a b a b
+ * there is one) encodes one heartbeat per node id, tagged with the key
+ * derived from the cluster key (as vigil agent does; the monitor derives
+ * the same key from the cluster key in its config), in batches of 64 just
+ * before each sendmmsg, so that every round through the ids carries a
+ * larger sequence number and nothing is stale, and sends them as fast as
+ * it can to 127.0.0.1. The receiver (this process, pinned to core 0) opens
+ * its socket as the monitor does: SO_RCVBUFFORCE of 8 MB, non-blocking,
+ * and sleeps in epoll_wait when the socket is empty, exactly like the
+ * daemon (not a busy loop). Phases (a) and (b) alternate, a b a b
  * a b, so that a drift of the machine (another tenant, frequency scaling)
  * hits both alike, and each gets a fresh start: the sender is stopped, the
  * socket drained, and for (b) a new monitor created, between phases.
@@ -30,7 +32,7 @@
  * Every rate is reported twice: per second of wall-clock time, and per
  * second of the receiver's CPU time (getrusage). On loopback the kernel
  * does the UDP receive work (the stack, the socket queue, the wakeup) on
- * the *sender's* CPU, and the sender also pays for a BLAKE2b tag per
+ * the *sender's* CPU, and the sender also pays for a SipHash tag per
  * datagram, so the sender can be the bottleneck: the receiver then sleeps
  * part of the time and its wall-clock rate is the sender's. Per CPU-second
  * is what one core of receiver could do. Phase (b) also reads the clock
@@ -342,8 +344,8 @@ static void drain_events(struct vigil_monitor *m)
  * phase is odd, idles while it is even, exits on quit, on the parent's
  * death (PR_SET_PDEATHSIG) or at the hard deadline, whichever comes first.
  */
-static void sender_main(struct shared *sh, const struct opts *o, const uint8_t *key, uint16_t port,
-                        bool pin, vigil_time_t hard_deadline)
+static void sender_main(struct shared *sh, const struct opts *o, const uint8_t *mac_key,
+                        uint16_t port, bool pin, vigil_time_t hard_deadline)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* The mask inherited from the receiver holds CPU 0 only: ask for CPU 1 explicitly. */
@@ -396,7 +398,7 @@ static void sender_main(struct shared *sh, const struct opts *o, const uint8_t *
         for (int i = 0; i < BATCH; i++) {
             memcpy(hb.id, ids[next], ID_SLOT);
             hb.sequence = round + 1;
-            int len = vigil_wire_encode(&hb, key, bufs[i], sizeof(bufs[i]));
+            int len = vigil_wire_encode(&hb, mac_key, bufs[i], sizeof(bufs[i]));
             if (len < 0) {
                 fprintf(stderr, "bench_ingest: encode: %s\n", vigil_strerror(len));
                 _exit(1);
@@ -746,8 +748,10 @@ static void summarize(const struct phase_res *ra, const struct phase_res *rb, un
  * node heartbeats once a second as configured and no deadline ever fires.
  * Each round is encoded (untimed) before it is fed (timed). The first
  * round registers every node and is reported apart from the steady rounds.
+ * key is the cluster key, for the monitor's config; mac_key the tag key
+ * derived from it, for the encoder.
  */
-static double run_inmem(const struct opts *o, const uint8_t *key)
+static double run_inmem(const struct opts *o, const uint8_t *key, const uint8_t *mac_key)
 {
     char(*ids)[ID_SLOT] = make_ids(o->nodes);
     uint8_t *arena = malloc((size_t)o->nodes * DGRAM_SLOT);
@@ -767,7 +771,7 @@ static double run_inmem(const struct opts *o, const uint8_t *key)
         for (unsigned i = 0; i < o->nodes; i++) {
             memcpy(hb.id, ids[i], ID_SLOT);
             hb.sequence = r + 1;
-            int len = vigil_wire_encode(&hb, key, arena + (size_t)i * DGRAM_SLOT, DGRAM_SLOT);
+            int len = vigil_wire_encode(&hb, mac_key, arena + (size_t)i * DGRAM_SLOT, DGRAM_SLOT);
             if (len < 0) {
                 fprintf(stderr, "bench_ingest: encode: %s\n", vigil_strerror(len));
                 exit(1);
@@ -914,14 +918,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_ingest: sodium_init failed\n");
         return 1;
     }
-    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    /* The cluster key goes into the monitor's config; senders tag with the derived key. */
+    uint8_t key[VIGIL_WIRE_KEY_LEN], mac_key[VIGIL_WIRE_MAC_KEY_LEN];
     randombytes_buf(key, sizeof(key));
+    vigil_wire_mac_key(mac_key, key);
 
     print_machine();
     unsigned ncpu = cpu_count();
     bool pinned = ncpu >= 2 && pin_to(0);
-    printf("setup: %u node ids, authenticated (BLAKE2b-128 tag, cluster key on both sides), "
-           "monitor defaults (phi, window 32)\n",
+    printf("setup: %u node ids, authenticated (SipHash-2-4-128 tag, key derived from the "
+           "cluster key on both sides), monitor defaults (phi, window 32)\n",
            o.nodes);
 
     double c_rate = 0;
@@ -950,7 +956,7 @@ int main(int argc, char **argv)
         if (pid < 0)
             die("fork");
         if (pid == 0)
-            sender_main(sh, &o, key, rx.port, ncpu >= 2, hard);
+            sender_main(sh, &o, mac_key, rx.port, ncpu >= 2, hard);
         for (int i = 0; i < READY_WAIT_MS && !atomic_load(&sh->ready); i++)
             sleep_ms(1);
         if (!atomic_load(&sh->ready)) {
@@ -995,7 +1001,7 @@ int main(int argc, char **argv)
         close(rx.fd);
     }
     if (o.run_c)
-        c_rate = run_inmem(&o, key);
+        c_rate = run_inmem(&o, key, mac_key);
 
     char b1[32], b2[32], b3[32];
     printf("targets (printed, not asserted):\n");

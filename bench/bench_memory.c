@@ -95,6 +95,9 @@ static int measure(unsigned n, enum vigil_detector_kind kind, const uint8_t *key
     cfg.has_key = true;
     memcpy(cfg.key, key, VIGIL_WIRE_KEY_LEN);
     randombytes_buf(cfg.hash_seed, sizeof(cfg.hash_seed));
+    /* The monitor derives its tag key from cfg.key; the heartbeats are tagged with the same. */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mac_key, key);
 
     static struct vigil_heartbeat hb;
     memset(&hb, 0, sizeof(hb));
@@ -122,7 +125,7 @@ static int measure(unsigned n, enum vigil_detector_kind kind, const uint8_t *key
         hb.sequence = r + 1;
         for (unsigned i = 0; i < n; i++) {
             snprintf(hb.id, sizeof(hb.id), ID_FORMAT, i);
-            int len = vigil_wire_encode(&hb, key, buf, sizeof(buf));
+            int len = vigil_wire_encode(&hb, mac_key, buf, sizeof(buf));
             if (len < 0) {
                 fprintf(stderr, "bench_memory: encode: %s\n", vigil_strerror(len));
                 return 1;

@@ -16,10 +16,11 @@
  *  - the encoder, handed the input's bytes as a heartbeat struct, either
  *    refuses it or produces a datagram that decodes.
  *
- * The fuzzing key is bytes 0, 1, ..., 31, the key the seeds in
- * fuzz/corpus/wire/ are authenticated with, so that mutations of an
- * authenticated seed reach the body parser through a valid tag whenever
- * they leave the authenticated bytes alone.
+ * The fuzzing key is the tag key derived (vigil_wire_mac_key()) from the
+ * cluster key 0, 1, ..., 31, the key the seeds in fuzz/corpus/wire/ are
+ * authenticated with, so that mutations of an authenticated seed reach the
+ * body parser through a valid tag whenever they leave the authenticated
+ * bytes alone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,10 +31,25 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap);
 
-static const uint8_t FUZZ_KEY[VIGIL_WIRE_KEY_LEN] = {
+static const uint8_t FUZZ_CLUSTER_KEY[VIGIL_WIRE_KEY_LEN] = {
     0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
 };
+
+/*
+ * The tag key derived from FUZZ_CLUSTER_KEY, computed on first use (by the
+ * first input or the first seed, whichever comes first) and kept.
+ */
+static const uint8_t *fuzz_key(void)
+{
+    static uint8_t key[VIGIL_WIRE_MAC_KEY_LEN];
+    static bool derived;
+    if (!derived) {
+        vigil_wire_mac_key(key, FUZZ_CLUSTER_KEY);
+        derived = true;
+    }
+    return key;
+}
 
 /* The header length of wire v1 (docs/protocol.md). */
 #define FUZZ_HDR 72
@@ -111,7 +127,7 @@ static void check_encode(const uint8_t *data, size_t size)
     struct vigil_heartbeat hb;
     memset(&hb, 0, sizeof hb);
     memcpy(&hb, data, size < sizeof hb ? size : sizeof hb);
-    const uint8_t *key = size > 0 && (data[0] & 1) ? FUZZ_KEY : NULL;
+    const uint8_t *key = size > 0 && (data[0] & 1) ? fuzz_key() : NULL;
     uint8_t out[VIGIL_WIRE_MAX];
     int n = vigil_wire_encode(&hb, key, out, sizeof out);
     check(n <= VIGIL_WIRE_MAX && n > -VIGIL_ERROR_COUNT_);
@@ -124,7 +140,7 @@ static void check_encode(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_decode(data, size, NULL);
-    check_decode(data, size, FUZZ_KEY);
+    check_decode(data, size, fuzz_key());
     check_encode(data, size);
     return 0;
 }
@@ -155,11 +171,11 @@ int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap)
     case 0:
         return vigil_wire_encode(&hb, NULL, buf, cap);
     case 1:
-        return vigil_wire_encode(&hb, FUZZ_KEY, buf, cap);
+        return vigil_wire_encode(&hb, fuzz_key(), buf, cap);
     case 2:
         hb.flags = VIGIL_FLAG_LEAVING;
         hb.n_custom = 0;
-        return vigil_wire_encode(&hb, FUZZ_KEY, buf, cap);
+        return vigil_wire_encode(&hb, fuzz_key(), buf, cap);
     case 3:
         hb.n_custom = VIGIL_CUSTOM_MAX;
         for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {

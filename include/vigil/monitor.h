@@ -125,7 +125,6 @@ struct vigil_node {
     uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
     uint32_t rise_count;  /* timely heartbeats towards recovery */
     uint32_t interval_ms; /* the sender's interval */
-    uint32_t heap_pos;    /* index in the deadline heap, or UINT32_MAX */
     uint64_t generation;
     uint64_t sequence;
     uint64_t heartbeats;      /* accepted heartbeats */

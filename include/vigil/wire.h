@@ -11,13 +11,14 @@
 extern "C" {
 #endif
 
-#define VIGIL_WIRE_VERSION   1
-#define VIGIL_WIRE_MAX       1200 /* no datagram is ever longer */
-#define VIGIL_WIRE_TAG_LEN   16   /* BLAKE2b-128 keyed tag */
-#define VIGIL_WIRE_KEY_LEN   32   /* cluster key */
-#define VIGIL_CUSTOM_MAX     16   /* custom key=value pairs per heartbeat */
-#define VIGIL_CUSTOM_KEY_MAX 32   /* key: 1..32 of [A-Za-z0-9._-] */
-#define VIGIL_CUSTOM_VAL_MAX 48   /* value: 0..48 printable ASCII bytes */
+#define VIGIL_WIRE_VERSION     1
+#define VIGIL_WIRE_MAX         1200 /* no datagram is ever longer */
+#define VIGIL_WIRE_TAG_LEN     16   /* SipHash-2-4-128 tag */
+#define VIGIL_WIRE_KEY_LEN     32   /* cluster key, as in the key file */
+#define VIGIL_WIRE_MAC_KEY_LEN 16   /* the tag key derived from the cluster key */
+#define VIGIL_CUSTOM_MAX       16   /* custom key=value pairs per heartbeat */
+#define VIGIL_CUSTOM_KEY_MAX   32   /* key: 1..32 of [A-Za-z0-9._-] */
+#define VIGIL_CUSTOM_VAL_MAX   48   /* value: 0..48 printable ASCII bytes */
 
 enum vigil_msg_type {
     VIGIL_MSG_HEARTBEAT = 1,
@@ -64,9 +65,19 @@ bool vigil_custom_key_valid(const char *key);
 bool vigil_custom_value_valid(const char *value);
 
 /*
- * Encodes hb into buf (cap bytes). With key non-NULL (VIGIL_WIRE_KEY_LEN
- * bytes) the datagram is authenticated: the AUTH flag is set and a tag
- * appended. Returns the length written, or a negative error:
+ * Derives the 16-byte tag key from the 32-byte cluster key (libsodium's
+ * crypto_kdf_derive_from_key, subkey 1, context "vigilmac"). Done once when
+ * a key is loaded; encode and decode take the derived key.
+ */
+void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
+                        const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
+
+/*
+ * Encodes hb into buf (cap bytes). With key non-NULL the datagram is
+ * authenticated: the AUTH flag is set and a SipHash-2-4-128 tag over every
+ * byte before it is appended. key is the derived tag key
+ * (VIGIL_WIRE_MAC_KEY_LEN bytes, from vigil_wire_mac_key()), not the 32-byte
+ * cluster key. Returns the length written, or a negative error:
  * -VIGIL_EBADID, -VIGIL_EBADFIELD (bad custom pair, interval 0),
  * -VIGIL_ETOOBIG (would exceed cap or VIGIL_WIRE_MAX).
  */
@@ -74,7 +85,9 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
                       size_t cap);
 
 /*
- * Decodes and, with key non-NULL, verifies a datagram. With a key, a
+ * Decodes and, with key non-NULL, verifies a datagram. key is the derived
+ * tag key (VIGIL_WIRE_MAC_KEY_LEN bytes, from vigil_wire_mac_key()), as for
+ * vigil_wire_encode(); the tag is compared in constant time. With a key, a
  * datagram without the AUTH flag or with a wrong tag is -VIGIL_EAUTH.
  * Without a key, a tag that is present is not checked (nothing to check it
  * with) and is skipped. Every length is checked against the buffer before it
@@ -87,8 +100,9 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
 
 /*
  * The decoder's first step alone: checks the header and returns a pointer to
- * the node id inside buf and its length, without verifying the tag. Lets a
- * receiver find the node before the full decode. Returns 0 or a negative
+ * the node id inside buf and its length, without verifying the tag (so it
+ * needs no key, and nothing it returns is authenticated). Lets a receiver
+ * find the node before the full decode. Returns 0 or a negative
  * error as vigil_wire_decode.
  */
 int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id, size_t *id_len);

@@ -48,12 +48,20 @@ struct vigil_monitor {
 
     struct vigil_node *nodes; /* max_nodes records, allocated once */
     uint32_t n_nodes;
-    uint32_t *rings; /* phi histories: window slots per node, or NULL */
+    uint32_t *rings; /* interval histories: window slots per node, or NULL */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
 
     uint32_t *slots; /* hash table: node index + 1, 0 = empty */
     uint32_t slot_mask;
 
     struct heap_ent *heap;
+    /*
+     * Each node's index in the heap (NO_POS: none). Kept apart from the
+     * node records: a heap move writes the positions of the entries it
+     * passes, and a dense array of them stays in cache where scattered
+     * node records would not.
+     */
+    uint32_t *heap_pos;
     uint32_t heap_len;
     uint64_t heap_order;
 
@@ -178,6 +186,8 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     if (!m)
         return -VIGIL_ENOMEM;
     m->cfg = *cfg;
+    if (cfg->has_key)
+        vigil_wire_mac_key(m->mac_key, cfg->key);
     size_t cap = cfg->max_nodes;
     /* Load factor at most one half keeps linear probes short. */
     size_t nslots = 16;
@@ -187,17 +197,19 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->nodes = calloc(cap, sizeof(*m->nodes));
     m->slots = calloc(nslots, sizeof(*m->slots));
     m->heap = calloc(cap, sizeof(*m->heap));
+    m->heap_pos = malloc(cap * sizeof(*m->heap_pos));
     m->ev_cap = 64;
     m->evq = calloc(m->ev_cap, sizeof(*m->evq));
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
     if (cfg->detector.window >= 2)
         m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || !m->slots || !m->heap || !m->evq || (cfg->detector.window >= 2 && !m->rings)) {
+    if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->evq ||
+        (cfg->detector.window >= 2 && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + nslots * sizeof(*m->slots) +
-             cap * sizeof(*m->heap) + m->ev_cap * sizeof(*m->evq) +
+             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos)) + m->ev_cap * sizeof(*m->evq) +
              (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
     *out = m;
     return 0;
@@ -213,6 +225,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
     free(m->nodes);
     free(m->slots);
     free(m->heap);
+    free(m->heap_pos);
     free(m->evq);
     free(m->rings);
     free(m);
@@ -253,7 +266,7 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     memcpy(n->id, id, len);
     n->id[len] = '\0';
     n->state = VIGIL_STATE_UNKNOWN;
-    n->heap_pos = NO_POS;
+    m->heap_pos[idx] = NO_POS;
     n->deadline = VIGIL_TIME_NEVER;
     n->state_since = now;
     n->last_heard = -1;
@@ -272,7 +285,7 @@ static bool ent_before(const struct heap_ent *a, const struct heap_ent *b)
 static void heap_set(struct vigil_monitor *m, uint32_t pos, struct heap_ent e)
 {
     m->heap[pos] = e;
-    m->nodes[e.node].heap_pos = pos;
+    m->heap_pos[e.node] = pos;
 }
 
 static void sift_up(struct vigil_monitor *m, uint32_t pos)
@@ -308,10 +321,10 @@ static void sift_down(struct vigil_monitor *m, uint32_t pos)
 static void heap_remove(struct vigil_monitor *m, uint32_t idx)
 {
     struct vigil_node *n = &m->nodes[idx];
-    uint32_t pos = n->heap_pos;
+    uint32_t pos = m->heap_pos[idx];
     if (pos == NO_POS)
         return;
-    n->heap_pos = NO_POS;
+    m->heap_pos[idx] = NO_POS;
     n->deadline = VIGIL_TIME_NEVER;
     uint32_t last = --m->heap_len;
     if (pos == last)
@@ -334,14 +347,14 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
     }
     struct heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
     n->deadline = at;
-    if (n->heap_pos == NO_POS) {
-        uint32_t pos = m->heap_len++;
+    uint32_t pos = m->heap_pos[idx];
+    if (pos == NO_POS) {
+        pos = m->heap_len++;
         heap_set(m, pos, e);
         sift_up(m, pos);
         return;
     }
-    vigil_time_t old = m->heap[n->heap_pos].at;
-    uint32_t pos = n->heap_pos;
+    vigil_time_t old = m->heap[pos].at;
     heap_set(m, pos, e);
     /* Heartbeats move deadlines later, so sift_down is the common case. */
     if (at < old)
@@ -527,7 +540,7 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     m->stats.datagrams++;
 
     struct vigil_heartbeat hb;
-    int rc = vigil_wire_decode(buf, len, m->cfg.has_key ? m->cfg.key : NULL, &hb);
+    int rc = vigil_wire_decode(buf, len, m->cfg.has_key ? m->mac_key : NULL, &hb);
     if (rc) {
         if (rc == -VIGIL_EAUTH)
             m->stats.auth_failed++;

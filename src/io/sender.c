@@ -14,7 +14,9 @@
  * non-blocking UDP socket per address family in use) are opened at the
  * first beat that needs them. Each beat encodes one datagram, stamped with
  * the next sequence number, and hands the same bytes to every monitor with
- * one sendmmsg() per family; the beat path allocates nothing.
+ * one sendmmsg() per family; the beat path allocates nothing. With a
+ * cluster key, the tag key is derived from it once, at creation, and only
+ * the derived key is kept.
  *
  * A failed send is counted, not fatal: EAGAIN from a full socket buffer, or
  * a network that is briefly unreachable, costs one heartbeat to one
@@ -55,7 +57,8 @@ struct vigil_sender {
     /* The heartbeat being sent: id, generation, sequence, status, custom pairs. */
     struct vigil_heartbeat hb;
     bool has_key;
-    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    /* The tag key, derived once from the cluster key in the config. */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
     bool sample_proc;
     vigil_time_t interval;
     vigil_time_t start; /* monotonic time of the grid's first slot */
@@ -135,7 +138,7 @@ int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **
     s->hb.interval_ms = (uint32_t)(c->interval / VIGIL_NSEC_PER_MSEC);
     if (c->key != NULL) {
         s->has_key = true;
-        memcpy(s->key, c->key, VIGIL_WIRE_KEY_LEN);
+        vigil_wire_mac_key(s->mac_key, c->key);
     }
     s->sample_proc = c->sample_proc;
     s->interval = c->interval;
@@ -153,7 +156,7 @@ void vigil_sender_free(struct vigil_sender *s)
         close(s->fd4);
     if (s->fd6 >= 0)
         close(s->fd6);
-    sodium_memzero(s->key, sizeof(s->key));
+    sodium_memzero(s->mac_key, sizeof(s->mac_key));
     free(s);
 }
 
@@ -173,7 +176,7 @@ static bool fits(const struct vigil_sender *s)
     worst.status.load1_milli = worst.status.load5_milli = worst.status.load15_milli = UINT32_MAX;
     worst.status.mem_total_kib = worst.status.mem_avail_kib = UINT64_MAX;
     worst.status.uptime_s = UINT64_MAX;
-    int rc = vigil_wire_encode(&worst, s->has_key ? s->key : NULL, buf, sizeof(buf));
+    int rc = vigil_wire_encode(&worst, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
     return rc != -VIGIL_ETOOBIG;
 }
 
@@ -321,7 +324,7 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
     s->hb.send_time_us = vigil_clock_wall_us();
 
     uint8_t buf[VIGIL_WIRE_MAX];
-    int n = vigil_wire_encode(&s->hb, s->has_key ? s->key : NULL, buf, sizeof(buf));
+    int n = vigil_wire_encode(&s->hb, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
     if (n < 0) {
         /* Nothing went out: the sequence number stays unused. */
         s->hb.sequence--;

@@ -486,8 +486,11 @@ static void test_agent_runs(void **state)
     char *kargv[] = {(char *)"keygen", (char *)"-o", keyfile, NULL};
     assert_int_equal(cmd_keygen(3, kargv), 0);
     read_file(keyfile, khex, sizeof(khex));
-    uint8_t key[VIGIL_WIRE_KEY_LEN];
-    assert_int_equal(sodium_hex2bin(key, sizeof(key), khex, 64, NULL, NULL, NULL), 0);
+    uint8_t cluster_key[VIGIL_WIRE_KEY_LEN], key[VIGIL_WIRE_MAC_KEY_LEN];
+    assert_int_equal(sodium_hex2bin(cluster_key, sizeof(cluster_key), khex, 64, NULL, NULL, NULL),
+                     0);
+    /* Heartbeats are tagged with the key derived from the cluster key. */
+    vigil_wire_mac_key(key, cluster_key);
 
     uint16_t port = 0;
     int fd = bind_loopback(&port);

@@ -243,13 +243,20 @@ static void test_authentication(void **st)
     memcpy(c.key, KEY, sizeof(KEY));
     struct vigil_monitor *m;
     assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
-    uint8_t other[VIGIL_WIRE_KEY_LEN] = {9, 9, 9};
+    /* Senders tag with the key derived from the cluster key, as the monitor checks. */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mac_key, KEY);
+    uint8_t other_cluster[VIGIL_WIRE_KEY_LEN] = {9, 9, 9};
+    uint8_t other[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(other, other_cluster);
     assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), -VIGIL_EAUTH);
     assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, other), -VIGIL_EAUTH);
-    assert_int_equal(vigil_monitor_stats(m)->auth_failed, 2);
+    /* The cluster key itself (its first 16 bytes) is not the tag key. */
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, KEY), -VIGIL_EAUTH);
+    assert_int_equal(vigil_monitor_stats(m)->auth_failed, 3);
     assert_int_equal(vigil_monitor_node_count(m), 0);
     no_event(m);
-    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, KEY), 0);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, mac_key), 0);
     assert_int_equal(vigil_monitor_node_count(m), 1);
     vigil_monitor_free(m);
 }

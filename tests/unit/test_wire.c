@@ -1,8 +1,9 @@
 /*
  * Tests of the wire codec (src/core/wire.c): round trips, the encoder's
  * validation, the decoder's rejection of every malformed input the protocol
- * names, authentication, and the exact byte layout of one datagram (checked
- * against a tag computed by an independent BLAKE2b implementation).
+ * names, authentication, the derivation of the tag key, and the exact byte
+ * layout of one datagram (checked against a key and a tag computed by
+ * independent implementations of libsodium's KDF and of SipHash-2-4-128).
  *
  * Datagrams handed to the decoder are copied into heap buffers of exactly
  * their length, so that under AddressSanitizer a read of a single byte past
@@ -32,9 +33,21 @@ enum {
     O_INTERVAL = 32,
 };
 
-static const uint8_t KEY[VIGIL_WIRE_KEY_LEN] = {
+/* The cluster key of the test vector in docs/protocol.md: bytes 0 to 31. */
+static const uint8_t CLUSTER_KEY[VIGIL_WIRE_KEY_LEN] = {
     0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
     16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+};
+
+/*
+ * The tag key derived from CLUSTER_KEY, which encode and decode take. It was
+ * computed with Python's hashlib, independently of libsodium, as libsodium's
+ * crypto_kdf_derive_from_key(16, 1, "vigilmac", CLUSTER_KEY) is defined:
+ * hashlib.blake2b(b"", key=CLUSTER_KEY, salt=(1).to_bytes(8, "little") +
+ * bytes(8), person=b"vigilmac" + bytes(8), digest_size=16).
+ */
+static const uint8_t KEY[VIGIL_WIRE_MAC_KEY_LEN] = {
+    0x5d, 0x62, 0x32, 0xc6, 0x28, 0x46, 0x33, 0x07, 0xa2, 0x5b, 0xde, 0x2d, 0x90, 0x2c, 0xd3, 0xd1,
 };
 
 /* A typical heartbeat with two custom pairs. */
@@ -125,8 +138,7 @@ static void round_trip(const struct vigil_heartbeat *hb, const uint8_t *key)
 /* Recomputes the tag of an authenticated datagram after a test edited its body. */
 static void retag(uint8_t *buf, size_t len)
 {
-    crypto_generichash(buf + len - VIGIL_WIRE_TAG_LEN, VIGIL_WIRE_TAG_LEN, buf,
-                       len - VIGIL_WIRE_TAG_LEN, KEY, sizeof KEY);
+    crypto_shorthash_siphashx24(buf + len - VIGIL_WIRE_TAG_LEN, buf, len - VIGIL_WIRE_TAG_LEN, KEY);
 }
 
 /* ---- round trips -------------------------------------------------------- */
@@ -650,7 +662,7 @@ static void test_auth_wrong_key(void **state)
     uint8_t buf[VIGIL_WIRE_MAX];
     struct vigil_heartbeat out;
     int n = sample_bytes(buf, KEY);
-    uint8_t other[VIGIL_WIRE_KEY_LEN];
+    uint8_t other[VIGIL_WIRE_MAC_KEY_LEN];
     memcpy(other, KEY, sizeof other);
     for (size_t i = 0; i < sizeof other; i++) {
         other[i] ^= 0x01;
@@ -826,9 +838,12 @@ static void test_exact_layout(void **state)
 
     /*
      * The expected bytes, written out from the table in docs/protocol.md.
-     * The tag was computed with Python's hashlib.blake2b(body,
-     * digest_size=16, key=bytes(range(32))), an implementation independent
-     * of libsodium; docs/protocol.md lists the same test vector.
+     * The tag is SipHash-2-4-128 of every byte before it under KEY (the key
+     * derived from bytes 0 to 31), computed by a short pure-Python
+     * SipHash-2-4-128 written from the SipHash paper, independent of
+     * libsodium, and first checked against all 64 SipHash-128 vectors of the
+     * reference implementation (key 00..0f, messages 00..n-1);
+     * docs/protocol.md lists the same test vector.
      */
     static const uint8_t expect[] = {
         0x56, 0x47, 0x01, 0x01, 0x03, 0x05, 0x02, 0x00, /* magic .. reserved */
@@ -844,8 +859,8 @@ static void test_exact_layout(void **state)
         'w',  'e',  'b',  '-',  '1',                    /* id */
         4,    'r',  'o',  'l',  'e',  2,    'd',  'b',  /* role=db */
         4,    'z',  'o',  'n',  'e',  0,                /* zone= */
-        0x6e, 0x01, 0xac, 0x0a, 0xfd, 0xfc, 0xcc, 0xf4,
-        0x0f, 0x1d, 0x5d, 0x3a, 0xca, 0xa5, 0x8a, 0x1d, /* tag */
+        0xc9, 0x53, 0x79, 0xb5, 0x66, 0xfa, 0x97, 0xa6,
+        0xbc, 0xca, 0xfc, 0x03, 0xe8, 0xdc, 0x06, 0x4d, /* tag */
     };
     _Static_assert(sizeof expect == 72 + 5 + 8 + 6 + 16, "layout size");
 
@@ -864,6 +879,51 @@ static void test_exact_layout(void **state)
     assert_int_equal(decode_exact(expect, sizeof expect, KEY, &out), 0);
     hb.flags |= VIGIL_FLAG_AUTH;
     assert_hb_equal(&out, &hb);
+
+    /* End to end from the cluster key, as a sender and a monitor do it. */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mac_key, CLUSTER_KEY);
+    hb.flags = VIGIL_FLAG_LEAVING;
+    assert_int_equal(vigil_wire_encode(&hb, mac_key, buf, sizeof buf), sizeof expect);
+    assert_memory_equal(buf, expect, sizeof expect);
+    /* Tagging with the cluster key's first half instead is a different tag. */
+    assert_int_equal(encode(&hb, CLUSTER_KEY, buf), sizeof expect);
+    assert_memory_equal(buf, expect, sizeof expect - VIGIL_WIRE_TAG_LEN);
+    assert_memory_not_equal(buf + sizeof expect - VIGIL_WIRE_TAG_LEN,
+                            expect + sizeof expect - VIGIL_WIRE_TAG_LEN, VIGIL_WIRE_TAG_LEN);
+    assert_int_equal(decode_exact(expect, sizeof expect, CLUSTER_KEY, &out), -VIGIL_EAUTH);
+}
+
+/* ---- tag key derivation ---------------------------------------------------- */
+
+static void test_mac_key(void **state)
+{
+    (void)state;
+    uint8_t got[VIGIL_WIRE_MAC_KEY_LEN];
+    /* The value computed independently with Python's hashlib (see KEY). */
+    memset(got, 0xAA, sizeof got);
+    vigil_wire_mac_key(got, CLUSTER_KEY);
+    assert_memory_equal(got, KEY, sizeof got);
+    /* Deterministic: a sender and a monitor derive the same key. */
+    memset(got, 0x55, sizeof got);
+    vigil_wire_mac_key(got, CLUSTER_KEY);
+    assert_memory_equal(got, KEY, sizeof got);
+
+    /* Every byte of the cluster key counts, not only the first 16. */
+    uint8_t cluster[VIGIL_WIRE_KEY_LEN];
+    memcpy(cluster, CLUSTER_KEY, sizeof cluster);
+    for (size_t i = 0; i < sizeof cluster; i++) {
+        cluster[i] ^= 0x80;
+        vigil_wire_mac_key(got, cluster);
+        assert_memory_not_equal(got, KEY, sizeof got);
+        cluster[i] ^= 0x80;
+    }
+    vigil_wire_mac_key(got, cluster);
+    assert_memory_equal(got, KEY, sizeof got);
+
+    /* The derived key is not the cluster key, nor a slice of it. */
+    assert_memory_not_equal(KEY, CLUSTER_KEY, sizeof KEY);
+    assert_memory_not_equal(KEY, CLUSTER_KEY + VIGIL_WIRE_MAC_KEY_LEN, sizeof KEY);
 }
 
 int main(void)
@@ -898,6 +958,7 @@ int main(void)
         cmocka_unit_test(test_auth_before_parse),
         cmocka_unit_test(test_peek_id),
         cmocka_unit_test(test_exact_layout),
+        cmocka_unit_test(test_mac_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
