@@ -84,6 +84,15 @@ double vigil_detector_level(const struct vigil_detector_config *cfg, const struc
 vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
                                      const struct vigil_detector *d, double threshold);
 
+/*
+ * The closed-form estimate of vigil_detector_crossing, without its exact
+ * refinement: cheaper, and within a microsecond of the exact crossing for
+ * any sane configuration. For deciding whether a deadline must move, not
+ * for the deadline itself.
+ */
+vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
+                                              const struct vigil_detector *d, double threshold);
+
 /* Interval statistics of the history, in nanoseconds (0 when empty). */
 void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean,
                           vigil_time_t *std_dev);

@@ -509,3 +509,18 @@ vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
     }
     return hi;
 }
+
+vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
+                                              const struct vigil_detector *d, double threshold)
+{
+    struct level_params p;
+    double offset;
+
+    if (d->last == VIGIL_TIME_NEVER || !(threshold > 0) || threshold > PHI_LEVEL_MAX)
+        return VIGIL_TIME_NEVER;
+    level_params(cfg, d, &p);
+    offset = p.phi ? phi_offset(&p, threshold) : threshold * (double)VIGIL_NSEC_PER_SEC;
+    if (!(offset < 0x1p62) || d->last > INT64_MAX - (vigil_time_t)0x1p62)
+        return VIGIL_TIME_NEVER;
+    return d->last + (offset > 0 ? (vigil_time_t)offset : 0);
+}

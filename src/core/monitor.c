@@ -62,6 +62,14 @@ struct vigil_monitor {
      * node records would not.
      */
     uint32_t *heap_pos;
+    /*
+     * 1 where the node's heap entry may be earlier than its real next
+     * decision: a steady heartbeat only moves an alive node's deadline
+     * later, so instead of moving the entry on every heartbeat, the entry
+     * stays and is re-keyed once when it reaches the top. That takes the
+     * exact crossing and the heap move off the heartbeat path.
+     */
+    uint8_t *stale;
     uint32_t heap_len;
     uint64_t heap_order;
 
@@ -74,6 +82,8 @@ struct vigil_monitor {
 };
 
 #define NO_POS UINT32_MAX
+/* Slack between the crossing estimate and the exact crossing (ns). */
+#define LAZY_MARGIN 1000
 
 /* --- names ------------------------------------------------------------ */
 
@@ -198,18 +208,19 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->slots = calloc(nslots, sizeof(*m->slots));
     m->heap = calloc(cap, sizeof(*m->heap));
     m->heap_pos = malloc(cap * sizeof(*m->heap_pos));
+    m->stale = calloc(cap, 1);
     m->ev_cap = 64;
     m->evq = calloc(m->ev_cap, sizeof(*m->evq));
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
     if (cfg->detector.window >= 2)
         m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->evq ||
+    if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
         (cfg->detector.window >= 2 && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + nslots * sizeof(*m->slots) +
-             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos)) + m->ev_cap * sizeof(*m->evq) +
+             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq) +
              (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
     *out = m;
     return 0;
@@ -226,6 +237,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
     free(m->slots);
     free(m->heap);
     free(m->heap_pos);
+    free(m->stale);
     free(m->evq);
     free(m->rings);
     free(m);
@@ -325,6 +337,7 @@ static void heap_remove(struct vigil_monitor *m, uint32_t idx)
     if (pos == NO_POS)
         return;
     m->heap_pos[idx] = NO_POS;
+    m->stale[idx] = 0;
     n->deadline = VIGIL_TIME_NEVER;
     uint32_t last = --m->heap_len;
     if (pos == last)
@@ -347,6 +360,7 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
     }
     struct heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
     n->deadline = at;
+    m->stale[idx] = 0;
     uint32_t pos = m->heap_pos[idx];
     if (pos == NO_POS) {
         pos = m->heap_len++;
@@ -464,6 +478,7 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
             n->skip_learn = 1;
             e->at = next_decision(m, n);
         }
+        m->stale[e->node] = 0;
         e->order = m->heap_order++;
         n->deadline = e->at;
     }
@@ -481,6 +496,14 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
 /* Called first by every entry point that carries the time. */
 static void advance(struct vigil_monitor *m, vigil_time_t now)
 {
+    /*
+     * Lateness is measured against real deadlines: entries left early by
+     * the lazy heartbeat path are re-keyed first (each at most once).
+     */
+    while (m->heap_len > 0 && m->heap[0].at < now && m->stale[m->heap[0].node]) {
+        uint32_t idx = m->heap[0].node;
+        schedule(m, idx, next_decision(m, &m->nodes[idx]));
+    }
     if (m->heap_len == 0)
         return;
     vigil_time_t due = m->heap[0].at;
@@ -610,8 +633,21 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         vigil_detector_arrival(dc, &n->det, ring, now, !n->skip_learn);
         n->skip_learn = 0;
         n->last_heard = now;
-        if (st == VIGIL_STATE_SUSPECT)
+        if (st == VIGIL_STATE_SUSPECT) {
             set_state(m, n, VIGIL_STATE_ALIVE, now, "heartbeat", 0);
+        } else if (m->heap_pos[idx] != NO_POS) {
+            /*
+             * The steady case. If the new crossing is surely not earlier
+             * than the scheduled entry (the estimate is within a
+             * microsecond of it), keep the entry and re-key it when it
+             * comes up.
+             */
+            vigil_time_t est = vigil_detector_crossing_estimate(dc, &n->det, dc->suspect_threshold);
+            if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= n->deadline) {
+                m->stale[idx] = 1;
+                return 0;
+            }
+        }
         break;
     case VIGIL_STATE_DEAD:
     case VIGIL_STATE_LEFT:
@@ -641,6 +677,15 @@ vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m)
 static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
 {
     struct vigil_node *n = &m->nodes[idx];
+    if (m->stale[idx]) {
+        /* Heartbeats came since this entry was set: find the real deadline. */
+        vigil_time_t at = next_decision(m, n);
+        if (at > now) {
+            schedule(m, idx, at);
+            return;
+        }
+        m->stale[idx] = 0;
+    }
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     double level = vigil_detector_level(dc, &n->det, now);

@@ -224,13 +224,19 @@ static void test_replay_does_not_refresh(void **st)
     assert_int_equal(send_hb(m, 1 * S, "a", 5, 9, 0, NULL), -VIGIL_ESTALE);
     assert_int_equal(send_hb(m, 1 * S, "a", 4, 99, 0, NULL), -VIGIL_ESTALE);
     assert_int_equal(vigil_monitor_next_deadline(m), d);
+    assert_int_equal(vigil_monitor_find(m, "a")->last_heard, 0);
     assert_int_equal(vigil_monitor_stats(m)->stale, 3);
     /* A replayed goodbye cannot make the node leave either. */
     assert_int_equal(send_hb(m, 1 * S, "a", 5, 10, VIGIL_FLAG_LEAVING, NULL), -VIGIL_ESTALE);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
     /* A restart: a larger generation, sequence from 1. */
     assert_int_equal(send_hb(m, 1 * S, "a", 6, 1, 0, NULL), 0);
-    assert_true(vigil_monitor_next_deadline(m) > d);
+    assert_int_equal(vigil_monitor_find(m, "a")->last_heard, 1 * S);
+    /* The replays did not push the decision back: suspect 2.5 s after the last real one. */
+    tick(m, 3500 * MS - 1);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    tick(m, 3500 * MS);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_SUSPECT);
     vigil_monitor_free(m);
 }
 
@@ -565,6 +571,66 @@ static void test_timeouts_follow_sender_interval(void **st)
     vigil_monitor_free(m);
 }
 
+/*
+ * The heartbeat path leaves a steady node's heap entry in place and re-keys
+ * it when it comes up. Whatever the intervals (including long ones that are
+ * learned while suspect and later evicted, which pull the crossing
+ * earlier), every suspicion must fall exactly on the detector's crossing.
+ */
+static void test_decisions_exact_despite_lazy_deadlines(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.detector.window = 8;
+    c.pause_tolerance = 3600 * S;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    uint64_t rng = 88172645463325252ULL;
+    vigil_time_t t = 0;
+    send_hb(m, t, "z", 1, 1, 0, NULL);
+    const struct vigil_node *n = vigil_monitor_find(m, "z");
+    int suspicions = 0;
+    for (uint64_t seq = 2; seq < 3000; seq++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        vigil_time_t cross =
+            vigil_detector_crossing(&c.detector, &n->det, c.detector.suspect_threshold);
+        /* Mostly regular, sometimes late past the crossing, rarely very late. */
+        vigil_time_t gap = (vigil_time_t)(800 + rng % 400) * MS;
+        if (rng % 23 == 0)
+            gap = cross - t + (vigil_time_t)(rng % 2000) * MS;
+        if (rng % 97 == 0)
+            gap = 30 * S;
+        vigil_time_t next = t + gap;
+        if (next >= cross && n->state == VIGIL_STATE_ALIVE) {
+            tick(m, cross - 1);
+            assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+            tick(m, cross);
+            assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+            suspicions++;
+        }
+        for (vigil_time_t at = vigil_monitor_next_deadline(m); at < next;
+             at = vigil_monitor_next_deadline(m))
+            tick(m, at);
+        t = next;
+        tick(m, t);
+        send_hb(m, t, "z", 1, seq, 0, NULL);
+        if (n->state == VIGIL_STATE_DEAD) {
+            /* Bring it back for the next round. */
+            for (uint32_t r = 1; r < c.rise; r++) {
+                t += S;
+                tick(m, t);
+                send_hb(m, t, "z", 1, ++seq, 0, NULL);
+            }
+        }
+        assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+    }
+    assert_true(suspicions > 50);
+    vigil_monitor_free(m);
+}
+
 static void test_config_check(void **st)
 {
     (void)st;
@@ -608,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_phi_detection_boundary),
         cmocka_unit_test(test_custom_status_stored),
         cmocka_unit_test(test_timeouts_follow_sender_interval),
+        cmocka_unit_test(test_decisions_exact_despite_lazy_deadlines),
         cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
