@@ -53,6 +53,13 @@
  */
 #define API_CONNECTION_TIMEOUT_S 10
 
+/*
+ * Nodes in a /v1/nodes page: 1000 take a few milliseconds to render, and
+ * the detection loop waits while a page is rendered; 10000 at most.
+ */
+#define API_NODES_DEFAULT_LIMIT 1000
+#define API_NODES_MAX_LIMIT     10000
+
 /* Events in a /v1/events response when the client does not say ("limit"). */
 #define API_EVENTS_DEFAULT_LIMIT 100
 
@@ -254,19 +261,31 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
     return o;
 }
 
-static json_t *nodes_json(const struct api_ctx *c, vigil_time_t now, int64_t now_wall)
+/*
+ * One page of the node table, in table order (nodes are never removed, so
+ * offsets are stable). Paged because the API runs in the detection loop: a
+ * page of 1000 nodes takes milliseconds, the whole of a large table would
+ * take a second during which no heartbeat is read.
+ */
+static json_t *nodes_json(const struct api_ctx *c, uint64_t offset, uint64_t limit,
+                          vigil_time_t now, int64_t now_wall)
 {
     json_t *o = json_object();
     json_t *arr = json_array();
     int bad = !o || !arr;
     size_t count = vigil_monitor_node_count(c->mon);
-    for (size_t i = 0; !bad && i < count; i++) {
+    size_t end = offset < count ? (size_t)offset : count;
+    end = count - end > limit ? end + (size_t)limit : count;
+    for (size_t i = (size_t)(offset < count ? offset : count); !bad && i < end; i++) {
         const struct vigil_node *n = vigil_monitor_node_at(c->mon, i);
         if (n)
             bad |= json_array_append_new(arr, api_node_json(c->mon, n, now, now_wall)) != 0;
     }
     if (o) {
         bad |= put(o, "now", jwall(now_wall));
+        bad |= put(o, "total", json_integer((json_int_t)count));
+        bad |= put(o, "offset", json_integer((json_int_t)offset));
+        bad |= put(o, "next", end < count ? json_integer((json_int_t)end) : json_null());
         bad |= put(o, "nodes", arr);
         arr = NULL;
     }
@@ -618,6 +637,22 @@ static enum route route_of(const char *url, const char **id)
     return ROUTE_NONE;
 }
 
+static enum MHD_Result handle_nodes(struct api *a, struct MHD_Connection *conn, vigil_time_t now,
+                                    int64_t now_wall)
+{
+    uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
+    const char *o = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
+    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
+    if (o && parse_u64(o, &offset) != 0)
+        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "offset must be a number (0 or more)");
+    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
+                           API_NODES_MAX_LIMIT);
+    if (limit > API_NODES_MAX_LIMIT)
+        limit = API_NODES_MAX_LIMIT;
+    return queue_json(conn, MHD_HTTP_OK, nodes_json(a->ctx, offset, limit, now, now_wall));
+}
+
 static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
 {
     uint64_t since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
@@ -678,7 +713,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     int64_t now_wall = vigil_clock_wall_us();
     switch (r) {
     case ROUTE_NODES:
-        return queue_json(conn, MHD_HTTP_OK, nodes_json(a->ctx, now, now_wall));
+        return handle_nodes(a, conn, now, now_wall);
     case ROUTE_NODE:
         return handle_node(a, conn, id, now, now_wall);
     case ROUTE_EVENTS:

@@ -367,6 +367,43 @@ static json_t *api_get_json(struct http *h, const char *path)
     return doc;
 }
 
+/*
+ * Every node, page by page (the API serves at most a page per request so
+ * that no request holds up the monitor's detection loop). Returns one
+ * document {"now", "total", "nodes": [...]} or NULL after printing why.
+ */
+static json_t *api_get_all_nodes(struct http *h)
+{
+    json_t *all = NULL;
+    uint64_t offset = 0;
+    /* Bounded: a table holds at most 2^24 nodes, 1000 per page. */
+    for (int page = 0; page < 20000; page++) {
+        char path[96];
+        snprintf(path, sizeof(path), "/v1/nodes?offset=%llu&limit=1000",
+                 (unsigned long long)offset);
+        json_t *doc = api_get_json(h, path);
+        if (!doc) {
+            json_decref(all);
+            return NULL;
+        }
+        json_t *next = json_object_get(doc, "next");
+        bool more = json_is_integer(next) && json_integer_value(next) > (json_int_t)offset;
+        if (more)
+            offset = (uint64_t)json_integer_value(next);
+        if (!all) {
+            all = doc;
+        } else {
+            json_array_extend(json_object_get(all, "nodes"), json_object_get(doc, "nodes"));
+            json_decref(doc);
+        }
+        if (!more)
+            break;
+    }
+    json_object_del(all, "next");
+    json_object_del(all, "offset");
+    return all;
+}
+
 /* The API address: --api, else monitor.api of the -c file, else the default. */
 static int find_api(const char *cmd, const char *api, const char *cfg_path, char *out, size_t cap)
 {
@@ -648,17 +685,20 @@ int cmd_status(int argc, char **argv)
     int rc = 1;
     if (http_init(&h, "status", addr) == 0) {
         char path[128];
-        if (node)
+        json_t *doc;
+        if (node) {
             snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-        else
-            snprintf(path, sizeof(path), "/v1/nodes");
-        json_t *doc = api_get_json(&h, path);
+            doc = api_get_json(&h, path);
+        } else {
+            doc = api_get_all_nodes(&h);
+        }
         if (doc) {
             if (as_json) {
-                fwrite(h.body, 1, h.len, stdout);
-                if (h.len && h.body[h.len - 1] != '\n')
-                    putchar('\n');
-                rc = 0;
+                char *text = json_dumps(doc, JSON_INDENT(2));
+                if (text)
+                    puts(text);
+                free(text);
+                rc = text ? 0 : 1;
             } else if (node) {
                 print_node(doc);
                 rc = 0;

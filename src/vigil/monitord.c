@@ -369,6 +369,8 @@ static int run(struct monitord *d)
             wake = min_time(wake, api_next_deadline(d->api, now));
         int timeout = -1;
         if (wake != VIGIL_TIME_NEVER) {
+            /* The clock again: the work above took time, and the sleep must not add it. */
+            now = vigil_clock_mono();
             vigil_time_t dt = wake > now ? wake - now : 0;
             /* Round up: waking a little early would only spin. */
             vigil_time_t ms = (dt + VIGIL_NSEC_PER_MSEC - 1) / VIGIL_NSEC_PER_MSEC;
@@ -381,6 +383,12 @@ static int run(struct monitord *d)
             log_line(d, "epoll_wait failed");
             return 1;
         }
+        /* Heartbeats first: an API client must never delay them. */
+        for (int i = 0; i < n; i++) {
+            uint32_t tag = evs[i].data.u32;
+            if (tag < d->n_socks)
+                read_socket(d, d->socks[tag]);
+        }
         for (int i = 0; i < n; i++) {
             uint32_t tag = evs[i].data.u32;
             if (tag == TAG_SIGNAL) {
@@ -390,12 +398,9 @@ static int run(struct monitord *d)
                         d->stop = true;
                     /* SIGCHLD: the hook runner reaps at the top of the loop. */
                 }
-            } else if (tag == TAG_API) {
-                api_run(d->api);
-            } else if (tag < d->n_socks) {
-                read_socket(d, d->socks[tag]);
             }
         }
+        /* Once per turn: for ready connections and for MHD's own timeouts. */
         if (d->api)
             api_run(d->api);
     }
@@ -441,7 +446,7 @@ int cmd_monitor(int argc, char **argv)
     }
     struct vcfg_monitor *mc = &d->cfg.monitor;
     if (mc->log_file) {
-        d->log = fopen(mc->log_file, "a");
+        d->log = fopen(mc->log_file, "ae"); /* close-on-exec: not for hooks */
         if (!d->log) {
             fprintf(stderr, "vigil monitor: cannot open log file %s: %s\n", mc->log_file,
                     strerror(errno));

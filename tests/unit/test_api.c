@@ -397,6 +397,31 @@ static void test_nodes(void **state)
     json_decref(doc);
 }
 
+/* /v1/nodes is served in pages: offsets follow the table order and "next" chains them. */
+static void test_nodes_paged(void **state)
+{
+    struct fixture *f = *state;
+    json_t *doc = get_json(f, "/v1/nodes?offset=0&limit=2", 200);
+    assert_int_equal(iget(doc, "total"), 5);
+    assert_int_equal(iget(doc, "next"), 2);
+    json_t *nodes = json_object_get(doc, "nodes");
+    assert_int_equal(json_array_size(nodes), 2);
+    assert_string_equal(sget(json_array_get(nodes, 1), "id"), vigil_monitor_node_at(f->mon, 1)->id);
+    json_decref(doc);
+    doc = get_json(f, "/v1/nodes?offset=4&limit=2", 200);
+    assert_true(json_is_null(json_object_get(doc, "next")));
+    nodes = json_object_get(doc, "nodes");
+    assert_int_equal(json_array_size(nodes), 1);
+    assert_string_equal(sget(json_array_get(nodes, 0), "id"), vigil_monitor_node_at(f->mon, 4)->id);
+    json_decref(doc);
+    doc = get_json(f, "/v1/nodes?offset=99", 200);
+    assert_int_equal(json_array_size(json_object_get(doc, "nodes")), 0);
+    assert_true(json_is_null(json_object_get(doc, "next")));
+    json_decref(doc);
+    doc = get_json(f, "/v1/nodes?limit=0", 400);
+    json_decref(doc);
+}
+
 static void test_node_detail_and_404(void **state)
 {
     struct fixture *f = *state;
@@ -1199,6 +1224,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration_humaniser),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodes_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_detail_and_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_path_and_methods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_since_and_limit, setup, teardown),
