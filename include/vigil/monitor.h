@@ -85,6 +85,7 @@ struct vigil_monitor_stats {
     uint64_t unknown_node;     /* from an undeclared id with auto-registration off */
     uint64_t table_full;       /* from a new id with the table full */
     uint64_t events;           /* events produced */
+    uint64_t events_lost;      /* events not queued for want of memory */
     uint64_t pauses;           /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };

@@ -177,8 +177,10 @@ const struct vigil_detector_config *vigil_monitor_node_detector(const struct vig
     } else {
         /* Phi thresholds are odds, not times: only the times scale. */
         tmp->first_estimate = iv;
-        tmp->min_std_dev = (vigil_time_t)((double)base->min_std_dev * r);
-        tmp->acceptable_pause = (vigil_time_t)((double)base->acceptable_pause * r);
+        /* Clamped: an hour-long interval against a 10 ms reference must not overflow. */
+        double sd = (double)base->min_std_dev * r, pause = (double)base->acceptable_pause * r;
+        tmp->min_std_dev = sd < 0x1p62 ? (vigil_time_t)sd : (vigil_time_t)0x1p62;
+        tmp->acceptable_pause = pause < 0x1p62 ? (vigil_time_t)pause : (vigil_time_t)0x1p62;
         if (tmp->min_std_dev < 1)
             tmp->min_std_dev = 1;
     }
@@ -405,8 +407,10 @@ static struct vigil_event *event_slot(struct vigil_monitor *m)
     if (m->ev_len == m->ev_cap) {
         size_t ncap = m->ev_cap * 2;
         struct vigil_event *q = malloc(ncap * sizeof(*q));
-        if (!q)
-            return NULL; /* counted below; the state change itself stands */
+        if (!q) {
+            m->stats.events_lost++; /* the state change itself stands */
+            return NULL;
+        }
         for (size_t i = 0; i < m->ev_len; i++)
             q[i] = m->evq[(m->ev_head + i) % m->ev_cap];
         free(m->evq);
@@ -529,6 +533,19 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     return 0;
 }
 
+/*
+ * Whether the gap since the node's last heartbeat says anything about the
+ * node. Senders keep a fixed schedule, so gaps far shorter than their
+ * interval come from the receiving side: datagrams that queued up while
+ * the monitor was stopped or busy and are read in one batch. Learning them
+ * would shrink the mean and inflate the deviation.
+ */
+static bool plausible_gap(const struct vigil_node *n, vigil_time_t now)
+{
+    vigil_time_t iv = (vigil_time_t)n->interval_ms * VIGIL_NSEC_PER_MSEC;
+    return n->last_heard < 0 || now - n->last_heard >= iv / 4;
+}
+
 static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
                          const struct vigil_heartbeat *hb)
 {
@@ -630,7 +647,7 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         break;
     case VIGIL_STATE_ALIVE:
     case VIGIL_STATE_SUSPECT:
-        vigil_detector_arrival(dc, &n->det, ring, now, !n->skip_learn);
+        vigil_detector_arrival(dc, &n->det, ring, now, !n->skip_learn && plausible_gap(n, now));
         n->skip_learn = 0;
         n->last_heard = now;
         if (st == VIGIL_STATE_SUSPECT) {
@@ -655,7 +672,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
          * The interval that spans the outage is not learned; those inside
          * the recovery run are.
          */
-        vigil_detector_arrival(dc, &n->det, ring, now, n->rise_count > 0 && !n->skip_learn);
+        vigil_detector_arrival(dc, &n->det, ring, now,
+                               n->rise_count > 0 && !n->skip_learn && plausible_gap(n, now));
         n->skip_learn = 0;
         n->last_heard = now;
         if (++n->rise_count >= m->cfg.rise) {

@@ -390,6 +390,37 @@ static void test_monitor_pause_convicts_nobody(void **st)
     vigil_monitor_free(m);
 }
 
+/* Heartbeats that queued up during a pause arrive together: their gaps are not learned. */
+static void test_backlog_after_pause_not_learned(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    uint64_t seq = 1;
+    for (int i = 0; i < 40; i++) {
+        tick(m, i * S);
+        send_hb(m, i * S, "q", 1, seq++, 0, NULL);
+    }
+    const struct vigil_node *n = vigil_monitor_find(m, "q");
+    vigil_time_t mean0, sd0, mean, sd;
+    vigil_detector_stats(&n->det, &mean0, &sd0);
+    /* Stopped from 39 s to 50 s; ten heartbeats are read at 50 s, then steady again. */
+    for (int i = 0; i < 10; i++)
+        send_hb(m, 50 * S + i * 1000, "q", 1, seq++, 0, NULL);
+    assert_int_equal(vigil_monitor_stats(m)->pauses, 1);
+    for (int i = 51; i < 55; i++) {
+        tick(m, i * S);
+        send_hb(m, i * S, "q", 1, seq++, 0, NULL);
+    }
+    vigil_detector_stats(&n->det, &mean, &sd);
+    assert_true(mean > 990 * MS && mean < 1010 * MS);
+    assert_true(sd < sd0 + 10 * MS);
+    assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+}
+
 static void test_small_lateness_is_not_a_pause(void **st)
 {
     (void)st;
@@ -669,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_no_auto_register),
         cmocka_unit_test(test_table_full_keeps_known_nodes),
         cmocka_unit_test(test_monitor_pause_convicts_nobody),
+        cmocka_unit_test(test_backlog_after_pause_not_learned),
         cmocka_unit_test(test_small_lateness_is_not_a_pause),
         cmocka_unit_test(test_equal_deadlines_fire_in_order),
         cmocka_unit_test(test_phi_detection_boundary),
