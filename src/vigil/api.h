@@ -1,11 +1,10 @@
 /*
  * The monitor's HTTP API (libmicrohttpd, driven from the monitor's own event
  * loop: no extra thread touches the core). JSON everywhere:
- *   GET /v1/nodes?offset=N *   GET /v1/nodes              every nodelimit=M   the nodes, a page at a time
- *   GET /v1/nodes/ID           one node, with its last events
- *   GET /v1/events?since=N&limit=M   events with seq > N (oldest first)
- *   GET /v1/health             the monitor's own health and counters
- *   GET /metrics               the same counters for Prometheus
+ *   GET /v1/nodes?offset=N *   GET /v1/nodes              every nodelimit=M   the nodes, a page at
+ * a time GET /v1/nodes/ID           one node, with its last events GET /v1/events?since=N&limit=M
+ * events with seq > N (oldest first) GET /v1/health             the monitor's own health and
+ * counters GET /metrics               the same counters for Prometheus
  */
 #ifndef VIGIL_API_H
 #define VIGIL_API_H
