@@ -5,14 +5,12 @@
  * vigil_sender: sleep until the next slot of the heartbeat grid (an
  * absolute deadline on the monotonic clock, so the rhythm never drifts),
  * refresh the custom status, beat. The sender samples load, memory and
- * uptime from /proc itself. On SIGTERM or SIGINT the agent sends one
- * goodbye heartbeat (the LEAVING flag), so the monitors mark the node
- * "left" at once instead of convicting it as dead a few seconds later, and
- * exits 0. Signal handlers only set a flag: the loop sleeps with
- * clock_nanosleep(), which a signal interrupts (no SA_RESTART), and checks
- * the flag before and after every sleep. A signal that lands between the
- * check and the start of the sleep is noticed when the sleep ends, at most
- * one interval later: the goodbye is late, never lost.
+ * uptime from /proc itself. On SIGTERM or SIGINT the agent sends the
+ * goodbye heartbeat (the LEAVING flag, twice against one lost datagram), so
+ * the monitors mark the node "left" at once instead of convicting it as
+ * dead a few seconds later, and exits 0. SIGTERM and SIGINT stay blocked
+ * and the loop sleeps in sigtimedwait(), which takes a pending signal at
+ * once: one that arrives while the agent works is not lost or delayed.
  *
  * Custom status comes from three places, applied in this order, later ones
  * winning for the same key: the config file's static pairs, --set flags,
@@ -528,19 +526,33 @@ static void agent_run(struct agent *a)
 {
     const vigil_time_t interval = a->cfg.agent.interval;
     /* The loop ends when a signal sets agent_stop_signal; each pass sleeps or beats once. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
     while (!agent_stop_signal) {
+        /*
+         * SIGTERM and SIGINT are blocked: one that comes while the agent
+         * works stays pending, and sigtimedwait takes it at once, so no
+         * signal can slip in between a check and the sleep.
+         */
         vigil_time_t due = vigil_sender_next(a->sender);
-        struct timespec ts = {.tv_sec = (time_t)(due / VIGIL_NSEC_PER_SEC),
-                              .tv_nsec = (long)(due % VIGIL_NSEC_PER_SEC)};
-        int r = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-        if (r == EINTR)
-            continue;
-        if (r != 0) {
-            fprintf(stderr, "vigil agent: clock_nanosleep: %s\n", strerror(r));
-            return;
+        vigil_time_t wait = due - vigil_clock_mono();
+        if (wait > 0) {
+            struct timespec ts = {.tv_sec = (time_t)(wait / VIGIL_NSEC_PER_SEC),
+                                  .tv_nsec = (long)(wait % VIGIL_NSEC_PER_SEC)};
+            int sig = sigtimedwait(&stop, NULL, &ts);
+            if (sig > 0) {
+                agent_stop_signal = sig;
+                break;
+            }
+            if (sig < 0 && errno != EAGAIN && errno != EINTR) {
+                fprintf(stderr, "vigil agent: sigtimedwait: %s\n", strerror(errno));
+                return;
+            }
+            if (vigil_clock_mono() < due)
+                continue; /* woken early by another signal */
         }
-        if (agent_stop_signal)
-            break;
         agent_refresh_status(a);
         vigil_time_t now = vigil_clock_mono();
         uint64_t missed = vigil__sched_missed(due, interval, now);
@@ -609,6 +621,11 @@ int cmd_agent(int argc, char **argv)
     agent_stop_signal = 0;
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
+    sigset_t stop, old_mask;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop, &old_mask);
 
     char monitors[VIGIL_SENDER_MAX_MONITORS * AGENT_MONITOR_LOG] = "";
     char iv[32]; /* "3600000ms" at most: an int64 and a unit */
@@ -622,10 +639,16 @@ int cmd_agent(int argc, char **argv)
 
     agent_run(&a);
 
-    /* The goodbye, once, however the loop ended. */
+    /*
+     * The goodbye, however the loop ended: twice, so that one lost datagram
+     * does not turn a clean shutdown into a death (the monitor ignores the
+     * second once the node has left).
+     */
+    agent_beat(&a, true);
     agent_beat(&a, true);
     if (agent_stop_signal)
         fprintf(stderr, "vigil agent: %s: goodbye sent, exiting\n", strsignal(agent_stop_signal));
+    sigprocmask(SIG_SETMASK, &old_mask, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
     vigil_sender_free(a.sender);

@@ -557,7 +557,7 @@ static void test_agent_runs(void **state)
     assert_true(wait_for_pair(fd, key, &seq, "ok", NULL, &hb));
     assert_int_equal(hb.n_custom, 2);
 
-    /* SIGTERM: exactly one goodbye, the next sequence number, exit 0. */
+    /* SIGTERM: the goodbye (sent twice, in case one is lost), then exit 0. */
     assert_int_equal(kill(pid, SIGTERM), 0);
     bool left = false;
     for (int i = 0; i < MAX_BEATS_FOR_CHANGE && !left; i++) {
@@ -566,6 +566,9 @@ static void test_agent_runs(void **state)
         left = (hb.flags & VIGIL_FLAG_LEAVING) != 0;
     }
     assert_true(left);
+    assert_int_equal(recv_hb(fd, key, &hb), 0);
+    assert_int_equal(hb.sequence, ++seq);
+    assert_true(hb.flags & VIGIL_FLAG_LEAVING);
     int wstatus;
     assert_int_equal(waitpid(pid, &wstatus, 0), pid);
     assert_true(WIFEXITED(wstatus));
