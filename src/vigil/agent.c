@@ -282,6 +282,8 @@ static void agent_usage(FILE *f)
             "  -i, --interval DUR      heartbeat interval: 1s, 500ms, 1.5 (default 1s)\n"
             "  -k, --key-file FILE     cluster key file (64 hex digits, see vigil keygen)\n"
             "      --status-file FILE  custom status as key=value lines, re-read on change\n"
+            "      --generation-file FILE  keep the boot generation here, so that a restart\n"
+            "                          is always newer even if the clock went back\n"
             "      --set KEY=VALUE     static custom status (repeatable)\n"
             "  -h, --help              this help\n\n"
             "SIGTERM or SIGINT: send a goodbye heartbeat and exit 0.\n",
@@ -330,7 +332,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
  */
 static int agent_setup(struct agent *a, int argc, char **argv)
 {
-    enum { OPT_ID = 256, OPT_STATUS_FILE, OPT_SET };
+    enum { OPT_ID = 256, OPT_STATUS_FILE, OPT_SET, OPT_GENERATION_FILE };
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'},
         {"id", required_argument, 0, OPT_ID},
@@ -338,6 +340,7 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         {"interval", required_argument, 0, 'i'},
         {"key-file", required_argument, 0, 'k'},
         {"status-file", required_argument, 0, OPT_STATUS_FILE},
+        {"generation-file", required_argument, 0, OPT_GENERATION_FILE},
         {"set", required_argument, 0, OPT_SET},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -413,6 +416,10 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         case OPT_STATUS_FILE:
             free(ac->status_file);
             ac->status_file = agent_strdup(optarg);
+            break;
+        case OPT_GENERATION_FILE:
+            free(ac->generation_file);
+            ac->generation_file = agent_strdup(optarg);
             break;
         case OPT_SET:
             if (add_set_arg(&a->base, optarg, "vigil agent: --set") != 0)
@@ -502,6 +509,60 @@ static void agent_refresh_status(struct agent *a)
     else
         pairs = a->base;
     agent_apply_pairs(a, &pairs);
+}
+
+/*
+ * The boot generation, made persistent: the larger of the wall clock (in
+ * microseconds) and one more than the generation stored in path, written
+ * back (to a temporary file, then renamed) before the first heartbeat. A
+ * monitor ignores heartbeats whose generation is not newer than the last
+ * it accepted, so an agent that restarts with its clock behind (no
+ * real-time clock, a restored snapshot, NTP not yet synchronised) would be
+ * locked out without this.
+ */
+int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
+{
+    uint64_t stored = 0;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        unsigned long long v;
+        int n = fscanf(f, "%llu", &v);
+        fclose(f);
+        if (n != 1) {
+            fprintf(stderr, "vigil agent: %s: not a generation number\n", path);
+            return -1;
+        }
+        stored = v;
+    } else if (errno != ENOENT) {
+        fprintf(stderr, "vigil agent: cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (stored == UINT64_MAX) {
+        fprintf(stderr, "vigil agent: %s: the generation cannot grow any more\n", path);
+        return -1;
+    }
+    uint64_t gen = wall_us > stored ? wall_us : stored + 1;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+        fprintf(stderr, "vigil agent: %s: path too long\n", path);
+        return -1;
+    }
+    f = fopen(tmp, "we");
+    if (!f || fprintf(f, "%llu\n", (unsigned long long)gen) < 0 || fflush(f) != 0 ||
+        fsync(fileno(f)) != 0) {
+        fprintf(stderr, "vigil agent: cannot write %s: %s\n", tmp, strerror(errno));
+        if (f)
+            fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        fprintf(stderr, "vigil agent: cannot replace %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    *out = gen;
+    return 0;
 }
 
 /* One heartbeat, and a (rate-limited) line about send errors. */
@@ -599,6 +660,12 @@ int cmd_agent(int argc, char **argv)
 
     struct vigil_sender_config sc;
     vigil_sender_config_default(&sc);
+    if (ac->generation_file &&
+        agent_next_generation(ac->generation_file, (uint64_t)vigil_clock_wall_us(),
+                              &sc.generation) != 0) {
+        vcfg_free(&a.cfg);
+        return 1;
+    }
     sc.id = ac->id;
     for (size_t i = 0; i < ac->n_monitors; i++)
         sc.monitors[i] = ac->monitors[i];

@@ -50,4 +50,7 @@ int agent_pairs_set(struct agent_pairs *l, const char *key, const char *value);
 int agent_status_read(const char *path, const struct agent_pairs *base, struct agent_pairs *out,
                       FILE *errf);
 
+/* The next boot generation, persisted in path (see agent.c). Returns 0 or -1 (printed). */
+int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out);
+
 #endif

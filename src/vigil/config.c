@@ -409,6 +409,7 @@ void vcfg_free(struct vcfg *c)
     free(a->id);
     free_strs(a->monitors, &a->n_monitors);
     free(a->status_file);
+    free(a->generation_file);
     sodium_memzero(m->core.key, sizeof(m->core.key));
     sodium_memzero(a->key, sizeof(a->key));
     memset(c, 0, sizeof(*c));
@@ -1367,6 +1368,14 @@ static int a_status_file(struct ld *l, const config_setting_t *s)
     return set_path(l, s, &l->c->agent.status_file, v);
 }
 
+static int a_generation_file(struct ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (rd_string(l, s, &v) != 0)
+        return -1;
+    return set_path(l, s, &l->c->agent.generation_file, v);
+}
+
 static int a_custom(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_agent *a = &l->c->agent;
@@ -1409,6 +1418,7 @@ static int ld_agent(struct ld *l, const config_setting_t *s)
         {"interval", a_interval},
         {"key_file", a_key_file},
         {"status_file", a_status_file},
+        {"generation_file", a_generation_file},
         {"custom", a_custom},
     };
     return walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));

@@ -43,7 +43,8 @@ struct vcfg_agent {
     vigil_time_t interval; /* default 1 s */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
-    char *status_file;                            /* custom key=value lines, re-read when changed */
+    char *status_file;     /* custom key=value lines, re-read when changed */
+    char *generation_file; /* the last boot generation, kept across restarts */
     struct vigil_custom custom[VIGIL_CUSTOM_MAX]; /* static custom status */
     size_t n_custom;
 };

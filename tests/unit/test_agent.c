@@ -344,6 +344,34 @@ static void test_set_command(void **state)
 
 /* ---- vigil keygen ----------------------------------------------------------- */
 
+/* The generation grows across restarts even when the clock goes back. */
+static void test_generation_file(void **state)
+{
+    (void)state;
+    char path[160], buf[64];
+    path_in_dir(path, sizeof(path), "generation");
+    uint64_t g = 0;
+    /* No file yet: the wall clock. */
+    assert_int_equal(agent_next_generation(path, 5000, &g), 0);
+    assert_int_equal(g, 5000);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "5000\n");
+    /* The clock went back: one more than the stored generation. */
+    assert_int_equal(agent_next_generation(path, 100, &g), 0);
+    assert_int_equal(g, 5001);
+    /* The clock is ahead again: the clock wins. */
+    assert_int_equal(agent_next_generation(path, 9000, &g), 0);
+    assert_int_equal(g, 9000);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "9000\n");
+    /* A damaged file stops the agent rather than risk going backwards. */
+    write_file(path, "garbage\n");
+    assert_int_equal(agent_next_generation(path, 1, &g), -1);
+    write_file(path, "18446744073709551615\n");
+    assert_int_equal(agent_next_generation(path, 1, &g), -1);
+    assert_int_equal(unlink(path), 0);
+}
+
 static void test_keygen(void **state)
 {
     (void)state;
@@ -591,10 +619,10 @@ static void test_agent_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_line), cmocka_unit_test(test_pairs_set),
-        cmocka_unit_test(test_status_read), cmocka_unit_test(test_set_command),
-        cmocka_unit_test(test_keygen),      cmocka_unit_test(test_agent_usage_errors),
-        cmocka_unit_test(test_agent_runs),
+        cmocka_unit_test(test_status_line),        cmocka_unit_test(test_pairs_set),
+        cmocka_unit_test(test_status_read),        cmocka_unit_test(test_set_command),
+        cmocka_unit_test(test_generation_file),    cmocka_unit_test(test_keygen),
+        cmocka_unit_test(test_agent_usage_errors), cmocka_unit_test(test_agent_runs),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
