@@ -105,6 +105,7 @@ struct hook_queue {
     vigil_time_t term_at;           /* when it gets SIGTERM */
     vigil_time_t kill_at;           /* when it gets SIGKILL (set when TERM is sent) */
     int signalled;                  /* last signal sent to it: 0, SIGTERM or SIGKILL */
+    size_t run_idx;                 /* its slot in the runner's run[] while pid != 0 */
 };
 
 /* A hook, copied from the configuration so that the runner owns it. */
@@ -125,7 +126,13 @@ struct hook_runner {
     struct hook_queue *all;                   /* every FIFO */
     struct hook_queue *line_head, *line_tail; /* FIFOs waiting for a free slot */
     size_t running;                           /* hooks running */
-    size_t pending;                           /* hook runs queued or running */
+    /*
+     * The FIFOs whose hook is running: what poll and the deadline look at,
+     * so that a mass failure with thousands of nodes queued costs nothing
+     * per loop beyond the (at most HOOK_MAX_RUNNING) running hooks.
+     */
+    struct hook_queue *run[HOOK_MAX_RUNNING];
+    size_t pending; /* hook runs queued or running */
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct hook_stats stats;
 };
@@ -500,7 +507,8 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
     q->term_at = now + (h->timeout > 0 ? h->timeout : HOOK_DEFAULT_TIMEOUT);
     q->kill_at = VIGIL_TIME_NEVER;
     q->signalled = 0;
-    r->running++;
+    q->run_idx = r->running;
+    r->run[r->running++] = q;
     r->stats.started++;
 out:
     if (fa_ok)
@@ -622,7 +630,10 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     q->pid = 0;
     q->signalled = 0;
     q->hook++;
-    r->running--;
+    /* Out of run[]: the last one takes its slot. */
+    struct hook_queue *last = r->run[--r->running];
+    r->run[q->run_idx] = last;
+    last->run_idx = q->run_idx;
     r->pending--;
 }
 
@@ -771,10 +782,15 @@ void hook_runner_poll(struct hook_runner *r, vigil_time_t now)
 {
     if (!r)
         return;
-    /* One pass over the FIFOs; queue_kick may free only the FIFO at hand. */
-    struct hook_queue *nx;
-    for (struct hook_queue *q = r->all; q; q = nx) {
-        nx = q->next;
+    /*
+     * One pass over the hooks running now (a copy: finishing one changes
+     * run[], and queue_kick may start another or free the FIFO at hand).
+     */
+    struct hook_queue *now_running[HOOK_MAX_RUNNING];
+    size_t n = r->running;
+    memcpy(now_running, r->run, n * sizeof(now_running[0]));
+    for (size_t i = 0; i < n; i++) {
+        struct hook_queue *q = now_running[i];
         if (q->pid == 0)
             continue;
         int status = 0;
@@ -799,9 +815,8 @@ vigil_time_t hook_runner_next_deadline(const struct hook_runner *r)
      * Only timeouts are scheduled: a hook that ends is noticed through
      * SIGCHLD, which the program watches and which makes it poll.
      */
-    for (const struct hook_queue *q = r->all; q; q = q->next) {
-        if (q->pid == 0)
-            continue;
+    for (size_t i = 0; i < r->running; i++) {
+        const struct hook_queue *q = r->run[i];
         if (q->signalled == 0 && q->term_at < d)
             d = q->term_at;
         else if (q->signalled == SIGTERM && q->kill_at < d)
