@@ -85,13 +85,22 @@ vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
                                      const struct vigil_detector *d, double threshold);
 
 /*
+ * The standardised deviation y at which phi reaches threshold: phi(mean' +
+ * y * sd') = threshold for any mean' and sd'. Depends on the threshold
+ * alone, so a caller can compute it once.
+ */
+double vigil_phi_quantile(double threshold);
+
+/*
  * The closed-form estimate of vigil_detector_crossing, without its exact
  * refinement: cheaper, and within a microsecond of the exact crossing for
  * any sane configuration. For deciding whether a deadline must move, not
- * for the deadline itself.
+ * for the deadline itself. quantile is vigil_phi_quantile(threshold) for
+ * phi (ignored for the fixed detector).
  */
 vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
-                                              const struct vigil_detector *d, double threshold);
+                                              const struct vigil_detector *d, double threshold,
+                                              double quantile);
 
 /* Interval statistics of the history, in nanoseconds (0 when empty). */
 void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean,

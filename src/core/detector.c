@@ -417,7 +417,7 @@ double vigil_detector_level(const struct vigil_detector_config *cfg, const struc
  * root) and Q = -z / B, by Cardano's formula in the form that avoids
  * subtracting two large cube roots, then one Newton step to polish.
  */
-static double phi_offset(const struct level_params *p, double threshold)
+double vigil_phi_quantile(double threshold)
 {
     double z = softplus_inv(threshold * M_LN10);
     double pp = LOGISTIC_A / LOGISTIC_B;
@@ -428,7 +428,12 @@ static double phi_offset(const struct level_params *p, double threshold)
     if (z < 0)
         y = -y;
     y -= (LOGISTIC_B * y * y * y + LOGISTIC_A * y - z) / (3 * LOGISTIC_B * y * y + LOGISTIC_A);
-    return p->mean + y * p->sd;
+    return y;
+}
+
+static double phi_offset(const struct level_params *p, double threshold)
+{
+    return p->mean + vigil_phi_quantile(threshold) * p->sd;
 }
 
 vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
@@ -511,7 +516,8 @@ vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
 }
 
 vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
-                                              const struct vigil_detector *d, double threshold)
+                                              const struct vigil_detector *d, double threshold,
+                                              double quantile)
 {
     struct level_params p;
     double offset;
@@ -519,7 +525,7 @@ vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config
     if (d->last == VIGIL_TIME_NEVER || !(threshold > 0) || threshold > PHI_LEVEL_MAX)
         return VIGIL_TIME_NEVER;
     level_params(cfg, d, &p);
-    offset = p.phi ? phi_offset(&p, threshold) : threshold * (double)VIGIL_NSEC_PER_SEC;
+    offset = p.phi ? p.mean + quantile * p.sd : threshold * (double)VIGIL_NSEC_PER_SEC;
     if (!(offset < 0x1p62) || d->last > INT64_MAX - (vigil_time_t)0x1p62)
         return VIGIL_TIME_NEVER;
     return d->last + (offset > 0 ? (vigil_time_t)offset : 0);

@@ -50,6 +50,7 @@ struct vigil_monitor {
     uint32_t n_nodes;
     uint32_t *rings; /* interval histories: window slots per node, or NULL */
     uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
+    double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */
 
     uint32_t *slots; /* hash table: node index + 1, 0 = empty */
     uint32_t slot_mask;
@@ -200,6 +201,8 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->cfg = *cfg;
     if (cfg->has_key)
         vigil_wire_mac_key(m->mac_key, cfg->key);
+    /* Phi thresholds do not scale with a node's interval: one quantile serves all. */
+    m->suspect_quantile = vigil_phi_quantile(cfg->detector.suspect_threshold);
     size_t cap = cfg->max_nodes;
     /* Load factor at most one half keeps linear probes short. */
     size_t nslots = 16;
@@ -659,7 +662,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
              * microsecond of it), keep the entry and re-key it when it
              * comes up.
              */
-            vigil_time_t est = vigil_detector_crossing_estimate(dc, &n->det, dc->suspect_threshold);
+            vigil_time_t est = vigil_detector_crossing_estimate(dc, &n->det, dc->suspect_threshold,
+                                                                m->suspect_quantile);
             if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= n->deadline) {
                 m->stale[idx] = 1;
                 return 0;

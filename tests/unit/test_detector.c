@@ -10,6 +10,7 @@
  * tests use a fixed seed, print it, and are bounded.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -730,6 +731,35 @@ static void test_config_check(void **state)
     expect_good(&c);
 }
 
+/* The quantile inverts phi, and the estimate built on it sits within a microsecond of the exact
+ * crossing. */
+static void test_quantile_and_estimate(void **state)
+{
+    (void)state;
+    const double thresholds[] = {0.5, 1.0, 3.0, 5.0, 8.0, 12.0, 16.0};
+    for (size_t i = 0; i < sizeof(thresholds) / sizeof(thresholds[0]); i++) {
+        double y = vigil_phi_quantile(thresholds[i]);
+        double phi = vigil_phi((vigil_time_t)(1e9 + y * 1e8), 1e9, 1e8);
+        assert_true(fabs(phi - thresholds[i]) < 1e-3);
+    }
+    struct vigil_detector_config cfg;
+    struct vigil_detector d;
+    uint32_t ring[32];
+    vigil_detector_config_default(&cfg, VIGIL_DETECTOR_PHI, SEC);
+    vigil_detector_init(&d);
+    vigil_time_t t = 0;
+    for (int i = 0; i < 50; i++) {
+        t += SEC + (i % 5) * 37 * MS;
+        vigil_detector_arrival(&cfg, &d, ring, t, true);
+        for (size_t k = 0; k < sizeof(thresholds) / sizeof(thresholds[0]); k++) {
+            vigil_time_t exact = vigil_detector_crossing(&cfg, &d, thresholds[k]);
+            vigil_time_t est = vigil_detector_crossing_estimate(&cfg, &d, thresholds[k],
+                                                                vigil_phi_quantile(thresholds[k]));
+            assert_true(llabs(exact - est) < 1000);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +779,7 @@ int main(void)
         cmocka_unit_test(test_level_monotonic),
         cmocka_unit_test(test_phi_no_ring),
         cmocka_unit_test(test_config_default),
+        cmocka_unit_test(test_quantile_and_estimate),
         cmocka_unit_test(test_config_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
