@@ -58,22 +58,30 @@ const char *vigil_strerror(int err)
     return messages[err];
 }
 
+/*
+ * The id alphabet as a table: one load per character on the heartbeat path
+ * instead of six comparisons. Written out rather than built from ctype
+ * functions, which depend on the process locale; the id alphabet must not.
+ */
+static const uint8_t id_char[256] = {
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1, ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
+    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1,
+    ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1, ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1,
+    ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['.'] = 1, ['_'] = 1,
+    ['-'] = 1};
+
 bool vigil_id_valid(const char *id, size_t len)
 {
     if (id == NULL || len == 0 || len > VIGIL_ID_MAX)
         return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)id[i];
-        /*
-         * Range comparisons rather than isalnum(): the ctype functions
-         * depend on the process locale, and the id alphabet must not.
-         */
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == '-';
-        if (!ok)
-            return false;
-    }
-    return true;
+    unsigned bad = 0;
+    for (size_t i = 0; i < len; i++)
+        bad |= id_char[(unsigned char)id[i]] ^ 1u;
+    return bad == 0;
 }
 
 void vigil_addr_format(const struct vigil_addr *a, char *buf, size_t cap)
