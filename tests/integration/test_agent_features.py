@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Agent features against a real monitor: IPv6, custom status changed while
 the agent runs, the embedding example, and /proc status reaching the API."""
+import json
 import os
 import subprocess
 import time
@@ -70,5 +71,21 @@ def test_embedded_library(tmp):
     check(len(n["custom"]) >= 1, "custom %r" % n["custom"])
 
 
+def test_json_log(tmp):
+    """With log.format = "json" every line of the log is one JSON object."""
+    m = Monitor(tmp, CONFIG.replace("startup_grace", 'log = { format = "json"; };\n  startup_grace'))
+    a = agent(m.addr, "js", tmp)
+    m.wait_state("js", "alive", 10)
+    a.terminate()
+    a.wait(timeout=5)
+    m.wait_state("js", "left", 5)
+    lines = [l for l in m.read_log().splitlines() if l.strip()]
+    objs = [json.loads(l) for l in lines]
+    states = [(o["node"], o["old_state"], o["new_state"]) for o in objs if o.get("type") == "state"]
+    check(states == [("js", "unknown", "alive"), ("js", "alive", "left")], "events %r" % states)
+    check(any(o.get("type") == "log" for o in objs), "no log line in %r" % objs[:3])
+
+
 if __name__ == "__main__":
-    run_tests([test_ipv6_and_proc_status, test_custom_status_while_running, test_embedded_library])
+    run_tests([test_ipv6_and_proc_status, test_custom_status_while_running, test_embedded_library,
+               test_json_log])
