@@ -626,7 +626,7 @@ static void status_usage(FILE *f)
             "usage: vigil status [--api ADDR] [-c FILE] [--json] [NODE]\n"
             "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
             "  -c FILE       read the API address from this configuration file\n"
-            "  --json        print the API's JSON as it is\n"
+            "  --json        print the API's JSON (with no NODE: all pages merged)\n"
             "  NODE          show one node in detail, with its recent events\n",
             CLI_DEFAULT_API);
 }
