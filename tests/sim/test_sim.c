@@ -273,6 +273,7 @@ static void test_no_false_alarms(void **st)
     printf("# 300 nodes, 2 h, 1%% loss: %llu suspect, %llu dead\n", (unsigned long long)s.suspects,
            (unsigned long long)s.deads);
     assert_int_equal(s.deads, 0);
+    assert_int_equal(s.suspects, 0);
     assert_int_equal(vigil_monitor_stats(s.mon)->pauses, 0);
     sim_free(&s);
 }
