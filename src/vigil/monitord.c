@@ -36,11 +36,14 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "io/netaddr.h"
+#include "logq.h"
 
 /* Datagrams taken per recvmmsg call: amortises the system call. */
 #define BATCH 64
 /* Batches read per socket before timers get a turn, so a flood cannot starve decisions. */
 #define MAX_BATCHES 64
+/* The log's buffer: some 20,000 event lines before any is dropped. */
+#define LOG_BUFFER_BYTES (4 << 20)
 /* Requested receive buffer: a few seconds of heartbeats from a large cluster. */
 #define RCVBUF_BYTES (8 << 20)
 
@@ -55,9 +58,23 @@ struct monitord {
     size_t n_socks;
     int epfd, sigfd;
     FILE *log;
+    struct logq *lq;        /* the log's writer thread, once running */
+    uint64_t json_failures; /* events that could not be rendered as JSON */
+    bool log_stuck;         /* the log writer could not finish: exit without stdio */
     bool stop;
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
+
+/* Writes one line to the log: through the writer thread once it runs. */
+static void log_out(struct monitord *d, const char *line)
+{
+    if (d->lq) {
+        logq_write(d->lq, line);
+    } else {
+        fprintf(d->log, "%s\n", line);
+        fflush(d->log);
+    }
+}
 
 static void log_line(struct monitord *d, const char *line)
 {
@@ -67,13 +84,14 @@ static void log_line(struct monitord *d, const char *line)
         json_t *o = json_pack("{s:s, s:s, s:s}", "time", ts, "type", "log", "message", line);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
         if (s)
-            fprintf(d->log, "%s\n", s);
+            log_out(d, s);
         free(s);
         json_decref(o);
     } else {
-        fprintf(d->log, "%s %s\n", ts, line);
+        char buf[2048];
+        snprintf(buf, sizeof(buf), "%s %s", ts, line);
+        log_out(d, buf);
     }
-    fflush(d->log);
 }
 
 static void hook_log(void *arg, const char *line)
@@ -294,20 +312,21 @@ static void drain_events(struct monitord *d, vigil_time_t now)
             json_t *o = evrec_to_json(&r);
             char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
             if (s)
-                fprintf(d->log, "%s\n", s);
+                log_out(d, s);
             else
-                d->api_ctx.dropped_log++;
+                d->json_failures++;
             free(s);
             json_decref(o);
         } else {
             char line[1024];
             evrec_format_text(&r, line, sizeof(line));
-            fprintf(d->log, "%s\n", line);
+            log_out(d, line);
         }
         if (d->hooks)
             hook_runner_submit(d->hooks, &r, now);
     }
-    fflush(d->log);
+    if (d->lq)
+        d->api_ctx.dropped_log = d->json_failures + logq_dropped(d->lq);
 }
 
 static void read_socket(struct monitord *d, int fd)
@@ -421,7 +440,10 @@ static void cleanup(struct monitord *d)
         close(d->epfd);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
-    if (d->log && d->log != stdout)
+    /* A writer stuck on a full pipe is left to the exit, with its stream. */
+    d->log_stuck = logq_free(d->lq, 2000) != 0;
+    d->lq = NULL;
+    if (d->log && d->log != stdout && !d->log_stuck)
         fclose(d->log);
     vcfg_free(&d->cfg);
 }
@@ -464,6 +486,13 @@ int cmd_monitor(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGCHLD);
     sigprocmask(SIG_BLOCK, &mask, NULL);
+    /* After the mask: the writer thread must not take the signals the loop reads. */
+    d->lq = logq_new(d->log, LOG_BUFFER_BYTES);
+    if (!d->lq) {
+        fprintf(stderr, "vigil monitor: cannot start the log writer\n");
+        cleanup(d);
+        return 1;
+    }
 
     vigil_time_t now = vigil_clock_mono();
     randombytes_buf(mc->core.hash_seed, sizeof(mc->core.hash_seed));
@@ -534,5 +563,13 @@ int cmd_monitor(int argc, char **argv)
     log_line(d, "vigil monitor: stopping");
     drain_events(d, vigil_clock_mono());
     cleanup(d);
+    if (d->log_stuck) {
+        /*
+         * The writer still holds the log stream in a write nobody reads:
+         * exit() would wait on that stream's lock to flush it, and standard
+         * error may be the same pipe. Leave now, saying nothing more.
+         */
+        _exit(rc);
+    }
     return rc;
 }
