@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(
-    build-essential cmake pkg-config
+    build-essential make cmake pkg-config
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
     libcurl4-openssl-dev libcmocka-dev
     python3 procps iproute2 nftables curl clang-format util-linux
