@@ -446,6 +446,8 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(h, "failed", juint(hs.failed));
         bad |= put(h, "timed_out", juint(hs.timed_out));
         bad |= put(h, "spawn_errors", juint(hs.spawn_errors));
+        bad |= put(h, "retried", juint(hs.retried));
+        bad |= put(h, "gave_up", juint(hs.gave_up));
         bad |= put(h, "queued", juint(hs.queued));
         bad |= put(h, "pending", juint(pending));
     }
@@ -530,6 +532,14 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
     for (size_t i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++)
         sb_printf(&b, "vigil_hooks_total{result=\"%s\"} %llu\n", hooks[i].result,
                   (unsigned long long)hooks[i].value);
+    sb_printf(&b,
+              "# HELP vigil_hook_retries_total Hook runs started again after a failure.\n"
+              "# TYPE vigil_hook_retries_total counter\n"
+              "vigil_hook_retries_total %llu\n"
+              "# HELP vigil_hook_gave_up_total Hook runs that failed on their last retry.\n"
+              "# TYPE vigil_hook_gave_up_total counter\n"
+              "vigil_hook_gave_up_total %llu\n",
+              (unsigned long long)hs.retried, (unsigned long long)hs.gave_up);
     GAUGE_HEAD("vigil_hooks_pending", "Hooks running or queued.");
     sb_printf(&b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
 

@@ -78,6 +78,11 @@
 
 /* Hook timeout when none is set: time for a notification over a slow network. */
 #define HOOK_TIMEOUT_DEFAULT (10 * VIGIL_NSEC_PER_SEC)
+/* A failed hook runs twice more, 1 s and then 2 s later: enough for a
+ * transient failure (a load balancer restarting), short enough that the
+ * node's next events are not held back for long. */
+#define HOOK_RETRIES_DEFAULT     2
+#define HOOK_RETRY_DELAY_DEFAULT VIGIL_NSEC_PER_SEC
 
 /* Longest setting path in a message ("monitor.hooks[15].command[31]" and the like). */
 #define PATH_MAX_LEN 160
@@ -1046,6 +1051,26 @@ static int h_timeout(struct ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int h_retries(struct ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    /* Ten doublings of the delay already wait over a thousand times the first. */
+    if (rd_int(l, s, 0, 10, &v) != 0)
+        return -1;
+    cur_hook(l)->retries = (uint32_t)v;
+    return 0;
+}
+
+static int h_retry_delay(struct ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (rd_duration(l, s, &h->retry_delay) != 0)
+        return -1;
+    if (h->retry_delay <= 0)
+        return sfail(l, s, "must be longer than 0 s");
+    return 0;
+}
+
 static int h_on(struct ld *l, const config_setting_t *s)
 {
     struct vcfg_hook *h = cur_hook(l);
@@ -1081,9 +1106,8 @@ static int h_on(struct ld *l, const config_setting_t *s)
 static int m_hooks(struct ld *l, const config_setting_t *s)
 {
     static const struct field fields[] = {
-        {"command", h_command},
-        {"timeout", h_timeout},
-        {"on", h_on},
+        {"command", h_command}, {"timeout", h_timeout},         {"on", h_on},
+        {"retries", h_retries}, {"retry_delay", h_retry_delay},
     };
     struct vcfg_monitor *m = &l->c->monitor;
     /* An empty array, "hooks = [ ];", says "no hooks" as well as "( )". */
@@ -1101,6 +1125,8 @@ static int m_hooks(struct ld *l, const config_setting_t *s)
         struct vcfg_hook *h = &m->hooks[m->n_hooks++];
         memset(h, 0, sizeof(*h));
         h->timeout = HOOK_TIMEOUT_DEFAULT;
+        h->retries = HOOK_RETRIES_DEFAULT;
+        h->retry_delay = HOOK_RETRY_DELAY_DEFAULT;
         if (walk(l, g, fields, sizeof(fields) / sizeof(fields[0])) != 0)
             return -1;
         if (h->argv[0] == NULL)

@@ -19,6 +19,8 @@ struct vcfg_hook {
     char *argv[VCFG_MAX_ARGV + 1]; /* NULL terminated; argv[0] is the program */
     vigil_time_t timeout;          /* TERM after this, KILL 2 s later; default 10 s */
     uint32_t on_states;            /* bit (1 << enum vigil_state) per new state; 0: all */
+    uint32_t retries;              /* runs again after a failure; default 2 */
+    vigil_time_t retry_delay;      /* before the first retry, doubling; default 1 s */
 };
 
 struct vcfg_monitor {

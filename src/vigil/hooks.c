@@ -35,11 +35,13 @@
  * hook started too (kill(-pgid, sig)), as keepalived and haproxy do with
  * their checks and notify scripts.
  *
- * A hook that fails (non-zero exit, killed, timed out, or impossible to
- * start) is counted and logged with its status and duration, and is not
- * retried: hooks notify, and a retry could deliver an event twice or after
- * a newer one. Retries belong to the future corrective actions, which are
- * idempotent by design.
+ * A hook that fails (non-zero exit, killed, or timed out) is counted and
+ * logged with its status and duration, and run again for the same event
+ * after retry_delay, doubling, up to `retries` times (VIGIL_ATTEMPT says
+ * which run it is). The node's FIFO waits meanwhile, so a retry never
+ * delivers an event after a newer one; a hook may see an event twice, so
+ * hooks must be idempotent. A hook that cannot be started at all (no such
+ * program) is logged and not retried: that does not fix itself.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -82,7 +84,7 @@ extern char **environ;
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
-#define HOOK_ENV_COUNT 14
+#define HOOK_ENV_COUNT 15
 
 /* One event waiting in (or at the head of) a node's FIFO. */
 struct hook_job {
@@ -106,6 +108,10 @@ struct hook_queue {
     vigil_time_t kill_at;           /* when it gets SIGKILL (set when TERM is sent) */
     int signalled;                  /* last signal sent to it: 0, SIGTERM or SIGKILL */
     size_t run_idx;                 /* its slot in the runner's run[] while pid != 0 */
+    uint32_t attempt;               /* retries of the current run so far */
+    vigil_time_t retry_at;          /* when a failed run goes again, while in_retry */
+    bool in_retry;                  /* waiting to run a failed hook again */
+    struct hook_queue *retry_next;  /* next FIFO waiting for a retry */
 };
 
 /* A hook, copied from the configuration so that the runner owns it. */
@@ -113,6 +119,8 @@ struct hook {
     char **argv;
     vigil_time_t timeout;
     uint32_t on_states;
+    uint32_t retries;
+    vigil_time_t retry_delay;
 };
 
 struct hook_runner {
@@ -132,16 +140,18 @@ struct hook_runner {
      * per loop beyond the (at most HOOK_MAX_RUNNING) running hooks.
      */
     struct hook_queue *run[HOOK_MAX_RUNNING];
-    size_t pending; /* hook runs queued or running */
+    struct hook_queue *retry_head; /* FIFOs waiting to run a failed hook again */
+    vigil_time_t retry_min;        /* earliest retry_at among them (NEVER: none) */
+    size_t pending;                /* hook runs queued or running */
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct hook_stats stats;
 };
 
 static const char *const hook_env_names[HOOK_ENV_COUNT] = {
-    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE", "VIGIL_OLD_STATE",
-    "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME", "VIGIL_SINCE_LAST",
-    "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN", "VIGIL_STD_DEV",
-    "VIGIL_ADDR",      "VIGIL_GENERATION",
+    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE",    "VIGIL_OLD_STATE",
+    "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME",    "VIGIL_SINCE_LAST",
+    "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",    "VIGIL_STD_DEV",
+    "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT",
 };
 
 static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
@@ -348,7 +358,7 @@ static bool env_overridden(const char *entry)
  * runner sets, plus the event. The strings of the monitor's environment are
  * borrowed; the event's are allocated, from index *first_own on.
  */
-static char **build_env(const struct evrec *rec, size_t *first_own)
+static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first_own)
 {
     const struct vigil_event *ev = &rec->ev;
     size_t n_env = 0;
@@ -387,7 +397,8 @@ static char **build_env(const struct evrec *rec, size_t *first_own)
               env_add(&envp[k++], "VIGIL_MEAN=%s", mean) &&
               env_add(&envp[k++], "VIGIL_STD_DEV=%s", sd) &&
               env_add(&envp[k++], "VIGIL_ADDR=%s", addr) &&
-              env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation);
+              env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
+              env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1);
     if (!ok) {
         for (size_t i = *first_own; i < k; i++)
             free(envp[i]);
@@ -447,7 +458,7 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
     const struct evrec *rec = &q->head->rec;
     size_t json_len = 0, first_own = 0;
     char *json = event_json_line(rec, &json_len);
-    char **envp = build_env(rec, &first_own);
+    char **envp = build_env(rec, q->attempt, &first_own);
     int err = 0;
     int fds[2] = {-1, -1};
     bool fa_ok = false, at_ok = false;
@@ -571,6 +582,7 @@ static void queue_kick(struct hook_runner *r, struct hook_queue *q, vigil_time_t
         /* Could not start: counted and logged; the event goes on to its next hook. */
         r->pending--;
         q->hook++;
+        q->attempt = 0;
     }
     queue_remove(r, q);
 }
@@ -625,16 +637,69 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
         else
             r->stats.failed++;
     }
-    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %ss%s", h->argv[0], rec->ev.seq,
-              event_label(rec), what, dur, after);
+    bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !q->signalled;
+    char retry[96] = "";
+    if (!ok && q->attempt < h->retries) {
+        /* The delay doubles with each retry: retry_delay, 2x, 4x, ... */
+        vigil_time_t delay = h->retry_delay << q->attempt;
+        q->attempt++;
+        char d[32];
+        fmt_secs(delay, d, sizeof(d));
+        snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %ss", q->attempt,
+                 h->retries, d);
+        q->retry_at = now + delay;
+        q->in_retry = true;
+        q->retry_next = r->retry_head;
+        r->retry_head = q;
+        if (q->retry_at < r->retry_min)
+            r->retry_min = q->retry_at;
+    } else if (!ok && h->retries > 0) {
+        r->stats.gave_up++;
+        snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", q->attempt + 1);
+    }
+    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %ss%s%s", h->argv[0], rec->ev.seq,
+              event_label(rec), what, dur, after, retry);
     q->pid = 0;
     q->signalled = 0;
-    q->hook++;
     /* Out of run[]: the last one takes its slot. */
     struct hook_queue *last = r->run[--r->running];
     r->run[q->run_idx] = last;
     last->run_idx = q->run_idx;
+    if (q->in_retry)
+        return; /* the run is still owed: pending stays, the hook stays */
+    q->attempt = 0;
+    q->hook++;
     r->pending--;
+}
+
+/* Starts the retries that are due; the rest wait (bounded by the FIFOs in retry). */
+static void retries_due(struct hook_runner *r, vigil_time_t now)
+{
+    if (now < r->retry_min)
+        return;
+    struct hook_queue **pp = &r->retry_head;
+    struct hook_queue *due = NULL;
+    r->retry_min = VIGIL_TIME_NEVER;
+    while (*pp) {
+        struct hook_queue *q = *pp;
+        if (q->retry_at <= now) {
+            *pp = q->retry_next;
+            q->retry_next = due;
+            due = q;
+        } else {
+            if (q->retry_at < r->retry_min)
+                r->retry_min = q->retry_at;
+            pp = &q->retry_next;
+        }
+    }
+    while (due) {
+        struct hook_queue *q = due;
+        due = q->retry_next;
+        q->in_retry = false;
+        q->retry_next = NULL;
+        r->stats.retried++;
+        queue_kick(r, q, now, false);
+    }
 }
 
 /* Sends SIGTERM or SIGKILL to q's hook when they are due. */
@@ -693,6 +758,7 @@ int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, vo
     struct hook_runner *r = calloc(1, sizeof(*r));
     if (!r)
         return -VIGIL_ENOMEM;
+    r->retry_min = VIGIL_TIME_NEVER;
     r->log = log;
     r->log_arg = log_arg;
     r->n_buckets = HOOK_BUCKETS_START;
@@ -713,6 +779,9 @@ int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, vo
                 goto nomem;
         r->hooks[i].timeout = hooks[i].timeout;
         r->hooks[i].on_states = hooks[i].on_states;
+        r->hooks[i].retries = hooks[i].retries;
+        r->hooks[i].retry_delay =
+            hooks[i].retry_delay > 0 ? hooks[i].retry_delay : VIGIL_NSEC_PER_SEC;
     }
     randombytes_buf(r->hash_key, sizeof(r->hash_key));
 
@@ -773,7 +842,7 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev, vigil_time
      */
     r->pending += want;
     r->stats.queued += want;
-    if (q->pid == 0 && !q->in_line)
+    if (q->pid == 0 && !q->in_line && !q->in_retry)
         queue_kick(r, q, now, false);
     return 0;
 }
@@ -801,16 +870,19 @@ void hook_runner_poll(struct hook_runner *r, vigil_time_t now)
         }
         /* w == pid: it ended. w < 0 otherwise (ECHILD): someone else reaped it. */
         hook_finished(r, q, status, w == q->pid, now);
-        queue_kick(r, q, now, false);
+        if (!q->in_retry)
+            queue_kick(r, q, now, false);
     }
+    retries_due(r, now);
     line_drain(r, now);
 }
 
 vigil_time_t hook_runner_next_deadline(const struct hook_runner *r)
 {
     vigil_time_t d = VIGIL_TIME_NEVER;
-    if (!r || r->running == 0)
+    if (!r)
         return d;
+    d = r->retry_min;
     /*
      * Only timeouts are scheduled: a hook that ends is noticed through
      * SIGCHLD, which the program watches and which makes it poll.

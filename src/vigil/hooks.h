@@ -17,6 +17,8 @@ struct hook_runner;
 
 struct hook_stats {
     uint64_t started, succeeded, failed, timed_out, spawn_errors, queued;
+    uint64_t retried; /* runs started again after a failure */
+    uint64_t gave_up; /* runs that failed on their last retry */
 };
 
 /* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s").

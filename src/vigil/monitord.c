@@ -229,6 +229,9 @@ static int parse_args(struct monitord *d, int argc, char **argv)
             memset(h, 0, sizeof(*h));
             h->argv[0] = xstrdup(optarg);
             h->timeout = 10 * VIGIL_NSEC_PER_SEC;
+            /* The same as a hook from the file: two retries, 1 s then 2 s later. */
+            h->retries = 2;
+            h->retry_delay = VIGIL_NSEC_PER_SEC;
             break;
         }
         case OPT_NOAUTO:

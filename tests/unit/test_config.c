@@ -221,7 +221,8 @@ static void test_full_file(void **state)
                       "  nodes = [ \"web1\", \"web-2.example\", \"db_3\" ];\n"
                       "  hooks = (\n"
                       "    { command = [ \"/usr/local/bin/notify\", \"--flag\", \"\" ];\n"
-                      "      timeout = \"1.5s\"; on = [ \"dead\", \"alive\" ]; },\n"
+                      "      timeout = \"1.5s\"; on = [ \"dead\", \"alive\" ];\n"
+                      "      retries = 5; retry_delay = \"250ms\"; },\n"
                       "    { command = [ \"logger\" ]; }\n"
                       "  );\n"
                       "  log = { format = \"json\"; file = \"/var/log/vigil/events.log\"; };\n"
@@ -272,7 +273,11 @@ static void test_full_file(void **state)
     assert_int_equal(m->hooks[0].on_states, (1u << VIGIL_STATE_DEAD) | (1u << VIGIL_STATE_ALIVE));
     assert_string_equal(m->hooks[1].argv[0], "logger");
     assert_null(m->hooks[1].argv[1]);
+    assert_int_equal(m->hooks[0].retries, 5);
+    assert_int_equal(m->hooks[0].retry_delay, 250 * VIGIL_NSEC_PER_MSEC);
     assert_int_equal(m->hooks[1].timeout, 10 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(m->hooks[1].retries, 2);
+    assert_int_equal(m->hooks[1].retry_delay, VIGIL_NSEC_PER_SEC);
     assert_int_equal(m->hooks[1].on_states, 0);
     assert_int_equal(m->log_format, VCFG_LOG_JSON);
     assert_string_equal(m->log_file, "/var/log/vigil/events.log");
@@ -615,6 +620,8 @@ static void test_bad_values(void **state)
          "%s:3: monitor.hooks[1] has no command (command = [ \"/path/to/program\", ... ])"},
         {"monitor = { hooks = ( { command = [\"/a\"]; timeout = 0; } ); };\n",
          "%s:1: monitor.hooks[0].timeout must be longer than 0 s"},
+        {"monitor = { hooks = ( { command = [\"/a\"]; retry_delay = 0; } ); };\n",
+         "%s:1: monitor.hooks[0].retry_delay must be longer than 0 s"},
         {"monitor = {\n  detector = { dead_after = 5; };\n};\n",
          "%s:2: monitor.detector.dead_after belongs to the fixed detector, but the detector type "
          "is \"phi\" (the default; set type)"},

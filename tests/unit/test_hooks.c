@@ -763,6 +763,55 @@ static void test_failures(void **state)
     hook_runner_free(r);
 }
 
+/*
+ * A failed run goes again after retry_delay, doubling, up to `retries`
+ * times; the node's next event waits for it, and VIGIL_ATTEMPT counts.
+ */
+static void test_retries(void **state)
+{
+    struct fix *f = *state;
+    char prog[256];
+    write_script(
+        f, "flaky.sh",
+        "c=\"$1/count-$VIGIL_NODE-$VIGIL_EVENT_SEQ\"\n"
+        "n=$(cat \"$c\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$c\"\n"
+        "echo \"$VIGIL_NODE $VIGIL_EVENT_SEQ attempt $VIGIL_ATTEMPT\" >> \"$1/log-$VIGIL_NODE\"\n"
+        "if [ \"$VIGIL_NODE\" = z ]; then exit 7; fi\n"
+        "if [ \"$VIGIL_EVENT_SEQ\" = 1 ] && [ $n -lt 2 ]; then exit 1; fi\n",
+        prog, sizeof(prog));
+    struct vcfg_hook h = hook_of(prog, f->dir, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    h.retries = 2;
+    h.retry_delay = 50 * VIGIL_NSEC_PER_MSEC;
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(&h, 1, log_cb, &f->log, &r), 0);
+    struct evrec e1 = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "a", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    struct evrec e3 = make_event(3, "z", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &e2, vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_submit(r, &e3, vigil_clock_mono()), 0);
+    assert_true(run_until_idle(r));
+    char *log = read_in(f, "log-a");
+    assert_non_null(log);
+    /* Event 1 failed once and went again before event 2 started. */
+    assert_string_equal(log, "a 1 attempt 1\na 1 attempt 2\na 2 attempt 1\n");
+    free(log);
+    log = read_in(f, "log-z");
+    assert_non_null(log);
+    assert_string_equal(log, "z 3 attempt 1\nz 3 attempt 2\nz 3 attempt 3\n");
+    free(log);
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->started, 6);
+    assert_int_equal(st->retried, 3);
+    assert_int_equal(st->gave_up, 1);
+    assert_int_equal(st->succeeded, 2);
+    assert_int_equal(st->failed, 4);
+    assert_int_equal(log_count(&f->log, "retry 1 of 2 in 0.050s"), 2);
+    assert_int_equal(log_count(&f->log, "retry 2 of 2 in 0.100s"), 1);
+    assert_int_equal(log_count(&f->log, "giving up after 3 runs"), 1);
+    hook_runner_free(r);
+}
+
 /* hook_runner_free stops running hooks: TERM, and KILL for one that ignores it. */
 static void test_free_stops_hooks(void **state)
 {
@@ -906,6 +955,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_on_states_filter, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_spawn_errors, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_failures, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_retries, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_free_stops_hooks, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_concurrency_bound, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_sigpipe, fix_setup, fix_teardown),
