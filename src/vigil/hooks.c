@@ -640,8 +640,12 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !q->signalled;
     char retry[96] = "";
     if (!ok && q->attempt < h->retries) {
-        /* The delay doubles with each retry: retry_delay, 2x, 4x, ... */
-        vigil_time_t delay = h->retry_delay << q->attempt;
+        /* The delay doubles with each retry: retry_delay, 2x, 4x, ... (saturating). */
+        vigil_time_t delay = h->retry_delay;
+        for (uint32_t i = 0; i < q->attempt && delay < INT64_MAX / 2; i++)
+            delay *= 2;
+        if (now > INT64_MAX - delay)
+            delay = INT64_MAX - now;
         q->attempt++;
         char d[32];
         fmt_secs(delay, d, sizeof(d));
