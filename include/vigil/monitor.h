@@ -131,7 +131,8 @@ struct vigil_node {
     uint64_t heartbeats;      /* accepted heartbeats */
     vigil_time_t state_since; /* monotonic time of the last state change */
     vigil_time_t last_heard;  /* monotonic time of the last accepted heartbeat, or -1 */
-    vigil_time_t deadline;    /* next scheduled decision, or VIGIL_TIME_NEVER */
+    vigil_time_t deadline;    /* when the monitor next looks at the node (never later than
+                                 its next decision), or VIGIL_TIME_NEVER */
     int64_t send_time_us;     /* sender's wall clock in the last heartbeat */
     struct vigil_status status;
     struct vigil_addr addr;

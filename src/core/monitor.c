@@ -12,10 +12,11 @@
  * could change (alive -> suspect, suspect -> dead, the end of a declared
  * node's start-up grace, the end of a recovery run). Deadlines sit in a
  * binary min-heap ordered by (time, insertion order), so equal deadlines
- * fire in the order they were set and runs are reproducible. A heartbeat
- * costs one hash lookup, one detector update and one O(log n) heap move; a
- * quiet cluster costs nothing between deadlines, since nothing scans the
- * table.
+ * fire in the order they were set and runs are reproducible. A steady
+ * heartbeat costs one hash lookup, one detector update and a closed-form
+ * check that its deadline only moved later: the heap entry then stays where
+ * it is and is re-keyed, in O(log n), once when it reaches the top. A quiet
+ * cluster costs nothing between deadlines, since nothing scans the table.
  *
  * State machine (DESIGN.md): unknown -> alive <-> suspect -> dead; left on
  * a goodbye; a dead or left node comes back to alive after `rise`

@@ -5,7 +5,8 @@
  * never waits for a child. Per node, events are delivered in order: the
  * hooks of a node's next event start only when those of its previous event
  * have finished. A hook that outlives its timeout gets SIGTERM, and SIGKILL
- * two seconds later.
+ * two seconds later. A failed run is retried (retries, retry_delay
+ * doubling) before the node's next event goes on.
  */
 #ifndef VIGIL_HOOKS_H
 #define VIGIL_HOOKS_H
