@@ -1,0 +1,407 @@
+/*
+ * vio: the interfaces through which the vigil program talks to the world.
+ *
+ * The daemon code (src/vigil) never calls the operating system itself. It
+ * is written against the small interfaces below, each of which has a real
+ * implementation here in src/io (epoll, UDP sockets, posix_spawn, files,
+ * libmicrohttpd, libcurl) and a fake one in tests/sim (a virtual clock, a
+ * simulated network, scripted child processes, an in-memory file system),
+ * in the manner of tarantool's SWIM (swim_transport.h and its fake event
+ * loop). The fakes let the simulator run whole programs, a monitor with
+ * its hooks, log and API and hundreds of agents, on one virtual clock,
+ * deterministically, while the integration tests prove the real ones.
+ *
+ * The interfaces:
+ *
+ *   vio_loop       the event loop: a clock, timers at absolute times,
+ *                  sources that become ready, signals, stop.
+ *   vio_transport  a datagram endpoint: receive batches (with the arrival
+ *                  time taken by the kernel), send, its local address.
+ *   vio_procs      child processes: spawn with argv, environment and a
+ *                  standard input; exit reported through the loop; signal
+ *                  the child's process group.
+ *   vio_fs         files: read whole, replace atomically and durably,
+ *                  append, stat.
+ *   vio_log        the log: lines written without ever blocking the loop.
+ *   vio_httpd      the HTTP server the API uses: a handler called with a
+ *                  request, answering with a complete response.
+ *   vio_http       an HTTP client: asynchronous requests with a timeout.
+ *
+ * A struct vio_env bundles one of each; the program's main builds the real
+ * one (vio_env_real), the simulator a fake one per simulated process.
+ *
+ * Every interface is a struct whose first member points at its operations;
+ * callers use the inline wrappers. Nothing here is thread safe: one loop
+ * owns everything made from it, except where a real implementation says it
+ * runs work on a thread of its own (the log writer).
+ */
+#ifndef VIGIL_IO_VIO_H
+#define VIGIL_IO_VIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <vigil/common.h>
+#include <vigil/wire.h>
+
+/* ------------------------------------------------------------------ loop */
+
+struct vio_loop;
+
+/*
+ * A timer, owned by the caller: fires once at or after `at`, on the loop's
+ * thread. Timers with equal times fire in the order they were armed, so
+ * runs are deterministic. Re-arming an armed timer moves it.
+ */
+typedef void (*vio_timer_fn)(void *arg, vigil_time_t now);
+struct vio_timer {
+    vigil_time_t at;
+    uint64_t order; /* arming order, the tie breaker */
+    size_t slot;    /* index in the loop's heap, or VIO_NOT_ARMED */
+    vio_timer_fn fn;
+    void *arg;
+};
+#define VIO_NOT_ARMED SIZE_MAX
+
+/*
+ * A source: something that becomes ready (a socket with data, a child that
+ * exited, an HTTP server with work). The implementation behind it marks it
+ * ready; the loop calls fn on its next turn, before any timer of that turn,
+ * so data that arrived is always read before a deadline is judged.
+ */
+typedef void (*vio_source_fn)(void *arg, vigil_time_t now);
+struct vio_source {
+    vio_source_fn fn;
+    void *arg;
+    struct vio_source *next_ready;
+    bool ready;
+    bool dead; /* removed while ready: skipped */
+};
+
+/* Signals the loop delivers (real: through signalfd; fake: injected). */
+typedef void (*vio_signal_fn)(void *arg, int signo);
+
+struct vio_loop_ops {
+    /* Monotonic time, ns. */
+    vigil_time_t (*now)(struct vio_loop *l);
+    /* Wall clock, microseconds since the epoch (display only). */
+    int64_t (*wall_us)(struct vio_loop *l);
+    /*
+     * Waits until `until` (VIGIL_TIME_NEVER: no limit) or until a source is
+     * ready or a signal arrived, marking what became ready. Real loops
+     * only; a fake loop is stepped by its simulator instead.
+     */
+    int (*wait)(struct vio_loop *l, vigil_time_t until);
+    /* Watches a file descriptor for readability (real loops only). */
+    int (*watch_fd)(struct vio_loop *l, int fd, struct vio_source *src);
+    void (*unwatch_fd)(struct vio_loop *l, int fd);
+    void (*destroy)(struct vio_loop *l);
+};
+
+/* The part every loop shares: timers, ready sources, signals. */
+struct vio_loop {
+    const struct vio_loop_ops *ops;
+    struct vio_timer **heap;
+    size_t n_timers, cap_timers;
+    uint64_t order;
+    struct vio_source *ready_head, *ready_tail;
+    vio_signal_fn on_signal;
+    void *signal_arg;
+    bool stop;
+};
+
+void vio_loop_base_init(struct vio_loop *l, const struct vio_loop_ops *ops);
+void vio_loop_base_destroy(struct vio_loop *l);
+
+static inline vigil_time_t vio_now(struct vio_loop *l)
+{
+    return l->ops->now(l);
+}
+static inline int64_t vio_wall_us(struct vio_loop *l)
+{
+    return l->ops->wall_us(l);
+}
+
+void vio_timer_init(struct vio_timer *t, vio_timer_fn fn, void *arg);
+/* Returns 0 or -VIGIL_ENOMEM (the heap could not grow; the timer stays as it was). */
+int vio_timer_arm(struct vio_loop *l, struct vio_timer *t, vigil_time_t at);
+void vio_timer_disarm(struct vio_loop *l, struct vio_timer *t);
+static inline bool vio_timer_armed(const struct vio_timer *t)
+{
+    return t->slot != VIO_NOT_ARMED;
+}
+
+void vio_source_init(struct vio_source *s, vio_source_fn fn, void *arg);
+/* Marks s ready (idempotent): fn runs on the loop's next turn. */
+void vio_source_ready(struct vio_loop *l, struct vio_source *s);
+/* Forgets s if it is ready; call before freeing it. */
+void vio_source_cancel(struct vio_loop *l, struct vio_source *s);
+
+/* One handler for every signal the program takes (SIGTERM, SIGINT, SIGHUP). */
+void vio_loop_on_signal(struct vio_loop *l, vio_signal_fn fn, void *arg);
+/* Delivers a signal to the handler (the real loop's signalfd, or a simulator). */
+void vio_loop_signal(struct vio_loop *l, int signo);
+
+/* The earliest timer, or VIGIL_TIME_NEVER; `now`-ish if a source is ready. */
+vigil_time_t vio_loop_next(const struct vio_loop *l, vigil_time_t now);
+/* One turn at now: every ready source, then every timer due at or before now. */
+void vio_loop_dispatch(struct vio_loop *l, vigil_time_t now);
+/* Runs turns until vio_loop_stop (real loops). Returns 0, or -errno if waiting failed. */
+int vio_loop_run(struct vio_loop *l);
+void vio_loop_stop(struct vio_loop *l);
+
+static inline void vio_loop_free(struct vio_loop *l)
+{
+    if (l)
+        l->ops->destroy(l);
+}
+
+/* ------------------------------------------------------------- transport */
+
+/* One received datagram. The caller provides buf and cap. */
+struct vio_dgram {
+    uint8_t *buf;
+    size_t cap;
+    size_t len;           /* bytes received; cap + 1 when it was longer than cap */
+    struct vigil_addr from;
+    vigil_time_t arrival; /* monotonic time it reached the host (the kernel's stamp) */
+};
+
+struct vio_transport;
+struct vio_transport_ops {
+    /* Takes up to n queued datagrams; returns how many (0: none) or -errno. */
+    int (*recv)(struct vio_transport *t, struct vio_dgram *d, size_t n);
+    /* Sends one datagram; returns 0 or -errno (it may still be lost on the way). */
+    int (*send)(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
+                size_t len);
+    void (*local)(const struct vio_transport *t, struct vigil_addr *out);
+    void (*close)(struct vio_transport *t);
+};
+
+/*
+ * A datagram endpoint. `readable` is marked ready when datagrams wait; the
+ * owner sets its fn and arg (vio_source_init) before the first turn.
+ */
+struct vio_transport {
+    const struct vio_transport_ops *ops;
+    struct vio_source readable;
+};
+
+static inline int vio_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
+{
+    return t->ops->recv(t, d, n);
+}
+static inline int vio_send(struct vio_transport *t, const struct vigil_addr *to,
+                           const uint8_t *buf, size_t len)
+{
+    return t->ops->send(t, to, buf, len);
+}
+static inline void vio_transport_close(struct vio_transport *t)
+{
+    if (t)
+        t->ops->close(t);
+}
+
+/* Opens transports: bound to an address (a listener) or to any (a sender). */
+struct vio_net;
+struct vio_net_ops {
+    /*
+     * bind NULL: an unbound sender of the family of `family` (AF_INET or
+     * AF_INET6). Returns 0 or -errno with *why set to a static reason.
+     */
+    int (*open)(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind, int family,
+                struct vio_transport **out);
+    /* Resolves "host:port" to an address; 0 or -VIGIL_EINVAL / -VIGIL_ESYS. */
+    int (*resolve)(struct vio_net *n, const char *spec, uint16_t default_port,
+                   struct vigil_addr *out, const char **why);
+};
+struct vio_net {
+    const struct vio_net_ops *ops;
+};
+
+/* ----------------------------------------------------------- processes */
+
+struct vio_child;
+/* Called once, from the loop, when the child has exited (status as from waitpid). */
+typedef void (*vio_exit_fn)(void *arg, struct vio_child *c, int status);
+
+struct vio_spawn {
+    char *const *argv;  /* argv[0] looked up in PATH */
+    char *const *envp;  /* the whole environment */
+    const char *stdin_data; /* written whole to the child's standard input, then closed */
+    size_t stdin_len;
+    vio_exit_fn on_exit;
+    void *arg;
+};
+
+struct vio_procs;
+struct vio_procs_ops {
+    /*
+     * Starts a child in a process group of its own. Returns 0 and *out, or
+     * -errno when it could not be started (no such program, no resources).
+     */
+    int (*spawn)(struct vio_procs *p, const struct vio_spawn *req, struct vio_child **out);
+    /* Sends sig to the child's process group (or the child, if the group is gone). */
+    void (*signal)(struct vio_procs *p, struct vio_child *c, int sig);
+    /*
+     * Forgets a child whose exit was reported (on_exit calls it, or the
+     * owner later). Before that, the child keeps running unwatched: use
+     * signal first.
+     */
+    void (*release)(struct vio_procs *p, struct vio_child *c);
+    /* Process id, for log lines (fakes number their children). */
+    long (*pid)(const struct vio_child *c);
+    /*
+     * Waits (blocking, real processes only; fakes run to completion) up to
+     * timeout for every child to exit, reporting each; returns how many are
+     * still running.
+     */
+    size_t (*wait_all)(struct vio_procs *p, vigil_time_t timeout);
+};
+struct vio_procs {
+    const struct vio_procs_ops *ops;
+};
+
+/* -------------------------------------------------------------- files */
+
+struct vio_stat {
+    uint64_t ino, size;
+    int64_t mtime_ns;
+    uint32_t mode;
+};
+
+struct vio_fs;
+struct vio_fs_ops {
+    /*
+     * Reads a whole file of at most cap bytes into a new buffer (*out, NUL
+     * terminated, freed by the caller). Returns 0, -ENOENT, -EFBIG if it is
+     * larger than cap, or another -errno.
+     */
+    int (*read)(struct vio_fs *fs, const char *path, size_t cap, char **out, size_t *len);
+    /*
+     * Replaces path with data atomically and durably: a temporary file in
+     * the same directory, written, fsynced, renamed over path, the directory
+     * fsynced. A reader sees the old content or the new, never a mix.
+     */
+    int (*replace)(struct vio_fs *fs, const char *path, const void *data, size_t len,
+                   uint32_t mode);
+    /* Appends data to path (created with mode), fsynced when sync. */
+    int (*append)(struct vio_fs *fs, const char *path, const void *data, size_t len,
+                  uint32_t mode, bool sync);
+    int (*stat)(struct vio_fs *fs, const char *path, struct vio_stat *st);
+};
+struct vio_fs {
+    const struct vio_fs_ops *ops;
+};
+
+/* ---------------------------------------------------------------- log */
+
+struct vio_log;
+struct vio_log_ops {
+    /* Appends one line (a newline is added). Never blocks; drops and counts when full. */
+    void (*write)(struct vio_log *g, const char *line);
+    uint64_t (*dropped)(struct vio_log *g);
+    /*
+     * Writes what is buffered within timeout_ms and frees g. Returns 0, or
+     * -1 if the writer is stuck (the real one then leaves its stream open).
+     */
+    int (*close)(struct vio_log *g, int timeout_ms);
+};
+struct vio_log {
+    const struct vio_log_ops *ops;
+};
+
+/* --------------------------------------------------------- HTTP server */
+
+struct vio_http_request {
+    const char *method;
+    const char *path;  /* without the query */
+    const char *query; /* the raw query string after '?', or "" */
+    const char *body;
+    size_t body_len;
+};
+
+struct vio_http_response {
+    unsigned status;
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd; the server frees it */
+    size_t body_len;
+};
+
+/*
+ * Answers one request completely. Called on the loop's thread; never sees
+ * a request before its whole body arrived.
+ */
+typedef void (*vio_http_handler)(void *arg, const struct vio_http_request *req,
+                                 struct vio_http_response *resp);
+
+struct vio_httpd;
+struct vio_httpd_ops {
+    uint16_t (*port)(const struct vio_httpd *h);
+    void (*close)(struct vio_httpd *h);
+};
+struct vio_httpd {
+    const struct vio_httpd_ops *ops;
+};
+
+/* --------------------------------------------------------- HTTP client */
+
+struct vio_http_call {
+    const char *method; /* "GET", "POST", ... */
+    const char *url;
+    const char *const *headers; /* "Name: value", NULL-terminated, or NULL */
+    const char *body;
+    size_t body_len;
+    vigil_time_t timeout;
+};
+
+struct vio_http_result {
+    int error;        /* 0, or -errno / -VIGIL_ESYS when no response came */
+    const char *why;  /* with error: what went wrong */
+    long status;      /* HTTP status */
+    const char *body; /* valid during the callback */
+    size_t body_len;
+};
+
+typedef void (*vio_http_done)(void *arg, const struct vio_http_result *res);
+
+struct vio_http;
+struct vio_http_ops {
+    /* Starts a request; done is called once, from the loop. Returns 0 or -errno. */
+    int (*start)(struct vio_http *c, const struct vio_http_call *call, vio_http_done done,
+                 void *arg);
+    void (*close)(struct vio_http *c);
+};
+struct vio_http {
+    const struct vio_http_ops *ops;
+};
+
+/* -------------------------------------------------------- environment */
+
+/* Everything a program needs from the world. */
+struct vio_env {
+    struct vio_loop *loop;
+    struct vio_net *net;
+    struct vio_procs *procs;
+    struct vio_fs *fs;
+    /* Opens the HTTP server on addr, serving handler. NULL when unavailable. */
+    int (*httpd_open)(struct vio_env *env, const char *addr, vio_http_handler handler, void *arg,
+                      struct vio_httpd **out, char *err, size_t cap);
+    /* Opens the log (path NULL: standard output). */
+    int (*log_open)(struct vio_env *env, const char *path, struct vio_log **out, char *err,
+                    size_t cap);
+    /* An HTTP client on the loop. */
+    int (*http_open)(struct vio_env *env, struct vio_http **out);
+    /* Samples load, memory and uptime. */
+    int (*sample_status)(struct vio_env *env, struct vigil_status *st);
+    /* Fills buf with random bytes (keys, hash seeds). */
+    void (*random)(struct vio_env *env, void *buf, size_t len);
+    void *impl;
+};
+
+/* The real world: epoll, sockets, processes, files, libmicrohttpd, libcurl. */
+int vio_env_real_new(struct vio_env **out);
+void vio_env_real_free(struct vio_env *env);
+
+#endif
