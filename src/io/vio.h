@@ -76,7 +76,6 @@ struct vio_source {
     void *arg;
     struct vio_source *next_ready;
     bool ready;
-    bool dead; /* removed while ready: skipped */
 };
 
 /* Signals the loop delivers (real: through signalfd; fake: injected). */
