@@ -289,6 +289,12 @@ struct vio_fs_ops {
     int (*append)(struct vio_fs *fs, const char *path, const void *data, size_t len,
                   uint32_t mode, bool sync);
     int (*stat)(struct vio_fs *fs, const char *path, struct vio_stat *st);
+    /*
+     * Creates a new file (never an existing one, never through a symbolic
+     * link) holding data with exactly mode, durably. -EEXIST if it exists.
+     */
+    int (*create)(struct vio_fs *fs, const char *path, const void *data, size_t len,
+                  uint32_t mode);
 };
 struct vio_fs {
     const struct vio_fs_ops *ops;
