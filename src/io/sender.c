@@ -46,11 +46,13 @@
 
 #include "core/schedule.h"
 #include "io/netaddr.h"
+#include "io/sender_io.h"
 
 /* Where one monitor is. */
 struct sender_dest {
     struct sockaddr_storage ss;
     socklen_t len;
+    struct vigil_addr addr;
 };
 
 struct vigil_sender {
@@ -67,6 +69,8 @@ struct vigil_sender {
     size_t n_dests;
     int fd4, fd6; /* -1 until a beat needs them */
     uint64_t sent, errors;
+    bool has_io; /* the caller's clock and transport instead of the OS's */
+    struct vigil__sender_io io;
 };
 
 /*
@@ -91,7 +95,8 @@ void vigil_sender_config_default(struct vigil_sender_config *c)
     c->sample_proc = true;
 }
 
-int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out)
+/* The checks and the set-up both constructors share; dests filled by the caller. */
+static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender **out)
 {
     if (out == NULL)
         return -VIGIL_EINVAL;
@@ -101,39 +106,16 @@ int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **
     size_t id_len = strnlen(c->id, VIGIL_ID_MAX + 1);
     if (id_len > VIGIL_ID_MAX || !vigil_id_valid(c->id, id_len))
         return -VIGIL_EBADID;
-    if (c->n_monitors == 0 || c->n_monitors > VIGIL_SENDER_MAX_MONITORS)
-        return -VIGIL_EINVAL;
     if (c->interval < VIGIL_NSEC_PER_MSEC || c->interval > SENDER_INTERVAL_MAX)
         return -VIGIL_EINVAL;
-
     struct vigil_sender *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -VIGIL_ENOMEM;
     s->fd4 = -1;
     s->fd6 = -1;
-    for (size_t i = 0; i < c->n_monitors; i++) {
-        int rc = -VIGIL_EINVAL;
-        if (c->monitors[i] != NULL)
-            rc = vigil__addr_resolve(c->monitors[i], VIGIL_DEFAULT_PORT, &s->dests[i].ss,
-                                     &s->dests[i].len, NULL);
-        if (rc < 0) {
-            free(s);
-            return rc;
-        }
-    }
-    s->n_dests = c->n_monitors;
-
     memcpy(s->hb.id, c->id, id_len);
     s->hb.id[id_len] = '\0';
     s->hb.generation = c->generation;
-    if (s->hb.generation == 0) {
-        /*
-         * Microseconds of wall-clock time: larger after every restart (unless
-         * the clock is set back), with no state kept on disk.
-         */
-        int64_t now_us = vigil_clock_wall_us();
-        s->hb.generation = now_us > 0 ? (uint64_t)now_us : 1;
-    }
     s->hb.sequence = 0;
     s->hb.interval_ms = (uint32_t)(c->interval / VIGIL_NSEC_PER_MSEC);
     if (c->key != NULL) {
@@ -142,8 +124,76 @@ int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **
     }
     s->sample_proc = c->sample_proc;
     s->interval = c->interval;
-    s->start = vigil_clock_mono();
+    *out = s;
+    return 0;
+}
+
+static vigil_time_t sender_now(const struct vigil_sender *s)
+{
+    return s->has_io ? s->io.now(s->io.arg) : vigil_clock_mono();
+}
+
+static int64_t sender_wall_us(const struct vigil_sender *s)
+{
+    return s->has_io ? s->io.wall_us(s->io.arg) : vigil_clock_wall_us();
+}
+
+/* Starts the grid now, and derives the generation from the wall clock if none was given. */
+static void sender_start(struct vigil_sender *s)
+{
+    if (s->hb.generation == 0) {
+        /*
+         * Microseconds of wall-clock time: larger after every restart (unless
+         * the clock is set back), with no state kept on disk.
+         */
+        int64_t now_us = sender_wall_us(s);
+        s->hb.generation = now_us > 0 ? (uint64_t)now_us : 1;
+    }
+    s->start = sender_now(s);
     s->next = s->start;
+}
+
+int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    if (c != NULL && (c->n_monitors == 0 || c->n_monitors > VIGIL_SENDER_MAX_MONITORS))
+        return -VIGIL_EINVAL;
+    struct vigil_sender *s;
+    int rc = sender_alloc(c, &s);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < c->n_monitors; i++) {
+        rc = -VIGIL_EINVAL;
+        if (c->monitors[i] != NULL)
+            rc = vigil__addr_resolve(c->monitors[i], VIGIL_DEFAULT_PORT, &s->dests[i].ss,
+                                     &s->dests[i].len, NULL);
+        if (rc < 0) {
+            vigil_sender_free(s);
+            return rc;
+        }
+    }
+    s->n_dests = c->n_monitors;
+    sender_start(s);
+    *out = s;
+    return 0;
+}
+
+int vigil__sender_new_io(const struct vigil_sender_config *c, const struct vigil_addr *dests,
+                         size_t n, const struct vigil__sender_io *io, struct vigil_sender **out)
+{
+    if (n == 0 || n > VIGIL_SENDER_MAX_MONITORS || dests == NULL || io == NULL)
+        return -VIGIL_EINVAL;
+    struct vigil_sender *s;
+    int rc = sender_alloc(c, &s);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        s->dests[i].addr = dests[i];
+    s->n_dests = n;
+    s->has_io = true;
+    s->io = *io;
+    sender_start(s);
     *out = s;
     return 0;
 }
@@ -315,13 +365,18 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
 {
     if (s == NULL)
         return -VIGIL_EINVAL;
-    vigil_time_t now = vigil_clock_mono();
+    vigil_time_t now = sender_now(s);
     s->next = vigil__sched_next(s->start, s->interval, now);
-    if (s->sample_proc)
-        (void)vigil_status_sample(&s->hb.status); /* unknown fields stay 0 */
+    if (s->sample_proc) {
+        /* Unknown fields stay 0. */
+        if (s->has_io)
+            (void)s->io.sample(s->io.arg, &s->hb.status);
+        else
+            (void)vigil_status_sample(&s->hb.status);
+    }
     s->hb.sequence++;
     s->hb.flags = leaving ? VIGIL_FLAG_LEAVING : 0;
-    s->hb.send_time_us = vigil_clock_wall_us();
+    s->hb.send_time_us = sender_wall_us(s);
 
     uint8_t buf[VIGIL_WIRE_MAX];
     int n = vigil_wire_encode(&s->hb, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
@@ -331,8 +386,22 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
         return n;
     }
     int last_err = 0;
-    size_t ok = send_family(s, AF_INET, buf, (size_t)n, &last_err);
-    ok += send_family(s, AF_INET6, buf, (size_t)n, &last_err);
+    size_t ok = 0;
+    if (s->has_io) {
+        for (size_t i = 0; i < s->n_dests; i++) {
+            int rc = s->io.send(s->io.arg, &s->dests[i].addr, buf, (size_t)n);
+            if (rc == 0) {
+                ok++;
+            } else {
+                last_err = -rc;
+                s->errors++;
+            }
+        }
+        s->sent += ok;
+    } else {
+        ok = send_family(s, AF_INET, buf, (size_t)n, &last_err);
+        ok += send_family(s, AF_INET6, buf, (size_t)n, &last_err);
+    }
     if (last_err != 0)
         errno = last_err;
     return ok > 0 ? 0 : -VIGIL_ESYS;
