@@ -24,9 +24,6 @@ extern struct vio_net vio_net_udp;
 int vio_procs_real_new(struct vio_loop *l, struct vio_procs **out);
 void vio_procs_real_free(struct vio_procs *p);
 
-/* Files on the real file system. */
-extern struct vio_fs vio_fs_real;
-
 /* The log on a file or standard output, written by a thread of its own. */
 int vio_log_real_open(const char *path, struct vio_log **out, char *err, size_t cap);
 

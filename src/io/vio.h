@@ -405,6 +405,9 @@ struct vio_env {
     void *impl;
 };
 
+/* The real file system (also for one-shot commands that need no loop). */
+extern struct vio_fs vio_fs_real;
+
 /* The real world: epoll, sockets, processes, files, libmicrohttpd, libcurl. */
 int vio_env_real_new(struct vio_env **out);
 void vio_env_real_free(struct vio_env *env);

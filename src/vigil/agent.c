@@ -34,16 +34,11 @@
  * something fails at run time, 2 for a usage or configuration error.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <libgen.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -51,10 +46,9 @@
 #include <vigil/vigil.h>
 
 #include "agent.h"
+#include "agentd.h"
 #include "cmds.h"
 #include "config.h"
-#include "core/schedule.h"
-#include "io/netaddr.h"
 
 /* At most one line per this long for each kind of recurring complaint. */
 #define AGENT_LOG_EVERY (10 * VIGIL_NSEC_PER_SEC)
@@ -76,14 +70,6 @@
  * 54 bytes, and a host name that does not fit is cut, not overflowed.
  */
 #define AGENT_MONITOR_LOG 64
-
-/* Set by the signal handler, read by the loop: the signal that asks us to stop. */
-static volatile sig_atomic_t agent_stop_signal;
-
-static void agent_on_signal(int sig)
-{
-    agent_stop_signal = sig;
-}
 
 /* ---- status file format ------------------------------------------------ */
 
@@ -159,66 +145,24 @@ int agent_pairs_set(struct agent_pairs *l, const char *key, const char *value)
     return 0;
 }
 
-/*
- * Reads a whole status file (at most AGENT_STATUS_FILE_MAX bytes) into a
- * new NUL-terminated buffer. NULL with *err = errno on failure; EFBIG if
- * the file is larger than allowed.
- */
-static char *read_status_file(const char *path, size_t *len, int *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        *err = errno;
-        return NULL;
-    }
-    /* One byte more than allowed, to notice a file that is too large. */
-    char *buf = malloc(AGENT_STATUS_FILE_MAX + 2);
-    if (buf == NULL) {
-        close(fd);
-        *err = ENOMEM;
-        return NULL;
-    }
-    size_t got = 0;
-    /* Every pass reads at least one byte or ends the loop. */
-    while (got < AGENT_STATUS_FILE_MAX + 1) {
-        ssize_t n = read(fd, buf + got, AGENT_STATUS_FILE_MAX + 1 - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            *err = errno;
-            close(fd);
-            free(buf);
-            return NULL;
-        }
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    if (got > AGENT_STATUS_FILE_MAX) {
-        free(buf);
-        *err = EFBIG;
-        return NULL;
-    }
-    buf[got] = '\0';
-    *len = got;
-    return buf;
-}
-
-int agent_status_read(const char *path, const struct agent_pairs *base, struct agent_pairs *out,
-                      FILE *errf)
+int agent_status_load(struct vio_fs *fs, const char *path, const struct agent_pairs *base,
+                      struct agent_pairs *out, void (*report)(void *arg, const char *line),
+                      void *arg)
 {
     *out = *base;
     size_t len = 0;
-    int err = 0;
-    char *buf = read_status_file(path, &len, &err);
-    if (buf == NULL) {
-        if (err == ENOENT)
+    char *buf = NULL;
+    char line[AGENT_ERR_MAX];
+    int err = fs->ops->read(fs, path, AGENT_STATUS_FILE_MAX, &buf, &len);
+    if (err) {
+        if (err == -ENOENT)
             return 0;
-        if (err == EFBIG)
-            fprintf(errf, "%s: larger than %d bytes; ignored\n", path, AGENT_STATUS_FILE_MAX);
+        if (err == -EFBIG)
+            snprintf(line, sizeof(line), "%s: larger than %d bytes; ignored", path,
+                     AGENT_STATUS_FILE_MAX);
         else
-            fprintf(errf, "%s: %s\n", path, strerror(err));
+            snprintf(line, sizeof(line), "%s: %s", path, strerror(-err));
+        report(arg, line);
         return -1;
     }
     char *p = buf, *end = buf + len;
@@ -231,43 +175,37 @@ int agent_status_read(const char *path, const struct agent_pairs *base, struct a
         const char *why = "";
         lineno++;
         enum agent_line r = agent_status_line(p, l, &key, &value, &why);
-        if (r == AGENT_LINE_BAD)
-            fprintf(errf, "%s:%u: %s; line skipped\n", path, lineno, why);
-        else if (r == AGENT_LINE_PAIR && agent_pairs_set(out, key, value) == -VIGIL_EFULL)
-            fprintf(errf, "%s:%u: more than %d custom pairs; '%s' skipped\n", path, lineno,
-                    VIGIL_CUSTOM_MAX, key);
+        if (r == AGENT_LINE_BAD) {
+            snprintf(line, sizeof(line), "%s:%u: %s; line skipped", path, lineno, why);
+            report(arg, line);
+        } else if (r == AGENT_LINE_PAIR && agent_pairs_set(out, key, value) == -VIGIL_EFULL) {
+            snprintf(line, sizeof(line), "%s:%u: more than %d custom pairs; '%s' skipped", path,
+                     lineno, VIGIL_CUSTOM_MAX, key);
+            report(arg, line);
+        }
         p = nl != NULL ? nl + 1 : end;
     }
     free(buf);
     return 0;
 }
 
-/* ---- vigil agent --------------------------------------------------------- */
-
-/* At most one line per AGENT_LOG_EVERY. */
-struct ratelimit {
-    vigil_time_t last;
-    bool used;
-};
-
-static bool ratelimit_ok(struct ratelimit *r, vigil_time_t now)
+static void report_to_file(void *arg, const char *line)
 {
-    if (r->used && now - r->last < AGENT_LOG_EVERY)
-        return false;
-    r->used = true;
-    r->last = now;
-    return true;
+    fprintf(arg, "%s\n", line);
 }
 
+int agent_status_read(const char *path, const struct agent_pairs *base, struct agent_pairs *out,
+                      FILE *errf)
+{
+    return agent_status_load(&vio_fs_real, path, base, out, report_to_file, errf);
+}
+
+/* ---- vigil agent --------------------------------------------------------- */
+
+/* What the flags and the file give the agent before it starts. */
 struct agent {
     struct vcfg cfg;
-    struct vigil_sender *sender;
     struct agent_pairs base; /* config pairs, then --set pairs */
-    bool file_seen;          /* the status file existed at the last look */
-    struct stat file_st;     /* and was this one */
-    bool file_checked;       /* the status file was looked at once */
-    struct ratelimit send_log, late_log;
-    uint64_t errors_reported;
 };
 
 static void agent_usage(FILE *f)
@@ -454,63 +392,6 @@ static int agent_setup(struct agent *a, int argc, char **argv)
     return 0;
 }
 
-/* Formats a duration the way the flags take it: "1s", "250ms", "1500us". */
-static void format_duration(vigil_time_t ns, char *buf, size_t cap)
-{
-    if (ns % VIGIL_NSEC_PER_SEC == 0)
-        snprintf(buf, cap, "%" PRId64 "s", ns / VIGIL_NSEC_PER_SEC);
-    else if (ns % VIGIL_NSEC_PER_MSEC == 0)
-        snprintf(buf, cap, "%" PRId64 "ms", ns / VIGIL_NSEC_PER_MSEC);
-    else if (ns % 1000 == 0)
-        snprintf(buf, cap, "%" PRId64 "us", ns / 1000);
-    else
-        snprintf(buf, cap, "%" PRId64 "ns", ns);
-}
-
-/* Makes pairs the sender's custom status; reports what does not fit. */
-static void agent_apply_pairs(struct agent *a, const struct agent_pairs *pairs)
-{
-    vigil_sender_clear_custom(a->sender);
-    for (size_t i = 0; i < pairs->n; i++) {
-        int rc = vigil_sender_set_custom(a->sender, pairs->p[i].key, pairs->p[i].value);
-        if (rc < 0)
-            fprintf(stderr, "vigil agent: custom status '%s' dropped: %s\n", pairs->p[i].key,
-                    vigil_strerror(rc));
-    }
-}
-
-/* Re-reads the status file if it changed since the last look (always the first time). */
-static void agent_refresh_status(struct agent *a)
-{
-    const char *path = a->cfg.agent.status_file;
-    if (path == NULL) {
-        if (!a->file_checked)
-            agent_apply_pairs(a, &a->base);
-        a->file_checked = true;
-        return;
-    }
-    struct stat st;
-    bool seen = stat(path, &st) == 0;
-    if (!seen && errno != ENOENT && (!a->file_checked || a->file_seen))
-        fprintf(stderr, "vigil agent: %s: %s\n", path, strerror(errno));
-    if (a->file_checked && seen == a->file_seen &&
-        (!seen ||
-         (st.st_dev == a->file_st.st_dev && st.st_ino == a->file_st.st_ino &&
-          st.st_size == a->file_st.st_size && st.st_mtim.tv_sec == a->file_st.st_mtim.tv_sec &&
-          st.st_mtim.tv_nsec == a->file_st.st_mtim.tv_nsec)))
-        return;
-    a->file_checked = true;
-    a->file_seen = seen;
-    if (seen)
-        a->file_st = st;
-    struct agent_pairs pairs;
-    if (seen)
-        agent_status_read(path, &a->base, &pairs, stderr);
-    else
-        pairs = a->base;
-    agent_apply_pairs(a, &pairs);
-}
-
 /*
  * The boot generation, made persistent: the larger of the wall clock (in
  * microseconds) and one more than the generation stored in path, written
@@ -520,125 +401,52 @@ static void agent_refresh_status(struct agent *a)
  * real-time clock, a restored snapshot, NTP not yet synchronised) would be
  * locked out without this.
  */
-int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
+int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
+                          char *err, size_t cap)
 {
     uint64_t stored = 0;
-    FILE *f = fopen(path, "re");
-    if (f) {
+    char *text = NULL;
+    size_t len = 0;
+    /* A generation is at most 20 digits; a file far larger is not ours. */
+    int rc = fs->ops->read(fs, path, 64, &text, &len);
+    if (rc == 0) {
         unsigned long long v;
-        int n = fscanf(f, "%llu", &v);
-        fclose(f);
+        int n = sscanf(text, "%llu", &v);
+        free(text);
         if (n != 1) {
-            fprintf(stderr, "vigil agent: %s: not a generation number\n", path);
+            snprintf(err, cap, "%s: not a generation number", path);
             return -1;
         }
         stored = v;
-    } else if (errno != ENOENT) {
-        fprintf(stderr, "vigil agent: cannot read %s: %s\n", path, strerror(errno));
+    } else if (rc != -ENOENT) {
+        snprintf(err, cap, "cannot read %s: %s", path,
+                 rc == -EFBIG ? "not a generation number" : strerror(-rc));
         return -1;
     }
     if (stored == UINT64_MAX) {
-        fprintf(stderr, "vigil agent: %s: the generation cannot grow any more\n", path);
+        snprintf(err, cap, "%s: the generation cannot grow any more", path);
         return -1;
     }
     uint64_t gen = wall_us > stored ? wall_us : stored + 1;
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-        fprintf(stderr, "vigil agent: %s: path too long\n", path);
-        return -1;
-    }
-    f = fopen(tmp, "we");
-    if (!f || fprintf(f, "%llu\n", (unsigned long long)gen) < 0 || fflush(f) != 0 ||
-        fsync(fileno(f)) != 0) {
-        fprintf(stderr, "vigil agent: cannot write %s: %s\n", tmp, strerror(errno));
-        if (f)
-            fclose(f);
-        unlink(tmp);
-        return -1;
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        fprintf(stderr, "vigil agent: cannot replace %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)gen);
+    rc = fs->ops->replace(fs, path, buf, (size_t)n, 0644);
+    if (rc) {
+        snprintf(err, cap, "cannot replace %s: %s", path, strerror(-rc));
         return -1;
     }
     *out = gen;
     return 0;
 }
 
-/* One heartbeat, and a (rate-limited) line about send errors. */
-static void agent_beat(struct agent *a, bool leaving)
+int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
 {
-    errno = 0;
-    int rc = vigil_sender_beat(a->sender, leaving);
-    int err = errno;
-    uint64_t total = vigil_sender_errors(a->sender);
-    if (rc < 0 && rc != -VIGIL_ESYS)
-        fprintf(stderr, "vigil agent: heartbeat not sent: %s\n", vigil_strerror(rc));
-    if (total > a->errors_reported && (leaving || ratelimit_ok(&a->send_log, vigil_clock_mono()))) {
-        fprintf(stderr,
-                "vigil agent: %" PRIu64 " send error(s) (%" PRIu64 " in all), the last: %s\n",
-                total - a->errors_reported, total, err != 0 ? strerror(err) : "unknown");
-        a->errors_reported = total;
+    char err[AGENT_ERR_MAX];
+    if (agent_generation_next(&vio_fs_real, path, wall_us, out, err, sizeof(err))) {
+        fprintf(stderr, "vigil agent: %s\n", err);
+        return -1;
     }
-}
-
-/* The heartbeat loop: until a signal asks to stop. */
-static void agent_run(struct agent *a)
-{
-    const vigil_time_t interval = a->cfg.agent.interval;
-    /* The loop ends when a signal sets agent_stop_signal; each pass sleeps or beats once. */
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    while (!agent_stop_signal) {
-        /*
-         * SIGTERM and SIGINT are blocked: one that comes while the agent
-         * works stays pending, and sigtimedwait takes it at once, so no
-         * signal can slip in between a check and the sleep.
-         */
-        vigil_time_t due = vigil_sender_next(a->sender);
-        vigil_time_t wait = due - vigil_clock_mono();
-        if (wait > 0) {
-            struct timespec ts = {.tv_sec = (time_t)(wait / VIGIL_NSEC_PER_SEC),
-                                  .tv_nsec = (long)(wait % VIGIL_NSEC_PER_SEC)};
-            int sig = sigtimedwait(&stop, NULL, &ts);
-            if (sig > 0) {
-                agent_stop_signal = sig;
-                break;
-            }
-            if (sig < 0 && errno != EAGAIN && errno != EINTR) {
-                fprintf(stderr, "vigil agent: sigtimedwait: %s\n", strerror(errno));
-                return;
-            }
-            if (vigil_clock_mono() < due)
-                continue; /* woken early by another signal */
-        }
-        agent_refresh_status(a);
-        vigil_time_t now = vigil_clock_mono();
-        uint64_t missed = vigil__sched_missed(due, interval, now);
-        if (missed > 0 && ratelimit_ok(&a->late_log, now))
-            fprintf(stderr,
-                    "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64
-                    " heartbeat(s) skipped\n",
-                    (double)(now - due) / (double)VIGIL_NSEC_PER_SEC, missed);
-        agent_beat(a, false);
-    }
-}
-
-/* Explains which monitor could not be used, or why the sender failed. */
-static void agent_sender_error(const struct vcfg_agent *ac, int rc)
-{
-    for (size_t i = 0; i < ac->n_monitors; i++) {
-        struct sockaddr_storage ss;
-        socklen_t len;
-        const char *why = "";
-        if (vigil__addr_resolve(ac->monitors[i], VIGIL_DEFAULT_PORT, &ss, &len, &why) < 0) {
-            fprintf(stderr, "vigil agent: monitor '%s': %s\n", ac->monitors[i], why);
-            return;
-        }
-    }
-    fprintf(stderr, "vigil agent: cannot start: %s\n", vigil_strerror(rc));
+    return 0;
 }
 
 int cmd_agent(int argc, char **argv)
@@ -651,76 +459,32 @@ int cmd_agent(int argc, char **argv)
         vcfg_free(&a.cfg);
         return rc < 0 ? 0 : rc;
     }
-    struct vcfg_agent *ac = &a.cfg.agent;
     if (sodium_init() < 0) {
         fprintf(stderr, "vigil agent: libsodium failed to initialize\n");
         vcfg_free(&a.cfg);
         return 1;
     }
-
-    struct vigil_sender_config sc;
-    vigil_sender_config_default(&sc);
-    if (ac->generation_file &&
-        agent_next_generation(ac->generation_file, (uint64_t)vigil_clock_wall_us(),
-                              &sc.generation) != 0) {
+    struct vio_env *env;
+    rc = vio_env_real_new(&env);
+    if (rc) {
+        fprintf(stderr, "vigil agent: cannot start: %s\n", strerror(-rc));
         vcfg_free(&a.cfg);
         return 1;
     }
-    sc.id = ac->id;
-    for (size_t i = 0; i < ac->n_monitors; i++)
-        sc.monitors[i] = ac->monitors[i];
-    sc.n_monitors = ac->n_monitors;
-    sc.interval = ac->interval;
-    sc.key = ac->has_key ? ac->key : NULL;
-    sc.sample_proc = true;
-    rc = vigil_sender_new(&sc, &a.sender);
-    if (rc < 0) {
-        agent_sender_error(ac, rc);
-        vcfg_free(&a.cfg);
+    struct agentd *d;
+    char err[AGENT_ERR_MAX];
+    if (agentd_new(env, &a.cfg, &a.base, NULL, &d, err, sizeof(err))) {
+        fprintf(stderr, "vigil agent: %s\n", err);
+        vio_env_real_free(env);
         return 1;
     }
-
-    /* No SA_RESTART: the signal must cut the sleep short. */
-    struct sigaction sa, old_term, old_int;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = agent_on_signal;
-    sigemptyset(&sa.sa_mask);
-    agent_stop_signal = 0;
-    sigaction(SIGTERM, &sa, &old_term);
-    sigaction(SIGINT, &sa, &old_int);
-    sigset_t stop, old_mask;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop, &old_mask);
-
-    char monitors[VIGIL_SENDER_MAX_MONITORS * AGENT_MONITOR_LOG] = "";
-    char iv[32]; /* "3600000ms" at most: an int64 and a unit */
-    for (size_t i = 0; i < ac->n_monitors; i++) {
-        size_t used = strlen(monitors);
-        snprintf(monitors + used, sizeof(monitors) - used, "%s%s", i ? "," : "", ac->monitors[i]);
-    }
-    format_duration(ac->interval, iv, sizeof(iv));
-    fprintf(stderr, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s\n", ac->id,
-            vigil_sender_generation(a.sender), monitors, iv);
-
-    agent_run(&a);
-
-    /*
-     * The goodbye, however the loop ended: twice, so that one lost datagram
-     * does not turn a clean shutdown into a death (the monitor ignores the
-     * second once the node has left).
-     */
-    agent_beat(&a, true);
-    agent_beat(&a, true);
-    if (agent_stop_signal)
-        fprintf(stderr, "vigil agent: %s: goodbye sent, exiting\n", strsignal(agent_stop_signal));
-    sigprocmask(SIG_SETMASK, &old_mask, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    sigaction(SIGINT, &old_int, NULL);
-    vigil_sender_free(a.sender);
-    vcfg_free(&a.cfg);
-    return agent_stop_signal ? 0 : 1;
+    rc = vio_loop_run(env->loop);
+    if (rc)
+        fprintf(stderr, "vigil agent: the event loop failed: %s\n", strerror(-rc));
+    int sig = agentd_stop_signal(d);
+    agentd_free(d);
+    vio_env_real_free(env);
+    return sig ? 0 : 1;
 }
 
 /* ---- vigil set ------------------------------------------------------------- */
@@ -760,57 +524,6 @@ static void out_put(char *out, size_t *len, const char *s, size_t n)
     *len += n;
 }
 
-/* Writes len bytes to path atomically: a temporary file in its directory, then rename(). */
-static int write_atomic(const char *path, const char *data, size_t len, mode_t mode)
-{
-    size_t plen = strlen(path);
-    /* The path, ".XXXXXX" for mkostemp() and the NUL: 8 bytes more. */
-    char *tmp = malloc(plen + 8);
-    char *dir = strdup(path);
-    int fd = -1, rc = -1;
-    if (tmp == NULL || dir == NULL) {
-        errno = ENOMEM;
-        goto out;
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".XXXXXX", 8);
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        goto out;
-    if (fchmod(fd, mode) != 0)
-        goto fail;
-    size_t off = 0;
-    /* Every pass writes at least one byte or fails. */
-    while (off < len) {
-        ssize_t n = write(fd, data + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            goto fail;
-        off += (size_t)n;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto fail;
-    /* Make the rename itself durable; a failure here loses nothing already visible. */
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        (void)fsync(dfd);
-        close(dfd);
-    }
-    rc = 0;
-    goto out;
-fail : {
-    int e = errno;
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-    errno = e;
-}
 out:
     free(tmp);
     free(dir);
@@ -900,18 +613,18 @@ int cmd_set(int argc, char **argv)
     }
 
     size_t len = 0;
-    int err = 0;
-    mode_t mode = 0644; /* readable by an agent running as another user */
-    buf = read_status_file(path, &len, &err);
-    if (buf == NULL && err != ENOENT) {
+    uint32_t mode = 0644; /* readable by an agent running as another user */
+    struct vio_fs *fs = &vio_fs_real;
+    int err = fs->ops->read(fs, path, AGENT_STATUS_FILE_MAX, &buf, &len);
+    if (err && err != -ENOENT) {
         fprintf(stderr, "vigil set: %s: %s\n", path,
-                err == EFBIG ? "too large for a status file" : strerror(err));
+                err == -EFBIG ? "too large for a status file" : strerror(-err));
         status = 1;
         goto done;
     }
-    struct stat st;
-    if (buf != NULL && stat(path, &st) == 0)
-        mode = st.st_mode & 07777;
+    struct vio_stat st;
+    if (buf != NULL && fs->ops->stat(fs, path, &st) == 0)
+        mode = st.mode & 07777;
 
     /* The old content, one new line per assignment, and a newline to end the old. */
     out = malloc(len + (size_t)n_assign * (AGENT_ARG_MAX + 1) + 1);
@@ -973,8 +686,8 @@ int cmd_set(int argc, char **argv)
             goto done;
         }
     }
-    if (write_atomic(path, out, olen, mode) != 0) {
-        fprintf(stderr, "vigil set: %s: %s\n", path, strerror(errno));
+    if ((err = fs->ops->replace(fs, path, out, olen, mode)) != 0) {
+        fprintf(stderr, "vigil set: %s: %s\n", path, strerror(-err));
         status = 1;
         goto done;
     }
@@ -1034,24 +747,10 @@ int cmd_keygen(int argc, char **argv)
             status = 1;
         }
     } else {
-        /* O_EXCL: never overwrite a key (losing one locks every node out). */
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        ssize_t n = -1;
-        if (fd >= 0) {
-            n = write(fd, hex, len);
-            /* The umask can only narrow 0600; make sure nothing widened it. */
-            if (n == (ssize_t)len && (fchmod(fd, 0600) != 0 || fsync(fd) != 0))
-                n = -1;
-        }
-        if (fd < 0 || n != (ssize_t)len) {
-            fprintf(stderr, "vigil keygen: %s: %s\n", path,
-                    n >= 0 && fd >= 0 ? "short write" : strerror(errno));
-            if (fd >= 0)
-                unlink(path);
-            status = 1;
-        }
-        if (fd >= 0 && close(fd) != 0 && status == 0) {
-            fprintf(stderr, "vigil keygen: %s: %s\n", path, strerror(errno));
+        /* Exclusive: never overwrite a key (losing one locks every node out). */
+        int err = vio_fs_real.ops->create(&vio_fs_real, path, hex, len, 0600);
+        if (err) {
+            fprintf(stderr, "vigil keygen: %s: %s\n", path, strerror(-err));
             status = 1;
         }
     }

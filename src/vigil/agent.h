@@ -15,6 +15,8 @@
 
 #include <vigil/vigil.h>
 
+#include "io/vio.h"
+
 /* Largest status file read or rewritten, in bytes: far above 16 pairs of 82 bytes. */
 #define AGENT_STATUS_FILE_MAX (64 * 1024)
 
@@ -49,8 +51,15 @@ int agent_pairs_set(struct agent_pairs *l, const char *key, const char *value);
  */
 int agent_status_read(const char *path, const struct agent_pairs *base, struct agent_pairs *out,
                       FILE *errf);
+/* The same through fs, each complaint handed to report as one line. */
+int agent_status_load(struct vio_fs *fs, const char *path, const struct agent_pairs *base,
+                      struct agent_pairs *out, void (*report)(void *arg, const char *line),
+                      void *arg);
 
 /* The next boot generation, persisted in path (see agent.c). Returns 0 or -1 (printed). */
 int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out);
+/* The same through fs; returns 0, or -1 with the reason in err. */
+int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
+                          char *err, size_t cap);
 
 #endif

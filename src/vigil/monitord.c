@@ -1,31 +1,29 @@
 /*
  * vigil monitor: the program around the monitor core.
  *
- * One thread, one epoll loop. The loop moves bytes and time between the OS
- * and the pure core, and events from the core to the log, the history, the
- * hooks and the API:
+ * A monitord is the whole daemon, built on a struct vio_env (src/io/vio.h):
+ * it never calls the OS itself, so the same code runs for real (the epoll
+ * loop, UDP sockets, child processes, libmicrohttpd) and in the simulator
+ * (a virtual clock, a simulated network, scripted hooks). It is driven
+ * entirely by its loop:
  *
- *   now = clock; read every ready datagram (recvmmsg, in batches) into the core;
- *   if now >= the core's next deadline: let it decide;
- *   drain its events: history, log line, hooks;
- *   reap hooks, serve the API;
- *   sleep until the earliest of the core's, the hooks' and the API's deadlines.
+ *   a listener is readable: read its datagrams (in batches) into the core,
+ *     each at its arrival time, the kernel's;
+ *   the core's deadline is due: read what is queued first, then let the
+ *     core decide what is due;
+ *   after either: events to the history, the log and the hooks; the timer
+ *     moved to the core's next deadline;
+ *   SIGTERM or SIGINT: stop the loop; monitord_free drains and cleans up.
  *
- * The HTTP API runs in this same loop (libmicrohttpd without threads of its
- * own), so no lock guards the core. Hooks run as child processes and are
- * never waited for.
+ * The HTTP API answers in this same loop, so no lock guards the core. Hooks
+ * run as child processes and are never waited for; the log is written by a
+ * writer that never blocks the loop.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/signalfd.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -35,51 +33,49 @@
 #include "config.h"
 #include "evlog.h"
 #include "hooks.h"
-#include "io/netaddr.h"
-#include "logq.h"
+#include "monitord.h"
 
-/* Datagrams taken per recvmmsg call: amortises the system call. */
+/* Datagrams taken per receive call: amortises the system call. */
 #define BATCH 64
-/* Batches read per socket before timers get a turn, so a flood cannot starve decisions. */
+/* Batches read per listener in one turn, so a flood cannot starve decisions. */
 #define MAX_BATCHES 64
-/* The log's buffer: some 20,000 event lines before any is dropped. */
-#define LOG_BUFFER_BYTES (4 << 20)
-/* Requested receive buffer: a few seconds of heartbeats from a large cluster. */
-#define RCVBUF_BYTES (8 << 20)
+struct monitord;
+
+/* One listening address and the transport behind it. */
+struct listener {
+    struct monitord *d;
+    struct vio_transport *t;
+};
 
 struct monitord {
+    struct vio_env *env;
+    struct vio_loop *loop;
     struct vcfg cfg;
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks;
-    struct api *api;
+    struct vio_httpd *httpd;
     struct api_ctx api_ctx;
-    int socks[VCFG_MAX_LISTEN];
+    struct listener socks[VCFG_MAX_LISTEN];
     size_t n_socks;
-    int epfd, sigfd;
-    FILE *log;
-    struct logq *lq;        /* the log's writer thread, once running */
-    uint64_t json_failures; /* events that could not be rendered as JSON */
-    bool log_stuck;         /* the log writer could not finish: exit without stdio */
-    bool stop;
+    struct vio_log *log;
+    struct vio_timer deadline; /* the core's next deadline */
+    vigil_time_t fed;          /* latest time handed to the core: it never goes back */
+    uint64_t json_failures;    /* events that could not be rendered as JSON */
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
 
 /* Writes one line to the log: through the writer thread once it runs. */
 static void log_out(struct monitord *d, const char *line)
 {
-    if (d->lq) {
-        logq_write(d->lq, line);
-    } else {
-        fprintf(d->log, "%s\n", line);
-        fflush(d->log);
-    }
+    if (d->log)
+        d->log->ops->write(d->log, line);
 }
 
 static void log_line(struct monitord *d, const char *line)
 {
     char ts[40];
-    vigil_format_wall(vigil_clock_wall_us(), ts, sizeof(ts));
+    vigil_format_wall(vio_wall_us(d->loop), ts, sizeof(ts));
     if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "time", ts, "type", "log", "message", line);
         char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
@@ -127,7 +123,7 @@ static char *xstrdup(const char *s)
 }
 
 /* Parses flags on top of the file. Returns 0, or an exit status. */
-static int parse_args(struct monitord *d, int argc, char **argv)
+static int parse_args(struct vcfg *c, int argc, char **argv)
 {
     enum { OPT_HOOK = 256, OPT_NOAUTO, OPT_LOGFMT, OPT_LOGFILE };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
@@ -144,7 +140,6 @@ static int parse_args(struct monitord *d, int argc, char **argv)
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char err[512];
-    struct vcfg *c = &d->cfg;
     struct vcfg_monitor *mc = &c->monitor;
 
     /* The file first, so that flags override it wherever they stand. */
@@ -266,48 +261,32 @@ static int parse_args(struct monitord *d, int argc, char **argv)
     return 0;
 }
 
-static int open_socket(struct monitord *d, const char *spec)
+static void on_readable(void *arg, vigil_time_t now);
+
+static int open_listener(struct monitord *d, const char *spec, char *err, size_t cap)
 {
     struct vigil_addr a;
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    if (vigil_addr_parse(spec, VIGIL_DEFAULT_PORT, &a) || vigil__addr_to_sockaddr(&a, &ss, &sl)) {
-        fprintf(stderr, "vigil monitor: bad listen address '%s'\n", spec);
+    if (vigil_addr_parse(spec, VIGIL_DEFAULT_PORT, &a)) {
+        snprintf(err, cap, "bad listen address '%s'", spec);
         return -1;
     }
-    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        fprintf(stderr, "vigil monitor: socket for %s: %s\n", spec, strerror(errno));
+    struct listener *l = &d->socks[d->n_socks];
+    int rc = d->env->net->ops->open(d->env->net, d->loop, &a, a.family, &l->t);
+    if (rc) {
+        snprintf(err, cap, "cannot listen on %s: %s", spec, strerror(-rc));
         return -1;
     }
-    int one = 1, size = RCVBUF_BYTES;
-    if (ss.ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    /* FORCE passes rmem_max when privileged; otherwise the plain request is capped. */
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-    if (bind(fd, (struct sockaddr *)&ss, sl)) {
-        fprintf(stderr, "vigil monitor: cannot listen on %s: %s\n", spec, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)d->n_socks};
-    if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-        close(fd);
-        return -1;
-    }
-    d->socks[d->n_socks++] = fd;
+    l->d = d;
+    vio_source_init(&l->t->readable, on_readable, l);
+    d->n_socks++;
     return 0;
 }
 
-/* epoll data tags besides socket indices. */
-#define TAG_SIGNAL 1000
-#define TAG_API    1001
-
+/* Hands every pending event of the core to the history, the log and the hooks. */
 static void drain_events(struct monitord *d, vigil_time_t now)
 {
     struct evrec r;
-    int64_t wall = vigil_clock_wall_us();
+    int64_t wall = vio_wall_us(d->loop);
     while (vigil_monitor_poll_event(d->mon, &r.ev)) {
         r.wall_us = wall - (now - r.ev.time) / 1000;
         evlog_push(d->events, &r);
@@ -328,225 +307,132 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         if (d->hooks)
             hook_runner_submit(d->hooks, &r, now);
     }
-    if (d->lq)
-        d->api_ctx.dropped_log = d->json_failures + logq_dropped(d->lq);
+    if (d->log)
+        d->api_ctx.dropped_log = d->json_failures + d->log->ops->dropped(d->log);
 }
 
-static void read_socket(struct monitord *d, int fd)
+/*
+ * Reads what waits on one listener, at most MAX_BATCHES batches. Each
+ * datagram goes to the core at its arrival time (the kernel's), never
+ * earlier than a time the core has already seen: the core's clock only
+ * moves forward.
+ */
+static bool read_listener(struct listener *l)
 {
-    struct mmsghdr msgs[BATCH];
-    struct iovec iov[BATCH];
-    struct sockaddr_storage from[BATCH];
+    struct monitord *d = l->d;
+    struct vio_dgram dg[BATCH];
     for (int b = 0; b < MAX_BATCHES; b++) {
         for (int i = 0; i < BATCH; i++) {
-            iov[i].iov_base = d->bufs[i];
-            /* One byte more than the protocol allows, so oversize is seen, not cut. */
-            iov[i].iov_len = VIGIL_WIRE_MAX + 1;
-            memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-            msgs[i].msg_hdr.msg_iov = &iov[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-            msgs[i].msg_hdr.msg_name = &from[i];
-            msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
+            dg[i].buf = d->bufs[i];
+            dg[i].cap = VIGIL_WIRE_MAX;
         }
-        int n = recvmmsg(fd, msgs, BATCH, MSG_DONTWAIT, NULL);
+        int n = vio_recv(l->t, dg, BATCH);
         if (n < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                d->api_ctx.recv_errors++;
-            return;
+            d->api_ctx.recv_errors++;
+            return false;
         }
-        vigil_time_t now = vigil_clock_mono();
         for (int i = 0; i < n; i++) {
-            struct vigil_addr a;
-            size_t len = msgs[i].msg_len;
-            if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-                len = VIGIL_WIRE_MAX + 1;
-            vigil__addr_from_sockaddr((struct sockaddr *)&from[i], &a);
-            vigil_monitor_on_datagram(d->mon, now, d->bufs[i], len, &a);
+            vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
+            d->fed = at;
+            vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
         }
         if (n < BATCH)
-            return;
+            return false;
     }
+    return true; /* more may wait */
 }
 
-static vigil_time_t min_time(vigil_time_t a, vigil_time_t b)
+static void arm_deadline(struct monitord *d)
 {
-    return a < b ? a : b;
+    vigil_time_t next = vigil_monitor_next_deadline(d->mon);
+    if (next == VIGIL_TIME_NEVER)
+        vio_timer_disarm(d->loop, &d->deadline);
+    else
+        vio_timer_arm(d->loop, &d->deadline, next);
 }
 
-static int run(struct monitord *d)
+static void on_readable(void *arg, vigil_time_t now)
 {
-    struct epoll_event evs[16];
-    while (!d->stop) {
-        vigil_time_t now = vigil_clock_mono();
-        if (now >= vigil_monitor_next_deadline(d->mon))
-            vigil_monitor_on_expiry(d->mon, now);
-        drain_events(d, now);
-        if (d->hooks)
-            hook_runner_poll(d->hooks, now);
+    struct listener *l = arg;
+    struct monitord *d = l->d;
+    if (read_listener(l))
+        vio_source_ready(d->loop, &l->t->readable); /* the rest on the next turn */
+    drain_events(d, now);
+    arm_deadline(d);
+}
 
-        vigil_time_t wake = vigil_monitor_next_deadline(d->mon);
-        if (d->hooks)
-            wake = min_time(wake, hook_runner_next_deadline(d->hooks));
-        if (d->api)
-            wake = min_time(wake, api_next_deadline(d->api, now));
-        int timeout = -1;
-        if (wake != VIGIL_TIME_NEVER) {
-            /* The clock again: the work above took time, and the sleep must not add it. */
-            now = vigil_clock_mono();
-            vigil_time_t dt = wake > now ? wake - now : 0;
-            /* Round up: waking a little early would only spin. */
-            vigil_time_t ms = (dt + VIGIL_NSEC_PER_MSEC - 1) / VIGIL_NSEC_PER_MSEC;
-            timeout = ms > 60000 ? 60000 : (int)ms;
-        }
-        int n = epoll_wait(d->epfd, evs, 16, timeout);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            log_line(d, "epoll_wait failed");
-            return 1;
-        }
-        /* Heartbeats first: an API client must never delay them. */
-        for (int i = 0; i < n; i++) {
-            uint32_t tag = evs[i].data.u32;
-            if (tag < d->n_socks)
-                read_socket(d, d->socks[tag]);
-        }
-        for (int i = 0; i < n; i++) {
-            uint32_t tag = evs[i].data.u32;
-            if (tag == TAG_SIGNAL) {
-                struct signalfd_siginfo si;
-                while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
-                    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-                        d->stop = true;
-                    /* SIGCHLD: the hook runner reaps at the top of the loop. */
-                }
-            }
-        }
-        /* Once per turn: for ready connections and for MHD's own timeouts. */
-        if (d->api)
-            api_run(d->api);
+/*
+ * The core's deadline. Whatever is queued on the listeners is read first,
+ * so that no node is judged by heartbeats that reached the host but were
+ * not read yet; then the core decides what is due.
+ */
+static void on_deadline(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    for (size_t i = 0; i < d->n_socks; i++)
+        if (read_listener(&d->socks[i]))
+            vio_source_ready(d->loop, &d->socks[i].t->readable);
+    now = vio_now(d->loop);
+    if (now < d->fed)
+        now = d->fed;
+    d->fed = now;
+    if (now >= vigil_monitor_next_deadline(d->mon))
+        vigil_monitor_on_expiry(d->mon, now);
+    drain_events(d, now);
+    arm_deadline(d);
+}
+
+static void on_signal(void *arg, int signo)
+{
+    struct monitord *d = arg;
+    if (signo == SIGTERM || signo == SIGINT)
+        vio_loop_stop(d->loop);
+    else if (signo == SIGHUP)
+        log_line(d, "vigil monitor: SIGHUP ignored (reload is not supported yet)");
+}
+
+int monitord_free(struct monitord *d)
+{
+    if (!d)
+        return 0;
+    if (d->mon) {
+        log_line(d, "vigil monitor: stopping");
+        drain_events(d, vio_now(d->loop));
     }
-    return 0;
-}
-
-static void cleanup(struct monitord *d)
-{
     if (d->hooks)
         hook_runner_free(d->hooks);
-    if (d->api)
-        api_stop(d->api);
+    if (d->httpd)
+        d->httpd->ops->close(d->httpd);
     for (size_t i = 0; i < d->n_socks; i++)
-        close(d->socks[i]);
-    if (d->sigfd >= 0)
-        close(d->sigfd);
-    if (d->epfd >= 0)
-        close(d->epfd);
+        vio_transport_close(d->socks[i].t);
+    vio_timer_disarm(d->loop, &d->deadline);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
     /* A writer stuck on a full pipe is left to the exit, with its stream. */
-    d->log_stuck = logq_free(d->lq, 2000) != 0;
-    d->lq = NULL;
-    if (d->log && d->log != stdout && !d->log_stuck)
-        fclose(d->log);
+    bool stuck = d->log && d->log->ops->close(d->log, 2000) != 0;
     vcfg_free(&d->cfg);
+    free(d);
+    return stuck ? -1 : 0;
 }
 
-int cmd_monitor(int argc, char **argv)
+struct vigil_monitor *monitord_core(struct monitord *d)
 {
-    static struct monitord d_storage;
-    struct monitord *d = &d_storage;
-    memset(d, 0, sizeof(*d));
-    d->epfd = d->sigfd = -1;
-    d->log = stdout;
-    vcfg_init(&d->cfg);
-    int rc = parse_args(d, argc, argv);
-    if (rc) {
-        vcfg_free(&d->cfg);
-        return rc < 0 ? 0 : rc;
-    }
-    if (sodium_init() < 0) {
-        fprintf(stderr, "vigil monitor: libsodium failed to initialise\n");
-        vcfg_free(&d->cfg);
-        return 1;
-    }
-    struct vcfg_monitor *mc = &d->cfg.monitor;
-    if (mc->log_file) {
-        d->log = fopen(mc->log_file, "ae"); /* close-on-exec: not for hooks */
-        if (!d->log) {
-            fprintf(stderr, "vigil monitor: cannot open log file %s: %s\n", mc->log_file,
-                    strerror(errno));
-            d->log = stdout;
-            cleanup(d);
-            return 1;
-        }
-    }
+    return d->mon;
+}
 
-    /* Signals arrive through the loop; a hook that closes its stdin early must not kill us. */
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    /* After the mask: the writer thread must not take the signals the loop reads. */
-    d->lq = logq_new(d->log, LOG_BUFFER_BYTES);
-    if (!d->lq) {
-        fprintf(stderr, "vigil monitor: cannot start the log writer\n");
-        cleanup(d);
-        return 1;
-    }
+struct evlog *monitord_events(struct monitord *d)
+{
+    return d->events;
+}
 
-    vigil_time_t now = vigil_clock_mono();
-    randombytes_buf(mc->core.hash_seed, sizeof(mc->core.hash_seed));
-    mc->core.interval = mc->interval;
-    rc = vigil_monitor_new(&mc->core, now, &d->mon);
-    d->events = evlog_new(mc->event_history);
-    d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (rc || !d->events || d->epfd < 0 || d->sigfd < 0) {
-        fprintf(stderr, "vigil monitor: cannot start: %s\n",
-                rc ? vigil_strerror(rc) : strerror(errno));
-        cleanup(d);
-        return 1;
-    }
-    struct epoll_event sev = {.events = EPOLLIN, .data.u32 = TAG_SIGNAL};
-    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &sev);
-    for (size_t i = 0; i < mc->n_nodes; i++) {
-        int drc = vigil_monitor_declare(d->mon, mc->nodes[i], now);
-        if (drc && drc != -VIGIL_EEXIST) {
-            fprintf(stderr, "vigil monitor: cannot declare node %s: %s\n", mc->nodes[i],
-                    vigil_strerror(drc));
-            cleanup(d);
-            return 1;
-        }
-    }
-    for (size_t i = 0; i < mc->n_listen; i++)
-        if (open_socket(d, mc->listen[i])) {
-            cleanup(d);
-            return 1;
-        }
-    if (mc->n_hooks && hook_runner_new(mc->hooks, mc->n_hooks, hook_log, d, &d->hooks)) {
-        fprintf(stderr, "vigil monitor: cannot set up hooks\n");
-        cleanup(d);
-        return 1;
-    }
-    d->api_ctx.mon = d->mon;
-    d->api_ctx.events = d->events;
-    d->api_ctx.hooks = d->hooks;
-    d->api_ctx.started_mono = now;
-    d->api_ctx.started_wall_us = vigil_clock_wall_us();
-    if (mc->api && *mc->api && strcmp(mc->api, "off")) {
-        char err[256];
-        if (api_start(mc->api, &d->api_ctx, &d->api, err, sizeof(err))) {
-            fprintf(stderr, "vigil monitor: %s\n", err);
-            cleanup(d);
-            return 1;
-        }
-        struct epoll_event aev = {.events = EPOLLIN, .data.u32 = TAG_API};
-        epoll_ctl(d->epfd, EPOLL_CTL_ADD, api_fd(d->api), &aev);
-    }
+struct vio_httpd *monitord_httpd(struct monitord *d)
+{
+    return d->httpd;
+}
 
+static void log_started(struct monitord *d)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
     char line[1024];
     const struct vigil_detector_config *dc = &mc->core.detector;
     int off = snprintf(line, sizeof(line), "vigil monitor %s: listening on", VIGIL_VERSION_STRING);
@@ -556,23 +442,125 @@ int cmd_monitor(int argc, char **argv)
         snprintf(line + off, sizeof(line) - (size_t)off,
                  ", api %s, detector %s (suspect %.2f, dead %.2f), %zu declared nodes, "
                  "auto-register %s, authentication %s, %zu hooks",
-                 d->api ? mc->api : "off", dc->kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed",
+                 d->httpd ? mc->api : "off", dc->kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed",
                  dc->suspect_threshold, dc->dead_threshold, mc->n_nodes,
                  mc->core.auto_register ? "on" : "off", mc->core.has_key ? "on" : "off",
                  mc->n_hooks);
     log_line(d, line);
+}
 
-    rc = run(d);
-    log_line(d, "vigil monitor: stopping");
-    drain_events(d, vigil_clock_mono());
-    cleanup(d);
-    if (d->log_stuck) {
+int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
+                 size_t cap)
+{
+    *out = NULL;
+    struct monitord *d = calloc(1, sizeof(*d));
+    if (!d) {
+        vcfg_free(cfg);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    d->env = env;
+    d->loop = env->loop;
+    d->cfg = *cfg; /* the daemon owns the settings from here on */
+    memset(cfg, 0, sizeof(*cfg));
+    vio_timer_init(&d->deadline, on_deadline, d);
+    struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (env->log_open(env, mc->log_file, &d->log, err, cap)) {
+        monitord_free(d);
+        return -1;
+    }
+
+    vigil_time_t now = vio_now(d->loop);
+    d->fed = now;
+    env->random(env, mc->core.hash_seed, sizeof(mc->core.hash_seed));
+    mc->core.interval = mc->interval;
+    int rc = vigil_monitor_new(&mc->core, now, &d->mon);
+    d->events = evlog_new(mc->event_history);
+    if (rc || !d->events) {
+        snprintf(err, cap, "cannot start: %s", vigil_strerror(rc ? rc : -VIGIL_ENOMEM));
+        monitord_free(d);
+        return -1;
+    }
+    for (size_t i = 0; i < mc->n_nodes; i++) {
+        int drc = vigil_monitor_declare(d->mon, mc->nodes[i], now);
+        if (drc && drc != -VIGIL_EEXIST) {
+            snprintf(err, cap, "cannot declare node %s: %s", mc->nodes[i], vigil_strerror(drc));
+            monitord_free(d);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < mc->n_listen; i++)
+        if (open_listener(d, mc->listen[i], err, cap)) {
+            monitord_free(d);
+            return -1;
+        }
+    if (mc->n_hooks && hook_runner_new(mc->hooks, mc->n_hooks, d->loop, env->procs, hook_log,
+                                       d, &d->hooks)) {
+        snprintf(err, cap, "cannot set up hooks");
+        monitord_free(d);
+        return -1;
+    }
+    d->api_ctx.mon = d->mon;
+    d->api_ctx.events = d->events;
+    d->api_ctx.hooks = d->hooks;
+    d->api_ctx.loop = d->loop;
+    d->api_ctx.started_mono = now;
+    d->api_ctx.started_wall_us = vio_wall_us(d->loop);
+    if (mc->api && *mc->api && strcmp(mc->api, "off")) {
+        if (env->httpd_open(env, mc->api, api_handle, &d->api_ctx, &d->httpd, err, cap)) {
+            monitord_free(d);
+            return -1;
+        }
+    }
+    vio_loop_on_signal(d->loop, on_signal, d);
+    log_started(d);
+    arm_deadline(d);
+    *out = d;
+    return 0;
+}
+
+int cmd_monitor(int argc, char **argv)
+{
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    int rc = parse_args(&cfg, argc, argv);
+    if (rc) {
+        vcfg_free(&cfg);
+        return rc < 0 ? 0 : rc;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "vigil monitor: libsodium failed to initialise\n");
+        vcfg_free(&cfg);
+        return 1;
+    }
+    /* A hook that closes its stdin early must not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+    struct vio_env *env;
+    rc = vio_env_real_new(&env);
+    if (rc) {
+        fprintf(stderr, "vigil monitor: cannot start: %s\n", strerror(-rc));
+        vcfg_free(&cfg);
+        return 1;
+    }
+    struct monitord *d;
+    char err[512];
+    if (monitord_new(env, &cfg, &d, err, sizeof(err))) {
+        fprintf(stderr, "vigil monitor: %s\n", err);
+        vio_env_real_free(env);
+        return 1;
+    }
+    rc = vio_loop_run(env->loop);
+    if (rc)
+        log_line(d, "vigil monitor: the event loop failed");
+    bool stuck = monitord_free(d) != 0;
+    vio_env_real_free(env);
+    if (stuck) {
         /*
          * The writer still holds the log stream in a write nobody reads:
          * exit() would wait on that stream's lock to flush it, and standard
          * error may be the same pipe. Leave now, saying nothing more.
          */
-        _exit(rc);
+        _exit(rc ? 1 : 0);
     }
-    return rc;
+    return rc ? 1 : 0;
 }

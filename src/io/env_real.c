@@ -1,0 +1,78 @@
+/*
+ * The real environment: one of each real implementation of the vio
+ * interfaces, for the program's main.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include <sodium.h>
+
+#include "io/real.h"
+
+struct real_env {
+    struct vio_env env;
+};
+
+static int real_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler,
+                           void *arg, struct vio_httpd **out, char *err, size_t cap)
+{
+    return vio_httpd_mhd_open(env->loop, addr, handler, arg, out, err, cap);
+}
+
+static int real_log_open(struct vio_env *env, const char *path, struct vio_log **out, char *err,
+                         size_t cap)
+{
+    (void)env;
+    return vio_log_real_open(path, out, err, cap);
+}
+
+static int real_http_open(struct vio_env *env, struct vio_http **out)
+{
+    return vio_http_curl_new(env->loop, out);
+}
+
+static int real_sample_status(struct vio_env *env, struct vigil_status *st)
+{
+    (void)env;
+    return vigil_status_sample(st);
+}
+
+static void real_random(struct vio_env *env, void *buf, size_t len)
+{
+    (void)env;
+    randombytes_buf(buf, len);
+}
+
+int vio_env_real_new(struct vio_env **out)
+{
+    struct real_env *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    struct vio_env *e = &r->env;
+    int rc = vio_loop_epoll_new(&e->loop);
+    if (!rc)
+        rc = vio_procs_real_new(e->loop, &e->procs);
+    if (rc) {
+        vio_loop_free(e->loop);
+        free(r);
+        return rc;
+    }
+    e->net = &vio_net_udp;
+    e->fs = &vio_fs_real;
+    e->httpd_open = real_httpd_open;
+    e->log_open = real_log_open;
+    e->http_open = real_http_open;
+    e->sample_status = real_sample_status;
+    e->random = real_random;
+    *out = e;
+    return 0;
+}
+
+void vio_env_real_free(struct vio_env *env)
+{
+    if (!env)
+        return;
+    vio_procs_real_free(env->procs);
+    vio_loop_free(env->loop);
+    free(env);
+}

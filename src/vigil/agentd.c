@@ -1,0 +1,328 @@
+/*
+ * The running agent: a thin loop around a vigil_sender, on a vio
+ * environment (so the simulator runs the same code as `vigil agent`).
+ *
+ * A timer at the sender's next slot of the heartbeat grid (an absolute
+ * deadline on the monotonic clock, so the rhythm never drifts) refreshes
+ * the custom status and beats. The sender samples load, memory and uptime
+ * through the environment and sends through one transport per address
+ * family in use. On SIGTERM or SIGINT (delivered by the loop, so one that
+ * arrives while the agent works is taken at the next turn, never lost) the
+ * agent sends the goodbye heartbeat (the LEAVING flag, twice against one
+ * lost datagram), so the monitors mark the node "left" at once instead of
+ * convicting it as dead a few seconds later, and stops the loop.
+ *
+ * Custom status comes from three places, applied in this order, later ones
+ * winning for the same key: the config file's static pairs, --set flags,
+ * and the status file. The status file is how other programs on the node
+ * (a deploy script, a health check, vigil set) publish state without
+ * talking to the agent: before each beat the agent stats it and re-reads
+ * it only when its inode, size or modification time changed, so an
+ * unchanged file costs one system call per heartbeat. A bad line is
+ * reported once (when the file changes) with its file name and line number
+ * and skipped; the other lines still apply.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentd.h"
+#include "core/schedule.h"
+#include "io/sender_io.h"
+
+/* At most one line per this long for each kind of recurring complaint. */
+#define AGENT_LOG_EVERY (10 * VIGIL_NSEC_PER_SEC)
+/* Room for one log line; longer ones are cut. */
+#define AGENT_LINE_MAX 1024
+/*
+ * Room for one monitor in the start-up line: "[v6 address]:port" is at most
+ * 54 bytes, and a host name that does not fit is cut, not overflowed.
+ */
+#define AGENT_MONITOR_LOG 64
+
+/* At most one line per AGENT_LOG_EVERY. */
+struct ratelimit {
+    vigil_time_t last;
+    bool used;
+};
+
+struct agentd {
+    struct vio_env *env;
+    struct vio_loop *loop;
+    struct vio_log *log; /* NULL: standard error */
+    struct vcfg cfg;
+    struct vigil_sender *sender;
+    struct vio_transport *t4, *t6; /* one sender socket per family in use */
+    struct agent_pairs base;       /* config pairs, then --set pairs */
+    bool file_seen;                /* the status file existed at the last look */
+    struct vio_stat file_st;       /* and was this one */
+    bool file_checked;             /* the status file was looked at once */
+    struct ratelimit send_log, late_log;
+    uint64_t errors_reported;
+    struct vio_timer beat;
+    int stop_signal;
+};
+
+static void say(struct agentd *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(struct agentd *a, const char *fmt, ...)
+{
+    char line[AGENT_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (a->log)
+        a->log->ops->write(a->log, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+static bool ratelimit_ok(struct ratelimit *r, vigil_time_t now)
+{
+    if (r->used && now - r->last < AGENT_LOG_EVERY)
+        return false;
+    r->used = true;
+    r->last = now;
+    return true;
+}
+
+/* Formats a duration the way the flags take it: "1s", "250ms", "1500us". */
+static void format_duration(vigil_time_t ns, char *buf, size_t cap)
+{
+    if (ns % VIGIL_NSEC_PER_SEC == 0)
+        snprintf(buf, cap, "%" PRId64 "s", ns / VIGIL_NSEC_PER_SEC);
+    else if (ns % VIGIL_NSEC_PER_MSEC == 0)
+        snprintf(buf, cap, "%" PRId64 "ms", ns / VIGIL_NSEC_PER_MSEC);
+    else if (ns % 1000 == 0)
+        snprintf(buf, cap, "%" PRId64 "us", ns / 1000);
+    else
+        snprintf(buf, cap, "%" PRId64 "ns", ns);
+}
+
+/* Makes pairs the sender's custom status; reports what does not fit. */
+static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
+{
+    vigil_sender_clear_custom(a->sender);
+    for (size_t i = 0; i < pairs->n; i++) {
+        int rc = vigil_sender_set_custom(a->sender, pairs->p[i].key, pairs->p[i].value);
+        if (rc < 0)
+            say(a, "vigil agent: custom status '%s' dropped: %s", pairs->p[i].key,
+                vigil_strerror(rc));
+    }
+}
+
+/* Collects the lines agent_status_read reports. */
+static void say_line(void *arg, const char *line)
+{
+    say(arg, "vigil agent: %s", line);
+}
+
+/* Re-reads the status file if it changed since the last look (always the first time). */
+static void refresh_status(struct agentd *a)
+{
+    const char *path = a->cfg.agent.status_file;
+    if (path == NULL) {
+        if (!a->file_checked)
+            apply_pairs(a, &a->base);
+        a->file_checked = true;
+        return;
+    }
+    struct vio_fs *fs = a->env->fs;
+    struct vio_stat st;
+    int rc = fs->ops->stat(fs, path, &st);
+    bool seen = rc == 0;
+    if (!seen && rc != -ENOENT && (!a->file_checked || a->file_seen))
+        say(a, "vigil agent: %s: %s", path, strerror(-rc));
+    if (a->file_checked && seen == a->file_seen &&
+        (!seen || (st.ino == a->file_st.ino && st.size == a->file_st.size &&
+                   st.mtime_ns == a->file_st.mtime_ns)))
+        return;
+    a->file_checked = true;
+    a->file_seen = seen;
+    if (seen)
+        a->file_st = st;
+    struct agent_pairs pairs;
+    if (seen)
+        agent_status_load(fs, path, &a->base, &pairs, say_line, a);
+    else
+        pairs = a->base;
+    apply_pairs(a, &pairs);
+}
+
+/* One heartbeat, and a (rate-limited) line about send errors. */
+static void beat(struct agentd *a, bool leaving)
+{
+    errno = 0;
+    int rc = vigil_sender_beat(a->sender, leaving);
+    int err = errno;
+    uint64_t total = vigil_sender_errors(a->sender);
+    if (rc < 0 && rc != -VIGIL_ESYS)
+        say(a, "vigil agent: heartbeat not sent: %s", vigil_strerror(rc));
+    if (total > a->errors_reported && (leaving || ratelimit_ok(&a->send_log, vio_now(a->loop)))) {
+        say(a, "vigil agent: %" PRIu64 " send error(s) (%" PRIu64 " in all), the last: %s",
+            total - a->errors_reported, total, err != 0 ? strerror(err) : "unknown");
+        a->errors_reported = total;
+    }
+}
+
+static void on_beat(void *arg, vigil_time_t now)
+{
+    struct agentd *a = arg;
+    vigil_time_t due = a->beat.at;
+    refresh_status(a);
+    uint64_t missed = vigil__sched_missed(due, a->cfg.agent.interval, now);
+    if (missed > 0 && ratelimit_ok(&a->late_log, now))
+        say(a, "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
+            (double)(now - due) / (double)VIGIL_NSEC_PER_SEC, missed);
+    beat(a, false);
+    vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
+}
+
+static void on_signal(void *arg, int signo)
+{
+    struct agentd *a = arg;
+    if (signo != SIGTERM && signo != SIGINT) {
+        say(a, "vigil agent: signal %d ignored (reload is not supported yet)", signo);
+        return;
+    }
+    if (a->stop_signal)
+        return;
+    a->stop_signal = signo;
+    /*
+     * The goodbye: twice, so that one lost datagram does not turn a clean
+     * shutdown into a death (the monitor ignores the second once the node
+     * has left).
+     */
+    beat(a, true);
+    beat(a, true);
+    say(a, "vigil agent: %s: goodbye sent, exiting", signo == SIGTERM ? "Terminated" : "Interrupt");
+    vio_timer_disarm(a->loop, &a->beat);
+    vio_loop_stop(a->loop);
+}
+
+/* The sender's view of the world: the environment's clock, sampling and transports. */
+static vigil_time_t io_now(void *arg)
+{
+    return vio_now(((struct agentd *)arg)->loop);
+}
+
+static int64_t io_wall_us(void *arg)
+{
+    return vio_wall_us(((struct agentd *)arg)->loop);
+}
+
+static int io_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
+{
+    struct agentd *a = arg;
+    struct vio_transport **t = to->family == AF_INET6 ? &a->t6 : &a->t4;
+    if (!*t) {
+        int rc = a->env->net->ops->open(a->env->net, a->loop, NULL, to->family, t);
+        if (rc)
+            return rc;
+    }
+    return vio_send(*t, to, buf, len);
+}
+
+static int io_sample(void *arg, struct vigil_status *st)
+{
+    struct agentd *a = arg;
+    return a->env->sample_status(a->env, st);
+}
+
+int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *base,
+               struct vio_log *log, struct agentd **out, char *err, size_t cap)
+{
+    *out = NULL;
+    struct agentd *a = calloc(1, sizeof(*a));
+    if (!a) {
+        vcfg_free(cfg);
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    a->env = env;
+    a->loop = env->loop;
+    a->log = log;
+    a->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    a->base = *base;
+    vio_timer_init(&a->beat, on_beat, a);
+    struct vcfg_agent *ac = &a->cfg.agent;
+
+    struct vigil_sender_config sc;
+    vigil_sender_config_default(&sc);
+    if (ac->generation_file &&
+        agent_generation_next(env->fs, ac->generation_file, (uint64_t)vio_wall_us(a->loop),
+                              &sc.generation, err, cap) != 0) {
+        agentd_free(a);
+        return -1;
+    }
+    struct vigil_addr dests[VIGIL_SENDER_MAX_MONITORS];
+    for (size_t i = 0; i < ac->n_monitors; i++) {
+        const char *why = "invalid address";
+        if (env->net->ops->resolve(env->net, ac->monitors[i], VIGIL_DEFAULT_PORT, &dests[i],
+                                   &why) < 0) {
+            snprintf(err, cap, "monitor '%s': %s", ac->monitors[i], why);
+            agentd_free(a);
+            return -1;
+        }
+    }
+    sc.id = ac->id;
+    sc.interval = ac->interval;
+    sc.key = ac->has_key ? ac->key : NULL;
+    sc.sample_proc = true;
+    struct vigil__sender_io io = {
+        .now = io_now, .wall_us = io_wall_us, .send = io_send, .sample = io_sample, .arg = a};
+    int rc = vigil__sender_new_io(&sc, dests, ac->n_monitors, &io, &a->sender);
+    if (rc < 0) {
+        snprintf(err, cap, "cannot start: %s", vigil_strerror(rc));
+        agentd_free(a);
+        return -1;
+    }
+    vio_loop_on_signal(a->loop, on_signal, a);
+
+    char monitors[VIGIL_SENDER_MAX_MONITORS * AGENT_MONITOR_LOG] = "";
+    char iv[32]; /* "3600000ms" at most: an int64 and a unit */
+    for (size_t i = 0; i < ac->n_monitors; i++) {
+        size_t used = strlen(monitors);
+        snprintf(monitors + used, sizeof(monitors) - used, "%s%.*s", i ? "," : "",
+                 AGENT_MONITOR_LOG - 2, ac->monitors[i]);
+    }
+    format_duration(ac->interval, iv, sizeof(iv));
+    say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
+        vigil_sender_generation(a->sender), monitors, iv);
+    vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
+    *out = a;
+    return 0;
+}
+
+int agentd_stop_signal(const struct agentd *a)
+{
+    return a->stop_signal;
+}
+
+uint64_t agentd_sent(const struct agentd *a)
+{
+    return a->sender ? vigil_sender_sent(a->sender) : 0;
+}
+
+uint64_t agentd_generation(const struct agentd *a)
+{
+    return a->sender ? vigil_sender_generation(a->sender) : 0;
+}
+
+void agentd_free(struct agentd *a)
+{
+    if (!a)
+        return;
+    vio_timer_disarm(a->loop, &a->beat);
+    vigil_sender_free(a->sender);
+    vio_transport_close(a->t4);
+    vio_transport_close(a->t6);
+    vcfg_free(&a->cfg);
+    free(a);
+}

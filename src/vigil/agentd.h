@@ -1,0 +1,33 @@
+/*
+ * The agent daemon as an object on a vio environment: what `vigil agent`
+ * runs on the real world and what the simulator runs, hundreds at a time,
+ * on a fake one. See agentd.c.
+ */
+#ifndef VIGIL_AGENTD_H
+#define VIGIL_AGENTD_H
+
+#include "agent.h"
+#include "config.h"
+#include "io/vio.h"
+
+struct agentd;
+
+/*
+ * Starts an agent on env: the boot generation (through generation_file, if
+ * set), the monitors resolved, the first heartbeat due at once. cfg is
+ * taken over (emptied whatever the outcome); base holds the static custom
+ * pairs (the config's, then --set's). log NULL: standard error. SIGTERM or
+ * SIGINT through the loop sends the goodbye (twice) and stops the loop.
+ * Returns 0, or -1 with err set.
+ */
+int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *base,
+               struct vio_log *log, struct agentd **out, char *err, size_t cap);
+/* The signal that stopped the agent, or 0. */
+int agentd_stop_signal(const struct agentd *a);
+/* Heartbeats sent so far, and the boot generation. */
+uint64_t agentd_sent(const struct agentd *a);
+uint64_t agentd_generation(const struct agentd *a);
+/* Frees the agent. Sends nothing: a crash, unless the goodbye was sent already. */
+void agentd_free(struct agentd *a);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * The monitor daemon as an object on a vio environment: what `vigil
+ * monitor` runs on the real world, and what the simulator runs on a fake
+ * one. See monitord.c.
+ */
+#ifndef VIGIL_MONITORD_H
+#define VIGIL_MONITORD_H
+
+#include "config.h"
+#include "evlog.h"
+#include "io/vio.h"
+
+struct monitord;
+
+/*
+ * Starts a monitor on env with the settings in cfg (taken over: cfg is
+ * emptied, whatever the outcome). Opens its listeners, log, hooks and API
+ * and arms its timers; the caller then runs (or steps) env's loop. SIGTERM
+ * and SIGINT through the loop stop it. Returns 0, or -1 with err set.
+ */
+int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
+                 size_t cap);
+/*
+ * Logs the stop, hands the last events on, stops the hooks (TERM, then
+ * KILL), closes everything. Returns 0, or -1 if the log writer was stuck
+ * (the caller must then leave without flushing standard streams).
+ */
+int monitord_free(struct monitord *d);
+
+struct vigil_monitor *monitord_core(struct monitord *d);
+struct evlog *monitord_events(struct monitord *d);
+struct vio_httpd *monitord_httpd(struct monitord *d);
+
+#endif
