@@ -29,6 +29,23 @@
  * since the last one *read* would convict healthy nodes. Instead it gives
  * every monitored node a fresh detection period from now, and the first
  * interval after the pause is not learned.
+ *
+ * Memory comes from the allocator in the configuration. Everything a node
+ * needs (its record, hash slots, heap entry, interval history) is allocated
+ * once for max_nodes when the monitor is created, so declaring, registering
+ * and judging nodes never allocates and never fails for want of memory.
+ * Only two things allocate later, and neither can fail its caller: the
+ * event queue when events pile up unpolled (a failed growth drops the
+ * event and counts it in events_lost; the state change stands) and a
+ * node's copy of a changed custom status (a failed copy keeps the old one
+ * and counts custom_lost).
+ *
+ * The records are in core/monitor_int.h, and node.c reads them for
+ * callers. The hash table, the heap and the state machine stay together in
+ * this file: a heartbeat goes through all three, and kept in one
+ * translation unit the compiler inlines the heap moves and probes into the
+ * heartbeat path; they also share the invariants (heap_pos, stale,
+ * deadline) that the paragraphs above explain once.
  */
 #include <stdint.h>
 #include <stdlib.h>
