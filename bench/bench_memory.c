@@ -43,6 +43,8 @@
 #include <vigil/sender.h>
 #include <vigil/wire.h>
 
+#include "core/monitor_int.h" /* sizeof(struct vigil_node) */
+
 /* The design's budget per node. */
 #define TARGET_BYTES 512.0
 /* More node counts than this on one command line is a typing mistake. */

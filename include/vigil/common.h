@@ -17,6 +17,18 @@
 extern "C" {
 #endif
 
+/*
+ * Marks the functions of the public API. libvigil is built with
+ * -fvisibility=hidden, so that only what these headers declare is exported
+ * from the shared library; functions shared between its own files (the
+ * vigil__ prefix) stay internal.
+ */
+#if defined(__GNUC__) || defined(__clang__)
+#define VIGIL_EXPORT __attribute__((visibility("default")))
+#else
+#define VIGIL_EXPORT
+#endif
+
 /* Nanoseconds. */
 typedef int64_t vigil_time_t;
 
@@ -48,13 +60,34 @@ enum vigil_error {
 };
 
 /* A static English description of an error code (positive or negative). */
-const char *vigil_strerror(int err);
+VIGIL_EXPORT const char *vigil_strerror(int err);
+
+/*
+ * Where libvigil gets its memory. calloc returns nmemb * size bytes, zeroed
+ * and suitably aligned for any type, or NULL (libvigil never asks for more
+ * than SIZE_MAX bytes in all); free releases what calloc returned and is
+ * never called with NULL. ud is handed to both unchanged. Zeroed memory,
+ * not malloc(), because the monitor allocates its node table once for
+ * max_nodes and relies on calloc() leaving the pages it never uses
+ * untouched, where a memset would touch them all.
+ *
+ * A structure of all NULL means the C library's calloc() and free().
+ * libvigil handles every failed allocation: a call that needs memory
+ * returns -VIGIL_ENOMEM and leaves everything as it was, and work that has
+ * no error to return (an event, a node's new custom status) is dropped and
+ * counted.
+ */
+struct vigil_allocator {
+    void *(*calloc)(void *ud, size_t nmemb, size_t size);
+    void (*free)(void *ud, void *ptr);
+    void *ud;
+};
 
 /* Node ids: 1 to 64 characters of [A-Za-z0-9._-]. */
 #define VIGIL_ID_MAX 64
 
 /* True if the first len bytes of id form a valid node id. */
-bool vigil_id_valid(const char *id, size_t len);
+VIGIL_EXPORT bool vigil_id_valid(const char *id, size_t len);
 
 /*
  * A compact network address (IPv4 or IPv6 and a port), kept small because
@@ -69,7 +102,7 @@ struct vigil_addr {
 };
 
 /* Formats an address as "1.2.3.4:5" or "[::1]:5" into buf (at least 56 bytes). */
-void vigil_addr_format(const struct vigil_addr *a, char *buf, size_t cap);
+VIGIL_EXPORT void vigil_addr_format(const struct vigil_addr *a, char *buf, size_t cap);
 
 #ifdef __cplusplus
 }

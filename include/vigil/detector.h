@@ -39,8 +39,9 @@ struct vigil_detector_config {
 };
 
 /* Fills cfg with the defaults for kind, for heartbeats every interval. */
-void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil_detector_kind kind,
-                                   vigil_time_t interval);
+VIGIL_EXPORT void vigil_detector_config_default(struct vigil_detector_config *cfg,
+                                                enum vigil_detector_kind kind,
+                                                vigil_time_t interval);
 
 /*
  * Per-node detector state. The interval history itself lives in a
@@ -57,7 +58,7 @@ struct vigil_detector {
     uint16_t head;     /* next slot to write */
 };
 
-void vigil_detector_init(struct vigil_detector *d);
+VIGIL_EXPORT void vigil_detector_init(struct vigil_detector *d);
 
 /*
  * Records an arrival at now. With learn false the interval since the
@@ -66,30 +67,31 @@ void vigil_detector_init(struct vigil_detector *d);
  * the new reference point. The first arrival seeds a phi history with
  * first_estimate -/+ a quarter, as the reference implementation does.
  */
-void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigil_detector *d,
-                            uint32_t *ring, vigil_time_t now, bool learn);
+VIGIL_EXPORT void vigil_detector_arrival(const struct vigil_detector_config *cfg,
+                                         struct vigil_detector *d, uint32_t *ring, vigil_time_t now,
+                                         bool learn);
 
 /* Moves the reference point to now without learning (a fresh grace period). */
-void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now);
+VIGIL_EXPORT void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now);
 
 /* The suspicion level at now (0 before the first arrival). */
-double vigil_detector_level(const struct vigil_detector_config *cfg, const struct vigil_detector *d,
-                            vigil_time_t now);
+VIGIL_EXPORT double vigil_detector_level(const struct vigil_detector_config *cfg,
+                                         const struct vigil_detector *d, vigil_time_t now);
 
 /*
  * The earliest time t (to the nanosecond, rounded up) at which
  * vigil_detector_level(t) >= threshold. VIGIL_TIME_NEVER before the first
  * arrival.
  */
-vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
-                                     const struct vigil_detector *d, double threshold);
+VIGIL_EXPORT vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
+                                                  const struct vigil_detector *d, double threshold);
 
 /*
  * The standardised deviation y at which phi reaches threshold: phi(mean' +
  * y * sd') = threshold for any mean' and sd'. Depends on the threshold
  * alone, so a caller can compute it once.
  */
-double vigil_phi_quantile(double threshold);
+VIGIL_EXPORT double vigil_phi_quantile(double threshold);
 
 /*
  * The closed-form estimate of vigil_detector_crossing, without its exact
@@ -98,19 +100,20 @@ double vigil_phi_quantile(double threshold);
  * for the deadline itself. quantile is vigil_phi_quantile(threshold) for
  * phi (ignored for the fixed detector).
  */
-vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
-                                              const struct vigil_detector *d, double threshold,
-                                              double quantile);
+VIGIL_EXPORT vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config *cfg,
+                                                           const struct vigil_detector *d,
+                                                           double threshold, double quantile);
 
 /* Interval statistics of the history, in nanoseconds (0 when empty). */
-void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean,
-                          vigil_time_t *std_dev);
+VIGIL_EXPORT void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean,
+                                       vigil_time_t *std_dev);
 
 /* Phi of an interval dt for given mean and standard deviation (all ns). */
-double vigil_phi(vigil_time_t dt, double mean, double std_dev);
+VIGIL_EXPORT double vigil_phi(vigil_time_t dt, double mean, double std_dev);
 
 /* Checks a configuration; returns 0 or -VIGIL_EINVAL with *why set. */
-int vigil_detector_config_check(const struct vigil_detector_config *cfg, const char **why);
+VIGIL_EXPORT int vigil_detector_config_check(const struct vigil_detector_config *cfg,
+                                             const char **why);
 
 #ifdef __cplusplus
 }

@@ -32,9 +32,9 @@ enum vigil_state {
     VIGIL_STATE_LEFT = 4, /* said goodbye */
 };
 
-const char *vigil_state_name(enum vigil_state s);
+VIGIL_EXPORT const char *vigil_state_name(enum vigil_state s);
 /* Parses a state name; returns -1 if none matches. */
-int vigil_state_parse(const char *name);
+VIGIL_EXPORT int vigil_state_parse(const char *name);
 
 struct vigil_monitor_config {
     struct vigil_detector_config detector;
@@ -62,18 +62,26 @@ struct vigil_monitor_config {
      * monitored node a fresh detection period from now.
      */
     vigil_time_t pause_tolerance;
-    /* Cluster key; with has_key, unauthenticated datagrams are dropped. */
+    /*
+     * Cluster key; with has_key, unauthenticated datagrams are dropped. The
+     * monitor keeps only the tag key derived from it: its own copy of the
+     * configuration (vigil_monitor_config()) has key zeroed. The caller
+     * should wipe its copy once the monitor is created.
+     */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
     /* Seed of the id hash (random per process, against hash flooding). */
     uint8_t hash_seed[16];
+    /* Where the monitor gets its memory; all NULL (the default): malloc() and free(). */
+    struct vigil_allocator allocator;
 };
 
 /* Defaults: phi detector for heartbeats every 1 s, adapted per node; rise 2; auto-register on. */
-void vigil_monitor_config_default(struct vigil_monitor_config *cfg);
+VIGIL_EXPORT void vigil_monitor_config_default(struct vigil_monitor_config *cfg);
 
 /* Checks relations between settings; returns 0 or -VIGIL_EINVAL with *why set. */
-int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const char **why);
+VIGIL_EXPORT int vigil_monitor_config_check(const struct vigil_monitor_config *cfg,
+                                            const char **why);
 
 /* Counters of the monitor's own work. */
 struct vigil_monitor_stats {
@@ -86,6 +94,7 @@ struct vigil_monitor_stats {
     uint64_t table_full;       /* from a new id with the table full */
     uint64_t events;           /* events produced */
     uint64_t events_lost;      /* events not queued for want of memory */
+    uint64_t custom_lost;      /* custom status changes not stored for want of memory */
     uint64_t pauses;           /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };
@@ -116,78 +125,105 @@ struct vigil_event {
     struct vigil_addr addr;
 };
 
-/* A node, as the monitor knows it. Read-only for callers. */
-struct vigil_node {
-    char id[VIGIL_ID_MAX + 1];
-    uint8_t state;    /* enum vigil_state */
-    uint8_t declared; /* from the config, not self-registered */
-    uint8_t flags;    /* last heartbeat's flags */
-    uint8_t n_custom;
-    uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
-    uint32_t rise_count;  /* timely heartbeats towards recovery */
-    uint32_t interval_ms; /* the sender's interval */
-    uint64_t generation;
-    uint64_t sequence;
-    uint64_t heartbeats;      /* accepted heartbeats */
-    vigil_time_t state_since; /* monotonic time of the last state change */
-    vigil_time_t last_heard;  /* monotonic time of the last accepted heartbeat, or -1 */
-    vigil_time_t deadline;    /* when the monitor next looks at the node (never later than
-                                 its next decision), or VIGIL_TIME_NEVER */
-    int64_t send_time_us;     /* sender's wall clock in the last heartbeat */
-    struct vigil_status status;
-    struct vigil_addr addr;
-    struct vigil_detector det;
-    struct vigil_custom *custom; /* n_custom pairs, or NULL */
-};
+/*
+ * A node, as the monitor knows it: opaque, read through the vigil_node_*()
+ * accessors below. Node pointers come from vigil_monitor_find() and
+ * vigil_monitor_node_at(), valid as those functions say.
+ */
+struct vigil_node;
 
 /* The monitor itself: opaque. */
 struct vigil_monitor;
 
-int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
-                      struct vigil_monitor **out);
-void vigil_monitor_free(struct vigil_monitor *m);
+VIGIL_EXPORT int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
+                                   struct vigil_monitor **out);
+VIGIL_EXPORT void vigil_monitor_free(struct vigil_monitor *m);
 
 /* Declares a node (from the config): state unknown, dead after startup_grace. */
-int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t now);
+VIGIL_EXPORT int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t now);
 
 /*
  * Handles one datagram received at now from from. Returns 0 if it was
  * accepted, or the negative reason it was dropped (each reason is also
  * counted in the stats). Never acts on a datagram that fails verification.
  */
-int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf,
-                              size_t len, const struct vigil_addr *from);
+VIGIL_EXPORT int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now,
+                                           const uint8_t *buf, size_t len,
+                                           const struct vigil_addr *from);
 
 /* The earliest time the monitor needs to be called, or VIGIL_TIME_NEVER. */
-vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m);
+VIGIL_EXPORT vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m);
 
 /* Makes every decision due at or before now. */
-void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t now);
+VIGIL_EXPORT void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t now);
 
 /* Takes the oldest pending event; false when there is none. */
-bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);
+VIGIL_EXPORT bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);
 
 /* Lookup and iteration; pointers stay valid until the next call that may add a node. */
-const struct vigil_node *vigil_monitor_find(const struct vigil_monitor *m, const char *id);
-size_t vigil_monitor_node_count(const struct vigil_monitor *m);
-const struct vigil_node *vigil_monitor_node_at(const struct vigil_monitor *m, size_t i);
+VIGIL_EXPORT const struct vigil_node *vigil_monitor_find(const struct vigil_monitor *m,
+                                                         const char *id);
+VIGIL_EXPORT size_t vigil_monitor_node_count(const struct vigil_monitor *m);
+VIGIL_EXPORT const struct vigil_node *vigil_monitor_node_at(const struct vigil_monitor *m,
+                                                            size_t i);
 
 /*
  * The detector settings the node is judged with: the monitor's own, scaled
  * to the node's advertised interval (see adapt_interval). Returns cfg or tmp.
  */
-const struct vigil_detector_config *vigil_monitor_node_detector(const struct vigil_monitor *m,
-                                                                const struct vigil_node *n,
-                                                                struct vigil_detector_config *tmp);
+VIGIL_EXPORT const struct vigil_detector_config *
+vigil_monitor_node_detector(const struct vigil_monitor *m, const struct vigil_node *n,
+                            struct vigil_detector_config *tmp);
 
 /* The node's detector level now. */
-double vigil_monitor_level(const struct vigil_monitor *m, const struct vigil_node *n,
-                           vigil_time_t now);
-const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m);
-const struct vigil_monitor_stats *vigil_monitor_stats(const struct vigil_monitor *m);
+VIGIL_EXPORT double vigil_monitor_level(const struct vigil_monitor *m, const struct vigil_node *n,
+                                        vigil_time_t now);
+/* The monitor's settings, as given to vigil_monitor_new() but with key zeroed. */
+VIGIL_EXPORT const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m);
+VIGIL_EXPORT const struct vigil_monitor_stats *vigil_monitor_stats(const struct vigil_monitor *m);
 
 /* Bytes the monitor has allocated (tables, rings, heap, events). */
-size_t vigil_monitor_memory(const struct vigil_monitor *m);
+VIGIL_EXPORT size_t vigil_monitor_memory(const struct vigil_monitor *m);
+
+/* --- reading a node ------------------------------------------------------ */
+
+/* The node id (NUL terminated, 1 to VIGIL_ID_MAX characters). */
+VIGIL_EXPORT const char *vigil_node_id(const struct vigil_node *n);
+VIGIL_EXPORT enum vigil_state vigil_node_state(const struct vigil_node *n);
+/* Monotonic time of the last state change (of the declaration, before any). */
+VIGIL_EXPORT vigil_time_t vigil_node_state_since(const struct vigil_node *n);
+/* Monotonic time of the last accepted heartbeat, or -1 if never heard. */
+VIGIL_EXPORT vigil_time_t vigil_node_last_heard(const struct vigil_node *n);
+/* Boot generation and sequence of the last accepted heartbeat (0 before any). */
+VIGIL_EXPORT uint64_t vigil_node_generation(const struct vigil_node *n);
+VIGIL_EXPORT uint64_t vigil_node_sequence(const struct vigil_node *n);
+/* Heartbeats accepted from the node. */
+VIGIL_EXPORT uint64_t vigil_node_heartbeats(const struct vigil_node *n);
+/* The heartbeat interval the node advertises (0 before its first heartbeat). */
+VIGIL_EXPORT vigil_time_t vigil_node_interval(const struct vigil_node *n);
+/* The sender's wall clock in its last heartbeat, microseconds since the epoch (0: none). */
+VIGIL_EXPORT int64_t vigil_node_send_time_us(const struct vigil_node *n);
+/* True if the node was declared (vigil_monitor_declare), false if it registered itself. */
+VIGIL_EXPORT bool vigil_node_declared(const struct vigil_node *n);
+/* Timely heartbeats so far in a recovery run of a dead or left node (0: none running). */
+VIGIL_EXPORT uint32_t vigil_node_rise_count(const struct vigil_node *n);
+/* Where the last heartbeat came from (family 0: unknown). */
+VIGIL_EXPORT const struct vigil_addr *vigil_node_addr(const struct vigil_node *n);
+/* The status (load, memory, uptime) in the last heartbeat. */
+VIGIL_EXPORT const struct vigil_status *vigil_node_status(const struct vigil_node *n);
+/*
+ * The custom key=value status of the last heartbeat: count pairs, and pair
+ * i (NULL when i >= count). A pair pointer stays valid until the next
+ * vigil_monitor_on_datagram() call.
+ */
+VIGIL_EXPORT size_t vigil_node_custom_count(const struct vigil_node *n);
+VIGIL_EXPORT const struct vigil_custom *vigil_node_custom(const struct vigil_node *n, size_t i);
+/*
+ * The node's detector state, for vigil_detector_stats() (interval mean and
+ * standard deviation) and, with vigil_monitor_node_detector(), for
+ * vigil_detector_level() and vigil_detector_crossing().
+ */
+VIGIL_EXPORT const struct vigil_detector *vigil_node_detector_state(const struct vigil_node *n);
 
 #ifdef __cplusplus
 }

@@ -61,16 +61,16 @@ struct vigil_heartbeat {
 };
 
 /* True if key is a valid custom key, value a valid custom value. */
-bool vigil_custom_key_valid(const char *key);
-bool vigil_custom_value_valid(const char *value);
+VIGIL_EXPORT bool vigil_custom_key_valid(const char *key);
+VIGIL_EXPORT bool vigil_custom_value_valid(const char *value);
 
 /*
  * Derives the 16-byte tag key from the 32-byte cluster key (libsodium's
  * crypto_kdf_derive_from_key, subkey 1, context "vigilmac"). Done once when
  * a key is loaded; encode and decode take the derived key.
  */
-void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
-                        const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
+VIGIL_EXPORT void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
+                                     const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
 
 /*
  * Encodes hb into buf (cap bytes). With key non-NULL the datagram is
@@ -81,8 +81,8 @@ void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
  * -VIGIL_EBADID, -VIGIL_EBADFIELD (bad custom pair, interval 0),
  * -VIGIL_ETOOBIG (would exceed cap or VIGIL_WIRE_MAX).
  */
-int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf,
-                      size_t cap);
+VIGIL_EXPORT int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key,
+                                   uint8_t *buf, size_t cap);
 
 /*
  * Decodes and, with key non-NULL, verifies a datagram. key is the derived
@@ -95,8 +95,8 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
  * -VIGIL_ETRUNC, -VIGIL_ETOOBIG, -VIGIL_EMAGIC, -VIGIL_EVERSION,
  * -VIGIL_ETYPE, -VIGIL_EBADID, -VIGIL_EBADFIELD, -VIGIL_EAUTH.
  */
-int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
-                      struct vigil_heartbeat *hb);
+VIGIL_EXPORT int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
+                                   struct vigil_heartbeat *hb);
 
 /*
  * The decoder's first step alone: checks the header and returns a pointer to
@@ -105,7 +105,8 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
  * find the node before the full decode. Returns 0 or a negative
  * error as vigil_wire_decode.
  */
-int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id, size_t *id_len);
+VIGIL_EXPORT int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id,
+                                    size_t *id_len);
 
 #ifdef __cplusplus
 }

@@ -29,59 +29,31 @@
  * since the last one *read* would convict healthy nodes. Instead it gives
  * every monitored node a fresh detection period from now, and the first
  * interval after the pause is not learned.
+ *
+ * Memory comes from the allocator in the configuration. Everything a node
+ * needs (its record, hash slots, heap entry, interval history) is allocated
+ * once for max_nodes when the monitor is created, so declaring, registering
+ * and judging nodes never allocates and never fails for want of memory.
+ * Only two things allocate later, and neither can fail its caller: the
+ * event queue when events pile up unpolled (a failed growth drops the
+ * event and counts it in events_lost; the state change stands) and a
+ * node's copy of a changed custom status (a failed copy keeps the old one
+ * and counts custom_lost).
+ *
+ * The records are in core/monitor_int.h, and node.c reads them for
+ * callers. The hash table, the heap and the state machine stay together in
+ * this file: a heartbeat goes through all three, and kept in one
+ * translation unit the compiler inlines the heap moves and probes into the
+ * heartbeat path; they also share the invariants (heap_pos, stale,
+ * deadline) that the paragraphs above explain once.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
 
-#include <vigil/monitor.h>
-
-/* A deadline in the heap: when, insertion order for ties, and whose. */
-struct heap_ent {
-    vigil_time_t at;
-    uint64_t order;
-    uint32_t node;
-};
-
-struct vigil_monitor {
-    struct vigil_monitor_config cfg;
-
-    struct vigil_node *nodes; /* max_nodes records, allocated once */
-    uint32_t n_nodes;
-    uint32_t *rings; /* interval histories: window slots per node, or NULL */
-    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
-    double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */
-
-    uint32_t *slots; /* hash table: node index + 1, 0 = empty */
-    uint32_t slot_mask;
-
-    struct heap_ent *heap;
-    /*
-     * Each node's index in the heap (NO_POS: none). Kept apart from the
-     * node records: a heap move writes the positions of the entries it
-     * passes, and a dense array of them stays in cache where scattered
-     * node records would not.
-     */
-    uint32_t *heap_pos;
-    /*
-     * 1 where the node's heap entry may be earlier than its real next
-     * decision: a steady heartbeat only moves an alive node's deadline
-     * later, so instead of moving the entry on every heartbeat, the entry
-     * stays and is re-keyed once when it reaches the top. That takes the
-     * exact crossing and the heap move off the heartbeat path.
-     */
-    uint8_t *stale;
-    uint32_t heap_len;
-    uint64_t heap_order;
-
-    struct vigil_event *evq; /* ring of pending events */
-    size_t ev_head, ev_len, ev_cap;
-    uint64_t ev_seq;
-
-    struct vigil_monitor_stats stats;
-    size_t mem;
-};
+#include "core/monitor_int.h"
 
 #define NO_POS UINT32_MAX
 /* Slack between the crossing estimate and the exact crossing (ns). */
@@ -153,6 +125,10 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
         *why = "pause_tolerance must be positive";
         return -VIGIL_EINVAL;
     }
+    if (!cfg->allocator.calloc != !cfg->allocator.free) {
+        *why = "an allocator needs both calloc and free";
+        return -VIGIL_EINVAL;
+    }
     return 0;
 }
 
@@ -189,6 +165,32 @@ const struct vigil_detector_config *vigil_monitor_node_detector(const struct vig
     return tmp;
 }
 
+static void *libc_calloc(void *ud, size_t nmemb, size_t size)
+{
+    (void)ud;
+    return calloc(nmemb, size);
+}
+
+static void libc_free(void *ud, void *ptr)
+{
+    (void)ud;
+    free(ptr);
+}
+
+/* Zeroed memory for nmemb objects of size bytes, or NULL (also on overflow). */
+static void *mon_calloc(const struct vigil_allocator *al, size_t nmemb, size_t size)
+{
+    if (size && nmemb > SIZE_MAX / size)
+        return NULL;
+    return al->calloc(al->ud, nmemb, size);
+}
+
+static void mon_free(const struct vigil_allocator *al, void *ptr)
+{
+    if (ptr)
+        al->free(al->ud, ptr);
+}
+
 int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
                       struct vigil_monitor **out)
 {
@@ -196,12 +198,21 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     (void)now;
     if (vigil_monitor_config_check(cfg, &why))
         return -VIGIL_EINVAL;
-    struct vigil_monitor *m = calloc(1, sizeof(*m));
+    struct vigil_allocator al = cfg->allocator;
+    if (!al.calloc) {
+        al.calloc = libc_calloc;
+        al.free = libc_free;
+        al.ud = NULL;
+    }
+    struct vigil_monitor *m = mon_calloc(&al, 1, sizeof(*m));
     if (!m)
         return -VIGIL_ENOMEM;
     m->cfg = *cfg;
+    m->al = al;
     if (cfg->has_key)
         vigil_wire_mac_key(m->mac_key, cfg->key);
+    /* The tag key is all the monitor needs; the cluster key is not kept. */
+    sodium_memzero(m->cfg.key, sizeof(m->cfg.key));
     /* Phi thresholds do not scale with a node's interval: one quantile serves all. */
     m->suspect_quantile = vigil_phi_quantile(cfg->detector.suspect_threshold);
     size_t cap = cfg->max_nodes;
@@ -210,16 +221,16 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     while (nslots < cap * 2)
         nslots <<= 1;
     m->slot_mask = (uint32_t)(nslots - 1);
-    m->nodes = calloc(cap, sizeof(*m->nodes));
-    m->slots = calloc(nslots, sizeof(*m->slots));
-    m->heap = calloc(cap, sizeof(*m->heap));
-    m->heap_pos = malloc(cap * sizeof(*m->heap_pos));
-    m->stale = calloc(cap, 1);
+    m->nodes = mon_calloc(&al, cap, sizeof(*m->nodes));
+    m->slots = mon_calloc(&al, nslots, sizeof(*m->slots));
+    m->heap = mon_calloc(&al, cap, sizeof(*m->heap));
+    m->heap_pos = mon_calloc(&al, cap, sizeof(*m->heap_pos));
+    m->stale = mon_calloc(&al, cap, 1);
     m->ev_cap = 64;
-    m->evq = calloc(m->ev_cap, sizeof(*m->evq));
+    m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
     if (cfg->detector.window >= 2)
-        m->rings = calloc(cap * cfg->detector.window, sizeof(uint32_t));
+        m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
     if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
         (cfg->detector.window >= 2 && !m->rings)) {
         vigil_monitor_free(m);
@@ -236,17 +247,19 @@ void vigil_monitor_free(struct vigil_monitor *m)
 {
     if (!m)
         return;
+    const struct vigil_allocator al = m->al;
     if (m->nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++)
-            free(m->nodes[i].custom);
-    free(m->nodes);
-    free(m->slots);
-    free(m->heap);
-    free(m->heap_pos);
-    free(m->stale);
-    free(m->evq);
-    free(m->rings);
-    free(m);
+            mon_free(&al, m->nodes[i].custom);
+    mon_free(&al, m->nodes);
+    mon_free(&al, m->slots);
+    mon_free(&al, m->heap);
+    mon_free(&al, m->heap_pos);
+    mon_free(&al, m->stale);
+    mon_free(&al, m->evq);
+    mon_free(&al, m->rings);
+    sodium_memzero(m->mac_key, sizeof(m->mac_key));
+    mon_free(&al, m);
 }
 
 /* --- hash table ------------------------------------------------------- */
@@ -295,12 +308,12 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
 
 /* --- deadline heap ---------------------------------------------------- */
 
-static bool ent_before(const struct heap_ent *a, const struct heap_ent *b)
+static bool ent_before(const struct vigil__heap_ent *a, const struct vigil__heap_ent *b)
 {
     return a->at < b->at || (a->at == b->at && a->order < b->order);
 }
 
-static void heap_set(struct vigil_monitor *m, uint32_t pos, struct heap_ent e)
+static void heap_set(struct vigil_monitor *m, uint32_t pos, struct vigil__heap_ent e)
 {
     m->heap[pos] = e;
     m->heap_pos[e.node] = pos;
@@ -308,7 +321,7 @@ static void heap_set(struct vigil_monitor *m, uint32_t pos, struct heap_ent e)
 
 static void sift_up(struct vigil_monitor *m, uint32_t pos)
 {
-    struct heap_ent e = m->heap[pos];
+    struct vigil__heap_ent e = m->heap[pos];
     while (pos > 0) {
         uint32_t parent = (pos - 1) / 2;
         if (!ent_before(&e, &m->heap[parent]))
@@ -321,7 +334,7 @@ static void sift_up(struct vigil_monitor *m, uint32_t pos)
 
 static void sift_down(struct vigil_monitor *m, uint32_t pos)
 {
-    struct heap_ent e = m->heap[pos];
+    struct vigil__heap_ent e = m->heap[pos];
     for (;;) {
         uint32_t c = 2 * pos + 1;
         if (c >= m->heap_len)
@@ -348,7 +361,7 @@ static void heap_remove(struct vigil_monitor *m, uint32_t idx)
     uint32_t last = --m->heap_len;
     if (pos == last)
         return;
-    struct heap_ent moved = m->heap[last];
+    struct vigil__heap_ent moved = m->heap[last];
     heap_set(m, pos, moved);
     if (pos > 0 && ent_before(&moved, &m->heap[(pos - 1) / 2]))
         sift_up(m, pos);
@@ -364,7 +377,7 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
         heap_remove(m, idx);
         return;
     }
-    struct heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
+    struct vigil__heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
     n->deadline = at;
     m->stale[idx] = 0;
     uint32_t pos = m->heap_pos[idx];
@@ -410,14 +423,14 @@ static struct vigil_event *event_slot(struct vigil_monitor *m)
 {
     if (m->ev_len == m->ev_cap) {
         size_t ncap = m->ev_cap * 2;
-        struct vigil_event *q = malloc(ncap * sizeof(*q));
+        struct vigil_event *q = mon_calloc(&m->al, ncap, sizeof(*q));
         if (!q) {
             m->stats.events_lost++; /* the state change itself stands */
             return NULL;
         }
         for (size_t i = 0; i < m->ev_len; i++)
             q[i] = m->evq[(m->ev_head + i) % m->ev_cap];
-        free(m->evq);
+        mon_free(&m->al, m->evq);
         m->mem += (ncap - m->ev_cap) * sizeof(*q);
         m->evq = q;
         m->ev_cap = ncap;
@@ -477,7 +490,7 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
     m->stats.pauses++;
     m->stats.paused_total += late;
     for (uint32_t pos = 0; pos < m->heap_len; pos++) {
-        struct heap_ent *e = &m->heap[pos];
+        struct vigil__heap_ent *e = &m->heap[pos];
         struct vigil_node *n = &m->nodes[e->node];
         if (n->state == VIGIL_STATE_UNKNOWN) {
             e->at = now + m->cfg.startup_grace;
@@ -562,9 +575,12 @@ static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
     /* Only a change of the custom status allocates; steady heartbeats never do. */
     struct vigil_custom *c = NULL;
     if (hb->n_custom) {
-        c = calloc(hb->n_custom, sizeof(*c));
-        if (!c)
-            return; /* keep the old custom status rather than lose the heartbeat */
+        c = mon_calloc(&m->al, hb->n_custom, sizeof(*c));
+        if (!c) {
+            /* Keep the old custom status rather than lose the heartbeat. */
+            m->stats.custom_lost++;
+            return;
+        }
         for (uint8_t i = 0; i < hb->n_custom; i++) {
             strcpy(c[i].key, hb->custom[i].key);
             strcpy(c[i].value, hb->custom[i].value);
@@ -572,7 +588,7 @@ static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
     }
     m->mem += (size_t)hb->n_custom * sizeof(*c);
     m->mem -= (size_t)n->n_custom * sizeof(*c);
-    free(n->custom);
+    mon_free(&m->al, n->custom);
     n->custom = c;
     n->n_custom = hb->n_custom;
 }

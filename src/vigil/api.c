@@ -195,18 +195,18 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
         return NULL;
     int bad = 0;
 
-    vigil_time_t in_state = now - n->state_since;
+    vigil_time_t in_state = now - vigil_node_state_since(n);
     if (in_state < 0)
         in_state = 0;
     vigil_time_t mean = 0, sd = 0;
-    vigil_detector_stats(&n->det, &mean, &sd);
+    vigil_detector_stats(vigil_node_detector_state(n), &mean, &sd);
 
-    bad |= put(o, "id", json_string(n->id));
-    bad |= put(o, "state", json_string(vigil_state_name((enum vigil_state)n->state)));
+    bad |= put(o, "id", json_string(vigil_node_id(n)));
+    bad |= put(o, "state", json_string(vigil_state_name(vigil_node_state(n))));
     bad |= put(o, "since_s", json_real(ns_to_s(in_state)));
     bad |= put(o, "state_since", jwall(now_wall_us - in_state / 1000));
-    if (n->last_heard >= 0) {
-        vigil_time_t ago = now - n->last_heard;
+    if (vigil_node_last_heard(n) >= 0) {
+        vigil_time_t ago = now - vigil_node_last_heard(n);
         if (ago < 0)
             ago = 0;
         bad |= put(o, "last_heard_s", json_real(ns_to_s(ago)));
@@ -222,36 +222,38 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
     bad |= put(o, "dead_threshold", jreal(dc->dead_threshold));
     bad |= put(o, "mean_interval_s", json_real(ns_to_s(mean)));
     bad |= put(o, "std_dev_s", json_real(ns_to_s(sd)));
-    bad |= put(o, "generation", juint(n->generation));
-    bad |= put(o, "sequence", juint(n->sequence));
-    bad |= put(o, "heartbeats", juint(n->heartbeats));
-    bad |= put(o, "interval_s", json_real(n->interval_ms / 1000.0));
-    if (n->addr.family) {
+    bad |= put(o, "generation", juint(vigil_node_generation(n)));
+    bad |= put(o, "sequence", juint(vigil_node_sequence(n)));
+    bad |= put(o, "heartbeats", juint(vigil_node_heartbeats(n)));
+    bad |= put(o, "interval_s", json_real(ns_to_s(vigil_node_interval(n))));
+    if (vigil_node_addr(n)->family) {
         char abuf[API_ADDR_BUF];
-        vigil_addr_format(&n->addr, abuf, sizeof(abuf));
+        vigil_addr_format(vigil_node_addr(n), abuf, sizeof(abuf));
         bad |= put(o, "addr", json_string(abuf));
     } else {
         bad |= put(o, "addr", json_null());
     }
-    bad |= put(o, "declared", json_boolean(n->declared));
-    bad |= put(o, "rise_count", json_integer(n->rise_count));
+    bad |= put(o, "declared", json_boolean(vigil_node_declared(n)));
+    bad |= put(o, "rise_count", json_integer(vigil_node_rise_count(n)));
     bad |= put(o, "rise", json_integer(cfg->rise));
-    bad |= put(o, "send_time", n->send_time_us ? jwall(n->send_time_us) : json_null());
+    bad |= put(o, "send_time",
+               vigil_node_send_time_us(n) ? jwall(vigil_node_send_time_us(n)) : json_null());
 
     json_t *st = json_object();
     if (st) {
-        bad |= put(st, "load1", json_real(n->status.load1_milli / 1000.0));
-        bad |= put(st, "load5", json_real(n->status.load5_milli / 1000.0));
-        bad |= put(st, "load15", json_real(n->status.load15_milli / 1000.0));
-        bad |= put(st, "mem_total_kib", juint(n->status.mem_total_kib));
-        bad |= put(st, "mem_avail_kib", juint(n->status.mem_avail_kib));
-        bad |= put(st, "uptime_s", juint(n->status.uptime_s));
+        const struct vigil_status *ns = vigil_node_status(n);
+        bad |= put(st, "load1", json_real(ns->load1_milli / 1000.0));
+        bad |= put(st, "load5", json_real(ns->load5_milli / 1000.0));
+        bad |= put(st, "load15", json_real(ns->load15_milli / 1000.0));
+        bad |= put(st, "mem_total_kib", juint(ns->mem_total_kib));
+        bad |= put(st, "mem_avail_kib", juint(ns->mem_avail_kib));
+        bad |= put(st, "uptime_s", juint(ns->uptime_s));
     }
     bad |= put(o, "status", st);
 
     json_t *cu = json_object();
-    for (size_t i = 0; cu && n->custom && i < n->n_custom; i++)
-        bad |= put(cu, n->custom[i].key, json_string(n->custom[i].value));
+    for (size_t i = 0; cu && i < vigil_node_custom_count(n); i++)
+        bad |= put(cu, vigil_node_custom(n, i)->key, json_string(vigil_node_custom(n, i)->value));
     bad |= put(o, "custom", cu);
 
     if (bad) {
@@ -386,8 +388,8 @@ static void count_states(const struct vigil_monitor *m, uint64_t counts[API_STAT
     size_t n = vigil_monitor_node_count(m);
     for (size_t i = 0; i < n; i++) {
         const struct vigil_node *node = vigil_monitor_node_at(m, i);
-        if (node && node->state < API_STATES)
-            counts[node->state]++;
+        if (node && vigil_node_state(node) < API_STATES)
+            counts[vigil_node_state(node)]++;
     }
 }
 
@@ -691,7 +693,7 @@ static enum MHD_Result handle_node(struct api *a, struct MHD_Connection *conn, c
         return queue_error(conn, MHD_HTTP_NOT_FOUND, "no such node: %.*s", VIGIL_ID_MAX, id);
     }
     json_t *o = api_node_json(a->ctx->mon, n, now, now_wall);
-    if (o && put(o, "events", node_events_json(a->ctx->events, n->id))) {
+    if (o && put(o, "events", node_events_json(a->ctx->events, vigil_node_id(n)))) {
         json_decref(o);
         o = NULL;
     }

@@ -326,14 +326,15 @@ static void test_partition_heals(void **st)
         const char *want = i < 30 ? "dead" : "alive";
         char id[32];
         node_id(i, id, sizeof(id));
-        assert_string_equal(vigil_state_name(vigil_monitor_find(s.mon, id)->state), want);
+        assert_string_equal(vigil_state_name(vigil_node_state(vigil_monitor_find(s.mon, id))),
+                            want);
     }
     memset(s.cut, 0, 100);
     sim_run(&s, 155 * S);
     for (uint32_t i = 0; i < 100; i++) {
         char id[32];
         node_id(i, id, sizeof(id));
-        assert_int_equal(vigil_monitor_find(s.mon, id)->state, VIGIL_STATE_ALIVE);
+        assert_int_equal(vigil_node_state(vigil_monitor_find(s.mon, id)), VIGIL_STATE_ALIVE);
     }
     assert_int_equal(s.recoveries, 30);
     sim_free(&s);

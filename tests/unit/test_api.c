@@ -337,7 +337,7 @@ static void test_nodes(void **state)
     /* Table order. */
     for (size_t i = 0; i < 5; i++)
         assert_string_equal(sget(json_array_get(nodes, i), "id"),
-                            vigil_monitor_node_at(f->mon, i)->id);
+                            vigil_node_id(vigil_monitor_node_at(f->mon, i)));
 
     const json_t *w1 = node_by_id(nodes, "web1");
     assert_string_equal(sget(w1, "state"), "alive");
@@ -406,13 +406,15 @@ static void test_nodes_paged(void **state)
     assert_int_equal(iget(doc, "next"), 2);
     json_t *nodes = json_object_get(doc, "nodes");
     assert_int_equal(json_array_size(nodes), 2);
-    assert_string_equal(sget(json_array_get(nodes, 1), "id"), vigil_monitor_node_at(f->mon, 1)->id);
+    assert_string_equal(sget(json_array_get(nodes, 1), "id"),
+                        vigil_node_id(vigil_monitor_node_at(f->mon, 1)));
     json_decref(doc);
     doc = get_json(f, "/v1/nodes?offset=4&limit=2", 200);
     assert_true(json_is_null(json_object_get(doc, "next")));
     nodes = json_object_get(doc, "nodes");
     assert_int_equal(json_array_size(nodes), 1);
-    assert_string_equal(sget(json_array_get(nodes, 0), "id"), vigil_monitor_node_at(f->mon, 4)->id);
+    assert_string_equal(sget(json_array_get(nodes, 0), "id"),
+                        vigil_node_id(vigil_monitor_node_at(f->mon, 4)));
     json_decref(doc);
     doc = get_json(f, "/v1/nodes?offset=99", 200);
     assert_int_equal(json_array_size(json_object_get(doc, "nodes")), 0);
@@ -709,15 +711,15 @@ static void test_node_json_exact(void **state)
     struct fixture *f = *state;
     const struct vigil_node *n = vigil_monitor_find(f->mon, "web1");
     assert_non_null(n);
-    vigil_time_t now = n->last_heard + 2500 * MS;
+    vigil_time_t now = vigil_node_last_heard(n) + 2500 * MS;
     int64_t wall = 1800000000000000LL;
     json_t *j = api_node_json(f->mon, n, now, wall);
     assert_non_null(j);
     assert_true(nget(j, "last_heard_s") == 2.5);
-    assert_true(nget(j, "since_s") == (double)(now - n->state_since) / 1e9);
+    assert_true(nget(j, "since_s") == (double)(now - vigil_node_state_since(n)) / 1e9);
     assert_true(nget(j, "level") == vigil_monitor_level(f->mon, n, now));
     vigil_time_t mean, sd;
-    vigil_detector_stats(&n->det, &mean, &sd);
+    vigil_detector_stats(vigil_node_detector_state(n), &mean, &sd);
     assert_true(nget(j, "mean_interval_s") == (double)mean / 1e9);
     assert_true(nget(j, "std_dev_s") == (double)sd / 1e9);
     char want[40];
@@ -726,10 +728,10 @@ static void test_node_json_exact(void **state)
     json_decref(j);
 
     /* One nanosecond either side of the state change. */
-    j = api_node_json(f->mon, n, n->state_since, wall);
+    j = api_node_json(f->mon, n, vigil_node_state_since(n), wall);
     assert_true(nget(j, "since_s") == 0.0);
     json_decref(j);
-    j = api_node_json(f->mon, n, n->state_since + 1, wall);
+    j = api_node_json(f->mon, n, vigil_node_state_since(n) + 1, wall);
     assert_true(nget(j, "since_s") > 0.0);
     assert_true(nget(j, "since_s") < 1e-8);
     json_decref(j);

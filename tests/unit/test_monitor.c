@@ -64,7 +64,7 @@ static int state_of(struct vigil_monitor *m, const char *id)
 {
     const struct vigil_node *n = vigil_monitor_find(m, id);
     assert_non_null(n);
-    return n->state;
+    return vigil_node_state(n);
 }
 
 /* Takes the next event, which must exist. */
@@ -95,8 +95,8 @@ static void test_first_heartbeat_registers(void **st)
     assert_int_equal(ev.generation, 7);
     no_event(m);
     const struct vigil_node *n = vigil_monitor_find(m, "web1");
-    assert_int_equal(n->status.load1_milli, 250);
-    assert_int_equal(n->addr.port, 4000);
+    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_addr(n)->port, 4000);
     assert_int_equal(vigil_monitor_next_deadline(m), 1 * S + 2500 * MS);
     vigil_monitor_free(m);
 }
@@ -144,7 +144,7 @@ static void test_heartbeats_keep_alive(void **st)
     no_event(m);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
     const struct vigil_node *n = vigil_monitor_find(m, "a");
-    assert_int_equal(n->heartbeats, 100);
+    assert_int_equal(vigil_node_heartbeats(n), 100);
     vigil_monitor_free(m);
 }
 
@@ -181,7 +181,7 @@ static void test_recovery_needs_rise(void **st)
     no_event(m);
     /* A run interrupted by a missed heartbeat starts over. */
     tick(m, 22500 * MS);
-    assert_int_equal(vigil_monitor_find(m, "a")->rise_count, 0);
+    assert_int_equal(vigil_node_rise_count(vigil_monitor_find(m, "a")), 0);
     send_hb(m, 30 * S, "a", 1, 3, 0, NULL);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_DEAD);
     send_hb(m, 31 * S, "a", 1, 4, 0, NULL);
@@ -224,14 +224,14 @@ static void test_replay_does_not_refresh(void **st)
     assert_int_equal(send_hb(m, 1 * S, "a", 5, 9, 0, NULL), -VIGIL_ESTALE);
     assert_int_equal(send_hb(m, 1 * S, "a", 4, 99, 0, NULL), -VIGIL_ESTALE);
     assert_int_equal(vigil_monitor_next_deadline(m), d);
-    assert_int_equal(vigil_monitor_find(m, "a")->last_heard, 0);
+    assert_int_equal(vigil_node_last_heard(vigil_monitor_find(m, "a")), 0);
     assert_int_equal(vigil_monitor_stats(m)->stale, 3);
     /* A replayed goodbye cannot make the node leave either. */
     assert_int_equal(send_hb(m, 1 * S, "a", 5, 10, VIGIL_FLAG_LEAVING, NULL), -VIGIL_ESTALE);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
     /* A restart: a larger generation, sequence from 1. */
     assert_int_equal(send_hb(m, 1 * S, "a", 6, 1, 0, NULL), 0);
-    assert_int_equal(vigil_monitor_find(m, "a")->last_heard, 1 * S);
+    assert_int_equal(vigil_node_last_heard(vigil_monitor_find(m, "a")), 1 * S);
     /* The replays did not push the decision back: suspect 2.5 s after the last real one. */
     tick(m, 3500 * MS - 1);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
@@ -309,7 +309,7 @@ static void test_declared_then_heard(void **st)
     tick(m, 8 * S);
     /* The grace deadline is gone; the detector's deadline replaced it. */
     assert_int_equal(state_of(m, "db1"), VIGIL_STATE_DEAD);
-    assert_true(vigil_monitor_find(m, "db1")->declared);
+    assert_true(vigil_node_declared(vigil_monitor_find(m, "db1")));
     vigil_monitor_free(m);
 }
 
@@ -405,7 +405,7 @@ static void test_backlog_after_pause_not_learned(void **st)
     }
     const struct vigil_node *n = vigil_monitor_find(m, "q");
     vigil_time_t mean0, sd0, mean, sd;
-    vigil_detector_stats(&n->det, &mean0, &sd0);
+    vigil_detector_stats(vigil_node_detector_state(n), &mean0, &sd0);
     /* Stopped from 39 s to 50 s; ten heartbeats are read at 50 s, then steady again. */
     for (int i = 0; i < 10; i++)
         send_hb(m, 50 * S + i * 1000, "q", 1, seq++, 0, NULL);
@@ -414,10 +414,10 @@ static void test_backlog_after_pause_not_learned(void **st)
         tick(m, i * S);
         send_hb(m, i * S, "q", 1, seq++, 0, NULL);
     }
-    vigil_detector_stats(&n->det, &mean, &sd);
+    vigil_detector_stats(vigil_node_detector_state(n), &mean, &sd);
     assert_true(mean > 990 * MS && mean < 1010 * MS);
     assert_true(sd < sd0 + 10 * MS);
-    assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
     vigil_monitor_free(m);
 }
 
@@ -474,21 +474,22 @@ static void test_phi_detection_boundary(void **st)
         send_hb(m, t, "p", 1, (uint64_t)i, 0, NULL);
     }
     const struct vigil_node *n = vigil_monitor_find(m, "p");
-    vigil_time_t dead_at = vigil_detector_crossing(&c.detector, &n->det, c.detector.dead_threshold);
-    vigil_time_t suspect_at =
-        vigil_detector_crossing(&c.detector, &n->det, c.detector.suspect_threshold);
+    vigil_time_t dead_at = vigil_detector_crossing(&c.detector, vigil_node_detector_state(n),
+                                                   c.detector.dead_threshold);
+    vigil_time_t suspect_at = vigil_detector_crossing(&c.detector, vigil_node_detector_state(n),
+                                                      c.detector.suspect_threshold);
     assert_true(suspect_at > t + S);
     assert_true(dead_at > suspect_at);
     /* Detection within a few seconds of the last heartbeat with the defaults. */
     assert_true(dead_at - t < 5 * S);
     tick(m, suspect_at - 1);
-    assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
     tick(m, suspect_at);
-    assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_SUSPECT);
     tick(m, dead_at - 1);
-    assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_SUSPECT);
     tick(m, dead_at);
-    assert_int_equal(n->state, VIGIL_STATE_DEAD);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_DEAD);
     struct vigil_event ev;
     while (vigil_monitor_poll_event(m, &ev))
         ;
@@ -518,9 +519,9 @@ static void test_custom_status_stored(void **st)
     int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
     assert_int_equal(vigil_monitor_on_datagram(m, 0, buf, (size_t)len, NULL), 0);
     const struct vigil_node *n = vigil_monitor_find(m, "c");
-    assert_int_equal(n->n_custom, 2);
-    assert_string_equal(n->custom[1].key, "queue");
-    assert_string_equal(n->custom[1].value, "17");
+    assert_int_equal(vigil_node_custom_count(n), 2);
+    assert_string_equal(vigil_node_custom(n, 1)->key, "queue");
+    assert_string_equal(vigil_node_custom(n, 1)->value, "17");
     size_t mem = vigil_monitor_memory(m);
     /* The same status again allocates nothing. */
     hb.sequence = 2;
@@ -531,8 +532,8 @@ static void test_custom_status_stored(void **st)
     hb.n_custom = 0;
     len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
     vigil_monitor_on_datagram(m, 2 * S, buf, (size_t)len, NULL);
-    assert_int_equal(n->n_custom, 0);
-    assert_null(n->custom);
+    assert_int_equal(vigil_node_custom_count(n), 0);
+    assert_null(vigil_node_custom(n, 0));
     vigil_monitor_free(m);
 }
 
@@ -596,8 +597,8 @@ static void test_timeouts_follow_sender_interval(void **st)
         send_hb_interval(m, i * 100 * MS, "p", (uint64_t)i + 1, 100);
     }
     const struct vigil_node *p = vigil_monitor_find(m, "p");
-    vigil_time_t dead_at =
-        vigil_detector_crossing(vigil_monitor_node_detector(m, p, &tmp), &p->det, 8.0);
+    vigil_time_t dead_at = vigil_detector_crossing(vigil_monitor_node_detector(m, p, &tmp),
+                                                   vigil_node_detector_state(p), 8.0);
     assert_true(dead_at - 3900 * MS > 400 * MS && dead_at - 3900 * MS < 500 * MS);
     vigil_monitor_free(m);
 }
@@ -626,8 +627,8 @@ static void test_decisions_exact_despite_lazy_deadlines(void **st)
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        vigil_time_t cross =
-            vigil_detector_crossing(&c.detector, &n->det, c.detector.suspect_threshold);
+        vigil_time_t cross = vigil_detector_crossing(&c.detector, vigil_node_detector_state(n),
+                                                     c.detector.suspect_threshold);
         /* Mostly regular, sometimes late past the crossing, rarely very late. */
         vigil_time_t gap = (vigil_time_t)(800 + rng % 400) * MS;
         if (rng % 23 == 0)
@@ -635,11 +636,11 @@ static void test_decisions_exact_despite_lazy_deadlines(void **st)
         if (rng % 97 == 0)
             gap = 30 * S;
         vigil_time_t next = t + gap;
-        if (next >= cross && n->state == VIGIL_STATE_ALIVE) {
+        if (next >= cross && vigil_node_state(n) == VIGIL_STATE_ALIVE) {
             tick(m, cross - 1);
-            assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+            assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
             tick(m, cross);
-            assert_int_equal(n->state, VIGIL_STATE_SUSPECT);
+            assert_int_equal(vigil_node_state(n), VIGIL_STATE_SUSPECT);
             suspicions++;
         }
         for (vigil_time_t at = vigil_monitor_next_deadline(m); at < next;
@@ -648,7 +649,7 @@ static void test_decisions_exact_despite_lazy_deadlines(void **st)
         t = next;
         tick(m, t);
         send_hb(m, t, "z", 1, seq, 0, NULL);
-        if (n->state == VIGIL_STATE_DEAD) {
+        if (vigil_node_state(n) == VIGIL_STATE_DEAD) {
             /* Bring it back for the next round. */
             for (uint32_t r = 1; r < c.rise; r++) {
                 t += S;
@@ -656,7 +657,7 @@ static void test_decisions_exact_despite_lazy_deadlines(void **st)
                 send_hb(m, t, "z", 1, ++seq, 0, NULL);
             }
         }
-        assert_int_equal(n->state, VIGIL_STATE_ALIVE);
+        assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
     }
     assert_true(suspicions > 50);
     vigil_monitor_free(m);

@@ -1,0 +1,83 @@
+/*
+ * The monitor's private records: the node record, the deadline heap entry
+ * and the monitor itself. Internal to libvigil; callers see struct
+ * vigil_node and struct vigil_monitor only as opaque types and read nodes
+ * through the vigil_node_*() accessors of <vigil/monitor.h>.
+ */
+#ifndef VIGIL_CORE_MONITOR_INT_H
+#define VIGIL_CORE_MONITOR_INT_H
+
+#include <vigil/monitor.h>
+
+/* A node, as the monitor knows it. */
+struct vigil_node {
+    char id[VIGIL_ID_MAX + 1];
+    uint8_t state;    /* enum vigil_state */
+    uint8_t declared; /* from the config, not self-registered */
+    uint8_t flags;    /* last heartbeat's flags */
+    uint8_t n_custom;
+    uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
+    uint32_t rise_count;  /* timely heartbeats towards recovery */
+    uint32_t interval_ms; /* the sender's interval */
+    uint64_t generation;
+    uint64_t sequence;
+    uint64_t heartbeats;      /* accepted heartbeats */
+    vigil_time_t state_since; /* monotonic time of the last state change */
+    vigil_time_t last_heard;  /* monotonic time of the last accepted heartbeat, or -1 */
+    vigil_time_t deadline;    /* when the monitor next looks at the node (never later than
+                                 its next decision), or VIGIL_TIME_NEVER */
+    int64_t send_time_us;     /* sender's wall clock in the last heartbeat */
+    struct vigil_status status;
+    struct vigil_addr addr;
+    struct vigil_detector det;
+    struct vigil_custom *custom; /* n_custom pairs, or NULL */
+};
+
+/* A deadline in the heap: when, insertion order for ties, and whose. */
+struct vigil__heap_ent {
+    vigil_time_t at;
+    uint64_t order;
+    uint32_t node;
+};
+
+struct vigil_monitor {
+    struct vigil_monitor_config cfg; /* with the cluster key wiped: only mac_key is kept */
+    struct vigil_allocator al;       /* cfg.allocator, or the C library's */
+
+    struct vigil_node *nodes; /* max_nodes records, allocated once */
+    uint32_t n_nodes;
+    uint32_t *rings; /* interval histories: window slots per node, or NULL */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
+    double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */
+
+    uint32_t *slots; /* hash table: node index + 1, 0 = empty */
+    uint32_t slot_mask;
+
+    struct vigil__heap_ent *heap;
+    /*
+     * Each node's index in the heap (NO_POS: none). Kept apart from the
+     * node records: a heap move writes the positions of the entries it
+     * passes, and a dense array of them stays in cache where scattered
+     * node records would not.
+     */
+    uint32_t *heap_pos;
+    /*
+     * 1 where the node's heap entry may be earlier than its real next
+     * decision: a steady heartbeat only moves an alive node's deadline
+     * later, so instead of moving the entry on every heartbeat, the entry
+     * stays and is re-keyed once when it reaches the top. That takes the
+     * exact crossing and the heap move off the heartbeat path.
+     */
+    uint8_t *stale;
+    uint32_t heap_len;
+    uint64_t heap_order;
+
+    struct vigil_event *evq; /* ring of pending events */
+    size_t ev_head, ev_len, ev_cap;
+    uint64_t ev_seq;
+
+    struct vigil_monitor_stats stats;
+    size_t mem;
+};
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * Reading a node record from outside the monitor.
+ *
+ * struct vigil_node is private to the core (core/monitor_int.h): its
+ * layout is tuned for the heartbeat path and changes with it (bookkeeping
+ * such as the heap deadline and the lazy re-keying flags has no meaning
+ * outside), and a caller that could write to it could break the monitor's
+ * invariants. So callers hold const pointers to an opaque type and read
+ * what a node means, not how it is stored, through these accessors. Each
+ * is a plain load; none of them is on the heartbeat path.
+ */
+#include "core/monitor_int.h"
+
+const char *vigil_node_id(const struct vigil_node *n)
+{
+    return n->id;
+}
+
+enum vigil_state vigil_node_state(const struct vigil_node *n)
+{
+    return (enum vigil_state)n->state;
+}
+
+vigil_time_t vigil_node_state_since(const struct vigil_node *n)
+{
+    return n->state_since;
+}
+
+vigil_time_t vigil_node_last_heard(const struct vigil_node *n)
+{
+    return n->last_heard;
+}
+
+uint64_t vigil_node_generation(const struct vigil_node *n)
+{
+    return n->generation;
+}
+
+uint64_t vigil_node_sequence(const struct vigil_node *n)
+{
+    return n->sequence;
+}
+
+uint64_t vigil_node_heartbeats(const struct vigil_node *n)
+{
+    return n->heartbeats;
+}
+
+vigil_time_t vigil_node_interval(const struct vigil_node *n)
+{
+    return (vigil_time_t)n->interval_ms * VIGIL_NSEC_PER_MSEC;
+}
+
+int64_t vigil_node_send_time_us(const struct vigil_node *n)
+{
+    return n->send_time_us;
+}
+
+bool vigil_node_declared(const struct vigil_node *n)
+{
+    return n->declared != 0;
+}
+
+uint32_t vigil_node_rise_count(const struct vigil_node *n)
+{
+    return n->rise_count;
+}
+
+const struct vigil_addr *vigil_node_addr(const struct vigil_node *n)
+{
+    return &n->addr;
+}
+
+const struct vigil_status *vigil_node_status(const struct vigil_node *n)
+{
+    return &n->status;
+}
+
+size_t vigil_node_custom_count(const struct vigil_node *n)
+{
+    return n->n_custom;
+}
+
+const struct vigil_custom *vigil_node_custom(const struct vigil_node *n, size_t i)
+{
+    return n->custom && i < n->n_custom ? &n->custom[i] : NULL;
+}
+
+const struct vigil_detector *vigil_node_detector_state(const struct vigil_node *n)
+{
+    return &n->det;
+}
