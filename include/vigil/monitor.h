@@ -157,6 +157,18 @@ VIGIL_EXPORT vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor
 /* Makes every decision due at or before now. */
 VIGIL_EXPORT void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t now);
 
+/*
+ * Tells the monitor that its caller did not run for `length` until now (a
+ * stop, a VM pause, starvation) while the datagrams of that time were kept
+ * with their arrival times (the kernel's stamps) and handed in since. No
+ * node needs forgiving, then: each is judged by when its heartbeats really
+ * arrived. The pause is counted and reported as an event of its true
+ * length. (Without arrival times, the monitor's own guard, pause_tolerance,
+ * forgives instead.)
+ */
+VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
+                                           vigil_time_t length);
+
 /* Takes the oldest pending event; false when there is none. */
 VIGIL_EXPORT bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);
 

@@ -37,46 +37,47 @@ struct vigil_sender_config {
     bool sample_proc;      /* fill load/memory/uptime from /proc */
 };
 
-void vigil_sender_config_default(struct vigil_sender_config *c);
+VIGIL_EXPORT void vigil_sender_config_default(struct vigil_sender_config *c);
 
 struct vigil_sender;
 
 /* Resolves the monitors and opens the sockets. Returns 0 or a negative error. */
-int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out);
-void vigil_sender_free(struct vigil_sender *s);
+VIGIL_EXPORT int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out);
+VIGIL_EXPORT void vigil_sender_free(struct vigil_sender *s);
 
 /* Sets (value non-NULL) or removes (value NULL) a custom status pair. */
-int vigil_sender_set_custom(struct vigil_sender *s, const char *key, const char *value);
+VIGIL_EXPORT int vigil_sender_set_custom(struct vigil_sender *s, const char *key,
+                                         const char *value);
 /* Removes every custom pair. */
-void vigil_sender_clear_custom(struct vigil_sender *s);
+VIGIL_EXPORT void vigil_sender_clear_custom(struct vigil_sender *s);
 /* Overrides the sampled status (sample_proc false) for the next heartbeats. */
-void vigil_sender_set_status(struct vigil_sender *s, const struct vigil_status *st);
+VIGIL_EXPORT void vigil_sender_set_status(struct vigil_sender *s, const struct vigil_status *st);
 
 /*
  * Sends one heartbeat now to every monitor (with leaving, the goodbye) and
  * moves the next deadline to the first slot of the fixed schedule that lies
  * in the future. Returns 0 or a negative error if no monitor could be sent to.
  */
-int vigil_sender_beat(struct vigil_sender *s, bool leaving);
+VIGIL_EXPORT int vigil_sender_beat(struct vigil_sender *s, bool leaving);
 
 /* Monotonic time (CLOCK_MONOTONIC, ns) of the next scheduled heartbeat. */
-vigil_time_t vigil_sender_next(const struct vigil_sender *s);
+VIGIL_EXPORT vigil_time_t vigil_sender_next(const struct vigil_sender *s);
 
 /* Heartbeats sent, and send errors, so far. */
-uint64_t vigil_sender_sent(const struct vigil_sender *s);
-uint64_t vigil_sender_errors(const struct vigil_sender *s);
-uint64_t vigil_sender_generation(const struct vigil_sender *s);
+VIGIL_EXPORT uint64_t vigil_sender_sent(const struct vigil_sender *s);
+VIGIL_EXPORT uint64_t vigil_sender_errors(const struct vigil_sender *s);
+VIGIL_EXPORT uint64_t vigil_sender_generation(const struct vigil_sender *s);
 
 /* The monotonic clock libvigil uses, in ns. */
-vigil_time_t vigil_clock_mono(void);
+VIGIL_EXPORT vigil_time_t vigil_clock_mono(void);
 /* The wall clock in microseconds since the epoch. */
-int64_t vigil_clock_wall_us(void);
+VIGIL_EXPORT int64_t vigil_clock_wall_us(void);
 
 /* Samples load averages, memory and uptime from /proc. Returns 0 or -VIGIL_ESYS. */
-int vigil_status_sample(struct vigil_status *st);
+VIGIL_EXPORT int vigil_status_sample(struct vigil_status *st);
 
 /* Parses "host:port", "[v6]:port", "v4" or "v6" (numeric only) into a; default port if none. */
-int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a);
+VIGIL_EXPORT int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a);
 
 #ifdef __cplusplus
 }

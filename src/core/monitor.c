@@ -485,10 +485,27 @@ bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev)
  * monitor was away says nothing about the nodes. Rebuilds the heap in O(n);
  * pauses are rare.
  */
-static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t late)
+/* Counts a pause of the monitor and reports it as an event. */
+static void report_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t late)
 {
     m->stats.pauses++;
     m->stats.paused_total += late;
+    struct vigil_event *ev = event_slot(m);
+    if (ev) {
+        ev->type = VIGIL_EVENT_PAUSE;
+        ev->time = now;
+        ev->reason = "monitor paused";
+        ev->since_last = late;
+    }
+}
+
+void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
+{
+    report_pause(m, now, length);
+}
+
+static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t late)
+{
     for (uint32_t pos = 0; pos < m->heap_len; pos++) {
         struct vigil__heap_ent *e = &m->heap[pos];
         struct vigil_node *n = &m->nodes[e->node];
@@ -505,13 +522,7 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
     }
     for (uint32_t pos = m->heap_len / 2; pos-- > 0;)
         sift_down(m, pos);
-    struct vigil_event *ev = event_slot(m);
-    if (ev) {
-        ev->type = VIGIL_EVENT_PAUSE;
-        ev->time = now;
-        ev->reason = "monitor paused";
-        ev->since_last = late;
-    }
+    report_pause(m, now, late);
 }
 
 /* Called first by every entry point that carries the time. */

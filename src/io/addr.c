@@ -115,7 +115,7 @@ static int parse_numeric(const char *host, uint16_t port, struct vigil_addr *a)
 }
 
 /* Public (<vigil/sender.h>); marked here as that header does not mark it. */
-VIGIL_EXPORT int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a)
+int vigil_addr_parse(const char *s, uint16_t default_port, struct vigil_addr *a)
 {
     char host[ADDR_STR_MAX + 1];
     uint16_t port;

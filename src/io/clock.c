@@ -12,7 +12,7 @@
 #include <vigil/sender.h>
 
 /* Public (<vigil/sender.h>); marked here as that header does not mark it. */
-VIGIL_EXPORT vigil_time_t vigil_clock_mono(void)
+vigil_time_t vigil_clock_mono(void)
 {
     struct timespec ts;
     /* CLOCK_MONOTONIC cannot fail on Linux with a valid pointer. */
@@ -20,7 +20,7 @@ VIGIL_EXPORT vigil_time_t vigil_clock_mono(void)
     return (vigil_time_t)ts.tv_sec * VIGIL_NSEC_PER_SEC + ts.tv_nsec;
 }
 
-VIGIL_EXPORT int64_t vigil_clock_wall_us(void)
+int64_t vigil_clock_wall_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -7,6 +7,8 @@
 
 #include <sodium.h>
 
+#include <vigil/sender.h>
+
 #include "io/real.h"
 
 struct real_env {

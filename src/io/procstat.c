@@ -164,7 +164,7 @@ static int sample_uptime(struct vigil_status *st)
 }
 
 /* Public (<vigil/sender.h>); marked here as that header does not mark it. */
-VIGIL_EXPORT int vigil_status_sample(struct vigil_status *st)
+int vigil_status_sample(struct vigil_status *st)
 {
     if (st == NULL)
         return -VIGIL_EINVAL;

@@ -194,5 +194,5 @@ static int udp_resolve(struct vio_net *n, const char *spec, uint16_t default_por
     return rc;
 }
 
-struct vio_net vio_net_udp = {.ops = &(const struct vio_net_ops){.open = udp_open,
-                                                                 .resolve = udp_resolve}};
+struct vio_net vio_net_udp = {
+    .ops = &(const struct vio_net_ops){.open = udp_open, .resolve = udp_resolve}};

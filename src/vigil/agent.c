@@ -524,12 +524,6 @@ static void out_put(char *out, size_t *len, const char *s, size_t n)
     *len += n;
 }
 
-out:
-    free(tmp);
-    free(dir);
-    return rc;
-}
-
 int cmd_set(int argc, char **argv)
 {
     enum { OPT_STATUS_FILE = 256 };

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "agentd.h"
 #include "core/schedule.h"
@@ -177,7 +178,8 @@ static void on_beat(void *arg, vigil_time_t now)
     refresh_status(a);
     uint64_t missed = vigil__sched_missed(due, a->cfg.agent.interval, now);
     if (missed > 0 && ratelimit_ok(&a->late_log, now))
-        say(a, "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
+        say(a,
+            "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
             (double)(now - due) / (double)VIGIL_NSEC_PER_SEC, missed);
     beat(a, false);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
@@ -264,8 +266,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     struct vigil_addr dests[VIGIL_SENDER_MAX_MONITORS];
     for (size_t i = 0; i < ac->n_monitors; i++) {
         const char *why = "invalid address";
-        if (env->net->ops->resolve(env->net, ac->monitors[i], VIGIL_DEFAULT_PORT, &dests[i],
-                                   &why) < 0) {
+        if (env->net->ops->resolve(env->net, ac->monitors[i], VIGIL_DEFAULT_PORT, &dests[i], &why) <
+            0) {
             snprintf(err, cap, "monitor '%s': %s", ac->monitors[i], why);
             agentd_free(a);
             return -1;

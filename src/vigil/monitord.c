@@ -61,6 +61,7 @@ struct monitord {
     struct vio_log *log;
     struct vio_timer deadline; /* the core's next deadline */
     vigil_time_t fed;          /* latest time handed to the core: it never goes back */
+    vigil_time_t stall_end;    /* end of the last stall reported: older lags are part of it */
     uint64_t json_failures;    /* events that could not be rendered as JSON */
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
@@ -317,7 +318,7 @@ static void drain_events(struct monitord *d, vigil_time_t now)
  * earlier than a time the core has already seen: the core's clock only
  * moves forward.
  */
-static bool read_listener(struct listener *l)
+static bool read_listener(struct listener *l, vigil_time_t *oldest)
 {
     struct monitord *d = l->d;
     struct vio_dgram dg[BATCH];
@@ -332,6 +333,8 @@ static bool read_listener(struct listener *l)
             return false;
         }
         for (int i = 0; i < n; i++) {
+            if (dg[i].arrival < *oldest)
+                *oldest = dg[i].arrival;
             vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
             d->fed = at;
             vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
@@ -351,12 +354,29 @@ static void arm_deadline(struct monitord *d)
         vio_timer_arm(d->loop, &d->deadline, next);
 }
 
+/*
+ * The monitor's own stalls. The loop could not run from `since` until now
+ * (a datagram waited that long to be read, or a timer fired that late):
+ * past pause_tolerance that is a stall of the monitor, reported once with
+ * its length. Nobody needs forgiving for it, since every heartbeat of
+ * that time went to the core with its arrival time.
+ */
+static void check_stall(struct monitord *d, vigil_time_t since, vigil_time_t now)
+{
+    if (since < d->stall_end || now - since <= d->cfg.monitor.core.pause_tolerance)
+        return;
+    vigil_monitor_note_pause(d->mon, now, now - since);
+    d->stall_end = now;
+}
+
 static void on_readable(void *arg, vigil_time_t now)
 {
     struct listener *l = arg;
     struct monitord *d = l->d;
-    if (read_listener(l))
+    vigil_time_t oldest = VIGIL_TIME_NEVER;
+    if (read_listener(l, &oldest))
         vio_source_ready(d->loop, &l->t->readable); /* the rest on the next turn */
+    check_stall(d, oldest, vio_now(d->loop));
     drain_events(d, now);
     arm_deadline(d);
 }
@@ -369,10 +389,12 @@ static void on_readable(void *arg, vigil_time_t now)
 static void on_deadline(void *arg, vigil_time_t now)
 {
     struct monitord *d = arg;
+    vigil_time_t oldest = d->deadline.at; /* how late the timer itself fired */
     for (size_t i = 0; i < d->n_socks; i++)
-        if (read_listener(&d->socks[i]))
+        if (read_listener(&d->socks[i], &oldest))
             vio_source_ready(d->loop, &d->socks[i].t->readable);
     now = vio_now(d->loop);
+    check_stall(d, oldest, now);
     if (now < d->fed)
         now = d->fed;
     d->fed = now;
@@ -472,6 +494,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
 
     vigil_time_t now = vio_now(d->loop);
     d->fed = now;
+    d->stall_end = now;
     env->random(env, mc->core.hash_seed, sizeof(mc->core.hash_seed));
     mc->core.interval = mc->interval;
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);
@@ -494,8 +517,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             monitord_free(d);
             return -1;
         }
-    if (mc->n_hooks && hook_runner_new(mc->hooks, mc->n_hooks, d->loop, env->procs, hook_log,
-                                       d, &d->hooks)) {
+    if (mc->n_hooks &&
+        hook_runner_new(mc->hooks, mc->n_hooks, d->loop, env->procs, hook_log, d, &d->hooks)) {
         snprintf(err, cap, "cannot set up hooks");
         monitord_free(d);
         return -1;

@@ -294,10 +294,9 @@ static int sn_open(struct vio_net *n, struct vio_loop *l, const struct vigil_add
     struct vigil_addr a = p->ip;
     if (bind_to) {
         /* A listener on "0.0.0.0" or on the process's own address takes its port. */
-        if (memcmp(bind_to->addr, "\0\0\0\0", 4) && !addr_eq(&(struct vigil_addr){.family = AF_INET,
-                                                                              .port = p->ip.port,
-                                                                              .addr = {0}},
-                                                             &p->ip) &&
+        if (memcmp(bind_to->addr, "\0\0\0\0", 4) &&
+            !addr_eq(&(struct vigil_addr){.family = AF_INET, .port = p->ip.port, .addr = {0}},
+                     &p->ip) &&
             memcmp(bind_to->addr, p->ip.addr, 4))
             return -EADDRNOTAVAIL;
         a.port = bind_to->port;
@@ -465,8 +464,8 @@ static int sl_close(struct vio_log *g, int timeout_ms)
     return 0;
 }
 
-static const struct vio_log_ops sl_ops = {.write = sl_write, .dropped = sl_dropped,
-                                          .close = sl_close};
+static const struct vio_log_ops sl_ops = {
+    .write = sl_write, .dropped = sl_dropped, .close = sl_close};
 
 static int se_log_open(struct vio_env *env, const char *path, struct vio_log **out, char *err,
                        size_t cap)
@@ -483,8 +482,8 @@ static int se_log_open(struct vio_env *env, const char *path, struct vio_log **o
     return 0;
 }
 
-static int se_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler,
-                         void *arg, struct vio_httpd **out, char *err, size_t cap)
+static int se_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler, void *arg,
+                         struct vio_httpd **out, char *err, size_t cap)
 {
     (void)env;
     (void)addr;

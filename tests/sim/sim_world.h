@@ -29,12 +29,12 @@ struct sim_world;
 struct sim_proc;
 
 struct sim_net_model {
-    double loss;               /* probability a datagram is lost */
-    double dup;                /* probability it is delivered twice */
-    vigil_time_t delay;        /* base one-way delay */
-    vigil_time_t jitter;       /* plus uniform [0, jitter) */
-    double spike_p;            /* probability of a delay spike */
-    vigil_time_t spike;        /* plus uniform [0, spike) on a spike */
+    double loss;         /* probability a datagram is lost */
+    double dup;          /* probability it is delivered twice */
+    vigil_time_t delay;  /* base one-way delay */
+    vigil_time_t jitter; /* plus uniform [0, jitter) */
+    double spike_p;      /* probability of a delay spike */
+    vigil_time_t spike;  /* plus uniform [0, spike) on a spike */
 };
 
 struct sim_net_stats {

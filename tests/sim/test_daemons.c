@@ -1,0 +1,419 @@
+/*
+ * Whole programs in virtual time: the real monitor daemon (its loop, its
+ * listeners, its event pipeline, history and log) and hundreds of real
+ * agent daemons, all on one simulated world (sim_world.h), with seeded
+ * loss, delay, duplication, reordering, partitions and process pauses.
+ *
+ * Every scenario runs for several seeds. Each seed is printed; set
+ * VIGIL_SIM_SEED=N to replay one run exactly, and VIGIL_SIM_SOAK=SECONDS
+ * to stretch the steady-state scenario into a long soak.
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "sim_world.h"
+#include "vigil/agentd.h"
+#include "vigil/monitord.h"
+
+#define S  VIGIL_NSEC_PER_SEC
+#define MS VIGIL_NSEC_PER_MSEC
+
+/* The seeds every scenario runs with (plus VIGIL_SIM_SEED alone, when set). */
+static uint64_t seeds[4] = {20261201, 7, 424242, 0};
+static size_t n_seeds = 3;
+static vigil_time_t soak = 0;
+
+struct cluster {
+    struct sim_world *w;
+    struct sim_proc *mon_p;
+    struct monitord *mon;
+    size_t n;
+    struct sim_proc **ag_p;
+    struct agentd **ag;
+    vigil_time_t *killed_at; /* VIGIL_TIME_NEVER: still running */
+    vigil_time_t interval;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint64_t seed;
+};
+
+static char *xstrdup(const char *s)
+{
+    char *r = strdup(s);
+    assert_non_null(r);
+    return r;
+}
+
+static void agent_ip(size_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "127.1.%zu.%zu", i / 200, i % 200 + 1);
+}
+
+static void agent_id(size_t i, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "node-%04zu", i);
+}
+
+static void start_agent(struct cluster *c, size_t i)
+{
+    char ip[32], id[32], err[256];
+    agent_ip(i, ip, sizeof(ip));
+    agent_id(i, id, sizeof(id));
+    c->ag_p[i] = sim_proc_new(c->w, id, ip);
+    assert_non_null(c->ag_p[i]);
+    /* A persistent generation file, so that a restart is newer whatever the clock says. */
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    cfg.agent.id = xstrdup(id);
+    cfg.agent.interval = c->interval;
+    cfg.agent.has_key = true;
+    memcpy(cfg.agent.key, c->key, sizeof(c->key));
+    cfg.agent.generation_file = xstrdup("/var/lib/vigil/generation");
+    struct agent_pairs base = {.n = 0};
+    agent_pairs_set(&base, "role", i % 2 ? "web" : "db");
+    int rc = agentd_new(sim_proc_env(c->ag_p[i]), &cfg, &base, NULL, &c->ag[i], err, sizeof(err));
+    if (rc)
+        fail_msg("agent %zu: %s", i, err);
+    c->killed_at[i] = VIGIL_TIME_NEVER;
+}
+
+static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
+                          const struct sim_net_model *model)
+{
+    memset(c, 0, sizeof(*c));
+    printf("# seed %" PRIu64 " (VIGIL_SIM_SEED=%" PRIu64 " replays it)\n", seed, seed);
+    c->seed = seed;
+    c->w = sim_world_new(seed);
+    assert_non_null(c->w);
+    if (model)
+        sim_world_set_model(c->w, model);
+    c->n = n;
+    c->interval = interval;
+    for (size_t i = 0; i < sizeof(c->key); i++)
+        c->key[i] = (uint8_t)(sim_rand(c->w) >> 56);
+    c->mon_p = sim_proc_new(c->w, "monitor", "127.0.0.1");
+    assert_non_null(c->mon_p);
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    free(cfg.monitor.api);
+    cfg.monitor.api = xstrdup("off");
+    cfg.monitor.core.has_key = true;
+    memcpy(cfg.monitor.core.key, c->key, sizeof(c->key));
+    cfg.monitor.interval = interval;
+    vigil_detector_config_default(&cfg.monitor.core.detector, VIGIL_DETECTOR_PHI, interval);
+    char err[256];
+    if (monitord_new(sim_proc_env(c->mon_p), &cfg, &c->mon, err, sizeof(err)))
+        fail_msg("monitor: %s", err);
+    c->ag_p = calloc(n, sizeof(*c->ag_p));
+    c->ag = calloc(n, sizeof(*c->ag));
+    c->killed_at = calloc(n, sizeof(*c->killed_at));
+    assert_true(c->ag_p && c->ag && c->killed_at);
+    for (size_t i = 0; i < n; i++)
+        start_agent(c, i);
+}
+
+static void run_for(struct cluster *c, vigil_time_t d)
+{
+    assert_true(sim_world_run_until(c->w, sim_now(c->w) + d));
+}
+
+static void kill_agent(struct cluster *c, size_t i)
+{
+    sim_proc_kill(c->ag_p[i]);
+    c->killed_at[i] = sim_now(c->w);
+}
+
+/* Frees a killed agent's daemon and process, and starts it again on the same address. */
+static void restart_agent(struct cluster *c, size_t i)
+{
+    /* The file system survives the crash: the generation file with it. */
+    agentd_free(c->ag[i]);
+    c->ag[i] = NULL;
+    char ip[32], id[32];
+    agent_ip(i, ip, sizeof(ip));
+    agent_id(i, id, sizeof(id));
+    sim_proc_free(c->ag_p[i]);
+    start_agent(c, i);
+}
+
+static void cluster_stop(struct cluster *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        agentd_free(c->ag[i]);
+    assert_int_equal(monitord_free(c->mon), 0);
+    sim_world_free(c->w);
+    free(c->ag_p);
+    free(c->ag);
+    free(c->killed_at);
+}
+
+/* Events in the monitor's history for node (NULL: any) entering state (-1: any). */
+static size_t count_events(struct cluster *c, const char *node, int state, vigil_time_t from)
+{
+    struct evlog *h = monitord_events(c->mon);
+    size_t n = 0;
+    for (size_t i = 0; i < evlog_count(h); i++) {
+        const struct vigil_event *e = &evlog_at(h, i)->ev;
+        if (e->type != VIGIL_EVENT_STATE || e->time < from)
+            continue;
+        if (node && strcmp(e->node, node))
+            continue;
+        if (state >= 0 && (int)e->new_state != state)
+            continue;
+        n++;
+    }
+    return n;
+}
+
+/* Time of the first event of node entering state at or after from, or -1. */
+static vigil_time_t first_event(struct cluster *c, const char *node, int state, vigil_time_t from)
+{
+    struct evlog *h = monitord_events(c->mon);
+    for (size_t i = 0; i < evlog_count(h); i++) {
+        const struct vigil_event *e = &evlog_at(h, i)->ev;
+        if (e->type == VIGIL_EVENT_STATE && e->time >= from && !strcmp(e->node, node) &&
+            (int)e->new_state == state)
+            return e->time;
+    }
+    return -1;
+}
+
+static enum vigil_state node_state(struct cluster *c, size_t i)
+{
+    char id[32];
+    agent_id(i, id, sizeof(id));
+    const struct vigil_node *n = vigil_monitor_find(monitord_core(c->mon), id);
+    return n ? vigil_node_state(n) : VIGIL_STATE_UNKNOWN;
+}
+
+static const struct sim_net_model lossy = {
+    .loss = 0.01,
+    .dup = 0.01,
+    .delay = 300 * 1000,      /* 0.3 ms */
+    .jitter = 5 * MS,         /* reorders heartbeats sent close together */
+    .spike_p = 0.005,
+    .spike = 400 * MS,
+};
+
+/*
+ * 200 agents at 1 s on a lossy, jittery network that duplicates and
+ * reorders: ten quiet minutes without one suspicion, then five crashes,
+ * each detected after it happened and within the bound, and nothing else.
+ */
+static void test_steady_then_crashes(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        cluster_start(&c, seeds[s], 200, S, &lossy);
+        run_for(&c, 5 * S);
+        vigil_time_t quiet_from = sim_now(c.w);
+        for (size_t i = 0; i < c.n; i++)
+            assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
+        run_for(&c, soak ? soak : 600 * S);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, quiet_from), 0);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, quiet_from), 0);
+
+        vigil_time_t crash_from = sim_now(c.w);
+        for (size_t k = 0; k < 5; k++) {
+            kill_agent(&c, k * 37 + 3);
+            run_for(&c, 1234 * MS);
+        }
+        run_for(&c, 20 * S);
+        for (size_t k = 0; k < 5; k++) {
+            size_t i = k * 37 + 3;
+            char id[32];
+            agent_id(i, id, sizeof(id));
+            vigil_time_t dead = first_event(&c, id, VIGIL_STATE_DEAD, crash_from);
+            assert_true(dead > c.killed_at[i]);
+            /* The bound the operations guide states for 1 s heartbeats with phi: under 10 s. */
+            assert_true(dead - c.killed_at[i] < 10 * S);
+            assert_int_equal(node_state(&c, i), VIGIL_STATE_DEAD);
+        }
+        /* Nobody else was touched. */
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, crash_from), 5);
+        printf("# seed %" PRIu64 ": %" PRIu64 " datagrams sent, %" PRIu64 " lost, %" PRIu64
+               " duplicated\n",
+               c.seed, sim_world_stats(c.w)->sent, sim_world_stats(c.w)->lost,
+               sim_world_stats(c.w)->duplicated);
+        cluster_stop(&c);
+    }
+}
+
+/*
+ * The monitor stopped (SIGSTOP) for 0.2, 0.5, 1, 4 and 15 s while the
+ * agents go on: what they sent waits in the monitor's socket with its
+ * arrival time, so nobody is suspected; an agent killed during the
+ * longest stop is still found dead.
+ */
+static void run_pauses(vigil_time_t interval, size_t n)
+{
+    static const vigil_time_t stops[] = {200 * MS, 500 * MS, 1 * S, 4 * S, 15 * S};
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        struct sim_net_model m = lossy;
+        m.loss = 0.001;
+        m.spike_p = 0;
+        cluster_start(&c, seeds[s] ^ (uint64_t)interval, n, interval, &m);
+        run_for(&c, 10 * S);
+        vigil_time_t from = sim_now(c.w);
+        for (size_t k = 0; k < sizeof(stops) / sizeof(stops[0]); k++) {
+            sim_proc_signal(c.mon_p, SIGSTOP);
+            if (k == 4)
+                run_for(&c, 2 * S), kill_agent(&c, 0), run_for(&c, stops[k] - 2 * S);
+            else
+                run_for(&c, stops[k]);
+            sim_proc_signal(c.mon_p, SIGCONT);
+            run_for(&c, 5 * S + 100 * interval);
+        }
+        /* The killed agent, and only it. */
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, from) -
+                             count_events(&c, "node-0000", VIGIL_STATE_SUSPECT, from),
+                         0);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, from), 1);
+        assert_int_equal(node_state(&c, 0), VIGIL_STATE_DEAD);
+        assert_true(first_event(&c, "node-0000", VIGIL_STATE_DEAD, from) > c.killed_at[0]);
+        assert_true(sim_proc_log_count(c.mon_p, "paused") >= 1);
+        cluster_stop(&c);
+    }
+}
+
+static void test_monitor_pauses_1s(void **state)
+{
+    (void)state;
+    run_pauses(S, 50);
+}
+
+static void test_monitor_pauses_20ms(void **state)
+{
+    (void)state;
+    run_pauses(20 * MS, 10);
+}
+
+/* Ten agents cut off for 30 s are declared dead; after the cut heals they come back. */
+static void test_partition_heals(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        cluster_start(&c, seeds[s] + 1, 40, S, &lossy);
+        run_for(&c, 20 * S);
+        vigil_time_t from = sim_now(c.w);
+        for (size_t i = 0; i < 10; i++)
+            sim_proc_cut(c.ag_p[i], true);
+        run_for(&c, 30 * S);
+        for (size_t i = 0; i < c.n; i++)
+            assert_int_equal(node_state(&c, i), i < 10 ? VIGIL_STATE_DEAD : VIGIL_STATE_ALIVE);
+        for (size_t i = 0; i < 10; i++)
+            sim_proc_cut(c.ag_p[i], false);
+        run_for(&c, 5 * S);
+        for (size_t i = 0; i < c.n; i++)
+            assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, from), 10);
+        cluster_stop(&c);
+    }
+}
+
+/* SIGTERM: the goodbye makes the node left at once, never dead; a restart brings it back. */
+static void test_goodbye_and_restart(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        cluster_start(&c, seeds[s] + 2, 20, S, &lossy);
+        run_for(&c, 10 * S);
+        vigil_time_t from = sim_now(c.w);
+        sim_proc_signal(c.ag_p[4], SIGTERM);
+        run_for(&c, 50 * MS);
+        assert_int_equal(agentd_stop_signal(c.ag[4]), SIGTERM);
+        assert_int_equal(node_state(&c, 4), VIGIL_STATE_LEFT);
+        run_for(&c, 30 * S);
+        assert_int_equal(node_state(&c, 4), VIGIL_STATE_LEFT);
+        assert_int_equal(count_events(&c, "node-0004", VIGIL_STATE_DEAD, from), 0);
+
+        /* A crash and a restart with the generation file kept: alive again, a newer generation. */
+        uint64_t gen = agentd_generation(c.ag[7]);
+        kill_agent(&c, 7);
+        run_for(&c, 15 * S);
+        assert_int_equal(node_state(&c, 7), VIGIL_STATE_DEAD);
+        restart_agent(&c, 7);
+        assert_true(agentd_generation(c.ag[7]) > gen);
+        run_for(&c, 5 * S);
+        assert_int_equal(node_state(&c, 7), VIGIL_STATE_ALIVE);
+        cluster_stop(&c);
+    }
+}
+
+/* A digest of the monitor's whole history: equal digests, equal runs. */
+static uint64_t history_digest(struct cluster *c)
+{
+    struct evlog *h = monitord_events(c->mon);
+    uint64_t d = 1469598103934665603ULL;
+    for (size_t i = 0; i < evlog_count(h); i++) {
+        const struct vigil_event *e = &evlog_at(h, i)->ev;
+        uint64_t v[4] = {e->seq, (uint64_t)e->time, (uint64_t)e->old_state << 8 | e->new_state,
+                         e->generation};
+        for (size_t k = 0; k < 4; k++)
+            d = (d ^ v[k]) * 1099511628211ULL;
+        for (const char *p = e->node; *p; p++)
+            d = (d ^ (uint8_t)*p) * 1099511628211ULL;
+    }
+    return d;
+}
+
+/* The same seed gives the same run, event for event and nanosecond for nanosecond. */
+static void test_replays_exactly(void **state)
+{
+    (void)state;
+    uint64_t digest[2];
+    size_t events[2];
+    struct sim_net_model m = lossy;
+    m.loss = 0.2; /* plenty of suspicions to compare */
+    for (int r = 0; r < 2; r++) {
+        struct cluster c;
+        cluster_start(&c, seeds[0], 30, 100 * MS, &m);
+        run_for(&c, 30 * S);
+        kill_agent(&c, 3);
+        sim_proc_signal(c.mon_p, SIGSTOP);
+        run_for(&c, 700 * MS);
+        sim_proc_signal(c.mon_p, SIGCONT);
+        run_for(&c, 30 * S);
+        digest[r] = history_digest(&c);
+        events[r] = evlog_count(monitord_events(c.mon));
+        cluster_stop(&c);
+    }
+    assert_true(events[0] > 3);
+    assert_int_equal(events[0], events[1]);
+    assert_int_equal(digest[0], digest[1]);
+}
+
+int main(void)
+{
+    const char *env = getenv("VIGIL_SIM_SEED");
+    if (env) {
+        seeds[0] = strtoull(env, NULL, 10);
+        n_seeds = 1;
+    } else {
+        /* The fixed seeds, and one new each run (printed, so it can be replayed). */
+        seeds[3] = (uint64_t)time(NULL);
+        n_seeds = 4;
+    }
+    const char *soak_env = getenv("VIGIL_SIM_SOAK");
+    if (soak_env)
+        soak = (vigil_time_t)strtoll(soak_env, NULL, 10) * S;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_steady_then_crashes), cmocka_unit_test(test_monitor_pauses_1s),
+        cmocka_unit_test(test_monitor_pauses_20ms), cmocka_unit_test(test_partition_heals),
+        cmocka_unit_test(test_goodbye_and_restart), cmocka_unit_test(test_replays_exactly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
