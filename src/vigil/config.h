@@ -52,24 +52,25 @@ struct vcfg_agent {
 };
 
 /*
- * Where a setting came from (private to config.c): its line in the file and
- * a fingerprint of the value read there. vcfg_check cites FILE:LINE only
- * while the value is still the one read from the file, so that a setting a
- * command-line flag has overridden is never blamed on the file.
+ * Where a setting came from (private to the configuration layer): its line
+ * in the file and a fingerprint of the value read there. vcfg_check cites
+ * FILE:LINE only while the value is still the one read from the file, so
+ * that a setting a command-line flag has overridden is never blamed on the
+ * file.
  */
 struct vcfg_origin {
     unsigned line;  /* line in path; 0: not from the file */
     uint64_t print; /* the value as read: its bits, or a hash of a string */
 };
 
-/* Settings whose origin is kept: the ones vcfg_check relates (config.c lists them). */
+/* Settings whose origin is kept: the ones vcfg_check relates (config_int.h lists them). */
 #define VCFG_ORIGINS 40
 
 struct vcfg {
     char *path; /* the file read, or NULL */
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
-    /* Private to config.c. */
+    /* Private to the configuration layer (config*.c). */
     bool oom; /* vcfg_init could not allocate a default */
     struct vcfg_origin origin[VCFG_ORIGINS];
 };
