@@ -69,6 +69,11 @@ struct vigil_monitor_config {
     uint8_t hash_seed[16];
 };
 
+/* Largest rise: a hundred heartbeats, recovery well past any flapping. */
+#define VIGIL_MONITOR_RISE_MAX 100
+/* Largest max_nodes: 16777216, the node table's own limit. */
+#define VIGIL_MONITOR_MAX_NODES_MAX (1u << 24)
+
 /* Defaults: phi detector for heartbeats every 1 s, adapted per node; rise 2; auto-register on. */
 void vigil_monitor_config_default(struct vigil_monitor_config *cfg);
 

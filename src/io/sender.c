@@ -76,18 +76,10 @@ struct vigil_sender {
  */
 #define SEND_EINTR_RETRIES 3
 
-/*
- * The wire carries the interval in whole milliseconds, from 1 ms up to one
- * hour (the decoder refuses more: receivers derive timeouts from it), so
- * the sender accepts exactly that range.
- */
-#define SENDER_INTERVAL_MAX (3600 * VIGIL_NSEC_PER_SEC)
-
 void vigil_sender_config_default(struct vigil_sender_config *c)
 {
     memset(c, 0, sizeof(*c));
-    /* One heartbeat a second: the interval most detectors are tuned for. */
-    c->interval = VIGIL_NSEC_PER_SEC;
+    c->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
     c->sample_proc = true;
 }
 
@@ -103,7 +95,7 @@ int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **
         return -VIGIL_EBADID;
     if (c->n_monitors == 0 || c->n_monitors > VIGIL_SENDER_MAX_MONITORS)
         return -VIGIL_EINVAL;
-    if (c->interval < VIGIL_NSEC_PER_MSEC || c->interval > SENDER_INTERVAL_MAX)
+    if (c->interval < VIGIL_SENDER_INTERVAL_MIN || c->interval > VIGIL_SENDER_INTERVAL_MAX)
         return -VIGIL_EINVAL;
 
     struct vigil_sender *s = calloc(1, sizeof(*s));

@@ -67,16 +67,15 @@ void vcfg_init(struct vcfg *c)
     m->n_listen = m->listen[0] != NULL ? 1 : 0;
     m->api = dup_or_flag(c, "127.0.0.1:7947");
     vigil_monitor_config_default(&m->core);
-    m->interval = VIGIL_NSEC_PER_SEC;
+    m->interval = m->core.interval;
     m->log_format = VCFG_LOG_TEXT;
     m->log_file = NULL;
-    /* Ten thousand events: hours of a busy cluster's history, a few MB. */
-    m->event_history = 10000;
+    m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
 
     struct vcfg_agent *a = &c->agent;
     a->monitors[0] = dup_or_flag(c, "127.0.0.1:7946");
     a->n_monitors = a->monitors[0] != NULL ? 1 : 0;
-    a->interval = VIGIL_NSEC_PER_SEC;
+    a->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
 }
 
 void vcfg__free_hook(struct vcfg_hook *h)

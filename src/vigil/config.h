@@ -35,7 +35,7 @@ struct vcfg_monitor {
     size_t n_hooks;
     enum vcfg_log_format log_format;
     char *log_file;         /* NULL: standard output */
-    uint32_t event_history; /* events kept for the API; default 10000 */
+    uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
 };
 
 struct vcfg_agent {
@@ -74,6 +74,14 @@ struct vcfg {
     bool oom; /* vcfg_init could not allocate a default */
     struct vcfg_origin origin[VCFG_ORIGINS];
 };
+
+/*
+ * Events kept for the API (monitor.event_history): by default ten
+ * thousand, hours of a busy cluster's history in a few MB; at most a
+ * million, a few hundred MB.
+ */
+#define VCFG_EVENT_HISTORY_DEFAULT 10000
+#define VCFG_EVENT_HISTORY_MAX     1000000
 
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);

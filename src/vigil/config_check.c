@@ -133,10 +133,10 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
             return cfail(c, err, cap, at(c, O_M_ACC_PAUSE, vcfg__print_int(d->acceptable_pause)), 0,
                          "monitor.detector.acceptable_pause must not be negative");
     }
-    if (d->window < 2 || d->window > VIGIL_PHI_WINDOW_MAX)
+    if (d->window < VIGIL_PHI_WINDOW_MIN || d->window > VIGIL_PHI_WINDOW_MAX)
         return cfail(c, err, cap, at(c, O_M_WINDOW, vcfg__print_int(d->window)), 0,
-                     "monitor.detector.window (%u) must be between 2 and %d", d->window,
-                     VIGIL_PHI_WINDOW_MAX);
+                     "monitor.detector.window (%u) must be between %d and %d", d->window,
+                     VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX);
     /*
      * The detector's own check, last. What it could still object to is the
      * size of a threshold (phi is capped), so the thresholds' lines are cited.
@@ -178,7 +178,7 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
                      api, DEFAULT_API_PORT, DEFAULT_API_PORT);
 
     unsigned li = at(c, O_M_INTERVAL, vcfg__print_int(m->interval));
-    if (m->interval < INTERVAL_MIN || m->interval > INTERVAL_MAX)
+    if (m->interval < VCFG_INTERVAL_MIN || m->interval > VCFG_INTERVAL_MAX)
         return cfail(c, err, cap, li, 0,
                      "monitor.heartbeat_interval (%s) must be between 10 ms and 1 h",
                      vcfg__fmt_dur(m->interval, b1, sizeof(b1)));
@@ -206,13 +206,14 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
         return cfail(c, err, cap, at(c, O_M_PAUSE_TOL, vcfg__print_int(core->pause_tolerance)), 0,
                      "monitor.pause_tolerance (%s) must be longer than 0 s",
                      vcfg__fmt_dur(core->pause_tolerance, b1, sizeof(b1)));
-    if (core->rise < 1 || core->rise > RISE_MAX)
+    if (core->rise < 1 || core->rise > VIGIL_MONITOR_RISE_MAX)
         return cfail(c, err, cap, at(c, O_M_RISE, vcfg__print_int(core->rise)), 0,
-                     "monitor.rise (%u) must be between 1 and %d", core->rise, RISE_MAX);
+                     "monitor.rise (%u) must be between 1 and %d", core->rise,
+                     VIGIL_MONITOR_RISE_MAX);
     unsigned lm = at(c, O_M_MAX_NODES, vcfg__print_int(core->max_nodes));
-    if (core->max_nodes < 1 || core->max_nodes > MAX_NODES_MAX)
-        return cfail(c, err, cap, lm, 0, "monitor.max_nodes (%u) must be between 1 and %d",
-                     core->max_nodes, MAX_NODES_MAX);
+    if (core->max_nodes < 1 || core->max_nodes > VIGIL_MONITOR_MAX_NODES_MAX)
+        return cfail(c, err, cap, lm, 0, "monitor.max_nodes (%u) must be between 1 and %u",
+                     core->max_nodes, VIGIL_MONITOR_MAX_NODES_MAX);
     if (m->n_nodes > core->max_nodes)
         return cfail(c, err, cap, lm, at(c, O_M_NODES, vcfg__print_int((int64_t)m->n_nodes)),
                      "monitor.max_nodes (%u) is smaller than the %zu declared nodes",
@@ -226,10 +227,10 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
             if (!strcmp(id, m->nodes[j]))
                 return cfail(c, err, cap, 0, 0, "node \"%s\" is declared twice", id);
     }
-    if (m->event_history < 1 || m->event_history > EVENT_HISTORY_MAX)
+    if (m->event_history < 1 || m->event_history > VCFG_EVENT_HISTORY_MAX)
         return cfail(c, err, cap, at(c, O_M_EVENTS, vcfg__print_int(m->event_history)), 0,
                      "monitor.event_history (%u) must be between 1 and %d", m->event_history,
-                     EVENT_HISTORY_MAX);
+                     VCFG_EVENT_HISTORY_MAX);
     if (check_hooks(c, err, cap) != 0)
         return -1;
     /* The core's own check, last: everything it could object to is named above. */
@@ -278,7 +279,7 @@ static int check_agent(const struct vcfg *c, char *err, size_t cap)
     for (size_t i = 0; i < a->n_monitors; i++)
         if (a->monitors[i] == NULL || a->monitors[i][0] == '\0')
             return cfail(c, err, cap, lm, 0, "agent.monitors[%zu] is empty", i);
-    if (a->interval < INTERVAL_MIN || a->interval > INTERVAL_MAX)
+    if (a->interval < VCFG_INTERVAL_MIN || a->interval > VCFG_INTERVAL_MAX)
         return cfail(c, err, cap, at(c, O_A_INTERVAL, vcfg__print_int(a->interval)), 0,
                      "agent.interval (%s) must be between 10 ms and 1 h",
                      vcfg__fmt_dur(a->interval, b1, sizeof(b1)));

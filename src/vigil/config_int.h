@@ -50,18 +50,18 @@ enum {
 };
 _Static_assert(O_COUNT_ <= VCFG_ORIGINS, "VCFG_ORIGINS too small");
 
-/* Ranges of integer settings; the reason for each bound is in docs/configuration.md. */
-#define RISE_MAX          100       /* a hundred heartbeats: recovery well past any flapping */
-#define MAX_NODES_MAX     (1 << 24) /* 16777216 nodes: the node table's own limit */
-#define EVENT_HISTORY_MAX 1000000   /* a million events: a few hundred MB at most */
-
 /*
- * Heartbeat intervals from 10 ms to 1 h. Below 10 ms the scheduling jitter
- * of an ordinary host is of the order of the interval itself; above an hour
- * a failure detector is no longer detecting anything useful.
+ * Heartbeat intervals (monitor.heartbeat_interval, agent.interval) from
+ * 10 ms to the longest the wire carries, an hour. Below 10 ms the
+ * scheduling jitter of an ordinary host is of the order of the interval
+ * itself, so the program asks for more than the library's 1 ms.
  */
-#define INTERVAL_MIN (10 * VIGIL_NSEC_PER_MSEC)
-#define INTERVAL_MAX (3600 * VIGIL_NSEC_PER_SEC)
+#define VCFG_INTERVAL_MIN (10 * VIGIL_NSEC_PER_MSEC)
+#define VCFG_INTERVAL_MAX VIGIL_SENDER_INTERVAL_MAX
+/* The messages of config_check.c say "between 10 ms and 1 h". */
+_Static_assert(VCFG_INTERVAL_MIN == 10 * VIGIL_NSEC_PER_MSEC &&
+                   VCFG_INTERVAL_MAX == 3600 * VIGIL_NSEC_PER_SEC,
+               "the interval messages name other bounds");
 
 /* Hook timeout when none is set: time for a notification over a slow network. */
 #define HOOK_TIMEOUT_DEFAULT (10 * VIGIL_NSEC_PER_SEC)

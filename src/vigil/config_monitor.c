@@ -71,7 +71,7 @@ static int m_adapt_interval(struct vcfg__ld *l, const config_setting_t *s)
 static int m_max_nodes(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
-    if (vcfg__rd_int(l, s, 1, MAX_NODES_MAX, &v) != 0)
+    if (vcfg__rd_int(l, s, 1, VIGIL_MONITOR_MAX_NODES_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.max_nodes = (uint32_t)v;
     vcfg__set_origin(l, O_M_MAX_NODES, s, vcfg__print_int(v));
@@ -90,7 +90,7 @@ static int m_startup_grace(struct vcfg__ld *l, const config_setting_t *s)
 static int m_rise(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
-    if (vcfg__rd_int(l, s, 1, RISE_MAX, &v) != 0)
+    if (vcfg__rd_int(l, s, 1, VIGIL_MONITOR_RISE_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.rise = (uint32_t)v;
     vcfg__set_origin(l, O_M_RISE, s, vcfg__print_int(v));
@@ -109,7 +109,7 @@ static int m_pause_tolerance(struct vcfg__ld *l, const config_setting_t *s)
 static int m_event_history(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
-    if (vcfg__rd_int(l, s, 1, EVENT_HISTORY_MAX, &v) != 0)
+    if (vcfg__rd_int(l, s, 1, VCFG_EVENT_HISTORY_MAX, &v) != 0)
         return -1;
     l->c->monitor.event_history = (uint32_t)v;
     vcfg__set_origin(l, O_M_EVENTS, s, vcfg__print_int(v));
@@ -389,7 +389,7 @@ static int d_window(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
     /* Both kinds keep the history: phi decides on it, and events report its statistics. */
-    if (vcfg__rd_int(l, s, 2, VIGIL_PHI_WINDOW_MAX, &v) != 0)
+    if (vcfg__rd_int(l, s, VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.detector.window = (uint32_t)v;
     vcfg__set_origin(l, O_M_WINDOW, s, vcfg__print_int(v));
