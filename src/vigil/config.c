@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "config_int.h"
+#include "hooks.h"
 
 /*
  * The largest configuration file read. 4096 declared nodes of 64
@@ -76,6 +77,14 @@ void vcfg_init(struct vcfg *c)
     a->monitors[0] = dup_or_flag(c, "127.0.0.1:7946");
     a->n_monitors = a->monitors[0] != NULL ? 1 : 0;
     a->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
+}
+
+void vcfg_hook_default(struct vcfg_hook *h)
+{
+    memset(h, 0, sizeof(*h));
+    h->timeout = HOOK_TIMEOUT_DEFAULT;
+    h->retries = HOOK_RETRIES_DEFAULT;
+    h->retry_delay = HOOK_RETRY_DELAY_DEFAULT;
 }
 
 void vcfg__free_hook(struct vcfg_hook *h)

@@ -17,10 +17,11 @@ enum vcfg_log_format { VCFG_LOG_TEXT = 0, VCFG_LOG_JSON = 1 };
 
 struct vcfg_hook {
     char *argv[VCFG_MAX_ARGV + 1]; /* NULL terminated; argv[0] is the program */
-    vigil_time_t timeout;          /* TERM after this, KILL 2 s later; default 10 s */
+    vigil_time_t timeout;          /* TERM after this, KILL 2 s later */
     uint32_t on_states;            /* bit (1 << enum vigil_state) per new state; 0: all */
-    uint32_t retries;              /* runs again after a failure; default 2 */
-    vigil_time_t retry_delay;      /* before the first retry, doubling; default 1 s */
+    uint32_t retries;              /* runs again after a failure */
+    vigil_time_t retry_delay;      /* before the first retry, doubling */
+    /* The defaults are hooks.h's (see vcfg_hook_default). */
 };
 
 struct vcfg_monitor {
@@ -86,6 +87,13 @@ struct vcfg {
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);
 void vcfg_free(struct vcfg *c);
+
+/*
+ * Clears h (it must own no strings) and fills a hook's defaults: every
+ * state, the timeout and retries of hooks.h; argv is left empty. Used for
+ * a hook of the file and for one given with --hook alike.
+ */
+void vcfg_hook_default(struct vcfg_hook *h);
 
 /*
  * Reads path into c (on top of the defaults). On error returns -1 and writes

@@ -63,14 +63,6 @@ _Static_assert(VCFG_INTERVAL_MIN == 10 * VIGIL_NSEC_PER_MSEC &&
                    VCFG_INTERVAL_MAX == 3600 * VIGIL_NSEC_PER_SEC,
                "the interval messages name other bounds");
 
-/* Hook timeout when none is set: time for a notification over a slow network. */
-#define HOOK_TIMEOUT_DEFAULT (10 * VIGIL_NSEC_PER_SEC)
-/* A failed hook runs twice more, 1 s and then 2 s later: enough for a
- * transient failure (a load balancer restarting), short enough that the
- * node's next events are not held back for long. */
-#define HOOK_RETRIES_DEFAULT     2
-#define HOOK_RETRY_DELAY_DEFAULT VIGIL_NSEC_PER_SEC
-
 /* --- config_values.c: messages, fingerprints, value syntax ---------------- */
 
 /* Writes the message into err (cap bytes; err may be NULL) and returns -1. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config_int.h"
+#include "hooks.h"
 
 static int m_listen(struct vcfg__ld *l, const config_setting_t *s)
 {
@@ -188,8 +189,7 @@ static int h_timeout(struct vcfg__ld *l, const config_setting_t *s)
 static int h_retries(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
-    /* Ten doublings of the delay already wait over a thousand times the first. */
-    if (vcfg__rd_int(l, s, 0, 10, &v) != 0)
+    if (vcfg__rd_int(l, s, 0, HOOK_RETRIES_MAX, &v) != 0)
         return -1;
     cur_hook(l)->retries = (uint32_t)v;
     return 0;
@@ -257,10 +257,7 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
     for (size_t i = 0; i < len; i++) {
         const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
         struct vcfg_hook *h = &m->hooks[m->n_hooks++];
-        memset(h, 0, sizeof(*h));
-        h->timeout = HOOK_TIMEOUT_DEFAULT;
-        h->retries = HOOK_RETRIES_DEFAULT;
-        h->retry_delay = HOOK_RETRY_DELAY_DEFAULT;
+        vcfg_hook_default(h);
         if (vcfg__walk(l, g, fields, sizeof(fields) / sizeof(fields[0])) != 0)
             return -1;
         if (h->argv[0] == NULL)

@@ -226,12 +226,8 @@ static int parse_args(struct monitord *d, int argc, char **argv)
                 return 2;
             }
             struct vcfg_hook *h = &mc->hooks[mc->n_hooks++];
-            memset(h, 0, sizeof(*h));
+            vcfg_hook_default(h); /* the same as a hook from the file */
             h->argv[0] = xstrdup(optarg);
-            h->timeout = 10 * VIGIL_NSEC_PER_SEC;
-            /* The same as a hook from the file: two retries, 1 s then 2 s later. */
-            h->retries = 2;
-            h->retry_delay = VIGIL_NSEC_PER_SEC;
             break;
         }
         case OPT_NOAUTO:
