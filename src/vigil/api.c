@@ -35,9 +35,6 @@
 #include "api.h"
 #include "io/netaddr.h"
 
-/* The port of the API when the address names none (the heartbeat port plus one). */
-#define API_DEFAULT_PORT 7947
-
 /*
  * Concurrent connections MHD accepts. The API serves operators, scripts and
  * one or two scrapers on loopback; 64 leaves room for all of them while a
@@ -59,16 +56,6 @@
  */
 #define API_NODES_DEFAULT_LIMIT 1000
 #define API_NODES_MAX_LIMIT     10000
-
-/* Events in a /v1/events response when the client does not say ("limit"). */
-#define API_EVENTS_DEFAULT_LIMIT 100
-
-/*
- * Most events in one /v1/events response. The default history holds 10000
- * events; one response may carry all of it (a few megabytes of JSON) but no
- * more, so that one request cannot stall the event loop for long.
- */
-#define API_EVENTS_MAX_LIMIT 10000
 
 /* Events of one node shown with /v1/nodes/ID: enough to see a flapping pattern. */
 #define API_NODE_EVENTS 20

@@ -35,6 +35,7 @@
 
 #include <sodium.h>
 
+#include "api.h"
 #include "config_int.h"
 #include "hooks.h"
 
@@ -64,9 +65,9 @@ void vcfg_init(struct vcfg *c)
      * no token), an agent that sends to a monitor on the same host.
      */
     struct vcfg_monitor *m = &c->monitor;
-    m->listen[0] = dup_or_flag(c, "0.0.0.0:7946");
+    m->listen[0] = dup_or_flag(c, VCFG_LISTEN_DEFAULT);
     m->n_listen = m->listen[0] != NULL ? 1 : 0;
-    m->api = dup_or_flag(c, "127.0.0.1:7947");
+    m->api = dup_or_flag(c, API_DEFAULT_ADDR);
     vigil_monitor_config_default(&m->core);
     m->interval = m->core.interval;
     m->log_format = VCFG_LOG_TEXT;
@@ -74,7 +75,7 @@ void vcfg_init(struct vcfg *c)
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
 
     struct vcfg_agent *a = &c->agent;
-    a->monitors[0] = dup_or_flag(c, "127.0.0.1:7946");
+    a->monitors[0] = dup_or_flag(c, VCFG_MONITOR_DEFAULT);
     a->n_monitors = a->monitors[0] != NULL ? 1 : 0;
     a->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
 }

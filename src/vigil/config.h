@@ -13,6 +13,14 @@
 #define VCFG_MAX_HOOKS  16
 #define VCFG_MAX_ARGV   32
 
+/* A macro's value as a string literal: VCFG_STR(VIGIL_DEFAULT_PORT) is "7946". */
+#define VCFG_STR_(x) #x
+#define VCFG_STR(x)  VCFG_STR_(x)
+
+/* Where a monitor listens and where an agent sends, unless told otherwise. */
+#define VCFG_LISTEN_DEFAULT  "0.0.0.0:" VCFG_STR(VIGIL_DEFAULT_PORT)
+#define VCFG_MONITOR_DEFAULT "127.0.0.1:" VCFG_STR(VIGIL_DEFAULT_PORT)
+
 enum vcfg_log_format { VCFG_LOG_TEXT = 0, VCFG_LOG_JSON = 1 };
 
 struct vcfg_hook {

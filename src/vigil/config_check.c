@@ -12,10 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "config_int.h"
-
-/* The API's port when monitor.api names none: the heartbeat port plus one. */
-#define DEFAULT_API_PORT 7947
 
 /* The line of slot if its value is still the one read from the file, else 0. */
 static unsigned at(const struct vcfg *c, int slot, uint64_t print)
@@ -171,11 +169,11 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
     }
     const char *api = m->api;
     if (api != NULL && *api != '\0' && strcmp(api, "off") != 0 &&
-        vigil_addr_parse(api, DEFAULT_API_PORT, &a) != 0)
+        vigil_addr_parse(api, API_DEFAULT_PORT, &a) != 0)
         return cfail(c, err, cap, at(c, O_M_API, vcfg__print_str(api)), 0,
                      "monitor.api \"%s\" is not a numeric address (127.0.0.1:%d, [::1]:%d) "
                      "or \"off\"",
-                     api, DEFAULT_API_PORT, DEFAULT_API_PORT);
+                     api, API_DEFAULT_PORT, API_DEFAULT_PORT);
 
     unsigned li = at(c, O_M_INTERVAL, vcfg__print_int(m->interval));
     if (m->interval < VCFG_INTERVAL_MIN || m->interval > VCFG_INTERVAL_MAX)

@@ -103,9 +103,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: vigil monitor [options]\n"
                "  -c, --config FILE      read settings from FILE (see docs/configuration.md)\n"
-               "  -l, --listen ADDR      UDP address for heartbeats (repeatable; default "
-               "0.0.0.0:7946)\n"
-               "  -a, --api ADDR         HTTP API address (default 127.0.0.1:7947; 'off')\n"
+               "  -l, --listen ADDR      UDP address for heartbeats (repeatable; "
+               "default " VCFG_LISTEN_DEFAULT ")\n"
+               "  -a, --api ADDR         HTTP API address (default " API_DEFAULT_ADDR "; 'off')\n"
                "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi or fixed\n"
