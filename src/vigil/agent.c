@@ -33,6 +33,7 @@
  * Exit status: 0 on success (and on a signalled agent's clean stop), 1 when
  * something fails at run time, 2 for a usage or configuration error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -525,14 +526,20 @@ int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
     uint64_t stored = 0;
     FILE *f = fopen(path, "re");
     if (f) {
-        unsigned long long v;
-        int n = fscanf(f, "%llu", &v);
+        /* One number and white space; 64 bytes hold any uint64_t and a newline. */
+        char text[64];
+        size_t n = fread(text, 1, sizeof(text) - 1, f);
         fclose(f);
-        if (n != 1) {
+        text[n] = '\0';
+        size_t b = 0;
+        while (b < n && isspace((unsigned char)text[b]))
+            b++;
+        while (n > b && isspace((unsigned char)text[n - 1]))
+            text[--n] = '\0';
+        if (vcfg_parse_u64(text + b, UINT64_MAX, &stored) != 0) {
             fprintf(stderr, "vigil agent: %s: not a generation number\n", path);
             return -1;
         }
-        stored = v;
     } else if (errno != ENOENT) {
         fprintf(stderr, "vigil agent: cannot read %s: %s\n", path, strerror(errno));
         return -1;

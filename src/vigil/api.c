@@ -153,24 +153,6 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
-/* Parses a decimal unsigned integer, the whole string; returns -1 if invalid. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || !*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 /* ---- JSON documents --------------------------------------------------- */
 
 json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n, vigil_time_t now,
@@ -641,9 +623,9 @@ static enum MHD_Result handle_nodes(struct api *a, struct MHD_Connection *conn, 
     uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
     const char *o = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
     const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (o && parse_u64(o, &offset) != 0)
+    if (o && vcfg_parse_u64(o, UINT64_MAX, &offset) != 0)
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "offset must be a number (0 or more)");
-    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
                            API_NODES_MAX_LIMIT);
     if (limit > API_NODES_MAX_LIMIT)
@@ -656,10 +638,10 @@ static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
     uint64_t since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
     const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (s && parse_u64(s, &since) != 0)
+    if (s && vcfg_parse_u64(s, UINT64_MAX, &since) != 0)
         return queue_error(conn, MHD_HTTP_BAD_REQUEST,
                            "since must be an event sequence number (0 or more)");
-    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
                            API_EVENTS_MAX_LIMIT);
     if (limit > API_EVENTS_MAX_LIMIT)

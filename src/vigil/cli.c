@@ -722,19 +722,6 @@ static void events_usage(FILE *f)
             API_DEFAULT_ADDR, API_EVENTS_MAX_LIMIT, API_EVENTS_DEFAULT_LIMIT);
 }
 
-static int parse_ull(const char *s, unsigned long long *out)
-{
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 /* Sleeps ms milliseconds or until a signal arrives. */
 static void nap(long ms)
 {
@@ -837,6 +824,7 @@ int cmd_events(int argc, char **argv)
     const char *api = NULL, *cfg = NULL;
     bool as_json = false, do_follow = false, has_since = false;
     unsigned long long since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
+    uint64_t num = 0;
     int o;
     optind = 0; /* glibc: start over, also when called twice in one process */
     while ((o = getopt_long(argc, argv, "a:c:s:n:jfh", opts, NULL)) != -1) {
@@ -848,18 +836,20 @@ int cmd_events(int argc, char **argv)
             cfg = optarg;
             break;
         case 's':
-            if (parse_ull(optarg, &since) != 0) {
+            if (vcfg_parse_u64(optarg, UINT64_MAX, &num) != 0) {
                 fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n", optarg);
                 return 2;
             }
+            since = num;
             has_since = true;
             break;
         case 'n':
-            if (parse_ull(optarg, &limit) != 0 || limit < 1 || limit > API_EVENTS_MAX_LIMIT) {
+            if (vcfg_parse_u64(optarg, API_EVENTS_MAX_LIMIT, &num) != 0 || num < 1) {
                 fprintf(stderr, "vigil events: --limit wants a number from 1 to %d, not '%s'\n",
                         API_EVENTS_MAX_LIMIT, optarg);
                 return 2;
             }
+            limit = num;
             break;
         case 'j':
             as_json = true;

@@ -129,6 +129,14 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
 int vcfg_parse_duration(const char *s, vigil_time_t *out);
 
 /*
+ * Parses a decimal unsigned integer, strictly: the whole string, digits
+ * only (no sign, space, prefix or exponent), at most max. Returns 0 with
+ * the value in *out, or -1 (*out untouched). The one integer parser of the
+ * program: flags, API query parameters and state files all use it.
+ */
+int vcfg_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/*
  * The longest duration accepted: a quarter of the range of vigil_time_t
  * (about 73 years), so that sums of a few durations can never overflow.
  */

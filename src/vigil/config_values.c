@@ -1,6 +1,6 @@
 /*
- * The syntax of values, apart from libconfig's: durations ("1500ms"), key
- * files (64 hex digits), and the small helpers every part of the layer
+ * The syntax of values, apart from libconfig's: integers, durations
+ * ("1500ms"), key files (64 hex digits), and the small helpers every part of the layer
  * uses for messages (errors, durations in text) and for the fingerprints
  * of the values read.
  */
@@ -79,7 +79,24 @@ vigil_time_t vcfg__secs_to_ns(double s)
     return (vigil_time_t)llround(s * 1e9);
 }
 
-/* --- durations ------------------------------------------------------------ */
+/* --- integers and durations ----------------------------------------------- */
+
+int vcfg_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || out == NULL || *s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (d > max || v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
 
 int vcfg_parse_duration(const char *s, vigil_time_t *out)
 {
