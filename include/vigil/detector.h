@@ -25,6 +25,8 @@ enum vigil_detector_kind {
 
 /* Most intervals a phi detector keeps per node (its memory is 4 bytes each). */
 #define VIGIL_PHI_WINDOW_MAX 1000
+/* Fewest: a mean and a deviation need two intervals. */
+#define VIGIL_PHI_WINDOW_MIN 2
 
 struct vigil_detector_config {
     enum vigil_detector_kind kind;
@@ -35,7 +37,7 @@ struct vigil_detector_config {
     vigil_time_t first_estimate;   /* expected interval; seeds the history */
     vigil_time_t min_std_dev;      /* floor on the standard deviation */
     vigil_time_t acceptable_pause; /* added to the mean */
-    uint32_t window;               /* intervals kept: 2..VIGIL_PHI_WINDOW_MAX */
+    uint32_t window;               /* intervals kept: VIGIL_PHI_WINDOW_MIN..MAX */
 };
 
 /* Fills cfg with the defaults for kind, for heartbeats every interval. */

@@ -76,6 +76,11 @@ struct vigil_monitor_config {
     struct vigil_allocator allocator;
 };
 
+/* Largest rise: a hundred heartbeats, recovery well past any flapping. */
+#define VIGIL_MONITOR_RISE_MAX 100
+/* Largest max_nodes: 16777216, the node table's own limit. */
+#define VIGIL_MONITOR_MAX_NODES_MAX (1u << 24)
+
 /* Defaults: phi detector for heartbeats every 1 s, adapted per node; rise 2; auto-register on. */
 VIGIL_EXPORT void vigil_monitor_config_default(struct vigil_monitor_config *cfg);
 

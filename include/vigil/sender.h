@@ -27,6 +27,17 @@ extern "C" {
 #define VIGIL_SENDER_MAX_MONITORS 8
 #define VIGIL_DEFAULT_PORT        7946
 
+/*
+ * The heartbeat intervals a sender accepts. The wire carries the interval
+ * in whole milliseconds, from 1 ms up to VIGIL_WIRE_INTERVAL_MAX_MS (the
+ * decoder refuses more: receivers derive timeouts from it), so the sender
+ * accepts exactly that range. The default, one heartbeat a second, is the
+ * interval most detectors are tuned for.
+ */
+#define VIGIL_SENDER_INTERVAL_MIN     VIGIL_NSEC_PER_MSEC
+#define VIGIL_SENDER_INTERVAL_MAX     ((vigil_time_t)VIGIL_WIRE_INTERVAL_MAX_MS * VIGIL_NSEC_PER_MSEC)
+#define VIGIL_SENDER_INTERVAL_DEFAULT VIGIL_NSEC_PER_SEC
+
 struct vigil_sender_config {
     const char *id;                                  /* node id */
     const char *monitors[VIGIL_SENDER_MAX_MONITORS]; /* "host:port", "[v6]:port", "host" */

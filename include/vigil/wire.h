@@ -20,6 +20,14 @@ extern "C" {
 #define VIGIL_CUSTOM_KEY_MAX   32   /* key: 1..32 of [A-Za-z0-9._-] */
 #define VIGIL_CUSTOM_VAL_MAX   48   /* value: 0..48 printable ASCII bytes */
 
+/*
+ * The longest interval a sender may announce (interval_ms): one hour.
+ * Receivers derive timeouts from it; a larger value would only be a mistake
+ * or an attempt to keep a dead node "alive" for days. The shortest is 1 ms
+ * (interval_ms 0 is refused).
+ */
+#define VIGIL_WIRE_INTERVAL_MAX_MS 3600000u
+
 enum vigil_msg_type {
     VIGIL_MSG_HEARTBEAT = 1,
 };

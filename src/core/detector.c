@@ -161,7 +161,7 @@ int vigil_detector_config_check(const struct vigil_detector_config *cfg, const c
     else if (cfg->kind == VIGIL_DETECTOR_PHI) {
         if (cfg->dead_threshold > PHI_LEVEL_MAX)
             reason = "phi thresholds above 1000000 can never be reached";
-        else if (cfg->window < 2 || cfg->window > VIGIL_PHI_WINDOW_MAX)
+        else if (cfg->window < VIGIL_PHI_WINDOW_MIN || cfg->window > VIGIL_PHI_WINDOW_MAX)
             reason = "the phi window must hold 2 to 1000 intervals";
         else if (cfg->first_estimate <= 0)
             reason = "the phi first estimate must be greater than 0";
@@ -264,7 +264,8 @@ void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigi
                             uint32_t *ring, vigil_time_t now, bool learn)
 {
     /* Both detectors keep a history when given a ring; only phi seeds and uses it. */
-    bool hist = ring != NULL && cfg->window >= 2 && cfg->window <= VIGIL_PHI_WINDOW_MAX;
+    bool hist =
+        ring != NULL && cfg->window >= VIGIL_PHI_WINDOW_MIN && cfg->window <= VIGIL_PHI_WINDOW_MAX;
     bool phi = cfg->kind == VIGIL_DETECTOR_PHI && hist;
 
     if (d->last == VIGIL_TIME_NEVER) {

@@ -105,11 +105,11 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
     int rc = vigil_detector_config_check(&cfg->detector, why);
     if (rc)
         return rc;
-    if (cfg->rise < 1 || cfg->rise > 100) {
+    if (cfg->rise < 1 || cfg->rise > VIGIL_MONITOR_RISE_MAX) {
         *why = "rise must be between 1 and 100";
         return -VIGIL_EINVAL;
     }
-    if (cfg->max_nodes < 1 || cfg->max_nodes > (1u << 24)) {
+    if (cfg->max_nodes < 1 || cfg->max_nodes > VIGIL_MONITOR_MAX_NODES_MAX) {
         *why = "max_nodes must be between 1 and 16777216";
         return -VIGIL_EINVAL;
     }
@@ -229,10 +229,10 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->ev_cap = 64;
     m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
-    if (cfg->detector.window >= 2)
+    if (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN)
         m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
     if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
-        (cfg->detector.window >= 2 && !m->rings)) {
+        (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }

@@ -80,13 +80,6 @@
 /* Flags this version understands; any other bit set is an error. */
 #define WIRE_FLAGS_KNOWN (VIGIL_FLAG_LEAVING | VIGIL_FLAG_AUTH)
 
-/*
- * The longest interval a sender may announce: one hour. Receivers derive
- * timeouts from it; a larger value would only be a mistake or an attempt to
- * keep a dead node "alive" for days.
- */
-#define WIRE_INTERVAL_MAX_MS 3600000u
-
 /* Each custom pair costs one key length byte and one value length byte. */
 #define WIRE_PAIR_OVERHEAD 2
 
@@ -210,7 +203,7 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
         return -VIGIL_EBADID;
     if (hb->sequence == 0)
         return -VIGIL_EBADFIELD;
-    if (hb->interval_ms == 0 || hb->interval_ms > WIRE_INTERVAL_MAX_MS)
+    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
         return -VIGIL_EBADFIELD;
 
     size_t klen[VIGIL_CUSTOM_MAX], vlen[VIGIL_CUSTOM_MAX];
@@ -350,7 +343,7 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
         return -VIGIL_EBADFIELD;
     hb->send_time_us = u64_to_i64(get_u64(buf + OFF_SEND_TIME));
     hb->interval_ms = get_u32(buf + OFF_INTERVAL);
-    if (hb->interval_ms == 0 || hb->interval_ms > WIRE_INTERVAL_MAX_MS)
+    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
         return -VIGIL_EBADFIELD;
     hb->status.load1_milli = get_u32(buf + OFF_LOAD1);
     hb->status.load5_milli = get_u32(buf + OFF_LOAD5);

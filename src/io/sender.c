@@ -80,18 +80,10 @@ struct vigil_sender {
  */
 #define SEND_EINTR_RETRIES 3
 
-/*
- * The wire carries the interval in whole milliseconds, from 1 ms up to one
- * hour (the decoder refuses more: receivers derive timeouts from it), so
- * the sender accepts exactly that range.
- */
-#define SENDER_INTERVAL_MAX (3600 * VIGIL_NSEC_PER_SEC)
-
 void vigil_sender_config_default(struct vigil_sender_config *c)
 {
     memset(c, 0, sizeof(*c));
-    /* One heartbeat a second: the interval most detectors are tuned for. */
-    c->interval = VIGIL_NSEC_PER_SEC;
+    c->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
     c->sample_proc = true;
 }
 
@@ -106,7 +98,7 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     size_t id_len = strnlen(c->id, VIGIL_ID_MAX + 1);
     if (id_len > VIGIL_ID_MAX || !vigil_id_valid(c->id, id_len))
         return -VIGIL_EBADID;
-    if (c->interval < VIGIL_NSEC_PER_MSEC || c->interval > SENDER_INTERVAL_MAX)
+    if (c->interval < VIGIL_SENDER_INTERVAL_MIN || c->interval > VIGIL_SENDER_INTERVAL_MAX)
         return -VIGIL_EINVAL;
     struct vigil_sender *s = calloc(1, sizeof(*s));
     if (s == NULL)

@@ -33,6 +33,7 @@
  * Exit status: 0 on success (and on a signalled agent's clean stop), 1 when
  * something fails at run time, 2 for a usage or configuration error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -407,17 +408,20 @@ int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us,
     uint64_t stored = 0;
     char *text = NULL;
     size_t len = 0;
-    /* A generation is at most 20 digits; a file far larger is not ours. */
+    /* One number and white space; 64 bytes hold any uint64_t and a newline. */
     int rc = fs->ops->read(fs, path, 64, &text, &len);
     if (rc == 0) {
-        unsigned long long v;
-        int n = sscanf(text, "%llu", &v);
+        size_t b = 0, n = len;
+        while (b < n && isspace((unsigned char)text[b]))
+            b++;
+        while (n > b && isspace((unsigned char)text[n - 1]))
+            text[--n] = '\0';
+        rc = vcfg_parse_u64(text + b, UINT64_MAX, &stored);
         free(text);
-        if (n != 1) {
+        if (rc != 0) {
             snprintf(err, cap, "%s: not a generation number", path);
             return -1;
         }
-        stored = v;
     } else if (rc != -ENOENT) {
         snprintf(err, cap, "cannot read %s: %s", path,
                  rc == -EFBIG ? "not a generation number" : strerror(-rc));

@@ -35,9 +35,6 @@
 #include "api.h"
 #include "io/netaddr.h"
 
-/* The port of the API when the address names none (the heartbeat port plus one). */
-#define API_DEFAULT_PORT 7947
-
 /*
  * Concurrent connections MHD accepts. The API serves operators, scripts and
  * one or two scrapers on loopback; 64 leaves room for all of them while a
@@ -59,16 +56,6 @@
  */
 #define API_NODES_DEFAULT_LIMIT 1000
 #define API_NODES_MAX_LIMIT     10000
-
-/* Events in a /v1/events response when the client does not say ("limit"). */
-#define API_EVENTS_DEFAULT_LIMIT 100
-
-/*
- * Most events in one /v1/events response. The default history holds 10000
- * events; one response may carry all of it (a few megabytes of JSON) but no
- * more, so that one request cannot stall the event loop for long.
- */
-#define API_EVENTS_MAX_LIMIT 10000
 
 /* Events of one node shown with /v1/nodes/ID: enough to see a flapping pattern. */
 #define API_NODE_EVENTS 20
@@ -164,24 +151,6 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
         b->p = p;
         b->cap = cap;
     }
-}
-
-/* Parses a decimal unsigned integer, the whole string; returns -1 if invalid. */
-static int parse_u64(const char *s, uint64_t *out)
-{
-    uint64_t v = 0;
-    if (!s || !*s)
-        return -1;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return -1;
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
 }
 
 /* ---- JSON documents --------------------------------------------------- */
@@ -656,9 +625,9 @@ static enum MHD_Result handle_nodes(struct api *a, struct MHD_Connection *conn, 
     uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
     const char *o = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
     const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (o && parse_u64(o, &offset) != 0)
+    if (o && vcfg_parse_u64(o, UINT64_MAX, &offset) != 0)
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "offset must be a number (0 or more)");
-    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
                            API_NODES_MAX_LIMIT);
     if (limit > API_NODES_MAX_LIMIT)
@@ -671,10 +640,10 @@ static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
     uint64_t since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
     const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (s && parse_u64(s, &since) != 0)
+    if (s && vcfg_parse_u64(s, UINT64_MAX, &since) != 0)
         return queue_error(conn, MHD_HTTP_BAD_REQUEST,
                            "since must be an event sequence number (0 or more)");
-    if (l && (parse_u64(l, &limit) != 0 || limit == 0))
+    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
         return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
                            API_EVENTS_MAX_LIMIT);
     if (limit > API_EVENTS_MAX_LIMIT)

@@ -24,6 +24,25 @@ struct api_ctx {
     uint64_t dropped_log; /* events the log could not write */
 };
 
+/*
+ * Where the API listens when neither the file nor a flag says: loopback
+ * only (reading it needs no token), at the heartbeat port plus one; the
+ * port also stands in when an address names none.
+ */
+#define API_DEFAULT_PORT 7947
+#define API_DEFAULT_ADDR "127.0.0.1:" VCFG_STR(API_DEFAULT_PORT)
+
+/* Events in a /v1/events response when the client does not say ("limit"). */
+#define API_EVENTS_DEFAULT_LIMIT 100
+
+/*
+ * Most events in one /v1/events response. The default history
+ * (VCFG_EVENT_HISTORY_DEFAULT) fits; one response may carry all of it (a
+ * few megabytes of JSON) but no more, so that one request cannot stall the
+ * event loop for long.
+ */
+#define API_EVENTS_MAX_LIMIT 10000
+
 struct api;
 
 /* Listens on addr ("127.0.0.1:7947", "[::1]:7947"). Returns 0 or -1 with err set. */

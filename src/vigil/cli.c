@@ -33,12 +33,9 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "api.h"
 #include "cmds.h"
 #include "config.h"
-
-/* Where the API listens unless told otherwise (the heartbeat port 7946 plus one). */
-#define CLI_DEFAULT_API  "127.0.0.1:7947"
-#define CLI_DEFAULT_PORT 7947
 
 /* Room for the API's base URL ("http://" and a formatted address, or what the user gave). */
 #define CLI_URL_MAX 512
@@ -58,12 +55,6 @@
 
 /* How often --follow asks for new events: twice a second feels live without load. */
 #define CLI_FOLLOW_INTERVAL_MS 500
-
-/* The API's largest "limit" (see api.c); --follow asks for this many per poll. */
-#define CLI_EVENTS_MAX_LIMIT 10000
-
-/* The API's default "limit", also the CLI's. */
-#define CLI_EVENTS_DEFAULT_LIMIT 100
 
 /* Columns of the status table. */
 enum { COL_NODE, COL_STATE, COL_FOR, COL_HEARD, COL_LEVEL, COL_LOAD, COL_MEM, COL_ADDR, NCOL };
@@ -237,7 +228,7 @@ static int api_base_url(const char *api, char *out, size_t cap)
     size_t n;
     if (!strncmp(api, "http://", 7) || !strncmp(api, "https://", 8)) {
         n = (size_t)snprintf(out, cap, "%s", api);
-    } else if (vigil_addr_parse(api, CLI_DEFAULT_PORT, &a) == 0) {
+    } else if (vigil_addr_parse(api, API_DEFAULT_PORT, &a) == 0) {
         char buf[64];
         vigil_addr_format(&a, buf, sizeof(buf));
         n = (size_t)snprintf(out, cap, "http://%s", buf);
@@ -412,7 +403,7 @@ static int find_api(const char *cmd, const char *api, const char *cfg_path, char
         return 0;
     }
     if (!cfg_path) {
-        snprintf(out, cap, "%s", CLI_DEFAULT_API);
+        snprintf(out, cap, "%s", API_DEFAULT_ADDR);
         return 0;
     }
     struct vcfg c;
@@ -628,7 +619,7 @@ static void status_usage(FILE *f)
             "  -c FILE       read the API address from this configuration file\n"
             "  --json        print the API's JSON (with no NODE: all pages merged)\n"
             "  NODE          show one node in detail, with its recent events\n",
-            CLI_DEFAULT_API);
+            API_DEFAULT_ADDR);
 }
 
 int cmd_status(int argc, char **argv)
@@ -728,20 +719,7 @@ static void events_usage(FILE *f)
             "  --limit M     at most M events (1 to %d, default %d)\n"
             "  --json        print the API's JSON (with --follow: one event per line)\n"
             "  -f, --follow  keep printing new events until interrupted\n",
-            CLI_DEFAULT_API, CLI_EVENTS_MAX_LIMIT, CLI_EVENTS_DEFAULT_LIMIT);
-}
-
-static int parse_ull(const char *s, unsigned long long *out)
-{
-    char *end;
-    if (!s || *s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end)
-        return -1;
-    *out = v;
-    return 0;
+            API_DEFAULT_ADDR, API_EVENTS_MAX_LIMIT, API_EVENTS_DEFAULT_LIMIT);
 }
 
 /* Sleeps ms milliseconds or until a signal arrives. */
@@ -810,7 +788,7 @@ static int follow(struct http *h, unsigned long long since, bool as_json, char *
     while (!cli_interrupted) {
         bool more = false, restarted = false;
         h->quiet = unreachable;
-        if (events_page(h, &since, CLI_EVENTS_MAX_LIMIT, as_json, &more, &restarted, started,
+        if (events_page(h, &since, API_EVENTS_MAX_LIMIT, as_json, &more, &restarted, started,
                         cap) != 0) {
             if (cli_interrupted)
                 break;
@@ -845,7 +823,8 @@ int cmd_events(int argc, char **argv)
     };
     const char *api = NULL, *cfg = NULL;
     bool as_json = false, do_follow = false, has_since = false;
-    unsigned long long since = 0, limit = CLI_EVENTS_DEFAULT_LIMIT;
+    unsigned long long since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
+    uint64_t num = 0;
     int o;
     optind = 0; /* glibc: start over, also when called twice in one process */
     while ((o = getopt_long(argc, argv, "a:c:s:n:jfh", opts, NULL)) != -1) {
@@ -857,18 +836,20 @@ int cmd_events(int argc, char **argv)
             cfg = optarg;
             break;
         case 's':
-            if (parse_ull(optarg, &since) != 0) {
+            if (vcfg_parse_u64(optarg, UINT64_MAX, &num) != 0) {
                 fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n", optarg);
                 return 2;
             }
+            since = num;
             has_since = true;
             break;
         case 'n':
-            if (parse_ull(optarg, &limit) != 0 || limit < 1 || limit > CLI_EVENTS_MAX_LIMIT) {
+            if (vcfg_parse_u64(optarg, API_EVENTS_MAX_LIMIT, &num) != 0 || num < 1) {
                 fprintf(stderr, "vigil events: --limit wants a number from 1 to %d, not '%s'\n",
-                        CLI_EVENTS_MAX_LIMIT, optarg);
+                        API_EVENTS_MAX_LIMIT, optarg);
                 return 2;
             }
+            limit = num;
             break;
         case 'j':
             as_json = true;

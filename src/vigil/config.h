@@ -13,14 +13,23 @@
 #define VCFG_MAX_HOOKS  16
 #define VCFG_MAX_ARGV   32
 
+/* A macro's value as a string literal: VCFG_STR(VIGIL_DEFAULT_PORT) is "7946". */
+#define VCFG_STR_(x) #x
+#define VCFG_STR(x)  VCFG_STR_(x)
+
+/* Where a monitor listens and where an agent sends, unless told otherwise. */
+#define VCFG_LISTEN_DEFAULT  "0.0.0.0:" VCFG_STR(VIGIL_DEFAULT_PORT)
+#define VCFG_MONITOR_DEFAULT "127.0.0.1:" VCFG_STR(VIGIL_DEFAULT_PORT)
+
 enum vcfg_log_format { VCFG_LOG_TEXT = 0, VCFG_LOG_JSON = 1 };
 
 struct vcfg_hook {
     char *argv[VCFG_MAX_ARGV + 1]; /* NULL terminated; argv[0] is the program */
-    vigil_time_t timeout;          /* TERM after this, KILL 2 s later; default 10 s */
+    vigil_time_t timeout;          /* TERM after this, KILL 2 s later */
     uint32_t on_states;            /* bit (1 << enum vigil_state) per new state; 0: all */
-    uint32_t retries;              /* runs again after a failure; default 2 */
-    vigil_time_t retry_delay;      /* before the first retry, doubling; default 1 s */
+    uint32_t retries;              /* runs again after a failure */
+    vigil_time_t retry_delay;      /* before the first retry, doubling */
+    /* The defaults are hooks.h's (see vcfg_hook_default). */
 };
 
 struct vcfg_monitor {
@@ -35,7 +44,7 @@ struct vcfg_monitor {
     size_t n_hooks;
     enum vcfg_log_format log_format;
     char *log_file;         /* NULL: standard output */
-    uint32_t event_history; /* events kept for the API; default 10000 */
+    uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
 };
 
 struct vcfg_agent {
@@ -52,31 +61,47 @@ struct vcfg_agent {
 };
 
 /*
- * Where a setting came from (private to config.c): its line in the file and
- * a fingerprint of the value read there. vcfg_check cites FILE:LINE only
- * while the value is still the one read from the file, so that a setting a
- * command-line flag has overridden is never blamed on the file.
+ * Where a setting came from (private to the configuration layer): its line
+ * in the file and a fingerprint of the value read there. vcfg_check cites
+ * FILE:LINE only while the value is still the one read from the file, so
+ * that a setting a command-line flag has overridden is never blamed on the
+ * file.
  */
 struct vcfg_origin {
     unsigned line;  /* line in path; 0: not from the file */
     uint64_t print; /* the value as read: its bits, or a hash of a string */
 };
 
-/* Settings whose origin is kept: the ones vcfg_check relates (config.c lists them). */
+/* Settings whose origin is kept: the ones vcfg_check relates (config_int.h lists them). */
 #define VCFG_ORIGINS 40
 
 struct vcfg {
     char *path; /* the file read, or NULL */
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
-    /* Private to config.c. */
+    /* Private to the configuration layer (config*.c). */
     bool oom; /* vcfg_init could not allocate a default */
     struct vcfg_origin origin[VCFG_ORIGINS];
 };
 
+/*
+ * Events kept for the API (monitor.event_history): by default ten
+ * thousand, hours of a busy cluster's history in a few MB; at most a
+ * million, a few hundred MB.
+ */
+#define VCFG_EVENT_HISTORY_DEFAULT 10000
+#define VCFG_EVENT_HISTORY_MAX     1000000
+
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);
 void vcfg_free(struct vcfg *c);
+
+/*
+ * Clears h (it must own no strings) and fills a hook's defaults: every
+ * state, the timeout and retries of hooks.h; argv is left empty. Used for
+ * a hook of the file and for one given with --hook alike.
+ */
+void vcfg_hook_default(struct vcfg_hook *h);
 
 /*
  * Reads path into c (on top of the defaults). On error returns -1 and writes
@@ -102,6 +127,14 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
  * unknown unit, or longer than VCFG_DURATION_MAX).
  */
 int vcfg_parse_duration(const char *s, vigil_time_t *out);
+
+/*
+ * Parses a decimal unsigned integer, strictly: the whole string, digits
+ * only (no sign, space, prefix or exponent), at most max. Returns 0 with
+ * the value in *out, or -1 (*out untouched). The one integer parser of the
+ * program: flags, API query parameters and state files all use it.
+ */
+int vcfg_parse_u64(const char *s, uint64_t max, uint64_t *out);
 
 /*
  * The longest duration accepted: a quarter of the range of vigil_time_t

@@ -65,8 +65,6 @@ extern char **environ;
 
 /* SIGKILL follows SIGTERM after this long: the delay hooks.h promises. */
 #define HOOK_KILL_DELAY (2 * VIGIL_NSEC_PER_SEC)
-/* A hook without a timeout gets the configuration's default, 10 s. */
-#define HOOK_DEFAULT_TIMEOUT (10 * VIGIL_NSEC_PER_SEC)
 /*
  * Most hooks running at once. A mass failure (a rack losing power) makes
  * an event for every node in it at the same moment; without a bound the
@@ -515,7 +513,7 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
 
     q->pid = pid;
     q->started = now;
-    q->term_at = now + (h->timeout > 0 ? h->timeout : HOOK_DEFAULT_TIMEOUT);
+    q->term_at = now + (h->timeout > 0 ? h->timeout : HOOK_TIMEOUT_DEFAULT);
     q->kill_at = VIGIL_TIME_NEVER;
     q->signalled = 0;
     q->run_idx = r->running;

@@ -14,6 +14,18 @@
 #include "config.h"
 #include "evlog.h"
 
+/* A hook's timeout when none is set: time for a notification over a slow network. */
+#define HOOK_TIMEOUT_DEFAULT (10 * VIGIL_NSEC_PER_SEC)
+/*
+ * A failed hook runs twice more, 1 s and then 2 s later: enough for a
+ * transient failure (a load balancer restarting), short enough that the
+ * node's next events are not held back for long.
+ */
+#define HOOK_RETRIES_DEFAULT     2
+#define HOOK_RETRY_DELAY_DEFAULT VIGIL_NSEC_PER_SEC
+/* Most retries: ten doublings of the delay already wait over a thousand times the first. */
+#define HOOK_RETRIES_MAX 10
+
 struct hook_runner;
 
 struct hook_stats {

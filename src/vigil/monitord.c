@@ -100,9 +100,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: vigil monitor [options]\n"
                "  -c, --config FILE      read settings from FILE (see docs/configuration.md)\n"
-               "  -l, --listen ADDR      UDP address for heartbeats (repeatable; default "
-               "0.0.0.0:7946)\n"
-               "  -a, --api ADDR         HTTP API address (default 127.0.0.1:7947; 'off')\n"
+               "  -l, --listen ADDR      UDP address for heartbeats (repeatable; "
+               "default " VCFG_LISTEN_DEFAULT ")\n"
+               "  -a, --api ADDR         HTTP API address (default " API_DEFAULT_ADDR "; 'off')\n"
                "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi or fixed\n"
@@ -222,12 +222,8 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                 return 2;
             }
             struct vcfg_hook *h = &mc->hooks[mc->n_hooks++];
-            memset(h, 0, sizeof(*h));
+            vcfg_hook_default(h); /* the same as a hook from the file */
             h->argv[0] = xstrdup(optarg);
-            h->timeout = 10 * VIGIL_NSEC_PER_SEC;
-            /* The same as a hook from the file: two retries, 1 s then 2 s later. */
-            h->retries = 2;
-            h->retry_delay = VIGIL_NSEC_PER_SEC;
             break;
         }
         case OPT_NOAUTO:

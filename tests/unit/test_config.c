@@ -1141,6 +1141,49 @@ static void test_durations(void **state)
     vcfg_free(&c);
 }
 
+/* The one integer parser: the whole string, digits only, no overflow, at most max. */
+static void test_parse_u64(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        uint64_t max;
+        int rc;
+        uint64_t v;
+    } cases[] = {
+        {"0", UINT64_MAX, 0, 0},
+        {"42", UINT64_MAX, 0, 42},
+        {"007", UINT64_MAX, 0, 7},
+        {"18446744073709551615", UINT64_MAX, 0, UINT64_MAX},
+        {"18446744073709551616", UINT64_MAX, -1, 0},
+        {"99999999999999999999", UINT64_MAX, -1, 0},
+        {"10000", 10000, 0, 10000},
+        {"10001", 10000, -1, 0},
+        {"9", 5, -1, 0},
+        {"0", 0, 0, 0},
+        {"1", 0, -1, 0},
+        {"", UINT64_MAX, -1, 0},
+        {"-1", UINT64_MAX, -1, 0},
+        {"+1", UINT64_MAX, -1, 0},
+        {" 1", UINT64_MAX, -1, 0},
+        {"1 ", UINT64_MAX, -1, 0},
+        {"1\n", UINT64_MAX, -1, 0},
+        {"0x10", UINT64_MAX, -1, 0},
+        {"1e3", UINT64_MAX, -1, 0},
+        {"1.0", UINT64_MAX, -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t v = 12345;
+        int rc = vcfg_parse_u64(cases[i].s, cases[i].max, &v);
+        if (rc != cases[i].rc)
+            print_error("case %zu: \"%s\" gave %d\n", i, cases[i].s, rc);
+        assert_int_equal(rc, cases[i].rc);
+        assert_true(v == (rc == 0 ? cases[i].v : 12345));
+    }
+    uint64_t v;
+    assert_int_equal(vcfg_parse_u64(NULL, UINT64_MAX, &v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1164,6 +1207,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_after_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_u64, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

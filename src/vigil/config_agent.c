@@ -1,0 +1,121 @@
+/*
+ * The settings of the "agent" section: one handler per member, each
+ * reading its value with the typed readers of config_read.c into struct
+ * vcfg_agent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+
+static int a_id(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!vigil_id_valid(v, strlen(v)))
+        return vcfg__sfail(
+            l, s, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)", v,
+            VIGIL_ID_MAX);
+    if (vcfg__set_str(l, s, &l->c->agent.id, v) != 0)
+        return -1;
+    vcfg__set_origin(l, O_A_ID, s, vcfg__print_str(v));
+    return 0;
+}
+
+static int a_monitors(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_agent *a = &l->c->agent;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VIGIL_SENDER_MAX_MONITORS, SIZE_MAX, &n) != 0)
+        return -1;
+    vcfg__free_strs(a->monitors, &a->n_monitors);
+    for (size_t i = 0; i < n; i++) {
+        a->monitors[i] = strdup(vcfg__elem_str(s, i));
+        if (a->monitors[i] == NULL)
+            return vcfg__oom(l, s);
+        a->n_monitors = i + 1;
+    }
+    vcfg__set_origin(l, O_A_MONITORS, s, vcfg__print_int((int64_t)n));
+    return 0;
+}
+
+static int a_interval(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_agent *a = &l->c->agent;
+    if (vcfg__rd_duration(l, s, &a->interval) != 0)
+        return -1;
+    vcfg__set_origin(l, O_A_INTERVAL, s, vcfg__print_int(a->interval));
+    return 0;
+}
+
+static int a_key_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_key(l, s, l->c->agent.key, &l->c->agent.has_key);
+}
+
+static int a_status_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->agent.status_file, v);
+}
+
+static int a_generation_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->agent.generation_file, v);
+}
+
+static int a_custom(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_agent *a = &l->c->agent;
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return vcfg__wrong_type(l, s, "a group { key = \"value\"; ... }");
+    size_t len = (size_t)config_setting_length(s);
+    if (len > VIGIL_CUSTOM_MAX)
+        return vcfg__sfail(l, s, "holds %zu pairs; at most %d are allowed", len, VIGIL_CUSTOM_MAX);
+    for (size_t i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *key = config_setting_name(e);
+        if (!vigil_custom_key_valid(key))
+            return vcfg__lfail(l, e,
+                               "agent.custom: \"%s\" is not a valid key (1 to %d characters of "
+                               "A-Z a-z 0-9 . _ -)",
+                               key, VIGIL_CUSTOM_KEY_MAX);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING)
+            return vcfg__wrong_type(l, e, "a string");
+        const char *v = config_setting_get_string(e);
+        if (!vigil_custom_value_valid(v))
+            return vcfg__sfail(l, e,
+                               "\"%s\" is not a valid value (at most %d printable ASCII bytes)", v,
+                               VIGIL_CUSTOM_VAL_MAX);
+    }
+    a->n_custom = 0;
+    for (size_t i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        struct vigil_custom *p = &a->custom[a->n_custom++];
+        /* Both fit: the validators bound the lengths by the buffer sizes. */
+        snprintf(p->key, sizeof(p->key), "%s", config_setting_name(e));
+        snprintf(p->value, sizeof(p->value), "%s", config_setting_get_string(e));
+    }
+    return 0;
+}
+
+int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"id", a_id},
+        {"monitors", a_monitors},
+        {"interval", a_interval},
+        {"key_file", a_key_file},
+        {"status_file", a_status_file},
+        {"generation_file", a_generation_file},
+        {"custom", a_custom},
+    };
+    return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
+}

@@ -1,0 +1,470 @@
+/*
+ * The settings of the "monitor" section: one handler per member, each
+ * reading its value with the typed readers of config_read.c into struct
+ * vcfg_monitor, and recording the origin of the settings vcfg_check
+ * relates. The detector block is read last, once the heartbeat interval
+ * is known, because its defaults derive from the interval.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config_int.h"
+#include "hooks.h"
+
+static int m_listen(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_LISTEN, SIZE_MAX, &n) != 0)
+        return -1;
+    vcfg__free_strs(m->listen, &m->n_listen);
+    for (size_t i = 0; i < n; i++) {
+        m->listen[i] = strdup(vcfg__elem_str(s, i));
+        if (m->listen[i] == NULL)
+            return vcfg__oom(l, s);
+        m->n_listen = i + 1;
+        vcfg__set_origin(l, O_M_LISTEN_0 + (int)i, config_setting_get_elem(s, (unsigned)i),
+                         vcfg__print_str(m->listen[i]));
+    }
+    vcfg__set_origin(l, O_M_LISTEN, s, vcfg__print_int((int64_t)n));
+    return 0;
+}
+
+static int m_api(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return vcfg__wrong_type(l, s, "a string (an address, or \"off\")");
+    const char *v = config_setting_get_string(s);
+    if (vcfg__set_str(l, s, &m->api, v) != 0)
+        return -1;
+    vcfg__set_origin(l, O_M_API, s, vcfg__print_str(m->api));
+    return 0;
+}
+
+static int m_key_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    return vcfg__rd_key(l, s, m->core.key, &m->core.has_key);
+}
+
+static int m_interval(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    if (vcfg__rd_duration(l, s, &m->interval) != 0)
+        return -1;
+    l->interval_set = true;
+    vcfg__set_origin(l, O_M_INTERVAL, s, vcfg__print_int(m->interval));
+    return 0;
+}
+
+static int m_auto_register(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->monitor.core.auto_register);
+}
+
+static int m_adapt_interval(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->monitor.core.adapt_interval);
+}
+
+static int m_max_nodes(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, VIGIL_MONITOR_MAX_NODES_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.core.max_nodes = (uint32_t)v;
+    vcfg__set_origin(l, O_M_MAX_NODES, s, vcfg__print_int(v));
+    return 0;
+}
+
+static int m_startup_grace(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vigil_monitor_config *core = &l->c->monitor.core;
+    if (vcfg__rd_duration(l, s, &core->startup_grace) != 0)
+        return -1;
+    vcfg__set_origin(l, O_M_GRACE, s, vcfg__print_int(core->startup_grace));
+    return 0;
+}
+
+static int m_rise(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, VIGIL_MONITOR_RISE_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.core.rise = (uint32_t)v;
+    vcfg__set_origin(l, O_M_RISE, s, vcfg__print_int(v));
+    return 0;
+}
+
+static int m_pause_tolerance(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vigil_monitor_config *core = &l->c->monitor.core;
+    if (vcfg__rd_duration(l, s, &core->pause_tolerance) != 0)
+        return -1;
+    vcfg__set_origin(l, O_M_PAUSE_TOL, s, vcfg__print_int(core->pause_tolerance));
+    return 0;
+}
+
+static int m_event_history(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, VCFG_EVENT_HISTORY_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.event_history = (uint32_t)v;
+    vcfg__set_origin(l, O_M_EVENTS, s, vcfg__print_int(v));
+    return 0;
+}
+
+static int m_nodes(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_NODES, SIZE_MAX, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *id = config_setting_get_string(e);
+        if (!vigil_id_valid(id, strlen(id)))
+            return vcfg__sfail(
+                l, e, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)", id,
+                VIGIL_ID_MAX);
+        for (size_t j = 0; j < i; j++) {
+            const config_setting_t *p = config_setting_get_elem(s, (unsigned)j);
+            if (!strcmp(id, config_setting_get_string(p)))
+                return vcfg__sfail(l, e, "\"%s\" is declared twice (also on line %u)", id,
+                                   vcfg__sline(p));
+        }
+    }
+    vcfg__free_strs(m->nodes, &m->n_nodes);
+    for (size_t i = 0; i < n; i++) {
+        m->nodes[i] = strdup(vcfg__elem_str(s, i));
+        if (m->nodes[i] == NULL)
+            return vcfg__oom(l, s);
+        m->n_nodes = i + 1;
+    }
+    vcfg__set_origin(l, O_M_NODES, s, vcfg__print_int((int64_t)n));
+    return 0;
+}
+
+/* The hook being read (hooks are read one at a time). */
+static struct vcfg_hook *cur_hook(struct vcfg__ld *l)
+{
+    return &l->c->monitor.hooks[l->c->monitor.n_hooks - 1];
+}
+
+static int h_command(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
+        return -1;
+    if (n == 0)
+        return vcfg__sfail(l, s, "must name a program (and its arguments)");
+    const config_setting_t *e0 = config_setting_get_elem(s, 0);
+    const char *prog = config_setting_get_string(e0);
+    if (prog[0] != '/' && strchr(prog, '/') != NULL)
+        return vcfg__sfail(
+            l, e0, "\"%s\" must be an absolute path or a program name to look up in PATH", prog);
+    vcfg__free_hook(h);
+    for (size_t i = 0; i < n; i++) {
+        h->argv[i] = strdup(vcfg__elem_str(s, i));
+        if (h->argv[i] == NULL)
+            return vcfg__oom(l, s);
+    }
+    return 0;
+}
+
+static int h_timeout(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->timeout) != 0)
+        return -1;
+    if (h->timeout <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0 s");
+    return 0;
+}
+
+static int h_retries(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 0, HOOK_RETRIES_MAX, &v) != 0)
+        return -1;
+    cur_hook(l)->retries = (uint32_t)v;
+    return 0;
+}
+
+static int h_retry_delay(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->retry_delay) != 0)
+        return -1;
+    if (h->retry_delay <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0 s");
+    return 0;
+}
+
+static int h_on(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, SIZE_MAX, &n) != 0)
+        return -1;
+    if (n == 0)
+        return vcfg__sfail(l, s, "must name at least one state (leave it out for all states)");
+    uint32_t mask = 0;
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *name = config_setting_get_string(e);
+        int st = vigil_state_parse(name);
+        /* A state number beyond 31 would not fit the mask; none exists. */
+        if (st < 0 || st > 31) {
+            char names[128] = "";
+            size_t off = 0;
+            for (int k = VIGIL_STATE_UNKNOWN; k <= VIGIL_STATE_LEFT && off < sizeof(names); k++) {
+                int w = snprintf(names + off, sizeof(names) - off, "%s%s", k ? ", " : "",
+                                 vigil_state_name((enum vigil_state)k));
+                if (w < 0)
+                    break;
+                off += (size_t)w;
+            }
+            return vcfg__sfail(l, e, "\"%s\" is not a state (states: %s)", name, names);
+        }
+        mask |= 1u << st;
+    }
+    h->on_states = mask;
+    return 0;
+}
+
+static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"command", h_command}, {"timeout", h_timeout},         {"on", h_on},
+        {"retries", h_retries}, {"retry_delay", h_retry_delay},
+    };
+    struct vcfg_monitor *m = &l->c->monitor;
+    /* An empty array, "hooks = [ ];", says "no hooks" as well as "( )". */
+    bool empty_array = config_setting_type(s) == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0;
+    if (config_setting_type(s) != CONFIG_TYPE_LIST && !empty_array)
+        return vcfg__wrong_type(l, s, "a list of groups ( { command = [ ... ]; }, ... )");
+    size_t len = (size_t)config_setting_length(s);
+    if (len > VCFG_MAX_HOOKS)
+        return vcfg__sfail(l, s, "holds %zu hooks; at most %d are allowed", len, VCFG_MAX_HOOKS);
+    for (size_t i = 0; i < m->n_hooks; i++)
+        vcfg__free_hook(&m->hooks[i]);
+    m->n_hooks = 0;
+    for (size_t i = 0; i < len; i++) {
+        const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+        struct vcfg_hook *h = &m->hooks[m->n_hooks++];
+        vcfg_hook_default(h);
+        if (vcfg__walk(l, g, fields, sizeof(fields) / sizeof(fields[0])) != 0)
+            return -1;
+        if (h->argv[0] == NULL)
+            return vcfg__sfail(l, g, "has no command (command = [ \"/path/to/program\", ... ])");
+    }
+    return 0;
+}
+
+static int lg_format(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!strcmp(v, "text"))
+        l->c->monitor.log_format = VCFG_LOG_TEXT;
+    else if (!strcmp(v, "json"))
+        l->c->monitor.log_format = VCFG_LOG_JSON;
+    else
+        return vcfg__sfail(l, s, "must be \"text\" or \"json\", not \"%s\"", v);
+    return 0;
+}
+
+static int lg_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->monitor.log_file, v);
+}
+
+static int m_log(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"format", lg_format},
+        {"file", lg_file},
+    };
+    return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
+}
+
+/* The detector block: settings of both kinds, each allowed only with its kind. */
+static const char *kind_name(enum vigil_detector_kind k)
+{
+    return k == VIGIL_DETECTOR_FIXED ? "fixed" : "phi";
+}
+
+static int want_kind(struct vcfg__ld *l, const config_setting_t *s, enum vigil_detector_kind k)
+{
+    enum vigil_detector_kind have = l->c->monitor.core.detector.kind;
+    if (have == k)
+        return 0;
+    return vcfg__sfail(l, s, "belongs to the %s detector, but the detector type is \"%s\"%s",
+                       kind_name(k), kind_name(have),
+                       l->c->origin[O_M_DETECTOR].line ? "" : " (the default; set type)");
+}
+
+static int d_type(struct vcfg__ld *l, const config_setting_t *s)
+{
+    (void)l;
+    (void)s;
+    return 0; /* read first, by m_detector */
+}
+
+static int d_after(struct vcfg__ld *l, const config_setting_t *s, double *thr, int slot)
+{
+    vigil_time_t v = 0;
+    if (want_kind(l, s, VIGIL_DETECTOR_FIXED) != 0 || vcfg__rd_duration(l, s, &v) != 0)
+        return -1;
+    /* The fixed detector's level is seconds since the last heartbeat. */
+    *thr = (double)v / 1e9;
+    vcfg__set_origin(l, slot, s, vcfg__print_dbl(*thr));
+    return 0;
+}
+
+static int d_suspect_after(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_after(l, s, &l->c->monitor.core.detector.suspect_threshold, O_M_SUSPECT);
+}
+
+static int d_dead_after(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_after(l, s, &l->c->monitor.core.detector.dead_threshold, O_M_DEAD);
+}
+
+static int d_threshold(struct vcfg__ld *l, const config_setting_t *s, double *thr, int slot)
+{
+    if (want_kind(l, s, VIGIL_DETECTOR_PHI) != 0 || vcfg__rd_number(l, s, thr) != 0)
+        return -1;
+    vcfg__set_origin(l, slot, s, vcfg__print_dbl(*thr));
+    return 0;
+}
+
+static int d_suspect_threshold(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_threshold(l, s, &l->c->monitor.core.detector.suspect_threshold, O_M_SUSPECT);
+}
+
+static int d_dead_threshold(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_threshold(l, s, &l->c->monitor.core.detector.dead_threshold, O_M_DEAD);
+}
+
+static int d_phi_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_t *v, int slot)
+{
+    if (want_kind(l, s, VIGIL_DETECTOR_PHI) != 0 || vcfg__rd_duration(l, s, v) != 0)
+        return -1;
+    vcfg__set_origin(l, slot, s, vcfg__print_int(*v));
+    return 0;
+}
+
+static int d_first_estimate(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_phi_duration(l, s, &l->c->monitor.core.detector.first_estimate, O_M_FIRST);
+}
+
+static int d_min_std_dev(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_phi_duration(l, s, &l->c->monitor.core.detector.min_std_dev, O_M_MIN_SD);
+}
+
+static int d_acceptable_pause(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return d_phi_duration(l, s, &l->c->monitor.core.detector.acceptable_pause, O_M_ACC_PAUSE);
+}
+
+static int d_window(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    /* Both kinds keep the history: phi decides on it, and events report its statistics. */
+    if (vcfg__rd_int(l, s, VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.core.detector.window = (uint32_t)v;
+    vcfg__set_origin(l, O_M_WINDOW, s, vcfg__print_int(v));
+    return 0;
+}
+
+/*
+ * Reads the detector block, or (d NULL) only applies a new heartbeat
+ * interval: the defaults of the detector kind are recomputed for the
+ * interval, then the explicit settings override them.
+ */
+static int m_detector(struct vcfg__ld *l, const config_setting_t *d)
+{
+    static const struct vcfg__field fields[] = {
+        {"type", d_type},
+        {"suspect_after", d_suspect_after},
+        {"dead_after", d_dead_after},
+        {"suspect_threshold", d_suspect_threshold},
+        {"dead_threshold", d_dead_threshold},
+        {"first_estimate", d_first_estimate},
+        {"min_std_dev", d_min_std_dev},
+        {"acceptable_pause", d_acceptable_pause},
+        {"window", d_window},
+    };
+    struct vcfg_monitor *m = &l->c->monitor;
+    enum vigil_detector_kind kind = m->core.detector.kind;
+    const config_setting_t *type = NULL;
+    if (d != NULL) {
+        if (config_setting_type(d) != CONFIG_TYPE_GROUP)
+            return vcfg__wrong_type(l, d, "a group { type = \"phi\"; ... }");
+        type = config_setting_get_member(d, "type");
+    }
+    if (type != NULL) {
+        const char *v = NULL;
+        if (vcfg__rd_string(l, type, &v) != 0)
+            return -1;
+        if (!strcmp(v, "phi"))
+            kind = VIGIL_DETECTOR_PHI;
+        else if (!strcmp(v, "fixed"))
+            kind = VIGIL_DETECTOR_FIXED;
+        else
+            return vcfg__sfail(l, type, "must be \"phi\" or \"fixed\", not \"%s\"", v);
+        vcfg__set_origin(l, O_M_DETECTOR, type, vcfg__print_int(kind));
+    }
+    if (type != NULL || l->interval_set)
+        vigil_detector_config_default(&m->core.detector, kind, m->interval);
+    if (d == NULL)
+        return 0;
+    return vcfg__walk(l, d, fields, sizeof(fields) / sizeof(fields[0]));
+}
+
+static int m_detector_later(struct vcfg__ld *l, const config_setting_t *s)
+{
+    (void)l;
+    (void)s;
+    return 0; /* read after the walk, when the heartbeat interval is known */
+}
+
+int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"listen", m_listen},
+        {"api", m_api},
+        {"key_file", m_key_file},
+        {"heartbeat_interval", m_interval},
+        {"auto_register", m_auto_register},
+        {"adapt_interval", m_adapt_interval},
+        {"max_nodes", m_max_nodes},
+        {"startup_grace", m_startup_grace},
+        {"rise", m_rise},
+        {"pause_tolerance", m_pause_tolerance},
+        {"detector", m_detector_later},
+        {"nodes", m_nodes},
+        {"hooks", m_hooks},
+        {"log", m_log},
+        {"event_history", m_event_history},
+    };
+    if (vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0])) != 0)
+        return -1;
+    return m_detector(l, config_setting_get_member(s, "detector"));
+}

@@ -1,0 +1,256 @@
+/*
+ * The syntax of values, apart from libconfig's: integers, durations
+ * ("1500ms"), key files (64 hex digits), and the small helpers every part of the layer
+ * uses for messages (errors, durations in text) and for the fingerprints
+ * of the values read.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "config_int.h"
+
+/*
+ * The largest key file read: 64 hex digits and white space. 4 KiB is far
+ * more than any sane formatting needs and stops at once on a wrong file.
+ */
+#define KEY_FILE_MAX 4096
+
+/* --- messages and fingerprints -------------------------------------------- */
+
+static void put_err(char *err, size_t cap, const char *fmt, va_list ap)
+{
+    if (err != NULL && cap > 0)
+        vsnprintf(err, cap, fmt, ap);
+}
+
+int vcfg__errf(char *err, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    put_err(err, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* 64-bit FNV-1a of a string: the fingerprint of a string setting. */
+uint64_t vcfg__print_str(const char *s)
+{
+    /* FNV-1a's offset basis and prime, as published; NULL and "" differ. */
+    uint64_t h = UINT64_C(14695981039346656037);
+    if (s == NULL)
+        return 0;
+    for (; *s != '\0'; s++) {
+        h ^= (unsigned char)*s;
+        h *= UINT64_C(1099511628211);
+    }
+    return h;
+}
+
+/* Formats a duration for a message: "2 s", "1.5 s", "250 ms", "40 us". */
+const char *vcfg__fmt_dur(vigil_time_t ns, char *buf, size_t cap)
+{
+    double v = (double)ns;
+    /* Ten significant digits show any setting written to the millisecond exactly. */
+    if (ns == 0 || ns >= VIGIL_NSEC_PER_SEC || ns <= -VIGIL_NSEC_PER_SEC)
+        snprintf(buf, cap, "%.10g s", v / 1e9);
+    else if (ns >= VIGIL_NSEC_PER_MSEC || ns <= -VIGIL_NSEC_PER_MSEC)
+        snprintf(buf, cap, "%.10g ms", v / 1e6);
+    else
+        snprintf(buf, cap, "%.10g us", v / 1e3);
+    return buf;
+}
+
+/* Seconds (a fixed detector's threshold) to ns, clamped to the duration range. */
+vigil_time_t vcfg__secs_to_ns(double s)
+{
+    if (!(s > 0))
+        return 0;
+    if (s * 1e9 >= (double)VCFG_DURATION_MAX)
+        return VCFG_DURATION_MAX;
+    return (vigil_time_t)llround(s * 1e9);
+}
+
+/* --- integers and durations ----------------------------------------------- */
+
+int vcfg_parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || out == NULL || *s == '\0')
+        return -1;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9')
+            return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (d > max || v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int vcfg_parse_duration(const char *s, vigil_time_t *out)
+{
+    static const struct {
+        const char *name;
+        int64_t ns;
+    } units[] = {
+        {"ns", 1},
+        {"us", 1000},
+        {"ms", VIGIL_NSEC_PER_MSEC},
+        {"s", VIGIL_NSEC_PER_SEC},
+        {"m", 60 * VIGIL_NSEC_PER_SEC},
+        {"h", 3600 * VIGIL_NSEC_PER_SEC},
+    };
+    if (s == NULL || out == NULL)
+        return -1;
+    /* Digits, an optional fraction, an optional unit; nothing else. */
+    const char *p = s;
+    int64_t whole = 0;
+    bool overflow = false;
+    size_t nd = 0;
+    for (; *p >= '0' && *p <= '9'; p++, nd++) {
+        if (whole > (INT64_MAX - 9) / 10)
+            overflow = true;
+        else
+            whole = whole * 10 + (*p - '0');
+    }
+    const char *frac = NULL;
+    size_t nf = 0;
+    if (*p == '.') {
+        frac = ++p;
+        for (; *p >= '0' && *p <= '9'; p++)
+            nf++;
+        if (nf == 0)
+            return -1; /* "1." */
+    }
+    if (nd == 0 && nf == 0)
+        return -1;
+    int64_t unit = VIGIL_NSEC_PER_SEC; /* a bare number is seconds */
+    if (*p != '\0') {
+        size_t u = 0;
+        for (; u < sizeof(units) / sizeof(units[0]); u++)
+            if (!strcmp(p, units[u].name))
+                break;
+        if (u == sizeof(units) / sizeof(units[0]))
+            return -1;
+        unit = units[u].ns;
+    }
+    if (overflow || whole > VCFG_DURATION_MAX / unit)
+        return -1;
+    /*
+     * The fraction times the unit, exactly, by Horner's rule from the last
+     * digit: q + t = (digit * unit + q' + t') / 10, where q is the integer
+     * part and t in [0, 1) the rest. The remainder of the first step alone
+     * decides rounding: t >= 0.5 exactly when that remainder is 5 or more.
+     * Every intermediate is below 10 * unit, far inside int64_t.
+     */
+    int64_t q = 0, r = 0;
+    for (size_t i = nf; i > 0; i--) {
+        int64_t num = (frac[i - 1] - '0') * unit + q;
+        q = num / 10;
+        r = num % 10;
+    }
+    int64_t ns = whole * unit;
+    if (q + (r >= 5) > VCFG_DURATION_MAX - ns)
+        return -1;
+    *out = ns + q + (r >= 5);
+    return 0;
+}
+
+/* --- key files ------------------------------------------------------------ */
+
+int vcfg__hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, size_t cap)
+{
+    char buf[KEY_FILE_MAX + 1];
+    size_t len = 0;
+    int rc = -1;
+
+    memset(key, 0, VIGIL_WIRE_KEY_LEN);
+    if (path == NULL || *path == '\0')
+        return vcfg__errf(err, cap, "no key file named");
+    /* Non-blocking, so that a FIFO or a device named by mistake cannot hang us. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        vcfg__errf(err, cap, "%s: cannot stat: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        vcfg__errf(err, cap, "%s: not a regular file", path);
+        goto out;
+    }
+    /* Each read returns at least a byte or ends the loop; EINTR is retried a few times. */
+    for (int intr = 0; len < sizeof(buf) && intr < 100;) {
+        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+        if (n < 0 && errno == EINTR) {
+            intr++;
+            continue;
+        }
+        if (n < 0) {
+            vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > KEY_FILE_MAX) {
+        vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits", path,
+                   KEY_FILE_MAX);
+        goto out;
+    }
+    size_t b = 0, e = len;
+    while (b < e && isspace((unsigned char)buf[b]))
+        b++;
+    while (e > b && isspace((unsigned char)buf[e - 1]))
+        e--;
+    if (b == e) {
+        vcfg__errf(err, cap, "%s: empty; a key file holds 64 hex digits (vigil keygen writes one)",
+                   path);
+        goto out;
+    }
+    for (size_t i = b; i < e; i++) {
+        if (vcfg__hexval((unsigned char)buf[i]) < 0) {
+            /* The offending byte is not shown: the file holds a secret. */
+            vcfg__errf(err, cap, "%s: byte %zu is not a hex digit; a key file holds 64 hex digits",
+                       path, i + 1);
+            goto out;
+        }
+    }
+    if (e - b != 2 * VIGIL_WIRE_KEY_LEN) {
+        vcfg__errf(err, cap, "%s: %zu hex digits; a key file holds 64 (a %d-byte key)", path, e - b,
+                   VIGIL_WIRE_KEY_LEN);
+        goto out;
+    }
+    for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++)
+        key[i] = (uint8_t)(vcfg__hexval((unsigned char)buf[b + 2 * i]) << 4 |
+                           vcfg__hexval((unsigned char)buf[b + 2 * i + 1]));
+    rc = 0;
+out:
+    sodium_memzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
