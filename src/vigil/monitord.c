@@ -14,6 +14,12 @@
  * The HTTP API runs in this same loop (libmicrohttpd without threads of its
  * own), so no lock guards the core. Hooks run as child processes and are
  * never waited for.
+ *
+ * For now the API server lives on a vio loop (src/io) nested in this one:
+ * its epoll descriptor is one more tag here, and each turn runs it
+ * without waiting. That loop reads TERM and INT too (whichever of the two
+ * signal descriptors reads first takes them), and they stop the monitor
+ * either way.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -36,6 +42,7 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "io/netaddr.h"
+#include "io/real.h"
 #include "logq.h"
 
 /* Datagrams taken per recvmmsg call: amortises the system call. */
@@ -52,7 +59,8 @@ struct monitord {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks;
-    struct api *api;
+    struct vio_loop *loop;   /* the API server's loop, nested in this one */
+    struct vio_httpd *httpd; /* the API server, or NULL */
     struct api_ctx api_ctx;
     int socks[VCFG_MAX_LISTEN];
     size_t n_socks;
@@ -302,7 +310,7 @@ static int open_socket(struct monitord *d, const char *spec)
 
 /* epoll data tags besides socket indices. */
 #define TAG_SIGNAL 1000
-#define TAG_API    1001
+#define TAG_LOOP   1001
 
 static void drain_events(struct monitord *d, vigil_time_t now)
 {
@@ -368,6 +376,14 @@ static void read_socket(struct monitord *d, int fd)
     }
 }
 
+/* A signal the API server's loop read (see the top of this file). */
+static void on_loop_signal(void *arg, int signo)
+{
+    struct monitord *d = arg;
+    if (signo == SIGTERM || signo == SIGINT)
+        d->stop = true;
+}
+
 static vigil_time_t min_time(vigil_time_t a, vigil_time_t b)
 {
     return a < b ? a : b;
@@ -387,8 +403,7 @@ static int run(struct monitord *d)
         vigil_time_t wake = vigil_monitor_next_deadline(d->mon);
         if (d->hooks)
             wake = min_time(wake, hook_runner_next_deadline(d->hooks));
-        if (d->api)
-            wake = min_time(wake, api_next_deadline(d->api, now));
+        wake = min_time(wake, vio_loop_next(d->loop, now));
         int timeout = -1;
         if (wake != VIGIL_TIME_NEVER) {
             /* The clock again: the work above took time, and the sleep must not add it. */
@@ -422,9 +437,9 @@ static int run(struct monitord *d)
                 }
             }
         }
-        /* Once per turn: for ready connections and for MHD's own timeouts. */
-        if (d->api)
-            api_run(d->api);
+        /* Once per turn, without waiting: ready connections and the server's own timeouts. */
+        d->loop->ops->wait(d->loop, 0);
+        vio_loop_dispatch(d->loop, vio_now(d->loop));
     }
     return 0;
 }
@@ -433,8 +448,8 @@ static void cleanup(struct monitord *d)
 {
     if (d->hooks)
         hook_runner_free(d->hooks);
-    if (d->api)
-        api_stop(d->api);
+    vio_httpd_close(d->httpd);
+    vio_loop_free(d->loop);
     for (size_t i = 0; i < d->n_socks; i++)
         close(d->socks[i]);
     if (d->sigfd >= 0)
@@ -504,14 +519,18 @@ int cmd_monitor(int argc, char **argv)
     d->events = evlog_new(mc->event_history);
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
     d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (rc || !d->events || d->epfd < 0 || d->sigfd < 0) {
+    int lrc = rc || !d->events || d->epfd < 0 || d->sigfd < 0 ? 0 : vio_loop_epoll_new(&d->loop);
+    if (rc || !d->events || d->epfd < 0 || d->sigfd < 0 || lrc) {
         fprintf(stderr, "vigil monitor: cannot start: %s\n",
-                rc ? vigil_strerror(rc) : strerror(errno));
+                rc ? vigil_strerror(rc) : strerror(lrc ? -lrc : errno));
         cleanup(d);
         return 1;
     }
+    vio_loop_on_signal(d->loop, on_loop_signal, d);
     struct epoll_event sev = {.events = EPOLLIN, .data.u32 = TAG_SIGNAL};
     epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &sev);
+    struct epoll_event lev = {.events = EPOLLIN, .data.u32 = TAG_LOOP};
+    epoll_ctl(d->epfd, EPOLL_CTL_ADD, vio_loop_epoll_fd(d->loop), &lev);
     for (size_t i = 0; i < mc->n_nodes; i++) {
         int drc = vigil_monitor_declare(d->mon, mc->nodes[i], now);
         if (drc && drc != -VIGIL_EEXIST) {
@@ -534,17 +553,17 @@ int cmd_monitor(int argc, char **argv)
     d->api_ctx.mon = d->mon;
     d->api_ctx.events = d->events;
     d->api_ctx.hooks = d->hooks;
+    d->api_ctx.loop = d->loop;
     d->api_ctx.started_mono = now;
     d->api_ctx.started_wall_us = vigil_clock_wall_us();
     if (mc->api && *mc->api && strcmp(mc->api, "off")) {
         char err[256];
-        if (api_start(mc->api, &d->api_ctx, &d->api, err, sizeof(err))) {
+        if (vio_httpd_mhd_open(d->loop, mc->api, api_handle_cb, &d->api_ctx, &d->httpd, err,
+                               sizeof(err))) {
             fprintf(stderr, "vigil monitor: %s\n", err);
             cleanup(d);
             return 1;
         }
-        struct epoll_event aev = {.events = EPOLLIN, .data.u32 = TAG_API};
-        epoll_ctl(d->epfd, EPOLL_CTL_ADD, api_fd(d->api), &aev);
     }
 
     char line[1024];
@@ -556,7 +575,7 @@ int cmd_monitor(int argc, char **argv)
         snprintf(line + off, sizeof(line) - (size_t)off,
                  ", api %s, detector %s (suspect %.2f, dead %.2f), %zu declared nodes, "
                  "auto-register %s, authentication %s, %zu hooks",
-                 d->api ? mc->api : "off", dc->kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed",
+                 d->httpd ? mc->api : "off", dc->kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed",
                  dc->suspect_threshold, dc->dead_threshold, mc->n_nodes,
                  mc->core.auto_register ? "on" : "off", mc->core.has_key ? "on" : "off",
                  mc->n_hooks);
