@@ -59,7 +59,7 @@ struct curl_http {
     struct vio_timer timer;
     struct curl_req *reqs;   /* in flight, to cancel on close */
     struct curl_sock *socks; /* watched, to forget on close */
-    int depth;             /* done callbacks running: close waits for them to return */
+    int depth;               /* done callbacks running: close waits for them to return */
     bool close_pending;
 };
 
@@ -311,8 +311,8 @@ static int http_start(struct vio_http *base, const struct vio_http_call *call, v
     } else if (call->body || !strcmp(method, "POST")) {
         /* Copied: the caller's buffer need not outlive this call. */
         bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)call->body_len) != CURLE_OK;
-        bad |= curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, call->body ? call->body : "") !=
-               CURLE_OK;
+        bad |=
+            curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, call->body ? call->body : "") != CURLE_OK;
         if (strcmp(method, "POST") != 0)
             bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK;
     } else if (strcmp(method, "GET") != 0) {

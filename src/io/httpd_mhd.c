@@ -201,7 +201,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     struct mhd_req *r = *req_cls;
     (void)version;
     if (!r)
-        return queue_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "{\"error\":\"out of memory\"}\n");
+        return queue_static(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "{\"error\":\"out of memory\"}\n");
 
     if (!r->headers_seen) {
         /* The headers only. A body announced too long is refused before it is read. */

@@ -196,7 +196,7 @@ static void print_event(const json_t *e, bool as_json)
 struct http {
     struct vio_loop *loop;
     struct vio_http *client;
-    sigset_t old_mask;      /* the signal mask before the loop blocked its signals */
+    sigset_t old_mask; /* the signal mask before the loop blocked its signals */
     bool mask_saved;
     bool catch_interrupt;   /* INT and TERM end the command cleanly (vigil events) */
     char base[CLI_URL_MAX]; /* "http://127.0.0.1:7947" */
