@@ -10,6 +10,11 @@
  *
  * Equal times fire in arming order (libuv's timer ids, tarantool's fake
  * loop), so a simulated run is the same on every machine.
+ *
+ * A source may cancel, and free, another that is ready in the same turn
+ * (an HTTP client forgets one socket while handling another), and a loop
+ * stopped in the middle of a turn keeps the sources that had not run for
+ * its next run (a command line tool runs the loop once per request).
  */
 #include <stdlib.h>
 #include <string.h>
