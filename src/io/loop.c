@@ -10,6 +10,11 @@
  *
  * Equal times fire in arming order (libuv's timer ids, tarantool's fake
  * loop), so a simulated run is the same on every machine.
+ *
+ * A source may cancel, and free, another that is ready in the same turn
+ * (an HTTP client forgets one socket while handling another), and a loop
+ * stopped in the middle of a turn keeps the sources that had not run for
+ * its next run (a command line tool runs the loop once per request).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -145,20 +150,29 @@ void vio_source_ready(struct vio_loop *l, struct vio_source *s)
     l->ready_tail = s;
 }
 
-void vio_source_cancel(struct vio_loop *l, struct vio_source *s)
+/* Unlinks s from the list head..tail; returns whether it was there. */
+static bool list_unlink(struct vio_source **head, struct vio_source **tail, struct vio_source *s)
 {
-    if (!s->ready)
-        return;
-    struct vio_source **pp = &l->ready_head, *prev = NULL;
+    struct vio_source **pp = head, *prev = NULL;
     while (*pp && *pp != s) {
         prev = *pp;
         pp = &(*pp)->next_ready;
     }
-    if (*pp) {
-        *pp = s->next_ready;
-        if (l->ready_tail == s)
-            l->ready_tail = prev;
-    }
+    if (!*pp)
+        return false;
+    *pp = s->next_ready;
+    if (*tail == s)
+        *tail = prev;
+    return true;
+}
+
+void vio_source_cancel(struct vio_loop *l, struct vio_source *s)
+{
+    if (!s->ready)
+        return;
+    /* Ready for the next turn, or for this one and not yet run (a source may cancel another). */
+    if (!list_unlink(&l->ready_head, &l->ready_tail, s))
+        list_unlink(&l->turn_head, &l->turn_tail, s);
     s->ready = false;
     s->next_ready = NULL;
 }
@@ -187,21 +201,32 @@ void vio_loop_dispatch(struct vio_loop *l, vigil_time_t now)
     /*
      * The sources ready at the start of the turn; any made ready while
      * they run (a source that re-arms itself after a full batch) go on the
-     * next turn, so a flood on one cannot starve the timers.
+     * next turn, so a flood on one cannot starve the timers. The turn's
+     * list lives in the loop, so that a source can cancel (and free)
+     * another that has not run yet.
      */
-    struct vio_source *s = l->ready_head;
-    struct vio_source *last = l->ready_tail;
+    l->turn_head = l->ready_head;
+    l->turn_tail = l->ready_tail;
     l->ready_head = l->ready_tail = NULL;
-    while (s) {
-        struct vio_source *next = s == last ? NULL : s->next_ready;
-        bool run = s->ready; /* false: cancelled by an earlier source of this turn */
+    struct vio_source *s;
+    while ((s = l->turn_head)) {
+        l->turn_head = s->next_ready;
+        if (!l->turn_head)
+            l->turn_tail = NULL;
         s->ready = false;
         s->next_ready = NULL;
-        if (run)
-            s->fn(s->arg, now);
-        if (l->stop)
+        s->fn(s->arg, now);
+        if (l->stop) {
+            /* What has not run goes first on the next turn, still marked ready. */
+            if (l->turn_head) {
+                l->turn_tail->next_ready = l->ready_head;
+                if (!l->ready_head)
+                    l->ready_tail = l->turn_tail;
+                l->ready_head = l->turn_head;
+                l->turn_head = l->turn_tail = NULL;
+            }
             return;
-        s = next;
+        }
     }
     /*
      * Due timers, each at most once per turn: one that re-arms itself at
@@ -224,14 +249,17 @@ int vio_loop_run(struct vio_loop *l)
         vigil_time_t next = vio_loop_next(l, now);
         if (next > now) {
             int rc = l->ops->wait(l, next);
-            if (rc < 0)
+            if (rc < 0) {
+                l->stop = false;
                 return rc;
+            }
             if (l->stop)
                 break;
             now = vio_now(l);
         }
         vio_loop_dispatch(l, now);
     }
+    l->stop = false;
     return 0;
 }
 

@@ -3,6 +3,10 @@
  * CLOCK_MONOTONIC for time. Waits use epoll_pwait2 with a nanosecond
  * timeout where the kernel has it (Linux 5.11), else epoll_wait rounded up
  * to the millisecond, so the loop never wakes early only to spin.
+ *
+ * A watched descriptor is level triggered: its source is marked ready on
+ * every wait while it stays readable (or writable, when asked), so a source
+ * that reads only part of what is there is called again on the next turn.
  */
 #include <errno.h>
 #include <signal.h>
@@ -80,6 +84,22 @@ static int el_watch_fd(struct vio_loop *l, int fd, struct vio_source *src)
     return epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
 }
 
+static int el_watch_fd_events(struct vio_loop *l, int fd, unsigned events, struct vio_source *src)
+{
+    struct epoll_loop *e = (struct epoll_loop *)l;
+    struct epoll_event ev = {.data.ptr = src};
+    if (events & VIO_READ)
+        ev.events |= EPOLLIN;
+    if (events & VIO_WRITE)
+        ev.events |= EPOLLOUT;
+    /* Changing what is watched is the common case for a client's sockets: try that first. */
+    if (epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+    return epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) ? -errno : 0;
+}
+
 static void el_unwatch_fd(struct vio_loop *l, int fd)
 {
     struct epoll_loop *e = (struct epoll_loop *)l;
@@ -102,6 +122,7 @@ static const struct vio_loop_ops epoll_ops = {
     .wait = el_wait,
     .wall_us = el_wall_us,
     .watch_fd = el_watch_fd,
+    .watch_fd_events = el_watch_fd_events,
     .unwatch_fd = el_unwatch_fd,
     .destroy = el_destroy,
 };
@@ -152,4 +173,9 @@ int vio_loop_epoll_new(struct vio_loop **out)
 void vio_loop_epoll_set_child_source(struct vio_loop *l, struct vio_source *src)
 {
     ((struct epoll_loop *)l)->child_source = src;
+}
+
+int vio_loop_epoll_fd(const struct vio_loop *l)
+{
+    return ((const struct epoll_loop *)l)->epfd;
 }

@@ -16,6 +16,14 @@
  */
 int vio_loop_epoll_new(struct vio_loop **out);
 void vio_loop_epoll_set_child_source(struct vio_loop *l, struct vio_source *src);
+/*
+ * The loop's epoll descriptor: readable when a watched descriptor is ready.
+ * For a program that still waits in a loop of its own: it waits on this
+ * too, and when it is readable (or a timer of this loop is due, see
+ * vio_loop_next) calls l->ops->wait(l, 0) (no waiting) and
+ * vio_loop_dispatch(l, vio_now(l)).
+ */
+int vio_loop_epoll_fd(const struct vio_loop *l);
 
 /* UDP sockets: recvmmsg/sendmmsg, kernel receive timestamps. */
 extern struct vio_net vio_net_udp;

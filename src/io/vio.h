@@ -94,9 +94,20 @@ struct vio_loop_ops {
     int (*wait)(struct vio_loop *l, vigil_time_t until);
     /* Watches a file descriptor for readability (real loops only). */
     int (*watch_fd)(struct vio_loop *l, int fd, struct vio_source *src);
+    /*
+     * Watches fd for the events (VIO_READ | VIO_WRITE), or changes the
+     * events and the source of an fd already watched (real loops only).
+     * The source does not say which event happened: its owner asks the fd
+     * (a client library such as libcurl checks the socket itself).
+     */
+    int (*watch_fd_events)(struct vio_loop *l, int fd, unsigned events, struct vio_source *src);
     void (*unwatch_fd)(struct vio_loop *l, int fd);
     void (*destroy)(struct vio_loop *l);
 };
+
+/* Events for watch_fd_events. */
+#define VIO_READ  1u
+#define VIO_WRITE 2u
 
 /* The part every loop shares: timers, ready sources, signals. */
 struct vio_loop {
@@ -105,6 +116,8 @@ struct vio_loop {
     size_t n_timers, cap_timers;
     uint64_t order;
     struct vio_source *ready_head, *ready_tail;
+    /* The sources of the turn being dispatched that have not run yet. */
+    struct vio_source *turn_head, *turn_tail;
     vio_signal_fn on_signal;
     void *signal_arg;
     bool stop;
@@ -120,6 +133,21 @@ static inline vigil_time_t vio_now(struct vio_loop *l)
 static inline int64_t vio_wall_us(struct vio_loop *l)
 {
     return l->ops->wall_us(l);
+}
+/* Watches fd for readability: src is marked ready while it is readable. */
+static inline int vio_watch_fd(struct vio_loop *l, int fd, struct vio_source *src)
+{
+    return l->ops->watch_fd(l, fd, src);
+}
+/* Watches fd for VIO_READ and/or VIO_WRITE; called again, changes what is watched. */
+static inline int vio_watch_fd_events(struct vio_loop *l, int fd, unsigned events,
+                                      struct vio_source *src)
+{
+    return l->ops->watch_fd_events(l, fd, events, src);
+}
+static inline void vio_unwatch_fd(struct vio_loop *l, int fd)
+{
+    l->ops->unwatch_fd(l, fd);
 }
 
 void vio_timer_init(struct vio_timer *t, vio_timer_fn fn, void *arg);
@@ -146,7 +174,12 @@ void vio_loop_signal(struct vio_loop *l, int signo);
 vigil_time_t vio_loop_next(const struct vio_loop *l, vigil_time_t now);
 /* One turn at now: every ready source, then every timer due at or before now. */
 void vio_loop_dispatch(struct vio_loop *l, vigil_time_t now);
-/* Runs turns until vio_loop_stop (real loops). Returns 0, or -errno if waiting failed. */
+/*
+ * Runs turns until vio_loop_stop (real loops). Returns 0, or -errno if
+ * waiting failed. The stop is consumed on return, so the loop can be run
+ * again (a command line tool runs it once per request). Sources that were
+ * ready but had not run when it stopped run on the next turn.
+ */
 int vio_loop_run(struct vio_loop *l);
 void vio_loop_stop(struct vio_loop *l);
 
@@ -320,22 +353,25 @@ struct vio_log {
 
 struct vio_http_request {
     const char *method;
-    const char *path;  /* without the query */
+    const char *path;  /* without the query, percent-escapes decoded */
     const char *query; /* the raw query string after '?', or "" */
-    const char *body;
+    const char *body;  /* NUL terminated (body_len excludes the NUL), never NULL */
     size_t body_len;
 };
 
 struct vio_http_response {
     unsigned status;
-    const char *content_type; /* static string */
-    char *body;               /* malloc'd; the server frees it */
+    const char *content_type; /* static string, or NULL */
+    /* More header lines ("Name: value"), NULL-terminated, static; or NULL. */
+    const char *const *headers;
+    char *body; /* malloc'd; the server frees it */
     size_t body_len;
 };
 
 /*
  * Answers one request completely. Called on the loop's thread; never sees
- * a request before its whole body arrived.
+ * a request before its whole body arrived. The response comes zeroed; a
+ * handler that leaves the status 0 answers 500.
  */
 typedef void (*vio_http_handler)(void *arg, const struct vio_http_request *req,
                                  struct vio_http_response *resp);
@@ -349,22 +385,44 @@ struct vio_httpd {
     const struct vio_httpd_ops *ops;
 };
 
+static inline uint16_t vio_httpd_port(const struct vio_httpd *h)
+{
+    return h->ops->port(h);
+}
+static inline void vio_httpd_close(struct vio_httpd *h)
+{
+    if (h)
+        h->ops->close(h);
+}
+
 /* --------------------------------------------------------- HTTP client */
 
 struct vio_http_call {
-    const char *method; /* "GET", "POST", ... */
+    const char *method; /* "GET", "POST", ...; NULL: GET */
     const char *url;
     const char *const *headers; /* "Name: value", NULL-terminated, or NULL */
     const char *body;
     size_t body_len;
-    vigil_time_t timeout;
+    vigil_time_t timeout;         /* the whole request; 0: VIO_HTTP_TIMEOUT */
+    vigil_time_t connect_timeout; /* connecting only; 0: the whole timeout */
+    size_t body_max;              /* most response bytes taken; 0: VIO_HTTP_BODY_MAX */
 };
 
+/* A request's time limit when the call names none: a webhook that hangs must end. */
+#define VIO_HTTP_TIMEOUT (30 * VIGIL_NSEC_PER_SEC)
+/* Response bytes taken when the call names no bound: webhooks answer in a few bytes. */
+#define VIO_HTTP_BODY_MAX (1u << 20)
+
 struct vio_http_result {
-    int error;        /* 0, or -errno / -VIGIL_ESYS when no response came */
-    const char *why;  /* with error: what went wrong */
+    /*
+     * 0, or -errno when no response came: -ECONNREFUSED (and the other
+     * errors of connecting), -ETIMEDOUT, -EFBIG (the body was longer than
+     * body_max), -EINVAL (a URL the client refuses), -EIO (anything else).
+     */
+    int error;
+    const char *why;  /* with error: what went wrong, for people */
     long status;      /* HTTP status */
-    const char *body; /* valid during the callback */
+    const char *body; /* valid during the callback; NUL terminated */
     size_t body_len;
 };
 
@@ -375,11 +433,23 @@ struct vio_http_ops {
     /* Starts a request; done is called once, from the loop. Returns 0 or -errno. */
     int (*start)(struct vio_http *c, const struct vio_http_call *call, vio_http_done done,
                  void *arg);
+    /* Cancels every request in flight (their done is not called) and frees c. */
     void (*close)(struct vio_http *c);
 };
 struct vio_http {
     const struct vio_http_ops *ops;
 };
+
+static inline int vio_http_start(struct vio_http *c, const struct vio_http_call *call,
+                                 vio_http_done done, void *arg)
+{
+    return c->ops->start(c, call, done, arg);
+}
+static inline void vio_http_close(struct vio_http *c)
+{
+    if (c)
+        c->ops->close(c);
+}
 
 /* -------------------------------------------------------- environment */
 

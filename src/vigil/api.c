@@ -6,18 +6,17 @@
  * health, and the same counters in the Prometheus text format. It is read
  * only: nothing here changes the monitor's state.
  *
- * libmicrohttpd runs in "external epoll" mode. It starts no thread of its
- * own; the monitor's event loop waits on MHD's epoll descriptor (api_fd)
- * together with its UDP sockets and calls api_run when that descriptor is
- * readable and at api_next_deadline. Every request is therefore answered on
- * the thread that owns the monitor core, between two heartbeats, so the
- * handlers read the core directly without locks and always see a consistent
- * table. The price is that a request holds up heartbeat processing while it
- * is built; the bounds below (connection count, events per response) keep
- * that time short.
+ * This file is a pure handler: api_handle takes one whole request (method,
+ * path, raw query string) and fills one whole response; the HTTP server
+ * behind src/io/vio.h (libmicrohttpd in the program, a fake in the
+ * simulator) does the sockets. The server calls the handler on the thread
+ * of the loop that owns the monitor core, between two heartbeats, so the
+ * handler reads the core directly without locks and always sees a
+ * consistent table. The price is that a request holds up heartbeat
+ * processing while it is built; the bounds below (nodes per page, events
+ * per response) keep that time short. Time comes from the loop (ctx->loop),
+ * never from the system clock, so the answers are exact in virtual time.
  *
- * Every response is complete before it is queued (JSON or text in one
- * buffer), so MHD never calls back into the core after the handler returns.
  * Errors are JSON too: {"error": "what is wrong"}.
  */
 #include <errno.h>
@@ -27,28 +26,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/socket.h>
-
 #include <jansson.h>
-#include <microhttpd.h>
 
 #include "api.h"
-#include "io/netaddr.h"
-
-/*
- * Concurrent connections MHD accepts. The API serves operators, scripts and
- * one or two scrapers on loopback; 64 leaves room for all of them while a
- * client that opens connections in a loop cannot make the monitor hold
- * thousands of sockets and buffers.
- */
-#define API_CONNECTION_LIMIT 64
-
-/*
- * Seconds an idle connection is kept. Long enough for a slow client on a
- * loaded host, short enough that connections abandoned half way free their
- * slot among the 64 quickly.
- */
-#define API_CONNECTION_TIMEOUT_S 10
 
 /*
  * Nodes in a /v1/nodes page: 1000 take a few milliseconds to render, and
@@ -73,12 +53,14 @@
 /* Room for an RFC 3339 time with milliseconds ("2026-11-25T17:00:00.123Z"). */
 #define API_TIME_BUF 40
 
-struct api {
-    struct MHD_Daemon *daemon;
-    struct api_ctx *ctx;
-    /* The last message MHD logged; during api_start it becomes the error. */
-    char log[256];
-};
+/*
+ * Longest query parameter value looked at: a 64-bit number has 20 digits,
+ * and anything longer is invalid anyway (as percent-escapes, three times).
+ */
+#define API_QUERY_VALUE_MAX 64
+
+/* Longest query parameter name compared. */
+#define API_QUERY_KEY_MAX 32
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -151,6 +133,76 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
         b->p = p;
         b->cap = cap;
     }
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Decodes the n bytes at s (form encoding: %XX escapes, '+' a space) into
+ * out (cap bytes, NUL terminated). Returns -1 when it does not fit, an
+ * escape is broken, or it decodes to a NUL.
+ */
+static int query_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (n - i < 3)
+                return -1;
+            int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (o + 1 >= cap)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+enum query_result { QUERY_ABSENT, QUERY_OK, QUERY_INVALID };
+
+/*
+ * The integer parameter key of a raw query string ("since=5&limit=10"):
+ * the first occurrence counts. A value that is not a whole decimal number
+ * that fits 64 bits (empty, signed, too long, with other characters, or a
+ * key with no '=') is QUERY_INVALID, which the handlers answer with 400.
+ */
+static enum query_result query_u64(const char *query, const char *key, uint64_t *out)
+{
+    const char *p = query ? query : "";
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        char k[API_QUERY_KEY_MAX];
+        if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key)) {
+            char v[API_QUERY_VALUE_MAX];
+            if (!eq || query_decode(eq + 1, n - klen - 1, v, sizeof(v)) != 0 ||
+                vcfg_parse_u64(v, UINT64_MAX, out) != 0)
+                return QUERY_INVALID;
+            return QUERY_OK;
+        }
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return QUERY_ABSENT;
 }
 
 /* ---- JSON documents --------------------------------------------------- */
@@ -531,41 +583,35 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
     return b.p;
 }
 
-/* ---- HTTP plumbing ---------------------------------------------------- */
+/* ---- responses --------------------------------------------------------- */
 
-static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status, char *body, size_t len,
-                             const char *type)
+/* The answers describe this instant; a cache would show stale states. */
+static const char *const hdr_plain[] = {"Cache-Control: no-store", NULL};
+static const char *const hdr_read_only[] = {"Cache-Control: no-store", "Allow: GET, HEAD", NULL};
+
+static void respond(struct vio_http_response *resp, unsigned status, char *body, size_t len,
+                    const char *type)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    /* The answers describe this instant; a cache would show stale states. */
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    resp->status = status;
+    resp->content_type = type;
+    resp->headers = status == 405 ? hdr_read_only : hdr_plain;
+    resp->body = body;
+    resp->body_len = len;
 }
 
 /* Answers with doc (stolen) as JSON; a NULL doc (no memory) is a 500. */
-static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, json_t *doc)
+static void respond_json(struct vio_http_response *resp, unsigned status, json_t *doc)
 {
     char *body = doc ? json_dumps(doc, API_JSON_FLAGS) : NULL;
     json_decref(doc);
     if (!body) {
         static const char oom[] = "{\"error\":\"out of memory\"}\n";
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(sizeof(oom) - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
-        if (!r)
-            return MHD_NO;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, r);
-        MHD_destroy_response(r);
-        return ret;
+        /* The server frees the body: a copy, or none at all when even that fails. */
+        char *copy = malloc(sizeof(oom));
+        if (copy)
+            memcpy(copy, oom, sizeof(oom));
+        respond(resp, 500, copy, copy ? sizeof(oom) - 1 : 0, "application/json");
+        return;
     }
     /* A final newline, so that `curl .../v1/health` leaves the shell prompt on its own line. */
     size_t len = strlen(body);
@@ -575,22 +621,23 @@ static enum MHD_Result queue_json(struct MHD_Connection *conn, unsigned status, 
         body[len++] = '\n';
         body[len] = '\0';
     }
-    return queue(conn, status, body, len, "application/json");
+    respond(resp, status, body, len, "application/json");
 }
 
-static enum MHD_Result queue_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                   ...) __attribute__((format(printf, 3, 4)));
+static void respond_error(struct vio_http_response *resp, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static enum MHD_Result queue_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                   ...)
+static void respond_error(struct vio_http_response *resp, unsigned status, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return queue_json(conn, status, json_pack("{ss}", "error", msg));
+    respond_json(resp, status, json_pack("{ss}", "error", msg));
 }
+
+/* ---- routes ------------------------------------------------------------ */
 
 enum route {
     ROUTE_NONE,
@@ -601,217 +648,124 @@ enum route {
     ROUTE_METRICS,
 };
 
-static enum route route_of(const char *url, const char **id)
+static enum route route_of(const char *path, const char **id)
 {
     static const char node_prefix[] = "/v1/nodes/";
-    if (!strcmp(url, "/v1/nodes"))
+    if (!strcmp(path, "/v1/nodes"))
         return ROUTE_NODES;
-    if (!strncmp(url, node_prefix, sizeof(node_prefix) - 1) && url[sizeof(node_prefix) - 1]) {
-        *id = url + sizeof(node_prefix) - 1;
+    if (!strncmp(path, node_prefix, sizeof(node_prefix) - 1) && path[sizeof(node_prefix) - 1]) {
+        *id = path + sizeof(node_prefix) - 1;
         return ROUTE_NODE;
     }
-    if (!strcmp(url, "/v1/events"))
+    if (!strcmp(path, "/v1/events"))
         return ROUTE_EVENTS;
-    if (!strcmp(url, "/v1/health"))
+    if (!strcmp(path, "/v1/health"))
         return ROUTE_HEALTH;
-    if (!strcmp(url, "/metrics"))
+    if (!strcmp(path, "/metrics"))
         return ROUTE_METRICS;
     return ROUTE_NONE;
 }
 
-static enum MHD_Result handle_nodes(struct api *a, struct MHD_Connection *conn, vigil_time_t now,
-                                    int64_t now_wall)
+static void handle_nodes(struct api_ctx *c, const char *query, struct vio_http_response *resp,
+                         vigil_time_t now, int64_t now_wall)
 {
     uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
-    const char *o = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "offset");
-    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (o && vcfg_parse_u64(o, UINT64_MAX, &offset) != 0)
-        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "offset must be a number (0 or more)");
-    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
-        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
-                           API_NODES_MAX_LIMIT);
+    if (query_u64(query, "offset", &offset) == QUERY_INVALID) {
+        respond_error(resp, 400, "offset must be a number (0 or more)");
+        return;
+    }
+    enum query_result l = query_u64(query, "limit", &limit);
+    if (l == QUERY_INVALID || (l == QUERY_OK && limit == 0)) {
+        respond_error(resp, 400, "limit must be a number from 1 to %d", API_NODES_MAX_LIMIT);
+        return;
+    }
     if (limit > API_NODES_MAX_LIMIT)
         limit = API_NODES_MAX_LIMIT;
-    return queue_json(conn, MHD_HTTP_OK, nodes_json(a->ctx, offset, limit, now, now_wall));
+    respond_json(resp, 200, nodes_json(c, offset, limit, now, now_wall));
 }
 
-static enum MHD_Result handle_events(struct api *a, struct MHD_Connection *conn)
+static void handle_events(struct api_ctx *c, const char *query, struct vio_http_response *resp)
 {
     uint64_t since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
-    const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
-    const char *l = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "limit");
-    if (s && vcfg_parse_u64(s, UINT64_MAX, &since) != 0)
-        return queue_error(conn, MHD_HTTP_BAD_REQUEST,
-                           "since must be an event sequence number (0 or more)");
-    if (l && (vcfg_parse_u64(l, UINT64_MAX, &limit) != 0 || limit == 0))
-        return queue_error(conn, MHD_HTTP_BAD_REQUEST, "limit must be a number from 1 to %d",
-                           API_EVENTS_MAX_LIMIT);
+    if (query_u64(query, "since", &since) == QUERY_INVALID) {
+        respond_error(resp, 400, "since must be an event sequence number (0 or more)");
+        return;
+    }
+    enum query_result l = query_u64(query, "limit", &limit);
+    if (l == QUERY_INVALID || (l == QUERY_OK && limit == 0)) {
+        respond_error(resp, 400, "limit must be a number from 1 to %d", API_EVENTS_MAX_LIMIT);
+        return;
+    }
     if (limit > API_EVENTS_MAX_LIMIT)
         limit = API_EVENTS_MAX_LIMIT;
-    return queue_json(conn, MHD_HTTP_OK, events_json(a->ctx, since, limit));
+    respond_json(resp, 200, events_json(c, since, limit));
 }
 
-static enum MHD_Result handle_node(struct api *a, struct MHD_Connection *conn, const char *id,
-                                   vigil_time_t now, int64_t now_wall)
+static void handle_node(struct api_ctx *c, const char *id, struct vio_http_response *resp,
+                        vigil_time_t now, int64_t now_wall)
 {
     size_t len = strlen(id);
-    const struct vigil_node *n =
-        vigil_id_valid(id, len) ? vigil_monitor_find(a->ctx->mon, id) : NULL;
+    const struct vigil_node *n = vigil_id_valid(id, len) ? vigil_monitor_find(c->mon, id) : NULL;
     if (!n) {
         /* Print at most the id's maximum length of what the client sent. */
-        return queue_error(conn, MHD_HTTP_NOT_FOUND, "no such node: %.*s", VIGIL_ID_MAX, id);
+        respond_error(resp, 404, "no such node: %.*s", VIGIL_ID_MAX, id);
+        return;
     }
-    json_t *o = api_node_json(a->ctx->mon, n, now, now_wall);
-    if (o && put(o, "events", node_events_json(a->ctx->events, vigil_node_id(n)))) {
+    json_t *o = api_node_json(c->mon, n, now, now_wall);
+    if (o && put(o, "events", node_events_json(c->events, vigil_node_id(n)))) {
         json_decref(o);
         o = NULL;
     }
-    return queue_json(conn, MHD_HTTP_OK, o);
+    respond_json(resp, 200, o);
 }
 
-static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
-                              const char *method, const char *version, const char *upload_data,
-                              size_t *upload_data_size, void **req_cls)
+void api_handle(struct api_ctx *c, const struct vio_http_request *req,
+                struct vio_http_response *resp)
 {
-    struct api *a = cls;
     const char *id = NULL;
-    (void)version;
-    (void)upload_data;
-    (void)upload_data_size;
-    (void)req_cls;
-    enum route r = route_of(url, &id);
+    enum route r = route_of(req->path, &id);
 
-    /*
-     * Answer as soon as the headers are in: no endpoint takes a body, and
-     * MHD discards an unread body and closes that connection afterwards.
-     */
-    if (r == ROUTE_NONE)
-        return queue_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %.200s", url);
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return queue_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
-                           "method %.32s not allowed: the API is read only (GET)", method);
+    /* No endpoint takes a body: one that came is ignored. */
+    if (r == ROUTE_NONE) {
+        respond_error(resp, 404, "no such endpoint: %.200s", req->path);
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        respond_error(resp, 405, "method %.32s not allowed: the API is read only (GET)",
+                      req->method);
+        return;
+    }
 
-    vigil_time_t now = vigil_clock_mono();
-    int64_t now_wall = vigil_clock_wall_us();
+    vigil_time_t now = vio_now(c->loop);
+    int64_t now_wall = vio_wall_us(c->loop);
     switch (r) {
     case ROUTE_NODES:
-        return handle_nodes(a, conn, now, now_wall);
+        handle_nodes(c, req->query, resp, now, now_wall);
+        return;
     case ROUTE_NODE:
-        return handle_node(a, conn, id, now, now_wall);
+        handle_node(c, id, resp, now, now_wall);
+        return;
     case ROUTE_EVENTS:
-        return handle_events(a, conn);
+        handle_events(c, req->query, resp);
+        return;
     case ROUTE_HEALTH:
-        return queue_json(conn, MHD_HTTP_OK, health_json(a->ctx, now));
+        respond_json(resp, 200, health_json(c, now));
+        return;
     case ROUTE_METRICS: {
         size_t len = 0;
-        char *text = metrics_text(a->ctx, now, &len);
+        char *text = metrics_text(c, now, &len);
         if (!text)
-            return queue_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL);
-        return queue(conn, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4; charset=utf-8");
+            respond_json(resp, 500, NULL);
+        else
+            respond(resp, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");
+        return;
     }
     case ROUTE_NONE:
         break;
     }
-    return MHD_NO;
 }
 
-/* MHD's log: kept (the last message) so that api_start can say why it failed. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+void api_handle_cb(void *arg, const struct vio_http_request *req, struct vio_http_response *resp)
 {
-    struct api *a = cls;
-    vsnprintf(a->log, sizeof(a->log), fmt, ap);
-    size_t n = strlen(a->log);
-    while (n > 0 && (a->log[n - 1] == '\n' || a->log[n - 1] == '\r'))
-        a->log[--n] = '\0';
-}
-
-/* ---- lifecycle -------------------------------------------------------- */
-
-int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err, size_t cap)
-{
-    struct vigil_addr va;
-    *out = NULL;
-    if (!addr || vigil_addr_parse(addr, API_DEFAULT_PORT, &va) != 0 ||
-        (va.family != AF_INET && va.family != AF_INET6)) {
-        snprintf(err, cap,
-                 "invalid API address '%s' (want a numeric \"IP:PORT\" or \"[IPv6]:PORT\")",
-                 addr ? addr : "");
-        return -1;
-    }
-
-    struct sockaddr_storage ss;
-    socklen_t sslen;
-    vigil__addr_to_sockaddr(&va, &ss, &sslen);
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
-    if (va.family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-
-    struct api *a = calloc(1, sizeof(*a));
-    if (!a) {
-        snprintf(err, cap, "out of memory");
-        return -1;
-    }
-    a->ctx = ctx;
-    errno = 0;
-    a->daemon = MHD_start_daemon(flags, va.port, NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                                 (unsigned int)API_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                                 (unsigned int)API_CONNECTION_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER,
-                                 mhd_log, a, MHD_OPTION_END);
-    if (!a->daemon) {
-        int e = errno;
-        char abuf[API_ADDR_BUF];
-        vigil_addr_format(&va, abuf, sizeof(abuf));
-        snprintf(err, cap, "cannot serve the API on %s: %s", abuf,
-                 a->log[0] ? a->log
-                 : e       ? strerror(e)
-                           : "libmicrohttpd failed to start");
-        free(a);
-        return -1;
-    }
-    *out = a;
-    return 0;
-}
-
-void api_stop(struct api *a)
-{
-    if (!a)
-        return;
-    MHD_stop_daemon(a->daemon);
-    free(a);
-}
-
-int api_fd(const struct api *a)
-{
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    return info ? info->epoll_fd : -1;
-}
-
-/*
- * The port the API listens on (the one the system picked when the address
- * said port 0), or 0 if unknown.
- */
-uint16_t api_port(const struct api *a)
-{
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    return info ? info->port : 0;
-}
-
-void api_run(struct api *a)
-{
-    MHD_run(a->daemon);
-}
-
-vigil_time_t api_next_deadline(const struct api *a, vigil_time_t now)
-{
-    MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(a->daemon, &ms) != MHD_YES)
-        return VIGIL_TIME_NEVER;
-    /* A timeout too long to represent is as good as none. */
-    if (ms > (MHD_UNSIGNED_LONG_LONG)(INT64_MAX / VIGIL_NSEC_PER_MSEC))
-        return VIGIL_TIME_NEVER;
-    vigil_time_t d = (vigil_time_t)ms * VIGIL_NSEC_PER_MSEC;
-    if (now > VIGIL_TIME_NEVER - d)
-        return VIGIL_TIME_NEVER;
-    return now + d;
+    api_handle(arg, req, resp);
 }

@@ -1,10 +1,15 @@
 /*
- * The monitor's HTTP API (libmicrohttpd, driven from the monitor's own event
- * loop: no extra thread touches the core). JSON everywhere:
- *   GET /v1/nodes?offset=N *   GET /v1/nodes              every nodelimit=M   the nodes, a page at
- * a time GET /v1/nodes/ID           one node, with its last events GET /v1/events?since=N&limit=M
- * events with seq > N (oldest first) GET /v1/health             the monitor's own health and
- * counters GET /metrics               the same counters for Prometheus
+ * The monitor's HTTP API, as a handler of the vio HTTP server (src/io/vio.h):
+ * it answers one whole request with one whole response and never touches a
+ * socket. JSON everywhere:
+ *   GET /v1/nodes?offset=N&limit=M   the nodes, a page at a time
+ *   GET /v1/nodes/ID                 one node, with its last events
+ *   GET /v1/events?since=N&limit=M   events with seq > N (oldest first)
+ *   GET /v1/health                   the monitor's own health and counters
+ *   GET /metrics                     the same counters for Prometheus
+ *
+ * The program opens the server and hands it the handler:
+ *   env->httpd_open(env, addr, api_handle_cb, &ctx, &httpd, err, cap);
  */
 #ifndef VIGIL_API_H
 #define VIGIL_API_H
@@ -12,12 +17,14 @@
 #include "config.h"
 #include "evlog.h"
 #include "hooks.h"
+#include "io/vio.h"
 
-/* What the API reads. Owned by the monitor program; all pointers outlive the api. */
+/* What the API reads. Owned by the monitor program; all pointers outlive the server. */
 struct api_ctx {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks; /* may be NULL */
+    struct vio_loop *loop;     /* the clocks the answers are computed against */
     vigil_time_t started_mono; /* when the monitor started */
     int64_t started_wall_us;
     uint64_t recv_errors; /* socket receive errors (the program updates it) */
@@ -43,19 +50,12 @@ struct api_ctx {
  */
 #define API_EVENTS_MAX_LIMIT 10000
 
-struct api;
+/* Answers one request (resp comes zeroed; its body is malloc'd for the server to free). */
+void api_handle(struct api_ctx *ctx, const struct vio_http_request *req,
+                struct vio_http_response *resp);
 
-/* Listens on addr ("127.0.0.1:7947", "[::1]:7947"). Returns 0 or -1 with err set. */
-int api_start(const char *addr, struct api_ctx *ctx, struct api **out, char *err, size_t cap);
-void api_stop(struct api *a);
-/* The TCP port the API listens on (the one the system chose when addr said port 0). */
-uint16_t api_port(const struct api *a);
-/* A file descriptor to wait on for readability (MHD's epoll fd). */
-int api_fd(const struct api *a);
-/* Does all pending work (call when api_fd is readable, and at api_next_deadline). */
-void api_run(struct api *a);
-/* When api_run must next be called for MHD's own timeouts (VIGIL_TIME_NEVER if none). */
-vigil_time_t api_next_deadline(const struct api *a, vigil_time_t now);
+/* api_handle as a vio_http_handler: arg is the struct api_ctx. */
+void api_handle_cb(void *arg, const struct vio_http_request *req, struct vio_http_response *resp);
 
 /* JSON of one node at time now (monotonic) and wall time now_wall_us. New reference. */
 json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n, vigil_time_t now,

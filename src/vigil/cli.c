@@ -1,6 +1,7 @@
 /*
  * `vigil status` and `vigil events`: the operator's view of a running
- * monitor, as clients of its HTTP API (libcurl to fetch, jansson to read).
+ * monitor, as clients of its HTTP API (the vio HTTP client on the real
+ * event loop to fetch, jansson to read).
  *
  * The CLI holds no state of its own and never talks to the core: everything
  * it prints comes from the API's JSON, so what an operator sees on the
@@ -17,6 +18,11 @@
  * poll runs every 500 ms and a SIGINT (Ctrl-C) ends it cleanly, also in the
  * middle of a request.
  *
+ * Each request is started on the HTTP client and the loop runs until it is
+ * done; the loop also takes SIGINT, SIGTERM and SIGHUP (through its
+ * signalfd). `vigil events` ends cleanly on INT and TERM; anything else
+ * such a signal ends as it would without the loop (see on_loop_signal).
+ *
  * Where is the API: --api ADDR, else the "monitor.api" setting of the file
  * given with -c, else the default 127.0.0.1:7947.
  */
@@ -30,12 +36,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
 
 #include "api.h"
 #include "cmds.h"
 #include "config.h"
+#include "io/real.h"
 
 /* Room for the API's base URL ("http://" and a formatted address, or what the user gave). */
 #define CLI_URL_MAX 512
@@ -48,10 +54,13 @@
 #define CLI_BODY_MAX (64u << 20)
 
 /* A monitor on loopback answers in milliseconds; 3 s to connect means it is not there. */
-#define CLI_CONNECT_TIMEOUT_MS 3000L
+#define CLI_CONNECT_TIMEOUT (3 * VIGIL_NSEC_PER_SEC)
 
 /* Whole request, including a large event list from a busy monitor. */
-#define CLI_REQUEST_TIMEOUT_MS 15000L
+#define CLI_REQUEST_TIMEOUT (15 * VIGIL_NSEC_PER_SEC)
+
+/* Room for the reason a request failed. */
+#define CLI_WHY_MAX 320
 
 /* How often --follow asks for new events: twice a second feels live without load. */
 #define CLI_FOLLOW_INTERVAL_MS 500
@@ -66,14 +75,8 @@ static const char *const col_names[NCOL] = {
     "NODE", "STATE", "FOR", "LAST-HEARD", "LEVEL", "LOAD1", "MEM-AVAIL", "ADDRESS",
 };
 
-/* Set by SIGINT/SIGTERM while --follow runs. */
-static volatile sig_atomic_t cli_interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    cli_interrupted = 1;
-}
+/* Set by SIGINT/SIGTERM while `vigil events` runs (from the loop: no async handler). */
+static bool cli_interrupted;
 
 /* ---- formatting ------------------------------------------------------- */
 
@@ -182,43 +185,65 @@ static void print_event(const json_t *e, bool as_json)
 /* ---- HTTP ------------------------------------------------------------- */
 
 struct http {
-    CURL *curl;
+    struct vio_loop *loop;
+    struct vio_http *client;
+    sigset_t old_mask; /* the signal mask before the loop blocked its signals */
+    bool mask_saved;
+    bool catch_interrupt;   /* INT and TERM end the command cleanly (vigil events) */
     char base[CLI_URL_MAX]; /* "http://127.0.0.1:7947" */
     const char *cmd;        /* "status" or "events", for messages */
-    char errbuf[CURL_ERROR_SIZE];
     char *body;
     size_t len;
-    bool too_big;
     bool quiet; /* do not report an unreachable API (--follow already said so) */
+    /* The request in flight: filled by on_done. */
+    bool done;
+    int error;
+    long status;
+    char why[CLI_WHY_MAX];
 };
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
+/*
+ * TERM, INT and HUP reach the CLI through the loop. `vigil events` ends on
+ * INT and TERM cleanly (the request in flight is abandoned, --follow stops);
+ * otherwise the signal ends the process as it would have without the loop:
+ * its default action, at once.
+ */
+static void on_loop_signal(void *arg, int signo)
 {
     struct http *h = arg;
-    size_t add = size * n;
-    if (add > CLI_BODY_MAX - h->len) {
-        h->too_big = true;
-        return 0; /* makes curl fail the transfer */
+    if (h->catch_interrupt && (signo == SIGINT || signo == SIGTERM)) {
+        cli_interrupted = true;
+        vio_loop_stop(h->loop);
+        return;
     }
-    char *p = realloc(h->body, h->len + add + 1);
-    if (!p)
-        return 0;
-    memcpy(p + h->len, data, add);
-    h->body = p;
-    h->len += add;
-    h->body[h->len] = '\0';
-    return add;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    signal(signo, SIG_DFL);
+    raise(signo);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
 }
 
-/* Aborts a transfer in flight when the user pressed Ctrl-C. */
-static int on_progress(void *arg, curl_off_t dlt, curl_off_t dln, curl_off_t ult, curl_off_t uln)
+static void on_done(void *arg, const struct vio_http_result *res)
 {
-    (void)arg;
-    (void)dlt;
-    (void)dln;
-    (void)ult;
-    (void)uln;
-    return cli_interrupted ? 1 : 0;
+    struct http *h = arg;
+    h->done = true;
+    h->error = res->error;
+    h->status = res->status;
+    if (res->error) {
+        snprintf(h->why, sizeof(h->why), "%s", res->why ? res->why : "request failed");
+    } else {
+        h->body = malloc(res->body_len + 1);
+        if (h->body) {
+            memcpy(h->body, res->body, res->body_len);
+            h->body[res->body_len] = '\0';
+            h->len = res->body_len;
+        } else {
+            h->error = -ENOMEM;
+            snprintf(h->why, sizeof(h->why), "out of memory");
+        }
+    }
+    vio_loop_stop(h->loop);
 }
 
 /* Turns what the user gave (an address, or a URL) into the API's base URL. */
@@ -233,7 +258,7 @@ static int api_base_url(const char *api, char *out, size_t cap)
         vigil_addr_format(&a, buf, sizeof(buf));
         n = (size_t)snprintf(out, cap, "http://%s", buf);
     } else {
-        /* A host name ("localhost:7947"): curl resolves it. */
+        /* A host name ("localhost:7947"): the HTTP client resolves it. */
         n = (size_t)snprintf(out, cap, "http://%s", api);
     }
     if (n >= cap)
@@ -243,49 +268,50 @@ static int api_base_url(const char *api, char *out, size_t cap)
     return 0;
 }
 
-static int http_init(struct http *h, const char *cmd, const char *api)
+static int http_init(struct http *h, const char *cmd, const char *api, bool catch_interrupt)
 {
     memset(h, 0, sizeof(*h));
     h->cmd = cmd;
+    h->catch_interrupt = catch_interrupt;
+    cli_interrupted = false;
     if (api_base_url(api, h->base, sizeof(h->base)) != 0) {
         fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, api);
         return -1;
     }
-    h->curl = curl_easy_init();
-    if (!h->curl) {
+    /* The loop blocks the signals it takes; the mask is given back in http_free. */
+    sigprocmask(SIG_BLOCK, NULL, &h->old_mask);
+    h->mask_saved = true;
+    int rc = vio_loop_epoll_new(&h->loop);
+    if (rc) {
+        fprintf(stderr, "vigil %s: cannot start the event loop: %s\n", cmd, strerror(-rc));
+        return -1;
+    }
+    vio_loop_on_signal(h->loop, on_loop_signal, h);
+    if (vio_http_curl_new(h->loop, &h->client) != 0) {
         fprintf(stderr, "vigil %s: cannot initialise libcurl\n", cmd);
         return -1;
     }
-    CURL *c = h->curl;
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CLI_CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, CLI_REQUEST_TIMEOUT_MS);
-    /* The API is local: a proxy from the environment (http_proxy) must not be asked. */
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "vigil/" VIGIL_VERSION_STRING);
-#if LIBCURL_VERSION_NUM >= 0x075500
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#endif
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
     return 0;
 }
 
 static void http_free(struct http *h)
 {
-    if (h->curl)
-        curl_easy_cleanup(h->curl);
+    /* Closing the client abandons a request still in flight (after an interrupt). */
+    vio_http_close(h->client);
+    h->client = NULL;
+    vio_loop_free(h->loop);
+    h->loop = NULL;
+    if (h->mask_saved)
+        sigprocmask(SIG_SETMASK, &h->old_mask, NULL);
+    h->mask_saved = false;
     free(h->body);
-    h->curl = NULL;
     h->body = NULL;
 }
 
 /*
- * GETs base + path. Returns the HTTP status with the body in h->body, or -1
- * when no answer came (the reason in why).
+ * GETs base + path: starts the request and runs the loop until it is done
+ * or the user interrupts. Returns the HTTP status with the body in h->body,
+ * or -1 when no answer came (the reason in why).
  */
 static long http_get(struct http *h, const char *path, char *why, size_t cap)
 {
@@ -294,25 +320,44 @@ static long http_get(struct http *h, const char *path, char *why, size_t cap)
     free(h->body);
     h->body = NULL;
     h->len = 0;
-    h->too_big = false;
-    h->errbuf[0] = '\0';
-    curl_easy_setopt(h->curl, CURLOPT_URL, url);
-    CURLcode rc = curl_easy_perform(h->curl);
-    if (rc != CURLE_OK) {
-        long os_errno = 0;
-        curl_easy_getinfo(h->curl, CURLINFO_OS_ERRNO, &os_errno);
-        if (h->too_big)
-            snprintf(why, cap, "answer larger than %u MiB", CLI_BODY_MAX >> 20);
-        else if (rc == CURLE_COULDNT_CONNECT && os_errno)
-            snprintf(why, cap, "%s", strerror((int)os_errno));
-        else if (rc == CURLE_ABORTED_BY_CALLBACK)
-            snprintf(why, cap, "interrupted");
-        else
-            snprintf(why, cap, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+    h->done = false;
+    h->error = 0;
+    h->why[0] = '\0';
+    if (cli_interrupted) {
+        snprintf(why, cap, "interrupted");
         return -1;
     }
-    long status = 0;
-    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    struct vio_http_call call = {
+        .method = "GET",
+        .url = url,
+        .timeout = CLI_REQUEST_TIMEOUT,
+        .connect_timeout = CLI_CONNECT_TIMEOUT,
+        .body_max = CLI_BODY_MAX,
+    };
+    int rc = vio_http_start(h->client, &call, on_done, h);
+    if (rc) {
+        snprintf(why, cap, "%s", strerror(-rc));
+        return -1;
+    }
+    while (!h->done && !cli_interrupted) {
+        rc = vio_loop_run(h->loop);
+        if (rc < 0) {
+            snprintf(why, cap, "waiting failed: %s", strerror(-rc));
+            return -1;
+        }
+    }
+    if (!h->done) {
+        snprintf(why, cap, "interrupted");
+        return -1;
+    }
+    if (h->error == -EFBIG) {
+        snprintf(why, cap, "answer larger than %u MiB", CLI_BODY_MAX >> 20);
+        return -1;
+    }
+    if (h->error) {
+        snprintf(why, cap, "%s", h->why);
+        return -1;
+    }
     if (!h->body) {
         h->body = calloc(1, 1);
         if (!h->body) {
@@ -320,7 +365,7 @@ static long http_get(struct http *h, const char *path, char *why, size_t cap)
             return -1;
         }
     }
-    return status;
+    return h->status;
 }
 
 /*
@@ -329,7 +374,7 @@ static long http_get(struct http *h, const char *path, char *why, size_t cap)
  */
 static json_t *api_get_json(struct http *h, const char *path)
 {
-    char why[CURL_ERROR_SIZE + 64];
+    char why[CLI_WHY_MAX + 64];
     long status = http_get(h, path, why, sizeof(why));
     if (status < 0) {
         if (!cli_interrupted && !h->quiet)
@@ -668,13 +713,9 @@ int cmd_status(int argc, char **argv)
     char addr[CLI_URL_MAX];
     if (find_api("status", api, cfg, addr, sizeof(addr)) != 0)
         return 1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "vigil status: cannot initialise libcurl\n");
-        return 1;
-    }
     struct http h;
     int rc = 1;
-    if (http_init(&h, "status", addr) == 0) {
+    if (http_init(&h, "status", addr, false) == 0) {
         char path[128];
         json_t *doc;
         if (node) {
@@ -700,7 +741,6 @@ int cmd_status(int argc, char **argv)
         }
     }
     http_free(&h);
-    curl_global_cleanup();
     if (fflush(stdout) != 0)
         rc = 1;
     return rc;
@@ -722,11 +762,21 @@ static void events_usage(FILE *f)
             API_DEFAULT_ADDR, API_EVENTS_MAX_LIMIT, API_EVENTS_DEFAULT_LIMIT);
 }
 
-/* Sleeps ms milliseconds or until a signal arrives. */
-static void nap(long ms)
+static void on_nap_end(void *arg, vigil_time_t now)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL); /* EINTR on SIGINT: the caller checks the flag */
+    (void)now;
+    vio_loop_stop(arg);
+}
+
+/* Runs the loop for ms milliseconds or until a signal ends it (the caller checks the flag). */
+static void nap(struct http *h, long ms)
+{
+    struct vio_timer t;
+    vio_timer_init(&t, on_nap_end, h->loop);
+    if (vio_timer_arm(h->loop, &t, vio_now(h->loop) + ms * VIGIL_NSEC_PER_MSEC) != 0)
+        return;
+    vio_loop_run(h->loop);
+    vio_timer_disarm(h->loop, &t);
 }
 
 /*
@@ -808,7 +858,7 @@ static int follow(struct http *h, unsigned long long since, bool as_json, char *
             return 1;
         /* A cut-short page means more is waiting: ask again at once. */
         if (!more || unreachable)
-            nap(CLI_FOLLOW_INTERVAL_MS);
+            nap(h, CLI_FOLLOW_INTERVAL_MS);
     }
     return 0;
 }
@@ -873,23 +923,11 @@ int cmd_events(int argc, char **argv)
     char addr[CLI_URL_MAX];
     if (find_api("events", api, cfg, addr, sizeof(addr)) != 0)
         return 1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fprintf(stderr, "vigil events: cannot initialise libcurl\n");
-        return 1;
-    }
 
-    /* Ctrl-C ends --follow cleanly; no SA_RESTART, so that a sleep is cut short. */
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    cli_interrupted = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-
+    /* Ctrl-C ends --follow cleanly, also in the middle of a request or a pause. */
     struct http h;
     int rc = 1;
-    if (http_init(&h, "events", addr) != 0)
+    if (http_init(&h, "events", addr, true) != 0)
         goto out;
     if (!has_since && tail_start(&h, limit, &since) != 0)
         goto out;
@@ -919,9 +957,6 @@ int cmd_events(int argc, char **argv)
     }
 out:
     http_free(&h);
-    curl_global_cleanup();
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     if (fflush(stdout) != 0)
         rc = 1;
     return rc;

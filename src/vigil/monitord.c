@@ -420,7 +420,7 @@ int monitord_free(struct monitord *d)
     if (d->hooks)
         hook_runner_free(d->hooks);
     if (d->httpd)
-        d->httpd->ops->close(d->httpd);
+        vio_httpd_close(d->httpd);
     for (size_t i = 0; i < d->n_socks; i++)
         vio_transport_close(d->socks[i].t);
     vio_timer_disarm(d->loop, &d->deadline);
@@ -526,7 +526,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->api_ctx.started_mono = now;
     d->api_ctx.started_wall_us = vio_wall_us(d->loop);
     if (mc->api && *mc->api && strcmp(mc->api, "off")) {
-        if (env->httpd_open(env, mc->api, api_handle, &d->api_ctx, &d->httpd, err, cap)) {
+        if (env->httpd_open(env, mc->api, api_handle_cb, &d->api_ctx, &d->httpd, err, cap)) {
             monitord_free(d);
             return -1;
         }

@@ -39,6 +39,15 @@ static int fl_watch_fd(struct vio_loop *l, int fd, struct vio_source *src)
     return -VIGIL_EINVAL;
 }
 
+static int fl_watch_fd_events(struct vio_loop *l, int fd, unsigned events, struct vio_source *src)
+{
+    (void)l;
+    (void)fd;
+    (void)events;
+    (void)src;
+    return -VIGIL_EINVAL;
+}
+
 static void fl_unwatch_fd(struct vio_loop *l, int fd)
 {
     (void)l;
@@ -56,6 +65,7 @@ static const struct vio_loop_ops fake_ops = {
     .wall_us = fl_wall_us,
     .wait = fl_wait,
     .watch_fd = fl_watch_fd,
+    .watch_fd_events = fl_watch_fd_events,
     .unwatch_fd = fl_unwatch_fd,
     .destroy = fl_destroy,
 };
