@@ -56,7 +56,8 @@ static int el_wait(struct vio_loop *l, vigil_time_t until)
     }
     int n = -1;
     if (!e->no_pwait2) {
-        struct timespec ts = {.tv_sec = dt / VIGIL_NSEC_PER_SEC, .tv_nsec = dt % VIGIL_NSEC_PER_SEC};
+        struct timespec ts = {.tv_sec = dt / VIGIL_NSEC_PER_SEC,
+                              .tv_nsec = dt % VIGIL_NSEC_PER_SEC};
         n = epoll_pwait2(e->epfd, evs, EPOLL_BATCH, &ts, NULL);
         if (n < 0 && errno == ENOSYS)
             e->no_pwait2 = true;
@@ -133,8 +134,7 @@ int vio_loop_epoll_new(struct vio_loop **out)
     sigaddset(&e->mask, SIGHUP);
     sigaddset(&e->mask, SIGCHLD);
     int err = 0;
-    if (sigprocmask(SIG_BLOCK, &e->mask, NULL) ||
-        (e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (sigprocmask(SIG_BLOCK, &e->mask, NULL) || (e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (e->sigfd = signalfd(-1, &e->mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
         err = -errno;
     if (!err) {
@@ -152,4 +152,9 @@ int vio_loop_epoll_new(struct vio_loop **out)
 void vio_loop_epoll_set_child_source(struct vio_loop *l, struct vio_source *src)
 {
     ((struct epoll_loop *)l)->child_source = src;
+}
+
+int vio_loop_epoll_fd(const struct vio_loop *l)
+{
+    return ((const struct epoll_loop *)l)->epfd;
 }

@@ -162,7 +162,7 @@ static inline void vio_loop_free(struct vio_loop *l)
 struct vio_dgram {
     uint8_t *buf;
     size_t cap;
-    size_t len;           /* bytes received; cap + 1 when it was longer than cap */
+    size_t len; /* bytes received; cap + 1 when it was longer than cap */
     struct vigil_addr from;
     vigil_time_t arrival; /* monotonic time it reached the host (the kernel's stamp) */
 };
@@ -191,8 +191,8 @@ static inline int vio_recv(struct vio_transport *t, struct vio_dgram *d, size_t 
 {
     return t->ops->recv(t, d, n);
 }
-static inline int vio_send(struct vio_transport *t, const struct vigil_addr *to,
-                           const uint8_t *buf, size_t len)
+static inline int vio_send(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
+                           size_t len)
 {
     return t->ops->send(t, to, buf, len);
 }
@@ -222,12 +222,15 @@ struct vio_net {
 /* ----------------------------------------------------------- processes */
 
 struct vio_child;
-/* Called once, from the loop, when the child has exited (status as from waitpid). */
+/*
+ * Called once, from the loop (or from wait_all), when the child has exited:
+ * status as from waitpid, or -1 if it was lost (reaped by someone else).
+ */
 typedef void (*vio_exit_fn)(void *arg, struct vio_child *c, int status);
 
 struct vio_spawn {
-    char *const *argv;  /* argv[0] looked up in PATH */
-    char *const *envp;  /* the whole environment */
+    char *const *argv;      /* argv[0] looked up in PATH */
+    char *const *envp;      /* the whole environment */
     const char *stdin_data; /* written whole to the child's standard input, then closed */
     size_t stdin_len;
     vio_exit_fn on_exit;
@@ -286,8 +289,8 @@ struct vio_fs_ops {
     int (*replace)(struct vio_fs *fs, const char *path, const void *data, size_t len,
                    uint32_t mode);
     /* Appends data to path (created with mode), fsynced when sync. */
-    int (*append)(struct vio_fs *fs, const char *path, const void *data, size_t len,
-                  uint32_t mode, bool sync);
+    int (*append)(struct vio_fs *fs, const char *path, const void *data, size_t len, uint32_t mode,
+                  bool sync);
     int (*stat)(struct vio_fs *fs, const char *path, struct vio_stat *st);
 };
 struct vio_fs {

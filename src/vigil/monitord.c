@@ -14,6 +14,13 @@
  * The HTTP API runs in this same loop (libmicrohttpd without threads of its
  * own), so no lock guards the core. Hooks run as child processes and are
  * never waited for.
+ *
+ * For now two loops live side by side: this file's own epoll, and the
+ * shared event loop of src/io (struct vio_loop, an epoll loop) which owns
+ * the signals (through its signalfd), the hook runner's timers and the
+ * reaping of hooks. Its descriptor sits in our epoll; when it is readable
+ * the vio loop takes what it has, and every turn dispatches its ready
+ * sources and due timers. The log is a struct vio_log (a writer thread).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,14 +42,12 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "io/netaddr.h"
-#include "logq.h"
+#include "io/real.h"
 
 /* Datagrams taken per recvmmsg call: amortises the system call. */
 #define BATCH 64
 /* Batches read per socket before timers get a turn, so a flood cannot starve decisions. */
 #define MAX_BATCHES 64
-/* The log's buffer: some 20,000 event lines before any is dropped. */
-#define LOG_BUFFER_BYTES (4 << 20)
 /* Requested receive buffer: a few seconds of heartbeats from a large cluster. */
 #define RCVBUF_BYTES (8 << 20)
 
@@ -56,11 +60,12 @@ struct monitord {
     struct api_ctx api_ctx;
     int socks[VCFG_MAX_LISTEN];
     size_t n_socks;
-    int epfd, sigfd;
-    FILE *log;
-    struct logq *lq;        /* the log's writer thread, once running */
-    uint64_t json_failures; /* events that could not be rendered as JSON */
-    bool log_stuck;         /* the log writer could not finish: exit without stdio */
+    int epfd;
+    struct vio_loop *vl;     /* signals, the hooks' timers and children */
+    struct vio_procs *procs; /* the hooks' children */
+    struct vio_log *lg;      /* the log's writer thread, once running */
+    uint64_t json_failures;  /* events that could not be rendered as JSON */
+    bool log_stuck;          /* the log writer could not finish: exit without stdio */
     bool stop;
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
@@ -68,11 +73,11 @@ struct monitord {
 /* Writes one line to the log: through the writer thread once it runs. */
 static void log_out(struct monitord *d, const char *line)
 {
-    if (d->lq) {
-        logq_write(d->lq, line);
+    if (d->lg) {
+        d->lg->ops->write(d->lg, line);
     } else {
-        fprintf(d->log, "%s\n", line);
-        fflush(d->log);
+        fprintf(stdout, "%s\n", line);
+        fflush(stdout);
     }
 }
 
@@ -301,8 +306,8 @@ static int open_socket(struct monitord *d, const char *spec)
 }
 
 /* epoll data tags besides socket indices. */
-#define TAG_SIGNAL 1000
-#define TAG_API    1001
+#define TAG_VIO 1000
+#define TAG_API 1001
 
 static void drain_events(struct monitord *d, vigil_time_t now)
 {
@@ -326,10 +331,10 @@ static void drain_events(struct monitord *d, vigil_time_t now)
             log_out(d, line);
         }
         if (d->hooks)
-            hook_runner_submit(d->hooks, &r, now);
+            hook_runner_submit(d->hooks, &r);
     }
-    if (d->lq)
-        d->api_ctx.dropped_log = d->json_failures + logq_dropped(d->lq);
+    if (d->lg)
+        d->api_ctx.dropped_log = d->json_failures + d->lg->ops->dropped(d->lg);
 }
 
 static void read_socket(struct monitord *d, int fd)
@@ -381,12 +386,9 @@ static int run(struct monitord *d)
         if (now >= vigil_monitor_next_deadline(d->mon))
             vigil_monitor_on_expiry(d->mon, now);
         drain_events(d, now);
-        if (d->hooks)
-            hook_runner_poll(d->hooks, now);
 
         vigil_time_t wake = vigil_monitor_next_deadline(d->mon);
-        if (d->hooks)
-            wake = min_time(wake, hook_runner_next_deadline(d->hooks));
+        wake = min_time(wake, vio_loop_next(d->vl, now));
         if (d->api)
             wake = min_time(wake, api_next_deadline(d->api, now));
         int timeout = -1;
@@ -411,17 +413,11 @@ static int run(struct monitord *d)
             if (tag < d->n_socks)
                 read_socket(d, d->socks[tag]);
         }
-        for (int i = 0; i < n; i++) {
-            uint32_t tag = evs[i].data.u32;
-            if (tag == TAG_SIGNAL) {
-                struct signalfd_siginfo si;
-                while (read(d->sigfd, &si, sizeof(si)) == sizeof(si)) {
-                    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
-                        d->stop = true;
-                    /* SIGCHLD: the hook runner reaps at the top of the loop. */
-                }
-            }
-        }
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.u32 == TAG_VIO)
+                d->vl->ops->wait(d->vl, 0); /* takes what is there, without waiting */
+        /* Signals (on_signal below), hook exits (SIGCHLD), hook timeouts and retries. */
+        vio_loop_dispatch(d->vl, vio_now(d->vl));
         /* Once per turn: for ready connections and for MHD's own timeouts. */
         if (d->api)
             api_run(d->api);
@@ -429,25 +425,35 @@ static int run(struct monitord *d)
     return 0;
 }
 
+/* TERM and INT stop the monitor; HUP is taken and ignored for now. */
+static void on_signal(void *arg, int signo)
+{
+    struct monitord *d = arg;
+    if (signo == SIGTERM || signo == SIGINT)
+        d->stop = true;
+}
+
 static void cleanup(struct monitord *d)
 {
     if (d->hooks)
         hook_runner_free(d->hooks);
+    d->hooks = NULL;
+    vio_procs_real_free(d->procs);
+    d->procs = NULL;
     if (d->api)
         api_stop(d->api);
     for (size_t i = 0; i < d->n_socks; i++)
         close(d->socks[i]);
-    if (d->sigfd >= 0)
-        close(d->sigfd);
     if (d->epfd >= 0)
         close(d->epfd);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
     /* A writer stuck on a full pipe is left to the exit, with its stream. */
-    d->log_stuck = logq_free(d->lq, 2000) != 0;
-    d->lq = NULL;
-    if (d->log && d->log != stdout && !d->log_stuck)
-        fclose(d->log);
+    if (d->lg)
+        d->log_stuck = d->lg->ops->close(d->lg, 2000) != 0;
+    d->lg = NULL;
+    vio_loop_free(d->vl);
+    d->vl = NULL;
     vcfg_free(&d->cfg);
 }
 
@@ -456,8 +462,7 @@ int cmd_monitor(int argc, char **argv)
     static struct monitord d_storage;
     struct monitord *d = &d_storage;
     memset(d, 0, sizeof(*d));
-    d->epfd = d->sigfd = -1;
-    d->log = stdout;
+    d->epfd = -1;
     vcfg_init(&d->cfg);
     int rc = parse_args(d, argc, argv);
     if (rc) {
@@ -470,29 +475,22 @@ int cmd_monitor(int argc, char **argv)
         return 1;
     }
     struct vcfg_monitor *mc = &d->cfg.monitor;
-    if (mc->log_file) {
-        d->log = fopen(mc->log_file, "ae"); /* close-on-exec: not for hooks */
-        if (!d->log) {
-            fprintf(stderr, "vigil monitor: cannot open log file %s: %s\n", mc->log_file,
-                    strerror(errno));
-            d->log = stdout;
-            cleanup(d);
-            return 1;
-        }
-    }
 
     /* Signals arrive through the loop; a hook that closes its stdin early must not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
+    /* The vio loop blocks TERM, INT, HUP and CHLD and takes them through its signalfd. */
+    rc = vio_loop_epoll_new(&d->vl);
+    if (rc) {
+        fprintf(stderr, "vigil monitor: cannot start the event loop: %s\n", strerror(-rc));
+        cleanup(d);
+        return 1;
+    }
+    vio_loop_on_signal(d->vl, on_signal, d);
     /* After the mask: the writer thread must not take the signals the loop reads. */
-    d->lq = logq_new(d->log, LOG_BUFFER_BYTES);
-    if (!d->lq) {
-        fprintf(stderr, "vigil monitor: cannot start the log writer\n");
+    char lerr[512];
+    rc = vio_log_real_open(mc->log_file, &d->lg, lerr, sizeof(lerr));
+    if (rc) {
+        fprintf(stderr, "vigil monitor: %s\n", lerr);
         cleanup(d);
         return 1;
     }
@@ -503,15 +501,14 @@ int cmd_monitor(int argc, char **argv)
     rc = vigil_monitor_new(&mc->core, now, &d->mon);
     d->events = evlog_new(mc->event_history);
     d->epfd = epoll_create1(EPOLL_CLOEXEC);
-    d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (rc || !d->events || d->epfd < 0 || d->sigfd < 0) {
+    if (rc || !d->events || d->epfd < 0) {
         fprintf(stderr, "vigil monitor: cannot start: %s\n",
                 rc ? vigil_strerror(rc) : strerror(errno));
         cleanup(d);
         return 1;
     }
-    struct epoll_event sev = {.events = EPOLLIN, .data.u32 = TAG_SIGNAL};
-    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->sigfd, &sev);
+    struct epoll_event sev = {.events = EPOLLIN, .data.u32 = TAG_VIO};
+    epoll_ctl(d->epfd, EPOLL_CTL_ADD, vio_loop_epoll_fd(d->vl), &sev);
     for (size_t i = 0; i < mc->n_nodes; i++) {
         int drc = vigil_monitor_declare(d->mon, mc->nodes[i], now);
         if (drc && drc != -VIGIL_EEXIST) {
@@ -526,7 +523,9 @@ int cmd_monitor(int argc, char **argv)
             cleanup(d);
             return 1;
         }
-    if (mc->n_hooks && hook_runner_new(mc->hooks, mc->n_hooks, hook_log, d, &d->hooks)) {
+    if (mc->n_hooks &&
+        (vio_procs_real_new(d->vl, &d->procs) ||
+         hook_runner_new(d->vl, d->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks))) {
         fprintf(stderr, "vigil monitor: cannot set up hooks\n");
         cleanup(d);
         return 1;
