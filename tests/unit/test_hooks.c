@@ -1,14 +1,19 @@
 /*
- * Tests of the hook runner with real child processes: small /bin/sh
- * scripts written into a temporary directory act as hooks and record what
- * they received (environment, standard input, arguments, signal state) and
- * when they ran, into files that the tests read back and compare.
+ * Tests of the hook runner, in two halves.
  *
- * Timeouts are checked on both sides of each boundary in virtual time: the
- * runner only knows the times it is handed, so poll(start + timeout - 1)
- * must not signal and poll(start + timeout) must. Waiting for a real child
- * to end is a bounded loop of short sleeps (10 s at most), never a sleep
- * used as an assertion.
+ * With real child processes, on a real epoll loop: small /bin/sh scripts
+ * written into a temporary directory act as hooks and record what they
+ * received (environment, standard input, arguments, signal state) and when
+ * they ran, into files that the tests read back and compare. The loop runs
+ * (vio_loop_run) until a condition holds, checked by a timer that stops
+ * it, for 10 s at most: a bounded wait, never a sleep used as an assertion.
+ *
+ * On a virtual clock (the fake loop) with scripted programs (fake_procs):
+ * every timing claim is checked on both sides of its boundary, as
+ * tarantool's SWIM tests do: no TERM at start + timeout - 1 ns, TERM at
+ * start + timeout; no KILL 1 ns before the TERM + 2 s, KILL then; a retry
+ * not 1 ns before its delay, and at it; the 65th hook not before a slot
+ * frees, and exactly when it does.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <inttypes.h>
+
+#include "fake_loop.h"
+#include "fake_procs.h"
 #include "io/real.h"
 #include "vigil/hooks.h"
 
@@ -917,6 +926,397 @@ static void test_bad_arguments(void **state)
     hook_runner_free(NULL);
 }
 
+/* ---- virtual time: the fake loop and scripted programs ---- */
+
+/*
+ * These run the runner on a fake loop (tests/sim/fake_loop.h) with fake
+ * children (fake_procs.h), so that every instant is exact: a claim such
+ * as "TERM at start + timeout" is checked at start + timeout - 1 ns (not
+ * yet) and at start + timeout (now).
+ */
+struct vfix {
+    vigil_time_t clock;
+    struct vio_loop *loop;
+    struct vio_procs *procs;
+    struct logcap log;
+};
+
+/* What a scripted program does: in its arg. */
+struct prog_spec {
+    int exit_code;
+    vigil_time_t runs_for;
+    bool ignore_term;
+    uint32_t fail_until; /* exit 1 while VIGIL_ATTEMPT is below this (0: never) */
+};
+
+static void prog_run(void *arg, const struct fake_spawn *sp, struct fake_outcome *out)
+{
+    const struct prog_spec *p = arg;
+    out->exit_code = p->exit_code;
+    out->runs_for = p->runs_for;
+    out->ignore_term = p->ignore_term;
+    const char *attempt = fake_spawn_env(sp, "VIGIL_ATTEMPT");
+    if (p->fail_until && attempt && (uint32_t)atoi(attempt) < p->fail_until)
+        out->exit_code = 1;
+}
+
+static const struct prog_spec P_QUICK = {.runs_for = 10 * VIGIL_NSEC_PER_MSEC};
+static const struct prog_spec P_HANG = {.runs_for = FAKE_PROC_FOREVER};
+static const struct prog_spec P_STUBBORN = {.runs_for = FAKE_PROC_FOREVER, .ignore_term = true};
+static const struct prog_spec P_FAIL = {.exit_code = 1, .runs_for = 100 * VIGIL_NSEC_PER_MSEC};
+/* Fails its first run, succeeds on the second. */
+static const struct prog_spec P_FLAKY = {.runs_for = 100 * VIGIL_NSEC_PER_MSEC, .fail_until = 2};
+static const struct prog_spec P_LONG = {.runs_for = 10 * VIGIL_NSEC_PER_SEC};
+
+static int vfix_setup(void **state)
+{
+    struct vfix *v = calloc(1, sizeof(*v));
+    if (!v)
+        return -1;
+    v->clock = T0;
+    v->loop = fake_loop_new(&v->clock);
+    v->procs = v->loop ? fake_procs_new(v->loop) : NULL;
+    if (!v->procs) {
+        vio_loop_free(v->loop);
+        free(v);
+        return -1;
+    }
+    const struct {
+        const char *name;
+        const struct prog_spec *spec;
+    } progs[] = {{"quick", &P_QUICK}, {"hang", &P_HANG},   {"stubborn", &P_STUBBORN},
+                 {"fail", &P_FAIL},   {"flaky", &P_FLAKY}, {"long", &P_LONG}};
+    for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
+        if (fake_procs_register(v->procs, progs[i].name, prog_run, (void *)progs[i].spec) != 0)
+            return -1;
+    *state = v;
+    return 0;
+}
+
+static int vfix_teardown(void **state)
+{
+    struct vfix *v = *state;
+    log_clear(&v->log);
+    fake_procs_free(v->procs);
+    vio_loop_free(v->loop);
+    free(v);
+    return 0;
+}
+
+static struct hook_runner *vrunner(struct vfix *v, const struct vcfg_hook *hs, size_t n)
+{
+    struct hook_runner *r = NULL;
+    assert_int_equal(hook_runner_new(v->loop, v->procs, hs, n, log_cb, &v->log, &r), 0);
+    return r;
+}
+
+static const struct fake_spawn *spawn_at(const struct vfix *v, size_t i)
+{
+    const struct fake_spawn *sp = fake_procs_spawn_at(v->procs, i);
+    assert_non_null(sp);
+    return sp;
+}
+
+/* The event reaches the program in its environment and on its standard input. */
+static void test_v_env_and_stdin(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook h = hook_of("quick", "--flag", NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    struct evrec ev = make_event(12, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    const struct fake_spawn *sp = spawn_at(v, 0);
+    assert_string_equal(sp->argv[0], "quick");
+    assert_string_equal(sp->argv[1], "--flag");
+    assert_null(sp->argv[2]);
+    assert_string_equal(fake_spawn_env(sp, "VIGIL_NODE"), "web3");
+    assert_string_equal(fake_spawn_env(sp, "VIGIL_EVENT_SEQ"), "12");
+    assert_string_equal(fake_spawn_env(sp, "VIGIL_ATTEMPT"), "1");
+    assert_int_equal(sp->start, T0);
+    json_error_t jerr;
+    json_t *o = json_loads(sp->stdin_data, 0, &jerr);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 12);
+    json_decref(o);
+    assert_int_equal(sp->stdin_data[sp->stdin_len - 1], '\n');
+
+    fake_loop_run_until(v->loop, T0 + VIGIL_NSEC_PER_SEC);
+    assert_int_equal(sp->end, T0 + 10 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(hook_runner_stats(r)->succeeded, 1);
+    assert_int_equal(log_count(&v->log, "hook quick for event 12 (web3): exit 0 in 0.010s"), 1);
+    hook_runner_free(r);
+}
+
+/* TERM exactly at start + timeout, not a nanosecond before; a polite hook ends there. */
+static void test_v_term_exact(void **state)
+{
+    struct vfix *v = *state;
+    const vigil_time_t timeout = 3 * VIGIL_NSEC_PER_SEC;
+    struct vcfg_hook h = hook_of("hang", NULL, NULL, timeout, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    fake_loop_run_until(v->loop, T0 + 7); /* the start need not be a round number */
+    const vigil_time_t start = v->clock;
+    struct evrec ev = make_event(5, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    const struct fake_spawn *sp = spawn_at(v, 0);
+    assert_int_equal(sp->start, start);
+
+    fake_loop_run_until(v->loop, start + timeout - 1);
+    assert_int_equal(sp->term_at, VIGIL_TIME_NEVER);
+    assert_int_equal(sp->n_signals, 0);
+    assert_int_equal(log_count(&v->log, "SIGTERM"), 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+
+    fake_loop_run_until(v->loop, start + timeout);
+    assert_int_equal(sp->term_at, start + timeout);
+    assert_int_equal(sp->end, start + timeout);
+    assert_int_equal(sp->kill_at, VIGIL_TIME_NEVER);
+    assert_int_equal(log_count(&v->log, "timed out after 3.000s, sending SIGTERM"), 1);
+    assert_int_equal(log_count(&v->log, "killed by signal 15"), 1);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_stats(r)->timed_out, 1);
+
+    /* Nothing is left to fire: no KILL for a hook that is gone. */
+    assert_int_equal(fake_loop_next(v->loop), VIGIL_TIME_NEVER);
+    hook_runner_free(r);
+}
+
+/* KILL exactly 2 s after the TERM, not before, for a hook that ignores TERM. */
+static void test_v_kill_exact(void **state)
+{
+    struct vfix *v = *state;
+    const vigil_time_t timeout = 500 * VIGIL_NSEC_PER_MSEC;
+    const vigil_time_t term_at = T0 + timeout, kill_at = term_at + 2 * VIGIL_NSEC_PER_SEC;
+    struct vcfg_hook h = hook_of("stubborn", NULL, NULL, timeout, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    struct evrec ev = make_event(6, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    const struct fake_spawn *sp = spawn_at(v, 0);
+
+    fake_loop_run_until(v->loop, term_at);
+    assert_int_equal(sp->term_at, term_at);
+    assert_int_equal(sp->end, VIGIL_TIME_NEVER);
+
+    fake_loop_run_until(v->loop, kill_at - 1);
+    assert_int_equal(sp->kill_at, VIGIL_TIME_NEVER);
+    assert_int_equal(sp->end, VIGIL_TIME_NEVER);
+    assert_int_equal(log_count(&v->log, "SIGKILL"), 0);
+    assert_int_equal(hook_runner_stats(r)->timed_out, 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+
+    fake_loop_run_until(v->loop, kill_at);
+    assert_int_equal(sp->kill_at, kill_at);
+    assert_int_equal(sp->end, kill_at);
+    assert_int_equal(log_count(&v->log, "still running after SIGTERM (2.500s), sending SIGKILL"),
+                     1);
+    assert_int_equal(log_count(&v->log, "killed by signal 9"), 1);
+    assert_int_equal(log_count(&v->log, "in 2.500s after timeout (SIGKILL)"), 1);
+    assert_int_equal(hook_runner_stats(r)->timed_out, 1);
+    assert_int_equal(hook_runner_pending(r), 0);
+    hook_runner_free(r);
+}
+
+/*
+ * Retries start exactly retry_delay, 2 x retry_delay, 4 x retry_delay after
+ * each failed run ends, and not a nanosecond before; then it gives up.
+ */
+static void test_v_retry_exact(void **state)
+{
+    struct vfix *v = *state;
+    const vigil_time_t run = P_FAIL.runs_for, delay = VIGIL_NSEC_PER_SEC;
+    struct vcfg_hook h = hook_of("fail", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    h.retries = 3;
+    h.retry_delay = delay;
+    struct hook_runner *r = vrunner(v, &h, 1);
+    struct evrec ev = make_event(8, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+
+    vigil_time_t start = T0;
+    for (uint32_t k = 0; k < 3; k++) {
+        const struct fake_spawn *sp = spawn_at(v, k);
+        assert_int_equal(sp->start, start);
+        char want[8];
+        snprintf(want, sizeof(want), "%" PRIu32, k + 1);
+        assert_string_equal(fake_spawn_env(sp, "VIGIL_ATTEMPT"), want);
+        vigil_time_t next = start + run + (delay << k);
+        fake_loop_run_until(v->loop, next - 1);
+        assert_int_equal(fake_procs_count(v->procs), k + 1);
+        assert_int_equal(hook_runner_pending(r), 1);
+        fake_loop_run_until(v->loop, next);
+        assert_int_equal(fake_procs_count(v->procs), k + 2);
+        start = next;
+    }
+    const struct fake_spawn *last = spawn_at(v, 3);
+    assert_int_equal(last->start, start);
+    assert_string_equal(fake_spawn_env(last, "VIGIL_ATTEMPT"), "4");
+    fake_loop_run_until(v->loop, start + 60 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(fake_procs_count(v->procs), 4);
+    assert_int_equal(hook_runner_pending(r), 0);
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->started, 4);
+    assert_int_equal(st->retried, 3);
+    assert_int_equal(st->failed, 4);
+    assert_int_equal(st->gave_up, 1);
+    assert_int_equal(log_count(&v->log, "retry 1 of 3 in 1.000s"), 1);
+    assert_int_equal(log_count(&v->log, "retry 2 of 3 in 2.000s"), 1);
+    assert_int_equal(log_count(&v->log, "retry 3 of 3 in 4.000s"), 1);
+    assert_int_equal(log_count(&v->log, "giving up after 4 runs"), 1);
+    hook_runner_free(r);
+}
+
+/*
+ * Per node, events go in order even while one waits for a retry; another
+ * node is not held up by it.
+ */
+static void test_v_order_under_retries(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook hs[2] = {
+        hook_of("flaky", "first", NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of("quick", "second", NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    hs[0].retries = 2;
+    hs[0].retry_delay = VIGIL_NSEC_PER_SEC;
+    struct hook_runner *r = vrunner(v, hs, 2);
+    struct evrec e1 = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "a", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    struct evrec e3 = make_event(3, "b", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1), 0);
+    assert_int_equal(hook_runner_submit(r, &e2), 0);
+    assert_int_equal(hook_runner_submit(r, &e3), 0);
+    fake_loop_run_until(v->loop, T0 + 60 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(hook_runner_pending(r), 0);
+
+    /* Node a's runs, in the order they started: (seq, hook, attempt). */
+    const char *want_a[] = {"1 first 1", "1 first 2", "1 second 1",
+                            "2 first 1", "2 first 2", "2 second 1"};
+    size_t ka = 0;
+    vigil_time_t prev_end = 0;
+    for (size_t i = 0; i < fake_procs_count(v->procs); i++) {
+        const struct fake_spawn *sp = spawn_at(v, i);
+        if (strcmp(fake_spawn_env(sp, "VIGIL_NODE"), "a") != 0)
+            continue;
+        char got[64];
+        snprintf(got, sizeof(got), "%s %s %s", fake_spawn_env(sp, "VIGIL_EVENT_SEQ"), sp->argv[1],
+                 fake_spawn_env(sp, "VIGIL_ATTEMPT"));
+        assert_true(ka < 6);
+        assert_string_equal(got, want_a[ka++]);
+        /* Never two runs of a node at once. */
+        assert_true(sp->start >= prev_end);
+        prev_end = sp->end;
+    }
+    assert_int_equal(ka, 6);
+    /* Node b started at once, beside a, and was not held up by a's retries. */
+    const struct fake_spawn *b1 = spawn_at(v, 1);
+    assert_string_equal(fake_spawn_env(b1, "VIGIL_NODE"), "b");
+    assert_int_equal(b1->start, T0);
+    /* Its first hook failed once too: three retries in all, every run owed done. */
+    assert_int_equal(hook_runner_stats(r)->retried, 3);
+    assert_int_equal(hook_runner_stats(r)->failed, 3);
+    assert_int_equal(hook_runner_stats(r)->succeeded, 6);
+    hook_runner_free(r);
+}
+
+/* The 65th hook waits for a free slot: it starts exactly when one of the 64 ends. */
+static void test_v_concurrency_bound(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook hs[2] = {
+        hook_of("long", NULL, NULL, 60 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of("quick", NULL, NULL, 60 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    /* The long hook only for dead events, the quick one only for alive ones. */
+    hs[0].on_states = 1u << VIGIL_STATE_DEAD;
+    hs[1].on_states = 1u << VIGIL_STATE_ALIVE;
+    struct hook_runner *r = vrunner(v, hs, 2);
+    for (size_t i = 0; i < MAX_RUNNING; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "n%zu", i);
+        struct evrec ev = make_event(i + 1, node, VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+        assert_int_equal(hook_runner_submit(r, &ev), 0);
+    }
+    /* A 65th run comes later: every slot is taken until the long hooks end, at T0 + 10 s. */
+    fake_loop_run_until(v->loop, T0 + VIGIL_NSEC_PER_SEC);
+    struct evrec extra = make_event(100, "late", VIGIL_STATE_SUSPECT, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &extra), 0);
+    assert_int_equal(fake_procs_count(v->procs), MAX_RUNNING);
+    assert_int_equal(hook_runner_pending(r), MAX_RUNNING + 1);
+
+    const vigil_time_t first_end = T0 + P_LONG.runs_for;
+    fake_loop_run_until(v->loop, first_end - 1);
+    assert_int_equal(fake_procs_count(v->procs), MAX_RUNNING);
+    fake_loop_run_until(v->loop, first_end);
+    assert_int_equal(fake_procs_count(v->procs), MAX_RUNNING + 1);
+    const struct fake_spawn *late = spawn_at(v, MAX_RUNNING);
+    assert_string_equal(fake_spawn_env(late, "VIGIL_NODE"), "late");
+    assert_int_equal(late->start, first_end);
+    assert_int_equal(fake_procs_max_running(v->procs), MAX_RUNNING);
+    fake_loop_run_until(v->loop, first_end + VIGIL_NSEC_PER_SEC);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_stats(r)->succeeded, MAX_RUNNING + 1);
+    hook_runner_free(r);
+}
+
+/* A program that does not exist: -ENOENT from the spawn, logged, the next hook runs. */
+static void test_v_spawn_error(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook hs[2] = {
+        hook_of("no-such-program", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+        hook_of("quick", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    hs[0].retries = 3;
+    struct hook_runner *r = vrunner(v, hs, 2);
+    struct evrec ev = make_event(9, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    assert_int_equal(hook_runner_stats(r)->spawn_errors, 1);
+    assert_int_equal(
+        log_count(
+            &v->log,
+            "hook no-such-program for event 9 (web3): cannot start: No such file or directory"),
+        1);
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    fake_loop_run_until(v->loop, T0 + 60 * VIGIL_NSEC_PER_SEC);
+    /* Not retried: a missing program does not fix itself. */
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    assert_int_equal(hook_runner_stats(r)->retried, 0);
+    assert_int_equal(hook_runner_stats(r)->succeeded, 1);
+    hook_runner_free(r);
+}
+
+/* Freeing the runner: TERM to each running hook, KILL to the one that ignores it. */
+static void test_v_free(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook h = hook_of("hang", NULL, NULL, 60 * VIGIL_NSEC_PER_SEC, 0);
+    struct vcfg_hook h2 = hook_of("stubborn", NULL, NULL, 60 * VIGIL_NSEC_PER_SEC, 0);
+    struct vcfg_hook hs[2] = {h, h2};
+    hs[0].on_states = 1u << VIGIL_STATE_DEAD;
+    hs[1].on_states = 1u << VIGIL_STATE_SUSPECT;
+    struct hook_runner *r = vrunner(v, hs, 2);
+    struct evrec e1 = make_event(1, "polite", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "stubborn", VIGIL_STATE_ALIVE, VIGIL_STATE_SUSPECT);
+    struct evrec e3 = make_event(3, "stubborn", VIGIL_STATE_SUSPECT, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1), 0);
+    assert_int_equal(hook_runner_submit(r, &e2), 0);
+    assert_int_equal(hook_runner_submit(r, &e3), 0);
+    fake_loop_run_until(v->loop, T0 + VIGIL_NSEC_PER_SEC);
+    hook_runner_free(r);
+    assert_int_equal(log_count(&v->log, "1 hook runs not started"), 1);
+    assert_int_equal(log_count(&v->log, "stopping it (SIGTERM)"), 2);
+    assert_int_equal(log_count(&v->log, "(stubborn): still running, sending SIGKILL"), 1);
+    assert_int_equal(log_count(&v->log, "(polite): still running"), 0);
+    const struct fake_spawn *p = spawn_at(v, 0), *s = spawn_at(v, 1);
+    assert_int_equal(p->term_at, T0 + VIGIL_NSEC_PER_SEC);
+    assert_int_equal(p->kill_at, VIGIL_TIME_NEVER);
+    assert_int_equal(s->kill_at, T0 + VIGIL_NSEC_PER_SEC);
+    assert_int_equal(fake_procs_running(v->procs), 0);
+    assert_int_equal(fake_procs_count(v->procs), 2);
+    /* Nothing of the runner is left on the loop. */
+    assert_int_equal(v->loop->n_timers, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -934,6 +1334,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrency_bound, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_unread_stdin, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_env_and_stdin, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_term_exact, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_kill_exact, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_retry_exact, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_order_under_retries, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_concurrency_bound, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_spawn_error, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_free, vfix_setup, vfix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
