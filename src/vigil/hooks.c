@@ -24,8 +24,8 @@
  * The world. The runner makes no system call of its own: it starts
  * children through a struct vio_procs and keeps time with timers on a
  * struct vio_loop (src/io/vio.h). In the program these are real processes
- * (posix_spawnp in a process group of their own, the JSON written whole
- * into a non-blocking pipe, exits reaped per child on SIGCHLD: see
+ * (each started in a process group of its own, the JSON written whole into
+ * a non-blocking pipe, exits reaped per child on SIGCHLD: see
  * src/io/procs_real.c) and the epoll loop; in tests and the simulator they
  * are scripted programs on a virtual clock, so that every timing claim
  * below is an exact assertion. Nothing here waits for a child: submitting
