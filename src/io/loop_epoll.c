@@ -175,7 +175,3 @@ void vio_loop_epoll_set_child_source(struct vio_loop *l, struct vio_source *src)
     ((struct epoll_loop *)l)->child_source = src;
 }
 
-int vio_loop_epoll_fd(const struct vio_loop *l)
-{
-    return ((const struct epoll_loop *)l)->epfd;
-}

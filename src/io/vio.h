@@ -255,7 +255,10 @@ struct vio_net {
 /* ----------------------------------------------------------- processes */
 
 struct vio_child;
-/* Called once, from the loop, when the child has exited (status as from waitpid). */
+/*
+ * Called once, from the loop (or from wait_all), when the child has exited:
+ * status as from waitpid, or -1 if it was lost (reaped by someone else).
+ */
 typedef void (*vio_exit_fn)(void *arg, struct vio_child *c, int status);
 
 struct vio_spawn {

@@ -21,41 +21,40 @@
  * events (the monitor itself stalled) have their own FIFO, under the id "",
  * which no node can have.
  *
- * Nothing here waits for a child. Submitting queues and maybe starts a
- * process (posix_spawnp, which returns once the program is executing or has
- * failed to start); polling reaps with waitpid(pid, WNOHANG) for each child
- * it started (never waitpid(-1): the program may have other children) and
- * escalates timeouts. The JSON is small (under 4 KB) and the pipe holds
- * 64 KB, so it is written whole into a non-blocking pipe right after the
- * start and the pipe is closed: a hook that never reads its input cannot
- * stall detection, and one that exits early gives EPIPE, not SIGPIPE.
+ * The world. The runner makes no system call of its own: it starts
+ * children through a struct vio_procs and keeps time with timers on a
+ * struct vio_loop (src/io/vio.h). In the program these are real processes
+ * (each started in a process group of its own, the JSON written whole into
+ * a non-blocking pipe, exits reaped per child on SIGCHLD: see
+ * src/io/procs_real.c) and the epoll loop; in tests and the simulator they
+ * are scripted programs on a virtual clock, so that every timing claim
+ * below is an exact assertion. Nothing here waits for a child: submitting
+ * queues and maybe starts a process, and the end of a child arrives later
+ * through its exit callback, from the loop.
  *
- * Timeouts. Each hook starts in a process group of its own, so that SIGTERM
- * at start + timeout, and SIGKILL two seconds after that, reach whatever the
- * hook started too (kill(-pgid, sig)), as keepalived and haproxy do with
- * their checks and notify scripts.
+ * Timeouts. Each FIFO has one timer. While its hook runs, the timer is the
+ * timeout: SIGTERM at start + timeout, and SIGKILL two seconds after the
+ * TERM, both to the hook's process group, so that they reach whatever the
+ * hook started too, as keepalived and haproxy do with their checks and
+ * notify scripts.
  *
  * A hook that fails (non-zero exit, killed, or timed out) is counted and
  * logged with its status and duration, and run again for the same event
  * after retry_delay, doubling, up to `retries` times (VIGIL_ATTEMPT says
- * which run it is). The node's FIFO waits meanwhile, so a retry never
- * delivers an event after a newer one; a hook may see an event twice, so
- * hooks must be idempotent. A hook that cannot be started at all (no such
- * program) is logged and not retried: that does not fix itself.
+ * which run it is); the FIFO's timer then says when. The node's FIFO waits
+ * meanwhile, so a retry never delivers an event after a newer one; a hook
+ * may see an event twice, so hooks must be idempotent. A hook that cannot
+ * be started at all (no such program) is logged and not retried: that does
+ * not fix itself.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <spawn.h>
+#include <signal.h> /* SIGTERM and SIGKILL, the numbers only */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
+#include <sys/wait.h> /* the macros that read an exit status */
 
 #include <sodium.h>
 
@@ -74,9 +73,13 @@ extern char **environ;
  * the bound wait in line, in the order they became ready.
  */
 #define HOOK_MAX_RUNNING 64
-/* hook_runner_free waits in steps of 10 ms, 200 of them: the 2 s of hooks.h. */
-#define HOOK_FREE_STEP_NS (10 * VIGIL_NSEC_PER_MSEC)
-#define HOOK_FREE_STEPS   200
+/* hook_runner_free waits this long after SIGTERM: the 2 s of hooks.h. */
+#define HOOK_FREE_WAIT (2 * VIGIL_NSEC_PER_SEC)
+/*
+ * And this long after SIGKILL, which cannot be caught: only a child stuck
+ * in the kernel (uninterruptible I/O) takes longer, and is then left.
+ */
+#define HOOK_FREE_KILL_WAIT (1 * VIGIL_NSEC_PER_SEC)
 /* Hash buckets to begin with; doubled when there are more FIFOs than buckets. */
 #define HOOK_BUCKETS_START 16
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
@@ -90,26 +93,29 @@ struct hook_job {
     struct evrec rec;
 };
 
+struct hook_runner;
+
 /* A node's FIFO of events, and the hook it is running. */
 struct hook_queue {
     char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
     uint64_t hash;
+    struct hook_runner *runner;
     struct hook_queue *chain;       /* next in the hash bucket */
-    struct hook_queue *prev, *next; /* list of all FIFOs, for poll */
+    struct hook_queue *prev, *next; /* list of all FIFOs */
     struct hook_queue *line_next;   /* next waiting for a free slot */
     bool in_line;                   /* waiting for a free slot */
     struct hook_job *head, *tail;   /* head: the event being handled */
     size_t hook;                    /* the hook of head running, or the next to consider */
-    pid_t pid;                      /* the running hook (and its process group), or 0 */
+    struct vio_child *child;        /* the running hook (and its process group), or NULL */
     vigil_time_t started;           /* when it started */
-    vigil_time_t term_at;           /* when it gets SIGTERM */
-    vigil_time_t kill_at;           /* when it gets SIGKILL (set when TERM is sent) */
     int signalled;                  /* last signal sent to it: 0, SIGTERM or SIGKILL */
-    size_t run_idx;                 /* its slot in the runner's run[] while pid != 0 */
     uint32_t attempt;               /* retries of the current run so far */
-    vigil_time_t retry_at;          /* when a failed run goes again, while in_retry */
     bool in_retry;                  /* waiting to run a failed hook again */
-    struct hook_queue *retry_next;  /* next FIFO waiting for a retry */
+    /*
+     * While child is set: the next escalation (SIGTERM at start + timeout,
+     * then SIGKILL). While in_retry: when the failed run goes again.
+     */
+    struct vio_timer timer;
 };
 
 /* A hook, copied from the configuration so that the runner owns it. */
@@ -122,6 +128,8 @@ struct hook {
 };
 
 struct hook_runner {
+    struct vio_loop *loop;
+    struct vio_procs *procs;
     struct hook *hooks;
     size_t n_hooks;
     hook_log_fn log;
@@ -132,15 +140,8 @@ struct hook_runner {
     struct hook_queue *all;                   /* every FIFO */
     struct hook_queue *line_head, *line_tail; /* FIFOs waiting for a free slot */
     size_t running;                           /* hooks running */
-    /*
-     * The FIFOs whose hook is running: what poll and the deadline look at,
-     * so that a mass failure with thousands of nodes queued costs nothing
-     * per loop beyond the (at most HOOK_MAX_RUNNING) running hooks.
-     */
-    struct hook_queue *run[HOOK_MAX_RUNNING];
-    struct hook_queue *retry_head; /* FIFOs waiting to run a failed hook again */
-    vigil_time_t retry_min;        /* earliest retry_at among them (NEVER: none) */
-    size_t pending;                /* hook runs queued or running */
+    size_t pending;                           /* hook runs queued or running */
+    bool stopping;                            /* in hook_runner_free: start nothing */
     unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct hook_stats stats;
 };
@@ -151,6 +152,9 @@ static const char *const hook_env_names[HOOK_ENV_COUNT] = {
     "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",    "VIGIL_STD_DEV",
     "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT",
 };
+
+static void queue_timer(void *arg, vigil_time_t now);
+static void hook_exited(void *arg, struct vio_child *c, int status);
 
 static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -255,6 +259,8 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
         return NULL;
     snprintf(q->node, sizeof(q->node), "%s", node);
     q->hash = h;
+    q->runner = r;
+    vio_timer_init(&q->timer, queue_timer, q);
     if (r->n_queues >= r->n_buckets)
         table_grow(r);
     size_t b = h & (r->n_buckets - 1);
@@ -271,6 +277,7 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
 /* Unlinks and frees an idle FIFO (no child, not in line). */
 static void queue_remove(struct hook_runner *r, struct hook_queue *q)
 {
+    vio_timer_disarm(r->loop, &q->timer);
     struct hook_queue **p = &r->buckets[q->hash & (r->n_buckets - 1)];
     while (*p && *p != q)
         p = &(*p)->chain;
@@ -429,25 +436,8 @@ static char *event_json_line(const struct evrec *rec, size_t *len)
     return line;
 }
 
-/* Writes the whole buffer into a non-blocking pipe; returns 0 or an errno value. */
-static int write_all(int fd, const char *p, size_t n)
-{
-    /* Each write moves at least a byte or fails, so n + 1 rounds always suffice. */
-    for (size_t tries = 0; n > 0 && tries <= n; tries++) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return n == 0 ? 0 : EAGAIN;
-}
-
 /*
- * Starts hook q->hook for q's head event. Returns 0 with q->pid set, or a
+ * Starts hook q->hook for q's head event. Returns 0 with q->child set, or a
  * negative error (logged and counted as a spawn error) when it could not.
  */
 static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
@@ -457,85 +447,42 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
     size_t json_len = 0, first_own = 0;
     char *json = event_json_line(rec, &json_len);
     char **envp = build_env(rec, q->attempt, &first_own);
-    int err = 0;
-    int fds[2] = {-1, -1};
-    bool fa_ok = false, at_ok = false;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t at;
-    pid_t pid = 0;
-
-    if (!json || !envp) {
-        err = ENOMEM;
-        goto out;
+    struct vio_child *child = NULL;
+    int err = -ENOMEM;
+    if (json && envp) {
+        struct vio_spawn req = {
+            .argv = h->argv,
+            .envp = envp,
+            .stdin_data = json,
+            .stdin_len = json_len,
+            .on_exit = hook_exited,
+            .arg = q,
+        };
+        err = r->procs->ops->spawn(r->procs, &req, &child);
     }
-    /* Close-on-exec: no other child of the monitor may hold this pipe open. */
-    if (pipe2(fds, O_CLOEXEC) < 0 || fcntl(fds[1], F_SETFL, O_NONBLOCK) < 0) {
-        err = errno;
-        goto out;
-    }
-    if ((err = posix_spawn_file_actions_init(&fa)) != 0)
-        goto out;
-    fa_ok = true;
-    if ((err = posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO)) != 0)
-        goto out;
-    if ((err = posix_spawnattr_init(&at)) != 0)
-        goto out;
-    at_ok = true;
-    /*
-     * A process group of its own (so that a timeout reaches the hook's
-     * children), no blocked signals and every signal at its default: the
-     * monitor ignores SIGPIPE and may block the signals it reads through a
-     * signalfd, and a hook must not inherit either (a hook with SIGTERM
-     * blocked could not be stopped politely).
-     */
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    if ((err = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                                 POSIX_SPAWN_SETSIGDEF)) != 0 ||
-        (err = posix_spawnattr_setpgroup(&at, 0)) != 0 ||
-        (err = posix_spawnattr_setsigmask(&at, &none)) != 0 ||
-        (err = posix_spawnattr_setsigdefault(&at, &all)) != 0)
-        goto out;
-    err = posix_spawnp(&pid, h->argv[0], &fa, &at, h->argv, envp);
-    if (err != 0)
-        goto out;
-
-    close(fds[0]);
-    fds[0] = -1;
-    int werr = write_all(fds[1], json, json_len);
-    /* EPIPE: the hook exited or closed its input without reading; that is its choice. */
-    if (werr != 0 && werr != EPIPE)
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): event JSON not fully written: %s",
-                  h->argv[0], rec->ev.seq, event_label(rec), strerror(werr));
-
-    q->pid = pid;
-    q->started = now;
-    q->term_at = now + (h->timeout > 0 ? h->timeout : HOOK_TIMEOUT_DEFAULT);
-    q->kill_at = VIGIL_TIME_NEVER;
-    q->signalled = 0;
-    q->run_idx = r->running;
-    r->run[r->running++] = q;
-    r->stats.started++;
-out:
-    if (fa_ok)
-        posix_spawn_file_actions_destroy(&fa);
-    if (at_ok)
-        posix_spawnattr_destroy(&at);
-    if (fds[0] >= 0)
-        close(fds[0]);
-    if (fds[1] >= 0)
-        close(fds[1]);
     free(json);
     free_env(envp, first_own);
+    if (err == 0) {
+        /* The timeout: a failure to arm it would leave the hook without one. */
+        vigil_time_t timeout = h->timeout > 0 ? h->timeout : HOOK_TIMEOUT_DEFAULT;
+        int terr = vio_timer_arm(r->loop, &q->timer, now + timeout);
+        if (terr != 0) {
+            r->procs->ops->signal(r->procs, child, SIGKILL);
+            r->procs->ops->release(r->procs, child);
+            err = -ENOMEM;
+        }
+    }
     if (err != 0) {
         r->stats.spawn_errors++;
         hook_logf(r, "hook %s for event %" PRIu64 " (%s): cannot start: %s", h->argv[0],
-                  rec->ev.seq, event_label(rec), strerror(err));
+                  rec->ev.seq, event_label(rec), strerror(-err));
         return -VIGIL_ESYS;
     }
+    q->child = child;
+    q->started = now;
+    q->signalled = 0;
+    r->running++;
+    r->stats.started++;
     return 0;
 }
 
@@ -594,19 +541,12 @@ static void line_drain(struct hook_runner *r, vigil_time_t now)
 
 /* ---- finishing a hook ---- */
 
-static void signal_group(pid_t pid, int sig)
-{
-    /* The group is the hook's; if the hook left it, signal the hook itself. */
-    if (kill(-pid, sig) < 0 && errno == ESRCH)
-        kill(pid, sig);
-}
-
 /* Records the end of q's running hook (status known or lost) and logs it. */
-static void hook_finished(struct hook_runner *r, struct hook_queue *q, int status, bool known,
-                          vigil_time_t now)
+static void hook_finished(struct hook_runner *r, struct hook_queue *q, int status, vigil_time_t now)
 {
     const struct hook *h = &r->hooks[q->hook];
     const struct evrec *rec = &q->head->rec;
+    bool known = status != -1;
     char dur[32], what[96];
     fmt_secs(now - q->started, dur, sizeof(dur));
     const char *after = "";
@@ -637,6 +577,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     }
     bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !q->signalled;
     char retry[96] = "";
+    vio_timer_disarm(r->loop, &q->timer);
     if (!ok && q->attempt < h->retries) {
         /* The delay doubles with each retry: retry_delay, 2x, 4x, ... (saturating). */
         vigil_time_t delay = h->retry_delay;
@@ -644,29 +585,27 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
             delay *= 2;
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
-        q->attempt++;
         char d[32];
         fmt_secs(delay, d, sizeof(d));
-        snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %ss", q->attempt,
-                 h->retries, d);
-        q->retry_at = now + delay;
-        q->in_retry = true;
-        q->retry_next = r->retry_head;
-        r->retry_head = q;
-        if (q->retry_at < r->retry_min)
-            r->retry_min = q->retry_at;
+        if (vio_timer_arm(r->loop, &q->timer, now + delay) == 0) {
+            q->attempt++;
+            q->in_retry = true;
+            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %ss", q->attempt,
+                     h->retries, d);
+        } else {
+            r->stats.gave_up++;
+            snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs (out of memory)",
+                     q->attempt + 1);
+        }
     } else if (!ok && h->retries > 0) {
         r->stats.gave_up++;
         snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", q->attempt + 1);
     }
     hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %ss%s%s", h->argv[0], rec->ev.seq,
               event_label(rec), what, dur, after, retry);
-    q->pid = 0;
+    q->child = NULL;
     q->signalled = 0;
-    /* Out of run[]: the last one takes its slot. */
-    struct hook_queue *last = r->run[--r->running];
-    r->run[q->run_idx] = last;
-    last->run_idx = q->run_idx;
+    r->running--;
     if (q->in_retry)
         return; /* the run is still owed: pending stays, the hook stays */
     q->attempt = 0;
@@ -674,59 +613,68 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     r->pending--;
 }
 
-/* Starts the retries that are due; the rest wait (bounded by the FIFOs in retry). */
-static void retries_due(struct hook_runner *r, vigil_time_t now)
+/* The exit of q's hook, from the loop. */
+static void hook_exited(void *arg, struct vio_child *c, int status)
 {
-    if (now < r->retry_min)
+    struct hook_queue *q = arg;
+    struct hook_runner *r = q->runner;
+    r->procs->ops->release(r->procs, c);
+    if (r->stopping) {
+        /* hook_runner_free is waiting for it: nothing more starts. */
+        q->child = NULL;
+        r->running--;
         return;
-    struct hook_queue **pp = &r->retry_head;
-    struct hook_queue *due = NULL;
-    r->retry_min = VIGIL_TIME_NEVER;
-    while (*pp) {
-        struct hook_queue *q = *pp;
-        if (q->retry_at <= now) {
-            *pp = q->retry_next;
-            q->retry_next = due;
-            due = q;
-        } else {
-            if (q->retry_at < r->retry_min)
-                r->retry_min = q->retry_at;
-            pp = &q->retry_next;
-        }
     }
-    while (due) {
-        struct hook_queue *q = due;
-        due = q->retry_next;
-        q->in_retry = false;
-        q->retry_next = NULL;
-        r->stats.retried++;
+    vigil_time_t now = vio_now(r->loop);
+    hook_finished(r, q, status, now);
+    if (!q->in_retry)
         queue_kick(r, q, now, false);
-    }
+    line_drain(r, now);
 }
 
-/* Sends SIGTERM or SIGKILL to q's hook when they are due. */
+/* Sends SIGTERM, or SIGKILL two seconds after it, to q's hook. */
 static void hook_escalate(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
 {
     const struct hook *h = &r->hooks[q->hook];
     const struct evrec *rec = &q->head->rec;
     char dur[32];
-    if (q->signalled == 0 && now >= q->term_at) {
-        fmt_secs(now - q->started, dur, sizeof(dur));
+    fmt_secs(now - q->started, dur, sizeof(dur));
+    if (q->signalled == 0) {
         hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %ss, sending SIGTERM",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
-        signal_group(q->pid, SIGTERM);
+        r->procs->ops->signal(r->procs, q->child, SIGTERM);
         q->signalled = SIGTERM;
-        /* Two seconds from the TERM actually sent, even when poll ran late. */
-        q->kill_at = now + HOOK_KILL_DELAY;
-    } else if (q->signalled == SIGTERM && now >= q->kill_at) {
-        fmt_secs(now - q->started, dur, sizeof(dur));
+        /*
+         * Two seconds from the TERM actually sent, even when the loop ran
+         * late. Should the timer not arm (no memory), the KILL comes with
+         * hook_runner_free at the latest.
+         */
+        vio_timer_arm(r->loop, &q->timer, now + HOOK_KILL_DELAY);
+    } else if (q->signalled == SIGTERM) {
         hook_logf(r,
                   "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%ss), "
                   "sending SIGKILL",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
-        signal_group(q->pid, SIGKILL);
+        r->procs->ops->signal(r->procs, q->child, SIGKILL);
         q->signalled = SIGKILL;
     }
+}
+
+/* q's timer: an escalation while its hook runs, else its retry. */
+static void queue_timer(void *arg, vigil_time_t now)
+{
+    struct hook_queue *q = arg;
+    struct hook_runner *r = q->runner;
+    if (q->child) {
+        hook_escalate(r, q, now);
+        return;
+    }
+    if (!q->in_retry)
+        return;
+    q->in_retry = false;
+    r->stats.retried++;
+    queue_kick(r, q, now, false);
+    line_drain(r, now);
 }
 
 /* ---- the interface ---- */
@@ -745,12 +693,14 @@ static void hooks_free(struct hook *hooks, size_t n)
     free(hooks);
 }
 
-int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, void *log_arg,
-                    struct hook_runner **out)
+int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct vcfg_hook *hooks,
+                    size_t n, hook_log_fn log, void *log_arg, struct hook_runner **out)
 {
-    if (!out || (n > 0 && !hooks))
+    if (!out)
         return -VIGIL_EINVAL;
     *out = NULL;
+    if (!loop || !procs || (n > 0 && !hooks))
+        return -VIGIL_EINVAL;
     for (size_t i = 0; i < n; i++)
         if (!hooks[i].argv[0] || !hooks[i].argv[0][0])
             return -VIGIL_EINVAL;
@@ -760,7 +710,8 @@ int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, vo
     struct hook_runner *r = calloc(1, sizeof(*r));
     if (!r)
         return -VIGIL_ENOMEM;
-    r->retry_min = VIGIL_TIME_NEVER;
+    r->loop = loop;
+    r->procs = procs;
     r->log = log;
     r->log_arg = log_arg;
     r->n_buckets = HOOK_BUCKETS_START;
@@ -785,23 +736,8 @@ int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, vo
         r->hooks[i].retry_delay =
             hooks[i].retry_delay > 0 ? hooks[i].retry_delay : VIGIL_NSEC_PER_SEC;
     }
+    /* Only the layout of the table depends on it: runs are the same whatever the key. */
     randombytes_buf(r->hash_key, sizeof(r->hash_key));
-
-    /*
-     * A hook that exits without reading its input makes our write fail
-     * with EPIPE; with SIGPIPE at its default that would kill the monitor.
-     * The program ignores SIGPIPE itself, but the runner does not count on
-     * it: a handler or an ignore already set is left alone.
-     */
-    struct sigaction old;
-    if (sigaction(SIGPIPE, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
-        old.sa_handler == SIG_DFL) {
-        struct sigaction ign;
-        memset(&ign, 0, sizeof(ign));
-        ign.sa_handler = SIG_IGN;
-        sigemptyset(&ign.sa_mask);
-        sigaction(SIGPIPE, &ign, NULL);
-    }
     *out = r;
     return 0;
 nomem:
@@ -811,7 +747,7 @@ nomem:
     return -VIGIL_ENOMEM;
 }
 
-int hook_runner_submit(struct hook_runner *r, const struct evrec *ev, vigil_time_t now)
+int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
 {
     if (!r || !ev)
         return -VIGIL_EINVAL;
@@ -844,59 +780,9 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev, vigil_time
      */
     r->pending += want;
     r->stats.queued += want;
-    if (q->pid == 0 && !q->in_line && !q->in_retry)
-        queue_kick(r, q, now, false);
+    if (!q->child && !q->in_line && !q->in_retry)
+        queue_kick(r, q, vio_now(r->loop), false);
     return 0;
-}
-
-void hook_runner_poll(struct hook_runner *r, vigil_time_t now)
-{
-    if (!r)
-        return;
-    /*
-     * One pass over the hooks running now (a copy: finishing one changes
-     * run[], and queue_kick may start another or free the FIFO at hand).
-     */
-    struct hook_queue *now_running[HOOK_MAX_RUNNING];
-    size_t n = r->running;
-    memcpy(now_running, r->run, n * sizeof(now_running[0]));
-    for (size_t i = 0; i < n; i++) {
-        struct hook_queue *q = now_running[i];
-        if (q->pid == 0)
-            continue;
-        int status = 0;
-        pid_t w = waitpid(q->pid, &status, WNOHANG);
-        if (w == 0 || (w < 0 && errno == EINTR)) {
-            hook_escalate(r, q, now);
-            continue;
-        }
-        /* w == pid: it ended. w < 0 otherwise (ECHILD): someone else reaped it. */
-        hook_finished(r, q, status, w == q->pid, now);
-        if (!q->in_retry)
-            queue_kick(r, q, now, false);
-    }
-    retries_due(r, now);
-    line_drain(r, now);
-}
-
-vigil_time_t hook_runner_next_deadline(const struct hook_runner *r)
-{
-    vigil_time_t d = VIGIL_TIME_NEVER;
-    if (!r)
-        return d;
-    d = r->retry_min;
-    /*
-     * Only timeouts are scheduled: a hook that ends is noticed through
-     * SIGCHLD, which the program watches and which makes it poll.
-     */
-    for (size_t i = 0; i < r->running; i++) {
-        const struct hook_queue *q = r->run[i];
-        if (q->signalled == 0 && q->term_at < d)
-            d = q->term_at;
-        else if (q->signalled == SIGTERM && q->kill_at < d)
-            d = q->kill_at;
-    }
-    return d;
 }
 
 size_t hook_runner_pending(const struct hook_runner *r)
@@ -913,40 +799,38 @@ void hook_runner_free(struct hook_runner *r)
 {
     if (!r)
         return;
+    r->stopping = true;
     size_t waiting = r->pending - r->running;
     if (waiting > 0)
         hook_logf(r, "hook runner stopping: %zu hook runs not started", waiting);
-    for (struct hook_queue *q = r->all; q; q = q->next)
-        if (q->pid) {
+    for (struct hook_queue *q = r->all; q; q = q->next) {
+        vio_timer_disarm(r->loop, &q->timer);
+        if (q->child) {
             hook_logf(r, "hook %s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
                       r->hooks[q->hook].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
-            signal_group(q->pid, SIGTERM);
+            r->procs->ops->signal(r->procs, q->child, SIGTERM);
         }
-    /* Wait up to 2 s for them to go, in short steps. */
-    const struct timespec step = {0, HOOK_FREE_STEP_NS};
-    for (int i = 0; i < HOOK_FREE_STEPS && r->running > 0; i++) {
-        for (struct hook_queue *q = r->all; q; q = q->next) {
-            int status;
-            if (q->pid && waitpid(q->pid, &status, WNOHANG) != 0) {
-                q->pid = 0;
-                r->running--;
-            }
-        }
-        if (r->running > 0)
-            nanosleep(&step, NULL);
     }
+    /* Up to 2 s for them to go; each exit comes back through hook_exited. */
+    if (r->running > 0)
+        r->procs->ops->wait_all(r->procs, HOOK_FREE_WAIT);
+    bool killed = false;
     for (struct hook_queue *q = r->all; q; q = q->next) {
-        if (!q->pid)
+        if (!q->child)
             continue;
         hook_logf(r, "hook %s for event %" PRIu64 " (%s): still running, sending SIGKILL",
                   r->hooks[q->hook].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
-        signal_group(q->pid, SIGKILL);
-        int status;
-        /* SIGKILL cannot be caught: this returns once the kernel has ended it. */
-        for (int tries = 0; tries < 100; tries++)
-            if (waitpid(q->pid, &status, 0) >= 0 || errno != EINTR)
-                break;
-        q->pid = 0;
+        r->procs->ops->signal(r->procs, q->child, SIGKILL);
+        killed = true;
+    }
+    if (killed)
+        r->procs->ops->wait_all(r->procs, HOOK_FREE_KILL_WAIT);
+    for (struct hook_queue *q = r->all; q; q = q->next) {
+        if (!q->child)
+            continue;
+        /* Not gone even after SIGKILL: it is left to run unwatched. */
+        r->procs->ops->release(r->procs, q->child);
+        q->child = NULL;
     }
     while (r->all) {
         struct hook_queue *q = r->all;

@@ -6,13 +6,20 @@
  * hooks of a node's next event start only when those of its previous event
  * have finished. A hook that outlives its timeout gets SIGTERM, and SIGKILL
  * two seconds later. A failed run is retried (retries, retry_delay
- * doubling) before the node's next event goes on.
+ * doubling) before the node's next event goes on. At most 64 hooks run at
+ * once; the rest wait in line.
+ *
+ * The runner lives on a loop and starts children through a vio_procs
+ * (src/io/vio.h): its timeouts and retries are timers on the loop, and the
+ * end of a hook arrives through the loop, so the runner needs nothing but
+ * the loop to be turning. It makes no system call itself.
  */
 #ifndef VIGIL_HOOKS_H
 #define VIGIL_HOOKS_H
 
 #include "config.h"
 #include "evlog.h"
+#include "io/vio.h"
 
 /* A hook's timeout when none is set: time for a notification over a slow network. */
 #define HOOK_TIMEOUT_DEFAULT (10 * VIGIL_NSEC_PER_SEC)
@@ -38,19 +45,23 @@ struct hook_stats {
  */
 typedef void (*hook_log_fn)(void *arg, const char *line);
 
-int hook_runner_new(const struct vcfg_hook *hooks, size_t n, hook_log_fn log, void *log_arg,
-                    struct hook_runner **out);
-/* Sends SIGTERM to running hooks, waits up to 2 s, then SIGKILL; frees. */
+/*
+ * A runner for n hooks (copied), on loop, starting children through procs.
+ * loop and procs must outlive the runner; log may be NULL.
+ */
+int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct vcfg_hook *hooks,
+                    size_t n, hook_log_fn log, void *log_arg, struct hook_runner **out);
+/*
+ * Sends SIGTERM to running hooks, waits up to 2 s (procs->wait_all, which
+ * blocks), then SIGKILL; frees. Hooks not started are dropped (logged).
+ */
 void hook_runner_free(struct hook_runner *r);
 
-/* Queues the hooks that want this event; starts them if the node has none running. */
-int hook_runner_submit(struct hook_runner *r, const struct evrec *ev, vigil_time_t now);
-
-/* Reaps finished children (waitpid WNOHANG), escalates timeouts, starts queued work. */
-void hook_runner_poll(struct hook_runner *r, vigil_time_t now);
-
-/* When poll next needs to run for a timeout (VIGIL_TIME_NEVER if none). */
-vigil_time_t hook_runner_next_deadline(const struct hook_runner *r);
+/*
+ * Queues the hooks that want this event; starts them now (the loop's time)
+ * if the node has none running and a slot is free.
+ */
+int hook_runner_submit(struct hook_runner *r, const struct evrec *ev);
 
 /* Hooks running or queued. */
 size_t hook_runner_pending(const struct hook_runner *r);

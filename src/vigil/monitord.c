@@ -302,7 +302,7 @@ static void drain_events(struct monitord *d, vigil_time_t now)
             log_out(d, line);
         }
         if (d->hooks)
-            hook_runner_submit(d->hooks, &r, now);
+            hook_runner_submit(d->hooks, &r);
     }
     if (d->log)
         d->api_ctx.dropped_log = d->json_failures + d->log->ops->dropped(d->log);
@@ -514,7 +514,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             return -1;
         }
     if (mc->n_hooks &&
-        hook_runner_new(mc->hooks, mc->n_hooks, d->loop, env->procs, hook_log, d, &d->hooks)) {
+        hook_runner_new(d->loop, env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks)) {
         snprintf(err, cap, "cannot set up hooks");
         monitord_free(d);
         return -1;

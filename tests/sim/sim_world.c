@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <vigil/sender.h>
+
 #include "fake_loop.h"
 #include "sim_world.h"
 
@@ -294,10 +296,8 @@ static int sn_open(struct vio_net *n, struct vio_loop *l, const struct vigil_add
     struct vigil_addr a = p->ip;
     if (bind_to) {
         /* A listener on "0.0.0.0" or on the process's own address takes its port. */
-        if (memcmp(bind_to->addr, "\0\0\0\0", 4) &&
-            !addr_eq(&(struct vigil_addr){.family = AF_INET, .port = p->ip.port, .addr = {0}},
-                     &p->ip) &&
-            memcmp(bind_to->addr, p->ip.addr, 4))
+        static const uint8_t any[4] = {0, 0, 0, 0};
+        if (memcmp(bind_to->addr, any, 4) && memcmp(bind_to->addr, p->ip.addr, 4))
             return -EADDRNOTAVAIL;
         a.port = bind_to->port;
     } else {
@@ -503,11 +503,14 @@ static int se_http_open(struct vio_env *env, struct vio_http **out)
 
 static int se_sample(struct vio_env *env, struct vigil_status *st)
 {
-    (void)env;
     memset(st, 0, sizeof(*st));
-    st->load1 = 0.25;
-    st->load5 = 0.5;
-    st->load15 = 0.75;
+    struct sim_proc *p = env->impl;
+    st->load1_milli = 250;
+    st->load5_milli = 500;
+    st->load15_milli = 750;
+    st->mem_total_kib = 4 << 20;
+    st->mem_avail_kib = 3 << 20;
+    st->uptime_s = (uint64_t)(p->w->clock / VIGIL_NSEC_PER_SEC);
     return 0;
 }
 
@@ -563,7 +566,6 @@ struct sim_proc *sim_proc_new(struct sim_world *w, const char *name, const char 
         return NULL;
     }
     p->next_port = SIM_EPHEMERAL_PORT;
-    p->net.ops = &(const struct vio_net_ops){.open = sn_open, .resolve = sn_resolve};
     static const struct vio_net_ops net_ops = {.open = sn_open, .resolve = sn_resolve};
     p->net.ops = &net_ops;
     p->fs.ops = &sf_ops;

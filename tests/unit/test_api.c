@@ -47,6 +47,8 @@
 #include "io/real.h"
 #include "vigil/api.h"
 #include "vigil/cmds.h"
+#include "fake_loop.h"
+#include "fake_procs.h"
 
 #define S  VIGIL_NSEC_PER_SEC
 #define MS VIGIL_NSEC_PER_MSEC
@@ -679,6 +681,14 @@ static void ignore_log(void *arg, const char *line)
     (void)line;
 }
 
+/* Fake programs for the hook runner: "true" exits 0 after 10 ms, "false" exits 1. */
+static void prog_true(void *arg, const struct fake_spawn *sp, struct fake_outcome *out)
+{
+    (void)sp;
+    out->exit_code = *(const int *)arg;
+    out->runs_for = 10 * VIGIL_NSEC_PER_MSEC;
+}
+
 /* With a hook runner: its counters reach /v1/health and /metrics. */
 static void test_health_with_hooks(void **state)
 {
@@ -690,9 +700,18 @@ static void test_health_with_hooks(void **state)
     hooks[0].timeout = 5 * S;
     hooks[1].argv[0] = fl;
     hooks[1].timeout = 5 * S;
+    /* The hooks run on a virtual clock, as scripted programs. */
+    vigil_time_t clock = 1000 * S;
+    struct vio_loop *loop = fake_loop_new(&clock);
+    struct vio_procs *procs = fake_procs_new(loop);
+    assert_non_null(loop);
+    assert_non_null(procs);
+    static const int zero = 0, one = 1;
+    assert_int_equal(fake_procs_register(procs, "true", prog_true, (void *)&zero), 0);
+    assert_int_equal(fake_procs_register(procs, "false", prog_true, (void *)&one), 0);
     struct hook_runner *hr;
-    assert_int_equal(hook_runner_new(hooks, 2, ignore_log, NULL, &hr), 0);
-    assert_int_equal(hook_runner_submit(hr, evlog_at(f->log, 0), vigil_clock_mono()), 0);
+    assert_int_equal(hook_runner_new(loop, procs, hooks, 2, ignore_log, NULL, &hr), 0);
+    assert_int_equal(hook_runner_submit(hr, evlog_at(f->log, 0)), 0);
     f->ctx.hooks = hr;
 
     /* While they run, "pending" says so. */
@@ -701,12 +720,7 @@ static void test_health_with_hooks(void **state)
     assert_int_equal(iget(h, "pending"), hook_runner_pending(hr));
     json_decref(doc);
 
-    vigil_time_t limit = vigil_clock_mono() + WAIT_LIMIT;
-    while (hook_runner_pending(hr) > 0 && vigil_clock_mono() < limit) {
-        hook_runner_poll(hr, vigil_clock_mono());
-        struct timespec ts = {0, 5 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    fake_loop_run_until(loop, clock + S);
     assert_int_equal(hook_runner_pending(hr), 0);
 
     doc = get_json(f, "/v1/health", 200);
@@ -729,6 +743,8 @@ static void test_health_with_hooks(void **state)
 
     f->ctx.hooks = NULL;
     hook_runner_free(hr);
+    fake_procs_free(procs);
+    vio_loop_free(loop);
 }
 
 static void test_metrics(void **state)
