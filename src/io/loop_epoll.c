@@ -174,4 +174,3 @@ void vio_loop_epoll_set_child_source(struct vio_loop *l, struct vio_source *src)
 {
     ((struct epoll_loop *)l)->child_source = src;
 }
-

@@ -242,6 +242,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     *out = NULL;
     struct agentd *a = calloc(1, sizeof(*a));
     if (!a) {
+        if (log)
+            log->ops->close(log, 1000);
         vcfg_free(cfg);
         snprintf(err, cap, "out of memory");
         return -1;
@@ -325,6 +327,8 @@ void agentd_free(struct agentd *a)
     vigil_sender_free(a->sender);
     vio_transport_close(a->t4);
     vio_transport_close(a->t6);
+    if (a->log)
+        a->log->ops->close(a->log, 1000);
     vcfg_free(&a->cfg);
     free(a);
 }

@@ -16,7 +16,8 @@ struct agentd;
  * Starts an agent on env: the boot generation (through generation_file, if
  * set), the monitors resolved, the first heartbeat due at once. cfg is
  * taken over (emptied whatever the outcome); base holds the static custom
- * pairs (the config's, then --set's). log NULL: standard error. SIGTERM or
+ * pairs (the config's, then --set's). log: where it reports (taken over,
+ * closed by agentd_free), or NULL for standard error. SIGTERM or
  * SIGINT through the loop sends the goodbye (twice) and stops the loop.
  * Returns 0, or -1 with err set.
  */

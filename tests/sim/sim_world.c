@@ -9,7 +9,9 @@
 
 #include <vigil/sender.h>
 
+#include "fake_http.h"
 #include "fake_loop.h"
+#include "fake_procs.h"
 #include "sim_world.h"
 
 /* Datagrams a transport queues before it drops (a socket buffer of ~4 MB of heartbeats). */
@@ -68,6 +70,8 @@ struct sim_proc {
     struct vio_loop *loop;
     struct vio_env env;
     struct vio_net net;
+    struct vio_procs *procs;
+    struct vio_httpd *httpd; /* the last one opened, for sim_proc_httpd */
     struct vio_fs fs;
     bool killed, cut;
     uint16_t next_port;
@@ -485,20 +489,26 @@ static int se_log_open(struct vio_env *env, const char *path, struct vio_log **o
 static int se_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler, void *arg,
                          struct vio_httpd **out, char *err, size_t cap)
 {
-    (void)env;
-    (void)addr;
-    (void)handler;
+    struct sim_proc *p = env->impl;
+    int rc = fake_httpd_open(p->loop, addr, handler, arg, out, err, cap);
+    if (rc == 0)
+        p->httpd = *out;
+    return rc;
+}
+
+/* Nothing answers HTTP in the simulated world unless a test says so: connection refused. */
+static void no_http(void *arg, const struct vio_http_call *call, struct fake_http_answer *ans)
+{
     (void)arg;
-    (void)out;
-    snprintf(err, cap, "the simulation has no HTTP server");
-    return -1;
+    (void)call;
+    ans->error = -ECONNREFUSED;
 }
 
 static int se_http_open(struct vio_env *env, struct vio_http **out)
 {
-    (void)env;
-    (void)out;
-    return -VIGIL_EINVAL;
+    struct sim_proc *p = env->impl;
+    *out = fake_http_new(p->loop, no_http, p);
+    return *out ? 0 : -ENOMEM;
 }
 
 static int se_sample(struct vio_env *env, struct vigil_status *st)
@@ -561,7 +571,8 @@ struct sim_proc *sim_proc_new(struct sim_world *w, const char *name, const char 
     p->w = w;
     snprintf(p->name, sizeof(p->name), "%s", name);
     if (vigil_addr_parse(ip, 0, &p->ip) || p->ip.family != AF_INET || p->ip.addr[0] != 127 ||
-        !(p->loop = fake_loop_new(&w->clock))) {
+        !(p->loop = fake_loop_new(&w->clock)) || !(p->procs = fake_procs_new(p->loop))) {
+        vio_loop_free(p->loop);
         free(p);
         return NULL;
     }
@@ -572,7 +583,7 @@ struct sim_proc *sim_proc_new(struct sim_world *w, const char *name, const char 
     p->env.loop = p->loop;
     p->env.net = &p->net;
     p->env.fs = &p->fs;
-    p->env.procs = NULL;
+    p->env.procs = p->procs;
     p->env.httpd_open = se_httpd_open;
     p->env.log_open = se_log_open;
     p->env.http_open = se_http_open;
@@ -649,8 +660,27 @@ void sim_proc_free(struct sim_proc *p)
         free(p->files[i].data);
     }
     free(p->log);
+    fake_procs_free(p->procs);
     vio_loop_free(p->loop);
     free(p);
+}
+
+struct vio_procs *sim_proc_procs(struct sim_proc *p)
+{
+    return p->procs;
+}
+
+struct vio_httpd *sim_proc_httpd(struct sim_proc *p)
+{
+    return p->httpd;
+}
+
+struct vio_log *sim_proc_log(struct sim_proc *p)
+{
+    struct vio_log *g = NULL;
+    char err[64];
+    se_log_open(&p->env, NULL, &g, err, sizeof(err));
+    return g;
 }
 
 /* ---- the world ------------------------------------------------------------------ */

@@ -17,6 +17,11 @@
  * runs nothing, and its datagrams wait for it; a killed one (SIGKILL)
  * stops for good and its addresses swallow what is sent to them.
  *
+ * Each process also has fake child processes (fake_procs.h) for its hooks,
+ * an HTTP server that tests call directly (fake_http.h), an HTTP client
+ * that nothing answers unless a test says so, an in-memory file system
+ * and an in-memory log.
+ *
  * Addresses are 127.x.y.z, so nothing in a simulation could ever name a
  * real host.
  */
@@ -73,6 +78,12 @@ size_t sim_proc_log_count(const struct sim_proc *p, const char *needle);
 const char *sim_proc_log_text(const struct sim_proc *p);
 /* The process's fake file system: put a file in it. */
 int sim_proc_put_file(struct sim_proc *p, const char *path, const char *data, uint32_t mode);
+/* Its fake child processes (fake_procs.h): register the programs its hooks run. */
+struct vio_procs *sim_proc_procs(struct sim_proc *p);
+/* The HTTP server it opened last (fake_http.h: send it requests), or NULL. */
+struct vio_httpd *sim_proc_httpd(struct sim_proc *p);
+/* A new log into the process's log (for a daemon that takes one). */
+struct vio_log *sim_proc_log(struct sim_proc *p);
 /* Frees the process (its daemon must have been freed first). */
 void sim_proc_free(struct sim_proc *p);
 

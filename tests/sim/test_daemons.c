@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "fake_http.h"
+#include "fake_procs.h"
 #include "sim_world.h"
 #include "vigil/agentd.h"
 #include "vigil/monitord.h"
@@ -80,10 +82,42 @@ static void start_agent(struct cluster *c, size_t i)
     cfg.agent.generation_file = xstrdup("/var/lib/vigil/generation");
     struct agent_pairs base = {.n = 0};
     agent_pairs_set(&base, "role", i % 2 ? "web" : "db");
-    int rc = agentd_new(sim_proc_env(c->ag_p[i]), &cfg, &base, NULL, &c->ag[i], err, sizeof(err));
+    int rc = agentd_new(sim_proc_env(c->ag_p[i]), &cfg, &base, sim_proc_log(c->ag_p[i]), &c->ag[i],
+                        err, sizeof(err));
     if (rc)
         fail_msg("agent %zu: %s", i, err);
     c->killed_at[i] = VIGIL_TIME_NEVER;
+}
+
+static void notify(void *arg, const struct fake_spawn *sp, struct fake_outcome *out)
+{
+    (void)arg;
+    (void)sp;
+    out->exit_code = 0;
+    out->runs_for = 50 * MS;
+}
+
+/* Hook runs for node entering state. */
+static size_t hook_runs(struct cluster *c, const char *node, const char *state)
+{
+    struct vio_procs *p = sim_proc_procs(c->mon_p);
+    size_t n = 0;
+    for (size_t i = 0; i < fake_procs_count(p); i++) {
+        const struct fake_spawn *sp = fake_procs_spawn_at(p, i);
+        const char *nd = fake_spawn_env(sp, "VIGIL_NODE");
+        const char *st = fake_spawn_env(sp, "VIGIL_NEW_STATE");
+        if (nd && st && !strcmp(nd, node) && !strcmp(st, state))
+            n++;
+    }
+    return n;
+}
+
+/* GET target from the monitor's API; the status, and the body in *body (freed by the caller). */
+static unsigned api_get(struct cluster *c, const char *target, char **body)
+{
+    unsigned status = 0;
+    assert_int_equal(fake_httpd_request(sim_proc_httpd(c->mon_p), "GET", target, &status, body), 0);
+    return status;
 }
 
 static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
@@ -104,8 +138,11 @@ static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time
     assert_non_null(c->mon_p);
     struct vcfg cfg;
     vcfg_init(&cfg);
-    free(cfg.monitor.api);
-    cfg.monitor.api = xstrdup("off");
+    /* A hook on every event: the notifier takes 50 ms and succeeds. */
+    assert_int_equal(fake_procs_register(sim_proc_procs(c->mon_p), "notify", notify, NULL), 0);
+    vcfg_hook_default(&cfg.monitor.hooks[0]);
+    cfg.monitor.hooks[0].argv[0] = xstrdup("notify");
+    cfg.monitor.n_hooks = 1;
     cfg.monitor.core.has_key = true;
     memcpy(cfg.monitor.core.key, c->key, sizeof(c->key));
     cfg.monitor.interval = interval;
@@ -198,8 +235,8 @@ static enum vigil_state node_state(struct cluster *c, size_t i)
 static const struct sim_net_model lossy = {
     .loss = 0.01,
     .dup = 0.01,
-    .delay = 300 * 1000,      /* 0.3 ms */
-    .jitter = 5 * MS,         /* reorders heartbeats sent close together */
+    .delay = 300 * 1000, /* 0.3 ms */
+    .jitter = 5 * MS,    /* reorders heartbeats sent close together */
     .spike_p = 0.005,
     .spike = 400 * MS,
 };
@@ -238,7 +275,18 @@ static void test_steady_then_crashes(void **state)
             /* The bound the operations guide states for 1 s heartbeats with phi: under 10 s. */
             assert_true(dead - c.killed_at[i] < 10 * S);
             assert_int_equal(node_state(&c, i), VIGIL_STATE_DEAD);
+            /* The hook ran once for the death, and the API says so. */
+            assert_int_equal(hook_runs(&c, id, "dead"), 1);
+            char target[64], *body = NULL;
+            snprintf(target, sizeof(target), "/v1/nodes/%s", id);
+            assert_int_equal(api_get(&c, target, &body), 200);
+            assert_non_null(strstr(body, "\"state\":\"dead\""));
+            free(body);
         }
+        char *body = NULL;
+        assert_int_equal(api_get(&c, "/v1/nodes?limit=1000", &body), 200);
+        assert_non_null(strstr(body, "node-0199"));
+        free(body);
         /* Nobody else was touched. */
         assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, crash_from), 5);
         printf("# seed %" PRIu64 ": %" PRIu64 " datagrams sent, %" PRIu64 " lost, %" PRIu64
