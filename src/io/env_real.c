@@ -3,7 +3,10 @@
  * interfaces, for the program's main.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -45,14 +48,14 @@ static void real_random(struct vio_env *env, void *buf, size_t len)
     randombytes_buf(buf, len);
 }
 
-int vio_env_real_new(struct vio_env **out)
+int vio_env_real_new(struct vio_env **out, bool with_procs)
 {
     struct real_env *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     struct vio_env *e = &r->env;
     int rc = vio_loop_epoll_new(&e->loop);
-    if (!rc)
+    if (!rc && with_procs)
         rc = vio_procs_real_new(e->loop, &e->procs);
     if (rc) {
         vio_loop_free(e->loop);
@@ -74,7 +77,28 @@ void vio_env_real_free(struct vio_env *env)
 {
     if (!env)
         return;
-    vio_procs_real_free(env->procs);
+    if (env->procs)
+        vio_procs_real_free(env->procs);
     vio_loop_free(env->loop);
     free(env);
+}
+
+int vio_hostname(char *buf, size_t cap)
+{
+    if (cap == 0)
+        return -EINVAL;
+    if (gethostname(buf, cap) != 0)
+        return -errno;
+    buf[cap - 1] = '\0';
+    return 0;
+}
+
+void vio_raise_default(int signo)
+{
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    signal(signo, SIG_DFL);
+    raise(signo);
+    sigprocmask(SIG_UNBLOCK, &one, NULL);
 }

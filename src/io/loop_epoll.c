@@ -30,6 +30,8 @@ struct epoll_loop {
     struct vio_loop base;
     int epfd, sigfd;
     sigset_t mask;
+    sigset_t old_mask; /* the thread's mask before: given back on destroy */
+    bool mask_set;
     struct vio_source signals; /* the signalfd's own source */
     struct vio_source *child_source;
     bool no_pwait2;
@@ -113,6 +115,8 @@ static void el_destroy(struct vio_loop *l)
         close(e->sigfd);
     if (e->epfd >= 0)
         close(e->epfd);
+    if (e->mask_set)
+        sigprocmask(SIG_SETMASK, &e->old_mask, NULL);
     vio_loop_base_destroy(l);
     free(e);
 }
@@ -155,7 +159,8 @@ int vio_loop_epoll_new(struct vio_loop **out)
     sigaddset(&e->mask, SIGHUP);
     sigaddset(&e->mask, SIGCHLD);
     int err = 0;
-    if (sigprocmask(SIG_BLOCK, &e->mask, NULL) || (e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+    if (sigprocmask(SIG_BLOCK, &e->mask, &e->old_mask) || !(e->mask_set = true) ||
+        (e->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (e->sigfd = signalfd(-1, &e->mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
         err = -errno;
     if (!err) {

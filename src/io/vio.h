@@ -477,11 +477,24 @@ struct vio_env {
     void *impl;
 };
 
+/* This host's name (for the default node id); 0, or -errno. */
+int vio_hostname(char *buf, size_t cap);
+
+/*
+ * Ends the process as signo's default action would (a command line tool
+ * that takes signals through a loop, and has no use for this one).
+ */
+void vio_raise_default(int signo);
+
 /* The real file system (also for one-shot commands that need no loop). */
 extern struct vio_fs vio_fs_real;
 
-/* The real world: epoll, sockets, processes, files, libmicrohttpd, libcurl. */
-int vio_env_real_new(struct vio_env **out);
+/*
+ * The real world: epoll, sockets, files, libmicrohttpd, libcurl, and child
+ * processes when with_procs (which also sets SIGPIPE to ignored if it was
+ * at its default; a command line tool that writes to a pipe wants neither).
+ */
+int vio_env_real_new(struct vio_env **out, bool with_procs);
 void vio_env_real_free(struct vio_env *env);
 
 #endif

@@ -372,11 +372,8 @@ static int agent_setup(struct agent *a, int argc, char **argv)
     if (ac->id == NULL) {
         /* The host name, if it is a valid id; if not, vcfg_check() explains. */
         char host[AGENT_HOSTNAME_MAX];
-        if (gethostname(host, sizeof(host)) == 0) {
-            host[sizeof(host) - 1] = '\0';
-            if (vigil_id_valid(host, strlen(host)))
-                ac->id = agent_strdup(host);
-        }
+        if (vcfg_host_id(host, sizeof(host)) == 0)
+            ac->id = agent_strdup(host);
     }
     if (vcfg_check(&a->cfg, "agent", err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil agent: %s\n", err);
@@ -469,7 +466,7 @@ int cmd_agent(int argc, char **argv)
         return 1;
     }
     struct vio_env *env;
-    rc = vio_env_real_new(&env);
+    rc = vio_env_real_new(&env, false);
     if (rc) {
         fprintf(stderr, "vigil agent: cannot start: %s\n", strerror(-rc));
         vcfg_free(&a.cfg);

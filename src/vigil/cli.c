@@ -41,7 +41,7 @@
 #include "api.h"
 #include "cmds.h"
 #include "config.h"
-#include "io/real.h"
+#include "io/vio.h"
 
 /* Room for the API's base URL ("http://" and a formatted address, or what the user gave). */
 #define CLI_URL_MAX 512
@@ -187,8 +187,7 @@ static void print_event(const json_t *e, bool as_json)
 struct http {
     struct vio_loop *loop;
     struct vio_http *client;
-    sigset_t old_mask; /* the signal mask before the loop blocked its signals */
-    bool mask_saved;
+    struct vio_env *env;
     bool catch_interrupt;   /* INT and TERM end the command cleanly (vigil events) */
     char base[CLI_URL_MAX]; /* "http://127.0.0.1:7947" */
     const char *cmd;        /* "status" or "events", for messages */
@@ -216,12 +215,7 @@ static void on_loop_signal(void *arg, int signo)
         vio_loop_stop(h->loop);
         return;
     }
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, signo);
-    signal(signo, SIG_DFL);
-    raise(signo);
-    sigprocmask(SIG_UNBLOCK, &one, NULL);
+    vio_raise_default(signo);
 }
 
 static void on_done(void *arg, const struct vio_http_result *res)
@@ -278,16 +272,15 @@ static int http_init(struct http *h, const char *cmd, const char *api, bool catc
         fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, api);
         return -1;
     }
-    /* The loop blocks the signals it takes; the mask is given back in http_free. */
-    sigprocmask(SIG_BLOCK, NULL, &h->old_mask);
-    h->mask_saved = true;
-    int rc = vio_loop_epoll_new(&h->loop);
+    /* The loop blocks the signals it takes; freeing it gives the mask back. */
+    int rc = vio_env_real_new(&h->env, false);
     if (rc) {
         fprintf(stderr, "vigil %s: cannot start the event loop: %s\n", cmd, strerror(-rc));
         return -1;
     }
+    h->loop = h->env->loop;
     vio_loop_on_signal(h->loop, on_loop_signal, h);
-    if (vio_http_curl_new(h->loop, &h->client) != 0) {
+    if (h->env->http_open(h->env, &h->client) != 0) {
         fprintf(stderr, "vigil %s: cannot initialise libcurl\n", cmd);
         return -1;
     }
@@ -299,11 +292,9 @@ static void http_free(struct http *h)
     /* Closing the client abandons a request still in flight (after an interrupt). */
     vio_http_close(h->client);
     h->client = NULL;
-    vio_loop_free(h->loop);
+    vio_env_real_free(h->env);
+    h->env = NULL;
     h->loop = NULL;
-    if (h->mask_saved)
-        sigprocmask(SIG_SETMASK, &h->old_mask, NULL);
-    h->mask_saved = false;
     free(h->body);
     h->body = NULL;
 }

@@ -28,15 +28,14 @@
  * setting is never blamed on the file.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "api.h"
 #include "config_int.h"
+#include "io/vio.h"
 #include "hooks.h"
 
 /*
@@ -199,43 +198,16 @@ int vcfg_load(struct vcfg *c, const char *path, char *err, size_t cap)
 {
     if (c == NULL || path == NULL)
         return vcfg__errf(err, cap, "invalid arguments");
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
-    /* A file may be a pipe (-c <(...)): read until the end, bounded by FILE_MAX. */
-    size_t cap_buf = 4096, len = 0;
-    char *buf = malloc(cap_buf);
-    int rc = -1;
-    if (buf == NULL) {
-        vcfg__errf(err, cap, "%s: out of memory", path);
-        goto out;
-    }
-    for (int intr = 0; len <= FILE_MAX && intr < 100;) {
-        if (len == cap_buf) {
-            char *nb = realloc(buf, cap_buf * 2);
-            if (nb == NULL) {
-                vcfg__errf(err, cap, "%s: out of memory", path);
-                goto out;
-            }
-            buf = nb;
-            cap_buf *= 2;
-        }
-        ssize_t n = read(fd, buf + len, cap_buf - len);
-        if (n < 0 && errno == EINTR) {
-            intr++;
-            continue;
-        }
-        if (n < 0) {
-            vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
+    /* A file may be a pipe (-c <(...)): the read goes to the end, bounded by FILE_MAX. */
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = vio_fs_real.ops->read(&vio_fs_real, path, FILE_MAX, &buf, &len);
+    if (rc == -EFBIG)
+        return vcfg__errf(err, cap, "%s: larger than %u bytes; not a configuration file", path,
+                          FILE_MAX);
+    if (rc)
+        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-rc));
     rc = vcfg_load_string(c, path, buf, len, err, cap);
-out:
     free(buf);
-    close(fd);
     return rc;
 }

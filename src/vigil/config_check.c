@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config_int.h"
+#include "io/vio.h"
 
 /* The line of slot if its value is still the one read from the file, else 0. */
 static unsigned at(const struct vcfg *c, int slot, uint64_t print)
@@ -242,7 +243,7 @@ int vcfg_host_id(char *buf, size_t cap)
 {
     /* Host names are at most 255 bytes (HOST_NAME_MAX is 64 on Linux). */
     char host[256];
-    if (buf == NULL || cap == 0 || gethostname(host, sizeof(host)) != 0)
+    if (buf == NULL || cap == 0 || vio_hostname(host, sizeof(host)) != 0)
         return -1;
     host[sizeof(host) - 1] = '\0';
     size_t n = strlen(host);

@@ -6,17 +6,17 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
 #include "config_int.h"
+#include "io/vio.h"
 
 /*
  * The largest key file read: 64 hex digits and white space. 4 KiB is far
@@ -182,57 +182,37 @@ int vcfg__hexval(int ch)
 
 int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, size_t cap)
 {
-    char buf[KEY_FILE_MAX + 1];
+    char *buf = NULL;
     size_t len = 0;
     int rc = -1;
 
     memset(key, 0, VIGIL_WIRE_KEY_LEN);
     if (path == NULL || *path == '\0')
         return vcfg__errf(err, cap, "no key file named");
-    /* Non-blocking, so that a FIFO or a device named by mistake cannot hang us. */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0)
-        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        vcfg__errf(err, cap, "%s: cannot stat: %s", path, strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        vcfg__errf(err, cap, "%s: not a regular file", path);
-        goto out;
-    }
-    /* Each read returns at least a byte or ends the loop; EINTR is retried a few times. */
-    for (int intr = 0; len < sizeof(buf) && intr < 100;) {
-        ssize_t n = read(fd, buf + len, sizeof(buf) - len);
-        if (n < 0 && errno == EINTR) {
-            intr++;
-            continue;
-        }
-        if (n < 0) {
-            vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len > KEY_FILE_MAX) {
-        vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits", path,
-                   KEY_FILE_MAX);
-        goto out;
-    }
-    size_t b = 0, e = len;
-    while (b < e && isspace((unsigned char)buf[b]))
+    /* A FIFO or a device named by mistake must not hang us: regular files only. */
+    struct vio_stat st;
+    int e = vio_fs_real.ops->stat(&vio_fs_real, path, &st);
+    if (e)
+        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-e));
+    if (!S_ISREG(st.mode))
+        return vcfg__errf(err, cap, "%s: not a regular file", path);
+    e = vio_fs_real.ops->read(&vio_fs_real, path, KEY_FILE_MAX, &buf, &len);
+    if (e == -EFBIG)
+        return vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits",
+                          path, KEY_FILE_MAX);
+    if (e)
+        return vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(-e));
+    size_t b = 0, end = len;
+    while (b < end && isspace((unsigned char)buf[b]))
         b++;
-    while (e > b && isspace((unsigned char)buf[e - 1]))
-        e--;
-    if (b == e) {
+    while (end > b && isspace((unsigned char)buf[end - 1]))
+        end--;
+    if (b == end) {
         vcfg__errf(err, cap, "%s: empty; a key file holds 64 hex digits (vigil keygen writes one)",
                    path);
         goto out;
     }
-    for (size_t i = b; i < e; i++) {
+    for (size_t i = b; i < end; i++) {
         if (vcfg__hexval((unsigned char)buf[i]) < 0) {
             /* The offending byte is not shown: the file holds a secret. */
             vcfg__errf(err, cap, "%s: byte %zu is not a hex digit; a key file holds 64 hex digits",
@@ -240,9 +220,9 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
             goto out;
         }
     }
-    if (e - b != 2 * VIGIL_WIRE_KEY_LEN) {
-        vcfg__errf(err, cap, "%s: %zu hex digits; a key file holds 64 (a %d-byte key)", path, e - b,
-                   VIGIL_WIRE_KEY_LEN);
+    if (end - b != 2 * VIGIL_WIRE_KEY_LEN) {
+        vcfg__errf(err, cap, "%s: %zu hex digits; a key file holds 64 (a %d-byte key)", path,
+                   end - b, VIGIL_WIRE_KEY_LEN);
         goto out;
     }
     for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++)
@@ -250,7 +230,7 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
                            vcfg__hexval((unsigned char)buf[b + 2 * i + 1]));
     rc = 0;
 out:
-    sodium_memzero(buf, sizeof(buf));
-    close(fd);
+    sodium_memzero(buf, len);
+    free(buf);
     return rc;
 }

@@ -555,7 +555,7 @@ int cmd_monitor(int argc, char **argv)
     /* A hook that closes its stdin early must not kill us. */
     signal(SIGPIPE, SIG_IGN);
     struct vio_env *env;
-    rc = vio_env_real_new(&env);
+    rc = vio_env_real_new(&env, true);
     if (rc) {
         fprintf(stderr, "vigil monitor: cannot start: %s\n", strerror(-rc));
         vcfg_free(&cfg);

@@ -401,6 +401,38 @@ static void test_goodbye_and_restart(void **state)
     }
 }
 
+/*
+ * An agent stopped (SIGSTOP) for 30 s is dead meanwhile and alive again
+ * soon after SIGCONT, on its old generation; on resuming it sends one
+ * heartbeat, not the thirty it owes, and says so. The others see nothing.
+ */
+static void test_agent_pause(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        cluster_start(&c, seeds[s] + 3, 20, S, &lossy);
+        run_for(&c, 10 * S);
+        vigil_time_t from = sim_now(c.w);
+        uint64_t sent = agentd_sent(c.ag[5]);
+        sim_proc_signal(c.ag_p[5], SIGSTOP);
+        run_for(&c, 30 * S);
+        assert_int_equal(node_state(&c, 5), VIGIL_STATE_DEAD);
+        assert_int_equal(agentd_sent(c.ag[5]), sent);
+        sim_proc_signal(c.ag_p[5], SIGCONT);
+        run_for(&c, 10 * MS);
+        assert_int_equal(agentd_sent(c.ag[5]), sent + 1);
+        assert_int_equal(sim_proc_log_count(c.ag_p[5], "heartbeat(s) skipped"), 1);
+        run_for(&c, 5 * S);
+        assert_int_equal(node_state(&c, 5), VIGIL_STATE_ALIVE);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, from), 1);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, from) -
+                             count_events(&c, "node-0005", VIGIL_STATE_SUSPECT, from),
+                         0);
+        cluster_stop(&c);
+    }
+}
+
 /* A digest of the monitor's whole history: equal digests, equal runs. */
 static uint64_t history_digest(struct cluster *c)
 {
@@ -461,7 +493,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_steady_then_crashes), cmocka_unit_test(test_monitor_pauses_1s),
         cmocka_unit_test(test_monitor_pauses_20ms), cmocka_unit_test(test_partition_heals),
-        cmocka_unit_test(test_goodbye_and_restart), cmocka_unit_test(test_replays_exactly),
+        cmocka_unit_test(test_goodbye_and_restart), cmocka_unit_test(test_agent_pause),
+        cmocka_unit_test(test_replays_exactly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
