@@ -4,7 +4,8 @@
  * A hook is a program and its arguments from the configuration. For each
  * event it wants, it is started with the event in environment variables
  * (VIGIL_NODE, VIGIL_NEW_STATE, ...) and as one line of JSON on its standard
- * input. No shell is involved and no event data is ever spliced into a
+ * input, both with the fields as evlog.c renders them for the log and the
+ * API. No shell is involved and no event data is ever spliced into a
  * command line: a node id or a reason reaches the hook as data, never as
  * code. The hook's standard output and error are the monitor's own, so what
  * a hook prints lands in the monitor's output or log.
@@ -169,25 +170,6 @@ static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     r->log(r->log_arg, line);
-}
-
-/* Nanoseconds as seconds with 3 decimals, rounded to the millisecond. */
-static void fmt_secs(vigil_time_t ns, char *buf, size_t cap)
-{
-    const char *sign = "";
-    uint64_t u = (uint64_t)ns;
-    if (ns < 0) {
-        sign = "-";
-        u = (uint64_t)0 - (uint64_t)ns;
-    }
-    /* Half a millisecond, for rounding to the nearest millisecond. */
-    uint64_t ms = (u + 500000) / 1000000;
-    snprintf(buf, cap, "%s%" PRIu64 ".%03" PRIu64, sign, ms / 1000, ms % 1000);
-}
-
-static const char *event_node(const struct evrec *rec)
-{
-    return rec->ev.type == VIGIL_EVENT_PAUSE ? "" : rec->ev.node;
 }
 
 /* The node as log lines show it; pause events are the monitor's own. */
@@ -378,20 +360,19 @@ static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first
             envp[k++] = environ[i];
     *first_own = k;
 
+    /* The fields as evlog.c renders them; since_last is "" when never heard. */
     char when[64], since[32] = "", mean[32], sd[32];
-    char addr[64] = ""; /* vigil_addr_format asks for at least 56 bytes */
+    char addr[64]; /* vigil_addr_format asks for at least 56 bytes */
     vigil_format_wall(rec->wall_us, when, sizeof(when));
     if (ev->since_last >= 0)
-        fmt_secs(ev->since_last, since, sizeof(since));
-    fmt_secs(ev->mean, mean, sizeof(mean));
-    fmt_secs(ev->std_dev, sd, sizeof(sd));
-    if (ev->addr.family != 0)
-        vigil_addr_format(&ev->addr, addr, sizeof(addr));
+        vigil_format_secs(ev->since_last, since, sizeof(since));
+    vigil_format_secs(ev->mean, mean, sizeof(mean));
+    vigil_format_secs(ev->std_dev, sd, sizeof(sd));
+    evrec_format_addr(rec, addr, sizeof(addr));
 
     bool ok = env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
-              env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s",
-                      ev->type == VIGIL_EVENT_PAUSE ? "pause" : "state") &&
-              env_add(&envp[k++], "VIGIL_NODE=%s", event_node(rec)) &&
+              env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
+              env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&
               env_add(&envp[k++], "VIGIL_OLD_STATE=%s", vigil_state_name(ev->old_state)) &&
               env_add(&envp[k++], "VIGIL_NEW_STATE=%s", vigil_state_name(ev->new_state)) &&
               env_add(&envp[k++], "VIGIL_REASON=%s", ev->reason ? ev->reason : "") &&
@@ -548,7 +529,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     const struct evrec *rec = &q->head->rec;
     bool known = status != -1;
     char dur[32], what[96];
-    fmt_secs(now - q->started, dur, sizeof(dur));
+    vigil_format_secs(now - q->started, dur, sizeof(dur));
     const char *after = "";
     if (q->signalled == SIGTERM)
         after = " after timeout (SIGTERM)";
@@ -586,7 +567,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
         char d[32];
-        fmt_secs(delay, d, sizeof(d));
+        vigil_format_secs(delay, d, sizeof(d));
         if (vio_timer_arm(r->loop, &q->timer, now + delay) == 0) {
             q->attempt++;
             q->in_retry = true;
@@ -638,7 +619,7 @@ static void hook_escalate(struct hook_runner *r, struct hook_queue *q, vigil_tim
     const struct hook *h = &r->hooks[q->hook];
     const struct evrec *rec = &q->head->rec;
     char dur[32];
-    fmt_secs(now - q->started, dur, sizeof(dur));
+    vigil_format_secs(now - q->started, dur, sizeof(dur));
     if (q->signalled == 0) {
         hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %ss, sending SIGTERM",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
@@ -763,7 +744,7 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
     j->next = NULL;
     j->rec = *ev;
     j->rec.ev.node[VIGIL_ID_MAX] = '\0';
-    struct hook_queue *q = queue_get(r, event_node(&j->rec));
+    struct hook_queue *q = queue_get(r, evrec_node(&j->rec));
     if (!q) {
         free(j);
         return -VIGIL_ENOMEM;
