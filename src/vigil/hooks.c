@@ -16,9 +16,10 @@
  * work has a FIFO of events, and its next event starts only when the hooks
  * of the previous one have finished. The hooks of one event run one after
  * another, in the order of the configuration. Events of different nodes run
- * concurrently, so one slow hook delays only its own node. The FIFOs live in
- * a hash table keyed by node id (SipHash with a random key, since node ids
- * can come from the network) and exist only while they hold work. Pause
+ * concurrently, so one slow hook delays only its own node. The FIFOs are
+ * found through the id table of core/idtable.h, the monitor's own (SipHash
+ * with a random key, since node ids can come from the network), as indices
+ * into a dense array of them; they exist only while they hold work. Pause
  * events (the monitor itself stalled) have their own FIFO, under the id "",
  * which no node can have.
  *
@@ -59,6 +60,7 @@
 
 #include <sodium.h>
 
+#include "core/idtable.h"
 #include "hooks.h"
 
 extern char **environ;
@@ -81,8 +83,8 @@ extern char **environ;
  * in the kernel (uninterruptible I/O) takes longer, and is then left.
  */
 #define HOOK_FREE_KILL_WAIT (1 * VIGIL_NSEC_PER_SEC)
-/* Hash buckets to begin with; doubled when there are more FIFOs than buckets. */
-#define HOOK_BUCKETS_START 16
+/* FIFOs the table and the array have room for at first; both double as needed. */
+#define HOOK_QUEUES_START 8
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
@@ -99,10 +101,9 @@ struct hook_runner;
 /* A node's FIFO of events, and the hook it is running. */
 struct hook_queue {
     char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
-    uint64_t hash;
+    uint32_t idx;                /* in runner->queues, the value of node in runner->ids */
     struct hook_runner *runner;
-    struct hook_queue *chain;       /* next in the hash bucket */
-    struct hook_queue *prev, *next; /* list of all FIFOs */
+    struct hook_queue *prev, *next; /* list of all FIFOs, newest first */
     struct hook_queue *line_next;   /* next waiting for a free slot */
     bool in_line;                   /* waiting for a free slot */
     struct hook_job *head, *tail;   /* head: the event being handled */
@@ -135,15 +136,14 @@ struct hook_runner {
     size_t n_hooks;
     hook_log_fn log;
     void *log_arg;
-    struct hook_queue **buckets;
-    size_t n_buckets; /* a power of two */
-    size_t n_queues;
+    struct vigil__idtable ids;  /* node -> index in queues */
+    struct hook_queue **queues; /* the FIFOs, dense: n_queues of cap_queues */
+    uint32_t n_queues, cap_queues;
     struct hook_queue *all;                   /* every FIFO */
     struct hook_queue *line_head, *line_tail; /* FIFOs waiting for a free slot */
     size_t running;                           /* hooks running */
     size_t pending;                           /* hook runs queued or running */
     bool stopping;                            /* in hook_runner_free: start nothing */
-    unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct hook_stats stats;
 };
 
@@ -191,68 +191,44 @@ static bool hook_wants(const struct hook *h, const struct vigil_event *ev)
 
 /* ---- the table of FIFOs ---- */
 
-static uint64_t node_hash(const struct hook_runner *r, const char *node)
+/* The node of FIFO idx, for the id table. */
+static const char *queue_id_of(const void *ctx, uint32_t idx)
 {
-    unsigned char out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, (const unsigned char *)node, strlen(node), r->hash_key);
-    uint64_t h;
-    memcpy(&h, out, sizeof(h));
-    return h;
-}
-
-static struct hook_queue *queue_find(const struct hook_runner *r, const char *node, uint64_t h)
-{
-    for (struct hook_queue *q = r->buckets[h & (r->n_buckets - 1)]; q; q = q->chain)
-        if (q->hash == h && strcmp(q->node, node) == 0)
-            return q;
-    return NULL;
-}
-
-/* Doubles the buckets; on failure keeps the old ones (longer chains, still correct). */
-static void table_grow(struct hook_runner *r)
-{
-    size_t n = r->n_buckets * 2;
-    struct hook_queue **b = calloc(n, sizeof(*b));
-    if (!b)
-        return;
-    for (size_t i = 0; i < r->n_buckets; i++) {
-        struct hook_queue *q = r->buckets[i];
-        while (q) {
-            struct hook_queue *nx = q->chain;
-            q->chain = b[q->hash & (n - 1)];
-            b[q->hash & (n - 1)] = q;
-            q = nx;
-        }
-    }
-    free(r->buckets);
-    r->buckets = b;
-    r->n_buckets = n;
+    return ((const struct hook_runner *)ctx)->queues[idx]->node;
 }
 
 /* The FIFO of node, created if there is none; NULL when out of memory. */
 static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
 {
-    uint64_t h = node_hash(r, node);
-    struct hook_queue *q = queue_find(r, node, h);
-    if (q)
-        return q;
-    q = calloc(1, sizeof(*q));
+    size_t len = strlen(node);
+    uint32_t idx = vigil__idtable_find(&r->ids, node, len, queue_id_of);
+    if (idx != VIGIL__IDTABLE_NONE)
+        return r->queues[idx];
+    if (r->n_queues == r->cap_queues) {
+        uint32_t cap = r->cap_queues * 2;
+        struct hook_queue **qs = reallocarray(r->queues, cap, sizeof(*qs));
+        if (!qs)
+            return NULL;
+        r->queues = qs;
+        r->cap_queues = cap;
+    }
+    struct hook_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return NULL;
     snprintf(q->node, sizeof(q->node), "%s", node);
-    q->hash = h;
+    q->idx = r->n_queues;
+    r->queues[q->idx] = q;
+    if (vigil__idtable_insert(&r->ids, node, len, q->idx) != 0) {
+        free(q);
+        return NULL;
+    }
+    r->n_queues++;
     q->runner = r;
     vio_timer_init(&q->timer, queue_timer, q);
-    if (r->n_queues >= r->n_buckets)
-        table_grow(r);
-    size_t b = h & (r->n_buckets - 1);
-    q->chain = r->buckets[b];
-    r->buckets[b] = q;
     q->next = r->all;
     if (r->all)
         r->all->prev = q;
     r->all = q;
-    r->n_queues++;
     return q;
 }
 
@@ -260,18 +236,22 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
 static void queue_remove(struct hook_runner *r, struct hook_queue *q)
 {
     vio_timer_disarm(r->loop, &q->timer);
-    struct hook_queue **p = &r->buckets[q->hash & (r->n_buckets - 1)];
-    while (*p && *p != q)
-        p = &(*p)->chain;
-    if (*p)
-        *p = q->chain;
+    vigil__idtable_remove_slot(&r->ids,
+                               vigil__idtable_slot(&r->ids, q->node, strlen(q->node), queue_id_of));
+    /* The last FIFO of the array takes q's place, and its index in the table follows. */
+    struct hook_queue *last = r->queues[--r->n_queues];
+    if (last != q) {
+        r->queues[q->idx] = last;
+        last->idx = q->idx;
+        vigil__idtable_set(
+            vigil__idtable_slot(&r->ids, last->node, strlen(last->node), queue_id_of), last->idx);
+    }
     if (q->prev)
         q->prev->next = q->next;
     else
         r->all = q->next;
     if (q->next)
         q->next->prev = q->prev;
-    r->n_queues--;
     while (q->head) {
         struct hook_job *j = q->head;
         q->head = j->next;
@@ -695,10 +675,13 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
     r->procs = procs;
     r->log = log;
     r->log_arg = log_arg;
-    r->n_buckets = HOOK_BUCKETS_START;
-    r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
+    /* A random key: only the layout of the table depends on it, runs are the same whatever it is.
+     */
+    int ids_rc = vigil__idtable_init(&r->ids, HOOK_QUEUES_START, NULL, NULL, queue_id_of, r);
+    r->cap_queues = HOOK_QUEUES_START;
+    r->queues = calloc(r->cap_queues, sizeof(*r->queues));
     r->hooks = calloc(n > 0 ? n : 1, sizeof(*r->hooks));
-    if (!r->buckets || !r->hooks)
+    if (ids_rc != 0 || !r->queues || !r->hooks)
         goto nomem;
     r->n_hooks = n;
     for (size_t i = 0; i < n; i++) {
@@ -717,13 +700,12 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
         r->hooks[i].retry_delay =
             hooks[i].retry_delay > 0 ? hooks[i].retry_delay : VIGIL_NSEC_PER_SEC;
     }
-    /* Only the layout of the table depends on it: runs are the same whatever the key. */
-    randombytes_buf(r->hash_key, sizeof(r->hash_key));
     *out = r;
     return 0;
 nomem:
     hooks_free(r->hooks, n);
-    free(r->buckets);
+    vigil__idtable_destroy(&r->ids);
+    free(r->queues);
     free(r);
     return -VIGIL_ENOMEM;
 }
@@ -819,6 +801,7 @@ void hook_runner_free(struct hook_runner *r)
         queue_remove(r, q);
     }
     hooks_free(r->hooks, r->n_hooks);
-    free(r->buckets);
+    vigil__idtable_destroy(&r->ids);
+    free(r->queues);
     free(r);
 }
