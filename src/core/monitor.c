@@ -2,11 +2,12 @@
  * The monitor core: node table, deadlines, the node state machine, events.
  *
  * Every node lives in one flat array allocated once for max_nodes (pages
- * that are never touched cost no memory), found through an open-addressing
- * hash table of indices keyed with SipHash, so that an attacker who picks ids
- * cannot make lookups slow. Nodes are never evicted: a flood of new ids can
- * fill the table, after which new ids are dropped and counted, but it can
- * never push out a node that is already known.
+ * that are never touched cost no memory), found through the id table of
+ * core/idtable.h: open addressing over 4-byte indices, keyed with SipHash,
+ * so that an attacker who picks ids cannot make lookups slow. The table is
+ * sized for max_nodes once and never grows or removes here. Nodes are never evicted: a flood of new
+ * ids can fill the table, after which new ids are dropped and counted, but it can never push out a
+ * node that is already known.
  *
  * Each node has at most one deadline: the next moment a decision about it
  * could change (alive -> suspect, suspect -> dead, the end of a declared
@@ -41,11 +42,12 @@
  * and counts custom_lost).
  *
  * The records are in core/monitor_int.h, and node.c reads them for
- * callers. The hash table, the heap and the state machine stay together in
- * this file: a heartbeat goes through all three, and kept in one
- * translation unit the compiler inlines the heap moves and probes into the
- * heartbeat path; they also share the invariants (heap_pos, stale,
- * deadline) that the paragraphs above explain once.
+ * callers. The heap and the state machine stay together in this file, with
+ * the table's lookups inline from its header: a heartbeat goes through all
+ * three, and the compiler inlines the heap moves, the probes and the id
+ * compare (node_id_of) into the heartbeat path; the heap and the state
+ * machine also share the invariants (heap_pos, stale, deadline) that the
+ * paragraphs above explain once.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +55,7 @@
 
 #include <sodium.h>
 
+#include "core/idtable.h"
 #include "core/monitor_int.h"
 
 #define NO_POS UINT32_MAX
@@ -133,6 +136,8 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
 }
 
 /* --- lifecycle -------------------------------------------------------- */
+
+static const char *node_id_of(const void *ctx, uint32_t idx);
 
 static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
 {
@@ -216,13 +221,9 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     /* Phi thresholds do not scale with a node's interval: one quantile serves all. */
     m->suspect_quantile = vigil_phi_quantile(cfg->detector.suspect_threshold);
     size_t cap = cfg->max_nodes;
-    /* Load factor at most one half keeps linear probes short. */
-    size_t nslots = 16;
-    while (nslots < cap * 2)
-        nslots <<= 1;
-    m->slot_mask = (uint32_t)(nslots - 1);
     m->nodes = mon_calloc(&al, cap, sizeof(*m->nodes));
-    m->slots = mon_calloc(&al, nslots, sizeof(*m->slots));
+    /* Sized once for max_nodes: node_insert never has to grow it. */
+    int ids_rc = vigil__idtable_init(&m->ids, (uint32_t)cap, &al, m->cfg.hash_seed, node_id_of, m);
     m->heap = mon_calloc(&al, cap, sizeof(*m->heap));
     m->heap_pos = mon_calloc(&al, cap, sizeof(*m->heap_pos));
     m->stale = mon_calloc(&al, cap, 1);
@@ -231,12 +232,12 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     /* Histories: phi decides on them; the fixed detector reports them as evidence. */
     if (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN)
         m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || !m->slots || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
+    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
         (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
-    m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + nslots * sizeof(*m->slots) +
+    m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + vigil__idtable_memory(&m->ids) +
              cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq) +
              (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
     *out = m;
@@ -252,7 +253,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
         for (uint32_t i = 0; i < m->n_nodes; i++)
             mon_free(&al, m->nodes[i].custom);
     mon_free(&al, m->nodes);
-    mon_free(&al, m->slots);
+    vigil__idtable_destroy(&m->ids);
     mon_free(&al, m->heap);
     mon_free(&al, m->heap_pos);
     mon_free(&al, m->stale);
@@ -262,30 +263,18 @@ void vigil_monitor_free(struct vigil_monitor *m)
     mon_free(&al, m);
 }
 
-/* --- hash table ------------------------------------------------------- */
+/* --- node table ------------------------------------------------------ */
 
-static uint32_t hash_id(const struct vigil_monitor *m, const char *id, size_t len)
+/* The id of node idx, for the id table. */
+static const char *node_id_of(const void *ctx, uint32_t idx)
 {
-    unsigned char h[crypto_shorthash_BYTES];
-    crypto_shorthash(h, (const unsigned char *)id, len, m->cfg.hash_seed);
-    uint32_t v;
-    memcpy(&v, h, sizeof(v));
-    return v;
+    return ((const struct vigil_monitor *)ctx)->nodes[idx].id;
 }
 
 /* Returns the slot holding id, or the empty slot where it would go. */
 static uint32_t *slot_find(const struct vigil_monitor *m, const char *id, size_t len)
 {
-    uint32_t i = hash_id(m, id, len) & m->slot_mask;
-    for (;;) {
-        uint32_t *s = &m->slots[i];
-        if (*s == 0)
-            return s;
-        const struct vigil_node *n = &m->nodes[*s - 1];
-        if (!strncmp(n->id, id, len) && n->id[len] == '\0')
-            return s;
-        i = (i + 1) & m->slot_mask;
-    }
+    return vigil__idtable_slot(&m->ids, id, len, node_id_of);
 }
 
 static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, const char *id,
@@ -302,7 +291,7 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     n->state_since = now;
     n->last_heard = -1;
     vigil_detector_init(&n->det);
-    *slot = idx + 1;
+    vigil__idtable_put(&m->ids, slot, idx);
     return n;
 }
 
@@ -551,7 +540,7 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     if (!vigil_id_valid(id, len))
         return -VIGIL_EBADID;
     uint32_t *slot = slot_find(m, id, len);
-    if (*slot)
+    if (vigil__idtable_value(slot) != VIGIL__IDTABLE_NONE)
         return -VIGIL_EEXIST;
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
@@ -623,8 +612,9 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     size_t id_len = strlen(hb.id);
     uint32_t *slot = slot_find(m, hb.id, id_len);
     struct vigil_node *n;
-    if (*slot) {
-        n = &m->nodes[*slot - 1];
+    uint32_t found = vigil__idtable_value(slot);
+    if (found != VIGIL__IDTABLE_NONE) {
+        n = &m->nodes[found];
     } else if (!m->cfg.auto_register) {
         m->stats.unknown_node++;
         return -VIGIL_EUNKNOWN;
@@ -783,8 +773,8 @@ const struct vigil_node *vigil_monitor_find(const struct vigil_monitor *m, const
     size_t len = strlen(id);
     if (!vigil_id_valid(id, len))
         return NULL;
-    uint32_t *slot = slot_find(m, id, len);
-    return *slot ? &m->nodes[*slot - 1] : NULL;
+    uint32_t idx = vigil__idtable_value(slot_find(m, id, len));
+    return idx != VIGIL__IDTABLE_NONE ? &m->nodes[idx] : NULL;
 }
 
 size_t vigil_monitor_node_count(const struct vigil_monitor *m)

@@ -9,6 +9,8 @@
 
 #include <vigil/monitor.h>
 
+#include "core/idtable.h"
+
 /* A node, as the monitor knows it. */
 struct vigil_node {
     char id[VIGIL_ID_MAX + 1];
@@ -50,8 +52,7 @@ struct vigil_monitor {
     uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
     double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */
 
-    uint32_t *slots; /* hash table: node index + 1, 0 = empty */
-    uint32_t slot_mask;
+    struct vigil__idtable ids; /* node id -> index in nodes, for max_nodes */
 
     struct vigil__heap_ent *heap;
     /*

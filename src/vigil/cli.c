@@ -14,7 +14,8 @@
  * dead?" is answered with the numbers that made the decision.
  *
  * `vigil events` prints one line per event, the same line the monitor's text
- * log writes; --follow keeps polling for new ones until interrupted. The
+ * log writes (the API's JSON read back into the event and rendered by
+ * evlog.c, as the log renders it); --follow keeps polling for new ones until interrupted. The
  * poll runs every 500 ms and a SIGINT (Ctrl-C) ends it cleanly, also in the
  * middle of a request.
  *
@@ -41,6 +42,7 @@
 #include "api.h"
 #include "cmds.h"
 #include "config.h"
+#include "evlog.h"
 #include "io/vio.h"
 
 /* Room for the API's base URL ("http://" and a formatted address, or what the user gave). */
@@ -133,38 +135,22 @@ static unsigned long long jull(const json_t *o, const char *key)
     return 0;
 }
 
-/* One event as evrec_format_text writes it (evlog.c), rebuilt from the API's JSON. */
+/*
+ * One event of the API's JSON as the monitor's text log writes it: read back
+ * into the event and rendered by evlog.c, the one renderer of events. An
+ * event that does not read back (not from this program's API) is shown as
+ * its JSON rather than as a line with guessed fields.
+ */
 static void event_line(const json_t *e, char *buf, size_t cap)
 {
-    const json_t *ev = json_object_get(e, "evidence");
-    const char *when = jstr(e, "time", "?");
-    unsigned long long seq = jull(e, "seq");
-    double since = jnum(ev, "since_last_s", -1);
-    if (!strcmp(jstr(e, "type", ""), "pause")) {
-        snprintf(buf, cap,
-                 "%s event %llu: monitor paused for %.3fs: no node convicted for heartbeats it "
-                 "could not read",
-                 when, seq, since < 0 ? 0 : since);
+    struct evrec r;
+    if (evrec_from_json(e, &r) == 0) {
+        evrec_format_text(&r, buf, cap);
         return;
     }
-    char since_s[32], level[32];
-    if (since < 0)
-        snprintf(since_s, sizeof(since_s), "never");
-    else
-        snprintf(since_s, sizeof(since_s), "%.3fs", since);
-    /* JSON has no infinity: the API sends an infinite level as null. */
-    json_t *lv = json_object_get(ev, "level");
-    if (json_is_number(lv))
-        snprintf(level, sizeof(level), "%.2f", json_number_value(lv));
-    else
-        snprintf(level, sizeof(level), "inf");
-    const char *addr = jstr(e, "addr", "");
-    snprintf(buf, cap,
-             "%s event %llu: %s %s -> %s (%s) since_last=%s level=%s threshold=%.2f mean=%.3fs "
-             "sd=%.3fs addr=%s",
-             when, seq, jstr(e, "node", "?"), jstr(e, "old_state", "?"), jstr(e, "new_state", "?"),
-             jstr(e, "reason", ""), since_s, level, jnum(ev, "threshold", 0), jnum(ev, "mean_s", 0),
-             jnum(ev, "std_dev_s", 0), addr[0] ? addr : "-");
+    char *s = json_dumps(e, JSON_COMPACT);
+    snprintf(buf, cap, "unreadable event: %s", s ? s : "?");
+    free(s);
 }
 
 static void print_event(const json_t *e, bool as_json)

@@ -8,13 +8,22 @@
  * one when the ring is full: O(1), and no allocation after evlog_new(), since
  * the monitor's loop pushes every event it drains.
  *
- * The same event is rendered in two ways, here and only here, so that the log,
- * the hooks and the API always agree on what an event says:
+ * An event is rendered here and only here, so that the log, the hooks, the
+ * API and the CLI always agree on what an event says:
  *
  * - JSON (jansson) for the API, the JSON log and the standard input of hooks.
  *   Durations are seconds as numbers, so that a consumer never has to know
  *   that the core counts nanoseconds.
- * - One readable line for the text log.
+ * - One readable line for the text log and the CLI.
+ * - Its fields as text (seconds, address, type) for the line and for the
+ *   hooks' environment variables.
+ *
+ * The CLI only has the API's JSON, so evrec_from_json turns that back into
+ * the event and the CLI prints it with evrec_format_text: the line a
+ * terminal shows is the log's line by construction, not by a second copy of
+ * its format. The way back is strict (a field missing or of the wrong type
+ * is an error, not a default), since a guess would print a line the monitor
+ * never wrote.
  *
  * A pause event is not about a node: the monitor found that it had not run
  * for a while (a stopped process, a VM pause). Its node is "" and its
@@ -28,6 +37,7 @@
 #include <time.h>
 
 #include "evlog.h"
+#include "vigil/sender.h" /* vigil_addr_parse */
 
 struct evlog {
     struct evrec *ring; /* cap slots */
@@ -138,14 +148,20 @@ static bool put(json_t *obj, const char *key, json_t *value)
     return value && json_object_set_new(obj, key, value) == 0;
 }
 
-static const char *evrec_type_name(const struct evrec *r)
+const char *evrec_type_name(const struct evrec *r)
 {
     return r->ev.type == VIGIL_EVENT_PAUSE ? "pause" : "state";
 }
 
-/* The event's address, or "" when the event carries none. */
-static void evrec_addr(const struct evrec *r, char *buf, size_t cap)
+const char *evrec_node(const struct evrec *r)
 {
+    return r->ev.type == VIGIL_EVENT_PAUSE ? "" : r->ev.node;
+}
+
+void evrec_format_addr(const struct evrec *r, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return;
     if (r->ev.addr.family == 0)
         buf[0] = '\0';
     else
@@ -160,7 +176,7 @@ json_t *evrec_to_json(const struct evrec *r)
     char when[64];
     char addr[64]; /* vigil_addr_format asks for at least 56 bytes */
     vigil_format_wall(r->wall_us, when, sizeof(when));
-    evrec_addr(r, addr, sizeof(addr));
+    evrec_format_addr(r, addr, sizeof(addr));
 
     json_t *o = json_object();
     json_t *e = json_object();
@@ -176,7 +192,7 @@ json_t *evrec_to_json(const struct evrec *r)
     ok = ok && put(o, "seq", json_integer((json_int_t)ev->seq)) &&
          put(o, "type", json_string(evrec_type_name(r))) && put(o, "time", json_string(when)) &&
          put(o, "time_us", json_integer((json_int_t)r->wall_us)) &&
-         put(o, "node", json_string(ev->type == VIGIL_EVENT_PAUSE ? "" : ev->node)) &&
+         put(o, "node", json_string(evrec_node(r))) &&
          put(o, "old_state", json_string(vigil_state_name(ev->old_state))) &&
          put(o, "new_state", json_string(vigil_state_name(ev->new_state))) &&
          put(o, "reason", json_string(ev->reason ? ev->reason : ""));
@@ -198,9 +214,118 @@ fail:
     return NULL;
 }
 
-/* Appends nanoseconds as seconds with 3 decimals ("5.012"), rounded to the ms. */
-static void fmt_secs(vigil_time_t ns, char *buf, size_t cap)
+/* ---- back from JSON ---- */
+
+/* A string member; NULL when absent or not a string. */
+static const char *get_str(const json_t *o, const char *key)
 {
+    return json_string_value(json_object_get(o, key));
+}
+
+/* An integer member as evrec_to_json wrote it (a uint64 cast to json_int_t). */
+static bool get_u64(const json_t *o, const char *key, uint64_t *out)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v))
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+/*
+ * Seconds as nanoseconds. Finite, not negative and within the range of
+ * vigil_time_t; null is null_ns when null_ok. The product is rounded, so
+ * that ns / 1e9 * 1e9 comes back to ns.
+ */
+static bool get_secs(const json_t *o, const char *key, bool null_ok, vigil_time_t null_ns,
+                     vigil_time_t *out)
+{
+    const json_t *v = json_object_get(o, key);
+    if (null_ok && json_is_null(v)) {
+        *out = null_ns;
+        return true;
+    }
+    if (!json_is_number(v))
+        return false;
+    double s = json_number_value(v);
+    /* 9.2e9 s is the largest vigil_time_t; the bound leaves room for the rounding. */
+    if (!(s >= 0) || !(s < 9.2e9))
+        return false;
+    *out = (vigil_time_t)llround(s * (double)VIGIL_NSEC_PER_SEC);
+    return true;
+}
+
+/* A level or threshold: a number, or null for what JSON could not carry (infinity). */
+static bool get_level(const json_t *o, const char *key, double *out)
+{
+    const json_t *v = json_object_get(o, key);
+    if (json_is_null(v)) {
+        *out = INFINITY;
+        return true;
+    }
+    if (!json_is_number(v))
+        return false;
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool get_state(const json_t *o, const char *key, enum vigil_state *out)
+{
+    const char *name = get_str(o, key);
+    int s = name ? vigil_state_parse(name) : -1;
+    if (s < 0)
+        return false;
+    *out = (enum vigil_state)s;
+    return true;
+}
+
+int evrec_from_json(const json_t *o, struct evrec *r)
+{
+    if (!json_is_object(o) || !r)
+        return -VIGIL_EINVAL;
+    memset(r, 0, sizeof(*r));
+    struct vigil_event *ev = &r->ev;
+    const json_t *e = json_object_get(o, "evidence");
+    const char *type = get_str(o, "type");
+    const char *node = get_str(o, "node");
+    const char *addr = get_str(o, "addr");
+    uint64_t wall;
+    if (!json_is_object(e) || !type || !node || !addr || !get_str(o, "time") ||
+        !json_is_string(json_object_get(o, "reason")))
+        return -VIGIL_EINVAL;
+    if (!strcmp(type, "pause"))
+        ev->type = VIGIL_EVENT_PAUSE;
+    else if (!strcmp(type, "state"))
+        ev->type = VIGIL_EVENT_STATE;
+    else
+        return -VIGIL_EINVAL;
+    /* A pause is the monitor's own and has no node; every other event has one. */
+    size_t len = strlen(node);
+    if (ev->type == VIGIL_EVENT_PAUSE ? len != 0 : !vigil_id_valid(node, len))
+        return -VIGIL_EINVAL;
+    memcpy(ev->node, node, len + 1);
+    ev->reason = get_str(o, "reason");
+    if (!get_u64(o, "seq", &ev->seq) || !get_u64(o, "time_us", &wall) ||
+        !get_u64(o, "generation", &ev->generation) || !get_u64(o, "sequence", &ev->sequence) ||
+        !get_state(o, "old_state", &ev->old_state) || !get_state(o, "new_state", &ev->new_state) ||
+        !get_secs(e, "since_last_s", true, -1, &ev->since_last) ||
+        !get_secs(e, "mean_s", false, 0, &ev->mean) ||
+        !get_secs(e, "std_dev_s", false, 0, &ev->std_dev) || !get_level(e, "level", &ev->level) ||
+        !get_level(e, "threshold", &ev->threshold))
+        return -VIGIL_EINVAL;
+    r->wall_us = (int64_t)wall;
+    /* The address as vigil_addr_format wrote it: numeric, with its port. */
+    if (addr[0] && vigil_addr_parse(addr, 0, &ev->addr) != 0)
+        return -VIGIL_EINVAL;
+    return 0;
+}
+
+/* ---- the readable line ---- */
+
+void vigil_format_secs(vigil_time_t ns, char *buf, size_t cap)
+{
+    if (!buf || cap == 0)
+        return;
     const char *sign = "";
     uint64_t u;
     if (ns < 0) {
@@ -228,7 +353,7 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
     vigil_format_wall(r->wall_us, when, sizeof(when));
 
     if (ev->type == VIGIL_EVENT_PAUSE) {
-        fmt_secs(ev->since_last, since, sizeof(since));
+        vigil_format_secs(ev->since_last, since, sizeof(since));
         snprintf(buf, cap,
                  "%s event %" PRIu64 ": monitor paused for %ss: no node convicted for "
                  "heartbeats it could not read",
@@ -238,12 +363,12 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
     if (ev->since_last < 0)
         snprintf(since, sizeof(since), "never");
     else {
-        fmt_secs(ev->since_last, since, sizeof(since) - 1);
+        vigil_format_secs(ev->since_last, since, sizeof(since) - 1);
         strcat(since, "s");
     }
-    fmt_secs(ev->mean, mean, sizeof(mean));
-    fmt_secs(ev->std_dev, sd, sizeof(sd));
-    evrec_addr(r, addr, sizeof(addr));
+    vigil_format_secs(ev->mean, mean, sizeof(mean));
+    vigil_format_secs(ev->std_dev, sd, sizeof(sd));
+    evrec_format_addr(r, addr, sizeof(addr));
     snprintf(buf, cap,
              "%s event %" PRIu64 ": %s %s -> %s (%s) since_last=%s level=%.2f threshold=%.2f "
              "mean=%ss sd=%ss addr=%s",

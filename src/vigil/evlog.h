@@ -1,7 +1,8 @@
 /*
  * The monitor program's event history: the last N events, in order, for the
- * API and the CLI, and the two renderings of an event (a readable line and
- * JSON) shared by the log, the hooks and the API.
+ * API and the CLI, and the renderings of an event (a readable line, JSON and
+ * its fields as text) shared by the log, the hooks, the API and the CLI,
+ * with the way back from JSON to an event for the CLI.
  */
 #ifndef VIGIL_EVLOG_H
 #define VIGIL_EVLOG_H
@@ -36,13 +37,41 @@ uint64_t evlog_last_seq(const struct evlog *l);
 json_t *evrec_to_json(const struct evrec *r);
 
 /*
+ * The inverse of evrec_to_json: reads the event in o into *r. Strict: every
+ * field evrec_to_json writes must be there with its type, the type and the
+ * states must be names it writes, node must be a node id ("" for a pause)
+ * and addr an address or "". Returns 0, or -VIGIL_EINVAL (then *r is
+ * unspecified). Durations come back in nanoseconds (to the nanosecond for
+ * anything shorter than weeks); a null since_last_s is -1 (never heard) and a
+ * null level or threshold is infinity (what JSON could not carry); seq,
+ * generation and sequence come back modulo 2^64, as evrec_to_json wrote them.
+ * ev.time, the monotonic time, is not in the JSON and is 0. r->ev.reason
+ * points into o: it stays valid as long as o does.
+ */
+int evrec_from_json(const json_t *o, struct evrec *r);
+
+/*
  * One readable line (no newline), e.g.
  * "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) since_last=5.012s
  *  level=8.31 threshold=8.00 mean=1.000s sd=0.010s addr=127.0.0.1:40012"
  */
 void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
 
+/*
+ * The fields of an event as text, as the line above and the hooks'
+ * environment show them.
+ */
+/* "state" or "pause". */
+const char *evrec_type_name(const struct evrec *r);
+/* The node of the event; "" for a pause, which is the monitor's own. */
+const char *evrec_node(const struct evrec *r);
+/* The event's address ("1.2.3.4:5", "[::1]:5"), or "" when it has none; cap >= 56. */
+void evrec_format_addr(const struct evrec *r, char *buf, size_t cap);
+
 /* RFC 3339 UTC time with milliseconds ("2026-11-25T17:00:00.123Z"). */
 void vigil_format_wall(int64_t wall_us, char *buf, size_t cap);
+
+/* Nanoseconds as seconds with 3 decimals, rounded to the nearest millisecond ("5.012"). */
+void vigil_format_secs(vigil_time_t ns, char *buf, size_t cap);
 
 #endif

@@ -4,7 +4,8 @@
  * A hook is a program and its arguments from the configuration. For each
  * event it wants, it is started with the event in environment variables
  * (VIGIL_NODE, VIGIL_NEW_STATE, ...) and as one line of JSON on its standard
- * input. No shell is involved and no event data is ever spliced into a
+ * input, both with the fields as evlog.c renders them for the log and the
+ * API. No shell is involved and no event data is ever spliced into a
  * command line: a node id or a reason reaches the hook as data, never as
  * code. The hook's standard output and error are the monitor's own, so what
  * a hook prints lands in the monitor's output or log.
@@ -15,9 +16,10 @@
  * work has a FIFO of events, and its next event starts only when the hooks
  * of the previous one have finished. The hooks of one event run one after
  * another, in the order of the configuration. Events of different nodes run
- * concurrently, so one slow hook delays only its own node. The FIFOs live in
- * a hash table keyed by node id (SipHash with a random key, since node ids
- * can come from the network) and exist only while they hold work. Pause
+ * concurrently, so one slow hook delays only its own node. The FIFOs are
+ * found through the id table of core/idtable.h, the monitor's own (SipHash
+ * with a random key, since node ids can come from the network), as indices
+ * into a dense array of them; they exist only while they hold work. Pause
  * events (the monitor itself stalled) have their own FIFO, under the id "",
  * which no node can have.
  *
@@ -58,6 +60,7 @@
 
 #include <sodium.h>
 
+#include "core/idtable.h"
 #include "hooks.h"
 
 extern char **environ;
@@ -80,8 +83,8 @@ extern char **environ;
  * in the kernel (uninterruptible I/O) takes longer, and is then left.
  */
 #define HOOK_FREE_KILL_WAIT (1 * VIGIL_NSEC_PER_SEC)
-/* Hash buckets to begin with; doubled when there are more FIFOs than buckets. */
-#define HOOK_BUCKETS_START 16
+/* FIFOs the table and the array have room for at first; both double as needed. */
+#define HOOK_QUEUES_START 8
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
@@ -98,10 +101,9 @@ struct hook_runner;
 /* A node's FIFO of events, and the hook it is running. */
 struct hook_queue {
     char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
-    uint64_t hash;
+    uint32_t idx;                /* in runner->queues, the value of node in runner->ids */
     struct hook_runner *runner;
-    struct hook_queue *chain;       /* next in the hash bucket */
-    struct hook_queue *prev, *next; /* list of all FIFOs */
+    struct hook_queue *prev, *next; /* list of all FIFOs, newest first */
     struct hook_queue *line_next;   /* next waiting for a free slot */
     bool in_line;                   /* waiting for a free slot */
     struct hook_job *head, *tail;   /* head: the event being handled */
@@ -134,15 +136,14 @@ struct hook_runner {
     size_t n_hooks;
     hook_log_fn log;
     void *log_arg;
-    struct hook_queue **buckets;
-    size_t n_buckets; /* a power of two */
-    size_t n_queues;
+    struct vigil__idtable ids;  /* node -> index in queues */
+    struct hook_queue **queues; /* the FIFOs, dense: n_queues of cap_queues */
+    uint32_t n_queues, cap_queues;
     struct hook_queue *all;                   /* every FIFO */
     struct hook_queue *line_head, *line_tail; /* FIFOs waiting for a free slot */
     size_t running;                           /* hooks running */
     size_t pending;                           /* hook runs queued or running */
     bool stopping;                            /* in hook_runner_free: start nothing */
-    unsigned char hash_key[crypto_shorthash_KEYBYTES];
     struct hook_stats stats;
 };
 
@@ -171,25 +172,6 @@ static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
     r->log(r->log_arg, line);
 }
 
-/* Nanoseconds as seconds with 3 decimals, rounded to the millisecond. */
-static void fmt_secs(vigil_time_t ns, char *buf, size_t cap)
-{
-    const char *sign = "";
-    uint64_t u = (uint64_t)ns;
-    if (ns < 0) {
-        sign = "-";
-        u = (uint64_t)0 - (uint64_t)ns;
-    }
-    /* Half a millisecond, for rounding to the nearest millisecond. */
-    uint64_t ms = (u + 500000) / 1000000;
-    snprintf(buf, cap, "%s%" PRIu64 ".%03" PRIu64, sign, ms / 1000, ms % 1000);
-}
-
-static const char *event_node(const struct evrec *rec)
-{
-    return rec->ev.type == VIGIL_EVENT_PAUSE ? "" : rec->ev.node;
-}
-
 /* The node as log lines show it; pause events are the monitor's own. */
 static const char *event_label(const struct evrec *rec)
 {
@@ -209,68 +191,44 @@ static bool hook_wants(const struct hook *h, const struct vigil_event *ev)
 
 /* ---- the table of FIFOs ---- */
 
-static uint64_t node_hash(const struct hook_runner *r, const char *node)
+/* The node of FIFO idx, for the id table. */
+static const char *queue_id_of(const void *ctx, uint32_t idx)
 {
-    unsigned char out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, (const unsigned char *)node, strlen(node), r->hash_key);
-    uint64_t h;
-    memcpy(&h, out, sizeof(h));
-    return h;
-}
-
-static struct hook_queue *queue_find(const struct hook_runner *r, const char *node, uint64_t h)
-{
-    for (struct hook_queue *q = r->buckets[h & (r->n_buckets - 1)]; q; q = q->chain)
-        if (q->hash == h && strcmp(q->node, node) == 0)
-            return q;
-    return NULL;
-}
-
-/* Doubles the buckets; on failure keeps the old ones (longer chains, still correct). */
-static void table_grow(struct hook_runner *r)
-{
-    size_t n = r->n_buckets * 2;
-    struct hook_queue **b = calloc(n, sizeof(*b));
-    if (!b)
-        return;
-    for (size_t i = 0; i < r->n_buckets; i++) {
-        struct hook_queue *q = r->buckets[i];
-        while (q) {
-            struct hook_queue *nx = q->chain;
-            q->chain = b[q->hash & (n - 1)];
-            b[q->hash & (n - 1)] = q;
-            q = nx;
-        }
-    }
-    free(r->buckets);
-    r->buckets = b;
-    r->n_buckets = n;
+    return ((const struct hook_runner *)ctx)->queues[idx]->node;
 }
 
 /* The FIFO of node, created if there is none; NULL when out of memory. */
 static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
 {
-    uint64_t h = node_hash(r, node);
-    struct hook_queue *q = queue_find(r, node, h);
-    if (q)
-        return q;
-    q = calloc(1, sizeof(*q));
+    size_t len = strlen(node);
+    uint32_t idx = vigil__idtable_find(&r->ids, node, len, queue_id_of);
+    if (idx != VIGIL__IDTABLE_NONE)
+        return r->queues[idx];
+    if (r->n_queues == r->cap_queues) {
+        uint32_t cap = r->cap_queues * 2;
+        struct hook_queue **qs = reallocarray(r->queues, cap, sizeof(*qs));
+        if (!qs)
+            return NULL;
+        r->queues = qs;
+        r->cap_queues = cap;
+    }
+    struct hook_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return NULL;
     snprintf(q->node, sizeof(q->node), "%s", node);
-    q->hash = h;
+    q->idx = r->n_queues;
+    r->queues[q->idx] = q;
+    if (vigil__idtable_insert(&r->ids, node, len, q->idx) != 0) {
+        free(q);
+        return NULL;
+    }
+    r->n_queues++;
     q->runner = r;
     vio_timer_init(&q->timer, queue_timer, q);
-    if (r->n_queues >= r->n_buckets)
-        table_grow(r);
-    size_t b = h & (r->n_buckets - 1);
-    q->chain = r->buckets[b];
-    r->buckets[b] = q;
     q->next = r->all;
     if (r->all)
         r->all->prev = q;
     r->all = q;
-    r->n_queues++;
     return q;
 }
 
@@ -278,18 +236,22 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
 static void queue_remove(struct hook_runner *r, struct hook_queue *q)
 {
     vio_timer_disarm(r->loop, &q->timer);
-    struct hook_queue **p = &r->buckets[q->hash & (r->n_buckets - 1)];
-    while (*p && *p != q)
-        p = &(*p)->chain;
-    if (*p)
-        *p = q->chain;
+    vigil__idtable_remove_slot(&r->ids,
+                               vigil__idtable_slot(&r->ids, q->node, strlen(q->node), queue_id_of));
+    /* The last FIFO of the array takes q's place, and its index in the table follows. */
+    struct hook_queue *last = r->queues[--r->n_queues];
+    if (last != q) {
+        r->queues[q->idx] = last;
+        last->idx = q->idx;
+        vigil__idtable_set(
+            vigil__idtable_slot(&r->ids, last->node, strlen(last->node), queue_id_of), last->idx);
+    }
     if (q->prev)
         q->prev->next = q->next;
     else
         r->all = q->next;
     if (q->next)
         q->next->prev = q->prev;
-    r->n_queues--;
     while (q->head) {
         struct hook_job *j = q->head;
         q->head = j->next;
@@ -378,20 +340,19 @@ static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first
             envp[k++] = environ[i];
     *first_own = k;
 
+    /* The fields as evlog.c renders them; since_last is "" when never heard. */
     char when[64], since[32] = "", mean[32], sd[32];
-    char addr[64] = ""; /* vigil_addr_format asks for at least 56 bytes */
+    char addr[64]; /* vigil_addr_format asks for at least 56 bytes */
     vigil_format_wall(rec->wall_us, when, sizeof(when));
     if (ev->since_last >= 0)
-        fmt_secs(ev->since_last, since, sizeof(since));
-    fmt_secs(ev->mean, mean, sizeof(mean));
-    fmt_secs(ev->std_dev, sd, sizeof(sd));
-    if (ev->addr.family != 0)
-        vigil_addr_format(&ev->addr, addr, sizeof(addr));
+        vigil_format_secs(ev->since_last, since, sizeof(since));
+    vigil_format_secs(ev->mean, mean, sizeof(mean));
+    vigil_format_secs(ev->std_dev, sd, sizeof(sd));
+    evrec_format_addr(rec, addr, sizeof(addr));
 
     bool ok = env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
-              env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s",
-                      ev->type == VIGIL_EVENT_PAUSE ? "pause" : "state") &&
-              env_add(&envp[k++], "VIGIL_NODE=%s", event_node(rec)) &&
+              env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
+              env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&
               env_add(&envp[k++], "VIGIL_OLD_STATE=%s", vigil_state_name(ev->old_state)) &&
               env_add(&envp[k++], "VIGIL_NEW_STATE=%s", vigil_state_name(ev->new_state)) &&
               env_add(&envp[k++], "VIGIL_REASON=%s", ev->reason ? ev->reason : "") &&
@@ -548,7 +509,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     const struct evrec *rec = &q->head->rec;
     bool known = status != -1;
     char dur[32], what[96];
-    fmt_secs(now - q->started, dur, sizeof(dur));
+    vigil_format_secs(now - q->started, dur, sizeof(dur));
     const char *after = "";
     if (q->signalled == SIGTERM)
         after = " after timeout (SIGTERM)";
@@ -586,7 +547,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
         char d[32];
-        fmt_secs(delay, d, sizeof(d));
+        vigil_format_secs(delay, d, sizeof(d));
         if (vio_timer_arm(r->loop, &q->timer, now + delay) == 0) {
             q->attempt++;
             q->in_retry = true;
@@ -638,7 +599,7 @@ static void hook_escalate(struct hook_runner *r, struct hook_queue *q, vigil_tim
     const struct hook *h = &r->hooks[q->hook];
     const struct evrec *rec = &q->head->rec;
     char dur[32];
-    fmt_secs(now - q->started, dur, sizeof(dur));
+    vigil_format_secs(now - q->started, dur, sizeof(dur));
     if (q->signalled == 0) {
         hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %ss, sending SIGTERM",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
@@ -714,10 +675,13 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
     r->procs = procs;
     r->log = log;
     r->log_arg = log_arg;
-    r->n_buckets = HOOK_BUCKETS_START;
-    r->buckets = calloc(r->n_buckets, sizeof(*r->buckets));
+    /* A random key: only the layout of the table depends on it, runs are the same whatever it is.
+     */
+    int ids_rc = vigil__idtable_init(&r->ids, HOOK_QUEUES_START, NULL, NULL, queue_id_of, r);
+    r->cap_queues = HOOK_QUEUES_START;
+    r->queues = calloc(r->cap_queues, sizeof(*r->queues));
     r->hooks = calloc(n > 0 ? n : 1, sizeof(*r->hooks));
-    if (!r->buckets || !r->hooks)
+    if (ids_rc != 0 || !r->queues || !r->hooks)
         goto nomem;
     r->n_hooks = n;
     for (size_t i = 0; i < n; i++) {
@@ -736,13 +700,12 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
         r->hooks[i].retry_delay =
             hooks[i].retry_delay > 0 ? hooks[i].retry_delay : VIGIL_NSEC_PER_SEC;
     }
-    /* Only the layout of the table depends on it: runs are the same whatever the key. */
-    randombytes_buf(r->hash_key, sizeof(r->hash_key));
     *out = r;
     return 0;
 nomem:
     hooks_free(r->hooks, n);
-    free(r->buckets);
+    vigil__idtable_destroy(&r->ids);
+    free(r->queues);
     free(r);
     return -VIGIL_ENOMEM;
 }
@@ -763,7 +726,7 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
     j->next = NULL;
     j->rec = *ev;
     j->rec.ev.node[VIGIL_ID_MAX] = '\0';
-    struct hook_queue *q = queue_get(r, event_node(&j->rec));
+    struct hook_queue *q = queue_get(r, evrec_node(&j->rec));
     if (!q) {
         free(j);
         return -VIGIL_ENOMEM;
@@ -838,6 +801,7 @@ void hook_runner_free(struct hook_runner *r)
         queue_remove(r, q);
     }
     hooks_free(r->hooks, r->n_hooks);
-    free(r->buckets);
+    vigil__idtable_destroy(&r->ids);
+    free(r->queues);
     free(r);
 }

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -309,6 +310,156 @@ static void test_text_pause_event(void **state)
                              "no node convicted for heartbeats it could not read");
 }
 
+/* evrec_to_json then evrec_from_json: the same text line as the event itself. */
+static void assert_round_trip(const struct evrec *r)
+{
+    char want[512], got[512];
+    evrec_format_text(r, want, sizeof(want));
+    json_t *o = evrec_to_json(r);
+    assert_non_null(o);
+    /* Through text too, as the CLI gets it from the API. */
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    assert_non_null(s);
+    o = json_loads(s, 0, NULL);
+    free(s);
+    assert_non_null(o);
+    struct evrec back;
+    memset(&back, 0xa5, sizeof(back));
+    assert_int_equal(evrec_from_json(o, &back), 0);
+    evrec_format_text(&back, got, sizeof(got));
+    assert_string_equal(got, want);
+    assert_int_equal(back.ev.seq, r->ev.seq);
+    assert_int_equal(back.ev.type, r->ev.type);
+    assert_int_equal(back.wall_us, r->wall_us);
+    assert_int_equal(back.ev.since_last, r->ev.since_last);
+    assert_int_equal(back.ev.mean, r->ev.mean);
+    assert_int_equal(back.ev.std_dev, r->ev.std_dev);
+    assert_int_equal(back.ev.generation, r->ev.generation);
+    assert_int_equal(back.ev.sequence, r->ev.sequence);
+    assert_memory_equal(&back.ev.addr, &r->ev.addr, sizeof(r->ev.addr));
+    json_decref(o);
+}
+
+static void test_json_round_trip(void **state)
+{
+    (void)state;
+    /* A state event for every pair of states, with and without a threshold crossed. */
+    for (int from = VIGIL_STATE_UNKNOWN; from <= VIGIL_STATE_LEFT; from++) {
+        for (int to = VIGIL_STATE_UNKNOWN; to <= VIGIL_STATE_LEFT; to++) {
+            struct evrec r = example_event();
+            r.ev.old_state = (enum vigil_state)from;
+            r.ev.new_state = (enum vigil_state)to;
+            r.ev.seq = (uint64_t)(from * 5 + to + 1);
+            r.ev.threshold = to == VIGIL_STATE_ALIVE ? 0 : 8.0;
+            assert_round_trip(&r);
+        }
+    }
+    /* A pause. */
+    struct evrec r = pause_event();
+    assert_round_trip(&r);
+    /* Never heard, no address, durations on the millisecond rounding edges. */
+    r = example_event();
+    r.ev.since_last = -1;
+    r.ev.mean = INT64_C(999500000);
+    r.ev.std_dev = INT64_C(1499999);
+    memset(&r.ev.addr, 0, sizeof(r.ev.addr));
+    assert_round_trip(&r);
+    /* An infinite level, sent as null. */
+    r = example_event();
+    r.ev.level = INFINITY;
+    assert_round_trip(&r);
+    char line[512];
+    evrec_format_text(&r, line, sizeof(line));
+    assert_non_null(strstr(line, " level=inf "));
+    /* An IPv6 address, a long silence and the largest counters. */
+    r = example_event();
+    r.ev.addr.family = AF_INET6;
+    assert_int_equal(inet_pton(AF_INET6, "2001:db8::17", r.ev.addr.addr), 1);
+    r.ev.addr.port = 7946;
+    r.ev.since_last = INT64_C(86400123456789);
+    r.ev.generation = UINT64_MAX;
+    r.ev.sequence = UINT64_MAX - 1;
+    r.ev.seq = UINT64_MAX;
+    assert_round_trip(&r);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_non_null(strstr(line, " addr=[2001:db8::17]:7946"));
+    /* A time before 1970. */
+    r = example_event();
+    r.wall_us = -1500;
+    assert_round_trip(&r);
+}
+
+/* The reason points into the JSON; anything missing or mistyped is refused. */
+static void test_json_from_strict(void **state)
+{
+    (void)state;
+    struct evrec r = example_event(), back;
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_int_equal(evrec_from_json(o, &back), 0);
+    assert_ptr_equal(back.ev.reason, json_string_value(json_object_get(o, "reason")));
+    assert_string_equal(back.ev.node, "web3");
+    assert_int_equal(back.ev.time, 0);
+
+    static const char *const required[] = {"seq",      "type",       "time",      "time_us",
+                                           "node",     "old_state",  "new_state", "reason",
+                                           "evidence", "generation", "sequence",  "addr"};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        json_t *c = json_deep_copy(o);
+        json_object_del(c, required[i]);
+        if (evrec_from_json(c, &back) != -VIGIL_EINVAL)
+            fail_msg("accepted without %s", required[i]);
+        json_decref(c);
+    }
+    static const char *const evidence[] = {"since_last_s", "level", "threshold", "mean_s",
+                                           "std_dev_s"};
+    for (size_t i = 0; i < sizeof(evidence) / sizeof(evidence[0]); i++) {
+        json_t *c = json_deep_copy(o);
+        json_object_del(json_object_get(c, "evidence"), evidence[i]);
+        if (evrec_from_json(c, &back) != -VIGIL_EINVAL)
+            fail_msg("accepted without evidence.%s", evidence[i]);
+        json_decref(c);
+    }
+    /* Wrong values. */
+    struct {
+        const char *key;
+        json_t *value;
+    } bad[] = {
+        {"seq", json_string("12")},
+        {"type", json_string("other")},
+        {"node", json_string("bad/id")},
+        {"node", json_string("")},
+        {"old_state", json_string("gone")},
+        {"new_state", json_integer(1)},
+        {"addr", json_string("nowhere")},
+        {"time_us", json_real(1.5)},
+        {"reason", json_null()},
+        {"evidence", json_array()},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *c = json_deep_copy(o);
+        json_object_set_new(c, bad[i].key, bad[i].value);
+        if (evrec_from_json(c, &back) != -VIGIL_EINVAL)
+            fail_msg("accepted a wrong %s", bad[i].key);
+        json_decref(c);
+    }
+    json_t *c = json_deep_copy(o);
+    json_object_set_new(json_object_get(c, "evidence"), "mean_s", json_real(-1));
+    assert_int_equal(evrec_from_json(c, &back), -VIGIL_EINVAL);
+    json_object_set_new(json_object_get(c, "evidence"), "mean_s", json_null());
+    assert_int_equal(evrec_from_json(c, &back), -VIGIL_EINVAL);
+    json_decref(c);
+    /* A pause has no node. */
+    c = json_deep_copy(o);
+    json_object_set_new(c, "type", json_string("pause"));
+    assert_int_equal(evrec_from_json(c, &back), -VIGIL_EINVAL);
+    json_decref(c);
+    assert_int_equal(evrec_from_json(NULL, &back), -VIGIL_EINVAL);
+    assert_int_equal(evrec_from_json(json_object_get(o, "node"), &back), -VIGIL_EINVAL);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_json_pause_event),
         cmocka_unit_test(test_text_state_event),
         cmocka_unit_test(test_text_pause_event),
+        cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_json_from_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
