@@ -1,31 +1,21 @@
 /*
  * vigil agent, vigil set and vigil keygen: the node side of vigil.
  *
- * vigil agent runs on every monitored node. It is a thin loop around a
- * vigil_sender: sleep until the next slot of the heartbeat grid (an
- * absolute deadline on the monotonic clock, so the rhythm never drifts),
- * refresh the custom status, beat. The sender samples load, memory and
- * uptime from /proc itself. On SIGTERM or SIGINT the agent sends the
- * goodbye heartbeat (the LEAVING flag, twice against one lost datagram), so
- * the monitors mark the node "left" at once instead of convicting it as
- * dead a few seconds later, and exits 0. SIGTERM and SIGINT stay blocked
- * and the loop sleeps in sigtimedwait(), which takes a pending signal at
- * once: one that arrives while the agent works is not lost or delayed.
+ * vigil agent parses its flags and configuration, builds the real
+ * environment (src/io/vio.h) and runs the agent daemon on it (agentd.c:
+ * the heartbeat grid, the status file, the goodbye on SIGTERM). The status
+ * file format is parsed here, shared with vigil set:
  *
  * Custom status comes from three places, applied in this order, later ones
  * winning for the same key: the config file's static pairs, --set flags,
- * and the status file. The status file is how other programs on the node
- * (a deploy script, a health check, vigil set) publish state without
- * talking to the agent: before each beat the agent stat()s it and re-reads
- * it only when its inode, size or modification time changed, so an
- * unchanged file costs one system call per heartbeat. A bad line is
- * reported once (when the file changes) with its file name and line number
- * and skipped; the other lines still apply.
+ * and the status file (see agentd.c for how it is watched). A bad line is
+ * reported with its file name and line number and skipped; the other lines
+ * still apply.
  *
  * vigil set edits a status file safely while the agent may be reading it:
- * it writes the merged content to a temporary file in the same directory
- * and rename()s it over the old one, so a reader sees the old file or the
- * new one, never half of one. Comments and the order of lines are kept.
+ * it replaces the file atomically (vio_fs replace: a temporary file in the
+ * same directory, renamed over the old one), so a reader sees the old file
+ * or the new one, never half of one. Comments and the order of lines are kept.
  *
  * vigil keygen prints a new cluster key: 32 random bytes from libsodium as
  * 64 hex digits, or writes them to a new file only its owner can read.
@@ -51,9 +41,6 @@
 #include "cmds.h"
 #include "config.h"
 
-/* At most one line per this long for each kind of recurring complaint. */
-#define AGENT_LOG_EVERY (10 * VIGIL_NSEC_PER_SEC)
-
 /*
  * Longest --set or vigil set argument: a 32-byte key, '=', a 48-byte value
  * and generous room for white space around them.
@@ -65,12 +52,6 @@
 
 /* Room for a config error: "FILE:LINE: " and a sentence; longer ones are cut. */
 #define AGENT_ERR_MAX 512
-
-/*
- * Room for one monitor in the start-up line: "[v6 address]:port" is at most
- * 54 bytes, and a host name that does not fit is cut, not overflowed.
- */
-#define AGENT_MONITOR_LOG 64
 
 /* ---- status file format ------------------------------------------------ */
 
