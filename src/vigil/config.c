@@ -55,6 +55,13 @@ static char *dup_or_flag(struct vcfg *c, const char *s)
     return r;
 }
 
+vigil_time_t vcfg_pause_tolerance_auto(vigil_time_t interval)
+{
+    vigil_time_t t =
+        interval > VCFG_PAUSE_TOLERANCE_MAX / 2 ? VCFG_PAUSE_TOLERANCE_MAX : 2 * interval;
+    return t < VCFG_PAUSE_TOLERANCE_MIN ? VCFG_PAUSE_TOLERANCE_MIN : t;
+}
+
 void vcfg_init(struct vcfg *c)
 {
     memset(c, 0, sizeof(*c));
@@ -69,6 +76,8 @@ void vcfg_init(struct vcfg *c)
     m->api = dup_or_flag(c, API_DEFAULT_ADDR);
     vigil_monitor_config_default(&m->core);
     m->interval = m->core.interval;
+    m->pause_tolerance_auto = true;
+    m->core.pause_tolerance = vcfg_pause_tolerance_auto(m->interval);
     m->log_format = VCFG_LOG_TEXT;
     m->log_file = NULL;
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;

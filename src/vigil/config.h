@@ -38,7 +38,12 @@ struct vcfg_monitor {
     char *api;                        /* "127.0.0.1:7947"; "" or "off" disables */
     struct vigil_monitor_config core; /* detector, rise, grace, key, ... */
     vigil_time_t interval;            /* expected heartbeat interval (validation, phi seed) */
-    char *nodes[VCFG_MAX_NODES];      /* declared node ids */
+    /*
+     * core.pause_tolerance was not set: it follows the interval
+     * (vcfg_pause_tolerance_auto) when the monitor starts.
+     */
+    bool pause_tolerance_auto;
+    char *nodes[VCFG_MAX_NODES]; /* declared node ids */
     size_t n_nodes;
     struct vcfg_hook hooks[VCFG_MAX_HOOKS];
     size_t n_hooks;
@@ -91,6 +96,16 @@ struct vcfg {
  */
 #define VCFG_EVENT_HISTORY_DEFAULT 10000
 #define VCFG_EVENT_HISTORY_MAX     1000000
+
+/*
+ * The monitor's own stall worth reporting, when the configuration does not
+ * say: two heartbeat intervals (a shorter stall is within ordinary jitter),
+ * at least VCFG_PAUSE_TOLERANCE_MIN (a loaded host's scheduling hiccups are
+ * not pauses) and at most 1 s.
+ */
+#define VCFG_PAUSE_TOLERANCE_MIN (100 * VIGIL_NSEC_PER_MSEC)
+#define VCFG_PAUSE_TOLERANCE_MAX VIGIL_NSEC_PER_SEC
+vigil_time_t vcfg_pause_tolerance_auto(vigil_time_t interval);
 
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);

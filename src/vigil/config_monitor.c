@@ -101,6 +101,7 @@ static int m_rise(struct vcfg__ld *l, const config_setting_t *s)
 static int m_pause_tolerance(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vigil_monitor_config *core = &l->c->monitor.core;
+    l->c->monitor.pause_tolerance_auto = false;
     if (vcfg__rd_duration(l, s, &core->pause_tolerance) != 0)
         return -1;
     vcfg__set_origin(l, O_M_PAUSE_TOL, s, vcfg__print_int(core->pause_tolerance));

@@ -26,8 +26,10 @@
  * never wrote.
  *
  * A pause event is not about a node: the monitor found that it had not run
- * for a while (a stopped process, a VM pause). Its node is "" and its
- * since_last is the length of the pause; the text line says so in words.
+ * for a while (a stopped process, a VM pause). In memory its node is "" and
+ * its since_last is the length of the pause; its JSON has neither node nor
+ * states nor evidence, only pause_s and paused_since; the text line says
+ * so in words.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -179,8 +181,28 @@ json_t *evrec_to_json(const struct evrec *r)
     evrec_format_addr(r, addr, sizeof(addr));
 
     json_t *o = json_object();
-    json_t *e = json_object();
-    if (!o || !e)
+    json_t *e = NULL;
+    if (!o)
+        goto fail;
+    if (ev->type == VIGIL_EVENT_PAUSE) {
+        /*
+         * The monitor's own stall: when it began, how long it lasted. No
+         * node, no states, no detector evidence: it is about none of them.
+         */
+        char since[64];
+        vigil_format_wall(r->wall_us - ev->since_last / 1000, since, sizeof(since));
+        if (!put(o, "seq", json_integer((json_int_t)ev->seq)) ||
+            !put(o, "type", json_string(evrec_type_name(r))) ||
+            !put(o, "time", json_string(when)) ||
+            !put(o, "time_us", json_integer((json_int_t)r->wall_us)) ||
+            !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
+            !put(o, "pause_s", json_real(ns_to_s(ev->since_last))) ||
+            !put(o, "paused_since", json_string(since)))
+            goto fail;
+        return o;
+    }
+    e = json_object();
+    if (!e)
         goto fail;
     /* e is ours until it is set into o; jansson releases it if that fails. */
     bool ok = put(e, "since_last_s",
@@ -290,18 +312,25 @@ int evrec_from_json(const json_t *o, struct evrec *r)
     const char *node = get_str(o, "node");
     const char *addr = get_str(o, "addr");
     uint64_t wall;
-    if (!json_is_object(e) || !type || !node || !addr || !get_str(o, "time") ||
-        !json_is_string(json_object_get(o, "reason")))
+    if (!type || !get_str(o, "time") || !json_is_string(json_object_get(o, "reason")))
         return -VIGIL_EINVAL;
-    if (!strcmp(type, "pause"))
+    if (!strcmp(type, "pause")) {
+        /* The monitor's own: no node, no states, no evidence; its length. */
         ev->type = VIGIL_EVENT_PAUSE;
-    else if (!strcmp(type, "state"))
-        ev->type = VIGIL_EVENT_STATE;
-    else
+        ev->reason = get_str(o, "reason");
+        if (node || e || !get_u64(o, "seq", &ev->seq) || !get_u64(o, "time_us", &wall) ||
+            !get_secs(o, "pause_s", false, 0, &ev->since_last) || !get_str(o, "paused_since"))
+            return -VIGIL_EINVAL;
+        r->wall_us = (int64_t)wall;
+        return 0;
+    }
+    if (strcmp(type, "state") != 0)
         return -VIGIL_EINVAL;
-    /* A pause is the monitor's own and has no node; every other event has one. */
+    ev->type = VIGIL_EVENT_STATE;
+    if (!json_is_object(e) || !node || !addr)
+        return -VIGIL_EINVAL;
     size_t len = strlen(node);
-    if (ev->type == VIGIL_EVENT_PAUSE ? len != 0 : !vigil_id_valid(node, len))
+    if (!vigil_id_valid(node, len))
         return -VIGIL_EINVAL;
     memcpy(ev->node, node, len + 1);
     ev->reason = get_str(o, "reason");

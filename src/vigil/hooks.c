@@ -350,21 +350,23 @@ static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first
     vigil_format_secs(ev->std_dev, sd, sizeof(sd));
     evrec_format_addr(rec, addr, sizeof(addr));
 
-    bool ok = env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
-              env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
-              env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&
-              env_add(&envp[k++], "VIGIL_OLD_STATE=%s", vigil_state_name(ev->old_state)) &&
-              env_add(&envp[k++], "VIGIL_NEW_STATE=%s", vigil_state_name(ev->new_state)) &&
-              env_add(&envp[k++], "VIGIL_REASON=%s", ev->reason ? ev->reason : "") &&
-              env_add(&envp[k++], "VIGIL_TIME=%s", when) &&
-              env_add(&envp[k++], "VIGIL_SINCE_LAST=%s", since) &&
-              env_add(&envp[k++], "VIGIL_LEVEL=%.3f", ev->level) &&
-              env_add(&envp[k++], "VIGIL_THRESHOLD=%.3f", ev->threshold) &&
-              env_add(&envp[k++], "VIGIL_MEAN=%s", mean) &&
-              env_add(&envp[k++], "VIGIL_STD_DEV=%s", sd) &&
-              env_add(&envp[k++], "VIGIL_ADDR=%s", addr) &&
-              env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
-              env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1);
+    /* A pause is the monitor's own: no node, no states (VIGIL_SINCE_LAST is its length). */
+    bool pause = ev->type == VIGIL_EVENT_PAUSE;
+    bool ok =
+        env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
+        env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
+        env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&
+        env_add(&envp[k++], "VIGIL_OLD_STATE=%s", pause ? "" : vigil_state_name(ev->old_state)) &&
+        env_add(&envp[k++], "VIGIL_NEW_STATE=%s", pause ? "" : vigil_state_name(ev->new_state)) &&
+        env_add(&envp[k++], "VIGIL_REASON=%s", ev->reason ? ev->reason : "") &&
+        env_add(&envp[k++], "VIGIL_TIME=%s", when) &&
+        env_add(&envp[k++], "VIGIL_SINCE_LAST=%s", since) &&
+        env_add(&envp[k++], "VIGIL_LEVEL=%.3f", ev->level) &&
+        env_add(&envp[k++], "VIGIL_THRESHOLD=%.3f", ev->threshold) &&
+        env_add(&envp[k++], "VIGIL_MEAN=%s", mean) && env_add(&envp[k++], "VIGIL_STD_DEV=%s", sd) &&
+        env_add(&envp[k++], "VIGIL_ADDR=%s", addr) &&
+        env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
+        env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1);
     if (!ok) {
         for (size_t i = *first_own; i < k; i++)
             free(envp[i]);

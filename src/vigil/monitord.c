@@ -493,6 +493,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->stall_end = now;
     env->random(env, mc->core.hash_seed, sizeof(mc->core.hash_seed));
     mc->core.interval = mc->interval;
+    if (mc->pause_tolerance_auto)
+        mc->core.pause_tolerance = vcfg_pause_tolerance_auto(mc->interval);
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);
     d->events = evlog_new(mc->event_history);
     if (rc || !d->events) {

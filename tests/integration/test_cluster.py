@@ -130,15 +130,21 @@ def test_sigterm_is_left_not_dead(tmp):
 def test_monitor_pause_convicts_nobody(tmp):
     m, agents = cluster(tmp)
     ev0 = m.events()[-1]["seq"]
+    stop = DEAD_AFTER * 2.5
     m.proc.send_signal(signal.SIGSTOP)
-    time.sleep(DEAD_AFTER * 2.5)
+    time.sleep(stop)
     m.proc.send_signal(signal.SIGCONT)
     time.sleep(DEAD_AFTER)
     states = {n: m.state(n) for n in agents}
     check(all(s == "alive" for s in states.values()), "states after pause %r" % states)
     evs = m.events(ev0)
-    check(not any(e["new_state"] in ("dead", "suspect") for e in evs), "events %r" % evs)
-    check(any(e["type"] == "pause" for e in evs), "no pause event in %r" % evs)
+    check(not any(e.get("new_state") in ("dead", "suspect") for e in evs), "events %r" % evs)
+    pauses = [e for e in evs if e["type"] == "pause"]
+    check(pauses, "no pause event in %r" % evs)
+    # Its length is the stop's, within a heartbeat interval or so (not unknown states).
+    check(stop - 1.5 <= pauses[0]["pause_s"] <= stop + 0.5, "pause %r for a %.1fs stop" %
+          (pauses[0], stop))
+    check("node" not in pauses[0] and "new_state" not in pauses[0], "shape %r" % pauses[0])
     health = m.get("/v1/health")
     check(health["counters"]["pauses"] >= 1, "pauses %r" % health["counters"])
     # Detection still works after the pause.

@@ -1184,6 +1184,28 @@ static void test_parse_u64(void **state)
     assert_int_equal(vcfg_parse_u64(NULL, UINT64_MAX, &v), -1);
 }
 
+/* pause_tolerance follows the interval unless the file sets it. */
+static void test_pause_tolerance_auto(void **state)
+{
+    (void)state;
+    const vigil_time_t ms = VIGIL_NSEC_PER_MSEC;
+    assert_int_equal(vcfg_pause_tolerance_auto(10 * ms), 100 * ms);
+    assert_int_equal(vcfg_pause_tolerance_auto(50 * ms), 100 * ms);
+    assert_int_equal(vcfg_pause_tolerance_auto(51 * ms), 102 * ms);
+    assert_int_equal(vcfg_pause_tolerance_auto(250 * ms), 500 * ms);
+    assert_int_equal(vcfg_pause_tolerance_auto(500 * ms), 1000 * ms);
+    assert_int_equal(vcfg_pause_tolerance_auto(3600 * 1000 * ms), 1000 * ms);
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { heartbeat_interval = \"100ms\"; };\n"), 0);
+    assert_true(c.monitor.pause_tolerance_auto);
+    vcfg_free(&c);
+    assert_int_equal(
+        load(&c, "monitor = { heartbeat_interval = \"100ms\"; pause_tolerance = \"3s\"; };\n"), 0);
+    assert_false(c.monitor.pause_tolerance_auto);
+    assert_int_equal(c.monitor.core.pause_tolerance, 3000 * ms);
+    vcfg_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1208,6 +1230,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_check_after_override, setup, teardown),
         cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_u64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pause_tolerance_auto, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

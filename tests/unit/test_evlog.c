@@ -249,11 +249,15 @@ static void test_json_pause_event(void **state)
     json_t *o = evrec_to_json(&r);
     assert_non_null(o);
     assert_string_equal(str(o, "type"), "pause");
-    assert_string_equal(str(o, "node"), "");
+    /* The monitor's own: no node, no states, no evidence; when it began and how long. */
+    assert_null(json_object_get(o, "node"));
+    assert_null(json_object_get(o, "old_state"));
+    assert_null(json_object_get(o, "new_state"));
+    assert_null(json_object_get(o, "evidence"));
     assert_int_equal(json_integer_value(json_object_get(o, "seq")), 13);
     assert_string_equal(str(o, "time"), "2026-11-25T17:00:00.500Z");
-    json_t *e = json_object_get(o, "evidence");
-    assert_true(fabs(num(e, "since_last_s") - 12.345) < 1e-9);
+    assert_true(fabs(num(o, "pause_s") - 12.345) < 1e-9);
+    assert_string_equal(str(o, "paused_since"), "2026-11-25T16:59:48.155Z");
     json_decref(o);
 
     /* A JSON round trip through text keeps the values. */
@@ -450,9 +454,11 @@ static void test_json_from_strict(void **state)
     json_object_set_new(json_object_get(c, "evidence"), "mean_s", json_null());
     assert_int_equal(evrec_from_json(c, &back), -VIGIL_EINVAL);
     json_decref(c);
-    /* A pause has no node. */
+    /* A pause has no node, no states and no evidence. */
     c = json_deep_copy(o);
     json_object_set_new(c, "type", json_string("pause"));
+    json_object_set_new(c, "pause_s", json_real(1.5));
+    json_object_set_new(c, "paused_since", json_string("2026-11-25T16:59:48.155Z"));
     assert_int_equal(evrec_from_json(c, &back), -VIGIL_EINVAL);
     json_decref(c);
     assert_int_equal(evrec_from_json(NULL, &back), -VIGIL_EINVAL);

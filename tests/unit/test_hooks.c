@@ -498,6 +498,8 @@ static void test_env_pause_and_never_heard(void **state)
     assert_non_null(env);
     assert_env(env, "VIGIL_EVENT_TYPE", "pause");
     assert_env(env, "VIGIL_NODE", "");
+    assert_env(env, "VIGIL_OLD_STATE", "");
+    assert_env(env, "VIGIL_NEW_STATE", "");
     assert_env(env, "VIGIL_SINCE_LAST", "12.345");
     assert_env(env, "VIGIL_TIME", "1970-01-01T00:00:00.000Z");
     free(env);
