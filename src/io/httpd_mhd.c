@@ -18,6 +18,13 @@
  * it, and the body up to HTTPD_BODY_MAX bytes. The handler fills a
  * complete response in one buffer, which MHD sends and then frees, so MHD
  * never calls back into the program after the handler returned.
+ *
+ * A handler with a long answer to build (thousands of nodes) defers it:
+ * the connection is suspended (MHD_suspend_connection) while the program
+ * builds the answer a slice per loop turn, and resumed when
+ * vio_httpd_respond hands it over; MHD then calls on_request once more,
+ * which queues the stored response. The loop keeps reading heartbeats and
+ * judging deadlines between the slices.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -68,8 +75,9 @@ struct mhd_httpd {
     struct MHD_Daemon *daemon;
     vio_http_handler handler;
     void *arg;
-    struct vio_source ready; /* MHD's epoll descriptor is readable */
-    struct vio_timer timer;  /* MHD's own timeouts */
+    struct mhd_req *deferred; /* requests waiting for vio_httpd_respond */
+    struct vio_source ready;  /* MHD's epoll descriptor is readable */
+    struct vio_timer timer;   /* MHD's own timeouts */
     int epfd;
     /* The last message MHD logged; while starting, it becomes the error. */
     char log[256];
@@ -81,7 +89,12 @@ struct mhd_req {
     char *body;
     size_t len, cap;
     bool headers_seen;
-    bool too_big; /* the body passed HTTPD_BODY_MAX: answered 413 */
+    bool too_big;  /* the body passed HTTPD_BODY_MAX: answered 413 */
+    bool deferred; /* suspended, waiting for vio_httpd_respond */
+    bool answered; /* `answer` holds the deferred response */
+    struct MHD_Connection *conn;
+    struct vio_http_response answer;
+    struct mhd_req *next_deferred; /* in the server's list, while deferred */
 };
 
 /* ---- requests ---------------------------------------------------------- */
@@ -113,6 +126,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     if (r) {
         free(r->query);
         free(r->body);
+        free(r->answer.body);
         free(r);
     }
     *req_cls = NULL;
@@ -224,6 +238,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->too_big)
         return too_big(conn);
+    if (r->deferred) {
+        /* Resumed: the deferred answer is in. */
+        if (!r->answered)
+            return MHD_YES;
+        r->deferred = false;
+        struct vio_http_response out = r->answer;
+        memset(&r->answer, 0, sizeof(r->answer));
+        return send_response(conn, &out);
+    }
 
     struct vio_http_request req = {
         .method = method,
@@ -234,8 +257,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     };
     struct vio_http_response out;
     memset(&out, 0, sizeof(out));
+    out.exchange = r;
+    r->conn = conn;
     h->handler(h->arg, &req, &out);
+    if (out.deferred) {
+        free(out.body);
+        r->deferred = true;
+        r->next_deferred = h->deferred;
+        h->deferred = r;
+        MHD_suspend_connection(conn);
+        return MHD_YES;
+    }
     return send_response(conn, &out);
+}
+
+static void mhd_respond(struct vio_httpd *base, void *exchange, struct vio_http_response *resp)
+{
+    struct mhd_httpd *h = (struct mhd_httpd *)base;
+    struct mhd_req *r = exchange;
+    for (struct mhd_req **pp = &h->deferred; *pp; pp = &(*pp)->next_deferred)
+        if (*pp == r) {
+            *pp = r->next_deferred;
+            break;
+        }
+    r->answer = *resp;
+    r->answer.exchange = NULL;
+    r->answer.deferred = false;
+    r->answered = true;
+    MHD_resume_connection(r->conn);
+    /* MHD takes the resumed connection on its next run: at once, on this turn's end. */
+    vio_source_ready(h->loop, &h->ready);
 }
 
 /* ---- driving MHD from the loop ----------------------------------------- */
@@ -300,6 +351,13 @@ static uint16_t mhd_port(const struct vio_httpd *base)
 static void mhd_close(struct vio_httpd *base)
 {
     struct mhd_httpd *h = (struct mhd_httpd *)base;
+    /* MHD cannot stop with connections suspended: answer what is still deferred. */
+    while (h->deferred) {
+        struct vio_http_response gone = {.status = 503};
+        mhd_respond(base, h->deferred, &gone);
+    }
+    if (h->daemon)
+        MHD_run(h->daemon);
     if (h->epfd >= 0)
         vio_unwatch_fd(h->loop, h->epfd);
     vio_source_cancel(h->loop, &h->ready);
@@ -311,6 +369,7 @@ static void mhd_close(struct vio_httpd *base)
 
 static const struct vio_httpd_ops mhd_ops = {
     .port = mhd_port,
+    .respond = mhd_respond,
     .close = mhd_close,
 };
 
@@ -330,7 +389,7 @@ int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler ha
     struct sockaddr_storage ss;
     socklen_t sslen;
     vigil__addr_to_sockaddr(&va, &ss, &sslen);
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (va.family == AF_INET6)
         flags |= MHD_USE_IPv6;
 

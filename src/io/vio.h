@@ -369,12 +369,23 @@ struct vio_http_response {
     const char *const *headers;
     char *body; /* malloc'd; the server frees it */
     size_t body_len;
+    /*
+     * Set by the server before the handler runs: the request's token. A
+     * handler that cannot answer at once (a long page built a slice per
+     * turn, so that the loop keeps reading heartbeats meanwhile) sets
+     * `deferred`, keeps the token, and answers later, exactly once, with
+     * vio_httpd_respond. Every deferred request must be answered before
+     * the server is closed.
+     */
+    void *exchange;
+    bool deferred;
 };
 
 /*
- * Answers one request completely. Called on the loop's thread; never sees
- * a request before its whole body arrived. The response comes zeroed; a
- * handler that leaves the status 0 answers 500.
+ * Answers one request completely, or defers it (see above). Called on the
+ * loop's thread; never sees a request before its whole body arrived. The
+ * response comes zeroed but for `exchange`; a handler that leaves the
+ * status 0 answers 500.
  */
 typedef void (*vio_http_handler)(void *arg, const struct vio_http_request *req,
                                  struct vio_http_response *resp);
@@ -382,6 +393,8 @@ typedef void (*vio_http_handler)(void *arg, const struct vio_http_request *req,
 struct vio_httpd;
 struct vio_httpd_ops {
     uint16_t (*port)(const struct vio_httpd *h);
+    /* Answers a deferred request (resp's body is taken over; its exchange is ignored). */
+    void (*respond)(struct vio_httpd *h, void *exchange, struct vio_http_response *resp);
     void (*close)(struct vio_httpd *h);
 };
 struct vio_httpd {
@@ -391,6 +404,11 @@ struct vio_httpd {
 static inline uint16_t vio_httpd_port(const struct vio_httpd *h)
 {
     return h->ops->port(h);
+}
+static inline void vio_httpd_respond(struct vio_httpd *h, void *exchange,
+                                     struct vio_http_response *resp)
+{
+    h->ops->respond(h, exchange, resp);
 }
 static inline void vio_httpd_close(struct vio_httpd *h)
 {

@@ -205,6 +205,31 @@ static enum query_result query_u64(const char *query, const char *key, uint64_t 
     return QUERY_ABSENT;
 }
 
+/* Appends n bytes of text. */
+static void sb_put(struct sbuf *b, const char *text, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->cap - b->len <= n) {
+        size_t cap = b->cap ? b->cap + b->cap / 2 : 4096;
+        if (cap < b->len + n + 1)
+            cap = b->len + n + 1;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, text, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+/* Appends doc (stolen) as compact JSON; false when it could not. */
+static bool sb_json(struct sbuf *b, json_t *doc);
+
 /* ---- JSON documents --------------------------------------------------- */
 
 json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n, vigil_time_t now,
@@ -637,6 +662,184 @@ static void respond_error(struct vio_http_response *resp, unsigned status, const
     respond_json(resp, status, json_pack("{ss}", "error", msg));
 }
 
+/* ---- long answers, a slice per turn ------------------------------------- */
+
+/*
+ * A page of thousands of nodes or events takes tens of milliseconds to
+ * render, and the loop that renders it is the loop that reads heartbeats
+ * and judges deadlines. So a long answer is deferred (vio_httpd_respond)
+ * and built as text a slice at a time: each turn of the loop renders at
+ * most API_SLICE items, across all such requests, before the loop reads
+ * its sockets and runs its timers again. Eight clients paging 10,000 nodes
+ * at once then cost the detection path about a millisecond per turn, not
+ * a quarter of a second.
+ */
+#define API_SLICE 256
+
+enum job_kind { JOB_NODES, JOB_EVENTS };
+
+struct api_job {
+    struct api_job *next;
+    void *exchange;
+    enum job_kind kind;
+    size_t i, end; /* nodes: the next index, one past the last */
+    uint64_t upto; /* events: the newest sequence number the answer may hold */
+    uint64_t last; /* events: the last sequence number put (since, at first) */
+    uint64_t left; /* events: how many more the answer may hold */
+    bool first;    /* no item put yet (no comma before the next) */
+    struct sbuf body;
+};
+
+static bool sb_json(struct sbuf *b, json_t *doc)
+{
+    char *text = doc ? json_dumps(doc, API_JSON_FLAGS | JSON_ENCODE_ANY) : NULL;
+    json_decref(doc);
+    if (!text) {
+        b->failed = true;
+        return false;
+    }
+    sb_put(b, text, strlen(text));
+    free(text);
+    return !b->failed;
+}
+
+/* The head of a document whose last member (an array) is still to come: `{...,"key":[`. */
+static void sb_open_tail(struct sbuf *b, json_t *head, const char *key)
+{
+    char *text = head ? json_dumps(head, API_JSON_FLAGS) : NULL;
+    json_decref(head);
+    size_t n = text ? strlen(text) : 0;
+    if (n < 2 || text[n - 1] != '}') {
+        free(text);
+        b->failed = true;
+        return;
+    }
+    sb_put(b, text, n - 1);
+    free(text);
+    sb_printf(b, "%s\"%s\":[", n > 2 ? "," : "", key);
+}
+
+static void job_enqueue(struct api_ctx *c, struct api_job *j, struct vio_http_response *resp)
+{
+    j->exchange = resp->exchange;
+    j->first = true;
+    resp->deferred = true;
+    j->next = NULL;
+    if (c->jobs_tail)
+        c->jobs_tail->next = j;
+    else
+        c->jobs = j;
+    c->jobs_tail = j;
+    c->deferred++;
+    vio_source_ready(c->loop, &c->work);
+}
+
+/* Hands the finished (or failed) answer of j to the server and frees j. */
+static void job_finish(struct api_ctx *c, struct api_job *j, unsigned status)
+{
+    struct vio_http_response resp;
+    memset(&resp, 0, sizeof(resp));
+    if (j->body.failed || status != 200) {
+        free(j->body.p);
+        respond_error(&resp, j->body.failed ? 500 : status, "%s",
+                      j->body.failed ? "out of memory" : "the monitor is stopping");
+    } else {
+        sb_put(&j->body, "\n", 1);
+        respond(&resp, 200, j->body.p, j->body.len, "application/json");
+    }
+    vio_httpd_respond(c->server, j->exchange, &resp);
+    free(j);
+}
+
+/* Renders up to budget items of j; true when j is complete. */
+static bool job_slice(struct api_ctx *c, struct api_job *j, size_t *budget)
+{
+    vigil_time_t now = vio_now(c->loop);
+    int64_t now_wall = vio_wall_us(c->loop);
+    if (j->kind == JOB_NODES) {
+        for (; *budget > 0 && j->i < j->end && !j->body.failed; j->i++, (*budget)--) {
+            const struct vigil_node *n = vigil_monitor_node_at(c->mon, j->i);
+            if (!n)
+                continue;
+            if (!j->first)
+                sb_put(&j->body, ",", 1);
+            j->first = false;
+            sb_json(&j->body, api_node_json(c->mon, n, now, now_wall));
+        }
+        if (j->i < j->end && !j->body.failed)
+            return false;
+        sb_put(&j->body, "]}", 2);
+        return true;
+    }
+    /* Events: by sequence number, since the history is a ring that moves on meanwhile. */
+    const struct evlog *l = c->events;
+    size_t i = evlog_first_after(l, j->last), count = evlog_count(l);
+    for (; *budget > 0 && j->left > 0 && i < count && !j->body.failed; i++, (*budget)--) {
+        const struct evrec *r = evlog_at(l, i);
+        if (r->ev.seq > j->upto)
+            break;
+        if (!j->first)
+            sb_put(&j->body, ",", 1);
+        j->first = false;
+        sb_json(&j->body, evrec_to_json(r));
+        j->last = r->ev.seq;
+        j->left--;
+    }
+    bool done = j->left == 0 || i >= count || evlog_at(l, i)->ev.seq > j->upto;
+    if (!done && !j->body.failed)
+        return false;
+    sb_printf(&j->body, "],\"last_seq\":%llu,\"more\":%s,\"newest_seq\":%llu,\"started\":",
+              (unsigned long long)j->last, evlog_last_seq(l) > j->last ? "true" : "false",
+              (unsigned long long)evlog_last_seq(l));
+    sb_json(&j->body, jwall(c->started_wall_us));
+    sb_put(&j->body, "}", 1);
+    return true;
+}
+
+/* The work source: one slice of the waiting answers per turn, oldest first. */
+static void on_work(void *arg, vigil_time_t now)
+{
+    struct api_ctx *c = arg;
+    (void)now;
+    size_t budget = API_SLICE;
+    while (c->jobs && budget > 0) {
+        struct api_job *j = c->jobs;
+        bool done = job_slice(c, j, &budget);
+        c->jobs = j->next;
+        if (!c->jobs)
+            c->jobs_tail = NULL;
+        if (done) {
+            job_finish(c, j, 200);
+        } else {
+            /* To the back of the line: the other answers get their turn. */
+            j->next = NULL;
+            if (c->jobs_tail)
+                c->jobs_tail->next = j;
+            else
+                c->jobs = j;
+            c->jobs_tail = j;
+        }
+    }
+    if (c->jobs)
+        vio_source_ready(c->loop, &c->work);
+}
+
+void api_init(struct api_ctx *c)
+{
+    vio_source_init(&c->work, on_work, c);
+}
+
+void api_abort(struct api_ctx *c)
+{
+    while (c->jobs) {
+        struct api_job *j = c->jobs;
+        c->jobs = j->next;
+        job_finish(c, j, 503);
+    }
+    c->jobs_tail = NULL;
+    vio_source_cancel(c->loop, &c->work);
+}
+
 /* ---- routes ------------------------------------------------------------ */
 
 enum route {
@@ -681,7 +884,29 @@ static void handle_nodes(struct api_ctx *c, const char *query, struct vio_http_r
     }
     if (limit > API_NODES_MAX_LIMIT)
         limit = API_NODES_MAX_LIMIT;
-    respond_json(resp, 200, nodes_json(c, offset, limit, now, now_wall));
+    size_t count = vigil_monitor_node_count(c->mon);
+    size_t start = offset < count ? (size_t)offset : count;
+    size_t end = count - start > limit ? start + (size_t)limit : count;
+    if (end - start <= API_SLICE || !c->server) {
+        respond_json(resp, 200, nodes_json(c, offset, limit, now, now_wall));
+        return;
+    }
+    struct api_job *j = calloc(1, sizeof(*j));
+    json_t *head = json_object();
+    if (!j || !head || put(head, "now", jwall(now_wall)) ||
+        put(head, "total", json_integer((json_int_t)count)) ||
+        put(head, "offset", json_integer((json_int_t)offset)) ||
+        put(head, "next", end < count ? json_integer((json_int_t)end) : json_null())) {
+        free(j);
+        json_decref(head);
+        respond_json(resp, 500, NULL);
+        return;
+    }
+    j->kind = JOB_NODES;
+    j->i = start;
+    j->end = end;
+    sb_open_tail(&j->body, head, "nodes");
+    job_enqueue(c, j, resp);
 }
 
 static void handle_events(struct api_ctx *c, const char *query, struct vio_http_response *resp)
@@ -698,7 +923,22 @@ static void handle_events(struct api_ctx *c, const char *query, struct vio_http_
     }
     if (limit > API_EVENTS_MAX_LIMIT)
         limit = API_EVENTS_MAX_LIMIT;
-    respond_json(resp, 200, events_json(c, since, limit));
+    size_t avail = evlog_count(c->events) - evlog_first_after(c->events, since);
+    if ((avail < limit ? avail : limit) <= API_SLICE || !c->server) {
+        respond_json(resp, 200, events_json(c, since, limit));
+        return;
+    }
+    struct api_job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        respond_json(resp, 500, NULL);
+        return;
+    }
+    j->kind = JOB_EVENTS;
+    j->last = since;
+    j->left = limit;
+    j->upto = evlog_last_seq(c->events);
+    sb_put(&j->body, "{\"events\":[", 11);
+    job_enqueue(c, j, resp);
 }
 
 static void handle_node(struct api_ctx *c, const char *id, struct vio_http_response *resp,

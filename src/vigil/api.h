@@ -29,7 +29,20 @@ struct api_ctx {
     int64_t started_wall_us;
     uint64_t recv_errors; /* socket receive errors (the program updates it) */
     uint64_t dropped_log; /* events the log could not write */
+    /*
+     * The server answering through api_handle, for long answers built a
+     * slice per turn (NULL: every answer is built at once). Private below.
+     */
+    struct vio_httpd *server;
+    struct api_job *jobs, *jobs_tail;
+    struct vio_source work;
+    uint64_t deferred; /* answers built in slices so far */
 };
+
+/* Sets up the context's work source; call once before the server opens. */
+void api_init(struct api_ctx *c);
+/* Answers every long answer still being built with 503; call before closing the server. */
+void api_abort(struct api_ctx *c);
 
 /*
  * Where the API listens when neither the file nor a flag says: loopback

@@ -41,7 +41,9 @@ struct fake_http_reply {
 void fake_http_reply_free(struct fake_http_reply *r);
 
 /*
- * Calls the handler with method and target ("/v1/nodes?limit=10": the
+ * Calls the handler with method and target (a handler that defers its
+ * answer gets it built by turning the server's loop at the current virtual
+ * time until vio_httpd_respond comes) ("/v1/nodes?limit=10": the
  * path is percent-decoded as a real server does, the query passed raw).
  * Fills *status and *body (malloc'd, NUL terminated; the caller frees);
  * either may be NULL. Returns 0, or -VIGIL_ENOMEM.

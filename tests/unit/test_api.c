@@ -1443,6 +1443,167 @@ static void test_duration_humaniser(void **state)
     }
 }
 
+/* ---- long answers, built a slice per loop turn --------------------------- */
+
+/* Counts the turns of a loop: a source that makes itself ready again each turn. */
+struct ticker {
+    struct vio_loop *loop;
+    struct vio_source src;
+    unsigned turns;
+};
+
+static void on_tick(void *arg, vigil_time_t now)
+{
+    struct ticker *t = arg;
+    (void)now;
+    t->turns++;
+    vio_source_ready(t->loop, &t->src);
+}
+
+struct got {
+    bool done;
+    long status;
+    char *body;
+};
+
+static void on_got(void *arg, const struct vio_http_result *res)
+{
+    struct got *g = arg;
+    g->done = true;
+    g->status = res->error ? -1 : res->status;
+    g->body = res->error ? NULL : strndup(res->body, res->body_len);
+}
+
+/* GET target from the real server with libcurl on the real loop; the parsed body. */
+static json_t *real_get(struct fixture *f, const char *target)
+{
+    struct vio_http *client = NULL;
+    assert_int_equal(vio_http_curl_new(f->loop, &client), 0);
+    char url[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", f->port, target);
+    struct got g = {0};
+    struct vio_http_call call = {.method = "GET", .url = url, .timeout = WAIT_LIMIT};
+    assert_int_equal(vio_http_start(client, &call, on_got, &g), 0);
+    for (int i = 0; i < 1000 && !g.done; i++)
+        serve_for(f, 10 * MS);
+    vio_http_close(client);
+    assert_true(g.done);
+    assert_int_equal(g.status, 200);
+    json_error_t e;
+    json_t *doc = json_loads(g.body, 0, &e);
+    free(g.body);
+    assert_non_null(doc);
+    return doc;
+}
+
+/*
+ * A page of 1000 nodes and 1000 events is built a slice per turn (the loop
+ * turns several times meanwhile) and is the same document as one built at
+ * once, through the fake server and through the real one.
+ */
+static void test_long_answers_in_slices(void **state)
+{
+    struct fixture *f = *state;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.max_nodes = 2000;
+    struct vigil_monitor *big;
+    assert_int_equal(vigil_monitor_new(&c, f->base, &big), 0);
+    for (int i = 0; i < 1000; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "n%04d", i);
+        assert_int_equal(vigil_monitor_declare(big, id, f->base), 0);
+    }
+    struct evlog *log = evlog_new(5000);
+    assert_non_null(log);
+    for (uint64_t i = 1; i <= 1500; i++) {
+        struct evrec r;
+        memset(&r, 0, sizeof(r));
+        r.ev.seq = i;
+        r.ev.type = VIGIL_EVENT_STATE;
+        snprintf(r.ev.node, sizeof(r.ev.node), "n%04d", (int)(i % 1000));
+        r.ev.old_state = VIGIL_STATE_ALIVE;
+        r.ev.new_state = VIGIL_STATE_SUSPECT;
+        r.ev.reason = "timeout";
+        r.wall_us = 1800000000000000 + (int64_t)i;
+        evlog_push(log, &r);
+    }
+    /* At once (no server to defer through) and in slices (the fake server, then the real one). */
+    struct api_ctx now_ctx = f->ctx, sliced = f->ctx, real = f->ctx;
+    now_ctx.mon = sliced.mon = real.mon = big;
+    now_ctx.events = sliced.events = real.events = log;
+    now_ctx.server = NULL;
+    api_init(&sliced);
+    char err[256];
+    assert_int_equal(fake_httpd_open(f->floop, "127.0.0.1:0", api_handle_cb, &sliced,
+                                     &sliced.server, err, sizeof(err)),
+                     0);
+    struct vio_httpd *at_once;
+    assert_int_equal(fake_httpd_open(f->floop, "127.0.0.1:0", api_handle_cb, &now_ctx, &at_once,
+                                     err, sizeof(err)),
+                     0);
+    real.loop = f->loop;
+    api_init(&real);
+    struct vio_httpd *real_server;
+    assert_int_equal(vio_httpd_mhd_open(f->loop, "127.0.0.1:0", api_handle_cb, &real, &real_server,
+                                        err, sizeof(err)),
+                     0);
+    real.server = real_server;
+    f->port = vio_httpd_port(real_server);
+
+    static const char *const targets[] = {"/v1/nodes?limit=1000", "/v1/nodes?offset=100&limit=700",
+                                          "/v1/events?since=0&limit=1000",
+                                          "/v1/events?since=1200&limit=1000"};
+    for (size_t k = 0; k < sizeof(targets) / sizeof(targets[0]); k++) {
+        struct ticker t = {.loop = f->floop};
+        vio_source_init(&t.src, on_tick, &t);
+        vio_source_ready(f->floop, &t.src);
+        unsigned st1 = 0, st2 = 0;
+        char *b1 = NULL, *b2 = NULL;
+        assert_int_equal(fake_httpd_request(at_once, "GET", targets[k], &st1, &b1), 0);
+        unsigned before = t.turns;
+        assert_int_equal(fake_httpd_request(sliced.server, "GET", targets[k], &st2, &b2), 0);
+        vio_source_cancel(f->floop, &t.src);
+        if (st1 != 200 || st2 != 200)
+            fail_msg("%s: %u %u %s", targets[k], st1, st2, b2);
+        json_error_t e;
+        json_t *d1 = json_loads(b1, 0, &e), *d2 = json_loads(b2, 0, &e);
+        assert_non_null(d1);
+        assert_non_null(d2);
+        if (!json_equal(d1, d2))
+            fail_msg("%s: sliced answer differs:\n%.300s\n%.300s", targets[k], b1, b2);
+        /* 300 to 1000 items at 256 a turn: the loop turned meanwhile, once per slice or more. */
+        assert_true(t.turns - before >= (k == 3 ? 2u : 3u));
+        /* The real server's clock is another: the same nodes or events, in the same order. */
+        json_t *d3 = real_get(f, targets[k]);
+        bool nodes = json_object_get(d1, "nodes") != NULL;
+        json_t *a1 = json_object_get(d1, nodes ? "nodes" : "events");
+        json_t *a3 = json_object_get(d3, nodes ? "nodes" : "events");
+        assert_int_equal(json_array_size(a1), json_array_size(a3));
+        assert_true(json_array_size(a1) > 0);
+        for (size_t i = 0; i < json_array_size(a1); i++)
+            assert_true(json_equal(json_object_get(json_array_get(a1, i), nodes ? "id" : "seq"),
+                                   json_object_get(json_array_get(a3, i), nodes ? "id" : "seq")));
+        assert_true(json_equal(json_object_get(d1, nodes ? "next" : "last_seq"),
+                               json_object_get(d3, nodes ? "next" : "last_seq")));
+        json_decref(d1);
+        json_decref(d2);
+        json_decref(d3);
+        free(b1);
+        free(b2);
+    }
+    /* Every one of them was long enough to be built in slices (the last holds 300 events). */
+    assert_int_equal(sliced.deferred, 4);
+    assert_int_equal(real.deferred, 4);
+    api_abort(&real);
+    vio_httpd_close(real_server);
+    api_abort(&sliced);
+    vio_httpd_close(sliced.server);
+    vio_httpd_close(at_once);
+    evlog_free(log);
+    vigil_monitor_free(big);
+}
+
 int main(void)
 {
     /* A closed connection while writing must not kill the test. */
@@ -1460,6 +1621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_json_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_parameters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_glue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_answers_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_body_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_open_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cli_status_table, setup, teardown),
