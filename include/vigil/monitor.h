@@ -63,6 +63,15 @@ struct vigil_monitor_config {
      */
     vigil_time_t pause_tolerance;
     /*
+     * The caller hands every datagram in with the time it reached the host
+     * (a kernel timestamp), not the time it was read. A late call then says
+     * nothing about the nodes, so the monitor does not forgive on its own
+     * (above): the caller reports its stalls (vigil_monitor_note_pause) and,
+     * when datagrams of a stall were lost before they could be stamped (a
+     * full socket buffer), asks for forgiveness (vigil_monitor_forgive).
+     */
+    bool arrival_times;
+    /*
      * Cluster key; with has_key, unauthenticated datagrams are dropped. The
      * monitor keeps only the tag key derived from it: its own copy of the
      * configuration (vigil_monitor_config()) has key zeroed. The caller
@@ -173,6 +182,15 @@ VIGIL_EXPORT void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t 
  */
 VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
                                            vigil_time_t length);
+
+/*
+ * Tells the monitor that its caller did not run for `length` until now and
+ * that heartbeats of that time may be lost unread (a full socket buffer):
+ * nobody is convicted for that time; every monitored node gets a fresh
+ * detection period from now. Counted and reported as a pause event.
+ */
+VIGIL_EXPORT void vigil_monitor_forgive(struct vigil_monitor *m, vigil_time_t now,
+                                        vigil_time_t length);
 
 /* Takes the oldest pending event; false when there is none. */
 VIGIL_EXPORT bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);

@@ -514,6 +514,11 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
     report_pause(m, now, late);
 }
 
+void vigil_monitor_forgive(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
+{
+    forgive_pause(m, now, length);
+}
+
 /* Called first by every entry point that carries the time. */
 static void advance(struct vigil_monitor *m, vigil_time_t now)
 {
@@ -528,7 +533,7 @@ static void advance(struct vigil_monitor *m, vigil_time_t now)
     if (m->heap_len == 0)
         return;
     vigil_time_t due = m->heap[0].at;
-    if (now > due && now - due > m->cfg.pause_tolerance)
+    if (!m->cfg.arrival_times && now > due && now - due > m->cfg.pause_tolerance)
         forgive_pause(m, now, now - due);
 }
 

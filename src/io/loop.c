@@ -247,17 +247,20 @@ int vio_loop_run(struct vio_loop *l)
     while (!l->stop) {
         vigil_time_t now = vio_now(l);
         vigil_time_t next = vio_loop_next(l, now);
-        if (next > now) {
-            int rc = l->ops->wait(l, next);
-            if (rc < 0) {
-                l->stop = false;
-                return rc;
-            }
-            if (l->stop)
-                break;
-            now = vio_now(l);
+        /*
+         * Wait until the next timer; with work already in hand (a source
+         * that made itself ready again, a timer due) only look, without
+         * waiting, at what became ready meanwhile: a socket must get its
+         * turn even while other work keeps the loop busy.
+         */
+        int rc = l->ops->wait(l, next > now ? next : now);
+        if (rc < 0) {
+            l->stop = false;
+            return rc;
         }
-        vio_loop_dispatch(l, now);
+        if (l->stop)
+            break;
+        vio_loop_dispatch(l, vio_now(l));
     }
     l->stop = false;
     return 0;

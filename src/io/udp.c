@@ -9,8 +9,14 @@
  * the monitor was stopped, slow, or busy is therefore judged by when it
  * reached the host, not when it was read. A stamp that is missing, or that
  * the mapping places in the future or more than an hour back (the wall
- * clock was stepped meanwhile), is replaced by the read time: no worse
- * than having no stamps at all.
+ * clock was stepped meanwhile), is replaced by the read time (and the
+ * datagram says so): no worse than having no stamps at all.
+ *
+ * Drops are the kernel's too: with SO_RXQ_OVFL each datagram carries the
+ * socket's count of datagrams dropped for a full buffer, and recv reports
+ * how many were lost since the last it reported. A monitor that stalled
+ * long enough to overflow its buffer knows that heartbeats of the stall
+ * are missing, not late.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,6 +43,7 @@ struct udp {
     struct vio_loop *loop;
     int fd;
     struct vigil_addr local;
+    uint32_t ovfl; /* the kernel's count of drops (SO_RXQ_OVFL) last seen */
 };
 
 static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
@@ -45,9 +52,9 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
     struct sockaddr_storage from[UDP_BATCH];
-    /* Room for one timestamp control message per datagram. */
+    /* Room for the timestamp and the drop count of each datagram. */
     union {
-        char buf[CMSG_SPACE(sizeof(struct timespec))];
+        char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(uint32_t))];
         struct cmsghdr align;
     } ctl[UDP_BATCH];
     if (n > UDP_BATCH)
@@ -79,14 +86,28 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
             d[i].len = d[i].cap + 1;
         vigil__addr_from_sockaddr((struct sockaddr *)&from[i], &d[i].from);
         d[i].arrival = mono;
+        d[i].stamped = false;
+        d[i].dropped = 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+            if (c->cmsg_level != SOL_SOCKET)
+                continue;
+            if (c->cmsg_type == SO_RXQ_OVFL) {
+                /* The socket's running count of drops: report what is new. */
+                uint32_t total;
+                memcpy(&total, CMSG_DATA(c), sizeof(total));
+                d[i].dropped = total - u->ovfl;
+                u->ovfl = total;
+                continue;
+            }
+            if (c->cmsg_type != SCM_TIMESTAMPNS)
                 continue;
             struct timespec ts;
             memcpy(&ts, CMSG_DATA(c), sizeof(ts));
             vigil_time_t age = real - ((vigil_time_t)ts.tv_sec * VIGIL_NSEC_PER_SEC + ts.tv_nsec);
-            if (age >= 0 && age <= UDP_STAMP_MAX_AGE)
+            if (age >= 0 && age <= UDP_STAMP_MAX_AGE) {
                 d[i].arrival = mono - age;
+                d[i].stamped = true;
+            }
         }
     }
     return got;
@@ -159,6 +180,7 @@ static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_ad
         if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
             setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
         setsockopt(u->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+        setsockopt(u->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
         struct sockaddr_storage ss;
         socklen_t sl;
         int err = 0;

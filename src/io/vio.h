@@ -198,6 +198,8 @@ struct vio_dgram {
     size_t len; /* bytes received; cap + 1 when it was longer than cap */
     struct vigil_addr from;
     vigil_time_t arrival; /* monotonic time it reached the host (the kernel's stamp) */
+    bool stamped;         /* arrival is the kernel's; false: only the time it was read */
+    uint32_t dropped;     /* datagrams the host dropped (buffer full) since the last reported */
 };
 
 struct vio_transport;

@@ -476,6 +476,7 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(k, "pauses", juint(s->pauses));
         bad |= put(k, "paused_total_s", json_real(ns_to_s(s->paused_total)));
         bad |= put(k, "recv_errors", juint(c->recv_errors));
+        bad |= put(k, "recv_drops", juint(c->recv_drops));
         bad |= put(k, "dropped_log", juint(c->dropped_log));
     }
     bad |= put(o, "counters", k);
@@ -542,6 +543,9 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
         sb_printf(&b, "vigil_datagrams_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,
                   (unsigned long long)drops[i].value);
     COUNTER("vigil_receive_errors_total", "Socket receive errors.", c->recv_errors);
+    COUNTER("vigil_receive_drops_total",
+            "Datagrams the kernel dropped for a full receive buffer (read unread: not late, lost).",
+            c->recv_drops);
 
     uint64_t counts[API_STATES];
     count_states(c->mon, counts);

@@ -28,6 +28,7 @@ struct api_ctx {
     vigil_time_t started_mono; /* when the monitor started */
     int64_t started_wall_us;
     uint64_t recv_errors; /* socket receive errors (the program updates it) */
+    uint64_t recv_drops;  /* datagrams the kernel dropped for a full receive buffer */
     uint64_t dropped_log; /* events the log could not write */
     /*
      * The server answering through api_handle, for long answers built a

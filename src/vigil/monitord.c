@@ -39,6 +39,10 @@
 #define BATCH 64
 /* Batches read per listener in one turn, so a flood cannot starve decisions. */
 #define MAX_BATCHES 64
+/* Batches read before judging a deadline: 65,536 datagrams, a few milliseconds. */
+#define MAX_DRAIN 1024
+/* Turns in a row a judgement waits for a backlog: some 16 million datagrams. */
+#define MAX_DEFERRALS 256
 struct monitord;
 
 /* One listening address and the transport behind it. */
@@ -62,6 +66,9 @@ struct monitord {
     struct vio_timer deadline; /* the core's next deadline */
     vigil_time_t fed;          /* latest time handed to the core: it never goes back */
     vigil_time_t stall_end;    /* end of the last stall reported: older lags are part of it */
+    vigil_time_t stall_since;  /* a stall noted and not yet reported began then (or NEVER) */
+    bool lost_unread;          /* datagrams lost unread (or unstamped) since the last settling */
+    unsigned deferrals;        /* judgements put off in a row for a backlog still unread */
     uint64_t json_failures;    /* events that could not be rendered as JSON */
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
@@ -309,16 +316,29 @@ static void drain_events(struct monitord *d, vigil_time_t now)
 }
 
 /*
- * Reads what waits on one listener, at most MAX_BATCHES batches. Each
- * datagram goes to the core at its arrival time (the kernel's), never
- * earlier than a time the core has already seen: the core's clock only
- * moves forward.
+ * Notes that the loop could not run from `since` until now: a datagram
+ * waited that long to be read, or a timer fired that late. Past
+ * pause_tolerance that is a stall of the monitor (settled in
+ * settle_stall once the backlog is read).
  */
-static bool read_listener(struct listener *l, vigil_time_t *oldest)
+static void note_lag(struct monitord *d, vigil_time_t since, vigil_time_t now)
+{
+    if (since >= d->stall_end && now - since > d->cfg.monitor.core.pause_tolerance &&
+        since < d->stall_since)
+        d->stall_since = since;
+}
+
+/*
+ * Reads what waits on one listener, at most max_batches batches; true if
+ * more may wait. Each datagram goes to the core at its arrival time (the
+ * kernel's), never earlier than a time the core has already seen: the
+ * core's clock only moves forward.
+ */
+static bool read_listener(struct listener *l, int max_batches)
 {
     struct monitord *d = l->d;
     struct vio_dgram dg[BATCH];
-    for (int b = 0; b < MAX_BATCHES; b++) {
+    for (int b = 0; b < max_batches; b++) {
         for (int i = 0; i < BATCH; i++) {
             dg[i].buf = d->bufs[i];
             dg[i].cap = VIGIL_WIRE_MAX;
@@ -328,9 +348,13 @@ static bool read_listener(struct listener *l, vigil_time_t *oldest)
             d->api_ctx.recv_errors++;
             return false;
         }
+        vigil_time_t now = n > 0 ? vio_now(d->loop) : 0;
         for (int i = 0; i < n; i++) {
-            if (dg[i].arrival < *oldest)
-                *oldest = dg[i].arrival;
+            note_lag(d, dg[i].arrival, now);
+            if (dg[i].dropped || !dg[i].stamped) {
+                d->lost_unread = true;
+                d->api_ctx.recv_drops += dg[i].dropped;
+            }
             vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
             d->fed = at;
             vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
@@ -338,7 +362,31 @@ static bool read_listener(struct listener *l, vigil_time_t *oldest)
         if (n < BATCH)
             return false;
     }
-    return true; /* more may wait */
+    return true;
+}
+
+/*
+ * Once the backlog is read: a stall noted meanwhile is reported once, with
+ * its length. Nobody needs forgiving for it when every heartbeat of that
+ * time went to the core with its arrival time. When some were lost unread
+ * (the socket buffer overflowed) or came without a stamp, the silence of a
+ * node during the stall proves nothing: every node gets a fresh detection
+ * period instead, and what is read later is taken as arriving now.
+ */
+static void settle_stall(struct monitord *d, vigil_time_t now)
+{
+    if (d->stall_since != VIGIL_TIME_NEVER) {
+        if (d->lost_unread) {
+            vigil_monitor_forgive(d->mon, now, now - d->stall_since);
+            if (d->fed < now)
+                d->fed = now;
+        } else {
+            vigil_monitor_note_pause(d->mon, now, now - d->stall_since);
+        }
+        d->stall_end = now;
+        d->stall_since = VIGIL_TIME_NEVER;
+    }
+    d->lost_unread = false;
 }
 
 static void arm_deadline(struct monitord *d)
@@ -350,47 +398,50 @@ static void arm_deadline(struct monitord *d)
         vio_timer_arm(d->loop, &d->deadline, next);
 }
 
-/*
- * The monitor's own stalls. The loop could not run from `since` until now
- * (a datagram waited that long to be read, or a timer fired that late):
- * past pause_tolerance that is a stall of the monitor, reported once with
- * its length. Nobody needs forgiving for it, since every heartbeat of
- * that time went to the core with its arrival time.
- */
-static void check_stall(struct monitord *d, vigil_time_t since, vigil_time_t now)
-{
-    if (since < d->stall_end || now - since <= d->cfg.monitor.core.pause_tolerance)
-        return;
-    vigil_monitor_note_pause(d->mon, now, now - since);
-    d->stall_end = now;
-}
-
 static void on_readable(void *arg, vigil_time_t now)
 {
     struct listener *l = arg;
     struct monitord *d = l->d;
-    vigil_time_t oldest = VIGIL_TIME_NEVER;
-    if (read_listener(l, &oldest))
+    if (read_listener(l, MAX_BATCHES)) {
         vio_source_ready(d->loop, &l->t->readable); /* the rest on the next turn */
-    check_stall(d, oldest, vio_now(d->loop));
+    } else {
+        bool caught_up = true;
+        for (size_t i = 0; i < d->n_socks; i++)
+            caught_up &= !d->socks[i].t->readable.ready;
+        if (caught_up)
+            settle_stall(d, vio_now(d->loop));
+    }
     drain_events(d, now);
     arm_deadline(d);
 }
 
 /*
- * The core's deadline. Whatever is queued on the listeners is read first,
- * so that no node is judged by heartbeats that reached the host but were
- * not read yet; then the core decides what is due.
+ * The core's deadline. Everything queued on the listeners is read first
+ * (up to MAX_DRAIN batches), so that no node is judged by heartbeats that
+ * reached the host but were not read yet; then the core decides what is
+ * due. A backlog larger than that (a long stall of a large cluster) is
+ * read over the next turns before anything is judged, at most
+ * MAX_DEFERRALS turns in a row, so that a flood cannot stop judgement.
  */
 static void on_deadline(void *arg, vigil_time_t now)
 {
     struct monitord *d = arg;
-    vigil_time_t oldest = d->deadline.at; /* how late the timer itself fired */
+    bool more = false;
     for (size_t i = 0; i < d->n_socks; i++)
-        if (read_listener(&d->socks[i], &oldest))
+        if (read_listener(&d->socks[i], MAX_DRAIN)) {
             vio_source_ready(d->loop, &d->socks[i].t->readable);
+            more = true;
+        }
     now = vio_now(d->loop);
-    check_stall(d, oldest, now);
+    note_lag(d, d->deadline.at, now);
+    if (more && d->deferrals < MAX_DEFERRALS) {
+        d->deferrals++;
+        vio_timer_arm(d->loop, &d->deadline, now);
+        drain_events(d, now);
+        return;
+    }
+    d->deferrals = 0;
+    settle_stall(d, now);
     if (now < d->fed)
         now = d->fed;
     d->fed = now;
@@ -493,8 +544,11 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     vigil_time_t now = vio_now(d->loop);
     d->fed = now;
     d->stall_end = now;
+    d->stall_since = VIGIL_TIME_NEVER;
     env->random(env, mc->core.hash_seed, sizeof(mc->core.hash_seed));
     mc->core.interval = mc->interval;
+    /* Every datagram comes with its arrival time (see read_listener and settle_stall). */
+    mc->core.arrival_times = true;
     if (mc->pause_tolerance_auto)
         mc->core.pause_tolerance = vcfg_pause_tolerance_auto(mc->interval);
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);

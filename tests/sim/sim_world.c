@@ -47,6 +47,7 @@ struct sim_transport {
     struct vigil_addr local;
     struct sim_queued *q; /* ring of SIM_QUEUE_MAX, allocated on first delivery */
     size_t head, len;
+    uint32_t overflow; /* dropped for a full queue, not yet reported by recv */
 };
 
 struct sim_file {
@@ -198,6 +199,7 @@ static void deliver(struct sim_world *w, struct sim_dgram *d)
     }
     if (t->len == SIM_QUEUE_MAX) {
         w->stats.overflow++;
+        t->overflow++;
         return;
     }
     struct sim_queued *q = &t->q[(t->head + t->len++) % SIM_QUEUE_MAX];
@@ -221,6 +223,9 @@ static int st_recv(struct vio_transport *vt, struct vio_dgram *d, size_t n)
         t->len--;
         d[got].from = q->from;
         d[got].arrival = q->arrival;
+        d[got].stamped = true;
+        d[got].dropped = t->overflow;
+        t->overflow = 0;
         d[got].len = q->len > d[got].cap ? d[got].cap + 1 : q->len;
         memcpy(d[got].buf, q->buf, q->len > d[got].cap ? d[got].cap : q->len);
         got++;
