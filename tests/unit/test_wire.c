@@ -533,7 +533,9 @@ static void test_decode_header_fields(void **state)
     expect_edit(1, 'X', -VIGIL_EMAGIC);
     expect_edit(0, 0x47, -VIGIL_EMAGIC);
     expect_edit(2, 0, -VIGIL_EVERSION);
-    expect_edit(2, 2, -VIGIL_EVERSION);
+    expect_edit(2, 3, -VIGIL_EVERSION);
+    /* Version 2 reads the id at offset 24, where a v1 datagram has send_time_us. */
+    expect_edit(2, 2, -VIGIL_EBADID);
     expect_edit(2, 0xff, -VIGIL_EVERSION);
     expect_edit(3, 0, -VIGIL_ETYPE);
     expect_edit(3, 2, -VIGIL_ETYPE);
