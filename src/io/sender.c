@@ -106,6 +106,8 @@ void vigil_sender_config_default(struct vigil_sender_config *c)
     memset(c, 0, sizeof(*c));
     c->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
     c->sample_proc = true;
+    c->status_every = VIGIL_SENDER_STATUS_EVERY_DEFAULT;
+    c->wire_version = VIGIL_WIRE_V2;
 }
 
 /* The checks and the set-up both constructors share; dests filled by the caller. */
