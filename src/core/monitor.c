@@ -18,6 +18,11 @@
  * it is and is re-keyed, in O(log n), once when it reaches the top. A quiet
  * cluster costs nothing between deadlines, since nothing scans the table.
  *
+ * Status: a heartbeat that carries the full status (wire version 1, or a
+ * version 2 full status) replaces the node's stored status; a version 2
+ * beat only names the current status version, and the stored status is
+ * marked stale when it is another one (apply_status() below).
+ *
  * State machine (DESIGN.md): unknown -> alive <-> suspect -> dead; left on
  * a goodbye; a dead or left node comes back to alive after `rise`
  * consecutive timely heartbeats (a heartbeat is timely if it arrives before
