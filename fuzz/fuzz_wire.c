@@ -1,12 +1,15 @@
 /*
  * Fuzz target for the wire codec (libFuzzer entry point).
  *
- * Every input is decoded twice: without a key and with a fixed fuzzing key.
+ * Every input is decoded twice: without a key and with a fixed fuzzing key,
+ * in either wire version (version 1 heartbeats, version 2 beats and full
+ * statuses).
  * Beyond "does not crash and does not read out of bounds" (which the
  * sanitizers check), the target asserts the codec's properties and calls
  * abort() when one fails:
  *
- *  - decode returns 0 or one of the documented negative codes;
+ *  - decode returns 0 or one of the documented negative codes, and reports
+ *    the version and type of what it decoded (a beat with no status);
  *  - vigil_wire_peek_id() is the decoder's first step: when it fails, the
  *    decoder fails with the same code; when decode succeeds, peek finds
  *    the same id;
@@ -14,7 +17,9 @@
  *    heartbeat, and the bytes are the input's own (the encoding is
  *    canonical; without a key, minus the tag and the AUTH flag);
  *  - the encoder, handed the input's bytes as a heartbeat struct, either
- *    refuses it or produces a datagram that decodes.
+ *    refuses it or produces a datagram that decodes;
+ *  - two monitors (without and with the key) take every input, and one
+ *    they accept with the full status holds a current status.
  *
  * The fuzzing key is the tag key derived (vigil_wire_mac_key()) from the
  * cluster key 0, 1, ..., 31, the key the seeds in fuzz/corpus/wire/ are
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vigil/monitor.h"
 #include "vigil/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,8 +57,11 @@ static const uint8_t *fuzz_key(void)
     return key;
 }
 
-/* The header length of wire v1 (docs/protocol.md). */
-#define FUZZ_HDR 72
+/* The header lengths of wire v1 and v2 (docs/protocol.md): where the id starts. */
+#define FUZZ_HDR    72
+#define FUZZ_HDR_V2 24
+/* Offset of the version byte. */
+#define FUZZ_OFF_VERSION 2
 /* Offset of the flags byte. */
 #define FUZZ_OFF_FLAGS 4
 
@@ -64,9 +73,11 @@ static void check(bool ok)
 
 static bool hb_equal(const struct vigil_heartbeat *a, const struct vigil_heartbeat *b)
 {
-    if (strcmp(a->id, b->id) != 0 || a->flags != b->flags || a->generation != b->generation ||
-        a->sequence != b->sequence || a->send_time_us != b->send_time_us ||
-        a->interval_ms != b->interval_ms || a->status.load1_milli != b->status.load1_milli ||
+    if (strcmp(a->id, b->id) != 0 || a->version != b->version || a->type != b->type ||
+        a->status_version != b->status_version || a->flags != b->flags ||
+        a->generation != b->generation || a->sequence != b->sequence ||
+        a->send_time_us != b->send_time_us || a->interval_ms != b->interval_ms ||
+        a->status.load1_milli != b->status.load1_milli ||
         a->status.load5_milli != b->status.load5_milli ||
         a->status.load15_milli != b->status.load15_milli ||
         a->status.mem_total_kib != b->status.mem_total_kib ||
@@ -93,9 +104,14 @@ static void check_decode(const uint8_t *data, size_t size, const uint8_t *key)
         check(rc == prc);
         return;
     }
-    check(id_len >= 1 && id_len <= VIGIL_ID_MAX && id == (const char *)data + FUZZ_HDR);
+    size_t hdr = data[FUZZ_OFF_VERSION] == VIGIL_WIRE_V2 ? FUZZ_HDR_V2 : FUZZ_HDR;
+    check(id_len >= 1 && id_len <= VIGIL_ID_MAX && id == (const char *)data + hdr);
     if (rc < 0)
         return;
+    check(hb.version == data[FUZZ_OFF_VERSION] && hb.type == data[FUZZ_OFF_VERSION + 1]);
+    /* A version 2 beat carries no status: the decoder reports none. */
+    if (hb.version == VIGIL_WIRE_V2 && hb.type == VIGIL_MSG_BEAT)
+        check(hb.n_custom == 0 && hb.send_time_us == 0 && hb.status.uptime_s == 0);
 
     check(strlen(hb.id) == id_len && memcmp(hb.id, id, id_len) == 0);
     check(key == NULL || (hb.flags & VIGIL_FLAG_AUTH));
@@ -106,7 +122,8 @@ static void check_decode(const uint8_t *data, size_t size, const uint8_t *key)
 
     /* Canonical encoding: the same bytes, minus a skipped tag when unkeyed. */
     bool dropped_tag = key == NULL && (hb.flags & VIGIL_FLAG_AUTH);
-    size_t expect_len = dropped_tag ? size - VIGIL_WIRE_TAG_LEN : size;
+    size_t tag_len = hb.version == VIGIL_WIRE_V2 ? VIGIL_WIRE_V2_TAG_LEN : VIGIL_WIRE_TAG_LEN;
+    size_t expect_len = dropped_tag ? size - tag_len : size;
     check((size_t)n == expect_len);
     check(memcmp(out, data, FUZZ_OFF_FLAGS) == 0);
     check(out[FUZZ_OFF_FLAGS] ==
@@ -137,11 +154,57 @@ static void check_encode(const uint8_t *data, size_t size)
     check(vigil_wire_decode(out, (size_t)n, key, &back) == 0);
 }
 
+/*
+ * Every input also goes to two monitors, one without a key and one with the
+ * fuzzing key, so that the apply path of both versions (status stored,
+ * kept across beats, marked stale, reset by a new generation) runs on what
+ * the decoder lets through. They live for the whole run, on a virtual clock
+ * that moves 100 ms per input, with a small table.
+ */
+static void check_monitor(const uint8_t *data, size_t size)
+{
+    static struct vigil_monitor *mons[2];
+    static vigil_time_t now;
+    if (mons[0] == NULL) {
+        for (int i = 0; i < 2; i++) {
+            struct vigil_monitor_config c;
+            vigil_monitor_config_default(&c);
+            c.max_nodes = 64;
+            c.has_key = i == 1;
+            memcpy(c.key, FUZZ_CLUSTER_KEY, sizeof c.key);
+            check(vigil_monitor_new(&c, 0, &mons[i]) == 0);
+        }
+    }
+    now += 100 * VIGIL_NSEC_PER_MSEC;
+    for (int i = 0; i < 2; i++) {
+        int rc = vigil_monitor_on_datagram(mons[i], now, data, size, NULL);
+        check(rc <= 0 && rc > -VIGIL_ERROR_COUNT_);
+        vigil_monitor_on_expiry(mons[i], now);
+        struct vigil_event ev;
+        while (vigil_monitor_poll_event(mons[i], &ev))
+            ;
+        const char *id = NULL;
+        size_t id_len = 0;
+        if (rc != 0 || vigil_wire_peek_id(data, size, &id, &id_len) != 0)
+            continue;
+        char name[VIGIL_ID_MAX + 1];
+        memcpy(name, id, id_len);
+        name[id_len] = '\0';
+        const struct vigil_node *n = vigil_monitor_find(mons[i], name);
+        check(n != NULL && vigil_node_custom_count(n) <= VIGIL_CUSTOM_MAX);
+        /* A heartbeat that carries the full status makes it current (memory allowing). */
+        if (data[FUZZ_OFF_VERSION] == VIGIL_WIRE_V1 ||
+            data[FUZZ_OFF_VERSION + 1] == VIGIL_MSG_STATUS)
+            check(!vigil_node_status_stale(n));
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     check_decode(data, size, NULL);
     check_decode(data, size, fuzz_key());
     check_encode(data, size);
+    check_monitor(data, size);
     return 0;
 }
 
@@ -176,6 +239,18 @@ int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap)
         hb.flags = VIGIL_FLAG_LEAVING;
         hb.n_custom = 0;
         return vigil_wire_encode(&hb, fuzz_key(), buf, cap);
+    case 4:
+    case 5:
+        /* Version 2: a full status, then a beat (its status fields are not sent). */
+        hb.version = VIGIL_WIRE_V2;
+        hb.type = index == 4 ? VIGIL_MSG_STATUS : VIGIL_MSG_BEAT;
+        hb.status_version = 3;
+        return vigil_wire_encode(&hb, fuzz_key(), buf, cap);
+    case 6:
+        hb.version = VIGIL_WIRE_V2;
+        hb.type = VIGIL_MSG_BEAT;
+        hb.flags = VIGIL_FLAG_LEAVING;
+        return vigil_wire_encode(&hb, NULL, buf, cap);
     case 3:
         hb.n_custom = VIGIL_CUSTOM_MAX;
         for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {

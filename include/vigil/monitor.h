@@ -236,7 +236,11 @@ VIGIL_EXPORT uint64_t vigil_node_sequence(const struct vigil_node *n);
 VIGIL_EXPORT uint64_t vigil_node_heartbeats(const struct vigil_node *n);
 /* The heartbeat interval the node advertises (0 before its first heartbeat). */
 VIGIL_EXPORT vigil_time_t vigil_node_interval(const struct vigil_node *n);
-/* The sender's wall clock in its last heartbeat, microseconds since the epoch (0: none). */
+/*
+ * The sender's wall clock in the last heartbeat that carried the full
+ * status, microseconds since the epoch (0: none). Version 2 beats do not
+ * carry it.
+ */
 VIGIL_EXPORT int64_t vigil_node_send_time_us(const struct vigil_node *n);
 /* True if the node was declared (vigil_monitor_declare), false if it registered itself. */
 VIGIL_EXPORT bool vigil_node_declared(const struct vigil_node *n);
@@ -244,10 +248,22 @@ VIGIL_EXPORT bool vigil_node_declared(const struct vigil_node *n);
 VIGIL_EXPORT uint32_t vigil_node_rise_count(const struct vigil_node *n);
 /* Where the last heartbeat came from (family 0: unknown). */
 VIGIL_EXPORT const struct vigil_addr *vigil_node_addr(const struct vigil_node *n);
-/* The status (load, memory, uptime) in the last heartbeat. */
+/*
+ * The status (load, memory, uptime) of the last heartbeat that carried it:
+ * every version 1 heartbeat, a version 2 full status. Version 2 beats in
+ * between leave it as it is.
+ */
 VIGIL_EXPORT const struct vigil_status *vigil_node_status(const struct vigil_node *n);
 /*
- * The custom key=value status of the last heartbeat: count pairs, and pair
+ * True while the stored status (vigil_node_status(), vigil_node_custom())
+ * is not the node's current one: a version 2 beat named another status
+ * version than the stored one, or began a new generation (which also
+ * clears the stored status), and no full status has arrived since. False
+ * for a node never heard and for version 1 senders.
+ */
+VIGIL_EXPORT bool vigil_node_status_stale(const struct vigil_node *n);
+/*
+ * The custom key=value status of the last full status: count pairs, and pair
  * i (NULL when i >= count). A pair pointer stays valid until the next
  * vigil_monitor_on_datagram() call.
  */

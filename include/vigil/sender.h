@@ -7,6 +7,20 @@
  * interval (vigil_sender_next() says when, on absolute deadlines that never
  * drift and never burst after a stall).
  *
+ * By default it speaks wire version 2 (docs/protocol.md): each heartbeat is
+ * a small beat (64 bytes with a key for an id of up to 32 bytes) that
+ * names the sender's status version, and the full status (load, memory,
+ * uptime, custom pairs) goes out in place of a beat when it is due: in the
+ * first VIGIL_SENDER_STATUS_REPEAT heartbeats of a generation, in the
+ * VIGIL_SENDER_STATUS_REPEAT heartbeats after the status changed (the
+ * repeats stand in for the acknowledgement UDP does not give), and at
+ * least once every status_every heartbeats. The status "changes" when the
+ * custom pairs change or, once the application sets it, when
+ * vigil_sender_set_status() gives other numbers; load, memory and uptime
+ * sampled from /proc drift all the time and travel with the periodic full
+ * status only. wire_version 1 sends every heartbeat in version 1, with the
+ * full status, for monitors that predate version 2.
+ *
  *   struct vigil_sender_config c;
  *   vigil_sender_config_default(&c);
  *   c.id = "app1"; c.monitors[0] = "127.0.0.1:7946"; c.n_monitors = 1;
@@ -38,6 +52,21 @@ extern "C" {
 #define VIGIL_SENDER_INTERVAL_MAX     ((vigil_time_t)VIGIL_WIRE_INTERVAL_MAX_MS * VIGIL_NSEC_PER_MSEC)
 #define VIGIL_SENDER_INTERVAL_DEFAULT VIGIL_NSEC_PER_SEC
 
+/*
+ * How often the full status travels at the least: once every 30 heartbeats
+ * by default (every 30 s at the default interval, so the load and memory a
+ * monitor shows are at most that old), and at most once every 3600.
+ */
+#define VIGIL_SENDER_STATUS_EVERY_DEFAULT 30
+#define VIGIL_SENDER_STATUS_EVERY_MAX     3600
+/*
+ * Full statuses sent in a row after a change and at the start of a
+ * generation: a monitor misses the change only if all three are lost
+ * (at 1 % independent loss, one time in a million), and otherwise learns
+ * of it at the next periodic full status.
+ */
+#define VIGIL_SENDER_STATUS_REPEAT 3
+
 struct vigil_sender_config {
     const char *id;                                  /* node id */
     const char *monitors[VIGIL_SENDER_MAX_MONITORS]; /* "host:port", "[v6]:port", "host" */
@@ -46,6 +75,17 @@ struct vigil_sender_config {
     const uint8_t *key;    /* VIGIL_WIRE_KEY_LEN bytes, or NULL */
     uint64_t generation;   /* 0: derived from the wall clock at start */
     bool sample_proc;      /* fill load/memory/uptime from /proc */
+    /*
+     * The full status goes out at least once every status_every heartbeats
+     * (version 2): 1 to VIGIL_SENDER_STATUS_EVERY_MAX, 0 for the default
+     * (VIGIL_SENDER_STATUS_EVERY_DEFAULT). 1 sends it every time.
+     */
+    uint32_t status_every;
+    /*
+     * The wire version to send: 2 (the default; 0 means 2) or 1, every
+     * heartbeat with the full status, for monitors older than version 2.
+     */
+    uint8_t wire_version;
 };
 
 VIGIL_EXPORT void vigil_sender_config_default(struct vigil_sender_config *c);
@@ -56,28 +96,44 @@ struct vigil_sender;
 VIGIL_EXPORT int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out);
 VIGIL_EXPORT void vigil_sender_free(struct vigil_sender *s);
 
-/* Sets (value non-NULL) or removes (value NULL) a custom status pair. */
+/*
+ * Sets (value non-NULL) or removes (value NULL) a custom status pair. A
+ * change is announced at the next heartbeat (a new status version, and
+ * the full status), however many calls made it; setting the pairs a
+ * sender already has changes nothing.
+ */
 VIGIL_EXPORT int vigil_sender_set_custom(struct vigil_sender *s, const char *key,
                                          const char *value);
 /* Removes every custom pair. */
 VIGIL_EXPORT void vigil_sender_clear_custom(struct vigil_sender *s);
-/* Overrides the sampled status (sample_proc false) for the next heartbeats. */
+/*
+ * Overrides the sampled status (sample_proc false) for the next
+ * heartbeats. From then on, other numbers count as a status change.
+ */
 VIGIL_EXPORT void vigil_sender_set_status(struct vigil_sender *s, const struct vigil_status *st);
 
 /*
  * Sends one heartbeat now to every monitor (with leaving, the goodbye) and
  * moves the next deadline to the first slot of the fixed schedule that lies
- * in the future. Returns 0 or a negative error if no monitor could be sent to.
+ * in the future. In version 2 the heartbeat is a beat or, when one is due
+ * (see the top of this file), the full status; /proc is sampled only for
+ * a full status. Each heartbeat takes the next sequence number; a version
+ * 2 sender whose sequence reaches UINT32_MAX (the wire's limit, 136 years
+ * of beats a second, 50 days at 1 ms) starts the next generation
+ * (generation + 1, sequence 1). Returns 0 or a negative error if no
+ * monitor could be sent to.
  */
 VIGIL_EXPORT int vigil_sender_beat(struct vigil_sender *s, bool leaving);
 
 /* Monotonic time (CLOCK_MONOTONIC, ns) of the next scheduled heartbeat. */
 VIGIL_EXPORT vigil_time_t vigil_sender_next(const struct vigil_sender *s);
 
-/* Heartbeats sent, and send errors, so far. */
+/* Datagrams sent, and send errors, so far (a beat to three monitors counts three). */
 VIGIL_EXPORT uint64_t vigil_sender_sent(const struct vigil_sender *s);
 VIGIL_EXPORT uint64_t vigil_sender_errors(const struct vigil_sender *s);
 VIGIL_EXPORT uint64_t vigil_sender_generation(const struct vigil_sender *s);
+/* The status version the next version 2 heartbeat names (starts at 0 in every generation). */
+VIGIL_EXPORT uint16_t vigil_sender_status_version(const struct vigil_sender *s);
 
 /* The monotonic clock libvigil uses, in ns. */
 VIGIL_EXPORT vigil_time_t vigil_clock_mono(void);

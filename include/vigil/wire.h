@@ -1,6 +1,8 @@
 /*
- * Wire protocol v1: encoding and strict decoding of heartbeat datagrams.
- * docs/protocol.md holds the byte diagram. Pure code: no I/O, no clock.
+ * Wire protocol: encoding and strict decoding of heartbeat datagrams,
+ * version 1 (every heartbeat carries the full status) and version 2 (small
+ * beats, and the full status only when it changed or every N beats).
+ * docs/protocol.md holds the byte diagrams. Pure code: no I/O, no clock.
  */
 #ifndef VIGIL_WIRE_H
 #define VIGIL_WIRE_H
@@ -11,14 +13,17 @@
 extern "C" {
 #endif
 
-#define VIGIL_WIRE_VERSION     1
-#define VIGIL_WIRE_MAX         1200 /* no datagram is ever longer */
-#define VIGIL_WIRE_TAG_LEN     16   /* SipHash-2-4-128 tag */
-#define VIGIL_WIRE_KEY_LEN     32   /* cluster key, as in the key file */
-#define VIGIL_WIRE_MAC_KEY_LEN 16   /* the tag key derived from the cluster key */
-#define VIGIL_CUSTOM_MAX       16   /* custom key=value pairs per heartbeat */
-#define VIGIL_CUSTOM_KEY_MAX   32   /* key: 1..32 of [A-Za-z0-9._-] */
-#define VIGIL_CUSTOM_VAL_MAX   48   /* value: 0..48 printable ASCII bytes */
+#define VIGIL_WIRE_V1          1             /* every heartbeat with the full status */
+#define VIGIL_WIRE_V2          2             /* small beats; the full status when needed */
+#define VIGIL_WIRE_VERSION     VIGIL_WIRE_V2 /* the newest version */
+#define VIGIL_WIRE_MAX         1200          /* no datagram is ever longer */
+#define VIGIL_WIRE_TAG_LEN     16            /* version 1: SipHash-2-4-128 tag */
+#define VIGIL_WIRE_V2_TAG_LEN  8  /* version 2: its first 8 bytes (docs/protocol.md says why) */
+#define VIGIL_WIRE_KEY_LEN     32 /* cluster key, as in the key file */
+#define VIGIL_WIRE_MAC_KEY_LEN 16 /* the tag key derived from the cluster key */
+#define VIGIL_CUSTOM_MAX       16 /* custom key=value pairs per heartbeat */
+#define VIGIL_CUSTOM_KEY_MAX   32 /* key: 1..32 of [A-Za-z0-9._-] */
+#define VIGIL_CUSTOM_VAL_MAX   48 /* value: 0..48 printable ASCII bytes */
 
 /*
  * The longest interval a sender may announce (interval_ms): one hour.
@@ -28,13 +33,24 @@ extern "C" {
  */
 #define VIGIL_WIRE_INTERVAL_MAX_MS 3600000u
 
+/*
+ * The size promise of version 2: an authenticated beat of a node whose id
+ * is at most VIGIL_WIRE_BEAT_ID_MAX bytes is at most VIGIL_WIRE_BEAT_MAX
+ * bytes of UDP payload (24 bytes of header, the id, an 8-byte tag).
+ */
+#define VIGIL_WIRE_BEAT_MAX    64
+#define VIGIL_WIRE_BEAT_ID_MAX 32
+
+/* Message types; their meaning depends on the version. */
 enum vigil_msg_type {
-    VIGIL_MSG_HEARTBEAT = 1,
+    VIGIL_MSG_HEARTBEAT = 1, /* version 1: a heartbeat, always with the full status */
+    VIGIL_MSG_BEAT = 1,      /* version 2: liveness and the status version only */
+    VIGIL_MSG_STATUS = 2,    /* version 2: liveness and the full status */
 };
 
 /* Header flags. */
 #define VIGIL_FLAG_LEAVING 0x01 /* graceful goodbye: the sender is shutting down */
-#define VIGIL_FLAG_AUTH    0x02 /* a 16-byte tag ends the datagram */
+#define VIGIL_FLAG_AUTH    0x02 /* a tag ends the datagram (16 bytes in v1, 8 in v2) */
 
 /*
  * Status of the sending node. Loads are fixed point, thousandths
@@ -55,14 +71,24 @@ struct vigil_custom {
 /*
  * A decoded heartbeat. The decoder fills it without allocating; strings are
  * NUL terminated copies.
+ *
+ * version and type say what it carries. A version 1 heartbeat and a version
+ * 2 VIGIL_MSG_STATUS carry the full status (send_time_us, status, custom
+ * pairs); a version 2 VIGIL_MSG_BEAT carries none of it (the decoder sets
+ * those fields to 0) and only says, in status_version, which status is the
+ * sender's current one. version 0 encodes as version 1, so that a struct
+ * cleared with memset() and filled as before still encodes.
  */
 struct vigil_heartbeat {
     char id[VIGIL_ID_MAX + 1];
-    uint8_t flags;        /* VIGIL_FLAG_* as received */
-    uint64_t generation;  /* boot generation: larger after a restart */
-    uint64_t sequence;    /* 1, 2, 3, ... within a generation */
-    int64_t send_time_us; /* sender's wall clock, microseconds since the epoch */
-    uint32_t interval_ms; /* the sender's heartbeat interval */
+    uint8_t version;         /* VIGIL_WIRE_V1 or VIGIL_WIRE_V2 */
+    uint8_t type;            /* enum vigil_msg_type */
+    uint8_t flags;           /* VIGIL_FLAG_* as received */
+    uint16_t status_version; /* v2: the sender's status version (v1: 0) */
+    uint64_t generation;     /* boot generation: larger after a restart */
+    uint64_t sequence;       /* 1, 2, 3, ... within a generation (v2: at most UINT32_MAX) */
+    int64_t send_time_us;    /* sender's wall clock, microseconds since the epoch */
+    uint32_t interval_ms;    /* the sender's heartbeat interval */
     struct vigil_status status;
     uint8_t n_custom;
     struct vigil_custom custom[VIGIL_CUSTOM_MAX];
@@ -81,19 +107,24 @@ VIGIL_EXPORT void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
                                      const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
 
 /*
- * Encodes hb into buf (cap bytes). With key non-NULL the datagram is
- * authenticated: the AUTH flag is set and a SipHash-2-4-128 tag over every
- * byte before it is appended. key is the derived tag key
- * (VIGIL_WIRE_MAC_KEY_LEN bytes, from vigil_wire_mac_key()), not the 32-byte
- * cluster key. Returns the length written, or a negative error:
- * -VIGIL_EBADID, -VIGIL_EBADFIELD (bad custom pair, interval 0),
- * -VIGIL_ETOOBIG (would exceed cap or VIGIL_WIRE_MAX).
+ * Encodes hb into buf (cap bytes), in hb->version (0 or 1: version 1; 2:
+ * version 2, a beat or a full status as hb->type says). With key non-NULL
+ * the datagram is authenticated: the AUTH flag is set and a tag over every
+ * byte before it is appended (SipHash-2-4-128; version 2 keeps its first 8
+ * bytes). key is the derived tag key (VIGIL_WIRE_MAC_KEY_LEN bytes, from
+ * vigil_wire_mac_key()), not the 32-byte cluster key. A version 2 beat
+ * ignores the status fields and the custom pairs. Returns the length
+ * written, or a negative error: -VIGIL_EVERSION, -VIGIL_ETYPE,
+ * -VIGIL_EBADID, -VIGIL_EBADFIELD (bad custom pair, interval 0, sequence 0
+ * or, in version 2, above UINT32_MAX), -VIGIL_ETOOBIG (would exceed cap or
+ * VIGIL_WIRE_MAX).
  */
 VIGIL_EXPORT int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key,
                                    uint8_t *buf, size_t cap);
 
 /*
- * Decodes and, with key non-NULL, verifies a datagram. key is the derived
+ * Decodes and, with key non-NULL, verifies a datagram of version 1 or 2
+ * (hb->version and hb->type say which it was). key is the derived
  * tag key (VIGIL_WIRE_MAC_KEY_LEN bytes, from vigil_wire_mac_key()), as for
  * vigil_wire_encode(); the tag is compared in constant time. With a key, a
  * datagram without the AUTH flag or with a wrong tag is -VIGIL_EAUTH.

@@ -19,6 +19,11 @@
  * it is and is re-keyed, in O(log n), once when it reaches the top. A quiet
  * cluster costs nothing between deadlines, since nothing scans the table.
  *
+ * Status: a heartbeat that carries the full status (wire version 1, or a
+ * version 2 full status) replaces the node's stored status; a version 2
+ * beat only names the current status version, and the stored status is
+ * marked stale when it is another one (apply_status() below).
+ *
  * State machine (DESIGN.md): unknown -> alive <-> suspect -> dead; left on
  * a goodbye; a dead or left node comes back to alive after `rise`
  * consecutive timely heartbeats (a heartbeat is timely if it arrives before
@@ -568,7 +573,8 @@ static bool plausible_gap(const struct vigil_node *n, vigil_time_t now)
     return n->last_heard < 0 || now - n->last_heard >= iv / 4;
 }
 
-static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
+/* Stores the heartbeat's custom pairs; false if they changed and could not be copied. */
+static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
                          const struct vigil_heartbeat *hb)
 {
     bool same = n->n_custom == hb->n_custom;
@@ -576,7 +582,7 @@ static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
         same = !strcmp(n->custom[i].key, hb->custom[i].key) &&
                !strcmp(n->custom[i].value, hb->custom[i].value);
     if (same)
-        return;
+        return true;
     /* Only a change of the custom status allocates; steady heartbeats never do. */
     struct vigil_custom *c = NULL;
     if (hb->n_custom) {
@@ -584,7 +590,7 @@ static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
         if (!c) {
             /* Keep the old custom status rather than lose the heartbeat. */
             m->stats.custom_lost++;
-            return;
+            return false;
         }
         for (uint8_t i = 0; i < hb->n_custom; i++) {
             strcpy(c[i].key, hb->custom[i].key);
@@ -596,6 +602,49 @@ static void store_custom(struct vigil_monitor *m, struct vigil_node *n,
     mon_free(&m->al, n->custom);
     n->custom = c;
     n->n_custom = hb->n_custom;
+    return true;
+}
+
+/* Drops the node's custom status (freeing, never allocating). */
+static void drop_custom(struct vigil_monitor *m, struct vigil_node *n)
+{
+    m->mem -= (size_t)n->n_custom * sizeof(*n->custom);
+    mon_free(&m->al, n->custom);
+    n->custom = NULL;
+    n->n_custom = 0;
+}
+
+/*
+ * What an accepted heartbeat says about the node's status. One that
+ * carries the full status (version 1, or a version 2 full status) replaces
+ * the stored status and makes it current. A version 2 beat only names the
+ * sender's current status version: if it is not the stored one, the
+ * stored status stays (it is still the best the monitor has) but is
+ * marked stale until a full status arrives. A beat that opens a new
+ * generation clears the status instead: what a node said before it
+ * restarted says nothing about it now, and custom pairs such as a role
+ * must not outlive the process that set them. Steady beats touch two
+ * bytes of the node record.
+ */
+static void apply_status(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_heartbeat *hb, bool new_generation)
+{
+    if (hb->version == VIGIL_WIRE_V1 || hb->type == VIGIL_MSG_STATUS) {
+        n->send_time_us = hb->send_time_us;
+        n->status = hb->status;
+        n->status_version = hb->status_version;
+        /* Custom pairs that could not be copied leave the old ones: not current. */
+        n->status_stale = !store_custom(m, n, hb);
+    } else if (new_generation) {
+        n->send_time_us = 0;
+        memset(&n->status, 0, sizeof(n->status));
+        if (n->custom)
+            drop_custom(m, n);
+        n->status_version = hb->status_version;
+        n->status_stale = 1;
+    } else if (hb->status_version != n->status_version) {
+        n->status_stale = 1;
+    }
 }
 
 int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf,
@@ -639,16 +688,16 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     }
     m->stats.accepted++;
 
+    /* The first heartbeat of a node counts as a new generation, whatever its number. */
+    bool new_generation = hb.generation != n->generation || n->heartbeats == 0;
     n->generation = hb.generation;
     n->sequence = hb.sequence;
     n->flags = hb.flags;
     n->interval_ms = hb.interval_ms;
-    n->send_time_us = hb.send_time_us;
-    n->status = hb.status;
     n->heartbeats++;
     if (from)
         n->addr = *from;
-    store_custom(m, n, &hb);
+    apply_status(m, n, &hb, new_generation);
 
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);

@@ -31,6 +31,14 @@ struct vigil_node {
     int64_t send_time_us;     /* sender's wall clock in the last heartbeat */
     struct vigil_status status;
     struct vigil_addr addr;
+    /*
+     * The status version of the stored status (version 2 senders; 0 for
+     * version 1), and 1 while the node's current status is not the one
+     * stored: a beat announced another version, or a new generation began,
+     * and no full status has come since. Both sit in padding after addr.
+     */
+    uint16_t status_version;
+    uint8_t status_stale;
     struct vigil_detector det;
     struct vigil_custom *custom; /* n_custom pairs, or NULL */
 };

@@ -71,6 +71,11 @@ const struct vigil_addr *vigil_node_addr(const struct vigil_node *n)
     return &n->addr;
 }
 
+bool vigil_node_status_stale(const struct vigil_node *n)
+{
+    return n->status_stale != 0;
+}
+
 const struct vigil_status *vigil_node_status(const struct vigil_node *n)
 {
     return &n->status;

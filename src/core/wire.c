@@ -1,10 +1,30 @@
 /*
- * Wire protocol v1: the heartbeat datagram, encoded and strictly decoded.
+ * The wire protocol: heartbeat datagrams, encoded and strictly decoded.
  *
- * A heartbeat is one UDP datagram: a fixed 72-byte header of big-endian
- * integers, the node id, up to 16 custom key=value pairs, and, when the
- * cluster has a key, a 16-byte tag over every byte before it.
- * docs/protocol.md holds the byte diagram and the rules for other clients.
+ * A heartbeat is one UDP datagram. In version 1 it is a fixed 72-byte
+ * header of big-endian integers, the node id, up to 16 custom key=value
+ * pairs, and, when the cluster has a key, a 16-byte tag over every byte
+ * before it: every heartbeat carries the whole status, at least 90 bytes
+ * with a tag.
+ *
+ * Version 2 splits liveness from status. A beat is a 24-byte header (the
+ * generation, a 32-bit sequence, the interval and a 16-bit status
+ * version), the id and an 8-byte tag: 64 bytes for an id of 32 bytes.
+ * A full status is the same header and id followed by the status block
+ * (send time, loads, memory, uptime, custom pairs). The sender sends the
+ * full status when its status version changes, a few times over against
+ * loss, and every N beats; receivers keep the last one. Both versions
+ * share the first six bytes (magic, version, type, flags, id length), so
+ * one decoder serves old and new senders, and a version 1 receiver
+ * rejects a version 2 datagram cleanly, by its version byte.
+ *
+ * Version 2's tag is the first 8 bytes of the same SipHash-2-4-128 tag
+ * under the same key. A truncated pseudorandom function is still one, so
+ * a blind forgery succeeds with probability 2^-64 per try; keeping one
+ * function and one key (rather than adding 64-bit SipHash under the same
+ * key, a pairing nobody has analysed) leaves the version byte, which every
+ * tag covers, to separate the two versions' messages.
+ * docs/protocol.md holds the byte diagrams and the rules for other clients.
  *
  * The tag is SipHash-2-4 with 128-bit output (libsodium's
  * crypto_shorthash_siphashx24). SipHash (Aumasson and Bernstein, 2012) is a
@@ -77,7 +97,24 @@
 /* The header ends where the node id begins. */
 #define WIRE_HEADER_LEN 72
 
-/* Flags this version understands; any other bit set is an error. */
+/*
+ * Version 2: the common header of beats and full statuses, then the id;
+ * a full status then has its status block (offsets from the block's start).
+ */
+#define V2_OFF_STATUS_VER 6
+#define V2_OFF_GENERATION 8
+#define V2_OFF_SEQUENCE   16
+#define V2_OFF_INTERVAL   20
+#define V2_HEADER_LEN     24
+#define V2_ST_STATUS      8  /* after send_time_us */
+#define V2_ST_N_CUSTOM    44 /* after the 36 bytes of status */
+#define V2_STATUS_LEN     45
+
+_Static_assert(V2_HEADER_LEN + VIGIL_WIRE_BEAT_ID_MAX + VIGIL_WIRE_V2_TAG_LEN ==
+                   VIGIL_WIRE_BEAT_MAX,
+               "an authenticated beat of a 32-byte id is 64 bytes");
+
+/* Flags both versions understand; any other bit set is an error. */
 #define WIRE_FLAGS_KNOWN (VIGIL_FLAG_LEAVING | VIGIL_FLAG_AUTH)
 
 /* Each custom pair costs one key length byte and one value length byte. */
@@ -184,12 +221,65 @@ void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
                                      WIRE_MAC_CONTEXT, cluster_key);
 }
 
-int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf,
-                      size_t cap)
+/*
+ * Checks the custom pairs of hb and adds their encoded size to *total,
+ * keeping each key and value length for the encoder. Returns 0 or
+ * -VIGIL_EBADFIELD.
+ */
+static int pairs_check(const struct vigil_heartbeat *hb, size_t klen[], size_t vlen[],
+                       size_t *total)
 {
-    if (hb == NULL || (buf == NULL && cap > 0))
-        return -VIGIL_EINVAL;
+    if (hb->n_custom > VIGIL_CUSTOM_MAX)
+        return -VIGIL_EBADFIELD;
+    for (unsigned i = 0; i < hb->n_custom; i++) {
+        const struct vigil_custom *c = &hb->custom[i];
+        if (!vigil_custom_key_valid(c->key) || !vigil_custom_value_valid(c->value))
+            return -VIGIL_EBADFIELD;
+        klen[i] = strlen(c->key);
+        vlen[i] = strlen(c->value);
+        *total += WIRE_PAIR_OVERHEAD + klen[i] + vlen[i];
+    }
+    return 0;
+}
 
+/* Writes the custom pairs checked by pairs_check() at buf + p; returns the new offset. */
+static size_t pairs_put(const struct vigil_heartbeat *hb, const size_t klen[], const size_t vlen[],
+                        uint8_t *buf, size_t p)
+{
+    for (unsigned i = 0; i < hb->n_custom; i++) {
+        buf[p++] = (uint8_t)klen[i];
+        memcpy(buf + p, hb->custom[i].key, klen[i]);
+        p += klen[i];
+        buf[p++] = (uint8_t)vlen[i];
+        memcpy(buf + p, hb->custom[i].value, vlen[i]);
+        p += vlen[i];
+    }
+    return p;
+}
+
+/* The status fields, in the order both versions carry them (36 bytes). */
+static void status_put(uint8_t *p, const struct vigil_status *st)
+{
+    put_u32(p, st->load1_milli);
+    put_u32(p + 4, st->load5_milli);
+    put_u32(p + 8, st->load15_milli);
+    put_u64(p + 12, st->mem_total_kib);
+    put_u64(p + 20, st->mem_avail_kib);
+    put_u64(p + 28, st->uptime_s);
+}
+
+static void status_get(const uint8_t *p, struct vigil_status *st)
+{
+    st->load1_milli = get_u32(p);
+    st->load5_milli = get_u32(p + 4);
+    st->load15_milli = get_u32(p + 8);
+    st->mem_total_kib = get_u64(p + 12);
+    st->mem_avail_kib = get_u64(p + 20);
+    st->uptime_s = get_u64(p + 28);
+}
+
+static int encode_v1(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf, size_t cap)
+{
     /* Validate everything first, in the order the decoder checks it. */
     uint8_t flags = hb->flags & (uint8_t)~VIGIL_FLAG_AUTH;
     if (flags & ~WIRE_FLAGS_KNOWN)
@@ -208,14 +298,9 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
 
     size_t klen[VIGIL_CUSTOM_MAX], vlen[VIGIL_CUSTOM_MAX];
     size_t total = WIRE_HEADER_LEN + id_len;
-    for (unsigned i = 0; i < hb->n_custom; i++) {
-        const struct vigil_custom *c = &hb->custom[i];
-        if (!vigil_custom_key_valid(c->key) || !vigil_custom_value_valid(c->value))
-            return -VIGIL_EBADFIELD;
-        klen[i] = strlen(c->key);
-        vlen[i] = strlen(c->value);
-        total += WIRE_PAIR_OVERHEAD + klen[i] + vlen[i];
-    }
+    int rc = pairs_check(hb, klen, vlen, &total);
+    if (rc < 0)
+        return rc;
     if (key != NULL) {
         flags |= VIGIL_FLAG_AUTH;
         total += VIGIL_WIRE_TAG_LEN;
@@ -225,7 +310,7 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
 
     buf[0] = WIRE_MAGIC0;
     buf[1] = WIRE_MAGIC1;
-    buf[OFF_VERSION] = VIGIL_WIRE_VERSION;
+    buf[OFF_VERSION] = VIGIL_WIRE_V1;
     buf[OFF_TYPE] = VIGIL_MSG_HEARTBEAT;
     buf[OFF_FLAGS] = flags;
     buf[OFF_ID_LEN] = (uint8_t)id_len;
@@ -235,24 +320,12 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
     put_u64(buf + OFF_SEQUENCE, hb->sequence);
     put_u64(buf + OFF_SEND_TIME, i64_to_u64(hb->send_time_us));
     put_u32(buf + OFF_INTERVAL, hb->interval_ms);
-    put_u32(buf + OFF_LOAD1, hb->status.load1_milli);
-    put_u32(buf + OFF_LOAD5, hb->status.load5_milli);
-    put_u32(buf + OFF_LOAD15, hb->status.load15_milli);
-    put_u64(buf + OFF_MEM_TOTAL, hb->status.mem_total_kib);
-    put_u64(buf + OFF_MEM_AVAIL, hb->status.mem_avail_kib);
-    put_u64(buf + OFF_UPTIME, hb->status.uptime_s);
+    status_put(buf + OFF_LOAD1, &hb->status);
 
     size_t p = WIRE_HEADER_LEN;
     memcpy(buf + p, hb->id, id_len);
     p += id_len;
-    for (unsigned i = 0; i < hb->n_custom; i++) {
-        buf[p++] = (uint8_t)klen[i];
-        memcpy(buf + p, hb->custom[i].key, klen[i]);
-        p += klen[i];
-        buf[p++] = (uint8_t)vlen[i];
-        memcpy(buf + p, hb->custom[i].value, vlen[i]);
-        p += vlen[i];
-    }
+    p = pairs_put(hb, klen, vlen, buf, p);
     if (key != NULL) {
         crypto_shorthash_siphashx24(buf + p, buf, p, key);
         p += VIGIL_WIRE_TAG_LEN;
@@ -260,107 +333,154 @@ int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint
     return (int)p;
 }
 
+static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf, size_t cap)
+{
+    /* Validate everything first, in the order the decoder checks it. */
+    if (hb->type != VIGIL_MSG_BEAT && hb->type != VIGIL_MSG_STATUS)
+        return -VIGIL_ETYPE;
+    uint8_t flags = hb->flags & (uint8_t)~VIGIL_FLAG_AUTH;
+    if (flags & ~WIRE_FLAGS_KNOWN)
+        return -VIGIL_EBADFIELD;
+    size_t id_len = bounded_len(hb->id, sizeof hb->id);
+    if (id_len == 0 || id_len > VIGIL_ID_MAX || !vigil_id_valid(hb->id, id_len))
+        return -VIGIL_EBADID;
+    if (hb->sequence == 0 || hb->sequence > UINT32_MAX)
+        return -VIGIL_EBADFIELD;
+    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
+        return -VIGIL_EBADFIELD;
+
+    size_t klen[VIGIL_CUSTOM_MAX], vlen[VIGIL_CUSTOM_MAX];
+    size_t total = V2_HEADER_LEN + id_len;
+    if (hb->type == VIGIL_MSG_STATUS) {
+        total += V2_STATUS_LEN;
+        int rc = pairs_check(hb, klen, vlen, &total);
+        if (rc < 0)
+            return rc;
+    }
+    if (key != NULL) {
+        flags |= VIGIL_FLAG_AUTH;
+        total += VIGIL_WIRE_V2_TAG_LEN;
+    }
+    if (total > VIGIL_WIRE_MAX || total > cap)
+        return -VIGIL_ETOOBIG;
+
+    buf[0] = WIRE_MAGIC0;
+    buf[1] = WIRE_MAGIC1;
+    buf[OFF_VERSION] = VIGIL_WIRE_V2;
+    buf[OFF_TYPE] = hb->type;
+    buf[OFF_FLAGS] = flags;
+    buf[OFF_ID_LEN] = (uint8_t)id_len;
+    buf[V2_OFF_STATUS_VER] = (uint8_t)(hb->status_version >> 8);
+    buf[V2_OFF_STATUS_VER + 1] = (uint8_t)hb->status_version;
+    put_u64(buf + V2_OFF_GENERATION, hb->generation);
+    put_u32(buf + V2_OFF_SEQUENCE, (uint32_t)hb->sequence);
+    put_u32(buf + V2_OFF_INTERVAL, hb->interval_ms);
+
+    size_t p = V2_HEADER_LEN;
+    memcpy(buf + p, hb->id, id_len);
+    p += id_len;
+    if (hb->type == VIGIL_MSG_STATUS) {
+        put_u64(buf + p, i64_to_u64(hb->send_time_us));
+        status_put(buf + p + V2_ST_STATUS, &hb->status);
+        buf[p + V2_ST_N_CUSTOM] = hb->n_custom;
+        p += V2_STATUS_LEN;
+        p = pairs_put(hb, klen, vlen, buf, p);
+    }
+    if (key != NULL) {
+        /* The first 8 bytes of the 128-bit tag: see the note at the top. */
+        uint8_t tag[VIGIL_WIRE_TAG_LEN];
+        crypto_shorthash_siphashx24(tag, buf, p, key);
+        memcpy(buf + p, tag, VIGIL_WIRE_V2_TAG_LEN);
+        p += VIGIL_WIRE_V2_TAG_LEN;
+    }
+    return (int)p;
+}
+
+int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf,
+                      size_t cap)
+{
+    if (hb == NULL || (buf == NULL && cap > 0))
+        return -VIGIL_EINVAL;
+    if (hb->version == 0 || hb->version == VIGIL_WIRE_V1)
+        return encode_v1(hb, key, buf, cap);
+    if (hb->version == VIGIL_WIRE_V2)
+        return encode_v2(hb, key, buf, cap);
+    return -VIGIL_EVERSION;
+}
+
 /*
  * The first step of decoding, shared by vigil_wire_peek_id() and
  * vigil_wire_decode(): the header checks in the documented order, then the
- * node id. On success the id length is stored in *id_len and the datagram
- * is known to hold at least the header and a valid id. Checking the id
- * here, before any tag is verified, costs little and lets a receiver look
- * the node up before it pays for the tag; an invalid id is rejected either
- * way.
+ * node id. On success the id's offset and length are stored in *id_off
+ * and *id_len and the datagram is known to hold at least its version's
+ * header and a valid id. Checking the id here, before any tag is
+ * verified, costs little and lets a receiver look the node up before it
+ * pays for the tag; an invalid id is rejected either way.
  */
-static int check_header(const uint8_t *buf, size_t len, size_t *id_len)
+static int check_header(const uint8_t *buf, size_t len, size_t *id_off, size_t *id_len)
 {
     if (len > VIGIL_WIRE_MAX)
         return -VIGIL_ETOOBIG;
     if (len < 2 || buf == NULL || buf[0] != WIRE_MAGIC0 || buf[1] != WIRE_MAGIC1)
         return -VIGIL_EMAGIC;
-    if (len < WIRE_HEADER_LEN)
+    if (len <= OFF_VERSION)
         return -VIGIL_ETRUNC;
-    if (buf[OFF_VERSION] != VIGIL_WIRE_VERSION)
+    size_t hdr;
+    if (buf[OFF_VERSION] == VIGIL_WIRE_V1)
+        hdr = WIRE_HEADER_LEN;
+    else if (buf[OFF_VERSION] == VIGIL_WIRE_V2)
+        hdr = V2_HEADER_LEN;
+    else
         return -VIGIL_EVERSION;
-    if (buf[OFF_TYPE] != VIGIL_MSG_HEARTBEAT)
-        return -VIGIL_ETYPE;
-    if ((buf[OFF_FLAGS] & ~WIRE_FLAGS_KNOWN) != 0 || buf[OFF_RESERVED] != 0)
-        return -VIGIL_EBADFIELD;
+    if (len < hdr)
+        return -VIGIL_ETRUNC;
+    if (hdr == WIRE_HEADER_LEN) {
+        if (buf[OFF_TYPE] != VIGIL_MSG_HEARTBEAT)
+            return -VIGIL_ETYPE;
+        if ((buf[OFF_FLAGS] & ~WIRE_FLAGS_KNOWN) != 0 || buf[OFF_RESERVED] != 0)
+            return -VIGIL_EBADFIELD;
+    } else {
+        if (buf[OFF_TYPE] != VIGIL_MSG_BEAT && buf[OFF_TYPE] != VIGIL_MSG_STATUS)
+            return -VIGIL_ETYPE;
+        if ((buf[OFF_FLAGS] & ~WIRE_FLAGS_KNOWN) != 0)
+            return -VIGIL_EBADFIELD;
+    }
     size_t n = buf[OFF_ID_LEN];
     if (n == 0 || n > VIGIL_ID_MAX)
         return -VIGIL_EBADID;
-    if (buf[OFF_N_CUSTOM] > VIGIL_CUSTOM_MAX)
+    if (hdr == WIRE_HEADER_LEN && buf[OFF_N_CUSTOM] > VIGIL_CUSTOM_MAX)
         return -VIGIL_EBADFIELD;
-    if (len - WIRE_HEADER_LEN < n)
+    if (len - hdr < n)
         return -VIGIL_ETRUNC;
-    if (!vigil_id_valid((const char *)buf + WIRE_HEADER_LEN, n))
+    if (!vigil_id_valid((const char *)buf + hdr, n))
         return -VIGIL_EBADID;
+    *id_off = hdr;
     *id_len = n;
     return 0;
 }
 
 int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id, size_t *id_len)
 {
-    size_t n = 0;
-    int rc = check_header(buf, len, &n);
+    size_t off = 0, n = 0;
+    int rc = check_header(buf, len, &off, &n);
     if (rc < 0)
         return rc;
     if (id != NULL)
-        *id = (const char *)buf + WIRE_HEADER_LEN;
+        *id = (const char *)buf + off;
     if (id_len != NULL)
         *id_len = n;
     return 0;
 }
 
-int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
-                      struct vigil_heartbeat *hb)
+/*
+ * Decodes n custom pairs from buf[*p] up to end into hb; every length is
+ * checked against end before use. Returns 0 or a negative error.
+ */
+static int pairs_get(const uint8_t *buf, size_t *pp, size_t end, unsigned n,
+                     struct vigil_heartbeat *hb)
 {
-    if (hb == NULL)
-        return -VIGIL_EINVAL;
-    size_t id_len = 0;
-    int rc = check_header(buf, len, &id_len);
-    if (rc < 0)
-        return rc;
-
-    uint8_t flags = buf[OFF_FLAGS];
-    size_t end = len; /* one past the last body byte */
-    if (flags & VIGIL_FLAG_AUTH) {
-        if (end - WIRE_HEADER_LEN - id_len < VIGIL_WIRE_TAG_LEN)
-            return -VIGIL_ETRUNC;
-        end -= VIGIL_WIRE_TAG_LEN;
-        if (key != NULL) {
-            uint8_t tag[VIGIL_WIRE_TAG_LEN];
-            crypto_shorthash_siphashx24(tag, buf, end, key);
-            if (crypto_verify_16(tag, buf + end) != 0)
-                return -VIGIL_EAUTH;
-        }
-    } else if (key != NULL) {
-        return -VIGIL_EAUTH;
-    }
-
-    /* The fixed fields: all present, since len >= WIRE_HEADER_LEN. */
-    hb->flags = flags;
-    hb->generation = get_u64(buf + OFF_GENERATION);
-    hb->sequence = get_u64(buf + OFF_SEQUENCE);
-    if (hb->sequence == 0)
-        return -VIGIL_EBADFIELD;
-    hb->send_time_us = u64_to_i64(get_u64(buf + OFF_SEND_TIME));
-    hb->interval_ms = get_u32(buf + OFF_INTERVAL);
-    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
-        return -VIGIL_EBADFIELD;
-    hb->status.load1_milli = get_u32(buf + OFF_LOAD1);
-    hb->status.load5_milli = get_u32(buf + OFF_LOAD5);
-    hb->status.load15_milli = get_u32(buf + OFF_LOAD15);
-    hb->status.mem_total_kib = get_u64(buf + OFF_MEM_TOTAL);
-    hb->status.mem_avail_kib = get_u64(buf + OFF_MEM_AVAIL);
-    hb->status.uptime_s = get_u64(buf + OFF_UPTIME);
-
-    /* The id: check_header() made sure it is inside the buffer and valid. */
-    size_t p = WIRE_HEADER_LEN;
-    memcpy(hb->id, buf + p, id_len);
-    hb->id[id_len] = '\0';
-    p += id_len;
-
-    /* The custom pairs: every length is checked against end before use. */
-    unsigned n_custom = buf[OFF_N_CUSTOM];
-    for (unsigned i = 0; i < n_custom; i++) {
+    size_t p = *pp;
+    for (unsigned i = 0; i < n; i++) {
         struct vigil_custom *c = &hb->custom[i];
         if (p >= end)
             return -VIGIL_ETRUNC;
@@ -388,9 +508,131 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
         c->value[vl] = '\0';
         p += vl;
     }
-    hb->n_custom = (uint8_t)n_custom;
+    hb->n_custom = (uint8_t)n;
+    *pp = p;
+    return 0;
+}
 
+/*
+ * Finds the tag (tag_len bytes at the end) and, with a key, verifies it in
+ * constant time. body is where the id ends; *end becomes one past the last
+ * byte the tag covers. Returns 0, -VIGIL_ETRUNC or -VIGIL_EAUTH.
+ */
+static int check_tag(const uint8_t *buf, size_t len, size_t body, size_t tag_len,
+                     const uint8_t *key, size_t *end)
+{
+    *end = len;
+    if (buf[OFF_FLAGS] & VIGIL_FLAG_AUTH) {
+        if (len - body < tag_len)
+            return -VIGIL_ETRUNC;
+        *end = len - tag_len;
+        if (key != NULL) {
+            uint8_t tag[VIGIL_WIRE_TAG_LEN];
+            crypto_shorthash_siphashx24(tag, buf, *end, key);
+            if (sodium_memcmp(tag, buf + *end, tag_len) != 0)
+                return -VIGIL_EAUTH;
+        }
+    } else if (key != NULL) {
+        return -VIGIL_EAUTH;
+    }
+    return 0;
+}
+
+static int decode_v1(const uint8_t *buf, size_t len, const uint8_t *key, size_t id_len,
+                     struct vigil_heartbeat *hb)
+{
+    size_t end; /* one past the last body byte */
+    int rc = check_tag(buf, len, WIRE_HEADER_LEN + id_len, VIGIL_WIRE_TAG_LEN, key, &end);
+    if (rc < 0)
+        return rc;
+
+    /* The fixed fields: all present, since len >= WIRE_HEADER_LEN. */
+    hb->version = VIGIL_WIRE_V1;
+    hb->type = VIGIL_MSG_HEARTBEAT;
+    hb->flags = buf[OFF_FLAGS];
+    hb->status_version = 0;
+    hb->generation = get_u64(buf + OFF_GENERATION);
+    hb->sequence = get_u64(buf + OFF_SEQUENCE);
+    if (hb->sequence == 0)
+        return -VIGIL_EBADFIELD;
+    hb->send_time_us = u64_to_i64(get_u64(buf + OFF_SEND_TIME));
+    hb->interval_ms = get_u32(buf + OFF_INTERVAL);
+    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
+        return -VIGIL_EBADFIELD;
+    status_get(buf + OFF_LOAD1, &hb->status);
+
+    /* The id: check_header() made sure it is inside the buffer and valid. */
+    size_t p = WIRE_HEADER_LEN;
+    memcpy(hb->id, buf + p, id_len);
+    hb->id[id_len] = '\0';
+    p += id_len;
+
+    rc = pairs_get(buf, &p, end, buf[OFF_N_CUSTOM], hb);
+    if (rc < 0)
+        return rc;
     if (p != end)
         return -VIGIL_ETOOBIG;
     return 0;
+}
+
+static int decode_v2(const uint8_t *buf, size_t len, const uint8_t *key, size_t id_len,
+                     struct vigil_heartbeat *hb)
+{
+    size_t end;
+    int rc = check_tag(buf, len, V2_HEADER_LEN + id_len, VIGIL_WIRE_V2_TAG_LEN, key, &end);
+    if (rc < 0)
+        return rc;
+
+    hb->version = VIGIL_WIRE_V2;
+    hb->type = buf[OFF_TYPE];
+    hb->flags = buf[OFF_FLAGS];
+    hb->status_version = (uint16_t)(buf[V2_OFF_STATUS_VER] << 8 | buf[V2_OFF_STATUS_VER + 1]);
+    hb->generation = get_u64(buf + V2_OFF_GENERATION);
+    hb->sequence = get_u32(buf + V2_OFF_SEQUENCE);
+    if (hb->sequence == 0)
+        return -VIGIL_EBADFIELD;
+    hb->interval_ms = get_u32(buf + V2_OFF_INTERVAL);
+    if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
+        return -VIGIL_EBADFIELD;
+
+    size_t p = V2_HEADER_LEN;
+    memcpy(hb->id, buf + p, id_len);
+    hb->id[id_len] = '\0';
+    p += id_len;
+
+    if (hb->type == VIGIL_MSG_BEAT) {
+        /* A beat carries no status: the fields read as "unknown". */
+        hb->send_time_us = 0;
+        memset(&hb->status, 0, sizeof hb->status);
+        hb->n_custom = 0;
+    } else {
+        if (end - p < V2_STATUS_LEN)
+            return -VIGIL_ETRUNC;
+        hb->send_time_us = u64_to_i64(get_u64(buf + p));
+        status_get(buf + p + V2_ST_STATUS, &hb->status);
+        unsigned n_custom = buf[p + V2_ST_N_CUSTOM];
+        if (n_custom > VIGIL_CUSTOM_MAX)
+            return -VIGIL_EBADFIELD;
+        p += V2_STATUS_LEN;
+        rc = pairs_get(buf, &p, end, n_custom, hb);
+        if (rc < 0)
+            return rc;
+    }
+    if (p != end)
+        return -VIGIL_ETOOBIG;
+    return 0;
+}
+
+int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
+                      struct vigil_heartbeat *hb)
+{
+    if (hb == NULL)
+        return -VIGIL_EINVAL;
+    size_t id_off = 0, id_len = 0;
+    int rc = check_header(buf, len, &id_off, &id_len);
+    if (rc < 0)
+        return rc;
+    if (id_off == WIRE_HEADER_LEN)
+        return decode_v1(buf, len, key, id_len, hb);
+    return decode_v2(buf, len, key, id_len, hb);
 }

@@ -28,6 +28,16 @@
  * at creation, then every interval after it; a sender that wakes up late
  * sends one heartbeat, not the ones it owes, and stays on its grid.
  *
+ * In wire version 2 each heartbeat is a small beat or the full status
+ * (include/vigil/sender.h says when which). Whether the status changed is
+ * decided at each beat, by comparing the custom pairs (and a status the
+ * application set) with a copy of what the current status version stood
+ * for, not at each vigil_sender_set_custom() call: the agent rebuilds its
+ * pairs from scratch when its status file changes, and rewriting the same
+ * pairs must not count as a change. A change takes the next status
+ * version (a 16-bit counter; the monitor only compares it for equality)
+ * and owes VIGIL_SENDER_STATUS_REPEAT full statuses.
+ *
  * vigil_sender_sent() and vigil_sender_errors() count datagrams: a beat to
  * three monitors adds three to one or the other.
  *
@@ -71,6 +81,17 @@ struct vigil_sender {
     uint64_t sent, errors;
     bool has_io; /* the caller's clock and transport instead of the OS's */
     struct vigil__sender_io io;
+
+    /* Wire version 2: when the full status is due. */
+    uint8_t wire_version;
+    uint32_t status_every;
+    uint32_t since_status; /* heartbeats sent since the last full status */
+    uint32_t repeat_left;  /* full statuses still owed for the current version */
+    /* What the current status version stands for. */
+    uint8_t n_announced;
+    struct vigil_custom announced[VIGIL_CUSTOM_MAX];
+    bool announced_set; /* announced_status is the application's (sample_proc off) */
+    struct vigil_status announced_status;
 };
 
 /*
@@ -85,6 +106,8 @@ void vigil_sender_config_default(struct vigil_sender_config *c)
     memset(c, 0, sizeof(*c));
     c->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
     c->sample_proc = true;
+    c->status_every = VIGIL_SENDER_STATUS_EVERY_DEFAULT;
+    c->wire_version = VIGIL_WIRE_V2;
 }
 
 /* The checks and the set-up both constructors share; dests filled by the caller. */
@@ -99,6 +122,11 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     if (id_len > VIGIL_ID_MAX || !vigil_id_valid(c->id, id_len))
         return -VIGIL_EBADID;
     if (c->interval < VIGIL_SENDER_INTERVAL_MIN || c->interval > VIGIL_SENDER_INTERVAL_MAX)
+        return -VIGIL_EINVAL;
+    if (c->status_every > VIGIL_SENDER_STATUS_EVERY_MAX)
+        return -VIGIL_EINVAL;
+    if (c->wire_version != 0 && c->wire_version != VIGIL_WIRE_V1 &&
+        c->wire_version != VIGIL_WIRE_V2)
         return -VIGIL_EINVAL;
     struct vigil_sender *s = calloc(1, sizeof(*s));
     if (s == NULL)
@@ -116,6 +144,10 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     }
     s->sample_proc = c->sample_proc;
     s->interval = c->interval;
+    s->wire_version = c->wire_version == VIGIL_WIRE_V1 ? VIGIL_WIRE_V1 : VIGIL_WIRE_V2;
+    s->status_every = c->status_every ? c->status_every : VIGIL_SENDER_STATUS_EVERY_DEFAULT;
+    /* The first heartbeats of a generation carry the full status. */
+    s->repeat_left = VIGIL_SENDER_STATUS_REPEAT;
     *out = s;
     return 0;
 }
@@ -211,6 +243,9 @@ static bool fits(const struct vigil_sender *s)
 {
     struct vigil_heartbeat worst = s->hb;
     uint8_t buf[VIGIL_WIRE_MAX];
+    /* Version 1 is the larger encoding of a status: what fits there fits in both. */
+    worst.version = VIGIL_WIRE_V1;
+    worst.type = VIGIL_MSG_HEARTBEAT;
     worst.flags = VIGIL_FLAG_LEAVING;
     worst.generation = UINT64_MAX;
     worst.sequence = UINT64_MAX;
@@ -353,22 +388,86 @@ static size_t send_family(struct vigil_sender *s, int family, uint8_t *buf, size
     return ok;
 }
 
-int vigil_sender_beat(struct vigil_sender *s, bool leaving)
+/* True if the status differs from what the current status version stands for. */
+static bool status_changed(const struct vigil_sender *s)
 {
-    if (s == NULL)
-        return -VIGIL_EINVAL;
-    vigil_time_t now = sender_now(s);
-    s->next = vigil__sched_next(s->start, s->interval, now);
-    if (s->sample_proc) {
+    if (s->hb.n_custom != s->n_announced || s->announced_set != !s->sample_proc)
+        return true;
+    for (unsigned i = 0; i < s->hb.n_custom; i++)
+        if (strcmp(s->hb.custom[i].key, s->announced[i].key) != 0 ||
+            strcmp(s->hb.custom[i].value, s->announced[i].value) != 0)
+            return true;
+    if (s->sample_proc)
+        return false; /* sampled gauges are not changes */
+    const struct vigil_status *a = &s->hb.status, *b = &s->announced_status;
+    return a->load1_milli != b->load1_milli || a->load5_milli != b->load5_milli ||
+           a->load15_milli != b->load15_milli || a->mem_total_kib != b->mem_total_kib ||
+           a->mem_avail_kib != b->mem_avail_kib || a->uptime_s != b->uptime_s;
+}
+
+/* Makes the current status the next status version, owed REPEAT times. */
+static void status_announce(struct vigil_sender *s)
+{
+    s->hb.status_version++;
+    s->n_announced = s->hb.n_custom;
+    memcpy(s->announced, s->hb.custom, sizeof(s->announced));
+    s->announced_set = !s->sample_proc;
+    s->announced_status = s->hb.status;
+    s->repeat_left = VIGIL_SENDER_STATUS_REPEAT;
+}
+
+/* Chooses what this heartbeat is (version 2: beat or full status) and stamps it. */
+static void beat_prepare(struct vigil_sender *s)
+{
+    bool full = true;
+    if (s->wire_version == VIGIL_WIRE_V2) {
+        if (s->hb.sequence >= UINT32_MAX) {
+            /* The wire's sequence is 32 bits: go on in the next generation. */
+            s->hb.generation++;
+            s->hb.sequence = 0;
+            s->hb.status_version = 0;
+            s->repeat_left = VIGIL_SENDER_STATUS_REPEAT;
+        }
+        if (status_changed(s))
+            status_announce(s);
+        full = s->repeat_left > 0 || s->since_status + 1 >= s->status_every;
+    }
+    if (full && s->sample_proc) {
         /* Unknown fields stay 0. */
         if (s->has_io)
             (void)s->io.sample(s->io.arg, &s->hb.status);
         else
             (void)vigil_status_sample(&s->hb.status);
     }
+    s->hb.version = s->wire_version;
+    s->hb.type = s->wire_version == VIGIL_WIRE_V1 ? VIGIL_MSG_HEARTBEAT
+                 : full                           ? VIGIL_MSG_STATUS
+                                                  : VIGIL_MSG_BEAT;
+    if (full)
+        s->hb.send_time_us = sender_wall_us(s);
+}
+
+/* Counts a heartbeat that went out to at least one monitor. */
+static void beat_sent(struct vigil_sender *s)
+{
+    if (s->hb.type == VIGIL_MSG_STATUS) {
+        s->since_status = 0;
+        if (s->repeat_left > 0)
+            s->repeat_left--;
+    } else {
+        s->since_status++;
+    }
+}
+
+int vigil_sender_beat(struct vigil_sender *s, bool leaving)
+{
+    if (s == NULL)
+        return -VIGIL_EINVAL;
+    vigil_time_t now = sender_now(s);
+    s->next = vigil__sched_next(s->start, s->interval, now);
+    beat_prepare(s);
     s->hb.sequence++;
     s->hb.flags = leaving ? VIGIL_FLAG_LEAVING : 0;
-    s->hb.send_time_us = sender_wall_us(s);
 
     uint8_t buf[VIGIL_WIRE_MAX];
     int n = vigil_wire_encode(&s->hb, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
@@ -396,7 +495,11 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
     }
     if (last_err != 0)
         errno = last_err;
-    return ok > 0 ? 0 : -VIGIL_ESYS;
+    if (ok == 0)
+        return -VIGIL_ESYS;
+    /* A full status no monitor got is still owed. */
+    beat_sent(s);
+    return 0;
 }
 
 vigil_time_t vigil_sender_next(const struct vigil_sender *s)
@@ -417,4 +520,9 @@ uint64_t vigil_sender_errors(const struct vigil_sender *s)
 uint64_t vigil_sender_generation(const struct vigil_sender *s)
 {
     return s->hb.generation;
+}
+
+uint16_t vigil_sender_status_version(const struct vigil_sender *s)
+{
+    return s->hb.status_version;
 }

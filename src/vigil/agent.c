@@ -205,9 +205,11 @@ static void agent_usage(FILE *f)
             "      --generation-file FILE  keep the boot generation here, so that a restart\n"
             "                          is always newer even if the clock went back\n"
             "      --set KEY=VALUE     static custom status (repeatable)\n"
+            "      --status-every N    send the full status at least every N heartbeats\n"
+            "                          (default %d; it also goes out when it changes)\n"
             "  -h, --help              this help\n\n"
             "SIGTERM or SIGINT: send a goodbye heartbeat and exit 0.\n",
-            VIGIL_DEFAULT_PORT);
+            VIGIL_DEFAULT_PORT, VIGIL_SENDER_STATUS_EVERY_DEFAULT);
 }
 
 static char *agent_strdup(const char *s)
@@ -252,7 +254,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
  */
 static int agent_setup(struct agent *a, int argc, char **argv)
 {
-    enum { OPT_ID = 256, OPT_STATUS_FILE, OPT_SET, OPT_GENERATION_FILE };
+    enum { OPT_ID = 256, OPT_STATUS_FILE, OPT_SET, OPT_GENERATION_FILE, OPT_STATUS_EVERY };
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'},
         {"id", required_argument, 0, OPT_ID},
@@ -262,6 +264,7 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         {"status-file", required_argument, 0, OPT_STATUS_FILE},
         {"generation-file", required_argument, 0, OPT_GENERATION_FILE},
         {"set", required_argument, 0, OPT_SET},
+        {"status-every", required_argument, 0, OPT_STATUS_EVERY},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -337,6 +340,18 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             free(ac->status_file);
             ac->status_file = agent_strdup(optarg);
             break;
+        case OPT_STATUS_EVERY: {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || optarg[0] == '-' || v < 1 ||
+                v > VIGIL_SENDER_STATUS_EVERY_MAX) {
+                fprintf(stderr, "vigil agent: bad --status-every '%s' (1 to %d)\n", optarg,
+                        VIGIL_SENDER_STATUS_EVERY_MAX);
+                return 2;
+            }
+            ac->status_every = (uint32_t)v;
+            break;
+        }
         case OPT_GENERATION_FILE:
             free(ac->generation_file);
             ac->generation_file = agent_strdup(optarg);

@@ -279,6 +279,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     sc.interval = ac->interval;
     sc.key = ac->has_key ? ac->key : NULL;
     sc.sample_proc = true;
+    sc.status_every = ac->status_every;
+    sc.wire_version = ac->wire_version;
     struct vigil__sender_io io = {
         .now = io_now, .wall_us = io_wall_us, .send = io_send, .sample = io_sample, .arg = a};
     int rc = vigil__sender_new_io(&sc, dests, ac->n_monitors, &io, &a->sender);

@@ -296,6 +296,7 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
         bad |= put(st, "uptime_s", juint(ns->uptime_s));
     }
     bad |= put(o, "status", st);
+    bad |= put(o, "status_stale", json_boolean(vigil_node_status_stale(n)));
 
     json_t *cu = json_object();
     for (size_t i = 0; cu && i < vigil_node_custom_count(n); i++)

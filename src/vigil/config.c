@@ -86,6 +86,8 @@ void vcfg_init(struct vcfg *c)
     a->monitors[0] = dup_or_flag(c, VCFG_MONITOR_DEFAULT);
     a->n_monitors = a->monitors[0] != NULL ? 1 : 0;
     a->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
+    a->status_every = VIGIL_SENDER_STATUS_EVERY_DEFAULT;
+    a->wire_version = VIGIL_WIRE_V2;
 }
 
 void vcfg_hook_default(struct vcfg_hook *h)

@@ -61,6 +61,8 @@ struct vcfg_agent {
     uint8_t key[VIGIL_WIRE_KEY_LEN];
     char *status_file;     /* custom key=value lines, re-read when changed */
     char *generation_file; /* the last boot generation, kept across restarts */
+    uint32_t status_every; /* full status at least every N heartbeats (wire version 2) */
+    uint8_t wire_version;  /* 2, or 1 for monitors older than version 2 */
     struct vigil_custom custom[VIGIL_CUSTOM_MAX]; /* static custom status */
     size_t n_custom;
 };

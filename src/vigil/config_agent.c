@@ -71,6 +71,24 @@ static int a_generation_file(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__set_path(l, s, &l->c->agent.generation_file, v);
 }
 
+static int a_status_every(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, VIGIL_SENDER_STATUS_EVERY_MAX, &v) != 0)
+        return -1;
+    l->c->agent.status_every = (uint32_t)v;
+    return 0;
+}
+
+static int a_wire_version(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, VIGIL_WIRE_V1, VIGIL_WIRE_V2, &v) != 0)
+        return -1;
+    l->c->agent.wire_version = (uint8_t)v;
+    return 0;
+}
+
 static int a_custom(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_agent *a = &l->c->agent;
@@ -115,6 +133,8 @@ int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
         {"key_file", a_key_file},
         {"status_file", a_status_file},
         {"generation_file", a_generation_file},
+        {"status_every", a_status_every},
+        {"wire_version", a_wire_version},
         {"custom", a_custom},
     };
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));

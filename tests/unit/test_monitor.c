@@ -684,6 +684,211 @@ static void test_config_check(void **st)
     assert_string_equal(vigil_state_name(VIGIL_STATE_LEFT), "left");
 }
 
+/* ---- wire version 2: beats and full statuses ----------------------------- */
+
+/*
+ * Sends a version 2 datagram: a beat (role NULL) or a full status with
+ * load1 and, if role is not empty, the custom pair role=<role>.
+ */
+static int send_v2(struct vigil_monitor *m, vigil_time_t now, uint64_t gen, uint64_t seq,
+                   uint16_t status_version, const char *role, uint32_t load1, const uint8_t *key)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    strcpy(hb.id, "n2");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = role ? VIGIL_MSG_STATUS : VIGIL_MSG_BEAT;
+    hb.status_version = status_version;
+    hb.generation = gen;
+    hb.sequence = seq;
+    hb.interval_ms = 1000;
+    hb.send_time_us = 1700000000000000LL + (int64_t)seq;
+    hb.status.load1_milli = load1;
+    hb.status.uptime_s = 99;
+    if (role && *role) {
+        hb.n_custom = 1;
+        strcpy(hb.custom[0].key, "role");
+        strcpy(hb.custom[0].value, role);
+    }
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, key, buf, sizeof(buf));
+    assert_true(len > 0);
+    if (!role)
+        assert_true(len <= VIGIL_WIRE_BEAT_MAX);
+    return vigil_monitor_on_datagram(m, now, buf, (size_t)len, NULL);
+}
+
+static struct vigil_monitor *keyed_fixed_monitor(void)
+{
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.detector.suspect_threshold = 2.5;
+    c.detector.dead_threshold = 5.0;
+    c.has_key = true;
+    memcpy(c.key, KEY, sizeof(c.key));
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    return m;
+}
+
+static const char *role_of(const struct vigil_node *n)
+{
+    return vigil_node_custom_count(n) == 1 ? vigil_node_custom(n, 0)->value : NULL;
+}
+
+static void test_v2_status_kept_across_beats(void **st)
+{
+    (void)st;
+    uint8_t mk[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mk, KEY);
+    struct vigil_monitor *m = keyed_fixed_monitor();
+    assert_int_equal(send_v2(m, 0, 5, 1, 1, "db", 250, mk), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "n2");
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    assert_false(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "db");
+    size_t mem = vigil_monitor_memory(m);
+    /* Beats refresh liveness exactly as v1 heartbeats do, and keep the status. */
+    for (uint64_t seq = 2; seq <= 10; seq++) {
+        assert_int_equal(send_v2(m, (vigil_time_t)(seq - 1) * S, 5, seq, 1, NULL, 0, mk), 0);
+        tick(m, (vigil_time_t)(seq - 1) * S);
+    }
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    assert_int_equal(vigil_node_heartbeats(n), 10);
+    assert_int_equal(vigil_node_sequence(n), 10);
+    assert_int_equal(vigil_node_last_heard(n), 9 * S);
+    assert_false(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "db");
+    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_status(n)->uptime_s, 99);
+    assert_true(vigil_node_send_time_us(n) == 1700000000000001LL);
+    assert_int_equal(vigil_monitor_memory(m), mem);
+    /* Suspect 2.5 s after the last beat, not before. */
+    tick(m, 9 * S + 2500 * MS - 1);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    tick(m, 9 * S + 2500 * MS);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_SUSPECT);
+    assert_int_equal(vigil_monitor_stats(m)->accepted, 10);
+    vigil_monitor_free(m);
+}
+
+static void test_v2_stale_until_full_status(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(send_v2(m, 0, 5, 1, 1, "db", 250, NULL), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "n2");
+    /* A beat names version 2: the stored status stays, marked stale. */
+    assert_int_equal(send_v2(m, 1 * S, 5, 2, 2, NULL, 0, NULL), 0);
+    assert_true(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "db");
+    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    /* Only a full status clears it, not a beat that names the old version again. */
+    assert_int_equal(send_v2(m, 2 * S, 5, 3, 1, NULL, 0, NULL), 0);
+    assert_true(vigil_node_status_stale(n));
+    assert_int_equal(send_v2(m, 3 * S, 5, 4, 2, "replica", 500, NULL), 0);
+    assert_false(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "replica");
+    assert_int_equal(vigil_node_status(n)->load1_milli, 500);
+    assert_int_equal(send_v2(m, 4 * S, 5, 5, 2, NULL, 0, NULL), 0);
+    assert_false(vigil_node_status_stale(n));
+    /* A full status that arrives after a newer beat is stale like any old datagram. */
+    assert_int_equal(send_v2(m, 5 * S, 5, 7, 3, NULL, 0, NULL), 0);
+    assert_int_equal(send_v2(m, 5 * S + 1, 5, 6, 3, "late", 1, NULL), -VIGIL_ESTALE);
+    assert_true(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "replica");
+    /* An empty custom status is a status too. */
+    assert_int_equal(send_v2(m, 6 * S, 5, 8, 3, "", 0, NULL), 0);
+    assert_false(vigil_node_status_stale(n));
+    assert_int_equal(vigil_node_custom_count(n), 0);
+    vigil_monitor_free(m);
+}
+
+static void test_v2_new_generation_resets_status(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(send_v2(m, 0, 5, 1, 1, "primary", 250, NULL), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "n2");
+    assert_int_equal(send_v2(m, 1 * S, 5, 2, 1, NULL, 0, NULL), 0);
+    /* The node restarted; its new generation happens to use the same status version. */
+    assert_int_equal(send_v2(m, 2 * S, 6, 1, 1, NULL, 0, NULL), 0);
+    assert_int_equal(vigil_node_generation(n), 6);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    assert_true(vigil_node_status_stale(n));
+    assert_int_equal(vigil_node_custom_count(n), 0);
+    assert_int_equal(vigil_node_status(n)->load1_milli, 0);
+    assert_true(vigil_node_send_time_us(n) == 0);
+    assert_int_equal(send_v2(m, 3 * S, 6, 2, 1, NULL, 0, NULL), 0);
+    assert_true(vigil_node_status_stale(n));
+    /* The old generation's full status is refused: (generation, sequence) is old. */
+    assert_int_equal(send_v2(m, 3 * S + 1, 5, 3, 1, "primary", 250, NULL), -VIGIL_ESTALE);
+    assert_true(vigil_node_status_stale(n));
+    assert_int_equal(send_v2(m, 4 * S, 6, 3, 1, "replica", 300, NULL), 0);
+    assert_false(vigil_node_status_stale(n));
+    assert_string_equal(role_of(n), "replica");
+    /* A node whose first datagram is a beat is alive, with no status yet. */
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    strcpy(hb.id, "fresh");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = VIGIL_MSG_BEAT;
+    hb.sequence = 1;
+    hb.interval_ms = 1000;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    assert_int_equal(vigil_monitor_on_datagram(m, 5 * S, buf, (size_t)len, NULL), 0);
+    n = vigil_monitor_find(m, "fresh");
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    assert_true(vigil_node_status_stale(n));
+    vigil_monitor_free(m);
+}
+
+static void test_v1_and_v2_together(void **st)
+{
+    (void)st;
+    uint8_t mk[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mk, KEY);
+    struct vigil_monitor *m = keyed_fixed_monitor();
+    /* An old agent: version 1 only. */
+    assert_int_equal(send_hb(m, 0, "old", 1, 1, 0, mk), 0);
+    assert_int_equal(send_hb(m, 1 * S, "old", 1, 2, 0, mk), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "old");
+    assert_false(vigil_node_status_stale(n));
+    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_heartbeats(n), 2);
+    /* A new agent beside it; unauthenticated and wrongly keyed beats are refused. */
+    assert_int_equal(send_v2(m, 1 * S, 9, 1, 1, "x", 1, mk), 0);
+    assert_int_equal(send_v2(m, 2 * S, 9, 2, 1, NULL, 0, NULL), -VIGIL_EAUTH);
+    uint8_t bad[VIGIL_WIRE_MAC_KEY_LEN];
+    memcpy(bad, mk, sizeof(bad));
+    bad[0] ^= 1;
+    assert_int_equal(send_v2(m, 2 * S, 9, 2, 1, NULL, 0, bad), -VIGIL_EAUTH);
+    assert_int_equal(vigil_monitor_stats(m)->auth_failed, 2);
+    assert_int_equal(send_v2(m, 2 * S, 9, 2, 1, NULL, 0, mk), 0);
+    /* A replayed beat does not refresh. */
+    assert_int_equal(send_v2(m, 3 * S, 9, 2, 1, NULL, 0, mk), -VIGIL_ESTALE);
+    assert_int_equal(vigil_node_last_heard(vigil_monitor_find(m, "n2")), 2 * S);
+    /* A goodbye can be a beat. */
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    strcpy(hb.id, "n2");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = VIGIL_MSG_BEAT;
+    hb.flags = VIGIL_FLAG_LEAVING;
+    hb.status_version = 1;
+    hb.generation = 9;
+    hb.sequence = 3;
+    hb.interval_ms = 1000;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, mk, buf, sizeof(buf));
+    assert_int_equal(vigil_monitor_on_datagram(m, 3 * S, buf, (size_t)len, NULL), 0);
+    assert_int_equal(state_of(m, "n2"), VIGIL_STATE_LEFT);
+    assert_false(vigil_node_status_stale(vigil_monitor_find(m, "n2")));
+    vigil_monitor_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +914,10 @@ int main(void)
         cmocka_unit_test(test_timeouts_follow_sender_interval),
         cmocka_unit_test(test_decisions_exact_despite_lazy_deadlines),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_v2_status_kept_across_beats),
+        cmocka_unit_test(test_v2_stale_until_full_status),
+        cmocka_unit_test(test_v2_new_generation_resets_status),
+        cmocka_unit_test(test_v1_and_v2_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

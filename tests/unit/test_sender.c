@@ -25,6 +25,7 @@
 
 #include "core/schedule.h"
 #include "io/netaddr.h"
+#include "io/sender_io.h"
 
 /* How long a test waits for a datagram on loopback before it fails. */
 #define RECV_TIMEOUT_MS 2000
@@ -742,6 +743,214 @@ static void test_sender_custom_limits(void **state)
     close(fd);
 }
 
+/* ---- wire version 2: beats, full statuses, through a fake transport ------ */
+
+/* The fake clock and transport: what the sender sent last, and counts. */
+struct fake_io {
+    vigil_time_t now;
+    uint8_t last[VIGIL_WIRE_MAX];
+    size_t last_len;
+    unsigned sent, samples;
+    struct vigil_monitor *monitor; /* every datagram is also handed to it */
+};
+
+static vigil_time_t fake_now(void *arg)
+{
+    return ((struct fake_io *)arg)->now;
+}
+
+static int64_t fake_wall_us(void *arg)
+{
+    return INT64_C(1700000000000000) + ((struct fake_io *)arg)->now / 1000;
+}
+
+static int fake_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
+{
+    struct fake_io *f = arg;
+    (void)to;
+    memcpy(f->last, buf, len);
+    f->last_len = len;
+    f->sent++;
+    if (f->monitor)
+        assert_int_equal(vigil_monitor_on_datagram(f->monitor, f->now, buf, len, NULL), 0);
+    return 0;
+}
+
+static int fake_sample(void *arg, struct vigil_status *st)
+{
+    struct fake_io *f = arg;
+    /* Gauges that move every time: not a status change. */
+    st->load1_milli = ++f->samples;
+    st->uptime_s = (uint64_t)(f->now / VIGIL_NSEC_PER_SEC);
+    return 0;
+}
+
+static struct vigil_sender *fake_sender(struct fake_io *f, uint32_t status_every,
+                                        uint8_t wire_version)
+{
+    struct vigil_sender_config c;
+    vigil_sender_config_default(&c);
+    c.id = "web-1";
+    c.key = KEY;
+    c.generation = 77;
+    c.status_every = status_every;
+    c.wire_version = wire_version;
+    struct vigil_addr dest = {.family = AF_INET, .port = 7946, .addr = {127, 0, 0, 1}};
+    struct vigil__sender_io io = {.now = fake_now,
+                                  .wall_us = fake_wall_us,
+                                  .send = fake_send,
+                                  .sample = fake_sample,
+                                  .arg = f};
+    struct vigil_sender *s = NULL;
+    assert_int_equal(vigil__sender_new_io(&c, &dest, 1, &io, &s), 0);
+    return s;
+}
+
+/* Beats once, a second later than the last time, and decodes what went out. */
+static struct vigil_heartbeat beat_once(struct vigil_sender *s, struct fake_io *f)
+{
+    f->now += VIGIL_NSEC_PER_SEC;
+    assert_int_equal(vigil_sender_beat(s, false), 0);
+    uint8_t mk[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mk, KEY);
+    struct vigil_heartbeat hb;
+    assert_int_equal(vigil_wire_decode(f->last, f->last_len, mk, &hb), 0);
+    if (hb.version == VIGIL_WIRE_V2 && hb.type == VIGIL_MSG_BEAT)
+        assert_int_equal(f->last_len, 24 + 5 + 8);
+    return hb;
+}
+
+static void test_sender_v2_schedule(void **state)
+{
+    (void)state;
+    struct fake_io f = {0};
+    struct vigil_monitor_config mc;
+    vigil_monitor_config_default(&mc);
+    mc.has_key = true;
+    memcpy(mc.key, KEY, sizeof(mc.key));
+    assert_int_equal(vigil_monitor_new(&mc, 0, &f.monitor), 0);
+    struct vigil_sender *s = fake_sender(&f, 5, 0);
+    assert_int_equal(vigil_sender_set_custom(s, "role", "db"), 0);
+
+    /* The first three heartbeats of a generation carry the full status. */
+    char pattern[64] = "";
+    struct vigil_heartbeat hb;
+    for (int i = 0; i < 13; i++) {
+        hb = beat_once(s, &f);
+        assert_int_equal(hb.version, VIGIL_WIRE_V2);
+        assert_int_equal(hb.sequence, (uint64_t)i + 1);
+        assert_int_equal(hb.status_version, 1);
+        strcat(pattern, hb.type == VIGIL_MSG_STATUS ? "S" : "b");
+        if (hb.type == VIGIL_MSG_STATUS) {
+            assert_int_equal(hb.n_custom, 1);
+            assert_string_equal(hb.custom[0].value, "db");
+            assert_int_equal(hb.status.load1_milli, f.samples);
+        }
+        const struct vigil_node *n = vigil_monitor_find(f.monitor, "web-1");
+        assert_false(vigil_node_status_stale(n));
+        assert_string_equal(vigil_node_custom(n, 0)->value, "db");
+    }
+    /* At least one full status in every 5 heartbeats; /proc read only for them. */
+    assert_string_equal(pattern, "SSSbbbbSbbbbS");
+    assert_int_equal(f.samples, 5);
+
+    /* A change: a new status version, sent three times, then beats again. */
+    assert_int_equal(vigil_sender_set_custom(s, "role", "replica"), 0);
+    pattern[0] = '\0';
+    for (int i = 0; i < 5; i++) {
+        hb = beat_once(s, &f);
+        assert_int_equal(hb.status_version, 2);
+        strcat(pattern, hb.type == VIGIL_MSG_STATUS ? "S" : "b");
+    }
+    assert_string_equal(pattern, "SSSbb");
+    assert_int_equal(vigil_sender_status_version(s), 2);
+    const struct vigil_node *n = vigil_monitor_find(f.monitor, "web-1");
+    assert_string_equal(vigil_node_custom(n, 0)->value, "replica");
+
+    /* Rewriting the same pairs (as the agent does) is no change. */
+    vigil_sender_clear_custom(s);
+    assert_int_equal(vigil_sender_set_custom(s, "role", "replica"), 0);
+    hb = beat_once(s, &f);
+    assert_int_equal(hb.type, VIGIL_MSG_BEAT);
+    assert_int_equal(hb.status_version, 2);
+    /* Several changes between two beats are one new version. */
+    assert_int_equal(vigil_sender_set_custom(s, "a", "1"), 0);
+    assert_int_equal(vigil_sender_set_custom(s, "a", "2"), 0);
+    hb = beat_once(s, &f);
+    assert_int_equal(hb.type, VIGIL_MSG_STATUS);
+    assert_int_equal(hb.status_version, 3);
+    assert_int_equal(hb.n_custom, 2);
+
+    /* A status set by the application counts when its numbers change. */
+    for (int i = 0; i < 3; i++)
+        beat_once(s, &f);
+    struct vigil_status st = {.load1_milli = 1, .mem_total_kib = 2};
+    vigil_sender_set_status(s, &st);
+    hb = beat_once(s, &f);
+    assert_int_equal(hb.type, VIGIL_MSG_STATUS);
+    assert_int_equal(hb.status_version, 4);
+    assert_int_equal(hb.status.mem_total_kib, 2);
+    for (int i = 0; i < 3; i++)
+        beat_once(s, &f);
+    vigil_sender_set_status(s, &st);
+    hb = beat_once(s, &f);
+    assert_int_equal(hb.type, VIGIL_MSG_BEAT);
+    st.load1_milli = 5;
+    vigil_sender_set_status(s, &st);
+    hb = beat_once(s, &f);
+    assert_int_equal(hb.type, VIGIL_MSG_STATUS);
+    assert_int_equal(hb.status_version, 5);
+
+    /* The goodbye is a beat with LEAVING when no full status is due. */
+    for (int i = 0; i < 3; i++)
+        beat_once(s, &f);
+    f.now += VIGIL_NSEC_PER_SEC;
+    assert_int_equal(vigil_sender_beat(s, true), 0);
+    assert_int_equal(f.last_len, 24 + 5 + 8);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_LEFT);
+    assert_false(vigil_node_status_stale(n));
+    vigil_sender_free(s);
+    vigil_monitor_free(f.monitor);
+}
+
+static void test_sender_v1_and_limits(void **state)
+{
+    (void)state;
+    struct fake_io f = {0};
+    struct vigil_sender *s = fake_sender(&f, 0, VIGIL_WIRE_V1);
+    for (int i = 0; i < 40; i++) {
+        struct vigil_heartbeat hb = beat_once(s, &f);
+        assert_int_equal(hb.version, VIGIL_WIRE_V1);
+        assert_int_equal(hb.status.load1_milli, f.samples);
+    }
+    assert_int_equal(f.samples, 40);
+    vigil_sender_free(s);
+
+    /* status_every 0 is the default, 30; 1 sends the full status every time. */
+    s = fake_sender(&f, 0, 0);
+    unsigned full = 0;
+    for (int i = 0; i < 63; i++)
+        full += beat_once(s, &f).type == VIGIL_MSG_STATUS;
+    assert_int_equal(full, 3 + 2); /* the first three, then at 33 and 63 */
+    vigil_sender_free(s);
+    s = fake_sender(&f, 1, 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(beat_once(s, &f).type, VIGIL_MSG_STATUS);
+    vigil_sender_free(s);
+
+    struct vigil_sender_config c;
+    vigil_sender_config_default(&c);
+    assert_int_equal(c.status_every, VIGIL_SENDER_STATUS_EVERY_DEFAULT);
+    c.id = "x";
+    struct vigil_addr dest = {.family = AF_INET, .port = 1, .addr = {127, 0, 0, 1}};
+    struct vigil__sender_io io = {fake_now, fake_wall_us, fake_send, fake_sample, &f};
+    c.status_every = VIGIL_SENDER_STATUS_EVERY_MAX + 1;
+    assert_int_equal(vigil__sender_new_io(&c, &dest, 1, &io, &s), -VIGIL_EINVAL);
+    c.status_every = VIGIL_SENDER_STATUS_EVERY_MAX;
+    c.wire_version = 3;
+    assert_int_equal(vigil__sender_new_io(&c, &dest, 1, &io, &s), -VIGIL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -752,6 +961,7 @@ int main(void)
         cmocka_unit_test(test_sender_new_checks),  cmocka_unit_test(test_sender_heartbeats),
         cmocka_unit_test(test_sender_grid),        cmocka_unit_test(test_sender_two_families),
         cmocka_unit_test(test_sender_send_errors), cmocka_unit_test(test_sender_custom_limits),
+        cmocka_unit_test(test_sender_v2_schedule), cmocka_unit_test(test_sender_v1_and_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,9 @@
  * validation, the decoder's rejection of every malformed input the protocol
  * names, authentication, the derivation of the tag key, and the exact byte
  * layout of one datagram (checked against a key and a tag computed by
- * independent implementations of libsodium's KDF and of SipHash-2-4-128).
+ * independent implementations of libsodium's KDF and of SipHash-2-4-128);
+ * then the same for version 2's beats and full statuses, and the size
+ * bound of a beat.
  *
  * Datagrams handed to the decoder are copied into heap buffers of exactly
  * their length, so that under AddressSanitizer a read of a single byte past
@@ -533,7 +535,9 @@ static void test_decode_header_fields(void **state)
     expect_edit(1, 'X', -VIGIL_EMAGIC);
     expect_edit(0, 0x47, -VIGIL_EMAGIC);
     expect_edit(2, 0, -VIGIL_EVERSION);
-    expect_edit(2, 2, -VIGIL_EVERSION);
+    expect_edit(2, 3, -VIGIL_EVERSION);
+    /* Version 2 reads the id at offset 24, where a v1 datagram has send_time_us. */
+    expect_edit(2, 2, -VIGIL_EBADID);
     expect_edit(2, 0xff, -VIGIL_EVERSION);
     expect_edit(3, 0, -VIGIL_ETYPE);
     expect_edit(3, 2, -VIGIL_ETYPE);
@@ -926,6 +930,374 @@ static void test_mac_key(void **state)
     assert_memory_not_equal(KEY, CLUSTER_KEY + VIGIL_WIRE_MAC_KEY_LEN, sizeof KEY);
 }
 
+/* ---- version 2 ---------------------------------------------------------- */
+
+/* Version 2 offsets and lengths, written out independently of wire.c. */
+enum {
+    V2_HDR = 24,
+    V2_STATUS = 45, /* send time, 36 bytes of status, n_custom */
+    V2_TAG = 8,
+    V2_O_SEQ = 16,
+    V2_O_INTERVAL = 20,
+};
+
+static struct vigil_heartbeat sample_v2(uint8_t type)
+{
+    struct vigil_heartbeat hb = sample();
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = type;
+    hb.status_version = 7;
+    return hb;
+}
+
+/* Round trip of a version 2 datagram, and the fields a beat leaves out. */
+static int round_trip_v2(const struct vigil_heartbeat *hb, const uint8_t *key)
+{
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int n = encode(hb, key, buf);
+    assert_true(n > V2_HDR);
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_exact(buf, (size_t)n, key, &out), 0);
+    assert_int_equal(out.version, VIGIL_WIRE_V2);
+    assert_int_equal(out.type, hb->type);
+    assert_int_equal(out.status_version, hb->status_version);
+    struct vigil_heartbeat expect = *hb;
+    expect.flags = (uint8_t)((hb->flags & ~VIGIL_FLAG_AUTH) | (key ? VIGIL_FLAG_AUTH : 0));
+    if (hb->type == VIGIL_MSG_BEAT) {
+        /* A beat carries no status: the decoder reports none. */
+        expect.send_time_us = 0;
+        memset(&expect.status, 0, sizeof expect.status);
+        expect.n_custom = 0;
+    }
+    assert_hb_equal(&out, &expect);
+    uint8_t again[VIGIL_WIRE_MAX];
+    assert_int_equal(encode(&out, key, again), n);
+    assert_memory_equal(buf, again, (size_t)n);
+    return n;
+}
+
+static void test_v2_round_trip(void **state)
+{
+    (void)state;
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_BEAT);
+    assert_int_equal(round_trip_v2(&hb, NULL), V2_HDR + 5);
+    assert_int_equal(round_trip_v2(&hb, KEY), V2_HDR + 5 + V2_TAG);
+    hb.flags = VIGIL_FLAG_LEAVING;
+    round_trip_v2(&hb, KEY);
+
+    hb = sample_v2(VIGIL_MSG_STATUS);
+    size_t pairs = 2 + 4 + 7 + 2 + 4 + 0; /* role=primary, zone= */
+    assert_int_equal(round_trip_v2(&hb, NULL), V2_HDR + 5 + V2_STATUS + pairs);
+    assert_int_equal(round_trip_v2(&hb, KEY), V2_HDR + 5 + V2_STATUS + pairs + V2_TAG);
+    hb.n_custom = 0;
+    round_trip_v2(&hb, KEY);
+    hb.n_custom = VIGIL_CUSTOM_MAX;
+    for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {
+        snprintf(hb.custom[i].key, sizeof hb.custom[i].key, "k%d", i);
+        snprintf(hb.custom[i].value, sizeof hb.custom[i].value, "value %d ~", i);
+    }
+    round_trip_v2(&hb, KEY);
+
+    /* Extremes of every field. */
+    hb = sample_v2(VIGIL_MSG_STATUS);
+    hb.status_version = UINT16_MAX;
+    hb.generation = UINT64_MAX;
+    hb.sequence = UINT32_MAX;
+    hb.send_time_us = INT64_MIN;
+    hb.interval_ms = VIGIL_WIRE_INTERVAL_MAX_MS;
+    hb.status.load1_milli = UINT32_MAX;
+    hb.status.mem_avail_kib = UINT64_MAX;
+    round_trip_v2(&hb, KEY);
+    hb.type = VIGIL_MSG_BEAT;
+    round_trip_v2(&hb, NULL);
+}
+
+/* The promise of docs/protocol.md: an id of at most 32 bytes, a beat of at most 64. */
+static void test_v2_beat_size_bound(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_BEAT);
+    /* Every field at its largest: the size does not depend on the values. */
+    hb.flags = VIGIL_FLAG_LEAVING;
+    hb.status_version = UINT16_MAX;
+    hb.generation = UINT64_MAX;
+    hb.sequence = UINT32_MAX;
+    hb.interval_ms = VIGIL_WIRE_INTERVAL_MAX_MS;
+    for (size_t len = 1; len <= VIGIL_ID_MAX; len++) {
+        memset(hb.id, 'a', len);
+        hb.id[len] = '\0';
+        int n = encode(&hb, KEY, buf);
+        assert_int_equal(n, (int)(V2_HDR + len + V2_TAG));
+        if (len <= VIGIL_WIRE_BEAT_ID_MAX)
+            assert_true(n <= VIGIL_WIRE_BEAT_MAX);
+        else
+            assert_true(n > VIGIL_WIRE_BEAT_MAX);
+    }
+    assert_int_equal(VIGIL_WIRE_BEAT_ID_MAX, 32);
+    assert_int_equal(VIGIL_WIRE_BEAT_MAX, 64);
+    strcpy(hb.id, "node-0123456789.dc1.example.org");
+    assert_int_equal(strlen(hb.id), 31);
+    assert_int_equal(encode(&hb, KEY, buf), 63);
+}
+
+static void test_v2_every_prefix(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    for (uint8_t type = VIGIL_MSG_BEAT; type <= VIGIL_MSG_STATUS; type++) {
+        struct vigil_heartbeat hb = sample_v2(type);
+        int n = encode(&hb, NULL, buf);
+        for (int len = 0; len < n; len++) {
+            assert_int_equal(decode_exact(buf, (size_t)len, NULL, &out),
+                             len < 2 ? -VIGIL_EMAGIC : -VIGIL_ETRUNC);
+            assert_int_equal(decode_exact(buf, (size_t)len, KEY, &out), len < 2 ? -VIGIL_EMAGIC
+                                                                        : len < V2_HDR + 5
+                                                                            ? -VIGIL_ETRUNC
+                                                                            : -VIGIL_EAUTH);
+        }
+        n = encode(&hb, KEY, buf);
+        for (int len = 0; len < n; len++) {
+            int rc = decode_exact(buf, (size_t)len, KEY, &out);
+            if (len < 2)
+                assert_int_equal(rc, -VIGIL_EMAGIC);
+            else if (len < V2_HDR + 5 + V2_TAG)
+                assert_int_equal(rc, -VIGIL_ETRUNC);
+            else
+                assert_int_equal(rc, -VIGIL_EAUTH);
+            /* Without a key the tag is taken from the end and the body comes up short. */
+            assert_true(decode_exact(buf, (size_t)len, NULL, &out) < 0);
+        }
+        assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
+    }
+}
+
+static void test_v2_every_bit_flip(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    for (uint8_t type = VIGIL_MSG_BEAT; type <= VIGIL_MSG_STATUS; type++) {
+        struct vigil_heartbeat hb = sample_v2(type);
+        int n = encode(&hb, KEY, buf);
+        for (int i = 0; i < n; i++) {
+            for (int bit = 0; bit < 8; bit++) {
+                buf[i] ^= (uint8_t)(1u << bit);
+                int rc = decode_exact(buf, (size_t)n, KEY, &out);
+                /* After the header and the id, every flip is caught by the tag. */
+                if (i >= V2_HDR + 5 || (i >= 6 && i < V2_HDR))
+                    assert_int_equal(rc, -VIGIL_EAUTH);
+                else
+                    assert_true(rc < 0);
+                buf[i] ^= (uint8_t)(1u << bit);
+            }
+        }
+        assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
+        /* Another key, and a v1-length tag where v2 has 8 bytes. */
+        uint8_t other[VIGIL_WIRE_MAC_KEY_LEN];
+        memcpy(other, KEY, sizeof other);
+        other[15] ^= 1;
+        assert_int_equal(decode_exact(buf, (size_t)n, other, &out), -VIGIL_EAUTH);
+        uint8_t tag[VIGIL_WIRE_TAG_LEN];
+        crypto_shorthash_siphashx24(tag, buf, (size_t)n - V2_TAG, KEY);
+        assert_memory_equal(tag, buf + n - V2_TAG, V2_TAG);
+    }
+}
+
+/* Re-tags a keyed version 2 datagram after an edit. */
+static void retag_v2(uint8_t *buf, size_t len)
+{
+    uint8_t tag[VIGIL_WIRE_TAG_LEN];
+    crypto_shorthash_siphashx24(tag, buf, len - V2_TAG, KEY);
+    memcpy(buf + len - V2_TAG, tag, V2_TAG);
+}
+
+static void expect_v2_edit(uint8_t type, size_t off, uint8_t value, int err)
+{
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    struct vigil_heartbeat hb = sample_v2(type);
+    int n = encode(&hb, KEY, buf);
+    buf[off] = value;
+    if (off == 4)
+        buf[off] |= VIGIL_FLAG_AUTH;
+    retag_v2(buf, (size_t)n);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), err);
+}
+
+static void test_v2_decode_fields(void **state)
+{
+    (void)state;
+    for (uint8_t type = VIGIL_MSG_BEAT; type <= VIGIL_MSG_STATUS; type++) {
+        expect_v2_edit(type, 2, 3, -VIGIL_EVERSION);
+        expect_v2_edit(type, 3, 0, -VIGIL_ETYPE);
+        expect_v2_edit(type, 3, 3, -VIGIL_ETYPE);
+        for (int bit = 2; bit < 8; bit++)
+            expect_v2_edit(type, 4, (uint8_t)(1u << bit), -VIGIL_EBADFIELD);
+        expect_v2_edit(type, 5, 0, -VIGIL_EBADID);
+        expect_v2_edit(type, 5, 65, -VIGIL_EBADID);
+        expect_v2_edit(type, V2_HDR, ' ', -VIGIL_EBADID);
+        for (int i = 0; i < 4; i++) {
+            uint8_t buf[VIGIL_WIRE_MAX];
+            struct vigil_heartbeat out, hb = sample_v2(type);
+            int n = encode(&hb, KEY, buf);
+            memset(buf + V2_O_SEQ, 0, 4);
+            if (i == 1)
+                memset(buf + V2_O_SEQ, 0xff, 4), memset(buf + V2_O_INTERVAL, 0, 4);
+            if (i == 2)
+                memcpy(buf + V2_O_SEQ, "\0\0\0\1\0\x36\xee\x81", 8); /* interval 3600001 */
+            if (i == 3)
+                memcpy(buf + V2_O_SEQ, "\0\0\0\1\0\x36\xee\x80", 8); /* interval 3600000 */
+            retag_v2(buf, (size_t)n);
+            assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out),
+                             i == 3 ? 0 : -VIGIL_EBADFIELD);
+        }
+    }
+    /* Full status: more than 16 pairs, a status block cut short, a byte left over. */
+    expect_v2_edit(VIGIL_MSG_STATUS, V2_HDR + 5 + 44, 17, -VIGIL_EBADFIELD);
+    expect_v2_edit(VIGIL_MSG_STATUS, V2_HDR + 5 + 44, 3, -VIGIL_ETRUNC);
+    expect_v2_edit(VIGIL_MSG_STATUS, V2_HDR + 5 + 44, 1, -VIGIL_ETOOBIG);
+    expect_v2_edit(VIGIL_MSG_STATUS, V2_HDR + 5 + 45, 0, -VIGIL_EBADFIELD); /* klen 0 */
+
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out, hb = sample_v2(VIGIL_MSG_BEAT);
+    int n = encode(&hb, NULL, buf);
+    buf[n] = 0;
+    assert_int_equal(decode_exact(buf, (size_t)n + 1, NULL, &out), -VIGIL_ETOOBIG);
+    /* A beat with only a status block's worth of bytes left is still a beat: too long. */
+    hb = sample_v2(VIGIL_MSG_STATUS);
+    n = encode(&hb, KEY, buf);
+    buf[3] = VIGIL_MSG_BEAT;
+    retag_v2(buf, (size_t)n);
+    assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_ETOOBIG);
+}
+
+static void test_v2_encode_rejects(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_BEAT);
+    hb.sequence = (uint64_t)UINT32_MAX + 1;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    hb.sequence = 0;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    hb = sample_v2(3);
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_ETYPE);
+    hb = sample_v2(0);
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_ETYPE);
+    hb = sample_v2(VIGIL_MSG_BEAT);
+    hb.version = 3;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EVERSION);
+    hb = sample_v2(VIGIL_MSG_BEAT);
+    hb.interval_ms = 0;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    hb = sample_v2(VIGIL_MSG_BEAT);
+    hb.flags = 0x04;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    strcpy(hb.id, "bad id");
+    hb.flags = 0;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADID);
+    /* A beat ignores the status, even an invalid one; a full status does not. */
+    hb = sample_v2(VIGIL_MSG_BEAT);
+    hb.n_custom = VIGIL_CUSTOM_MAX + 1;
+    assert_int_equal(encode(&hb, KEY, buf), V2_HDR + 5 + V2_TAG);
+    hb.type = VIGIL_MSG_STATUS;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    hb.n_custom = 1;
+    strcpy(hb.custom[0].value, "\x7f");
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    /* Too small a buffer. */
+    hb = sample_v2(VIGIL_MSG_BEAT);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, V2_HDR + 5 + V2_TAG - 1), -VIGIL_ETOOBIG);
+    assert_int_equal(vigil_wire_encode(&hb, KEY, buf, V2_HDR + 5 + V2_TAG), V2_HDR + 5 + V2_TAG);
+}
+
+static void test_v2_peek_id(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_BEAT);
+    int n = encode(&hb, KEY, buf);
+    const char *id = NULL;
+    size_t id_len = 0;
+    assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), 0);
+    assert_ptr_equal(id, (const char *)buf + V2_HDR);
+    assert_int_equal(id_len, 5);
+    assert_int_equal(vigil_wire_peek_id(buf, V2_HDR + 4, &id, &id_len), -VIGIL_ETRUNC);
+    assert_int_equal(vigil_wire_peek_id(buf, V2_HDR - 1, &id, &id_len), -VIGIL_ETRUNC);
+    assert_int_equal(vigil_wire_peek_id(buf, 2, &id, &id_len), -VIGIL_ETRUNC);
+}
+
+/*
+ * The version 2 test vectors of docs/protocol.md. The bytes were computed
+ * by tests/wire/vectors.py, independently of wire.c and of libsodium
+ * (hashlib.blake2b for the tag key, a SipHash-2-4-128 written in Python
+ * that also reproduces the version 1 vector's tag).
+ */
+static void test_v2_vectors(void **state)
+{
+    (void)state;
+    static const uint8_t beat[] = {
+        0x56, 0x47, 0x02, 0x01, 0x02, 0x05, 0x0a, 0x0b, 0x01, 0x02, 0x03, 0x04, 0x05,
+        0x06, 0x07, 0x08, 0x11, 0x12, 0x13, 0x14, 0x00, 0x00, 0x03, 0xe8, 0x77, 0x65,
+        0x62, 0x2d, 0x31, 0xf9, 0x3d, 0x5d, 0xc2, 0x4a, 0x68, 0x5d, 0x7d,
+    };
+    static const uint8_t full[] = {
+        0x56, 0x47, 0x02, 0x02, 0x02, 0x05, 0x0a, 0x0b, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        0x07, 0x08, 0x11, 0x12, 0x13, 0x14, 0x00, 0x00, 0x03, 0xe8, 0x77, 0x65, 0x62, 0x2d,
+        0x31, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28, 0x31, 0x32, 0x33, 0x34, 0x35,
+        0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47,
+        0x48, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x61, 0x62, 0x63, 0x64, 0x65,
+        0x66, 0x67, 0x68, 0x02, 0x04, 0x72, 0x6f, 0x6c, 0x65, 0x02, 0x64, 0x62, 0x04, 0x7a,
+        0x6f, 0x6e, 0x65, 0x00, 0x55, 0x8b, 0x70, 0x95, 0x12, 0x55, 0x0f, 0xd2,
+    };
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof hb);
+    strcpy(hb.id, "web-1");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = VIGIL_MSG_BEAT;
+    hb.status_version = 0x0a0b;
+    hb.generation = UINT64_C(0x0102030405060708);
+    hb.sequence = 0x11121314;
+    hb.interval_ms = 1000;
+    /* Status fields are set but a beat does not carry them. */
+    hb.send_time_us = INT64_C(0x2122232425262728);
+    hb.status.load1_milli = 0x31323334;
+    hb.status.load5_milli = 0x35363738;
+    hb.status.load15_milli = 0x393a3b3c;
+    hb.status.mem_total_kib = UINT64_C(0x4142434445464748);
+    hb.status.mem_avail_kib = UINT64_C(0x5152535455565758);
+    hb.status.uptime_s = UINT64_C(0x6162636465666768);
+    hb.n_custom = 2;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "db");
+    strcpy(hb.custom[1].key, "zone");
+    strcpy(hb.custom[1].value, "");
+
+    uint8_t buf[VIGIL_WIRE_MAX];
+    assert_int_equal(encode(&hb, KEY, buf), sizeof beat);
+    assert_memory_equal(buf, beat, sizeof beat);
+    hb.type = VIGIL_MSG_STATUS;
+    assert_int_equal(encode(&hb, KEY, buf), sizeof full);
+    assert_memory_equal(buf, full, sizeof full);
+
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_exact(full, sizeof full, KEY, &out), 0);
+    hb.flags = VIGIL_FLAG_AUTH;
+    assert_hb_equal(&out, &hb);
+    assert_int_equal(out.status_version, 0x0a0b);
+    assert_int_equal(decode_exact(beat, sizeof beat, KEY, &out), 0);
+    assert_int_equal(out.type, VIGIL_MSG_BEAT);
+    assert_true(out.sequence == 0x11121314 && out.n_custom == 0 && out.send_time_us == 0);
+    /* Without a key: the same bytes minus the tag, AUTH clear. */
+    hb.flags = 0;
+    hb.type = VIGIL_MSG_BEAT;
+    assert_int_equal(encode(&hb, NULL, buf), sizeof beat - V2_TAG);
+    assert_int_equal(buf[4], 0);
+    assert_memory_equal(buf + 5, beat + 5, sizeof beat - V2_TAG - 5);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -959,6 +1331,14 @@ int main(void)
         cmocka_unit_test(test_peek_id),
         cmocka_unit_test(test_exact_layout),
         cmocka_unit_test(test_mac_key),
+        cmocka_unit_test(test_v2_round_trip),
+        cmocka_unit_test(test_v2_beat_size_bound),
+        cmocka_unit_test(test_v2_every_prefix),
+        cmocka_unit_test(test_v2_every_bit_flip),
+        cmocka_unit_test(test_v2_decode_fields),
+        cmocka_unit_test(test_v2_encode_rejects),
+        cmocka_unit_test(test_v2_peek_id),
+        cmocka_unit_test(test_v2_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
