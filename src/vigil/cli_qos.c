@@ -25,6 +25,8 @@ void cli_format_rate(double per_h, char *buf, size_t cap)
         snprintf(buf, cap, "none expected");
     } else if (per_h >= 1) {
         snprintf(buf, cap, "%.3g per hour", per_h);
+    } else if (3600 / per_h > 100 * 365.0 * 86400) {
+        snprintf(buf, cap, "%.3g per hour (less than one a century)", per_h);
     } else {
         cli_format_duration(3600 / per_h, d, sizeof(d));
         snprintf(buf, cap, "%.3g per hour (one in %s)", per_h, d);

@@ -45,6 +45,8 @@ static const double intervals[] = {0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5,
 
 /* The dead threshold tune keeps for phi (the reference default): it moves the pause instead. */
 #define PHI_DEAD 8.0
+/* ... and the suspect threshold (the monitor's default). */
+#define PHI_SUSPECT 3.0
 
 struct plan {
     bool ok;      /* the goals can be met */
@@ -116,12 +118,15 @@ static void plan_for(double jitter, double loss, double goal, double rate,
             p->phi_dead = vigil_phi((vigil_time_t)llround(p->c * 1e9), mean * 1e9, sd2 * 1e9);
         }
         p->pause = floor(p->pause * 1000) / 1000; /* whole milliseconds, for the file */
-        p->phi_suspect =
-            vigil_phi((vigil_time_t)llround((p->c_s - p->pause) * 1e9), mean * 1e9, sd2 * 1e9);
-        p->phi_suspect = floor(p->phi_suspect * 100) / 100;
         p->phi_dead = floor(p->phi_dead * 100) / 100;
-        if (p->phi_suspect > p->phi_dead)
-            p->phi_suspect = p->phi_dead;
+        /*
+         * Phi's pause delays both verdicts alike, so the suspicion keeps the
+         * default odds (phi 3, 1 in 1000) and comes earlier by the deviation
+         * alone; half the dead threshold when that is lower.
+         */
+        p->phi_suspect = floor(fmin(PHI_SUSPECT, p->phi_dead / 2) * 100) / 100;
+        if (p->phi_suspect < 0.01)
+            p->phi_suspect = 0.01;
         dc.suspect_threshold = p->phi_suspect;
         dc.dead_threshold = p->phi_dead;
         dc.acceptable_pause = (vigil_time_t)llround(p->pause * 1e9);
@@ -146,9 +151,10 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
     printf("  budget      %.3g false deaths per node per day = %.3g per gap (at %.3g gaps per "
            "second: one heartbeat every %.3fs, %.2f%% lost)\n",
            rate * 86400, p->b, p->gps, p->h, loss * 100);
-    printf("  limit       k = %u: %u heartbeats lost in a row happen once per budget by loss "
-           "alone, so no detector can be both that safe and faster than k x h = %.3fs\n",
-           p->k, p->k, p->k * p->h);
+    printf("  limit       k = %u: %u heartbeat(s) lost in a row happen more often than the "
+           "budget per gap allows, so no detector can be both that safe and faster than "
+           "k x h = %.3fs\n",
+           p->k, p->k > 0 ? p->k - 1 : 0, p->k * p->h);
     if (p->ok)
         printf("  choice      a heartbeat every %.3fs: its fastest safe verdict is %.3fs of "
                "silence (%.1f intervals), within the goal of %.3fs; dead at the goal itself\n",
@@ -162,9 +168,11 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
                "%.3fs\n",
                p->h, p->c_s, p->c);
     else
-        printf("  settings    heartbeat_interval %.3fs, phi: suspect_threshold %.2f, "
-               "dead_threshold %.2f, acceptable_pause %.3fs, min_std_dev %.3fs\n",
-               p->h, p->phi_suspect, p->phi_dead, p->pause, p->min_sd);
+        printf("  settings    heartbeat_interval %.3fs, phi: suspect_threshold %.2f (after %.3fs "
+               "of silence), dead_threshold %.2f (after %.3fs), acceptable_pause %.3fs, "
+               "min_std_dev %.3fs\n",
+               p->h, p->phi_suspect, p->q.suspect_silence, p->phi_dead, p->q.dead_silence, p->pause,
+               p->min_sd);
     cli_format_rate(p->q.false_death_rate * 3600, r1, sizeof(r1));
     cli_format_rate(rate * 3600, r2, sizeof(r2));
     cli_format_rate(p->q.suspect_rate * 3600, r3, sizeof(r3));
