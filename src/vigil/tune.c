@@ -151,10 +151,15 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
     printf("  budget      %.3g false deaths per node per day = %.3g per gap (at %.3g gaps per "
            "second: one heartbeat every %.3fs, %.2f%% lost)\n",
            rate * 86400, p->b, p->gps, p->h, loss * 100);
-    printf("  limit       k = %u: %u heartbeat(s) lost in a row happen more often than the "
-           "budget per gap allows, so no detector can be both that safe and faster than "
-           "k x h = %.3fs\n",
-           p->k, p->k > 0 ? p->k - 1 : 0, p->k * p->h);
+    if (p->k <= 1)
+        printf("  limit       k = 1: without enough loss to matter, the limit is the heartbeat "
+               "itself: no verdict before k x h = %.3fs of silence\n",
+               p->h);
+    else
+        printf("  limit       k = %u: %u heartbeats lost in a row happen more often than the "
+               "budget per gap allows, so no detector can be both that safe and faster than "
+               "k x h = %.3fs\n",
+               p->k, p->k - 1, p->k * p->h);
     if (p->ok)
         printf("  choice      a heartbeat every %.3fs: its fastest safe verdict is %.3fs of "
                "silence (%.1f intervals), within the goal of %.3fs; dead at the goal itself\n",
