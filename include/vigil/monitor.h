@@ -276,6 +276,23 @@ VIGIL_EXPORT const struct vigil_custom *vigil_node_custom(const struct vigil_nod
  */
 VIGIL_EXPORT const struct vigil_detector *vigil_node_detector_state(const struct vigil_node *n);
 
+/*
+ * What the monitor observed of its own quality of service for a node (the
+ * metrics of Chen, Toueg and Aguilera; docs/tuning.md). A mistake is a
+ * suspicion that a heartbeat of the same generation ended: the node was
+ * alive all along. Its duration runs from the suspicion to that heartbeat.
+ */
+struct vigil_node_qos {
+    uint32_t mistakes;         /* wrong suspicions */
+    uint32_t false_deaths;     /* of those, the ones that had reached dead */
+    vigil_time_t mistake_time; /* their summed duration */
+    vigil_time_t first_heard;  /* monotonic time of the first heartbeat, or -1 */
+    uint64_t received;         /* heartbeats accepted in the current generation */
+    uint64_t expected;         /* sequence numbers that generation spans so far */
+};
+
+VIGIL_EXPORT void vigil_node_qos(const struct vigil_node *n, struct vigil_node_qos *out);
+
 #ifdef __cplusplus
 }
 #endif

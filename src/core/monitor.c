@@ -293,6 +293,8 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     n->state = VIGIL_STATE_UNKNOWN;
     m->heap_pos[idx] = NO_POS;
     n->deadline = VIGIL_TIME_NEVER;
+    n->suspected_at = -1;
+    n->first_heard = -1;
     n->state_since = now;
     n->last_heard = -1;
     vigil_detector_init(&n->det);
@@ -458,6 +460,10 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         ev->sequence = n->sequence;
         ev->addr = n->addr;
     }
+    if (to == VIGIL_STATE_SUSPECT)
+        n->suspected_at = now;
+    else if (to != VIGIL_STATE_DEAD)
+        n->suspected_at = -1;
     n->state = (uint8_t)to;
     n->state_since = now;
 }
@@ -571,6 +577,30 @@ static bool plausible_gap(const struct vigil_node *n, vigil_time_t now)
 {
     vigil_time_t iv = (vigil_time_t)n->interval_ms * VIGIL_NSEC_PER_MSEC;
     return n->last_heard < 0 || now - n->last_heard >= iv / 4;
+}
+
+/*
+ * The observed quality of service, before the heartbeat is stored: a
+ * suspicion (and the death it led to) that a heartbeat of the same
+ * generation ends was a mistake; one of a new generation was a real
+ * failure (the node restarted). Also the start of the loss count of each
+ * generation.
+ */
+static void qos_heartbeat(struct vigil_node *n, const struct vigil_heartbeat *hb, vigil_time_t now)
+{
+    if (n->suspected_at >= 0 && n->heartbeats > 0 && hb->generation == n->generation) {
+        n->mistakes++;
+        if (n->state == VIGIL_STATE_DEAD)
+            n->false_deaths++;
+        n->mistake_time += now - n->suspected_at;
+    }
+    n->suspected_at = -1;
+    if (n->first_heard < 0)
+        n->first_heard = now;
+    if (n->heartbeats == 0 || hb->generation != n->generation) {
+        n->gen_seq0 = hb->sequence;
+        n->gen_hb0 = n->heartbeats;
+    }
 }
 
 /* Stores the heartbeat's custom pairs; false if they changed and could not be copied. */
@@ -687,6 +717,7 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         return -VIGIL_ESTALE;
     }
     m->stats.accepted++;
+    qos_heartbeat(n, &hb, now);
 
     /* The first heartbeat of a node counts as a new generation, whatever its number. */
     bool new_generation = hb.generation != n->generation || n->heartbeats == 0;

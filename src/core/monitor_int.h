@@ -41,6 +41,17 @@ struct vigil_node {
     uint8_t status_stale;
     struct vigil_detector det;
     struct vigil_custom *custom; /* n_custom pairs, or NULL */
+    /*
+     * The observed quality of service (vigil_node_qos): wrong suspicions
+     * are counted when a heartbeat of the same generation ends them.
+     */
+    vigil_time_t suspected_at; /* start of the open suspicion, or -1 */
+    vigil_time_t mistake_time; /* summed length of the wrong suspicions */
+    vigil_time_t first_heard;  /* first accepted heartbeat, or -1 */
+    uint64_t gen_seq0;         /* first sequence number seen in this generation */
+    uint64_t gen_hb0;          /* heartbeats accepted before this generation */
+    uint32_t mistakes;         /* wrong suspicions */
+    uint32_t false_deaths;     /* of those, the ones that had reached dead */
 };
 
 /* A deadline in the heap: when, insertion order for ties, and whose. */

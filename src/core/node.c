@@ -95,3 +95,13 @@ const struct vigil_detector *vigil_node_detector_state(const struct vigil_node *
 {
     return &n->det;
 }
+
+void vigil_node_qos(const struct vigil_node *n, struct vigil_node_qos *out)
+{
+    out->mistakes = n->mistakes;
+    out->false_deaths = n->false_deaths;
+    out->mistake_time = n->mistake_time;
+    out->first_heard = n->first_heard;
+    out->received = n->heartbeats - n->gen_hb0;
+    out->expected = n->heartbeats > 0 ? n->sequence - n->gen_seq0 + 1 : 0;
+}

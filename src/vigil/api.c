@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "api_qos.h"
 
 /*
  * Nodes in a /v1/nodes page: 1000 take a few milliseconds to render, and
@@ -302,6 +303,8 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
     for (size_t i = 0; cu && i < vigil_node_custom_count(n); i++)
         bad |= put(cu, vigil_node_custom(n, i)->key, json_string(vigil_node_custom(n, i)->value));
     bad |= put(o, "custom", cu);
+    bad |= put(o, "qos", api_qos_json(m, n, now));
+    bad |= put(o, "warnings", api_qos_warnings(m, n));
 
     if (bad) {
         json_decref(o);

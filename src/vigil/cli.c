@@ -40,6 +40,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "cli_tools.h"
 #include "cmds.h"
 #include "config.h"
 #include "evlog.h"
@@ -616,6 +617,7 @@ static void print_node(const json_t *n)
     printf("  declared      %s\n", json_is_true(json_object_get(n, "declared"))
                                        ? "yes (in the configuration)"
                                        : "no (registered itself)");
+    cli_print_qos(n);
 
     const json_t *events = json_object_get(n, "events");
     if (json_array_size(events) == 0) {
@@ -937,4 +939,19 @@ out:
     if (fflush(stdout) != 0)
         rc = 1;
     return rc;
+}
+
+/* ---- for the other commands of the CLI (cli_tools.h) ------------------- */
+
+json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path)
+{
+    char addr[CLI_URL_MAX];
+    if (find_api(cmd, api, cfg_path, addr, sizeof(addr)) != 0)
+        return NULL;
+    struct http h;
+    json_t *doc = NULL;
+    if (http_init(&h, cmd, addr, false) == 0)
+        doc = path ? api_get_json(&h, path) : api_get_all_nodes(&h);
+    http_free(&h);
+    return doc;
 }

@@ -8,6 +8,9 @@ int cmd_status(int argc, char **argv);  /* cli.c */
 int cmd_events(int argc, char **argv);  /* cli.c */
 int cmd_keygen(int argc, char **argv);  /* agent.c */
 int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file */
+int cmd_explain(int argc, char **argv); /* explain.c */
+int cmd_tune(int argc, char **argv);    /* tune.c */
+int cmd_sim(int argc, char **argv);     /* sim.c */
 
 #include <stddef.h>
 

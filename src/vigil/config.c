@@ -58,8 +58,8 @@ static char *dup_or_flag(struct vcfg *c, const char *s)
 vigil_time_t vcfg_pause_tolerance_auto(vigil_time_t interval)
 {
     vigil_time_t t =
-        interval > VCFG_PAUSE_TOLERANCE_MAX / 2 ? VCFG_PAUSE_TOLERANCE_MAX : 2 * interval;
-    return t < VCFG_PAUSE_TOLERANCE_MIN ? VCFG_PAUSE_TOLERANCE_MIN : t;
+        interval > VCFG_PAUSE_TOLERANCE_AUTO_MAX / 2 ? VCFG_PAUSE_TOLERANCE_AUTO_MAX : 2 * interval;
+    return t < VCFG_PAUSE_TOLERANCE_AUTO_MIN ? VCFG_PAUSE_TOLERANCE_AUTO_MIN : t;
 }
 
 void vcfg_init(struct vcfg *c)

@@ -50,6 +50,9 @@ struct vcfg_monitor {
     enum vcfg_log_format log_format;
     char *log_file;         /* NULL: standard output */
     uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
+    /* monitor.goals, for vigil tune and the start-up warnings (0: not set). */
+    vigil_time_t goal_detection; /* a crash declared dead within this */
+    double goal_false_alarms;    /* false dead verdicts per node per second, at most */
 };
 
 struct vcfg_agent {
@@ -102,11 +105,11 @@ struct vcfg {
 /*
  * The monitor's own stall worth reporting, when the configuration does not
  * say: two heartbeat intervals (a shorter stall is within ordinary jitter),
- * at least VCFG_PAUSE_TOLERANCE_MIN (a loaded host's scheduling hiccups are
+ * at least VCFG_PAUSE_TOLERANCE_AUTO_MIN (a loaded host's scheduling hiccups are
  * not pauses) and at most 1 s.
  */
-#define VCFG_PAUSE_TOLERANCE_MIN (100 * VIGIL_NSEC_PER_MSEC)
-#define VCFG_PAUSE_TOLERANCE_MAX VIGIL_NSEC_PER_SEC
+#define VCFG_PAUSE_TOLERANCE_AUTO_MIN (100 * VIGIL_NSEC_PER_MSEC)
+#define VCFG_PAUSE_TOLERANCE_AUTO_MAX VIGIL_NSEC_PER_SEC
 vigil_time_t vcfg_pause_tolerance_auto(vigil_time_t interval);
 
 /* Fills every default (the embedded defaults: no file needed). */
@@ -152,6 +155,24 @@ int vcfg_parse_duration(const char *s, vigil_time_t *out);
  * program: flags, API query parameters and state files all use it.
  */
 int vcfg_parse_u64(const char *s, uint64_t max, uint64_t *out);
+
+/*
+ * Parses a rate of events: "N/UNIT" with N a decimal number (digits and an
+ * optional fraction) and UNIT one of s, m (or min), h, d (or day), w (or
+ * week), month (30 days), y (or year, 365 days), e.g. "1/month", "0.5/h".
+ * Returns 0 with the rate per second in *per_s, or -1 if invalid.
+ */
+int vcfg_parse_rate(const char *s, double *per_s);
+
+/*
+ * Settings that are allowed but unwise (docs/tuning.md): a phi threshold so
+ * low that a regular stream is suspected more than once an hour, a dead
+ * verdict after less than two intervals of silence, a pause_tolerance
+ * shorter than the interval, settings that miss monitor.goals, ... Calls
+ * emit once per warning, with "FILE:LINE: " first when the setting came from
+ * the file. Returns the number of warnings.
+ */
+int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg), void *arg);
 
 /*
  * The longest duration accepted: a quarter of the range of vigil_time_t

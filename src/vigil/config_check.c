@@ -205,6 +205,12 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
         return cfail(c, err, cap, at(c, O_M_PAUSE_TOL, vcfg__print_int(core->pause_tolerance)), 0,
                      "monitor.pause_tolerance (%s) must be longer than 0 s",
                      vcfg__fmt_dur(core->pause_tolerance, b1, sizeof(b1)));
+    if (core->pause_tolerance < VCFG_PAUSE_TOLERANCE_MIN)
+        return cfail(c, err, cap, at(c, O_M_PAUSE_TOL, vcfg__print_int(core->pause_tolerance)), 0,
+                     "monitor.pause_tolerance (%s) must be at least 10 ms: an event loop is "
+                     "late by that much on an ordinary host, and every such delay would count "
+                     "as a stall of the monitor and reset detection",
+                     vcfg__fmt_dur(core->pause_tolerance, b1, sizeof(b1)));
     if (core->rise < 1 || core->rise > VIGIL_MONITOR_RISE_MAX)
         return cfail(c, err, cap, at(c, O_M_RISE, vcfg__print_int(core->rise)), 0,
                      "monitor.rise (%u) must be between 1 and %d", core->rise,

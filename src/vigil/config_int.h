@@ -46,6 +46,8 @@ enum {
     O_A_ID,
     O_A_MONITORS,
     O_A_INTERVAL,
+    O_M_GOAL_DET,   /* monitor.goals.detection */
+    O_M_GOAL_FALSE, /* monitor.goals.false_alarms */
     O_COUNT_
 };
 _Static_assert(O_COUNT_ <= VCFG_ORIGINS, "VCFG_ORIGINS too small");
@@ -58,6 +60,12 @@ _Static_assert(O_COUNT_ <= VCFG_ORIGINS, "VCFG_ORIGINS too small");
  */
 #define VCFG_INTERVAL_MIN (10 * VIGIL_NSEC_PER_MSEC)
 #define VCFG_INTERVAL_MAX VIGIL_SENDER_INTERVAL_MAX
+/*
+ * The shortest pause_tolerance: the event loop of an ordinary host fires a
+ * timer up to about this late, so a shorter tolerance would take every
+ * ordinary delay for a stall of the monitor and keep resetting detection.
+ */
+#define VCFG_PAUSE_TOLERANCE_MIN (10 * VIGIL_NSEC_PER_MSEC)
 /* The messages of config_check.c say "between 10 ms and 1 h". */
 _Static_assert(VCFG_INTERVAL_MIN == 10 * VIGIL_NSEC_PER_MSEC &&
                    VCFG_INTERVAL_MAX == 3600 * VIGIL_NSEC_PER_SEC,

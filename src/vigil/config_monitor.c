@@ -118,6 +118,42 @@ static int m_event_history(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int g_detection(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    if (vcfg__rd_duration(l, s, &m->goal_detection) != 0)
+        return -1;
+    if (m->goal_detection <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0 s");
+    vcfg__set_origin(l, O_M_GOAL_DET, s, vcfg__print_int(m->goal_detection));
+    return 0;
+}
+
+static int g_false_alarms(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (vcfg_parse_rate(v, &m->goal_false_alarms) != 0 || !(m->goal_false_alarms > 0))
+        return vcfg__sfail(l, s,
+                           "\"%s\" is not a rate above 0 (a number per unit: \"1/month\", "
+                           "\"0.5/day\"; units s, m, h, d, w, month, y)",
+                           v);
+    vcfg__set_origin(l, O_M_GOAL_FALSE, s, vcfg__print_dbl(m->goal_false_alarms));
+    return 0;
+}
+
+/* monitor.goals: what vigil tune aims for and the start-up warnings hold the settings to. */
+static int m_goals(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"detection", g_detection},
+        {"false_alarms", g_false_alarms},
+    };
+    return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
+}
+
 static int m_nodes(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
@@ -464,6 +500,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"hooks", m_hooks},
         {"log", m_log},
         {"event_history", m_event_history},
+        {"goals", m_goals},
     };
     if (vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0])) != 0)
         return -1;

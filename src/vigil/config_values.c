@@ -167,6 +167,54 @@ int vcfg_parse_duration(const char *s, vigil_time_t *out)
     return 0;
 }
 
+int vcfg_parse_rate(const char *s, double *per_s)
+{
+    static const struct {
+        const char *name;
+        double secs;
+    } units[] = {
+        {"s", 1},
+        {"m", 60},
+        {"min", 60},
+        {"h", 3600},
+        {"hour", 3600},
+        {"d", 86400},
+        {"day", 86400},
+        {"w", 7 * 86400.0},
+        {"week", 7 * 86400.0},
+        {"month", 30 * 86400.0},
+        {"y", 365 * 86400.0},
+        {"year", 365 * 86400.0},
+    };
+    if (s == NULL || per_s == NULL)
+        return -1;
+    const char *slash = strchr(s, '/');
+    if (slash == NULL || slash == s || slash - s > 32)
+        return -1;
+    char num[40];
+    memcpy(num, s, (size_t)(slash - s));
+    num[slash - s] = '\0';
+    /* Digits and one optional fraction: no sign, exponent, space or hex. */
+    size_t dots = 0, digits = 0;
+    for (const char *p = num; *p; p++) {
+        if (*p == '.')
+            dots++;
+        else if (*p >= '0' && *p <= '9')
+            digits++;
+        else
+            return -1;
+    }
+    if (dots > 1 || digits == 0)
+        return -1;
+    double n = strtod(num, NULL);
+    for (size_t u = 0; u < sizeof(units) / sizeof(units[0]); u++)
+        if (!strcmp(slash + 1, units[u].name)) {
+            *per_s = n / units[u].secs;
+            return 0;
+        }
+    return -1;
+}
+
 /* --- key files ------------------------------------------------------------ */
 
 int vcfg__hexval(int ch)

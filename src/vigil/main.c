@@ -15,6 +15,9 @@ static const struct {
     {"agent", cmd_agent, "send heartbeats with this node's status to monitors"},
     {"status", cmd_status, "show the nodes a running monitor knows"},
     {"events", cmd_events, "list a running monitor's recent events"},
+    {"explain", cmd_explain, "say in plain words why a node is in its state"},
+    {"tune", cmd_tune, "detector settings from detection and false-alarm goals"},
+    {"sim", cmd_sim, "simulate a configuration on a modelled network, in virtual time"},
     {"set", cmd_set, "set or remove custom status in an agent's status file"},
     {"keygen", cmd_keygen, "print a new random cluster key"},
 };

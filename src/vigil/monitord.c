@@ -501,6 +501,14 @@ struct vio_httpd *monitord_httpd(struct monitord *d)
     return d->httpd;
 }
 
+/* A setting that works badly (config_warn.c), in the log at start-up. */
+static void log_warning(void *arg, const char *msg)
+{
+    char line[1024];
+    snprintf(line, sizeof(line), "vigil monitor: warning: %s", msg);
+    log_line(arg, line);
+}
+
 static void log_started(struct monitord *d)
 {
     const struct vcfg_monitor *mc = &d->cfg.monitor;
@@ -593,6 +601,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     }
     vio_loop_on_signal(d->loop, on_signal, d);
     log_started(d);
+    vcfg_warnings(&d->cfg, log_warning, d);
     arm_deadline(d);
     *out = d;
     return 0;

@@ -1471,6 +1471,8 @@ static void on_got(void *arg, const struct vio_http_result *res)
     struct got *g = arg;
     g->done = true;
     g->status = res->error ? -1 : res->status;
+    if (res->error)
+        fprintf(stderr, "real_get: %d %s\n", res->error, res->why ? res->why : "");
     g->body = res->error ? NULL : strndup(res->body, res->body_len);
 }
 
@@ -1482,7 +1484,8 @@ static json_t *real_get(struct fixture *f, const char *target)
     char url[256];
     snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", f->port, target);
     struct got g = {0};
-    struct vio_http_call call = {.method = "GET", .url = url, .timeout = WAIT_LIMIT};
+    struct vio_http_call call = {
+        .method = "GET", .url = url, .timeout = WAIT_LIMIT, .body_max = 64u << 20};
     assert_int_equal(vio_http_start(client, &call, on_got, &g), 0);
     for (int i = 0; i < 1000 && !g.done; i++)
         serve_for(f, 10 * MS);

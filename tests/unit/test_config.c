@@ -964,7 +964,11 @@ static void test_check_monitor_misc(void **state)
         {"monitor = { api = \"[::1]:8000\"; };\n", "monitor", NULL},
         {"monitor = {\n  pause_tolerance = 0;\n};\n", "monitor",
          "%s:2: monitor.pause_tolerance (0 s) must be longer than 0 s"},
-        {"monitor = { pause_tolerance = \"1ns\"; };\n", "monitor", NULL},
+        {"monitor = {\n  pause_tolerance = \"9ms\";\n};\n", "monitor",
+         "%s:2: monitor.pause_tolerance (9 ms) must be at least 10 ms: an event loop is late by "
+         "that much on an ordinary host, and every such delay would count as a stall of the "
+         "monitor and reset detection"},
+        {"monitor = { pause_tolerance = \"10ms\"; };\n", "monitor", NULL},
         {"monitor = {\n  heartbeat_interval = \"9ms\";\n};\n", "monitor",
          "%s:2: monitor.heartbeat_interval (9 ms) must be between 10 ms and 1 h"},
         {"monitor = {\n  heartbeat_interval = \"10ms\";\n};\n", "monitor", NULL},

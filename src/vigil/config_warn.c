@@ -1,0 +1,112 @@
+/*
+ * Settings that are allowed but unwise: the warnings of vcfg_warnings.
+ * config_check.c refuses what cannot work at all; this file names what
+ * works badly, judged against the quality-of-service model of core/qos.c
+ * (docs/tuning.md) on a nominal heartbeat stream: the configured interval,
+ * a jitter of a tenth of it (the phi detector's default floor on the
+ * deviation), no loss. A real stream is never better than that, so a
+ * setting that misbehaves on it misbehaves everywhere. The monitor logs
+ * these at start-up; `vigil tune -c FILE` prints them without a monitor.
+ * What the measured stream of each node says is the API's part (api_qos.c).
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "config_int.h"
+#include "core/qos.h"
+
+/* One false suspicion or dead verdict per node per hour on a nominal stream is too many. */
+#define WARN_RATE_MAX (1.0 / 3600)
+
+struct warn {
+    const struct vcfg *c;
+    void (*emit)(void *arg, const char *msg);
+    void *arg;
+    int count;
+};
+
+/* The line of slot if its value is still the one read from the file, else 0. */
+static unsigned at(const struct vcfg *c, int slot, uint64_t print)
+{
+    const struct vcfg_origin *o = &c->origin[slot];
+    return o->line > 0 && o->print == print ? o->line : 0;
+}
+
+static void warnf(struct warn *w, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void warnf(struct warn *w, unsigned line, const char *fmt, ...)
+{
+    char msg[640];
+    int n = 0;
+    if (line && w->c->path != NULL)
+        n = snprintf(msg, sizeof(msg), "%s:%u: ", w->c->path, line);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        n = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    w->emit(w->arg, msg);
+    w->count++;
+}
+
+int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg), void *arg)
+{
+    struct warn w = {.c = c, .emit = emit, .arg = arg};
+    const struct vcfg_monitor *m = &c->monitor;
+    const struct vigil_detector_config *d = &m->core.detector;
+    char b1[48], b2[48];
+    double h = (double)m->interval / 1e9;
+    unsigned li = at(c, O_M_INTERVAL, vcfg__print_int(m->interval));
+    unsigned l_sus = at(c, O_M_SUSPECT, vcfg__print_dbl(d->suspect_threshold));
+    unsigned l_dead = at(c, O_M_DEAD, vcfg__print_dbl(d->dead_threshold));
+
+    if (!(h > 0))
+        return 0;
+    if (m->core.pause_tolerance < m->interval) {
+        unsigned lp = at(c, O_M_PAUSE_TOL, vcfg__print_int(m->core.pause_tolerance));
+        warnf(&w, lp ? lp : li,
+              "monitor.pause_tolerance (%s) is shorter than monitor.heartbeat_interval (%s): "
+              "a stall of the monitor too short to hide a single heartbeat gives every node a "
+              "fresh detection period, which delays the verdict on a real crash",
+              vcfg__fmt_dur(m->core.pause_tolerance, b1, sizeof(b1)),
+              vcfg__fmt_dur(m->interval, b2, sizeof(b2)));
+    }
+
+    struct vigil__qos_net net = {.h = h, .jitter = h / 10, .loss = 0};
+    struct vigil__qos q;
+    vigil__qos_predict(d, h, h / 10, &net, &q);
+    if (d->kind == VIGIL_DETECTOR_PHI) {
+        if (q.suspect_rate > WARN_RATE_MAX)
+            warnf(&w, l_sus,
+                  "monitor.detector.suspect_threshold (%g) is so low that even a regular stream "
+                  "(jitter a tenth of the interval, no loss) would be suspected %.3g times per "
+                  "node per hour: the threshold is reached after %.3fs of silence",
+                  d->suspect_threshold, q.suspect_rate * 3600, q.suspect_silence);
+        if (q.false_death_rate > WARN_RATE_MAX)
+            warnf(&w, l_dead,
+                  "monitor.detector.dead_threshold (%g) is so low that even a regular stream "
+                  "would be declared dead %.3g times per node per hour",
+                  d->dead_threshold, q.false_death_rate * 3600);
+        else if (q.dead_silence < 2 * h)
+            warnf(&w, l_dead ? l_dead : at(c, O_M_ACC_PAUSE, vcfg__print_int(d->acceptable_pause)),
+                  "the phi detector declares a node dead after %.3fs of silence, less than two "
+                  "heartbeat intervals (%.3fs): one lost heartbeat convicts; raise "
+                  "monitor.detector.acceptable_pause",
+                  q.dead_silence, 2 * h);
+    }
+
+    if (m->goal_detection > 0 && q.dead_silence > (double)m->goal_detection / 1e9)
+        warnf(&w, at(c, O_M_GOAL_DET, vcfg__print_int(m->goal_detection)),
+              "the settings miss monitor.goals.detection (%s): a crashed node is declared dead "
+              "up to %.3fs after its last heartbeat (run vigil tune for settings that meet it)",
+              vcfg__fmt_dur(m->goal_detection, b1, sizeof(b1)), q.dead_silence);
+    if (m->goal_false_alarms > 0 && q.false_death_rate > m->goal_false_alarms)
+        warnf(&w, at(c, O_M_GOAL_FALSE, vcfg__print_dbl(m->goal_false_alarms)),
+              "the settings miss monitor.goals.false_alarms (%.3g per node per day): even a "
+              "regular stream would see %.3g false deaths per node per day",
+              m->goal_false_alarms * 86400, q.false_death_rate * 86400);
+    return w.count;
+}

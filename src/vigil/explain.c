@@ -1,0 +1,211 @@
+/*
+ * `vigil explain NODE`: why a node is in its state, in plain words, from
+ * the monitor's API: the heartbeats it saw, the detector's level over time
+ * (the node's recent events, then now), the thresholds, and what would
+ * change the verdict. Everything it says comes from the node's JSON
+ * (/v1/nodes/ID) and the detector's kind (/v1/health), so it says what a
+ * script reading the API would conclude.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "cli_tools.h"
+#include "cmds.h"
+
+static const char *js(const json_t *o, const char *key, const char *def)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? s : def;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil explain [--api ADDR] [-c FILE] NODE\n"
+            "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
+            "  -c FILE       read the API address from this configuration file\n"
+            "  NODE          the node to explain\n",
+            API_DEFAULT_ADDR);
+}
+
+/* "the level" in the detector's own unit. */
+static void level_words(bool phi, double level, char *buf, size_t cap)
+{
+    if (phi)
+        snprintf(buf, cap, "phi %.2f", level);
+    else
+        snprintf(buf, cap, "%.3fs of silence", level);
+}
+
+static void print_history(const json_t *n, bool phi)
+{
+    const json_t *events = json_object_get(n, "events");
+    size_t i;
+    json_t *e;
+    char lv[48];
+    printf("\nThe detector's level over time (recent events, then now):\n");
+    json_array_foreach((json_t *)events, i, e)
+    {
+        const json_t *ev = json_object_get(e, "evidence");
+        double since = cli_jnum(ev, "since_last_s", -1), thr = cli_jnum(ev, "threshold", 0);
+        level_words(phi, cli_jnum(ev, "level", 0), lv, sizeof(lv));
+        printf("  %s  %s -> %s (%s): %s", js(e, "time", "?"), js(e, "old_state", "?"),
+               js(e, "new_state", "?"), js(e, "reason", ""), lv);
+        if (thr > 0)
+            printf(", reached the threshold %.2f", thr);
+        if (since >= 0)
+            printf(", %.3fs after the last heartbeat", since);
+        printf("\n");
+    }
+    level_words(phi, cli_jnum(n, "level", 0), lv, sizeof(lv));
+    printf("  now  %s: %s (suspect at %.2f, dead at %.2f)\n", js(n, "state", "?"), lv,
+           cli_jnum(n, "suspect_threshold", 0), cli_jnum(n, "dead_threshold", 0));
+}
+
+static void explain(const json_t *n, const json_t *health)
+{
+    const char *id = js(n, "id", "?"), *state = js(n, "state", "?");
+    const json_t *qos = json_object_get(n, "qos");
+    const json_t *obs = json_object_get(qos, "observed");
+    const json_t *pred = json_object_get(qos, "predicted");
+    const char *kind = js(json_object_get(health, "detector"), "type", "phi");
+    bool phi = strcmp(kind, "fixed") != 0;
+    double ago = cli_jnum(n, "last_heard_s", -1);
+    double to_suspect = cli_jnum(qos, "silence_to_suspect_s", 0);
+    double to_dead = cli_jnum(qos, "silence_to_dead_s", 0);
+    double rise = cli_jnum(n, "rise", 1), rise_count = cli_jnum(n, "rise_count", 0);
+    char d1[32], r1[64];
+
+    cli_format_duration(cli_jnum(n, "since_s", 0), d1, sizeof(d1));
+    printf("%s is %s, for %s.\n\n", id, state, d1);
+
+    double hb = cli_jnum(n, "heartbeats", 0);
+    if (hb <= 0 || ago < 0) {
+        printf("Heartbeats: none received yet.\n");
+    } else {
+        printf("Heartbeats: %.0f received (generation %.0f, sequence %.0f); the last one %.3fs "
+               "ago.\n",
+               hb, cli_jnum(n, "generation", 0), cli_jnum(n, "sequence", 0), ago);
+        printf("Intervals: mean %.3fs, standard deviation %.3fs (the sender says every %.3fs).\n",
+               cli_jnum(n, "mean_interval_s", 0), cli_jnum(n, "std_dev_s", 0),
+               cli_jnum(n, "interval_s", 0));
+        double loss = cli_jnum(obs, "loss", -1);
+        if (loss >= 0)
+            printf("Loss: %.2f%% (%.0f of %.0f sequence numbers of this generation arrived).\n",
+                   loss * 100, cli_jnum(obs, "received", 0), cli_jnum(obs, "expected", 0));
+        else
+            printf("Loss: not counted yet (too few sequence numbers).\n");
+    }
+    if (phi)
+        printf("Detector: phi accrual; the level is phi, -log10 of the chance that a heartbeat "
+               "this late is merely late. Suspect at phi %.2f, reached after %.3fs of silence; "
+               "dead at phi %.2f, after %.3fs.\n",
+               cli_jnum(n, "suspect_threshold", 0), to_suspect, cli_jnum(n, "dead_threshold", 0),
+               to_dead);
+    else
+        printf("Detector: fixed timeout; the level is the silence since the last heartbeat. "
+               "Suspect after %.3fs, dead after %.3fs.\n",
+               to_suspect, to_dead);
+
+    print_history(n, phi);
+
+    printf("\nWhy:\n");
+    if (!strcmp(state, "alive")) {
+        printf("  It is alive: the last heartbeat came %.3fs ago, before the %.3fs of silence "
+               "that make a node suspect.\n",
+               ago, to_suspect);
+        printf("  It would become suspect if no heartbeat arrives for another %.3fs, and be "
+               "declared dead if none arrives for another %.3fs.\n",
+               to_suspect - ago > 0 ? to_suspect - ago : 0, to_dead - ago > 0 ? to_dead - ago : 0);
+    } else if (!strcmp(state, "suspect")) {
+        printf("  It is suspect: no heartbeat for %.3fs, past the %.3fs that make a node "
+               "suspect.\n",
+               ago, to_suspect);
+        printf("  It comes back to alive with the next heartbeat; it would be declared dead if "
+               "no heartbeat arrives for another %.3fs.\n",
+               to_dead - ago > 0 ? to_dead - ago : 0);
+    } else if (!strcmp(state, "dead") || !strcmp(state, "left")) {
+        if (!strcmp(state, "dead") && ago >= 0)
+            printf("  It was declared dead after %.3fs of silence; the last heartbeat came %.3fs "
+                   "ago.\n",
+                   to_dead, ago);
+        else if (!strcmp(state, "dead"))
+            printf("  It was declared in the configuration and never heard within the start-up "
+                   "grace.\n");
+        else
+            printf("  It said goodbye (it was shut down on purpose).\n");
+        printf("  It comes back after %.0f timely heartbeats (rise); %.0f so far. A heartbeat is "
+               "timely if it comes within %.3fs of the one before.\n",
+               rise, rise_count, to_suspect);
+    } else {
+        printf("  It is declared in the configuration and was never heard. It becomes alive "
+               "with its first heartbeat, or dead when the start-up grace runs out.\n");
+    }
+
+    double mistakes = cli_jnum(obs, "mistakes", 0);
+    cli_format_rate(cli_jnum(pred, "mistake_rate_per_h", -1), r1, sizeof(r1));
+    cli_format_duration(cli_jnum(obs, "monitored_s", 0), d1, sizeof(d1));
+    printf("\nMistakes: %.0f false suspicions and %.0f false deaths observed in %s (predicted "
+           "false suspicions: %s).\n",
+           mistakes, cli_jnum(obs, "false_deaths", 0), d1, r1);
+    const json_t *w = json_object_get(n, "warnings");
+    size_t i;
+    json_t *e;
+    json_array_foreach((json_t *)w, i, e)
+    {
+        printf("Warning: %s\n", json_string_value(e) ? json_string_value(e) : "");
+    }
+}
+
+int cmd_explain(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "a:c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *node = argv[optind];
+    if (!vigil_id_valid(node, strlen(node))) {
+        fprintf(stderr, "vigil explain: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                node, VIGIL_ID_MAX);
+        return 2;
+    }
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/nodes/%s", node);
+    json_t *n = cli_fetch_json("explain", api, cfg, path);
+    if (!n)
+        return 1;
+    json_t *health = cli_fetch_json("explain", api, cfg, "/v1/health");
+    explain(n, health);
+    json_decref(health);
+    json_decref(n);
+    return fflush(stdout) != 0;
+}

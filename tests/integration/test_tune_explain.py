@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""vigil explain, vigil tune, vigil sim and the QoS of the API, with real processes.
+
+A monitor (fixed detector: suspect after 750 ms, dead after 2 s, heartbeats
+every 250 ms) and one agent on loopback:
+- the node JSON carries qos.predicted, qos.observed and warnings;
+- `vigil explain` says why the node is alive, with the numbers, and what
+  would change the verdict;
+- a short SIGSTOP of the agent makes a wrong suspicion: the monitor counts
+  one mistake, `vigil status NODE` shows it beside the prediction;
+- a longer one makes it dead: `vigil explain` says it comes back after 2
+  timely heartbeats (rise);
+- `vigil tune` reads the measurements and recommends settings;
+- `vigil tune -c FILE` prints warnings and refusals without a monitor;
+- `vigil sim` is deterministic with --seed and detects every crash.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+from vigil_harness import VIGIL, Monitor, agent, check, run_tests
+
+CONFIG = """
+monitor = {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  heartbeat_interval = "250ms";
+  rise = 2;
+  pause_tolerance = "500ms";
+  startup_grace = "5s";
+  detector = { type = "fixed"; suspect_after = "750ms"; dead_after = "2s"; };
+  goals = { detection = "2s"; false_alarms = "1/month"; };
+};
+"""
+
+
+def run(args, timeout=60):
+    p = subprocess.run([VIGIL] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    return p.returncode, p.stdout.decode(errors="replace")
+
+
+def api_arg(m):
+    return "127.0.0.1:%d" % m.api_port
+
+
+def number_after(text, phrase):
+    mt = re.search(re.escape(phrase) + r" ([0-9.]+)s", text)
+    check(mt, "no '%s N s' in:\n%s" % (phrase, text))
+    return float(mt.group(1))
+
+
+def test_qos_explain_status(tmp):
+    m = Monitor(tmp, CONFIG)
+    a = agent(m.addr, "a1", tmp)
+    m.wait_state("a1", "alive", 10)
+    time.sleep(2.5)
+    n = m.get("/v1/nodes/a1")
+    q = n["qos"]
+    check(q["silence_to_suspect_s"] == 0.75 and q["silence_to_dead_s"] == 2.0, q)
+    for k in ("detection_s", "detection_max_s", "mistake_rate_per_h", "false_death_rate_per_h",
+              "mistake_duration_s", "query_accuracy"):
+        check(k in q["predicted"], "predicted lacks %s: %s" % (k, q))
+    check(abs(q["predicted"]["detection_max_s"] - 2.0) < 1e-9, q)
+    # E(T_D) = 2 - h/2 with no loss.
+    check(abs(q["predicted"]["detection_s"] - 1.875) < 0.01, q)
+    check(q["observed"]["mistakes"] == 0 and q["observed"]["loss"] == 0.0, q)
+    check(isinstance(n["warnings"], list), n)
+
+    rc, out = run(["explain", "--api", api_arg(m), "a1"])
+    check(rc == 0, out)
+    check("a1 is alive" in out, out)
+    check("Detector: fixed timeout" in out and "Suspect after 0.750s, dead after 2.000s" in out,
+          out)
+    check(re.search(r"Heartbeats: \d+ received", out), out)
+    check("Loss: 0.00%" in out, out)
+    to_suspect = number_after(out, "It would become suspect if no heartbeat arrives for another")
+    to_dead = number_after(out, "declared dead if none arrives for another")
+    check(0 < to_suspect <= 0.75 and abs((to_dead - to_suspect) - 1.25) < 0.002, out)
+    check("unknown -> alive (first heartbeat)" in out, out)
+
+    # Tune from the running monitor's measurements (before the stops below widen them).
+    rc, out = run(["tune", "--api", api_arg(m), "--detection", "800ms", "--false-alarms",
+                   "1/month", "--detector", "fixed"])
+    check(rc == 0, out)
+    check("a1: jitter" in out and "budget" in out and "k = 1" in out, out)
+    check("recommended settings" in out and 'dead_after = "800ms"' in out, out)
+    check(re.search(r'heartbeat_interval = "\d+m?s"', out), out)
+
+    # A wrong suspicion: stop the agent for 1.2 s (suspect after 0.75 s, dead after 2 s).
+    a.send_signal(signal.SIGSTOP)
+    m.wait_state("a1", "suspect", 3)
+    time.sleep(0.3)
+    a.send_signal(signal.SIGCONT)
+    m.wait_state("a1", "alive", 3)
+    time.sleep(0.3)
+    obs = m.get("/v1/nodes/a1")["qos"]["observed"]
+    check(obs["mistakes"] == 1 and obs["false_deaths"] == 0, obs)
+    check(0.1 < obs["mistake_duration_s"] < 1.5, obs)
+    rc, out = run(["status", "--api", api_arg(m), "a1"])
+    check(rc == 0, out)
+    check(re.search(r"mistakes +predicted: .*; observed: 1 in ", out), out)
+    check("false deaths  predicted:" in out and "accuracy      predicted:" in out, out)
+
+    # A real silence: dead, then explain says how it comes back.
+    a.send_signal(signal.SIGSTOP)
+    m.wait_state("a1", "dead", 5)
+    rc, out = run(["explain", "--api", api_arg(m), "a1"])
+    check(rc == 0 and "a1 is dead" in out, out)
+    check("It comes back after 2 timely heartbeats (rise); 0 so far" in out, out)
+    check("alive -> suspect (timeout)" in out and "suspect -> dead (timeout)" in out, out)
+    check("reached the threshold 2.00" in out, out)
+    a.send_signal(signal.SIGCONT)
+    m.wait_state("a1", "alive", 5)
+    obs = m.get("/v1/nodes/a1")["qos"]["observed"]
+    check(obs["mistakes"] == 2 and obs["false_deaths"] == 1, obs)
+
+    rc, out = run(["explain", "--api", api_arg(m), "nosuch"])
+    check(rc == 1 and "no such node" in out, out)
+
+
+def test_tune_config_without_monitor(tmp):
+    path = os.path.join(tmp, "bad.conf")
+    with open(path, "w") as f:
+        f.write('monitor = {\n  heartbeat_interval = "1s";\n  pause_tolerance = "500ms";\n'
+                '  detector = { type = "phi"; suspect_threshold = 0.5; acceptable_pause = 0; };\n'
+                '  goals = { detection = "800ms"; false_alarms = "1/month"; };\n};\n')
+    rc, out = run(["tune", "-c", path, "--api", "127.0.0.1:1"])
+    check("warning: %s:3: monitor.pause_tolerance (500 ms) is shorter than "
+          "monitor.heartbeat_interval (1 s)" % path in out, out)
+    check("warning: %s:4: monitor.detector.suspect_threshold (0.5) is so low" % path in out, out)
+    check("one lost heartbeat convicts" in out, out)
+    check("warning: %s:5: the settings miss monitor.goals.detection (800 ms)" % path in out, out)
+    check("no measurements" in out and "recommended settings" in out, out)
+    # A refusal: names the file and the line.
+    with open(path, "w") as f:
+        f.write('monitor = {\n  pause_tolerance = "5ms";\n};\n')
+    rc, out = run(["tune", "-c", path])
+    check(rc == 1 and "refused: %s:2: monitor.pause_tolerance (5 ms) must be at least 10 ms"
+          % path in out, out)
+    # The monitor logs the warnings at start-up too.
+    with open(path, "w") as f:
+        f.write('monitor = {\n  listen = [ "127.0.0.1:@PORT@" ];\n  api = "127.0.0.1:@API@";\n'
+                '  pause_tolerance = "500ms";\n};\n')
+    text = open(path).read()
+    m = Monitor(tmp, text)
+    time.sleep(0.3)
+    check("vigil monitor: warning: " in m.read_log() and "pause_tolerance (500 ms)" in
+          m.read_log(), m.read_log())
+
+
+def test_sim(tmp):
+    path = os.path.join(tmp, "fixed.conf")
+    with open(path, "w") as f:
+        f.write('monitor = {\n  heartbeat_interval = "100ms";\n'
+                '  detector = { type = "fixed"; suspect_after = "250ms"; dead_after = "500ms"; };\n'
+                '};\n')
+    args = ["sim", "-c", path, "--nodes", "50", "--duration", "10m", "--loss", "5%",
+            "--jitter", "1ms", "--crashes", "20", "--seed", "3", "--json"]
+    rc, out = run(args)
+    check(rc == 0, out)
+    rc2, out2 = run(args)
+    check(out == out2, "not deterministic")
+    r = json.loads(out)
+    check(r["crashes"] == 20 and r["undetected"] == 0 and r["detection"]["count"] == 20, r)
+    d = r["detection"]
+    check(0.3 < d["min_s"] <= d["median_s"] <= d["p95_s"] <= d["p99_s"] <= d["max_s"] < 0.51, d)
+    pred = r["predicted"]["false_suspicions"]
+    check(abs(r["false_suspicions"] - pred) < 0.15 * pred, r)
+    check(r["limit"]["k"] == 6 and abs(r["limit"]["k_h_s"] - 0.6) < 1e-9, r)
+    rc, out = run(args[:-1])
+    check(rc == 0 and "detection time: min" in out and "information limit" in out, out)
+    rc, out = run(["sim", "--spikes", "nonsense"])
+    check(rc == 2 and "--spikes" in out, out)
+
+
+run_tests([test_qos_explain_status, test_tune_config_without_monitor, test_sim])

@@ -1,0 +1,256 @@
+/*
+ * Tests of the quality-of-service model (src/core/qos.c) against values
+ * worked out by hand, and of the mistakes the monitor core counts per node
+ * (vigil_node_qos), in virtual time.
+ *
+ * The hand values: with no jitter the gap between received heartbeats is
+ * m intervals, P(m) = (1 - p) p^(m-1), so P(gap > c) is p^k for c in
+ * [k h, (k + 1) h); with jitter and no loss it is the normal tail Q.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <vigil/vigil.h>
+
+#include "core/qos.h"
+
+#define MS VIGIL_NSEC_PER_MSEC
+#define S  VIGIL_NSEC_PER_SEC
+
+static void close_to(double got, double want, double tol)
+{
+    if (!(fabs(got - want) <= tol))
+        fail_msg("got %.12g, want %.12g (+/- %g)", got, want, tol);
+}
+
+/* No loss, no jitter: every gap is exactly one interval. */
+static void test_tail_regular(void **st)
+{
+    (void)st;
+    struct vigil__qos_net n = {.h = 1, .jitter = 0, .loss = 0};
+    close_to(vigil__qos_gap_tail(&n, 0.5), 1, 1e-12);
+    close_to(vigil__qos_gap_tail(&n, 1.5), 0, 1e-12);
+    close_to(vigil__qos_overshoot(&n, 0.5), 0.5, 1e-12);
+    close_to(vigil__qos_gaps_per_s(&n), 1, 1e-12);
+}
+
+/* 10 % loss, no jitter: a gap beyond 2.5 s needs two losses in a row, p^2 = 0.01. */
+static void test_tail_loss(void **st)
+{
+    (void)st;
+    struct vigil__qos_net n = {.h = 1, .jitter = 0, .loss = 0.1};
+    close_to(vigil__qos_gap_tail(&n, 2.5), 0.01, 1e-12);
+    close_to(vigil__qos_gap_tail(&n, 5), 1e-5, 1e-15);
+    /* E(m | m >= 3) = 3 + p / (1 - p) = 3.1111; minus 2.5. */
+    close_to(vigil__qos_overshoot(&n, 2.5), 0.5 + 0.1 / 0.9, 1e-9);
+    close_to(vigil__qos_gaps_per_s(&n), 0.9, 1e-12);
+    double mean, sd;
+    vigil__qos_gap_moments(&n, &mean, &sd);
+    close_to(mean, 1 / 0.9, 1e-12);
+    close_to(sd, sqrt(0.1) / 0.9, 1e-12);
+}
+
+/* No loss, jitter 0.1 s: P(gap > 1.2 s) = Q(2) = 0.0227501; overshoot sd (phi(2)/Q(2) - 2). */
+static void test_tail_jitter(void **st)
+{
+    (void)st;
+    struct vigil__qos_net n = {.h = 1, .jitter = 0.1, .loss = 0};
+    close_to(vigil__qos_gap_tail(&n, 1.2), 0.022750131948179, 1e-12);
+    close_to(vigil__qos_overshoot(&n, 1.2), 0.1 * (0.053990966513188 / 0.022750131948179 - 2),
+             1e-9);
+    /* Far in the tail the sum underflows; the Mills ratio s / z stands in. */
+    close_to(vigil__qos_overshoot(&n, 101), 0.1 / 1000, 1e-6);
+}
+
+/* Statistics to a stream: mean 1.25 at h 1 means 20 % loss; the rest of the variance is jitter. */
+static void test_net_from_stats(void **st)
+{
+    (void)st;
+    struct vigil__qos_net n;
+    double sd = sqrt(0.2 / 0.64 + 0.01);
+    vigil__qos_net_from_stats(1, 1.25, sd, -1, &n);
+    close_to(n.loss, 0.2, 1e-12);
+    close_to(n.jitter, 0.1, 1e-9);
+    close_to(n.h, 1, 0);
+    /* A known loss wins over the mean. */
+    vigil__qos_net_from_stats(1, 1.25, 0.05, 0, &n);
+    close_to(n.loss, 0, 0);
+    close_to(n.jitter, 0.05, 1e-12);
+    /* No interval known: the mean stands in. */
+    vigil__qos_net_from_stats(0, 0.5, 0.01, -1, &n);
+    close_to(n.h, 0.5, 0);
+    close_to(n.loss, 0, 0);
+}
+
+/* k = ceil(log budget / log p). */
+static void test_k(void **st)
+{
+    (void)st;
+    /* log 1e-6 / log 0.05 = 4.61 */
+    assert_int_equal(vigil__qos_k(0.05, 1e-6), 5);
+    /* Exactly 2, not 3 by rounding. */
+    assert_int_equal(vigil__qos_k(0.01, 1e-4), 2);
+    assert_int_equal(vigil__qos_k(0, 1e-9), 1);
+    assert_int_equal(vigil__qos_k(0.5, 0), 0);
+}
+
+/* The fixed detector at 10 % loss: the numbers of the file's comment, by hand. */
+static void test_predict_fixed(void **st)
+{
+    (void)st;
+    struct vigil_detector_config dc;
+    vigil_detector_config_default(&dc, VIGIL_DETECTOR_FIXED, S);
+    struct vigil__qos_net n = {.h = 1, .jitter = 0, .loss = 0.1};
+    struct vigil__qos q;
+    vigil__qos_predict(&dc, 1, 0, &n, &q);
+    close_to(q.suspect_silence, 2.5, 1e-12);
+    close_to(q.dead_silence, 5, 1e-12);
+    /* 0.9 gaps/s x p^2; 0.9 x p^5. */
+    close_to(q.suspect_rate, 0.009, 1e-12);
+    close_to(q.false_death_rate, 0.9e-5, 1e-15);
+    close_to(q.recurrence, 1 / 0.009, 1e-6);
+    /* 5 - 1/2 - 0.1 / 0.9 */
+    close_to(q.detection, 5 - 0.5 - 0.1 / 0.9, 1e-12);
+    close_to(q.mistake_duration, 0.5 + 0.1 / 0.9, 1e-9);
+    close_to(q.accuracy, 1 - 0.009 * (0.5 + 0.1 / 0.9), 1e-9);
+}
+
+/* Phi: the silence is where the detector's own phi reaches the threshold. */
+static void test_predict_phi(void **st)
+{
+    (void)st;
+    struct vigil_detector_config dc;
+    vigil_detector_config_default(&dc, VIGIL_DETECTOR_PHI, S);
+    double c = vigil__qos_silence(&dc, 1.0, 0.05, 8);
+    /* sd 0.05 is under the floor 0.1: phi(c - pause; mean 1, sd 0.1) = 8. */
+    close_to(vigil_phi((vigil_time_t)((c - 3) * 1e9), 1e9, 0.1e9), 8, 1e-6);
+    assert_true(c > 4.0 && c < 4.6);
+    struct vigil__qos_net n = {.h = 1, .jitter = 0.05, .loss = 0};
+    struct vigil__qos q;
+    vigil__qos_predict(&dc, 1, 0.05, &n, &q);
+    /* Three intervals of slack without loss: no mistake in the lifetime of the universe. */
+    assert_true(q.suspect_rate < 1e-100);
+    close_to(q.accuracy, 1, 1e-12);
+    assert_true(isinf(q.recurrence));
+}
+
+/* The fastest verdict for a budget: at 10 % loss, 0.01 per gap needs 2 intervals, 0.0099 needs 3.
+ */
+static void test_min_silence(void **st)
+{
+    (void)st;
+    struct vigil__qos_net n = {.h = 1, .jitter = 0, .loss = 0.1};
+    close_to(vigil__qos_min_silence(&n, 0.00901), 2, 1e-9);
+    close_to(vigil__qos_min_silence(&n, 0.0089), 3, 1e-9);
+    assert_true(isinf(vigil__qos_min_silence(&n, 0)));
+    /* With jitter, no loss: Q((c - 1) / 0.1) = 0.0227501 at c = 1.2. */
+    struct vigil__qos_net j = {.h = 1, .jitter = 0.1, .loss = 0};
+    close_to(vigil__qos_min_silence(&j, 0.022750131948179), 1.2, 1e-6);
+}
+
+/* --- the core's observed counters ----------------------------------------- */
+
+static void beat(struct vigil_monitor *m, const char *id, uint64_t gen, uint64_t seq,
+                 vigil_time_t now)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "%s", id);
+    hb.generation = gen;
+    hb.sequence = seq;
+    hb.interval_ms = 1000;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+    assert_true(len > 0);
+    assert_int_equal(vigil_monitor_on_datagram(m, now, buf, (size_t)len, NULL), 0);
+}
+
+/* Calls the monitor at each of its deadlines up to t, as its loop would. */
+static void run_until(struct vigil_monitor *m, vigil_time_t t)
+{
+    for (int i = 0; i < 1000 && vigil_monitor_next_deadline(m) <= t; i++)
+        vigil_monitor_on_expiry(m, vigil_monitor_next_deadline(m));
+}
+
+/*
+ * Fixed detector at 1 s: suspect after 2.5 s, dead after 5 s. A suspicion
+ * ended by the same generation is a mistake; a death ended by the same
+ * generation is a false death too; a new generation is a real restart.
+ */
+static void test_observed_mistakes(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.max_nodes = 4;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    uint64_t seq = 0;
+    vigil_time_t t = 0;
+    for (int i = 0; i < 5; i++, t += S)
+        beat(m, "n1", 1, ++seq, t);
+    /* Last heartbeat at 4 s; suspect at 6.5 s; the next comes at 7 s (seq skips two: lost). */
+    run_until(m, 6500 * MS);
+    const struct vigil_node *n = vigil_monitor_find(m, "n1");
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_SUSPECT);
+    seq += 2;
+    beat(m, "n1", 1, ++seq, 7 * S);
+    struct vigil_node_qos q;
+    vigil_node_qos(n, &q);
+    assert_int_equal(q.mistakes, 1);
+    assert_int_equal(q.false_deaths, 0);
+    assert_int_equal(q.mistake_time, 500 * MS);
+    assert_int_equal(q.first_heard, 0);
+    assert_int_equal(q.received, 6);
+    assert_int_equal(q.expected, 8);
+
+    /* Silent from 7 s: suspect at 9.5 s, dead at 12 s; back at 13 s, same generation. */
+    run_until(m, 12 * S);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_DEAD);
+    seq += 5;
+    beat(m, "n1", 1, ++seq, 13 * S);
+    vigil_node_qos(n, &q);
+    assert_int_equal(q.mistakes, 2);
+    assert_int_equal(q.false_deaths, 1);
+    assert_int_equal(q.mistake_time, 500 * MS + 3500 * MS);
+    /* The rest of the recovery run counts nothing more. */
+    beat(m, "n1", 1, ++seq, 14 * S);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+    vigil_node_qos(n, &q);
+    assert_int_equal(q.mistakes, 2);
+
+    /* A real crash: dead, then a new generation. Not a mistake; the loss count starts over. */
+    run_until(m, 20 * S);
+    assert_int_equal(vigil_node_state(n), VIGIL_STATE_DEAD);
+    beat(m, "n1", 2, 1, 21 * S);
+    vigil_node_qos(n, &q);
+    assert_int_equal(q.mistakes, 2);
+    assert_int_equal(q.false_deaths, 1);
+    assert_int_equal(q.received, 1);
+    assert_int_equal(q.expected, 1);
+    vigil_monitor_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tail_regular),
+        cmocka_unit_test(test_tail_loss),
+        cmocka_unit_test(test_tail_jitter),
+        cmocka_unit_test(test_net_from_stats),
+        cmocka_unit_test(test_k),
+        cmocka_unit_test(test_predict_fixed),
+        cmocka_unit_test(test_predict_phi),
+        cmocka_unit_test(test_min_silence),
+        cmocka_unit_test(test_observed_mistakes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
