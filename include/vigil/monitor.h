@@ -125,6 +125,8 @@ struct vigil_event {
     double threshold;        /* the threshold crossed (0 when none) */
     vigil_time_t mean;       /* interval mean and standard deviation */
     vigil_time_t std_dev;
+    double loss;     /* grid detector: the loss rate assumed (0 for the other kinds) */
+    uint64_t missed; /* grid detector: heartbeats missed in a row (0 for the other kinds) */
     uint64_t generation;
     uint64_t sequence;
     struct vigil_addr addr;

@@ -556,7 +556,7 @@ static void test_wrong_types(void **state)
         {"monitor = { detector = { type = 1; }; };\n",
          "%s:1: monitor.detector.type must be a string, not an integer"},
         {"monitor = { detector = { type = \"accrual\"; }; };\n",
-         "%s:1: monitor.detector.type must be \"phi\" or \"fixed\", not \"accrual\""},
+         "%s:1: monitor.detector.type must be \"phi\", \"grid\" or \"fixed\", not \"accrual\""},
         {"monitor = { detector = { dead_threshold = \"8\"; }; };\n",
          "%s:1: monitor.detector.dead_threshold must be a number, not a string"},
         {"monitor = { startup_grace = true; };\n",
@@ -626,7 +626,9 @@ static void test_bad_values(void **state)
          "%s:2: monitor.detector.dead_after belongs to the fixed detector, but the detector type "
          "is \"phi\" (the default; set type)"},
         {"monitor = { detector = { type = \"fixed\"; min_std_dev = 5; }; };\n",
-         "%s:1: monitor.detector.min_std_dev belongs to the phi detector, but the detector type "
+         "%s:1: monitor.detector.min_std_dev belongs to the phi and grid detectors, but the "
+         "detector "
+         "type "
          "is \"fixed\""},
         {"monitor = { detector = { window = 1; }; };\n",
          "%s:1: monitor.detector.window (1) must be between 2 and 1000"},
