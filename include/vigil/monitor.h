@@ -43,7 +43,9 @@ struct vigil_monitor_config {
      * adapt_interval, a node that says it sends at another interval is
      * judged with the detector's times scaled to its own interval (phi:
      * first estimate, minimum deviation and acceptable pause; fixed: both
-     * timeouts), so that one monitor serves fast and slow senders alike.
+     * timeouts; grid: margin and minimum deviation), so that one monitor
+     * serves fast and slow senders alike. The grid detector's step is
+     * always the node's own advertised interval.
      */
     vigil_time_t interval;
     bool adapt_interval;
