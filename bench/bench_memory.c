@@ -4,9 +4,10 @@
  * A monitor for a million nodes must fit on an ordinary machine, so the
  * design sets a budget of 512 bytes per node. This program checks it from
  * two sides, for each node count (100,000 and 1,000,000 by default) and for
- * each detector (phi accrual with the default window of 32 intervals, and
- * the fixed timeout with its defaults; a ring of intervals is allocated for
- * whichever keeps a window, and the breakdown shows it):
+ * each detector (phi accrual with the default window of 32 intervals, the
+ * fixed timeout with its defaults, and the grid, which keeps its estimates
+ * in the node record; a ring of intervals is allocated for whichever keeps
+ * a window, and the breakdown shows it):
  *
  *   - what the monitor says it allocated, vigil_monitor_memory(), divided
  *     by the number of nodes;
@@ -91,7 +92,7 @@ static int measure(unsigned n, enum vigil_detector_kind kind, const uint8_t *key
 {
     struct vigil_monitor_config cfg;
     vigil_monitor_config_default(&cfg);
-    if (kind == VIGIL_DETECTOR_FIXED)
+    if (kind != VIGIL_DETECTOR_PHI)
         vigil_detector_config_default(&cfg.detector, kind, VIGIL_NSEC_PER_SEC);
     cfg.max_nodes = n;
     cfg.has_key = true;
@@ -145,13 +146,16 @@ static int measure(unsigned n, enum vigil_detector_kind kind, const uint8_t *key
     long long rss2 = rss_bytes();
     size_t mem = vigil_monitor_memory(m);
     const struct vigil_monitor_stats *st = vigil_monitor_stats(m);
-    size_t ring = cfg.detector.window >= 2 ? cfg.detector.window * sizeof(uint32_t) : 0;
+    /* The grid keeps no ring: its estimates live in the node record. */
+    size_t ring = cfg.detector.window >= 2 && kind != VIGIL_DETECTOR_GRID
+                      ? cfg.detector.window * sizeof(uint32_t)
+                      : 0;
     double per_mem = (double)mem / n;
     double per_rss = (double)(rss2 - rss0) / n;
 
     printf("%9u  %-5s  %8.1f  %8.1f  %8.1f   %5zu + %4zu + %5.1f   %9zu  %10llu  %6.0f MB\n", n,
-           kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed", per_mem, per_rss,
-           (double)(rss1 - rss0) / n, sizeof(struct vigil_node), ring,
+           vigil_detector_kind_name(kind), per_mem, per_rss, (double)(rss1 - rss0) / n,
+           sizeof(struct vigil_node), ring,
            per_mem - (double)sizeof(struct vigil_node) - (double)ring, vigil_monitor_node_count(m),
            (unsigned long long)st->accepted, (double)peak_rss_bytes() / 1e6);
     bool ok = vigil_monitor_node_count(m) == n && st->accepted == 2ull * n;
@@ -213,16 +217,18 @@ int main(int argc, char **argv)
     uint8_t key[VIGIL_WIRE_KEY_LEN];
     randombytes_buf(key, sizeof(key));
 
-    printf("monitor memory per node: defaults (phi window 32) and the fixed detector; every "
-           "node sent 2 authenticated heartbeats\n");
+    printf(
+        "monitor memory per node: defaults (phi window 32), the fixed and the grid detector; every "
+        "node sent 2 authenticated heartbeats\n");
     printf("target: <= %.0f bytes per node\n", TARGET_BYTES);
     printf("    nodes  det    monitor  RSS grow  RSS new   node + ring + rest     nodes    "
            "accepted   peak RSS\n");
     printf("                  B/node    B/node    B/node   (B/node, from monitor)\n");
     int failed = 0;
-    enum vigil_detector_kind kinds[2] = {VIGIL_DETECTOR_PHI, VIGIL_DETECTOR_FIXED};
+    enum vigil_detector_kind kinds[3] = {VIGIL_DETECTOR_PHI, VIGIL_DETECTOR_FIXED,
+                                         VIGIL_DETECTOR_GRID};
     for (unsigned i = 0; i < n_counts; i++) {
-        for (int k = 0; k < 2; k++) {
+        for (int k = 0; k < 3; k++) {
             fflush(stdout);
             pid_t pid = fork();
             if (pid < 0) {

@@ -7,7 +7,10 @@
  *
  * Levels: for the fixed-timeout detector the level is the number of seconds
  * since the last arrival, and thresholds are seconds; for phi accrual the
- * level is phi and thresholds are phi values.
+ * level is phi and thresholds are phi values; for the grid detector the
+ * level is -log10 of the probability that every heartbeat missed since the
+ * last one was lost (docs/detection.md), and thresholds are on the same
+ * scale as phi's.
  */
 #ifndef VIGIL_DETECTOR_H
 #define VIGIL_DETECTOR_H
@@ -21,7 +24,18 @@ extern "C" {
 enum vigil_detector_kind {
     VIGIL_DETECTOR_FIXED = 0,
     VIGIL_DETECTOR_PHI = 1,
+    /*
+     * Sequence numbers on the sender's fixed grid: the expected arrival of
+     * every heartbeat and the loss rate are estimated, and the level counts
+     * the heartbeats missed since the last one (docs/detection.md).
+     */
+    VIGIL_DETECTOR_GRID = 2,
 };
+
+/* "fixed", "phi", "grid"; "invalid" for anything else. */
+VIGIL_EXPORT const char *vigil_detector_kind_name(enum vigil_detector_kind kind);
+/* Parses a kind name; returns -1 if none matches. */
+VIGIL_EXPORT int vigil_detector_kind_parse(const char *name);
 
 /* Most intervals a phi detector keeps per node (its memory is 4 bytes each). */
 #define VIGIL_PHI_WINDOW_MAX 1000
@@ -38,7 +52,29 @@ struct vigil_detector_config {
     vigil_time_t min_std_dev;      /* floor on the standard deviation */
     vigil_time_t acceptable_pause; /* added to the mean */
     uint32_t window;               /* intervals kept: VIGIL_PHI_WINDOW_MIN..MAX */
+    /*
+     * Grid only (min_std_dev is the grid's floor on the arrival jitter too).
+     * The monitor sets interval per node from the interval its heartbeats
+     * advertise: the grid is the sender's, not a setting.
+     */
+    vigil_time_t interval; /* the sender's heartbeat interval: the grid step */
+    vigil_time_t margin;   /* fixed slack after each expected arrival */
+    double loss_floor;     /* the smallest loss rate ever assumed: VIGIL_GRID_LOSS_FLOOR_MIN..MAX */
+    uint32_t
+        loss_window; /* heartbeats the loss rate is averaged over: VIGIL_GRID_WINDOW_MIN..MAX */
 };
+
+/*
+ * Bounds of the grid's settings. A floor below 10^-6 would claim a path
+ * that loses less than one datagram in a million; above one half, two
+ * heartbeats in three could be lost, and detection takes dozens of
+ * intervals. The loss window needs a few dozen heartbeats to mean anything
+ * and is a float count, exact up to 2^24.
+ */
+#define VIGIL_GRID_LOSS_FLOOR_MIN 1e-6
+#define VIGIL_GRID_LOSS_FLOOR_MAX 0.5
+#define VIGIL_GRID_WINDOW_MIN     32
+#define VIGIL_GRID_WINDOW_MAX     1000000
 
 /* Fills cfg with the defaults for kind, for heartbeats every interval. */
 VIGIL_EXPORT void vigil_detector_config_default(struct vigil_detector_config *cfg,
@@ -50,14 +86,29 @@ VIGIL_EXPORT void vigil_detector_config_default(struct vigil_detector_config *cf
  * caller-owned array of cfg->window uint32_t (intervals in microseconds),
  * passed to each call as ring, so that node records stay small and flat.
  * Phi needs it; the fixed detector only keeps it (when given one) to report
- * interval statistics, and works with NULL.
+ * interval statistics, and works with NULL. The grid detector keeps running
+ * estimates in the record itself and needs no ring.
  */
 struct vigil_detector {
     vigil_time_t last; /* last arrival; VIGIL_TIME_NEVER before the first */
-    double sum_us;     /* running sum of the intervals in the ring */
-    double sumsq_us;   /* running sum of their squares */
-    uint16_t n;        /* intervals in the ring */
-    uint16_t head;     /* next slot to write */
+    union {
+        struct {
+            double sum_us;   /* running sum of the intervals in the ring */
+            double sumsq_us; /* running sum of their squares */
+            uint16_t n;      /* intervals in the ring */
+            uint16_t head;   /* next slot to write */
+        };
+        struct {
+            vigil_time_t expect; /* grid: expected arrival of the last heartbeat's slot */
+            uint32_t seq;        /* grid: the last sequence number (low 32 bits) */
+            float var;           /* grid: arrival jitter variance, ns^2 */
+            float lost;          /* grid: decayed count of heartbeats missed */
+            float slots;         /* grid: decayed count of heartbeats due */
+        };
+    };
+    uint32_t step_us; /* grid: the interval the state was built with, in us */
+    uint8_t grid;     /* 1 when the state holds grid estimates */
+    uint8_t learned;  /* grid: heartbeats learned since the grid was last anchored */
 };
 
 VIGIL_EXPORT void vigil_detector_init(struct vigil_detector *d);
@@ -72,6 +123,20 @@ VIGIL_EXPORT void vigil_detector_init(struct vigil_detector *d);
 VIGIL_EXPORT void vigil_detector_arrival(const struct vigil_detector_config *cfg,
                                          struct vigil_detector *d, uint32_t *ring, vigil_time_t now,
                                          bool learn);
+
+/*
+ * Records a heartbeat with its sender's sequence number, which must be newer
+ * than the previous one's within the same boot generation. The grid
+ * detector places the heartbeat on the sender's grid by it and counts the
+ * heartbeats in between as lost; the other kinds ignore it and behave as
+ * vigil_detector_arrival. With learn false the grid is re-anchored at this
+ * arrival and nothing is learned from it: after a failure, a pause of the
+ * monitor, or a new boot generation (whose numbering starts afresh).
+ * vigil_detector_arrival is this call with the next sequence number.
+ */
+VIGIL_EXPORT void vigil_detector_heartbeat(const struct vigil_detector_config *cfg,
+                                           struct vigil_detector *d, uint32_t *ring,
+                                           vigil_time_t now, uint64_t sequence, bool learn);
 
 /* Moves the reference point to now without learning (a fresh grace period). */
 VIGIL_EXPORT void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now);
@@ -106,9 +171,23 @@ VIGIL_EXPORT vigil_time_t vigil_detector_crossing_estimate(const struct vigil_de
                                                            const struct vigil_detector *d,
                                                            double threshold, double quantile);
 
-/* Interval statistics of the history, in nanoseconds (0 when empty). */
+/*
+ * Interval statistics of the history, in nanoseconds (0 when empty). For
+ * the grid detector: the grid step and the standard deviation of arrivals
+ * around their expected times.
+ */
 VIGIL_EXPORT void vigil_detector_stats(const struct vigil_detector *d, vigil_time_t *mean,
                                        vigil_time_t *std_dev);
+
+/*
+ * The grid detector's evidence: the loss rate it assumes (its estimate,
+ * raised to an upper confidence bound and to the floor) and the heartbeats
+ * missed in a row by now. 0 for the other kinds and before any arrival.
+ */
+VIGIL_EXPORT double vigil_detector_loss(const struct vigil_detector_config *cfg,
+                                        const struct vigil_detector *d);
+VIGIL_EXPORT uint64_t vigil_detector_missed(const struct vigil_detector_config *cfg,
+                                            const struct vigil_detector *d, vigil_time_t now);
 
 /* Phi of an interval dt for given mean and standard deviation (all ns). */
 VIGIL_EXPORT double vigil_phi(vigil_time_t dt, double mean, double std_dev);

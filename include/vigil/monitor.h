@@ -43,7 +43,9 @@ struct vigil_monitor_config {
      * adapt_interval, a node that says it sends at another interval is
      * judged with the detector's times scaled to its own interval (phi:
      * first estimate, minimum deviation and acceptable pause; fixed: both
-     * timeouts), so that one monitor serves fast and slow senders alike.
+     * timeouts; grid: margin and minimum deviation), so that one monitor
+     * serves fast and slow senders alike. The grid detector's step is
+     * always the node's own advertised interval.
      */
     vigil_time_t interval;
     bool adapt_interval;
@@ -134,6 +136,8 @@ struct vigil_event {
     double threshold;        /* the threshold crossed (0 when none) */
     vigil_time_t mean;       /* interval mean and standard deviation */
     vigil_time_t std_dev;
+    double loss;     /* grid detector: the loss rate assumed (0 for the other kinds) */
+    uint64_t missed; /* grid detector: heartbeats missed in a row (0 for the other kinds) */
     uint64_t generation;
     uint64_t sequence;
     struct vigil_addr addr;

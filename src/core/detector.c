@@ -1,5 +1,5 @@
 /*
- * Failure detectors: fixed timeout and phi accrual.
+ * Failure detectors: fixed timeout, phi accrual and the sender's grid.
  *
  * A detector turns "when did we last hear from this node, and how regular
  * has it been?" into a number, the suspicion level, that the monitor
@@ -51,10 +51,38 @@
  * monitor compares levels at its deadlines, so the deadline and the level
  * must agree to the nanosecond.
  *
+ * The grid detector (docs/detection.md has the model and how to choose its
+ * thresholds) uses what phi ignores: every heartbeat carries a sequence
+ * number, and senders keep a fixed grid of absolute deadlines. So the
+ * monitor can estimate when each heartbeat is due, as Chen, Toueg and
+ * Aguilera's NFD-E does: the expected arrival E of the last heartbeat's
+ * slot is an average of A_i - h * s_i plus s * h, kept as a running
+ * estimate (a cumulative mean for the first heartbeats after the grid is
+ * anchored, then an exponentially weighted one), and the jitter of
+ * arrivals around it gives a standard deviation sd. Sequence gaps give the
+ * loss rate: of the heartbeats due, the share that never arrived or arrived
+ * after their deadline, as exponentially decayed counts with a prior, raised
+ * to an upper confidence bound and to a floor (p). Slot i after the last
+ * heartbeat is missed once E + i * h + margin has passed, with margin = the
+ * fixed margin + GRID_Z * sd, and with m slots missed the level is
+ *
+ *     m * -log10(p),
+ *
+ * -log10 of the chance that a live node's m heartbeats were all lost: the
+ * same meaning as phi. The level is a step function of time, so its
+ * crossing is closed-form and exact: E + margin + k * h with k the least
+ * whole number of slots whose level reaches the threshold.
+ *
+ * A heartbeat that lands more than half an interval away from its predicted
+ * slot is put on the nearest slot of the same grid instead (the sender
+ * skipped slots while it was stalled, keeping its numbering; or the path's
+ * delay changed): the phase is kept, and nothing is learned from it.
+ *
  * Pure code: no clock, no I/O, no allocation, no globals.
  */
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include <vigil/detector.h>
 
@@ -82,13 +110,107 @@
  */
 #define SEARCH_STEPS_MAX 64
 
+/*
+ * The grid detector's fixed choices.
+ *
+ * GRID_Z: the jitter margin in standard deviations. A heartbeat later than
+ * its deadline counts as missed (and is counted in the loss rate, so the
+ * model stays honest if the tail is heavier than normal); four deviations
+ * keep that rare (3 in 10^5 for normal jitter) for a few milliseconds at
+ * 100 ms heartbeats.
+ *
+ * GRID_GAIN_MAX: the expected arrival and the jitter follow new heartbeats
+ * with weight 1/16, as TCP's round-trip estimators do (1/8, 1/4): quick
+ * enough to follow a clock-rate difference or a route change within a few
+ * seconds at 100 ms, slow enough that one late heartbeat moves little.
+ *
+ * GRID_PRIOR_LOSS, GRID_PRIOR_SLOTS: before the path has shown its loss
+ * rate, assume 10 % on the strength of 50 heartbeats. A new node then needs
+ * a few more heartbeats missed before it is suspected (8 instead of 4 with
+ * the default dead threshold), and at 100 ms the prior has faded within a
+ * minute on a clean path.
+ *
+ * GRID_UCB_Z: the loss rate used is the estimate plus one standard error, so
+ * that a short lucky run does not make the detector overconfident.
+ *
+ * GRID_LOSS_MAX: past 90 % loss a heartbeat says almost nothing; the cap
+ * keeps the level rising (by 0.046 a slot) so that a silent node is still
+ * convicted, after about 140 intervals with the default thresholds.
+ */
+#define GRID_Z           4.0
+#define GRID_GAIN_MAX    16
+#define GRID_PRIOR_LOSS  0.1
+#define GRID_PRIOR_SLOTS 50.0
+#define GRID_UCB_Z       1.0
+#define GRID_LOSS_MAX    0.9
+
+static const char *const kind_names[] = {"fixed", "phi", "grid"};
+
+const char *vigil_detector_kind_name(enum vigil_detector_kind kind)
+{
+    if ((unsigned)kind < sizeof(kind_names) / sizeof(kind_names[0]))
+        return kind_names[kind];
+    return "invalid";
+}
+
+int vigil_detector_kind_parse(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
+        if (!strcmp(name, kind_names[i]))
+            return (int)i;
+    return -1;
+}
+
 void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil_detector_kind kind,
                                    vigil_time_t interval)
 {
     double interval_s = (double)interval / (double)VIGIL_NSEC_PER_SEC;
 
     cfg->kind = kind;
-    if (kind == VIGIL_DETECTOR_PHI) {
+    /* The grid's settings, for every kind, so that switching kinds is clean. */
+    cfg->interval = interval;
+    /*
+     * A twentieth of the interval (5 ms at 100 ms) on top of the jitter
+     * margin: the sender's own timer and the monitor's scheduling add
+     * delays that a quiet path's deviation does not show.
+     */
+    cfg->margin = interval / 20;
+    /*
+     * No path is assumed better than 1 % loss: with less, the first few
+     * heartbeats lost in a row after a long clean spell would convict.
+     * With it, a node is dead after 4 missed heartbeats (default thresholds).
+     */
+    cfg->loss_floor = 0.01;
+    /*
+     * The loss rate is averaged over about 1000 heartbeats (100 s at 100 ms):
+     * enough for a standard error of 0.7 % at 5 % loss, short enough to
+     * follow a path that gets worse within minutes.
+     */
+    cfg->loss_window = 1000;
+    if (kind == VIGIL_DETECTOR_GRID) {
+        /*
+         * Levels are -log10 of the chance that a live node's missed
+         * heartbeats were all lost, so a threshold Phi allows about
+         * G * 10^-Phi false alarms over G heartbeats (docs/detection.md).
+         * Dead at 6.5: one in 3 million heartbeats, a 10-minute run of
+         * 5 nodes at 100 ms with a 1 % chance of any false death; it
+         * convicts after 4 missed heartbeats at up to 1 % loss, 6 at 5 %,
+         * 10 at 20 %. Suspect at 6: one slot earlier than dead at those
+         * rates, and still safe, since a false suspicion is also counted.
+         */
+        cfg->suspect_threshold = 6.0;
+        cfg->dead_threshold = 6.5;
+        cfg->first_estimate = interval;
+        /*
+         * Floor on the jitter's deviation: a two-hundredth of the
+         * interval (0.5 ms at 100 ms), so that a perfectly quiet path
+         * still gets a margin of a few deviations.
+         */
+        cfg->min_std_dev = interval / 200;
+        cfg->acceptable_pause = 0;
+        /* No interval history: the grid's estimates live in the node record. */
+        cfg->window = 0;
+    } else if (kind == VIGIL_DETECTOR_PHI) {
         /*
          * Phi 3 means odds of about 1 in 1,000 that a node suspected
          * now is merely late: suspicion is cheap (it only holds actions
@@ -148,7 +270,8 @@ int vigil_detector_config_check(const struct vigil_detector_config *cfg, const c
 
     if (cfg == NULL)
         reason = "no detector configuration";
-    else if (cfg->kind != VIGIL_DETECTOR_FIXED && cfg->kind != VIGIL_DETECTOR_PHI)
+    else if (cfg->kind != VIGIL_DETECTOR_FIXED && cfg->kind != VIGIL_DETECTOR_PHI &&
+             cfg->kind != VIGIL_DETECTOR_GRID)
         reason = "unknown detector kind";
     else if (!(cfg->suspect_threshold > 0) || !(cfg->dead_threshold > 0))
         reason = "detector thresholds must be greater than 0";
@@ -169,6 +292,21 @@ int vigil_detector_config_check(const struct vigil_detector_config *cfg, const c
             reason = "the phi minimum standard deviation must be greater than 0";
         else if (cfg->acceptable_pause < 0)
             reason = "the phi acceptable pause must not be negative";
+    } else if (cfg->kind == VIGIL_DETECTOR_GRID) {
+        if (cfg->dead_threshold > PHI_LEVEL_MAX)
+            reason = "grid thresholds above 1000000 can never be reached";
+        else if (cfg->interval <= 0)
+            reason = "the grid interval must be greater than 0";
+        else if (cfg->min_std_dev <= 0)
+            reason = "the grid minimum standard deviation must be greater than 0";
+        else if (cfg->margin < 0)
+            reason = "the grid margin must not be negative";
+        else if (!(cfg->loss_floor >= VIGIL_GRID_LOSS_FLOOR_MIN &&
+                   cfg->loss_floor <= VIGIL_GRID_LOSS_FLOOR_MAX))
+            reason = "the grid loss floor must be between 0.000001 and 0.5";
+        else if (cfg->loss_window < VIGIL_GRID_WINDOW_MIN ||
+                 cfg->loss_window > VIGIL_GRID_WINDOW_MAX)
+            reason = "the grid loss window must be 32 to 1000000 heartbeats";
     }
     if (reason == NULL)
         return 0;
@@ -179,11 +317,8 @@ int vigil_detector_config_check(const struct vigil_detector_config *cfg, const c
 
 void vigil_detector_init(struct vigil_detector *d)
 {
+    memset(d, 0, sizeof(*d));
     d->last = VIGIL_TIME_NEVER;
-    d->sum_us = 0;
-    d->sumsq_us = 0;
-    d->n = 0;
-    d->head = 0;
 }
 
 /*
@@ -260,6 +395,176 @@ static void ring_push(struct vigil_detector *d, uint32_t *ring, uint32_t window,
         ring_resum(d, ring);
 }
 
+/* --- the grid detector ------------------------------------------------ */
+
+/* The grid step: the sender's interval (never 0, so that it can divide). */
+static vigil_time_t grid_step(const struct vigil_detector_config *cfg)
+{
+    return cfg->interval > 0 ? cfg->interval : 1;
+}
+
+/* a / b rounded towards minus infinity, for b > 0. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if (a % b != 0 && a < 0)
+        q--;
+    return q;
+}
+
+/*
+ * The loss rate the level is computed with: the decayed share of missed
+ * heartbeats with the prior mixed in, plus GRID_UCB_Z standard errors,
+ * then clamped to [loss_floor, GRID_LOSS_MAX].
+ */
+static double grid_loss(const struct vigil_detector_config *cfg, const struct vigil_detector *d)
+{
+    double lost = d->grid ? (double)d->lost : 0, slots = d->grid ? (double)d->slots : 0;
+    double n = slots + GRID_PRIOR_SLOTS;
+    double p = (lost + GRID_PRIOR_LOSS * GRID_PRIOR_SLOTS) / n;
+
+    /* Corrupt counts (NaN, negative) are read as the worst case. */
+    if (!(p >= 0) || p > 1)
+        p = GRID_LOSS_MAX;
+    p += GRID_UCB_Z * sqrt(p * (1 - p) / n);
+    if (!(p >= cfg->loss_floor))
+        p = cfg->loss_floor;
+    if (p > GRID_LOSS_MAX)
+        p = GRID_LOSS_MAX;
+    return p;
+}
+
+/* The margin after each expected arrival: fixed + GRID_Z deviations, in ns. */
+static vigil_time_t grid_margin(const struct vigil_detector_config *cfg,
+                                const struct vigil_detector *d)
+{
+    double sd = d->grid ? sqrt((double)d->var) : 0;
+    double mg;
+
+    if (!(sd >= (double)cfg->min_std_dev))
+        sd = (double)cfg->min_std_dev;
+    mg = (double)(cfg->margin > 0 ? cfg->margin : 0) + ceil(GRID_Z * sd);
+    /* An interval of an hour gives margins of minutes; 2^61 ns is 73 years. */
+    if (!(mg < 0x1p61))
+        mg = 0x1p61;
+    return (vigil_time_t)mg;
+}
+
+/* Starts grid estimates: no loss seen yet (the prior speaks), jitter a twentieth of h. */
+static void grid_init(const struct vigil_detector_config *cfg, struct vigil_detector *d)
+{
+    double sd0 = fmax((double)grid_step(cfg) / 20, (double)cfg->min_std_dev);
+
+    d->grid = 1;
+    d->lost = 0;
+    d->slots = 0;
+    d->var = (float)(sd0 * sd0);
+    d->learned = 0;
+}
+
+/*
+ * Anchors the grid at this arrival: its slot is expected now. The loss
+ * counts and the jitter are kept (they describe the path, not this run of
+ * heartbeats); the expected arrival is learned afresh.
+ */
+static void grid_anchor(const struct vigil_detector_config *cfg, struct vigil_detector *d,
+                        vigil_time_t now, uint64_t sequence)
+{
+    if (!d->grid)
+        grid_init(cfg, d);
+    d->expect = now;
+    d->seq = (uint32_t)sequence;
+    d->learned = 0;
+    d->last = now;
+}
+
+static void grid_arrival(const struct vigil_detector_config *cfg, struct vigil_detector *d,
+                         vigil_time_t now, uint64_t sequence, bool learn)
+{
+    vigil_time_t h = grid_step(cfg), pred, r, mg;
+    uint64_t h_us = (uint64_t)h / NSEC_PER_USEC;
+    uint32_t g = (uint32_t)sequence - d->seq; /* heartbeats since the last, modulo 2^32 */
+    int64_t j;
+    double lam, f, rc;
+    unsigned w;
+
+    d->step_us = h_us > UINT32_MAX ? UINT32_MAX : (uint32_t)h_us;
+    /*
+     * Anchor instead of learning: on request, on the first arrival, and
+     * when the number is not newer (a new numbering) or so far ahead that
+     * the predicted slot would leave the range of time.
+     */
+    if (!learn || !d->grid || d->last == VIGIL_TIME_NEVER || g == 0 || g > UINT32_MAX / 2 ||
+        (double)g * (double)h > 0x1p61 || d->expect > INT64_MAX - (int64_t)g * h ||
+        d->expect < -(INT64_C(1) << 62) || now > (INT64_C(1) << 62) || now < -(INT64_C(1) << 62)) {
+        grid_anchor(cfg, d, now, sequence);
+        return;
+    }
+    pred = d->expect + (vigil_time_t)g * h;
+    if (pred > (INT64_C(1) << 62)) {
+        grid_anchor(cfg, d, now, sequence);
+        return;
+    }
+    r = now - pred;
+    /* The nearest slot of the grid; 0 when the heartbeat is where it belongs. */
+    j = floor_div(r + h / 2, h);
+    if (j != 0) {
+        /*
+         * More than half an interval off: the sender skipped slots (it was
+         * stalled and keeps its numbering), or the path's delay jumped. Keep
+         * the phase, move to the nearest slot, learn and count nothing.
+         */
+        d->expect = pred + j * h;
+        d->seq = (uint32_t)sequence;
+        d->last = now;
+        return;
+    }
+    mg = grid_margin(cfg, d);
+    /*
+     * Loss counts, decayed by one factor per heartbeat due: the g - 1
+     * heartbeats that never came, and this one if it came after its
+     * deadline (from the level's point of view it was missed).
+     */
+    lam = 1.0 - 1.0 / (double)(cfg->loss_window >= 1 ? cfg->loss_window : 1);
+    f = g == 1 ? lam : pow(lam, (double)g);
+    d->slots = (float)((double)d->slots * f + (double)g);
+    d->lost = (float)((double)d->lost * f + (double)(g - 1) + (r > mg ? 1.0 : 0.0));
+    /*
+     * The expected arrival follows the residual, clipped to the margin so
+     * that one straggler moves it little while a real shift still gets
+     * through in a few heartbeats: a cumulative mean just after anchoring
+     * (the anchor counts as one sample), then weight 1/GRID_GAIN_MAX. The
+     * jitter learns from the second heartbeat after anchoring on, when the
+     * expected arrival rests on more than one sample.
+     */
+    rc = (double)r;
+    if (rc > (double)mg)
+        rc = (double)mg;
+    if (rc < -(double)mg)
+        rc = -(double)mg;
+    w = d->learned + 2u;
+    if (w > GRID_GAIN_MAX)
+        w = GRID_GAIN_MAX;
+    d->expect = pred + (vigil_time_t)llround(rc / w);
+    if (d->learned > 0)
+        d->var = (float)((double)d->var + (rc * rc - (double)d->var) / GRID_GAIN_MAX);
+    if (d->learned < UINT8_MAX)
+        d->learned++;
+    d->seq = (uint32_t)sequence;
+    d->last = now;
+}
+
+/* --- arrivals ----------------------------------------------------------- */
+
+void vigil_detector_heartbeat(const struct vigil_detector_config *cfg, struct vigil_detector *d,
+                              uint32_t *ring, vigil_time_t now, uint64_t sequence, bool learn)
+{
+    if (cfg->kind == VIGIL_DETECTOR_GRID)
+        grid_arrival(cfg, d, now, sequence, learn);
+    else
+        vigil_detector_arrival(cfg, d, ring, now, learn);
+}
+
 void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigil_detector *d,
                             uint32_t *ring, vigil_time_t now, bool learn)
 {
@@ -267,6 +572,18 @@ void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigi
     bool hist =
         ring != NULL && cfg->window >= VIGIL_PHI_WINDOW_MIN && cfg->window <= VIGIL_PHI_WINDOW_MAX;
     bool phi = cfg->kind == VIGIL_DETECTOR_PHI && hist;
+
+    if (cfg->kind == VIGIL_DETECTOR_GRID) {
+        /* Without a sequence number: the next one. */
+        grid_arrival(cfg, d, now, (uint64_t)d->seq + 1u, learn);
+        return;
+    }
+    if (d->grid) {
+        /* Grid estimates under another kind: start that kind's history afresh. */
+        vigil_time_t last = d->last;
+        vigil_detector_init(d);
+        d->last = last;
+    }
 
     if (d->last == VIGIL_TIME_NEVER) {
         if (phi) {
@@ -292,6 +609,11 @@ void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigi
 void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now)
 {
     d->last = now;
+    /* The grid's next slot is a whole interval away, as after an arrival now. */
+    if (d->grid) {
+        d->expect = now;
+        d->learned = 0;
+    }
 }
 
 /* Mean and population standard deviation of the history, in nanoseconds. */
@@ -299,6 +621,12 @@ static void moments_ns(const struct vigil_detector *d, double *mean, double *sd)
 {
     double m, var;
 
+    if (d->grid) {
+        /* The grid: its step, and the jitter of arrivals around their slots. */
+        *mean = (double)d->step_us * NSEC_PER_USEC;
+        *sd = d->var > 0 ? sqrt((double)d->var) : 0;
+        return;
+    }
     if (d->n == 0) {
         *mean = 0;
         *sd = 0;
@@ -369,9 +697,13 @@ double vigil_phi(vigil_time_t dt, double mean, double std_dev)
  */
 struct level_params {
     bool phi;
+    bool grid;
     vigil_time_t last;
-    double mean; /* mean + acceptable pause, ns */
-    double sd;   /* max(sd, min_std_dev), ns */
+    double mean;       /* mean + acceptable pause, ns */
+    double sd;         /* max(sd, min_std_dev), ns */
+    vigil_time_t base; /* grid: expected arrival of the last slot + margin */
+    vigil_time_t step; /* grid: the interval */
+    double per_slot;   /* grid: -log10 of the loss rate, the level a missed slot adds */
 };
 
 static void level_params(const struct vigil_detector_config *cfg, const struct vigil_detector *d,
@@ -380,14 +712,36 @@ static void level_params(const struct vigil_detector_config *cfg, const struct v
     double mean, sd;
 
     p->phi = cfg->kind == VIGIL_DETECTOR_PHI;
+    p->grid = cfg->kind == VIGIL_DETECTOR_GRID;
     p->last = d->last;
     p->mean = 0;
     p->sd = 0;
+    p->base = 0;
+    p->step = 1;
+    p->per_slot = 0;
+    if (p->grid) {
+        p->step = grid_step(cfg);
+        p->per_slot = -log10(grid_loss(cfg, d));
+        /* Never heard, or a state of another kind: no slot is known. */
+        if (!d->grid)
+            p->last = VIGIL_TIME_NEVER;
+        else
+            p->base = d->expect + grid_margin(cfg, d);
+        return;
+    }
     if (p->phi) {
         moments_ns(d, &mean, &sd);
         p->mean = mean + (double)cfg->acceptable_pause;
         p->sd = fmax(sd, (double)cfg->min_std_dev);
     }
+}
+
+/* Grid slots after the last heartbeat whose deadline (base + i * step) is at or before now. */
+static uint64_t slots_missed(const struct level_params *p, vigil_time_t now)
+{
+    if (p->last == VIGIL_TIME_NEVER || now < p->last || now < p->base)
+        return 0;
+    return ((uint64_t)now - (uint64_t)p->base) / (uint64_t)p->step;
 }
 
 static double level_at(const struct level_params *p, vigil_time_t now)
@@ -396,6 +750,10 @@ static double level_at(const struct level_params *p, vigil_time_t now)
 
     if (p->last == VIGIL_TIME_NEVER)
         return 0;
+    if (p->grid) {
+        double level = (double)slots_missed(p, now) * p->per_slot;
+        return level < PHI_LEVEL_MAX ? level : PHI_LEVEL_MAX;
+    }
     dt = since(now, p->last);
     if (p->phi)
         return phi_of((double)dt, p->mean, p->sd);
@@ -437,6 +795,36 @@ static double phi_offset(const struct level_params *p, double threshold)
     return p->mean + vigil_phi_quantile(threshold) * p->sd;
 }
 
+/*
+ * The grid's crossing, closed-form: the deadline of the k-th slot, with k
+ * the least whole number of slots with k * per_slot >= threshold. k is
+ * computed by division and then checked with the very expression level_at
+ * uses, so that the level and the deadline agree exactly. The level at
+ * the last arrival is known to be below the threshold.
+ */
+static vigil_time_t grid_crossing(const struct level_params *p, double threshold)
+{
+    double kd;
+    uint64_t k;
+
+    if (threshold > PHI_LEVEL_MAX || !(p->per_slot > 0))
+        return VIGIL_TIME_NEVER;
+    kd = ceil(threshold / p->per_slot);
+    if (kd < 1)
+        kd = 1;
+    /* Beyond 2^62 ns after the base a crossing is as good as never. */
+    if (!(kd * (double)p->step < 0x1p62))
+        return VIGIL_TIME_NEVER;
+    k = (uint64_t)kd;
+    while ((double)k * p->per_slot < threshold)
+        k++;
+    while (k > 1 && (double)(k - 1) * p->per_slot >= threshold)
+        k--;
+    if (p->base > INT64_MAX - (int64_t)(k * (uint64_t)p->step) - 1)
+        return VIGIL_TIME_NEVER;
+    return p->base + (vigil_time_t)(k * (uint64_t)p->step);
+}
+
 vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
                                      const struct vigil_detector *d, double threshold)
 {
@@ -448,9 +836,13 @@ vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
     if (d->last == VIGIL_TIME_NEVER || isnan(threshold))
         return VIGIL_TIME_NEVER;
     level_params(cfg, d, &p);
+    if (p.last == VIGIL_TIME_NEVER)
+        return VIGIL_TIME_NEVER;
     /* Already there at the last arrival: that is the earliest time. */
     if (level_at(&p, d->last) >= threshold)
         return d->last;
+    if (p.grid)
+        return grid_crossing(&p, threshold);
     if (p.phi) {
         if (threshold > PHI_LEVEL_MAX)
             return VIGIL_TIME_NEVER;
@@ -525,9 +917,30 @@ vigil_time_t vigil_detector_crossing_estimate(const struct vigil_detector_config
 
     if (d->last == VIGIL_TIME_NEVER || !(threshold > 0) || threshold > PHI_LEVEL_MAX)
         return VIGIL_TIME_NEVER;
+    /* The grid's crossing is closed-form already: exact and cheap. */
+    if (cfg->kind == VIGIL_DETECTOR_GRID)
+        return vigil_detector_crossing(cfg, d, threshold);
     level_params(cfg, d, &p);
     offset = p.phi ? p.mean + quantile * p.sd : threshold * (double)VIGIL_NSEC_PER_SEC;
     if (!(offset < 0x1p62) || d->last > INT64_MAX - (vigil_time_t)0x1p62)
         return VIGIL_TIME_NEVER;
     return d->last + (offset > 0 ? (vigil_time_t)offset : 0);
+}
+
+double vigil_detector_loss(const struct vigil_detector_config *cfg, const struct vigil_detector *d)
+{
+    if (cfg->kind != VIGIL_DETECTOR_GRID || !d->grid || d->last == VIGIL_TIME_NEVER)
+        return 0;
+    return grid_loss(cfg, d);
+}
+
+uint64_t vigil_detector_missed(const struct vigil_detector_config *cfg,
+                               const struct vigil_detector *d, vigil_time_t now)
+{
+    struct level_params p;
+
+    if (cfg->kind != VIGIL_DETECTOR_GRID)
+        return 0;
+    level_params(cfg, d, &p);
+    return slots_missed(&p, now);
 }

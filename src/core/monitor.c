@@ -155,6 +155,26 @@ const struct vigil_detector_config *vigil_monitor_node_detector(const struct vig
 {
     const struct vigil_detector_config *base = &m->cfg.detector;
     vigil_time_t iv = (vigil_time_t)n->interval_ms * VIGIL_NSEC_PER_MSEC;
+    if (base->kind == VIGIL_DETECTOR_GRID) {
+        /*
+         * The grid step is the sender's own interval, whatever the
+         * settings say: it is a fact about the sender, not a tuning. Only
+         * the times written for the monitor's interval scale (adapt_interval).
+         */
+        if (iv == 0 || (iv == base->interval && (!m->cfg.adapt_interval || iv == m->cfg.interval)))
+            return base;
+        *tmp = *base;
+        tmp->interval = iv;
+        if (m->cfg.adapt_interval && iv != m->cfg.interval) {
+            double r = (double)iv / (double)m->cfg.interval;
+            double sd = (double)base->min_std_dev * r, mg = (double)base->margin * r;
+            tmp->min_std_dev = sd < 0x1p62 ? (vigil_time_t)sd : (vigil_time_t)0x1p62;
+            tmp->margin = mg < 0x1p62 ? (vigil_time_t)mg : (vigil_time_t)0x1p62;
+            if (tmp->min_std_dev < 1)
+                tmp->min_std_dev = 1;
+        }
+        return tmp;
+    }
     if (!m->cfg.adapt_interval || iv == 0 || iv == m->cfg.interval)
         return base;
     double r = (double)iv / (double)m->cfg.interval;
@@ -234,11 +254,16 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->stale = mon_calloc(&al, cap, 1);
     m->ev_cap = 64;
     m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
-    /* Histories: phi decides on them; the fixed detector reports them as evidence. */
-    if (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN)
+    /*
+     * Histories: phi decides on them; the fixed detector reports them as
+     * evidence. The grid keeps its estimates in the node record instead.
+     */
+    bool rings =
+        cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && cfg->detector.kind != VIGIL_DETECTOR_GRID;
+    if (rings)
         m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
     if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
-        (cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && !m->rings)) {
+        (rings && !m->rings)) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
@@ -456,6 +481,8 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         ev->level = vigil_detector_level(vigil_monitor_node_detector(m, n, &tmp), &n->det, now);
         ev->threshold = threshold;
         vigil_detector_stats(&n->det, &ev->mean, &ev->std_dev);
+        ev->loss = vigil_detector_loss(vigil_monitor_node_detector(m, n, &tmp), &n->det);
+        ev->missed = vigil_detector_missed(vigil_monitor_node_detector(m, n, &tmp), &n->det, now);
         ev->generation = n->generation;
         ev->sequence = n->sequence;
         ev->addr = n->addr;
@@ -721,6 +748,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
 
     /* The first heartbeat of a node counts as a new generation, whatever its number. */
     bool new_generation = hb.generation != n->generation || n->heartbeats == 0;
+    /* A new boot generation numbers its heartbeats afresh, on a grid of its own. */
+    bool restarted = n->heartbeats > 0 && hb.generation != n->generation;
     n->generation = hb.generation;
     n->sequence = hb.sequence;
     n->flags = hb.flags;
@@ -735,8 +764,17 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     uint32_t *ring = ring_of(m, idx);
     enum vigil_state st = (enum vigil_state)n->state;
 
+    bool grid = dc->kind == VIGIL_DETECTOR_GRID;
+    /*
+     * The grid places heartbeats by their sequence numbers, so batches read
+     * together (plausible_gap) need no special care; a new generation
+     * anchors the grid afresh.
+     */
+    bool fresh = restarted && grid;
+    bool plausible = grid || plausible_gap(n, now);
+
     if (hb.flags & VIGIL_FLAG_LEAVING) {
-        vigil_detector_arrival(dc, &n->det, ring, now, false);
+        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
         n->last_heard = now;
         n->rise_count = 0;
         if (st != VIGIL_STATE_LEFT)
@@ -747,13 +785,14 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
 
     switch (st) {
     case VIGIL_STATE_UNKNOWN:
-        vigil_detector_arrival(dc, &n->det, ring, now, false);
+        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
         n->last_heard = now;
         set_state(m, n, VIGIL_STATE_ALIVE, now, "first heartbeat", 0);
         break;
     case VIGIL_STATE_ALIVE:
     case VIGIL_STATE_SUSPECT:
-        vigil_detector_arrival(dc, &n->det, ring, now, !n->skip_learn && plausible_gap(n, now));
+        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+                                 !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;
         if (st == VIGIL_STATE_SUSPECT) {
@@ -779,8 +818,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
          * The interval that spans the outage is not learned; those inside
          * the recovery run are.
          */
-        vigil_detector_arrival(dc, &n->det, ring, now,
-                               n->rise_count > 0 && !n->skip_learn && plausible_gap(n, now));
+        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+                                 n->rise_count > 0 && !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;
         if (++n->rise_count >= m->cfg.rise) {

@@ -269,6 +269,12 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
     bad |= put(o, "dead_threshold", jreal(dc->dead_threshold));
     bad |= put(o, "mean_interval_s", json_real(ns_to_s(mean)));
     bad |= put(o, "std_dev_s", json_real(ns_to_s(sd)));
+    if (dc->kind == VIGIL_DETECTOR_GRID) {
+        /* The grid's own evidence: the loss rate it assumes, heartbeats missed now. */
+        bad |= put(o, "loss", jreal(vigil_detector_loss(dc, vigil_node_detector_state(n))));
+        bad |=
+            put(o, "missed", juint(vigil_detector_missed(dc, vigil_node_detector_state(n), now)));
+    }
     bad |= put(o, "generation", juint(vigil_node_generation(n)));
     bad |= put(o, "sequence", juint(vigil_node_sequence(n)));
     bad |= put(o, "heartbeats", juint(vigil_node_heartbeats(n)));
@@ -508,8 +514,7 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
 
     json_t *d = json_object();
     if (d) {
-        bad |=
-            put(d, "type", json_string(cfg->detector.kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed"));
+        bad |= put(d, "type", json_string(vigil_detector_kind_name(cfg->detector.kind)));
         bad |= put(d, "suspect_threshold", jreal(cfg->detector.suspect_threshold));
         bad |= put(d, "dead_threshold", jreal(cfg->detector.dead_threshold));
     }

@@ -120,19 +120,37 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
                          "monitor.detector.suspect_threshold (%g) must not be above "
                          "monitor.detector.dead_threshold (%g)",
                          d->suspect_threshold, d->dead_threshold);
-        if (d->first_estimate <= 0)
+        if (d->kind == VIGIL_DETECTOR_GRID) {
+            if (d->min_std_dev <= 0)
+                return cfail(c, err, cap, at(c, O_M_MIN_SD, vcfg__print_int(d->min_std_dev)), li,
+                             "monitor.detector.min_std_dev (%s) must be longer than 0 s",
+                             vcfg__fmt_dur(d->min_std_dev, b1, sizeof(b1)));
+            if (d->margin < 0)
+                return cfail(c, err, cap, at(c, O_M_MARGIN, vcfg__print_int(d->margin)), 0,
+                             "monitor.detector.margin must not be negative");
+            if (d->margin >= m->interval)
+                return cfail(c, err, cap, at(c, O_M_MARGIN, vcfg__print_int(d->margin)), li,
+                             "monitor.detector.margin (%s) must be shorter than "
+                             "monitor.heartbeat_interval (%s): a slot is missed only once the "
+                             "next one is due",
+                             vcfg__fmt_dur(d->margin, b1, sizeof(b1)),
+                             vcfg__fmt_dur(m->interval, b2, sizeof(b2)));
+        } else if (d->first_estimate <= 0) {
             return cfail(c, err, cap, at(c, O_M_FIRST, vcfg__print_int(d->first_estimate)), li,
                          "monitor.detector.first_estimate (%s) must be longer than 0 s",
                          vcfg__fmt_dur(d->first_estimate, b1, sizeof(b1)));
-        if (d->min_std_dev <= 0)
+        } else if (d->min_std_dev <= 0) {
             return cfail(c, err, cap, at(c, O_M_MIN_SD, vcfg__print_int(d->min_std_dev)), li,
                          "monitor.detector.min_std_dev (%s) must be longer than 0 s",
                          vcfg__fmt_dur(d->min_std_dev, b1, sizeof(b1)));
-        if (d->acceptable_pause < 0)
+        } else if (d->acceptable_pause < 0) {
             return cfail(c, err, cap, at(c, O_M_ACC_PAUSE, vcfg__print_int(d->acceptable_pause)), 0,
                          "monitor.detector.acceptable_pause must not be negative");
+        }
     }
-    if (d->window < VIGIL_PHI_WINDOW_MIN || d->window > VIGIL_PHI_WINDOW_MAX)
+    /* The grid keeps no interval history. */
+    if (d->kind != VIGIL_DETECTOR_GRID &&
+        (d->window < VIGIL_PHI_WINDOW_MIN || d->window > VIGIL_PHI_WINDOW_MAX))
         return cfail(c, err, cap, at(c, O_M_WINDOW, vcfg__print_int(d->window)), 0,
                      "monitor.detector.window (%u) must be between %d and %d", d->window,
                      VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX);

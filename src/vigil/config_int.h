@@ -37,6 +37,9 @@ enum {
     O_M_MIN_SD,
     O_M_ACC_PAUSE,
     O_M_WINDOW,
+    O_M_MARGIN,      /* grid: margin */
+    O_M_LOSS_FLOOR,  /* grid: loss_floor */
+    O_M_LOSS_WINDOW, /* grid: loss_window */
     O_M_GRACE,
     O_M_PAUSE_TOL,
     O_M_RISE,

@@ -334,20 +334,38 @@ static int m_log(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }
 
-/* The detector block: settings of both kinds, each allowed only with its kind. */
+/* The detector block: settings of every kind, each allowed only with its kinds. */
 static const char *kind_name(enum vigil_detector_kind k)
 {
-    return k == VIGIL_DETECTOR_FIXED ? "fixed" : "phi";
+    return k == VIGIL_DETECTOR_FIXED ? "fixed" : k == VIGIL_DETECTOR_GRID ? "grid" : "phi";
+}
+
+/* Bits of the kinds a setting belongs to. */
+#define K_FIXED (1u << VIGIL_DETECTOR_FIXED)
+#define K_PHI   (1u << VIGIL_DETECTOR_PHI)
+#define K_GRID  (1u << VIGIL_DETECTOR_GRID)
+
+static int want_kinds(struct vcfg__ld *l, const config_setting_t *s, unsigned kinds)
+{
+    enum vigil_detector_kind have = l->c->monitor.core.detector.kind;
+    char names[48] = "";
+    if (kinds & (1u << have))
+        return 0;
+    for (unsigned k = 0; k <= VIGIL_DETECTOR_GRID; k++) {
+        if (!(kinds & (1u << k)))
+            continue;
+        if (names[0] != '\0')
+            strcat(names, " and ");
+        strcat(names, kind_name((enum vigil_detector_kind)k));
+    }
+    return vcfg__sfail(l, s, "belongs to the %s detector%s, but the detector type is \"%s\"%s",
+                       names, strchr(names, ' ') ? "s" : "", kind_name(have),
+                       l->c->origin[O_M_DETECTOR].line ? "" : " (the default; set type)");
 }
 
 static int want_kind(struct vcfg__ld *l, const config_setting_t *s, enum vigil_detector_kind k)
 {
-    enum vigil_detector_kind have = l->c->monitor.core.detector.kind;
-    if (have == k)
-        return 0;
-    return vcfg__sfail(l, s, "belongs to the %s detector, but the detector type is \"%s\"%s",
-                       kind_name(k), kind_name(have),
-                       l->c->origin[O_M_DETECTOR].line ? "" : " (the default; set type)");
+    return want_kinds(l, s, 1u << k);
 }
 
 static int d_type(struct vcfg__ld *l, const config_setting_t *s)
@@ -380,7 +398,8 @@ static int d_dead_after(struct vcfg__ld *l, const config_setting_t *s)
 
 static int d_threshold(struct vcfg__ld *l, const config_setting_t *s, double *thr, int slot)
 {
-    if (want_kind(l, s, VIGIL_DETECTOR_PHI) != 0 || vcfg__rd_number(l, s, thr) != 0)
+    /* Phi and the grid share the scale: -log10 of a probability. */
+    if (want_kinds(l, s, K_PHI | K_GRID) != 0 || vcfg__rd_number(l, s, thr) != 0)
         return -1;
     vcfg__set_origin(l, slot, s, vcfg__print_dbl(*thr));
     return 0;
@@ -411,7 +430,43 @@ static int d_first_estimate(struct vcfg__ld *l, const config_setting_t *s)
 
 static int d_min_std_dev(struct vcfg__ld *l, const config_setting_t *s)
 {
-    return d_phi_duration(l, s, &l->c->monitor.core.detector.min_std_dev, O_M_MIN_SD);
+    vigil_time_t *v = &l->c->monitor.core.detector.min_std_dev;
+    /* Phi's floor on the intervals' deviation, the grid's on the arrivals' jitter. */
+    if (want_kinds(l, s, K_PHI | K_GRID) != 0 || vcfg__rd_duration(l, s, v) != 0)
+        return -1;
+    vcfg__set_origin(l, O_M_MIN_SD, s, vcfg__print_int(*v));
+    return 0;
+}
+
+static int d_margin(struct vcfg__ld *l, const config_setting_t *s)
+{
+    vigil_time_t *v = &l->c->monitor.core.detector.margin;
+    if (want_kind(l, s, VIGIL_DETECTOR_GRID) != 0 || vcfg__rd_duration(l, s, v) != 0)
+        return -1;
+    vcfg__set_origin(l, O_M_MARGIN, s, vcfg__print_int(*v));
+    return 0;
+}
+
+static int d_loss_floor(struct vcfg__ld *l, const config_setting_t *s)
+{
+    double *v = &l->c->monitor.core.detector.loss_floor;
+    if (want_kind(l, s, VIGIL_DETECTOR_GRID) != 0 || vcfg__rd_number(l, s, v) != 0)
+        return -1;
+    if (!(*v >= VIGIL_GRID_LOSS_FLOOR_MIN && *v <= VIGIL_GRID_LOSS_FLOOR_MAX))
+        return vcfg__sfail(l, s, "must be between 0.000001 and 0.5, not %g", *v);
+    vcfg__set_origin(l, O_M_LOSS_FLOOR, s, vcfg__print_dbl(*v));
+    return 0;
+}
+
+static int d_loss_window(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (want_kind(l, s, VIGIL_DETECTOR_GRID) != 0 ||
+        vcfg__rd_int(l, s, VIGIL_GRID_WINDOW_MIN, VIGIL_GRID_WINDOW_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.core.detector.loss_window = (uint32_t)v;
+    vcfg__set_origin(l, O_M_LOSS_WINDOW, s, vcfg__print_int(v));
+    return 0;
 }
 
 static int d_acceptable_pause(struct vcfg__ld *l, const config_setting_t *s)
@@ -422,8 +477,12 @@ static int d_acceptable_pause(struct vcfg__ld *l, const config_setting_t *s)
 static int d_window(struct vcfg__ld *l, const config_setting_t *s)
 {
     long long v = 0;
-    /* Both kinds keep the history: phi decides on it, and events report its statistics. */
-    if (vcfg__rd_int(l, s, VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX, &v) != 0)
+    /*
+     * Phi decides on the history and the fixed detector reports its
+     * statistics; the grid keeps none.
+     */
+    if (want_kinds(l, s, K_PHI | K_FIXED) != 0 ||
+        vcfg__rd_int(l, s, VIGIL_PHI_WINDOW_MIN, VIGIL_PHI_WINDOW_MAX, &v) != 0)
         return -1;
     l->c->monitor.core.detector.window = (uint32_t)v;
     vcfg__set_origin(l, O_M_WINDOW, s, vcfg__print_int(v));
@@ -447,6 +506,9 @@ static int m_detector(struct vcfg__ld *l, const config_setting_t *d)
         {"min_std_dev", d_min_std_dev},
         {"acceptable_pause", d_acceptable_pause},
         {"window", d_window},
+        {"margin", d_margin},
+        {"loss_floor", d_loss_floor},
+        {"loss_window", d_loss_window},
     };
     struct vcfg_monitor *m = &l->c->monitor;
     enum vigil_detector_kind kind = m->core.detector.kind;
@@ -464,8 +526,10 @@ static int m_detector(struct vcfg__ld *l, const config_setting_t *d)
             kind = VIGIL_DETECTOR_PHI;
         else if (!strcmp(v, "fixed"))
             kind = VIGIL_DETECTOR_FIXED;
+        else if (!strcmp(v, "grid"))
+            kind = VIGIL_DETECTOR_GRID;
         else
-            return vcfg__sfail(l, type, "must be \"phi\" or \"fixed\", not \"%s\"", v);
+            return vcfg__sfail(l, type, "must be \"phi\", \"grid\" or \"fixed\", not \"%s\"", v);
         vcfg__set_origin(l, O_M_DETECTOR, type, vcfg__print_int(kind));
     }
     if (type != NULL || l->interval_set)

@@ -210,7 +210,9 @@ json_t *evrec_to_json(const struct evrec *r)
               put(e, "level", json_num(ev->level)) &&
               put(e, "threshold", json_num(ev->threshold)) &&
               put(e, "mean_s", json_real(ns_to_s(ev->mean))) &&
-              put(e, "std_dev_s", json_real(ns_to_s(ev->std_dev)));
+              put(e, "std_dev_s", json_real(ns_to_s(ev->std_dev))) &&
+              put(e, "loss", json_num(ev->loss)) &&
+              put(e, "missed", json_integer((json_int_t)ev->missed));
     ok = ok && put(o, "seq", json_integer((json_int_t)ev->seq)) &&
          put(o, "type", json_string(evrec_type_name(r))) && put(o, "time", json_string(when)) &&
          put(o, "time_us", json_integer((json_int_t)r->wall_us)) &&
@@ -342,6 +344,12 @@ int evrec_from_json(const json_t *o, struct evrec *r)
         !get_secs(e, "std_dev_s", false, 0, &ev->std_dev) || !get_level(e, "level", &ev->level) ||
         !get_level(e, "threshold", &ev->threshold))
         return -VIGIL_EINVAL;
+    /* The grid detector's evidence: absent from older monitors' events, 0 then. */
+    const json_t *loss = json_object_get(e, "loss"), *missed = json_object_get(e, "missed");
+    if ((loss && !json_is_number(loss)) || (missed && !json_is_integer(missed)))
+        return -VIGIL_EINVAL;
+    ev->loss = loss ? json_number_value(loss) : 0;
+    ev->missed = missed ? (uint64_t)json_integer_value(missed) : 0;
     r->wall_us = (int64_t)wall;
     /* The address as vigil_addr_format wrote it: numeric, with its port. */
     if (addr[0] && vigil_addr_parse(addr, 0, &ev->addr) != 0)
@@ -398,10 +406,13 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
     vigil_format_secs(ev->mean, mean, sizeof(mean));
     vigil_format_secs(ev->std_dev, sd, sizeof(sd));
     evrec_format_addr(r, addr, sizeof(addr));
-    snprintf(buf, cap,
-             "%s event %" PRIu64 ": %s %s -> %s (%s) since_last=%s level=%.2f threshold=%.2f "
-             "mean=%ss sd=%ss addr=%s",
-             when, ev->seq, ev->node, vigil_state_name(ev->old_state),
-             vigil_state_name(ev->new_state), ev->reason ? ev->reason : "", since, ev->level,
-             ev->threshold, mean, sd, addr[0] ? addr : "-");
+    int len = snprintf(buf, cap,
+                       "%s event %" PRIu64 ": %s %s -> %s (%s) since_last=%s level=%.2f "
+                       "threshold=%.2f mean=%ss sd=%ss addr=%s",
+                       when, ev->seq, ev->node, vigil_state_name(ev->old_state),
+                       vigil_state_name(ev->new_state), ev->reason ? ev->reason : "", since,
+                       ev->level, ev->threshold, mean, sd, addr[0] ? addr : "-");
+    /* The grid detector's evidence (the only kind that sets a loss rate). */
+    if (ev->loss > 0 && len > 0 && (size_t)len < cap)
+        snprintf(buf + len, cap - (size_t)len, " loss=%.4f missed=%" PRIu64, ev->loss, ev->missed);
 }

@@ -112,7 +112,7 @@ static void usage(FILE *f)
                "  -a, --api ADDR         HTTP API address (default " API_DEFAULT_ADDR "; 'off')\n"
                "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
                "  -n, --node ID          declare a node (repeatable)\n"
-               "  -d, --detector KIND    phi or fixed\n"
+               "  -d, --detector KIND    phi, grid or fixed\n"
                "  -i, --interval DUR     the agents' heartbeat interval (default 1s)\n"
                "      --hook PROGRAM     run PROGRAM on every event (repeatable)\n"
                "      --no-auto-register accept heartbeats only from declared nodes\n"
@@ -210,14 +210,12 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                 return 2;
             }
             if (o == 'd') {
-                if (!strcmp(optarg, "phi"))
-                    k = VIGIL_DETECTOR_PHI;
-                else if (!strcmp(optarg, "fixed"))
-                    k = VIGIL_DETECTOR_FIXED;
-                else {
-                    fprintf(stderr, "vigil monitor: --detector must be phi or fixed\n");
+                int pk = vigil_detector_kind_parse(optarg);
+                if (pk < 0) {
+                    fprintf(stderr, "vigil monitor: --detector must be phi, grid or fixed\n");
                     return 2;
                 }
+                k = (enum vigil_detector_kind)pk;
             }
             mc->interval = iv;
             vigil_detector_config_default(&mc->core.detector, k, iv);
@@ -521,7 +519,7 @@ static void log_started(struct monitord *d)
         snprintf(line + off, sizeof(line) - (size_t)off,
                  ", api %s, detector %s (suspect %.2f, dead %.2f), %zu declared nodes, "
                  "auto-register %s, authentication %s, %zu hooks",
-                 d->httpd ? mc->api : "off", dc->kind == VIGIL_DETECTOR_PHI ? "phi" : "fixed",
+                 d->httpd ? mc->api : "off", vigil_detector_kind_name(dc->kind),
                  dc->suspect_threshold, dc->dead_threshold, mc->n_nodes,
                  mc->core.auto_register ? "on" : "off", mc->core.has_key ? "on" : "off",
                  mc->n_hooks);

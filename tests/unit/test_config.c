@@ -556,7 +556,7 @@ static void test_wrong_types(void **state)
         {"monitor = { detector = { type = 1; }; };\n",
          "%s:1: monitor.detector.type must be a string, not an integer"},
         {"monitor = { detector = { type = \"accrual\"; }; };\n",
-         "%s:1: monitor.detector.type must be \"phi\" or \"fixed\", not \"accrual\""},
+         "%s:1: monitor.detector.type must be \"phi\", \"grid\" or \"fixed\", not \"accrual\""},
         {"monitor = { detector = { dead_threshold = \"8\"; }; };\n",
          "%s:1: monitor.detector.dead_threshold must be a number, not a string"},
         {"monitor = { startup_grace = true; };\n",
@@ -626,8 +626,18 @@ static void test_bad_values(void **state)
          "%s:2: monitor.detector.dead_after belongs to the fixed detector, but the detector type "
          "is \"phi\" (the default; set type)"},
         {"monitor = { detector = { type = \"fixed\"; min_std_dev = 5; }; };\n",
-         "%s:1: monitor.detector.min_std_dev belongs to the phi detector, but the detector type "
-         "is \"fixed\""},
+         "%s:1: monitor.detector.min_std_dev belongs to the phi and grid detectors, but the "
+         "detector type is \"fixed\""},
+        {"monitor = {\n  detector = {\n    type = \"grid\";\n    loss_floor = 0.7;\n  };\n};\n",
+         "%s:4: monitor.detector.loss_floor must be between 0.000001 and 0.5, not 0.7"},
+        {"monitor = {\n  detector = {\n    type = \"grid\";\n    loss_window = 10;\n  };\n};\n",
+         "%s:4: monitor.detector.loss_window (10) must be between 32 and 1000000"},
+        {"monitor = {\n  detector = {\n    type = \"grid\";\n    window = 32;\n  };\n};\n",
+         "%s:4: monitor.detector.window belongs to the fixed and phi detectors, but the detector "
+         "type is \"grid\""},
+        {"monitor = {\n  detector = {\n    loss_floor = 0.02;\n  };\n};\n",
+         "%s:3: monitor.detector.loss_floor belongs to the grid detector, but the detector type is "
+         "\"phi\" (the default; set type)"},
         {"monitor = { detector = { window = 1; }; };\n",
          "%s:1: monitor.detector.window (1) must be between 2 and 1000"},
         {"monitor = { detector = { window = 1001; }; };\n",
@@ -944,6 +954,45 @@ static void test_check_phi(void **state)
     run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+static void test_check_grid(void **state)
+{
+    (void)state;
+    static const struct check_case cases[] = {
+        {"monitor = {\n  heartbeat_interval = \"100ms\";\n  detector = { type = \"grid\"; };\n};\n",
+         "monitor", NULL},
+        {"monitor = {\n  detector = {\n    type = \"grid\"; suspect_threshold = 7;\n"
+         "    dead_threshold = 6.5;\n  };\n};\n",
+         "monitor",
+         "%s:3: monitor.detector.suspect_threshold (7) must not be above "
+         "monitor.detector.dead_threshold (6.5)"},
+        {"monitor = {\n  detector = {\n    type = \"grid\";\n    margin = \"1s\";\n  };\n};\n",
+         "monitor",
+         "%s:4: monitor.detector.margin (1 s) must be shorter than monitor.heartbeat_interval "
+         "(1 s): a slot is missed only once the next one is due"},
+        {"monitor = {\n  detector = {\n    type = \"grid\";\n    min_std_dev = 0;\n  };\n};\n",
+         "monitor", "%s:4: monitor.detector.min_std_dev (0 s) must be longer than 0 s"},
+        {"monitor = {\n  detector = {\n    type = \"grid\"; loss_floor = 0.02;\n"
+         "    loss_window = 5000; margin = \"3ms\"; min_std_dev = \"1ms\";\n  };\n};\n",
+         "monitor", NULL},
+    };
+    run_check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* The grid's settings reach the core configuration. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { heartbeat_interval = \"100ms\"; detector = { type = "
+                              "\"grid\"; loss_floor = 0.02; loss_window = 5000; margin = \"3ms\"; "
+                              "}; };\n"),
+                     0);
+    const struct vigil_detector_config *d = &c.monitor.core.detector;
+    assert_int_equal(d->kind, VIGIL_DETECTOR_GRID);
+    assert_true(d->loss_floor == 0.02);
+    assert_int_equal(d->loss_window, 5000);
+    assert_int_equal(d->margin, 3 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(d->interval, 100 * VIGIL_NSEC_PER_MSEC);
+    assert_true(d->dead_threshold == 6.5);
+    vcfg_free(&c);
+}
+
 static void test_check_monitor_misc(void **state)
 {
     (void)state;
@@ -1229,6 +1278,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_fixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_phi, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_grid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_monitor_misc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_agent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_after_override, setup, teardown),

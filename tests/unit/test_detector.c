@@ -760,6 +760,285 @@ static void test_quantile_and_estimate(void **state)
     }
 }
 
+/* --- the grid detector ---------------------------------------------------- */
+
+/*
+ * A grid at 100 ms whose loss rate sits on the floor: a floor of 10 % makes
+ * every missed slot worth exactly 1, jitter floor 1 ms and margin 5 ms make
+ * the margin 5 + 4 * 1 = 9 ms once the jitter has decayed.
+ */
+static void grid_config(struct vigil_detector_config *cfg)
+{
+    vigil_detector_config_default(cfg, VIGIL_DETECTOR_GRID, 100 * MS);
+    cfg->loss_floor = 0.1;
+    cfg->min_std_dev = 1 * MS;
+    cfg->margin = 5 * MS;
+}
+
+/* Heartbeats first..last, exactly on a grid whose slot 0 is expected at t0. */
+static void grid_feed(const struct vigil_detector_config *cfg, struct vigil_detector *d,
+                      vigil_time_t t0, uint64_t first, uint64_t last)
+{
+    for (uint64_t s = first; s <= last; s++)
+        vigil_detector_heartbeat(cfg, d, NULL, t0 + (vigil_time_t)s * cfg->interval, s,
+                                 d->last != VIGIL_TIME_NEVER);
+}
+
+/* The loss rate the detector should assume for decayed counts lost/slots. */
+static double grid_expected_loss(const struct vigil_detector_config *cfg, double lost, double slots)
+{
+    double n = slots + 50, p = (lost + 0.1 * 50) / n;
+    p += sqrt(p * (1 - p) / n);
+    return fmin(fmax(p, cfg->loss_floor), 0.9);
+}
+
+static void test_grid_defaults(void **state)
+{
+    struct vigil_detector_config cfg;
+
+    (void)state;
+    vigil_detector_config_default(&cfg, VIGIL_DETECTOR_GRID, 100 * MS);
+    assert_int_equal(cfg.kind, VIGIL_DETECTOR_GRID);
+    assert_true(cfg.suspect_threshold == 6.0);
+    assert_true(cfg.dead_threshold == 6.5);
+    assert_int_equal(cfg.interval, 100 * MS);
+    assert_int_equal(cfg.margin, 5 * MS);
+    assert_int_equal(cfg.min_std_dev, 500 * 1000);
+    assert_true(cfg.loss_floor == 0.01);
+    assert_int_equal(cfg.loss_window, 1000);
+    assert_int_equal(cfg.window, 0);
+    assert_int_equal(vigil_detector_config_check(&cfg, NULL), 0);
+    assert_string_equal(vigil_detector_kind_name(VIGIL_DETECTOR_GRID), "grid");
+    assert_string_equal(vigil_detector_kind_name(VIGIL_DETECTOR_PHI), "phi");
+    assert_string_equal(vigil_detector_kind_name(VIGIL_DETECTOR_FIXED), "fixed");
+    assert_string_equal(vigil_detector_kind_name((enum vigil_detector_kind)7), "invalid");
+    assert_int_equal(vigil_detector_kind_parse("grid"), VIGIL_DETECTOR_GRID);
+    assert_int_equal(vigil_detector_kind_parse("fixed"), VIGIL_DETECTOR_FIXED);
+    assert_int_equal(vigil_detector_kind_parse("Grid"), -1);
+    assert_int_equal(vigil_detector_kind_parse(NULL), -1);
+
+    /* Every grid setting out of its range is refused. */
+    struct vigil_detector_config c = cfg;
+    c.interval = 0;
+    expect_bad(&c);
+    c = cfg;
+    c.min_std_dev = 0;
+    expect_bad(&c);
+    c = cfg;
+    c.margin = -1;
+    expect_bad(&c);
+    c = cfg;
+    c.loss_floor = 0;
+    expect_bad(&c);
+    c.loss_floor = 0.51;
+    expect_bad(&c);
+    c.loss_floor = NAN;
+    expect_bad(&c);
+    c.loss_floor = 0.5;
+    expect_good(&c);
+    c = cfg;
+    c.loss_window = VIGIL_GRID_WINDOW_MIN - 1;
+    expect_bad(&c);
+    c.loss_window = VIGIL_GRID_WINDOW_MAX + 1;
+    expect_bad(&c);
+    c.loss_window = VIGIL_GRID_WINDOW_MIN;
+    expect_good(&c);
+    c = cfg;
+    c.dead_threshold = 2e6;
+    expect_bad(&c);
+}
+
+/* Exact crossings on both sides of every slot boundary of a known grid. */
+static void test_grid_boundaries(void **state)
+{
+    struct vigil_detector_config cfg;
+    struct vigil_detector d;
+    const vigil_time_t t0 = 7 * SEC, h = 100 * MS;
+
+    (void)state;
+    grid_config(&cfg);
+    vigil_detector_init(&d);
+    /* Before any heartbeat: no level, no crossing, no evidence. */
+    assert_true(vigil_detector_level(&cfg, &d, t0) == 0);
+    assert_int_equal(vigil_detector_crossing(&cfg, &d, 1), VIGIL_TIME_NEVER);
+    assert_true(vigil_detector_loss(&cfg, &d) == 0);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, t0), 0);
+    /* 2000 heartbeats on the grid: no loss (the floor rules), jitter decayed to its floor. */
+    grid_feed(&cfg, &d, t0, 1, 2000);
+    vigil_time_t last = t0 + 2000 * h;
+    assert_int_equal(d.last, last);
+    assert_int_equal(d.expect, last);
+    assert_true(vigil_detector_loss(&cfg, &d) == 0.1);
+    vigil_time_t mean, sd;
+    vigil_detector_stats(&d, &mean, &sd);
+    assert_int_equal(mean, h);
+    assert_true(sd < 1000);
+
+    /* Slot i is missed at last + i * h + 9 ms, and not a nanosecond before. */
+    for (uint64_t i = 1; i <= 12; i++) {
+        vigil_time_t at = last + (vigil_time_t)i * h + 9 * MS;
+        assert_true(vigil_detector_level(&cfg, &d, at - 1) == (double)(i - 1));
+        assert_true(vigil_detector_level(&cfg, &d, at) == (double)i);
+        assert_int_equal(vigil_detector_missed(&cfg, &d, at - 1), i - 1);
+        assert_int_equal(vigil_detector_missed(&cfg, &d, at), i);
+        /* A threshold of exactly i is reached at slot i; a hair above it, one slot later. */
+        assert_int_equal(vigil_detector_crossing(&cfg, &d, (double)i), at);
+        assert_int_equal(vigil_detector_crossing(&cfg, &d, (double)i + 1e-9), at + h);
+        assert_int_equal(vigil_detector_crossing(&cfg, &d, (double)i - 0.5), at);
+        assert_int_equal(vigil_detector_crossing_estimate(&cfg, &d, (double)i, 0), at);
+    }
+    /* Before the last arrival, and at it, the level is 0. */
+    assert_true(vigil_detector_level(&cfg, &d, last - SEC) == 0);
+    assert_true(vigil_detector_level(&cfg, &d, last + h + 9 * MS - 1) == 0);
+    assert_int_equal(vigil_detector_crossing(&cfg, &d, 2e6), VIGIL_TIME_NEVER);
+    assert_int_equal(vigil_detector_crossing(&cfg, &d, NAN), VIGIL_TIME_NEVER);
+
+    /* A lower floor makes a slot worth more: 1 % is 2 per slot, so 6.5 takes 4 slots. */
+    cfg.loss_floor = 0.01;
+    double loss = vigil_detector_loss(&cfg, &d);
+    assert_true(loss >= 0.01 && loss < 0.02);
+    double per = -log10(loss);
+    uint64_t k = (uint64_t)ceil(6.5 / per);
+    vigil_time_t c = vigil_detector_crossing(&cfg, &d, 6.5);
+    assert_int_equal(c, last + (vigil_time_t)k * h + 9 * MS);
+    assert_true(vigil_detector_level(&cfg, &d, c - 1) < 6.5);
+    assert_true(vigil_detector_level(&cfg, &d, c) >= 6.5);
+}
+
+/* The loss rate from sequence gaps: the prior, the decay, the upper bound, the floor. */
+static void test_grid_loss_estimate(void **state)
+{
+    struct vigil_detector_config cfg;
+    struct vigil_detector d;
+    const vigil_time_t t0 = SEC, h = 100 * MS;
+
+    (void)state;
+    grid_config(&cfg);
+    cfg.loss_floor = VIGIL_GRID_LOSS_FLOOR_MIN;
+    vigil_detector_init(&d);
+    /* The first heartbeat: the prior alone, 10 % on the strength of 50, plus one standard error. */
+    vigil_detector_heartbeat(&cfg, &d, NULL, t0 + h, 1, false);
+    assert_true(fabs(vigil_detector_loss(&cfg, &d) - (0.1 + sqrt(0.09 / 50))) < 1e-12);
+
+    /* Every tenth heartbeat lost, for 5000 heartbeats due: follow the decayed counts. */
+    double lam = 1 - 1.0 / cfg.loss_window, lost = 0, slots = 0;
+    uint64_t s = 1;
+    while (s < 5000) {
+        uint64_t next = s + ((s + 1) % 10 == 0 ? 2 : 1);
+        vigil_detector_heartbeat(&cfg, &d, NULL, t0 + (vigil_time_t)next * h, next, true);
+        double g = (double)(next - s), f = pow(lam, g);
+        slots = slots * f + g;
+        lost = lost * f + (g - 1);
+        s = next;
+    }
+    double want = grid_expected_loss(&cfg, lost, slots);
+    assert_true(fabs(vigil_detector_loss(&cfg, &d) - want) < 1e-5);
+    /* About 10 %, and above it: the upper bound, never overconfident. */
+    assert_true(want > 0.1 && want < 0.115);
+
+    /* A clean run after it: the estimate decays towards 0 and stops at the floor. */
+    grid_feed(&cfg, &d, t0, s + 1, s + 20000);
+    assert_true(vigil_detector_loss(&cfg, &d) < 0.01);
+    cfg.loss_floor = 0.02;
+    assert_true(vigil_detector_loss(&cfg, &d) == 0.02);
+
+    /* A heartbeat after its deadline (slot + margin) counts as missed, one just inside does not. */
+    struct vigil_detector a = d, b = d;
+    uint64_t n = s + 20001;
+    vigil_time_t slot = t0 + (vigil_time_t)n * h;
+    vigil_time_t margin = 5 * MS + 4 * MS; /* jitter at its floor */
+    vigil_detector_heartbeat(&cfg, &a, NULL, slot + margin, n, true);
+    vigil_detector_heartbeat(&cfg, &b, NULL, slot + margin + 1, n, true);
+    assert_true(a.lost * 1.0001 < b.lost && b.lost > 0.99);
+    /* Other kinds report no loss and no missed heartbeats. */
+    struct vigil_detector_config phi;
+    vigil_detector_config_default(&phi, VIGIL_DETECTOR_PHI, h);
+    assert_true(vigil_detector_loss(&phi, &d) == 0);
+    assert_int_equal(vigil_detector_missed(&phi, &d, slot + 10 * SEC), 0);
+}
+
+/*
+ * Sequence numbers place heartbeats: a newer heartbeat after lost ones lands
+ * on its own slot (the lost ones counted); one that is not newer, a new
+ * generation (learn false) or a stalled sender re-anchors or renumbers
+ * without counting anything.
+ */
+static void test_grid_sequences(void **state)
+{
+    struct vigil_detector_config cfg;
+    struct vigil_detector d;
+    const vigil_time_t t0 = SEC, h = 100 * MS, mg = 9 * MS;
+
+    (void)state;
+    grid_config(&cfg);
+    vigil_detector_init(&d);
+    grid_feed(&cfg, &d, t0, 1, 1000);
+    float lost0 = d.lost;
+
+    /* 1001 and 1002 lost; 1003 arrives on its slot, late by 2 ms: on the grid. */
+    vigil_time_t at = t0 + 1003 * h + 2 * MS;
+    vigil_detector_heartbeat(&cfg, &d, NULL, at, 1003, true);
+    assert_true(d.lost > lost0 + 1.99f && d.lost < lost0 + 2.01f);
+    /* The expected arrival moved by a sixteenth of the residual, not to the arrival. */
+    assert_true(d.expect > t0 + 1003 * h && d.expect < t0 + 1003 * h + 2 * MS);
+    assert_int_equal(d.seq, 1003);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, at), 0);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, d.expect + h + mg + 500000), 1);
+
+    /* The same number again (not newer): the grid is anchored at the arrival, nothing counted. */
+    float lost1 = d.lost, slots1 = d.slots;
+    vigil_detector_heartbeat(&cfg, &d, NULL, at + 30 * MS, 1003, true);
+    assert_int_equal(d.expect, at + 30 * MS);
+    assert_true(d.lost == lost1 && d.slots == slots1);
+    assert_int_equal(d.learned, 0);
+
+    /* An older number (out of order): the same. */
+    vigil_detector_heartbeat(&cfg, &d, NULL, at + 40 * MS, 900, true);
+    assert_int_equal(d.expect, at + 40 * MS);
+    assert_int_equal(d.seq, 900);
+    assert_true(d.lost == lost1 && d.slots == slots1);
+
+    /* A new generation (learn false) numbers afresh from 1: anchored, estimates kept. */
+    vigil_time_t g0 = at + 5 * SEC + 37 * MS;
+    vigil_detector_heartbeat(&cfg, &d, NULL, g0, 1, false);
+    assert_int_equal(d.expect, g0);
+    assert_int_equal(d.seq, 1);
+    assert_true(d.lost == lost1 && d.slots == slots1);
+    /* The first slot of the new grid is missed at g0 + h + margin. */
+    assert_int_equal(vigil_detector_missed(&cfg, &d, g0 + h + mg - 1), 0);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, g0 + h + mg), 1);
+    /* After it, the anchor is averaged with the next arrivals (a cumulative mean). */
+    vigil_detector_heartbeat(&cfg, &d, NULL, g0 + h + 4 * MS, 2, true);
+    assert_int_equal(d.expect, g0 + h + 2 * MS);
+    assert_int_equal(d.learned, 1);
+
+    /* The sender stalls for 5 slots and goes on with the next number: renumbered, no loss. */
+    vigil_time_t stall = g0 + 7 * h + 1 * MS;
+    float lost2 = d.lost;
+    vigil_detector_heartbeat(&cfg, &d, NULL, stall, 3, true);
+    assert_true(d.lost == lost2);
+    assert_int_equal(d.expect, g0 + 2 * MS + 7 * h);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, stall), 0);
+
+    /* vigil_detector_arrival on a grid is the next sequence number. */
+    vigil_detector_arrival(&cfg, &d, NULL, d.expect + h, true);
+    assert_int_equal(d.seq, 4);
+
+    /* Rebase: a whole detection period from now. */
+    vigil_time_t now = stall + 10 * SEC;
+    vigil_detector_rebase(&d, now);
+    assert_int_equal(vigil_detector_missed(&cfg, &d, now + h + mg - 1), 0);
+    assert_int_equal(vigil_detector_crossing(&cfg, &d, 3.0), now + 3 * h + mg);
+
+    /* A grid state read as phi, then fed as phi: a fresh phi history. */
+    struct vigil_detector_config phi;
+    uint32_t ring[32];
+    vigil_detector_config_default(&phi, VIGIL_DETECTOR_PHI, h);
+    vigil_detector_arrival(&phi, &d, ring, now + h, true);
+    assert_int_equal(d.grid, 0);
+    assert_int_equal(d.n, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -781,6 +1060,10 @@ int main(void)
         cmocka_unit_test(test_config_default),
         cmocka_unit_test(test_quantile_and_estimate),
         cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_grid_defaults),
+        cmocka_unit_test(test_grid_boundaries),
+        cmocka_unit_test(test_grid_loss_estimate),
+        cmocka_unit_test(test_grid_sequences),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

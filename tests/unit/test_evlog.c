@@ -209,7 +209,10 @@ static void test_json_state_event(void **state)
     assert_true(fabs(num(e, "threshold") - 8.0) < 1e-9);
     assert_true(fabs(num(e, "mean_s") - 1.0) < 1e-9);
     assert_true(fabs(num(e, "std_dev_s") - 0.010) < 1e-9);
-    assert_int_equal(json_object_size(e), 5);
+    /* Not a grid event: no loss rate, no missed heartbeats. */
+    assert_true(num(e, "loss") == 0);
+    assert_int_equal(json_integer_value(json_object_get(e, "missed")), 0);
+    assert_int_equal(json_object_size(e), 7);
     assert_int_equal(json_object_size(o), 12);
     json_decref(o);
 }
@@ -295,6 +298,20 @@ static void test_text_state_event(void **state)
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
                              "since_last=never level=8.31 threshold=8.00 mean=1.000s "
                              "sd=0.001s addr=-");
+
+    /* The grid detector's evidence follows, and reaches the JSON too. */
+    r.ev.loss = 0.0512;
+    r.ev.missed = 6;
+    evrec_format_text(&r, buf, sizeof(buf));
+    assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
+                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
+                             "sd=0.001s addr=- loss=0.0512 missed=6");
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    json_t *e = json_object_get(o, "evidence");
+    assert_true(fabs(num(e, "loss") - 0.0512) < 1e-12);
+    assert_int_equal(json_integer_value(json_object_get(e, "missed")), 6);
+    json_decref(o);
 
     /* A short buffer is cut and terminated, never overrun. */
     char small[17];
@@ -392,6 +409,13 @@ static void test_json_round_trip(void **state)
     r = example_event();
     r.wall_us = -1500;
     assert_round_trip(&r);
+    /* The grid detector's evidence: the loss rate and the heartbeats missed. */
+    r = example_event();
+    r.ev.loss = 0.0525;
+    r.ev.missed = 6;
+    assert_round_trip(&r);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_non_null(strstr(line, " loss=0.0525 missed=6"));
 }
 
 /* The reason points into the JSON; anything missing or mistyped is refused. */
