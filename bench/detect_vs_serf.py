@@ -49,8 +49,10 @@ event handler for `member-failed` wrote. The serf agent holds member events
 for 1 to 3 s before it runs handlers (coalescing), so the handler time is
 what a Serf user's script sees and the decision time is the fairer
 comparison with vigil's event time; the ratio is against the decision.
-Then the node's agents start again, and the next kill waits until the
-monitor has it alive and every other member has logged it joined.
+Then, once every other member has logged the failure (or 15 s have
+passed), the node's agents start again, and the next kill waits until the
+monitor has it alive and every member that logged it failed has logged it
+joined.
 
 False alarms. A suspect or dead event of vigil, and a Serf failure
 (EventMemberFailed) or suspicion ("Suspect X has failed, no acks
@@ -525,6 +527,13 @@ class Bench:
         v_dead = self.vigil_state_after(name, "dead", kill_t)
         s_hits = self.serf_after("failed", name, kill_t, observer_not=name)
         s_dead = min(t for t, _ in s_hits) if s_hits else None
+        # Every other member must have the node failed before it comes back,
+        # or a member the news had not reached yet never sees it go and come.
+        if s_dead is not None:
+            self.wait_until(lambda: {o for _, o in self.serf_after(
+                "failed", name, kill_t, observer_not=name)} >= {node_name(j) for j in others},
+                15)
+        failed_at = {o for _, o in self.serf_after("failed", name, kill_t, observer_not=name)}
         # The handler runs after the agent's coalescing; give it a moment.
         h_dead = None
         if s_dead is not None:
@@ -550,9 +559,13 @@ class Bench:
         def recovered():
             v = self.vigil_state_after(name, "alive", restart_t)
             joined = {obs for _, obs in self.serf_after("join", name, restart_t, observer_not=name)}
-            return v is not None and joined >= {node_name(j) for j in others}
+            return v is not None and joined >= failed_at
 
         ok = self.wait_until(recovered, RECOVER_LIMIT, step=0.2)
+        if ok and len(failed_at) < len(others):
+            # Members that never had it failed log no join: ask one of them.
+            ok = self.wait_until(lambda: name in self.serf_members_alive(others[0]), 10,
+                                 step=0.5)
         if not ok:
             # A failure Serf missed has no join to log: ask a member.
             alive = self.serf_members_alive(others[0])
