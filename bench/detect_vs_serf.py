@@ -507,7 +507,7 @@ class Bench:
             time.sleep(step)
         return None
 
-    def one_kill(self, victim, level):
+    def one_kill(self, victim):
         name = node_name(victim)
         others = [j for j in range(self.n) if j != victim]
         kill_t = time.time()
@@ -595,7 +595,7 @@ class Bench:
             while time.monotonic() < at:
                 self.poll_events()
                 time.sleep(min(0.5, max(0.0, at - time.monotonic())))
-            kills.append(self.one_kill(random.randrange(self.n), loss))
+            kills.append(self.one_kill(random.randrange(self.n)))
             prev_end = time.monotonic()
         end = m_start + args.duration
         while time.monotonic() < end:
