@@ -2,9 +2,11 @@
 #   make demo   install what is missing, build, run a local cluster demo
 #   make test   install what is missing, build twice (plain, ASan+UBSan), run every test
 #   make bench  run the benchmarks
+#   make bench-serf  detection against Serf in network namespaces (root, serf; ~15 min)
+#                    options through SERF_ARGS, e.g. SERF_ARGS='--loss 0,20 --duration 120'
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build build-asan demo test test-plain test-asan bench format format-check clean
+.PHONY: all deps build build-asan demo test test-plain test-asan bench bench-serf format format-check clean
 
 all: build
 
@@ -33,6 +35,9 @@ test: test-plain test-asan
 
 bench: build
 	@bash bench/run.sh build
+
+bench-serf: build
+	@python3 bench/detect_vs_serf.py --vigil build/vigil $(SERF_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -10,6 +10,11 @@
 # bounded: bench_ingest takes about 40 s (three rounds of two 5 s phases,
 # then 2 s of the in-memory phase), bench_memory about 10 s; the limits
 # below add up to less than two minutes.
+#
+# Not run here, because it takes about 15 minutes and needs root and Serf:
+# bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
+# same bytes per second, in network namespaces with nftables loss
+# (make bench-serf, or sudo python3 bench/detect_vs_serf.py --help).
 set -u
 
 build=${1:-}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building, running and testing vigil need.
+# Installs the Debian packages that building, running, testing and benchmarking
+# vigil need (serf only for bench/detect_vs_serf.py).
 # Idempotent: packages already present are not touched, and apt is only
 # called when something is missing.
 set -euo pipefail
@@ -9,6 +10,7 @@ pkgs=(
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
     libcurl4-openssl-dev libcmocka-dev
     python3 procps iproute2 nftables curl clang-format util-linux
+    serf
 )
 
 missing=()
