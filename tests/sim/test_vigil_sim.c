@@ -14,7 +14,7 @@
  *   - detection times (50 crashes, uniform over an interval of 100 ms):
  *     medians and p95 within 25 ms of each other (the sampling error of a
  *     median of 50 is about 7 ms), and means within 20 ms (fixed) or 10 %
- *     (phi) of the model's E(T_D);
+ *     (phi, grid) of the model's E(T_D);
  *   - false suspicions at 5 % loss (about 1,400 per run): the two counts
  *     and the model's within 15 % of each other (the Poisson error of
  *     the difference is under 4 %);
