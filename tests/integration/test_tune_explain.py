@@ -206,6 +206,8 @@ def test_grid(tmp):
     check(re.search(r"be declared dead if the next %d heartbeats \(deadlines \+[0-9.]+s"
                     % g["dead_after_slots"], out), out)
     check("the detector's estimate, raised by one standard error" in out, out)
+    rc, out = run(["status", "--api", api_arg(m), "g1"])
+    check(rc == 0 and re.search(r"verdicts +suspect after \d+ missed heartbeats", out), out)
     rc, out = run(["tune", "--api", api_arg(m), "--detection", "800ms", "--false-alarms",
                    "1/month", "--detector", "grid"])
     check(rc == 0 and 'type = "grid"; suspect_threshold = ' in out, out)
