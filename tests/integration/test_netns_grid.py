@@ -19,7 +19,7 @@ whose sampling error is about h / (2 sqrt KILLS) = 14 ms, so three
 standard errors are 43 ms; the real system adds the agent's timer, the
 monitor's loop and the signal's delivery, a few ms each, and a node whose
 loss estimate sits at a boundary of k (the estimates read 4.9 to 7.7 %,
-and k moves from 6 to 7 at about 7.3 %) moves its detection by a whole
+and k is 5 up to 5.0 %, 6 up to 8.2 %) moves its detection by a whole
 interval. 75 ms, three quarters of an interval, covers the first two with
 room and catches a model that is off by a slot.
 
