@@ -36,6 +36,15 @@
  * wrong more often than the budget allows: k h is the shortest detection
  * time the network permits (vigil__qos_k).
  *
+ * The grid detector counts slots instead of timing a silence: it is dead
+ * once k = ceil(Phi / -log10 p_used) slots after the last heartbeat's have
+ * passed their deadlines, E + margin + k h, with p_used the loss rate it
+ * assumes (its estimate, raised). A false verdict needs the k heartbeats
+ * after a received one all lost (p^k per gap) or the last of them later
+ * than the margin (p^(k-1) Q(margin / s)); a crash uniformly placed on the
+ * grid is dead (k - 1/2) h + margin - h p / (1 - p) later on average, at
+ * most k h + margin (vigil__qos_predict_grid).
+ *
  * Pure code: no clock, no I/O, no allocation.
  */
 #include <math.h>
@@ -144,11 +153,132 @@ double vigil__qos_overshoot(const struct vigil__qos_net *net, double c)
     return z > 0 ? net->jitter / z : 0;
 }
 
+/* --- the grid detector -------------------------------------------------- */
+
+/*
+ * Fills g from a probe copy of a grid state, moved so that the last
+ * heartbeat's slot is expected at time 0: the detector's own crossing is
+ * then margin + k h, and its own count of missed slots at that time is k.
+ */
+static void grid_probe(const struct vigil_detector_config *dc, struct vigil_detector *d,
+                       struct vigil__qos_grid *g)
+{
+    double h = (double)(dc->interval > 0 ? dc->interval : 1);
+    d->expect = 0;
+    d->last = 0;
+    g->loss_used = vigil_detector_loss(dc, d);
+    g->arrival_sd = d->var > 0 ? sqrt((double)d->var) / 1e9 : 0;
+    vigil_time_t ts = vigil_detector_crossing(dc, d, dc->suspect_threshold);
+    vigil_time_t td = vigil_detector_crossing(dc, d, dc->dead_threshold);
+    uint64_t ks = ts == VIGIL_TIME_NEVER ? 0 : vigil_detector_missed(dc, d, ts);
+    uint64_t kd = td == VIGIL_TIME_NEVER ? 0 : vigil_detector_missed(dc, d, td);
+    g->k_suspect = ks > UINT32_MAX ? UINT32_MAX : (unsigned)ks;
+    g->k_dead = kd > UINT32_MAX ? UINT32_MAX : (unsigned)kd;
+    /* The margin: the crossing less its whole slots (k >= 1 for a threshold above 0). */
+    g->margin = td == VIGIL_TIME_NEVER ? 0 : ((double)td - (double)kd * h) / 1e9;
+    if (g->margin < 0)
+        g->margin = 0;
+}
+
+/* A fresh grid state, as the detector makes it at a node's first heartbeat. */
+static void grid_fresh(const struct vigil_detector_config *dc, struct vigil_detector *d)
+{
+    vigil_detector_init(d);
+    vigil_detector_heartbeat(dc, d, NULL, 0, 1, false);
+}
+
+void vigil__qos_grid_from_state(const struct vigil_detector_config *dc,
+                                const struct vigil_detector *d, struct vigil__qos_grid *g)
+{
+    struct vigil_detector probe = *d;
+    if (!probe.grid || probe.last == VIGIL_TIME_NEVER)
+        grid_fresh(dc, &probe);
+    grid_probe(dc, &probe, g);
+}
+
+void vigil__qos_grid_steady(const struct vigil_detector_config *dc, double loss, double arrival_sd,
+                            struct vigil__qos_grid *g)
+{
+    struct vigil_detector probe;
+    grid_fresh(dc, &probe);
+    /* Decayed by 1 - 1/W per heartbeat due, the counts settle at W due and W p lost. */
+    double w = (double)(dc->loss_window > 0 ? dc->loss_window : 1);
+    probe.slots = (float)w;
+    probe.lost = (float)(w * (loss > 0 ? loss : 0));
+    double var = arrival_sd * 1e9 * arrival_sd * 1e9;
+    probe.var = (float)(var > 0 ? var : 0);
+    grid_probe(dc, &probe, g);
+}
+
+/*
+ * The chance, per gap, that the k heartbeats after a received one all fail
+ * to arrive before the k-th slot's deadline: slot i is lost, or later than
+ * (k - i) h + margin after its expected arrival.
+ */
+static double grid_fail(const struct vigil__qos_grid *g, double h, double p, double sa, unsigned k)
+{
+    double prob = 1;
+    for (unsigned i = 1; i <= k && prob > 0; i++) {
+        double slack = (double)(k - i) * h + g->margin;
+        double late = sa > 0 ? q_tail(slack / sa) : (slack > 0 ? 0 : 1);
+        prob *= p + (1 - p) * late;
+    }
+    return k > 0 ? prob : 1;
+}
+
+void vigil__qos_predict_grid(const struct vigil_detector_config *dc,
+                             const struct vigil__qos_grid *g, const struct vigil__qos_net *net,
+                             struct vigil__qos *out)
+{
+    (void)dc;
+    double h = net->h, p = net->loss, mg = g->margin;
+    double sa = net->jitter / M_SQRT2;
+    double gps = vigil__qos_gaps_per_s(net);
+    out->suspect_silence = g->k_suspect * h + mg;
+    out->dead_silence = g->k_dead * h + mg;
+    /*
+     * A crash falls uniformly on the grid, on average h / 2 after the last
+     * heartbeat was sent; heartbeats lost just before it (h p / (1 - p) on
+     * average) had already been counted as missed.
+     */
+    out->detection = fmax(0, out->dead_silence - h / 2 - h * p / (1 - p));
+    out->suspect_rate = gps * grid_fail(g, h, p, sa, g->k_suspect);
+    out->false_death_rate = gps * grid_fail(g, h, p, sa, g->k_dead);
+    out->recurrence = out->suspect_rate > 0 ? 1 / out->suspect_rate : INFINITY;
+    /*
+     * A false suspicion at slot k's deadline ends with the k-th heartbeat if
+     * it was only late (after E(d - margin | d > margin), the normal's Mills
+     * ratio), or else with the next one that gets through, h / (1 - p)
+     * after the k-th slot on average.
+     */
+    unsigned k = g->k_suspect > 0 ? g->k_suspect : 1;
+    double z = sa > 0 ? mg / sa : INFINITY;
+    double q = sa > 0 ? q_tail(z) : 0;
+    double w_late = pow(p, k - 1) * (1 - p) * q, w_lost = pow(p, k);
+    double d_late = 0;
+    if (q > 1e-300)
+        d_late = fmax(0, sa * exp(-0.5 * z * z) / sqrt(2 * M_PI) / q - mg);
+    else if (sa > 0 && z > 0)
+        d_late = sa / z;
+    double d_lost = fmax(0, h / (1 - p) - mg);
+    out->mistake_duration =
+        w_late + w_lost > 0 ? (w_late * d_late + w_lost * d_lost) / (w_late + w_lost) : d_lost;
+    out->accuracy = fmin(1, fmax(0, 1 - out->suspect_rate * out->mistake_duration));
+}
+
 double vigil__qos_silence(const struct vigil_detector_config *dc, double mean, double sd,
                           double threshold)
 {
     if (dc->kind == VIGIL_DETECTOR_FIXED)
         return threshold;
+    if (dc->kind == VIGIL_DETECTOR_GRID) {
+        struct vigil_detector_config one = *dc;
+        struct vigil__qos_grid g;
+        (void)mean;
+        one.dead_threshold = threshold;
+        vigil__qos_grid_steady(&one, 0, sd / M_SQRT2, &g);
+        return g.k_dead * (double)dc->interval / 1e9 + g.margin;
+    }
     double sd2 = fmax(sd, (double)dc->min_std_dev / 1e9);
     return mean + (double)dc->acceptable_pause / 1e9 + vigil_phi_quantile(threshold) * sd2;
 }
@@ -156,6 +286,14 @@ double vigil__qos_silence(const struct vigil_detector_config *dc, double mean, d
 void vigil__qos_predict(const struct vigil_detector_config *dc, double mean, double sd,
                         const struct vigil__qos_net *net, struct vigil__qos *out)
 {
+    if (dc->kind == VIGIL_DETECTOR_GRID) {
+        struct vigil__qos_grid g;
+        (void)mean;
+        (void)sd;
+        vigil__qos_grid_steady(dc, net->loss, net->jitter / M_SQRT2, &g);
+        vigil__qos_predict_grid(dc, &g, net, out);
+        return;
+    }
     double h = net->h, p = net->loss;
     double gps = vigil__qos_gaps_per_s(net);
     out->suspect_silence = vigil__qos_silence(dc, mean, sd, dc->suspect_threshold);

@@ -37,6 +37,53 @@ struct vigil__qos {
 };
 
 /*
+ * The grid detector's side of the model (docs/detection.md): the level
+ * after m slots missed is m x -log10(loss_used), so a threshold Phi is
+ * reached once k = ceil(Phi / -log10(loss_used)) slots have passed their
+ * deadlines, at E + margin + k h (E the expected arrival of the last
+ * heartbeat's slot). The detector's own arithmetic gives k and the margin
+ * (vigil_detector_crossing on a probe state), so the model cannot drift
+ * from it.
+ */
+struct vigil__qos_grid {
+    double loss_used;   /* the loss rate the level is computed with (vigil_detector_loss) */
+    double arrival_sd;  /* deviation of arrivals around their slots, s */
+    double margin;      /* slack after each slot's expected arrival: margin + 4 sd, s */
+    unsigned k_suspect; /* slots missed in a row to be suspect */
+    unsigned k_dead;    /* ... and dead */
+};
+
+/*
+ * The grid's figures for a node's live detector state d (its loss
+ * estimate and jitter); a state that holds no grid estimates (never heard)
+ * is read as the detector's first one, the prior.
+ */
+void vigil__qos_grid_from_state(const struct vigil_detector_config *dc,
+                                const struct vigil_detector *d, struct vigil__qos_grid *g);
+
+/*
+ * The grid's figures once its estimates have settled on a stream with this
+ * loss and this deviation of arrivals (s): the loss counts over a whole
+ * loss window, with the prior and the confidence bound the detector adds.
+ */
+void vigil__qos_grid_steady(const struct vigil_detector_config *dc, double loss, double arrival_sd,
+                            struct vigil__qos_grid *g);
+
+/*
+ * Predicts the QoS of the grid detector g on net (whose jitter is a gap's:
+ * one arrival's deviation is jitter / sqrt 2). Verdicts come k h + margin
+ * after the last heartbeat's slot; a false one needs the k heartbeats
+ * after a received one all lost or later than their deadlines:
+ *
+ *     P_k = prod over i = 1..k of (p + (1 - p) Q(((k - i) h + margin) / s_a))
+ *
+ * per gap, about p^k, or p^(k-1) Q(margin / s_a) for the jitter's tail.
+ */
+void vigil__qos_predict_grid(const struct vigil_detector_config *dc,
+                             const struct vigil__qos_grid *g, const struct vigil__qos_net *net,
+                             struct vigil__qos *out);
+
+/*
  * The stream that explains measured statistics: the interval mean and
  * standard deviation the detector's history reports (both include the
  * longer gaps of lost heartbeats), the loss when known (negative: not
@@ -65,11 +112,17 @@ double vigil__qos_gaps_per_s(const struct vigil__qos_net *net);
  * threshold, for a node whose history has this mean and standard
  * deviation (s). Fixed: the threshold itself. Phi: mean + acceptable
  * pause + y * max(sd, min_std_dev), y = vigil_phi_quantile(threshold).
+ * Grid: k h + margin for the estimates it settles at without loss and
+ * with arrivals sd / sqrt 2 around their slots (vigil__qos_grid_steady).
  */
 double vigil__qos_silence(const struct vigil_detector_config *dc, double mean, double sd,
                           double threshold);
 
-/* Predicts the QoS of dc for a node with history mean and sd (s) on net. */
+/*
+ * Predicts the QoS of dc for a node with history mean and sd (s) on net.
+ * The grid detector ignores mean and sd: it is predicted with the
+ * estimates it settles at on net (vigil__qos_grid_steady).
+ */
 void vigil__qos_predict(const struct vigil_detector_config *dc, double mean, double sd,
                         const struct vigil__qos_net *net, struct vigil__qos *out);
 

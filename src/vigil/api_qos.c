@@ -55,12 +55,40 @@ void api_qos_net(const struct vigil_monitor *m, const struct vigil_node *n,
     vigil__qos_net_from_stats(ns_s(iv), ns_s(mean), ns_s(sd), measured_loss(n), net);
 }
 
+/*
+ * The grid detector is judged by its own estimates: the loss rate it
+ * assumes and the jitter of arrivals around their slots (a gap's jitter is
+ * sqrt 2 times that); the stream's loss is the one counted, else the
+ * assumed one.
+ */
+static void predict_grid(const struct vigil_monitor *m, const struct vigil_node *n,
+                         const struct vigil_detector_config *dc, struct vigil__qos_net *net,
+                         struct vigil__qos *q, struct vigil__qos_grid *g)
+{
+    vigil_time_t iv = vigil_node_interval(n);
+    double loss = measured_loss(n);
+    vigil__qos_grid_from_state(dc, vigil_node_detector_state(n), g);
+    if (iv <= 0)
+        iv = vigil_monitor_config(m)->interval;
+    net->h = ns_s(iv);
+    net->jitter = g->arrival_sd * M_SQRT2;
+    net->loss = loss >= 0 ? loss : g->loss_used;
+    if (net->loss >= 1)
+        net->loss = 0.999;
+    vigil__qos_predict_grid(dc, g, net, q);
+}
+
 static void predict(const struct vigil_monitor *m, const struct vigil_node *n,
                     struct vigil__qos_net *net, struct vigil__qos *q)
 {
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     vigil_time_t mean = 0, sd = 0;
+    if (dc->kind == VIGIL_DETECTOR_GRID) {
+        struct vigil__qos_grid g;
+        predict_grid(m, n, dc, net, q, &g);
+        return;
+    }
     vigil_detector_stats(vigil_node_detector_state(n), &mean, &sd);
     api_qos_net(m, n, net);
     double gm, gsd;
@@ -101,6 +129,27 @@ json_t *api_qos_json(const struct vigil_monitor *m, const struct vigil_node *n, 
     json_t *doc = json_pack("{s:o, s:o, s:o, s:o, s:o}", "model", model, "silence_to_suspect_s",
                             jnum(q.suspect_silence), "silence_to_dead_s", jnum(q.dead_silence),
                             "predicted", pred, "observed", obs);
+    struct vigil_detector_config tmp;
+    const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
+    if (doc && dc->kind == VIGIL_DETECTOR_GRID) {
+        /*
+         * The grid's own terms: the slots a verdict takes and when the last
+         * heartbeat's slot was expected, from which every later slot's
+         * deadline follows (slot i: expected_ago_s - i h, plus the margin).
+         */
+        struct vigil__qos_grid g;
+        const struct vigil_detector *d = vigil_node_detector_state(n);
+        predict_grid(m, n, dc, &net, &q, &g);
+        json_t *gj = json_pack(
+            "{s:o, s:o, s:o, s:I, s:I, s:o}", "loss_used", jnum(g.loss_used), "arrival_jitter_s",
+            jnum(g.arrival_sd), "margin_s", jnum(g.margin), "suspect_after_slots",
+            (json_int_t)g.k_suspect, "dead_after_slots", (json_int_t)g.k_dead, "expected_ago_s",
+            d->grid && d->last != VIGIL_TIME_NEVER ? jnum(ns_s(now - d->expect)) : json_null());
+        if (!gj || json_object_set_new(doc, "grid", gj)) {
+            json_decref(doc);
+            return NULL;
+        }
+    }
     return doc;
 }
 

@@ -52,8 +52,16 @@ void cli_print_qos(const json_t *n)
     printf("  stream        interval %.3fs, jitter %.3fs, loss %.2f%% (%s)\n",
            cli_jnum(mo, "interval_s", 0), cli_jnum(mo, "jitter_s", 0),
            cli_jnum(mo, "loss", 0) * 100, lossbuf);
-    printf("  verdicts      suspect after %.3fs of silence, dead after %.3fs\n",
-           cli_jnum(q, "silence_to_suspect_s", 0), cli_jnum(q, "silence_to_dead_s", 0));
+    const json_t *g = json_object_get(q, "grid");
+    if (json_is_object(g))
+        printf("  verdicts      suspect after %.0f missed heartbeats (%.3fs after the last one's "
+               "slot), dead after %.0f (%.3fs); loss assumed %.2f%%, margin %.3fs\n",
+               cli_jnum(g, "suspect_after_slots", 0), cli_jnum(q, "silence_to_suspect_s", 0),
+               cli_jnum(g, "dead_after_slots", 0), cli_jnum(q, "silence_to_dead_s", 0),
+               cli_jnum(g, "loss_used", 0) * 100, cli_jnum(g, "margin_s", 0));
+    else
+        printf("  verdicts      suspect after %.3fs of silence, dead after %.3fs\n",
+               cli_jnum(q, "silence_to_suspect_s", 0), cli_jnum(q, "silence_to_dead_s", 0));
     printf("  detection     predicted: %.3fs on average, at most %.3fs after the last heartbeat\n",
            cli_jnum(p, "detection_s", 0), cli_jnum(p, "detection_max_s", 0));
     cli_format_duration(cli_jnum(o, "monitored_s", 0), d1, sizeof(d1));

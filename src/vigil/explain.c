@@ -7,6 +7,7 @@
  * script reading the API would conclude.
  */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,15 +34,17 @@ static void usage(FILE *f)
 }
 
 /* "the level" in the detector's own unit. */
-static void level_words(bool phi, double level, char *buf, size_t cap)
+static void level_words(bool phi, bool grid, double level, char *buf, size_t cap)
 {
-    if (phi)
+    if (grid)
+        snprintf(buf, cap, "level %.2f", level);
+    else if (phi)
         snprintf(buf, cap, "phi %.2f", level);
     else
         snprintf(buf, cap, "%.3fs of silence", level);
 }
 
-static void print_history(const json_t *n, bool phi)
+static void print_history(const json_t *n, bool phi, bool grid)
 {
     const json_t *events = json_object_get(n, "events");
     size_t i;
@@ -52,18 +55,82 @@ static void print_history(const json_t *n, bool phi)
     {
         const json_t *ev = json_object_get(e, "evidence");
         double since = cli_jnum(ev, "since_last_s", -1), thr = cli_jnum(ev, "threshold", 0);
-        level_words(phi, cli_jnum(ev, "level", 0), lv, sizeof(lv));
+        level_words(phi, grid, cli_jnum(ev, "level", 0), lv, sizeof(lv));
         printf("  %s  %s -> %s (%s): %s", js(e, "time", "?"), js(e, "old_state", "?"),
                js(e, "new_state", "?"), js(e, "reason", ""), lv);
         if (thr > 0)
             printf(", reached the threshold %.2f", thr);
+        if (grid && cli_jnum(ev, "missed", 0) > 0)
+            printf(", %.0f heartbeats missed in a row", cli_jnum(ev, "missed", 0));
         if (since >= 0)
             printf(", %.3fs after the last heartbeat", since);
         printf("\n");
     }
-    level_words(phi, cli_jnum(n, "level", 0), lv, sizeof(lv));
+    level_words(phi, grid, cli_jnum(n, "level", 0), lv, sizeof(lv));
     printf("  now  %s: %s (suspect at %.2f, dead at %.2f)\n", js(n, "state", "?"), lv,
            cli_jnum(n, "suspect_threshold", 0), cli_jnum(n, "dead_threshold", 0));
+}
+
+/*
+ * "slots due at +0.063s, +0.163s, ... +0.563s from now": the deadlines of
+ * the next count slots after the first not yet missed, from the expected
+ * arrival of the last heartbeat's slot (ago seconds ago).
+ */
+static void slot_words(double ago, double h, double margin, double missed, double count, char *buf,
+                       size_t cap)
+{
+    size_t len = 0;
+    for (double i = 1; i <= count && len < cap; i++) {
+        if (count > 4 && i == 3) {
+            /* The first two, then the last: the rest follow one interval apart. */
+            len += (size_t)snprintf(buf + len, cap - len, ", ...");
+            i = count;
+        }
+        double at = (missed + i) * h + margin - ago;
+        len += (size_t)snprintf(buf + len, cap - len, "%s%+.3fs", i > 1 ? ", " : "", at);
+    }
+}
+
+/* The grid's words: counts of heartbeats, each slot's deadline, the loss assumed. */
+static void explain_grid_detector(const json_t *n, const json_t *g)
+{
+    double loss = cli_jnum(g, "loss_used", 0);
+    printf("Detector: grid; each heartbeat is due on the sender's grid, and the level is "
+           "-log10 of the chance that every heartbeat missed since the last one was lost: %.2f "
+           "a missed heartbeat at the loss rate it assumes, %.2f%% (its estimate from the "
+           "sequence numbers, raised by one standard error, at least the floor). A heartbeat "
+           "is missed once its slot's expected arrival plus a margin of %.3fs has passed. "
+           "Suspect at %.2f, after %.0f missed heartbeats in a row; dead at %.2f, after %.0f.\n",
+           loss > 0 && loss < 1 ? -log10(loss) : 0, loss * 100, cli_jnum(g, "margin_s", 0),
+           cli_jnum(n, "suspect_threshold", 0), cli_jnum(g, "suspect_after_slots", 0),
+           cli_jnum(n, "dead_threshold", 0), cli_jnum(g, "dead_after_slots", 0));
+}
+
+static void explain_grid_why(const json_t *n, const json_t *g, const char *state, double ago)
+{
+    double h = cli_jnum(n, "interval_s", 0), mg = cli_jnum(g, "margin_s", 0);
+    double eago = cli_jnum(g, "expected_ago_s", ago), missed = cli_jnum(n, "missed", 0);
+    double ks = cli_jnum(g, "suspect_after_slots", 0), kd = cli_jnum(g, "dead_after_slots", 0);
+    char s1[160], s2[160];
+    if (!strcmp(state, "alive")) {
+        printf("  It is alive: the last heartbeat came %.3fs ago; %.0f heartbeats missed since "
+               "(suspect after %.0f).\n",
+               ago, missed, ks);
+        slot_words(eago, h, mg, missed, ks - missed, s1, sizeof(s1));
+        slot_words(eago, h, mg, missed, kd - missed, s2, sizeof(s2));
+        printf("  It would become suspect if the next %.0f heartbeats (deadlines %s from now) "
+               "all fail to arrive, and be declared dead if the next %.0f heartbeats "
+               "(deadlines %s) all fail to arrive.\n",
+               ks - missed, s1, kd - missed, s2);
+    } else if (!strcmp(state, "suspect")) {
+        printf("  It is suspect: %.0f heartbeats missed in a row (the last one came %.3fs ago), "
+               "at least the %.0f that make a node suspect.\n",
+               missed, ago, ks);
+        slot_words(eago, h, mg, missed, kd - missed, s2, sizeof(s2));
+        printf("  It comes back to alive with the next heartbeat; it would be declared dead if "
+               "the next %.0f heartbeats (deadlines %s from now) all fail to arrive.\n",
+               kd - missed, s2);
+    }
 }
 
 static void explain(const json_t *n, const json_t *health)
@@ -73,7 +140,9 @@ static void explain(const json_t *n, const json_t *health)
     const json_t *obs = json_object_get(qos, "observed");
     const json_t *pred = json_object_get(qos, "predicted");
     const char *kind = js(json_object_get(health, "detector"), "type", "phi");
-    bool phi = strcmp(kind, "fixed") != 0;
+    bool grid = !strcmp(kind, "grid");
+    const json_t *gq = json_object_get(qos, "grid");
+    bool phi = strcmp(kind, "fixed") != 0 && !grid;
     double ago = cli_jnum(n, "last_heard_s", -1);
     double to_suspect = cli_jnum(qos, "silence_to_suspect_s", 0);
     double to_dead = cli_jnum(qos, "silence_to_dead_s", 0);
@@ -95,12 +164,18 @@ static void explain(const json_t *n, const json_t *health)
                cli_jnum(n, "interval_s", 0));
         double loss = cli_jnum(obs, "loss", -1);
         if (loss >= 0)
-            printf("Loss: %.2f%% (%.0f of %.0f sequence numbers of this generation arrived).\n",
+            printf("Loss: %.2f%% (%.0f of %.0f sequence numbers of this generation arrived)",
                    loss * 100, cli_jnum(obs, "received", 0), cli_jnum(obs, "expected", 0));
         else
-            printf("Loss: not counted yet (too few sequence numbers).\n");
+            printf("Loss: not counted yet (too few sequence numbers)");
+        if (grid && gq)
+            printf("; the detector's estimate, raised by one standard error: %.2f%%",
+                   cli_jnum(gq, "loss_used", 0) * 100);
+        printf(".\n");
     }
-    if (phi)
+    if (grid && gq)
+        explain_grid_detector(n, gq);
+    else if (phi)
         printf("Detector: phi accrual; the level is phi, -log10 of the chance that a heartbeat "
                "this late is merely late. Suspect at phi %.2f, reached after %.3fs of silence; "
                "dead at phi %.2f, after %.3fs.\n",
@@ -111,10 +186,12 @@ static void explain(const json_t *n, const json_t *health)
                "Suspect after %.3fs, dead after %.3fs.\n",
                to_suspect, to_dead);
 
-    print_history(n, phi);
+    print_history(n, phi, grid);
 
     printf("\nWhy:\n");
-    if (!strcmp(state, "alive")) {
+    if (grid && gq && ago >= 0 && (!strcmp(state, "alive") || !strcmp(state, "suspect"))) {
+        explain_grid_why(n, gq, state, ago);
+    } else if (!strcmp(state, "alive")) {
         printf("  It is alive: the last heartbeat came %.3fs ago, before the %.3fs of silence "
                "that make a node suspect.\n",
                ago, to_suspect);
@@ -129,7 +206,12 @@ static void explain(const json_t *n, const json_t *health)
                "no heartbeat arrives for another %.3fs.\n",
                to_dead - ago > 0 ? to_dead - ago : 0);
     } else if (!strcmp(state, "dead") || !strcmp(state, "left")) {
-        if (!strcmp(state, "dead") && ago >= 0)
+        if (!strcmp(state, "dead") && ago >= 0 && grid && gq)
+            printf("  It was declared dead once %.0f heartbeats in a row had missed their "
+                   "deadlines (%.3fs after the last heartbeat's slot); the last heartbeat came "
+                   "%.3fs ago.\n",
+                   cli_jnum(gq, "dead_after_slots", 0), to_dead, ago);
+        else if (!strcmp(state, "dead") && ago >= 0)
             printf("  It was declared dead after %.3fs of silence; the last heartbeat came %.3fs "
                    "ago.\n",
                    to_dead, ago);

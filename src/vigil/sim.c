@@ -30,7 +30,7 @@ static void usage(FILE *f)
                "  -c, --config FILE      the monitor section to simulate (detector, thresholds,\n"
                "                         heartbeat_interval, pause_tolerance, rise)\n"
                "  -i, --interval DUR     heartbeat interval (resets the detector to its defaults)\n"
-               "  -d, --detector KIND    phi or fixed (resets the detector to its defaults)\n"
+               "  -d, --detector KIND    phi, grid or fixed (resets the detector to its defaults)\n"
                "      --nodes N          simulated agents (default 100)\n"
                "      --duration DUR     virtual time simulated (default 1h)\n"
                "      --loss P%%          datagrams lost at random (default 0%%)\n"
@@ -76,6 +76,7 @@ static double sec(vigil_time_t t)
 /* What the model predicts for the run, and the information limit. */
 struct model {
     struct vigil__qos q;
+    struct vigil__qos_grid g; /* the grid detector's settled estimates */
     struct vigil__qos_net net;
     double b; /* budget per gap */
     unsigned k;
@@ -89,6 +90,15 @@ static void predict(const struct vsim_params *p, double budget, struct model *m)
     double mean, sd;
     vigil__qos_gap_moments(&m->net, &mean, &sd);
     vigil__qos_predict(&p->mon.detector, mean, sd, &m->net, &m->q);
+    memset(&m->g, 0, sizeof(m->g));
+    if (p->mon.detector.kind == VIGIL_DETECTOR_GRID) {
+        /* The grid's step is the agents' interval, as the monitor takes it from their heartbeats.
+         */
+        struct vigil_detector_config dc = p->mon.detector;
+        dc.interval = p->interval;
+        vigil__qos_grid_steady(&dc, p->loss, m->net.jitter / M_SQRT2, &m->g);
+        vigil__qos_predict_grid(&dc, &m->g, &m->net, &m->q);
+    }
     m->b = budget / vigil__qos_gaps_per_s(&m->net);
     m->k = vigil__qos_k(p->loss, m->b);
 }
@@ -116,10 +126,10 @@ static void print_json(const struct vsim_params *p, const struct vsim_result *r,
         "s:{s:o, s:o, s:o, s:o, s:o}, "
         "s:{s:f, s:f, s:f, s:o, s:I, s:o}}",
         "seed", (json_int_t)p->seed, "duration_s", sec(p->duration), "interval_s", sec(p->interval),
-        "detector", p->mon.detector.kind == VIGIL_DETECTOR_FIXED ? "fixed" : "phi", "nodes",
-        (json_int_t)p->nodes, "sent", (json_int_t)r->sent, "delivered", (json_int_t)r->delivered,
-        "crashes", (json_int_t)r->crashed, "undetected", (json_int_t)r->undetected, "detection",
-        "min_s", jt(vsim_quantile(r, 0)), "median_s", jt(vsim_quantile(r, 0.5)), "p95_s",
+        "detector", vigil_detector_kind_name(p->mon.detector.kind), "nodes", (json_int_t)p->nodes,
+        "sent", (json_int_t)r->sent, "delivered", (json_int_t)r->delivered, "crashes",
+        (json_int_t)r->crashed, "undetected", (json_int_t)r->undetected, "detection", "min_s",
+        jt(vsim_quantile(r, 0)), "median_s", jt(vsim_quantile(r, 0.5)), "p95_s",
         jt(vsim_quantile(r, 0.95)), "p99_s", jt(vsim_quantile(r, 0.99)), "max_s",
         jt(vsim_quantile(r, 1)), "mean_s", r->n_detect ? json_real(mean) : json_null(), "count",
         (json_int_t)r->n_detect, "false_suspicions", (json_int_t)r->false_suspicions,
@@ -132,6 +142,12 @@ static void print_json(const struct vsim_params *p, const struct vsim_result *r,
         jnum_or_null(m->net.jitter), "limit", "loss", p->loss, "gaps_per_s",
         vigil__qos_gaps_per_s(&m->net), "budget_per_s", budget, "budget_per_gap",
         jnum_or_null(m->b), "k", (json_int_t)m->k, "k_h_s", jnum_or_null(m->k * m->net.h));
+    if (o && p->mon.detector.kind == VIGIL_DETECTOR_GRID)
+        json_object_set_new(json_object_get(o, "predicted"), "grid",
+                            json_pack("{s:f, s:f, s:I, s:I}", "loss_used", m->g.loss_used,
+                                      "margin_s", m->g.margin, "suspect_after_slots",
+                                      (json_int_t)m->g.k_suspect, "dead_after_slots",
+                                      (json_int_t)m->g.k_dead));
     char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(9)) : NULL;
     if (s)
         puts(s);
@@ -150,6 +166,12 @@ static void print_text(const struct vsim_params *p, const struct vsim_result *r,
     if (dc->kind == VIGIL_DETECTOR_FIXED)
         printf("detector: fixed, suspect after %.3fs, dead after %.3fs\n", dc->suspect_threshold,
                dc->dead_threshold);
+    else if (dc->kind == VIGIL_DETECTOR_GRID)
+        printf("detector: grid, suspect at %.2f, dead at %.2f, margin %.3fs + 4 deviations, loss "
+               "floor %.2f%%, loss window %u; settled at this loss it assumes %.2f%%: suspect "
+               "after %u missed heartbeats, dead after %u\n",
+               dc->suspect_threshold, dc->dead_threshold, sec(dc->margin), dc->loss_floor * 100,
+               dc->loss_window, m->g.loss_used * 100, m->g.k_suspect, m->g.k_dead);
     else
         printf("detector: phi, suspect at %.2f, dead at %.2f, acceptable pause %.3fs, minimum "
                "deviation %.3fs\n",
@@ -260,12 +282,11 @@ int cmd_sim(int argc, char **argv)
                                           t);
             break;
         case 'd':
-            if (strcmp(optarg, "phi") && strcmp(optarg, "fixed"))
+            if (vigil_detector_kind_parse(optarg) < 0)
                 goto bad;
-            vigil_detector_config_default(&c.monitor.core.detector,
-                                          !strcmp(optarg, "phi") ? VIGIL_DETECTOR_PHI
-                                                                 : VIGIL_DETECTOR_FIXED,
-                                          c.monitor.interval);
+            vigil_detector_config_default(
+                &c.monitor.core.detector,
+                (enum vigil_detector_kind)vigil_detector_kind_parse(optarg), c.monitor.interval);
             break;
         case OPT_NODES:
             if (vcfg_parse_u64(optarg, VSIM_NODES_MAX, &num) || num < 1)

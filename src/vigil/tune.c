@@ -6,7 +6,9 @@
  * unit of time), and the heartbeat stream of each node as a running
  * monitor measured it (jitter and loss; or as given on the command line),
  * it picks the longest heartbeat interval that can meet both goals and the
- * detector settings that put the dead verdict at D, and prints them with
+ * detector settings that put the dead verdict at D (for the grid: the
+ * thresholds the budget asks for, dead at log10(G / e) and suspect half a
+ * decade lower, and the interval whose k slots fit D), and prints them with
  * the reasoning: the budget per gap, the information limit k, the
  * predicted detection time and mistake rates. The model and its arithmetic
  * are core/qos.c's; docs/tuning.md explains both.
@@ -59,6 +61,9 @@ struct plan {
     double c_s;   /* the suspect silence chosen */
     /* phi settings that put the verdicts there */
     double phi_suspect, phi_dead, pause, min_sd;
+    /* grid: thresholds from the budget, and the estimates they meet */
+    double grid_suspect, grid_dead;
+    struct vigil__qos_grid g;
     struct vigil__qos q;
 };
 
@@ -69,10 +74,65 @@ static struct vigil__qos_net at_h(double h, double jitter, double loss)
     return n;
 }
 
+/* Half a decade below the dead threshold: suspicion is an alarm too (docs/detection.md). */
+#define GRID_SUSPECT_BELOW 0.5
+/* Lowest grid dead threshold tune gives: a budget above one false verdict in ten gaps is none. */
+#define GRID_DEAD_MIN 1.0
+
+/*
+ * The grid at interval h: dead at Phi = log10(G / e) = -log10(budget per
+ * gap), suspect half a decade lower, with the estimates the detector
+ * settles at on the stream (the measured loss raised by its standard
+ * error, at least the floor; the jitter).
+ */
+static void grid_at(double h, double jitter, double loss, double rate, struct plan *p)
+{
+    struct vigil__qos_net n = at_h(h, jitter, loss);
+    struct vigil_detector_config dc;
+    vigil_detector_config_default(&dc, VIGIL_DETECTOR_GRID, (vigil_time_t)llround(h * 1e9));
+    double phi = -log10(rate / vigil__qos_gaps_per_s(&n));
+    /* Rounded up to hundredths, for the file: never looser than the budget. */
+    p->grid_dead = ceil(fmax(phi, GRID_DEAD_MIN) * 100 - 1e-9) / 100;
+    p->grid_suspect = p->grid_dead - GRID_SUSPECT_BELOW;
+    dc.dead_threshold = p->grid_dead;
+    dc.suspect_threshold = p->grid_suspect;
+    vigil__qos_grid_steady(&dc, loss, jitter / M_SQRT2, &p->g);
+    vigil__qos_predict_grid(&dc, &p->g, &n, &p->q);
+    p->h = h;
+    p->c_min = p->q.dead_silence;
+    p->c = p->q.dead_silence;
+    p->c_s = p->q.suspect_silence;
+}
+
+/*
+ * The grid: the longest interval whose dead verdict, k slots plus the
+ * margin after the last heartbeat's, fits the goal.
+ */
+static void plan_grid(double jitter, double loss, double goal, double rate, struct plan *p)
+{
+    for (size_t i = sizeof(intervals) / sizeof(intervals[0]); i-- > 0;) {
+        grid_at(intervals[i], jitter, loss, rate, p);
+        if (p->q.dead_silence <= goal) {
+            p->ok = true;
+            break;
+        }
+    }
+    if (!p->ok)
+        grid_at(intervals[0], jitter, loss, rate, p);
+    struct vigil__qos_net n = at_h(p->h, jitter, loss);
+    p->gps = vigil__qos_gaps_per_s(&n);
+    p->b = rate / p->gps;
+    p->k = vigil__qos_k(loss, p->b);
+}
+
 static void plan_for(double jitter, double loss, double goal, double rate,
                      enum vigil_detector_kind kind, struct plan *p)
 {
     memset(p, 0, sizeof(*p));
+    if (kind == VIGIL_DETECTOR_GRID) {
+        plan_grid(jitter, loss, goal, rate, p);
+        return;
+    }
     /* The longest interval whose fastest safe verdict fits the goal (and two intervals). */
     for (size_t i = sizeof(intervals) / sizeof(intervals[0]); i-- > 0;) {
         double h = intervals[i];
@@ -160,7 +220,18 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
                "budget per gap allows, so no detector can be both that safe and faster than "
                "k x h = %.3fs\n",
                p->k, p->k - 1, p->k * p->h);
-    if (p->ok)
+    if (kind == VIGIL_DETECTOR_GRID && p->ok)
+        printf("  choice      a heartbeat every %.3fs: dead at %.2f = log10(G / e) for the "
+               "budget per gap, i.e. after %u missed heartbeats at the %.2f%% loss the detector "
+               "will assume, plus a margin of %.3fs: %.3fs after the last heartbeat's slot, "
+               "within the goal of %.3fs\n",
+               p->h, p->grid_dead, p->g.k_dead, p->g.loss_used * 100, p->g.margin, p->c, goal);
+    else if (kind == VIGIL_DETECTOR_GRID)
+        printf("  choice      cannot meet both goals: even a heartbeat every %.3fs takes %u "
+               "missed heartbeats at the %.2f%% loss the detector will assume, %.3fs, more than "
+               "the goal of %.3fs (relax one of them)\n",
+               p->h, p->g.k_dead, p->g.loss_used * 100, p->c, goal);
+    else if (p->ok)
         printf("  choice      a heartbeat every %.3fs: its fastest safe verdict is %.3fs of "
                "silence (%.1f intervals), within the goal of %.3fs; dead at the goal itself\n",
                p->h, p->c_min, p->c_min / p->h, goal);
@@ -172,6 +243,11 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
         printf("  settings    heartbeat_interval %.3fs, fixed: suspect_after %.3fs, dead_after "
                "%.3fs\n",
                p->h, p->c_s, p->c);
+    else if (kind == VIGIL_DETECTOR_GRID)
+        printf("  settings    heartbeat_interval %.3fs, grid: suspect_threshold %.2f (after %u "
+               "missed heartbeats, %.3fs), dead_threshold %.2f (after %u, %.3fs)\n",
+               p->h, p->grid_suspect, p->g.k_suspect, p->q.suspect_silence, p->grid_dead,
+               p->g.k_dead, p->q.dead_silence);
     else
         printf("  settings    heartbeat_interval %.3fs, phi: suspect_threshold %.2f (after %.3fs "
                "of silence), dead_threshold %.2f (after %.3fs), acceptable_pause %.3fs, "
@@ -190,7 +266,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: vigil tune [--api ADDR] [-c FILE] [--detection DUR] [--false-alarms RATE]\n"
-            "                  [--node ID] [--detector phi|fixed] [--jitter DUR --loss P%%]\n"
+            "                  [--node ID] [--detector phi|grid|fixed] [--jitter DUR --loss P%%]\n"
             "  --detection DUR      a crashed node is to be declared dead within DUR of its\n"
             "                       last heartbeat (default: monitor.goals.detection of -c)\n"
             "  --false-alarms RATE  false dead verdicts per node, at most: 1/month, 0.5/day\n"
@@ -200,7 +276,7 @@ static void usage(FILE *f)
             "  -c FILE              check this configuration (refusals and warnings; no monitor\n"
             "                       needed) and take its goals and detector type\n"
             "  --node ID            tune for this node only\n"
-            "  --detector KIND      phi or fixed (default: the type of -c, else phi)\n"
+            "  --detector KIND      phi, grid or fixed (default: the type of -c, else phi)\n"
             "  --jitter DUR, --loss P%%\n"
             "                       describe the stream instead of asking a monitor\n",
             API_DEFAULT_ADDR);
@@ -268,12 +344,9 @@ int cmd_tune(int argc, char **argv)
             node = optarg;
             break;
         case OPT_DETECTOR:
-            if (!strcmp(optarg, "phi"))
-                kind = VIGIL_DETECTOR_PHI;
-            else if (!strcmp(optarg, "fixed"))
-                kind = VIGIL_DETECTOR_FIXED;
-            else {
-                fprintf(stderr, "vigil tune: --detector must be phi or fixed\n");
+            kind = vigil_detector_kind_parse(optarg);
+            if (kind < 0) {
+                fprintf(stderr, "vigil tune: --detector must be phi, grid or fixed\n");
                 return 2;
             }
             break;
@@ -401,7 +474,11 @@ int cmd_tune(int argc, char **argv)
     fmt_ms(D, g1, sizeof(g1));
     printf("\nrecommended settings%s:\n\nmonitor = {\n  heartbeat_interval = \"%s\";\n",
            p.ok ? "" : " (the closest there is: the goals cannot both be met)", hb);
-    if (kind == VIGIL_DETECTOR_FIXED) {
+    if (kind == VIGIL_DETECTOR_GRID) {
+        printf("  detector = { type = \"grid\"; suspect_threshold = %.2f; dead_threshold = %.2f; "
+               "};\n",
+               p.grid_suspect, p.grid_dead);
+    } else if (kind == VIGIL_DETECTOR_FIXED) {
         fmt_ms(p.c_s, s1, sizeof(s1));
         fmt_ms(p.c, s2, sizeof(s2));
         printf("  detector = { type = \"fixed\"; suspect_after = \"%s\"; dead_after = \"%s\"; "

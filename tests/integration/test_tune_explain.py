@@ -12,7 +12,9 @@ every 250 ms) and one agent on loopback:
   timely heartbeats (rise);
 - `vigil tune` reads the measurements and recommends settings;
 - `vigil tune -c FILE` prints warnings and refusals without a monitor;
-- `vigil sim` is deterministic with --seed and detects every crash.
+- `vigil sim` is deterministic with --seed and detects every crash;
+- the grid detector: the node's qos in slots, explain in missed heartbeats
+  and their deadlines, tune's thresholds from the budget, sim with grid.
 """
 import json
 import os
@@ -177,4 +179,56 @@ def test_sim(tmp):
     check(rc == 2 and "--spikes" in out, out)
 
 
-run_tests([test_qos_explain_status, test_tune_config_without_monitor, test_sim])
+GRID_CONFIG = """
+monitor = {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  heartbeat_interval = "100ms";
+  detector = { type = "grid"; };
+};
+"""
+
+
+def test_grid(tmp):
+    m = Monitor(tmp, GRID_CONFIG)
+    a = agent(m.addr, "g1", tmp, interval="100ms")
+    m.wait_state("g1", "alive", 10)
+    time.sleep(1.5)
+    n = m.get("/v1/nodes/g1")
+    q, g = n["qos"], n["qos"]["grid"]
+    h = n["interval_s"]
+    # A fresh node: the prior (about 14 % assumed) takes 8 slots to convict at dead 6.5.
+    check(g["dead_after_slots"] >= 4 and g["suspect_after_slots"] <= g["dead_after_slots"], g)
+    check(abs(q["silence_to_dead_s"] - (g["dead_after_slots"] * h + g["margin_s"])) < 1e-6, q)
+    check(abs(q["predicted"]["detection_max_s"] - q["silence_to_dead_s"]) < 1e-9, q)
+    rc, out = run(["explain", "--api", api_arg(m), "g1"])
+    check(rc == 0 and "g1 is alive" in out and "Detector: grid" in out, out)
+    check(re.search(r"be declared dead if the next %d heartbeats \(deadlines \+[0-9.]+s"
+                    % g["dead_after_slots"], out), out)
+    check("the detector's estimate, raised by one standard error" in out, out)
+    rc, out = run(["status", "--api", api_arg(m), "g1"])
+    check(rc == 0 and re.search(r"verdicts +suspect after \d+ missed heartbeats", out), out)
+    rc, out = run(["tune", "--api", api_arg(m), "--detection", "800ms", "--false-alarms",
+                   "1/month", "--detector", "grid"])
+    check(rc == 0 and 'type = "grid"; suspect_threshold = ' in out, out)
+    mt = re.search(r"suspect_threshold = ([0-9.]+); dead_threshold = ([0-9.]+);", out)
+    check(mt and abs(float(mt.group(2)) - float(mt.group(1)) - 0.5) < 1e-9, out)
+    # Dead at log10(G / e): 5 % loss at 100 ms, 1/month: G / e = 9.5 x 2592000 -> 7.39, rounded up.
+    rc, out = run(["tune", "--detection", "800ms", "--false-alarms", "1/month", "--detector",
+                   "grid", "--jitter", "1ms", "--loss", "5%"])
+    check(rc == 0 and "dead_threshold = 7.40;" in out and 'heartbeat_interval = "100ms"' in out,
+          out)
+    a.send_signal(signal.SIGKILL)
+    m.wait_state("g1", "dead", 5)
+    rc, out = run(["explain", "--api", api_arg(m), "g1"])
+    check(rc == 0 and "heartbeats in a row had missed their deadlines" in out, out)
+    rc, out = run(["sim", "--detector", "grid", "--interval", "100ms", "--nodes", "20",
+                   "--duration", "5m", "--loss", "5%", "--crashes", "10", "--json"])
+    check(rc == 0, out)
+    r = json.loads(out)
+    check(r["detector"] == "grid" and r["undetected"] == 0 and r["false_deaths"] == 0, r)
+    check(r["predicted"]["grid"]["dead_after_slots"] == 6, r)
+    check(0.4 < r["detection"]["median_s"] < 0.65, r)
+
+
+run_tests([test_qos_explain_status, test_tune_config_without_monitor, test_sim, test_grid])

@@ -14,7 +14,7 @@
  *   - detection times (50 crashes, uniform over an interval of 100 ms):
  *     medians and p95 within 25 ms of each other (the sampling error of a
  *     median of 50 is about 7 ms), and means within 20 ms (fixed) or 10 %
- *     (phi) of the model's E(T_D);
+ *     (phi, grid) of the model's E(T_D);
  *   - false suspicions at 5 % loss (about 1,400 per run): the two counts
  *     and the model's within 15 % of each other (the Poisson error of
  *     the difference is under 4 %);
@@ -220,7 +220,7 @@ static void compare(enum vigil_detector_kind kind, double loss, uint64_t seed)
     printf("# %s, loss %.0f%%, seed %llu: detection median %.1f / %.1f ms, p95 %.1f / %.1f ms, "
            "mean %.1f / %.1f ms (model %.1f); suspicions %llu / %llu (model %.1f); deaths "
            "%llu / %llu (model %.3f)\n",
-           kind == VIGIL_DETECTOR_FIXED ? "fixed" : "phi", loss * 100, (unsigned long long)seed,
+           vigil_detector_kind_name(kind), loss * 100, (unsigned long long)seed,
            ms(vsim_quantile(&r, 0.5)), ms(q.detect[q.n_detect / 2]), ms(vsim_quantile(&r, 0.95)),
            ms(q.detect[(q.n_detect * 95 + 99) / 100 - 1]), m1, m2, model.detection * 1000,
            (unsigned long long)r.false_suspicions, (unsigned long long)q.suspicions, pred_susp,
@@ -234,7 +234,9 @@ static void compare(enum vigil_detector_kind kind, double loss, uint64_t seed)
     /*
      * Phi judges each node by its own window of 32 gaps, whose deviation
      * wanders with the losses that happen to be in it; the model takes the
-     * stream's: 10 % for phi, 20 ms for the fixed detector.
+     * stream's: 10 % for phi, 20 ms for the fixed detector. The grid's
+     * estimates of a node's loss wander too (over 1000 heartbeats, with a
+     * prior for the first minute), and the model takes the settled one: 10 %.
      */
     double tol = kind == VIGIL_DETECTOR_FIXED ? 20 : 0.1 * model.detection * 1000;
     assert_true(fabs(m1 - model.detection * 1000) < tol);
@@ -270,6 +272,18 @@ static void test_fixed_5pct_loss(void **st)
 {
     (void)st;
     compare(VIGIL_DETECTOR_FIXED, 0.05, 12);
+}
+
+static void test_grid_no_loss(void **st)
+{
+    (void)st;
+    compare(VIGIL_DETECTOR_GRID, 0, 15);
+}
+
+static void test_grid_5pct_loss(void **st)
+{
+    (void)st;
+    compare(VIGIL_DETECTOR_GRID, 0.05, 16);
 }
 
 static void test_phi_no_loss(void **st)
@@ -325,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixed_no_loss), cmocka_unit_test(test_fixed_5pct_loss),
         cmocka_unit_test(test_phi_no_loss),   cmocka_unit_test(test_phi_5pct_loss),
+        cmocka_unit_test(test_grid_no_loss),  cmocka_unit_test(test_grid_5pct_loss),
         cmocka_unit_test(test_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,99 @@ static void test_predict_phi(void **st)
     assert_true(isinf(q.recurrence));
 }
 
+/*
+ * The grid's figures from a detector state, by hand: 50 of 1000 heartbeats
+ * due were lost, so p_used = (50 + 5) / 1050 + sqrt(pe (1 - pe) / 1050) =
+ * 0.0592565, a slot adds -log10 p_used = 1.22726, suspect 6 takes
+ * ceil(4.889) = 5 slots and dead 6.5 ceil(5.296) = 6; the margin is
+ * 5 ms + 4 x 2 ms. The settled estimates at 5 % loss are the same.
+ */
+static void test_grid_from_state(void **st)
+{
+    (void)st;
+    struct vigil_detector_config dc;
+    vigil_detector_config_default(&dc, VIGIL_DETECTOR_GRID, 100 * MS);
+    struct vigil_detector d;
+    vigil_detector_init(&d);
+    vigil_detector_heartbeat(&dc, &d, NULL, 5 * S, 7, false);
+    d.slots = 1000;
+    d.lost = 50;
+    d.var = 2e6f * 2e6f;
+    struct vigil__qos_grid g, g2;
+    vigil__qos_grid_from_state(&dc, &d, &g);
+    close_to(g.loss_used, 0.0592565260, 1e-8);
+    close_to(g.arrival_sd, 0.002, 1e-9); /* var is a float */
+    close_to(g.margin, 0.013, 1e-9);
+    assert_int_equal(g.k_suspect, 5);
+    assert_int_equal(g.k_dead, 6);
+    vigil__qos_grid_steady(&dc, 0.05, 0.002, &g2);
+    close_to(g2.loss_used, g.loss_used, 1e-8);
+    close_to(g2.margin, 0.013, 1e-9);
+    assert_int_equal(g2.k_dead, 6);
+    /* No loss: the floor of 1 % speaks, 2 a slot: 3 slots to suspect, 4 to die. */
+    vigil__qos_grid_steady(&dc, 0, 0, &g2);
+    close_to(g2.loss_used, 0.01, 1e-12);
+    assert_int_equal(g2.k_suspect, 3);
+    assert_int_equal(g2.k_dead, 4);
+    /* The floor of the jitter: 5 ms + 4 x 0.5 ms. */
+    close_to(g2.margin, 0.007, 1e-9);
+    /* Never heard: the prior, 10 % worth 50 heartbeats plus one standard error. */
+    vigil_detector_init(&d);
+    vigil__qos_grid_from_state(&dc, &d, &g2);
+    close_to(g2.loss_used, 0.1 + sqrt(0.09 / 50), 1e-7);
+    assert_int_equal(g2.k_dead, 8);
+}
+
+/*
+ * The grid's QoS by hand: it assumes 10 % loss (one per slot: suspect 6
+ * after 6 slots, dead 6.5 after 7), the stream loses 5 %, arrivals have a
+ * 1 ms deviation and the margin is 9 ms (9 deviations: the tail is nil).
+ */
+static void test_predict_grid(void **st)
+{
+    (void)st;
+    struct vigil_detector_config dc;
+    vigil_detector_config_default(&dc, VIGIL_DETECTOR_GRID, 100 * MS);
+    struct vigil__qos_grid g = {
+        .loss_used = 0.1, .arrival_sd = 0.001, .margin = 0.009, .k_suspect = 6, .k_dead = 7};
+    struct vigil__qos_net n = {.h = 0.1, .jitter = 0.001 * M_SQRT2, .loss = 0.05};
+    struct vigil__qos q;
+    vigil__qos_predict_grid(&dc, &g, &n, &q);
+    close_to(q.suspect_silence, 0.609, 1e-12);
+    close_to(q.dead_silence, 0.709, 1e-12);
+    /* 9.5 gaps a second x 0.05^6 and x 0.05^7. */
+    close_to(q.suspect_rate, 9.5 * 1.5625e-8, 1e-18);
+    close_to(q.false_death_rate, 9.5 * 7.8125e-10, 1e-19);
+    /* (7 - 1/2) x 0.1 + 0.009 - 0.1 x 0.05 / 0.95 */
+    close_to(q.detection, 0.659 - 0.005 / 0.95, 1e-12);
+    /* The next heartbeat that gets through: 0.1 / 0.95 after the 6th slot, less the margin. */
+    close_to(q.mistake_duration, 0.1 / 0.95 - 0.009, 1e-12);
+    close_to(q.accuracy, 1 - 9.5 * 1.5625e-8 * (0.1 / 0.95 - 0.009), 1e-15);
+
+    /*
+     * No loss, a margin of two deviations (9 ms, 4.5 ms), suspect after 1
+     * slot: only the jitter's tail makes mistakes, Q(2) = 0.0227501 per gap,
+     * each lasting 4.5 ms x (phi(2) / Q(2) - 2) = 1.67947 ms; dead after 2
+     * slots needs a heartbeat 109 ms late as well: none.
+     */
+    struct vigil__qos_grid g2 = {
+        .loss_used = 0.01, .arrival_sd = 0.0045, .margin = 0.009, .k_suspect = 1, .k_dead = 2};
+    struct vigil__qos_net n2 = {.h = 0.1, .jitter = 0.0045 * M_SQRT2, .loss = 0};
+    vigil__qos_predict_grid(&dc, &g2, &n2, &q);
+    close_to(q.suspect_rate, 10 * 0.0227501319, 1e-9);
+    assert_true(q.false_death_rate < 1e-100);
+    close_to(q.mistake_duration, 0.00167946990, 1e-10);
+    close_to(q.detection, 0.2 + 0.009 - 0.05, 1e-12);
+    close_to(q.dead_silence, 0.209, 1e-12);
+
+    /* vigil__qos_predict on a grid configuration: the settled estimates at 5 % loss. */
+    vigil__qos_predict(&dc, 0, 0, &(struct vigil__qos_net){.h = 0.1, .jitter = 0, .loss = 0.05},
+                       &q);
+    /* 6 slots; the margin at the jitter's floor, 7 ms. */
+    close_to(q.dead_silence, 0.607, 1e-9);
+    close_to(q.false_death_rate, 9.5 * pow(0.05, 6), 1e-15);
+}
+
 /* The fastest verdict for a budget: at 10 % loss, 0.01 per gap needs 2 intervals, 0.0099 needs 3.
  */
 static void test_min_silence(void **st)
@@ -249,6 +342,8 @@ int main(void)
         cmocka_unit_test(test_k),
         cmocka_unit_test(test_predict_fixed),
         cmocka_unit_test(test_predict_phi),
+        cmocka_unit_test(test_grid_from_state),
+        cmocka_unit_test(test_predict_grid),
         cmocka_unit_test(test_min_silence),
         cmocka_unit_test(test_observed_mistakes),
     };
