@@ -459,6 +459,10 @@ class Bench:
         h_ms = max(10, int(round(h * 1000)))
         log("   Serf: %.1f B/s per node at layer 2 over %.0f s" % (serf_bps, t1 - t0))
         log("   vigil: %.1f bytes per heartbeat frame (%d heartbeats)" % (frame, vp))
+        if self.args.interval:
+            log("   -> vigil heartbeat interval %d ms as asked (--interval), not Serf's "
+                "bytes/s (%d ms would match them)" % (self.args.interval, h_ms))
+            h_ms = self.args.interval
         log("   -> vigil heartbeat interval %d ms (%.1f B/s per node)" % (
             h_ms, frame / (h_ms / 1000.0)))
         self.serf_calibrated = serf_bps
@@ -732,6 +736,9 @@ def parse_args():
     ap.add_argument("--detector", default=None,
                     help="vigil's detector: phi, fixed or grid (default: the monitor's default)")
     ap.add_argument("--vigil", default="build/vigil")
+    ap.add_argument("--interval", type=int, default=None,
+                    help="vigil's heartbeat interval in ms instead of the one that matches "
+                         "Serf's bytes/s (for example 100, the detection goal's setting)")
     ap.add_argument("--budget", type=float, default=0.01,
                     help="false deaths allowed over the run, for the limit (default 0.01)")
     ap.add_argument("--p-floor", type=float, default=1e-3,
