@@ -107,6 +107,19 @@ VIGIL_EXPORT void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
                                      const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
 
 /*
+ * Derives a node's own 32-byte key from the cluster master key and the node
+ * id: BLAKE2b-256 keyed with the master key, over the id's bytes, with the
+ * personalization "vigil-node-key" (zero padded to 16 bytes) and no salt
+ * (docs/protocol.md, "Per-node keys", has a test vector). A node key is
+ * used as a cluster key is: vigil_wire_mac_key() turns it into the node's
+ * tag key. Knowing one node key reveals nothing about the master key or
+ * any other node's key. Returns 0, or -VIGIL_EBADID if id is not a valid
+ * node id (node_key is then zeroed).
+ */
+VIGIL_EXPORT int vigil_wire_node_key(uint8_t node_key[VIGIL_WIRE_KEY_LEN],
+                                     const uint8_t master_key[VIGIL_WIRE_KEY_LEN], const char *id);
+
+/*
  * Encodes hb into buf (cap bytes), in hb->version (0 or 1: version 1; 2:
  * version 2, a beat or a full status as hb->type says). With key non-NULL
  * the datagram is authenticated: the AUTH flag is set and a tag over every
