@@ -257,6 +257,12 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     vio_timer_init(&a->beat, on_beat, a);
     struct vcfg_agent *ac = &a->cfg.agent;
 
+    /* A node key speaks for one id: the monitor would refuse every heartbeat of another. */
+    if (ac->has_key && ac->key_node[0] && strcmp(ac->key_node, ac->id) != 0) {
+        snprintf(err, cap, "the key file is the node key of %s, not of %s", ac->key_node, ac->id);
+        agentd_free(a);
+        return -1;
+    }
     struct vigil_sender_config sc;
     vigil_sender_config_default(&sc);
     if (ac->generation_file &&

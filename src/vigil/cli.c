@@ -715,6 +715,12 @@ int cmd_status(int argc, char **argv)
                 rc = 0;
             } else {
                 rc = print_table(doc);
+                /* A monitor that checks nothing must not look like one that does. */
+                json_t *health = api_get_json(&h, "/v1/health");
+                if (health && json_is_true(json_object_get(health, "insecure")))
+                    printf("warning: the monitor runs insecure (no key): it accepts heartbeats "
+                           "from anyone\n");
+                json_decref(health);
             }
             json_decref(doc);
         }
