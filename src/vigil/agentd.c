@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 #include <sys/socket.h>
 
 #include "agentd.h"
@@ -290,6 +292,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     struct vigil__sender_io io = {
         .now = io_now, .wall_us = io_wall_us, .send = io_send, .sample = io_sample, .arg = a};
     int rc = vigil__sender_new_io(&sc, dests, ac->n_monitors, &io, &a->sender);
+    /* The sender keeps the tag key it derived; the node key itself is not needed again. */
+    sodium_memzero(ac->key, sizeof(ac->key));
     if (rc < 0) {
         snprintf(err, cap, "cannot start: %s", vigil_strerror(rc));
         agentd_free(a);
