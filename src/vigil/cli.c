@@ -516,7 +516,8 @@ static int print_table(json_t *doc)
     }
     for (size_t i = 0; i < n; i++)
         rows[i] = json_array_get(nodes, i);
-    qsort(rows, n, sizeof(*rows), cmp_node_id);
+    if (n > 1) /* qsort must not be given NULL, even for no rows */
+        qsort(rows, n, sizeof(*rows), cmp_node_id);
 
     /* Two passes: the widths first, then the lines. */
     size_t width[NCOL];
