@@ -19,8 +19,8 @@ extern "C" {
 #define VIGIL_WIRE_MAX         1200          /* no datagram is ever longer */
 #define VIGIL_WIRE_TAG_LEN     16            /* version 1: SipHash-2-4-128 tag */
 #define VIGIL_WIRE_V2_TAG_LEN  8  /* version 2: its first 8 bytes (docs/protocol.md says why) */
-#define VIGIL_WIRE_KEY_LEN     32 /* cluster key, as in the key file */
-#define VIGIL_WIRE_MAC_KEY_LEN 16 /* the tag key derived from the cluster key */
+#define VIGIL_WIRE_KEY_LEN     32 /* a master, node or legacy cluster key, as in key files */
+#define VIGIL_WIRE_MAC_KEY_LEN 16 /* the tag key derived from a node (or cluster) key */
 #define VIGIL_CUSTOM_MAX       16 /* custom key=value pairs per heartbeat */
 #define VIGIL_CUSTOM_KEY_MAX   32 /* key: 1..32 of [A-Za-z0-9._-] */
 #define VIGIL_CUSTOM_VAL_MAX   48 /* value: 0..48 printable ASCII bytes */
