@@ -34,8 +34,16 @@ wait_state() {
     return 1
 }
 
+say "making keys: a master key for the monitor, a node key for each agent"
+"$VIGIL" keygen -o "$DIR/master.key"
+for n in web1 web2 web3; do
+    "$VIGIL" keygen --node "$n" --master "$DIR/master.key" -o "$DIR/$n.key"
+done
+ls "$DIR"/*.key
+
 say "starting a monitor (log: $DIR/monitor.log)"
-"$VIGIL" monitor --listen "$UDP" --api "$API" --hook "$HOOK" >"$DIR/monitor.log" 2>&1 &
+"$VIGIL" monitor --listen "$UDP" --api "$API" --key-file "$DIR/master.key" --hook "$HOOK" \
+    >"$DIR/monitor.log" 2>&1 &
 monitor_pid=$!
 pids+=($!)
 for ((i = 0; i < 50; i++)); do
@@ -47,7 +55,8 @@ head -n 1 "$DIR/monitor.log"
 say "starting three agents: web1 web2 web3 (heartbeat every 1 s)"
 declare -A agent
 for n in web1 web2 web3; do
-    "$VIGIL" agent --id "$n" --monitor "$UDP" --set role=web >"$DIR/agent-$n.log" 2>&1 &
+    "$VIGIL" agent --id "$n" --monitor "$UDP" --key-file "$DIR/$n.key" --set role=web \
+        >"$DIR/agent-$n.log" 2>&1 &
     agent[$n]=$!
     pids+=($!)
 done
@@ -76,7 +85,8 @@ grep '\[hook\]' "$DIR/monitor.log" | grep web2 || true
 echo "rotation: $(tr '\n' ' ' <"$DIR/rotation")"
 
 say "bringing web2 back (a new boot generation)"
-"$VIGIL" agent --id web2 --monitor "$UDP" --set role=web >>"$DIR/agent-web2.log" 2>&1 &
+"$VIGIL" agent --id web2 --monitor "$UDP" --key-file "$DIR/web2.key" --set role=web \
+    >>"$DIR/agent-web2.log" 2>&1 &
 pids+=($!)
 wait_state web2 alive 15
 "$VIGIL" events --api "$API" | grep web2 | tail -n 1

@@ -56,7 +56,8 @@ enum vigil_error {
     VIGIL_EEXIST = 14,   /* already exists */
     VIGIL_ENOENT = 15,   /* no such node */
     VIGIL_ESYS = 16,     /* a system call failed; see errno */
-    VIGIL_ERROR_COUNT_ = 17
+    VIGIL_EFUTURE = 17,  /* generation or send time too far ahead of the receiver's clock */
+    VIGIL_ERROR_COUNT_ = 18
 };
 
 /* A static English description of an error code (positive or negative). */

@@ -74,13 +74,32 @@ struct vigil_monitor_config {
      */
     bool arrival_times;
     /*
-     * Cluster key; with has_key, unauthenticated datagrams are dropped. The
-     * monitor keeps only the tag key derived from it: its own copy of the
-     * configuration (vigil_monitor_config()) has key zeroed. The caller
-     * should wipe its copy once the monitor is created.
+     * The key; with has_key, unauthenticated datagrams are dropped. With
+     * key_is_master, key is the cluster master key and each node is
+     * verified with its own key (vigil_wire_node_key()), derived once when
+     * the node enters the table: a node's key speaks for that node only.
+     * The monitor then keeps the master key in locked memory
+     * (sodium_malloc) and wipes it when freed. Without key_is_master, key
+     * is a legacy cluster key shared by every node (any holder speaks for
+     * any node), and the monitor keeps only the tag key derived from it.
+     * Either way its own copy of the configuration (vigil_monitor_config())
+     * has key zeroed; the caller should wipe its copy once the monitor is
+     * created.
      */
     bool has_key;
+    bool key_is_master;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
+    /*
+     * How far ahead of the monitor's wall clock a generation or a send time
+     * may be: a datagram beyond it is refused (-VIGIL_EFUTURE, counted in
+     * stats.future). Agents take their generation from the wall clock at
+     * start, so a larger one is a forgery or a badly wrong clock; without
+     * this bound a single datagram with generation 2^64 - 1 would make
+     * every later real heartbeat of that node look stale. The default, 10
+     * minutes, is far beyond the offset of hosts kept by NTP. Checked only
+     * once the caller has told the monitor the time (vigil_monitor_set_wall).
+     */
+    vigil_time_t max_ahead;
     /* Seed of the id hash (random per process, against hash flooding). */
     uint8_t hash_seed[16];
     /* Where the monitor gets its memory; all NULL (the default): malloc() and free(). */
@@ -106,6 +125,7 @@ struct vigil_monitor_stats {
     uint64_t malformed;        /* failed decoding (truncated, garbled, bad version, ...) */
     uint64_t auth_failed;      /* tag missing or wrong */
     uint64_t stale;            /* old or replayed (generation, sequence) */
+    uint64_t future;           /* generation or send time too far ahead (max_ahead) */
     uint64_t unknown_node;     /* from an undeclared id with auto-registration off */
     uint64_t table_full;       /* from a new id with the table full */
     uint64_t events;           /* events produced */
@@ -195,6 +215,27 @@ VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t
  */
 VIGIL_EXPORT void vigil_monitor_forgive(struct vigil_monitor *m, vigil_time_t now,
                                         vigil_time_t length);
+
+/*
+ * Tells the monitor that the wall clock read wall_us (microseconds since
+ * the epoch) at monotonic time now. The monitor follows the wall clock from
+ * there on its monotonic one, for the max_ahead check only; call again now
+ * and then to follow a stepped clock. Until the first call nothing is
+ * refused as being in the future.
+ */
+VIGIL_EXPORT void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t now,
+                                         int64_t wall_us);
+
+/*
+ * Restores a node's high-water mark, saved before a restart: datagrams of
+ * id not newer than (generation, sequence) are refused as stale. A node not
+ * in the table enters it (state unknown, no deadline, not declared) unless
+ * auto-registration is off (-VIGIL_EUNKNOWN). A mark lower than the node's
+ * current one changes nothing. Returns 0 or -VIGIL_EBADID, -VIGIL_EUNKNOWN,
+ * -VIGIL_EFULL.
+ */
+VIGIL_EXPORT int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t generation,
+                                       uint64_t sequence, vigil_time_t now);
 
 /* Takes the oldest pending event; false when there is none. */
 VIGIL_EXPORT bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);

@@ -19,8 +19,8 @@ extern "C" {
 #define VIGIL_WIRE_MAX         1200          /* no datagram is ever longer */
 #define VIGIL_WIRE_TAG_LEN     16            /* version 1: SipHash-2-4-128 tag */
 #define VIGIL_WIRE_V2_TAG_LEN  8  /* version 2: its first 8 bytes (docs/protocol.md says why) */
-#define VIGIL_WIRE_KEY_LEN     32 /* cluster key, as in the key file */
-#define VIGIL_WIRE_MAC_KEY_LEN 16 /* the tag key derived from the cluster key */
+#define VIGIL_WIRE_KEY_LEN     32 /* a master, node or legacy cluster key, as in key files */
+#define VIGIL_WIRE_MAC_KEY_LEN 16 /* the tag key derived from a node (or cluster) key */
 #define VIGIL_CUSTOM_MAX       16 /* custom key=value pairs per heartbeat */
 #define VIGIL_CUSTOM_KEY_MAX   32 /* key: 1..32 of [A-Za-z0-9._-] */
 #define VIGIL_CUSTOM_VAL_MAX   48 /* value: 0..48 printable ASCII bytes */
@@ -105,6 +105,19 @@ VIGIL_EXPORT bool vigil_custom_value_valid(const char *value);
  */
 VIGIL_EXPORT void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
                                      const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
+
+/*
+ * Derives a node's own 32-byte key from the cluster master key and the node
+ * id: BLAKE2b-256 keyed with the master key, over the id's bytes, with the
+ * personalization "vigil-node-key" (zero padded to 16 bytes) and no salt
+ * (docs/protocol.md, "Per-node keys", has a test vector). A node key is
+ * used as a cluster key is: vigil_wire_mac_key() turns it into the node's
+ * tag key. Knowing one node key reveals nothing about the master key or
+ * any other node's key. Returns 0, or -VIGIL_EBADID if id is not a valid
+ * node id (node_key is then zeroed).
+ */
+VIGIL_EXPORT int vigil_wire_node_key(uint8_t node_key[VIGIL_WIRE_KEY_LEN],
+                                     const uint8_t master_key[VIGIL_WIRE_KEY_LEN], const char *id);
 
 /*
  * Encodes hb into buf (cap bytes), in hb->version (0 or 1: version 1; 2:

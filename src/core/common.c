@@ -44,6 +44,7 @@ const char *vigil_strerror(int err)
         [VIGIL_EEXIST] = "already exists",
         [VIGIL_ENOENT] = "no such node",
         [VIGIL_ESYS] = "system call failed",
+        [VIGIL_EFUTURE] = "generation or send time too far in the future",
     };
     _Static_assert(sizeof messages / sizeof messages[0] == VIGIL_ERROR_COUNT_,
                    "one message per error code");

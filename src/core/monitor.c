@@ -106,6 +106,8 @@ void vigil_monitor_config_default(struct vigil_monitor_config *cfg)
      * and short next to any sensible dead timeout.
      */
     cfg->pause_tolerance = VIGIL_NSEC_PER_SEC;
+    /* Ten minutes: far beyond the offset of NTP-synchronised hosts (see monitor.h). */
+    cfg->max_ahead = 600 * VIGIL_NSEC_PER_SEC;
 }
 
 int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const char **why)
@@ -131,6 +133,14 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
     }
     if (cfg->pause_tolerance <= 0) {
         *why = "pause_tolerance must be positive";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->max_ahead <= 0) {
+        *why = "max_ahead must be positive";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->key_is_master && !cfg->has_key) {
+        *why = "key_is_master needs a key";
         return -VIGIL_EINVAL;
     }
     if (!cfg->allocator.calloc != !cfg->allocator.free) {
@@ -239,9 +249,23 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
         return -VIGIL_ENOMEM;
     m->cfg = *cfg;
     m->al = al;
-    if (cfg->has_key)
+    if (cfg->has_key && cfg->key_is_master) {
+        /*
+         * Guarded, locked pages: never swapped out, wiped by sodium_free.
+         * sodium_malloc needs the library initialised (idempotent).
+         */
+        m->master = sodium_init() < 0 ? NULL : sodium_malloc(VIGIL_WIRE_KEY_LEN);
+        if (!m->master) {
+            sodium_memzero(m->cfg.key, sizeof(m->cfg.key));
+            mon_free(&al, m);
+            return -VIGIL_ENOMEM;
+        }
+        memcpy(m->master, cfg->key, VIGIL_WIRE_KEY_LEN);
+        sodium_mprotect_readonly(m->master);
+    } else if (cfg->has_key) {
         vigil_wire_mac_key(m->mac_key, cfg->key);
-    /* The tag key is all the monitor needs; the cluster key is not kept. */
+    }
+    /* The monitor's own copy of the key lives in m->master only, or not at all. */
     sodium_memzero(m->cfg.key, sizeof(m->cfg.key));
     /* Phi thresholds do not scale with a node's interval: one quantile serves all. */
     m->suspect_quantile = vigil_phi_quantile(cfg->detector.suspect_threshold);
@@ -282,6 +306,8 @@ void vigil_monitor_free(struct vigil_monitor *m)
     if (m->nodes)
         for (uint32_t i = 0; i < m->n_nodes; i++)
             mon_free(&al, m->nodes[i].custom);
+    if (m->nodes)
+        sodium_memzero(m->nodes, (size_t)m->cfg.max_nodes * sizeof(*m->nodes));
     mon_free(&al, m->nodes);
     vigil__idtable_destroy(&m->ids);
     mon_free(&al, m->heap);
@@ -290,6 +316,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
     mon_free(&al, m->evq);
     mon_free(&al, m->rings);
     sodium_memzero(m->mac_key, sizeof(m->mac_key));
+    sodium_free(m->master);
     mon_free(&al, m);
 }
 
@@ -325,6 +352,23 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     vigil_detector_init(&n->det);
     vigil__idtable_put(&m->ids, slot, idx);
     return n;
+}
+
+/*
+ * The tag key of node id (len bytes, a valid id) in master key mode:
+ * derived from the master key, through the node's own key, which is wiped
+ * at once.
+ */
+static void node_mac_key(const struct vigil_monitor *m, const char *id, size_t len,
+                         uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN])
+{
+    char name[VIGIL_ID_MAX + 1];
+    uint8_t node_key[VIGIL_WIRE_KEY_LEN];
+    memcpy(name, id, len);
+    name[len] = '\0';
+    (void)vigil_wire_node_key(node_key, m->master, name);
+    vigil_wire_mac_key(mac_key, node_key);
+    sodium_memzero(node_key, sizeof(node_key));
 }
 
 /* --- deadline heap ---------------------------------------------------- */
@@ -588,6 +632,8 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     struct vigil_node *n = node_insert(m, slot, id, len, now);
+    if (m->master)
+        node_mac_key(m, id, len, n->mac_key);
     n->declared = 1;
     schedule(m, (uint32_t)(n - m->nodes), now + m->cfg.startup_grace);
     return 0;
@@ -711,7 +757,35 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     m->stats.datagrams++;
 
     struct vigil_heartbeat hb;
-    int rc = vigil_wire_decode(buf, len, m->cfg.has_key ? m->mac_key : NULL, &hb);
+    const uint8_t *key = m->cfg.has_key ? m->mac_key : NULL;
+    uint8_t new_key[VIGIL_WIRE_MAC_KEY_LEN];
+    uint32_t *slot = NULL;
+    uint32_t found = VIGIL__IDTABLE_NONE;
+    int rc;
+    if (m->master) {
+        /*
+         * Each node has its own key: find the node first (the id is not
+         * authenticated yet, so nothing is changed on its word) and verify
+         * with that node's key. An id not in the table gets its key derived
+         * here, kept if the datagram is good and the node enters the table.
+         */
+        const char *pid;
+        size_t plen;
+        rc = vigil_wire_peek_id(buf, len, &pid, &plen);
+        if (rc) {
+            m->stats.malformed++;
+            return rc;
+        }
+        slot = slot_find(m, pid, plen);
+        found = vigil__idtable_value(slot);
+        if (found != VIGIL__IDTABLE_NONE) {
+            key = m->nodes[found].mac_key;
+        } else {
+            node_mac_key(m, pid, plen, new_key);
+            key = new_key;
+        }
+    }
+    rc = vigil_wire_decode(buf, len, key, &hb);
     if (rc) {
         if (rc == -VIGIL_EAUTH)
             m->stats.auth_failed++;
@@ -719,11 +793,24 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
             m->stats.malformed++;
         return rc;
     }
+    /*
+     * A generation or a send time from the future: a forgery meant to make
+     * the node's real heartbeats look stale, or a clock badly off.
+     */
+    if (m->wall_set) {
+        int64_t limit = m->wall_us + (now - m->wall_mono) / 1000 + m->cfg.max_ahead / 1000;
+        if ((limit >= 0 && hb.generation > (uint64_t)limit) || hb.send_time_us > limit) {
+            m->stats.future++;
+            return -VIGIL_EFUTURE;
+        }
+    }
 
     size_t id_len = strlen(hb.id);
-    uint32_t *slot = slot_find(m, hb.id, id_len);
+    if (!slot) {
+        slot = slot_find(m, hb.id, id_len);
+        found = vigil__idtable_value(slot);
+    }
     struct vigil_node *n;
-    uint32_t found = vigil__idtable_value(slot);
     if (found != VIGIL__IDTABLE_NONE) {
         n = &m->nodes[found];
     } else if (!m->cfg.auto_register) {
@@ -734,6 +821,8 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         return -VIGIL_EFULL;
     } else {
         n = node_insert(m, slot, hb.id, id_len, now);
+        if (m->master)
+            memcpy(n->mac_key, new_key, sizeof(n->mac_key));
     }
     uint32_t idx = (uint32_t)(n - m->nodes);
 
@@ -812,8 +901,22 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
             }
         }
         break;
-    case VIGIL_STATE_DEAD:
     case VIGIL_STATE_LEFT:
+        /*
+         * A node that said goodbye and comes back with a new generation
+         * restarted on purpose: it is alive at once. The goodbye never
+         * outlives the node's next boot.
+         */
+        if (restarted) {
+            vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+            n->skip_learn = 0;
+            n->last_heard = now;
+            n->rise_count = 0;
+            set_state(m, n, VIGIL_STATE_ALIVE, now, "rejoined", 0);
+            break;
+        }
+        /* fall through */
+    case VIGIL_STATE_DEAD:
         /*
          * The interval that spans the outage is not learned; those inside
          * the recovery run are.
@@ -829,6 +932,40 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         break;
     }
     schedule(m, idx, next_decision(m, n));
+    return 0;
+}
+
+void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t now, int64_t wall_us)
+{
+    m->wall_us = wall_us;
+    m->wall_mono = now;
+    m->wall_set = true;
+}
+
+int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t generation,
+                          uint64_t sequence, vigil_time_t now)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    uint32_t *slot = slot_find(m, id, len);
+    uint32_t found = vigil__idtable_value(slot);
+    struct vigil_node *n;
+    if (found != VIGIL__IDTABLE_NONE) {
+        n = &m->nodes[found];
+    } else if (!m->cfg.auto_register) {
+        return -VIGIL_EUNKNOWN;
+    } else if (m->n_nodes >= m->cfg.max_nodes) {
+        return -VIGIL_EFULL;
+    } else {
+        n = node_insert(m, slot, id, len, now);
+        if (m->master)
+            node_mac_key(m, id, len, n->mac_key);
+    }
+    if (generation > n->generation || (generation == n->generation && sequence > n->sequence)) {
+        n->generation = generation;
+        n->sequence = sequence;
+    }
     return 0;
 }
 

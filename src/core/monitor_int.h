@@ -52,6 +52,8 @@ struct vigil_node {
     uint64_t gen_hb0;          /* heartbeats accepted before this generation */
     uint32_t mistakes;         /* wrong suspicions */
     uint32_t false_deaths;     /* of those, the ones that had reached dead */
+    /* The node's own tag key (master key mode), derived when it entered the table. */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
 };
 
 /* A deadline in the heap: when, insertion order for ties, and whose. */
@@ -68,7 +70,11 @@ struct vigil_monitor {
     struct vigil_node *nodes; /* max_nodes records, allocated once */
     uint32_t n_nodes;
     uint32_t *rings; /* interval histories: window slots per node, or NULL */
-    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from the cluster key */
+    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from a legacy cluster key */
+    uint8_t *master;                         /* the master key (sodium_malloc), or NULL */
+    int64_t wall_us;                         /* the wall clock at wall_mono (set_wall) */
+    vigil_time_t wall_mono;
+    bool wall_set;
     double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */
 
     struct vigil__idtable ids; /* node id -> index in nodes, for max_nodes */

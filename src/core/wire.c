@@ -222,6 +222,29 @@ void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
 }
 
 /*
+ * The personalization of the node key derivation: 16 bytes, the name
+ * padded with zeros, so that the same master key used with BLAKE2b for
+ * anything else can never give a node key.
+ */
+static const unsigned char WIRE_NODE_PERSONAL[crypto_generichash_blake2b_PERSONALBYTES] =
+    "vigil-node-key";
+
+int vigil_wire_node_key(uint8_t node_key[VIGIL_WIRE_KEY_LEN],
+                        const uint8_t master_key[VIGIL_WIRE_KEY_LEN], const char *id)
+{
+    size_t len = id ? strlen(id) : 0;
+    if (!vigil_id_valid(id, len)) {
+        sodium_memzero(node_key, VIGIL_WIRE_KEY_LEN);
+        return -VIGIL_EBADID;
+    }
+    /* Cannot fail: output, key and personalization lengths are within BLAKE2b's limits. */
+    (void)crypto_generichash_blake2b_salt_personal(node_key, VIGIL_WIRE_KEY_LEN,
+                                                   (const unsigned char *)id, len, master_key,
+                                                   VIGIL_WIRE_KEY_LEN, NULL, WIRE_NODE_PERSONAL);
+    return 0;
+}
+
+/*
  * Checks the custom pairs of hb and adds their encoded size to *total,
  * keeping each key and value length for the encoder. Returns 0 or
  * -VIGIL_EBADFIELD.

@@ -17,8 +17,10 @@
  * same directory, renamed over the old one), so a reader sees the old file
  * or the new one, never half of one. Comments and the order of lines are kept.
  *
- * vigil keygen prints a new cluster key: 32 random bytes from libsodium as
- * 64 hex digits, or writes them to a new file only its owner can read.
+ * vigil keygen prints a new master key (a "vigil-master-key" line, then 32
+ * random bytes from libsodium as 64 hex digits), or, with --node and
+ * --master, the node key of one node derived from it; or writes the key
+ * to a new file only its owner can read.
  *
  * Exit status: 0 on success (and on a signalled agent's clean stop), 1 when
  * something fails at run time, 2 for a usage or configuration error.
@@ -200,7 +202,7 @@ static void agent_usage(FILE *f)
             "  -m, --monitor ADDR      a monitor, host:port or [v6]:port (default port %d);\n"
             "                          repeat for several (replaces the file's list)\n"
             "  -i, --interval DUR      heartbeat interval: 1s, 500ms, 1.5 (default 1s)\n"
-            "  -k, --key-file FILE     cluster key file (64 hex digits, see vigil keygen)\n"
+            "  -k, --key-file FILE     this node's key file (vigil keygen --node ID)\n"
             "      --status-file FILE  custom status as key=value lines, re-read on change\n"
             "      --generation-file FILE  keep the boot generation here, so that a restart\n"
             "                          is always newer even if the clock went back\n"
@@ -330,11 +332,10 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             }
             break;
         case 'k':
-            if (vcfg_read_key(optarg, ac->key, err, sizeof(err)) != 0) {
+            if (vcfg_agent_key(ac, optarg, err, sizeof(err)) != 0) {
                 fprintf(stderr, "vigil agent: %s\n", err);
                 return 2;
             }
-            ac->has_key = true;
             break;
         case OPT_STATUS_FILE:
             free(ac->status_file);
@@ -695,20 +696,30 @@ done:
 
 int cmd_keygen(int argc, char **argv)
 {
+    enum { OPT_NODE = 256, OPT_MASTER };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
+        {"node", required_argument, 0, OPT_NODE},
+        {"master", required_argument, 0, OPT_MASTER},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *path = NULL;
+    const char *path = NULL, *node = NULL, *master = NULL;
     optind = 0;
     for (int o; (o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1;) {
         if (o == 'o') {
             path = optarg;
+        } else if (o == OPT_NODE) {
+            node = optarg;
+        } else if (o == OPT_MASTER) {
+            master = optarg;
         } else {
             FILE *f = o == 'h' ? stdout : stderr;
             fprintf(f, "usage: vigil keygen [-o FILE]\n"
-                       "Prints a new random cluster key (64 hex digits), or writes it to a\n"
+                       "       vigil keygen --node ID --master FILE [-o FILE]\n"
+                       "The first form makes a new random master key, for the monitor; the\n"
+                       "second derives the node key of ID from the master key in FILE, for\n"
+                       "the agent of that node only. Prints the key file, or writes it to a\n"
                        "new FILE readable by its owner only (an existing FILE is kept).\n");
             return o == 'h' ? 0 : 2;
         }
@@ -717,34 +728,64 @@ int cmd_keygen(int argc, char **argv)
         fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
+    if (!node != !master) {
+        fprintf(stderr, "vigil keygen: --node and --master go together\n");
+        return 2;
+    }
+    if (node && !vigil_id_valid(node, strlen(node))) {
+        fprintf(stderr, "vigil keygen: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
+                VIGIL_ID_MAX);
+        return 2;
+    }
     if (sodium_init() < 0) {
         fprintf(stderr, "vigil keygen: libsodium failed to initialize\n");
         return 1;
     }
     uint8_t key[VIGIL_WIRE_KEY_LEN];
-    /* Two hex digits per byte, a newline and the NUL. */
-    char hex[2 * VIGIL_WIRE_KEY_LEN + 2];
-    randombytes_buf(key, sizeof(key));
-    sodium_bin2hex(hex, sizeof(hex), key, sizeof(key));
+    if (master) {
+        uint8_t mk[VIGIL_WIRE_KEY_LEN];
+        enum vcfg_key_kind kind;
+        char err[512];
+        if (vcfg_read_key(master, mk, &kind, NULL, err, sizeof(err)) != 0) {
+            fprintf(stderr, "vigil keygen: %s\n", err);
+            return 1;
+        }
+        if (kind != VCFG_KEY_MASTER) {
+            sodium_memzero(mk, sizeof(mk));
+            fprintf(stderr, "vigil keygen: %s: not a master key (no \"vigil-master-key\" line)\n",
+                    master);
+            return 1;
+        }
+        (void)vigil_wire_node_key(key, mk, node);
+        sodium_memzero(mk, sizeof(mk));
+    } else {
+        randombytes_buf(key, sizeof(key));
+    }
+    /* The header line ("vigil-node-key " and an id at most), the hex digits, newlines, NUL. */
+    char text[32 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
+    int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s\n", node)
+                  : snprintf(text, sizeof(text), "vigil-master-key\n");
+    size_t len = (size_t)hl;
+    sodium_bin2hex(text + len, sizeof(text) - len, key, sizeof(key));
     sodium_memzero(key, sizeof(key));
-    size_t len = 2 * VIGIL_WIRE_KEY_LEN;
-    hex[len++] = '\n';
-    hex[len] = '\0';
+    len += 2 * VIGIL_WIRE_KEY_LEN;
+    text[len++] = '\n';
+    text[len] = '\0';
 
     int status = 0;
     if (path == NULL) {
-        if (fwrite(hex, 1, len, stdout) != len || fflush(stdout) != 0) {
+        if (fwrite(text, 1, len, stdout) != len || fflush(stdout) != 0) {
             fprintf(stderr, "vigil keygen: %s\n", strerror(errno));
             status = 1;
         }
     } else {
         /* Exclusive: never overwrite a key (losing one locks every node out). */
-        int err = vio_fs_real.ops->create(&vio_fs_real, path, hex, len, 0600);
+        int err = vio_fs_real.ops->create(&vio_fs_real, path, text, len, 0600);
         if (err) {
             fprintf(stderr, "vigil keygen: %s: %s\n", path, strerror(-err));
             status = 1;
         }
     }
-    sodium_memzero(hex, sizeof(hex));
+    sodium_memzero(text, sizeof(text));
     return status;
 }

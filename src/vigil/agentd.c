@@ -29,6 +29,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 #include <sys/socket.h>
 
 #include "agentd.h"
@@ -257,6 +259,12 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     vio_timer_init(&a->beat, on_beat, a);
     struct vcfg_agent *ac = &a->cfg.agent;
 
+    /* A node key speaks for one id: the monitor would refuse every heartbeat of another. */
+    if (ac->has_key && ac->key_node[0] && strcmp(ac->key_node, ac->id) != 0) {
+        snprintf(err, cap, "the key file is the node key of %s, not of %s", ac->key_node, ac->id);
+        agentd_free(a);
+        return -1;
+    }
     struct vigil_sender_config sc;
     vigil_sender_config_default(&sc);
     if (ac->generation_file &&
@@ -284,6 +292,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     struct vigil__sender_io io = {
         .now = io_now, .wall_us = io_wall_us, .send = io_send, .sample = io_sample, .arg = a};
     int rc = vigil__sender_new_io(&sc, dests, ac->n_monitors, &io, &a->sender);
+    /* The sender keeps the tag key it derived; the node key itself is not needed again. */
+    sodium_memzero(ac->key, sizeof(ac->key));
     if (rc < 0) {
         snprintf(err, cap, "cannot start: %s", vigil_strerror(rc));
         agentd_free(a);

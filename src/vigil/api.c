@@ -461,6 +461,16 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
     bad |= put(o, "version", json_string(VIGIL_VERSION_STRING));
     bad |= put(o, "uptime_s", json_real(ns_to_s(now - c->started_mono)));
     bad |= put(o, "started", jwall(c->started_wall_us));
+    /*
+     * How datagrams are authenticated: "per-node" (a master key), "cluster"
+     * (a legacy shared key), or "none"; insecure is true without a key.
+     */
+    const struct vigil_monitor_config *mc = vigil_monitor_config(c->mon);
+    bad |= put(o, "authentication",
+               json_string(!mc->has_key        ? "none"
+                           : mc->key_is_master ? "per-node"
+                                               : "cluster"));
+    bad |= put(o, "insecure", json_boolean(!mc->has_key));
 
     uint64_t counts[API_STATES];
     count_states(c->mon, counts);
@@ -479,6 +489,7 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(k, "malformed", juint(s->malformed));
         bad |= put(k, "auth_failed", juint(s->auth_failed));
         bad |= put(k, "stale", juint(s->stale));
+        bad |= put(k, "future", juint(s->future));
         bad |= put(k, "unknown_node", juint(s->unknown_node));
         bad |= put(k, "table_full", juint(s->table_full));
         bad |= put(k, "events", juint(s->events));
@@ -545,8 +556,12 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
         const char *reason;
         uint64_t value;
     } drops[] = {
-        {"malformed", s->malformed},       {"auth_failed", s->auth_failed}, {"stale", s->stale},
-        {"unknown_node", s->unknown_node}, {"table_full", s->table_full},
+        {"malformed", s->malformed},
+        {"auth_failed", s->auth_failed},
+        {"stale", s->stale},
+        {"future", s->future},
+        {"unknown_node", s->unknown_node},
+        {"table_full", s->table_full},
     };
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
         sb_printf(&b, "vigil_datagrams_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,

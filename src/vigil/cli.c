@@ -516,7 +516,8 @@ static int print_table(json_t *doc)
     }
     for (size_t i = 0; i < n; i++)
         rows[i] = json_array_get(nodes, i);
-    qsort(rows, n, sizeof(*rows), cmp_node_id);
+    if (n > 1) /* qsort must not be given NULL, even for no rows */
+        qsort(rows, n, sizeof(*rows), cmp_node_id);
 
     /* Two passes: the widths first, then the lines. */
     size_t width[NCOL];
@@ -715,6 +716,12 @@ int cmd_status(int argc, char **argv)
                 rc = 0;
             } else {
                 rc = print_table(doc);
+                /* A monitor that checks nothing must not look like one that does. */
+                json_t *health = api_get_json(&h, "/v1/health");
+                if (health && json_is_true(json_object_get(health, "insecure")))
+                    printf("warning: the monitor runs insecure (no key): it accepts heartbeats "
+                           "from anyone\n");
+                json_decref(health);
             }
             json_decref(doc);
         }

@@ -81,6 +81,7 @@ void vcfg_init(struct vcfg *c)
     m->log_format = VCFG_LOG_TEXT;
     m->log_file = NULL;
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
+    m->state_flush = VCFG_STATE_FLUSH_DEFAULT;
 
     struct vcfg_agent *a = &c->agent;
     a->monitors[0] = dup_or_flag(c, VCFG_MONITOR_DEFAULT);
@@ -127,6 +128,7 @@ void vcfg_free(struct vcfg *c)
     for (size_t i = 0; i < m->n_hooks; i++)
         vcfg__free_hook(&m->hooks[i]);
     free(m->log_file);
+    free(m->state_file);
     struct vcfg_agent *a = &c->agent;
     free(a->id);
     vcfg__free_strs(a->monitors, &a->n_monitors);

@@ -36,8 +36,16 @@ struct vcfg_monitor {
     char *listen[VCFG_MAX_LISTEN]; /* "0.0.0.0:7946", "[::]:7946" */
     size_t n_listen;
     char *api;                        /* "127.0.0.1:7947"; "" or "off" disables */
-    struct vigil_monitor_config core; /* detector, rise, grace, key, ... */
-    vigil_time_t interval;            /* expected heartbeat interval (validation, phi seed) */
+    struct vigil_monitor_config core; /* detector, rise, grace, key, max_ahead, ... */
+    /* Run without a key: must be said explicitly (the monitor refuses to start otherwise). */
+    bool insecure;
+    /*
+     * The high-water marks of the nodes, kept across restarts (NULL: not
+     * kept), written every state_flush and at exit.
+     */
+    char *state_file;
+    vigil_time_t state_flush;
+    vigil_time_t interval; /* expected heartbeat interval (validation, phi seed) */
     /*
      * core.pause_tolerance was not set: it follows the interval
      * (vcfg_pause_tolerance_auto) when the monitor starts.
@@ -62,6 +70,8 @@ struct vcfg_agent {
     vigil_time_t interval; /* default 1 s */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
+    /* The id a node key file names (the agent's id must be that one); "" for a legacy key. */
+    char key_node[VIGIL_ID_MAX + 1];
     char *status_file;     /* custom key=value lines, re-read when changed */
     char *generation_file; /* the last boot generation, kept across restarts */
     uint32_t status_every; /* full status at least every N heartbeats (wire version 2) */
@@ -137,8 +147,28 @@ int vcfg_load(struct vcfg *c, const char *path, char *err, size_t cap);
  */
 int vcfg_check(const struct vcfg *c, const char *which, char *err, size_t cap);
 
-/* Reads a cluster key file: 64 hex digits (surrounding white space ignored). */
-int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, size_t cap);
+/* What a key file holds (docs/protocol.md, "Key files"). */
+enum vcfg_key_kind {
+    VCFG_KEY_CLUSTER = 0, /* 64 hex digits alone: a legacy key shared by all nodes */
+    VCFG_KEY_MASTER = 1,  /* "vigil-master-key", then the key */
+    VCFG_KEY_NODE = 2,    /* "vigil-node-key ID", then the node's own key */
+};
+
+/*
+ * Reads a key file: an optional header line, then 64 hex digits (surrounding
+ * white space ignored). Refuses a file its group or others may read. Sets
+ * *kind and, for a node key, node_id (VIGIL_ID_MAX + 1 bytes; "" otherwise).
+ * Returns 0 or -1 with the reason in err.
+ */
+int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_key_kind *kind,
+                  char *node_id, char *err, size_t cap);
+/* Reads path as the monitor's key (a master key, or a legacy cluster key). */
+int vcfg_monitor_key(struct vcfg_monitor *m, const char *path, char *err, size_t cap);
+/* Reads path as the agent's key (a node key, or a legacy cluster key). */
+int vcfg_agent_key(struct vcfg_agent *a, const char *path, char *err, size_t cap);
+
+/* How often the monitor writes its state_file, unless told otherwise. */
+#define VCFG_STATE_FLUSH_DEFAULT (5 * VIGIL_NSEC_PER_SEC)
 
 /*
  * Parses a duration into ns: a number of seconds ("1.5") or a number with

@@ -52,7 +52,7 @@ static int a_interval(struct vcfg__ld *l, const config_setting_t *s)
 
 static int a_key_file(struct vcfg__ld *l, const config_setting_t *s)
 {
-    return vcfg__rd_key(l, s, l->c->agent.key, &l->c->agent.has_key);
+    return vcfg__rd_key(l, s, false);
 }
 
 static int a_status_file(struct vcfg__ld *l, const config_setting_t *s)

@@ -167,7 +167,7 @@ int vcfg__rd_number(struct vcfg__ld *l, const config_setting_t *s, double *out);
 int vcfg__rd_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_t *out);
 int vcfg__rd_strings(struct vcfg__ld *l, const config_setting_t *s, size_t max, size_t empty_from,
                      size_t *n);
-int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, uint8_t *key, bool *has_key);
+int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, bool monitor);
 
 /* Element i of a list of strings that vcfg__rd_strings accepted. */
 const char *vcfg__elem_str(const config_setting_t *s, size_t i);

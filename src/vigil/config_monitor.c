@@ -45,8 +45,39 @@ static int m_api(struct vcfg__ld *l, const config_setting_t *s)
 
 static int m_key_file(struct vcfg__ld *l, const config_setting_t *s)
 {
-    struct vcfg_monitor *m = &l->c->monitor;
-    return vcfg__rd_key(l, s, m->core.key, &m->core.has_key);
+    return vcfg__rd_key(l, s, true);
+}
+
+static int m_insecure(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->monitor.insecure);
+}
+
+static int m_max_ahead(struct vcfg__ld *l, const config_setting_t *s)
+{
+    if (vcfg__rd_duration(l, s, &l->c->monitor.core.max_ahead) != 0)
+        return -1;
+    if (l->c->monitor.core.max_ahead <= 0)
+        return vcfg__sfail(l, s, "must be positive");
+    return 0;
+}
+
+static int m_state_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->monitor.state_file, v);
+}
+
+static int m_state_flush(struct vcfg__ld *l, const config_setting_t *s)
+{
+    if (vcfg__rd_duration(l, s, &l->c->monitor.state_flush) != 0)
+        return -1;
+    if (l->c->monitor.state_flush < 100 * VIGIL_NSEC_PER_MSEC ||
+        l->c->monitor.state_flush > 3600 * VIGIL_NSEC_PER_SEC)
+        return vcfg__sfail(l, s, "must be between 100ms and 1h");
+    return 0;
 }
 
 static int m_interval(struct vcfg__ld *l, const config_setting_t *s)
@@ -552,6 +583,10 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"listen", m_listen},
         {"api", m_api},
         {"key_file", m_key_file},
+        {"insecure", m_insecure},
+        {"max_ahead", m_max_ahead},
+        {"state_file", m_state_file},
+        {"state_flush", m_state_flush},
         {"heartbeat_interval", m_interval},
         {"auto_register", m_auto_register},
         {"adapt_interval", m_adapt_interval},

@@ -244,17 +244,17 @@ int vcfg__set_path(struct vcfg__ld *l, const config_setting_t *s, char **dst, co
     return 0;
 }
 
-int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, uint8_t *key, bool *has_key)
+int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, bool monitor)
 {
     const char *v = NULL;
-    char *path = NULL, msg[384];
+    char *path = NULL, msg[512];
     if (vcfg__rd_string(l, s, &v) != 0 || vcfg__set_path(l, s, &path, v) != 0)
         return -1;
-    int rc = vcfg_read_key(path, key, msg, sizeof(msg));
+    int rc = monitor ? vcfg_monitor_key(&l->c->monitor, path, msg, sizeof(msg))
+                     : vcfg_agent_key(&l->c->agent, path, msg, sizeof(msg));
     free(path);
     if (rc != 0)
         return vcfg__sfail(l, s, "cannot be used: %s", msg);
-    *has_key = true;
     return 0;
 }
 

@@ -228,13 +228,21 @@ int vcfg__hexval(int ch)
     return -1;
 }
 
-int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, size_t cap)
+/* The header lines of key files (docs/protocol.md, "Key files"). */
+#define KEY_HDR_MASTER "vigil-master-key"
+#define KEY_HDR_NODE   "vigil-node-key "
+
+int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_key_kind *kind,
+                  char *node_id, char *err, size_t cap)
 {
     char *buf = NULL;
     size_t len = 0;
     int rc = -1;
 
     memset(key, 0, VIGIL_WIRE_KEY_LEN);
+    *kind = VCFG_KEY_CLUSTER;
+    if (node_id)
+        node_id[0] = '\0';
     if (path == NULL || *path == '\0')
         return vcfg__errf(err, cap, "no key file named");
     /* A FIFO or a device named by mistake must not hang us: regular files only. */
@@ -244,6 +252,12 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
         return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-e));
     if (!S_ISREG(st.mode))
         return vcfg__errf(err, cap, "%s: not a regular file", path);
+    /* As ssh does with private keys: a secret others can read is no longer one. */
+    if (st.mode & 077)
+        return vcfg__errf(err, cap,
+                          "permissions %04o for '%s' are too open: a key file must be readable "
+                          "by its owner only (chmod 600 '%s')",
+                          (unsigned)(st.mode & 07777), path, path);
     e = vio_fs_real.ops->read(&vio_fs_real, path, KEY_FILE_MAX, &buf, &len);
     if (e == -EFBIG)
         return vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits",
@@ -251,6 +265,37 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
     if (e)
         return vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(-e));
     size_t b = 0, end = len;
+    while (b < end && isspace((unsigned char)buf[b]))
+        b++;
+    /* The header line, if any, says what the key is. */
+    size_t hdr_end = b;
+    while (hdr_end < end && buf[hdr_end] != '\n')
+        hdr_end++;
+    size_t hl = hdr_end - b;
+    while (hl > 0 && isspace((unsigned char)buf[b + hl - 1]))
+        hl--;
+    if (hl == strlen(KEY_HDR_MASTER) && !memcmp(buf + b, KEY_HDR_MASTER, hl)) {
+        *kind = VCFG_KEY_MASTER;
+        b = hdr_end;
+    } else if (hl > strlen(KEY_HDR_NODE) && !memcmp(buf + b, KEY_HDR_NODE, strlen(KEY_HDR_NODE))) {
+        size_t il = hl - strlen(KEY_HDR_NODE);
+        const char *id = buf + b + strlen(KEY_HDR_NODE);
+        if (!vigil_id_valid(id, il)) {
+            vcfg__errf(err, cap, "%s: the header names no valid node id", path);
+            goto out;
+        }
+        *kind = VCFG_KEY_NODE;
+        if (node_id) {
+            memcpy(node_id, id, il);
+            node_id[il] = '\0';
+        }
+        b = hdr_end;
+    } else if (hl > 0 && !isxdigit((unsigned char)buf[b])) {
+        vcfg__errf(err, cap,
+                   "%s: the first line is neither \"vigil-master-key\" nor \"vigil-node-key ID\"",
+                   path);
+        goto out;
+    }
     while (b < end && isspace((unsigned char)buf[b]))
         b++;
     while (end > b && isspace((unsigned char)buf[end - 1]))
@@ -278,7 +323,43 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], char *err, 
                            vcfg__hexval((unsigned char)buf[b + 2 * i + 1]));
     rc = 0;
 out:
+    if (rc)
+        sodium_memzero(key, VIGIL_WIRE_KEY_LEN);
     sodium_memzero(buf, len);
     free(buf);
     return rc;
+}
+
+int vcfg_monitor_key(struct vcfg_monitor *m, const char *path, char *err, size_t cap)
+{
+    enum vcfg_key_kind kind;
+    char id[VIGIL_ID_MAX + 1];
+    if (vcfg_read_key(path, m->core.key, &kind, id, err, cap) != 0)
+        return -1;
+    if (kind == VCFG_KEY_NODE) {
+        sodium_memzero(m->core.key, sizeof(m->core.key));
+        return vcfg__errf(err, cap,
+                          "%s: a node key (of %s); a monitor needs the master key "
+                          "(\"vigil-master-key\")",
+                          path, id);
+    }
+    m->core.has_key = true;
+    m->core.key_is_master = kind == VCFG_KEY_MASTER;
+    return 0;
+}
+
+int vcfg_agent_key(struct vcfg_agent *a, const char *path, char *err, size_t cap)
+{
+    enum vcfg_key_kind kind;
+    if (vcfg_read_key(path, a->key, &kind, a->key_node, err, cap) != 0)
+        return -1;
+    if (kind == VCFG_KEY_MASTER) {
+        sodium_memzero(a->key, sizeof(a->key));
+        return vcfg__errf(err, cap,
+                          "%s: the master key; an agent needs its own node key "
+                          "(vigil keygen --node ID --master %s -o FILE)",
+                          path, path);
+    }
+    a->has_key = true;
+    return 0;
 }

@@ -19,7 +19,7 @@ static const struct {
     {"tune", cmd_tune, "detector settings from detection and false-alarm goals"},
     {"sim", cmd_sim, "simulate a configuration on a modelled network, in virtual time"},
     {"set", cmd_set, "set or remove custom status in an agent's status file"},
-    {"keygen", cmd_keygen, "print a new random cluster key"},
+    {"keygen", cmd_keygen, "make a master key, or derive a node key"},
 };
 
 static void usage(FILE *f)

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "evlog.h"
 #include "hooks.h"
+#include "hwm.h"
 #include "monitord.h"
 
 /* Datagrams taken per receive call: amortises the system call. */
@@ -64,12 +65,21 @@ struct monitord {
     size_t n_socks;
     struct vio_log *log;
     struct vio_timer deadline; /* the core's next deadline */
-    vigil_time_t fed;          /* latest time handed to the core: it never goes back */
-    vigil_time_t stall_end;    /* end of the last stall reported: older lags are part of it */
-    vigil_time_t stall_since;  /* a stall noted and not yet reported began then (or NEVER) */
-    bool lost_unread;          /* datagrams lost unread (or unstamped) since the last settling */
-    unsigned deferrals;        /* judgements put off in a row for a backlog still unread */
-    uint64_t json_failures;    /* events that could not be rendered as JSON */
+    /*
+     * Every state_flush: the wall clock handed to the core again (it
+     * follows a stepped clock) and the high-water marks written, if they
+     * changed, to the state file.
+     */
+    struct vio_timer housekeeping;
+    uint64_t saved_accepted;  /* stats.accepted when the marks were last written */
+    bool marks_loaded;        /* the state file was read: writing it loses nothing */
+    int marks_restored;       /* marks read from it at start */
+    vigil_time_t fed;         /* latest time handed to the core: it never goes back */
+    vigil_time_t stall_end;   /* end of the last stall reported: older lags are part of it */
+    vigil_time_t stall_since; /* a stall noted and not yet reported began then (or NEVER) */
+    bool lost_unread;         /* datagrams lost unread (or unstamped) since the last settling */
+    unsigned deferrals;       /* judgements put off in a row for a backlog still unread */
+    uint64_t json_failures;   /* events that could not be rendered as JSON */
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
 
@@ -110,7 +120,9 @@ static void usage(FILE *f)
                "  -l, --listen ADDR      UDP address for heartbeats (repeatable; "
                "default " VCFG_LISTEN_DEFAULT ")\n"
                "  -a, --api ADDR         HTTP API address (default " API_DEFAULT_ADDR "; 'off')\n"
-               "  -k, --key-file FILE    cluster key: authenticate every datagram\n"
+               "  -k, --key-file FILE    master key: every node authenticates with its own key\n"
+               "      --insecure         run without a key (accept anything), said explicitly\n"
+               "      --state-file FILE  keep the nodes' high-water marks in FILE\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi, grid or fixed\n"
                "  -i, --interval DUR     the agents' heartbeat interval (default 1s)\n"
@@ -133,7 +145,7 @@ static char *xstrdup(const char *s)
 /* Parses flags on top of the file. Returns 0, or an exit status. */
 static int parse_args(struct vcfg *c, int argc, char **argv)
 {
-    enum { OPT_HOOK = 256, OPT_NOAUTO, OPT_LOGFMT, OPT_LOGFILE };
+    enum { OPT_HOOK = 256, OPT_NOAUTO, OPT_LOGFMT, OPT_LOGFILE, OPT_INSECURE, OPT_STATE_FILE };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
                                          {"api", required_argument, 0, 'a'},
@@ -145,6 +157,8 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                                          {"no-auto-register", no_argument, 0, OPT_NOAUTO},
                                          {"log-format", required_argument, 0, OPT_LOGFMT},
                                          {"log-file", required_argument, 0, OPT_LOGFILE},
+                                         {"insecure", no_argument, 0, OPT_INSECURE},
+                                         {"state-file", required_argument, 0, OPT_STATE_FILE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char err[512];
@@ -188,11 +202,17 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             mc->api = xstrdup(optarg);
             break;
         case 'k':
-            if (vcfg_read_key(optarg, mc->core.key, err, sizeof(err))) {
+            if (vcfg_monitor_key(mc, optarg, err, sizeof(err))) {
                 fprintf(stderr, "vigil monitor: %s\n", err);
                 return 2;
             }
-            mc->core.has_key = true;
+            break;
+        case OPT_INSECURE:
+            mc->insecure = true;
+            break;
+        case OPT_STATE_FILE:
+            free(mc->state_file);
+            mc->state_file = xstrdup(optarg);
             break;
         case 'n':
             if (mc->n_nodes == VCFG_MAX_NODES) {
@@ -449,6 +469,31 @@ static void on_deadline(void *arg, vigil_time_t now)
     arm_deadline(d);
 }
 
+/* Writes the high-water marks if a heartbeat was accepted since the last write. */
+static void save_marks(struct monitord *d, bool always)
+{
+    const char *path = d->cfg.monitor.state_file;
+    uint64_t accepted = vigil_monitor_stats(d->mon)->accepted;
+    if (!path || !d->marks_loaded || (!always && accepted == d->saved_accepted))
+        return;
+    int rc = hwm_save(d->env->fs, path, d->mon);
+    if (rc) {
+        char line[512];
+        snprintf(line, sizeof(line), "vigil monitor: cannot write %s: %s", path, strerror(-rc));
+        log_line(d, line);
+        return;
+    }
+    d->saved_accepted = accepted;
+}
+
+static void on_housekeeping(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    vigil_monitor_set_wall(d->mon, now, vio_wall_us(d->loop));
+    save_marks(d, false);
+    vio_timer_arm(d->loop, &d->housekeeping, now + d->cfg.monitor.state_flush);
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
@@ -465,6 +510,7 @@ int monitord_free(struct monitord *d)
     if (d->mon) {
         log_line(d, "vigil monitor: stopping");
         drain_events(d, vio_now(d->loop));
+        save_marks(d, true);
     }
     if (d->hooks)
         hook_runner_free(d->hooks);
@@ -475,6 +521,7 @@ int monitord_free(struct monitord *d)
     for (size_t i = 0; i < d->n_socks; i++)
         vio_transport_close(d->socks[i].t);
     vio_timer_disarm(d->loop, &d->deadline);
+    vio_timer_disarm(d->loop, &d->housekeeping);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
     /* A writer stuck on a full pipe is left to the exit, with its stream. */
@@ -521,9 +568,23 @@ static void log_started(struct monitord *d)
                  "auto-register %s, authentication %s, %zu hooks",
                  d->httpd ? mc->api : "off", vigil_detector_kind_name(dc->kind),
                  dc->suspect_threshold, dc->dead_threshold, mc->n_nodes,
-                 mc->core.auto_register ? "on" : "off", mc->core.has_key ? "on" : "off",
+                 mc->core.auto_register ? "on" : "off",
+                 !mc->core.has_key        ? "OFF (insecure)"
+                 : mc->core.key_is_master ? "per-node keys"
+                                          : "legacy cluster key",
                  mc->n_hooks);
     log_line(d, line);
+    if (mc->state_file) {
+        snprintf(line, sizeof(line), "vigil monitor: %d high-water marks restored from %s",
+                 d->marks_restored, mc->state_file);
+        log_line(d, line);
+    }
+    if (!mc->core.has_key)
+        log_line(d, "vigil monitor: warning: running insecure: no key, so any host that can "
+                    "reach the listening port can make any node alive, dead or left");
+    else if (!mc->core.key_is_master)
+        log_line(d, "vigil monitor: warning: a legacy cluster key: every node can speak for "
+                    "every other; use a master key and node keys (docs/security.md)");
 }
 
 int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
@@ -541,7 +602,16 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->cfg = *cfg; /* the daemon owns the settings from here on */
     memset(cfg, 0, sizeof(*cfg));
     vio_timer_init(&d->deadline, on_deadline, d);
+    vio_timer_init(&d->housekeeping, on_housekeeping, d);
     struct vcfg_monitor *mc = &d->cfg.monitor;
+    /* Safe by default: accepting anything from anyone must be asked for. */
+    if (!mc->core.has_key && !mc->insecure) {
+        snprintf(err, cap,
+                 "no key: give monitor.key_file (a master key, vigil keygen -o FILE), or set "
+                 "monitor.insecure = true (--insecure) to accept unauthenticated heartbeats");
+        monitord_free(d);
+        return -1;
+    }
     if (env->log_open(env, mc->log_file, &d->log, err, cap)) {
         monitord_free(d);
         return -1;
@@ -558,6 +628,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     if (mc->pause_tolerance_auto)
         mc->core.pause_tolerance = vcfg_pause_tolerance_auto(mc->interval);
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);
+    /* The core keeps what it needs of the key; this copy goes now. */
+    sodium_memzero(mc->core.key, sizeof(mc->core.key));
     d->events = evlog_new(mc->event_history);
     if (rc || !d->events) {
         snprintf(err, cap, "cannot start: %s", vigil_strerror(rc ? rc : -VIGIL_ENOMEM));
@@ -572,6 +644,18 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             return -1;
         }
     }
+    vigil_monitor_set_wall(d->mon, now, vio_wall_us(d->loop));
+    if (mc->state_file) {
+        int n = hwm_load(env->fs, mc->state_file, d->mon, mc->state_flush, now, err, cap);
+        if (n < 0) {
+            monitord_free(d);
+            return -1;
+        }
+        d->saved_accepted = vigil_monitor_stats(d->mon)->accepted;
+        d->marks_loaded = true;
+        d->marks_restored = n;
+    }
+    vio_timer_arm(d->loop, &d->housekeeping, now + mc->state_flush);
     for (size_t i = 0; i < mc->n_listen; i++)
         if (open_listener(d, mc->listen[i], err, cap)) {
             monitord_free(d);

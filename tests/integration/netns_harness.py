@@ -76,7 +76,8 @@ class NetPair:
         return p
 
     def start_monitor(self, log, extra=()):
-        return self.start_in(self.mon, ["monitor", "--listen", "%s:%d" % (self.mon_ip, self.port),
+        return self.start_in(self.mon, ["monitor", "--insecure",
+                                        "--listen", "%s:%d" % (self.mon_ip, self.port),
                                         "--api", self.api] + list(extra), log)
 
     def start_agent(self, node, interval, log, extra=()):

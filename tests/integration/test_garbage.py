@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""10,000 garbage and forged datagrams at a monitor with a cluster key.
+"""10,000 garbage and forged datagrams at a monitor with a master key.
 
 No crash, no state change, no node registered from a forged id, and every
 datagram is counted as dropped with its reason.
@@ -37,11 +37,13 @@ def heartbeat(node, gen, seq, flags=0x02, tag=None):
 
 
 def test_garbage_and_forgeries(tmp):
-    key = subprocess.run([VIGIL, "keygen"], check=True, capture_output=True).stdout
-    with open(os.path.join(tmp, "cluster.key"), "wb") as f:
-        f.write(key)
+    master = os.path.join(tmp, "cluster.key")
+    subprocess.run([VIGIL, "keygen", "-o", master], check=True)
+    node = os.path.join(tmp, "real1.key")
+    subprocess.run([VIGIL, "keygen", "--node", "real1", "--master", master, "-o", node],
+                   check=True)
     m = Monitor(tmp, CONFIG)
-    a = agent(m.addr, "real1", tmp, extra=["--key-file", os.path.join(tmp, "cluster.key")])
+    a = agent(m.addr, "real1", tmp, extra=["--key-file", node])
     m.wait_state("real1", "alive", 10)
     before = m.get("/v1/health")["counters"]
     ev0 = m.events()[-1]["seq"]

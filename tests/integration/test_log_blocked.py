@@ -17,7 +17,7 @@ def test_blocked_log_blocks_nothing(tmp):
     conf = os.path.join(tmp, "m.conf")
     with open(conf, "w") as f:
         f.write('monitor = {\n  startup_grace = "1s";\n  heartbeat_interval = "100ms";\n};\n')
-    args = [VIGIL, "monitor", "-c", conf, "--listen", "127.0.0.1:%d" % port,
+    args = [VIGIL, "monitor", "-c", conf, "--insecure", "--listen", "127.0.0.1:%d" % port,
             "--api", "127.0.0.1:%d" % api]
     for i in range(3000):
         args += ["-n", "n%d" % i]

@@ -110,7 +110,8 @@ def wait_all(state, names, timeout):
 def test_loss_partition_and_crash(tmp):
     try:
         setup_net()
-        start_in(NS_MON, ["monitor", "--listen", "%s:%d" % (MON_IP, PORT), "--api", API],
+        start_in(NS_MON, ["monitor", "--insecure", "--listen", "%s:%d" % (MON_IP, PORT),
+                          "--api", API],
                  os.path.join(tmp, "monitor.log"))
         agents = {n: start_in(NS_AG, ["agent", "--id", n, "--monitor", "%s:%d" % (MON_IP, PORT),
                                       "--interval", INTERVAL], os.path.join(tmp, n + ".log"))

@@ -77,8 +77,9 @@ static void start_agent(struct cluster *c, size_t i)
     vcfg_init(&cfg);
     cfg.agent.id = xstrdup(id);
     cfg.agent.interval = c->interval;
+    /* Each agent holds only its own node key, derived from the monitor's master key. */
     cfg.agent.has_key = true;
-    memcpy(cfg.agent.key, c->key, sizeof(c->key));
+    assert_int_equal(vigil_wire_node_key(cfg.agent.key, c->key, id), 0);
     cfg.agent.generation_file = xstrdup("/var/lib/vigil/generation");
     struct agent_pairs base = {.n = 0};
     agent_pairs_set(&base, "role", i % 2 ? "web" : "db");
@@ -144,6 +145,7 @@ static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time
     cfg.monitor.hooks[0].argv[0] = xstrdup("notify");
     cfg.monitor.n_hooks = 1;
     cfg.monitor.core.has_key = true;
+    cfg.monitor.core.key_is_master = true;
     memcpy(cfg.monitor.core.key, c->key, sizeof(c->key));
     cfg.monitor.interval = interval;
     vigil_detector_config_default(&cfg.monitor.core.detector, VIGIL_DETECTOR_PHI, interval);

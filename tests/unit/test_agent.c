@@ -382,10 +382,43 @@ static void test_keygen(void **state)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
-    assert_int_equal(read_file(path, key1, sizeof(key1)), 65);
-    assert_int_equal(key1[64], '\n');
-    for (int i = 0; i < 64; i++)
+    /* A master key: its header line, 64 hex digits. */
+    assert_int_equal(read_file(path, key1, sizeof(key1)), 17 + 65);
+    assert_memory_equal(key1, "vigil-master-key\n", 17);
+    assert_int_equal(key1[17 + 64], '\n');
+    for (int i = 17; i < 17 + 64; i++)
         assert_non_null(strchr("0123456789abcdef", key1[i]));
+
+    /* A node key, derived from it as docs/protocol.md says. */
+    char npath[128], nkey[256];
+    path_in_dir(npath, sizeof(npath), "web1.key");
+    char *nargv[] = {(char *)"keygen",
+                     (char *)"--node",
+                     (char *)"web1",
+                     (char *)"--master",
+                     path,
+                     (char *)"-o",
+                     npath,
+                     NULL};
+    assert_int_equal(cmd_keygen(7, nargv), 0);
+    assert_int_equal(stat(npath, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(read_file(npath, nkey, sizeof(nkey)), 20 + 65);
+    assert_memory_equal(nkey, "vigil-node-key web1\n", 20);
+    uint8_t master[VIGIL_WIRE_KEY_LEN], want[VIGIL_WIRE_KEY_LEN], derived[VIGIL_WIRE_KEY_LEN];
+    assert_int_equal(sodium_hex2bin(master, sizeof(master), key1 + 17, 64, NULL, NULL, NULL), 0);
+    assert_int_equal(sodium_hex2bin(derived, sizeof(derived), nkey + 20, 64, NULL, NULL, NULL), 0);
+    assert_int_equal(vigil_wire_node_key(want, master, "web1"), 0);
+    assert_memory_equal(derived, want, sizeof(derived));
+    assert_int_equal(unlink(npath), 0);
+    /* Derived from a node key, or without both options: refused. */
+    assert_int_equal(cmd_keygen(7, nargv), 0);
+    char *n2argv[] = {
+        (char *)"keygen", (char *)"--node", (char *)"web2", (char *)"--master", npath, NULL};
+    assert_int_equal(cmd_keygen(5, n2argv), 1);
+    char *n3argv[] = {(char *)"keygen", (char *)"--node", (char *)"web2", NULL};
+    assert_int_equal(cmd_keygen(3, n3argv), 2);
+    assert_int_equal(unlink(npath), 0);
 
     /* An existing key is never overwritten. */
     assert_int_equal(cmd_keygen(3, argv), 1);
@@ -412,7 +445,7 @@ static void test_keygen(void **state)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_int_equal(got, 65);
+    assert_int_equal(got, 17 + 65);
     assert_string_not_equal(key1, key2);
 
     char *bad[] = {(char *)"keygen", (char *)"extra", NULL};
@@ -507,18 +540,29 @@ static bool wait_for_pair(int fd, const uint8_t *key, uint64_t *seq, const char 
 static void test_agent_runs(void **state)
 {
     (void)state;
-    char keyfile[128], status[128], logfile[128], mon[32], khex[80];
+    char master[128], keyfile[128], status[128], logfile[128], mon[32], khex[128];
+    path_in_dir(master, sizeof(master), "master.key");
     path_in_dir(keyfile, sizeof(keyfile), "agent.key");
     path_in_dir(status, sizeof(status), "agent.status");
     path_in_dir(logfile, sizeof(logfile), "agent.log");
-    char *kargv[] = {(char *)"keygen", (char *)"-o", keyfile, NULL};
+    char *kargv[] = {(char *)"keygen", (char *)"-o", master, NULL};
     assert_int_equal(cmd_keygen(3, kargv), 0);
+    char *nargv[] = {(char *)"keygen",
+                     (char *)"--node",
+                     (char *)"e2e-node",
+                     (char *)"--master",
+                     master,
+                     (char *)"-o",
+                     keyfile,
+                     NULL};
+    assert_int_equal(cmd_keygen(7, nargv), 0);
     read_file(keyfile, khex, sizeof(khex));
-    uint8_t cluster_key[VIGIL_WIRE_KEY_LEN], key[VIGIL_WIRE_MAC_KEY_LEN];
-    assert_int_equal(sodium_hex2bin(cluster_key, sizeof(cluster_key), khex, 64, NULL, NULL, NULL),
+    uint8_t node_key[VIGIL_WIRE_KEY_LEN], key[VIGIL_WIRE_MAC_KEY_LEN];
+    /* After the header line "vigil-node-key e2e-node". */
+    assert_int_equal(sodium_hex2bin(node_key, sizeof(node_key), khex + 24, 64, NULL, NULL, NULL),
                      0);
-    /* Heartbeats are tagged with the key derived from the cluster key. */
-    vigil_wire_mac_key(key, cluster_key);
+    /* Heartbeats are tagged with the key derived from the node key. */
+    vigil_wire_mac_key(key, node_key);
 
     uint16_t port = 0;
     int fd = bind_loopback(&port);

@@ -42,6 +42,8 @@ static const char *write_file(const char *name, const char *text, size_t len)
     assert_non_null(f);
     assert_int_equal(fwrite(text, 1, len, f), len);
     assert_int_equal(fclose(f), 0);
+    /* Files here may hold keys: readable by their owner only, as vigil requires. */
+    assert_int_equal(chmod(path, 0600), 0);
     bool known = false;
     for (size_t i = 0; i < n_created; i++)
         known = known || !strcmp(created[i], path);
@@ -703,6 +705,86 @@ static void test_bad_values(void **state)
 
 /* --- key files ---------------------------------------------------------------- */
 
+/* Reads a key file, whatever its kind. */
+static int read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN])
+{
+    enum vcfg_key_kind kind;
+    char id[VIGIL_ID_MAX + 1];
+    return vcfg_read_key(path, key, &kind, id, err, sizeof(err));
+}
+
+static void test_key_kinds(void **state)
+{
+    (void)state;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    enum vcfg_key_kind kind;
+    char id[VIGIL_ID_MAX + 1], text[256];
+    const char *p;
+
+    snprintf(text, sizeof(text), "vigil-master-key\n%s\n", KEY_HEX);
+    p = write_file("master.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), 0);
+    assert_int_equal(kind, VCFG_KEY_MASTER);
+    assert_int_equal(key[1], 0x11);
+    snprintf(text, sizeof(text), "vigil-node-key web1\n%s\n", KEY_HEX);
+    p = write_file("web1.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), 0);
+    assert_int_equal(kind, VCFG_KEY_NODE);
+    assert_string_equal(id, "web1");
+    snprintf(text, sizeof(text), "%s\n", KEY_HEX);
+    p = write_file("legacy.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), 0);
+    assert_int_equal(kind, VCFG_KEY_CLUSTER);
+    snprintf(text, sizeof(text), "vigil-node-key bad id\n%s\n", KEY_HEX);
+    p = write_file("badid.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect), "%s: the header names no valid node id", p);
+    assert_string_equal(err, expect);
+
+    /* Readable by group or others: refused, as ssh refuses such private keys. */
+    p = write_file("open.key", text, strlen(text));
+    assert_int_equal(chmod(p, 0644), 0);
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), -1);
+    snprintf(expect, sizeof(expect),
+             "permissions 0644 for '%s' are too open: a key file must be readable by its owner "
+             "only (chmod 600 '%s')",
+             p, p);
+    assert_string_equal(err, expect);
+    assert_int_equal(chmod(p, 0640), 0);
+    assert_int_equal(vcfg_read_key(p, key, &kind, id, err, sizeof(err)), -1);
+
+    /* The monitor takes a master key or a legacy key, never a node key. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { key_file = \"master.key\"; };\n"), 0);
+    assert_true(c.monitor.core.has_key);
+    assert_true(c.monitor.core.key_is_master);
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { key_file = \"legacy.key\"; };\n"), 0);
+    assert_true(c.monitor.core.has_key);
+    assert_false(c.monitor.core.key_is_master);
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { key_file = \"web1.key\"; };\n"), -1);
+    assert_non_null(strstr(err, "a node key (of web1); a monitor needs the master key"));
+    vcfg_free(&c);
+    /* The agent takes a node key (and remembers its id) or a legacy key, never the master. */
+    assert_int_equal(load(&c, "agent = { key_file = \"web1.key\"; };\n"), 0);
+    assert_true(c.agent.has_key);
+    assert_string_equal(c.agent.key_node, "web1");
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "agent = { key_file = \"master.key\"; };\n"), -1);
+    assert_non_null(strstr(err, "the master key; an agent needs its own node key"));
+    vcfg_free(&c);
+    /* insecure, max_ahead, state_file. */
+    assert_int_equal(load(&c, "monitor = { insecure = true; max_ahead = \"1m\"; "
+                              "state_file = \"hwm\"; state_flush = \"2s\"; };\n"),
+                     0);
+    assert_true(c.monitor.insecure);
+    assert_int_equal(c.monitor.core.max_ahead, 60 * VIGIL_NSEC_PER_SEC);
+    assert_non_null(strstr(c.monitor.state_file, "/hwm"));
+    assert_int_equal(c.monitor.state_flush, 2 * VIGIL_NSEC_PER_SEC);
+    vcfg_free(&c);
+}
+
 static void test_key_files(void **state)
 {
     (void)state;
@@ -713,7 +795,7 @@ static void test_key_files(void **state)
     /* White space around the digits is allowed; upper and lower case both read. */
     snprintf(text, sizeof(text), "\n  %s \t\n", KEY_HEX);
     p = write_file("good.key", text, strlen(text));
-    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), 0);
+    assert_int_equal(read_key(p, key), 0);
     assert_int_equal(key[0], 0x00);
     assert_int_equal(key[1], 0x11);
     assert_int_equal(key[15], 0xff);
@@ -738,7 +820,7 @@ static void test_key_files(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         p = write_file("bad.key", bad[i].text, strlen(bad[i].text));
         memset(key, 0xAA, sizeof(key));
-        assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), -1);
+        assert_int_equal(read_key(p, key), -1);
         snprintf(expect, sizeof(expect), "%s: %s", p, bad[i].want);
         assert_string_equal(err, expect);
         /* A failed read leaves no partial key behind. */
@@ -751,20 +833,20 @@ static void test_key_files(void **state)
     memset(big, ' ', sizeof(big));
     memcpy(big, KEY_HEX, 64);
     p = write_file("big.key", big, sizeof(big));
-    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), -1);
+    assert_int_equal(read_key(p, key), -1);
     snprintf(expect, sizeof(expect), "%s: longer than 4096 bytes; a key file holds 64 hex digits",
              p);
     assert_string_equal(err, expect);
     /* 4096 bytes exactly: read whole. */
     p = write_file("big.key", big, 4096);
-    assert_int_equal(vcfg_read_key(p, key, err, sizeof(err)), 0);
+    assert_int_equal(read_key(p, key), 0);
 
     /* Not a regular file; missing. */
-    assert_int_equal(vcfg_read_key(dir, key, err, sizeof(err)), -1);
+    assert_int_equal(read_key(dir, key), -1);
     snprintf(expect, sizeof(expect), "%s: not a regular file", dir);
     assert_string_equal(err, expect);
     snprintf(text, sizeof(text), "%s/missing.key", dir);
-    assert_int_equal(vcfg_read_key(text, key, err, sizeof(err)), -1);
+    assert_int_equal(read_key(text, key), -1);
     snprintf(expect, sizeof(expect), "%s: cannot open: No such file or directory", text);
     assert_string_equal(err, expect);
 
@@ -782,8 +864,8 @@ static void test_key_files(void **state)
     write_file("nonhex.key", "xyz\n", 4);
     assert_int_equal(load(&c, "\nagent = { key_file = \"nonhex.key\"; };\n"), -1);
     snprintf(text, sizeof(text),
-             "%%s:2: agent.key_file cannot be used: %s/nonhex.key: byte 1 is not a hex digit; "
-             "a key file holds 64 hex digits",
+             "%%s:2: agent.key_file cannot be used: %s/nonhex.key: the first line is neither "
+             "\"vigil-master-key\" nor \"vigil-node-key ID\"",
              dir);
     assert_string_equal(err, msg(text));
     vcfg_free(&c);
@@ -1275,6 +1357,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_fixed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_phi, setup, teardown),

@@ -207,8 +207,16 @@ static void test_goodbye_is_left_not_dead(void **st)
     tick(m, 100 * S);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_LEFT);
     no_event(m);
-    /* It comes back with a new generation after rise heartbeats. */
+    /* A heartbeat of the same generation does not undo the goodbye at once. */
+    send_hb(m, 150 * S, "a", 1, 3, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_LEFT);
+    /* A new generation (a restart) brings it back at once: the goodbye does not outlive it. */
     send_hb(m, 200 * S, "a", 2, 1, 0, NULL);
+    assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
+    do
+        ev = next_event(m);
+    while (ev.type != VIGIL_EVENT_STATE);
+    assert_string_equal(ev.reason, "rejoined");
     send_hb(m, 201 * S, "a", 2, 2, 0, NULL);
     assert_int_equal(state_of(m, "a"), VIGIL_STATE_ALIVE);
     vigil_monitor_free(m);
@@ -264,6 +272,122 @@ static void test_authentication(void **st)
     no_event(m);
     assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, mac_key), 0);
     assert_int_equal(vigil_monitor_node_count(m), 1);
+    vigil_monitor_free(m);
+}
+
+/* A monitor with the master key KEY: every node has its own key. */
+static struct vigil_monitor *master_monitor(void)
+{
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.detector.suspect_threshold = 2.5;
+    c.detector.dead_threshold = 5.0;
+    c.has_key = true;
+    c.key_is_master = true;
+    memcpy(c.key, KEY, sizeof(KEY));
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    static const uint8_t zero[VIGIL_WIRE_KEY_LEN];
+    /* The monitor's copy of its settings holds no key. */
+    assert_memory_equal(vigil_monitor_config(m)->key, zero, sizeof(zero));
+    return m;
+}
+
+/* The tag key a node holding only its own node key uses. */
+static void node_tag_key(const char *id, uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN])
+{
+    uint8_t node[VIGIL_WIRE_KEY_LEN];
+    assert_int_equal(vigil_wire_node_key(node, KEY, id), 0);
+    vigil_wire_mac_key(mac, node);
+}
+
+static void test_per_node_keys(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = master_monitor();
+    assert_int_equal(vigil_monitor_declare(m, "web1", 0), 0);
+    uint8_t k1[VIGIL_WIRE_MAC_KEY_LEN], k2[VIGIL_WIRE_MAC_KEY_LEN];
+    node_tag_key("web1", k1);
+    node_tag_key("web2", k2);
+    assert_int_equal(send_hb(m, 0, "web1", 1, 1, 0, k1), 0);
+    assert_int_equal(send_hb(m, 0, "web2", 1, 1, 0, k2), 0);
+    next_event(m);
+    next_event(m);
+    /*
+     * The attack: web2, holding only its own key, forges a goodbye for
+     * web1 with the largest generation, to mark it left forever.
+     */
+    assert_int_equal(send_hb(m, 1 * S, "web1", UINT64_MAX, 1, VIGIL_FLAG_LEAVING, k2),
+                     -VIGIL_EAUTH);
+    assert_int_equal(send_hb(m, 1 * S, "web1", 1, 2, VIGIL_FLAG_LEAVING, k2), -VIGIL_EAUTH);
+    assert_int_equal(vigil_monitor_stats(m)->auth_failed, 2);
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_ALIVE);
+    no_event(m);
+    /* Neither the master key's own tag key nor web1's key for another id. */
+    uint8_t km[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(km, KEY);
+    assert_int_equal(send_hb(m, 1 * S, "web1", 1, 2, 0, km), -VIGIL_EAUTH);
+    assert_int_equal(send_hb(m, 1 * S, "web3", 1, 1, 0, k1), -VIGIL_EAUTH);
+    assert_null(vigil_monitor_find(m, "web3"));
+    /* web1's own key works, for web1. */
+    assert_int_equal(send_hb(m, 1 * S, "web1", 1, 2, 0, k1), 0);
+    assert_int_equal(vigil_node_sequence(vigil_monitor_find(m, "web1")), 2);
+    vigil_monitor_free(m);
+}
+
+static void test_future_refused(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    const int64_t wall = 1700000000000000LL; /* send_hb's send time */
+    /* Before the monitor knows the time, nothing is in the future. */
+    assert_int_equal(send_hb(m, 0, "a", UINT64_MAX - 1, 1, 0, NULL), 0);
+    vigil_monitor_set_wall(m, 0, wall);
+    const uint64_t ahead = 600ull * 1000000; /* the default max_ahead, in us */
+    assert_int_equal(send_hb(m, 1 * S, "b", (uint64_t)wall + 1000000 + ahead + 1, 1, 0, NULL),
+                     -VIGIL_EFUTURE);
+    assert_int_equal(vigil_monitor_stats(m)->future, 1);
+    assert_null(vigil_monitor_find(m, "b"));
+    /* The window moves with the monitor's clock: 1 s later, that is exactly the limit. */
+    assert_int_equal(send_hb(m, 2 * S, "b", (uint64_t)wall + 1000000 + ahead + 1, 1, 0, NULL), 0);
+    /* Old generations are fine (a node may run for years); small counters too. */
+    assert_int_equal(send_hb(m, 2 * S, "c", 1, 1, 0, NULL), 0);
+    /* The forged goodbye with the largest generation is refused. */
+    assert_int_equal(send_hb(m, 2 * S, "c", UINT64_MAX, 1, VIGIL_FLAG_LEAVING, NULL),
+                     -VIGIL_EFUTURE);
+    assert_int_equal(state_of(m, "c"), VIGIL_STATE_ALIVE);
+    vigil_monitor_free(m);
+
+    /* A send time far ahead is refused too (send_hb sends wall + 0). */
+    m = fixed_monitor();
+    vigil_monitor_set_wall(m, 0, wall - (int64_t)ahead - 1);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), -VIGIL_EFUTURE);
+    vigil_monitor_set_wall(m, 0, wall - (int64_t)ahead);
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), 0);
+    vigil_monitor_free(m);
+}
+
+static void test_restore_high_water_mark(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = master_monitor();
+    uint8_t k[VIGIL_WIRE_MAC_KEY_LEN];
+    node_tag_key("web1", k);
+    assert_int_equal(vigil_monitor_restore(m, "web1", 7, 100, 0), 0);
+    assert_int_equal(vigil_monitor_restore(m, "bad id", 7, 100, 0), -VIGIL_EBADID);
+    /* A lower mark changes nothing. */
+    assert_int_equal(vigil_monitor_restore(m, "web1", 7, 50, 0), 0);
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_UNKNOWN);
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    /* Replays up to the mark change nothing. */
+    assert_int_equal(send_hb(m, 1 * S, "web1", 7, 100, 0, k), -VIGIL_ESTALE);
+    assert_int_equal(send_hb(m, 1 * S, "web1", 6, 500, VIGIL_FLAG_LEAVING, k), -VIGIL_ESTALE);
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_UNKNOWN);
+    no_event(m);
+    /* The node's next real heartbeat is taken, with the key derived at restore. */
+    assert_int_equal(send_hb(m, 1 * S, "web1", 7, 101, 0, k), 0);
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_ALIVE);
     vigil_monitor_free(m);
 }
 
@@ -900,6 +1024,9 @@ int main(void)
         cmocka_unit_test(test_goodbye_is_left_not_dead),
         cmocka_unit_test(test_replay_does_not_refresh),
         cmocka_unit_test(test_authentication),
+        cmocka_unit_test(test_per_node_keys),
+        cmocka_unit_test(test_future_refused),
+        cmocka_unit_test(test_restore_high_water_mark),
         cmocka_unit_test(test_garbage_counted),
         cmocka_unit_test(test_declared_never_heard),
         cmocka_unit_test(test_declared_then_heard),

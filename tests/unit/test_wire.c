@@ -900,6 +900,50 @@ static void test_exact_layout(void **state)
 
 /* ---- tag key derivation ---------------------------------------------------- */
 
+/* docs/protocol.md, "Per-node keys": master 00..1f, id web-1 (computed by tests/wire/vectors.py).
+ */
+static void test_node_key(void **state)
+{
+    (void)state;
+    static const uint8_t want_node[VIGIL_WIRE_KEY_LEN] = {
+        0xec, 0xfd, 0xf1, 0x59, 0x31, 0x79, 0x58, 0x6b, 0x02, 0x9c, 0x04,
+        0x59, 0x82, 0x28, 0x58, 0x89, 0x5c, 0x41, 0x19, 0xba, 0xf0, 0x3e,
+        0xb0, 0x39, 0xaa, 0x49, 0x5b, 0x5e, 0xfa, 0x1a, 0x0f, 0x6b};
+    static const uint8_t want_mac[VIGIL_WIRE_MAC_KEY_LEN] = {0x17, 0x09, 0x43, 0x15, 0xf6, 0x48,
+                                                             0x43, 0x06, 0x7d, 0xec, 0x45, 0xfc,
+                                                             0x5f, 0xfe, 0xbd, 0x24};
+    static const uint8_t want_beat[] = {0x56, 0x47, 0x02, 0x01, 0x02, 0x05, 0x0a, 0x0b, 0x01, 0x02,
+                                        0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12, 0x13, 0x14,
+                                        0x00, 0x00, 0x03, 0xe8, 0x77, 0x65, 0x62, 0x2d, 0x31, 0x00,
+                                        0xa3, 0xd6, 0x43, 0x38, 0xe2, 0xa7, 0x0c};
+    uint8_t node[VIGIL_WIRE_KEY_LEN], mac[VIGIL_WIRE_MAC_KEY_LEN];
+    assert_int_equal(vigil_wire_node_key(node, CLUSTER_KEY, "web-1"), 0);
+    assert_memory_equal(node, want_node, sizeof node);
+    vigil_wire_mac_key(mac, node);
+    assert_memory_equal(mac, want_mac, sizeof mac);
+
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof hb);
+    strcpy(hb.id, "web-1");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = VIGIL_MSG_BEAT;
+    hb.status_version = 0x0a0b;
+    hb.generation = 0x0102030405060708ull;
+    hb.sequence = 0x11121314u;
+    hb.interval_ms = 1000;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    assert_int_equal(vigil_wire_encode(&hb, mac, buf, sizeof buf), sizeof want_beat);
+    assert_memory_equal(buf, want_beat, sizeof want_beat);
+
+    /* Another id, another key; an invalid id, none (and a zeroed output). */
+    assert_int_equal(vigil_wire_node_key(node, CLUSTER_KEY, "web-2"), 0);
+    assert_memory_not_equal(node, want_node, sizeof node);
+    assert_int_equal(vigil_wire_node_key(node, CLUSTER_KEY, "web 1"), -VIGIL_EBADID);
+    assert_int_equal(vigil_wire_node_key(node, CLUSTER_KEY, ""), -VIGIL_EBADID);
+    static const uint8_t zero[VIGIL_WIRE_KEY_LEN];
+    assert_memory_equal(node, zero, sizeof node);
+}
+
 static void test_mac_key(void **state)
 {
     (void)state;
@@ -1331,6 +1375,7 @@ int main(void)
         cmocka_unit_test(test_peek_id),
         cmocka_unit_test(test_exact_layout),
         cmocka_unit_test(test_mac_key),
+        cmocka_unit_test(test_node_key),
         cmocka_unit_test(test_v2_round_trip),
         cmocka_unit_test(test_v2_beat_size_bound),
         cmocka_unit_test(test_v2_every_prefix),

@@ -71,6 +71,11 @@ def mac_key(cluster_key):
                            person=b"vigilmac" + bytes(8), digest_size=16).digest()
 
 
+def node_key(master_key, node_id):
+    """A node's own key (docs/protocol.md, "Per-node keys")."""
+    return hashlib.blake2b(node_id, key=master_key, person=b"vigil-node-key", digest_size=32).digest()
+
+
 def pairs(custom):
     out = b""
     for k, v in custom:
@@ -127,7 +132,10 @@ def main():
     v1 = v1_vector(key)
     assert v1[-16:].hex() == "c95379b566fa97a6bccafc03e8dc064d", v1[-16:].hex()
 
-    vectors = {"v2 beat": v2_beat(key), "v2 full status": v2_status(key)}
+    nkey = node_key(bytes(range(32)), b"web-1")
+    vectors = {"v2 beat": v2_beat(key), "v2 full status": v2_status(key),
+               "node key of web-1": nkey, "tag key of web-1": mac_key(nkey),
+               "v2 beat, web-1's node key": v2_beat(mac_key(nkey))}
     for name, b in vectors.items():
         print("%s (%d bytes):\n%s\n" % (name, len(b), hexdump(b)))
     if len(sys.argv) > 1:
