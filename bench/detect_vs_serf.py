@@ -361,7 +361,8 @@ class Bench:
     def start_vagent(self, i, interval):
         self.vagents[i] = self.spawn(node_ns(i), [
             self.args.vigil, "agent", "--id", node_name(i), "--monitor",
-            "%s:%d" % (MON_IP, VPORT), "--interval", interval, "--key-file", self.keyfile],
+            "%s:%d" % (MON_IP, VPORT), "--interval", interval, "--key-file",
+            os.path.join(self.tmp, "%s.key" % node_name(i))],
             os.path.join(self.tmp, "vigil-%s.log" % node_name(i)))
 
     def start_sagent(self, i, join):
@@ -782,10 +783,12 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     status = 0
     try:
-        b.keyfile = os.path.join(b.tmp, "cluster.key")
-        with open(b.keyfile, "w") as f:
-            f.write(os.urandom(32).hex() + "\n")
-        os.chmod(b.keyfile, 0o600)
+        # A master key for the monitor and a key of its own for each node, as deployed.
+        b.keyfile = os.path.join(b.tmp, "master.key")
+        run([a.vigil, "keygen", "-o", b.keyfile])
+        for i in range(a.nodes):
+            run([a.vigil, "keygen", "--node", node_name(i), "--master", b.keyfile,
+                 "-o", os.path.join(b.tmp, "%s.key" % node_name(i))])
         b.setup_net()
         b.calibrate()
         results = [b.run_level(loss) for loss in a.loss]
