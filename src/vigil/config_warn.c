@@ -4,10 +4,10 @@
  * works badly, judged against the quality-of-service model of core/qos.c
  * (docs/tuning.md) on a nominal heartbeat stream: the configured interval,
  * a jitter of a tenth of it (the phi detector's default floor on the
- * deviation), no loss. A real stream is never better than that, so a
- * setting that misbehaves on it misbehaves everywhere. The monitor logs
- * these at start-up; `vigil tune -c FILE` prints them without a monitor.
- * What the measured stream of each node says is the API's part (api_qos.c).
+ * deviation) but never under WARN_JITTER_FLOOR, no loss. A real stream is never better than that,
+ * so a setting that misbehaves on it misbehaves everywhere. The monitor logs these at start-up;
+ * `vigil tune -c FILE` prints them without a monitor. What the measured stream of each node says is
+ * the API's part (api_qos.c).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -18,6 +18,16 @@
 
 /* One false suspicion or dead verdict per node per hour on a nominal stream is too many. */
 #define WARN_RATE_MAX (1.0 / 3600)
+
+/*
+ * The least jitter any real stream has, in seconds: an agent's timer and a
+ * monitor's wake-up on an ordinary, somewhat loaded host are each a
+ * millisecond or two late now and then. At intervals of tens of
+ * milliseconds a tenth of the interval is less than that, and settings
+ * judged against it look safe while they convict healthy nodes by the
+ * dozen (fixed 10/15/20 ms did, about 25 times a minute).
+ */
+#define WARN_JITTER_FLOOR 0.002
 
 struct warn {
     const struct vcfg *c;
@@ -75,9 +85,31 @@ int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg)
               vcfg__fmt_dur(m->interval, b2, sizeof(b2)));
     }
 
-    struct vigil__qos_net net = {.h = h, .jitter = h / 10, .loss = 0};
+    double jitter = h / 10 > WARN_JITTER_FLOOR ? h / 10 : WARN_JITTER_FLOOR;
+    struct vigil__qos_net net = {.h = h, .jitter = jitter, .loss = 0};
     struct vigil__qos q;
-    vigil__qos_predict(d, h, h / 10, &net, &q);
+    vigil__qos_predict(d, h, jitter, &net, &q);
+    if (d->kind == VIGIL_DETECTOR_FIXED) {
+        /* The rule of thumb: two intervals (one lost heartbeat) and three deviations of jitter. */
+        double need = 2 * h + 3 * jitter;
+        if (q.dead_silence < need)
+            warnf(&w, l_dead,
+                  "monitor.detector.dead_after (%.3fs) leaves no room for jitter: with heartbeats "
+                  "every %.3fs, a healthy node that loses one heartbeat and sends the next "
+                  "%.0f ms late (three times an ordinary scheduling delay) is silent for %.3fs "
+                  "and is declared dead; use at least %.3fs",
+                  q.dead_silence, h, 3 * jitter * 1e3, need, need);
+        else if (q.false_death_rate > WARN_RATE_MAX)
+            warnf(&w, l_dead,
+                  "monitor.detector.dead_after (%.3fs) is so short that even a regular stream "
+                  "would be declared dead %.3g times per node per hour",
+                  q.dead_silence, q.false_death_rate * 3600);
+        if (q.suspect_rate > WARN_RATE_MAX)
+            warnf(&w, l_sus,
+                  "monitor.detector.suspect_after (%.3fs) is so short that even a regular "
+                  "stream would be suspected %.3g times per node per hour",
+                  q.suspect_silence, q.suspect_rate * 3600);
+    }
     if (d->kind == VIGIL_DETECTOR_PHI) {
         if (q.suspect_rate > WARN_RATE_MAX)
             warnf(&w, l_sus,

@@ -121,6 +121,22 @@ static void test_unwise(void **st)
     assert_int_equal(warnings_of("monitor = { goals = { detection = \"10s\"; false_alarms = "
                                  "\"1/year\"; }; };\n"),
                      0);
+    /*
+     * The fastest fixed settings the configuration accepts (10/15/20 ms):
+     * one lost heartbeat and ordinary scheduling delay already convict.
+     */
+    assert_int_equal(warnings_of("monitor = {\n  heartbeat_interval = \"10ms\";\n  detector = {\n"
+                                 "    type = \"fixed\";\n    suspect_after = \"15ms\";\n"
+                                 "    dead_after = \"20ms\";\n  };\n};\n"),
+                     2);
+    assert_true(has("t.conf:6: monitor.detector.dead_after (0.020s) leaves no room for jitter"));
+    assert_true(has("use at least 0.026s"));
+    assert_true(has("t.conf:5: monitor.detector.suspect_after (0.015s) is so short"));
+    /* With room for one loss and the jitter, quiet. */
+    assert_int_equal(warnings_of("monitor = {\n  heartbeat_interval = \"10ms\";\n  detector = {\n"
+                                 "    type = \"fixed\";\n    suspect_after = \"30ms\";\n"
+                                 "    dead_after = \"40ms\";\n  };\n};\n"),
+                     0);
 }
 
 int main(void)
