@@ -687,6 +687,14 @@ static void respond_error(struct vio_http_response *resp, unsigned status, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /*
+     * The message may quote what the client sent (a path, a method): bytes
+     * outside printable ASCII become '?', so that the answer is valid JSON
+     * (UTF-8) whatever came in, and never a 500.
+     */
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '?';
     respond_json(resp, status, json_pack("{ss}", "error", msg));
 }
 

@@ -528,6 +528,20 @@ static void test_node_detail_and_404(void **state)
 
 static void test_unknown_path_and_methods(void **state)
 {
+    {
+        /* A path that is not UTF-8 (or is cut inside a character) is a 404, not a 500. */
+        struct fixture *f0 = *state;
+        unsigned st = 0;
+        char *body = NULL;
+        assert_int_equal(fake_httpd_request(f0->fake, "GET", "/%ff%fe%c3", &st, &body), 0);
+        assert_int_equal(st, 404);
+        assert_non_null(strstr(body, "no such endpoint: /???"));
+        free(body);
+        assert_int_equal(fake_httpd_request(f0->fake, "GET", "/v1/nodes/%c3%a9t%c3%a9", &st, &body),
+                         0);
+        assert_int_equal(st, 404);
+        free(body);
+    }
     struct fixture *f = *state;
     json_t *doc = get_json(f, "/v2/nodes", 404);
     assert_non_null(strstr(sget(doc, "error"), "/v2/nodes"));
