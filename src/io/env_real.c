@@ -14,10 +14,6 @@
 
 #include "io/real.h"
 
-struct real_env {
-    struct vio_env env;
-};
-
 static int real_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler,
                            void *arg, struct vio_httpd **out, char *err, size_t cap)
 {
@@ -50,16 +46,15 @@ static void real_random(struct vio_env *env, void *buf, size_t len)
 
 int vio_env_real_new(struct vio_env **out, bool with_procs)
 {
-    struct real_env *r = calloc(1, sizeof(*r));
-    if (!r)
+    struct vio_env *e = calloc(1, sizeof(*e));
+    if (!e)
         return -ENOMEM;
-    struct vio_env *e = &r->env;
     int rc = vio_loop_epoll_new(&e->loop);
     if (!rc && with_procs)
         rc = vio_procs_real_new(e->loop, &e->procs);
     if (rc) {
         vio_loop_free(e->loop);
-        free(r);
+        free(e);
         return rc;
     }
     e->net = &vio_net_udp;

@@ -242,7 +242,7 @@ struct vio_net;
 struct vio_net_ops {
     /*
      * bind NULL: an unbound sender of the family of `family` (AF_INET or
-     * AF_INET6). Returns 0 or -errno with *why set to a static reason.
+     * AF_INET6). Returns 0 or -errno.
      */
     int (*open)(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind, int family,
                 struct vio_transport **out);
