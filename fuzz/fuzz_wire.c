@@ -15,17 +15,17 @@
  *    the same id;
  *  - a decoded heartbeat re-encodes, the result decodes again to the same
  *    heartbeat, and the bytes are the input's own (the encoding is
- *    canonical; without a key, minus the tag and the AUTH flag);
+ *    canonical; without a key, minus the tag, the AUTH flag and the key id;
+ *    a sealed status re-sealed with its own nonce is the same ciphertext);
  *  - the encoder, handed the input's bytes as a heartbeat struct, either
  *    refuses it or produces a datagram that decodes;
  *  - two monitors (without and with the key) take every input, and one
  *    they accept with the full status holds a current status.
  *
- * The fuzzing key is the tag key derived (vigil_wire_mac_key()) from the
- * cluster key 0, 1, ..., 31, the key the seeds in fuzz/corpus/wire/ are
- * authenticated with, so that mutations of an authenticated seed reach the
- * body parser through a valid tag whenever they leave the authenticated
- * bytes alone.
+ * The fuzzing keys are the tag and seal keys derived (vigil_wire_mac_key(),
+ * vigil_wire_seal_key()) from the cluster key 0, 1, ..., 31, the key the seeds in fuzz/corpus/wire/
+ * are authenticated with, so that mutations of an authenticated seed reach the body parser through
+ * a valid tag whenever they leave the authenticated bytes alone.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -57,6 +57,18 @@ static const uint8_t *fuzz_key(void)
     return key;
 }
 
+/* The seal key derived from FUZZ_CLUSTER_KEY (vigil_wire_seal_key()), likewise. */
+static const uint8_t *fuzz_seal_key(void)
+{
+    static uint8_t key[VIGIL_WIRE_SEAL_KEY_LEN];
+    static bool derived;
+    if (!derived) {
+        vigil_wire_seal_key(key, FUZZ_CLUSTER_KEY);
+        derived = true;
+    }
+    return key;
+}
+
 /* The header lengths of wire v1 and v2 (docs/protocol.md): where the id starts. */
 #define FUZZ_HDR    72
 #define FUZZ_HDR_V2 24
@@ -74,7 +86,7 @@ static void check(bool ok)
 static bool hb_equal(const struct vigil_heartbeat *a, const struct vigil_heartbeat *b)
 {
     if (strcmp(a->id, b->id) != 0 || a->version != b->version || a->type != b->type ||
-        a->status_version != b->status_version || a->flags != b->flags ||
+        a->status_version != b->status_version || a->flags != b->flags || a->key_id != b->key_id ||
         a->generation != b->generation || a->sequence != b->sequence ||
         a->send_time_us != b->send_time_us || a->interval_ms != b->interval_ms ||
         a->status.load1_milli != b->status.load1_milli ||
@@ -91,10 +103,15 @@ static bool hb_equal(const struct vigil_heartbeat *a, const struct vigil_heartbe
     return true;
 }
 
-static void check_decode(const uint8_t *data, size_t size, const uint8_t *key)
+static void check_decode(const uint8_t *data, size_t size, bool keyed)
 {
     struct vigil_heartbeat hb;
-    int rc = vigil_wire_decode(data, size, key, &hb);
+    struct vigil_wire_keys k = {0};
+    if (keyed) {
+        k.mac = fuzz_key();
+        k.seal = fuzz_seal_key();
+    }
+    int rc = vigil_wire_decode_keys(data, size, &k, &hb);
     check(rc <= 0 && rc > -VIGIL_ERROR_COUNT_);
 
     const char *id = NULL;
@@ -114,27 +131,41 @@ static void check_decode(const uint8_t *data, size_t size, const uint8_t *key)
         check(hb.n_custom == 0 && hb.send_time_us == 0 && hb.status.uptime_s == 0);
 
     check(strlen(hb.id) == id_len && memcmp(hb.id, id, id_len) == 0);
-    check(key == NULL || (hb.flags & VIGIL_FLAG_AUTH));
+    check(!keyed || (hb.flags & VIGIL_FLAG_AUTH));
+    check(hb.flags == (data[FUZZ_OFF_FLAGS] & 0x0f) && hb.key_id == data[FUZZ_OFF_FLAGS] >> 4);
+    /* Only a keyed receiver opens a sealed status; it re-seals with the same nonce. */
+    bool sealed = hb.flags & VIGIL_FLAG_SEALED;
+    check(!sealed || (keyed && hb.version == VIGIL_WIRE_V2 && hb.type == VIGIL_MSG_STATUS));
+    if (sealed)
+        k.nonce = data + hdr + id_len;
+    else
+        k.seal = NULL;
 
     uint8_t out[VIGIL_WIRE_MAX];
-    int n = vigil_wire_encode(&hb, key, out, sizeof out);
+    int n = vigil_wire_encode_keys(&hb, &k, out, sizeof out);
     check(n > 0);
 
-    /* Canonical encoding: the same bytes, minus a skipped tag when unkeyed. */
-    bool dropped_tag = key == NULL && (hb.flags & VIGIL_FLAG_AUTH);
+    /*
+     * Canonical encoding: the same bytes, minus a skipped tag when unkeyed
+     * (and the AUTH flag and key id with it).
+     */
+    bool dropped_tag = !keyed && (hb.flags & VIGIL_FLAG_AUTH);
     size_t tag_len = hb.version == VIGIL_WIRE_V2 ? VIGIL_WIRE_V2_TAG_LEN : VIGIL_WIRE_TAG_LEN;
     size_t expect_len = dropped_tag ? size - tag_len : size;
     check((size_t)n == expect_len);
     check(memcmp(out, data, FUZZ_OFF_FLAGS) == 0);
     check(out[FUZZ_OFF_FLAGS] ==
-          (dropped_tag ? data[FUZZ_OFF_FLAGS] & ~VIGIL_FLAG_AUTH : data[FUZZ_OFF_FLAGS]));
+          (dropped_tag ? data[FUZZ_OFF_FLAGS] & 0x0f & ~VIGIL_FLAG_AUTH : data[FUZZ_OFF_FLAGS]));
     check(memcmp(out + FUZZ_OFF_FLAGS + 1, data + FUZZ_OFF_FLAGS + 1,
                  expect_len - FUZZ_OFF_FLAGS - 1) == 0);
 
     struct vigil_heartbeat again;
-    check(vigil_wire_decode(out, (size_t)n, key, &again) == 0);
-    if (dropped_tag)
+    k.seal = keyed ? fuzz_seal_key() : NULL;
+    check(vigil_wire_decode_keys(out, (size_t)n, &k, &again) == 0);
+    if (dropped_tag) {
         hb.flags &= (uint8_t)~VIGIL_FLAG_AUTH;
+        hb.key_id = 0;
+    }
     check(hb_equal(&hb, &again));
 }
 
@@ -144,14 +175,22 @@ static void check_encode(const uint8_t *data, size_t size)
     struct vigil_heartbeat hb;
     memset(&hb, 0, sizeof hb);
     memcpy(&hb, data, size < sizeof hb ? size : sizeof hb);
-    const uint8_t *key = size > 0 && (data[0] & 1) ? fuzz_key() : NULL;
+    /* The first byte picks the keys: a tag key, and a seal key with a nonce from the input. */
+    struct vigil_wire_keys k = {0};
+    if (size > 0 && (data[0] & 1))
+        k.mac = fuzz_key();
+    if (size > VIGIL_WIRE_SEAL_NONCE_LEN && (data[0] & 2)) {
+        k.seal = fuzz_seal_key();
+        k.nonce = data + 1;
+    }
     uint8_t out[VIGIL_WIRE_MAX];
-    int n = vigil_wire_encode(&hb, key, out, sizeof out);
+    int n = vigil_wire_encode_keys(&hb, &k, out, sizeof out);
     check(n <= VIGIL_WIRE_MAX && n > -VIGIL_ERROR_COUNT_);
     if (n < 0)
         return;
     struct vigil_heartbeat back;
-    check(vigil_wire_decode(out, (size_t)n, key, &back) == 0);
+    check(vigil_wire_decode_keys(out, (size_t)n, &k, &back) == 0);
+    check(back.key_id == (k.mac ? hb.key_id : 0));
 }
 
 /*
@@ -201,8 +240,8 @@ static void check_monitor(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    check_decode(data, size, NULL);
-    check_decode(data, size, fuzz_key());
+    check_decode(data, size, false);
+    check_decode(data, size, true);
     check_encode(data, size);
     check_monitor(data, size);
     return 0;
@@ -251,6 +290,16 @@ int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap)
         hb.type = VIGIL_MSG_BEAT;
         hb.flags = VIGIL_FLAG_LEAVING;
         return vigil_wire_encode(&hb, NULL, buf, cap);
+    case 7:
+    case 8: {
+        /* Version 2 with key ids: a sealed full status (key 3), a beat (key 5). */
+        static const uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
+        struct vigil_wire_keys k = {.mac = fuzz_key(), .seal = fuzz_seal_key(), .nonce = nonce};
+        hb.version = VIGIL_WIRE_V2;
+        hb.type = index == 7 ? VIGIL_MSG_STATUS : VIGIL_MSG_BEAT;
+        hb.key_id = index == 7 ? 3 : 5;
+        return vigil_wire_encode_keys(&hb, &k, buf, cap);
+    }
     case 3:
         hb.n_custom = VIGIL_CUSTOM_MAX;
         for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {

@@ -90,6 +90,18 @@ struct vigil_monitor_config {
     bool key_is_master;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
     /*
+     * The key id of key (0 to VIGIL_WIRE_KEY_ID_MAX): datagrams made with
+     * it carry this id. More keys, for a rotation: vigil_monitor_set_keys.
+     */
+    uint8_t key_id;
+    /*
+     * Refuse a full status that is not sealed (encrypted): a version 1
+     * heartbeat, or a version 2 full status without the SEALED flag, is
+     * dropped and counted (stats.unsealed). Beats carry no status and are
+     * accepted either way. Needs a key.
+     */
+    bool require_sealed;
+    /*
      * How far ahead of the monitor's wall clock a generation or a send time
      * may be: a datagram beyond it is refused (-VIGIL_EFUTURE, counted in
      * stats.future). Agents take their generation from the wall clock at
@@ -118,20 +130,36 @@ VIGIL_EXPORT void vigil_monitor_config_default(struct vigil_monitor_config *cfg)
 VIGIL_EXPORT int vigil_monitor_config_check(const struct vigil_monitor_config *cfg,
                                             const char **why);
 
+/*
+ * One of the keys a monitor holds. id: the key id datagrams made with it
+ * carry (0 to VIGIL_WIRE_KEY_ID_MAX); master: a master key (each node
+ * verified with its own node key) or a legacy cluster key.
+ */
+struct vigil_key {
+    uint8_t id;
+    bool master;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+};
+
+/* Most keys held at once: the current, the next, and one to spare. */
+#define VIGIL_KEYS_MAX 4
+
 /* Counters of the monitor's own work. */
 struct vigil_monitor_stats {
-    uint64_t datagrams;        /* all datagrams handed in */
-    uint64_t accepted;         /* heartbeats that refreshed a node */
-    uint64_t malformed;        /* failed decoding (truncated, garbled, bad version, ...) */
-    uint64_t auth_failed;      /* tag missing or wrong */
-    uint64_t stale;            /* old or replayed (generation, sequence) */
-    uint64_t future;           /* generation or send time too far ahead (max_ahead) */
-    uint64_t unknown_node;     /* from an undeclared id with auto-registration off */
-    uint64_t table_full;       /* from a new id with the table full */
-    uint64_t events;           /* events produced */
-    uint64_t events_lost;      /* events not queued for want of memory */
-    uint64_t custom_lost;      /* custom status changes not stored for want of memory */
-    uint64_t pauses;           /* times the monitor found it had not run */
+    uint64_t datagrams;    /* all datagrams handed in */
+    uint64_t accepted;     /* heartbeats that refreshed a node */
+    uint64_t malformed;    /* failed decoding (truncated, garbled, bad version, ...) */
+    uint64_t auth_failed;  /* tag missing or wrong */
+    uint64_t stale;        /* old or replayed (generation, sequence) */
+    uint64_t future;       /* generation or send time too far ahead (max_ahead) */
+    uint64_t unknown_key;  /* made with a key id the monitor does not hold (in auth_failed too) */
+    uint64_t unsealed;     /* a full status in clear, with require_sealed */
+    uint64_t unknown_node; /* from an undeclared id with auto-registration off */
+    uint64_t table_full;   /* from a new id with the table full */
+    uint64_t events;       /* events produced */
+    uint64_t events_lost;  /* events not queued for want of memory */
+    uint64_t custom_lost;  /* custom status changes not stored for want of memory */
+    uint64_t pauses;       /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };
 
@@ -227,6 +255,21 @@ VIGIL_EXPORT void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t n
                                          int64_t wall_us);
 
 /*
+ * Replaces the keys the monitor holds (1 to VIGIL_KEYS_MAX, distinct ids;
+ * the kinds may differ, so a cluster can move from a legacy cluster key to
+ * a master key). A datagram is verified with the key its key id names; one
+ * made with a key no longer held is refused (-VIGIL_EAUTH, counted in
+ * auth_failed and unknown_key). The rotation: add the new key, move the
+ * nodes over, drop the old key; no valid heartbeat is refused on the way.
+ * The monitor copies the keys into locked memory; the caller wipes its
+ * array. A monitor made without a key cannot be given keys later (nor a
+ * keyed one none): -VIGIL_EINVAL, as for duplicate ids or an id above
+ * VIGIL_WIRE_KEY_ID_MAX. -VIGIL_ENOMEM leaves the old keys in place.
+ */
+VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys,
+                                        size_t n);
+
+/*
  * Restores a node's high-water mark, saved before a restart: datagrams of
  * id not newer than (generation, sequence) are refused as stale. A node not
  * in the table enters it (state unknown, no deadline, not declared) unless
@@ -279,6 +322,8 @@ VIGIL_EXPORT uint64_t vigil_node_generation(const struct vigil_node *n);
 VIGIL_EXPORT uint64_t vigil_node_sequence(const struct vigil_node *n);
 /* Heartbeats accepted from the node. */
 VIGIL_EXPORT uint64_t vigil_node_heartbeats(const struct vigil_node *n);
+/* The key id of the node's last accepted datagram (0 before any, and without keys). */
+VIGIL_EXPORT unsigned vigil_node_key_id(const struct vigil_node *n);
 /* The heartbeat interval the node advertises (0 before its first heartbeat). */
 VIGIL_EXPORT vigil_time_t vigil_node_interval(const struct vigil_node *n);
 /*

@@ -51,6 +51,25 @@ enum vigil_msg_type {
 /* Header flags. */
 #define VIGIL_FLAG_LEAVING 0x01 /* graceful goodbye: the sender is shutting down */
 #define VIGIL_FLAG_AUTH    0x02 /* a tag ends the datagram (16 bytes in v1, 8 in v2) */
+#define VIGIL_FLAG_SEALED  0x04 /* v2 full status: the status is encrypted (AEAD) */
+
+/*
+ * Key ids: the upper four bits of the flags byte of an authenticated
+ * datagram say which key made it (0 to 15), so that a receiver holding
+ * several keys (during a rotation) knows which one to verify with.
+ */
+#define VIGIL_WIRE_KEY_ID_MAX 15
+
+/*
+ * Sealed full statuses (version 2, docs/protocol.md "Encryption"): the
+ * status block and the custom pairs under XChaCha20-Poly1305 with a
+ * 32-byte seal key derived from the node (or cluster) key; the datagram
+ * carries 8 random nonce bytes before the ciphertext and a 16-byte
+ * Poly1305 tag instead of the 8-byte SipHash tag.
+ */
+#define VIGIL_WIRE_SEAL_KEY_LEN   32
+#define VIGIL_WIRE_SEAL_NONCE_LEN 8
+#define VIGIL_WIRE_SEAL_TAG_LEN   16
 
 /*
  * Status of the sending node. Loads are fixed point, thousandths
@@ -83,7 +102,8 @@ struct vigil_heartbeat {
     char id[VIGIL_ID_MAX + 1];
     uint8_t version;         /* VIGIL_WIRE_V1 or VIGIL_WIRE_V2 */
     uint8_t type;            /* enum vigil_msg_type */
-    uint8_t flags;           /* VIGIL_FLAG_* as received */
+    uint8_t flags;           /* VIGIL_FLAG_* as received (the lower four bits) */
+    uint8_t key_id;          /* the key id (0..15) of an authenticated datagram */
     uint16_t status_version; /* v2: the sender's status version (v1: 0) */
     uint64_t generation;     /* boot generation: larger after a restart */
     uint64_t sequence;       /* 1, 2, 3, ... within a generation (v2: at most UINT32_MAX) */
@@ -105,6 +125,14 @@ VIGIL_EXPORT bool vigil_custom_value_valid(const char *value);
  */
 VIGIL_EXPORT void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
                                      const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
+
+/*
+ * Derives the 32-byte seal key of sealed full statuses from the 32-byte
+ * node (or cluster) key: crypto_kdf_derive_from_key, subkey 2, context
+ * "vigilenc". Separate from the tag key, so that neither reveals the other.
+ */
+VIGIL_EXPORT void vigil_wire_seal_key(uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN],
+                                      const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
 
 /*
  * Derives a node's own 32-byte key from the cluster master key and the node
@@ -149,6 +177,45 @@ VIGIL_EXPORT int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8
  */
 VIGIL_EXPORT int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
                                    struct vigil_heartbeat *hb);
+
+/*
+ * The keys of vigil_wire_encode_keys() and vigil_wire_decode_keys().
+ * mac: the tag key (VIGIL_WIRE_MAC_KEY_LEN bytes), or NULL: no
+ * authentication. seal: the seal key (VIGIL_WIRE_SEAL_KEY_LEN bytes), or
+ * NULL. The encoder seals a version 2 full status when seal (and mac) are
+ * given, with nonce (VIGIL_WIRE_SEAL_NONCE_LEN random bytes, new for every
+ * datagram); beats are never sealed. The decoder opens a sealed datagram
+ * with seal, and refuses one it has no seal key for (-VIGIL_EAUTH).
+ */
+struct vigil_wire_keys {
+    const uint8_t *mac;
+    const uint8_t *seal;
+    const uint8_t *nonce;
+};
+
+/*
+ * vigil_wire_encode() and vigil_wire_decode() with a seal key as well
+ * (those are these with only k->mac). hb->key_id goes into the flags byte
+ * when k->mac is given (-VIGIL_EBADFIELD above VIGIL_WIRE_KEY_ID_MAX) and is
+ * ignored otherwise. Sealing a version 1 heartbeat is -VIGIL_EINVAL.
+ */
+VIGIL_EXPORT int vigil_wire_encode_keys(const struct vigil_heartbeat *hb,
+                                        const struct vigil_wire_keys *k, uint8_t *buf, size_t cap);
+VIGIL_EXPORT int vigil_wire_decode_keys(const uint8_t *buf, size_t len,
+                                        const struct vigil_wire_keys *k,
+                                        struct vigil_heartbeat *hb);
+
+/*
+ * What the header says, before anything is verified (vigil_wire_peek):
+ * the node id inside the datagram, the version, type, flags (lower four
+ * bits) and key id. Nothing here is authenticated.
+ */
+struct vigil_wire_peek {
+    const char *id;
+    size_t id_len;
+    uint8_t version, type, flags, key_id;
+};
+VIGIL_EXPORT int vigil_wire_peek(const uint8_t *buf, size_t len, struct vigil_wire_peek *out);
 
 /*
  * The decoder's first step alone: checks the header and returns a pointer to

@@ -143,6 +143,14 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
         *why = "key_is_master needs a key";
         return -VIGIL_EINVAL;
     }
+    if (cfg->key_id > VIGIL_WIRE_KEY_ID_MAX) {
+        *why = "a key id is 0 to 15";
+        return -VIGIL_EINVAL;
+    }
+    if (cfg->require_sealed && !cfg->has_key) {
+        *why = "require_sealed needs a key";
+        return -VIGIL_EINVAL;
+    }
     if (!cfg->allocator.calloc != !cfg->allocator.free) {
         *why = "an allocator needs both calloc and free";
         return -VIGIL_EINVAL;
@@ -153,6 +161,7 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
 /* --- lifecycle -------------------------------------------------------- */
 
 static const char *node_id_of(const void *ctx, uint32_t idx);
+static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, size_t n);
 
 static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
 {
@@ -249,23 +258,18 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
         return -VIGIL_ENOMEM;
     m->cfg = *cfg;
     m->al = al;
-    if (cfg->has_key && cfg->key_is_master) {
-        /*
-         * Guarded, locked pages: never swapped out, wiped by sodium_free.
-         * sodium_malloc needs the library initialised (idempotent).
-         */
-        m->master = sodium_init() < 0 ? NULL : sodium_malloc(VIGIL_WIRE_KEY_LEN);
-        if (!m->master) {
+    if (cfg->has_key) {
+        struct vigil_key k = {.id = cfg->key_id, .master = cfg->key_is_master};
+        memcpy(k.key, cfg->key, sizeof(k.key));
+        int krc = keys_install(m, &k, 1);
+        sodium_memzero(&k, sizeof(k));
+        if (krc) {
             sodium_memzero(m->cfg.key, sizeof(m->cfg.key));
             mon_free(&al, m);
-            return -VIGIL_ENOMEM;
+            return krc;
         }
-        memcpy(m->master, cfg->key, VIGIL_WIRE_KEY_LEN);
-        sodium_mprotect_readonly(m->master);
-    } else if (cfg->has_key) {
-        vigil_wire_mac_key(m->mac_key, cfg->key);
     }
-    /* The monitor's own copy of the key lives in m->master only, or not at all. */
+    /* The monitor's own copy of the key lives in m->keys only, or not at all. */
     sodium_memzero(m->cfg.key, sizeof(m->cfg.key));
     /* Phi thresholds do not scale with a node's interval: one quantile serves all. */
     m->suspect_quantile = vigil_phi_quantile(cfg->detector.suspect_threshold);
@@ -315,8 +319,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
     mon_free(&al, m->stale);
     mon_free(&al, m->evq);
     mon_free(&al, m->rings);
-    sodium_memzero(m->mac_key, sizeof(m->mac_key));
-    sodium_free(m->master);
+    sodium_free(m->keys);
     mon_free(&al, m);
 }
 
@@ -354,21 +357,97 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     return n;
 }
 
+/* --- keys ------------------------------------------------------------ */
+
+/* The key slot of key id, or NULL. */
+static const struct vigil__keyslot *key_slot(const struct vigil_monitor *m, unsigned id)
+{
+    for (uint32_t i = 0; i < m->n_keys; i++)
+        if (m->keys[i].id == id)
+            return &m->keys[i];
+    return NULL;
+}
+
 /*
- * The tag key of node id (len bytes, a valid id) in master key mode:
- * derived from the master key, through the node's own key, which is wiped
- * at once.
+ * The tag key (and, with seal non-NULL, the seal key) of node id (len
+ * bytes, a valid id) under master key ks: derived through the node's own
+ * key, which is wiped at once.
  */
-static void node_mac_key(const struct vigil_monitor *m, const char *id, size_t len,
-                         uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN])
+static void node_keys(const struct vigil__keyslot *ks, const char *id, size_t len,
+                      uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN], uint8_t *seal)
 {
     char name[VIGIL_ID_MAX + 1];
     uint8_t node_key[VIGIL_WIRE_KEY_LEN];
     memcpy(name, id, len);
     name[len] = '\0';
-    (void)vigil_wire_node_key(node_key, m->master, name);
-    vigil_wire_mac_key(mac_key, node_key);
+    (void)vigil_wire_node_key(node_key, ks->key, name);
+    vigil_wire_mac_key(mac, node_key);
+    if (seal)
+        vigil_wire_seal_key(seal, node_key);
     sodium_memzero(node_key, sizeof(node_key));
+}
+
+static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, size_t n)
+{
+    if (n == 0 || n > VIGIL_KEYS_MAX)
+        return -VIGIL_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].id > VIGIL_WIRE_KEY_ID_MAX)
+            return -VIGIL_EINVAL;
+        for (size_t j = 0; j < i; j++)
+            if (keys[j].id == keys[i].id)
+                return -VIGIL_EINVAL;
+    }
+    if (!m->keys) {
+        /*
+         * Guarded, locked pages: never swapped out, wiped by sodium_free.
+         * sodium_malloc needs the library initialised (idempotent).
+         */
+        m->keys = sodium_init() < 0 ? NULL : sodium_allocarray(VIGIL_KEYS_MAX, sizeof(*m->keys));
+        if (!m->keys)
+            return -VIGIL_ENOMEM;
+    } else {
+        sodium_mprotect_readwrite(m->keys);
+    }
+    /*
+     * A node's cached tag key stays valid only if the new set still holds
+     * the very key it was derived from, under the same id.
+     */
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        struct vigil_node *nd = &m->nodes[i];
+        if (!nd->mac_ok)
+            continue;
+        const struct vigil__keyslot *old = key_slot(m, nd->mac_id);
+        bool kept = false;
+        for (size_t j = 0; j < n && old; j++)
+            kept |= keys[j].id == old->id && keys[j].master &&
+                    sodium_memcmp(keys[j].key, old->key, VIGIL_WIRE_KEY_LEN) == 0;
+        if (!kept) {
+            nd->mac_ok = 0;
+            sodium_memzero(nd->mac_key, sizeof(nd->mac_key));
+        }
+    }
+    sodium_memzero(m->keys, VIGIL_KEYS_MAX * sizeof(*m->keys));
+    for (size_t i = 0; i < n; i++) {
+        struct vigil__keyslot *ks = &m->keys[i];
+        ks->id = keys[i].id;
+        ks->master = keys[i].master;
+        memcpy(ks->key, keys[i].key, VIGIL_WIRE_KEY_LEN);
+        if (!ks->master) {
+            vigil_wire_mac_key(ks->mac, ks->key);
+            vigil_wire_seal_key(ks->seal, ks->key);
+        }
+    }
+    m->n_keys = (uint32_t)n;
+    sodium_mprotect_readonly(m->keys);
+    return 0;
+}
+
+int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys, size_t n)
+{
+    if (!m || !keys || !m->keys)
+        return -VIGIL_EINVAL;
+    return keys_install(m, keys, n);
 }
 
 /* --- deadline heap ---------------------------------------------------- */
@@ -632,8 +711,6 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     struct vigil_node *n = node_insert(m, slot, id, len, now);
-    if (m->master)
-        node_mac_key(m, id, len, n->mac_key);
     n->declared = 1;
     schedule(m, (uint32_t)(n - m->nodes), now + m->cfg.startup_grace);
     return 0;
@@ -750,48 +827,95 @@ static void apply_status(struct vigil_monitor *m, struct vigil_node *n,
     }
 }
 
+/* Key material derived for one datagram, wiped when it is done. */
+struct dgram_keys {
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t seal[VIGIL_WIRE_SEAL_KEY_LEN];
+    bool derived; /* mac was derived here (not the node's cached key) */
+    uint8_t key_id;
+};
+
+static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf, size_t len,
+                       const struct vigil_addr *from, struct dgram_keys *dk);
+
 int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf,
                               size_t len, const struct vigil_addr *from)
+{
+    struct dgram_keys dk;
+    dk.derived = false;
+    int rc = on_datagram(m, now, buf, len, from, &dk);
+    if (dk.derived)
+        sodium_memzero(&dk, sizeof(dk));
+    return rc;
+}
+
+static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf, size_t len,
+                       const struct vigil_addr *from, struct dgram_keys *dk)
 {
     advance(m, now);
     m->stats.datagrams++;
 
     struct vigil_heartbeat hb;
-    const uint8_t *key = m->cfg.has_key ? m->mac_key : NULL;
-    uint8_t new_key[VIGIL_WIRE_MAC_KEY_LEN];
+    struct vigil_wire_keys wk = {0};
     uint32_t *slot = NULL;
     uint32_t found = VIGIL__IDTABLE_NONE;
     int rc;
-    if (m->master) {
+    if (m->keys) {
         /*
-         * Each node has its own key: find the node first (the id is not
+         * The key id in the header names the key. With a master key each
+         * node has its own: find the node first (the id is not
          * authenticated yet, so nothing is changed on its word) and verify
-         * with that node's key. An id not in the table gets its key derived
-         * here, kept if the datagram is good and the node enters the table.
+         * with that node's key. A node not in the table, or one that moved
+         * to another key, gets its key derived here, kept only if the
+         * datagram is accepted.
          */
-        const char *pid;
-        size_t plen;
-        rc = vigil_wire_peek_id(buf, len, &pid, &plen);
+        struct vigil_wire_peek pk;
+        rc = vigil_wire_peek(buf, len, &pk);
         if (rc) {
             m->stats.malformed++;
             return rc;
         }
-        slot = slot_find(m, pid, plen);
-        found = vigil__idtable_value(slot);
-        if (found != VIGIL__IDTABLE_NONE) {
-            key = m->nodes[found].mac_key;
+        if (!(pk.flags & VIGIL_FLAG_AUTH)) {
+            m->stats.auth_failed++;
+            return -VIGIL_EAUTH;
+        }
+        const struct vigil__keyslot *ks = key_slot(m, pk.key_id);
+        if (!ks) {
+            m->stats.unknown_key++;
+            m->stats.auth_failed++;
+            return -VIGIL_EAUTH;
+        }
+        bool sealed = pk.flags & VIGIL_FLAG_SEALED;
+        if (!ks->master) {
+            wk.mac = ks->mac;
+            wk.seal = ks->seal;
         } else {
-            node_mac_key(m, pid, plen, new_key);
-            key = new_key;
+            slot = slot_find(m, pk.id, pk.id_len);
+            found = vigil__idtable_value(slot);
+            const struct vigil_node *kn = found != VIGIL__IDTABLE_NONE ? &m->nodes[found] : NULL;
+            if (kn && kn->mac_ok && kn->mac_id == pk.key_id && !sealed) {
+                wk.mac = kn->mac_key;
+            } else {
+                dk->derived = true;
+                dk->key_id = pk.key_id;
+                node_keys(ks, pk.id, pk.id_len, dk->mac, sealed ? dk->seal : NULL);
+                wk.mac = dk->mac;
+                wk.seal = sealed ? dk->seal : NULL;
+            }
         }
     }
-    rc = vigil_wire_decode(buf, len, key, &hb);
+    rc = vigil_wire_decode_keys(buf, len, &wk, &hb);
     if (rc) {
         if (rc == -VIGIL_EAUTH)
             m->stats.auth_failed++;
         else
             m->stats.malformed++;
         return rc;
+    }
+    if (m->cfg.require_sealed && !(hb.flags & VIGIL_FLAG_SEALED) &&
+        (hb.version == VIGIL_WIRE_V1 || hb.type == VIGIL_MSG_STATUS)) {
+        m->stats.unsealed++;
+        return -VIGIL_EAUTH;
     }
     /*
      * A generation or a send time from the future: a forgery meant to make
@@ -821,8 +945,6 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         return -VIGIL_EFULL;
     } else {
         n = node_insert(m, slot, hb.id, id_len, now);
-        if (m->master)
-            memcpy(n->mac_key, new_key, sizeof(n->mac_key));
     }
     uint32_t idx = (uint32_t)(n - m->nodes);
 
@@ -833,6 +955,13 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
         return -VIGIL_ESTALE;
     }
     m->stats.accepted++;
+    /* The node's key is the one its newest accepted datagram was made with. */
+    if (dk->derived) {
+        memcpy(n->mac_key, dk->mac, sizeof(n->mac_key));
+        n->mac_id = dk->key_id;
+        n->mac_ok = 1;
+    }
+    n->key_id = hb.key_id;
     qos_heartbeat(n, &hb, now);
 
     /* The first heartbeat of a node counts as a new generation, whatever its number. */
@@ -959,8 +1088,6 @@ int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t gene
         return -VIGIL_EFULL;
     } else {
         n = node_insert(m, slot, id, len, now);
-        if (m->master)
-            node_mac_key(m, id, len, n->mac_key);
     }
     if (generation > n->generation || (generation == n->generation && sequence > n->sequence)) {
         n->generation = generation;

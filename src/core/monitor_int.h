@@ -52,8 +52,28 @@ struct vigil_node {
     uint64_t gen_hb0;          /* heartbeats accepted before this generation */
     uint32_t mistakes;         /* wrong suspicions */
     uint32_t false_deaths;     /* of those, the ones that had reached dead */
-    /* The node's own tag key (master key mode), derived when it entered the table. */
+    /*
+     * The node's own tag key under master key mac_id (master key mode),
+     * when mac_ok: derived from its first datagram verified with that key,
+     * and again when the node moves to another key.
+     */
     uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t mac_id;
+    uint8_t mac_ok;
+    uint8_t key_id; /* the key id of the last accepted datagram */
+};
+
+/*
+ * A key the monitor holds (vigil_monitor_set_keys), in locked memory: the
+ * key itself, and for a legacy cluster key the tag and seal keys derived
+ * from it once (a master key's are per node).
+ */
+struct vigil__keyslot {
+    uint8_t id;
+    bool master;
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t seal[VIGIL_WIRE_SEAL_KEY_LEN];
 };
 
 /* A deadline in the heap: when, insertion order for ties, and whose. */
@@ -64,15 +84,16 @@ struct vigil__heap_ent {
 };
 
 struct vigil_monitor {
-    struct vigil_monitor_config cfg; /* with the cluster key wiped: only mac_key is kept */
+    struct vigil_monitor_config cfg; /* with the key wiped: the keys live in keys */
     struct vigil_allocator al;       /* cfg.allocator, or the C library's */
 
     struct vigil_node *nodes; /* max_nodes records, allocated once */
     uint32_t n_nodes;
     uint32_t *rings; /* interval histories: window slots per node, or NULL */
-    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN]; /* derived once from a legacy cluster key */
-    uint8_t *master;                         /* the master key (sodium_malloc), or NULL */
-    int64_t wall_us;                         /* the wall clock at wall_mono (set_wall) */
+    /* VIGIL_KEYS_MAX slots (sodium_malloc, read-only between changes), or NULL: no key. */
+    struct vigil__keyslot *keys;
+    uint32_t n_keys;
+    int64_t wall_us; /* the wall clock at wall_mono (set_wall) */
     vigil_time_t wall_mono;
     bool wall_set;
     double suspect_quantile; /* vigil_phi_quantile(suspect threshold), computed once */

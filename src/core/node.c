@@ -105,3 +105,8 @@ void vigil_node_qos(const struct vigil_node *n, struct vigil_node_qos *out)
     out->received = n->heartbeats - n->gen_hb0;
     out->expected = n->heartbeats > 0 ? n->sequence - n->gen_seq0 + 1 : 0;
 }
+
+unsigned vigil_node_key_id(const struct vigil_node *n)
+{
+    return n->key_id;
+}

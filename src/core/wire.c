@@ -114,8 +114,14 @@ _Static_assert(V2_HEADER_LEN + VIGIL_WIRE_BEAT_ID_MAX + VIGIL_WIRE_V2_TAG_LEN ==
                    VIGIL_WIRE_BEAT_MAX,
                "an authenticated beat of a 32-byte id is 64 bytes");
 
-/* Flags both versions understand; any other bit set is an error. */
-#define WIRE_FLAGS_KNOWN (VIGIL_FLAG_LEAVING | VIGIL_FLAG_AUTH)
+/*
+ * The flags byte: four flag bits, then the key id in the upper four bits.
+ * Flags both versions understand; any other bit of the lower four set is
+ * an error, and so is a key id on a datagram without a tag.
+ */
+#define WIRE_FLAGS_KNOWN  (VIGIL_FLAG_LEAVING | VIGIL_FLAG_AUTH | VIGIL_FLAG_SEALED)
+#define WIRE_FLAGS_MASK   0x0f
+#define WIRE_KEY_ID_SHIFT 4
 
 /* Each custom pair costs one key length byte and one value length byte. */
 #define WIRE_PAIR_OVERHEAD 2
@@ -140,6 +146,24 @@ _Static_assert(VIGIL_WIRE_MAC_KEY_LEN >= crypto_kdf_BYTES_MIN &&
 #define WIRE_MAC_SUBKEY_ID 1
 #define WIRE_MAC_CONTEXT   "vigilmac"
 _Static_assert(sizeof WIRE_MAC_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "KDF context length");
+/* The seal key: subkey 2 of the same key, under a context of its own. */
+#define WIRE_SEAL_SUBKEY_ID 2
+#define WIRE_SEAL_CONTEXT   "vigilenc"
+_Static_assert(sizeof WIRE_SEAL_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "KDF context length");
+_Static_assert(VIGIL_WIRE_SEAL_KEY_LEN == crypto_aead_xchacha20poly1305_ietf_KEYBYTES,
+               "seal key is an XChaCha20-Poly1305 key");
+_Static_assert(VIGIL_WIRE_SEAL_TAG_LEN == crypto_aead_xchacha20poly1305_ietf_ABYTES,
+               "seal tag is a Poly1305 tag");
+/*
+ * The 24-byte XChaCha20 nonce of a sealed status: the generation (8
+ * bytes), the sequence (4), four zero bytes, and the 8 random bytes the
+ * datagram carries. (generation, sequence) never repeats within a boot;
+ * the random part keeps nonces apart when a sender reuses a generation
+ * (a clock set back, a lost generation file).
+ */
+_Static_assert(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES ==
+                   8 + 4 + 4 + VIGIL_WIRE_SEAL_NONCE_LEN,
+               "nonce layout");
 
 static inline void put_u32(uint8_t *p, uint32_t v)
 {
@@ -229,6 +253,23 @@ void vigil_wire_mac_key(uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN],
 static const unsigned char WIRE_NODE_PERSONAL[crypto_generichash_blake2b_PERSONALBYTES] =
     "vigil-node-key";
 
+void vigil_wire_seal_key(uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN],
+                         const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN])
+{
+    (void)crypto_kdf_derive_from_key(seal_key, VIGIL_WIRE_SEAL_KEY_LEN, WIRE_SEAL_SUBKEY_ID,
+                                     WIRE_SEAL_CONTEXT, cluster_key);
+}
+
+/* The nonce of a sealed status (see WIRE_SEAL_CONTEXT above). */
+static void seal_nonce(uint8_t npub[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t gen,
+                       uint32_t seq, const uint8_t *rnd)
+{
+    put_u64(npub, gen);
+    put_u32(npub + 8, seq);
+    memset(npub + 12, 0, 4);
+    memcpy(npub + 16, rnd, VIGIL_WIRE_SEAL_NONCE_LEN);
+}
+
 int vigil_wire_node_key(uint8_t node_key[VIGIL_WIRE_KEY_LEN],
                         const uint8_t master_key[VIGIL_WIRE_KEY_LEN], const char *id)
 {
@@ -301,12 +342,31 @@ static void status_get(const uint8_t *p, struct vigil_status *st)
     st->uptime_s = get_u64(p + 28);
 }
 
+/*
+ * The flags byte an encoder writes: hb's flags without AUTH and SEALED
+ * (the keys decide those), and the key id when there is a tag. Returns
+ * -1 when hb's flags or key id are invalid.
+ */
+static int flags_byte(const struct vigil_heartbeat *hb, const uint8_t *key, bool sealed)
+{
+    uint8_t flags = hb->flags & (uint8_t) ~(VIGIL_FLAG_AUTH | VIGIL_FLAG_SEALED);
+    if (flags & ~WIRE_FLAGS_KNOWN)
+        return -1;
+    if (key == NULL)
+        return flags;
+    if (hb->key_id > VIGIL_WIRE_KEY_ID_MAX)
+        return -1;
+    flags |= VIGIL_FLAG_AUTH | (sealed ? VIGIL_FLAG_SEALED : 0);
+    return flags | hb->key_id << WIRE_KEY_ID_SHIFT;
+}
+
 static int encode_v1(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf, size_t cap)
 {
     /* Validate everything first, in the order the decoder checks it. */
-    uint8_t flags = hb->flags & (uint8_t)~VIGIL_FLAG_AUTH;
-    if (flags & ~WIRE_FLAGS_KNOWN)
+    int fb = flags_byte(hb, key, false);
+    if (fb < 0)
         return -VIGIL_EBADFIELD;
+    uint8_t flags = (uint8_t)fb;
     size_t id_len = bounded_len(hb->id, sizeof hb->id);
     if (id_len == 0 || id_len > VIGIL_ID_MAX)
         return -VIGIL_EBADID;
@@ -324,10 +384,8 @@ static int encode_v1(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
     int rc = pairs_check(hb, klen, vlen, &total);
     if (rc < 0)
         return rc;
-    if (key != NULL) {
-        flags |= VIGIL_FLAG_AUTH;
+    if (key != NULL)
         total += VIGIL_WIRE_TAG_LEN;
-    }
     if (total > VIGIL_WIRE_MAX || total > cap)
         return -VIGIL_ETOOBIG;
 
@@ -356,14 +414,20 @@ static int encode_v1(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
     return (int)p;
 }
 
-static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf, size_t cap)
+static int encode_v2(const struct vigil_heartbeat *hb, const struct vigil_wire_keys *k,
+                     uint8_t *buf, size_t cap)
 {
     /* Validate everything first, in the order the decoder checks it. */
     if (hb->type != VIGIL_MSG_BEAT && hb->type != VIGIL_MSG_STATUS)
         return -VIGIL_ETYPE;
-    uint8_t flags = hb->flags & (uint8_t)~VIGIL_FLAG_AUTH;
-    if (flags & ~WIRE_FLAGS_KNOWN)
+    const uint8_t *key = k->mac;
+    bool sealed = key != NULL && k->seal != NULL && hb->type == VIGIL_MSG_STATUS;
+    if (sealed && k->nonce == NULL)
+        return -VIGIL_EINVAL;
+    int fb = flags_byte(hb, key, sealed);
+    if (fb < 0)
         return -VIGIL_EBADFIELD;
+    uint8_t flags = (uint8_t)fb;
     size_t id_len = bounded_len(hb->id, sizeof hb->id);
     if (id_len == 0 || id_len > VIGIL_ID_MAX || !vigil_id_valid(hb->id, id_len))
         return -VIGIL_EBADID;
@@ -380,10 +444,10 @@ static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
         if (rc < 0)
             return rc;
     }
-    if (key != NULL) {
-        flags |= VIGIL_FLAG_AUTH;
+    if (sealed)
+        total += VIGIL_WIRE_SEAL_NONCE_LEN + VIGIL_WIRE_SEAL_TAG_LEN;
+    else if (key != NULL)
         total += VIGIL_WIRE_V2_TAG_LEN;
-    }
     if (total > VIGIL_WIRE_MAX || total > cap)
         return -VIGIL_ETOOBIG;
 
@@ -402,6 +466,11 @@ static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
     size_t p = V2_HEADER_LEN;
     memcpy(buf + p, hb->id, id_len);
     p += id_len;
+    if (sealed) {
+        memcpy(buf + p, k->nonce, VIGIL_WIRE_SEAL_NONCE_LEN);
+        p += VIGIL_WIRE_SEAL_NONCE_LEN;
+    }
+    size_t clear_end = p; /* a sealed status encrypts from here on */
     if (hb->type == VIGIL_MSG_STATUS) {
         put_u64(buf + p, i64_to_u64(hb->send_time_us));
         status_put(buf + p + V2_ST_STATUS, &hb->status);
@@ -409,7 +478,15 @@ static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
         p += V2_STATUS_LEN;
         p = pairs_put(hb, klen, vlen, buf, p);
     }
-    if (key != NULL) {
+    if (sealed) {
+        /* In place; everything before the ciphertext is associated data. */
+        uint8_t npub[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+        seal_nonce(npub, hb->generation, (uint32_t)hb->sequence, k->nonce);
+        (void)crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
+            buf + clear_end, buf + p, NULL, buf + clear_end, p - clear_end, buf, clear_end, NULL,
+            npub, k->seal);
+        p += VIGIL_WIRE_SEAL_TAG_LEN;
+    } else if (key != NULL) {
         /* The first 8 bytes of the 128-bit tag: see the note at the top. */
         uint8_t tag[VIGIL_WIRE_TAG_LEN];
         crypto_shorthash_siphashx24(tag, buf, p, key);
@@ -419,16 +496,26 @@ static int encode_v2(const struct vigil_heartbeat *hb, const uint8_t *key, uint8
     return (int)p;
 }
 
+int vigil_wire_encode_keys(const struct vigil_heartbeat *hb, const struct vigil_wire_keys *k,
+                           uint8_t *buf, size_t cap)
+{
+    static const struct vigil_wire_keys none = {0};
+    if (hb == NULL || (buf == NULL && cap > 0))
+        return -VIGIL_EINVAL;
+    if (k == NULL)
+        k = &none;
+    if (hb->version == 0 || hb->version == VIGIL_WIRE_V1)
+        return k->seal != NULL ? -VIGIL_EINVAL : encode_v1(hb, k->mac, buf, cap);
+    if (hb->version == VIGIL_WIRE_V2)
+        return encode_v2(hb, k, buf, cap);
+    return -VIGIL_EVERSION;
+}
+
 int vigil_wire_encode(const struct vigil_heartbeat *hb, const uint8_t *key, uint8_t *buf,
                       size_t cap)
 {
-    if (hb == NULL || (buf == NULL && cap > 0))
-        return -VIGIL_EINVAL;
-    if (hb->version == 0 || hb->version == VIGIL_WIRE_V1)
-        return encode_v1(hb, key, buf, cap);
-    if (hb->version == VIGIL_WIRE_V2)
-        return encode_v2(hb, key, buf, cap);
-    return -VIGIL_EVERSION;
+    const struct vigil_wire_keys k = {.mac = key};
+    return vigil_wire_encode_keys(hb, &k, buf, cap);
 }
 
 /*
@@ -457,15 +544,23 @@ static int check_header(const uint8_t *buf, size_t len, size_t *id_off, size_t *
         return -VIGIL_EVERSION;
     if (len < hdr)
         return -VIGIL_ETRUNC;
+    /*
+     * Flags: no unknown bit; a key id only with a tag; SEALED only on an
+     * authenticated version 2 full status.
+     */
+    uint8_t fl = buf[OFF_FLAGS];
+    bool flags_ok = (fl & WIRE_FLAGS_MASK & ~WIRE_FLAGS_KNOWN) == 0 &&
+                    ((fl & VIGIL_FLAG_AUTH) || (fl >> WIRE_KEY_ID_SHIFT) == 0);
     if (hdr == WIRE_HEADER_LEN) {
         if (buf[OFF_TYPE] != VIGIL_MSG_HEARTBEAT)
             return -VIGIL_ETYPE;
-        if ((buf[OFF_FLAGS] & ~WIRE_FLAGS_KNOWN) != 0 || buf[OFF_RESERVED] != 0)
+        if (!flags_ok || (fl & VIGIL_FLAG_SEALED) || buf[OFF_RESERVED] != 0)
             return -VIGIL_EBADFIELD;
     } else {
         if (buf[OFF_TYPE] != VIGIL_MSG_BEAT && buf[OFF_TYPE] != VIGIL_MSG_STATUS)
             return -VIGIL_ETYPE;
-        if ((buf[OFF_FLAGS] & ~WIRE_FLAGS_KNOWN) != 0)
+        if (!flags_ok || ((fl & VIGIL_FLAG_SEALED) &&
+                          (buf[OFF_TYPE] != VIGIL_MSG_STATUS || !(fl & VIGIL_FLAG_AUTH))))
             return -VIGIL_EBADFIELD;
     }
     size_t n = buf[OFF_ID_LEN];
@@ -479,6 +574,21 @@ static int check_header(const uint8_t *buf, size_t len, size_t *id_off, size_t *
         return -VIGIL_EBADID;
     *id_off = hdr;
     *id_len = n;
+    return 0;
+}
+
+int vigil_wire_peek(const uint8_t *buf, size_t len, struct vigil_wire_peek *out)
+{
+    size_t off = 0, n = 0;
+    int rc = check_header(buf, len, &off, &n);
+    if (rc < 0)
+        return rc;
+    out->id = (const char *)buf + off;
+    out->id_len = n;
+    out->version = buf[OFF_VERSION];
+    out->type = buf[OFF_TYPE];
+    out->flags = buf[OFF_FLAGS] & WIRE_FLAGS_MASK;
+    out->key_id = buf[OFF_FLAGS] >> WIRE_KEY_ID_SHIFT;
     return 0;
 }
 
@@ -572,7 +682,8 @@ static int decode_v1(const uint8_t *buf, size_t len, const uint8_t *key, size_t 
     /* The fixed fields: all present, since len >= WIRE_HEADER_LEN. */
     hb->version = VIGIL_WIRE_V1;
     hb->type = VIGIL_MSG_HEARTBEAT;
-    hb->flags = buf[OFF_FLAGS];
+    hb->flags = buf[OFF_FLAGS] & WIRE_FLAGS_MASK;
+    hb->key_id = buf[OFF_FLAGS] >> WIRE_KEY_ID_SHIFT;
     hb->status_version = 0;
     hb->generation = get_u64(buf + OFF_GENERATION);
     hb->sequence = get_u64(buf + OFF_SEQUENCE);
@@ -598,17 +709,55 @@ static int decode_v1(const uint8_t *buf, size_t len, const uint8_t *key, size_t 
     return 0;
 }
 
-static int decode_v2(const uint8_t *buf, size_t len, const uint8_t *key, size_t id_len,
+/*
+ * Opens a sealed full status: buf[body, len) is the 8 nonce bytes, the
+ * ciphertext and the 16-byte tag; everything before the ciphertext is the
+ * associated data. The plaintext goes to plain; *plain_len is its length.
+ * Returns 0, -VIGIL_ETRUNC or -VIGIL_EAUTH.
+ */
+static int open_sealed(const uint8_t *buf, size_t len, size_t body, const uint8_t *seal_key,
+                       uint8_t *plain, size_t *plain_len)
+{
+    if (len - body < VIGIL_WIRE_SEAL_NONCE_LEN + VIGIL_WIRE_SEAL_TAG_LEN)
+        return -VIGIL_ETRUNC;
+    if (seal_key == NULL)
+        return -VIGIL_EAUTH;
+    size_t ad_len = body + VIGIL_WIRE_SEAL_NONCE_LEN;
+    size_t c_len = len - ad_len - VIGIL_WIRE_SEAL_TAG_LEN;
+    uint8_t npub[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES];
+    seal_nonce(npub, get_u64(buf + V2_OFF_GENERATION), get_u32(buf + V2_OFF_SEQUENCE), buf + body);
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(plain, NULL, buf + ad_len, c_len,
+                                                            buf + ad_len + c_len, buf, ad_len, npub,
+                                                            seal_key) != 0)
+        return -VIGIL_EAUTH;
+    *plain_len = c_len;
+    return 0;
+}
+
+static int decode_v2(const uint8_t *buf, size_t len, const struct vigil_wire_keys *k, size_t id_len,
                      struct vigil_heartbeat *hb)
 {
     size_t end;
-    int rc = check_tag(buf, len, V2_HEADER_LEN + id_len, VIGIL_WIRE_V2_TAG_LEN, key, &end);
+    size_t body = V2_HEADER_LEN + id_len;
+    /* A sealed status is read from its plaintext; everything else in place. */
+    uint8_t plain[VIGIL_WIRE_MAX];
+    const uint8_t *src = buf;
+    size_t p = body;
+    int rc;
+    if (buf[OFF_FLAGS] & VIGIL_FLAG_SEALED) {
+        rc = open_sealed(buf, len, body, k->seal, plain, &end);
+        src = plain;
+        p = 0;
+    } else {
+        rc = check_tag(buf, len, body, VIGIL_WIRE_V2_TAG_LEN, k->mac, &end);
+    }
     if (rc < 0)
         return rc;
 
     hb->version = VIGIL_WIRE_V2;
     hb->type = buf[OFF_TYPE];
-    hb->flags = buf[OFF_FLAGS];
+    hb->flags = buf[OFF_FLAGS] & WIRE_FLAGS_MASK;
+    hb->key_id = buf[OFF_FLAGS] >> WIRE_KEY_ID_SHIFT;
     hb->status_version = (uint16_t)(buf[V2_OFF_STATUS_VER] << 8 | buf[V2_OFF_STATUS_VER + 1]);
     hb->generation = get_u64(buf + V2_OFF_GENERATION);
     hb->sequence = get_u32(buf + V2_OFF_SEQUENCE);
@@ -618,10 +767,8 @@ static int decode_v2(const uint8_t *buf, size_t len, const uint8_t *key, size_t 
     if (hb->interval_ms == 0 || hb->interval_ms > VIGIL_WIRE_INTERVAL_MAX_MS)
         return -VIGIL_EBADFIELD;
 
-    size_t p = V2_HEADER_LEN;
-    memcpy(hb->id, buf + p, id_len);
+    memcpy(hb->id, buf + V2_HEADER_LEN, id_len);
     hb->id[id_len] = '\0';
-    p += id_len;
 
     if (hb->type == VIGIL_MSG_BEAT) {
         /* A beat carries no status: the fields read as "unknown". */
@@ -631,13 +778,13 @@ static int decode_v2(const uint8_t *buf, size_t len, const uint8_t *key, size_t 
     } else {
         if (end - p < V2_STATUS_LEN)
             return -VIGIL_ETRUNC;
-        hb->send_time_us = u64_to_i64(get_u64(buf + p));
-        status_get(buf + p + V2_ST_STATUS, &hb->status);
-        unsigned n_custom = buf[p + V2_ST_N_CUSTOM];
+        hb->send_time_us = u64_to_i64(get_u64(src + p));
+        status_get(src + p + V2_ST_STATUS, &hb->status);
+        unsigned n_custom = src[p + V2_ST_N_CUSTOM];
         if (n_custom > VIGIL_CUSTOM_MAX)
             return -VIGIL_EBADFIELD;
         p += V2_STATUS_LEN;
-        rc = pairs_get(buf, &p, end, n_custom, hb);
+        rc = pairs_get(src, &p, end, n_custom, hb);
         if (rc < 0)
             return rc;
     }
@@ -646,16 +793,26 @@ static int decode_v2(const uint8_t *buf, size_t len, const uint8_t *key, size_t 
     return 0;
 }
 
-int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
-                      struct vigil_heartbeat *hb)
+int vigil_wire_decode_keys(const uint8_t *buf, size_t len, const struct vigil_wire_keys *k,
+                           struct vigil_heartbeat *hb)
 {
+    static const struct vigil_wire_keys none = {0};
     if (hb == NULL)
         return -VIGIL_EINVAL;
+    if (k == NULL)
+        k = &none;
     size_t id_off = 0, id_len = 0;
     int rc = check_header(buf, len, &id_off, &id_len);
     if (rc < 0)
         return rc;
     if (id_off == WIRE_HEADER_LEN)
-        return decode_v1(buf, len, key, id_len, hb);
-    return decode_v2(buf, len, key, id_len, hb);
+        return decode_v1(buf, len, k->mac, id_len, hb);
+    return decode_v2(buf, len, k, id_len, hb);
+}
+
+int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
+                      struct vigil_heartbeat *hb)
+{
+    const struct vigil_wire_keys k = {.mac = key};
+    return vigil_wire_decode_keys(buf, len, &k, hb);
 }

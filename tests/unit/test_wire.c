@@ -380,10 +380,15 @@ static void test_encode_rejects_bad_fields(void **state)
     hb.interval_ms = 3600000;
     assert_true(encode(&hb, NULL, buf) > 0);
     hb = sample();
-    hb.flags = 0x04;
+    hb.flags = 0x08;
     assert_int_equal(encode(&hb, NULL, buf), -VIGIL_EBADFIELD);
     hb.flags = 0x80 | VIGIL_FLAG_LEAVING;
     assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    hb = sample();
+    hb.key_id = VIGIL_WIRE_KEY_ID_MAX + 1;
+    assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
+    /* Without a key there is no key id to write: it is ignored. */
+    assert_true(encode(&hb, NULL, buf) > 0);
 }
 
 static void test_custom_validators(void **state)
@@ -541,8 +546,23 @@ static void test_decode_header_fields(void **state)
     expect_edit(2, 0xff, -VIGIL_EVERSION);
     expect_edit(3, 0, -VIGIL_ETYPE);
     expect_edit(3, 2, -VIGIL_ETYPE);
-    for (int bit = 2; bit < 8; bit++)
+    /* SEALED is version 2's; bit 3 is unknown. */
+    for (int bit = 2; bit < 4; bit++)
         expect_edit(O_FLAGS, (uint8_t)(1u << bit), -VIGIL_EBADFIELD);
+    /* A key id needs a tag; with one it is part of what the tag covers. */
+    for (int bit = 4; bit < 8; bit++) {
+        struct vigil_heartbeat out;
+        uint8_t kb[VIGIL_WIRE_MAX];
+        int kn = sample_bytes(kb, NULL);
+        kb[O_FLAGS] |= (uint8_t)(1u << bit);
+        assert_int_equal(decode_exact(kb, (size_t)kn, NULL, &out), -VIGIL_EBADFIELD);
+        kn = sample_bytes(kb, KEY);
+        kb[O_FLAGS] |= (uint8_t)(1u << bit);
+        retag(kb, (size_t)kn);
+        assert_int_equal(decode_exact(kb, (size_t)kn, KEY, &out), 0);
+        assert_int_equal(out.key_id, 1u << (bit - 4));
+        assert_int_equal(out.flags, kb[O_FLAGS] & 0x0f);
+    }
     expect_edit(O_RESERVED, 1, -VIGIL_EBADFIELD);
     expect_edit(O_RESERVED, 0x80, -VIGIL_EBADFIELD);
     expect_edit(O_IDLEN, 0, -VIGIL_EBADID);
@@ -696,7 +716,8 @@ static void test_auth_every_bit_flip(void **state)
     /*
      * Only flips in the bytes checked before the tag (header and id, the
      * step vigil_wire_peek_id() performs) give another error: magic (16
-     * bits), version (8), type (8), the 6 unknown flag bits, reserved (8),
+     * bits), version (8), type (8), SEALED and the unknown flag bit (2;
+     * the four key id bits are covered by the tag: EAUTH), reserved (8),
      * n_custom (2) flipped to 18 or more (bits 4..7: 4), id length (5)
      * flipped to 7, 13, 21, 37, 69 or 133 (6: out of range, or the id then
      * takes in a length byte, which is not an id character), and the 17 flips
@@ -704,7 +725,7 @@ static void test_auth_every_bit_flip(void **state)
      * breaks the tag; flipping AUTH leaves no tag: both EAUTH.
      */
     assert_int_equal(n, 112);
-    assert_int_equal(n * 8 - eauth, 16 + 8 + 8 + 6 + 8 + 4 + 6 + 17);
+    assert_int_equal(n * 8 - eauth, 16 + 8 + 8 + 2 + 8 + 4 + 6 + 17);
     assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
 }
 
@@ -806,7 +827,7 @@ static void test_peek_id(void **state)
     buf[3] = 9;
     assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_ETYPE);
     buf[3] = 1;
-    buf[O_FLAGS] = 0x10;
+    buf[O_FLAGS] = 0x10; /* a key id without a tag */
     assert_int_equal(vigil_wire_peek_id(buf, (size_t)n, &id, &id_len), -VIGIL_EBADFIELD);
     buf[O_FLAGS] = 0;
     buf[0] = 0;
@@ -1177,8 +1198,12 @@ static void test_v2_decode_fields(void **state)
         expect_v2_edit(type, 2, 3, -VIGIL_EVERSION);
         expect_v2_edit(type, 3, 0, -VIGIL_ETYPE);
         expect_v2_edit(type, 3, 3, -VIGIL_ETYPE);
-        for (int bit = 2; bit < 8; bit++)
-            expect_v2_edit(type, 4, (uint8_t)(1u << bit), -VIGIL_EBADFIELD);
+        /* SEALED on a beat; the unknown bit 3. (Key ids: test_key_ids.) */
+        if (type == VIGIL_MSG_BEAT)
+            expect_v2_edit(type, 4, VIGIL_FLAG_SEALED, -VIGIL_EBADFIELD);
+        else
+            expect_v2_edit(type, 4, VIGIL_FLAG_SEALED, -VIGIL_EAUTH);
+        expect_v2_edit(type, 4, 0x08, -VIGIL_EBADFIELD);
         expect_v2_edit(type, 5, 0, -VIGIL_EBADID);
         expect_v2_edit(type, 5, 65, -VIGIL_EBADID);
         expect_v2_edit(type, V2_HDR, ' ', -VIGIL_EBADID);
@@ -1237,7 +1262,7 @@ static void test_v2_encode_rejects(void **state)
     hb.interval_ms = 0;
     assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
     hb = sample_v2(VIGIL_MSG_BEAT);
-    hb.flags = 0x04;
+    hb.flags = 0x08;
     assert_int_equal(encode(&hb, KEY, buf), -VIGIL_EBADFIELD);
     strcpy(hb.id, "bad id");
     hb.flags = 0;
@@ -1342,6 +1367,142 @@ static void test_v2_vectors(void **state)
     assert_memory_equal(buf + 5, beat + 5, sizeof beat - V2_TAG - 5);
 }
 
+/* Key ids: carried in the flags byte's upper bits, covered by the tag. */
+static void test_key_ids(void **state)
+{
+    (void)state;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    struct vigil_heartbeat out;
+    for (uint8_t type = VIGIL_MSG_BEAT; type <= VIGIL_MSG_STATUS; type++) {
+        for (uint8_t id = 0; id <= VIGIL_WIRE_KEY_ID_MAX; id++) {
+            struct vigil_heartbeat hb = sample_v2(type);
+            hb.key_id = id;
+            int n = encode(&hb, KEY, buf);
+            assert_true(n > 0);
+            assert_int_equal(buf[4] >> 4, id);
+            assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), 0);
+            assert_int_equal(out.key_id, id);
+            struct vigil_wire_peek pk;
+            assert_int_equal(vigil_wire_peek(buf, (size_t)n, &pk), 0);
+            assert_int_equal(pk.key_id, id);
+            assert_int_equal(pk.flags, VIGIL_FLAG_AUTH);
+            assert_int_equal(pk.id_len, strlen(hb.id));
+            assert_memory_equal(pk.id, hb.id, pk.id_len);
+            /* Another key id on the same bytes breaks the tag. */
+            buf[4] ^= 0x10;
+            assert_int_equal(decode_exact(buf, (size_t)n, KEY, &out), -VIGIL_EAUTH);
+        }
+    }
+    /* A key id on an untagged datagram is malformed. */
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_BEAT);
+    int n = encode(&hb, NULL, buf);
+    buf[4] |= 0x30;
+    assert_int_equal(decode_exact(buf, (size_t)n, NULL, &out), -VIGIL_EBADFIELD);
+}
+
+static const uint8_t NONCE[VIGIL_WIRE_SEAL_NONCE_LEN] = {0xa0, 0xa1, 0xa2, 0xa3,
+                                                         0xa4, 0xa5, 0xa6, 0xa7};
+
+static int decode_sealed(const uint8_t *buf, size_t len, const uint8_t *mac, const uint8_t *seal,
+                         struct vigil_heartbeat *out)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    assert_non_null(copy);
+    memcpy(copy, buf, len);
+    memset(out, 0xAA, sizeof *out);
+    const struct vigil_wire_keys k = {.mac = mac, .seal = seal};
+    int rc = vigil_wire_decode_keys(copy, len, &k, out);
+    free(copy);
+    return rc;
+}
+
+/* Sealed full statuses: round trip, size, secrecy, and every way to get them wrong. */
+static void test_sealed(void **state)
+{
+    (void)state;
+    uint8_t seal[VIGIL_WIRE_SEAL_KEY_LEN], other[VIGIL_WIRE_SEAL_KEY_LEN];
+    vigil_wire_seal_key(seal, CLUSTER_KEY);
+    uint8_t k2[VIGIL_WIRE_KEY_LEN];
+    memcpy(k2, CLUSTER_KEY, sizeof k2);
+    k2[0] ^= 1;
+    vigil_wire_seal_key(other, k2);
+    /* The seal key is not the tag key, nor its prefix. */
+    assert_memory_not_equal(seal, KEY, VIGIL_WIRE_MAC_KEY_LEN);
+
+    struct vigil_heartbeat hb = sample_v2(VIGIL_MSG_STATUS);
+    hb.key_id = 2;
+    const struct vigil_wire_keys k = {.mac = KEY, .seal = seal, .nonce = NONCE};
+    uint8_t buf[VIGIL_WIRE_MAX], clear[VIGIL_WIRE_MAX];
+    int n = vigil_wire_encode_keys(&hb, &k, buf, sizeof buf);
+    int cn = encode(&hb, KEY, clear);
+    assert_true(n > 0 && cn > 0);
+    /* 8 nonce bytes, and a 16-byte tag for the 8-byte one. */
+    assert_int_equal(n, cn + VIGIL_WIRE_SEAL_NONCE_LEN + VIGIL_WIRE_SEAL_TAG_LEN -
+                            VIGIL_WIRE_V2_TAG_LEN);
+    assert_int_equal(buf[4], (2 << 4) | VIGIL_FLAG_SEALED | VIGIL_FLAG_AUTH);
+    /* The header and id stay readable; no custom value shows. */
+    size_t body = V2_HDR + strlen(hb.id);
+    assert_memory_equal(buf + 5, clear + 5, body - 5);
+    assert_memory_equal(buf + body, NONCE, sizeof NONCE);
+    for (unsigned i = 0; i < hb.n_custom; i++) {
+        size_t vl = strlen(hb.custom[i].value);
+        for (size_t off = body; vl >= 3 && off + vl <= (size_t)n; off++)
+            assert_true(memcmp(buf + off, hb.custom[i].value, vl) != 0);
+    }
+
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_sealed(buf, (size_t)n, KEY, seal, &out), 0);
+    assert_int_equal(out.flags, VIGIL_FLAG_SEALED | VIGIL_FLAG_AUTH);
+    assert_int_equal(out.key_id, 2);
+    assert_int_equal(out.n_custom, hb.n_custom);
+    assert_string_equal(out.custom[0].value, hb.custom[0].value);
+    assert_int_equal(out.status.mem_total_kib, hb.status.mem_total_kib);
+    assert_int_equal(out.send_time_us, hb.send_time_us);
+    /* Nobody without the seal key reads it, whatever else they hold. */
+    assert_int_equal(decode_sealed(buf, (size_t)n, KEY, NULL, &out), -VIGIL_EAUTH);
+    assert_int_equal(decode_sealed(buf, (size_t)n, NULL, NULL, &out), -VIGIL_EAUTH);
+    assert_int_equal(decode_sealed(buf, (size_t)n, KEY, other, &out), -VIGIL_EAUTH);
+    /* Every flipped bit is refused: the header before the tag, the rest by it. */
+    for (int bit = 0; bit < n * 8; bit++) {
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        assert_true(decode_sealed(buf, (size_t)n, KEY, seal, &out) < 0);
+        buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+    }
+    /* Every truncation too. */
+    for (int len = 0; len < n; len++)
+        assert_true(decode_sealed(buf, (size_t)len, KEY, seal, &out) < 0);
+    /* Another nonce, another ciphertext. */
+    static const uint8_t nonce2[VIGIL_WIRE_SEAL_NONCE_LEN] = {1};
+    const struct vigil_wire_keys k2n = {.mac = KEY, .seal = seal, .nonce = nonce2};
+    uint8_t buf2[VIGIL_WIRE_MAX];
+    assert_int_equal(vigil_wire_encode_keys(&hb, &k2n, buf2, sizeof buf2), n);
+    assert_memory_not_equal(buf2 + body + 8, buf + body + 8, (size_t)n - body - 8);
+
+    /* Beats are never sealed; version 1 cannot be; a seal needs a nonce. */
+    struct vigil_heartbeat beat = sample_v2(VIGIL_MSG_BEAT);
+    n = vigil_wire_encode_keys(&beat, &k, buf, sizeof buf);
+    assert_int_equal(n, encode(&beat, KEY, clear));
+    assert_memory_equal(buf, clear, (size_t)n);
+    struct vigil_heartbeat v1 = sample();
+    assert_int_equal(vigil_wire_encode_keys(&v1, &k, buf, sizeof buf), -VIGIL_EINVAL);
+    const struct vigil_wire_keys nonon = {.mac = KEY, .seal = seal};
+    assert_int_equal(vigil_wire_encode_keys(&hb, &nonon, buf, sizeof buf), -VIGIL_EINVAL);
+    /* Without a tag key there is no sealing either: a plain datagram. */
+    const struct vigil_wire_keys nomac = {.seal = seal, .nonce = NONCE};
+    n = vigil_wire_encode_keys(&hb, &nomac, buf, sizeof buf);
+    assert_int_equal(n, encode(&hb, NULL, clear));
+    /* The largest status still fits when sealed, or is refused whole. */
+    hb.n_custom = VIGIL_CUSTOM_MAX;
+    for (int i = 0; i < VIGIL_CUSTOM_MAX; i++) {
+        snprintf(hb.custom[i].key, sizeof hb.custom[i].key, "key-%02d-padding-padding-pad", i);
+        memset(hb.custom[i].value, 'v', VIGIL_CUSTOM_VAL_MAX);
+        hb.custom[i].value[VIGIL_CUSTOM_VAL_MAX] = '\0';
+    }
+    n = vigil_wire_encode_keys(&hb, &k, buf, sizeof buf);
+    assert_true(n == -VIGIL_ETOOBIG || (n > 0 && n <= VIGIL_WIRE_MAX));
+    sodium_memzero(seal, sizeof seal);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1382,6 +1543,8 @@ int main(void)
         cmocka_unit_test(test_v2_every_bit_flip),
         cmocka_unit_test(test_v2_decode_fields),
         cmocka_unit_test(test_v2_encode_rejects),
+        cmocka_unit_test(test_key_ids),
+        cmocka_unit_test(test_sealed),
         cmocka_unit_test(test_v2_peek_id),
         cmocka_unit_test(test_v2_vectors),
     };
