@@ -1013,6 +1013,163 @@ static void test_v1_and_v2_together(void **st)
     vigil_monitor_free(m);
 }
 
+/* A v2 heartbeat made with key id kid and the keys of master key mk (seal: a sealed status). */
+static int send_keyed(struct vigil_monitor *m, vigil_time_t now, const char *id, uint64_t seq,
+                   const uint8_t *mk, uint8_t kid, uint8_t type, bool seal)
+{
+    uint8_t node[VIGIL_WIRE_KEY_LEN], mac[VIGIL_WIRE_MAC_KEY_LEN], sk[VIGIL_WIRE_SEAL_KEY_LEN];
+    assert_int_equal(vigil_wire_node_key(node, mk, id), 0);
+    vigil_wire_mac_key(mac, node);
+    vigil_wire_seal_key(sk, node);
+    static const uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN] = {9, 9, 9};
+    const struct vigil_wire_keys k = {.mac = mac, .seal = seal ? sk : NULL, .nonce = nonce};
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "%s", id);
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = type;
+    hb.key_id = kid;
+    hb.generation = 1;
+    hb.sequence = seq;
+    hb.interval_ms = 1000;
+    hb.n_custom = 1;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "db");
+    uint8_t buf[VIGIL_WIRE_MAX];
+    int len = vigil_wire_encode_keys(&hb, &k, buf, sizeof(buf));
+    assert_true(len > 0);
+    return vigil_monitor_on_datagram(m, now, buf, (size_t)len, NULL);
+}
+
+/*
+ * A master key rotation on a running monitor: the new key is added, nodes
+ * move over one by one, the old key is dropped. Not one valid heartbeat
+ * is refused on the way, nobody is suspected, and the old key is refused
+ * once it is retired.
+ */
+static void test_key_rotation(void **st)
+{
+    (void)st;
+    static const uint8_t NEW[VIGIL_WIRE_KEY_LEN] = {7, 7, 7, 7, 7};
+    struct vigil_monitor *m = master_monitor();
+    const char *ids[] = {"a", "b", "c", "d"};
+    uint64_t seq = 1;
+    vigil_time_t t = 0;
+    /* Each round: one heartbeat per node per second; node i moves at round 3 + i. */
+    struct vigil_key keys[2] = {{.id = 0, .master = true}, {.id = 1, .master = true}};
+    memcpy(keys[0].key, KEY, sizeof(KEY));
+    memcpy(keys[1].key, NEW, sizeof(NEW));
+    for (int round = 0; round < 12; round++, seq++, t += S) {
+        if (round == 2)
+            assert_int_equal(vigil_monitor_set_keys(m, keys, 2), 0);
+        if (round == 8) /* every node has moved: retire key 0 */
+            assert_int_equal(vigil_monitor_set_keys(m, &keys[1], 1), 0);
+        for (int i = 0; i < 4; i++) {
+            bool moved = round >= 3 + i;
+            assert_int_equal(send_keyed(m, t, ids[i], seq, moved ? NEW : KEY, moved ? 1 : 0,
+                                     seq % 5 ? VIGIL_MSG_BEAT : VIGIL_MSG_STATUS, false),
+                             0);
+            assert_int_equal(vigil_node_key_id(vigil_monitor_find(m, ids[i])), moved ? 1 : 0);
+        }
+        vigil_monitor_on_expiry(m, t);
+    }
+    const struct vigil_monitor_stats *s = vigil_monitor_stats(m);
+    assert_int_equal(s->auth_failed, 0);
+    assert_int_equal(s->accepted, 48);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(state_of(m, ids[i]), VIGIL_STATE_ALIVE);
+        next_event(m); /* the first heartbeat: unknown -> alive */
+    }
+    no_event(m); /* nobody was ever suspected */
+    /* Retired: key id 0 is unknown now, even with a valid tag and a new sequence. */
+    assert_int_equal(send_keyed(m, t, "a", 100, KEY, 0, VIGIL_MSG_BEAT, false), -VIGIL_EAUTH);
+    assert_int_equal(s->unknown_key, 1);
+    /* The old key under the new id is wrong too. */
+    assert_int_equal(send_keyed(m, t, "a", 101, KEY, 1, VIGIL_MSG_BEAT, false), -VIGIL_EAUTH);
+    assert_int_equal(s->auth_failed, 2);
+    assert_int_equal(send_keyed(m, t, "a", 102, NEW, 1, VIGIL_MSG_BEAT, false), 0);
+    /* Bad sets change nothing. */
+    struct vigil_key dup[2] = {keys[1], keys[1]};
+    assert_int_equal(vigil_monitor_set_keys(m, dup, 2), -VIGIL_EINVAL);
+    assert_int_equal(vigil_monitor_set_keys(m, keys, 0), -VIGIL_EINVAL);
+    struct vigil_key big = keys[1];
+    big.id = 16;
+    assert_int_equal(vigil_monitor_set_keys(m, &big, 1), -VIGIL_EINVAL);
+    assert_int_equal(send_keyed(m, t, "a", 103, NEW, 1, VIGIL_MSG_BEAT, false), 0);
+    /* The same id with other key bytes: cached node keys are dropped, not trusted. */
+    struct vigil_key swapped = {.id = 1, .master = true};
+    memcpy(swapped.key, KEY, sizeof(KEY));
+    assert_int_equal(vigil_monitor_set_keys(m, &swapped, 1), 0);
+    assert_int_equal(send_keyed(m, t, "a", 104, NEW, 1, VIGIL_MSG_BEAT, false), -VIGIL_EAUTH);
+    assert_int_equal(send_keyed(m, t, "a", 105, KEY, 1, VIGIL_MSG_BEAT, false), 0);
+    vigil_monitor_free(m);
+
+    /* A keyless monitor cannot be given keys later. */
+    m = fixed_monitor();
+    assert_int_equal(vigil_monitor_set_keys(m, keys, 1), -VIGIL_EINVAL);
+    vigil_monitor_free(m);
+}
+
+/* From a legacy cluster key to a master key, without a refused heartbeat. */
+static void test_key_legacy_to_master(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.has_key = true;
+    memcpy(c.key, KEY, sizeof(KEY)); /* a legacy cluster key, id 0 */
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    uint8_t legacy[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(legacy, KEY);
+    assert_int_equal(send_hb(m, 0, "web1", 1, 1, 0, legacy), 0);
+    static const uint8_t MASTER[VIGIL_WIRE_KEY_LEN] = {42};
+    struct vigil_key keys[2] = {{.id = 0, .master = false}, {.id = 1, .master = true}};
+    memcpy(keys[0].key, KEY, sizeof(KEY));
+    memcpy(keys[1].key, MASTER, sizeof(MASTER));
+    assert_int_equal(vigil_monitor_set_keys(m, keys, 2), 0);
+    assert_int_equal(send_hb(m, S, "web1", 1, 2, 0, legacy), 0);
+    assert_int_equal(send_keyed(m, 2 * S, "web1", 3, MASTER, 1, VIGIL_MSG_STATUS, true), 0);
+    /* With only the master key left, the shared key speaks for nobody. */
+    assert_int_equal(vigil_monitor_set_keys(m, &keys[1], 1), 0);
+    assert_int_equal(send_hb(m, 3 * S, "web1", 1, 4, 0, legacy), -VIGIL_EAUTH);
+    assert_int_equal(send_keyed(m, 3 * S, "web1", 5, MASTER, 1, VIGIL_MSG_BEAT, false), 0);
+    assert_int_equal(vigil_node_custom_count(vigil_monitor_find(m, "web1")), 1);
+    vigil_monitor_free(m);
+}
+
+/* require_sealed: full statuses in clear are refused and counted; beats pass. */
+static void test_require_sealed(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.has_key = true;
+    c.key_is_master = true;
+    c.require_sealed = true;
+    memcpy(c.key, KEY, sizeof(KEY));
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    assert_int_equal(send_keyed(m, 0, "db1", 1, KEY, 0, VIGIL_MSG_STATUS, false), -VIGIL_EAUTH);
+    assert_int_equal(vigil_monitor_stats(m)->unsealed, 1);
+    assert_null(vigil_monitor_find(m, "db1"));
+    uint8_t k1[VIGIL_WIRE_MAC_KEY_LEN];
+    node_tag_key("db1", k1);
+    assert_int_equal(send_hb(m, 0, "db1", 1, 1, 0, k1), -VIGIL_EAUTH); /* version 1 */
+    assert_int_equal(vigil_monitor_stats(m)->unsealed, 2);
+    assert_int_equal(send_keyed(m, 0, "db1", 2, KEY, 0, VIGIL_MSG_STATUS, true), 0);
+    assert_int_equal(send_keyed(m, S, "db1", 3, KEY, 0, VIGIL_MSG_BEAT, false), 0);
+    const struct vigil_node *n = vigil_monitor_find(m, "db1");
+    assert_int_equal(vigil_node_custom_count(n), 1);
+    assert_false(vigil_node_status_stale(n));
+    vigil_monitor_free(m);
+    /* It needs a key. */
+    vigil_monitor_config_default(&c);
+    c.require_sealed = true;
+    const char *why;
+    assert_int_equal(vigil_monitor_config_check(&c, &why), -VIGIL_EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1025,6 +1182,9 @@ int main(void)
         cmocka_unit_test(test_replay_does_not_refresh),
         cmocka_unit_test(test_authentication),
         cmocka_unit_test(test_per_node_keys),
+        cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_key_legacy_to_master),
+        cmocka_unit_test(test_require_sealed),
         cmocka_unit_test(test_future_refused),
         cmocka_unit_test(test_restore_high_water_mark),
         cmocka_unit_test(test_garbage_counted),
