@@ -73,8 +73,16 @@ struct vigil_sender_config {
     size_t n_monitors;
     vigil_time_t interval; /* default 1 s */
     const uint8_t *key;    /* VIGIL_WIRE_KEY_LEN bytes, or NULL */
-    uint64_t generation;   /* 0: derived from the wall clock at start */
-    bool sample_proc;      /* fill load/memory/uptime from /proc */
+    uint8_t key_id;        /* the key's id (0..VIGIL_WIRE_KEY_ID_MAX), sent in every datagram */
+    /*
+     * Seal (encrypt) the full statuses: the status and the custom pairs
+     * travel under XChaCha20-Poly1305 (docs/protocol.md, "Encryption").
+     * Needs a key and wire version 2. Beats are never sealed: they carry
+     * nothing but liveness.
+     */
+    bool seal;
+    uint64_t generation; /* 0: derived from the wall clock at start */
+    bool sample_proc;    /* fill load/memory/uptime from /proc */
     /*
      * The full status goes out at least once every status_every heartbeats
      * (version 2): 1 to VIGIL_SENDER_STATUS_EVERY_MAX, 0 for the default
@@ -95,6 +103,15 @@ struct vigil_sender;
 /* Resolves the monitors and opens the sockets. Returns 0 or a negative error. */
 VIGIL_EXPORT int vigil_sender_new(const struct vigil_sender_config *c, struct vigil_sender **out);
 VIGIL_EXPORT void vigil_sender_free(struct vigil_sender *s);
+
+/*
+ * Switches to another key (a rotation: the node key under a new master
+ * key) from the next heartbeat on. key: VIGIL_WIRE_KEY_LEN bytes; the
+ * sender keeps only what it derives from it. A sender made without a key
+ * cannot be given one (-VIGIL_EINVAL), nor can key_id exceed
+ * VIGIL_WIRE_KEY_ID_MAX.
+ */
+VIGIL_EXPORT int vigil_sender_set_key(struct vigil_sender *s, const uint8_t *key, uint8_t key_id);
 
 /*
  * Sets (value non-NULL) or removes (value NULL) a custom status pair. A

@@ -69,8 +69,10 @@ struct vigil_sender {
     /* The heartbeat being sent: id, generation, sequence, status, custom pairs. */
     struct vigil_heartbeat hb;
     bool has_key;
-    /* The tag key, derived once from the cluster key in the config. */
+    bool seal; /* seal the full statuses */
+    /* The tag and seal keys, derived once from the key in the config (or set_key). */
     uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN];
     bool sample_proc;
     vigil_time_t interval;
     vigil_time_t start; /* monotonic time of the grid's first slot */
@@ -128,6 +130,9 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     if (c->wire_version != 0 && c->wire_version != VIGIL_WIRE_V1 &&
         c->wire_version != VIGIL_WIRE_V2)
         return -VIGIL_EINVAL;
+    if (c->key_id > VIGIL_WIRE_KEY_ID_MAX ||
+        (c->seal && (c->key == NULL || c->wire_version == VIGIL_WIRE_V1)))
+        return -VIGIL_EINVAL;
     struct vigil_sender *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -VIGIL_ENOMEM;
@@ -140,7 +145,10 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     s->hb.interval_ms = (uint32_t)(c->interval / VIGIL_NSEC_PER_MSEC);
     if (c->key != NULL) {
         s->has_key = true;
+        s->seal = c->seal;
+        s->hb.key_id = c->key_id;
         vigil_wire_mac_key(s->mac_key, c->key);
+        vigil_wire_seal_key(s->seal_key, c->key);
     }
     s->sample_proc = c->sample_proc;
     s->interval = c->interval;
@@ -231,6 +239,7 @@ void vigil_sender_free(struct vigil_sender *s)
     if (s->fd6 >= 0)
         close(s->fd6);
     sodium_memzero(s->mac_key, sizeof(s->mac_key));
+    sodium_memzero(s->seal_key, sizeof(s->seal_key));
     free(s);
 }
 
@@ -254,7 +263,15 @@ static bool fits(const struct vigil_sender *s)
     worst.status.mem_total_kib = worst.status.mem_avail_kib = UINT64_MAX;
     worst.status.uptime_s = UINT64_MAX;
     int rc = vigil_wire_encode(&worst, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
-    return rc != -VIGIL_ETOOBIG;
+    if (rc == -VIGIL_ETOOBIG || !s->seal)
+        return rc != -VIGIL_ETOOBIG;
+    /* A sealed full status is 5 bytes longer than version 1 (docs/protocol.md). */
+    static const uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN];
+    const struct vigil_wire_keys k = {.mac = s->mac_key, .seal = s->seal_key, .nonce = nonce};
+    worst.version = VIGIL_WIRE_V2;
+    worst.type = VIGIL_MSG_STATUS;
+    worst.sequence = UINT32_MAX;
+    return vigil_wire_encode_keys(&worst, &k, buf, sizeof(buf)) != -VIGIL_ETOOBIG;
 }
 
 static int find_custom(const struct vigil_sender *s, const char *key)
@@ -272,6 +289,16 @@ static void remove_custom(struct vigil_sender *s, int i)
             (size_t)(s->hb.n_custom - i - 1) * sizeof(s->hb.custom[0]));
     s->hb.n_custom--;
     memset(&s->hb.custom[s->hb.n_custom], 0, sizeof(s->hb.custom[0]));
+}
+
+int vigil_sender_set_key(struct vigil_sender *s, const uint8_t *key, uint8_t key_id)
+{
+    if (s == NULL || key == NULL || !s->has_key || key_id > VIGIL_WIRE_KEY_ID_MAX)
+        return -VIGIL_EINVAL;
+    vigil_wire_mac_key(s->mac_key, key);
+    vigil_wire_seal_key(s->seal_key, key);
+    s->hb.key_id = key_id;
+    return 0;
 }
 
 int vigil_sender_set_custom(struct vigil_sender *s, const char *key, const char *value)
@@ -470,7 +497,18 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
     s->hb.flags = leaving ? VIGIL_FLAG_LEAVING : 0;
 
     uint8_t buf[VIGIL_WIRE_MAX];
-    int n = vigil_wire_encode(&s->hb, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
+    uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN];
+    struct vigil_wire_keys k = {0};
+    if (s->has_key) {
+        k.mac = s->mac_key;
+        if (s->seal && s->hb.type == VIGIL_MSG_STATUS) {
+            /* Fresh random bytes for every sealed datagram (docs/protocol.md). */
+            randombytes_buf(nonce, sizeof nonce);
+            k.seal = s->seal_key;
+            k.nonce = nonce;
+        }
+    }
+    int n = vigil_wire_encode_keys(&s->hb, &k, buf, sizeof(buf));
     if (n < 0) {
         /* Nothing went out: the sequence number stays unused. */
         s->hb.sequence--;

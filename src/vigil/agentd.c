@@ -187,11 +187,47 @@ static void on_beat(void *arg, vigil_time_t now)
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
 }
 
+/*
+ * SIGHUP: reads the key file again and sends with that key from the next
+ * heartbeat on (a key rotation). A key file that cannot be used now
+ * changes nothing: the agent keeps the key it has and says why.
+ */
+static void reload_key(struct agentd *a)
+{
+    struct vcfg_agent *ac = &a->cfg.agent;
+    if (!ac->has_key || !ac->key_file) {
+        say(a, "vigil agent: SIGHUP: no key file to read again (only the key is reloaded)");
+        return;
+    }
+    uint8_t key[VIGIL_WIRE_KEY_LEN], kid = 0;
+    enum vcfg_key_kind kind;
+    char node[VIGIL_ID_MAX + 1], err[512];
+    const char *why = NULL;
+    if (vcfg_read_key_fs(a->env->fs, ac->key_file, key, &kind, node, &kid, err, sizeof(err)))
+        why = err;
+    else if (kind == VCFG_KEY_MASTER)
+        why = "the master key; an agent needs its own node key";
+    else if (kind == VCFG_KEY_NODE && strcmp(node, ac->id) != 0)
+        why = "the node key of another id";
+    else if (vigil_sender_set_key(a->sender, key, kid) != 0)
+        why = "the sender refused it";
+    sodium_memzero(key, sizeof(key));
+    if (why) {
+        say(a, "vigil agent: SIGHUP: key file %s not used, the key stays: %s", ac->key_file, why);
+        return;
+    }
+    say(a, "vigil agent: SIGHUP: key reloaded from %s: key id %u", ac->key_file, (unsigned)kid);
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct agentd *a = arg;
+    if (signo == SIGHUP) {
+        reload_key(a);
+        return;
+    }
     if (signo != SIGTERM && signo != SIGINT) {
-        say(a, "vigil agent: signal %d ignored (reload is not supported yet)", signo);
+        say(a, "vigil agent: signal %d ignored", signo);
         return;
     }
     if (a->stop_signal)
@@ -286,6 +322,8 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     sc.id = ac->id;
     sc.interval = ac->interval;
     sc.key = ac->has_key ? ac->key : NULL;
+    sc.key_id = ac->key_id;
+    sc.seal = ac->encrypt;
     sc.sample_proc = true;
     sc.status_every = ac->status_every;
     sc.wire_version = ac->wire_version;

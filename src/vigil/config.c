@@ -134,15 +134,25 @@ void vcfg_free(struct vcfg *c)
     vcfg__free_strs(a->monitors, &a->n_monitors);
     free(a->status_file);
     free(a->generation_file);
-    sodium_memzero(m->core.key, sizeof(m->core.key));
+    vcfg_monitor_keys_clear(m);
+    free(a->key_file);
     sodium_memzero(a->key, sizeof(a->key));
     memset(c, 0, sizeof(*c));
 }
 
 /* --- loading ------------------------------------------------------------- */
 
+static int load_string(struct vcfg *c, struct vio_fs *fs, const char *name, const char *text,
+                       size_t len, char *err, size_t cap);
+
 int vcfg_load_string(struct vcfg *c, const char *name, const char *text, size_t len, char *err,
                      size_t cap)
+{
+    return load_string(c, &vio_fs_real, name, text, len, err, cap);
+}
+
+static int load_string(struct vcfg *c, struct vio_fs *fs, const char *name, const char *text,
+                       size_t len, char *err, size_t cap)
 {
     static const struct vcfg__field top[] = {
         {"monitor", vcfg__ld_monitor},
@@ -158,7 +168,7 @@ int vcfg_load_string(struct vcfg *c, const char *name, const char *text, size_t 
     free(c->path);
     c->path = path;
 
-    struct vcfg__ld l = {.c = c, .file = c->path, .err = err, .cap = cap};
+    struct vcfg__ld l = {.c = c, .file = c->path, .err = err, .cap = cap, .fs = fs};
     const char *slash = strrchr(c->path, '/');
     l.dir_len = slash != NULL ? (size_t)(slash - c->path) + 1 : 0;
 
@@ -209,18 +219,23 @@ out:
 
 int vcfg_load(struct vcfg *c, const char *path, char *err, size_t cap)
 {
+    return vcfg_load_fs(c, &vio_fs_real, path, err, cap);
+}
+
+int vcfg_load_fs(struct vcfg *c, struct vio_fs *fs, const char *path, char *err, size_t cap)
+{
     if (c == NULL || path == NULL)
         return vcfg__errf(err, cap, "invalid arguments");
     /* A file may be a pipe (-c <(...)): the read goes to the end, bounded by FILE_MAX. */
     char *buf = NULL;
     size_t len = 0;
-    int rc = vio_fs_real.ops->read(&vio_fs_real, path, FILE_MAX, &buf, &len);
+    int rc = fs->ops->read(fs, path, FILE_MAX, &buf, &len);
     if (rc == -EFBIG)
         return vcfg__errf(err, cap, "%s: larger than %u bytes; not a configuration file", path,
                           FILE_MAX);
     if (rc)
         return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-rc));
-    rc = vcfg_load_string(c, path, buf, len, err, cap);
+    rc = load_string(c, fs, path, buf, len, err, cap);
     free(buf);
     return rc;
 }

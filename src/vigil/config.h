@@ -37,6 +37,16 @@ struct vcfg_monitor {
     size_t n_listen;
     char *api;                        /* "127.0.0.1:7947"; "" or "off" disables */
     struct vigil_monitor_config core; /* detector, rise, grace, key, max_ahead, ... */
+    /*
+     * The key files (monitor.key_file: one, or a list during a rotation),
+     * read again on SIGHUP, and the keys read from them at start (the first
+     * is also core's key). The keys are wiped once the monitor holds them.
+     */
+    char *key_files[VIGIL_KEYS_MAX];
+    size_t n_key_files;
+    struct vigil_key keys[VIGIL_KEYS_MAX];
+    size_t n_keys;
+    bool key_from_flag; /* the key came from --key-file, not the file */
     /* Run without a key: must be said explicitly (the monitor refuses to start otherwise). */
     bool insecure;
     /*
@@ -70,8 +80,11 @@ struct vcfg_agent {
     vigil_time_t interval; /* default 1 s */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint8_t key_id;
+    char *key_file; /* read again on SIGHUP */
     /* The id a node key file names (the agent's id must be that one); "" for a legacy key. */
     char key_node[VIGIL_ID_MAX + 1];
+    bool encrypt;          /* seal the full statuses (agent.encrypt) */
     char *status_file;     /* custom key=value lines, re-read when changed */
     char *generation_file; /* the last boot generation, kept across restarts */
     uint32_t status_every; /* full status at least every N heartbeats (wire version 2) */
@@ -138,6 +151,9 @@ void vcfg_hook_default(struct vcfg_hook *h);
  * "FILE:LINE: what is wrong" into err (cap bytes); nothing is guessed.
  */
 int vcfg_load(struct vcfg *c, const char *path, char *err, size_t cap);
+/* vcfg_load, with the file and the key files it names read through fs. */
+struct vio_fs;
+int vcfg_load_fs(struct vcfg *c, struct vio_fs *fs, const char *path, char *err, size_t cap);
 
 /*
  * Checks relations between settings after the file and the flags (a dead
@@ -162,8 +178,25 @@ enum vcfg_key_kind {
  */
 int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_key_kind *kind,
                   char *node_id, char *err, size_t cap);
-/* Reads path as the monitor's key (a master key, or a legacy cluster key). */
+/*
+ * vcfg_read_key through fs, also giving the key id of the header line (0
+ * when it names none; key_id may be NULL).
+ */
+struct vio_fs;
+int vcfg_read_key_fs(struct vio_fs *fs, const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN],
+                     enum vcfg_key_kind *kind, char *node_id, uint8_t *key_id, char *err,
+                     size_t cap);
+/* Reads path as the monitor's only key (a master key, or a legacy cluster key). */
 int vcfg_monitor_key(struct vcfg_monitor *m, const char *path, char *err, size_t cap);
+/* Forgets the monitor's key files and keys. */
+void vcfg_monitor_keys_clear(struct vcfg_monitor *m);
+/*
+ * Reads n key files (1 to VIGIL_KEYS_MAX) as a monitor's key set: no node
+ * keys, distinct key ids. On error keys is wiped and err says which file
+ * and why.
+ */
+int vcfg_monitor_read_keys(struct vio_fs *fs, char *const *paths, size_t n,
+                           struct vigil_key keys[VIGIL_KEYS_MAX], char *err, size_t cap);
 /* Reads path as the agent's key (a node key, or a legacy cluster key). */
 int vcfg_agent_key(struct vcfg_agent *a, const char *path, char *err, size_t cap);
 

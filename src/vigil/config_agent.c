@@ -55,6 +55,11 @@ static int a_key_file(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__rd_key(l, s, false);
 }
 
+static int a_encrypt(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->agent.encrypt);
+}
+
 static int a_status_file(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
@@ -131,6 +136,7 @@ int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
         {"monitors", a_monitors},
         {"interval", a_interval},
         {"key_file", a_key_file},
+        {"encrypt", a_encrypt},
         {"status_file", a_status_file},
         {"generation_file", a_generation_file},
         {"status_every", a_status_every},

@@ -256,6 +256,10 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
                      VCFG_EVENT_HISTORY_MAX);
     if (check_hooks(c, err, cap) != 0)
         return -1;
+    if (core->require_sealed && !core->has_key)
+        return cfail(c, err, cap, 0, 0,
+                     "monitor.encrypt needs a key (monitor.key_file): without one nothing can be "
+                     "sealed or opened");
     /* The core's own check, last: everything it could object to is named above. */
     const char *why = NULL;
     if (vigil_monitor_config_check(core, &why) != 0)
@@ -306,6 +310,13 @@ static int check_agent(const struct vcfg *c, char *err, size_t cap)
         return cfail(c, err, cap, at(c, O_A_INTERVAL, vcfg__print_int(a->interval)), 0,
                      "agent.interval (%s) must be between 10 ms and 1 h",
                      vcfg__fmt_dur(a->interval, b1, sizeof(b1)));
+    if (a->encrypt && !a->has_key)
+        return cfail(c, err, cap, 0, 0,
+                     "agent.encrypt needs a key: the statuses are sealed with the node key "
+                     "(agent.key_file)");
+    if (a->encrypt && a->wire_version == VIGIL_WIRE_V1)
+        return cfail(c, err, cap, 0, 0,
+                     "agent.encrypt needs wire_version 2 (version 1 carries the status in clear)");
     return 0;
 }
 

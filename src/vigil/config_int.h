@@ -141,6 +141,7 @@ struct vcfg__ld {
     char *err;
     size_t cap;
     bool interval_set; /* monitor.heartbeat_interval was in the file */
+    struct vio_fs *fs; /* where key files are read */
 };
 
 /* The line of a setting in the file (0 if unknown). */
@@ -168,6 +169,12 @@ int vcfg__rd_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_
 int vcfg__rd_strings(struct vcfg__ld *l, const config_setting_t *s, size_t max, size_t empty_from,
                      size_t *n);
 int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, bool monitor);
+/* Adds path, read through fs, to the monitor's keys (at most VIGIL_KEYS_MAX, distinct ids). */
+int vcfg__monitor_key_add(struct vcfg_monitor *m, struct vio_fs *fs, const char *path, char *err,
+                          size_t cap);
+/* vcfg_agent_key through fs. */
+int vcfg__agent_key(struct vcfg_agent *a, struct vio_fs *fs, const char *path, char *err,
+                    size_t cap);
 
 /* Element i of a list of strings that vcfg__rd_strings accepted. */
 const char *vcfg__elem_str(const config_setting_t *s, size_t i);

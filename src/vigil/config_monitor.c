@@ -48,6 +48,11 @@ static int m_key_file(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__rd_key(l, s, true);
 }
 
+static int m_encrypt(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->monitor.core.require_sealed);
+}
+
 static int m_insecure(struct vcfg__ld *l, const config_setting_t *s)
 {
     return vcfg__rd_bool(l, s, &l->c->monitor.insecure);
@@ -584,6 +589,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"api", m_api},
         {"key_file", m_key_file},
         {"insecure", m_insecure},
+        {"encrypt", m_encrypt},
         {"max_ahead", m_max_ahead},
         {"state_file", m_state_file},
         {"state_flush", m_state_flush},

@@ -248,10 +248,34 @@ int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, bool monitor)
 {
     const char *v = NULL;
     char *path = NULL, msg[512];
+    /* A monitor may hold several keys during a rotation: a list of files. */
+    int type = config_setting_type(s);
+    if (monitor && (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY)) {
+        int n = config_setting_length(s);
+        if (n < 1 || n > VIGIL_KEYS_MAX)
+            return vcfg__sfail(l, s, "lists 1 to %d key files, not %d", VIGIL_KEYS_MAX, n);
+        vcfg_monitor_keys_clear(&l->c->monitor);
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+            if (vcfg__rd_string(l, e, &v) != 0 || vcfg__set_path(l, e, &path, v) != 0)
+                return -1;
+            int rc = vcfg__monitor_key_add(&l->c->monitor, l->fs, path, msg, sizeof(msg));
+            free(path);
+            path = NULL;
+            if (rc != 0)
+                return vcfg__sfail(l, e, "cannot be used: %s", msg);
+        }
+        return 0;
+    }
     if (vcfg__rd_string(l, s, &v) != 0 || vcfg__set_path(l, s, &path, v) != 0)
         return -1;
-    int rc = monitor ? vcfg_monitor_key(&l->c->monitor, path, msg, sizeof(msg))
-                     : vcfg_agent_key(&l->c->agent, path, msg, sizeof(msg));
+    int rc;
+    if (monitor) {
+        vcfg_monitor_keys_clear(&l->c->monitor);
+        rc = vcfg__monitor_key_add(&l->c->monitor, l->fs, path, msg, sizeof(msg));
+    } else {
+        rc = vcfg__agent_key(&l->c->agent, l->fs, path, msg, sizeof(msg));
+    }
     free(path);
     if (rc != 0)
         return vcfg__sfail(l, s, "cannot be used: %s", msg);

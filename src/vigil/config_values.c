@@ -232,22 +232,63 @@ int vcfg__hexval(int ch)
 #define KEY_HDR_MASTER "vigil-master-key"
 #define KEY_HDR_NODE   "vigil-node-key "
 
+/* The optional last word of a header line: "key-id=N", N from 0 to VIGIL_WIRE_KEY_ID_MAX. */
+#define KEY_HDR_ID "key-id="
+
+/*
+ * Takes a trailing " key-id=N" off the header line buf[b, b + *hl): sets
+ * *key_id and shortens *hl. Returns 0, or -1 if the word is there but N is
+ * not a valid key id.
+ */
+static int header_key_id(const char *buf, size_t b, size_t *hl, uint8_t *key_id)
+{
+    size_t w = *hl;
+    while (w > 0 && buf[b + w - 1] != ' ')
+        w--;
+    size_t wl = *hl - w;
+    if (wl <= strlen(KEY_HDR_ID) || memcmp(buf + b + w, KEY_HDR_ID, strlen(KEY_HDR_ID)) != 0)
+        return 0;
+    unsigned v = 0;
+    for (size_t i = w + strlen(KEY_HDR_ID); i < *hl; i++) {
+        if (buf[b + i] < '0' || buf[b + i] > '9')
+            return -1;
+        v = v * 10 + (unsigned)(buf[b + i] - '0');
+        if (v > VIGIL_WIRE_KEY_ID_MAX)
+            return -1;
+    }
+    *key_id = (uint8_t)v;
+    *hl = w;
+    while (*hl > 0 && buf[b + *hl - 1] == ' ')
+        (*hl)--;
+    return 0;
+}
+
 int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_key_kind *kind,
                   char *node_id, char *err, size_t cap)
+{
+    return vcfg_read_key_fs(&vio_fs_real, path, key, kind, node_id, NULL, err, cap);
+}
+
+int vcfg_read_key_fs(struct vio_fs *fs, const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN],
+                     enum vcfg_key_kind *kind, char *node_id, uint8_t *key_id, char *err,
+                     size_t cap)
 {
     char *buf = NULL;
     size_t len = 0;
     int rc = -1;
+    uint8_t kid = 0;
 
     memset(key, 0, VIGIL_WIRE_KEY_LEN);
     *kind = VCFG_KEY_CLUSTER;
     if (node_id)
         node_id[0] = '\0';
+    if (key_id)
+        *key_id = 0;
     if (path == NULL || *path == '\0')
         return vcfg__errf(err, cap, "no key file named");
     /* A FIFO or a device named by mistake must not hang us: regular files only. */
     struct vio_stat st;
-    int e = vio_fs_real.ops->stat(&vio_fs_real, path, &st);
+    int e = fs->ops->stat(fs, path, &st);
     if (e)
         return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-e));
     if (!S_ISREG(st.mode))
@@ -258,7 +299,7 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_k
                           "permissions %04o for '%s' are too open: a key file must be readable "
                           "by its owner only (chmod 600 '%s')",
                           (unsigned)(st.mode & 07777), path, path);
-    e = vio_fs_real.ops->read(&vio_fs_real, path, KEY_FILE_MAX, &buf, &len);
+    e = fs->ops->read(fs, path, KEY_FILE_MAX, &buf, &len);
     if (e == -EFBIG)
         return vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits",
                           path, KEY_FILE_MAX);
@@ -274,6 +315,11 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_k
     size_t hl = hdr_end - b;
     while (hl > 0 && isspace((unsigned char)buf[b + hl - 1]))
         hl--;
+    if (hl > 0 && !isxdigit((unsigned char)buf[b]) && header_key_id(buf, b, &hl, &kid) != 0) {
+        vcfg__errf(err, cap, "%s: the header's key-id is not a number from 0 to %d", path,
+                   VIGIL_WIRE_KEY_ID_MAX);
+        goto out;
+    }
     if (hl == strlen(KEY_HDR_MASTER) && !memcmp(buf + b, KEY_HDR_MASTER, hl)) {
         *kind = VCFG_KEY_MASTER;
         b = hdr_end;
@@ -292,7 +338,8 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_k
         b = hdr_end;
     } else if (hl > 0 && !isxdigit((unsigned char)buf[b])) {
         vcfg__errf(err, cap,
-                   "%s: the first line is neither \"vigil-master-key\" nor \"vigil-node-key ID\"",
+                   "%s: the first line is neither \"vigil-master-key [key-id=N]\" nor "
+                   "\"vigil-node-key ID [key-id=N]\"",
                    path);
         goto out;
     }
@@ -321,6 +368,8 @@ int vcfg_read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN], enum vcfg_k
     for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++)
         key[i] = (uint8_t)(vcfg__hexval((unsigned char)buf[b + 2 * i]) << 4 |
                            vcfg__hexval((unsigned char)buf[b + 2 * i + 1]));
+    if (key_id)
+        *key_id = kid;
     rc = 0;
 out:
     if (rc)
@@ -332,26 +381,97 @@ out:
 
 int vcfg_monitor_key(struct vcfg_monitor *m, const char *path, char *err, size_t cap)
 {
-    enum vcfg_key_kind kind;
-    char id[VIGIL_ID_MAX + 1];
-    if (vcfg_read_key(path, m->core.key, &kind, id, err, cap) != 0)
-        return -1;
-    if (kind == VCFG_KEY_NODE) {
-        sodium_memzero(m->core.key, sizeof(m->core.key));
-        return vcfg__errf(err, cap,
-                          "%s: a node key (of %s); a monitor needs the master key "
-                          "(\"vigil-master-key\")",
-                          path, id);
+    /* A key given again (a flag after the file) replaces the list. */
+    vcfg_monitor_keys_clear(m);
+    return vcfg__monitor_key_add(m, &vio_fs_real, path, err, cap);
+}
+
+void vcfg_monitor_keys_clear(struct vcfg_monitor *m)
+{
+    for (size_t i = 0; i < m->n_key_files; i++) {
+        free(m->key_files[i]);
+        m->key_files[i] = NULL;
     }
+    m->n_key_files = 0;
+    sodium_memzero(m->keys, sizeof(m->keys));
+    m->n_keys = 0;
+    sodium_memzero(m->core.key, sizeof(m->core.key));
+    m->core.has_key = false;
+    m->core.key_is_master = false;
+    m->core.key_id = 0;
+}
+
+int vcfg_monitor_read_keys(struct vio_fs *fs, char *const *paths, size_t n,
+                           struct vigil_key keys[VIGIL_KEYS_MAX], char *err, size_t cap)
+{
+    if (n == 0 || n > VIGIL_KEYS_MAX)
+        return vcfg__errf(err, cap, "a monitor holds 1 to %d keys, not %zu", VIGIL_KEYS_MAX, n);
+    for (size_t i = 0; i < n; i++) {
+        enum vcfg_key_kind kind;
+        char id[VIGIL_ID_MAX + 1];
+        if (vcfg_read_key_fs(fs, paths[i], keys[i].key, &kind, id, &keys[i].id, err, cap) != 0)
+            goto fail;
+        if (kind == VCFG_KEY_NODE) {
+            vcfg__errf(err, cap,
+                       "%s: a node key (of %s); a monitor needs the master key "
+                       "(\"vigil-master-key\")",
+                       paths[i], id);
+            goto fail;
+        }
+        keys[i].master = kind == VCFG_KEY_MASTER;
+        for (size_t j = 0; j < i; j++) {
+            if (keys[j].id == keys[i].id) {
+                vcfg__errf(err, cap,
+                           "%s: key id %u again (also %s): keys held together need distinct ids "
+                           "(the key-id=N of the header line)",
+                           paths[i], (unsigned)keys[i].id, paths[j]);
+                goto fail;
+            }
+        }
+    }
+    return 0;
+fail:
+    sodium_memzero(keys, VIGIL_KEYS_MAX * sizeof(*keys));
+    return -1;
+}
+
+int vcfg__monitor_key_add(struct vcfg_monitor *m, struct vio_fs *fs, const char *path, char *err,
+                          size_t cap)
+{
+    if (m->n_key_files >= VIGIL_KEYS_MAX)
+        return vcfg__errf(err, cap, "%s: more than %d key files", path, VIGIL_KEYS_MAX);
+    char *copy = strdup(path);
+    if (!copy)
+        return vcfg__errf(err, cap, "out of memory");
+    m->key_files[m->n_key_files] = copy;
+    struct vigil_key keys[VIGIL_KEYS_MAX];
+    if (vcfg_monitor_read_keys(fs, m->key_files, m->n_key_files + 1, keys, err, cap)) {
+        free(copy);
+        m->key_files[m->n_key_files] = NULL;
+        return -1;
+    }
+    m->n_key_files++;
+    memcpy(m->keys, keys, sizeof(keys));
+    sodium_memzero(keys, sizeof(keys));
+    m->n_keys = m->n_key_files;
+    /* The first key is the core's own; vigil_monitor_set_keys adds the rest. */
     m->core.has_key = true;
-    m->core.key_is_master = kind == VCFG_KEY_MASTER;
+    m->core.key_is_master = m->keys[0].master;
+    m->core.key_id = m->keys[0].id;
+    memcpy(m->core.key, m->keys[0].key, sizeof(m->core.key));
     return 0;
 }
 
 int vcfg_agent_key(struct vcfg_agent *a, const char *path, char *err, size_t cap)
 {
+    return vcfg__agent_key(a, &vio_fs_real, path, err, cap);
+}
+
+int vcfg__agent_key(struct vcfg_agent *a, struct vio_fs *fs, const char *path, char *err,
+                    size_t cap)
+{
     enum vcfg_key_kind kind;
-    if (vcfg_read_key(path, a->key, &kind, a->key_node, err, cap) != 0)
+    if (vcfg_read_key_fs(fs, path, a->key, &kind, a->key_node, &a->key_id, err, cap) != 0)
         return -1;
     if (kind == VCFG_KEY_MASTER) {
         sodium_memzero(a->key, sizeof(a->key));
@@ -360,6 +480,13 @@ int vcfg_agent_key(struct vcfg_agent *a, const char *path, char *err, size_t cap
                           "(vigil keygen --node ID --master %s -o FILE)",
                           path, path);
     }
+    char *copy = strdup(path);
+    if (!copy) {
+        sodium_memzero(a->key, sizeof(a->key));
+        return vcfg__errf(err, cap, "out of memory");
+    }
+    free(a->key_file);
+    a->key_file = copy;
     a->has_key = true;
     return 0;
 }

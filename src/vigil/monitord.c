@@ -61,6 +61,8 @@ struct monitord {
     struct hook_runner *hooks;
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
+    char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
+    bool keys_from_flag; /* the key files came from -k: SIGHUP reads them again */
     struct listener socks[VCFG_MAX_LISTEN];
     size_t n_socks;
     struct vio_log *log;
@@ -206,6 +208,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                 fprintf(stderr, "vigil monitor: %s\n", err);
                 return 2;
             }
+            mc->key_from_flag = true;
             break;
         case OPT_INSECURE:
             mc->insecure = true;
@@ -494,13 +497,83 @@ static void on_housekeeping(void *arg, vigil_time_t now)
     vio_timer_arm(d->loop, &d->housekeeping, now + d->cfg.monitor.state_flush);
 }
 
+/* "0, 1" for the key ids of keys. */
+static void key_ids_text(const struct vigil_key *keys, size_t n, char *buf, size_t cap)
+{
+    size_t off = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%u", i ? ", " : "", (unsigned)keys[i].id);
+}
+
+int monitord_reload_keys(struct monitord *d, char *err, size_t cap)
+{
+    struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (mc->n_key_files == 0)
+        return snprintf(err, cap,
+                        "the monitor runs without a key; keys cannot be added while it "
+                        "runs (restart it with monitor.key_file)"),
+               -1;
+    /*
+     * The list of key files comes from the configuration file as it is
+     * now (a rotation edits monitor.key_file), unless the key was given
+     * on the command line: then the same files are read again.
+     */
+    struct vcfg fresh;
+    vcfg_init(&fresh);
+    char *const *paths = mc->key_files;
+    size_t n = mc->n_key_files;
+    if (d->cfg.path && !d->keys_from_flag) {
+        if (vcfg_load_fs(&fresh, d->env->fs, d->cfg.path, err, cap) != 0) {
+            vcfg_free(&fresh);
+            return -1;
+        }
+        if (fresh.monitor.n_key_files == 0) {
+            vcfg_free(&fresh);
+            return snprintf(err, cap, "%s names no monitor.key_file now", d->cfg.path), -1;
+        }
+        paths = fresh.monitor.key_files;
+        n = fresh.monitor.n_key_files;
+    }
+    struct vigil_key keys[VIGIL_KEYS_MAX];
+    int rc = vcfg_monitor_read_keys(d->env->fs, paths, n, keys, err, cap);
+    if (rc == 0) {
+        rc = vigil_monitor_set_keys(d->mon, keys, n);
+        if (rc)
+            snprintf(err, cap, "%s", vigil_strerror(rc));
+    }
+    if (rc == 0) {
+        char ids[64], line[160];
+        key_ids_text(keys, n, ids, sizeof(ids));
+        snprintf(line, sizeof(line), "vigil monitor: keys reloaded: %zu held, key ids %s", n, ids);
+        log_line(d, line);
+        /* The files now held are the ones read again next time. */
+        if (paths != mc->key_files) {
+            for (size_t i = 0; i < mc->n_key_files; i++)
+                free(mc->key_files[i]);
+            memcpy(mc->key_files, fresh.monitor.key_files, sizeof(mc->key_files));
+            mc->n_key_files = fresh.monitor.n_key_files;
+            memset(fresh.monitor.key_files, 0, sizeof(fresh.monitor.key_files));
+            fresh.monitor.n_key_files = 0;
+        }
+    }
+    sodium_memzero(keys, sizeof(keys));
+    vcfg_free(&fresh);
+    return rc ? -1 : 0;
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
-    if (signo == SIGTERM || signo == SIGINT)
+    if (signo == SIGTERM || signo == SIGINT) {
         vio_loop_stop(d->loop);
-    else if (signo == SIGHUP)
-        log_line(d, "vigil monitor: SIGHUP ignored (reload is not supported yet)");
+    } else if (signo == SIGHUP) {
+        char err[512], line[600];
+        if (monitord_reload_keys(d, err, sizeof(err)) != 0) {
+            snprintf(line, sizeof(line), "vigil monitor: SIGHUP: keys not changed: %s", err);
+            log_line(d, line);
+        }
+    }
 }
 
 int monitord_free(struct monitord *d)
@@ -559,20 +632,21 @@ static void log_started(struct monitord *d)
     const struct vcfg_monitor *mc = &d->cfg.monitor;
     char line[1024];
     const struct vigil_detector_config *dc = &mc->core.detector;
+    const char *ids = d->key_ids;
     int off = snprintf(line, sizeof(line), "vigil monitor %s: listening on", VIGIL_VERSION_STRING);
     for (size_t i = 0; i < mc->n_listen && off < (int)sizeof(line); i++)
         off += snprintf(line + off, sizeof(line) - (size_t)off, " %s", mc->listen[i]);
     if (off < (int)sizeof(line))
         snprintf(line + off, sizeof(line) - (size_t)off,
                  ", api %s, detector %s (suspect %.2f, dead %.2f), %zu declared nodes, "
-                 "auto-register %s, authentication %s, %zu hooks",
+                 "auto-register %s, authentication %s%s%s, %zu hooks",
                  d->httpd ? mc->api : "off", vigil_detector_kind_name(dc->kind),
                  dc->suspect_threshold, dc->dead_threshold, mc->n_nodes,
                  mc->core.auto_register ? "on" : "off",
                  !mc->core.has_key        ? "OFF (insecure)"
                  : mc->core.key_is_master ? "per-node keys"
                                           : "legacy cluster key",
-                 mc->n_hooks);
+                 ids, mc->core.require_sealed ? ", statuses sealed" : "", mc->n_hooks);
     log_line(d, line);
     if (mc->state_file) {
         snprintf(line, sizeof(line), "vigil monitor: %d high-water marks restored from %s",
@@ -628,8 +702,18 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     if (mc->pause_tolerance_auto)
         mc->core.pause_tolerance = vcfg_pause_tolerance_auto(mc->interval);
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);
-    /* The core keeps what it needs of the key; this copy goes now. */
+    d->keys_from_flag = mc->key_from_flag;
+    if (mc->n_keys) {
+        char ids[64];
+        key_ids_text(mc->keys, mc->n_keys, ids, sizeof(ids));
+        snprintf(d->key_ids, sizeof(d->key_ids), " (key id%s %s)", mc->n_keys > 1 ? "s" : "", ids);
+    }
+    /* More keys than the first: a rotation in progress. */
+    if (rc == 0 && mc->n_keys > 1)
+        rc = vigil_monitor_set_keys(d->mon, mc->keys, mc->n_keys);
+    /* The core keeps what it needs of the keys; these copies go now. */
     sodium_memzero(mc->core.key, sizeof(mc->core.key));
+    sodium_memzero(mc->keys, sizeof(mc->keys));
     d->events = evlog_new(mc->event_history);
     if (rc || !d->events) {
         snprintf(err, cap, "cannot start: %s", vigil_strerror(rc ? rc : -VIGIL_ENOMEM));

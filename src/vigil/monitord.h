@@ -16,7 +16,8 @@ struct monitord;
  * Starts a monitor on env with the settings in cfg (taken over: cfg is
  * emptied, whatever the outcome). Opens its listeners, log, hooks and API
  * and arms its timers; the caller then runs (or steps) env's loop. SIGTERM
- * and SIGINT through the loop stop it. Returns 0, or -1 with err set.
+ * and SIGINT through the loop stop it; SIGHUP reloads the keys
+ * (monitord_reload_keys). Returns 0, or -1 with err set.
  */
 int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
                  size_t cap);
@@ -26,6 +27,15 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
  * (the caller must then leave without flushing standard streams).
  */
 int monitord_free(struct monitord *d);
+
+/*
+ * Reads the keys again: the key files monitor.key_file names in the
+ * configuration file now (or the --key-file given at start), and hands
+ * them to the core (vigil_monitor_set_keys): a key rotation without a
+ * restart. Logs the key ids held. Returns 0, or -1 with err set and the
+ * keys unchanged.
+ */
+int monitord_reload_keys(struct monitord *d, char *err, size_t cap);
 
 struct vigil_monitor *monitord_core(struct monitord *d);
 struct evlog *monitord_events(struct monitord *d);

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "io/vio.h"
 #include "vigil/config.h"
 
 /* A valid key: bytes 0x00, 0x11, ..., 0xff, 0x00, ... (32 bytes, 64 hex digits). */
@@ -865,9 +866,85 @@ static void test_key_files(void **state)
     assert_int_equal(load(&c, "\nagent = { key_file = \"nonhex.key\"; };\n"), -1);
     snprintf(text, sizeof(text),
              "%%s:2: agent.key_file cannot be used: %s/nonhex.key: the first line is neither "
-             "\"vigil-master-key\" nor \"vigil-node-key ID\"",
+             "\"vigil-master-key [key-id=N]\" nor \"vigil-node-key ID [key-id=N]\"",
              dir);
     assert_string_equal(err, msg(text));
+    vcfg_free(&c);
+}
+
+/* Key ids in the header line; a monitor's list of keys (a rotation). */
+static void test_key_ids_and_lists(void **state)
+{
+    (void)state;
+    uint8_t key[VIGIL_WIRE_KEY_LEN], kid = 99;
+    enum vcfg_key_kind kind;
+    char node[VIGIL_ID_MAX + 1], text[256];
+    const char *p;
+    snprintf(text, sizeof(text), "vigil-master-key key-id=7\n%s\n", KEY_HEX);
+    p = write_file("m7.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key_fs(&vio_fs_real, p, key, &kind, node, &kid, err, sizeof(err)),
+                     0);
+    assert_int_equal(kind, VCFG_KEY_MASTER);
+    assert_int_equal(kid, 7);
+    snprintf(text, sizeof(text), "vigil-node-key web-1 key-id=15\n%s\n", KEY_HEX);
+    p = write_file("n15.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key_fs(&vio_fs_real, p, key, &kind, node, &kid, err, sizeof(err)),
+                     0);
+    assert_int_equal(kind, VCFG_KEY_NODE);
+    assert_string_equal(node, "web-1");
+    assert_int_equal(kid, 15);
+    /* No key-id: 0. */
+    snprintf(text, sizeof(text), "vigil-node-key web-2\n%s\n", KEY_HEX);
+    p = write_file("n0.key", text, strlen(text));
+    assert_int_equal(vcfg_read_key_fs(&vio_fs_real, p, key, &kind, node, &kid, err, sizeof(err)),
+                     0);
+    assert_int_equal(kid, 0);
+    assert_string_equal(node, "web-2");
+    const char *bad[] = {"key-id=16", "key-id=-1", "key-id=x", "key-id=1000000000000"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "vigil-master-key %s\n%s\n", bad[i], KEY_HEX);
+        p = write_file("bad-id.key", text, strlen(text));
+        assert_int_equal(
+            vcfg_read_key_fs(&vio_fs_real, p, key, &kind, node, &kid, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "key-id is not a number from 0 to 15"));
+    }
+
+    /* A monitor's list: two master keys with distinct ids. */
+    snprintf(text, sizeof(text), "vigil-master-key key-id=1\n%s\n", KEY_HEX);
+    write_file("m1.key", text, strlen(text));
+    snprintf(text, sizeof(text), "vigil-master-key\n%s\n", KEY_HEX);
+    write_file("m0.key", text, strlen(text));
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { key_file = [\"m0.key\", \"m1.key\"]; };\n"), 0);
+    assert_int_equal(c.monitor.n_keys, 2);
+    assert_int_equal(c.monitor.n_key_files, 2);
+    assert_int_equal(c.monitor.keys[1].id, 1);
+    assert_true(c.monitor.keys[0].master && c.monitor.core.has_key &&
+                c.monitor.core.key_is_master && c.monitor.core.key_id == 0);
+    vcfg_free(&c);
+    /* The same id twice, a node key, too many files: refused, with the file and line. */
+    assert_int_equal(load(&c, "monitor = {\n key_file = (\"m0.key\",\n \"m0.key\"); };\n"), -1);
+    assert_non_null(strstr(err, ":3: monitor.key_file"));
+    assert_non_null(strstr(err, "key id 0 again"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { key_file = [\"m0.key\", \"n15.key\"]; };\n"), -1);
+    assert_non_null(strstr(err, "a node key (of web-1)"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c,
+                          "monitor = { key_file = [\"m0.key\", \"m1.key\", \"m7.key\", \"m0.key\", "
+                          "\"m1.key\"]; };\n"),
+                     -1);
+    assert_non_null(strstr(err, "lists 1 to 4 key files, not 5"));
+    vcfg_free(&c);
+    /* encrypt: the agent needs a key and version 2; the monitor a key. */
+    assert_int_equal(
+        load(&c, "agent = { id = \"a\"; monitors = [\"127.0.0.1\"]; encrypt = true; };\n"), 0);
+    assert_int_equal(vcfg_check(&c, "agent", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "agent.encrypt needs a key"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { encrypt = true; insecure = true; };\n"), 0);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "monitor.encrypt needs a key"));
     vcfg_free(&c);
 }
 
@@ -1357,6 +1434,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_ids_and_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_fixed, setup, teardown),
