@@ -696,15 +696,17 @@ done:
 
 int cmd_keygen(int argc, char **argv)
 {
-    enum { OPT_NODE = 256, OPT_MASTER };
+    enum { OPT_NODE = 256, OPT_MASTER, OPT_KEY_ID };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},
         {"node", required_argument, 0, OPT_NODE},
         {"master", required_argument, 0, OPT_MASTER},
+        {"key-id", required_argument, 0, OPT_KEY_ID},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *path = NULL, *node = NULL, *master = NULL;
+    int key_id = -1;
     optind = 0;
     for (int o; (o = getopt_long(argc, argv, "o:h", opts, NULL)) != -1;) {
         if (o == 'o') {
@@ -713,16 +715,33 @@ int cmd_keygen(int argc, char **argv)
             node = optarg;
         } else if (o == OPT_MASTER) {
             master = optarg;
+        } else if (o == OPT_KEY_ID) {
+            char *end = NULL;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || optarg[0] == '-' || v > VIGIL_WIRE_KEY_ID_MAX) {
+                fprintf(stderr, "vigil keygen: --key-id must be a number from 0 to %d\n",
+                        VIGIL_WIRE_KEY_ID_MAX);
+                return 2;
+            }
+            key_id = (int)v;
         } else {
             FILE *f = o == 'h' ? stdout : stderr;
-            fprintf(f, "usage: vigil keygen [-o FILE]\n"
+            fprintf(f, "usage: vigil keygen [--key-id N] [-o FILE]\n"
                        "       vigil keygen --node ID --master FILE [-o FILE]\n"
                        "The first form makes a new random master key, for the monitor; the\n"
                        "second derives the node key of ID from the master key in FILE, for\n"
                        "the agent of that node only. Prints the key file, or writes it to a\n"
-                       "new FILE readable by its owner only (an existing FILE is kept).\n");
+                       "new FILE readable by its owner only (an existing FILE is kept).\n"
+                       "--key-id N (0 to 15) numbers a new master key, so that a monitor can\n"
+                       "hold it beside the current one during a rotation; a node key takes\n"
+                       "the id of its master key.\n");
             return o == 'h' ? 0 : 2;
         }
+    }
+    if (master && key_id >= 0) {
+        fprintf(stderr, "vigil keygen: --key-id numbers a new master key; a node key takes the "
+                        "id of its master key\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", argv[optind]);
@@ -746,7 +765,8 @@ int cmd_keygen(int argc, char **argv)
         uint8_t mk[VIGIL_WIRE_KEY_LEN];
         enum vcfg_key_kind kind;
         char err[512];
-        if (vcfg_read_key(master, mk, &kind, NULL, err, sizeof(err)) != 0) {
+        uint8_t mid = 0;
+        if (vcfg_read_key_fs(&vio_fs_real, master, mk, &kind, NULL, &mid, err, sizeof(err)) != 0) {
             fprintf(stderr, "vigil keygen: %s\n", err);
             return 1;
         }
@@ -758,13 +778,17 @@ int cmd_keygen(int argc, char **argv)
         }
         (void)vigil_wire_node_key(key, mk, node);
         sodium_memzero(mk, sizeof(mk));
+        key_id = mid;
     } else {
         randombytes_buf(key, sizeof(key));
     }
-    /* The header line ("vigil-node-key " and an id at most), the hex digits, newlines, NUL. */
-    char text[32 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
-    int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s\n", node)
-                  : snprintf(text, sizeof(text), "vigil-master-key\n");
+    /* The header line ("vigil-node-key ", an id, " key-id=N"), the hex digits, newlines, NUL. */
+    char text[48 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
+    char idw[16] = "";
+    if (key_id > 0)
+        snprintf(idw, sizeof(idw), " key-id=%d", key_id);
+    int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s%s\n", node, idw)
+                  : snprintf(text, sizeof(text), "vigil-master-key%s\n", idw);
     size_t len = (size_t)hl;
     sodium_bin2hex(text + len, sizeof(text) - len, key, sizeof(key));
     sodium_memzero(key, sizeof(key));

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h> /* S_IFREG: what stat() says of a file */
 
 #include <vigil/sender.h>
 
@@ -425,7 +426,7 @@ static int sf_stat(struct vio_fs *fs, const char *path, struct vio_stat *st)
     st->ino = f->ino;
     st->size = f->len;
     st->mtime_ns = f->mtime;
-    st->mode = f->mode;
+    st->mode = S_IFREG | (f->mode & 07777); /* every simulated file is a regular one */
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "fake_http.h"
 #include "fake_procs.h"
@@ -46,6 +47,9 @@ struct cluster {
     vigil_time_t interval;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
     uint64_t seed;
+    /* Keys in files (a configuration file for the monitor, a key file per agent), so that SIGHUP
+     * can reload them. */
+    bool key_files;
 };
 
 static char *xstrdup(const char *s)
@@ -65,6 +69,27 @@ static void agent_id(size_t i, char *buf, size_t cap)
     snprintf(buf, cap, "node-%04zu", i);
 }
 
+/* A key file's text: the header line, then the key in hex. */
+static void key_text(char *buf, size_t cap, const char *header,
+                     const uint8_t key[VIGIL_WIRE_KEY_LEN])
+{
+    char hex[2 * VIGIL_WIRE_KEY_LEN + 1];
+    sodium_bin2hex(hex, sizeof(hex), key, VIGIL_WIRE_KEY_LEN);
+    snprintf(buf, cap, "%s\n%s\n", header, hex);
+}
+
+/* Writes agent i's node key under master key mk, with key id kid, into its key file. */
+static void put_node_key(struct cluster *c, size_t i, const uint8_t *mk, unsigned kid)
+{
+    char id[32], hdr[96], text[256];
+    uint8_t nk[VIGIL_WIRE_KEY_LEN];
+    agent_id(i, id, sizeof(id));
+    assert_int_equal(vigil_wire_node_key(nk, mk, id), 0);
+    snprintf(hdr, sizeof(hdr), "vigil-node-key %s key-id=%u", id, kid);
+    key_text(text, sizeof(text), hdr, nk);
+    assert_int_equal(sim_proc_put_file(c->ag_p[i], "/etc/vigil/node.key", text, 0600), 0);
+}
+
 static void start_agent(struct cluster *c, size_t i)
 {
     char ip[32], id[32], err[256];
@@ -80,6 +105,11 @@ static void start_agent(struct cluster *c, size_t i)
     /* Each agent holds only its own node key, derived from the monitor's master key. */
     cfg.agent.has_key = true;
     assert_int_equal(vigil_wire_node_key(cfg.agent.key, c->key, id), 0);
+    if (c->key_files) {
+        put_node_key(c, i, c->key, 0);
+        cfg.agent.key_file = xstrdup("/etc/vigil/node.key");
+        cfg.agent.encrypt = true; /* and the statuses sealed */
+    }
     cfg.agent.generation_file = xstrdup("/var/lib/vigil/generation");
     struct agent_pairs base = {.n = 0};
     agent_pairs_set(&base, "role", i % 2 ? "web" : "db");
@@ -121,10 +151,11 @@ static unsigned api_get(struct cluster *c, const char *target, char **body)
     return status;
 }
 
-static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
-                          const struct sim_net_model *model)
+static void cluster_start_ex(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
+                             const struct sim_net_model *model, bool key_files)
 {
     memset(c, 0, sizeof(*c));
+    c->key_files = key_files;
     printf("# seed %" PRIu64 " (VIGIL_SIM_SEED=%" PRIu64 " replays it)\n", seed, seed);
     c->seed = seed;
     c->w = sim_world_new(seed);
@@ -149,6 +180,18 @@ static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time
     memcpy(cfg.monitor.core.key, c->key, sizeof(c->key));
     cfg.monitor.interval = interval;
     vigil_detector_config_default(&cfg.monitor.core.detector, VIGIL_DETECTOR_PHI, interval);
+    if (key_files) {
+        /* The key set comes from the configuration file, which names one key file. */
+        char text[256];
+        key_text(text, sizeof(text), "vigil-master-key", c->key);
+        assert_int_equal(sim_proc_put_file(c->mon_p, "/etc/vigil/master-0.key", text, 0600), 0);
+        const char *conf = "monitor = { key_file = \"master-0.key\"; encrypt = true; };\n";
+        assert_int_equal(sim_proc_put_file(c->mon_p, "/etc/vigil/monitor.conf", conf, 0644), 0);
+        cfg.path = xstrdup("/etc/vigil/monitor.conf");
+        cfg.monitor.key_files[0] = xstrdup("/etc/vigil/master-0.key");
+        cfg.monitor.n_key_files = 1;
+        cfg.monitor.core.require_sealed = true;
+    }
     char err[256];
     if (monitord_new(sim_proc_env(c->mon_p), &cfg, &c->mon, err, sizeof(err)))
         fail_msg("monitor: %s", err);
@@ -158,6 +201,12 @@ static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time
     assert_true(c->ag_p && c->ag && c->killed_at);
     for (size_t i = 0; i < n; i++)
         start_agent(c, i);
+}
+
+static void cluster_start(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
+                          const struct sim_net_model *model)
+{
+    cluster_start_ex(c, seed, n, interval, model, false);
 }
 
 static void run_for(struct cluster *c, vigil_time_t d)
@@ -444,6 +493,86 @@ static void test_goodbye_and_restart(void **state)
 }
 
 /*
+ * A master key rotation on a running cluster of 50 agents on the lossy
+ * network, statuses sealed: the monitor is given the next key (its
+ * configuration file now lists two, SIGHUP), the agents move to their new
+ * node keys one by one (new key file, SIGHUP), the old key is retired
+ * (the file lists one again, SIGHUP). No heartbeat fails verification, no
+ * node is suspected, and after the retirement the old key is refused: an
+ * agent put back on it is unheard, then dead.
+ */
+static void test_key_rotation_live(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < n_seeds; s++) {
+        struct cluster c;
+        const size_t n = 50;
+        cluster_start_ex(&c, seeds[s] + 9, n, S, &lossy, true);
+        run_for(&c, 20 * S);
+        vigil_time_t from = sim_now(c.w);
+        const struct vigil_monitor_stats *st = vigil_monitor_stats(monitord_core(c.mon));
+        uint64_t failed0 = st->auth_failed;
+
+        uint8_t next[VIGIL_WIRE_KEY_LEN];
+        for (size_t i = 0; i < sizeof(next); i++)
+            next[i] = (uint8_t)(sim_rand(c.w) >> 56);
+        char text[256];
+        key_text(text, sizeof(text), "vigil-master-key key-id=1", next);
+        assert_int_equal(sim_proc_put_file(c.mon_p, "/etc/vigil/master-1.key", text, 0600), 0);
+        assert_int_equal(
+            sim_proc_put_file(c.mon_p, "/etc/vigil/monitor.conf",
+                              "monitor = { key_file = [\"master-0.key\", \"master-1.key\"]; };\n",
+                              0644),
+            0);
+        sim_proc_signal(c.mon_p, SIGHUP);
+        run_for(&c, 1 * S);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "keys reloaded: 2 held, key ids 0, 1"), 1);
+
+        /* The agents move over, one every 100 ms, at any point of their schedule. */
+        for (size_t i = 0; i < n; i++) {
+            put_node_key(&c, i, next, 1);
+            sim_proc_signal(c.ag_p[i], SIGHUP);
+            run_for(&c, 100 * MS);
+        }
+        run_for(&c, 2 * S);
+        for (size_t i = 0; i < n; i++) {
+            char id[32];
+            agent_id(i, id, sizeof(id));
+            assert_int_equal(sim_proc_log_count(c.ag_p[i], "key reloaded"), 1);
+            assert_int_equal(vigil_node_key_id(vigil_monitor_find(monitord_core(c.mon), id)), 1);
+        }
+        assert_int_equal(sim_proc_put_file(c.mon_p, "/etc/vigil/monitor.conf",
+                                           "monitor = { key_file = \"master-1.key\"; };\n", 0644),
+                         0);
+        sim_proc_signal(c.mon_p, SIGHUP);
+        run_for(&c, 20 * S);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "keys reloaded: 1 held, key ids 1"), 1);
+        /* Not one heartbeat refused, nobody suspected, everybody alive. */
+        assert_int_equal(st->auth_failed, failed0);
+        assert_int_equal(st->unsealed, 0);
+        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, from), 0);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
+
+        /* The retired key: an agent put back on it is refused, and dies. */
+        put_node_key(&c, 3, c.key, 0);
+        sim_proc_signal(c.ag_p[3], SIGHUP);
+        run_for(&c, 20 * S);
+        assert_true(st->unknown_key >= 15);
+        assert_int_equal(node_state(&c, 3), VIGIL_STATE_DEAD);
+        /* A bad file changes nothing: the keys stay, and the log says why. */
+        assert_int_equal(sim_proc_put_file(c.mon_p, "/etc/vigil/monitor.conf",
+                                           "monitor = { key_file = \"missing.key\"; };\n", 0644),
+                         0);
+        sim_proc_signal(c.mon_p, SIGHUP);
+        run_for(&c, 2 * S);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "SIGHUP: keys not changed"), 1);
+        assert_int_equal(node_state(&c, 4), VIGIL_STATE_ALIVE);
+        cluster_stop(&c);
+    }
+}
+
+/*
  * An agent stopped (SIGSTOP) for 30 s is dead meanwhile and alive again
  * soon after SIGCONT, on its old generation; on resuming it sends one
  * heartbeat, not the thirty it owes, and says so. The others see nothing.
@@ -537,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_monitor_pauses_20ms), cmocka_unit_test(test_monitor_overflow),
         cmocka_unit_test(test_partition_heals),     cmocka_unit_test(test_goodbye_and_restart),
         cmocka_unit_test(test_agent_pause),         cmocka_unit_test(test_replays_exactly),
+        cmocka_unit_test(test_key_rotation_live),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
