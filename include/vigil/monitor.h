@@ -269,6 +269,9 @@ VIGIL_EXPORT void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t n
 VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys,
                                         size_t n);
 
+/* The key ids the monitor holds, in ids (cap entries at most); returns how many it holds. */
+VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap);
+
 /*
  * Restores a node's high-water mark, saved before a restart: datagrams of
  * id not newer than (generation, sequence) are refused as stale. A node not

@@ -443,6 +443,13 @@ static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, s
     return 0;
 }
 
+size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap)
+{
+    for (uint32_t i = 0; i < m->n_keys && i < cap; i++)
+        ids[i] = m->keys[i].id;
+    return m->n_keys;
+}
+
 int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys, size_t n)
 {
     if (!m || !keys || !m->keys)

@@ -276,6 +276,7 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
             put(o, "missed", juint(vigil_detector_missed(dc, vigil_node_detector_state(n), now)));
     }
     bad |= put(o, "generation", juint(vigil_node_generation(n)));
+    bad |= put(o, "key_id", juint(vigil_node_key_id(n)));
     bad |= put(o, "sequence", juint(vigil_node_sequence(n)));
     bad |= put(o, "heartbeats", juint(vigil_node_heartbeats(n)));
     bad |= put(o, "interval_s", json_real(ns_to_s(vigil_node_interval(n))));
@@ -471,6 +472,30 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
                            : mc->key_is_master ? "per-node"
                                                : "cluster"));
     bad |= put(o, "insecure", json_boolean(!mc->has_key));
+    bad |= put(o, "statuses_sealed", json_boolean(mc->require_sealed));
+    /*
+     * The keys held, and how many nodes last spoke with each: a rotation
+     * is complete when the old key id has no node left.
+     */
+    uint8_t ids[VIGIL_KEYS_MAX];
+    size_t n_ids = vigil_monitor_key_ids(c->mon, ids, VIGIL_KEYS_MAX);
+    uint64_t by_id[VIGIL_WIRE_KEY_ID_MAX + 1] = {0};
+    size_t n_nodes = vigil_monitor_node_count(c->mon);
+    for (size_t i = 0; i < n_nodes; i++) {
+        const struct vigil_node *nd = vigil_monitor_node_at(c->mon, i);
+        if (nd && vigil_node_heartbeats(nd) > 0 && vigil_node_key_id(nd) <= VIGIL_WIRE_KEY_ID_MAX)
+            by_id[vigil_node_key_id(nd)]++;
+    }
+    json_t *keys = json_array();
+    for (size_t i = 0; keys && i < n_ids && i < VIGIL_KEYS_MAX; i++) {
+        json_t *e = json_object();
+        if (e) {
+            bad |= put(e, "id", juint(ids[i]));
+            bad |= put(e, "nodes", juint(by_id[ids[i]]));
+        }
+        bad |= json_array_append_new(keys, e) != 0;
+    }
+    bad |= put(o, "keys", keys);
 
     uint64_t counts[API_STATES];
     count_states(c->mon, counts);
@@ -490,6 +515,8 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(k, "auth_failed", juint(s->auth_failed));
         bad |= put(k, "stale", juint(s->stale));
         bad |= put(k, "future", juint(s->future));
+        bad |= put(k, "unknown_key", juint(s->unknown_key));
+        bad |= put(k, "unsealed", juint(s->unsealed));
         bad |= put(k, "unknown_node", juint(s->unknown_node));
         bad |= put(k, "table_full", juint(s->table_full));
         bad |= put(k, "events", juint(s->events));
@@ -556,11 +583,9 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
         const char *reason;
         uint64_t value;
     } drops[] = {
-        {"malformed", s->malformed},
-        {"auth_failed", s->auth_failed},
-        {"stale", s->stale},
-        {"future", s->future},
-        {"unknown_node", s->unknown_node},
+        {"malformed", s->malformed},   {"auth_failed", s->auth_failed},
+        {"stale", s->stale},           {"future", s->future},
+        {"unsealed", s->unsealed},     {"unknown_node", s->unknown_node},
         {"table_full", s->table_full},
     };
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)

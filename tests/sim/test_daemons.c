@@ -541,6 +541,11 @@ static void test_key_rotation_live(void **state)
             assert_int_equal(sim_proc_log_count(c.ag_p[i], "key reloaded"), 1);
             assert_int_equal(vigil_node_key_id(vigil_monitor_find(monitord_core(c.mon), id)), 1);
         }
+        /* The API says when the rotation is complete: no node left on key 0. */
+        char *body = NULL;
+        assert_int_equal(api_get(&c, "/v1/health", &body), 200);
+        assert_non_null(strstr(body, "\"keys\":[{\"id\":0,\"nodes\":0},{\"id\":1,\"nodes\":50}]"));
+        free(body);
         assert_int_equal(sim_proc_put_file(c.mon_p, "/etc/vigil/monitor.conf",
                                            "monitor = { key_file = \"master-1.key\"; };\n", 0644),
                          0);

@@ -1015,7 +1015,7 @@ static void test_v1_and_v2_together(void **st)
 
 /* A v2 heartbeat made with key id kid and the keys of master key mk (seal: a sealed status). */
 static int send_keyed(struct vigil_monitor *m, vigil_time_t now, const char *id, uint64_t seq,
-                   const uint8_t *mk, uint8_t kid, uint8_t type, bool seal)
+                      const uint8_t *mk, uint8_t kid, uint8_t type, bool seal)
 {
     uint8_t node[VIGIL_WIRE_KEY_LEN], mac[VIGIL_WIRE_MAC_KEY_LEN], sk[VIGIL_WIRE_SEAL_KEY_LEN];
     assert_int_equal(vigil_wire_node_key(node, mk, id), 0);
@@ -1060,14 +1060,18 @@ static void test_key_rotation(void **st)
     memcpy(keys[0].key, KEY, sizeof(KEY));
     memcpy(keys[1].key, NEW, sizeof(NEW));
     for (int round = 0; round < 12; round++, seq++, t += S) {
-        if (round == 2)
+        if (round == 2) {
             assert_int_equal(vigil_monitor_set_keys(m, keys, 2), 0);
+            uint8_t held[VIGIL_KEYS_MAX];
+            assert_int_equal(vigil_monitor_key_ids(m, held, VIGIL_KEYS_MAX), 2);
+            assert_true(held[0] == 0 && held[1] == 1);
+        }
         if (round == 8) /* every node has moved: retire key 0 */
             assert_int_equal(vigil_monitor_set_keys(m, &keys[1], 1), 0);
         for (int i = 0; i < 4; i++) {
             bool moved = round >= 3 + i;
             assert_int_equal(send_keyed(m, t, ids[i], seq, moved ? NEW : KEY, moved ? 1 : 0,
-                                     seq % 5 ? VIGIL_MSG_BEAT : VIGIL_MSG_STATUS, false),
+                                        seq % 5 ? VIGIL_MSG_BEAT : VIGIL_MSG_STATUS, false),
                              0);
             assert_int_equal(vigil_node_key_id(vigil_monitor_find(m, ids[i])), moved ? 1 : 0);
         }
