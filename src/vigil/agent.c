@@ -203,6 +203,7 @@ static void agent_usage(FILE *f)
             "                          repeat for several (replaces the file's list)\n"
             "  -i, --interval DUR      heartbeat interval: 1s, 500ms, 1.5 (default 1s)\n"
             "  -k, --key-file FILE     this node's key file (vigil keygen --node ID)\n"
+            "      --encrypt           seal (encrypt) the full statuses; needs a key\n"
             "      --status-file FILE  custom status as key=value lines, re-read on change\n"
             "      --generation-file FILE  keep the boot generation here, so that a restart\n"
             "                          is always newer even if the clock went back\n"
@@ -210,7 +211,8 @@ static void agent_usage(FILE *f)
             "      --status-every N    send the full status at least every N heartbeats\n"
             "                          (default %d; it also goes out when it changes)\n"
             "  -h, --help              this help\n\n"
-            "SIGTERM or SIGINT: send a goodbye heartbeat and exit 0.\n",
+            "SIGTERM or SIGINT: send a goodbye heartbeat and exit 0. SIGHUP: read the\n"
+            "key file again and send with that key from the next heartbeat on.\n",
             VIGIL_DEFAULT_PORT, VIGIL_SENDER_STATUS_EVERY_DEFAULT);
 }
 
@@ -256,7 +258,14 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
  */
 static int agent_setup(struct agent *a, int argc, char **argv)
 {
-    enum { OPT_ID = 256, OPT_STATUS_FILE, OPT_SET, OPT_GENERATION_FILE, OPT_STATUS_EVERY };
+    enum {
+        OPT_ID = 256,
+        OPT_STATUS_FILE,
+        OPT_SET,
+        OPT_GENERATION_FILE,
+        OPT_STATUS_EVERY,
+        OPT_ENCRYPT
+    };
     static const struct option opts[] = {
         {"config", required_argument, 0, 'c'},
         {"id", required_argument, 0, OPT_ID},
@@ -267,6 +276,7 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         {"generation-file", required_argument, 0, OPT_GENERATION_FILE},
         {"set", required_argument, 0, OPT_SET},
         {"status-every", required_argument, 0, OPT_STATUS_EVERY},
+        {"encrypt", no_argument, 0, OPT_ENCRYPT},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -340,6 +350,9 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         case OPT_STATUS_FILE:
             free(ac->status_file);
             ac->status_file = agent_strdup(optarg);
+            break;
+        case OPT_ENCRYPT:
+            ac->encrypt = true;
             break;
         case OPT_STATUS_EVERY: {
             char *end = NULL;

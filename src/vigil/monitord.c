@@ -124,6 +124,7 @@ static void usage(FILE *f)
                "  -a, --api ADDR         HTTP API address (default " API_DEFAULT_ADDR "; 'off')\n"
                "  -k, --key-file FILE    master key: every node authenticates with its own key\n"
                "      --insecure         run without a key (accept anything), said explicitly\n"
+               "      --encrypt          refuse full statuses that are not sealed (encrypted)\n"
                "      --state-file FILE  keep the nodes' high-water marks in FILE\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi, grid or fixed\n"
@@ -131,7 +132,9 @@ static void usage(FILE *f)
                "      --hook PROGRAM     run PROGRAM on every event (repeatable)\n"
                "      --no-auto-register accept heartbeats only from declared nodes\n"
                "      --log-format F     text or json\n"
-               "      --log-file FILE    append the log to FILE (default standard output)\n");
+               "      --log-file FILE    append the log to FILE (default standard output)\n\n"
+               "SIGTERM or SIGINT: stop. SIGHUP: read the keys again (monitor.key_file of the\n"
+               "configuration file, or the --key-file), for a key rotation.\n");
 }
 
 static char *xstrdup(const char *s)
@@ -147,7 +150,15 @@ static char *xstrdup(const char *s)
 /* Parses flags on top of the file. Returns 0, or an exit status. */
 static int parse_args(struct vcfg *c, int argc, char **argv)
 {
-    enum { OPT_HOOK = 256, OPT_NOAUTO, OPT_LOGFMT, OPT_LOGFILE, OPT_INSECURE, OPT_STATE_FILE };
+    enum {
+        OPT_HOOK = 256,
+        OPT_NOAUTO,
+        OPT_LOGFMT,
+        OPT_LOGFILE,
+        OPT_INSECURE,
+        OPT_STATE_FILE,
+        OPT_ENCRYPT
+    };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
                                          {"api", required_argument, 0, 'a'},
@@ -160,6 +171,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                                          {"log-format", required_argument, 0, OPT_LOGFMT},
                                          {"log-file", required_argument, 0, OPT_LOGFILE},
                                          {"insecure", no_argument, 0, OPT_INSECURE},
+                                         {"encrypt", no_argument, 0, OPT_ENCRYPT},
                                          {"state-file", required_argument, 0, OPT_STATE_FILE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
@@ -209,6 +221,9 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                 return 2;
             }
             mc->key_from_flag = true;
+            break;
+        case OPT_ENCRYPT:
+            mc->core.require_sealed = true;
             break;
         case OPT_INSECURE:
             mc->insecure = true;
