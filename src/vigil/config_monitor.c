@@ -49,8 +49,6 @@ static int api_path(struct vcfg__ld *l, const config_setting_t *s, char **dst, i
     const char *v = NULL;
     if (vcfg__rd_string(l, s, &v) != 0)
         return -1;
-    if (*v == '\0')
-        return vcfg__sfail(l, s, "must name a file");
     if (vcfg__set_path(l, s, dst, v) != 0)
         return -1;
     if (slot >= 0)
