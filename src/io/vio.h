@@ -400,7 +400,9 @@ struct vio_httpd_opts {
     /*
      * HTTPS: the certificate (chain) and its private key, PEM, NUL
      * terminated; both NULL for plain HTTP. The server copies them while
-     * opening: the caller may wipe and free them once open returned.
+     * opening (libmicrohttpd hands them to GnuTLS, which keeps its own
+     * copy): the caller may wipe and free them once open returned, and
+     * integ_test_api_hardening serves HTTPS after the monitor did.
      */
     const char *tls_cert;
     const char *tls_key;
