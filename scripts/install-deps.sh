@@ -9,7 +9,7 @@ pkgs=(
     build-essential make cmake pkg-config
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
     libcurl4-openssl-dev libcmocka-dev
-    python3 procps iproute2 nftables curl clang-format util-linux
+    python3 procps iproute2 nftables curl clang-format util-linux openssl
     serf
 )
 

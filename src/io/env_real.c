@@ -14,10 +14,11 @@
 
 #include "io/real.h"
 
-static int real_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler,
-                           void *arg, struct vio_httpd **out, char *err, size_t cap)
+static int real_httpd_open(struct vio_env *env, const struct vio_httpd_opts *opts,
+                           vio_http_handler handler, void *arg, struct vio_httpd **out, char *err,
+                           size_t cap)
 {
-    return vio_httpd_mhd_open(env->loop, addr, handler, arg, out, err, cap);
+    return vio_httpd_mhd_open(env->loop, opts, handler, arg, out, err, cap);
 }
 
 static int real_log_open(struct vio_env *env, const char *path, struct vio_log **out, char *err,

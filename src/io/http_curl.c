@@ -327,6 +327,8 @@ static int http_start(struct vio_http *base, const struct vio_http_call *call, v
     }
     if (r->headers)
         bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers) != CURLE_OK;
+    if (call->cainfo)
+        bad |= curl_easy_setopt(e, CURLOPT_CAINFO, call->cainfo) != CURLE_OK;
     if (bad) {
         curl_easy_cleanup(r->easy);
         r->easy = NULL;

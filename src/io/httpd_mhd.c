@@ -25,6 +25,12 @@
  * vio_httpd_respond hands it over; MHD then calls on_request once more,
  * which queues the stored response. The loop keeps reading heartbeats and
  * judging deadlines between the slices.
+ *
+ * Clients that connect and say nothing, or say it slowly, must not lock
+ * the API: connections are bounded per client address (the accept policy
+ * refuses the 17th from one address, and counts it) and in all, and a
+ * connection silent for a few seconds is closed. With a certificate and
+ * key the server speaks HTTPS only (GnuTLS inside libmicrohttpd).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -32,6 +38,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <microhttpd.h>
@@ -45,24 +53,38 @@
 #define HTTPD_DEFAULT_PORT 7947
 
 /*
- * Concurrent connections MHD accepts. The API serves operators, scripts and
- * one or two scrapers on loopback; 64 leaves room for all of them while a
- * client that opens connections in a loop cannot make the monitor hold
- * thousands of sockets and buffers.
+ * Concurrent connections, all clients together. The API serves operators,
+ * scripts and a few scrapers; 512 leaves room for all of them from many
+ * hosts while the monitor never holds thousands of sockets and buffers. It
+ * is lowered to half the process's descriptor limit when that is smaller,
+ * so that the API can never take the descriptors the listeners, the log
+ * and the hooks need.
  */
-#define HTTPD_CONNECTION_LIMIT 64
+#define HTTPD_CONNECTION_LIMIT 512
 
 /*
- * Seconds an idle connection is kept. Long enough for a slow client on a
- * loaded host, short enough that connections abandoned half way free their
- * slot among the 64 quickly.
+ * Concurrent connections from one client address. One address opening
+ * connections in a loop (or holding them idle) takes at most 16 slots, and
+ * a client from any other address is still served: it takes 32 addresses
+ * to fill the server. 16 is far more than any real client keeps open.
  */
-#define HTTPD_CONNECTION_TIMEOUT_S 10
+#define HTTPD_PER_ADDRESS_LIMIT 16
+
+/*
+ * Seconds a connection may stay silent: idle between requests, or sending
+ * its request (headers, body) no faster than a byte in that time; then it
+ * is closed. libmicrohttpd (0.9) has one inactivity timeout and no separate
+ * deadline for the headers, so a client that trickles a byte every few
+ * seconds keeps its slot: the per-address limit bounds what that costs. 5 s
+ * is long for a request on a loaded host, short enough that abandoned
+ * connections free their slots quickly.
+ */
+#define HTTPD_CONNECTION_TIMEOUT_S 5
 
 /*
  * Most bytes of a request body. The API's endpoints take no body or a small
- * JSON document; 64 KiB per request keeps the worst case at 4 MiB for all 64
- * connections. A longer body is answered 413 without being kept.
+ * JSON document; 64 KiB per request keeps the worst case at 32 MiB for all
+ * 512 connections. A longer body is answered 413 without being kept.
  */
 #define HTTPD_BODY_MAX (64u << 10)
 
@@ -81,6 +103,22 @@ struct mhd_httpd {
     int epfd;
     /* The last message MHD logged; while starting, it becomes the error. */
     char log[256];
+    /*
+     * Open connections by client address, for the per-address limit and
+     * its count of refusals (MHD's own per-IP limit refuses silently). At
+     * most `limit` addresses have connections, so a plain array scanned
+     * on each new connection is enough; a slot with count 0 is free.
+     */
+    struct peer *peers;
+    size_t n_peers; /* slots in use or used (free ones have count 0) */
+    struct vio_httpd_stats stats;
+};
+
+/* One client address and its open connections. */
+struct peer {
+    int family;
+    uint8_t addr[16];
+    uint32_t count;
 };
 
 /* One request being collected (MHD's per-request context). */
@@ -96,6 +134,100 @@ struct mhd_req {
     struct vio_http_response answer;
     struct mhd_req *next_deferred; /* in the server's list, while deferred */
 };
+
+/* ---- connections -------------------------------------------------------- */
+
+/* The address part of a client's socket address (no port); false if neither IPv4 nor IPv6. */
+static bool peer_key(const struct sockaddr *sa, int *family, uint8_t addr[16])
+{
+    memset(addr, 0, 16);
+    if (sa && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        memcpy(addr, &in->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        memcpy(addr, &in6->sin6_addr, 16);
+    } else {
+        return false;
+    }
+    *family = sa->sa_family;
+    return true;
+}
+
+/* The slot of an address with open connections, or NULL. */
+static struct peer *peer_find(struct mhd_httpd *h, int family, const uint8_t addr[16])
+{
+    for (size_t i = 0; i < h->n_peers; i++)
+        if (h->peers[i].count && h->peers[i].family == family &&
+            !memcmp(h->peers[i].addr, addr, 16))
+            return &h->peers[i];
+    return NULL;
+}
+
+/*
+ * MHD's accept policy: called for every connection accepted, before MHD
+ * sets it up. Refuses (MHD closes it at once) when its address already has
+ * HTTPD_PER_ADDRESS_LIMIT open, or the server its limit.
+ */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct mhd_httpd *h = cls;
+    (void)addrlen;
+    int family;
+    uint8_t key[16];
+    if (h->stats.connections >= h->stats.connection_limit) {
+        h->stats.refused_limit++;
+        return MHD_NO;
+    }
+    if (peer_key(addr, &family, key)) {
+        const struct peer *p = peer_find(h, family, key);
+        if (p && p->count >= HTTPD_PER_ADDRESS_LIMIT) {
+            h->stats.refused_per_address++;
+            return MHD_NO;
+        }
+    }
+    return MHD_YES;
+}
+
+/* MHD's connection notice: a connection set up, or closed. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct mhd_httpd *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        h->stats.connections++;
+        h->stats.accepted++;
+        *socket_context = NULL;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        int family;
+        uint8_t key[16];
+        if (!ci || !peer_key(ci->client_addr, &family, key))
+            return;
+        struct peer *p = peer_find(h, family, key);
+        for (size_t i = 0; !p && i < h->n_peers; i++)
+            if (h->peers[i].count == 0)
+                p = &h->peers[i];
+        /* Never more addresses than connections: there is always a slot. */
+        if (!p && h->n_peers < h->stats.connection_limit)
+            p = &h->peers[h->n_peers++];
+        if (!p)
+            return;
+        if (p->count == 0) {
+            p->family = family;
+            memcpy(p->addr, key, 16);
+        }
+        p->count++;
+        *socket_context = p;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (h->stats.connections > 0)
+            h->stats.connections--;
+        struct peer *p = *socket_context;
+        if (p && p->count > 0)
+            p->count--;
+        *socket_context = NULL;
+    }
+}
 
 /* ---- requests ---------------------------------------------------------- */
 
@@ -254,6 +386,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         .query = r->query,
         .body = r->body ? r->body : "",
         .body_len = r->len,
+        .authorization =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
     };
     struct vio_http_response out;
     memset(&out, 0, sizeof(out));
@@ -336,6 +470,9 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(h->log);
     while (n > 0 && (h->log[n - 1] == '\n' || h->log[n - 1] == '\r'))
         h->log[--n] = '\0';
+    /* Past the accept policy (it refuses first), MHD's own limit only says so in its log. */
+    if (!strncmp(h->log, "Server reached connection limit", 31))
+        h->stats.refused_limit++;
 }
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -364,19 +501,41 @@ static void mhd_close(struct vio_httpd *base)
     vio_timer_disarm(h->loop, &h->timer);
     if (h->daemon)
         MHD_stop_daemon(h->daemon);
+    free(h->peers);
     free(h);
+}
+
+static void mhd_stats(const struct vio_httpd *base, struct vio_httpd_stats *st)
+{
+    *st = ((const struct mhd_httpd *)base)->stats;
 }
 
 static const struct vio_httpd_ops mhd_ops = {
     .port = mhd_port,
     .respond = mhd_respond,
     .close = mhd_close,
+    .stats = mhd_stats,
 };
 
-int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler handler, void *arg,
-                       struct vio_httpd **out, char *err, size_t cap)
+/* The connection limit: HTTPD_CONNECTION_LIMIT, or half the descriptors the process may open. */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    unsigned limit = HTTPD_CONNECTION_LIMIT;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / 2 < limit)
+        limit = (unsigned)(rl.rlim_cur / 2);
+    /* A process with almost no descriptors still serves a few clients. */
+    return limit < HTTPD_PER_ADDRESS_LIMIT ? HTTPD_PER_ADDRESS_LIMIT : limit;
+}
+
+int vio_httpd_mhd_open(struct vio_loop *l, const struct vio_httpd_opts *opts,
+                       vio_http_handler handler, void *arg, struct vio_httpd **out, char *err,
+                       size_t cap)
 {
     struct vigil_addr va;
+    const char *addr = opts->addr;
+    bool tls = opts->tls_cert || opts->tls_key;
     *out = NULL;
     if (!addr || vigil_addr_parse(addr, HTTPD_DEFAULT_PORT, &va) != 0 ||
         (va.family != AF_INET && va.family != AF_INET6)) {
@@ -392,6 +551,18 @@ int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler ha
     unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (va.family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    if (tls) {
+        if (!opts->tls_cert || !opts->tls_key) {
+            snprintf(err, cap, "HTTPS needs both a certificate and its private key");
+            return -VIGIL_EINVAL;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, cap,
+                     "cannot serve the API over HTTPS: this libmicrohttpd was built without TLS");
+            return -VIGIL_EINVAL;
+        }
+        flags |= MHD_USE_TLS;
+    }
 
     struct mhd_httpd *h = calloc(1, sizeof(*h));
     if (!h) {
@@ -403,15 +574,32 @@ int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler ha
     h->handler = handler;
     h->arg = arg;
     h->epfd = -1;
+    unsigned limit = connection_limit();
+    h->stats.connection_limit = limit;
+    h->stats.per_address_limit = HTTPD_PER_ADDRESS_LIMIT;
+    h->peers = calloc(limit, sizeof(*h->peers));
+    if (!h->peers) {
+        free(h);
+        snprintf(err, cap, "out of memory");
+        return -VIGIL_ENOMEM;
+    }
     vio_source_init(&h->ready, on_ready, h);
     vio_timer_init(&h->timer, on_timer, h);
     errno = 0;
+    /*
+     * MHD's own limits stand one above the accept policy's, so that the
+     * policy refuses first and counts; they remain as a backstop. The TLS
+     * options come last: without TLS the first of them is MHD_OPTION_END,
+     * which ends the list there.
+     */
     h->daemon = MHD_start_daemon(
-        flags, va.port, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTPD_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTPD_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, MHD_OPTION_END);
+        flags, va.port, on_accept, h, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, limit + 1, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned int)HTTPD_PER_ADDRESS_LIMIT + 1, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)HTTPD_CONNECTION_TIMEOUT_S, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h, tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END,
+        opts->tls_cert, MHD_OPTION_HTTPS_MEM_KEY, opts->tls_key, MHD_OPTION_END);
     char abuf[HTTPD_ADDR_BUF];
     vigil_addr_format(&va, abuf, sizeof(abuf));
     if (!h->daemon) {
@@ -420,6 +608,7 @@ int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler ha
                  h->log[0] ? h->log
                  : e       ? strerror(e)
                            : "libmicrohttpd failed to start");
+        free(h->peers);
         free(h);
         return -VIGIL_ESYS;
     }

@@ -49,9 +49,10 @@ int vio_log_real_open(const char *path, struct vio_log **out, char *err, size_t 
  */
 int vio_log_real_stream(FILE *out, bool own, size_t cap, struct vio_log **lg);
 
-/* libmicrohttpd, driven from the loop. */
-int vio_httpd_mhd_open(struct vio_loop *l, const char *addr, vio_http_handler handler, void *arg,
-                       struct vio_httpd **out, char *err, size_t cap);
+/* libmicrohttpd, driven from the loop (HTTPS when opts names a certificate and key). */
+int vio_httpd_mhd_open(struct vio_loop *l, const struct vio_httpd_opts *opts,
+                       vio_http_handler handler, void *arg, struct vio_httpd **out, char *err,
+                       size_t cap);
 
 /* libcurl's multi interface, driven from the loop. */
 int vio_http_curl_new(struct vio_loop *l, struct vio_http **out);

@@ -362,6 +362,8 @@ struct vio_http_request {
     const char *query; /* the raw query string after '?', or "" */
     const char *body;  /* NUL terminated (body_len excludes the NUL), never NULL */
     size_t body_len;
+    /* The Authorization header as sent, or NULL when none came. */
+    const char *authorization;
 };
 
 struct vio_http_response {
@@ -392,12 +394,38 @@ struct vio_http_response {
 typedef void (*vio_http_handler)(void *arg, const struct vio_http_request *req,
                                  struct vio_http_response *resp);
 
+/* How the server is opened. */
+struct vio_httpd_opts {
+    const char *addr; /* numeric "IP:PORT" or "[IPv6]:PORT" */
+    /*
+     * HTTPS: the certificate (chain) and its private key, PEM, NUL
+     * terminated; both NULL for plain HTTP. The server copies them while
+     * opening (libmicrohttpd hands them to GnuTLS, which keeps its own
+     * copy): the caller may wipe and free them once open returned, and
+     * integ_test_api_hardening serves HTTPS after the monitor did.
+     */
+    const char *tls_cert;
+    const char *tls_key;
+};
+
+/* What the server counts about its connections (for the API's health and metrics). */
+struct vio_httpd_stats {
+    uint64_t connections;         /* open now */
+    uint64_t connection_limit;    /* open at most, all clients together */
+    uint64_t per_address_limit;   /* open at most from one client address */
+    uint64_t accepted;            /* connections taken, since the start */
+    uint64_t refused_per_address; /* closed at once: their address had too many open */
+    uint64_t refused_limit;       /* closed at once: the server had too many open */
+};
+
 struct vio_httpd;
 struct vio_httpd_ops {
     uint16_t (*port)(const struct vio_httpd *h);
     /* Answers a deferred request (resp's body is taken over; its exchange is ignored). */
     void (*respond)(struct vio_httpd *h, void *exchange, struct vio_http_response *resp);
     void (*close)(struct vio_httpd *h);
+    /* Fills st (NULL: the server counts nothing; st is then zeroed by the wrapper). */
+    void (*stats)(const struct vio_httpd *h, struct vio_httpd_stats *st);
 };
 struct vio_httpd {
     const struct vio_httpd_ops *ops;
@@ -417,6 +445,12 @@ static inline void vio_httpd_close(struct vio_httpd *h)
     if (h)
         h->ops->close(h);
 }
+static inline void vio_httpd_stats(const struct vio_httpd *h, struct vio_httpd_stats *st)
+{
+    *st = (struct vio_httpd_stats){0};
+    if (h && h->ops->stats)
+        h->ops->stats(h, st);
+}
 
 /* --------------------------------------------------------- HTTP client */
 
@@ -429,6 +463,8 @@ struct vio_http_call {
     vigil_time_t timeout;         /* the whole request; 0: VIO_HTTP_TIMEOUT */
     vigil_time_t connect_timeout; /* connecting only; 0: the whole timeout */
     size_t body_max;              /* most response bytes taken; 0: VIO_HTTP_BODY_MAX */
+    /* https: the CA certificates (PEM file) the server's must chain to; NULL: the system's. */
+    const char *cainfo;
 };
 
 /* A request's time limit when the call names none: a webhook that hangs must end. */
@@ -482,9 +518,10 @@ struct vio_env {
     struct vio_net *net;
     struct vio_procs *procs;
     struct vio_fs *fs;
-    /* Opens the HTTP server on addr, serving handler. NULL when unavailable. */
-    int (*httpd_open)(struct vio_env *env, const char *addr, vio_http_handler handler, void *arg,
-                      struct vio_httpd **out, char *err, size_t cap);
+    /* Opens the HTTP server as opts say, serving handler. NULL when unavailable. */
+    int (*httpd_open)(struct vio_env *env, const struct vio_httpd_opts *opts,
+                      vio_http_handler handler, void *arg, struct vio_httpd **out, char *err,
+                      size_t cap);
     /* Opens the log (path NULL: standard output). */
     int (*log_open)(struct vio_env *env, const char *path, struct vio_log **out, char *err,
                     size_t cap);

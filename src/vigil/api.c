@@ -3,8 +3,15 @@
  *
  * The API is how operators and their tools see what the monitor knows: the
  * node table, the recent events with their evidence, the monitor's own
- * health, and the same counters in the Prometheus text format. It is read
- * only: nothing here changes the monitor's state.
+ * health, and the same counters in the Prometheus text format. Reading
+ * needs nothing; the one call that changes anything (POST /v1/keys/reload)
+ * needs the token (api_auth.c), and so does every method other than GET
+ * and HEAD, whatever its path: a client without the token learns nothing
+ * about what it could have done.
+ *
+ * What a client sends is checked before it is looked at: a method that is
+ * not an HTTP token, a path with control bytes or that is not UTF-8, a
+ * query with bytes a URL cannot hold, a number out of its range: 400.
  *
  * This file is a pure handler: api_handle takes one whole request (method,
  * path, raw query string) and fills one whole response; the HTTP server
@@ -550,6 +557,23 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
     }
     bad |= put(o, "hooks", h);
 
+    /* The API itself: how it is protected, and the clients it turned away. */
+    struct vio_httpd_stats hst;
+    vio_httpd_stats(c->server, &hst);
+    json_t *a = json_object();
+    if (a) {
+        bad |= put(a, "tls", json_boolean(c->tls));
+        bad |= put(a, "token", json_boolean(c->token != NULL));
+        bad |= put(a, "connections", juint(hst.connections));
+        bad |= put(a, "connection_limit", juint(hst.connection_limit));
+        bad |= put(a, "per_address_limit", juint(hst.per_address_limit));
+        bad |= put(a, "accepted", juint(hst.accepted));
+        bad |= put(a, "refused_per_address", juint(hst.refused_per_address));
+        bad |= put(a, "refused_limit", juint(hst.refused_limit));
+        bad |= put(a, "auth_failures", juint(c->auth_failures));
+    }
+    bad |= put(o, "api", a);
+
     json_t *d = json_object();
     if (d) {
         bad |= put(d, "type", json_string(vigil_detector_kind_name(cfg->detector.kind)));
@@ -644,6 +668,21 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
     GAUGE_HEAD("vigil_hooks_pending", "Hooks running or queued.");
     sb_printf(&b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
 
+    struct vio_httpd_stats hst;
+    vio_httpd_stats(c->server, &hst);
+    GAUGE_HEAD("vigil_api_connections", "Connections to the API open now.");
+    sb_printf(&b, "vigil_api_connections %llu\n", (unsigned long long)hst.connections);
+    COUNTER("vigil_api_connections_accepted_total", "Connections the API took.", hst.accepted);
+    sb_printf(&b,
+              "# HELP vigil_api_connections_refused_total Connections the API closed at once, "
+              "by reason.\n"
+              "# TYPE vigil_api_connections_refused_total counter\n"
+              "vigil_api_connections_refused_total{reason=\"per_address\"} %llu\n"
+              "vigil_api_connections_refused_total{reason=\"limit\"} %llu\n",
+              (unsigned long long)hst.refused_per_address, (unsigned long long)hst.refused_limit);
+    COUNTER("vigil_api_auth_failures_total", "API calls refused for a missing or wrong token.",
+            c->auth_failures);
+
     GAUGE_HEAD("vigil_memory_bytes", "Bytes the monitor core has allocated.");
     sb_printf(&b, "vigil_memory_bytes %llu\n", (unsigned long long)vigil_monitor_memory(c->mon));
     GAUGE_HEAD("vigil_uptime_seconds", "Seconds since the monitor started.");
@@ -666,6 +705,9 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
 /* The answers describe this instant; a cache would show stale states. */
 static const char *const hdr_plain[] = {"Cache-Control: no-store", NULL};
 static const char *const hdr_read_only[] = {"Cache-Control: no-store", "Allow: GET, HEAD", NULL};
+static const char *const hdr_post_only[] = {"Cache-Control: no-store", "Allow: POST", NULL};
+static const char *const hdr_bearer[] = {"Cache-Control: no-store",
+                                         "WWW-Authenticate: Bearer realm=\"vigil\"", NULL};
 
 static void respond(struct vio_http_response *resp, unsigned status, char *body, size_t len,
                     const char *type)
@@ -901,6 +943,75 @@ void api_abort(struct api_ctx *c)
     vio_source_cancel(c->loop, &c->work);
 }
 
+/* ---- what the client sent ---------------------------------------------- */
+
+/* Longest method taken: the longest standard one (OPTIONS) is 7 characters. */
+#define API_METHOD_MAX 32
+
+/* An HTTP method: 1 to API_METHOD_MAX token characters (RFC 9110, "tchar"). */
+static bool method_valid(const char *m)
+{
+    size_t n = 0;
+    for (; m[n]; n++) {
+        unsigned char c = (unsigned char)m[n];
+        if (n >= API_METHOD_MAX || !((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                     (c >= '0' && c <= '9') || strchr("!#$%&'*+-.^_`|~", c)))
+            return false;
+    }
+    return n > 0;
+}
+
+/*
+ * A decoded path: valid UTF-8 (no overlong forms, no surrogates, nothing
+ * past U+10FFFF) without control characters (C0, DEL).
+ */
+static bool path_valid(const char *p)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    while (*s) {
+        unsigned char c = *s;
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t n;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        for (size_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xc0) != 0x80)
+                return false; /* also the NUL at the end */
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+/* A raw query string: only what a URL may carry as it is (printable ASCII, no space). */
+static bool query_valid(const char *q)
+{
+    for (const unsigned char *s = (const unsigned char *)(q ? q : ""); *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f)
+            return false;
+    return true;
+}
+
 /* ---- routes ------------------------------------------------------------ */
 
 enum route {
@@ -910,6 +1021,7 @@ enum route {
     ROUTE_EVENTS,
     ROUTE_HEALTH,
     ROUTE_METRICS,
+    ROUTE_KEYS_RELOAD,
 };
 
 static enum route route_of(const char *path, const char **id)
@@ -927,6 +1039,8 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_HEALTH;
     if (!strcmp(path, "/metrics"))
         return ROUTE_METRICS;
+    if (!strcmp(path, "/v1/keys/reload"))
+        return ROUTE_KEYS_RELOAD;
     return ROUTE_NONE;
 }
 
@@ -934,8 +1048,11 @@ static void handle_nodes(struct api_ctx *c, const char *query, struct vio_http_r
                          vigil_time_t now, int64_t now_wall)
 {
     uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
-    if (query_u64(query, "offset", &offset) == QUERY_INVALID) {
-        respond_error(resp, 400, "offset must be a number (0 or more)");
+    /* No table holds more nodes: a larger offset is a mistake, and would not print as JSON. */
+    if (query_u64(query, "offset", &offset) == QUERY_INVALID ||
+        offset > VIGIL_MONITOR_MAX_NODES_MAX) {
+        respond_error(resp, 400, "offset must be a number from 0 to %u",
+                      (unsigned)VIGIL_MONITOR_MAX_NODES_MAX);
         return;
     }
     enum query_result l = query_u64(query, "limit", &limit);
@@ -1020,19 +1137,86 @@ static void handle_node(struct api_ctx *c, const char *id, struct vio_http_respo
     respond_json(resp, 200, o);
 }
 
+/* POST /v1/keys/reload, from a client that showed the token. */
+static void handle_keys_reload(struct api_ctx *c, struct vio_http_response *resp)
+{
+    if (!c->reload_keys) {
+        respond_error(resp, 501, "reloading the keys is not supported by this monitor");
+        return;
+    }
+    char why[256] = "";
+    if (c->reload_keys(c->reload_keys_ud, why, sizeof(why)) != 0) {
+        respond_error(resp, 500, "cannot reload the keys: %s", why[0] ? why : "failed");
+        return;
+    }
+    respond_json(resp, 200, json_pack("{ss}", "status", "ok"));
+}
+
+/*
+ * A call that may change state: allowed only with the token. Returns true
+ * when the request may go on; otherwise the answer is in resp.
+ */
+static bool authorized(struct api_ctx *c, const struct vio_http_request *req,
+                       struct vio_http_response *resp)
+{
+    if (!c->token) {
+        respond_error(resp, 403,
+                      "changing state through the API needs a token, and this monitor has none "
+                      "(set monitor.api_token_file)");
+        return false;
+    }
+    if (!api_token_check(c->token, req->authorization)) {
+        c->auth_failures++;
+        respond_error(resp, 401, "%s",
+                      req->authorization ? "wrong token"
+                                         : "this call needs \"Authorization: Bearer TOKEN\"");
+        resp->headers = hdr_bearer;
+        return false;
+    }
+    return true;
+}
+
 void api_handle(struct api_ctx *c, const struct vio_http_request *req,
                 struct vio_http_response *resp)
 {
     const char *id = NULL;
-    enum route r = route_of(req->path, &id);
 
+    /* What cannot be a request is refused before anything looks at it. */
+    if (!method_valid(req->method)) {
+        respond_error(resp, 400, "invalid method");
+        return;
+    }
+    if (!path_valid(req->path)) {
+        respond_error(resp, 400, "invalid path: control characters, or not UTF-8");
+        return;
+    }
+    if (!query_valid(req->query)) {
+        respond_error(resp, 400, "invalid query: bytes a URL must escape");
+        return;
+    }
+    bool reading = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
+    /* Anything but reading needs the token, before a client learns what exists. */
+    if (!reading && !authorized(c, req, resp))
+        return;
+
+    enum route r = route_of(req->path, &id);
     /* No endpoint takes a body: one that came is ignored. */
     if (r == ROUTE_NONE) {
         respond_error(resp, 404, "no such endpoint: %.200s", req->path);
         return;
     }
-    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
-        respond_error(resp, 405, "method %.32s not allowed: the API is read only (GET)",
+    if (r == ROUTE_KEYS_RELOAD) {
+        if (strcmp(req->method, "POST") != 0) {
+            respond_error(resp, 405, "method %.32s not allowed: this endpoint takes POST",
+                          req->method);
+            resp->headers = hdr_post_only;
+            return;
+        }
+        handle_keys_reload(c, resp);
+        return;
+    }
+    if (!reading) {
+        respond_error(resp, 405, "method %.32s not allowed: this endpoint only reads (GET)",
                       req->method);
         return;
     }
@@ -1061,6 +1245,7 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
             respond(resp, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");
         return;
     }
+    case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:
         break;
     }

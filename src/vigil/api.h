@@ -7,9 +7,11 @@
  *   GET /v1/events?since=N&limit=M   events with seq > N (oldest first)
  *   GET /v1/health                   the monitor's own health and counters
  *   GET /metrics                     the same counters for Prometheus
+ *   POST /v1/keys/reload             reads the keys again (needs the token)
  *
- * The program opens the server and hands it the handler:
- *   env->httpd_open(env, addr, api_handle_cb, &ctx, &httpd, err, cap);
+ * Reading needs nothing; every other method needs "Authorization: Bearer
+ * TOKEN" (403 when the monitor has no token, 401 when it is missing or
+ * wrong). The program opens the server as its settings say with api_open.
  */
 #ifndef VIGIL_API_H
 #define VIGIL_API_H
@@ -31,6 +33,19 @@ struct api_ctx {
     uint64_t recv_drops;  /* datagrams the kernel dropped for a full receive buffer */
     uint64_t dropped_log; /* events the log could not write */
     /*
+     * The token that changing state needs (api_open reads it; NULL: every
+     * such call is answered 403), and whether the API speaks HTTPS.
+     */
+    struct api_token *token;
+    bool tls;
+    uint64_t auth_failures; /* calls answered 401 (no token, or a wrong one) */
+    /*
+     * POST /v1/keys/reload: reads the keys again. Returns 0, or nonzero with
+     * the reason in err (cap bytes). NULL: answered 501, not implemented.
+     */
+    int (*reload_keys)(void *ud, char *err, size_t cap);
+    void *reload_keys_ud;
+    /*
      * The server answering through api_handle, for long answers built a
      * slice per turn (NULL: every answer is built at once). Private below.
      */
@@ -39,6 +54,42 @@ struct api_ctx {
     struct vio_source work;
     uint64_t deferred; /* answers built in slices so far */
 };
+
+/*
+ * Opens the API's server on mc->api as mc says: its token file and HTTPS
+ * (certificate and key files), read through env->fs; sets c->server,
+ * c->token and c->tls. Returns 0, or -1 with the reason in err (naming the
+ * setting). The caller closes the server (api_abort first), then frees
+ * c->token with api_token_free.
+ */
+int api_open(struct api_ctx *c, struct vio_env *env, const struct vcfg_monitor *mc,
+             struct vio_httpd **out, char *err, size_t cap);
+
+/*
+ * The API's token (api_auth.c). A token is 16 to 256 printable ASCII
+ * characters without spaces (in its file, white space around it is
+ * ignored): 16 random hex digits are 64 bits, and 256 characters is more
+ * than any generator writes.
+ */
+#define API_TOKEN_MIN 16
+#define API_TOKEN_MAX 256
+struct api_token;
+/*
+ * Reads a token file: a regular file only its owner may read, holding one
+ * token. Returns 0 with *out (sodium_malloc'd, read-only), or -1 with the
+ * reason in err (never the token).
+ */
+int api_token_load(struct vio_fs *fs, const char *path, struct api_token **out, char *err,
+                   size_t cap);
+/* Wipes and frees t (NULL is fine). */
+void api_token_free(struct api_token *t);
+/* The token, for a client to send; valid until t is freed. */
+const char *api_token_value(const struct api_token *t);
+/*
+ * True when authorization (an Authorization header, or NULL) is "Bearer
+ * TOKEN" with t's token; compared in time independent of the token.
+ */
+bool api_token_check(const struct api_token *t, const char *authorization);
 
 /* Sets up the context's work source; call once before the server opens. */
 void api_init(struct api_ctx *c);

@@ -25,7 +25,17 @@
  * such a signal ends as it would without the loop (see on_loop_signal).
  *
  * Where is the API: --api ADDR, else the "monitor.api" setting of the file
- * given with -c, else the default 127.0.0.1:7947.
+ * given with -c, else the default 127.0.0.1:7947. The file also says
+ * whether it speaks HTTPS (monitor.api_tls_cert, then also the certificate
+ * to trust unless --cacert names another) and where its token is
+ * (monitor.api_token_file, unless --token-file names another). An address
+ * given as https://HOST:PORT is reached over HTTPS, trusting the system's
+ * CAs or --cacert.
+ *
+ * `vigil keys reload` asks the monitor to read its keys again: the one
+ * call that changes state, so it sends "Authorization: Bearer TOKEN". The
+ * token is read like a key file (owner-only), kept in sodium_malloc memory
+ * and sent to that call only, never with a read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,6 +48,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "cli_tools.h"
@@ -61,6 +72,9 @@
 
 /* Whole request, including a large event list from a busy monitor. */
 #define CLI_REQUEST_TIMEOUT (15 * VIGIL_NSEC_PER_SEC)
+
+/* Room for a file name given on the command line or in the file (--cacert, --token-file). */
+#define CLI_PATH_MAX 4096
 
 /* Room for the reason a request failed. */
 #define CLI_WHY_MAX 320
@@ -177,7 +191,10 @@ struct http {
     struct vio_env *env;
     bool catch_interrupt;   /* INT and TERM end the command cleanly (vigil events) */
     char base[CLI_URL_MAX]; /* "http://127.0.0.1:7947" */
-    const char *cmd;        /* "status" or "events", for messages */
+    const char *cacert;     /* CAs to trust for https (NULL: the system's) */
+    /* "Authorization: Bearer TOKEN" for the calls that change state (sodium_malloc'd), or NULL. */
+    char *auth;
+    const char *cmd; /* "status" or "events", for messages */
     char *body;
     size_t len;
     bool quiet; /* do not report an unreachable API (--follow already said so) */
@@ -227,20 +244,24 @@ static void on_done(void *arg, const struct vio_http_result *res)
     vio_loop_stop(h->loop);
 }
 
-/* Turns what the user gave (an address, or a URL) into the API's base URL. */
-static int api_base_url(const char *api, char *out, size_t cap)
+/*
+ * Turns what the user gave (an address, or a URL) into the API's base URL;
+ * an address without a scheme gets https:// when https, else http://.
+ */
+static int api_base_url(const char *api, bool https, char *out, size_t cap)
 {
     struct vigil_addr a;
     size_t n;
+    const char *scheme = https ? "https" : "http";
     if (!strncmp(api, "http://", 7) || !strncmp(api, "https://", 8)) {
         n = (size_t)snprintf(out, cap, "%s", api);
     } else if (vigil_addr_parse(api, API_DEFAULT_PORT, &a) == 0) {
         char buf[64];
         vigil_addr_format(&a, buf, sizeof(buf));
-        n = (size_t)snprintf(out, cap, "http://%s", buf);
+        n = (size_t)snprintf(out, cap, "%s://%s", scheme, buf);
     } else {
         /* A host name ("localhost:7947"): the HTTP client resolves it. */
-        n = (size_t)snprintf(out, cap, "http://%s", api);
+        n = (size_t)snprintf(out, cap, "%s://%s", scheme, api);
     }
     if (n >= cap)
         return -1;
@@ -249,14 +270,24 @@ static int api_base_url(const char *api, char *out, size_t cap)
     return 0;
 }
 
-static int http_init(struct http *h, const char *cmd, const char *api, bool catch_interrupt)
+/* Where and how to reach the API: the flags, then the -c file. */
+struct cli_target {
+    char addr[CLI_URL_MAX];        /* an address, or a URL */
+    bool https;                    /* the file serves HTTPS (monitor.api_tls_cert) */
+    char cacert[CLI_PATH_MAX];     /* "": the system's CAs */
+    char token_file[CLI_PATH_MAX]; /* "": none known */
+};
+
+static int http_init(struct http *h, const char *cmd, const struct cli_target *t,
+                     bool catch_interrupt)
 {
     memset(h, 0, sizeof(*h));
     h->cmd = cmd;
     h->catch_interrupt = catch_interrupt;
+    h->cacert = t->cacert[0] ? t->cacert : NULL;
     cli_interrupted = false;
-    if (api_base_url(api, h->base, sizeof(h->base)) != 0) {
-        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, api);
+    if (api_base_url(t->addr, t->https, h->base, sizeof(h->base)) != 0) {
+        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, t->addr);
         return -1;
     }
     /* The loop blocks the signals it takes; freeing it gives the mask back. */
@@ -284,14 +315,19 @@ static void http_free(struct http *h)
     h->loop = NULL;
     free(h->body);
     h->body = NULL;
+    if (h->auth)
+        sodium_free(h->auth); /* wiped as it is freed */
+    h->auth = NULL;
 }
 
 /*
- * GETs base + path: starts the request and runs the loop until it is done
- * or the user interrupts. Returns the HTTP status with the body in h->body,
- * or -1 when no answer came (the reason in why).
+ * Sends method to base + path (with the token when authorized): starts the
+ * request and runs the loop until it is done or the user interrupts.
+ * Returns the HTTP status with the body in h->body, or -1 when no answer
+ * came (the reason in why).
  */
-static long http_get(struct http *h, const char *path, char *why, size_t cap)
+static long http_call(struct http *h, const char *method, const char *path, bool authorized,
+                      char *why, size_t cap)
 {
     char url[CLI_URL_MAX + 128];
     snprintf(url, sizeof(url), "%s%s", h->base, path);
@@ -305,12 +341,15 @@ static long http_get(struct http *h, const char *path, char *why, size_t cap)
         snprintf(why, cap, "interrupted");
         return -1;
     }
+    const char *headers[] = {authorized ? h->auth : NULL, NULL};
     struct vio_http_call call = {
-        .method = "GET",
+        .method = method,
         .url = url,
+        .headers = headers[0] ? headers : NULL,
         .timeout = CLI_REQUEST_TIMEOUT,
         .connect_timeout = CLI_CONNECT_TIMEOUT,
         .body_max = CLI_BODY_MAX,
+        .cainfo = h->cacert,
     };
     int rc = vio_http_start(h->client, &call, on_done, h);
     if (rc) {
@@ -347,13 +386,14 @@ static long http_get(struct http *h, const char *path, char *why, size_t cap)
 }
 
 /*
- * GETs path and parses the JSON answer of a 200. On any failure prints why
- * and returns NULL. The raw text stays available in h->body.
+ * Sends method to path (with the token when authorized) and parses the
+ * JSON answer of a 200. On any failure prints why and returns NULL. The
+ * raw text stays available in h->body.
  */
-static json_t *api_get_json(struct http *h, const char *path)
+static json_t *api_call_json(struct http *h, const char *method, const char *path, bool authorized)
 {
     char why[CLI_WHY_MAX + 64];
-    long status = http_get(h, path, why, sizeof(why));
+    long status = http_call(h, method, path, authorized, why, sizeof(why));
     if (status < 0) {
         if (!cli_interrupted && !h->quiet)
             fprintf(stderr, "vigil %s: cannot reach the monitor API at %s: %s\n", h->cmd, h->base,
@@ -379,6 +419,12 @@ static json_t *api_get_json(struct http *h, const char *path)
         return NULL;
     }
     return doc;
+}
+
+/* GETs path and parses the JSON answer of a 200 (see api_call_json). */
+static json_t *api_get_json(struct http *h, const char *path)
+{
+    return api_call_json(h, "GET", path, false);
 }
 
 /*
@@ -418,15 +464,25 @@ static json_t *api_get_all_nodes(struct http *h)
     return all;
 }
 
-/* The API address: --api, else monitor.api of the -c file, else the default. */
-static int find_api(const char *cmd, const char *api, const char *cfg_path, char *out, size_t cap)
+/*
+ * Where the API is and how to reach it: --api, else monitor.api of the -c
+ * file, else the default; --cacert, else the file's monitor.api_tls_cert
+ * (a self-signed certificate is its own CA); --token-file, else the file's
+ * monitor.api_token_file. Flags may be NULL. Returns 0, or -1 after saying why.
+ */
+static int find_api(const char *cmd, const char *api, const char *cfg_path, const char *cacert,
+                    const char *token_file, struct cli_target *t)
 {
-    if (api) {
-        snprintf(out, cap, "%s", api);
-        return 0;
+    memset(t, 0, sizeof(*t));
+    if ((cacert &&
+         snprintf(t->cacert, sizeof(t->cacert), "%s", cacert) >= (int)sizeof(t->cacert)) ||
+        (token_file && snprintf(t->token_file, sizeof(t->token_file), "%s", token_file) >=
+                           (int)sizeof(t->token_file))) {
+        fprintf(stderr, "vigil %s: file name too long\n", cmd);
+        return -1;
     }
     if (!cfg_path) {
-        snprintf(out, cap, "%s", API_DEFAULT_ADDR);
+        snprintf(t->addr, sizeof(t->addr), "%s", api ? api : API_DEFAULT_ADDR);
         return 0;
     }
     struct vcfg c;
@@ -438,14 +494,22 @@ static int find_api(const char *cmd, const char *api, const char *cfg_path, char
         return -1;
     }
     int rc = 0;
-    if (!c.monitor.api || !c.monitor.api[0] || !strcmp(c.monitor.api, "off")) {
+    const struct vcfg_monitor *m = &c.monitor;
+    if (api) {
+        snprintf(t->addr, sizeof(t->addr), "%s", api);
+    } else if (!m->api || !m->api[0] || !strcmp(m->api, "off")) {
         fprintf(stderr, "vigil %s: the monitor API is disabled in %s (monitor.api)\n", cmd,
                 cfg_path);
         rc = -1;
-    } else if ((size_t)snprintf(out, cap, "%s", c.monitor.api) >= cap) {
+    } else if ((size_t)snprintf(t->addr, sizeof(t->addr), "%s", m->api) >= sizeof(t->addr)) {
         fprintf(stderr, "vigil %s: monitor.api in %s is too long\n", cmd, cfg_path);
         rc = -1;
     }
+    t->https = m->api_tls_cert != NULL;
+    if (!t->cacert[0] && m->api_tls_cert)
+        snprintf(t->cacert, sizeof(t->cacert), "%s", m->api_tls_cert);
+    if (!t->token_file[0] && m->api_token_file)
+        snprintf(t->token_file, sizeof(t->token_file), "%s", m->api_token_file);
     vcfg_free(&c);
     return rc;
 }
@@ -639,9 +703,10 @@ static void print_node(const json_t *n)
 static void status_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vigil status [--api ADDR] [-c FILE] [--json] [NODE]\n"
+            "usage: vigil status [--api ADDR] [-c FILE] [--cacert FILE] [--json] [NODE]\n"
             "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
-            "  -c FILE       read the API address from this configuration file\n"
+            "  -c FILE       read the API address (and its HTTPS) from this configuration file\n"
+            "  --cacert FILE trust the certificates in FILE for an https API\n"
             "  --json        print the API's JSON (with no NODE: all pages merged)\n"
             "  NODE          show one node in detail, with its recent events\n",
             API_DEFAULT_ADDR);
@@ -650,13 +715,11 @@ static void status_usage(FILE *f)
 int cmd_status(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"api", required_argument, NULL, 'a'},
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"api", required_argument, NULL, 'a'},    {"config", required_argument, NULL, 'c'},
+        {"cacert", required_argument, NULL, 'C'}, {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    const char *api = NULL, *cfg = NULL;
+    const char *api = NULL, *cfg = NULL, *cacert = NULL;
     bool as_json = false;
     int o;
     optind = 0; /* glibc: start over, also when called twice in one process */
@@ -667,6 +730,9 @@ int cmd_status(int argc, char **argv)
             break;
         case 'c':
             cfg = optarg;
+            break;
+        case 'C':
+            cacert = optarg;
             break;
         case 'j':
             as_json = true;
@@ -690,12 +756,12 @@ int cmd_status(int argc, char **argv)
         return 2;
     }
 
-    char addr[CLI_URL_MAX];
-    if (find_api("status", api, cfg, addr, sizeof(addr)) != 0)
+    struct cli_target target;
+    if (find_api("status", api, cfg, cacert, NULL, &target) != 0)
         return 1;
     struct http h;
     int rc = 1;
-    if (http_init(&h, "status", addr, false) == 0) {
+    if (http_init(&h, "status", &target, false) == 0) {
         char path[128];
         json_t *doc;
         if (node) {
@@ -737,10 +803,11 @@ int cmd_status(int argc, char **argv)
 static void events_usage(FILE *f)
 {
     fprintf(f,
-            "usage: vigil events [--api ADDR] [-c FILE] [--since N] [--limit M] [--json] "
-            "[--follow]\n"
+            "usage: vigil events [--api ADDR] [-c FILE] [--cacert FILE] [--since N] [--limit M] "
+            "[--json] [--follow]\n"
             "  --api ADDR    the monitor's API (default: monitor.api of -c, else %s)\n"
-            "  -c FILE       read the API address from this configuration file\n"
+            "  -c FILE       read the API address (and its HTTPS) from this configuration file\n"
+            "  --cacert FILE trust the certificates in FILE for an https API\n"
             "  --since N     events after sequence number N (default: the last M events)\n"
             "  --limit M     at most M events (1 to %d, default %d)\n"
             "  --json        print the API's JSON (with --follow: one event per line)\n"
@@ -852,12 +919,17 @@ static int follow(struct http *h, unsigned long long since, bool as_json, char *
 int cmd_events(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"api", required_argument, NULL, 'a'},   {"config", required_argument, NULL, 'c'},
-        {"since", required_argument, NULL, 's'}, {"limit", required_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'j'},        {"follow", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"since", required_argument, NULL, 's'},
+        {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"follow", no_argument, NULL, 'f'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
-    const char *api = NULL, *cfg = NULL;
+    const char *api = NULL, *cfg = NULL, *cacert = NULL;
     bool as_json = false, do_follow = false, has_since = false;
     unsigned long long since = 0, limit = API_EVENTS_DEFAULT_LIMIT;
     uint64_t num = 0;
@@ -893,6 +965,9 @@ int cmd_events(int argc, char **argv)
         case 'f':
             do_follow = true;
             break;
+        case 'C':
+            cacert = optarg;
+            break;
         case 'h':
             events_usage(stdout);
             return 0;
@@ -906,14 +981,14 @@ int cmd_events(int argc, char **argv)
         return 2;
     }
 
-    char addr[CLI_URL_MAX];
-    if (find_api("events", api, cfg, addr, sizeof(addr)) != 0)
+    struct cli_target target;
+    if (find_api("events", api, cfg, cacert, NULL, &target) != 0)
         return 1;
 
     /* Ctrl-C ends --follow cleanly, also in the middle of a request or a pause. */
     struct http h;
     int rc = 1;
-    if (http_init(&h, "events", addr, true) != 0)
+    if (http_init(&h, "events", &target, true) != 0)
         goto out;
     if (!has_since && tail_start(&h, limit, &since) != 0)
         goto out;
@@ -952,13 +1027,117 @@ out:
 
 json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path)
 {
-    char addr[CLI_URL_MAX];
-    if (find_api(cmd, api, cfg_path, addr, sizeof(addr)) != 0)
+    struct cli_target target;
+    if (find_api(cmd, api, cfg_path, NULL, NULL, &target) != 0)
         return NULL;
     struct http h;
     json_t *doc = NULL;
-    if (http_init(&h, cmd, addr, false) == 0)
+    if (http_init(&h, cmd, &target, false) == 0)
         doc = path ? api_get_json(&h, path) : api_get_all_nodes(&h);
     http_free(&h);
     return doc;
+}
+
+/* ---- vigil keys ------------------------------------------------------- */
+
+static void keys_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil keys reload [--api ADDR] [-c FILE] [--token-file FILE] [--cacert FILE]\n"
+            "  reload            ask the monitor to read its keys again\n"
+            "  --api ADDR        the monitor's API (default: monitor.api of -c, else %s)\n"
+            "  -c FILE           read the API address, its HTTPS and its token file from this\n"
+            "                    configuration file\n"
+            "  --token-file FILE the API's token (default: monitor.api_token_file of -c)\n"
+            "  --cacert FILE     trust the certificates in FILE for an https API\n",
+            API_DEFAULT_ADDR);
+}
+
+/* Reads the token file into h->auth, "Authorization: Bearer TOKEN". Returns 0, or -1 (said). */
+static int load_auth(struct http *h, const char *path)
+{
+    struct api_token *t = NULL;
+    char err[512];
+    if (api_token_load(&vio_fs_real, path, &t, err, sizeof(err)) != 0) {
+        fprintf(stderr, "vigil %s: %s\n", h->cmd, err);
+        return -1;
+    }
+    static const char prefix[] = "Authorization: Bearer ";
+    size_t n = sizeof(prefix) + strlen(api_token_value(t));
+    h->auth = sodium_malloc(n);
+    if (!h->auth) {
+        api_token_free(t);
+        fprintf(stderr, "vigil %s: out of memory\n", h->cmd);
+        return -1;
+    }
+    snprintf(h->auth, n, "%s%s", prefix, api_token_value(t));
+    api_token_free(t);
+    return 0;
+}
+
+int cmd_keys(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL, *token_file = NULL, *cacert = NULL;
+    int o;
+    optind = 0; /* glibc: start over, also when called twice in one process */
+    while ((o = getopt_long(argc, argv, "a:c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
+            break;
+        case 'C':
+            cacert = optarg;
+            break;
+        case 'h':
+            keys_usage(stdout);
+            return 0;
+        default:
+            keys_usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 1 || strcmp(argv[optind], "reload") != 0) {
+        keys_usage(stderr);
+        return 2;
+    }
+    struct cli_target target;
+    if (find_api("keys", api, cfg, cacert, token_file, &target) != 0)
+        return 1;
+    if (!target.token_file[0]) {
+        fprintf(stderr, "vigil keys: reloading needs the API's token: give --token-file FILE, "
+                        "or -c FILE with monitor.api_token_file\n");
+        return 2;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "vigil keys: libsodium failed to initialise\n");
+        return 1;
+    }
+    struct http h;
+    int rc = 1;
+    if (http_init(&h, "keys", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
+        json_t *doc = api_call_json(&h, "POST", "/v1/keys/reload", true);
+        if (doc) {
+            printf("the monitor at %s reloaded its keys\n", h.base);
+            json_decref(doc);
+            rc = 0;
+        }
+    }
+    http_free(&h);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
 }

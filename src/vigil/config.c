@@ -129,6 +129,9 @@ void vcfg_free(struct vcfg *c)
         vcfg__free_hook(&m->hooks[i]);
     free(m->log_file);
     free(m->state_file);
+    free(m->api_token_file);
+    free(m->api_tls_cert);
+    free(m->api_tls_key);
     struct vcfg_agent *a = &c->agent;
     free(a->id);
     vcfg__free_strs(a->monitors, &a->n_monitors);

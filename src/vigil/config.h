@@ -8,6 +8,8 @@
 
 #include <vigil/vigil.h>
 
+struct vio_fs;
+
 #define VCFG_MAX_LISTEN 8
 #define VCFG_MAX_NODES  4096 /* nodes declared in the file */
 #define VCFG_MAX_HOOKS  16
@@ -35,7 +37,15 @@ struct vcfg_hook {
 struct vcfg_monitor {
     char *listen[VCFG_MAX_LISTEN]; /* "0.0.0.0:7946", "[::]:7946" */
     size_t n_listen;
-    char *api;                        /* "127.0.0.1:7947"; "" or "off" disables */
+    char *api; /* "127.0.0.1:7947"; "" or "off" disables */
+    /*
+     * The API's token (a file holding it, owner-only): changing state
+     * through the API needs it (NULL: no call can). Read when the API opens.
+     */
+    char *api_token_file;
+    /* HTTPS for the API: certificate (chain) and private key, PEM files (NULL: plain HTTP). */
+    char *api_tls_cert;
+    char *api_tls_key;
     struct vigil_monitor_config core; /* detector, rise, grace, key, max_ahead, ... */
     /*
      * The key files (monitor.key_file: one, or a list during a rotation),
@@ -186,6 +196,16 @@ struct vio_fs;
 int vcfg_read_key_fs(struct vio_fs *fs, const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN],
                      enum vcfg_key_kind *kind, char *node_id, uint8_t *key_id, char *err,
                      size_t cap);
+/*
+ * Reads a file that holds a secret (a key, a token, a TLS private key):
+ * a regular file of at most max bytes that neither its group nor others
+ * may read. what names it in messages ("a key file"); too_long is added to
+ * the message when it is longer than max. Returns 0 with *out (malloc'd, NUL
+ * terminated; wipe it, then free it) and *len, or -1 with the reason in err.
+ */
+int vcfg_read_secret(struct vio_fs *fs, const char *path, size_t max, const char *what,
+                     const char *too_long, char **out, size_t *len, char *err, size_t cap);
+
 /* Reads path as the monitor's only key (a master key, or a legacy cluster key). */
 int vcfg_monitor_key(struct vcfg_monitor *m, const char *path, char *err, size_t cap);
 /* Forgets the monitor's key files and keys. */

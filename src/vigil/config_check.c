@@ -193,6 +193,15 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
                      "monitor.api \"%s\" is not a numeric address (127.0.0.1:%d, [::1]:%d) "
                      "or \"off\"",
                      api, API_DEFAULT_PORT, API_DEFAULT_PORT);
+    /* HTTPS needs both halves; one alone is a mistake, not a request for plain HTTP. */
+    if ((m->api_tls_cert == NULL) != (m->api_tls_key == NULL)) {
+        bool cert = m->api_tls_cert != NULL;
+        return cfail(c, err, cap,
+                     cert ? at(c, O_M_TLS_CERT, vcfg__print_str(m->api_tls_cert))
+                          : at(c, O_M_TLS_KEY, vcfg__print_str(m->api_tls_key)),
+                     0, "monitor.%s is set but monitor.%s is not: HTTPS needs both",
+                     cert ? "api_tls_cert" : "api_tls_key", cert ? "api_tls_key" : "api_tls_cert");
+    }
 
     unsigned li = at(c, O_M_INTERVAL, vcfg__print_int(m->interval));
     if (m->interval < VCFG_INTERVAL_MIN || m->interval > VCFG_INTERVAL_MAX)

@@ -51,6 +51,8 @@ enum {
     O_A_INTERVAL,
     O_M_GOAL_DET,   /* monitor.goals.detection */
     O_M_GOAL_FALSE, /* monitor.goals.false_alarms */
+    O_M_TLS_CERT,   /* monitor.api_tls_cert */
+    O_M_TLS_KEY,    /* monitor.api_tls_key */
     O_COUNT_
 };
 _Static_assert(O_COUNT_ <= VCFG_ORIGINS, "VCFG_ORIGINS too small");

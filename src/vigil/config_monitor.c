@@ -43,6 +43,34 @@ static int m_api(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+/* A path setting of the API (token, certificate, key), its origin kept when slot >= 0. */
+static int api_path(struct vcfg__ld *l, const config_setting_t *s, char **dst, int slot)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (vcfg__set_path(l, s, dst, v) != 0)
+        return -1;
+    if (slot >= 0)
+        vcfg__set_origin(l, slot, s, vcfg__print_str(*dst));
+    return 0;
+}
+
+static int m_api_token_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return api_path(l, s, &l->c->monitor.api_token_file, -1);
+}
+
+static int m_api_tls_cert(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return api_path(l, s, &l->c->monitor.api_tls_cert, O_M_TLS_CERT);
+}
+
+static int m_api_tls_key(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return api_path(l, s, &l->c->monitor.api_tls_key, O_M_TLS_KEY);
+}
+
 static int m_key_file(struct vcfg__ld *l, const config_setting_t *s)
 {
     return vcfg__rd_key(l, s, true);
@@ -587,6 +615,9 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
     static const struct vcfg__field fields[] = {
         {"listen", m_listen},
         {"api", m_api},
+        {"api_token_file", m_api_token_file},
+        {"api_tls_cert", m_api_tls_cert},
+        {"api_tls_key", m_api_tls_key},
         {"key_file", m_key_file},
         {"insecure", m_insecure},
         {"encrypt", m_encrypt},

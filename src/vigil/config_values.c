@@ -232,6 +232,33 @@ int vcfg__hexval(int ch)
 #define KEY_HDR_MASTER "vigil-master-key"
 #define KEY_HDR_NODE   "vigil-node-key "
 
+int vcfg_read_secret(struct vio_fs *fs, const char *path, size_t max, const char *what,
+                     const char *too_long, char **out, size_t *len, char *err, size_t cap)
+{
+    *out = NULL;
+    *len = 0;
+    /* A FIFO or a device named by mistake must not hang us: regular files only. */
+    struct vio_stat st;
+    int e = fs->ops->stat(fs, path, &st);
+    if (e)
+        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-e));
+    if (!S_ISREG(st.mode))
+        return vcfg__errf(err, cap, "%s: not a regular file", path);
+    /* As ssh does with private keys: a secret others can read is no longer one. */
+    if (st.mode & 077)
+        return vcfg__errf(err, cap,
+                          "permissions %04o for '%s' are too open: %s must be readable "
+                          "by its owner only (chmod 600 '%s')",
+                          (unsigned)(st.mode & 07777), path, what, path);
+    e = fs->ops->read(fs, path, max, out, len);
+    if (e == -EFBIG)
+        return vcfg__errf(err, cap, "%s: longer than %zu bytes%s", path, max,
+                          too_long ? too_long : "");
+    if (e)
+        return vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(-e));
+    return 0;
+}
+
 /* The optional last word of a header line: "key-id=N", N from 0 to VIGIL_WIRE_KEY_ID_MAX. */
 #define KEY_HDR_ID "key-id="
 
@@ -286,25 +313,9 @@ int vcfg_read_key_fs(struct vio_fs *fs, const char *path, uint8_t key[VIGIL_WIRE
         *key_id = 0;
     if (path == NULL || *path == '\0')
         return vcfg__errf(err, cap, "no key file named");
-    /* A FIFO or a device named by mistake must not hang us: regular files only. */
-    struct vio_stat st;
-    int e = fs->ops->stat(fs, path, &st);
-    if (e)
-        return vcfg__errf(err, cap, "%s: cannot open: %s", path, strerror(-e));
-    if (!S_ISREG(st.mode))
-        return vcfg__errf(err, cap, "%s: not a regular file", path);
-    /* As ssh does with private keys: a secret others can read is no longer one. */
-    if (st.mode & 077)
-        return vcfg__errf(err, cap,
-                          "permissions %04o for '%s' are too open: a key file must be readable "
-                          "by its owner only (chmod 600 '%s')",
-                          (unsigned)(st.mode & 07777), path, path);
-    e = fs->ops->read(fs, path, KEY_FILE_MAX, &buf, &len);
-    if (e == -EFBIG)
-        return vcfg__errf(err, cap, "%s: longer than %d bytes; a key file holds 64 hex digits",
-                          path, KEY_FILE_MAX);
-    if (e)
-        return vcfg__errf(err, cap, "%s: cannot read: %s", path, strerror(-e));
+    if (vcfg_read_secret(fs, path, KEY_FILE_MAX, "a key file", "; a key file holds 64 hex digits",
+                         &buf, &len, err, cap) != 0)
+        return -1;
     size_t b = 0, end = len;
     while (b < end && isspace((unsigned char)buf[b]))
         b++;

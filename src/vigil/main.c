@@ -20,6 +20,7 @@ static const struct {
     {"sim", cmd_sim, "simulate a configuration on a modelled network, in virtual time"},
     {"set", cmd_set, "set or remove custom status in an agent's status file"},
     {"keygen", cmd_keygen, "make a master key, or derive a node key"},
+    {"keys", cmd_keys, "ask a running monitor to reload its keys (needs the API's token)"},
 };
 
 static void usage(FILE *f)

@@ -577,6 +577,12 @@ int monitord_reload_keys(struct monitord *d, char *err, size_t cap)
     return rc ? -1 : 0;
 }
 
+/* POST /v1/keys/reload: what SIGHUP does, asked through the API (with the token). */
+static int api_reload_keys(void *ud, char *err, size_t cap)
+{
+    return monitord_reload_keys(ud, err, cap);
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
@@ -606,6 +612,7 @@ int monitord_free(struct monitord *d)
         api_abort(&d->api_ctx);
         vio_httpd_close(d->httpd);
     }
+    api_token_free(d->api_ctx.token);
     for (size_t i = 0; i < d->n_socks; i++)
         vio_transport_close(d->socks[i].t);
     vio_timer_disarm(d->loop, &d->deadline);
@@ -767,6 +774,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         return -1;
     }
     d->api_ctx.mon = d->mon;
+    d->api_ctx.reload_keys = api_reload_keys;
+    d->api_ctx.reload_keys_ud = d;
     d->api_ctx.events = d->events;
     d->api_ctx.hooks = d->hooks;
     d->api_ctx.loop = d->loop;
@@ -774,11 +783,11 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->api_ctx.started_wall_us = vio_wall_us(d->loop);
     api_init(&d->api_ctx);
     if (mc->api && *mc->api && strcmp(mc->api, "off")) {
-        if (env->httpd_open(env, mc->api, api_handle_cb, &d->api_ctx, &d->httpd, err, cap)) {
+        /* The token file and HTTPS as the settings say (api_serve.c). */
+        if (api_open(&d->api_ctx, env, mc, &d->httpd, err, cap)) {
             monitord_free(d);
             return -1;
         }
-        d->api_ctx.server = d->httpd;
     }
     vio_loop_on_signal(d->loop, on_signal, d);
     log_started(d);

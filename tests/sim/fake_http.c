@@ -126,6 +126,13 @@ void fake_http_reply_free(struct fake_http_reply *r)
 int fake_httpd_request_full(struct vio_httpd *base, const char *method, const char *target,
                             const char *body, size_t body_len, struct fake_http_reply *reply)
 {
+    return fake_httpd_request_auth(base, method, target, NULL, body, body_len, reply);
+}
+
+int fake_httpd_request_auth(struct vio_httpd *base, const char *method, const char *target,
+                            const char *authorization, const char *body, size_t body_len,
+                            struct fake_http_reply *reply)
+{
     struct fake_httpd *h = (struct fake_httpd *)base;
     memset(reply, 0, sizeof(*reply));
     const char *q = strchr(target, '?');
@@ -147,6 +154,7 @@ int fake_httpd_request_full(struct vio_httpd *base, const char *method, const ch
         .query = q ? q + 1 : "",
         .body = copy,
         .body_len = body_len,
+        .authorization = authorization,
     };
     struct fake_exchange x;
     memset(&x, 0, sizeof(x));

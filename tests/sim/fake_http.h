@@ -53,6 +53,10 @@ int fake_httpd_request(struct vio_httpd *h, const char *method, const char *targ
 /* The same with a request body and the whole reply. */
 int fake_httpd_request_full(struct vio_httpd *h, const char *method, const char *target,
                             const char *body, size_t body_len, struct fake_http_reply *reply);
+/* The same with an Authorization header (NULL: none). */
+int fake_httpd_request_auth(struct vio_httpd *h, const char *method, const char *target,
+                            const char *authorization, const char *body, size_t body_len,
+                            struct fake_http_reply *reply);
 /* Requests the server has answered. */
 uint64_t fake_httpd_requests(const struct vio_httpd *h);
 

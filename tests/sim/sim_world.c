@@ -492,11 +492,17 @@ static int se_log_open(struct vio_env *env, const char *path, struct vio_log **o
     return 0;
 }
 
-static int se_httpd_open(struct vio_env *env, const char *addr, vio_http_handler handler, void *arg,
-                         struct vio_httpd **out, char *err, size_t cap)
+static int se_httpd_open(struct vio_env *env, const struct vio_httpd_opts *opts,
+                         vio_http_handler handler, void *arg, struct vio_httpd **out, char *err,
+                         size_t cap)
 {
     struct sim_proc *p = env->impl;
-    int rc = fake_httpd_open(p->loop, addr, handler, arg, out, err, cap);
+    /* The simulated world has no TLS: a test that asks for it has a bug. */
+    if (opts->tls_cert || opts->tls_key) {
+        snprintf(err, cap, "the simulator serves no HTTPS");
+        return -VIGIL_EINVAL;
+    }
+    int rc = fake_httpd_open(p->loop, opts->addr, handler, arg, out, err, cap);
     if (rc == 0)
         p->httpd = *out;
     return rc;

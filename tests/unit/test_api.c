@@ -182,8 +182,8 @@ static int setup(void **state)
                                      sizeof(err)),
                      0);
     assert_int_equal(vio_loop_epoll_new(&f->loop), 0);
-    if (vio_httpd_mhd_open(f->loop, "127.0.0.1:0", api_handle_cb, &f->ctx, &f->httpd, err,
-                           sizeof(err)) != 0)
+    if (vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = "127.0.0.1:0"}, api_handle_cb,
+                           &f->ctx, &f->httpd, err, sizeof(err)) != 0)
         fail_msg("%s", err);
     f->port = vio_httpd_port(f->httpd);
     assert_true(f->port > 0);
@@ -213,6 +213,7 @@ struct reply {
     char ctype[256];
     char allow[256];
     char cache[256];
+    char auth[256]; /* WWW-Authenticate */
 };
 
 /* The value of header name in "Name: value\n" lines, into out ("" if absent). */
@@ -231,20 +232,57 @@ static void header_value(const char *lines, const char *name, char *out, size_t 
     }
 }
 
-/* One request to the handler, through the fake server. */
-static struct reply request(struct fixture *f, const char *method, const char *path)
+/* One request to the handler, through the fake server, with an Authorization header or none. */
+static struct reply request_auth(struct fixture *f, const char *method, const char *path,
+                                 const char *authorization)
 {
     struct reply r;
     memset(&r, 0, sizeof(r));
     struct fake_http_reply fr;
-    assert_int_equal(fake_httpd_request_full(f->fake, method, path, NULL, 0, &fr), 0);
+    assert_int_equal(fake_httpd_request_auth(f->fake, method, path, authorization, NULL, 0, &fr),
+                     0);
     r.status = fr.status;
     r.body = fr.body;
     r.len = fr.body_len;
     snprintf(r.ctype, sizeof(r.ctype), "%s", fr.content_type);
     header_value(fr.headers, "Allow", r.allow, sizeof(r.allow));
     header_value(fr.headers, "Cache-Control", r.cache, sizeof(r.cache));
+    header_value(fr.headers, "WWW-Authenticate", r.auth, sizeof(r.auth));
     return r;
+}
+
+static struct reply request(struct fixture *f, const char *method, const char *path)
+{
+    return request_auth(f, method, path, NULL);
+}
+
+/* The token the tests use, and one that differs from it in the last character. */
+#define GOOD_TOKEN "s3cret-t0ken-0123456789abcdef"
+#define BAD_TOKEN  "s3cret-t0ken-0123456789abcdeg"
+
+/* Writes text to a new file of the given mode; returns its path (static buffer). */
+static const char *write_file(const char *text, unsigned mode)
+{
+    static char path[64];
+    snprintf(path, sizeof(path), "/tmp/vigil-test-token-XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+    return path;
+}
+
+/* A token loaded from a file holding text (owner-only), as the monitor loads it. */
+static struct api_token *make_token(const char *text)
+{
+    const char *path = write_file(text, 0600);
+    struct api_token *t = NULL;
+    char err[256];
+    if (api_token_load(&vio_fs_real, path, &t, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
+    unlink(path);
+    return t;
 }
 
 static void on_stop_timer(void *arg, vigil_time_t now)
@@ -529,13 +567,13 @@ static void test_node_detail_and_404(void **state)
 static void test_unknown_path_and_methods(void **state)
 {
     {
-        /* A path that is not UTF-8 (or is cut inside a character) is a 404, not a 500. */
+        /* A path that is not UTF-8 (or is cut inside a character) is a 400, not a 500. */
         struct fixture *f0 = *state;
         unsigned st = 0;
         char *body = NULL;
         assert_int_equal(fake_httpd_request(f0->fake, "GET", "/%ff%fe%c3", &st, &body), 0);
-        assert_int_equal(st, 404);
-        assert_non_null(strstr(body, "no such endpoint: /???"));
+        assert_int_equal(st, 400);
+        assert_non_null(strstr(body, "invalid path"));
         free(body);
         assert_int_equal(fake_httpd_request(f0->fake, "GET", "/v1/nodes/%c3%a9t%c3%a9", &st, &body),
                          0);
@@ -549,9 +587,18 @@ static void test_unknown_path_and_methods(void **state)
     doc = get_json(f, "/", 404);
     json_decref(doc);
 
+    /* Without a token nothing but reading is allowed: 403, naming the setting. */
     static const char *const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
     for (size_t i = 0; i < 4; i++) {
         struct reply r = request(f, methods[i], "/v1/health");
+        assert_int_equal(r.status, 403);
+        assert_non_null(strstr(r.body, "api_token_file"));
+        free(r.body);
+    }
+    /* With the token, a read-only endpoint refuses the method. */
+    f->ctx.token = make_token(GOOD_TOKEN);
+    for (size_t i = 0; i < 4; i++) {
+        struct reply r = request_auth(f, methods[i], "/v1/health", "Bearer " GOOD_TOKEN);
         assert_int_equal(r.status, 405);
         assert_string_equal(r.allow, "GET, HEAD");
         assert_string_equal(r.cache, "no-store");
@@ -561,6 +608,8 @@ static void test_unknown_path_and_methods(void **state)
         json_decref(e);
         free(r.body);
     }
+    api_token_free(f->ctx.token);
+    f->ctx.token = NULL;
     /* GET and HEAD are both fine. */
     struct reply r = request(f, "HEAD", "/v1/health");
     assert_int_equal(r.status, 200);
@@ -863,12 +912,46 @@ static void test_server_glue(void **state)
     assert_true(nget(doc, "uptime_s") == 30.0);
     json_decref(doc);
 
-    /* 405 with its Allow header. */
+    /* Changing anything without a token configured: 403. */
     static const char del[] = "DELETE /v1/health HTTP/1.0\r\n\r\n";
     text = raw_http(f, del, sizeof(del) - 1);
+    assert_int_equal(status_of(text), 403);
+
+    /* The Authorization header reaches the handler: 401 with the challenge, or through. */
+    f->ctx.token = make_token(GOOD_TOKEN "\n");
+    static const char post_bad[] = "POST /v1/keys/reload HTTP/1.0\r\n"
+                                   "Authorization: Bearer " BAD_TOKEN "\r\n\r\n";
+    text = raw_http(f, post_bad, sizeof(post_bad) - 1);
+    assert_int_equal(status_of(text), 401);
+    header_value(text, "WWW-Authenticate", v, sizeof(v));
+    assert_string_equal(v, "Bearer realm=\"vigil\"");
+    static const char post_good[] = "POST /v1/keys/reload HTTP/1.0\r\n"
+                                    "Authorization: Bearer " GOOD_TOKEN "\r\n\r\n";
+    text = raw_http(f, post_good, sizeof(post_good) - 1);
+    assert_int_equal(status_of(text), 501);
+    /* 405 with its Allow header. */
+    static const char del_auth[] = "DELETE /v1/health HTTP/1.0\r\n"
+                                   "Authorization: Bearer " GOOD_TOKEN "\r\n\r\n";
+    text = raw_http(f, del_auth, sizeof(del_auth) - 1);
     assert_int_equal(status_of(text), 405);
     header_value(text, "Allow", v, sizeof(v));
     assert_string_equal(v, "GET, HEAD");
+    api_token_free(f->ctx.token);
+    f->ctx.token = NULL;
+
+    /* The server's counters reach /v1/health: this connection is open, none refused. */
+    f->ctx.server = f->httpd;
+    text = raw_http(f, get, sizeof(get) - 1);
+    f->ctx.server = NULL;
+    doc = json_loads(strstr(text, "\r\n\r\n") + 4, 0, NULL);
+    assert_non_null(doc);
+    const json_t *api = json_object_get(doc, "api");
+    assert_int_equal(iget(api, "connections"), 1);
+    assert_true(iget(api, "accepted") >= 6);
+    assert_int_equal(iget(api, "refused_per_address"), 0);
+    assert_int_equal(iget(api, "per_address_limit"), 16);
+    assert_true(iget(api, "connection_limit") >= 16 && iget(api, "connection_limit") <= 512);
+    json_decref(doc);
 
     /* The path arrives decoded, the query raw (the handler decodes it). */
     static const char node[] = "GET /v1/nodes/web%32 HTTP/1.0\r\n\r\n";
@@ -902,9 +985,9 @@ static void test_server_body_bound(void **state)
     assert_non_null(req);
     int h = snprintf(req, 256, "POST /v1/health HTTP/1.0\r\nContent-Length: %zu\r\n\r\n", n);
     memset(req + h, 'x', n);
-    /* At the bound: the handler gets it, and refuses the method. */
+    /* At the bound: the handler gets it, and refuses the call (no token). */
     const char *text = raw_http(f, req, (size_t)h + n);
-    assert_int_equal(status_of(text), 405);
+    assert_int_equal(status_of(text), 403);
     /* One byte more, announced: 413 before the body is read. */
     h = snprintf(req, 256, "POST /v1/health HTTP/1.0\r\nContent-Length: %zu\r\n\r\n", n + 1);
     memset(req + h, 'x', n + 1);
@@ -935,8 +1018,8 @@ static void test_server_open_errors(void **state)
     struct fixture *f = *state;
     char err[256] = "";
     struct vio_httpd *h = (struct vio_httpd *)1;
-    assert_true(vio_httpd_mhd_open(f->loop, "not-an-address", api_handle_cb, &f->ctx, &h, err,
-                                   sizeof(err)) < 0);
+    assert_true(vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = "not-an-address"},
+                                   api_handle_cb, &f->ctx, &h, err, sizeof(err)) < 0);
     assert_null(h);
     assert_non_null(strstr(err, "not-an-address"));
 
@@ -944,8 +1027,8 @@ static void test_server_open_errors(void **state)
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", f->port);
     err[0] = '\0';
-    assert_true(vio_httpd_mhd_open(f->loop, addr, api_handle_cb, &f->ctx, &h, err, sizeof(err)) <
-                0);
+    assert_true(vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = addr}, api_handle_cb,
+                                   &f->ctx, &h, err, sizeof(err)) < 0);
     assert_null(h);
     assert_non_null(strstr(err, addr));
 
@@ -956,9 +1039,9 @@ static void test_server_open_errors(void **state)
     if (s6 >= 0)
         close(s6);
     if (have_v6) {
-        assert_int_equal(
-            vio_httpd_mhd_open(f->loop, "[::1]:0", api_handle_cb, &f->ctx, &h, err, sizeof(err)),
-            0);
+        assert_int_equal(vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = "[::1]:0"},
+                                            api_handle_cb, &f->ctx, &h, err, sizeof(err)),
+                         0);
         assert_true(vio_httpd_port(h) > 0);
         vio_httpd_close(h);
     }
@@ -992,7 +1075,13 @@ static void test_query_parameters(void **state)
         {"/v1/events?limit=%00", 400, 0},                  /* NUL */
         {"/v1/events?limit=0x10", 400, 0},                 /* hex */
         {"/v1/nodes?offset=18446744073709551616", 400, 0}, /* 2^64 */
-        {"/v1/nodes?offset=18446744073709551615", 200, 0}, /* 2^64 - 1: past the end */
+        {"/v1/nodes?offset=18446744073709551615", 400, 0}, /* 2^64 - 1: not echoed as -1 */
+        {"/v1/nodes?offset=16777217", 400, 0},             /* past any table */
+        {"/v1/nodes?offset=16777216", 200, 0},             /* past the end: empty */
+        {"/v1/nodes?offset=-1", 400, 0},                   /* signed */
+        {"/v1/events?since=18446744073709551615", 200, 0}, /* sequence numbers are 64 bits */
+        {"/v1/events?limit=1\x01", 400, 0},                /* a control byte, raw */
+        {"/v1/events?limit=1\xc3\xa9", 400, 0},            /* UTF-8, raw: must be escaped */
     };
     size_t count = evlog_count(f->log);
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1013,6 +1102,268 @@ static void test_query_parameters(void **state)
         json_decref(doc);
         free(r.body);
     }
+}
+
+/* ---- changing state: the token ------------------------------------------ */
+
+static int reload_calls;
+static int reload_result;
+
+static int fake_reload(void *ud, char *err, size_t cap)
+{
+    assert_ptr_equal(ud, &reload_calls);
+    reload_calls++;
+    if (reload_result)
+        snprintf(err, cap, "master.key: not a key");
+    return reload_result;
+}
+
+/* The token file is read like a key file; the check takes only "Bearer TOKEN". */
+static void test_token_file(void **state)
+{
+    (void)state;
+    char err[512];
+    struct api_token *t = NULL;
+    /* Others may read it: refused, in the words of a key file. */
+    const char *path = write_file(GOOD_TOKEN, 0644);
+    assert_int_equal(api_token_load(&vio_fs_real, path, &t, err, sizeof(err)), -1);
+    assert_null(t);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "permissions 0644 for '%s' are too open: a token file must be readable by its "
+             "owner only",
+             path);
+    if (!strstr(err, want))
+        fail_msg("%s", err);
+    unlink(path);
+    /* Too short, spaces inside, empty, not printable: refused, never showing the token. */
+    static const char *const bad[] = {
+        "short-token", "with space inside-0123456789", "",
+        "\n\n",        "tab\tinside-0123456789abcdef", "caf\xc3\xa9-0123456789abcdef"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        path = write_file(bad[i], 0600);
+        assert_int_equal(api_token_load(&vio_fs_real, path, &t, err, sizeof(err)), -1);
+        assert_null(t);
+        assert_non_null(strstr(err, "a token file holds one token of 16 to 256"));
+        if (bad[i][0] && bad[i][0] != '\n')
+            assert_null(strstr(err, bad[i]));
+        unlink(path);
+    }
+    char longest[API_TOKEN_MAX + 2];
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[API_TOKEN_MAX + 1] = '\0';
+    path = write_file(longest, 0600);
+    assert_int_equal(api_token_load(&vio_fs_real, path, &t, err, sizeof(err)), -1);
+    unlink(path);
+    longest[API_TOKEN_MAX] = '\0';
+    t = make_token(longest);
+    assert_string_equal(api_token_value(t), longest);
+    api_token_free(t);
+    assert_int_equal(api_token_load(&vio_fs_real, "/nonexistent/token", &t, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot open"));
+
+    /* White space around the token is not part of it. */
+    t = make_token("  \n" GOOD_TOKEN "\r\n\n");
+    assert_string_equal(api_token_value(t), GOOD_TOKEN);
+    static const struct {
+        const char *header;
+        bool ok;
+    } cases[] = {
+        {NULL, false},
+        {"", false},
+        {"Bearer " GOOD_TOKEN, true},
+        {"bearer " GOOD_TOKEN, true},                   /* the scheme is case-insensitive */
+        {"BEARER   " GOOD_TOKEN "  ", true},            /* spaces around */
+        {"Bearer " BAD_TOKEN, false},                   /* the last character differs */
+        {"Bearer " GOOD_TOKEN "x", false},              /* longer */
+        {"Bearer s3cret-t0ken-0123456789abcde", false}, /* a prefix */
+        {"Bearer", false},
+        {"Bearer ", false},
+        {"Bearer" GOOD_TOKEN, false}, /* no space */
+        {"Basic " GOOD_TOKEN, false}, /* another scheme */
+        {GOOD_TOKEN, false},          /* no scheme */
+        {"Bearer "
+         "S3CRET-T0KEN-0123456789ABCDEF",
+         false}, /* the token is case-sensitive */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (api_token_check(t, cases[i].header) != cases[i].ok)
+            fail_msg("'%s': want %d", cases[i].header ? cases[i].header : "(none)", cases[i].ok);
+    assert_false(api_token_check(NULL, "Bearer " GOOD_TOKEN));
+    api_token_free(t);
+    api_token_free(NULL);
+}
+
+/* POST /v1/keys/reload: 403 without a token configured, 401 without the right one, then through. */
+static void test_mutating_calls(void **state)
+{
+    struct fixture *f = *state;
+    reload_calls = 0;
+    reload_result = 0;
+    f->ctx.reload_keys = fake_reload;
+    f->ctx.reload_keys_ud = &reload_calls;
+
+    /* No token configured: nobody may, whatever they send. */
+    struct reply r = request_auth(f, "POST", "/v1/keys/reload", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "api_token_file"));
+    free(r.body);
+    assert_int_equal(reload_calls, 0);
+
+    f->ctx.token = make_token(GOOD_TOKEN);
+    /* Missing, wrong, or of another scheme: 401 with the challenge, counted. */
+    static const char *const wrong[] = {NULL, "Bearer " BAD_TOKEN, "Basic " GOOD_TOKEN};
+    for (size_t i = 0; i < 3; i++) {
+        r = request_auth(f, "POST", "/v1/keys/reload", wrong[i]);
+        assert_int_equal(r.status, 401);
+        assert_string_equal(r.auth, "Bearer realm=\"vigil\"");
+        assert_string_equal(r.ctype, "application/json");
+        assert_null(strstr(r.body, GOOD_TOKEN));
+        free(r.body);
+    }
+    /* Without the token a client cannot even learn which paths exist. */
+    r = request_auth(f, "POST", "/v1/no-such-thing", NULL);
+    assert_int_equal(r.status, 401);
+    free(r.body);
+    assert_int_equal(reload_calls, 0);
+    json_t *doc = get_json(f, "/v1/health", 200);
+    assert_int_equal(iget(json_object_get(doc, "api"), "auth_failures"), 4);
+    assert_true(json_is_true(json_object_get(json_object_get(doc, "api"), "token")));
+    json_decref(doc);
+    r = request(f, "GET", "/metrics");
+    assert_true(has_line(r.body, "vigil_api_auth_failures_total 4"));
+    free(r.body);
+
+    /* The right token: the callback runs once per call. */
+    r = request_auth(f, "POST", "/v1/keys/reload", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"status\":\"ok\""));
+    free(r.body);
+    assert_int_equal(reload_calls, 1);
+    reload_result = -1;
+    r = request_auth(f, "POST", "/v1/keys/reload", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body, "cannot reload the keys: master.key: not a key"));
+    free(r.body);
+    assert_int_equal(reload_calls, 2);
+    /* Another path, with the token: 404; another method: 405 with its Allow. */
+    r = request_auth(f, "POST", "/v1/no-such-thing", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 404);
+    free(r.body);
+    r = request_auth(f, "PUT", "/v1/keys/reload", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.allow, "POST");
+    free(r.body);
+    r = request(f, "GET", "/v1/keys/reload");
+    assert_int_equal(r.status, 405);
+    assert_string_equal(r.allow, "POST");
+    free(r.body);
+    assert_int_equal(reload_calls, 2);
+
+    /* No callback: the monitor cannot do it (yet). */
+    f->ctx.reload_keys = NULL;
+    r = request_auth(f, "POST", "/v1/keys/reload", "Bearer " GOOD_TOKEN);
+    assert_int_equal(r.status, 501);
+    free(r.body);
+    api_token_free(f->ctx.token);
+    f->ctx.token = NULL;
+}
+
+/* What cannot be a request: 400, whatever the path or the token. */
+static void test_invalid_input(void **state)
+{
+    struct fixture *f = *state;
+    static const struct {
+        const char *method, *target;
+        unsigned status;
+    } cases[] = {
+        {"G\x01T", "/v1/health", 400},                             /* control byte in the method */
+        {"GET\x7f", "/v1/health", 400},                            /* DEL */
+        {"G\xc3\xa9T", "/v1/health", 400},                         /* not ASCII */
+        {"GET POST", "/v1/health", 400},                           /* a space */
+        {"", "/v1/health", 400},                                   /* empty */
+        {"GETGETGETGETGETGETGETGETGETGETGETG", "/v1/health", 400}, /* 34 characters */
+        {"M-SEARCH", "/v1/health", 403},           /* a token: a method, just not allowed */
+        {"GET", "/v1/health%0a", 400},             /* a newline in the path */
+        {"GET", "/v1/nodes/web1%1b[2J", 400},      /* an escape sequence */
+        {"GET", "/v1/nodes/%7f", 400},             /* DEL */
+        {"GET", "/v1/nodes/%c0%af", 400},          /* overlong '/' */
+        {"GET", "/v1/nodes/%e0%80%af", 400},       /* overlong, three bytes */
+        {"GET", "/v1/nodes/%ed%a0%80", 400},       /* a surrogate */
+        {"GET", "/v1/nodes/%f4%90%80%80", 400},    /* past U+10FFFF */
+        {"GET", "/v1/nodes/%f8%88%80%80%80", 400}, /* five bytes */
+        {"GET", "/v1/nodes/%e2%82", 400},          /* cut short */
+        {"GET", "/v1/nodes/%80", 400},             /* a lone continuation byte */
+        {"GET", "/v1/nodes/%c3%a9", 404},          /* valid UTF-8, no such node */
+        {"GET", "/v1/nodes/%f0%9f%92%a5", 404},    /* four bytes, valid */
+        {"POST", "/v1/health%0a", 400},            /* before the token is asked for */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct reply r = request(f, cases[i].method, cases[i].target);
+        if (r.status != cases[i].status)
+            fail_msg("case %zu (%s): want %u, got %ld: %s", i, cases[i].target, cases[i].status,
+                     r.status, r.body);
+        /* The answer is JSON (valid UTF-8) whatever came in. */
+        json_t *doc = json_loadb(r.body, r.len, 0, NULL);
+        if (!doc)
+            fail_msg("case %zu: invalid JSON: %s", i, r.body);
+        json_decref(doc);
+        free(r.body);
+    }
+}
+
+/* Idle connections from one address take 16 slots; another address is still served. */
+static void test_server_per_address_limit(void **state)
+{
+    struct fixture *f = *state;
+    enum { IDLE = 20 };
+    int fds[IDLE];
+    struct sockaddr_in from = {.sin_family = AF_INET};
+    inet_pton(AF_INET, "127.0.0.2", &from.sin_addr);
+    struct sockaddr_in to = {.sin_family = AF_INET,
+                             .sin_port = htons(f->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < IDLE; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(bind(fds[i], (struct sockaddr *)&from, sizeof(from)), 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&to, sizeof(to)), 0);
+    }
+    /* The server takes them all from its backlog. */
+    serve_for(f, 50 * MS);
+    f->ctx.server = f->httpd;
+    static const char get[] = "GET /v1/health HTTP/1.0\r\n\r\n";
+    const char *text = raw_http(f, get, sizeof(get) - 1);
+    assert_int_equal(status_of(text), 200);
+    json_t *doc = json_loads(strstr(text, "\r\n\r\n") + 4, 0, NULL);
+    assert_non_null(doc);
+    const json_t *api = json_object_get(doc, "api");
+    assert_int_equal(iget(api, "connections"), 16 + 1);
+    assert_int_equal(iget(api, "refused_per_address"), IDLE - 16);
+    json_decref(doc);
+    struct reply r = request(f, "GET", "/metrics");
+    assert_true(has_line(r.body, "vigil_api_connections_refused_total{reason=\"per_address\"} 4"));
+    assert_true(has_line(r.body, "vigil_api_connections_refused_total{reason=\"limit\"} 0"));
+    /* The health request's own connection is gone by now. */
+    assert_true(has_line(r.body, "vigil_api_connections 16"));
+    free(r.body);
+    /* The refused ones were closed at once: they read the end of the stream. */
+    int closed = 0;
+    for (int i = 0; i < IDLE; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLIN};
+        char c;
+        if (poll(&p, 1, 0) == 1 && read(fds[i], &c, 1) <= 0)
+            closed++;
+        close(fds[i]);
+    }
+    assert_int_equal(closed, IDLE - 16);
+    /* Their slots come back when they go. */
+    serve_for(f, 50 * MS);
+    text = raw_http(f, get, sizeof(get) - 1);
+    f->ctx.server = NULL;
+    doc = json_loads(strstr(text, "\r\n\r\n") + 4, 0, NULL);
+    assert_int_equal(iget(json_object_get(doc, "api"), "connections"), 1);
+    json_decref(doc);
 }
 
 /* ---- the CLI ---------------------------------------------------------- */
@@ -1562,8 +1913,8 @@ static void test_long_answers_in_slices(void **state)
     real.loop = f->loop;
     api_init(&real);
     struct vio_httpd *real_server;
-    assert_int_equal(vio_httpd_mhd_open(f->loop, "127.0.0.1:0", api_handle_cb, &real, &real_server,
-                                        err, sizeof(err)),
+    assert_int_equal(vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = "127.0.0.1:0"},
+                                        api_handle_cb, &real, &real_server, err, sizeof(err)),
                      0);
     real.server = real_server;
     f->port = vio_httpd_port(real_server);
@@ -1637,6 +1988,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_health_with_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_json_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_parameters, setup, teardown),
+        cmocka_unit_test(test_token_file),
+        cmocka_unit_test_setup_teardown(test_mutating_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_per_address_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_glue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_long_answers_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_server_body_bound, setup, teardown),

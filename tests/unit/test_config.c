@@ -1418,11 +1418,51 @@ static void test_pause_tolerance_auto(void **state)
     vcfg_free(&c);
 }
 
+/* The API's files: paths relative to the file's directory; HTTPS needs both halves. */
+static void test_api_files(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { api_token_file = \"api.token\";\n"
+                              "  api_tls_cert = \"/etc/vigil/api.crt\";\n"
+                              "  api_tls_key = \"tls/api.key\"; };\n"),
+                     0);
+    char want[512];
+    snprintf(want, sizeof(want), "%s/api.token", dir);
+    assert_string_equal(c.monitor.api_token_file, want);
+    assert_string_equal(c.monitor.api_tls_cert, "/etc/vigil/api.crt");
+    snprintf(want, sizeof(want), "%s/tls/api.key", dir);
+    assert_string_equal(c.monitor.api_tls_key, want);
+    c.monitor.insecure = true;
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), 0);
+    vcfg_free(&c);
+
+    assert_int_equal(load(&c, "monitor = {\n  api_tls_cert = \"api.crt\"; };\n"), 0);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(
+        err, msg("%s:2: monitor.api_tls_cert is set but monitor.api_tls_key is not: HTTPS needs "
+                 "both"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = {\n\n  api_tls_key = \"api.key\"; };\n"), 0);
+    assert_int_equal(vcfg_check(&c, "monitor", err, sizeof(err)), -1);
+    assert_string_equal(
+        err, msg("%s:3: monitor.api_tls_key is set but monitor.api_tls_cert is not: HTTPS needs "
+                 "both"));
+    vcfg_free(&c);
+
+    assert_int_equal(load(&c, "monitor = { api_token_file = \"\"; };\n"), -1);
+    assert_non_null(strstr(err, "must not be empty"));
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { api_tls_cert = 5; };\n"), -1);
+    vcfg_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_example_is_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixed_detector, setup, teardown),

@@ -76,7 +76,8 @@ static int setup(void **state)
     assert_non_null(f);
     assert_int_equal(vio_loop_epoll_new(&f->loop), 0);
     char err[256];
-    if (vio_httpd_mhd_open(f->loop, "127.0.0.1:0", handler, f, &f->httpd, err, sizeof(err)))
+    if (vio_httpd_mhd_open(f->loop, &(struct vio_httpd_opts){.addr = "127.0.0.1:0"}, handler, f,
+                           &f->httpd, err, sizeof(err)))
         fail_msg("%s", err);
     f->port = vio_httpd_port(f->httpd);
     assert_int_equal(vio_http_curl_new(f->loop, &f->client), 0);
