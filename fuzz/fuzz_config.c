@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "vigil/config.h"
+#include "vigil/hooks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap);
@@ -61,6 +62,8 @@ static void check_loaded(const struct vcfg *c)
     }
     check(m->log_format == VCFG_LOG_TEXT || m->log_format == VCFG_LOG_JSON);
     check(m->event_history >= 1);
+    check(m->hook_queue >= 1 && m->hook_queue <= HOOK_QUEUE_MAX);
+    check(m->hook_queue_total >= 1 && m->hook_queue_total <= HOOK_QUEUE_TOTAL_MAX);
     const struct vcfg_agent *a = &c->agent;
     check(a->id == NULL || vigil_id_valid(a->id, strlen(a->id)));
     check(a->n_monitors <= VIGIL_SENDER_MAX_MONITORS);

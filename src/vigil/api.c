@@ -538,10 +538,11 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
 
     /* Without hooks the same shape, all zero, so that consumers need no special case. */
     struct hook_stats hs = {0};
-    uint64_t pending = 0;
+    uint64_t pending = 0, waiting = 0;
     if (c->hooks) {
         hs = *hook_runner_stats(c->hooks);
         pending = hook_runner_pending(c->hooks);
+        waiting = hook_runner_waiting(c->hooks);
     }
     json_t *h = json_object();
     if (h) {
@@ -554,6 +555,8 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(h, "gave_up", juint(hs.gave_up));
         bad |= put(h, "queued", juint(hs.queued));
         bad |= put(h, "pending", juint(pending));
+        bad |= put(h, "events_waiting", juint(waiting));
+        bad |= put(h, "coalesced", juint(hs.coalesced));
     }
     bad |= put(o, "hooks", h);
 
@@ -637,10 +640,11 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
               ns_to_s(s->paused_total));
 
     struct hook_stats hs = {0};
-    uint64_t pending = 0;
+    uint64_t pending = 0, waiting = 0;
     if (c->hooks) {
         hs = *hook_runner_stats(c->hooks);
         pending = hook_runner_pending(c->hooks);
+        waiting = hook_runner_waiting(c->hooks);
     }
     COUNTER("vigil_hooks_started_total", "Hook runs started.", hs.started);
     sb_printf(&b, "# HELP vigil_hooks_total Hook runs, by result.\n"
@@ -667,6 +671,10 @@ static char *metrics_text(const struct api_ctx *c, vigil_time_t now, size_t *len
               (unsigned long long)hs.retried, (unsigned long long)hs.gave_up);
     GAUGE_HEAD("vigil_hooks_pending", "Hooks running or queued.");
     sb_printf(&b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
+    GAUGE_HEAD("vigil_hook_events_waiting", "Events waiting for their node's hooks.");
+    sb_printf(&b, "vigil_hook_events_waiting %llu\n", (unsigned long long)waiting);
+    COUNTER("vigil_hook_events_coalesced_total",
+            "Events merged into a later event of their node at a hook queue bound.", hs.coalesced);
 
     struct vio_httpd_stats hst;
     vio_httpd_stats(c->server, &hst);

@@ -81,6 +81,8 @@ void vcfg_init(struct vcfg *c)
     m->log_format = VCFG_LOG_TEXT;
     m->log_file = NULL;
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
+    m->hook_queue = HOOK_QUEUE_DEFAULT;
+    m->hook_queue_total = HOOK_QUEUE_TOTAL_DEFAULT;
     m->state_flush = VCFG_STATE_FLUSH_DEFAULT;
 
     struct vcfg_agent *a = &c->agent;

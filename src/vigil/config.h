@@ -78,6 +78,8 @@ struct vcfg_monitor {
     enum vcfg_log_format log_format;
     char *log_file;         /* NULL: standard output */
     uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
+    /* Events waiting for hooks, per node and in all (hooks.h, HOOK_QUEUE_*). */
+    uint32_t hook_queue, hook_queue_total;
     /* monitor.goals, for vigil tune and the start-up warnings (0: not set). */
     vigil_time_t goal_detection; /* a crash declared dead within this */
     double goal_false_alarms;    /* false dead verdicts per node per second, at most */

@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "config_int.h"
+#include "hooks.h"
 #include "io/vio.h"
 
 /* The line of slot if its value is still the one read from the file, else 0. */
@@ -263,6 +264,12 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
         return cfail(c, err, cap, at(c, O_M_EVENTS, vcfg__print_int(m->event_history)), 0,
                      "monitor.event_history (%u) must be between 1 and %d", m->event_history,
                      VCFG_EVENT_HISTORY_MAX);
+    if (m->hook_queue < 1 || m->hook_queue > HOOK_QUEUE_MAX)
+        return cfail(c, err, cap, 0, 0, "monitor.hook_queue (%u) must be between 1 and %d",
+                     m->hook_queue, HOOK_QUEUE_MAX);
+    if (m->hook_queue_total < 1 || m->hook_queue_total > HOOK_QUEUE_TOTAL_MAX)
+        return cfail(c, err, cap, 0, 0, "monitor.hook_queue_total (%u) must be between 1 and %u",
+                     m->hook_queue_total, HOOK_QUEUE_TOTAL_MAX);
     if (check_hooks(c, err, cap) != 0)
         return -1;
     if (core->require_sealed && !core->has_key)

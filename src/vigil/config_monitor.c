@@ -182,6 +182,24 @@ static int m_event_history(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int m_hook_queue(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, HOOK_QUEUE_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.hook_queue = (uint32_t)v;
+    return 0;
+}
+
+static int m_hook_queue_total(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, HOOK_QUEUE_TOTAL_MAX, &v) != 0)
+        return -1;
+    l->c->monitor.hook_queue_total = (uint32_t)v;
+    return 0;
+}
+
 static int g_detection(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
@@ -634,6 +652,8 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"detector", m_detector_later},
         {"nodes", m_nodes},
         {"hooks", m_hooks},
+        {"hook_queue", m_hook_queue},
+        {"hook_queue_total", m_hook_queue_total},
         {"log", m_log},
         {"event_history", m_event_history},
         {"goals", m_goals},

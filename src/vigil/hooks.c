@@ -48,6 +48,47 @@
  * may see an event twice, so hooks must be idempotent. A hook that cannot
  * be started at all (no such program) is logged and not retried: that does
  * not fix itself.
+ *
+ * Bounds and coalescing. A hook that hangs holds its node's FIFO for its
+ * whole timeout (and retries), and a node that flaps meanwhile, or an
+ * attacker who makes it flap, would grow the FIFO without end. So the
+ * events waiting behind a FIFO's head are bounded, per node (per_node, 16
+ * by default) and in all (total, 65,536), and at a bound the oldest
+ * waiting events are coalesced so that the latest state wins. The rule:
+ *
+ *  - The head of a FIFO (the event being handled, or waiting for a slot or
+ *    a retry) is never touched, and nothing is ever reordered.
+ *  - Coalescing merges the two oldest waiting events of one FIFO, A then
+ *    B, into one: B with its time, evidence, reason and sequence number,
+ *    but with A's old state, so that it reads "A.old -> B.new". Told
+ *    "alive -> suspect" and "suspect -> dead", a hook gets "alive -> dead".
+ *  - When the merged event would go back where A started (A.old ==
+ *    B.new: "alive -> dead" then "dead -> alive"), it is a round trip and
+ *    both are dropped: the next event starts from the state A started
+ *    from, so a hook is never told "alive" after a "dead" it was not told,
+ *    and never "X -> X".
+ *  - Hence a node's waiting events always chain (each starts where the one
+ *    before it ended), and the newest waiting event's new state is the
+ *    node's latest state; or, when a round trip was dropped last, the
+ *    latest state is the one the hook is told already. Either way a
+ *    node's hooks end with its latest state.
+ *  - Pause events (the monitor's own, in FIFO "") have no states: of two,
+ *    the older is dropped and the newer kept.
+ *  - VIGIL_COALESCED (and "coalesced" in the JSON) tells a hook how many
+ *    earlier events an event stands for: 0 unless something was merged.
+ *
+ * At the per-node bound the node's own FIFO is coalesced. At the total
+ * bound, the submitting node's FIFO if it has two events waiting, or else
+ * the FIFO that has had two or more waiting the longest (a list kept in
+ * that order, so finding it costs nothing). A node always keeps one waiting
+ * event, its latest state: when no FIFO has two, the total may exceed its
+ * bound, by at most one event per node, and never beyond the node table.
+ * Memory is thus bounded by min(per_node x nodes, max(total, nodes)) events
+ * waiting, plus one being handled per node.
+ *
+ * Every coalesced event is counted (hook_stats.coalesced: /v1/health and
+ * /metrics) and logged: the first at once, with the events and the bound
+ * hit; the rest, at most once a second, as a count.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -88,12 +129,19 @@ extern char **environ;
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
-#define HOOK_ENV_COUNT 15
+#define HOOK_ENV_COUNT 16
+/*
+ * Coalescing is logged in detail at most once a second, the events
+ * coalesced in between as a count: a node flapping thousands of times a
+ * second must not flood the log that would report it.
+ */
+#define HOOK_COALESCE_LOG_EVERY VIGIL_NSEC_PER_SEC
 
 /* One event waiting in (or at the head of) a node's FIFO. */
 struct hook_job {
     struct hook_job *next;
     struct evrec rec;
+    uint32_t coalesced; /* earlier events of the node this one stands for */
 };
 
 struct hook_runner;
@@ -107,12 +155,16 @@ struct hook_queue {
     struct hook_queue *line_next;   /* next waiting for a free slot */
     bool in_line;                   /* waiting for a free slot */
     struct hook_job *head, *tail;   /* head: the event being handled */
-    size_t hook;                    /* the hook of head running, or the next to consider */
-    struct vio_child *child;        /* the running hook (and its process group), or NULL */
-    vigil_time_t started;           /* when it started */
-    int signalled;                  /* last signal sent to it: 0, SIGTERM or SIGKILL */
-    uint32_t attempt;               /* retries of the current run so far */
-    bool in_retry;                  /* waiting to run a failed hook again */
+    uint32_t waiting;               /* events after head */
+    /* In the runner's list of FIFOs with two or more waiting, oldest first. */
+    struct hook_queue *merge_prev, *merge_next;
+    bool in_merge;
+    size_t hook;             /* the hook of head running, or the next to consider */
+    struct vio_child *child; /* the running hook (and its process group), or NULL */
+    vigil_time_t started;    /* when it started */
+    int signalled;           /* last signal sent to it: 0, SIGTERM or SIGKILL */
+    uint32_t attempt;        /* retries of the current run so far */
+    bool in_retry;           /* waiting to run a failed hook again */
     /*
      * While child is set: the next escalation (SIGTERM at start + timeout,
      * then SIGKILL). While in_retry: when the failed run goes again.
@@ -145,13 +197,22 @@ struct hook_runner {
     size_t pending;                           /* hook runs queued or running */
     bool stopping;                            /* in hook_runner_free: start nothing */
     struct hook_stats stats;
+    uint32_t max_waiting;                       /* per node */
+    uint32_t max_total;                         /* in all */
+    size_t waiting;                             /* events waiting, all FIFOs */
+    struct hook_queue *merge_head, *merge_tail; /* FIFOs with two or more waiting */
+    /* The log of coalescing: a line at most every HOOK_COALESCE_LOG_EVERY. */
+    vigil_time_t clog_next;            /* the next detailed line may come then */
+    uint64_t clog_quiet;               /* events coalesced since the last line */
+    char clog_node[VIGIL_ID_MAX + 16]; /* the node of the last of them */
+    struct vio_timer clog_timer;       /* reports clog_quiet */
 };
 
 static const char *const hook_env_names[HOOK_ENV_COUNT] = {
     "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE",    "VIGIL_OLD_STATE",
     "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME",    "VIGIL_SINCE_LAST",
     "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",    "VIGIL_STD_DEV",
-    "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT",
+    "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT", "VIGIL_COALESCED",
 };
 
 static void queue_timer(void *arg, vigil_time_t now);
@@ -232,6 +293,34 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
     return q;
 }
 
+/* Keeps q in the list of FIFOs with two or more waiting exactly while it has them. */
+static void merge_list_update(struct hook_runner *r, struct hook_queue *q)
+{
+    bool want = q->waiting >= 2;
+    if (want == q->in_merge)
+        return;
+    q->in_merge = want;
+    if (want) {
+        q->merge_next = NULL;
+        q->merge_prev = r->merge_tail;
+        if (r->merge_tail)
+            r->merge_tail->merge_next = q;
+        else
+            r->merge_head = q;
+        r->merge_tail = q;
+        return;
+    }
+    if (q->merge_prev)
+        q->merge_prev->merge_next = q->merge_next;
+    else
+        r->merge_head = q->merge_next;
+    if (q->merge_next)
+        q->merge_next->merge_prev = q->merge_prev;
+    else
+        r->merge_tail = q->merge_prev;
+    q->merge_prev = q->merge_next = NULL;
+}
+
 /* Unlinks and frees an idle FIFO (no child, not in line). */
 static void queue_remove(struct hook_runner *r, struct hook_queue *q)
 {
@@ -252,6 +341,9 @@ static void queue_remove(struct hook_runner *r, struct hook_queue *q)
         r->all = q->next;
     if (q->next)
         q->next->prev = q->prev;
+    r->waiting -= q->waiting;
+    q->waiting = 0;
+    merge_list_update(r, q);
     while (q->head) {
         struct hook_job *j = q->head;
         q->head = j->next;
@@ -282,6 +374,149 @@ static struct hook_queue *line_pop(struct hook_runner *r)
     q->in_line = false;
     q->line_next = NULL;
     return q;
+}
+
+/* ---- bounds: coalescing waiting events ---- */
+
+/* Hook runs an event owes: one per hook that wants it. */
+static size_t event_runs(const struct hook_runner *r, const struct vigil_event *ev)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n_hooks; i++)
+        n += hook_wants(&r->hooks[i], ev);
+    return n;
+}
+
+/* a + b + 1 events, saturating: what a merged event stands for. */
+static uint32_t add_coalesced(uint32_t a, uint32_t b)
+{
+    uint64_t n = (uint64_t)a + b + 1;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* Drops j, the first waiting event of q: its runs are owed no more. Counted. */
+static void drop_first_waiting(struct hook_runner *r, struct hook_queue *q)
+{
+    struct hook_job *j = q->head->next;
+    q->head->next = j->next;
+    if (q->tail == j)
+        q->tail = q->head;
+    r->pending -= event_runs(r, &j->rec.ev);
+    q->waiting--;
+    r->waiting--;
+    r->stats.coalesced++;
+    free(j);
+}
+
+/* Reports the events coalesced since the last line, if any. */
+static void clog_report(struct hook_runner *r, vigil_time_t now)
+{
+    if (r->clog_quiet == 0)
+        return;
+    hook_logf(r,
+              "hook events coalesced: %" PRIu64 " more since the last report, the last for %s; "
+              "%" PRIu64 " in all",
+              r->clog_quiet, r->clog_node, r->stats.coalesced);
+    r->clog_quiet = 0;
+    r->clog_next = now + HOOK_COALESCE_LOG_EVERY;
+}
+
+static void clog_timer_fired(void *arg, vigil_time_t now)
+{
+    clog_report(arg, now);
+}
+
+/*
+ * May a coalescing be logged in detail now? If not, its n events are
+ * counted for the next report, which a timer makes sure comes.
+ */
+static bool clog_now(struct hook_runner *r, const char *label, uint32_t n)
+{
+    vigil_time_t now = vio_now(r->loop);
+    if (now >= r->clog_next && r->clog_quiet == 0) {
+        r->clog_next = now + HOOK_COALESCE_LOG_EVERY;
+        return true;
+    }
+    r->clog_quiet += n;
+    snprintf(r->clog_node, sizeof(r->clog_node), "%s", label);
+    if (!vio_timer_armed(&r->clog_timer))
+        vio_timer_arm(r->loop, &r->clog_timer, r->clog_next > now ? r->clog_next : now);
+    return false;
+}
+
+/*
+ * Coalesces the two oldest waiting events of q, A then B (the rule is in
+ * this file's header): B takes A's old state, or both go when that makes
+ * a round trip; of two pauses the older goes. q must have two waiting.
+ * in_all says which bound was hit, for the log.
+ */
+static void coalesce(struct hook_runner *r, struct hook_queue *q, bool in_all)
+{
+    struct hook_job *a = q->head->next, *b = a->next;
+    const struct vigil_event *ae = &a->rec.ev;
+    struct vigil_event *be = &b->rec.ev;
+    bool pause = be->type == VIGIL_EVENT_PAUSE;
+    bool round_trip = !pause && ae->old_state == be->new_state;
+    const char *label = event_label(&b->rec);
+    char bound[96];
+    if (in_all)
+        snprintf(bound, sizeof(bound), "%zu waiting in all, limit %" PRIu32, r->waiting,
+                 r->max_total);
+    else
+        snprintf(bound, sizeof(bound), "%" PRIu32 " waiting, limit %" PRIu32 " per node",
+                 q->waiting, r->max_waiting);
+    if (clog_now(r, label, round_trip ? 2 : 1)) {
+        if (pause)
+            hook_logf(r,
+                      "hook events coalesced for %s (%s): event %" PRIu64
+                      " dropped for the newer event %" PRIu64,
+                      label, bound, ae->seq, be->seq);
+        else if (round_trip)
+            hook_logf(r,
+                      "hook events coalesced for %s (%s): events %" PRIu64
+                      " (%s -> %s) and %" PRIu64 " (%s -> %s) dropped, a round trip",
+                      label, bound, ae->seq, vigil_state_name(ae->old_state),
+                      vigil_state_name(ae->new_state), be->seq, vigil_state_name(be->old_state),
+                      vigil_state_name(be->new_state));
+        else
+            hook_logf(r,
+                      "hook events coalesced for %s (%s): event %" PRIu64
+                      " (%s -> %s) merged into event %" PRIu64 ", now %s -> %s",
+                      label, bound, ae->seq, vigil_state_name(ae->old_state),
+                      vigil_state_name(ae->new_state), be->seq, vigil_state_name(ae->old_state),
+                      vigil_state_name(be->new_state));
+    }
+    if (round_trip) {
+        /* The next event, if any, starts where A started: it stands for both. */
+        uint32_t both = add_coalesced(a->coalesced, b->coalesced);
+        if (b->next)
+            b->next->coalesced = add_coalesced(b->next->coalesced, both);
+        drop_first_waiting(r, q);
+        drop_first_waiting(r, q);
+    } else {
+        if (!pause)
+            be->old_state = ae->old_state;
+        b->coalesced = add_coalesced(a->coalesced, b->coalesced);
+        drop_first_waiting(r, q);
+    }
+    merge_list_update(r, q);
+}
+
+/*
+ * Coalesces until q is within the per-node bound and the runner within
+ * the total, or no FIFO has two events waiting (a node keeps its latest
+ * state). Each round removes at least one waiting event.
+ */
+static void enforce_bounds(struct hook_runner *r, struct hook_queue *q)
+{
+    while (q->waiting > r->max_waiting) /* >= 2, since max_waiting >= 1 */
+        coalesce(r, q, false);
+    while (r->waiting > r->max_total) {
+        struct hook_queue *v = q->waiting >= 2 ? q : r->merge_head;
+        if (!v)
+            break;
+        coalesce(r, v, true);
+    }
 }
 
 /* ---- starting a hook ---- */
@@ -325,8 +560,9 @@ static bool env_overridden(const char *entry)
  * runner sets, plus the event. The strings of the monitor's environment are
  * borrowed; the event's are allocated, from index *first_own on.
  */
-static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first_own)
+static char **build_env(const struct hook_job *job, uint32_t attempt, size_t *first_own)
 {
+    const struct evrec *rec = &job->rec;
     const struct vigil_event *ev = &rec->ev;
     size_t n_env = 0;
     for (char **e = environ; e && *e; e++)
@@ -366,7 +602,8 @@ static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first
         env_add(&envp[k++], "VIGIL_MEAN=%s", mean) && env_add(&envp[k++], "VIGIL_STD_DEV=%s", sd) &&
         env_add(&envp[k++], "VIGIL_ADDR=%s", addr) &&
         env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
-        env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1);
+        env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1) &&
+        env_add(&envp[k++], "VIGIL_COALESCED=%" PRIu32, job->coalesced);
     if (!ok) {
         for (size_t i = *first_own; i < k; i++)
             free(envp[i]);
@@ -377,10 +614,17 @@ static char **build_env(const struct evrec *rec, uint32_t attempt, size_t *first
     return envp;
 }
 
-/* The event as one line of JSON, newline included; NULL when out of memory. */
-static char *event_json_line(const struct evrec *rec, size_t *len)
+/*
+ * The event as one line of JSON, newline included, with "coalesced" added
+ * to what the API shows; NULL when out of memory.
+ */
+static char *event_json_line(const struct hook_job *job, size_t *len)
 {
-    json_t *o = evrec_to_json(rec);
+    json_t *o = evrec_to_json(&job->rec);
+    if (o && json_object_set_new(o, "coalesced", json_integer(job->coalesced)) != 0) {
+        json_decref(o);
+        o = NULL;
+    }
     if (!o)
         return NULL;
     char *s = json_dumps(o, JSON_COMPACT);
@@ -408,8 +652,8 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
     const struct hook *h = &r->hooks[q->hook];
     const struct evrec *rec = &q->head->rec;
     size_t json_len = 0, first_own = 0;
-    char *json = event_json_line(rec, &json_len);
-    char **envp = build_env(rec, q->attempt, &first_own);
+    char *json = event_json_line(q->head, &json_len);
+    char **envp = build_env(q->head, q->attempt, &first_own);
     struct vio_child *child = NULL;
     int err = -ENOMEM;
     if (json && envp) {
@@ -463,8 +707,14 @@ static bool queue_next_run(struct hook_runner *r, struct hook_queue *q)
             return true;
         struct hook_job *j = q->head;
         q->head = j->next;
-        if (!q->head)
+        if (q->head) {
+            /* The first waiting event becomes the one handled. */
+            q->waiting--;
+            r->waiting--;
+            merge_list_update(r, q);
+        } else {
             q->tail = NULL;
+        }
         free(j);
         q->hook = 0;
     }
@@ -677,6 +927,9 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
     r->procs = procs;
     r->log = log;
     r->log_arg = log_arg;
+    r->max_waiting = HOOK_QUEUE_DEFAULT;
+    r->max_total = HOOK_QUEUE_TOTAL_DEFAULT;
+    vio_timer_init(&r->clog_timer, clog_timer_fired, r);
     /* A random key: only the layout of the table depends on it, runs are the same whatever it is.
      */
     int ids_rc = vigil__idtable_init(&r->ids, HOOK_QUEUES_START, NULL, NULL, queue_id_of, r);
@@ -716,9 +969,7 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
 {
     if (!r || !ev)
         return -VIGIL_EINVAL;
-    size_t want = 0;
-    for (size_t i = 0; i < r->n_hooks; i++)
-        want += hook_wants(&r->hooks[i], &ev->ev);
+    size_t want = event_runs(r, &ev->ev);
     if (want == 0)
         return 0;
 
@@ -727,32 +978,53 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
         return -VIGIL_ENOMEM;
     j->next = NULL;
     j->rec = *ev;
+    j->coalesced = 0;
     j->rec.ev.node[VIGIL_ID_MAX] = '\0';
     struct hook_queue *q = queue_get(r, evrec_node(&j->rec));
     if (!q) {
         free(j);
         return -VIGIL_ENOMEM;
     }
-    if (q->tail)
+    if (q->tail) {
         q->tail->next = j;
-    else
+        q->waiting++;
+        r->waiting++;
+        merge_list_update(r, q);
+    } else {
         q->head = j;
+    }
     q->tail = j;
     /*
      * stats.queued counts hook runs accepted, like the other counters
-     * (never decreasing): queued - started - spawn_errors is how many wait
-     * right now, and hook_runner_pending() adds those running.
+     * (never decreasing); hook_runner_pending() says how many are owed
+     * right now, running or waiting (runs of coalesced events are not).
      */
     r->pending += want;
     r->stats.queued += want;
+    enforce_bounds(r, q);
     if (!q->child && !q->in_line && !q->in_retry)
         queue_kick(r, q, vio_now(r->loop), false);
+    return 0;
+}
+
+int hook_runner_set_limits(struct hook_runner *r, uint32_t per_node, uint32_t total)
+{
+    if (!r || per_node < 1 || per_node > HOOK_QUEUE_MAX || total < 1 ||
+        total > HOOK_QUEUE_TOTAL_MAX)
+        return -VIGIL_EINVAL;
+    r->max_waiting = per_node;
+    r->max_total = total;
     return 0;
 }
 
 size_t hook_runner_pending(const struct hook_runner *r)
 {
     return r ? r->pending : 0;
+}
+
+size_t hook_runner_waiting(const struct hook_runner *r)
+{
+    return r ? r->waiting : 0;
 }
 
 const struct hook_stats *hook_runner_stats(const struct hook_runner *r)
@@ -765,6 +1037,8 @@ void hook_runner_free(struct hook_runner *r)
     if (!r)
         return;
     r->stopping = true;
+    vio_timer_disarm(r->loop, &r->clog_timer);
+    clog_report(r, vio_now(r->loop));
     size_t waiting = r->pending - r->running;
     if (waiting > 0)
         hook_logf(r, "hook runner stopping: %zu hook runs not started", waiting);

@@ -9,6 +9,11 @@
  * doubling) before the node's next event goes on. At most 64 hooks run at
  * once; the rest wait in line.
  *
+ * Bounded. Events waiting for a node's hooks are at most `per_node` (16)
+ * per node and `total` (65,536) in all; at a bound the oldest waiting
+ * events are coalesced so that the latest state wins (the rule is in
+ * hooks.c's header). Every coalesced event is counted and logged.
+ *
  * The runner lives on a loop and starts children through a vio_procs
  * (src/io/vio.h): its timeouts and retries are timers on the loop, and the
  * end of a hook arrives through the loop, so the runner needs nothing but
@@ -33,12 +38,38 @@
 /* Most retries: ten doublings of the delay already wait over a thousand times the first. */
 #define HOOK_RETRIES_MAX 10
 
+/*
+ * Events that may wait for one node's hooks (besides the one being
+ * handled). A node's hooks seldom fall behind by more than a couple of
+ * events; 16 keeps every transition of a node that flaps a few times
+ * while its hook is slow, and bounds one that flaps forever (or a hook
+ * that hangs) to 16 events, about 4 KB.
+ */
+#define HOOK_QUEUE_DEFAULT 16
+#define HOOK_QUEUE_MAX     65536
+/*
+ * Events that may wait in all. 65,536 (about 16 MB) is one for every node
+ * of a default-sized node table (max_nodes), so that a whole cluster
+ * changing state at once (a rack losing power, a network partition) is
+ * queued without coalescing anything, and 4,096 nodes can each hold a
+ * full queue. A node always keeps its latest state, so with more nodes
+ * than this waiting at once, the total is at most one per node.
+ */
+#define HOOK_QUEUE_TOTAL_DEFAULT 65536
+#define HOOK_QUEUE_TOTAL_MAX     (1u << 24)
+
 struct hook_runner;
 
 struct hook_stats {
     uint64_t started, succeeded, failed, timed_out, spawn_errors, queued;
     uint64_t retried; /* runs started again after a failure */
     uint64_t gave_up; /* runs that failed on their last retry */
+    /*
+     * Events no hook will see as such: merged into a later event of their
+     * node, or dropped with the later event that undid them, at a queue
+     * bound (hooks.c). Events, not runs.
+     */
+    uint64_t coalesced;
 };
 
 /* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s").
@@ -63,8 +94,17 @@ void hook_runner_free(struct hook_runner *r);
  */
 int hook_runner_submit(struct hook_runner *r, const struct evrec *ev);
 
+/*
+ * Sets the bounds on waiting events: per node and in all (both >= 1; the
+ * defaults are HOOK_QUEUE_DEFAULT and HOOK_QUEUE_TOTAL_DEFAULT). They
+ * apply to events submitted from then on. Returns 0 or -VIGIL_EINVAL.
+ */
+int hook_runner_set_limits(struct hook_runner *r, uint32_t per_node, uint32_t total);
+
 /* Hooks running or queued. */
 size_t hook_runner_pending(const struct hook_runner *r);
+/* Events waiting for their node's hooks (not counting those being handled). */
+size_t hook_runner_waiting(const struct hook_runner *r);
 const struct hook_stats *hook_runner_stats(const struct hook_runner *r);
 
 #endif

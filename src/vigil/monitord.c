@@ -768,7 +768,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             return -1;
         }
     if (mc->n_hooks &&
-        hook_runner_new(d->loop, env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks)) {
+        (hook_runner_new(d->loop, env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks) ||
+         hook_runner_set_limits(d->hooks, mc->hook_queue, mc->hook_queue_total))) {
         snprintf(err, cap, "cannot set up hooks");
         monitord_free(d);
         return -1;

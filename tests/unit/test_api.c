@@ -715,9 +715,10 @@ static void test_health(void **state)
     assert_int_equal(iget(c, "recv_errors"), 7);
     assert_int_equal(iget(c, "dropped_log"), 2);
     const json_t *h = json_object_get(doc, "hooks");
-    static const char *const hk[] = {"started",      "succeeded", "failed", "timed_out",
-                                     "spawn_errors", "queued",    "pending"};
-    for (size_t i = 0; i < 7; i++)
+    static const char *const hk[] = {"started",   "succeeded",      "failed",
+                                     "timed_out", "spawn_errors",   "queued",
+                                     "pending",   "events_waiting", "coalesced"};
+    for (size_t i = 0; i < sizeof(hk) / sizeof(hk[0]); i++)
         assert_int_equal(iget(h, hk[i]), 0);
     const json_t *d = json_object_get(doc, "detector");
     assert_string_equal(sget(d, "type"), "fixed");
@@ -793,6 +794,8 @@ static void test_health_with_hooks(void **state)
     assert_int_equal(iget(h, "failed"), 1);
     assert_int_equal(iget(h, "timed_out"), 0);
     assert_int_equal(iget(h, "pending"), 0);
+    assert_int_equal(iget(h, "events_waiting"), 0);
+    assert_int_equal(iget(h, "coalesced"), 0);
     json_decref(doc);
 
     struct reply r = request(f, "GET", "/metrics");
@@ -802,6 +805,8 @@ static void test_health_with_hooks(void **state)
     assert_true(has_line(r.body, "vigil_hooks_total{result=\"failed\"} 1"));
     assert_true(has_line(r.body, "vigil_hooks_total{result=\"timed_out\"} 0"));
     assert_true(has_line(r.body, "vigil_hooks_pending 0"));
+    assert_true(has_line(r.body, "vigil_hook_events_waiting 0"));
+    assert_true(has_line(r.body, "vigil_hook_events_coalesced_total 0"));
     free(r.body);
 
     f->ctx.hooks = NULL;

@@ -123,6 +123,8 @@ static void assert_defaults(const struct vcfg *c)
     assert_int_equal(m->log_format, VCFG_LOG_TEXT);
     assert_null(m->log_file);
     assert_int_equal(m->event_history, 10000);
+    assert_int_equal(m->hook_queue, 16);
+    assert_int_equal(m->hook_queue_total, 65536);
 
     const struct vcfg_agent *a = &c->agent;
     assert_null(a->id);
@@ -230,6 +232,7 @@ static void test_full_file(void **state)
                       "  );\n"
                       "  log = { format = \"json\"; file = \"/var/log/vigil/events.log\"; };\n"
                       "  event_history = 1000000;\n"
+                      "  hook_queue = 4; hook_queue_total = 1000;\n"
                       "};\n"
                       "agent = {\n"
                       "  id = \"web1\";\n"
@@ -285,6 +288,8 @@ static void test_full_file(void **state)
     assert_int_equal(m->log_format, VCFG_LOG_JSON);
     assert_string_equal(m->log_file, "/var/log/vigil/events.log");
     assert_int_equal(m->event_history, 1000000);
+    assert_int_equal(m->hook_queue, 4);
+    assert_int_equal(m->hook_queue_total, 1000);
 
     const struct vcfg_agent *a = &c.agent;
     assert_string_equal(a->id, "web1");
@@ -655,6 +660,10 @@ static void test_bad_values(void **state)
          "%s:1: monitor.event_history (0) must be between 1 and 1000000"},
         {"monitor = { event_history = 1000001; };\n",
          "%s:1: monitor.event_history (1000001) must be between 1 and 1000000"},
+        {"monitor = { hook_queue = 0; };\n",
+         "%s:1: monitor.hook_queue (0) must be between 1 and 65536"},
+        {"monitor = { hook_queue_total = 16777217; };\n",
+         "%s:1: monitor.hook_queue_total (16777217) must be between 1 and 16777216"},
         {"monitor = { listen = [\"1\", \"2\", \"3\", \"4\", \"5\", \"6\", \"7\", \"8\", \"9\"]; "
          "};\n",
          "%s:1: monitor.listen holds 9 entries; at most 8 are allowed"},

@@ -52,7 +52,7 @@
 /* ---- helpers ---- */
 
 struct logcap {
-    char *lines[256];
+    char *lines[2048];
     size_t n;
 };
 
@@ -897,12 +897,15 @@ static void test_unread_stdin(void **state)
     struct vcfg_hook h = hook_of("/bin/true", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
     struct hook_runner *r = NULL;
     assert_int_equal(hook_runner_new(f->loop, f->procs, &h, 1, log_cb, &f->log, &r), 0);
+    /* Room for all 20 (16 wait per node by default): none is coalesced. */
+    assert_int_equal(hook_runner_set_limits(r, 32, 32), 0);
     for (uint64_t i = 1; i <= 20; i++) {
         struct evrec ev = make_event(i, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
         assert_int_equal(hook_runner_submit(r, &ev), 0);
     }
     assert_true(run_until_idle(f, r));
     assert_int_equal(hook_runner_stats(r)->succeeded, 20);
+    assert_int_equal(hook_runner_stats(r)->coalesced, 0);
     hook_runner_free(r);
 }
 
@@ -970,6 +973,18 @@ static const struct prog_spec P_FAIL = {.exit_code = 1, .runs_for = 100 * VIGIL_
 static const struct prog_spec P_FLAKY = {.runs_for = 100 * VIGIL_NSEC_PER_MSEC, .fail_until = 2};
 static const struct prog_spec P_LONG = {.runs_for = 10 * VIGIL_NSEC_PER_SEC};
 
+/* Events up to this sequence number hold the "hold" program for a minute; later ones are quick. */
+static uint64_t hold_through;
+#define HOLD_FOR (60 * VIGIL_NSEC_PER_SEC)
+
+static void hold_run(void *arg, const struct fake_spawn *sp, struct fake_outcome *out)
+{
+    (void)arg;
+    const char *seq = fake_spawn_env(sp, "VIGIL_EVENT_SEQ");
+    bool hold = seq && strtoull(seq, NULL, 10) <= hold_through;
+    out->runs_for = hold ? HOLD_FOR : 10 * VIGIL_NSEC_PER_MSEC;
+}
+
 static int vfix_setup(void **state)
 {
     struct vfix *v = calloc(1, sizeof(*v));
@@ -991,6 +1006,8 @@ static int vfix_setup(void **state)
     for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
         if (fake_procs_register(v->procs, progs[i].name, prog_run, (void *)progs[i].spec) != 0)
             return -1;
+    if (fake_procs_register(v->procs, "hold", hold_run, NULL) != 0)
+        return -1;
     *state = v;
     return 0;
 }
@@ -1319,6 +1336,247 @@ static void test_v_free(void **state)
     assert_int_equal(v->loop->n_timers, 0);
 }
 
+/* ---- bounded queues: coalescing on the virtual clock ---- */
+
+/* alive -> suspect -> dead -> alive -> ...: the k-th transition (k >= 1) of a flapping node. */
+static const enum vigil_state flap_cycle[3] = {VIGIL_STATE_ALIVE, VIGIL_STATE_SUSPECT,
+                                               VIGIL_STATE_DEAD};
+
+static struct evrec flap_event(uint64_t seq, const char *node, uint64_t k)
+{
+    return make_event(seq, node, flap_cycle[(k - 1) % 3], flap_cycle[k % 3]);
+}
+
+/*
+ * The runs of node, in the order they started, must make sense to a hook:
+ * sequence numbers increase, no event goes from a state to itself, each
+ * starts where the one before it ended, and the JSON says what the
+ * environment says. Returns the new state of the last run (NULL: none);
+ * *runs gets their number and *merged how many stood for earlier events.
+ */
+static const char *check_chain(const struct vfix *v, const char *node, size_t *runs, size_t *merged)
+{
+    const char *last = NULL;
+    uint64_t prev_seq = 0;
+    *runs = *merged = 0;
+    for (size_t i = 0; i < fake_procs_count(v->procs); i++) {
+        const struct fake_spawn *sp = spawn_at(v, i);
+        if (strcmp(fake_spawn_env(sp, "VIGIL_NODE"), node) != 0)
+            continue;
+        uint64_t seq = strtoull(fake_spawn_env(sp, "VIGIL_EVENT_SEQ"), NULL, 10);
+        const char *from = fake_spawn_env(sp, "VIGIL_OLD_STATE");
+        const char *to = fake_spawn_env(sp, "VIGIL_NEW_STATE");
+        assert_true(seq > prev_seq);
+        assert_string_not_equal(from, to);
+        if (last)
+            assert_string_equal(from, last);
+        const char *c = fake_spawn_env(sp, "VIGIL_COALESCED");
+        assert_non_null(c);
+        json_error_t jerr;
+        json_t *o = json_loads(sp->stdin_data, 0, &jerr);
+        assert_non_null(o);
+        assert_int_equal(json_integer_value(json_object_get(o, "coalesced")),
+                         strtoull(c, NULL, 10));
+        assert_string_equal(json_string_value(json_object_get(o, "old_state")), from);
+        json_decref(o);
+        *merged += strcmp(c, "0") != 0;
+        last = to;
+        prev_seq = seq;
+        (*runs)++;
+    }
+    return last;
+}
+
+/* The number after "; " and before " in all" in the last line that has one, or 0. */
+static uint64_t last_in_all(const struct logcap *c)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const char *p = c->lines[i] ? strstr(c->lines[i], " in all") : NULL;
+        if (!p || !strstr(c->lines[i], "more since the last report"))
+            continue;
+        while (p > c->lines[i] && p[-1] >= '0' && p[-1] <= '9')
+            p--;
+        n = strtoull(p, NULL, 10);
+    }
+    return n;
+}
+
+/*
+ * A node flaps 1,000 times (every 10 ms) while its hook hangs on the first
+ * event for a minute: at no moment do more than 16 events wait; what the
+ * hook is told afterwards is a chain from its first event to the node's
+ * latest state; every event left out is counted and the log says so, in
+ * one line and then at most one a second.
+ */
+static void test_v_flapping_bounded(void **state)
+{
+    struct vfix *v = *state;
+    hold_through = 1;
+    struct vcfg_hook h = hook_of("hold", NULL, NULL, 120 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    const uint64_t flaps = 1000;
+    const char *latest = NULL;
+    size_t most = 0;
+    for (uint64_t k = 1; k <= flaps; k++) {
+        struct evrec ev = flap_event(k, "web3", k);
+        latest = vigil_state_name(ev.ev.new_state);
+        assert_int_equal(hook_runner_submit(r, &ev), 0);
+        assert_true(hook_runner_waiting(r) <= HOOK_QUEUE_DEFAULT);
+        assert_true(hook_runner_pending(r) <= HOOK_QUEUE_DEFAULT + 1);
+        if (hook_runner_waiting(r) > most)
+            most = hook_runner_waiting(r);
+        fake_loop_run_until(v->loop, v->clock + 10 * VIGIL_NSEC_PER_MSEC);
+    }
+    assert_int_equal(most, HOOK_QUEUE_DEFAULT);
+    /* Only the first event has reached the hook, and it still runs. */
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    assert_int_equal(fake_procs_running(v->procs), 1);
+
+    fake_loop_run_until(v->loop, T0 + 10 * HOLD_FOR);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_waiting(r), 0);
+    size_t runs = 0, merged = 0;
+    const char *last = check_chain(v, "web3", &runs, &merged);
+    assert_non_null(last);
+    assert_string_equal(last, latest);
+    assert_true(runs >= 2 && runs <= HOOK_QUEUE_DEFAULT + 1);
+    assert_true(merged > 0);
+    assert_string_equal(fake_spawn_env(spawn_at(v, 0), "VIGIL_EVENT_SEQ"), "1");
+
+    /* Every event is either delivered or counted. */
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_int_equal(st->coalesced + runs, flaps);
+    assert_int_equal(st->started, runs);
+    assert_int_equal(st->succeeded, runs);
+    assert_int_equal(st->queued, flaps);
+
+    /* The first coalescing in detail, the rest as counts, at most one line a second. */
+    assert_int_equal(log_count(&v->log, "hook events coalesced for web3 (17 waiting, limit 16 per "
+                                        "node): events 2 (suspect -> dead) and 3 (dead -> alive) "
+                                        "dropped, a round trip"),
+                     0);
+    assert_int_equal(log_count(&v->log, "hook events coalesced for web3 (17 waiting, limit 16 per "
+                                        "node): event 2 (suspect -> dead) merged into event 3, "
+                                        "now suspect -> alive"),
+                     1);
+    size_t lines = log_count(&v->log, "hook events coalesced");
+    size_t reports = log_count(&v->log, "more since the last report, the last for web3");
+    assert_int_equal(lines, reports + 1);
+    assert_true(reports >= 5 && reports <= 11); /* 10 s of flapping */
+    assert_int_equal(last_in_all(&v->log), st->coalesced);
+    /* Nothing is left on the loop. */
+    assert_int_equal(fake_loop_next(v->loop), VIGIL_TIME_NEVER);
+    hook_runner_free(r);
+}
+
+/*
+ * Forty nodes flap while their hooks hang on their first events: with a
+ * total bound of 64, no more than 64 events ever wait in all (far below
+ * 40 x 16), and every node's hook still ends with that node's latest
+ * state, told as a chain.
+ */
+static void test_v_total_bound(void **state)
+{
+    struct vfix *v = *state;
+    enum { NODES = 40, ROUNDS = 30, TOTAL = 64 };
+    hold_through = NODES; /* the first event of every node */
+    struct vcfg_hook h = hook_of("hold", NULL, NULL, 120 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    assert_int_equal(hook_runner_set_limits(r, 0, TOTAL), -VIGIL_EINVAL);
+    assert_int_equal(hook_runner_set_limits(r, 16, 0), -VIGIL_EINVAL);
+    assert_int_equal(hook_runner_set_limits(r, 16, TOTAL), 0);
+    enum vigil_state latest[NODES];
+    uint64_t seq = 0;
+    size_t most = 0;
+    for (uint64_t k = 1; k <= ROUNDS; k++) {
+        for (int i = 0; i < NODES; i++) {
+            char node[16];
+            snprintf(node, sizeof(node), "n%d", i);
+            /* Node i is i transitions ahead, so that the nodes are not all alike. */
+            struct evrec ev = flap_event(++seq, node, k + (uint64_t)i);
+            latest[i] = ev.ev.new_state;
+            assert_int_equal(hook_runner_submit(r, &ev), 0);
+            assert_true(hook_runner_waiting(r) <= TOTAL);
+            if (hook_runner_waiting(r) > most)
+                most = hook_runner_waiting(r);
+        }
+        fake_loop_run_until(v->loop, v->clock + 100 * VIGIL_NSEC_PER_MSEC);
+    }
+    assert_int_equal(most, TOTAL);
+    assert_int_equal(fake_procs_count(v->procs), NODES);
+    const struct hook_stats *st = hook_runner_stats(r);
+    assert_true(st->coalesced > 0);
+    assert_int_equal(log_count(&v->log, "waiting in all, limit 64)"), 1);
+
+    fake_loop_run_until(v->loop, T0 + 10 * HOLD_FOR);
+    assert_int_equal(hook_runner_pending(r), 0);
+    size_t delivered = 0;
+    for (int i = 0; i < NODES; i++) {
+        char node[16];
+        snprintf(node, sizeof(node), "n%d", i);
+        size_t runs = 0, merged = 0;
+        const char *last = check_chain(v, node, &runs, &merged);
+        assert_non_null(last);
+        assert_string_equal(last, vigil_state_name(latest[i]));
+        delivered += runs;
+    }
+    const uint64_t coalesced = st->coalesced;
+    assert_int_equal(coalesced + delivered, (uint64_t)NODES * ROUNDS);
+    hook_runner_free(r);
+    /* The last count comes, at the latest, when the runner stops. */
+    assert_int_equal(last_in_all(&v->log), coalesced);
+}
+
+/*
+ * More nodes waiting than the total bound: each keeps one waiting event,
+ * its latest state (the total is then one per node); a second event of a
+ * node merges into its first. With one event allowed per node, every new
+ * one merges into the one waiting.
+ */
+static void test_v_total_one_per_node(void **state)
+{
+    struct vfix *v = *state;
+    enum { NODES = 100, TOTAL = 10 };
+    hold_through = NODES;
+    struct vcfg_hook h = hook_of("hold", NULL, NULL, 120 * VIGIL_NSEC_PER_SEC, 0);
+    struct hook_runner *r = vrunner(v, &h, 1);
+    assert_int_equal(hook_runner_set_limits(r, 1, TOTAL), 0);
+    uint64_t seq = 0;
+    for (uint64_t k = 1; k <= 2; k++)
+        for (int i = 0; i < NODES; i++) {
+            char node[16];
+            snprintf(node, sizeof(node), "n%d", i);
+            struct evrec ev = flap_event(++seq, node, k);
+            assert_int_equal(hook_runner_submit(r, &ev), 0);
+        }
+    /* Heads: 100 running; one waiting per node (suspect -> dead), beyond the total of 10. */
+    assert_int_equal(hook_runner_waiting(r), NODES);
+    assert_int_equal(hook_runner_stats(r)->coalesced, 0);
+    /* A third event of n7: merged into its waiting one (per node: 1), the total does not grow. */
+    struct evrec ev = flap_event(++seq, "n7", 3);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    assert_int_equal(hook_runner_waiting(r), NODES);
+    assert_int_equal(hook_runner_stats(r)->coalesced, 1);
+    assert_int_equal(log_count(&v->log, "hook events coalesced for n7 (2 waiting, limit 1 per "
+                                        "node): event 108 (suspect -> dead) merged into event "
+                                        "201, now suspect -> alive"),
+                     1);
+    /* A fourth goes back to suspect: with the waiting suspect -> alive, a round trip. */
+    ev = flap_event(++seq, "n7", 4);
+    assert_int_equal(hook_runner_submit(r, &ev), 0);
+    assert_int_equal(hook_runner_waiting(r), NODES - 1);
+    assert_int_equal(hook_runner_stats(r)->coalesced, 3);
+    fake_loop_run_until(v->loop, T0 + 10 * HOLD_FOR);
+    size_t runs = 0, merged = 0;
+    assert_string_equal(check_chain(v, "n7", &runs, &merged), "suspect");
+    assert_int_equal(runs, 1);
+    assert_string_equal(check_chain(v, "n8", &runs, &merged), "dead");
+    assert_int_equal(runs, 2);
+    assert_int_equal(merged, 0);
+    hook_runner_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1344,6 +1602,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v_concurrency_bound, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_spawn_error, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_free, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_flapping_bounded, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_total_bound, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_total_one_per_node, vfix_setup, vfix_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
