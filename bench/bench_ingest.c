@@ -14,6 +14,8 @@
  *       the logging of events, which a quiet cluster does not produce).
  *   (c) vigil_monitor_on_datagram() alone on datagrams already in memory,
  *       in virtual time: no sockets at all, the core's own ceiling.
+ *   (d) the same on wire version 2 with per-node keys, with and without
+ *       sealed (encrypted) full statuses: what `encrypt = true` costs.
  *
  * For (a) and (b) a sender process (fork, pinned to the second core when
  * there is one) encodes one heartbeat per node id, tagged with the key
@@ -136,7 +138,7 @@ struct opts {
     unsigned nodes;
     unsigned seconds;
     unsigned rounds;
-    bool run_ab, run_c;
+    bool run_ab, run_c, run_d;
     double c_seconds;
     unsigned c_rounds;
 };
@@ -840,17 +842,156 @@ static double run_inmem(const struct opts *o, const uint8_t *key, const uint8_t 
     return rate;
 }
 
+/* --- phase (d): version 2, with and without sealing ------------------- */
+
+/*
+ * How the monitor's CPU cost per heartbeat changes with encryption, on the
+ * production path: a master key (each node verified with its own key),
+ * wire version 2, in virtual time as in (c). Five streams over the same
+ * nodes: beats only; full statuses only, in clear and sealed; and the
+ * steady mix of an agent (one full status every VIGIL_SENDER_STATUS_EVERY_DEFAULT
+ * heartbeats, the rest beats), in clear and sealed. Sealing costs the
+ * monitor the AEAD and, per sealed datagram, the derivation of the
+ * node's seal key (two BLAKE2b calls); beats are never sealed.
+ */
+#define D_SLOT 192 /* a sealed full status of a 12-byte id: 117 bytes */
+
+enum d_stream { D_BEATS, D_STATUS, D_STATUS_SEALED, D_MIX, D_MIX_SEALED, D_STREAMS };
+
+static double run_d_stream(const struct opts *o, enum d_stream kind, const uint8_t *master,
+                           char (*ids)[ID_SLOT], const uint8_t (*macs)[VIGIL_WIRE_MAC_KEY_LEN],
+                           const uint8_t (*seals)[VIGIL_WIRE_SEAL_KEY_LEN], uint8_t *arena,
+                           uint16_t *lens)
+{
+    struct vigil_monitor_config cfg;
+    vigil_monitor_config_default(&cfg);
+    if (cfg.max_nodes < o->nodes)
+        cfg.max_nodes = o->nodes;
+    cfg.has_key = true;
+    cfg.key_is_master = true;
+    memcpy(cfg.key, master, VIGIL_WIRE_KEY_LEN);
+    randombytes_buf(cfg.hash_seed, sizeof(cfg.hash_seed));
+    struct vigil_monitor *m;
+    if (vigil_monitor_new(&cfg, 0, &m) != 0)
+        die("vigil_monitor_new");
+    static struct vigil_heartbeat hb;
+    heartbeat_template(&hb, 1000);
+    hb.version = VIGIL_WIRE_V2;
+    hb.n_custom = 1;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "db-replica");
+    struct vigil_addr from = {.family = AF_INET, .port = 40000, .addr = {127, 0, 0, 1}};
+    vigil_time_t step = VIGIL_NSEC_PER_SEC / o->nodes;
+    const unsigned every = VIGIL_SENDER_STATUS_EVERY_DEFAULT;
+    double cpu = 0;
+    uint64_t acc = 0;
+    for (unsigned r = 0; r <= o->c_rounds; r++) {
+        for (unsigned i = 0; i < o->nodes; i++) {
+            memcpy(hb.id, ids[i], ID_SLOT);
+            hb.sequence = r + 1;
+            bool status = kind == D_STATUS || kind == D_STATUS_SEALED ||
+                          ((kind == D_MIX || kind == D_MIX_SEALED) && (r + i) % every == 0);
+            bool sealed = status && (kind == D_STATUS_SEALED || kind == D_MIX_SEALED);
+            hb.type = status ? VIGIL_MSG_STATUS : VIGIL_MSG_BEAT;
+            uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN];
+            randombytes_buf(nonce, sizeof(nonce));
+            const struct vigil_wire_keys k = {
+                .mac = macs[i], .seal = sealed ? seals[i] : NULL, .nonce = nonce};
+            int len = vigil_wire_encode_keys(&hb, &k, arena + (size_t)i * D_SLOT, D_SLOT);
+            if (len < 0) {
+                fprintf(stderr, "bench_ingest: encode: %s\n", vigil_strerror(len));
+                exit(1);
+            }
+            lens[i] = (uint16_t)len;
+        }
+        uint64_t acc0 = vigil_monitor_stats(m)->accepted;
+        vigil_time_t base = (vigil_time_t)(r + 1) * VIGIL_NSEC_PER_SEC;
+        int64_t c0 = cpu_ns();
+        for (unsigned i = 0; i < o->nodes; i += BATCH) {
+            unsigned lim = o->nodes - i < BATCH ? o->nodes - i : BATCH;
+            vigil_time_t now = base;
+            for (unsigned j = i; j < i + lim; j++) {
+                now = base + (vigil_time_t)j * step;
+                vigil_monitor_on_datagram(m, now, arena + (size_t)j * D_SLOT, lens[j], &from);
+            }
+            if (now >= vigil_monitor_next_deadline(m))
+                vigil_monitor_on_expiry(m, now);
+            drain_events(m);
+        }
+        int64_t c1 = cpu_ns();
+        /* Round 0 registers the nodes (and derives their tag keys): not steady state. */
+        if (r > 0) {
+            cpu += (double)(c1 - c0) / VIGIL_NSEC_PER_SEC;
+            acc += vigil_monitor_stats(m)->accepted - acc0;
+            if (cpu >= o->c_seconds / 2)
+                break;
+        }
+    }
+    const struct vigil_monitor_stats *st = vigil_monitor_stats(m);
+    if (st->auth_failed || st->malformed || st->unsealed)
+        fprintf(stderr, "bench_ingest: (d) refused datagrams: %llu auth, %llu malformed\n",
+                (unsigned long long)st->auth_failed, (unsigned long long)st->malformed);
+    vigil_monitor_free(m);
+    return cpu > 0 ? (double)acc / cpu : 0;
+}
+
+static void run_sealed(const struct opts *o)
+{
+    char(*ids)[ID_SLOT] = make_ids(o->nodes);
+    uint8_t(*macs)[VIGIL_WIRE_MAC_KEY_LEN] = malloc((size_t)o->nodes * sizeof(*macs));
+    uint8_t(*seals)[VIGIL_WIRE_SEAL_KEY_LEN] = malloc((size_t)o->nodes * sizeof(*seals));
+    uint8_t *arena = malloc((size_t)o->nodes * D_SLOT);
+    uint16_t *lens = malloc((size_t)o->nodes * sizeof(*lens));
+    if (!macs || !seals || !arena || !lens)
+        die("malloc (d)");
+    uint8_t master[VIGIL_WIRE_KEY_LEN];
+    randombytes_buf(master, sizeof(master));
+    /* Each agent's own keys, derived once as the agent does at start (untimed). */
+    for (unsigned i = 0; i < o->nodes; i++) {
+        uint8_t nk[VIGIL_WIRE_KEY_LEN];
+        (void)vigil_wire_node_key(nk, master, ids[i]);
+        vigil_wire_mac_key(macs[i], nk);
+        vigil_wire_seal_key(seals[i], nk);
+    }
+    static const char *const names[D_STREAMS] = {
+        "beats only (never sealed)",
+        "full statuses, clear",
+        "full statuses, sealed",
+        "agent mix (1 status in 30), clear",
+        "agent mix (1 status in 30), sealed",
+    };
+    double rate[D_STREAMS];
+    printf("(d) wire version 2, per-node keys, %u nodes, heartbeats per CPU-second:\n", o->nodes);
+    for (int k = 0; k < D_STREAMS; k++) {
+        rate[k] = run_d_stream(o, (enum d_stream)k, master, ids,
+                               (const uint8_t(*)[VIGIL_WIRE_MAC_KEY_LEN])macs,
+                               (const uint8_t(*)[VIGIL_WIRE_SEAL_KEY_LEN])seals, arena, lens);
+        char b[32];
+        printf("  %-38s %11s  (%.0f ns each)\n", names[k], grp(b, sizeof(b), rate[k]),
+               rate[k] > 0 ? 1e9 / rate[k] : 0.0);
+    }
+    printf("  sealed / clear: full statuses %.0f%%, agent mix %.0f%%\n",
+           rate[D_STATUS] > 0 ? 100 * rate[D_STATUS_SEALED] / rate[D_STATUS] : 0.0,
+           rate[D_MIX] > 0 ? 100 * rate[D_MIX_SEALED] / rate[D_MIX] : 0.0);
+    sodium_memzero(master, sizeof(master));
+    free(lens);
+    free(arena);
+    free(seals);
+    free(macs);
+    free(ids);
+}
+
 /* --- main -------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_ingest [--nodes N] [--seconds S] [--rounds R] [--phase abc]\n"
+    fprintf(f, "usage: bench_ingest [--nodes N] [--seconds S] [--rounds R] [--phase abcd]\n"
                "                    [--c-seconds S] [--c-rounds R]\n"
                "  --nodes N      distinct node ids (default 100000)\n"
                "  --seconds S    length of each (a) and (b) phase (default 5)\n"
                "  --rounds R     how many times (a) and (b) alternate (default 3)\n"
-               "  --phase P      which phases to run: any of a, b, c (a and b go together;\n"
-               "                 default abc; 'c' alone suits callgrind)\n"
+               "  --phase P      which phases to run: any of a, b, c, d (a and b go together;\n"
+               "                 default abcd; 'c' alone suits callgrind)\n"
                "  --c-seconds S  CPU seconds of steady rounds in (c) (default 2)\n"
                "  --c-rounds R   at most R steady rounds in (c) (default 100)\n");
 }
@@ -875,6 +1016,7 @@ int main(int argc, char **argv)
         .rounds = DEFAULT_ROUNDS,
         .run_ab = true,
         .run_c = true,
+        .run_d = true,
         .c_seconds = DEFAULT_C_SECONDS,
         .c_rounds = DEFAULT_C_ROUNDS,
     };
@@ -903,6 +1045,7 @@ int main(int argc, char **argv)
         case 'p':
             o.run_ab = strchr(optarg, 'a') || strchr(optarg, 'b');
             o.run_c = strchr(optarg, 'c') != NULL;
+            o.run_d = strchr(optarg, 'd') != NULL;
             break;
         case 'C':
             o.c_seconds = parse_uint(optarg, 0, MAX_SECONDS, "--c-seconds");
@@ -918,7 +1061,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (optind < argc || (!o.run_ab && !o.run_c)) {
+    if (optind < argc || (!o.run_ab && !o.run_c && !o.run_d)) {
         usage(stderr);
         return 2;
     }
@@ -1010,6 +1153,8 @@ int main(int argc, char **argv)
     }
     if (o.run_c)
         c_rate = run_inmem(&o, key, mac_key);
+    if (o.run_d)
+        run_sealed(&o);
 
     char b1[32], b2[32], b3[32];
     printf("targets (printed, not asserted):\n");
