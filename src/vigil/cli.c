@@ -787,6 +787,19 @@ int cmd_status(int argc, char **argv)
                 if (health && json_is_true(json_object_get(health, "insecure")))
                     printf("warning: the monitor runs insecure (no key): it accepts heartbeats "
                            "from anyone\n");
+                /* More than one key held: a rotation under way, and how far it got. */
+                json_t *keys = health ? json_object_get(health, "keys") : NULL;
+                if (json_is_array(keys) && json_array_size(keys) > 1) {
+                    printf("keys held (a rotation in progress):");
+                    for (size_t i = 0; i < json_array_size(keys); i++) {
+                        json_t *k = json_array_get(keys, i);
+                        printf("%s key id %" JSON_INTEGER_FORMAT " used by %" JSON_INTEGER_FORMAT
+                               " nodes",
+                               i ? "," : "", json_integer_value(json_object_get(k, "id")),
+                               json_integer_value(json_object_get(k, "nodes")));
+                    }
+                    printf("\n");
+                }
                 json_decref(health);
             }
             json_decref(doc);

@@ -126,6 +126,10 @@ def test_rotation_sealed(tmp):
     wait_log(m.read_log, "keys reloaded: 2 held, key ids 0, 1")
     h = m.get("/v1/health")
     check(h["keys"] == [{"id": 0, "nodes": 3}, {"id": 1, "nodes": 0}], "keys %r" % h["keys"])
+    r = subprocess.run([VIGIL, "status", "--api", "127.0.0.1:%d" % m.api_port],
+                       capture_output=True, text=True, timeout=30)
+    check("keys held (a rotation in progress): key id 0 used by 3 nodes, key id 1 used by 0 "
+          "nodes" in r.stdout, "vigil status: %r" % r.stdout)
     # 2: each agent moves to its new node key.
     for n in NODES:
         keygen(tmp, "--node", n, "--master", "master-1.key", "-o", n + ".key.new")
