@@ -269,6 +269,19 @@ VIGIL_EXPORT void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t n
 VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys,
                                         size_t n);
 
+/*
+ * Changes the detector settings, the rise and the start-up grace of a
+ * running monitor (a configuration reload), keeping every node's state and
+ * history. The detector kind and its window cannot change (they shape the
+ * node table): -VIGIL_EINVAL, as for settings vigil_monitor_config_check
+ * refuses. Every node's next decision is recomputed at once from its
+ * history under the new thresholds; one that is already due is decided at
+ * the next vigil_monitor_on_expiry(). now: the current time.
+ */
+VIGIL_EXPORT int vigil_monitor_set_detector(struct vigil_monitor *m, vigil_time_t now,
+                                            const struct vigil_detector_config *dc, uint32_t rise,
+                                            vigil_time_t startup_grace);
+
 /* The key ids the monitor holds, in ids (cap entries at most); returns how many it holds. */
 VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap);
 

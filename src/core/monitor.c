@@ -1071,6 +1071,31 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     return 0;
 }
 
+int vigil_monitor_set_detector(struct vigil_monitor *m, vigil_time_t now,
+                               const struct vigil_detector_config *dc, uint32_t rise,
+                               vigil_time_t startup_grace)
+{
+    if (!m || !dc || dc->kind != m->cfg.detector.kind || dc->window != m->cfg.detector.window)
+        return -VIGIL_EINVAL;
+    struct vigil_monitor_config c = m->cfg;
+    c.detector = *dc;
+    c.rise = rise;
+    c.startup_grace = startup_grace;
+    const char *why;
+    if (vigil_monitor_config_check(&c, &why) != 0)
+        return -VIGIL_EINVAL;
+    advance(m, now);
+    m->cfg.detector = *dc;
+    m->cfg.rise = rise;
+    m->cfg.startup_grace = startup_grace;
+    m->suspect_quantile = vigil_phi_quantile(dc->suspect_threshold);
+    for (uint32_t i = 0; i < m->n_nodes; i++) {
+        m->stale[i] = 0;
+        schedule(m, i, next_decision(m, &m->nodes[i]));
+    }
+    return 0;
+}
+
 void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t now, int64_t wall_us)
 {
     m->wall_us = wall_us;

@@ -1174,6 +1174,58 @@ static void test_require_sealed(void **st)
     assert_int_equal(vigil_monitor_config_check(&c, &why), -VIGIL_EINVAL);
 }
 
+/* A reload changes the thresholds of a running monitor; states and histories stay. */
+static void test_set_detector(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor(); /* suspect 2.5 s, dead 5 s, rise 2 */
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), 0);
+    assert_int_equal(send_hb(m, 0, "b", 1, 1, 0, NULL), 0);
+    next_event(m);
+    next_event(m);
+    for (uint64_t seq = 2; seq <= 5; seq++) {
+        assert_int_equal(send_hb(m, (vigil_time_t)(seq - 1) * S, "a", 1, seq, 0, NULL), 0);
+        assert_int_equal(send_hb(m, (vigil_time_t)(seq - 1) * S, "b", 1, seq, 0, NULL), 0);
+    }
+    /* Both last heard at 4 s. At 5 s the timeouts become 1.5 s and 3 s. */
+    struct vigil_detector_config dc = vigil_monitor_config(m)->detector;
+    dc.suspect_threshold = 1.5;
+    dc.dead_threshold = 3.0;
+    assert_int_equal(vigil_monitor_set_detector(m, 5 * S, &dc, 3, 10 * S), 0);
+    no_event(m); /* the change itself decides nothing */
+    assert_int_equal(vigil_monitor_config(m)->rise, 3);
+    /* b keeps sending; a is silent: suspect at 4 + 1.5 s, dead at 4 + 3 s. */
+    assert_int_equal(vigil_monitor_next_deadline(m), 4 * S + 3 * S / 2);
+    assert_int_equal(send_hb(m, 5 * S, "b", 1, 6, 0, NULL), 0);
+    vigil_monitor_on_expiry(m, 4 * S + 3 * S / 2);
+    struct vigil_event ev = next_event(m);
+    assert_string_equal(ev.node, "a");
+    assert_int_equal(ev.new_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(send_hb(m, 6 * S, "b", 1, 7, 0, NULL), 0);
+    vigil_monitor_on_expiry(m, 7 * S);
+    ev = next_event(m);
+    assert_string_equal(ev.node, "a");
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    no_event(m);
+    assert_int_equal(state_of(m, "b"), VIGIL_STATE_ALIVE);
+    /* Raising the thresholds again: b's next decision moves out. */
+    dc.suspect_threshold = 20;
+    dc.dead_threshold = 40;
+    assert_int_equal(vigil_monitor_set_detector(m, 7 * S, &dc, 2, 10 * S), 0);
+    vigil_monitor_on_expiry(m, 20 * S);
+    no_event(m);
+    /* The kind, the window and invalid settings cannot change. */
+    struct vigil_detector_config bad = dc;
+    bad.kind = VIGIL_DETECTOR_PHI;
+    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &bad, 2, S), -VIGIL_EINVAL);
+    bad = dc;
+    bad.dead_threshold = 1; /* below suspect */
+    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &bad, 2, S), -VIGIL_EINVAL);
+    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &dc, 0, S), -VIGIL_EINVAL);
+    assert_true(vigil_monitor_config(m)->detector.suspect_threshold == 20);
+    vigil_monitor_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1187,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_authentication),
         cmocka_unit_test(test_per_node_keys),
         cmocka_unit_test(test_key_rotation),
+        cmocka_unit_test(test_set_detector),
         cmocka_unit_test(test_key_legacy_to_master),
         cmocka_unit_test(test_require_sealed),
         cmocka_unit_test(test_future_refused),
