@@ -1298,6 +1298,34 @@ static void test_v2_peek_id(void **state)
     assert_int_equal(vigil_wire_peek_id(buf, 2, &id, &id_len), -VIGIL_ETRUNC);
 }
 
+/* The heartbeat of the version 2 test vectors of docs/protocol.md. */
+static struct vigil_heartbeat vector_v2(uint8_t type)
+{
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof hb);
+    strcpy(hb.id, "web-1");
+    hb.version = VIGIL_WIRE_V2;
+    hb.type = type;
+    hb.status_version = 0x0a0b;
+    hb.generation = UINT64_C(0x0102030405060708);
+    hb.sequence = 0x11121314;
+    hb.interval_ms = 1000;
+    /* Status fields are set even for a beat, which does not carry them. */
+    hb.send_time_us = INT64_C(0x2122232425262728);
+    hb.status.load1_milli = 0x31323334;
+    hb.status.load5_milli = 0x35363738;
+    hb.status.load15_milli = 0x393a3b3c;
+    hb.status.mem_total_kib = UINT64_C(0x4142434445464748);
+    hb.status.mem_avail_kib = UINT64_C(0x5152535455565758);
+    hb.status.uptime_s = UINT64_C(0x6162636465666768);
+    hb.n_custom = 2;
+    strcpy(hb.custom[0].key, "role");
+    strcpy(hb.custom[0].value, "db");
+    strcpy(hb.custom[1].key, "zone");
+    strcpy(hb.custom[1].value, "");
+    return hb;
+}
+
 /*
  * The version 2 test vectors of docs/protocol.md. The bytes were computed
  * by tests/wire/vectors.py, independently of wire.c and of libsodium
@@ -1321,29 +1349,7 @@ static void test_v2_vectors(void **state)
         0x66, 0x67, 0x68, 0x02, 0x04, 0x72, 0x6f, 0x6c, 0x65, 0x02, 0x64, 0x62, 0x04, 0x7a,
         0x6f, 0x6e, 0x65, 0x00, 0x55, 0x8b, 0x70, 0x95, 0x12, 0x55, 0x0f, 0xd2,
     };
-    struct vigil_heartbeat hb;
-    memset(&hb, 0, sizeof hb);
-    strcpy(hb.id, "web-1");
-    hb.version = VIGIL_WIRE_V2;
-    hb.type = VIGIL_MSG_BEAT;
-    hb.status_version = 0x0a0b;
-    hb.generation = UINT64_C(0x0102030405060708);
-    hb.sequence = 0x11121314;
-    hb.interval_ms = 1000;
-    /* Status fields are set but a beat does not carry them. */
-    hb.send_time_us = INT64_C(0x2122232425262728);
-    hb.status.load1_milli = 0x31323334;
-    hb.status.load5_milli = 0x35363738;
-    hb.status.load15_milli = 0x393a3b3c;
-    hb.status.mem_total_kib = UINT64_C(0x4142434445464748);
-    hb.status.mem_avail_kib = UINT64_C(0x5152535455565758);
-    hb.status.uptime_s = UINT64_C(0x6162636465666768);
-    hb.n_custom = 2;
-    strcpy(hb.custom[0].key, "role");
-    strcpy(hb.custom[0].value, "db");
-    strcpy(hb.custom[1].key, "zone");
-    strcpy(hb.custom[1].value, "");
-
+    struct vigil_heartbeat hb = vector_v2(VIGIL_MSG_BEAT);
     uint8_t buf[VIGIL_WIRE_MAX];
     assert_int_equal(encode(&hb, KEY, buf), sizeof beat);
     assert_memory_equal(buf, beat, sizeof beat);
@@ -1503,6 +1509,76 @@ static void test_sealed(void **state)
     sodium_memzero(seal, sizeof seal);
 }
 
+/*
+ * The key id and sealed test vectors of docs/protocol.md ("Key ids and
+ * rotation", "Encryption"), computed by tests/wire/vectors.py with its own
+ * XChaCha20-Poly1305 (checked against draft-irtf-cfrg-xchacha's AEAD
+ * vector) and hashlib.blake2b for the seal key, independently of wire.c
+ * and of libsodium.
+ */
+static void test_v2_sealed_vector(void **state)
+{
+    (void)state;
+    static const uint8_t seal_expect[VIGIL_WIRE_SEAL_KEY_LEN] = {
+        0x00, 0x34, 0x91, 0xf2, 0xd4, 0x8b, 0x78, 0xf5, 0x64, 0x9f, 0x44,
+        0x83, 0xd3, 0x2a, 0xec, 0xb5, 0xa1, 0x1e, 0xc2, 0xb8, 0x2a, 0xe9,
+        0x45, 0xc0, 0xde, 0x92, 0xa2, 0x0a, 0xed, 0x09, 0xc5, 0x62,
+    };
+    static const uint8_t beat3[] = {
+        0x56, 0x47, 0x02, 0x01, 0x32, 0x05, 0x0a, 0x0b, 0x01, 0x02, 0x03, 0x04, 0x05,
+        0x06, 0x07, 0x08, 0x11, 0x12, 0x13, 0x14, 0x00, 0x00, 0x03, 0xe8, 0x77, 0x65,
+        0x62, 0x2d, 0x31, 0x44, 0x7e, 0x53, 0x79, 0xbb, 0x0c, 0x3d, 0x49,
+    };
+    static const uint8_t sealed[] = {
+        0x56, 0x47, 0x02, 0x02, 0x36, 0x05, 0x0a, 0x0b, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+        0x07, 0x08, 0x11, 0x12, 0x13, 0x14, 0x00, 0x00, 0x03, 0xe8, 0x77, 0x65, 0x62, 0x2d,
+        0x31, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0x78, 0x10, 0x55, 0x5d, 0x49,
+        0x03, 0x3e, 0x04, 0x08, 0x0a, 0x9a, 0xee, 0x82, 0x3b, 0xdd, 0xab, 0x32, 0xdf, 0xb5,
+        0x5f, 0x12, 0x17, 0xdc, 0xf9, 0x12, 0x09, 0xb1, 0x71, 0x62, 0x54, 0x1f, 0x3a, 0x59,
+        0xdc, 0x54, 0x19, 0xcb, 0x23, 0xcb, 0x3f, 0x1f, 0xc7, 0xca, 0x0d, 0x4d, 0xa4, 0x33,
+        0x6d, 0xcb, 0x96, 0xbf, 0xcd, 0x59, 0x81, 0x52, 0x99, 0x8b, 0x06, 0x3f, 0x96, 0x73,
+        0xf2, 0x9c, 0x2a, 0x93, 0x10, 0xfb, 0x81, 0xdb, 0xb7, 0x5e, 0x3a, 0x91, 0xd9, 0x80,
+    };
+    uint8_t seal[VIGIL_WIRE_SEAL_KEY_LEN];
+    vigil_wire_seal_key(seal, CLUSTER_KEY);
+    assert_memory_equal(seal, seal_expect, sizeof seal);
+
+    /* The beat with key id 3: only the flags byte and the tag change. */
+    struct vigil_heartbeat hb = vector_v2(VIGIL_MSG_BEAT);
+    hb.key_id = 3;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    assert_int_equal(encode(&hb, KEY, buf), sizeof beat3);
+    assert_memory_equal(buf, beat3, sizeof beat3);
+    struct vigil_heartbeat out;
+    assert_int_equal(decode_exact(beat3, sizeof beat3, KEY, &out), 0);
+    assert_int_equal(out.key_id, 3);
+    assert_int_equal(out.flags, VIGIL_FLAG_AUTH);
+
+    /* The full status with key id 3, sealed with the nonce bytes a0..a7. */
+    hb = vector_v2(VIGIL_MSG_STATUS);
+    hb.key_id = 3;
+    const struct vigil_wire_keys k = {.mac = KEY, .seal = seal, .nonce = NONCE};
+    assert_int_equal(vigil_wire_encode_keys(&hb, &k, buf, sizeof buf), sizeof sealed);
+    assert_memory_equal(buf, sealed, sizeof sealed);
+    assert_int_equal(decode_sealed(sealed, sizeof sealed, KEY, seal, &out), 0);
+    hb.flags = VIGIL_FLAG_AUTH | VIGIL_FLAG_SEALED;
+    assert_hb_equal(&out, &hb);
+    assert_int_equal(out.key_id, 3);
+    assert_int_equal(out.status_version, 0x0a0b);
+    /* Without the seal key it is refused, with or without the tag key. */
+    assert_int_equal(decode_sealed(sealed, sizeof sealed, KEY, NULL, &out), -VIGIL_EAUTH);
+    assert_int_equal(decode_sealed(sealed, sizeof sealed, NULL, NULL, &out), -VIGIL_EAUTH);
+    /* Too short for the nonce and the tag after the id: truncated. */
+    assert_int_equal(decode_sealed(sealed, V2_HDR + 5 + 8 + 15, KEY, seal, &out), -VIGIL_ETRUNC);
+    /* 16 bytes longer than the clear status, 5 longer than version 1. */
+    uint8_t clear[VIGIL_WIRE_MAX];
+    hb.flags = 0;
+    assert_int_equal(encode(&hb, KEY, clear) + 16, (int)sizeof sealed);
+    hb.version = VIGIL_WIRE_V1;
+    assert_int_equal(encode(&hb, KEY, clear) + 5, (int)sizeof sealed);
+    sodium_memzero(seal, sizeof seal);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1547,6 +1623,7 @@ int main(void)
         cmocka_unit_test(test_sealed),
         cmocka_unit_test(test_v2_peek_id),
         cmocka_unit_test(test_v2_vectors),
+        cmocka_unit_test(test_v2_sealed_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
