@@ -270,17 +270,22 @@ VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vi
                                         size_t n);
 
 /*
- * Changes the detector settings, the rise and the start-up grace of a
- * running monitor (a configuration reload), keeping every node's state and
- * history. The detector kind and its window cannot change (they shape the
- * node table): -VIGIL_EINVAL, as for settings vigil_monitor_config_check
- * refuses. Every node's next decision is recomputed at once from its
- * history under the new thresholds; one that is already due is decided at
- * the next vigil_monitor_on_expiry(). now: the current time.
+ * Applies new settings to a running monitor (a configuration reload),
+ * keeping every node's state and history: the detector's thresholds and
+ * times, interval, adapt_interval, rise, startup_grace, auto_register,
+ * pause_tolerance, max_ahead and require_sealed. What shapes the tables
+ * cannot change: the detector kind and window, max_nodes, hash_seed,
+ * allocator, arrival_times (nor the keys: vigil_monitor_set_keys). Those
+ * fields of cfg are ignored; *restart (may be NULL) is set to true if any
+ * of them differs from the running value, so that the caller can say a
+ * restart is needed. -VIGIL_EINVAL for settings
+ * vigil_monitor_config_check refuses (nothing changes then). Every node's
+ * next decision is recomputed at once from its history under the new
+ * settings; one already due is decided at the next
+ * vigil_monitor_on_expiry(). now: the current time.
  */
-VIGIL_EXPORT int vigil_monitor_set_detector(struct vigil_monitor *m, vigil_time_t now,
-                                            const struct vigil_detector_config *dc, uint32_t rise,
-                                            vigil_time_t startup_grace);
+VIGIL_EXPORT int vigil_monitor_reconfigure(struct vigil_monitor *m, vigil_time_t now,
+                                           const struct vigil_monitor_config *cfg, bool *restart);
 
 /* The key ids the monitor holds, in ids (cap entries at most); returns how many it holds. */
 VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap);

@@ -1071,24 +1071,35 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     return 0;
 }
 
-int vigil_monitor_set_detector(struct vigil_monitor *m, vigil_time_t now,
-                               const struct vigil_detector_config *dc, uint32_t rise,
-                               vigil_time_t startup_grace)
+int vigil_monitor_reconfigure(struct vigil_monitor *m, vigil_time_t now,
+                              const struct vigil_monitor_config *cfg, bool *restart)
 {
-    if (!m || !dc || dc->kind != m->cfg.detector.kind || dc->window != m->cfg.detector.window)
+    if (!m || !cfg)
         return -VIGIL_EINVAL;
-    struct vigil_monitor_config c = m->cfg;
-    c.detector = *dc;
-    c.rise = rise;
-    c.startup_grace = startup_grace;
+    /* What stays: the running values, and whether the new ones asked otherwise. */
+    struct vigil_monitor_config c = *cfg;
+    const struct vigil_monitor_config *o = &m->cfg;
+    bool fixed_differs = c.detector.kind != o->detector.kind ||
+                         c.detector.window != o->detector.window || c.max_nodes != o->max_nodes ||
+                         c.arrival_times != o->arrival_times;
+    c.detector.kind = o->detector.kind;
+    c.detector.window = o->detector.window;
+    c.max_nodes = o->max_nodes;
+    c.arrival_times = o->arrival_times;
+    memcpy(c.hash_seed, o->hash_seed, sizeof(c.hash_seed));
+    c.allocator = o->allocator;
+    c.has_key = o->has_key;
+    c.key_is_master = o->key_is_master;
+    c.key_id = o->key_id;
+    memset(c.key, 0, sizeof(c.key));
     const char *why;
     if (vigil_monitor_config_check(&c, &why) != 0)
         return -VIGIL_EINVAL;
+    if (restart)
+        *restart = fixed_differs;
     advance(m, now);
-    m->cfg.detector = *dc;
-    m->cfg.rise = rise;
-    m->cfg.startup_grace = startup_grace;
-    m->suspect_quantile = vigil_phi_quantile(dc->suspect_threshold);
+    m->cfg = c;
+    m->suspect_quantile = vigil_phi_quantile(c.detector.suspect_threshold);
     for (uint32_t i = 0; i < m->n_nodes; i++) {
         m->stale[i] = 0;
         schedule(m, i, next_decision(m, &m->nodes[i]));

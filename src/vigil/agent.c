@@ -256,7 +256,14 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
  * Reads the config file and the flags into a. Returns 0 to run, -1 after
  * --help, or an exit status.
  */
-static int agent_setup(struct agent *a, int argc, char **argv)
+/*
+ * The agent's settings: the file, then the flags on top (also for a
+ * reload: the same file and flags again). Returns 0; -1 after --help; or
+ * 2 with the reason in msg (cap bytes) and, with usage_on_error, the usage
+ * printed.
+ */
+static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t cap,
+                       bool usage_on_error)
 {
     enum {
         OPT_ID = 256,
@@ -284,6 +291,8 @@ static int agent_setup(struct agent *a, int argc, char **argv)
     struct vcfg_agent *ac = &a->cfg.agent;
     char err[AGENT_ERR_MAX];
 
+    msg[0] = '\0';
+    opterr = usage_on_error;
     /* The file first, so that flags override it wherever they stand. */
     optind = 0;
     for (int o; (o = getopt_long(argc, argv, shortopts, opts, NULL)) != -1;) {
@@ -292,23 +301,25 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             return -1;
         }
         if (o == '?') {
-            agent_usage(stderr);
+            if (usage_on_error)
+                if (usage_on_error)
+                    agent_usage(stderr);
             return 2;
         }
         if (o == 'c' && vcfg_load(&a->cfg, optarg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "vigil agent: %s\n", err);
+            snprintf(msg, cap, "%s", err);
             return 2;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil agent: unexpected argument '%s'\n", argv[optind]);
-        agent_usage(stderr);
+        snprintf(msg, cap, "unexpected argument '%s'", argv[optind]);
+        if (usage_on_error)
+            agent_usage(stderr);
         return 2;
     }
     for (size_t i = 0; i < ac->n_custom; i++)
         if (agent_pairs_set(&a->base, ac->custom[i].key, ac->custom[i].value) < 0) {
-            fprintf(stderr, "vigil agent: invalid custom pair '%s' in the config\n",
-                    ac->custom[i].key);
+            snprintf(msg, cap, "invalid custom pair '%s' in the config", ac->custom[i].key);
             return 2;
         }
 
@@ -330,20 +341,20 @@ static int agent_setup(struct agent *a, int argc, char **argv)
                 monitors_set = true;
             }
             if (ac->n_monitors == VIGIL_SENDER_MAX_MONITORS) {
-                fprintf(stderr, "vigil agent: at most %d monitors\n", VIGIL_SENDER_MAX_MONITORS);
+                snprintf(msg, cap, "at most %d monitors", VIGIL_SENDER_MAX_MONITORS);
                 return 2;
             }
             ac->monitors[ac->n_monitors++] = agent_strdup(optarg);
             break;
         case 'i':
             if (vcfg_parse_duration(optarg, &ac->interval) != 0) {
-                fprintf(stderr, "vigil agent: bad --interval '%s'\n", optarg);
+                snprintf(msg, cap, "bad --interval '%s'", optarg);
                 return 2;
             }
             break;
         case 'k':
             if (vcfg_agent_key(ac, optarg, err, sizeof(err)) != 0) {
-                fprintf(stderr, "vigil agent: %s\n", err);
+                snprintf(msg, cap, "%s", err);
                 return 2;
             }
             break;
@@ -359,8 +370,8 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             unsigned long v = strtoul(optarg, &end, 10);
             if (end == optarg || *end != '\0' || optarg[0] == '-' || v < 1 ||
                 v > VIGIL_SENDER_STATUS_EVERY_MAX) {
-                fprintf(stderr, "vigil agent: bad --status-every '%s' (1 to %d)\n", optarg,
-                        VIGIL_SENDER_STATUS_EVERY_MAX);
+                snprintf(msg, cap, "bad --status-every '%s' (1 to %d)", optarg,
+                         VIGIL_SENDER_STATUS_EVERY_MAX);
                 return 2;
             }
             ac->status_every = (uint32_t)v;
@@ -386,15 +397,15 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             ac->id = agent_strdup(host);
     }
     if (vcfg_check(&a->cfg, "agent", err, sizeof(err)) != 0) {
-        fprintf(stderr, "vigil agent: %s\n", err);
+        snprintf(msg, cap, "%s", err);
         return 2;
     }
     if (ac->id == NULL) {
-        fprintf(stderr, "vigil agent: no node id; set one with --id\n");
+        snprintf(msg, cap, "no node id; set one with --id");
         return 2;
     }
     if (ac->n_monitors == 0) {
-        fprintf(stderr, "vigil agent: no monitor; add one with --monitor HOST:PORT\n");
+        snprintf(msg, cap, "no monitor; add one with --monitor HOST:PORT");
         return 2;
     }
     return 0;
@@ -460,13 +471,41 @@ int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
     return 0;
 }
 
+struct agent_cmdline {
+    int argc;
+    char **argv;
+};
+
+/* The agent's settings from its command line again, for a reload. */
+static int agent_reload(void *arg, struct vcfg *cfg, struct agent_pairs *base, char *err,
+                        size_t cap)
+{
+    const struct agent_cmdline *cl = arg;
+    struct agent a;
+    memset(&a, 0, sizeof(a));
+    vcfg_init(&a.cfg);
+    int rc = agent_setup(&a, cl->argc, cl->argv, err, cap, false);
+    if (rc != 0) {
+        if (!err[0])
+            snprintf(err, cap, "the command line no longer parses");
+        vcfg_free(&a.cfg);
+        return -1;
+    }
+    *cfg = a.cfg;
+    *base = a.base;
+    return 0;
+}
+
 int cmd_agent(int argc, char **argv)
 {
     struct agent a;
     memset(&a, 0, sizeof(a));
     vcfg_init(&a.cfg);
-    int rc = agent_setup(&a, argc, argv);
+    char msg[AGENT_ERR_MAX];
+    int rc = agent_setup(&a, argc, argv, msg, sizeof(msg), true);
     if (rc != 0) {
+        if (rc > 0 && msg[0])
+            fprintf(stderr, "vigil agent: %s\n", msg);
         vcfg_free(&a.cfg);
         return rc < 0 ? 0 : rc;
     }
@@ -489,6 +528,9 @@ int cmd_agent(int argc, char **argv)
         vio_env_real_free(env);
         return 1;
     }
+    /* SIGHUP reads the same file and flags again. */
+    struct agent_cmdline cl = {argc, argv};
+    agentd_set_reload(d, agent_reload, &cl);
     rc = vio_loop_run(env->loop);
     if (rc)
         fprintf(stderr, "vigil agent: the event loop failed: %s\n", strerror(-rc));

@@ -68,6 +68,8 @@ struct agentd {
     uint64_t errors_reported;
     struct vio_timer beat;
     int stop_signal;
+    agentd_load_fn load; /* SIGHUP: the settings again (NULL: the key file only) */
+    void *load_arg;
 };
 
 static void say(struct agentd *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -219,11 +221,103 @@ static void reload_key(struct agentd *a)
     say(a, "vigil agent: SIGHUP: key reloaded from %s: key id %u", ac->key_file, (unsigned)kid);
 }
 
+void agentd_set_reload(struct agentd *a, agentd_load_fn load, void *arg)
+{
+    a->load = load;
+    a->load_arg = arg;
+}
+
+static bool str_same(const char *x, const char *y)
+{
+    return (!x && !y) || (x && y && !strcmp(x, y));
+}
+
+/* Appends ", what" (or "what" first) to a list of notes. */
+static void add_note(char *buf, size_t cap, const char *what)
+{
+    size_t len = strlen(buf);
+    if (len + 3 < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", what);
+}
+
+int agentd_reload(struct agentd *a, char *err, size_t cap)
+{
+    if (!a->load) {
+        reload_key(a);
+        return 0;
+    }
+    struct vcfg fresh;
+    struct agent_pairs base;
+    vcfg_init(&fresh);
+    if (a->load(a->load_arg, &fresh, &base, err, cap) != 0) {
+        vcfg_free(&fresh);
+        return -1;
+    }
+    struct vcfg_agent *na = &fresh.agent, *oa = &a->cfg.agent;
+    int rc = 0;
+    if (na->has_key && na->key_node[0] && strcmp(na->key_node, oa->id) != 0) {
+        snprintf(err, cap, "the key file is the node key of %s, not of %s", na->key_node, oa->id);
+        rc = -1;
+    } else if (oa->has_key && !na->has_key) {
+        snprintf(err, cap, "the configuration names no key now; a running agent keeps its key");
+        rc = -1;
+    }
+    char applied[256] = "", restart[256] = "";
+    if (rc == 0) {
+        if (na->has_key && oa->has_key) {
+            if (vigil_sender_set_key(a->sender, na->key, na->key_id) == 0) {
+                char w[48];
+                snprintf(w, sizeof(w), "key (key id %u)", (unsigned)na->key_id);
+                add_note(applied, sizeof(applied), w);
+                oa->key_id = na->key_id;
+                free(oa->key_file);
+                oa->key_file = na->key_file;
+                na->key_file = NULL;
+            }
+        } else if (na->has_key) {
+            add_note(restart, sizeof(restart), "key_file (the agent runs without a key)");
+        }
+        /* The custom status: the file's pairs and --set, then the status file on top. */
+        a->base = base;
+        free(oa->status_file);
+        oa->status_file = na->status_file;
+        na->status_file = NULL;
+        a->file_checked = false;
+        refresh_status(a);
+        add_note(applied, sizeof(applied), "custom status");
+        if (!str_same(na->id, oa->id))
+            add_note(restart, sizeof(restart), "id");
+        bool monitors_same = na->n_monitors == oa->n_monitors;
+        for (size_t i = 0; monitors_same && i < na->n_monitors; i++)
+            monitors_same = str_same(na->monitors[i], oa->monitors[i]);
+        if (!monitors_same)
+            add_note(restart, sizeof(restart), "monitors");
+        if (na->interval != oa->interval)
+            add_note(restart, sizeof(restart), "interval");
+        if (na->encrypt != oa->encrypt)
+            add_note(restart, sizeof(restart), "encrypt");
+        if (na->wire_version != oa->wire_version || na->status_every != oa->status_every)
+            add_note(restart, sizeof(restart), "wire_version or status_every");
+        if (!str_same(na->generation_file, oa->generation_file))
+            add_note(restart, sizeof(restart), "generation_file");
+    }
+    sodium_memzero(na->key, sizeof(na->key));
+    vcfg_free(&fresh);
+    if (rc)
+        return -1;
+    say(a, "vigil agent: configuration reloaded: applied %s%s%s", applied,
+        restart[0] ? "; changed but kept until a restart: " : "", restart);
+    return 0;
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct agentd *a = arg;
     if (signo == SIGHUP) {
-        reload_key(a);
+        char err[512];
+        if (agentd_reload(a, err, sizeof(err)) != 0)
+            say(a, "vigil agent: SIGHUP: configuration not reloaded, the running one stays: %s",
+                err);
         return;
     }
     if (signo != SIGTERM && signo != SIGINT) {

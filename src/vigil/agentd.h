@@ -23,6 +23,22 @@ struct agentd;
  */
 int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *base,
                struct vio_log *log, struct agentd **out, char *err, size_t cap);
+/*
+ * How the agent reads its settings again on SIGHUP: load fills cfg and
+ * base as at start (returns 0, or -1 with err set). Without one (the
+ * simulator), SIGHUP reads the key file alone again.
+ */
+typedef int (*agentd_load_fn)(void *arg, struct vcfg *cfg, struct agent_pairs *base, char *err,
+                              size_t cap);
+void agentd_set_reload(struct agentd *a, agentd_load_fn load, void *arg);
+/*
+ * Reads the settings again and applies what can change while the agent
+ * runs: its key (from the next heartbeat on), the static custom status and
+ * the status file. Other changed settings are kept until a restart and
+ * named in the log. A configuration that does not load changes nothing.
+ * Returns 0, or -1 with err set.
+ */
+int agentd_reload(struct agentd *a, char *err, size_t cap);
 /* The signal that stopped the agent, or 0. */
 int agentd_stop_signal(const struct agentd *a);
 /* Heartbeats sent so far, and the boot generation. */

@@ -61,7 +61,9 @@ struct monitord {
     struct hook_runner *hooks;
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
-    char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
+    char key_ids[80]; /* " (key ids 0, 1)" at start, for the start-up line */
+    int argc;         /* the command line, read again on a reload (NULL: none) */
+    char **argv;
     bool keys_from_flag; /* the key files came from -k: SIGHUP reads them again */
     struct listener socks[VCFG_MAX_LISTEN];
     size_t n_socks;
@@ -125,6 +127,7 @@ static void usage(FILE *f)
                "  -k, --key-file FILE    master key: every node authenticates with its own key\n"
                "      --insecure         run without a key (accept anything), said explicitly\n"
                "      --encrypt          refuse full statuses that are not sealed (encrypted)\n"
+               "      --check            check the configuration (file, flags, keys) and exit\n"
                "      --state-file FILE  keep the nodes' high-water marks in FILE\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi, grid or fixed\n"
@@ -133,8 +136,9 @@ static void usage(FILE *f)
                "      --no-auto-register accept heartbeats only from declared nodes\n"
                "      --log-format F     text or json\n"
                "      --log-file FILE    append the log to FILE (default standard output)\n\n"
-               "SIGTERM or SIGINT: stop. SIGHUP: read the keys again (monitor.key_file of the\n"
-               "configuration file, or the --key-file), for a key rotation.\n");
+               "SIGTERM or SIGINT: stop. SIGHUP: read the configuration file (and these\n"
+               "flags) again and apply it, keeping every node's state; a bad file changes\n"
+               "nothing. Settings that need a restart are named in the log.\n");
 }
 
 static char *xstrdup(const char *s)
@@ -147,8 +151,16 @@ static char *xstrdup(const char *s)
     return r;
 }
 
-/* Parses flags on top of the file. Returns 0, or an exit status. */
-static int parse_args(struct vcfg *c, int argc, char **argv)
+/*
+ * Parses flags on top of the file (also for a reload: the same file and
+ * flags again). Returns 0; -1 after --help; or an exit status, with the
+ * reason in msg (cap bytes) and, with usage_on_error, the usage printed.
+ */
+/* --check was given (set by parse_args). */
+static bool check_only;
+
+static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t cap,
+                      bool usage_on_error)
 {
     enum {
         OPT_HOOK = 256,
@@ -157,7 +169,8 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
         OPT_LOGFILE,
         OPT_INSECURE,
         OPT_STATE_FILE,
-        OPT_ENCRYPT
+        OPT_ENCRYPT,
+        OPT_CHECK
     };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
@@ -173,10 +186,13 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                                          {"insecure", no_argument, 0, OPT_INSECURE},
                                          {"encrypt", no_argument, 0, OPT_ENCRYPT},
                                          {"state-file", required_argument, 0, OPT_STATE_FILE},
+                                         {"check", no_argument, 0, OPT_CHECK},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char err[512];
     struct vcfg_monitor *mc = &c->monitor;
+    msg[0] = '\0';
+    opterr = usage_on_error;
 
     /* The file first, so that flags override it wherever they stand. */
     optind = 1;
@@ -186,11 +202,12 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             return -1;
         }
         if (o == '?') {
-            usage(stderr);
+            if (usage_on_error)
+                usage(stderr);
             return 2;
         }
         if (o == 'c' && vcfg_load(c, optarg, err, sizeof(err))) {
-            fprintf(stderr, "vigil monitor: %s\n", err);
+            snprintf(msg, cap, "%s", err);
             return 2;
         }
     }
@@ -206,7 +223,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
                 listen_set = true;
             }
             if (mc->n_listen == VCFG_MAX_LISTEN) {
-                fprintf(stderr, "vigil monitor: at most %d listen addresses\n", VCFG_MAX_LISTEN);
+                snprintf(msg, cap, "at most %d listen addresses", VCFG_MAX_LISTEN);
                 return 2;
             }
             mc->listen[mc->n_listen++] = xstrdup(optarg);
@@ -217,13 +234,16 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             break;
         case 'k':
             if (vcfg_monitor_key(mc, optarg, err, sizeof(err))) {
-                fprintf(stderr, "vigil monitor: %s\n", err);
+                snprintf(msg, cap, "%s", err);
                 return 2;
             }
             mc->key_from_flag = true;
             break;
         case OPT_ENCRYPT:
             mc->core.require_sealed = true;
+            break;
+        case OPT_CHECK:
+            check_only = true;
             break;
         case OPT_INSECURE:
             mc->insecure = true;
@@ -234,7 +254,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             break;
         case 'n':
             if (mc->n_nodes == VCFG_MAX_NODES) {
-                fprintf(stderr, "vigil monitor: too many declared nodes\n");
+                snprintf(msg, cap, "too many declared nodes");
                 return 2;
             }
             mc->nodes[mc->n_nodes++] = xstrdup(optarg);
@@ -244,13 +264,13 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             vigil_time_t iv = mc->interval;
             enum vigil_detector_kind k = mc->core.detector.kind;
             if (o == 'i' && vcfg_parse_duration(optarg, &iv)) {
-                fprintf(stderr, "vigil monitor: bad --interval '%s'\n", optarg);
+                snprintf(msg, cap, "bad --interval '%s'", optarg);
                 return 2;
             }
             if (o == 'd') {
                 int pk = vigil_detector_kind_parse(optarg);
                 if (pk < 0) {
-                    fprintf(stderr, "vigil monitor: --detector must be phi, grid or fixed\n");
+                    snprintf(msg, cap, "--detector must be phi, grid or fixed");
                     return 2;
                 }
                 k = (enum vigil_detector_kind)pk;
@@ -261,7 +281,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
         }
         case OPT_HOOK: {
             if (mc->n_hooks == VCFG_MAX_HOOKS) {
-                fprintf(stderr, "vigil monitor: too many hooks\n");
+                snprintf(msg, cap, "too many hooks");
                 return 2;
             }
             struct vcfg_hook *h = &mc->hooks[mc->n_hooks++];
@@ -278,7 +298,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             else if (!strcmp(optarg, "text"))
                 mc->log_format = VCFG_LOG_TEXT;
             else {
-                fprintf(stderr, "vigil monitor: --log-format must be text or json\n");
+                snprintf(msg, cap, "--log-format must be text or json");
                 return 2;
             }
             break;
@@ -291,11 +311,11 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil monitor: unexpected argument '%s'\n", argv[optind]);
+        snprintf(msg, cap, "unexpected argument '%s'", argv[optind]);
         return 2;
     }
     if (vcfg_check(c, "monitor", err, sizeof(err))) {
-        fprintf(stderr, "vigil monitor: %s\n", err);
+        snprintf(msg, cap, "%s", err);
         return 2;
     }
     return 0;
@@ -583,6 +603,155 @@ static int api_reload_keys(void *ud, char *err, size_t cap)
     return monitord_reload_keys(ud, err, cap);
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+static bool same_strs(char *const *a, size_t na, char *const *b, size_t nb)
+{
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (!same_str(a[i], b[i]))
+            return false;
+    return true;
+}
+
+static bool same_hooks(const struct vcfg_monitor *a, const struct vcfg_monitor *b)
+{
+    if (a->n_hooks != b->n_hooks)
+        return false;
+    for (size_t i = 0; i < a->n_hooks; i++) {
+        const struct vcfg_hook *x = &a->hooks[i], *y = &b->hooks[i];
+        size_t n = 0;
+        while (n < VCFG_MAX_ARGV && (x->argv[n] || y->argv[n]))
+            n++;
+        if (!same_strs(x->argv, n, y->argv, n) || x->timeout != y->timeout ||
+            x->on_states != y->on_states || x->retries != y->retries ||
+            x->retry_delay != y->retry_delay)
+            return false;
+    }
+    return true;
+}
+
+/* Appends ", what" (or "what" first) to a list of notes. */
+static void note(char *buf, size_t cap, const char *what)
+{
+    size_t len = strlen(buf);
+    if (len + 3 < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", what);
+}
+
+int monitord_reload(struct monitord *d, char *err, size_t cap)
+{
+    struct vcfg_monitor *om = &d->cfg.monitor;
+    if (!d->argv && !d->cfg.path)
+        return monitord_reload_keys(d, err, cap); /* nothing but the key files to read */
+    struct vcfg fresh;
+    vcfg_init(&fresh);
+    int rc;
+    if (d->argv) {
+        char msg[600];
+        rc = parse_args(&fresh, d->argc, d->argv, msg, sizeof(msg), false);
+        if (rc)
+            snprintf(err, cap, "%s", msg[0] ? msg : "the command line no longer parses");
+    } else {
+        rc = vcfg_load_fs(&fresh, d->env->fs, d->cfg.path, err, cap) ||
+             vcfg_check(&fresh, "monitor", err, cap);
+    }
+    struct vcfg_monitor *nm = &fresh.monitor;
+    if (rc == 0 && om->core.has_key && nm->n_keys == 0) {
+        snprintf(err, cap, "the configuration names no key now; a running monitor keeps its keys");
+        rc = -1;
+    }
+    char applied[512] = "", restart[512] = "";
+    vigil_time_t now = vio_now(d->loop);
+    if (rc == 0) {
+        /* The core's settings: all of them or none (vigil_monitor_reconfigure checks first). */
+        nm->core.interval = nm->interval;
+        nm->core.arrival_times = true;
+        if (nm->pause_tolerance_auto)
+            nm->core.pause_tolerance = vcfg_pause_tolerance_auto(nm->interval);
+        bool need_restart = false;
+        rc = vigil_monitor_reconfigure(d->mon, now, &nm->core, &need_restart);
+        if (rc)
+            snprintf(err, cap, "the detector settings: %s", vigil_strerror(rc));
+        if (need_restart)
+            note(restart, sizeof(restart), "detector type, window or max_nodes");
+    }
+    if (rc == 0) {
+        note(applied, sizeof(applied), "detector, rise, grace and timing settings");
+        struct vigil_monitor_config kept = *vigil_monitor_config(d->mon);
+        om->core = kept;
+        om->interval = nm->interval;
+        om->pause_tolerance_auto = nm->pause_tolerance_auto;
+        if (nm->n_keys && om->core.has_key) {
+            int krc = vigil_monitor_set_keys(d->mon, nm->keys, nm->n_keys);
+            if (krc) {
+                note(restart, sizeof(restart), "keys (not changed: out of memory)");
+            } else {
+                char ids[64], w[96];
+                key_ids_text(nm->keys, nm->n_keys, ids, sizeof(ids));
+                snprintf(w, sizeof(w), "keys (key ids %s)", ids);
+                note(applied, sizeof(applied), w);
+                for (size_t i = 0; i < om->n_key_files; i++)
+                    free(om->key_files[i]);
+                memcpy(om->key_files, nm->key_files, sizeof(om->key_files));
+                om->n_key_files = nm->n_key_files;
+                memset(nm->key_files, 0, sizeof(nm->key_files));
+                nm->n_key_files = 0;
+            }
+        } else if (nm->n_keys) {
+            note(restart, sizeof(restart), "key_file (the monitor runs without a key)");
+        }
+        /* Nodes declared now and not yet known. */
+        size_t added = 0;
+        for (size_t i = 0; i < nm->n_nodes; i++)
+            added += vigil_monitor_declare(d->mon, nm->nodes[i], now) == 0;
+        if (added) {
+            char w[64];
+            snprintf(w, sizeof(w), "%zu more declared nodes", added);
+            note(applied, sizeof(applied), w);
+        }
+        if (d->hooks &&
+            (nm->hook_queue != om->hook_queue || nm->hook_queue_total != om->hook_queue_total)) {
+            if (hook_runner_set_limits(d->hooks, nm->hook_queue, nm->hook_queue_total) == 0) {
+                om->hook_queue = nm->hook_queue;
+                om->hook_queue_total = nm->hook_queue_total;
+                note(applied, sizeof(applied), "hook queue limits");
+            }
+        }
+        if (!same_hooks(om, nm))
+            note(restart, sizeof(restart), "hooks");
+        if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
+            note(restart, sizeof(restart), "listen");
+        if (!same_str(om->api, nm->api) || !same_str(om->api_token_file, nm->api_token_file) ||
+            !same_str(om->api_tls_cert, nm->api_tls_cert) ||
+            !same_str(om->api_tls_key, nm->api_tls_key))
+            note(restart, sizeof(restart), "api settings");
+        if (!same_str(om->state_file, nm->state_file) || om->state_flush != nm->state_flush)
+            note(restart, sizeof(restart), "state_file");
+        if (!same_str(om->log_file, nm->log_file) || om->log_format != nm->log_format)
+            note(restart, sizeof(restart), "log settings");
+        if (om->event_history != nm->event_history)
+            note(restart, sizeof(restart), "event_history");
+        if (om->insecure != nm->insecure && !om->core.has_key)
+            note(restart, sizeof(restart), "insecure");
+        arm_deadline(d);
+    }
+    sodium_memzero(nm->keys, sizeof(nm->keys));
+    vcfg_free(&fresh);
+    if (rc)
+        return -1;
+    char line[1200];
+    snprintf(line, sizeof(line), "vigil monitor: configuration reloaded%s%s: applied %s%s%s",
+             d->cfg.path ? " from " : "", d->cfg.path ? d->cfg.path : "", applied,
+             restart[0] ? "; changed but kept until a restart: " : "", restart);
+    log_line(d, line);
+    return 0;
+}
+
 static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
@@ -590,8 +759,10 @@ static void on_signal(void *arg, int signo)
         vio_loop_stop(d->loop);
     } else if (signo == SIGHUP) {
         char err[512], line[600];
-        if (monitord_reload_keys(d, err, sizeof(err)) != 0) {
-            snprintf(line, sizeof(line), "vigil monitor: SIGHUP: keys not changed: %s", err);
+        if (monitord_reload(d, err, sizeof(err)) != 0) {
+            snprintf(line, sizeof(line),
+                     "vigil monitor: SIGHUP: configuration not reloaded, the running one stays: %s",
+                     err);
             log_line(d, line);
         }
     }
@@ -802,10 +973,22 @@ int cmd_monitor(int argc, char **argv)
 {
     struct vcfg cfg;
     vcfg_init(&cfg);
-    int rc = parse_args(&cfg, argc, argv);
+    char msg[600];
+    int rc = parse_args(&cfg, argc, argv, msg, sizeof(msg), true);
     if (rc) {
+        if (rc > 0 && msg[0])
+            fprintf(stderr, "vigil monitor: %s\n", msg);
         vcfg_free(&cfg);
         return rc < 0 ? 0 : rc;
+    }
+    /* --check: the file and the flags are valid (keys read, relations checked); nothing runs. */
+    if (check_only) {
+        printf("%s: the monitor's configuration is valid (%zu declared nodes, %zu hooks, %zu "
+               "keys)\n",
+               cfg.path ? cfg.path : "(no file)", cfg.monitor.n_nodes, cfg.monitor.n_hooks,
+               cfg.monitor.n_keys);
+        vcfg_free(&cfg);
+        return 0;
     }
     if (sodium_init() < 0) {
         fprintf(stderr, "vigil monitor: libsodium failed to initialise\n");
@@ -828,6 +1011,9 @@ int cmd_monitor(int argc, char **argv)
         vio_env_real_free(env);
         return 1;
     }
+    /* A reload (SIGHUP) reads the same file and flags again. */
+    d->argc = argc;
+    d->argv = argv;
     rc = vio_loop_run(env->loop);
     if (rc)
         log_line(d, "vigil monitor: the event loop failed");

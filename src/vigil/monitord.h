@@ -16,8 +16,8 @@ struct monitord;
  * Starts a monitor on env with the settings in cfg (taken over: cfg is
  * emptied, whatever the outcome). Opens its listeners, log, hooks and API
  * and arms its timers; the caller then runs (or steps) env's loop. SIGTERM
- * and SIGINT through the loop stop it; SIGHUP reloads the keys
- * (monitord_reload_keys). Returns 0, or -1 with err set.
+ * and SIGINT through the loop stop it; SIGHUP reloads the configuration
+ * (monitord_reload). Returns 0, or -1 with err set.
  */
 int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
                  size_t cap);
@@ -36,6 +36,17 @@ int monitord_free(struct monitord *d);
  * keys unchanged.
  */
 int monitord_reload_keys(struct monitord *d, char *err, size_t cap);
+
+/*
+ * Reads the configuration again (the file, and the command line the
+ * monitor was started with, as at start) and applies what can change
+ * while it runs, keeping every node's state: the detector's settings,
+ * rise, grace, the keys, more declared nodes, the hook queue limits.
+ * Other changed settings are kept until a restart and named in the log
+ * line. A file that does not load or check changes nothing. Returns 0, or
+ * -1 with err set.
+ */
+int monitord_reload(struct monitord *d, char *err, size_t cap);
 
 struct vigil_monitor *monitord_core(struct monitord *d);
 struct evlog *monitord_events(struct monitord *d);

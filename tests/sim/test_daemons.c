@@ -526,7 +526,7 @@ static void test_key_rotation_live(void **state)
             0);
         sim_proc_signal(c.mon_p, SIGHUP);
         run_for(&c, 1 * S);
-        assert_int_equal(sim_proc_log_count(c.mon_p, "keys reloaded: 2 held, key ids 0, 1"), 1);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "keys (key ids 0, 1)"), 1);
 
         /* The agents move over, one every 100 ms, at any point of their schedule. */
         for (size_t i = 0; i < n; i++) {
@@ -551,7 +551,7 @@ static void test_key_rotation_live(void **state)
                          0);
         sim_proc_signal(c.mon_p, SIGHUP);
         run_for(&c, 20 * S);
-        assert_int_equal(sim_proc_log_count(c.mon_p, "keys reloaded: 1 held, key ids 1"), 1);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "keys (key ids 1)"), 1);
         /* Not one heartbeat refused, nobody suspected, everybody alive. */
         assert_int_equal(st->auth_failed, failed0);
         assert_int_equal(st->unsealed, 0);
@@ -571,7 +571,7 @@ static void test_key_rotation_live(void **state)
                          0);
         sim_proc_signal(c.mon_p, SIGHUP);
         run_for(&c, 2 * S);
-        assert_int_equal(sim_proc_log_count(c.mon_p, "SIGHUP: keys not changed"), 1);
+        assert_int_equal(sim_proc_log_count(c.mon_p, "configuration not reloaded, the running one stays"), 1);
         assert_int_equal(node_state(&c, 4), VIGIL_STATE_ALIVE);
         cluster_stop(&c);
     }

@@ -1175,7 +1175,7 @@ static void test_require_sealed(void **st)
 }
 
 /* A reload changes the thresholds of a running monitor; states and histories stay. */
-static void test_set_detector(void **st)
+static void test_reconfigure(void **st)
 {
     (void)st;
     struct vigil_monitor *m = fixed_monitor(); /* suspect 2.5 s, dead 5 s, rise 2 */
@@ -1188,10 +1188,13 @@ static void test_set_detector(void **st)
         assert_int_equal(send_hb(m, (vigil_time_t)(seq - 1) * S, "b", 1, seq, 0, NULL), 0);
     }
     /* Both last heard at 4 s. At 5 s the timeouts become 1.5 s and 3 s. */
-    struct vigil_detector_config dc = vigil_monitor_config(m)->detector;
-    dc.suspect_threshold = 1.5;
-    dc.dead_threshold = 3.0;
-    assert_int_equal(vigil_monitor_set_detector(m, 5 * S, &dc, 3, 10 * S), 0);
+    struct vigil_monitor_config c = *vigil_monitor_config(m);
+    c.detector.suspect_threshold = 1.5;
+    c.detector.dead_threshold = 3.0;
+    c.rise = 3;
+    bool restart = true;
+    assert_int_equal(vigil_monitor_reconfigure(m, 5 * S, &c, &restart), 0);
+    assert_false(restart);
     no_event(m); /* the change itself decides nothing */
     assert_int_equal(vigil_monitor_config(m)->rise, 3);
     /* b keeps sending; a is silent: suspect at 4 + 1.5 s, dead at 4 + 3 s. */
@@ -1209,19 +1212,28 @@ static void test_set_detector(void **st)
     no_event(m);
     assert_int_equal(state_of(m, "b"), VIGIL_STATE_ALIVE);
     /* Raising the thresholds again: b's next decision moves out. */
-    dc.suspect_threshold = 20;
-    dc.dead_threshold = 40;
-    assert_int_equal(vigil_monitor_set_detector(m, 7 * S, &dc, 2, 10 * S), 0);
+    c.detector.suspect_threshold = 20;
+    c.detector.dead_threshold = 40;
+    assert_int_equal(vigil_monitor_reconfigure(m, 7 * S, &c, NULL), 0);
     vigil_monitor_on_expiry(m, 20 * S);
     no_event(m);
-    /* The kind, the window and invalid settings cannot change. */
-    struct vigil_detector_config bad = dc;
-    bad.kind = VIGIL_DETECTOR_PHI;
-    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &bad, 2, S), -VIGIL_EINVAL);
-    bad = dc;
-    bad.dead_threshold = 1; /* below suspect */
-    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &bad, 2, S), -VIGIL_EINVAL);
-    assert_int_equal(vigil_monitor_set_detector(m, 20 * S, &dc, 0, S), -VIGIL_EINVAL);
+    /* What shapes the tables stays, and the caller is told a restart is needed. */
+    struct vigil_monitor_config other = c;
+    other.detector.kind = VIGIL_DETECTOR_PHI;
+    other.max_nodes = 7;
+    other.auto_register = false;
+    assert_int_equal(vigil_monitor_reconfigure(m, 20 * S, &other, &restart), 0);
+    assert_true(restart);
+    assert_int_equal(vigil_monitor_config(m)->detector.kind, VIGIL_DETECTOR_FIXED);
+    assert_int_not_equal(vigil_monitor_config(m)->max_nodes, 7);
+    assert_false(vigil_monitor_config(m)->auto_register);
+    /* Invalid settings change nothing. */
+    struct vigil_monitor_config bad = c;
+    bad.detector.dead_threshold = 1; /* below suspect */
+    assert_int_equal(vigil_monitor_reconfigure(m, 20 * S, &bad, NULL), -VIGIL_EINVAL);
+    bad = c;
+    bad.rise = 0;
+    assert_int_equal(vigil_monitor_reconfigure(m, 20 * S, &bad, NULL), -VIGIL_EINVAL);
     assert_true(vigil_monitor_config(m)->detector.suspect_threshold == 20);
     vigil_monitor_free(m);
 }
@@ -1239,7 +1251,7 @@ int main(void)
         cmocka_unit_test(test_authentication),
         cmocka_unit_test(test_per_node_keys),
         cmocka_unit_test(test_key_rotation),
-        cmocka_unit_test(test_set_detector),
+        cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_key_legacy_to_master),
         cmocka_unit_test(test_require_sealed),
         cmocka_unit_test(test_future_refused),
