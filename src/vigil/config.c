@@ -79,6 +79,7 @@ void vcfg_init(struct vcfg *c)
     m->pause_tolerance_auto = true;
     m->core.pause_tolerance = vcfg_pause_tolerance_auto(m->interval);
     m->log_format = VCFG_LOG_TEXT;
+    m->log_level = VCFG_LOG_INFO;
     m->log_file = NULL;
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
     m->hook_queue = HOOK_QUEUE_DEFAULT;

@@ -24,6 +24,14 @@ struct vio_fs;
 #define VCFG_MONITOR_DEFAULT "127.0.0.1:" VCFG_STR(VIGIL_DEFAULT_PORT)
 
 enum vcfg_log_format { VCFG_LOG_TEXT = 0, VCFG_LOG_JSON = 1 };
+/*
+ * How much the monitor logs: errors, warnings, info (the default: events,
+ * start and stop, summaries of dropped datagrams) or debug (also every
+ * dropped datagram, rate limited).
+ */
+enum vcfg_log_level { VCFG_LOG_ERROR = 0, VCFG_LOG_WARN, VCFG_LOG_INFO, VCFG_LOG_DEBUG };
+/* Parses "error", "warn", "info" or "debug"; -1 for anything else. */
+int vcfg_log_level_parse(const char *s);
 
 struct vcfg_hook {
     char *argv[VCFG_MAX_ARGV + 1]; /* NULL terminated; argv[0] is the program */
@@ -76,6 +84,7 @@ struct vcfg_monitor {
     struct vcfg_hook hooks[VCFG_MAX_HOOKS];
     size_t n_hooks;
     enum vcfg_log_format log_format;
+    enum vcfg_log_level log_level;
     char *log_file;         /* NULL: standard output */
     uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
     /* Events waiting for hooks, per node and in all (hooks.h, HOOK_QUEUE_*). */

@@ -399,6 +399,28 @@ static int lg_format(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int lg_level(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    int lv = vcfg_log_level_parse(v);
+    if (lv < 0)
+        return vcfg__sfail(l, s,
+                           "must be \"error\", \"warn\", \"info\" or \"debug\", not \"%.32s\"", v);
+    l->c->monitor.log_level = (enum vcfg_log_level)lv;
+    return 0;
+}
+
+int vcfg_log_level_parse(const char *s)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    for (int i = 0; i < 4; i++)
+        if (s && !strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
 static int lg_file(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
@@ -412,6 +434,7 @@ static int m_log(struct vcfg__ld *l, const config_setting_t *s)
     static const struct vcfg__field fields[] = {
         {"format", lg_format},
         {"file", lg_file},
+        {"level", lg_level},
     };
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }

@@ -34,6 +34,7 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "hwm.h"
+#include "drops.h"
 #include "monitord.h"
 
 /* Datagrams taken per receive call: amortises the system call. */
@@ -61,8 +62,14 @@ struct monitord {
     struct hook_runner *hooks;
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
-    char key_ids[80]; /* " (key ids 0, 1)" at start, for the start-up line */
-    int argc;         /* the command line, read again on a reload (NULL: none) */
+    char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
+    struct drops *drops; /* this minute's dropped datagrams, by source, id and reason */
+    struct vio_timer drops_timer;
+    uint64_t seen_unknown_key, seen_unsealed; /* the core's counters at the last drop */
+    vigil_time_t debug_window;                /* debug lines: this second's count */
+    unsigned debug_lines;
+    vigil_time_t drops_since; /* start of the current window */
+    int argc;                 /* the command line, read again on a reload (NULL: none) */
     char **argv;
     bool keys_from_flag; /* the key files came from -k: SIGHUP reads them again */
     struct listener socks[VCFG_MAX_LISTEN];
@@ -112,9 +119,67 @@ static void log_line(struct monitord *d, const char *line)
     }
 }
 
+/* A line at a level: written only when the configured level includes it. */
+static void log_at(struct monitord *d, enum vcfg_log_level level, const char *line)
+{
+    if (level <= d->cfg.monitor.log_level)
+        log_line(d, line);
+}
+
 static void hook_log(void *arg, const char *line)
 {
     log_line(arg, line);
+}
+
+/* Drops: summarized once a minute at the default level; each one at debug. */
+#define DROPS_WINDOW      (60 * VIGIL_NSEC_PER_SEC)
+#define DROPS_DEBUG_LINES 20 /* per second, at most */
+
+static void drops_line(void *arg, const char *text)
+{
+    char line[600];
+    snprintf(line, sizeof(line), "vigil monitor: %s", text);
+    log_at(arg, VCFG_LOG_WARN, line);
+}
+
+static void on_drops_window(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    drops_flush(d->drops, (double)DROPS_WINDOW / VIGIL_NSEC_PER_SEC, drops_line, d);
+    d->drops_since = now;
+    vio_timer_arm(d->loop, &d->drops_timer, now + DROPS_WINDOW);
+}
+
+/* A datagram the core refused (rc): noted for the summary, and logged at debug level. */
+static void note_drop(struct monitord *d, int rc, const struct vio_dgram *dg, vigil_time_t now)
+{
+    const struct vigil_monitor_stats *st = vigil_monitor_stats(d->mon);
+    bool unknown_key = st->unknown_key != d->seen_unknown_key;
+    bool unsealed = st->unsealed != d->seen_unsealed;
+    d->seen_unknown_key = st->unknown_key;
+    d->seen_unsealed = st->unsealed;
+    int r = drops_reason(rc, unknown_key, unsealed);
+    if (r < 0 || !d->drops)
+        return;
+    const char *id = NULL;
+    size_t id_len = 0;
+    if (vigil_wire_peek_id(dg->buf, dg->len, &id, &id_len) != 0)
+        id_len = 0;
+    drops_note(d->drops, &dg->from, id, id_len, (enum drop_reason)r);
+    if (d->cfg.monitor.log_level < VCFG_LOG_DEBUG)
+        return;
+    if (now - d->debug_window >= VIGIL_NSEC_PER_SEC) {
+        d->debug_window = now;
+        d->debug_lines = 0;
+    }
+    if (d->debug_lines++ >= DROPS_DEBUG_LINES)
+        return;
+    char addr[64], line[400];
+    vigil_addr_format(&dg->from, addr, sizeof(addr));
+    snprintf(line, sizeof(line), "vigil monitor: dropped %zu bytes from %s%s%.*s: %s (%s)", dg->len,
+             addr, id_len ? " claiming " : "", (int)id_len, id_len ? id : "",
+             drops_reason_name((enum drop_reason)r), drops_reason_hint((enum drop_reason)r));
+    log_line(d, line);
 }
 
 static void usage(FILE *f)
@@ -135,7 +200,9 @@ static void usage(FILE *f)
                "      --hook PROGRAM     run PROGRAM on every event (repeatable)\n"
                "      --no-auto-register accept heartbeats only from declared nodes\n"
                "      --log-format F     text or json\n"
-               "      --log-file FILE    append the log to FILE (default standard output)\n\n"
+               "      --log-file FILE    append the log to FILE (default standard output)\n"
+               "      --log-level L      error, warn, info (default) or debug (every dropped\n"
+               "                         datagram, with its source and reason)\n\n"
                "SIGTERM or SIGINT: stop. SIGHUP: read the configuration file (and these\n"
                "flags) again and apply it, keeping every node's state; a bad file changes\n"
                "nothing. Settings that need a restart are named in the log.\n");
@@ -170,7 +237,8 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
         OPT_INSECURE,
         OPT_STATE_FILE,
         OPT_ENCRYPT,
-        OPT_CHECK
+        OPT_CHECK,
+        OPT_LOGLEVEL
     };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"listen", required_argument, 0, 'l'},
@@ -187,6 +255,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
                                          {"encrypt", no_argument, 0, OPT_ENCRYPT},
                                          {"state-file", required_argument, 0, OPT_STATE_FILE},
                                          {"check", no_argument, 0, OPT_CHECK},
+                                         {"log-level", required_argument, 0, OPT_LOGLEVEL},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char err[512];
@@ -302,6 +371,15 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
                 return 2;
             }
             break;
+        case OPT_LOGLEVEL: {
+            int lv = vcfg_log_level_parse(optarg);
+            if (lv < 0) {
+                snprintf(msg, cap, "--log-level must be error, warn, info or debug");
+                return 2;
+            }
+            mc->log_level = (enum vcfg_log_level)lv;
+            break;
+        }
         case OPT_LOGFILE:
             free(mc->log_file);
             mc->log_file = xstrdup(optarg);
@@ -413,7 +491,9 @@ static bool read_listener(struct listener *l, int max_batches)
             }
             vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
             d->fed = at;
-            vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
+            int drc = vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
+            if (drc)
+                note_drop(d, drc, &dg[i], at);
         }
         if (n < BATCH)
             return false;
@@ -722,6 +802,10 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                 note(applied, sizeof(applied), "hook queue limits");
             }
         }
+        if (nm->log_level != om->log_level) {
+            om->log_level = nm->log_level;
+            note(applied, sizeof(applied), "log level");
+        }
         if (!same_hooks(om, nm))
             note(restart, sizeof(restart), "hooks");
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
@@ -773,10 +857,14 @@ int monitord_free(struct monitord *d)
     if (!d)
         return 0;
     if (d->mon) {
+        if (d->drops)
+            drops_flush(d->drops, (double)(vio_now(d->loop) - d->drops_since) / VIGIL_NSEC_PER_SEC,
+                        drops_line, d);
         log_line(d, "vigil monitor: stopping");
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
+    free(d->drops);
     if (d->hooks)
         hook_runner_free(d->hooks);
     if (d->httpd) {
@@ -788,6 +876,7 @@ int monitord_free(struct monitord *d)
         vio_transport_close(d->socks[i].t);
     vio_timer_disarm(d->loop, &d->deadline);
     vio_timer_disarm(d->loop, &d->housekeeping);
+    vio_timer_disarm(d->loop, &d->drops_timer);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
     /* A writer stuck on a full pipe is left to the exit, with its stream. */
@@ -870,6 +959,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     memset(cfg, 0, sizeof(*cfg));
     vio_timer_init(&d->deadline, on_deadline, d);
     vio_timer_init(&d->housekeeping, on_housekeeping, d);
+    vio_timer_init(&d->drops_timer, on_drops_window, d);
     struct vcfg_monitor *mc = &d->cfg.monitor;
     /* Safe by default: accepting anything from anyone must be asked for. */
     if (!mc->core.has_key && !mc->insecure) {
@@ -933,6 +1023,10 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         d->marks_restored = n;
     }
     vio_timer_arm(d->loop, &d->housekeeping, now + mc->state_flush);
+    d->drops = calloc(1, sizeof(*d->drops));
+    d->drops_since = now;
+    if (d->drops)
+        vio_timer_arm(d->loop, &d->drops_timer, now + DROPS_WINDOW);
     for (size_t i = 0; i < mc->n_listen; i++)
         if (open_listener(d, mc->listen[i], err, cap)) {
             monitord_free(d);

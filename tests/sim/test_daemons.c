@@ -571,10 +571,53 @@ static void test_key_rotation_live(void **state)
                          0);
         sim_proc_signal(c.mon_p, SIGHUP);
         run_for(&c, 2 * S);
-        assert_int_equal(sim_proc_log_count(c.mon_p, "configuration not reloaded, the running one stays"), 1);
+        assert_int_equal(
+            sim_proc_log_count(c.mon_p, "configuration not reloaded, the running one stays"), 1);
         assert_int_equal(node_state(&c, 4), VIGIL_STATE_ALIVE);
         cluster_stop(&c);
     }
+}
+
+/*
+ * An agent with the wrong key (another cluster's master key, or a copy of
+ * a node key from before a rotation): every heartbeat is dropped, and once
+ * a minute the monitor says from where, for which id, and what is likely
+ * wrong. The real node of that id is not disturbed.
+ */
+static void test_drops_summarized(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c, seeds[0] + 11, 5, S, NULL);
+    struct sim_proc *rogue = sim_proc_new(c.w, "rogue", "127.2.0.1");
+    assert_non_null(rogue);
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    cfg.agent.id = xstrdup("node-0001");
+    cfg.agent.interval = S;
+    cfg.agent.has_key = true;
+    uint8_t other[VIGIL_WIRE_KEY_LEN] = {42};
+    assert_int_equal(vigil_wire_node_key(cfg.agent.key, other, "node-0001"), 0);
+    struct agent_pairs base = {.n = 0};
+    struct agentd *ra;
+    char err[256];
+    if (agentd_new(sim_proc_env(rogue), &cfg, &base, sim_proc_log(rogue), &ra, err, sizeof(err)))
+        fail_msg("rogue agent: %s", err);
+    run_for(&c, 61 * S);
+    const char *want = "dropped in the last 60s: 60 datagrams from 127.2.0.1 claiming node-0001 "
+                       "failed authentication: wrong key? (auth_failed)";
+    if (sim_proc_log_count(c.mon_p, want) != 1)
+        fail_msg("no summary line; the monitor's log:\n%s", sim_proc_log_text(c.mon_p));
+    assert_int_equal(node_state(&c, 1), VIGIL_STATE_ALIVE);
+    /* A quiet minute says nothing. */
+    agentd_free(ra);
+    sim_proc_kill(rogue);
+    run_for(&c, 60 * S);
+    assert_int_equal(sim_proc_log_count(c.mon_p, "dropped in the last"), 2);
+    run_for(&c, 60 * S);
+    assert_int_equal(sim_proc_log_count(c.mon_p, "dropped in the last"), 2);
+    sim_proc_free(rogue);
+    cluster_stop(&c);
 }
 
 /*
@@ -671,7 +714,7 @@ int main(void)
         cmocka_unit_test(test_monitor_pauses_20ms), cmocka_unit_test(test_monitor_overflow),
         cmocka_unit_test(test_partition_heals),     cmocka_unit_test(test_goodbye_and_restart),
         cmocka_unit_test(test_agent_pause),         cmocka_unit_test(test_replays_exactly),
-        cmocka_unit_test(test_key_rotation_live),
+        cmocka_unit_test(test_key_rotation_live),   cmocka_unit_test(test_drops_summarized),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
