@@ -535,9 +535,10 @@ int cmd_agent(int argc, char **argv)
     if (rc)
         fprintf(stderr, "vigil agent: the event loop failed: %s\n", strerror(-rc));
     int sig = agentd_stop_signal(d);
+    bool goodbye_failed = agentd_goodbye_failed(d);
     agentd_free(d);
     vio_env_real_free(env);
-    return sig ? 0 : 1;
+    return sig && !goodbye_failed ? 0 : 1;
 }
 
 /* ---- vigil set ------------------------------------------------------------- */

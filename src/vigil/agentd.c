@@ -65,6 +65,10 @@ struct agentd {
     struct vio_stat file_st;       /* and was this one */
     bool file_checked;             /* the status file was looked at once */
     struct ratelimit send_log, late_log;
+    bool failing;               /* the last heartbeat had send errors */
+    vigil_time_t failing_since; /* since when */
+    uint64_t failing_errors;    /* the error count when it began */
+    bool goodbye_failed;        /* neither goodbye reached every monitor */
     uint64_t errors_reported;
     struct vio_timer beat;
     int stop_signal;
@@ -160,19 +164,39 @@ static void refresh_status(struct agentd *a)
 }
 
 /* One heartbeat, and a (rate-limited) line about send errors. */
-static void beat(struct agentd *a, bool leaving)
+/*
+ * One heartbeat, and what went wrong: send errors (rate limited) while
+ * they last, and one line when sending works again. Returns true if the
+ * heartbeat reached every monitor's socket.
+ */
+static bool beat(struct agentd *a, bool leaving)
 {
     errno = 0;
+    uint64_t before = vigil_sender_errors(a->sender);
     int rc = vigil_sender_beat(a->sender, leaving);
     int err = errno;
     uint64_t total = vigil_sender_errors(a->sender);
+    vigil_time_t now = vio_now(a->loop);
     if (rc < 0 && rc != -VIGIL_ESYS)
         say(a, "vigil agent: heartbeat not sent: %s", vigil_strerror(rc));
-    if (total > a->errors_reported && (leaving || ratelimit_ok(&a->send_log, vio_now(a->loop)))) {
+    bool ok = rc == 0 && total == before;
+    if (!ok && !a->failing) {
+        a->failing = true;
+        a->failing_since = now;
+        a->failing_errors = before;
+    }
+    if (total > a->errors_reported && (leaving || ratelimit_ok(&a->send_log, now))) {
         say(a, "vigil agent: %" PRIu64 " send error(s) (%" PRIu64 " in all), the last: %s",
             total - a->errors_reported, total, err != 0 ? strerror(err) : "unknown");
         a->errors_reported = total;
     }
+    if (ok && a->failing) {
+        a->failing = false;
+        say(a, "vigil agent: sending works again, after %" PRIu64 " send error(s) over %.1fs",
+            total - a->failing_errors, (double)(now - a->failing_since) / VIGIL_NSEC_PER_SEC);
+        a->errors_reported = total;
+    }
+    return ok;
 }
 
 static void on_beat(void *arg, vigil_time_t now)
@@ -332,9 +356,17 @@ static void on_signal(void *arg, int signo)
      * shutdown into a death (the monitor ignores the second once the node
      * has left).
      */
-    beat(a, true);
-    beat(a, true);
-    say(a, "vigil agent: %s: goodbye sent, exiting", signo == SIGTERM ? "Terminated" : "Interrupt");
+    bool sent = beat(a, true);
+    sent |= beat(a, true);
+    a->goodbye_failed = !sent;
+    if (sent)
+        say(a, "vigil agent: %s: goodbye sent, exiting",
+            signo == SIGTERM ? "Terminated" : "Interrupt");
+    else
+        say(a,
+            "vigil agent: %s: the goodbye could NOT be sent to every monitor (send errors "
+            "above); a monitor that did not get it will declare this node dead, exiting",
+            signo == SIGTERM ? "Terminated" : "Interrupt");
     vio_timer_disarm(a->loop, &a->beat);
     vio_loop_stop(a->loop);
 }
@@ -446,6 +478,11 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
     *out = a;
     return 0;
+}
+
+bool agentd_goodbye_failed(const struct agentd *a)
+{
+    return a->goodbye_failed;
 }
 
 int agentd_stop_signal(const struct agentd *a)

@@ -39,6 +39,8 @@ void agentd_set_reload(struct agentd *a, agentd_load_fn load, void *arg);
  * Returns 0, or -1 with err set.
  */
 int agentd_reload(struct agentd *a, char *err, size_t cap);
+/* The goodbye did not reach every monitor (the agent then exits 1). */
+bool agentd_goodbye_failed(const struct agentd *a);
 /* The signal that stopped the agent, or 0. */
 int agentd_stop_signal(const struct agentd *a);
 /* Heartbeats sent so far, and the boot generation. */

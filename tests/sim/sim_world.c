@@ -76,6 +76,7 @@ struct sim_proc {
     struct vio_httpd *httpd; /* the last one opened, for sim_proc_httpd */
     struct vio_fs fs;
     bool killed, cut;
+    int send_error; /* sends fail with -send_error (0: they work) */
     uint16_t next_port;
     struct sim_file files[SIM_FILES_MAX];
     size_t n_files;
@@ -241,6 +242,8 @@ static int st_send(struct vio_transport *vt, const struct vigil_addr *to, const 
     struct sim_world *w = t->proc->w;
     if (len > VIGIL_WIRE_MAX + 1)
         return -EMSGSIZE;
+    if (t->proc->send_error)
+        return -t->proc->send_error;
     w->stats.sent++;
     if (t->proc->cut) {
         w->stats.cut++;
@@ -632,6 +635,11 @@ void sim_proc_kill(struct sim_proc *p)
 bool sim_proc_killed(const struct sim_proc *p)
 {
     return p->killed;
+}
+
+void sim_proc_send_error(struct sim_proc *p, int err)
+{
+    p->send_error = err;
 }
 
 void sim_proc_cut(struct sim_proc *p, bool cut)

@@ -71,6 +71,8 @@ void sim_proc_kill(struct sim_proc *p);
 bool sim_proc_killed(const struct sim_proc *p);
 /* Delivers a signal through the process's loop (on its next turn, as a real signalfd). */
 void sim_proc_signal(struct sim_proc *p, int signo);
+/* Makes the process's sends fail with -err (a down interface: ENETUNREACH), or work (0). */
+void sim_proc_send_error(struct sim_proc *p, int err);
 /* Cuts the process off the network (both ways), or heals it. */
 void sim_proc_cut(struct sim_proc *p, bool cut);
 /* Lines the process logged, and how many contain needle. */

@@ -8,6 +8,7 @@
  * VIGIL_SIM_SEED=N to replay one run exactly, and VIGIL_SIM_SOAK=SECONDS
  * to stretch the steady-state scenario into a long soak.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -621,6 +622,39 @@ static void test_drops_summarized(void **state)
 }
 
 /*
+ * An agent whose sends fail (its interface went down) says so, says when
+ * sending works again, and says that a goodbye it could not send was not
+ * sent (and exits 1 for it): the monitor will see a death, not a goodbye.
+ */
+static void test_agent_send_errors(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c, seeds[0] + 12, 3, S, NULL);
+    run_for(&c, 5 * S);
+    sim_proc_send_error(c.ag_p[0], ENETUNREACH);
+    run_for(&c, 10 * S);
+    assert_true(sim_proc_log_count(c.ag_p[0], "send error(s)") >= 1);
+    assert_int_equal(sim_proc_log_count(c.ag_p[0], "sending works again"), 0);
+    sim_proc_send_error(c.ag_p[0], 0);
+    run_for(&c, 2 * S);
+    assert_int_equal(sim_proc_log_count(c.ag_p[0], "sending works again, after 10 send error(s)"),
+                     1);
+    run_for(&c, 10 * S);
+    assert_int_equal(node_state(&c, 0), VIGIL_STATE_ALIVE);
+    /* A goodbye that cannot be sent. */
+    sim_proc_send_error(c.ag_p[1], ENETUNREACH);
+    sim_proc_signal(c.ag_p[1], SIGTERM);
+    run_for(&c, 100 * MS);
+    assert_int_equal(sim_proc_log_count(c.ag_p[1], "the goodbye could NOT be sent"), 1);
+    assert_true(agentd_goodbye_failed(c.ag[1]));
+    assert_false(agentd_goodbye_failed(c.ag[2]));
+    run_for(&c, 20 * S);
+    assert_int_equal(node_state(&c, 1), VIGIL_STATE_DEAD);
+    cluster_stop(&c);
+}
+
+/*
  * An agent stopped (SIGSTOP) for 30 s is dead meanwhile and alive again
  * soon after SIGCONT, on its old generation; on resuming it sends one
  * heartbeat, not the thirty it owes, and says so. The others see nothing.
@@ -715,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_partition_heals),     cmocka_unit_test(test_goodbye_and_restart),
         cmocka_unit_test(test_agent_pause),         cmocka_unit_test(test_replays_exactly),
         cmocka_unit_test(test_key_rotation_live),   cmocka_unit_test(test_drops_summarized),
+        cmocka_unit_test(test_agent_send_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
