@@ -787,6 +787,28 @@ int cmd_status(int argc, char **argv)
                 if (health && json_is_true(json_object_get(health, "insecure")))
                     printf("warning: the monitor runs insecure (no key): it accepts heartbeats "
                            "from anyone\n");
+                /* The monitor's own counters: what it took in and what it dropped, and why. */
+                json_t *cnt = health ? json_object_get(health, "counters") : NULL;
+                if (json_is_object(cnt)) {
+                    static const char *const dropped[] = {
+                        "malformed", "auth_failed",  "unknown_key", "unsealed",  "stale",
+                        "future",    "unknown_node", "table_full",  "recv_drops"};
+                    printf("datagrams %" JSON_INTEGER_FORMAT ", accepted %" JSON_INTEGER_FORMAT,
+                           json_integer_value(json_object_get(cnt, "datagrams")),
+                           json_integer_value(json_object_get(cnt, "accepted")));
+                    const char *sep = "; dropped:";
+                    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+                        json_int_t v = json_integer_value(json_object_get(cnt, dropped[i]));
+                        if (v > 0) {
+                            printf("%s %s %" JSON_INTEGER_FORMAT, sep, dropped[i], v);
+                            sep = ",";
+                        }
+                    }
+                    json_int_t pauses = json_integer_value(json_object_get(cnt, "pauses"));
+                    if (pauses > 0)
+                        printf("; monitor pauses %" JSON_INTEGER_FORMAT, pauses);
+                    printf("\n");
+                }
                 /* More than one key held: a rotation under way, and how far it got. */
                 json_t *keys = health ? json_object_get(health, "keys") : NULL;
                 if (json_is_array(keys) && json_array_size(keys) > 1) {
