@@ -287,6 +287,16 @@ VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vi
 VIGIL_EXPORT int vigil_monitor_reconfigure(struct vigil_monitor *m, vigil_time_t now,
                                            const struct vigil_monitor_config *cfg, bool *restart);
 
+/*
+ * The fingerprint (vigil_wire_key_fingerprint) of the key that node id
+ * must use under key id key_id: its node key, or the legacy cluster key.
+ * Returns 0, -VIGIL_EUNKNOWN when the monitor holds no key of that id (or
+ * none at all), -VIGIL_EBADID for an invalid id.
+ */
+VIGIL_EXPORT int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, const char *id,
+                                               unsigned key_id,
+                                               uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN]);
+
 /* The key ids the monitor holds, in ids (cap entries at most); returns how many it holds. */
 VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap);
 

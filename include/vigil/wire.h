@@ -135,6 +135,16 @@ VIGIL_EXPORT void vigil_wire_seal_key(uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN],
                                       const uint8_t cluster_key[VIGIL_WIRE_KEY_LEN]);
 
 /*
+ * A fingerprint of a 32-byte key (node, master or cluster key): 16 bytes of
+ * BLAKE2b keyed with it over the text "vigil key fingerprint". It tells
+ * whether two parties hold the same key (vigil doctor asks the monitor)
+ * and reveals nothing about the key itself.
+ */
+#define VIGIL_WIRE_FINGERPRINT_LEN 16
+VIGIL_EXPORT void vigil_wire_key_fingerprint(uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN],
+                                             const uint8_t key[VIGIL_WIRE_KEY_LEN]);
+
+/*
  * Derives a node's own 32-byte key from the cluster master key and the node
  * id: BLAKE2b-256 keyed with the master key, over the id's bytes, with the
  * personalization "vigil-node-key" (zero padded to 16 bytes) and no salt

@@ -443,6 +443,25 @@ static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, s
     return 0;
 }
 
+int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, const char *id,
+                                  unsigned key_id, uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN])
+{
+    if (!vigil_id_valid(id, strlen(id)))
+        return -VIGIL_EBADID;
+    const struct vigil__keyslot *ks = m->keys ? key_slot(m, key_id) : NULL;
+    if (!ks)
+        return -VIGIL_EUNKNOWN;
+    if (!ks->master) {
+        vigil_wire_key_fingerprint(fp, ks->key);
+        return 0;
+    }
+    uint8_t node_key[VIGIL_WIRE_KEY_LEN];
+    (void)vigil_wire_node_key(node_key, ks->key, id);
+    vigil_wire_key_fingerprint(fp, node_key);
+    sodium_memzero(node_key, sizeof(node_key));
+    return 0;
+}
+
 size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap)
 {
     for (uint32_t i = 0; i < m->n_keys && i < cap; i++)

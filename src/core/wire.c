@@ -260,6 +260,14 @@ void vigil_wire_seal_key(uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN],
                                      WIRE_SEAL_CONTEXT, cluster_key);
 }
 
+void vigil_wire_key_fingerprint(uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN],
+                                const uint8_t key[VIGIL_WIRE_KEY_LEN])
+{
+    static const char what[] = "vigil key fingerprint";
+    (void)crypto_generichash(fp, VIGIL_WIRE_FINGERPRINT_LEN, (const unsigned char *)what,
+                             sizeof(what) - 1, key, VIGIL_WIRE_KEY_LEN);
+}
+
 /* The nonce of a sealed status (see WIRE_SEAL_CONTEXT above). */
 static void seal_nonce(uint8_t npub[crypto_aead_xchacha20poly1305_ietf_NPUBBYTES], uint64_t gen,
                        uint32_t seq, const uint8_t *rnd)

@@ -34,9 +34,11 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <sodium.h>
 
 #include "api.h"
 #include "api_qos.h"
+#include "drops.h"
 
 /*
  * Nodes in a /v1/nodes page: 1000 take a few milliseconds to render, and
@@ -469,6 +471,9 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
     bad |= put(o, "version", json_string(VIGIL_VERSION_STRING));
     bad |= put(o, "uptime_s", json_real(ns_to_s(now - c->started_mono)));
     bad |= put(o, "started", jwall(c->started_wall_us));
+    /* The monitor's wall clock now: a client compares it with its own (vigil doctor). */
+    bad |= put(o, "wall_time_us", json_integer((json_int_t)vio_wall_us(c->loop)));
+    bad |= put(o, "max_ahead_s", json_real(ns_to_s(cfg->max_ahead)));
     /*
      * How datagrams are authenticated: "per-node" (a master key), "cluster"
      * (a legacy shared key), or "none"; insecure is true without a key.
@@ -1030,6 +1035,8 @@ enum route {
     ROUTE_HEALTH,
     ROUTE_METRICS,
     ROUTE_KEYS_RELOAD,
+    ROUTE_DROPS,
+    ROUTE_KEYCHECK,
 };
 
 static enum route route_of(const char *path, const char **id)
@@ -1049,6 +1056,10 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_METRICS;
     if (!strcmp(path, "/v1/keys/reload"))
         return ROUTE_KEYS_RELOAD;
+    if (!strcmp(path, "/v1/drops"))
+        return ROUTE_DROPS;
+    if (!strcmp(path, "/v1/keycheck"))
+        return ROUTE_KEYCHECK;
     return ROUTE_NONE;
 }
 
@@ -1160,6 +1171,105 @@ static void handle_keys_reload(struct api_ctx *c, struct vio_http_response *resp
     respond_json(resp, 200, json_pack("{ss}", "status", "ok"));
 }
 
+/* The text parameter key of a raw query string (as query_u64), decoded into out. */
+static enum query_result query_str(const char *query, const char *key, char *out, size_t cap)
+{
+    const char *p = query ? query : "";
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        const char *eq = memchr(p, '=', n);
+        size_t klen = eq ? (size_t)(eq - p) : n;
+        char k[API_QUERY_KEY_MAX];
+        if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key))
+            return eq && query_decode(eq + 1, n - klen - 1, out, cap) == 0 ? QUERY_OK
+                                                                          : QUERY_INVALID;
+        p += n;
+        if (*p == '&')
+            p++;
+    }
+    return QUERY_ABSENT;
+}
+
+/*
+ * GET /v1/drops: the datagrams dropped in the current window (a minute),
+ * by source host, claimed id and reason: what the monitor will summarize
+ * in its log at the end of the window (drops.h).
+ */
+static void handle_drops(struct api_ctx *c, struct vio_http_response *resp)
+{
+    json_t *o = json_object(), *a = json_array();
+    bool bad = !o || !a;
+    const struct drops *t = c->drops;
+    for (size_t i = 0; t && a && i < DROPS_ENTRIES; i++) {
+        const struct drop_entry *e = &t->e[i];
+        if (!e->count)
+            continue;
+        char host[64] = "";
+        if (e->host.family) {
+            vigil_addr_format(&e->host, host, sizeof(host));
+            size_t hl = strlen(host);
+            if (hl > 2 && !strcmp(host + hl - 2, ":0"))
+                host[hl - 2] = '\0';
+        }
+        json_t *x = json_pack("{ss ss ss ss sI}", "host", host, "node", e->id, "reason",
+                              drops_reason_name((enum drop_reason)e->reason), "hint",
+                              drops_reason_hint((enum drop_reason)e->reason), "count",
+                              (json_int_t)e->count);
+        bad |= !x || json_array_append_new(a, x) != 0;
+    }
+    if (o) {
+        bad |= json_object_set_new(o, "drops", a) != 0;
+        bad |= json_object_set_new(o, "other", juint(t ? t->other : 0)) != 0;
+        bad |= json_object_set_new(o, "total", juint(t ? t->total : 0)) != 0;
+    }
+    if (bad) {
+        json_decref(o);
+        respond_json(resp, 500, NULL);
+        return;
+    }
+    respond_json(resp, 200, o);
+}
+
+/*
+ * GET /v1/keycheck?node=ID&key_id=N&fingerprint=HEX: whether the key a
+ * node holds (given by its fingerprint, vigil_wire_key_fingerprint) is
+ * the one the monitor expects of it under key id N. Fingerprints reveal
+ * nothing of a key; this only answers "the same or not".
+ */
+static void handle_keycheck(struct api_ctx *c, const char *query, struct vio_http_response *resp)
+{
+    char node[VIGIL_ID_MAX + 1], hex[2 * VIGIL_WIRE_FINGERPRINT_LEN + 1];
+    uint64_t key_id = 0;
+    if (query_str(query, "node", node, sizeof(node)) != QUERY_OK ||
+        !vigil_id_valid(node, strlen(node))) {
+        respond_error(resp, 400, "node: a valid node id is needed");
+        return;
+    }
+    if (query_u64(query, "key_id", &key_id) == QUERY_INVALID || key_id > VIGIL_WIRE_KEY_ID_MAX) {
+        respond_error(resp, 400, "key_id: 0 to %d", VIGIL_WIRE_KEY_ID_MAX);
+        return;
+    }
+    uint8_t theirs[VIGIL_WIRE_FINGERPRINT_LEN], ours[VIGIL_WIRE_FINGERPRINT_LEN];
+    if (query_str(query, "fingerprint", hex, sizeof(hex)) != QUERY_OK ||
+        strlen(hex) != 2 * VIGIL_WIRE_FINGERPRINT_LEN) {
+        respond_error(resp, 400, "fingerprint: %d hex digits", 2 * VIGIL_WIRE_FINGERPRINT_LEN);
+        return;
+    }
+    for (size_t i = 0; i < VIGIL_WIRE_FINGERPRINT_LEN; i++) {
+        int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            respond_error(resp, 400, "fingerprint: %d hex digits", 2 * VIGIL_WIRE_FINGERPRINT_LEN);
+            return;
+        }
+        theirs[i] = (uint8_t)(hi * 16 + lo);
+    }
+    int rc = vigil_monitor_key_fingerprint(c->mon, node, (unsigned)key_id, ours);
+    json_t *o = json_pack("{ss sI sb sb}", "node", node, "key_id", (json_int_t)key_id, "held",
+                          rc == 0, "match",
+                          rc == 0 && sodium_memcmp(ours, theirs, sizeof(ours)) == 0);
+    respond_json(resp, o ? 200 : 500, o);
+}
+
 /*
  * A call that may change state: allowed only with the token. Returns true
  * when the request may go on; otherwise the answer is in resp.
@@ -1253,6 +1363,12 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
             respond(resp, 200, text, len, "text/plain; version=0.0.4; charset=utf-8");
         return;
     }
+    case ROUTE_DROPS:
+        handle_drops(c, resp);
+        return;
+    case ROUTE_KEYCHECK:
+        handle_keycheck(c, req->query, resp);
+        return;
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:
         break;

@@ -32,6 +32,7 @@ struct api_ctx {
     uint64_t recv_errors; /* socket receive errors (the program updates it) */
     uint64_t recv_drops;  /* datagrams the kernel dropped for a full receive buffer */
     uint64_t dropped_log; /* events the log could not write */
+    const struct drops *drops; /* this minute's dropped datagrams (GET /v1/drops); may be NULL */
     /*
      * The token that changing state needs (api_open reads it; NULL: every
      * such call is answered 403), and whether the API speaks HTTPS.

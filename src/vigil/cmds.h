@@ -8,6 +8,7 @@ int cmd_status(int argc, char **argv);  /* cli.c */
 int cmd_events(int argc, char **argv);  /* cli.c */
 int cmd_keys(int argc, char **argv);    /* cli.c: vigil keys reload */
 int cmd_keygen(int argc, char **argv);  /* agent.c */
+int cmd_doctor(int argc, char **argv);  /* doctor.c */
 int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file */
 int cmd_explain(int argc, char **argv); /* explain.c */
 int cmd_tune(int argc, char **argv);    /* tune.c */

@@ -21,6 +21,7 @@ static const struct {
     {"set", cmd_set, "set or remove custom status in an agent's status file"},
     {"keygen", cmd_keygen, "make a master key, or derive a node key"},
     {"keys", cmd_keys, "ask a running monitor to reload its keys (needs the API's token)"},
+    {"doctor", cmd_doctor, "check an agent's configuration against its monitor"},
 };
 
 static void usage(FILE *f)

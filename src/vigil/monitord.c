@@ -1024,6 +1024,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     }
     vio_timer_arm(d->loop, &d->housekeeping, now + mc->state_flush);
     d->drops = calloc(1, sizeof(*d->drops));
+    d->api_ctx.drops = d->drops;
     d->drops_since = now;
     if (d->drops)
         vio_timer_arm(d->loop, &d->drops_timer, now + DROPS_WINDOW);
