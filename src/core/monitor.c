@@ -443,8 +443,8 @@ static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, s
     return 0;
 }
 
-int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, const char *id,
-                                  unsigned key_id, uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN])
+int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, const char *id, unsigned key_id,
+                                  uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN])
 {
     if (!vigil_id_valid(id, strlen(id)))
         return -VIGIL_EBADID;

@@ -1182,7 +1182,7 @@ static enum query_result query_str(const char *query, const char *key, char *out
         char k[API_QUERY_KEY_MAX];
         if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key))
             return eq && query_decode(eq + 1, n - klen - 1, out, cap) == 0 ? QUERY_OK
-                                                                          : QUERY_INVALID;
+                                                                           : QUERY_INVALID;
         p += n;
         if (*p == '&')
             p++;
@@ -1264,9 +1264,9 @@ static void handle_keycheck(struct api_ctx *c, const char *query, struct vio_htt
         theirs[i] = (uint8_t)(hi * 16 + lo);
     }
     int rc = vigil_monitor_key_fingerprint(c->mon, node, (unsigned)key_id, ours);
-    json_t *o = json_pack("{ss sI sb sb}", "node", node, "key_id", (json_int_t)key_id, "held",
-                          rc == 0, "match",
-                          rc == 0 && sodium_memcmp(ours, theirs, sizeof(ours)) == 0);
+    json_t *o =
+        json_pack("{ss sI sb sb}", "node", node, "key_id", (json_int_t)key_id, "held", rc == 0,
+                  "match", rc == 0 && sodium_memcmp(ours, theirs, sizeof(ours)) == 0);
     respond_json(resp, o ? 200 : 500, o);
 }
 

@@ -29,9 +29,9 @@ struct api_ctx {
     struct vio_loop *loop;     /* the clocks the answers are computed against */
     vigil_time_t started_mono; /* when the monitor started */
     int64_t started_wall_us;
-    uint64_t recv_errors; /* socket receive errors (the program updates it) */
-    uint64_t recv_drops;  /* datagrams the kernel dropped for a full receive buffer */
-    uint64_t dropped_log; /* events the log could not write */
+    uint64_t recv_errors;      /* socket receive errors (the program updates it) */
+    uint64_t recv_drops;       /* datagrams the kernel dropped for a full receive buffer */
+    uint64_t dropped_log;      /* events the log could not write */
     const struct drops *drops; /* this minute's dropped datagrams (GET /v1/drops); may be NULL */
     /*
      * The token that changing state needs (api_open reads it; NULL: every

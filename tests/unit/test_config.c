@@ -538,8 +538,8 @@ static void test_unknown_settings(void **state)
         {"monitor = { hooks = ( { command = [\"x\"]; },\n  { command = [\"y\"]; timout = 5; } ); "
          "};\n",
          "%s:2: unknown setting monitor.hooks[1].timout"},
-        {"monitor = { log = { level = \"debug\"; }; };\n",
-         "%s:1: unknown setting monitor.log.level"},
+        {"monitor = { log = { colour = \"red\"; }; };\n",
+         "%s:1: unknown setting monitor.log.colour"},
         {"Monitor = { };\n", "%s:1: unknown setting Monitor"},
     };
     run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
