@@ -815,6 +815,83 @@ static void test_health_with_hooks(void **state)
     vio_loop_free(loop);
 }
 
+/*
+ * Checks text against the rules of the Prometheus text format (0.0.4)
+ * that a scraper enforces: every line a HELP, a TYPE or a sample; a
+ * family's HELP and TYPE once, before its samples; a family's samples
+ * together; names and label names [a-zA-Z_:][a-zA-Z0-9_:]*; label values
+ * quoted; a value Go's ParseFloat takes. Returns the number of samples.
+ */
+static size_t check_exposition(const char *text)
+{
+    char family[128] = "", seen[8192] = " ";
+    size_t samples = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        char line[512];
+        assert_true((size_t)(nl - p) < sizeof(line));
+        memcpy(line, p, (size_t)(nl - p));
+        line[nl - p] = '\0';
+        p = nl + 1;
+        char name[128], rest[400];
+        if (sscanf(line, "# HELP %127s %399[^\n]", name, rest) == 2) {
+            /* A new family: never seen before (its samples all come together). */
+            char key[132];
+            snprintf(key, sizeof(key), " %s ", name);
+            if (strstr(seen, key))
+                fail_msg("family %s appears twice", name);
+            assert_true(strlen(seen) + strlen(key) < sizeof(seen));
+            strcat(seen, key + 1);
+            snprintf(family, sizeof(family), "%s", name);
+            continue;
+        }
+        if (sscanf(line, "# TYPE %127s %399s", name, rest) == 2) {
+            assert_string_equal(name, family);
+            assert_true(!strcmp(rest, "counter") || !strcmp(rest, "gauge"));
+            if (!strcmp(rest, "counter"))
+                assert_true(strlen(name) > 6 && !strcmp(name + strlen(name) - 6, "_total"));
+            continue;
+        }
+        /* A sample: name, optional {labels}, a space, a value. */
+        size_t n = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
+        assert_true(n > 0 && !(line[0] >= '0' && line[0] <= '9'));
+        if (strlen(family) != n || strncmp(line, family, n) != 0)
+            fail_msg("sample outside its family %s: %s", family, line);
+        const char *v = line + n;
+        if (*v == '{') {
+            v++;
+            while (*v != '}') {
+                size_t ln =
+                    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+                assert_true(ln > 0 && v[ln] == '=' && v[ln + 1] == '"');
+                v += ln + 2;
+                while (*v && *v != '"') {
+                    assert_true(*v != '\\' && *v != '\n');
+                    v++;
+                }
+                assert_true(*v == '"');
+                v++;
+                if (*v == ',')
+                    v++;
+                else
+                    assert_true(*v == '}');
+            }
+            v++;
+        }
+        assert_true(*v == ' ');
+        v++;
+        char *end;
+        if (strcmp(v, "+Inf") && strcmp(v, "-Inf") && strcmp(v, "NaN")) {
+            (void)strtod(v, &end);
+            if (end == v || *end)
+                fail_msg("bad value: %s", line);
+        }
+        samples++;
+    }
+    return samples;
+}
+
 static void test_metrics(void **state)
 {
     struct fixture *f = *state;
@@ -844,6 +921,63 @@ static void test_metrics(void **state)
     assert_true(has_line(r.body, "vigil_hooks_started_total 0"));
     assert_true(has_line(r.body, "# TYPE vigil_datagrams_total counter"));
     assert_true(has_line(r.body, "# TYPE vigil_nodes gauge"));
+    /* Per node, labelled by id: one-hot states, and the detector's evidence. */
+    static const char *const per_node[] = {
+        "vigil_node_state{node=\"web1\",state=\"alive\"} 1",
+        "vigil_node_state{node=\"web1\",state=\"dead\"} 0",
+        "vigil_node_state{node=\"web2\",state=\"dead\"} 1",
+        "vigil_node_state{node=\"web2\",state=\"alive\"} 0",
+        "vigil_node_state{node=\"web3\",state=\"unknown\"} 1",
+        "vigil_node_state{node=\"web4\",state=\"left\"} 1",
+        "vigil_node_state{node=\"web5\",state=\"dead\"} 1",
+        "# TYPE vigil_node_state gauge",
+        "vigil_node_heartbeat_age_seconds{node=\"web1\"} 0",
+        "vigil_node_heartbeat_age_seconds{node=\"web2\"} 20",
+        "vigil_node_heartbeat_age_seconds{node=\"web5\"} 0.5",
+        "vigil_node_detector_level{node=\"web2\"} 20",
+        "vigil_node_detector_level{node=\"web5\"} 0.5",
+        "vigil_node_suspect_threshold{node=\"web1\"} 2.5",
+        "vigil_node_dead_threshold{node=\"web1\"} 5",
+        "vigil_node_interval_mean_seconds{node=\"web1\"} 1",
+        "vigil_node_interval_stddev_seconds{node=\"web1\"} 0",
+        "# TYPE vigil_node_heartbeats_accepted_total counter",
+        "vigil_node_heartbeats_accepted_total{node=\"web1\"} 31",
+        "vigil_node_heartbeats_accepted_total{node=\"web2\"} 11",
+        "vigil_node_heartbeats_accepted_total{node=\"web3\"} 0",
+        "vigil_node_generation{node=\"web1\"} 42",
+        "vigil_node_generation{node=\"web3\"} 0",
+    };
+    for (size_t i = 0; i < sizeof(per_node) / sizeof(per_node[0]); i++)
+        if (!has_line(r.body, per_node[i]))
+            fail_msg("missing: %s", per_node[i]);
+    /* web3 was never heard: no age at all, rather than a made-up one. */
+    assert_null(strstr(r.body, "vigil_node_heartbeat_age_seconds{node=\"web3\"}"));
+    /* Five nodes: five state samples each, one of them 1. */
+    size_t ones = 0, states = 0;
+    for (const char *p = strstr(r.body, "\nvigil_node_state{"); p;
+         p = strstr(p + 1, "\nvigil_node_state{")) {
+        states++;
+        ones += !strncmp(strchr(p, '}'), "} 1\n", 4);
+    }
+    assert_int_equal(states, 25);
+    assert_int_equal(ones, 5);
+    size_t all = check_exposition(r.body);
+    free(r.body);
+
+    /* nodes=0: the monitor-wide metrics alone, for a scraper of a very large table. */
+    r = request(f, "GET", "/metrics?nodes=0");
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "vigil_node_"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"alive\"} 1"));
+    /* 25 state samples, 4 ages, 5 each of the other seven per-node families. */
+    assert_int_equal(check_exposition(r.body), all - 25 - 4 - 7 * 5);
+    free(r.body);
+    r = request(f, "GET", "/metrics?nodes=2");
+    assert_int_equal(r.status, 400);
+    free(r.body);
+    r = request(f, "GET", "/metrics?nodes=1");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(check_exposition(r.body), all);
     /* Every line is a comment or "name{labels} value": no blank or broken lines. */
     for (char *p = r.body; *p;) {
         char *nl = strchr(p, '\n');
@@ -1846,8 +1980,8 @@ static void on_got(void *arg, const struct vio_http_result *res)
     g->body = res->error ? NULL : strndup(res->body, res->body_len);
 }
 
-/* GET target from the real server with libcurl on the real loop; the parsed body. */
-static json_t *real_get(struct fixture *f, const char *target)
+/* GET target from the real server with libcurl on the real loop; the body (malloc'd). */
+static char *real_get_text(struct fixture *f, const char *target)
 {
     struct vio_http *client = NULL;
     assert_int_equal(vio_http_curl_new(f->loop, &client), 0);
@@ -1862,9 +1996,16 @@ static json_t *real_get(struct fixture *f, const char *target)
     vio_http_close(client);
     assert_true(g.done);
     assert_int_equal(g.status, 200);
+    return g.body;
+}
+
+/* GET target from the real server; the parsed body. */
+static json_t *real_get(struct fixture *f, const char *target)
+{
+    char *body = real_get_text(f, target);
     json_error_t e;
-    json_t *doc = json_loads(g.body, 0, &e);
-    free(g.body);
+    json_t *doc = json_loads(body, 0, &e);
+    free(body);
     assert_non_null(doc);
     return doc;
 }
@@ -1965,9 +2106,44 @@ static void test_long_answers_in_slices(void **state)
         free(b1);
         free(b2);
     }
+    /*
+     * The metrics of 1000 nodes (9000 node rows) are built in slices too:
+     * the per-node families are the same text as built at once, and a
+     * valid exposition through the real server.
+     */
+    struct ticker t = {.loop = f->floop};
+    vio_source_init(&t.src, on_tick, &t);
+    vio_source_ready(f->floop, &t.src);
+    unsigned st1 = 0, st2 = 0;
+    char *b1 = NULL, *b2 = NULL;
+    assert_int_equal(fake_httpd_request(at_once, "GET", "/metrics", &st1, &b1), 0);
+    unsigned before = t.turns;
+    assert_int_equal(fake_httpd_request(sliced.server, "GET", "/metrics", &st2, &b2), 0);
+    vio_source_cancel(f->floop, &t.src);
+    assert_int_equal(st1, 200);
+    assert_int_equal(st2, 200);
+    assert_true(t.turns - before >= 2);
+    const char *p1 = strstr(b1, "# HELP vigil_node_state "),
+               *p2 = strstr(b2, "# HELP vigil_node_state ");
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_string_equal(p1, p2);
+    assert_int_equal(check_exposition(b2), check_exposition(b1));
+    assert_true(has_line(b2, "vigil_node_state{node=\"n0999\",state=\"unknown\"} 1"));
+    assert_true(has_line(b2, "vigil_node_generation{node=\"n0999\"} 0"));
+    char *b3 = real_get_text(f, "/metrics");
+    assert_int_equal(check_exposition(b3), check_exposition(b1));
+    free(b1);
+    free(b2);
+    free(b3);
+    /* With nodes=0 there is nothing long to build: answered at once. */
+    assert_int_equal(fake_httpd_request(sliced.server, "GET", "/metrics?nodes=0", &st2, &b2), 0);
+    assert_int_equal(st2, 200);
+    free(b2);
+
     /* Every one of them was long enough to be built in slices (the last holds 300 events). */
-    assert_int_equal(sliced.deferred, 4);
-    assert_int_equal(real.deferred, 4);
+    assert_int_equal(sliced.deferred, 5);
+    assert_int_equal(real.deferred, 5);
     api_abort(&real);
     vio_httpd_close(real_server);
     api_abort(&sliced);
