@@ -3,11 +3,12 @@
  *
  * The API is how operators and their tools see what the monitor knows: the
  * node table, the recent events with their evidence, the monitor's own
- * health, and the same counters in the Prometheus text format. Reading
- * needs nothing; the one call that changes anything (POST /v1/keys/reload)
- * needs the token (api_auth.c), and so does every method other than GET
- * and HEAD, whatever its path: a client without the token learns nothing
- * about what it could have done.
+ * health, the same counters and each node's state and evidence in the
+ * Prometheus text format, and a web page that shows it all live (at / and
+ * /ui, api_ui.c). Reading needs nothing; the one call that changes
+ * anything (POST /v1/keys/reload) needs the token (api_auth.c), and so
+ * does every method other than GET and HEAD, whatever its path: a client
+ * without the token learns nothing about what it could have done.
  *
  * What a client sends is checked before it is looked at: a method that is
  * not an HTTP token, a path with control bytes or that is not UTF-8, a
@@ -1192,6 +1193,7 @@ enum route {
     ROUTE_HEALTH,
     ROUTE_METRICS,
     ROUTE_KEYS_RELOAD,
+    ROUTE_UI,
 };
 
 static enum route route_of(const char *path, const char **id)
@@ -1211,6 +1213,8 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_METRICS;
     if (!strcmp(path, "/v1/keys/reload"))
         return ROUTE_KEYS_RELOAD;
+    if (!strcmp(path, "/") || !strcmp(path, "/ui"))
+        return ROUTE_UI;
     return ROUTE_NONE;
 }
 
@@ -1449,6 +1453,9 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         return;
     case ROUTE_METRICS:
         handle_metrics(c, req->query, resp, now);
+        return;
+    case ROUTE_UI:
+        api_ui_respond(c, resp);
         return;
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:
