@@ -39,6 +39,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include <vigil/vigil.h>
 
@@ -214,6 +215,9 @@ struct reply {
     char allow[256];
     char cache[256];
     char auth[256]; /* WWW-Authenticate */
+    char csp[512];  /* Content-Security-Policy */
+    char nosniff[64];
+    char frame[64]; /* X-Frame-Options */
 };
 
 /* The value of header name in "Name: value\n" lines, into out ("" if absent). */
@@ -248,6 +252,9 @@ static struct reply request_auth(struct fixture *f, const char *method, const ch
     header_value(fr.headers, "Allow", r.allow, sizeof(r.allow));
     header_value(fr.headers, "Cache-Control", r.cache, sizeof(r.cache));
     header_value(fr.headers, "WWW-Authenticate", r.auth, sizeof(r.auth));
+    header_value(fr.headers, "Content-Security-Policy", r.csp, sizeof(r.csp));
+    header_value(fr.headers, "X-Content-Type-Options", r.nosniff, sizeof(r.nosniff));
+    header_value(fr.headers, "X-Frame-Options", r.frame, sizeof(r.frame));
     return r;
 }
 
@@ -987,6 +994,93 @@ static void test_metrics(void **state)
         p = nl + 1;
     }
     free(r.body);
+}
+
+/* The source-hash of the text between open and close in page, as a CSP names it. */
+static void csp_source(const char *page, const char *open, const char *close, char *out, size_t cap)
+{
+    const char *a = strstr(page, open);
+    assert_non_null(a);
+    a += strlen(open);
+    const char *b = strstr(a, close);
+    assert_non_null(b);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    crypto_hash_sha256(h, (const unsigned char *)a, (unsigned long long)(b - a));
+    sodium_bin2base64(b64, sizeof(b64), h, sizeof(h), sodium_base64_VARIANT_ORIGINAL);
+    snprintf(out, cap, "'sha256-%s'", b64);
+}
+
+/*
+ * The web page: the compiled-in document at / and /ui, as HTML, with a
+ * policy that lets the browser run its own inline script and style (by
+ * hash) and talk to the API, and load nothing else; a page that loads
+ * nothing from elsewhere and never turns data into markup.
+ */
+static void test_ui_page(void **state)
+{
+    struct fixture *f = *state;
+    const char *page = (const char *)api_ui_html;
+    assert_int_equal(strlen(page), api_ui_html_len);
+    /* Small: a page, not an application. */
+    assert_true(api_ui_html_len > 1000 && api_ui_html_len < 32 * 1024);
+    char script[64], style[64];
+    csp_source(page, "<script>", "</script>", script, sizeof(script));
+    csp_source(page, "<style>", "</style>", style, sizeof(style));
+    static const char *const paths[] = {"/", "/ui"};
+    for (size_t i = 0; i < 2; i++) {
+        struct reply r = request(f, "GET", paths[i]);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.ctype, "text/html; charset=utf-8");
+        assert_int_equal(r.len, api_ui_html_len);
+        assert_memory_equal(r.body, page, api_ui_html_len);
+        assert_string_equal(r.cache, "no-store");
+        assert_string_equal(r.nosniff, "nosniff");
+        assert_string_equal(r.frame, "DENY");
+        /* Nothing by default; the page's own script and style by hash; requests to itself. */
+        char want[256];
+        assert_non_null(strstr(r.csp, "default-src 'none';"));
+        snprintf(want, sizeof(want), "script-src %s;", script);
+        assert_non_null(strstr(r.csp, want));
+        snprintf(want, sizeof(want), "style-src %s;", style);
+        assert_non_null(strstr(r.csp, want));
+        assert_non_null(strstr(r.csp, "connect-src 'self';"));
+        assert_non_null(strstr(r.csp, "frame-ancestors 'none'"));
+        assert_null(strstr(r.csp, "unsafe"));
+        assert_null(strstr(r.csp, "*"));
+        free(r.body);
+    }
+    struct reply r = request(f, "HEAD", "/");
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    /* Only those two paths; and writing to them needs the token like anything else. */
+    r = request(f, "GET", "/index.html");
+    assert_int_equal(r.status, 404);
+    free(r.body);
+    r = request(f, "POST", "/");
+    assert_int_equal(r.status, 403);
+    free(r.body);
+
+    /* One inline script and one inline style, and nothing loaded from anywhere. */
+    static const char *const never[] = {
+        "http:", "https:", "//cdn", " src=", "<link", "@import", "url(", "<iframe", "<img",
+        /* data reaches the page as text only */
+        "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
+        /* and the page reads the API only */
+        "method:", "POST", "DELETE", "Authorization"};
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        if (strstr(page, never[i]))
+            fail_msg("the page holds \"%s\"", never[i]);
+    const char *first = strstr(page, "<script");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "<script"));
+    first = strstr(page, "<style");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "<style"));
+    /* It polls the read-only endpoints, relative to where it is served. */
+    assert_non_null(strstr(page, "\"v1/nodes\""));
+    assert_non_null(strstr(page, "\"v1/health\""));
+    assert_non_null(strstr(page, "\"v1/events?since=\""));
 }
 
 /* api_node_json in virtual time: the durations are exact. */
@@ -2166,6 +2260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_since_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ui_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_with_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_json_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_parameters, setup, teardown),
