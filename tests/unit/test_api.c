@@ -591,7 +591,7 @@ static void test_unknown_path_and_methods(void **state)
     json_t *doc = get_json(f, "/v2/nodes", 404);
     assert_non_null(strstr(sget(doc, "error"), "/v2/nodes"));
     json_decref(doc);
-    doc = get_json(f, "/", 404);
+    doc = get_json(f, "/ui/", 404);
     json_decref(doc);
 
     /* Without a token nothing but reading is allowed: 403, naming the setting. */
