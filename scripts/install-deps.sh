@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, running, testing and benchmarking
-# vigil need (serf only for bench/detect_vs_serf.py).
+# vigil need (serf only for bench/detect_vs_serf.py; prometheus for promtool,
+# which lints the /metrics answer; chromium, chromium-driver and
+# python3-selenium for the web page's browser test).
 # Idempotent: packages already present are not touched, and apt is only
 # called when something is missing.
 set -euo pipefail
@@ -10,7 +12,7 @@ pkgs=(
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
     libcurl4-openssl-dev libcmocka-dev
     python3 procps iproute2 nftables curl clang-format util-linux openssl
-    serf
+    serf prometheus chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -6,7 +6,8 @@
  *   GET /v1/nodes/ID                 one node, with its last events
  *   GET /v1/events?since=N&limit=M   events with seq > N (oldest first)
  *   GET /v1/health                   the monitor's own health and counters
- *   GET /metrics                     the same counters for Prometheus
+ *   GET /metrics                     the same counters, and per node, for Prometheus
+ *   GET / and /ui                    a web page of the cluster (HTML; api_ui.c)
  *   POST /v1/keys/reload             reads the keys again (needs the token)
  *
  * Reading needs nothing; every other method needs "Authorization: Bearer
@@ -20,6 +21,14 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "io/vio.h"
+
+/*
+ * Room for the web page's Content-Security-Policy header: its directives
+ * and two hashes take about 250 bytes.
+ */
+#define API_UI_CSP_MAX 512
+/* The web page's headers, with the NULL that ends them. */
+#define API_UI_HEADERS 6
 
 /* What the API reads. Owned by the monitor program; all pointers outlive the server. */
 struct api_ctx {
@@ -54,6 +63,13 @@ struct api_ctx {
     struct api_job *jobs, *jobs_tail;
     struct vio_source work;
     uint64_t deferred; /* answers built in slices so far */
+    /*
+     * The web page's headers (api_ui.c), set on its first request: the
+     * Content-Security-Policy names the hashes of the page's inline script
+     * and style. Zeroed: not set yet.
+     */
+    char ui_csp[API_UI_CSP_MAX];
+    const char *ui_headers[API_UI_HEADERS];
 };
 
 /*
@@ -122,6 +138,19 @@ void api_handle(struct api_ctx *ctx, const struct vio_http_request *req,
 
 /* api_handle as a vio_http_handler: arg is the struct api_ctx. */
 void api_handle_cb(void *arg, const struct vio_http_request *req, struct vio_http_response *resp);
+
+/*
+ * Answers GET / and /ui: the web page, text/html, with its
+ * Content-Security-Policy (api_ui.c).
+ */
+void api_ui_respond(struct api_ctx *c, struct vio_http_response *resp);
+
+/*
+ * The web page, src/vigil/ui.html compiled in by cmake/embed.cmake: its
+ * api_ui_html_len bytes, then a NUL.
+ */
+extern const unsigned char api_ui_html[];
+extern const size_t api_ui_html_len;
 
 /* JSON of one node at time now (monotonic) and wall time now_wall_us. New reference. */
 json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n, vigil_time_t now,

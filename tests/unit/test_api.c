@@ -39,6 +39,7 @@
 
 #include <cmocka.h>
 #include <jansson.h>
+#include <sodium.h>
 
 #include <vigil/vigil.h>
 
@@ -214,6 +215,9 @@ struct reply {
     char allow[256];
     char cache[256];
     char auth[256]; /* WWW-Authenticate */
+    char csp[512];  /* Content-Security-Policy */
+    char nosniff[64];
+    char frame[64]; /* X-Frame-Options */
 };
 
 /* The value of header name in "Name: value\n" lines, into out ("" if absent). */
@@ -248,6 +252,9 @@ static struct reply request_auth(struct fixture *f, const char *method, const ch
     header_value(fr.headers, "Allow", r.allow, sizeof(r.allow));
     header_value(fr.headers, "Cache-Control", r.cache, sizeof(r.cache));
     header_value(fr.headers, "WWW-Authenticate", r.auth, sizeof(r.auth));
+    header_value(fr.headers, "Content-Security-Policy", r.csp, sizeof(r.csp));
+    header_value(fr.headers, "X-Content-Type-Options", r.nosniff, sizeof(r.nosniff));
+    header_value(fr.headers, "X-Frame-Options", r.frame, sizeof(r.frame));
     return r;
 }
 
@@ -584,7 +591,7 @@ static void test_unknown_path_and_methods(void **state)
     json_t *doc = get_json(f, "/v2/nodes", 404);
     assert_non_null(strstr(sget(doc, "error"), "/v2/nodes"));
     json_decref(doc);
-    doc = get_json(f, "/", 404);
+    doc = get_json(f, "/ui/", 404);
     json_decref(doc);
 
     /* Without a token nothing but reading is allowed: 403, naming the setting. */
@@ -815,6 +822,83 @@ static void test_health_with_hooks(void **state)
     vio_loop_free(loop);
 }
 
+/*
+ * Checks text against the rules of the Prometheus text format (0.0.4)
+ * that a scraper enforces: every line a HELP, a TYPE or a sample; a
+ * family's HELP and TYPE once, before its samples; a family's samples
+ * together; names and label names [a-zA-Z_:][a-zA-Z0-9_:]*; label values
+ * quoted; a value Go's ParseFloat takes. Returns the number of samples.
+ */
+static size_t check_exposition(const char *text)
+{
+    char family[128] = "", seen[8192] = " ";
+    size_t samples = 0;
+    for (const char *p = text; *p;) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        char line[512];
+        assert_true((size_t)(nl - p) < sizeof(line));
+        memcpy(line, p, (size_t)(nl - p));
+        line[nl - p] = '\0';
+        p = nl + 1;
+        char name[128], rest[400];
+        if (sscanf(line, "# HELP %127s %399[^\n]", name, rest) == 2) {
+            /* A new family: never seen before (its samples all come together). */
+            char key[132];
+            snprintf(key, sizeof(key), " %s ", name);
+            if (strstr(seen, key))
+                fail_msg("family %s appears twice", name);
+            assert_true(strlen(seen) + strlen(key) < sizeof(seen));
+            strcat(seen, key + 1);
+            snprintf(family, sizeof(family), "%s", name);
+            continue;
+        }
+        if (sscanf(line, "# TYPE %127s %399s", name, rest) == 2) {
+            assert_string_equal(name, family);
+            assert_true(!strcmp(rest, "counter") || !strcmp(rest, "gauge"));
+            if (!strcmp(rest, "counter"))
+                assert_true(strlen(name) > 6 && !strcmp(name + strlen(name) - 6, "_total"));
+            continue;
+        }
+        /* A sample: name, optional {labels}, a space, a value. */
+        size_t n = strspn(line, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:");
+        assert_true(n > 0 && !(line[0] >= '0' && line[0] <= '9'));
+        if (strlen(family) != n || strncmp(line, family, n) != 0)
+            fail_msg("sample outside its family %s: %s", family, line);
+        const char *v = line + n;
+        if (*v == '{') {
+            v++;
+            while (*v != '}') {
+                size_t ln =
+                    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+                assert_true(ln > 0 && v[ln] == '=' && v[ln + 1] == '"');
+                v += ln + 2;
+                while (*v && *v != '"') {
+                    assert_true(*v != '\\' && *v != '\n');
+                    v++;
+                }
+                assert_true(*v == '"');
+                v++;
+                if (*v == ',')
+                    v++;
+                else
+                    assert_true(*v == '}');
+            }
+            v++;
+        }
+        assert_true(*v == ' ');
+        v++;
+        char *end;
+        if (strcmp(v, "+Inf") && strcmp(v, "-Inf") && strcmp(v, "NaN")) {
+            (void)strtod(v, &end);
+            if (end == v || *end)
+                fail_msg("bad value: %s", line);
+        }
+        samples++;
+    }
+    return samples;
+}
+
 static void test_metrics(void **state)
 {
     struct fixture *f = *state;
@@ -844,6 +928,63 @@ static void test_metrics(void **state)
     assert_true(has_line(r.body, "vigil_hooks_started_total 0"));
     assert_true(has_line(r.body, "# TYPE vigil_datagrams_total counter"));
     assert_true(has_line(r.body, "# TYPE vigil_nodes gauge"));
+    /* Per node, labelled by id: one-hot states, and the detector's evidence. */
+    static const char *const per_node[] = {
+        "vigil_node_state{node=\"web1\",state=\"alive\"} 1",
+        "vigil_node_state{node=\"web1\",state=\"dead\"} 0",
+        "vigil_node_state{node=\"web2\",state=\"dead\"} 1",
+        "vigil_node_state{node=\"web2\",state=\"alive\"} 0",
+        "vigil_node_state{node=\"web3\",state=\"unknown\"} 1",
+        "vigil_node_state{node=\"web4\",state=\"left\"} 1",
+        "vigil_node_state{node=\"web5\",state=\"dead\"} 1",
+        "# TYPE vigil_node_state gauge",
+        "vigil_node_heartbeat_age_seconds{node=\"web1\"} 0",
+        "vigil_node_heartbeat_age_seconds{node=\"web2\"} 20",
+        "vigil_node_heartbeat_age_seconds{node=\"web5\"} 0.5",
+        "vigil_node_detector_level{node=\"web2\"} 20",
+        "vigil_node_detector_level{node=\"web5\"} 0.5",
+        "vigil_node_suspect_threshold{node=\"web1\"} 2.5",
+        "vigil_node_dead_threshold{node=\"web1\"} 5",
+        "vigil_node_interval_mean_seconds{node=\"web1\"} 1",
+        "vigil_node_interval_stddev_seconds{node=\"web1\"} 0",
+        "# TYPE vigil_node_heartbeats_accepted_total counter",
+        "vigil_node_heartbeats_accepted_total{node=\"web1\"} 31",
+        "vigil_node_heartbeats_accepted_total{node=\"web2\"} 11",
+        "vigil_node_heartbeats_accepted_total{node=\"web3\"} 0",
+        "vigil_node_generation{node=\"web1\"} 42",
+        "vigil_node_generation{node=\"web3\"} 0",
+    };
+    for (size_t i = 0; i < sizeof(per_node) / sizeof(per_node[0]); i++)
+        if (!has_line(r.body, per_node[i]))
+            fail_msg("missing: %s", per_node[i]);
+    /* web3 was never heard: no age at all, rather than a made-up one. */
+    assert_null(strstr(r.body, "vigil_node_heartbeat_age_seconds{node=\"web3\"}"));
+    /* Five nodes: five state samples each, one of them 1. */
+    size_t ones = 0, states = 0;
+    for (const char *p = strstr(r.body, "\nvigil_node_state{"); p;
+         p = strstr(p + 1, "\nvigil_node_state{")) {
+        states++;
+        ones += !strncmp(strchr(p, '}'), "} 1\n", 4);
+    }
+    assert_int_equal(states, 25);
+    assert_int_equal(ones, 5);
+    size_t all = check_exposition(r.body);
+    free(r.body);
+
+    /* nodes=0: the monitor-wide metrics alone, for a scraper of a very large table. */
+    r = request(f, "GET", "/metrics?nodes=0");
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "vigil_node_"));
+    assert_true(has_line(r.body, "vigil_nodes{state=\"alive\"} 1"));
+    /* 25 state samples, 4 ages, 5 each of the other seven per-node families. */
+    assert_int_equal(check_exposition(r.body), all - 25 - 4 - 7 * 5);
+    free(r.body);
+    r = request(f, "GET", "/metrics?nodes=2");
+    assert_int_equal(r.status, 400);
+    free(r.body);
+    r = request(f, "GET", "/metrics?nodes=1");
+    assert_int_equal(r.status, 200);
+    assert_int_equal(check_exposition(r.body), all);
     /* Every line is a comment or "name{labels} value": no blank or broken lines. */
     for (char *p = r.body; *p;) {
         char *nl = strchr(p, '\n');
@@ -853,6 +994,93 @@ static void test_metrics(void **state)
         p = nl + 1;
     }
     free(r.body);
+}
+
+/* The source-hash of the text between open and close in page, as a CSP names it. */
+static void csp_source(const char *page, const char *open, const char *close, char *out, size_t cap)
+{
+    const char *a = strstr(page, open);
+    assert_non_null(a);
+    a += strlen(open);
+    const char *b = strstr(a, close);
+    assert_non_null(b);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_hash_sha256_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    crypto_hash_sha256(h, (const unsigned char *)a, (unsigned long long)(b - a));
+    sodium_bin2base64(b64, sizeof(b64), h, sizeof(h), sodium_base64_VARIANT_ORIGINAL);
+    snprintf(out, cap, "'sha256-%s'", b64);
+}
+
+/*
+ * The web page: the compiled-in document at / and /ui, as HTML, with a
+ * policy that lets the browser run its own inline script and style (by
+ * hash) and talk to the API, and load nothing else; a page that loads
+ * nothing from elsewhere and never turns data into markup.
+ */
+static void test_ui_page(void **state)
+{
+    struct fixture *f = *state;
+    const char *page = (const char *)api_ui_html;
+    assert_int_equal(strlen(page), api_ui_html_len);
+    /* Small: a page, not an application. */
+    assert_true(api_ui_html_len > 1000 && api_ui_html_len < 32 * 1024);
+    char script[64], style[64];
+    csp_source(page, "<script>", "</script>", script, sizeof(script));
+    csp_source(page, "<style>", "</style>", style, sizeof(style));
+    static const char *const paths[] = {"/", "/ui"};
+    for (size_t i = 0; i < 2; i++) {
+        struct reply r = request(f, "GET", paths[i]);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.ctype, "text/html; charset=utf-8");
+        assert_int_equal(r.len, api_ui_html_len);
+        assert_memory_equal(r.body, page, api_ui_html_len);
+        assert_string_equal(r.cache, "no-store");
+        assert_string_equal(r.nosniff, "nosniff");
+        assert_string_equal(r.frame, "DENY");
+        /* Nothing by default; the page's own script and style by hash; requests to itself. */
+        char want[256];
+        assert_non_null(strstr(r.csp, "default-src 'none';"));
+        snprintf(want, sizeof(want), "script-src %s;", script);
+        assert_non_null(strstr(r.csp, want));
+        snprintf(want, sizeof(want), "style-src %s;", style);
+        assert_non_null(strstr(r.csp, want));
+        assert_non_null(strstr(r.csp, "connect-src 'self';"));
+        assert_non_null(strstr(r.csp, "frame-ancestors 'none'"));
+        assert_null(strstr(r.csp, "unsafe"));
+        assert_null(strstr(r.csp, "*"));
+        free(r.body);
+    }
+    struct reply r = request(f, "HEAD", "/");
+    assert_int_equal(r.status, 200);
+    free(r.body);
+    /* Only those two paths; and writing to them needs the token like anything else. */
+    r = request(f, "GET", "/index.html");
+    assert_int_equal(r.status, 404);
+    free(r.body);
+    r = request(f, "POST", "/");
+    assert_int_equal(r.status, 403);
+    free(r.body);
+
+    /* One inline script and one inline style, and nothing loaded from anywhere. */
+    static const char *const never[] = {
+        "http:", "https:", "//cdn", " src=", "<link", "@import", "url(", "<iframe", "<img",
+        /* data reaches the page as text only */
+        "innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
+        /* and the page reads the API only */
+        "method:", "POST", "DELETE", "Authorization"};
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        if (strstr(page, never[i]))
+            fail_msg("the page holds \"%s\"", never[i]);
+    const char *first = strstr(page, "<script");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "<script"));
+    first = strstr(page, "<style");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "<style"));
+    /* It polls the read-only endpoints, relative to where it is served. */
+    assert_non_null(strstr(page, "\"v1/nodes\""));
+    assert_non_null(strstr(page, "\"v1/health\""));
+    assert_non_null(strstr(page, "\"v1/events?since=\""));
 }
 
 /* api_node_json in virtual time: the durations are exact. */
@@ -1846,8 +2074,8 @@ static void on_got(void *arg, const struct vio_http_result *res)
     g->body = res->error ? NULL : strndup(res->body, res->body_len);
 }
 
-/* GET target from the real server with libcurl on the real loop; the parsed body. */
-static json_t *real_get(struct fixture *f, const char *target)
+/* GET target from the real server with libcurl on the real loop; the body (malloc'd). */
+static char *real_get_text(struct fixture *f, const char *target)
 {
     struct vio_http *client = NULL;
     assert_int_equal(vio_http_curl_new(f->loop, &client), 0);
@@ -1862,9 +2090,16 @@ static json_t *real_get(struct fixture *f, const char *target)
     vio_http_close(client);
     assert_true(g.done);
     assert_int_equal(g.status, 200);
+    return g.body;
+}
+
+/* GET target from the real server; the parsed body. */
+static json_t *real_get(struct fixture *f, const char *target)
+{
+    char *body = real_get_text(f, target);
     json_error_t e;
-    json_t *doc = json_loads(g.body, 0, &e);
-    free(g.body);
+    json_t *doc = json_loads(body, 0, &e);
+    free(body);
     assert_non_null(doc);
     return doc;
 }
@@ -1965,9 +2200,44 @@ static void test_long_answers_in_slices(void **state)
         free(b1);
         free(b2);
     }
+    /*
+     * The metrics of 1000 nodes (9000 node rows) are built in slices too:
+     * the per-node families are the same text as built at once, and a
+     * valid exposition through the real server.
+     */
+    struct ticker t = {.loop = f->floop};
+    vio_source_init(&t.src, on_tick, &t);
+    vio_source_ready(f->floop, &t.src);
+    unsigned st1 = 0, st2 = 0;
+    char *b1 = NULL, *b2 = NULL;
+    assert_int_equal(fake_httpd_request(at_once, "GET", "/metrics", &st1, &b1), 0);
+    unsigned before = t.turns;
+    assert_int_equal(fake_httpd_request(sliced.server, "GET", "/metrics", &st2, &b2), 0);
+    vio_source_cancel(f->floop, &t.src);
+    assert_int_equal(st1, 200);
+    assert_int_equal(st2, 200);
+    assert_true(t.turns - before >= 2);
+    const char *p1 = strstr(b1, "# HELP vigil_node_state "),
+               *p2 = strstr(b2, "# HELP vigil_node_state ");
+    assert_non_null(p1);
+    assert_non_null(p2);
+    assert_string_equal(p1, p2);
+    assert_int_equal(check_exposition(b2), check_exposition(b1));
+    assert_true(has_line(b2, "vigil_node_state{node=\"n0999\",state=\"unknown\"} 1"));
+    assert_true(has_line(b2, "vigil_node_generation{node=\"n0999\"} 0"));
+    char *b3 = real_get_text(f, "/metrics");
+    assert_int_equal(check_exposition(b3), check_exposition(b1));
+    free(b1);
+    free(b2);
+    free(b3);
+    /* With nodes=0 there is nothing long to build: answered at once. */
+    assert_int_equal(fake_httpd_request(sliced.server, "GET", "/metrics?nodes=0", &st2, &b2), 0);
+    assert_int_equal(st2, 200);
+    free(b2);
+
     /* Every one of them was long enough to be built in slices (the last holds 300 events). */
-    assert_int_equal(sliced.deferred, 4);
-    assert_int_equal(real.deferred, 4);
+    assert_int_equal(sliced.deferred, 5);
+    assert_int_equal(real.deferred, 5);
     api_abort(&real);
     vio_httpd_close(real_server);
     api_abort(&sliced);
@@ -1990,6 +2260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events_since_and_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ui_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_health_with_hooks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_json_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_parameters, setup, teardown),
