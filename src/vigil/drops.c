@@ -92,8 +92,10 @@ void drops_note(struct drops *t, const struct vigil_addr *from, const char *id, 
         host = *from;
         host.port = 0;
     }
-    if (id_len > VIGIL_ID_MAX)
+    if (id_len > VIGIL_ID_MAX || id == NULL)
         id_len = 0;
+    if (id == NULL)
+        id = "";
     t->total++;
     if ((unsigned)r < DROP_REASONS)
         t->per_reason[r]++;
