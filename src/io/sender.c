@@ -70,9 +70,14 @@ struct vigil_sender {
     struct vigil_heartbeat hb;
     bool has_key;
     bool seal; /* seal the full statuses */
-    /* The tag and seal keys, derived once from the key in the config (or set_key). */
-    uint8_t mac_key[VIGIL_WIRE_MAC_KEY_LEN];
-    uint8_t seal_key[VIGIL_WIRE_SEAL_KEY_LEN];
+    /*
+     * The tag and seal keys, derived once from the key in the config (or
+     * set_key), in locked, guarded memory (sodium_malloc) wiped when freed.
+     */
+    struct sender_keys {
+        uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+        uint8_t seal[VIGIL_WIRE_SEAL_KEY_LEN];
+    } * keys;
     bool sample_proc;
     vigil_time_t interval;
     vigil_time_t start; /* monotonic time of the grid's first slot */
@@ -144,11 +149,16 @@ static int sender_alloc(const struct vigil_sender_config *c, struct vigil_sender
     s->hb.sequence = 0;
     s->hb.interval_ms = (uint32_t)(c->interval / VIGIL_NSEC_PER_MSEC);
     if (c->key != NULL) {
+        s->keys = sodium_init() < 0 ? NULL : sodium_malloc(sizeof(*s->keys));
+        if (s->keys == NULL) {
+            free(s);
+            return -VIGIL_ENOMEM;
+        }
         s->has_key = true;
         s->seal = c->seal;
         s->hb.key_id = c->key_id;
-        vigil_wire_mac_key(s->mac_key, c->key);
-        vigil_wire_seal_key(s->seal_key, c->key);
+        vigil_wire_mac_key(s->keys->mac, c->key);
+        vigil_wire_seal_key(s->keys->seal, c->key);
     }
     s->sample_proc = c->sample_proc;
     s->interval = c->interval;
@@ -238,8 +248,7 @@ void vigil_sender_free(struct vigil_sender *s)
         close(s->fd4);
     if (s->fd6 >= 0)
         close(s->fd6);
-    sodium_memzero(s->mac_key, sizeof(s->mac_key));
-    sodium_memzero(s->seal_key, sizeof(s->seal_key));
+    sodium_free(s->keys);
     free(s);
 }
 
@@ -262,12 +271,12 @@ static bool fits(const struct vigil_sender *s)
     worst.status.load1_milli = worst.status.load5_milli = worst.status.load15_milli = UINT32_MAX;
     worst.status.mem_total_kib = worst.status.mem_avail_kib = UINT64_MAX;
     worst.status.uptime_s = UINT64_MAX;
-    int rc = vigil_wire_encode(&worst, s->has_key ? s->mac_key : NULL, buf, sizeof(buf));
+    int rc = vigil_wire_encode(&worst, s->has_key ? s->keys->mac : NULL, buf, sizeof(buf));
     if (rc == -VIGIL_ETOOBIG || !s->seal)
         return rc != -VIGIL_ETOOBIG;
     /* A sealed full status is 5 bytes longer than version 1 (docs/protocol.md). */
     static const uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN];
-    const struct vigil_wire_keys k = {.mac = s->mac_key, .seal = s->seal_key, .nonce = nonce};
+    const struct vigil_wire_keys k = {.mac = s->keys->mac, .seal = s->keys->seal, .nonce = nonce};
     worst.version = VIGIL_WIRE_V2;
     worst.type = VIGIL_MSG_STATUS;
     worst.sequence = UINT32_MAX;
@@ -295,8 +304,8 @@ int vigil_sender_set_key(struct vigil_sender *s, const uint8_t *key, uint8_t key
 {
     if (s == NULL || key == NULL || !s->has_key || key_id > VIGIL_WIRE_KEY_ID_MAX)
         return -VIGIL_EINVAL;
-    vigil_wire_mac_key(s->mac_key, key);
-    vigil_wire_seal_key(s->seal_key, key);
+    vigil_wire_mac_key(s->keys->mac, key);
+    vigil_wire_seal_key(s->keys->seal, key);
     s->hb.key_id = key_id;
     return 0;
 }
@@ -500,11 +509,11 @@ int vigil_sender_beat(struct vigil_sender *s, bool leaving)
     uint8_t nonce[VIGIL_WIRE_SEAL_NONCE_LEN];
     struct vigil_wire_keys k = {0};
     if (s->has_key) {
-        k.mac = s->mac_key;
+        k.mac = s->keys->mac;
         if (s->seal && s->hb.type == VIGIL_MSG_STATUS) {
             /* Fresh random bytes for every sealed datagram (docs/protocol.md). */
             randombytes_buf(nonce, sizeof nonce);
-            k.seal = s->seal_key;
+            k.seal = s->keys->seal;
             k.nonce = nonce;
         }
     }
