@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that building, running, testing and benchmarking
-# vigil need (serf only for bench/detect_vs_serf.py).
+# Installs the Debian packages that building, running, testing, packaging and
+# benchmarking vigil need (libsystemd-dev for the daemons' readiness
+# notification to systemd, dpkg-dev and file for `make deb`, groff-base and
+# man-db to check the manual pages, serf only for bench/detect_vs_serf.py).
 # Idempotent: packages already present are not touched, and apt is only
 # called when something is missing.
 set -euo pipefail
@@ -8,7 +10,8 @@ set -euo pipefail
 pkgs=(
     build-essential make cmake pkg-config
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
-    libcurl4-openssl-dev libcmocka-dev
+    libcurl4-openssl-dev libcmocka-dev libsystemd-dev
+    dpkg-dev file groff-base man-db
     python3 procps iproute2 nftables curl clang-format util-linux openssl
     serf
 )

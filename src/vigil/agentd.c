@@ -233,6 +233,7 @@ static void on_signal(void *arg, int signo)
     if (a->stop_signal)
         return;
     a->stop_signal = signo;
+    vio_notify(a->env, "STOPPING=1");
     /*
      * The goodbye: twice, so that one lost datagram does not turn a clean
      * shutdown into a death (the monitor ignores the second once the node
@@ -350,6 +351,7 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
+    vio_notify(env, "READY=1");
     *out = a;
     return 0;
 }

@@ -603,6 +603,7 @@ int monitord_free(struct monitord *d)
         return 0;
     if (d->mon) {
         log_line(d, "vigil monitor: stopping");
+        vio_notify(d->env, "STOPPING=1");
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
@@ -794,6 +795,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     log_started(d);
     vcfg_warnings(&d->cfg, log_warning, d);
     arm_deadline(d);
+    /* Listeners and API are open: systemd may start what depends on the monitor. */
+    vio_notify(env, "READY=1");
     *out = d;
     return 0;
 }
