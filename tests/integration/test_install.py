@@ -142,8 +142,10 @@ def test_install_prefix(tmp):
     # systemd's own check of the units, where systemd is installed.
     if shutil.which("systemd-analyze"):
         units = glob.glob(os.path.join(prefix, "lib/systemd/system/*.service"))
+        # Documentation=man:... is looked up in the installed pages.
         r = subprocess.run(["systemd-analyze", "verify"] + units, capture_output=True, text=True,
-                           timeout=60)
+                           timeout=60,
+                           env=dict(os.environ, MANPATH=os.path.join(prefix, "share/man")))
         # Only complaints about the units themselves count (not the host's other units).
         bad = [line for line in (r.stdout + r.stderr).splitlines() if "vigil-" in line]
         check(r.returncode == 0 and not bad, "systemd-analyze verify:\n" + r.stdout + r.stderr)
