@@ -3,21 +3,100 @@
 # defaults (phi accrual detector, 1 s heartbeats). Kills one agent, shows the
 # failure event and what the hook did, brings the agent back, shows the
 # recovery, and stops everything it started.
+#
+#   scripts/demo.sh [VIGIL]      VIGIL: the program (default build/vigil;
+#                                a name without a slash is looked up in PATH)
+#
+# Safe to run anywhere: it listens on loopback only, on ports it finds free
+# (or VIGIL_DEMO_PORT and VIGIL_DEMO_API_PORT, refused if taken), talks only
+# to the monitor it started, and removes its temporary directory when it
+# ends, Ctrl-C included (VIGIL_DEMO_KEEP=1 keeps it, for the logs).
 set -euo pipefail
 
-VIGIL="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
-HOOK="$(cd "$(dirname "$0")" && pwd)/demo-hook.sh"
-DIR="$(mktemp -d /tmp/vigil-demo.XXXXXX)"
+here="$(cd "$(dirname "$0")" && pwd)"
+prog="${1:-$here/../build/vigil}"
+case "$prog" in
+*/*) VIGIL="$(cd "$(dirname "$prog")" && pwd)/$(basename "$prog")" ;;
+*) VIGIL="$(command -v "$prog" || true)" ;;
+esac
+if [ ! -x "$VIGIL" ]; then
+    echo "demo: no vigil program at '$prog' (build it with make build, or give its path)" >&2
+    exit 2
+fi
+HOOK="$here/demo-hook.sh"
+DIR="$(mktemp -d "${TMPDIR:-/tmp}/vigil-demo.XXXXXX")"
 export VIGIL_DEMO_DIR="$DIR"
-UDP="127.0.0.1:${VIGIL_DEMO_PORT:-7946}"
-API="127.0.0.1:${VIGIL_DEMO_API_PORT:-7947}"
 pids=()
 
 cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    pids=()
 }
-trap cleanup EXIT
+finish() {
+    local rc=$?
+    cleanup
+    if [ "$rc" -ne 0 ] && [ -z "$interrupted" ] && [ -s "$DIR/monitor.log" ]; then
+        echo "demo: failed; the monitor's log ends with:" >&2
+        tail -n 20 "$DIR/monitor.log" >&2
+    fi
+    if [ "${VIGIL_DEMO_KEEP:-0}" = 1 ]; then
+        echo "demo: logs kept in $DIR"
+    else
+        rm -rf "$DIR"
+    fi
+    exit "$rc"
+}
+interrupted=
+trap finish EXIT
+trap 'interrupted=1; exit 130' INT
+trap 'interrupted=1; exit 143' TERM
+
+command -v python3 >/dev/null || { echo "demo: needs python3 (scripts/install-deps.sh installs it)" >&2; exit 2; }
+
+# Is port $1 free on 127.0.0.1 for UDP and TCP both (the heartbeats and the API)?
+port_free() {
+    python3 - "$1" <<'PY' 2>/dev/null
+import socket, sys
+for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", int(sys.argv[1])))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+}
+
+# A port the kernel hands out as free (port 0), free for UDP and TCP alike.
+pick_port() {
+    local i p
+    for ((i = 0; i < 50; i++)); do
+        p=$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        if port_free "$p" && [ "$p" != "${udp_port:-}" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "demo: found no free port on 127.0.0.1" >&2
+    return 1
+}
+
+if [ -n "${VIGIL_DEMO_PORT:-}" ]; then
+    udp_port=$VIGIL_DEMO_PORT
+    port_free "$udp_port" || { echo "demo: port $udp_port (VIGIL_DEMO_PORT) is taken on 127.0.0.1; choose another, or leave VIGIL_DEMO_PORT unset" >&2; exit 1; }
+else
+    udp_port=$(pick_port)
+fi
+if [ -n "${VIGIL_DEMO_API_PORT:-}" ]; then
+    api_port=$VIGIL_DEMO_API_PORT
+    port_free "$api_port" || { echo "demo: port $api_port (VIGIL_DEMO_API_PORT) is taken on 127.0.0.1; choose another, or leave VIGIL_DEMO_API_PORT unset" >&2; exit 1; }
+else
+    api_port=$(pick_port)
+fi
+UDP="127.0.0.1:$udp_port"
+API="127.0.0.1:$api_port"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -46,10 +125,18 @@ say "starting a monitor (log: $DIR/monitor.log)"
     >"$DIR/monitor.log" 2>&1 &
 monitor_pid=$!
 pids+=($!)
-for ((i = 0; i < 50; i++)); do
-    "$VIGIL" status --api "$API" >/dev/null 2>&1 && break
+# Up when its start-up line is out: both ports are bound by then, so the
+# API on $API is this monitor's and no other's.
+for ((i = 0; i < 100; i++)); do
+    if ! kill -0 "$monitor_pid" 2>/dev/null; then
+        echo "demo: the monitor did not start (another program may have taken its port):" >&2
+        cat "$DIR/monitor.log" >&2
+        exit 1
+    fi
+    grep -q 'listening on' "$DIR/monitor.log" && break
     sleep 0.1
 done
+"$VIGIL" status --api "$API" >/dev/null
 head -n 1 "$DIR/monitor.log"
 
 say "starting three agents: web1 web2 web3 (heartbeat every 1 s)"
@@ -105,4 +192,4 @@ cleanup
 pids=()
 grep -E 'left|stopping' "$DIR/monitor.log" || true
 echo
-echo "demo finished; logs are in $DIR"
+echo "demo finished"

@@ -45,6 +45,12 @@ static void real_random(struct vio_env *env, void *buf, size_t len)
     randombytes_buf(buf, len);
 }
 
+/* impl is the notifier (systemd's readiness protocol and watchdog). */
+static void real_notify(struct vio_env *env, const char *state)
+{
+    vio_notifier_send(env->impl, state);
+}
+
 int vio_env_real_new(struct vio_env **out, bool with_procs)
 {
     struct vio_env *e = calloc(1, sizeof(*e));
@@ -53,7 +59,12 @@ int vio_env_real_new(struct vio_env **out, bool with_procs)
     int rc = vio_loop_epoll_new(&e->loop);
     if (!rc && with_procs)
         rc = vio_procs_real_new(e->loop, &e->procs);
+    struct vio_notifier *notifier = NULL;
+    if (!rc)
+        rc = vio_notifier_new(e->loop, &notifier);
     if (rc) {
+        if (e->procs)
+            vio_procs_real_free(e->procs);
         vio_loop_free(e->loop);
         free(e);
         return rc;
@@ -65,6 +76,8 @@ int vio_env_real_new(struct vio_env **out, bool with_procs)
     e->http_open = real_http_open;
     e->sample_status = real_sample_status;
     e->random = real_random;
+    e->notify = real_notify;
+    e->impl = notifier;
     *out = e;
     return 0;
 }
@@ -73,6 +86,7 @@ void vio_env_real_free(struct vio_env *env)
 {
     if (!env)
         return;
+    vio_notifier_free(env->impl);
     if (env->procs)
         vio_procs_real_free(env->procs);
     vio_loop_free(env->loop);

@@ -57,4 +57,14 @@ int vio_httpd_mhd_open(struct vio_loop *l, const struct vio_httpd_opts *opts,
 /* libcurl's multi interface, driven from the loop. */
 int vio_http_curl_new(struct vio_loop *l, struct vio_http **out);
 
+/*
+ * The service manager's notifications (sd_notify; notify_real.c) and its
+ * watchdog, kept fed by a timer on l between READY=1 and STOPPING=1. Free
+ * it before the loop.
+ */
+struct vio_notifier;
+int vio_notifier_new(struct vio_loop *l, struct vio_notifier **out);
+void vio_notifier_send(struct vio_notifier *n, const char *state);
+void vio_notifier_free(struct vio_notifier *n);
+
 #endif

@@ -531,8 +531,25 @@ struct vio_env {
     int (*sample_status)(struct vio_env *env, struct vigil_status *st);
     /* Fills buf with random bytes (keys, hash seeds). */
     void (*random)(struct vio_env *env, void *buf, size_t len);
+    /*
+     * Tells the service manager how the daemon stands, in sd_notify(3)'s
+     * words, for systemd units of Type=notify: "READY=1" once it serves
+     * (listeners and API open), "RELOADING=1" as a reload (SIGHUP) begins
+     * and "READY=1" again when it is done, whatever its outcome,
+     * "STOPPING=1" as it begins to stop. Never fails and never blocks:
+     * without a service manager it does nothing. The real one also keeps
+     * systemd's watchdog fed (WatchdogSec=) from the loop, between READY=1
+     * and STOPPING=1. NULL: nobody to tell (vio_notify checks).
+     */
+    void (*notify)(struct vio_env *env, const char *state);
     void *impl;
 };
+
+static inline void vio_notify(struct vio_env *env, const char *state)
+{
+    if (env->notify)
+        env->notify(env, state);
+}
 
 /* This host's name (for the default node id); 0, or -errno. */
 int vio_hostname(char *buf, size_t cap);

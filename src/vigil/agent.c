@@ -293,6 +293,7 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
 
     msg[0] = '\0';
     opterr = usage_on_error;
+    a->cfg.role = "agent"; /* a monitor section's key files are not this host's to read */
     /* The file first, so that flags override it wherever they stand. */
     optind = 0;
     for (int o; (o = getopt_long(argc, argv, shortopts, opts, NULL)) != -1;) {
@@ -614,6 +615,7 @@ int cmd_set(int argc, char **argv)
     struct set_assign *as = calloc((size_t)n_assign, sizeof(*as));
     struct vcfg cfg;
     vcfg_init(&cfg);
+    cfg.role = "client"; /* reads settings only: no key file is read */
     char *buf = NULL, *out = NULL;
     int status = 2;
     if (as == NULL) {
@@ -840,7 +842,7 @@ int cmd_keygen(int argc, char **argv)
     }
     /* The header line ("vigil-node-key ", an id, " key-id=N"), the hex digits, newlines, NUL. */
     char text[48 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
-    char idw[24] = ""; /* " key-id=" and any int */
+    char idw[24] = ""; /* " key-id=" and any int: the compiler checks the bound */
     if (key_id > 0)
         snprintf(idw, sizeof(idw), " key-id=%d", key_id);
     int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s%s\n", node, idw)

@@ -339,7 +339,10 @@ static void on_signal(void *arg, int signo)
     struct agentd *a = arg;
     if (signo == SIGHUP) {
         char err[512];
-        if (agentd_reload(a, err, sizeof(err)) != 0)
+        vio_notify(a->env, "RELOADING=1");
+        int rrc = agentd_reload(a, err, sizeof(err));
+        vio_notify(a->env, "READY=1");
+        if (rrc != 0)
             say(a, "vigil agent: SIGHUP: configuration not reloaded, the running one stays: %s",
                 err);
         return;
@@ -351,6 +354,7 @@ static void on_signal(void *arg, int signo)
     if (a->stop_signal)
         return;
     a->stop_signal = signo;
+    vio_notify(a->env, "STOPPING=1");
     /*
      * The goodbye: twice, so that one lost datagram does not turn a clean
      * shutdown into a death (the monitor ignores the second once the node
@@ -476,6 +480,7 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
+    vio_notify(env, "READY=1");
     *out = a;
     return 0;
 }

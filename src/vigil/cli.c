@@ -488,6 +488,7 @@ static int find_api(const char *cmd, const char *api, const char *cfg_path, cons
     struct vcfg c;
     char err[512];
     vcfg_init(&c);
+    c.role = "client"; /* reads settings only: no key file is read */
     if (vcfg_load(&c, cfg_path, err, sizeof(err)) != 0) {
         fprintf(stderr, "vigil %s: %s\n", cmd, err);
         vcfg_free(&c);

@@ -131,6 +131,12 @@ struct vcfg_origin {
 
 struct vcfg {
     char *path; /* the file read, or NULL */
+    /*
+     * Who reads the file: "monitor" or "agent" (NULL: both). The key files
+     * of the other role's section are not read, only named, so that one
+     * file can serve both roles on hosts that hold only their own key.
+     */
+    const char *role;
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
     /* Private to the configuration layer (config*.c). */

@@ -248,6 +248,16 @@ int vcfg__rd_key(struct vcfg__ld *l, const config_setting_t *s, bool monitor)
 {
     const char *v = NULL;
     char *path = NULL, msg[512];
+    /* The other role's key is not ours to read: its type is checked, the file left alone. */
+    const char *role = l->c->role;
+    if (role && strcmp(role, monitor ? "monitor" : "agent") != 0) {
+        int type = config_setting_type(s);
+        if (type == CONFIG_TYPE_STRING)
+            return 0;
+        if (monitor && (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY))
+            return 0;
+        return vcfg__wrong_type(l, s, monitor ? "a file name, or a list of them" : "a file name");
+    }
     /* A monitor may hold several keys during a rotation: a list of files. */
     int type = config_setting_type(s);
     if (monitor && (type == CONFIG_TYPE_LIST || type == CONFIG_TYPE_ARRAY)) {

@@ -194,6 +194,7 @@ int cmd_doctor(int argc, char **argv)
     struct doctor d = {0};
     struct vcfg c;
     vcfg_init(&c);
+    c.role = "agent";
     char err[512];
     printf("vigil doctor: %s\n", file);
     if (vcfg_load(&c, file, err, sizeof(err)) != 0) {

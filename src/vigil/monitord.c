@@ -262,6 +262,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
     struct vcfg_monitor *mc = &c->monitor;
     msg[0] = '\0';
     opterr = usage_on_error;
+    c->role = "monitor"; /* an agent section's key file is not this host's to read */
 
     /* The file first, so that flags override it wherever they stand. */
     optind = 1;
@@ -843,7 +844,11 @@ static void on_signal(void *arg, int signo)
         vio_loop_stop(d->loop);
     } else if (signo == SIGHUP) {
         char err[512], line[600];
-        if (monitord_reload(d, err, sizeof(err)) != 0) {
+        /* systemd waits for READY=1 again before it calls the reload done. */
+        vio_notify(d->env, "RELOADING=1");
+        int rrc = monitord_reload(d, err, sizeof(err));
+        vio_notify(d->env, "READY=1");
+        if (rrc != 0) {
             snprintf(line, sizeof(line),
                      "vigil monitor: SIGHUP: configuration not reloaded, the running one stays: %s",
                      err);
@@ -861,6 +866,7 @@ int monitord_free(struct monitord *d)
             drops_flush(d->drops, (double)(vio_now(d->loop) - d->drops_since) / VIGIL_NSEC_PER_SEC,
                         drops_line, d);
         log_line(d, "vigil monitor: stopping");
+        vio_notify(d->env, "STOPPING=1");
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
@@ -1060,6 +1066,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     log_started(d);
     vcfg_warnings(&d->cfg, log_warning, d);
     arm_deadline(d);
+    /* Listeners and API are open: systemd may start what depends on the monitor. */
+    vio_notify(env, "READY=1");
     *out = d;
     return 0;
 }

@@ -254,6 +254,7 @@ int cmd_sim(int argc, char **argv)
     uint64_t num;
     int o, rc = 2;
     vcfg_init(&c);
+    c.role = "client"; /* reads settings only: no key file is read */
     vsim_params_default(&p);
     /* The file first, so that flags override it wherever they stand. */
     optind = 0;

@@ -377,6 +377,7 @@ int cmd_tune(int argc, char **argv)
 
     struct vcfg c;
     vcfg_init(&c);
+    c.role = "client"; /* reads settings only: no key file is read */
     int rc = 0;
     if (cfg_path) {
         char err[512];

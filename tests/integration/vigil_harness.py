@@ -6,6 +6,7 @@ is bounded in time. Tests read the monitor's state through its HTTP API.
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -156,13 +157,20 @@ def check(cond, msg):
 
 
 def run_tests(tests):
-    """Runs test functions in order; prints a closing 'N passed, N failed' line."""
+    """Runs test functions in order; prints a closing 'N passed, N failed' line.
+
+    Each test gets a temporary directory of its own, removed after it passed;
+    a failed test's directory is kept (its logs, configurations and keys) and
+    its path printed.
+    """
     passed = failed = 0
     for t in tests:
         tmp = tempfile.mkdtemp(prefix="vigil-it-")
         t0 = time.monotonic()
+        ok = False
         try:
             t(tmp)
+            ok = True
             passed += 1
             print("PASS %s (%.1fs)" % (t.__name__, time.monotonic() - t0), flush=True)
         except Exception as e:  # report and go on with the next test
@@ -171,5 +179,9 @@ def run_tests(tests):
         finally:
             _cleanup()
             _procs.clear()
+            if ok:
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                print("  kept %s" % tmp, flush=True)
     print("%d passed, %d failed" % (passed, failed))
     sys.exit(1 if failed else 0)

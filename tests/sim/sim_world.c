@@ -88,6 +88,8 @@ struct sim_proc {
     int pending_sig[8];
     size_t n_sig;
     struct vio_source sig_src;
+    /* What the process told its service manager, in order, one state per line. */
+    char notified[256];
 };
 
 struct sim_world {
@@ -547,6 +549,19 @@ static void se_random(struct vio_env *env, void *buf, size_t len)
         b[i] = (uint8_t)(sim_rand(p->w) >> 56);
 }
 
+/* Records the state (the service manager's side of sd_notify); what does not fit is dropped. */
+static void se_notify(struct vio_env *env, const char *state)
+{
+    struct sim_proc *p = env->impl;
+    size_t used = strlen(p->notified);
+    snprintf(p->notified + used, sizeof(p->notified) - used, "%s\n", state);
+}
+
+const char *sim_proc_notified(const struct sim_proc *p)
+{
+    return p->notified;
+}
+
 /* ---- signals ------------------------------------------------------------------ */
 
 static void on_sig_src(void *arg, vigil_time_t now)
@@ -604,6 +619,7 @@ struct sim_proc *sim_proc_new(struct sim_world *w, const char *name, const char 
     p->env.http_open = se_http_open;
     p->env.sample_status = se_sample;
     p->env.random = se_random;
+    p->env.notify = se_notify;
     p->env.impl = p;
     vio_source_init(&p->sig_src, on_sig_src, p);
     p->next = w->procs;

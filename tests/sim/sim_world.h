@@ -75,6 +75,8 @@ void sim_proc_signal(struct sim_proc *p, int signo);
 void sim_proc_send_error(struct sim_proc *p, int err);
 /* Cuts the process off the network (both ways), or heals it. */
 void sim_proc_cut(struct sim_proc *p, bool cut);
+/* The states the process told its service manager (vio_notify), one per line, oldest first. */
+const char *sim_proc_notified(const struct sim_proc *p);
 /* Lines the process logged, and how many contain needle. */
 size_t sim_proc_log_count(const struct sim_proc *p, const char *needle);
 const char *sim_proc_log_text(const struct sim_proc *p);

@@ -494,6 +494,35 @@ static void test_goodbye_and_restart(void **state)
 }
 
 /*
+ * What the daemons tell their service manager (systemd, Type=notify): ready
+ * once started, stopping when told to stop, and nothing else on the way.
+ */
+static void test_service_notify(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c, seeds[0], 3, S, NULL);
+    assert_string_equal(sim_proc_notified(c.mon_p), "READY=1\n");
+    assert_string_equal(sim_proc_notified(c.ag_p[1]), "READY=1\n");
+    run_for(&c, 5 * S);
+    sim_proc_signal(c.ag_p[1], SIGTERM);
+    run_for(&c, 50 * MS);
+    assert_string_equal(sim_proc_notified(c.ag_p[1]), "READY=1\nSTOPPING=1\n");
+    assert_string_equal(sim_proc_notified(c.ag_p[0]), "READY=1\n");
+    assert_string_equal(sim_proc_notified(c.mon_p), "READY=1\n");
+    /* A reload is bracketed, so that systemd knows when it is done. */
+    sim_proc_signal(c.mon_p, SIGHUP);
+    sim_proc_signal(c.ag_p[0], SIGHUP);
+    run_for(&c, 50 * MS);
+    assert_string_equal(sim_proc_notified(c.mon_p), "READY=1\nRELOADING=1\nREADY=1\n");
+    assert_string_equal(sim_proc_notified(c.ag_p[0]), "READY=1\nRELOADING=1\nREADY=1\n");
+    assert_int_equal(monitord_free(c.mon), 0);
+    c.mon = NULL;
+    assert_string_equal(sim_proc_notified(c.mon_p), "READY=1\nRELOADING=1\nREADY=1\nSTOPPING=1\n");
+    cluster_stop(&c);
+}
+
+/*
  * A master key rotation on a running cluster of 50 agents on the lossy
  * network, statuses sealed: the monitor is given the next key (its
  * configuration file now lists two, SIGHUP), the agents move to their new
@@ -749,7 +778,7 @@ int main(void)
         cmocka_unit_test(test_partition_heals),     cmocka_unit_test(test_goodbye_and_restart),
         cmocka_unit_test(test_agent_pause),         cmocka_unit_test(test_replays_exactly),
         cmocka_unit_test(test_key_rotation_live),   cmocka_unit_test(test_drops_summarized),
-        cmocka_unit_test(test_agent_send_errors),
+        cmocka_unit_test(test_agent_send_errors),   cmocka_unit_test(test_service_notify),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
