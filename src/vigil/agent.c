@@ -408,6 +408,14 @@ static int agent_setup(struct agent *a, int argc, char **argv)
  * it accepted, so an agent that restarts with its clock behind (no
  * real-time clock, a restored snapshot, NTP not yet synchronised) would be
  * locked out without this.
+ *
+ * A file that cannot serve (empty, not a number, a number that cannot
+ * grow, a directory, unreadable) must not stop the agent: under a service
+ * manager that is a restart loop and a node that never sends. The agent
+ * then starts over from the wall clock, which is what a valid file gives
+ * at the least, says so (return 1, the reason in err) and writes the file
+ * anew. A file that cannot be written is said the same way: the agent runs,
+ * only without the protection against a clock that goes back.
  */
 int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
                           char *err, size_t cap)
@@ -415,6 +423,7 @@ int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us,
     uint64_t stored = 0;
     char *text = NULL;
     size_t len = 0;
+    char bad[AGENT_ERR_MAX] = "";
     /* One number and white space; 64 bytes hold any uint64_t and a newline. */
     int rc = fs->ops->read(fs, path, 64, &text, &len);
     if (rc == 0) {
@@ -423,40 +432,47 @@ int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us,
             b++;
         while (n > b && isspace((unsigned char)text[n - 1]))
             text[--n] = '\0';
-        rc = vcfg_parse_u64(text + b, UINT64_MAX, &stored);
+        if (n == b)
+            snprintf(bad, sizeof(bad), "%.200s is empty", path);
+        else if (vcfg_parse_u64(text + b, UINT64_MAX, &stored) != 0)
+            snprintf(bad, sizeof(bad), "%.200s does not hold a generation number", path);
+        else if (stored == UINT64_MAX)
+            snprintf(bad, sizeof(bad), "the generation in %.200s cannot grow any more", path);
         free(text);
-        if (rc != 0) {
-            snprintf(err, cap, "%s: not a generation number", path);
-            return -1;
-        }
+        if (bad[0])
+            stored = 0;
     } else if (rc != -ENOENT) {
-        snprintf(err, cap, "cannot read %s: %s", path,
-                 rc == -EFBIG ? "not a generation number" : strerror(-rc));
-        return -1;
-    }
-    if (stored == UINT64_MAX) {
-        snprintf(err, cap, "%s: the generation cannot grow any more", path);
-        return -1;
+        snprintf(bad, sizeof(bad), "cannot read %.200s: %s", path,
+                 rc == -EFBIG ? "too large for a generation number" : strerror(-rc));
     }
     uint64_t gen = wall_us > stored ? wall_us : stored + 1;
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)gen);
     rc = fs->ops->replace(fs, path, buf, (size_t)n, 0644);
-    if (rc) {
-        snprintf(err, cap, "cannot replace %s: %s", path, strerror(-rc));
-        return -1;
-    }
     *out = gen;
-    return 0;
+    if (bad[0] && rc)
+        snprintf(err, cap,
+                 "%s, and it cannot be written anew (%s): generation %llu from the clock, not kept "
+                 "for the next start",
+                 bad, strerror(-rc), (unsigned long long)gen);
+    else if (bad[0])
+        snprintf(err, cap, "%s: starting over with generation %llu from the clock, written to it",
+                 bad, (unsigned long long)gen);
+    else if (rc)
+        snprintf(err, cap,
+                 "cannot write %.200s (%s): generation %llu is not kept for the next start, so a "
+                 "restart with the clock behind may be refused as stale",
+                 path, strerror(-rc), (unsigned long long)gen);
+    else
+        return 0;
+    return 1;
 }
 
 int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
 {
     char err[AGENT_ERR_MAX];
-    if (agent_generation_next(&vio_fs_real, path, wall_us, out, err, sizeof(err))) {
-        fprintf(stderr, "vigil agent: %s\n", err);
-        return -1;
-    }
+    if (agent_generation_next(&vio_fs_real, path, wall_us, out, err, sizeof(err)) != 0)
+        fprintf(stderr, "vigil agent: warning: %s\n", err);
     return 0;
 }
 

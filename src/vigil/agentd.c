@@ -303,11 +303,12 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     }
     struct vigil_sender_config sc;
     vigil_sender_config_default(&sc);
+    /* A generation file that cannot serve is warned about, never fatal (see agent.c). */
     if (ac->generation_file &&
         agent_generation_next(env->fs, ac->generation_file, (uint64_t)vio_wall_us(a->loop),
                               &sc.generation, err, cap) != 0) {
-        agentd_free(a);
-        return -1;
+        say(a, "vigil agent: warning: %s", err);
+        err[0] = '\0';
     }
     struct vigil_addr dests[VIGIL_SENDER_MAX_MONITORS];
     for (size_t i = 0; i < ac->n_monitors; i++) {
