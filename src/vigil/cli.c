@@ -163,7 +163,7 @@ static void event_line(const json_t *e, char *buf, size_t cap)
         evrec_format_text(&r, buf, cap);
         return;
     }
-    char *s = json_dumps(e, JSON_COMPACT);
+    char *s = json_dumps(e, JSON_COMPACT | VIGIL_JSON_REAL);
     snprintf(buf, cap, "unreadable event: %s", s ? s : "?");
     free(s);
 }
@@ -171,7 +171,7 @@ static void event_line(const json_t *e, char *buf, size_t cap)
 static void print_event(const json_t *e, bool as_json)
 {
     if (as_json) {
-        char *s = json_dumps(e, JSON_COMPACT);
+        char *s = json_dumps(e, JSON_COMPACT | VIGIL_JSON_REAL);
         if (s) {
             puts(s);
             free(s);
@@ -772,7 +772,7 @@ int cmd_status(int argc, char **argv)
         }
         if (doc) {
             if (as_json) {
-                char *text = json_dumps(doc, JSON_INDENT(2));
+                char *text = json_dumps(doc, JSON_INDENT(2) | VIGIL_JSON_REAL);
                 if (text)
                     puts(text);
                 free(text);

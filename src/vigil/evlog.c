@@ -144,6 +144,13 @@ static json_t *json_num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+json_t *vigil_json_level(double v)
+{
+    if (!isfinite(v))
+        return json_null();
+    return json_real(fabs(v) < 1e-6 ? 0 : v);
+}
+
 /* Adds value under key, taking the reference; false if either failed. */
 static bool put(json_t *obj, const char *key, json_t *value)
 {
@@ -207,8 +214,8 @@ json_t *evrec_to_json(const struct evrec *r)
     /* e is ours until it is set into o; jansson releases it if that fails. */
     bool ok = put(e, "since_last_s",
                   ev->since_last < 0 ? json_null() : json_real(ns_to_s(ev->since_last))) &&
-              put(e, "level", json_num(ev->level)) &&
-              put(e, "threshold", json_num(ev->threshold)) &&
+              put(e, "level", vigil_json_level(ev->level)) &&
+              put(e, "threshold", vigil_json_level(ev->threshold)) &&
               put(e, "mean_s", json_real(ns_to_s(ev->mean))) &&
               put(e, "std_dev_s", json_real(ns_to_s(ev->std_dev))) &&
               put(e, "loss", json_num(ev->loss)) &&

@@ -18,6 +18,24 @@ struct evrec {
 
 struct evlog;
 
+/*
+ * Flags for every json_dumps of the program: 12 significant digits, as the
+ * API writes (api.c), so that 0.67 prints as 0.67 and not as jansson's
+ * default 17 digits (0.67000000000000004). Durations are seconds: 12
+ * digits keep microseconds for durations up to about eleven days.
+ */
+#define VIGIL_JSON_REAL JSON_REAL_PRECISION(12)
+
+/*
+ * A detector level (or a threshold) for JSON: null when not finite (JSON
+ * has no infinity), 0 when below a millionth (phi's level just after a
+ * heartbeat is 1e-137: noise, shown as such), else the value, printed with
+ * VIGIL_JSON_REAL's 12 digits. Not rounded further: the CLI prints levels
+ * read back from JSON with 2 decimals, as the log prints the level itself,
+ * and a coarser rounding first would make the two differ.
+ */
+json_t *vigil_json_level(double v);
+
 /* A history of at most cap events (older ones are dropped from memory, not from the log). */
 struct evlog *evlog_new(uint32_t cap);
 void evlog_free(struct evlog *l);

@@ -627,7 +627,7 @@ static char *event_json_line(const struct hook_job *job, size_t *len)
     }
     if (!o)
         return NULL;
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL);
     json_decref(o);
     if (!s)
         return NULL;

@@ -98,7 +98,7 @@ static void log_line(struct monitord *d, const char *line)
     vigil_format_wall(vio_wall_us(d->loop), ts, sizeof(ts));
     if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "time", ts, "type", "log", "message", line);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
         if (s)
             log_out(d, s);
         free(s);
@@ -332,7 +332,7 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         evlog_push(d->events, &r);
         if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
             json_t *o = evrec_to_json(&r);
-            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            char *s = o ? json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
             if (s)
                 log_out(d, s);
             else

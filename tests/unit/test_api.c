@@ -1493,6 +1493,39 @@ static int run_cli(struct fixture *f, int (*fn)(int, char **), char **out, char 
     return r.rc;
 }
 
+/* Most significant digits of any real number in a JSON text (strings skipped). */
+static int max_sig_digits(const char *s)
+{
+    int most = 0;
+    while (*s) {
+        if (*s == '"') {
+            for (s++; *s && *s != '"'; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (*s)
+                s++;
+            continue;
+        }
+        if (!(*s >= '0' && *s <= '9')) {
+            s++;
+            continue;
+        }
+        int sig = 0;
+        bool lead = true, real = false;
+        for (; *s && ((*s >= '0' && *s <= '9') || *s == '.'); s++) {
+            real |= *s == '.';
+            if (*s == '.' || (lead && *s == '0'))
+                continue;
+            lead = false;
+            sig++;
+        }
+        /* Integers (counters, times in microseconds) are exact: only reals count. */
+        if (real && sig > most)
+            most = sig;
+    }
+    return most;
+}
+
 static void test_cli_status_table(void **state)
 {
     struct fixture *f = *state;
@@ -1539,6 +1572,9 @@ static void test_cli_status_table(void **state)
     assert_non_null(doc);
     assert_int_equal(json_array_size(json_object_get(doc, "nodes")), 5);
     json_decref(doc);
+    /* Its numbers as the API wrote them: 12 digits at most, never jansson's 17. */
+    if (max_sig_digits(out) > 12)
+        fail_msg("numbers with more than 12 digits:\n%s", out);
     free(out);
     free(err);
 }

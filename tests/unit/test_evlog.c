@@ -278,6 +278,77 @@ static void test_json_pause_event(void **state)
     json_decref(back);
 }
 
+/* Most significant digits of any real number in a JSON text. */
+static int max_sig_digits(const char *s)
+{
+    int most = 0;
+    while (*s) {
+        if (*s == '"') { /* skip strings: times and addresses are not numbers */
+            for (s++; *s && *s != '"'; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (*s)
+                s++;
+            continue;
+        }
+        if (!((*s >= '0' && *s <= '9') || *s == '-')) {
+            s++;
+            continue;
+        }
+        int sig = 0;
+        bool lead = true, real = false;
+        for (; *s && ((*s >= '0' && *s <= '9') || *s == '.' || *s == '-'); s++) {
+            if (*s < '0' || *s > '9') {
+                real |= *s == '.';
+                continue;
+            }
+            if (lead && *s == '0')
+                continue;
+            lead = false;
+            sig++;
+        }
+        /* An exponent: its digits are not significant ones. */
+        if (*s == 'e' || *s == 'E')
+            for (s++; *s && ((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'); s++)
+                ;
+        /* Integers (counters, times in microseconds) are exact: only reals count. */
+        if (real && sig > most)
+            most = sig;
+    }
+    return most;
+}
+
+/* JSON numbers as people read them: no 0.67000000000000004, no level of 1e-137. */
+static void test_json_numbers_sensible(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    r.ev.level = 1e-137;      /* phi just after a heartbeat */
+    r.ev.threshold = 0.67;    /* 0.67000000000000004 with 17 digits */
+    r.ev.mean = 670000000;    /* 0.67 s */
+    r.ev.std_dev = 1000000;   /* 0.001 s */
+    r.ev.since_last = 300000; /* 0.0003 s */
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    char *s = json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL);
+    json_decref(o);
+    assert_non_null(s);
+    if (max_sig_digits(s) > 12 || strstr(s, "e-") || strstr(s, "E-"))
+        fail_msg("unreadable numbers: %s", s);
+    assert_non_null(strstr(s, "\"level\":0.0"));
+    assert_non_null(strstr(s, "\"threshold\":0.67"));
+    assert_non_null(strstr(s, "\"mean_s\":0.67,"));
+    assert_non_null(strstr(s, "\"since_last_s\":0.0003"));
+    free(s);
+    /* The level helper: null beyond numbers, the value otherwise. */
+    o = vigil_json_level(INFINITY);
+    assert_true(json_is_null(o));
+    json_decref(o);
+    o = vigil_json_level(8.3125);
+    assert_true(json_real_value(o) == 8.3125);
+    json_decref(o);
+}
+
 static void test_text_state_event(void **state)
 {
     (void)state;
@@ -500,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_json_state_event),
         cmocka_unit_test(test_json_never_heard_and_edge_values),
         cmocka_unit_test(test_json_pause_event),
+        cmocka_unit_test(test_json_numbers_sensible),
         cmocka_unit_test(test_text_state_event),
         cmocka_unit_test(test_text_pause_event),
         cmocka_unit_test(test_json_round_trip),
