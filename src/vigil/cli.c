@@ -758,7 +758,7 @@ int cmd_status(int argc, char **argv)
 
     struct cli_target target;
     if (find_api("status", api, cfg, cacert, NULL, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
     struct http h;
     int rc = 1;
     if (http_init(&h, "status", &target, false) == 0) {
@@ -996,7 +996,7 @@ int cmd_events(int argc, char **argv)
 
     struct cli_target target;
     if (find_api("events", api, cfg, cacert, NULL, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
 
     /* Ctrl-C ends --follow cleanly, also in the middle of a request or a pause. */
     struct http h;
@@ -1038,11 +1038,16 @@ out:
 
 /* ---- for the other commands of the CLI (cli_tools.h) ------------------- */
 
-json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path)
+json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path,
+                       int *exit_code)
 {
     struct cli_target target;
+    if (exit_code)
+        *exit_code = CLI_EXIT_USAGE;
     if (find_api(cmd, api, cfg_path, NULL, NULL, &target) != 0)
         return NULL;
+    if (exit_code)
+        *exit_code = CLI_EXIT_FAILURE;
     struct http h;
     json_t *doc = NULL;
     if (http_init(&h, cmd, &target, false) == 0)
@@ -1129,7 +1134,7 @@ int cmd_keys(int argc, char **argv)
     }
     struct cli_target target;
     if (find_api("keys", api, cfg, cacert, token_file, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
     if (!target.token_file[0]) {
         fprintf(stderr, "vigil keys: reloading needs the API's token: give --token-file FILE, "
                         "or -c FILE with monitor.api_token_file\n");

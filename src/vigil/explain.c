@@ -282,10 +282,11 @@ int cmd_explain(int argc, char **argv)
     }
     char path[128];
     snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-    json_t *n = cli_fetch_json("explain", api, cfg, path);
+    int exit_code = 1;
+    json_t *n = cli_fetch_json("explain", api, cfg, path, &exit_code);
     if (!n)
-        return 1;
-    json_t *health = cli_fetch_json("explain", api, cfg, "/v1/health");
+        return exit_code;
+    json_t *health = cli_fetch_json("explain", api, cfg, "/v1/health", NULL);
     explain(n, health);
     json_decref(health);
     json_decref(n);

@@ -28,6 +28,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: vigil COMMAND [options]   (vigil COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 done, 1 a failure at run time (e.g. no monitor to ask),\n"
+               "2 a usage error: a bad option, or a configuration file that is wrong\n");
 }
 
 int main(int argc, char **argv)

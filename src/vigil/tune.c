@@ -382,9 +382,10 @@ int cmd_tune(int argc, char **argv)
         char err[512];
         if (vcfg_load(&c, cfg_path, err, sizeof(err)) ||
             vcfg_check(&c, "monitor", err, sizeof(err))) {
-            printf("refused: %s\n", err);
+            /* A bad file is a usage error here as in every command that reads one. */
+            fprintf(stderr, "vigil tune: refused: %s\n", err);
             vcfg_free(&c);
-            return 1;
+            return 2;
         }
         int nw = vcfg_warnings(&c, print_warning, NULL);
         printf("%s: the monitor would start%s\n", cfg_path,
@@ -426,7 +427,7 @@ int cmd_tune(int argc, char **argv)
         char path[128];
         if (node)
             snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-        json_t *doc = cli_fetch_json("tune", api, cfg_path, node ? path : NULL);
+        json_t *doc = cli_fetch_json("tune", api, cfg_path, node ? path : NULL, NULL);
         if (!doc) {
             double h = (double)c.monitor.interval / 1e9;
             worst_j = h / 10;

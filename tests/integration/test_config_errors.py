@@ -40,5 +40,50 @@ def test_bad_flags_refused(tmp):
     check(r.returncode == 2, "monitor with a bad detector: exit %d" % r.returncode)
 
 
+# Every subcommand that reads a configuration file, as it is given one.
+READERS = [
+    ["monitor", "-c", "{}", "--listen", "127.0.0.1:0", "--api", "off"],
+    ["agent", "-c", "{}"],
+    ["status", "-c", "{}"],
+    ["events", "-c", "{}"],
+    ["tune", "-c", "{}"],
+    ["explain", "-c", "{}", "web1"],
+    ["keys", "reload", "-c", "{}"],
+    ["set", "-c", "{}", "k=v"],
+    ["sim", "-c", "{}", "--nodes", "2", "--duration", "10s"],
+]
+
+
+def test_same_exit_code_everywhere(tmp):
+    """The same bad file: exit 2 and FILE:LINE on standard error, whichever command reads it."""
+    key = os.path.join(tmp, "loose.key")
+    r = subprocess.run([VIGIL, "keygen", "-o", key], capture_output=True, timeout=10)
+    check(r.returncode == 0, "keygen: %r" % r.stderr)
+    os.chmod(key, 0o644)  # readable by others: refused
+    bad = [
+        ("syntax", 'monitor = {\n  rise = 2;\n  api = = 1;\n};\n', 3),
+        ("unknown", 'monitor = {\n  rise = 2;\n  bogus_setting = 1;\n};\n', 3),
+        ("key", 'monitor = {\n  key_file = "%s";\n};\n' % key, 2),
+    ]
+    for name, text, line in bad:
+        path = os.path.join(tmp, "%s.conf" % name)
+        with open(path, "w") as f:
+            f.write(text)
+        for args in READERS:
+            argv = [VIGIL] + [a.replace("{}", path) for a in args]
+            r = subprocess.run(argv, capture_output=True, timeout=20)
+            err = r.stderr.decode(errors="replace")
+            what = "%s with the %s file" % (" ".join(args[:2]), name)
+            check(r.returncode == 2, "%s: exit %d, stderr %r" % (what, r.returncode, err))
+            check("%s:%d:" % (path, line) in err, "%s: %s:%d not named: %r" % (what, path, line, err))
+    # A runtime failure is 1: a good file whose monitor is not there.
+    path = os.path.join(tmp, "good.conf")
+    with open(path, "w") as f:
+        f.write('monitor = {\n  api = "127.0.0.1:1";\n};\n')
+    for args in (["status", "-c", path], ["events", "-c", path], ["explain", "-c", path, "web1"]):
+        r = subprocess.run([VIGIL] + args, capture_output=True, timeout=20)
+        check(r.returncode == 1, "%s with no monitor: exit %d" % (args[0], r.returncode))
+
+
 if __name__ == "__main__":
-    run_tests([test_bad_configs_refused, test_bad_flags_refused])
+    run_tests([test_bad_configs_refused, test_bad_flags_refused, test_same_exit_code_everywhere])

@@ -141,7 +141,7 @@ def test_tune_config_without_monitor(tmp):
     with open(path, "w") as f:
         f.write('monitor = {\n  pause_tolerance = "5ms";\n};\n')
     rc, out = run(["tune", "-c", path])
-    check(rc == 1 and "refused: %s:2: monitor.pause_tolerance (5 ms) must be at least 10 ms"
+    check(rc == 2 and "refused: %s:2: monitor.pause_tolerance (5 ms) must be at least 10 ms"
           % path in out, out)
     # The monitor logs the warnings at start-up too.
     with open(path, "w") as f:
