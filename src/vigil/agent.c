@@ -38,6 +38,7 @@
 
 #include <vigil/vigil.h>
 
+#include "fmt.h"
 #include "agent.h"
 #include "agentd.h"
 #include "cmds.h"
@@ -164,7 +165,7 @@ int agent_status_load(struct vio_fs *fs, const char *path, const struct agent_pa
             report(arg, line);
         } else if (r == AGENT_LINE_PAIR && agent_pairs_set(out, key, value) == -VIGIL_EFULL) {
             snprintf(line, sizeof(line), "%s:%u: more than %d custom pairs; '%s' skipped", path,
-                     lineno, VIGIL_CUSTOM_MAX, key);
+                     lineno, VIGIL_CUSTOM_MAX, vigil_quote(key).s);
             report(arg, line);
         }
         p = nl != NULL ? nl + 1 : end;
@@ -234,7 +235,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
     char *key, *value;
     const char *why = "line too long";
     if (len >= sizeof(tmp)) {
-        fprintf(stderr, "%s: '%s': too long\n", who, arg);
+        fprintf(stderr, "%s: '%s': too long\n", who, vigil_quote(arg).s);
         return -1;
     }
     memcpy(tmp, arg, len + 1);
@@ -242,7 +243,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
     if (r == AGENT_LINE_SKIP)
         why = "expected key=value";
     if (r != AGENT_LINE_PAIR) {
-        fprintf(stderr, "%s: '%s': %s\n", who, arg, why);
+        fprintf(stderr, "%s: '%s': %s\n", who, vigil_quote(arg).s, why);
         return -1;
     }
     if (agent_pairs_set(l, key, value) < 0) {
@@ -301,14 +302,14 @@ static int agent_setup(struct agent *a, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil agent: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "vigil agent: unexpected argument '%s'\n", vigil_quote(argv[optind]).s);
         agent_usage(stderr);
         return 2;
     }
     for (size_t i = 0; i < ac->n_custom; i++)
         if (agent_pairs_set(&a->base, ac->custom[i].key, ac->custom[i].value) < 0) {
             fprintf(stderr, "vigil agent: invalid custom pair '%s' in the config\n",
-                    ac->custom[i].key);
+                    vigil_quote(ac->custom[i].key).s);
             return 2;
         }
 
@@ -337,7 +338,7 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             break;
         case 'i':
             if (vcfg_parse_duration(optarg, &ac->interval) != 0) {
-                fprintf(stderr, "vigil agent: bad --interval '%s'\n", optarg);
+                fprintf(stderr, "vigil agent: bad --interval '%s'\n", vigil_quote(optarg).s);
                 return 2;
             }
             break;
@@ -359,8 +360,8 @@ static int agent_setup(struct agent *a, int argc, char **argv)
             unsigned long v = strtoul(optarg, &end, 10);
             if (end == optarg || *end != '\0' || optarg[0] == '-' || v < 1 ||
                 v > VIGIL_SENDER_STATUS_EVERY_MAX) {
-                fprintf(stderr, "vigil agent: bad --status-every '%s' (1 to %d)\n", optarg,
-                        VIGIL_SENDER_STATUS_EVERY_MAX);
+                fprintf(stderr, "vigil agent: bad --status-every '%s' (1 to %d)\n",
+                        vigil_quote(optarg).s, VIGIL_SENDER_STATUS_EVERY_MAX);
                 return 2;
             }
             ac->status_every = (uint32_t)v;
@@ -608,7 +609,7 @@ int cmd_set(int argc, char **argv)
         if (r == AGENT_LINE_SKIP)
             why = "expected KEY=VALUE or KEY=";
         if (r != AGENT_LINE_PAIR) {
-            fprintf(stderr, "vigil set: '%s': %s\n", arg, why);
+            fprintf(stderr, "vigil set: '%s': %s\n", vigil_quote(arg).s, why);
             goto done;
         }
         snprintf(as[i].key, sizeof(as[i].key), "%s", key);
@@ -773,7 +774,7 @@ int cmd_keygen(int argc, char **argv)
         return 2;
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", vigil_quote(argv[optind]).s);
         return 2;
     }
     if (!node != !master) {
@@ -781,8 +782,8 @@ int cmd_keygen(int argc, char **argv)
         return 2;
     }
     if (node && !vigil_id_valid(node, strlen(node))) {
-        fprintf(stderr, "vigil keygen: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
-                VIGIL_ID_MAX);
+        fprintf(stderr, "vigil keygen: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
     if (sodium_init() < 0) {

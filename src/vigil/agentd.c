@@ -33,6 +33,7 @@
 #include <sodium.h>
 #include <sys/socket.h>
 
+#include "fmt.h"
 #include "agentd.h"
 #include "core/schedule.h"
 #include "io/sender_io.h"
@@ -114,7 +115,7 @@ static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
     for (size_t i = 0; i < pairs->n; i++) {
         int rc = vigil_sender_set_custom(a->sender, pairs->p[i].key, pairs->p[i].value);
         if (rc < 0)
-            say(a, "vigil agent: custom status '%s' dropped: %s", pairs->p[i].key,
+            say(a, "vigil agent: custom status '%s' dropped: %s", vigil_quote(pairs->p[i].key).s,
                 vigil_strerror(rc));
     }
 }
@@ -315,7 +316,7 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
         const char *why = "invalid address";
         if (env->net->ops->resolve(env->net, ac->monitors[i], VIGIL_DEFAULT_PORT, &dests[i], &why) <
             0) {
-            snprintf(err, cap, "monitor '%s': %s", ac->monitors[i], why);
+            snprintf(err, cap, "monitor '%s': %s", vigil_quote(ac->monitors[i]).s, why);
             agentd_free(a);
             return -1;
         }

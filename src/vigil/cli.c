@@ -50,6 +50,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cli_tools.h"
 #include "cmds.h"
@@ -287,7 +288,7 @@ static int http_init(struct http *h, const char *cmd, const struct cli_target *t
     h->cacert = t->cacert[0] ? t->cacert : NULL;
     cli_interrupted = false;
     if (api_base_url(t->addr, t->https, h->base, sizeof(h->base)) != 0) {
-        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, t->addr);
+        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, vigil_quote(t->addr).s);
         return -1;
     }
     /* The loop blocks the signals it takes; freeing it gives the mask back. */
@@ -404,8 +405,8 @@ static json_t *api_call_json(struct http *h, const char *method, const char *pat
     json_t *doc = json_loadb(h->body, h->len, 0, &jerr);
     if (status != 200) {
         const char *msg = json_string_value(json_object_get(doc, "error"));
-        if (msg)
-            fprintf(stderr, "vigil %s: %s\n", h->cmd, msg);
+        if (msg) /* from whatever answers at that address: bounded, escaped */
+            fprintf(stderr, "vigil %s: %s\n", h->cmd, vigil_quote_msg(msg).s);
         else
             fprintf(stderr, "vigil %s: the monitor API at %s answered HTTP %ld\n", h->cmd, h->base,
                     status);
@@ -751,8 +752,8 @@ int cmd_status(int argc, char **argv)
     }
     const char *node = optind < argc ? argv[optind] : NULL;
     if (node && !vigil_id_valid(node, strlen(node))) {
-        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
-                VIGIL_ID_MAX);
+        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
 
@@ -958,7 +959,8 @@ int cmd_events(int argc, char **argv)
             break;
         case 's':
             if (vcfg_parse_u64(optarg, UINT64_MAX, &num) != 0) {
-                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n", optarg);
+                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n",
+                        vigil_quote(optarg).s);
                 return 2;
             }
             since = num;
@@ -967,7 +969,7 @@ int cmd_events(int argc, char **argv)
         case 'n':
             if (vcfg_parse_u64(optarg, API_EVENTS_MAX_LIMIT, &num) != 0 || num < 1) {
                 fprintf(stderr, "vigil events: --limit wants a number from 1 to %d, not '%s'\n",
-                        API_EVENTS_MAX_LIMIT, optarg);
+                        API_EVENTS_MAX_LIMIT, vigil_quote(optarg).s);
                 return 2;
             }
             limit = num;

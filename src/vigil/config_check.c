@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "config_int.h"
 #include "hooks.h"
@@ -255,7 +256,7 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
         const char *id = m->nodes[i];
         if (id == NULL || !vigil_id_valid(id, strlen(id)))
             return cfail(c, err, cap, 0, 0, "declared node \"%s\" is not a valid node id",
-                         id != NULL ? id : "");
+                         vigil_quote(id != NULL ? id : "").s);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(id, m->nodes[j]))
                 return cfail(c, err, cap, 0, 0, "node \"%s\" is declared twice", id);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "config_int.h"
 
 /* Longest setting path in a message ("monitor.hooks[15].command[31]" and the like). */
@@ -170,7 +171,7 @@ int vcfg__rd_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_
             return vcfg__sfail(l, s,
                                "\"%s\" is not a duration (seconds as a number, or a number with a "
                                "unit: ns, us, ms, s, m, h, as in \"1500ms\")",
-                               v);
+                               vigil_quote(v).s);
         return 0;
     }
     double v;

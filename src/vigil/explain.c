@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cli_tools.h"
 #include "cmds.h"
@@ -277,7 +278,7 @@ int cmd_explain(int argc, char **argv)
     const char *node = argv[optind];
     if (!vigil_id_valid(node, strlen(node))) {
         fprintf(stderr, "vigil explain: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
-                node, VIGIL_ID_MAX);
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
     char path[128];

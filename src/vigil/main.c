@@ -4,6 +4,7 @@
 
 #include <vigil/vigil.h>
 
+#include "fmt.h"
 #include "cmds.h"
 
 static const struct {
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "vigil: unknown command '%s'\n", vigil_quote(argv[1]).s);
     usage(stderr);
     return 2;
 }

@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cmds.h"
 #include "config.h"
@@ -244,7 +245,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
             vigil_time_t iv = mc->interval;
             enum vigil_detector_kind k = mc->core.detector.kind;
             if (o == 'i' && vcfg_parse_duration(optarg, &iv)) {
-                fprintf(stderr, "vigil monitor: bad --interval '%s'\n", optarg);
+                fprintf(stderr, "vigil monitor: bad --interval '%s'\n", vigil_quote(optarg).s);
                 return 2;
             }
             if (o == 'd') {
@@ -291,7 +292,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil monitor: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "vigil monitor: unexpected argument '%s'\n", vigil_quote(argv[optind]).s);
         return 2;
     }
     if (vcfg_check(c, "monitor", err, sizeof(err))) {
@@ -307,7 +308,7 @@ static int open_listener(struct monitord *d, const char *spec, char *err, size_t
 {
     struct vigil_addr a;
     if (vigil_addr_parse(spec, VIGIL_DEFAULT_PORT, &a)) {
-        snprintf(err, cap, "bad listen address '%s'", spec);
+        snprintf(err, cap, "bad listen address '%s'", vigil_quote(spec).s);
         return -1;
     }
     struct listener *l = &d->socks[d->n_socks];

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "fmt.h"
 #include "cli_tools.h"
 #include "cmds.h"
 #include "config.h"
@@ -374,7 +375,7 @@ bad:
             o == 'i'   ? "interval"
             : o == 'd' ? "detector"
                        : opts[o - OPT_NODES + 3].name,
-            optarg);
+            vigil_quote(optarg).s);
     goto out;
 usage:
     usage(stderr);

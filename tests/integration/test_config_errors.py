@@ -85,5 +85,39 @@ def test_same_exit_code_everywhere(tmp):
         check(r.returncode == 1, "%s with no monitor: exit %d" % (args[0], r.returncode))
 
 
+def test_long_arguments_bounded(tmp):
+    """A 10 kB argument, or one with a terminal escape, is shown cut and escaped, never whole."""
+    big = "x" * 10240
+    evil = "\x1b[2J\x1b[31mred\nforged line"
+    path = os.path.join(tmp, "long.conf")
+    with open(path, "w") as f:
+        f.write('monitor = {\n  nodes = [ "%s" ];\n};\n' % (big + "!"))
+    for arg in (big, evil):
+        cases = [
+            [arg],
+            ["status", arg],
+            ["explain", arg],
+            ["events", "--since", arg],
+            ["events", "--limit", arg],
+            ["agent", "--interval", arg],
+            ["monitor", "--interval", arg],
+            ["keygen", "--node", arg, "--master", "/nonexistent"],
+            ["set", "--status-file", os.path.join(tmp, "s"), arg],
+            ["sim", "--loss", arg],
+            ["monitor", "-c", path],
+        ]
+        for args in cases:
+            r = subprocess.run([VIGIL] + args, capture_output=True, timeout=20)
+            err = r.stderr.decode(errors="replace")
+            what = " ".join(a[:12] for a in args)
+            check(r.returncode == 2, "%s: exit %d" % (what, r.returncode))
+            first = err.split("\n")[0]
+            check(len(first) < 400, "%s: a line of %d bytes: %r" % (what, len(first), first[:200]))
+            check("\x1b" not in err, "%s: a control character printed: %r" % (what, err))
+            check("forged line" not in err or "\\nforged line" in err,
+                  "%s: the newline was not escaped: %r" % (what, err))
+
+
 if __name__ == "__main__":
-    run_tests([test_bad_configs_refused, test_bad_flags_refused, test_same_exit_code_everywhere])
+    run_tests([test_bad_configs_refused, test_bad_flags_refused, test_same_exit_code_everywhere,
+               test_long_arguments_bounded])
