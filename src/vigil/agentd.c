@@ -95,19 +95,6 @@ static bool ratelimit_ok(struct ratelimit *r, vigil_time_t now)
     return true;
 }
 
-/* Formats a duration the way the flags take it: "1s", "250ms", "1500us". */
-static void format_duration(vigil_time_t ns, char *buf, size_t cap)
-{
-    if (ns % VIGIL_NSEC_PER_SEC == 0)
-        snprintf(buf, cap, "%" PRId64 "s", ns / VIGIL_NSEC_PER_SEC);
-    else if (ns % VIGIL_NSEC_PER_MSEC == 0)
-        snprintf(buf, cap, "%" PRId64 "ms", ns / VIGIL_NSEC_PER_MSEC);
-    else if (ns % 1000 == 0)
-        snprintf(buf, cap, "%" PRId64 "us", ns / 1000);
-    else
-        snprintf(buf, cap, "%" PRId64 "ns", ns);
-}
-
 /* Makes pairs the sender's custom status; reports what does not fit. */
 static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
 {
@@ -181,9 +168,8 @@ static void on_beat(void *arg, vigil_time_t now)
     refresh_status(a);
     uint64_t missed = vigil__sched_missed(due, a->cfg.agent.interval, now);
     if (missed > 0 && ratelimit_ok(&a->late_log, now))
-        say(a,
-            "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
-            (double)(now - due) / (double)VIGIL_NSEC_PER_SEC, missed);
+        say(a, "vigil agent: ran %s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
+            vigil_dur(now - due).s, missed);
     beat(a, false);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
 }
@@ -348,7 +334,7 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
         snprintf(monitors + used, sizeof(monitors) - used, "%s%.*s", i ? "," : "",
                  AGENT_MONITOR_LOG - 2, ac->monitors[i]);
     }
-    format_duration(ac->interval, iv, sizeof(iv));
+    vigil_format_duration(ac->interval, iv, sizeof(iv));
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));

@@ -99,35 +99,12 @@ static bool cli_interrupted;
 /* ---- formatting ------------------------------------------------------- */
 
 /*
- * A duration in seconds for people: "0.4s", "59.9s", "4m10s", "2h03m",
- * "3d04h"; "-" when unknown (negative or not a number). Declared where it
- * is tested; used only here.
+ * A measured duration for the status table: whole seconds from a minute on
+ * ("2h03m05s", not "2h03m05.234s"), fmt.c's form otherwise.
  */
-void cli_format_duration(double s, char *buf, size_t cap)
+static void table_duration(double s, char *buf, size_t cap)
 {
-    if (!(s >= 0) || !isfinite(s)) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    /* Tenths first, so that 59.96 s becomes "1m00s" and never "60.0s". */
-    double tenths = floor(s * 10 + 0.5);
-    if (tenths < 600) {
-        long long t = (long long)tenths;
-        snprintf(buf, cap, "%lld.%llds", t / 10, t % 10);
-        return;
-    }
-    /* Beyond a hundred years a duration is nonsense; print it whole rather than wrap around. */
-    if (s > 3.2e9) {
-        snprintf(buf, cap, "%.0fs", s);
-        return;
-    }
-    long long sec = (long long)floor(s + 0.5);
-    if (sec < 3600)
-        snprintf(buf, cap, "%lldm%02llds", sec / 60, sec % 60);
-    else if (sec < 86400)
-        snprintf(buf, cap, "%lldh%02lldm", sec / 3600, sec % 3600 / 60);
-    else
-        snprintf(buf, cap, "%lldd%02lldh", sec / 86400, sec % 86400 / 3600);
+    vigil_format_seconds(s >= 60 ? round(s) : s, buf, cap);
 }
 
 static const char *jstr(const json_t *o, const char *key, const char *def)
@@ -521,13 +498,13 @@ static void node_cells(const json_t *n, char cells[NCOL][CELL_MAX])
 {
     snprintf(cells[COL_NODE], CELL_MAX, "%s", jstr(n, "id", "?"));
     snprintf(cells[COL_STATE], CELL_MAX, "%s", jstr(n, "state", "?"));
-    cli_format_duration(jnum(n, "since_s", -1), cells[COL_FOR], CELL_MAX);
+    table_duration(jnum(n, "since_s", -1), cells[COL_FOR], CELL_MAX);
     double heard = jnum(n, "last_heard_s", -1);
     if (heard < 0) {
         snprintf(cells[COL_HEARD], CELL_MAX, "never");
     } else {
         char d[32];
-        cli_format_duration(heard, d, sizeof(d));
+        table_duration(heard, d, sizeof(d));
         snprintf(cells[COL_HEARD], CELL_MAX, "%s ago", d);
     }
     json_t *lv = json_object_get(n, "level");
@@ -632,7 +609,7 @@ static void print_node(const json_t *n)
     char d[32], d2[32], note[64];
     const json_t *st = json_object_get(n, "status");
 
-    cli_format_duration(jnum(n, "since_s", -1), d, sizeof(d));
+    table_duration(jnum(n, "since_s", -1), d, sizeof(d));
     recovery_note(n, note, sizeof(note));
     printf("%s: %s for %s%s%s%s\n", jstr(n, "id", "?"), jstr(n, "state", "?"), d,
            note[0] ? " (" : "", note, note[0] ? ")" : "");
@@ -641,7 +618,7 @@ static void print_node(const json_t *n)
     if (heard < 0) {
         printf("  last heard    never\n");
     } else {
-        cli_format_duration(heard, d, sizeof(d));
+        table_duration(heard, d, sizeof(d));
         printf("  last heard    %s ago (%s)\n", d, jstr(n, "last_heard", "?"));
     }
     json_t *lv = json_object_get(n, "level");
@@ -652,8 +629,9 @@ static void print_node(const json_t *n)
         snprintf(level, sizeof(level), "inf");
     printf("  level         %s (suspect at %.2f, dead at %.2f)\n", level,
            jnum(n, "suspect_threshold", 0), jnum(n, "dead_threshold", 0));
-    printf("  intervals     mean %.3fs, sd %.3fs (the sender says every %.3fs)\n",
-           jnum(n, "mean_interval_s", 0), jnum(n, "std_dev_s", 0), jnum(n, "interval_s", 0));
+    printf("  intervals     mean %s, sd %s (the sender says every %s)\n",
+           vigil_dur_s(jnum(n, "mean_interval_s", 0)).s, vigil_dur_s(jnum(n, "std_dev_s", 0)).s,
+           vigil_dur_s(jnum(n, "interval_s", 0)).s);
     printf("  heartbeats    %llu (generation %llu, sequence %llu)\n", jull(n, "heartbeats"),
            jull(n, "generation"), jull(n, "sequence"));
     printf("  address       %s\n", jstr(n, "addr", "-"));
@@ -665,7 +643,7 @@ static void print_node(const json_t *n)
             printf("  memory        %llu MiB available of %llu MiB\n",
                    jull(st, "mem_avail_kib") / 1024, jull(st, "mem_total_kib") / 1024);
         if (jull(st, "uptime_s")) {
-            cli_format_duration((double)jull(st, "uptime_s"), d2, sizeof(d2));
+            table_duration((double)jull(st, "uptime_s"), d2, sizeof(d2));
             printf("  uptime        %s\n", d2);
         }
     }

@@ -24,9 +24,4 @@ int cmd_explain(int argc, char **argv); /* explain.c */
 int cmd_tune(int argc, char **argv);    /* tune.c */
 int cmd_sim(int argc, char **argv);     /* sim.c */
 
-#include <stddef.h>
-
-/* "3.2s", "4m10s", "2h03m": a duration for humans (cli.c). */
-void cli_format_duration(double s, char *buf, size_t cap);
-
 #endif

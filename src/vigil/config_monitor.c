@@ -207,7 +207,7 @@ static int g_detection(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &m->goal_detection) != 0)
         return -1;
     if (m->goal_detection <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     vcfg__set_origin(l, O_M_GOAL_DET, s, vcfg__print_int(m->goal_detection));
     return 0;
 }
@@ -303,7 +303,7 @@ static int h_timeout(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &h->timeout) != 0)
         return -1;
     if (h->timeout <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     return 0;
 }
 
@@ -322,7 +322,7 @@ static int h_retry_delay(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &h->retry_delay) != 0)
         return -1;
     if (h->retry_delay <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     return 0;
 }
 

@@ -71,7 +71,8 @@ int evrec_from_json(const json_t *o, struct evrec *r);
 /*
  * One readable line (no newline), e.g.
  * "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) since_last=5.012s
- *  level=8.31 threshold=8.00 mean=1.000s sd=0.010s addr=127.0.0.1:40012"
+ *  level=8.31 threshold=8.00 mean=1s sd=10ms addr=127.0.0.1:40012", its durations
+ * as fmt.c writes every duration.
  */
 void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
 
@@ -89,7 +90,11 @@ void evrec_format_addr(const struct evrec *r, char *buf, size_t cap);
 /* RFC 3339 UTC time with milliseconds ("2026-11-25T17:00:00.123Z"). */
 void vigil_format_wall(int64_t wall_us, char *buf, size_t cap);
 
-/* Nanoseconds as seconds with 3 decimals, rounded to the nearest millisecond ("5.012"). */
+/*
+ * Nanoseconds as seconds with 3 decimals, rounded to the nearest millisecond
+ * ("5.012"): a number, for the hooks' environment (VIGIL_SINCE_LAST, ...),
+ * which a program reads. Text for people uses vigil_format_duration (fmt.h).
+ */
 void vigil_format_secs(vigil_time_t ns, char *buf, size_t cap);
 
 #endif

@@ -105,6 +105,48 @@ static void format_small(uint64_t ns, char *buf, size_t cap)
     }
 }
 
+/*
+ * From a minute on: days, hours, minutes and seconds to the millisecond,
+ * each after the first two digits wide; at least two units, and the
+ * smaller ones only when not zero ("2m30s", "2h03m", "1h00m01s",
+ * "1h00m00.001s", "3d04h"), so that a setting is shown exactly.
+ */
+static void format_long(uint64_t ns, char *buf, size_t cap)
+{
+    uint64_t ms = (ns + 500000) / 1000000;
+    uint64_t v[4] = {ms / 86400000, ms / 3600000 % 24, ms / 60000 % 60, ms % 60000};
+    static const char unit[4] = {'d', 'h', 'm', 's'};
+    int first = 0, last;
+    while (first < 2 && v[first] == 0)
+        first++;
+    last = first + 1;
+    for (int k = 3; k > last; k--)
+        if (v[k]) {
+            last = k;
+            break;
+        }
+    size_t o = 0;
+    for (int k = first; k <= last && o < cap; k++) {
+        uint64_t whole = k == 3 ? v[3] / 1000 : v[k];
+        int n = snprintf(buf + o, cap - o, k == first ? "%" PRIu64 : "%02" PRIu64, whole);
+        if (n < 0)
+            return;
+        o += (size_t)n;
+        if (k == 3 && v[3] % 1000 && o < cap) {
+            n = snprintf(buf + o, cap - o, ".%03" PRIu64, v[3] % 1000);
+            if (n < 0)
+                return;
+            o += (size_t)n;
+            while (o > 0 && o < cap && buf[o - 1] == '0')
+                buf[--o] = '\0';
+        }
+        if (o + 1 < cap) {
+            buf[o++] = unit[k];
+            buf[o] = '\0';
+        }
+    }
+}
+
 void vigil_format_duration(vigil_time_t ns, char *buf, size_t cap)
 {
     if (!buf || cap == 0)
@@ -125,18 +167,7 @@ void vigil_format_duration(vigil_time_t ns, char *buf, size_t cap)
         /* Anything that rounds (to 4 digits) below a minute. */
         format_small(u, body, sizeof(body));
     } else {
-        uint64_t s = (u + sec / 2) / sec;
-        if (s < 3600) {
-            snprintf(body, sizeof(body), "%" PRIu64 "m%02" PRIu64 "s", s / 60, s % 60);
-        } else {
-            uint64_t m = (s + 30) / 60;
-            if (m < 24 * 60)
-                snprintf(body, sizeof(body), "%" PRIu64 "h%02" PRIu64 "m", m / 60, m % 60);
-            else {
-                uint64_t h = (m + 30) / 60;
-                snprintf(body, sizeof(body), "%" PRIu64 "d%02" PRIu64 "h", h / 24, h % 24);
-            }
-        }
+        format_long(u, body, sizeof(body));
     }
     snprintf(buf, cap, "%s%s", sign, body);
 }

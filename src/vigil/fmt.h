@@ -44,14 +44,16 @@ struct vigil_quoted_msg {
 /* vigil_quote for a whole message: the same escaping, VIGIL_QUOTE_MSG_MAX bytes. */
 struct vigil_quoted_msg vigil_quote_msg(const char *s);
 
-/* Room for any duration vigil_format_duration writes ("-106752d00h" and the NUL). */
-#define VIGIL_DURATION_BUF 24
+/* Room for any duration vigil_format_duration writes ("-106751d23h47m16.855s" and the NUL). */
+#define VIGIL_DURATION_BUF 32
 
 /*
  * A duration for people, with its unit: "0s", "750ns", "40us", "15ms",
- * "1.5ms", "1.5s", "4.529s", "2m30s", "2h03m", "3d04h". Below a minute it
- * keeps 4 significant digits (trailing zeros dropped); from a minute on,
- * two units, the smaller rounded. Negative durations get a "-".
+ * "1.5ms", "1.5s", "4.529s", "2m30s", "2h03m", "1h00m01s", "3d04h". Below
+ * a minute it keeps 4 significant digits (trailing zeros dropped); from a
+ * minute on, days, hours, minutes and seconds to the millisecond, at least
+ * two units and the smaller ones only when not zero. Negative durations
+ * get a "-".
  */
 void vigil_format_duration(vigil_time_t ns, char *buf, size_t cap);
 

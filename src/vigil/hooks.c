@@ -105,6 +105,7 @@
 
 #include <sodium.h>
 
+#include "fmt.h"
 #include "core/idtable.h"
 #include "hooks.h"
 
@@ -806,7 +807,7 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
     const struct evrec *rec = &run->q->head->rec;
     bool known = status != -1;
     char dur[32], what[96];
-    vigil_format_secs(now - run->started, dur, sizeof(dur));
+    vigil_format_duration(now - run->started, dur, sizeof(dur));
     const char *after = "";
     if (run->signalled == SIGTERM)
         after = " after timeout (SIGTERM)";
@@ -844,12 +845,12 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
         char d[32];
-        vigil_format_secs(delay, d, sizeof(d));
+        vigil_format_duration(delay, d, sizeof(d));
         if (vio_timer_arm(r->loop, &run->timer, now + delay) == 0) {
             run->attempt++;
             run->in_retry = true;
-            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %ss",
-                     run->attempt, h->retries, d);
+            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %s", run->attempt,
+                     h->retries, d);
         } else {
             r->stats.gave_up++;
             snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs (out of memory)",
@@ -859,7 +860,7 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
         r->stats.gave_up++;
         snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", run->attempt + 1);
     }
-    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %ss%s%s", h->argv[0], rec->ev.seq,
+    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %s%s%s", h->argv[0], rec->ev.seq,
               event_label(rec), what, dur, after, retry);
     run->child = NULL;
     run->signalled = 0;
@@ -895,9 +896,9 @@ static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_tim
     const struct hook *h = &r->hooks[run->hook];
     const struct evrec *rec = &run->q->head->rec;
     char dur[32];
-    vigil_format_secs(now - run->started, dur, sizeof(dur));
+    vigil_format_duration(now - run->started, dur, sizeof(dur));
     if (run->signalled == 0) {
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %ss, sending SIGTERM",
+        hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %s, sending SIGTERM",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
         r->procs->ops->signal(r->procs, run->child, SIGTERM);
         run->signalled = SIGTERM;
@@ -909,7 +910,7 @@ static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_tim
         vio_timer_arm(r->loop, &run->timer, now + HOOK_KILL_DELAY);
     } else if (run->signalled == SIGTERM) {
         hook_logf(r,
-                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%ss), "
+                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%s), "
                   "sending SIGKILL",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
         r->procs->ops->signal(r->procs, run->child, SIGKILL);

@@ -74,7 +74,7 @@ struct hook_stats {
     uint64_t coalesced;
 };
 
-/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s").
+/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 13ms").
  */
 typedef void (*hook_log_fn)(void *arg, const char *line);
 

@@ -1824,31 +1824,6 @@ static void test_cli_events_follow(void **state)
     free(err);
 }
 
-static void test_duration_humaniser(void **state)
-{
-    (void)state;
-    static const struct {
-        double s;
-        const char *want;
-    } cases[] = {
-        {0, "0.0s"},        {0.04, "0.0s"},
-        {0.05, "0.1s"},     {3.24, "3.2s"},
-        {59.94, "59.9s"},   {59.95, "1m00s"},
-        {60, "1m00s"},      {250, "4m10s"},
-        {3599.4, "59m59s"}, {3599.5, "1h00m"},
-        {7380, "2h03m"},    {86399, "23h59m"},
-        {86400, "1d00h"},   {3 * 86400 + 4 * 3600, "3d04h"},
-        {-0.1, "-"},        {NAN, "-"},
-        {INFINITY, "-"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char buf[32];
-        cli_format_duration(cases[i].s, buf, sizeof(buf));
-        if (strcmp(buf, cases[i].want))
-            fail_msg("%g s: want %s, got %s", cases[i].s, cases[i].want, buf);
-    }
-}
-
 /* ---- long answers, built a slice per loop turn --------------------------- */
 
 /* Counts the turns of a loop: a source that makes itself ready again each turn. */
@@ -2018,7 +1993,6 @@ int main(void)
     /* A closed connection while writing must not kill the test. */
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_duration_humaniser),
         cmocka_unit_test_setup_teardown(test_nodes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes_paged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_detail_and_404, setup, teardown),

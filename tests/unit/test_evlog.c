@@ -356,27 +356,27 @@ static void test_text_state_event(void **state)
     char buf[512];
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) "
-                             "since_last=5.012s level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.010s addr=127.0.0.1:40012");
+                             "since_last=5.012s level=8.31 threshold=8.00 mean=1s "
+                             "sd=10ms addr=127.0.0.1:40012");
 
-    /* Never heard, no address; durations rounded to the millisecond. */
+    /* Never heard, no address; durations to 4 significant digits, with their units. */
     r.ev.old_state = VIGIL_STATE_UNKNOWN;
     r.ev.since_last = -1;
-    r.ev.mean = INT64_C(999500000);  /* rounds up to 1.000 */
-    r.ev.std_dev = INT64_C(1499999); /* rounds down to 0.001 */
+    r.ev.mean = INT64_C(999500000);  /* 999.5 ms */
+    r.ev.std_dev = INT64_C(1499999); /* rounds up to 1.5 ms */
     memset(&r.ev.addr, 0, sizeof(r.ev.addr));
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
-                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.001s addr=-");
+                             "since_last=never level=8.31 threshold=8.00 mean=999.5ms "
+                             "sd=1.5ms addr=-");
 
     /* The grid detector's evidence follows, and reaches the JSON too. */
     r.ev.loss = 0.0512;
     r.ev.missed = 6;
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
-                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.001s addr=- loss=0.0512 missed=6");
+                             "since_last=never level=8.31 threshold=8.00 mean=999.5ms "
+                             "sd=1.5ms addr=- loss=0.0512 missed=6");
     json_t *o = evrec_to_json(&r);
     assert_non_null(o);
     json_t *e = json_object_get(o, "evidence");
@@ -398,7 +398,7 @@ static void test_text_pause_event(void **state)
     struct evrec r = pause_event();
     char buf[512];
     evrec_format_text(&r, buf, sizeof(buf));
-    assert_string_equal(buf, "2026-11-25T17:00:00.500Z event 13: monitor paused for 12.345s: "
+    assert_string_equal(buf, "2026-11-25T17:00:00.500Z event 13: monitor paused for 12.35s: "
                              "no node convicted for heartbeats it could not read");
 }
 
