@@ -814,7 +814,7 @@ int cmd_keygen(int argc, char **argv)
     }
     /* The header line ("vigil-node-key ", an id, " key-id=N"), the hex digits, newlines, NUL. */
     char text[48 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
-    char idw[16] = "";
+    char idw[24] = ""; /* " key-id=" and any int: room for what the compiler cannot bound */
     if (key_id > 0)
         snprintf(idw, sizeof(idw), " key-id=%d", key_id);
     int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s%s\n", node, idw)
