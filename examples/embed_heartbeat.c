@@ -15,13 +15,22 @@
  * CLOCK_MONOTONIC, so the rhythm does not drift however long each pass
  * takes.
  *
- *   usage: embed_heartbeat ID MONITOR [COUNT]
- *   e.g.   embed_heartbeat app1 127.0.0.1:7946 5
+ * With --key-file it authenticates its heartbeats, as a monitor with a
+ * master key requires: the file is a node key as `vigil keygen --node ID
+ * --master FILE` writes it (a header line "vigil-node-key ID [key-id=N]",
+ * then 64 hex digits), readable by its owner only, and its ID must be the
+ * one given. The key is read here with nothing but libc: libvigil takes
+ * the 32 bytes and the key id, and keeps only what it derives from them.
+ *
+ *   usage: embed_heartbeat [--key-file FILE] ID MONITOR [COUNT]
+ *   e.g.   embed_heartbeat --key-file app1.key app1 127.0.0.1:7946 5
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <vigil/vigil.h>
@@ -36,6 +45,92 @@
  */
 #define MAX_EINTR 100
 
+/* A node key file is two short lines: a header and 64 hex digits; more is not a key file. */
+#define KEY_FILE_MAX 256
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/*
+ * Reads the node key of id from path: owner-only permissions, the header
+ * "vigil-node-key ID [key-id=N]" naming id, then 64 hex digits. Returns 0
+ * with key and *key_id set, or -1 after saying why.
+ */
+static int read_node_key(const char *prog, const char *path, const char *id,
+                         uint8_t key[VIGIL_WIRE_KEY_LEN], uint8_t *key_id)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) != 0) {
+        fprintf(stderr, "%s: %s must be a file readable by its owner only (chmod 600)\n", prog,
+                path);
+        fclose(f);
+        return -1;
+    }
+    char text[KEY_FILE_MAX + 1];
+    size_t len = fread(text, 1, sizeof(text), f);
+    fclose(f);
+    if (len > KEY_FILE_MAX) {
+        fprintf(stderr, "%s: %s: too long for a key file\n", prog, path);
+        return -1;
+    }
+    text[len] = '\0';
+    /* The header: "vigil-node-key ID" and maybe " key-id=N". */
+    char *nl = strchr(text, '\n');
+    static const char magic[] = "vigil-node-key ";
+    if (!nl || strncmp(text, magic, sizeof(magic) - 1) != 0) {
+        fprintf(stderr, "%s: %s: not a node key (vigil keygen --node ID --master FILE)\n", prog,
+                path);
+        return -1;
+    }
+    *nl = '\0';
+    char *who = text + sizeof(magic) - 1, *opt = strchr(who, ' ');
+    unsigned long kid = 0;
+    if (opt) {
+        *opt++ = '\0';
+        char *end;
+        if (strncmp(opt, "key-id=", 7) != 0 ||
+            (kid = strtoul(opt + 7, &end, 10)) > VIGIL_WIRE_KEY_ID_MAX || end == opt + 7 ||
+            *end != '\0') {
+            fprintf(stderr, "%s: %s: a bad key-id in the header\n", prog, path);
+            return -1;
+        }
+    }
+    if (strcmp(who, id) != 0) {
+        fprintf(stderr, "%s: %s is the key of another node, not of %s\n", prog, path, id);
+        return -1;
+    }
+    /* The key: 64 hex digits, then only white space. */
+    const char *h = nl + 1;
+    for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++) {
+        int hi = hex_value(h[2 * i]), lo = hi < 0 ? -1 : hex_value(h[2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            fprintf(stderr, "%s: %s: the key is not 64 hex digits\n", prog, path);
+            return -1;
+        }
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    for (const char *t = h + 2 * VIGIL_WIRE_KEY_LEN; *t; t++)
+        if (*t != '\n' && *t != ' ' && *t != '\t' && *t != '\r') {
+            fprintf(stderr, "%s: %s: the key is not 64 hex digits\n", prog, path);
+            return -1;
+        }
+    *key_id = (uint8_t)kid;
+    return 0;
+}
+
 /* Sleeps until t on CLOCK_MONOTONIC, the clock libvigil schedules on. */
 static void sleep_until(vigil_time_t t)
 {
@@ -48,8 +143,14 @@ static void sleep_until(vigil_time_t t)
 
 int main(int argc, char **argv)
 {
+    const char *prog = argv[0], *key_file = NULL;
+    if (argc >= 3 && strcmp(argv[1], "--key-file") == 0) {
+        key_file = argv[2];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: %s ID MONITOR [COUNT]\n", argv[0]);
+        fprintf(stderr, "usage: %s [--key-file FILE] ID MONITOR [COUNT]\n", prog);
         return 2;
     }
     long count = DEFAULT_COUNT;
@@ -58,24 +159,35 @@ int main(int argc, char **argv)
         errno = 0;
         count = strtol(argv[3], &end, 10);
         if (errno != 0 || *end != '\0' || end == argv[3] || count < 1 || count > MAX_COUNT) {
-            fprintf(stderr, "%s: COUNT must be 1 to %d\n", argv[0], MAX_COUNT);
+            fprintf(stderr, "%s: COUNT must be 1 to %d\n", prog, MAX_COUNT);
             return 2;
         }
     }
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint8_t key_id = 0;
+    if (key_file && read_node_key(prog, key_file, argv[1], key, &key_id) != 0)
+        return 2;
 
     struct vigil_sender_config cfg;
     vigil_sender_config_default(&cfg); /* 1 s interval, load and memory from /proc */
     cfg.id = argv[1];
     cfg.monitors[0] = argv[2];
     cfg.n_monitors = 1;
+    if (key_file) {
+        cfg.key = key; /* the sender keeps what it derives, not the key itself */
+        cfg.key_id = key_id;
+    }
     struct vigil_sender *s;
     int rc = vigil_sender_new(&cfg, &s);
+    /* Wiped once the sender has what it needs (volatile: the compiler must not skip it). */
+    for (size_t i = 0; i < sizeof(key); i++)
+        ((volatile uint8_t *)key)[i] = 0;
     if (rc < 0) {
-        fprintf(stderr, "%s: %s\n", argv[0], vigil_strerror(rc));
+        fprintf(stderr, "%s: %s\n", prog, vigil_strerror(rc));
         return 1;
     }
-    printf("sending as %s (generation %" PRIu64 ") to %s\n", argv[1], vigil_sender_generation(s),
-           argv[2]);
+    printf("sending as %s (generation %" PRIu64 ") to %s%s\n", argv[1], vigil_sender_generation(s),
+           argv[2], key_file ? ", authenticated" : "");
 
     uint64_t requests = 0;
     for (long i = 1; i <= count; i++) {

@@ -38,6 +38,7 @@
 
 #include <vigil/vigil.h>
 
+#include "fmt.h"
 #include "agent.h"
 #include "agentd.h"
 #include "cmds.h"
@@ -164,7 +165,7 @@ int agent_status_load(struct vio_fs *fs, const char *path, const struct agent_pa
             report(arg, line);
         } else if (r == AGENT_LINE_PAIR && agent_pairs_set(out, key, value) == -VIGIL_EFULL) {
             snprintf(line, sizeof(line), "%s:%u: more than %d custom pairs; '%s' skipped", path,
-                     lineno, VIGIL_CUSTOM_MAX, key);
+                     lineno, VIGIL_CUSTOM_MAX, vigil_quote(key).s);
             report(arg, line);
         }
         p = nl != NULL ? nl + 1 : end;
@@ -234,7 +235,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
     char *key, *value;
     const char *why = "line too long";
     if (len >= sizeof(tmp)) {
-        fprintf(stderr, "%s: '%s': too long\n", who, arg);
+        fprintf(stderr, "%s: '%s': too long\n", who, vigil_quote(arg).s);
         return -1;
     }
     memcpy(tmp, arg, len + 1);
@@ -242,7 +243,7 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
     if (r == AGENT_LINE_SKIP)
         why = "expected key=value";
     if (r != AGENT_LINE_PAIR) {
-        fprintf(stderr, "%s: '%s': %s\n", who, arg, why);
+        fprintf(stderr, "%s: '%s': %s\n", who, vigil_quote(arg).s, why);
         return -1;
     }
     if (agent_pairs_set(l, key, value) < 0) {
@@ -313,14 +314,15 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
         }
     }
     if (optind < argc) {
-        snprintf(msg, cap, "unexpected argument '%s'", argv[optind]);
+        snprintf(msg, cap, "unexpected argument '%s'", vigil_quote(argv[optind]).s);
         if (usage_on_error)
             agent_usage(stderr);
         return 2;
     }
     for (size_t i = 0; i < ac->n_custom; i++)
         if (agent_pairs_set(&a->base, ac->custom[i].key, ac->custom[i].value) < 0) {
-            snprintf(msg, cap, "invalid custom pair '%s' in the config", ac->custom[i].key);
+            snprintf(msg, cap, "invalid custom pair '%s' in the config",
+                     vigil_quote(ac->custom[i].key).s);
             return 2;
         }
 
@@ -349,7 +351,7 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
             break;
         case 'i':
             if (vcfg_parse_duration(optarg, &ac->interval) != 0) {
-                snprintf(msg, cap, "bad --interval '%s'", optarg);
+                snprintf(msg, cap, "bad --interval '%s'", vigil_quote(optarg).s);
                 return 2;
             }
             break;
@@ -371,7 +373,7 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
             unsigned long v = strtoul(optarg, &end, 10);
             if (end == optarg || *end != '\0' || optarg[0] == '-' || v < 1 ||
                 v > VIGIL_SENDER_STATUS_EVERY_MAX) {
-                snprintf(msg, cap, "bad --status-every '%s' (1 to %d)", optarg,
+                snprintf(msg, cap, "bad --status-every '%s' (1 to %d)", vigil_quote(optarg).s,
                          VIGIL_SENDER_STATUS_EVERY_MAX);
                 return 2;
             }
@@ -420,6 +422,14 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
  * it accepted, so an agent that restarts with its clock behind (no
  * real-time clock, a restored snapshot, NTP not yet synchronised) would be
  * locked out without this.
+ *
+ * A file that cannot serve (empty, not a number, a number that cannot
+ * grow, a directory, unreadable) must not stop the agent: under a service
+ * manager that is a restart loop and a node that never sends. The agent
+ * then starts over from the wall clock, which is what a valid file gives
+ * at the least, says so (return 1, the reason in err) and writes the file
+ * anew. A file that cannot be written is said the same way: the agent runs,
+ * only without the protection against a clock that goes back.
  */
 int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
                           char *err, size_t cap)
@@ -427,6 +437,7 @@ int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us,
     uint64_t stored = 0;
     char *text = NULL;
     size_t len = 0;
+    char bad[AGENT_ERR_MAX] = "";
     /* One number and white space; 64 bytes hold any uint64_t and a newline. */
     int rc = fs->ops->read(fs, path, 64, &text, &len);
     if (rc == 0) {
@@ -435,40 +446,47 @@ int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us,
             b++;
         while (n > b && isspace((unsigned char)text[n - 1]))
             text[--n] = '\0';
-        rc = vcfg_parse_u64(text + b, UINT64_MAX, &stored);
+        if (n == b)
+            snprintf(bad, sizeof(bad), "%.200s is empty", path);
+        else if (vcfg_parse_u64(text + b, UINT64_MAX, &stored) != 0)
+            snprintf(bad, sizeof(bad), "%.200s does not hold a generation number", path);
+        else if (stored == UINT64_MAX)
+            snprintf(bad, sizeof(bad), "the generation in %.200s cannot grow any more", path);
         free(text);
-        if (rc != 0) {
-            snprintf(err, cap, "%s: not a generation number", path);
-            return -1;
-        }
+        if (bad[0])
+            stored = 0;
     } else if (rc != -ENOENT) {
-        snprintf(err, cap, "cannot read %s: %s", path,
-                 rc == -EFBIG ? "not a generation number" : strerror(-rc));
-        return -1;
-    }
-    if (stored == UINT64_MAX) {
-        snprintf(err, cap, "%s: the generation cannot grow any more", path);
-        return -1;
+        snprintf(bad, sizeof(bad), "cannot read %.200s: %s", path,
+                 rc == -EFBIG ? "too large for a generation number" : strerror(-rc));
     }
     uint64_t gen = wall_us > stored ? wall_us : stored + 1;
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)gen);
     rc = fs->ops->replace(fs, path, buf, (size_t)n, 0644);
-    if (rc) {
-        snprintf(err, cap, "cannot replace %s: %s", path, strerror(-rc));
-        return -1;
-    }
     *out = gen;
-    return 0;
+    if (bad[0] && rc)
+        snprintf(err, cap,
+                 "%s, and it cannot be written anew (%s): generation %llu from the clock, not kept "
+                 "for the next start",
+                 bad, strerror(-rc), (unsigned long long)gen);
+    else if (bad[0])
+        snprintf(err, cap, "%s: starting over with generation %llu from the clock, written to it",
+                 bad, (unsigned long long)gen);
+    else if (rc)
+        snprintf(err, cap,
+                 "cannot write %.200s (%s): generation %llu is not kept for the next start, so a "
+                 "restart with the clock behind may be refused as stale",
+                 path, strerror(-rc), (unsigned long long)gen);
+    else
+        return 0;
+    return 1;
 }
 
 int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out)
 {
     char err[AGENT_ERR_MAX];
-    if (agent_generation_next(&vio_fs_real, path, wall_us, out, err, sizeof(err))) {
-        fprintf(stderr, "vigil agent: %s\n", err);
-        return -1;
-    }
+    if (agent_generation_next(&vio_fs_real, path, wall_us, out, err, sizeof(err)) != 0)
+        fprintf(stderr, "vigil agent: warning: %s\n", err);
     return 0;
 }
 
@@ -637,7 +655,7 @@ int cmd_set(int argc, char **argv)
         if (r == AGENT_LINE_SKIP)
             why = "expected KEY=VALUE or KEY=";
         if (r != AGENT_LINE_PAIR) {
-            fprintf(stderr, "vigil set: '%s': %s\n", arg, why);
+            fprintf(stderr, "vigil set: '%s': %s\n", vigil_quote(arg).s, why);
             goto done;
         }
         snprintf(as[i].key, sizeof(as[i].key), "%s", key);
@@ -802,7 +820,7 @@ int cmd_keygen(int argc, char **argv)
         return 2;
     }
     if (optind < argc) {
-        fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "vigil keygen: unexpected argument '%s'\n", vigil_quote(argv[optind]).s);
         return 2;
     }
     if (!node != !master) {
@@ -810,8 +828,8 @@ int cmd_keygen(int argc, char **argv)
         return 2;
     }
     if (node && !vigil_id_valid(node, strlen(node))) {
-        fprintf(stderr, "vigil keygen: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
-                VIGIL_ID_MAX);
+        fprintf(stderr, "vigil keygen: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
     if (sodium_init() < 0) {
@@ -842,7 +860,7 @@ int cmd_keygen(int argc, char **argv)
     }
     /* The header line ("vigil-node-key ", an id, " key-id=N"), the hex digits, newlines, NUL. */
     char text[48 + VIGIL_ID_MAX + 2 * VIGIL_WIRE_KEY_LEN + 2];
-    char idw[24] = ""; /* " key-id=" and any int: the compiler checks the bound */
+    char idw[24] = ""; /* " key-id=" and any int: room for what the compiler cannot bound */
     if (key_id > 0)
         snprintf(idw, sizeof(idw), " key-id=%d", key_id);
     int hl = node ? snprintf(text, sizeof(text), "vigil-node-key %s%s\n", node, idw)

@@ -56,9 +56,16 @@ int agent_status_load(struct vio_fs *fs, const char *path, const struct agent_pa
                       struct agent_pairs *out, void (*report)(void *arg, const char *line),
                       void *arg);
 
-/* The next boot generation, persisted in path (see agent.c). Returns 0 or -1 (printed). */
+/*
+ * The next boot generation, persisted in path (see agent.c). Returns 0; a
+ * file that could not serve is warned about on standard error.
+ */
 int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out);
-/* The same through fs; returns 0, or -1 with the reason in err. */
+/*
+ * The same through fs. Returns 0, or 1 when the file could not serve (empty,
+ * not a number, unreadable, unwritable): *out is still set (from the clock)
+ * and err says what happened, for a warning.
+ */
 int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
                           char *err, size_t cap);
 

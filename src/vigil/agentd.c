@@ -33,6 +33,7 @@
 #include <sodium.h>
 #include <sys/socket.h>
 
+#include "fmt.h"
 #include "agentd.h"
 #include "core/schedule.h"
 #include "io/sender_io.h"
@@ -100,19 +101,6 @@ static bool ratelimit_ok(struct ratelimit *r, vigil_time_t now)
     return true;
 }
 
-/* Formats a duration the way the flags take it: "1s", "250ms", "1500us". */
-static void format_duration(vigil_time_t ns, char *buf, size_t cap)
-{
-    if (ns % VIGIL_NSEC_PER_SEC == 0)
-        snprintf(buf, cap, "%" PRId64 "s", ns / VIGIL_NSEC_PER_SEC);
-    else if (ns % VIGIL_NSEC_PER_MSEC == 0)
-        snprintf(buf, cap, "%" PRId64 "ms", ns / VIGIL_NSEC_PER_MSEC);
-    else if (ns % 1000 == 0)
-        snprintf(buf, cap, "%" PRId64 "us", ns / 1000);
-    else
-        snprintf(buf, cap, "%" PRId64 "ns", ns);
-}
-
 /* Makes pairs the sender's custom status; reports what does not fit. */
 static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
 {
@@ -120,7 +108,7 @@ static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
     for (size_t i = 0; i < pairs->n; i++) {
         int rc = vigil_sender_set_custom(a->sender, pairs->p[i].key, pairs->p[i].value);
         if (rc < 0)
-            say(a, "vigil agent: custom status '%s' dropped: %s", pairs->p[i].key,
+            say(a, "vigil agent: custom status '%s' dropped: %s", vigil_quote(pairs->p[i].key).s,
                 vigil_strerror(rc));
     }
 }
@@ -206,9 +194,8 @@ static void on_beat(void *arg, vigil_time_t now)
     refresh_status(a);
     uint64_t missed = vigil__sched_missed(due, a->cfg.agent.interval, now);
     if (missed > 0 && ratelimit_ok(&a->late_log, now))
-        say(a,
-            "vigil agent: ran %.1f s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
-            (double)(now - due) / (double)VIGIL_NSEC_PER_SEC, missed);
+        say(a, "vigil agent: ran %s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
+            vigil_dur(now - due).s, missed);
     beat(a, false);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
 }
@@ -433,18 +420,19 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     }
     struct vigil_sender_config sc;
     vigil_sender_config_default(&sc);
+    /* A generation file that cannot serve is warned about, never fatal (see agent.c). */
     if (ac->generation_file &&
         agent_generation_next(env->fs, ac->generation_file, (uint64_t)vio_wall_us(a->loop),
                               &sc.generation, err, cap) != 0) {
-        agentd_free(a);
-        return -1;
+        say(a, "vigil agent: warning: %s", err);
+        err[0] = '\0';
     }
     struct vigil_addr dests[VIGIL_SENDER_MAX_MONITORS];
     for (size_t i = 0; i < ac->n_monitors; i++) {
         const char *why = "invalid address";
         if (env->net->ops->resolve(env->net, ac->monitors[i], VIGIL_DEFAULT_PORT, &dests[i], &why) <
             0) {
-            snprintf(err, cap, "monitor '%s': %s", ac->monitors[i], why);
+            snprintf(err, cap, "monitor '%s': %s", vigil_quote(ac->monitors[i]).s, why);
             agentd_free(a);
             return -1;
         }
@@ -476,7 +464,7 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
         snprintf(monitors + used, sizeof(monitors) - used, "%s%.*s", i ? "," : "",
                  AGENT_MONITOR_LOG - 2, ac->monitors[i]);
     }
-    format_duration(ac->interval, iv, sizeof(iv));
+    vigil_format_duration(ac->interval, iv, sizeof(iv));
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));

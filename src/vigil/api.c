@@ -272,7 +272,7 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
         bad |= put(o, "last_heard_s", json_null());
         bad |= put(o, "last_heard", json_null());
     }
-    bad |= put(o, "level", jreal(vigil_monitor_level(m, n, now)));
+    bad |= put(o, "level", vigil_json_level(vigil_monitor_level(m, n, now)));
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     bad |= put(o, "suspect_threshold", jreal(dc->suspect_threshold));

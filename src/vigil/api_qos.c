@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "fmt.h"
 #include "api_qos.h"
 
 /* Sequence numbers a generation must span before its loss is counted, not guessed. */
@@ -180,27 +181,28 @@ json_t *api_qos_warnings(const struct vigil_monitor *m, const struct vigil_node 
         double need = 2 * net.h + 3 * net.jitter;
         if (q.dead_silence < need)
             add(arr,
-                "dead_after (%.3fs) is shorter than two intervals plus three times the measured "
-                "jitter (2 x %.3fs + 3 x %.3fs = %.3fs): one lost heartbeat and a late one "
+                "dead_after (%s) is shorter than two intervals plus three times the measured "
+                "jitter (2 x %s + 3 x %s = %s): one lost heartbeat and a late one "
                 "convict the node",
-                q.dead_silence, net.h, net.jitter, need);
+                vigil_dur_s(q.dead_silence).s, vigil_dur_s(net.h).s, vigil_dur_s(net.jitter).s,
+                vigil_dur_s(need).s);
         need = net.h + 3 * net.jitter;
         if (q.suspect_silence < need)
             add(arr,
-                "suspect_after (%.3fs) is shorter than one interval plus three times the measured "
-                "jitter (%.3fs): ordinary late heartbeats make the node suspect",
-                q.suspect_silence, need);
+                "suspect_after (%s) is shorter than one interval plus three times the measured "
+                "jitter (%s): ordinary late heartbeats make the node suspect",
+                vigil_dur_s(q.suspect_silence).s, vigil_dur_s(need).s);
     }
     if (q.suspect_rate > API_QOS_SUSPECT_RATE_MAX)
         add(arr,
             "the predicted rate of false suspicions is %.3g per hour (more than one per hour) for "
-            "the measured jitter %.3fs and loss %.2f%%: raise the suspect threshold or the "
+            "the measured jitter %s and loss %.2f%%: raise the suspect threshold or the "
             "interval's slack (docs/tuning.md)",
-            q.suspect_rate * 3600, net.jitter, net.loss * 100);
+            q.suspect_rate * 3600, vigil_dur_s(net.jitter).s, net.loss * 100);
     if (q.false_death_rate > API_QOS_DEATH_RATE_MAX)
         add(arr,
             "the predicted rate of false deaths is %.3g per day (more than one per day) for the "
-            "measured jitter %.3fs and loss %.2f%%: run vigil tune for settings that fit",
-            q.false_death_rate * 86400, net.jitter, net.loss * 100);
+            "measured jitter %s and loss %.2f%%: run vigil tune for settings that fit",
+            q.false_death_rate * 86400, vigil_dur_s(net.jitter).s, net.loss * 100);
     return arr;
 }

@@ -50,6 +50,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cli_tools.h"
 #include "cmds.h"
@@ -98,35 +99,12 @@ static bool cli_interrupted;
 /* ---- formatting ------------------------------------------------------- */
 
 /*
- * A duration in seconds for people: "0.4s", "59.9s", "4m10s", "2h03m",
- * "3d04h"; "-" when unknown (negative or not a number). Declared where it
- * is tested; used only here.
+ * A measured duration for the status table: whole seconds from a minute on
+ * ("2h03m05s", not "2h03m05.234s"), fmt.c's form otherwise.
  */
-void cli_format_duration(double s, char *buf, size_t cap)
+static void table_duration(double s, char *buf, size_t cap)
 {
-    if (!(s >= 0) || !isfinite(s)) {
-        snprintf(buf, cap, "-");
-        return;
-    }
-    /* Tenths first, so that 59.96 s becomes "1m00s" and never "60.0s". */
-    double tenths = floor(s * 10 + 0.5);
-    if (tenths < 600) {
-        long long t = (long long)tenths;
-        snprintf(buf, cap, "%lld.%llds", t / 10, t % 10);
-        return;
-    }
-    /* Beyond a hundred years a duration is nonsense; print it whole rather than wrap around. */
-    if (s > 3.2e9) {
-        snprintf(buf, cap, "%.0fs", s);
-        return;
-    }
-    long long sec = (long long)floor(s + 0.5);
-    if (sec < 3600)
-        snprintf(buf, cap, "%lldm%02llds", sec / 60, sec % 60);
-    else if (sec < 86400)
-        snprintf(buf, cap, "%lldh%02lldm", sec / 3600, sec % 3600 / 60);
-    else
-        snprintf(buf, cap, "%lldd%02lldh", sec / 86400, sec % 86400 / 3600);
+    vigil_format_seconds(s >= 60 ? round(s) : s, buf, cap);
 }
 
 static const char *jstr(const json_t *o, const char *key, const char *def)
@@ -163,7 +141,7 @@ static void event_line(const json_t *e, char *buf, size_t cap)
         evrec_format_text(&r, buf, cap);
         return;
     }
-    char *s = json_dumps(e, JSON_COMPACT);
+    char *s = json_dumps(e, JSON_COMPACT | VIGIL_JSON_REAL);
     snprintf(buf, cap, "unreadable event: %s", s ? s : "?");
     free(s);
 }
@@ -171,7 +149,7 @@ static void event_line(const json_t *e, char *buf, size_t cap)
 static void print_event(const json_t *e, bool as_json)
 {
     if (as_json) {
-        char *s = json_dumps(e, JSON_COMPACT);
+        char *s = json_dumps(e, JSON_COMPACT | VIGIL_JSON_REAL);
         if (s) {
             puts(s);
             free(s);
@@ -287,7 +265,7 @@ static int http_init(struct http *h, const char *cmd, const struct cli_target *t
     h->cacert = t->cacert[0] ? t->cacert : NULL;
     cli_interrupted = false;
     if (api_base_url(t->addr, t->https, h->base, sizeof(h->base)) != 0) {
-        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, t->addr);
+        fprintf(stderr, "vigil %s: API address too long: %s\n", cmd, vigil_quote(t->addr).s);
         return -1;
     }
     /* The loop blocks the signals it takes; freeing it gives the mask back. */
@@ -404,8 +382,8 @@ static json_t *api_call_json(struct http *h, const char *method, const char *pat
     json_t *doc = json_loadb(h->body, h->len, 0, &jerr);
     if (status != 200) {
         const char *msg = json_string_value(json_object_get(doc, "error"));
-        if (msg)
-            fprintf(stderr, "vigil %s: %s\n", h->cmd, msg);
+        if (msg) /* from whatever answers at that address: bounded, escaped */
+            fprintf(stderr, "vigil %s: %s\n", h->cmd, vigil_quote_msg(msg).s);
         else
             fprintf(stderr, "vigil %s: the monitor API at %s answered HTTP %ld\n", h->cmd, h->base,
                     status);
@@ -521,13 +499,13 @@ static void node_cells(const json_t *n, char cells[NCOL][CELL_MAX])
 {
     snprintf(cells[COL_NODE], CELL_MAX, "%s", jstr(n, "id", "?"));
     snprintf(cells[COL_STATE], CELL_MAX, "%s", jstr(n, "state", "?"));
-    cli_format_duration(jnum(n, "since_s", -1), cells[COL_FOR], CELL_MAX);
+    table_duration(jnum(n, "since_s", -1), cells[COL_FOR], CELL_MAX);
     double heard = jnum(n, "last_heard_s", -1);
     if (heard < 0) {
         snprintf(cells[COL_HEARD], CELL_MAX, "never");
     } else {
         char d[32];
-        cli_format_duration(heard, d, sizeof(d));
+        table_duration(heard, d, sizeof(d));
         snprintf(cells[COL_HEARD], CELL_MAX, "%s ago", d);
     }
     json_t *lv = json_object_get(n, "level");
@@ -632,7 +610,7 @@ static void print_node(const json_t *n)
     char d[32], d2[32], note[64];
     const json_t *st = json_object_get(n, "status");
 
-    cli_format_duration(jnum(n, "since_s", -1), d, sizeof(d));
+    table_duration(jnum(n, "since_s", -1), d, sizeof(d));
     recovery_note(n, note, sizeof(note));
     printf("%s: %s for %s%s%s%s\n", jstr(n, "id", "?"), jstr(n, "state", "?"), d,
            note[0] ? " (" : "", note, note[0] ? ")" : "");
@@ -641,7 +619,7 @@ static void print_node(const json_t *n)
     if (heard < 0) {
         printf("  last heard    never\n");
     } else {
-        cli_format_duration(heard, d, sizeof(d));
+        table_duration(heard, d, sizeof(d));
         printf("  last heard    %s ago (%s)\n", d, jstr(n, "last_heard", "?"));
     }
     json_t *lv = json_object_get(n, "level");
@@ -652,8 +630,9 @@ static void print_node(const json_t *n)
         snprintf(level, sizeof(level), "inf");
     printf("  level         %s (suspect at %.2f, dead at %.2f)\n", level,
            jnum(n, "suspect_threshold", 0), jnum(n, "dead_threshold", 0));
-    printf("  intervals     mean %.3fs, sd %.3fs (the sender says every %.3fs)\n",
-           jnum(n, "mean_interval_s", 0), jnum(n, "std_dev_s", 0), jnum(n, "interval_s", 0));
+    printf("  intervals     mean %s, sd %s (the sender says every %s)\n",
+           vigil_dur_s(jnum(n, "mean_interval_s", 0)).s, vigil_dur_s(jnum(n, "std_dev_s", 0)).s,
+           vigil_dur_s(jnum(n, "interval_s", 0)).s);
     printf("  heartbeats    %llu (generation %llu, sequence %llu)\n", jull(n, "heartbeats"),
            jull(n, "generation"), jull(n, "sequence"));
     printf("  address       %s\n", jstr(n, "addr", "-"));
@@ -665,7 +644,7 @@ static void print_node(const json_t *n)
             printf("  memory        %llu MiB available of %llu MiB\n",
                    jull(st, "mem_avail_kib") / 1024, jull(st, "mem_total_kib") / 1024);
         if (jull(st, "uptime_s")) {
-            cli_format_duration((double)jull(st, "uptime_s"), d2, sizeof(d2));
+            table_duration((double)jull(st, "uptime_s"), d2, sizeof(d2));
             printf("  uptime        %s\n", d2);
         }
     }
@@ -752,14 +731,14 @@ int cmd_status(int argc, char **argv)
     }
     const char *node = optind < argc ? argv[optind] : NULL;
     if (node && !vigil_id_valid(node, strlen(node))) {
-        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n", node,
-                VIGIL_ID_MAX);
+        fprintf(stderr, "vigil status: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
 
     struct cli_target target;
     if (find_api("status", api, cfg, cacert, NULL, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
     struct http h;
     int rc = 1;
     if (http_init(&h, "status", &target, false) == 0) {
@@ -773,7 +752,7 @@ int cmd_status(int argc, char **argv)
         }
         if (doc) {
             if (as_json) {
-                char *text = json_dumps(doc, JSON_INDENT(2));
+                char *text = json_dumps(doc, JSON_INDENT(2) | VIGIL_JSON_REAL);
                 if (text)
                     puts(text);
                 free(text);
@@ -981,7 +960,8 @@ int cmd_events(int argc, char **argv)
             break;
         case 's':
             if (vcfg_parse_u64(optarg, UINT64_MAX, &num) != 0) {
-                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n", optarg);
+                fprintf(stderr, "vigil events: --since wants an event number, not '%s'\n",
+                        vigil_quote(optarg).s);
                 return 2;
             }
             since = num;
@@ -990,7 +970,7 @@ int cmd_events(int argc, char **argv)
         case 'n':
             if (vcfg_parse_u64(optarg, API_EVENTS_MAX_LIMIT, &num) != 0 || num < 1) {
                 fprintf(stderr, "vigil events: --limit wants a number from 1 to %d, not '%s'\n",
-                        API_EVENTS_MAX_LIMIT, optarg);
+                        API_EVENTS_MAX_LIMIT, vigil_quote(optarg).s);
                 return 2;
             }
             limit = num;
@@ -1019,7 +999,7 @@ int cmd_events(int argc, char **argv)
 
     struct cli_target target;
     if (find_api("events", api, cfg, cacert, NULL, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
 
     /* Ctrl-C ends --follow cleanly, also in the middle of a request or a pause. */
     struct http h;
@@ -1061,11 +1041,16 @@ out:
 
 /* ---- for the other commands of the CLI (cli_tools.h) ------------------- */
 
-json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path)
+json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path,
+                       int *exit_code)
 {
     struct cli_target target;
+    if (exit_code)
+        *exit_code = CLI_EXIT_USAGE;
     if (find_api(cmd, api, cfg_path, NULL, NULL, &target) != 0)
         return NULL;
+    if (exit_code)
+        *exit_code = CLI_EXIT_FAILURE;
     struct http h;
     json_t *doc = NULL;
     if (http_init(&h, cmd, &target, false) == 0)
@@ -1152,7 +1137,7 @@ int cmd_keys(int argc, char **argv)
     }
     struct cli_target target;
     if (find_api("keys", api, cfg, cacert, token_file, &target) != 0)
-        return 1;
+        return CLI_EXIT_USAGE;
     if (!target.token_file[0]) {
         fprintf(stderr, "vigil keys: reloading needs the API's token: give --token-file FILE, "
                         "or -c FILE with monitor.api_token_file\n");

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "fmt.h"
 #include "cli_tools.h"
 #include "cmds.h"
 
@@ -28,7 +29,7 @@ void cli_format_rate(double per_h, char *buf, size_t cap)
     } else if (3600 / per_h > 100 * 365.0 * 86400) {
         snprintf(buf, cap, "%.3g per hour (less than one a century)", per_h);
     } else {
-        cli_format_duration(3600 / per_h, d, sizeof(d));
+        vigil_format_seconds(3600 / per_h, d, sizeof(d));
         snprintf(buf, cap, "%.3g per hour (one in %s)", per_h, d);
     }
 }
@@ -49,22 +50,26 @@ void cli_print_qos(const json_t *n)
     char lossbuf[48] = "not counted yet";
     if (loss >= 0)
         snprintf(lossbuf, sizeof(lossbuf), "%.2f%% counted", loss * 100);
-    printf("  stream        interval %.3fs, jitter %.3fs, loss %.2f%% (%s)\n",
-           cli_jnum(mo, "interval_s", 0), cli_jnum(mo, "jitter_s", 0),
+    printf("  stream        interval %s, jitter %s, loss %.2f%% (%s)\n",
+           vigil_dur_s(cli_jnum(mo, "interval_s", 0)).s, vigil_dur_s(cli_jnum(mo, "jitter_s", 0)).s,
            cli_jnum(mo, "loss", 0) * 100, lossbuf);
     const json_t *g = json_object_get(q, "grid");
     if (json_is_object(g))
-        printf("  verdicts      suspect after %.0f missed heartbeats (%.3fs after the last one's "
-               "slot), dead after %.0f (%.3fs); loss assumed %.2f%%, margin %.3fs\n",
-               cli_jnum(g, "suspect_after_slots", 0), cli_jnum(q, "silence_to_suspect_s", 0),
-               cli_jnum(g, "dead_after_slots", 0), cli_jnum(q, "silence_to_dead_s", 0),
-               cli_jnum(g, "loss_used", 0) * 100, cli_jnum(g, "margin_s", 0));
+        printf("  verdicts      suspect after %.0f missed heartbeats (%s after the last one's "
+               "slot), dead after %.0f (%s); loss assumed %.2f%%, margin %s\n",
+               cli_jnum(g, "suspect_after_slots", 0),
+               vigil_dur_s(cli_jnum(q, "silence_to_suspect_s", 0)).s,
+               cli_jnum(g, "dead_after_slots", 0),
+               vigil_dur_s(cli_jnum(q, "silence_to_dead_s", 0)).s,
+               cli_jnum(g, "loss_used", 0) * 100, vigil_dur_s(cli_jnum(g, "margin_s", 0)).s);
     else
-        printf("  verdicts      suspect after %.3fs of silence, dead after %.3fs\n",
-               cli_jnum(q, "silence_to_suspect_s", 0), cli_jnum(q, "silence_to_dead_s", 0));
-    printf("  detection     predicted: %.3fs on average, at most %.3fs after the last heartbeat\n",
-           cli_jnum(p, "detection_s", 0), cli_jnum(p, "detection_max_s", 0));
-    cli_format_duration(cli_jnum(o, "monitored_s", 0), d1, sizeof(d1));
+        printf("  verdicts      suspect after %s of silence, dead after %s\n",
+               vigil_dur_s(cli_jnum(q, "silence_to_suspect_s", 0)).s,
+               vigil_dur_s(cli_jnum(q, "silence_to_dead_s", 0)).s);
+    printf("  detection     predicted: %s on average, at most %s after the last heartbeat\n",
+           vigil_dur_s(cli_jnum(p, "detection_s", 0)).s,
+           vigil_dur_s(cli_jnum(p, "detection_max_s", 0)).s);
+    vigil_format_seconds(cli_jnum(o, "monitored_s", 0), d1, sizeof(d1));
     cli_format_rate(cli_jnum(p, "mistake_rate_per_h", -1), r1, sizeof(r1));
     cli_format_rate(cli_jnum(o, "mistake_rate_per_h", -1), r2, sizeof(r2));
     printf("  mistakes      predicted: %s; observed: %.0f in %s (%s)\n", r1,
@@ -75,11 +80,11 @@ void cli_print_qos(const json_t *n)
            cli_jnum(o, "false_deaths", 0), r2);
     double od = cli_jnum(o, "mistake_duration_s", -1);
     if (od >= 0)
-        printf("  mistake lasts predicted: %.3fs; observed: %.3fs on average\n",
-               cli_jnum(p, "mistake_duration_s", 0), od);
+        printf("  mistake lasts predicted: %s; observed: %s on average\n",
+               vigil_dur_s(cli_jnum(p, "mistake_duration_s", 0)).s, vigil_dur_s(od).s);
     else
-        printf("  mistake lasts predicted: %.3fs; observed: none yet\n",
-               cli_jnum(p, "mistake_duration_s", 0));
+        printf("  mistake lasts predicted: %s; observed: none yet\n",
+               vigil_dur_s(cli_jnum(p, "mistake_duration_s", 0)).s);
     printf("  accuracy      predicted: %.9g; observed: %.9g (the chance a look finds the "
            "verdict right)\n",
            cli_jnum(p, "query_accuracy", 1), cli_jnum(o, "query_accuracy", 1));

@@ -12,9 +12,12 @@
  * merged into {"now", "total", "nodes"}). The API is found as `vigil
  * status` finds it: api, else monitor.api of the file cfg_path, else the
  * default. Returns the parsed document, or NULL after printing why to
- * standard error as "vigil CMD: ...".
+ * standard error as "vigil CMD: ..."; then *exit_code (if not NULL) is the
+ * exit status that failure calls for: 2 for a bad configuration file or
+ * option, 1 for a monitor that could not be asked.
  */
-json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path);
+json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, const char *path,
+                       int *exit_code);
 
 /* Prints the "qos" and "warnings" of a node's JSON, for `vigil status NODE`. */
 void cli_print_qos(const json_t *node);

@@ -2,6 +2,17 @@
 #ifndef VIGIL_CMDS_H
 #define VIGIL_CMDS_H
 
+/*
+ * Exit statuses, the same in every subcommand (docs/operations.md): 0 done;
+ * 1 a failure at run time (a monitor that cannot be reached, a socket that
+ * cannot be bound, a hook runner that cannot start); 2 a usage error: a bad
+ * flag, or a configuration file that does not parse, names an unknown
+ * setting or a key file that cannot be used. A script can thus tell "fix
+ * the command or the file" from "try again".
+ */
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE   2
+
 int cmd_agent(int argc, char **argv);   /* agent.c */
 int cmd_monitor(int argc, char **argv); /* monitord.c */
 int cmd_status(int argc, char **argv);  /* cli.c */
@@ -13,10 +24,5 @@ int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file
 int cmd_explain(int argc, char **argv); /* explain.c */
 int cmd_tune(int argc, char **argv);    /* tune.c */
 int cmd_sim(int argc, char **argv);     /* sim.c */
-
-#include <stddef.h>
-
-/* "3.2s", "4m10s", "2h03m": a duration for humans (cli.c). */
-void cli_format_duration(double s, char *buf, size_t cap);
 
 #endif

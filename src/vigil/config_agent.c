@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "config_int.h"
 
 static int a_id(struct vcfg__ld *l, const config_setting_t *s)
@@ -16,8 +17,8 @@ static int a_id(struct vcfg__ld *l, const config_setting_t *s)
         return -1;
     if (!vigil_id_valid(v, strlen(v)))
         return vcfg__sfail(
-            l, s, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)", v,
-            VIGIL_ID_MAX);
+            l, s, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)",
+            vigil_quote(v).s, VIGIL_ID_MAX);
     if (vcfg__set_str(l, s, &l->c->agent.id, v) != 0)
         return -1;
     vcfg__set_origin(l, O_A_ID, s, vcfg__print_str(v));
@@ -109,14 +110,14 @@ static int a_custom(struct vcfg__ld *l, const config_setting_t *s)
             return vcfg__lfail(l, e,
                                "agent.custom: \"%s\" is not a valid key (1 to %d characters of "
                                "A-Z a-z 0-9 . _ -)",
-                               key, VIGIL_CUSTOM_KEY_MAX);
+                               vigil_quote(key).s, VIGIL_CUSTOM_KEY_MAX);
         if (config_setting_type(e) != CONFIG_TYPE_STRING)
             return vcfg__wrong_type(l, e, "a string");
         const char *v = config_setting_get_string(e);
         if (!vigil_custom_value_valid(v))
             return vcfg__sfail(l, e,
-                               "\"%s\" is not a valid value (at most %d printable ASCII bytes)", v,
-                               VIGIL_CUSTOM_VAL_MAX);
+                               "\"%s\" is not a valid value (at most %d printable ASCII bytes)",
+                               vigil_quote(v).s, VIGIL_CUSTOM_VAL_MAX);
     }
     a->n_custom = 0;
     for (size_t i = 0; i < len; i++) {

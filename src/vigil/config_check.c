@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "config_int.h"
 #include "hooks.h"
@@ -59,8 +60,7 @@ static int check_hooks(const struct vcfg *c, char *err, size_t cap)
                          "name to look up in PATH",
                          i, p);
         if (h->timeout <= 0)
-            return cfail(c, err, cap, 0, 0, "monitor.hooks[%zu].timeout must be longer than 0 s",
-                         i);
+            return cfail(c, err, cap, 0, 0, "monitor.hooks[%zu].timeout must be longer than 0s", i);
     }
     return 0;
 }
@@ -81,7 +81,7 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
             !isfinite(d->suspect_threshold) || !isfinite(d->dead_threshold))
             return cfail(c, err, cap, l_sus, l_dead,
                          "monitor.detector: suspect_after and dead_after must be longer than "
-                         "0 s");
+                         "0s");
         if (dead <= m->interval)
             return cfail(c, err, cap, l_dead, li,
                          "monitor.detector.dead_after (%s) must be longer than "
@@ -124,7 +124,7 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
         if (d->kind == VIGIL_DETECTOR_GRID) {
             if (d->min_std_dev <= 0)
                 return cfail(c, err, cap, at(c, O_M_MIN_SD, vcfg__print_int(d->min_std_dev)), li,
-                             "monitor.detector.min_std_dev (%s) must be longer than 0 s",
+                             "monitor.detector.min_std_dev (%s) must be longer than 0s",
                              vcfg__fmt_dur(d->min_std_dev, b1, sizeof(b1)));
             if (d->margin < 0)
                 return cfail(c, err, cap, at(c, O_M_MARGIN, vcfg__print_int(d->margin)), 0,
@@ -138,11 +138,11 @@ static int check_detector(const struct vcfg *c, char *err, size_t cap)
                              vcfg__fmt_dur(m->interval, b2, sizeof(b2)));
         } else if (d->first_estimate <= 0) {
             return cfail(c, err, cap, at(c, O_M_FIRST, vcfg__print_int(d->first_estimate)), li,
-                         "monitor.detector.first_estimate (%s) must be longer than 0 s",
+                         "monitor.detector.first_estimate (%s) must be longer than 0s",
                          vcfg__fmt_dur(d->first_estimate, b1, sizeof(b1)));
         } else if (d->min_std_dev <= 0) {
             return cfail(c, err, cap, at(c, O_M_MIN_SD, vcfg__print_int(d->min_std_dev)), li,
-                         "monitor.detector.min_std_dev (%s) must be longer than 0 s",
+                         "monitor.detector.min_std_dev (%s) must be longer than 0s",
                          vcfg__fmt_dur(d->min_std_dev, b1, sizeof(b1)));
         } else if (d->acceptable_pause < 0) {
             return cfail(c, err, cap, at(c, O_M_ACC_PAUSE, vcfg__print_int(d->acceptable_pause)), 0,
@@ -207,7 +207,7 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
     unsigned li = at(c, O_M_INTERVAL, vcfg__print_int(m->interval));
     if (m->interval < VCFG_INTERVAL_MIN || m->interval > VCFG_INTERVAL_MAX)
         return cfail(c, err, cap, li, 0,
-                     "monitor.heartbeat_interval (%s) must be between 10 ms and 1 h",
+                     "monitor.heartbeat_interval (%s) must be between 10ms and 1h",
                      vcfg__fmt_dur(m->interval, b1, sizeof(b1)));
     if (check_detector(c, err, cap) != 0)
         return -1;
@@ -231,11 +231,11 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
     }
     if (core->pause_tolerance <= 0)
         return cfail(c, err, cap, at(c, O_M_PAUSE_TOL, vcfg__print_int(core->pause_tolerance)), 0,
-                     "monitor.pause_tolerance (%s) must be longer than 0 s",
+                     "monitor.pause_tolerance (%s) must be longer than 0s",
                      vcfg__fmt_dur(core->pause_tolerance, b1, sizeof(b1)));
     if (core->pause_tolerance < VCFG_PAUSE_TOLERANCE_MIN)
         return cfail(c, err, cap, at(c, O_M_PAUSE_TOL, vcfg__print_int(core->pause_tolerance)), 0,
-                     "monitor.pause_tolerance (%s) must be at least 10 ms: an event loop is "
+                     "monitor.pause_tolerance (%s) must be at least 10ms: an event loop is "
                      "late by that much on an ordinary host, and every such delay would count "
                      "as a stall of the monitor and reset detection",
                      vcfg__fmt_dur(core->pause_tolerance, b1, sizeof(b1)));
@@ -255,7 +255,7 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
         const char *id = m->nodes[i];
         if (id == NULL || !vigil_id_valid(id, strlen(id)))
             return cfail(c, err, cap, 0, 0, "declared node \"%s\" is not a valid node id",
-                         id != NULL ? id : "");
+                         vigil_quote(id != NULL ? id : "").s);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(id, m->nodes[j]))
                 return cfail(c, err, cap, 0, 0, "node \"%s\" is declared twice", id);
@@ -324,7 +324,7 @@ static int check_agent(const struct vcfg *c, char *err, size_t cap)
             return cfail(c, err, cap, lm, 0, "agent.monitors[%zu] is empty", i);
     if (a->interval < VCFG_INTERVAL_MIN || a->interval > VCFG_INTERVAL_MAX)
         return cfail(c, err, cap, at(c, O_A_INTERVAL, vcfg__print_int(a->interval)), 0,
-                     "agent.interval (%s) must be between 10 ms and 1 h",
+                     "agent.interval (%s) must be between 10ms and 1h",
                      vcfg__fmt_dur(a->interval, b1, sizeof(b1)));
     if (a->encrypt && !a->has_key)
         return cfail(c, err, cap, 0, 0,

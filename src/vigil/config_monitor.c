@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "config_int.h"
 #include "hooks.h"
 
@@ -206,7 +207,7 @@ static int g_detection(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &m->goal_detection) != 0)
         return -1;
     if (m->goal_detection <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     vcfg__set_origin(l, O_M_GOAL_DET, s, vcfg__print_int(m->goal_detection));
     return 0;
 }
@@ -221,7 +222,7 @@ static int g_false_alarms(struct vcfg__ld *l, const config_setting_t *s)
         return vcfg__sfail(l, s,
                            "\"%s\" is not a rate above 0 (a number per unit: \"1/month\", "
                            "\"0.5/day\"; units s, m, h, d, w, month, y)",
-                           v);
+                           vigil_quote(v).s);
     vcfg__set_origin(l, O_M_GOAL_FALSE, s, vcfg__print_dbl(m->goal_false_alarms));
     return 0;
 }
@@ -247,8 +248,8 @@ static int m_nodes(struct vcfg__ld *l, const config_setting_t *s)
         const char *id = config_setting_get_string(e);
         if (!vigil_id_valid(id, strlen(id)))
             return vcfg__sfail(
-                l, e, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)", id,
-                VIGIL_ID_MAX);
+                l, e, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)",
+                vigil_quote(id).s, VIGIL_ID_MAX);
         for (size_t j = 0; j < i; j++) {
             const config_setting_t *p = config_setting_get_elem(s, (unsigned)j);
             if (!strcmp(id, config_setting_get_string(p)))
@@ -284,8 +285,9 @@ static int h_command(struct vcfg__ld *l, const config_setting_t *s)
     const config_setting_t *e0 = config_setting_get_elem(s, 0);
     const char *prog = config_setting_get_string(e0);
     if (prog[0] != '/' && strchr(prog, '/') != NULL)
-        return vcfg__sfail(
-            l, e0, "\"%s\" must be an absolute path or a program name to look up in PATH", prog);
+        return vcfg__sfail(l, e0,
+                           "\"%s\" must be an absolute path or a program name to look up in PATH",
+                           vigil_quote(prog).s);
     vcfg__free_hook(h);
     for (size_t i = 0; i < n; i++) {
         h->argv[i] = strdup(vcfg__elem_str(s, i));
@@ -301,7 +303,7 @@ static int h_timeout(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &h->timeout) != 0)
         return -1;
     if (h->timeout <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     return 0;
 }
 
@@ -320,7 +322,7 @@ static int h_retry_delay(struct vcfg__ld *l, const config_setting_t *s)
     if (vcfg__rd_duration(l, s, &h->retry_delay) != 0)
         return -1;
     if (h->retry_delay <= 0)
-        return vcfg__sfail(l, s, "must be longer than 0 s");
+        return vcfg__sfail(l, s, "must be longer than 0s");
     return 0;
 }
 
@@ -348,7 +350,8 @@ static int h_on(struct vcfg__ld *l, const config_setting_t *s)
                     break;
                 off += (size_t)w;
             }
-            return vcfg__sfail(l, e, "\"%s\" is not a state (states: %s)", name, names);
+            return vcfg__sfail(l, e, "\"%s\" is not a state (states: %s)", vigil_quote(name).s,
+                               names);
         }
         mask |= 1u << st;
     }
@@ -395,7 +398,7 @@ static int lg_format(struct vcfg__ld *l, const config_setting_t *s)
     else if (!strcmp(v, "json"))
         l->c->monitor.log_format = VCFG_LOG_JSON;
     else
-        return vcfg__sfail(l, s, "must be \"text\" or \"json\", not \"%s\"", v);
+        return vcfg__sfail(l, s, "must be \"text\" or \"json\", not \"%s\"", vigil_quote(v).s);
     return 0;
 }
 
@@ -634,7 +637,8 @@ static int m_detector(struct vcfg__ld *l, const config_setting_t *d)
         else if (!strcmp(v, "grid"))
             kind = VIGIL_DETECTOR_GRID;
         else
-            return vcfg__sfail(l, type, "must be \"phi\", \"grid\" or \"fixed\", not \"%s\"", v);
+            return vcfg__sfail(l, type, "must be \"phi\", \"grid\" or \"fixed\", not \"%s\"",
+                               vigil_quote(v).s);
         vcfg__set_origin(l, O_M_DETECTOR, type, vcfg__print_int(kind));
     }
     if (type != NULL || l->interval_set)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt.h"
 #include "config_int.h"
 
 /* Longest setting path in a message ("monitor.hooks[15].command[31]" and the like). */
@@ -170,7 +171,7 @@ int vcfg__rd_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_
             return vcfg__sfail(l, s,
                                "\"%s\" is not a duration (seconds as a number, or a number with a "
                                "unit: ns, us, ms, s, m, h, as in \"1500ms\")",
-                               v);
+                               vigil_quote(v).s);
         return 0;
     }
     double v;
@@ -181,9 +182,9 @@ int vcfg__rd_duration(struct vcfg__ld *l, const config_setting_t *s, vigil_time_
     else
         return vcfg__wrong_type(l, s, "a duration (seconds, or a string such as \"1500ms\")");
     if (!isfinite(v) || v < 0)
-        return vcfg__sfail(l, s, "(%g) must be a duration of 0 s or more", v);
+        return vcfg__sfail(l, s, "(%g) must be a duration of 0s or more", v);
     if (v * 1e9 > (double)VCFG_DURATION_MAX)
-        return vcfg__sfail(l, s, "(%g s) is longer than any duration vigil accepts", v);
+        return vcfg__sfail(l, s, "(%gs) is longer than any duration vigil accepts", v);
     *out = (vigil_time_t)llround(v * 1e9);
     return 0;
 }

@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "fmt.h"
 #include "config_int.h"
 #include "io/vio.h"
 
@@ -55,17 +56,10 @@ uint64_t vcfg__print_str(const char *s)
     return h;
 }
 
-/* Formats a duration for a message: "2 s", "1.5 s", "250 ms", "40 us". */
+/* A duration for a message, as fmt.c writes every duration: "2s", "1.5s", "250ms", "40us". */
 const char *vcfg__fmt_dur(vigil_time_t ns, char *buf, size_t cap)
 {
-    double v = (double)ns;
-    /* Ten significant digits show any setting written to the millisecond exactly. */
-    if (ns == 0 || ns >= VIGIL_NSEC_PER_SEC || ns <= -VIGIL_NSEC_PER_SEC)
-        snprintf(buf, cap, "%.10g s", v / 1e9);
-    else if (ns >= VIGIL_NSEC_PER_MSEC || ns <= -VIGIL_NSEC_PER_MSEC)
-        snprintf(buf, cap, "%.10g ms", v / 1e6);
-    else
-        snprintf(buf, cap, "%.10g us", v / 1e3);
+    vigil_format_duration(ns, buf, cap);
     return buf;
 }
 

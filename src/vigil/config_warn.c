@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "fmt.h"
 #include "config_int.h"
 #include "core/qos.h"
 
@@ -94,29 +95,30 @@ int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg)
         double need = 2 * h + 3 * jitter;
         if (q.dead_silence < need)
             warnf(&w, l_dead,
-                  "monitor.detector.dead_after (%.3fs) leaves no room for jitter: with heartbeats "
-                  "every %.3fs, a healthy node that loses one heartbeat and sends the next "
-                  "%.0f ms late (three times an ordinary scheduling delay) is silent for %.3fs "
-                  "and is declared dead; use at least %.3fs",
-                  q.dead_silence, h, 3 * jitter * 1e3, need, need);
+                  "monitor.detector.dead_after (%s) leaves no room for jitter: with heartbeats "
+                  "every %s, a healthy node that loses one heartbeat and sends the next "
+                  "%s late (three times an ordinary scheduling delay) is silent for %s "
+                  "and is declared dead; use at least %s",
+                  vigil_dur_s(q.dead_silence).s, vigil_dur_s(h).s, vigil_dur_s(3 * jitter).s,
+                  vigil_dur_s(need).s, vigil_dur_s(need).s);
         else if (q.false_death_rate > WARN_RATE_MAX)
             warnf(&w, l_dead,
-                  "monitor.detector.dead_after (%.3fs) is so short that even a regular stream "
+                  "monitor.detector.dead_after (%s) is so short that even a regular stream "
                   "would be declared dead %.3g times per node per hour",
-                  q.dead_silence, q.false_death_rate * 3600);
+                  vigil_dur_s(q.dead_silence).s, q.false_death_rate * 3600);
         if (q.suspect_rate > WARN_RATE_MAX)
             warnf(&w, l_sus,
-                  "monitor.detector.suspect_after (%.3fs) is so short that even a regular "
+                  "monitor.detector.suspect_after (%s) is so short that even a regular "
                   "stream would be suspected %.3g times per node per hour",
-                  q.suspect_silence, q.suspect_rate * 3600);
+                  vigil_dur_s(q.suspect_silence).s, q.suspect_rate * 3600);
     }
     if (d->kind == VIGIL_DETECTOR_PHI) {
         if (q.suspect_rate > WARN_RATE_MAX)
             warnf(&w, l_sus,
                   "monitor.detector.suspect_threshold (%g) is so low that even a regular stream "
                   "(jitter a tenth of the interval, no loss) would be suspected %.3g times per "
-                  "node per hour: the threshold is reached after %.3fs of silence",
-                  d->suspect_threshold, q.suspect_rate * 3600, q.suspect_silence);
+                  "node per hour: the threshold is reached after %s of silence",
+                  d->suspect_threshold, q.suspect_rate * 3600, vigil_dur_s(q.suspect_silence).s);
         if (q.false_death_rate > WARN_RATE_MAX)
             warnf(&w, l_dead,
                   "monitor.detector.dead_threshold (%g) is so low that even a regular stream "
@@ -124,17 +126,17 @@ int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg)
                   d->dead_threshold, q.false_death_rate * 3600);
         else if (q.dead_silence < 2 * h)
             warnf(&w, l_dead ? l_dead : at(c, O_M_ACC_PAUSE, vcfg__print_int(d->acceptable_pause)),
-                  "the phi detector declares a node dead after %.3fs of silence, less than two "
-                  "heartbeat intervals (%.3fs): one lost heartbeat convicts; raise "
+                  "the phi detector declares a node dead after %s of silence, less than two "
+                  "heartbeat intervals (%s): one lost heartbeat convicts; raise "
                   "monitor.detector.acceptable_pause",
-                  q.dead_silence, 2 * h);
+                  vigil_dur_s(q.dead_silence).s, vigil_dur_s(2 * h).s);
     }
 
     if (m->goal_detection > 0 && q.dead_silence > (double)m->goal_detection / 1e9)
         warnf(&w, at(c, O_M_GOAL_DET, vcfg__print_int(m->goal_detection)),
               "the settings miss monitor.goals.detection (%s): a crashed node is declared dead "
-              "up to %.3fs after its last heartbeat (run vigil tune for settings that meet it)",
-              vcfg__fmt_dur(m->goal_detection, b1, sizeof(b1)), q.dead_silence);
+              "up to %s after its last heartbeat (run vigil tune for settings that meet it)",
+              vcfg__fmt_dur(m->goal_detection, b1, sizeof(b1)), vigil_dur_s(q.dead_silence).s);
     if (m->goal_false_alarms > 0 && q.false_death_rate > m->goal_false_alarms)
         warnf(&w, at(c, O_M_GOAL_FALSE, vcfg__print_dbl(m->goal_false_alarms)),
               "the settings miss monitor.goals.false_alarms (%.3g per node per day): even a "

@@ -254,7 +254,7 @@ int cmd_doctor(int argc, char **argv)
     /* The monitor, through its API. */
     char apiaddr[128];
     api_address(&c, api, apiaddr, sizeof(apiaddr));
-    json_t *health = cli_fetch_json("doctor", apiaddr, NULL, "/v1/health");
+    json_t *health = cli_fetch_json("doctor", apiaddr, NULL, "/v1/health", NULL);
     if (!health) {
         fail(&d,
              "the monitor's API at %s does not answer (give --api HOST:PORT, or check "
@@ -298,7 +298,7 @@ int cmd_doctor(int argc, char **argv)
         char path[256];
         snprintf(path, sizeof(path), "/v1/keycheck?node=%s&key_id=%u&fingerprint=%s", id,
                  (unsigned)a->key_id, fphex);
-        json_t *kc = cli_fetch_json("doctor", apiaddr, NULL, path);
+        json_t *kc = cli_fetch_json("doctor", apiaddr, NULL, path, NULL);
         if (!kc)
             warn(&d, "the monitor could not check the key (an older version?)");
         else if (!json_is_true(json_object_get(kc, "held")))
@@ -319,7 +319,7 @@ int cmd_doctor(int argc, char **argv)
     /* Has the monitor heard the node? */
     char path[128];
     snprintf(path, sizeof(path), "/v1/nodes/%s", id);
-    json_t *node = cli_fetch_json("doctor", apiaddr, NULL, path);
+    json_t *node = cli_fetch_json("doctor", apiaddr, NULL, path, NULL);
     const char *state = node ? json_string_value(json_object_get(node, "state")) : NULL;
     if (!state)
         warn(&d, "the monitor has not accepted a heartbeat from %s yet (is the agent running?)",
@@ -331,7 +331,7 @@ int cmd_doctor(int argc, char **argv)
     json_decref(node);
 
     /* What the monitor dropped this minute: from this node's id, and the probe. */
-    json_t *drops = cli_fetch_json("doctor", apiaddr, NULL, "/v1/drops");
+    json_t *drops = cli_fetch_json("doctor", apiaddr, NULL, "/v1/drops", NULL);
     if (drops) {
         const char *hints[4];
         uint64_t counts[4];

@@ -38,6 +38,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fmt.h"
 #include "evlog.h"
 #include "vigil/sender.h" /* vigil_addr_parse */
 
@@ -144,6 +145,13 @@ static json_t *json_num(double v)
     return isfinite(v) ? json_real(v) : json_null();
 }
 
+json_t *vigil_json_level(double v)
+{
+    if (!isfinite(v))
+        return json_null();
+    return json_real(fabs(v) < 1e-6 ? 0 : v);
+}
+
 /* Adds value under key, taking the reference; false if either failed. */
 static bool put(json_t *obj, const char *key, json_t *value)
 {
@@ -207,8 +215,8 @@ json_t *evrec_to_json(const struct evrec *r)
     /* e is ours until it is set into o; jansson releases it if that fails. */
     bool ok = put(e, "since_last_s",
                   ev->since_last < 0 ? json_null() : json_real(ns_to_s(ev->since_last))) &&
-              put(e, "level", json_num(ev->level)) &&
-              put(e, "threshold", json_num(ev->threshold)) &&
+              put(e, "level", vigil_json_level(ev->level)) &&
+              put(e, "threshold", vigil_json_level(ev->threshold)) &&
               put(e, "mean_s", json_real(ns_to_s(ev->mean))) &&
               put(e, "std_dev_s", json_real(ns_to_s(ev->std_dev))) &&
               put(e, "loss", json_num(ev->loss)) &&
@@ -390,25 +398,23 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
     vigil_format_wall(r->wall_us, when, sizeof(when));
 
     if (ev->type == VIGIL_EVENT_PAUSE) {
-        vigil_format_secs(ev->since_last, since, sizeof(since));
+        vigil_format_duration(ev->since_last, since, sizeof(since));
         snprintf(buf, cap,
-                 "%s event %" PRIu64 ": monitor paused for %ss: no node convicted for "
+                 "%s event %" PRIu64 ": monitor paused for %s: no node convicted for "
                  "heartbeats it could not read",
                  when, ev->seq, since);
         return;
     }
     if (ev->since_last < 0)
         snprintf(since, sizeof(since), "never");
-    else {
-        vigil_format_secs(ev->since_last, since, sizeof(since) - 1);
-        strcat(since, "s");
-    }
-    vigil_format_secs(ev->mean, mean, sizeof(mean));
-    vigil_format_secs(ev->std_dev, sd, sizeof(sd));
+    else
+        vigil_format_duration(ev->since_last, since, sizeof(since));
+    vigil_format_duration(ev->mean, mean, sizeof(mean));
+    vigil_format_duration(ev->std_dev, sd, sizeof(sd));
     evrec_format_addr(r, addr, sizeof(addr));
     int len = snprintf(buf, cap,
                        "%s event %" PRIu64 ": %s %s -> %s (%s) since_last=%s level=%.2f "
-                       "threshold=%.2f mean=%ss sd=%ss addr=%s",
+                       "threshold=%.2f mean=%s sd=%s addr=%s",
                        when, ev->seq, ev->node, vigil_state_name(ev->old_state),
                        vigil_state_name(ev->new_state), ev->reason ? ev->reason : "", since,
                        ev->level, ev->threshold, mean, sd, addr[0] ? addr : "-");

@@ -18,6 +18,24 @@ struct evrec {
 
 struct evlog;
 
+/*
+ * Flags for every json_dumps of the program: 12 significant digits, as the
+ * API writes (api.c), so that 0.67 prints as 0.67 and not as jansson's
+ * default 17 digits (0.67000000000000004). Durations are seconds: 12
+ * digits keep microseconds for durations up to about eleven days.
+ */
+#define VIGIL_JSON_REAL JSON_REAL_PRECISION(12)
+
+/*
+ * A detector level (or a threshold) for JSON: null when not finite (JSON
+ * has no infinity), 0 when below a millionth (phi's level just after a
+ * heartbeat is 1e-137: noise, shown as such), else the value, printed with
+ * VIGIL_JSON_REAL's 12 digits. Not rounded further: the CLI prints levels
+ * read back from JSON with 2 decimals, as the log prints the level itself,
+ * and a coarser rounding first would make the two differ.
+ */
+json_t *vigil_json_level(double v);
+
 /* A history of at most cap events (older ones are dropped from memory, not from the log). */
 struct evlog *evlog_new(uint32_t cap);
 void evlog_free(struct evlog *l);
@@ -53,7 +71,8 @@ int evrec_from_json(const json_t *o, struct evrec *r);
 /*
  * One readable line (no newline), e.g.
  * "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) since_last=5.012s
- *  level=8.31 threshold=8.00 mean=1.000s sd=0.010s addr=127.0.0.1:40012"
+ *  level=8.31 threshold=8.00 mean=1s sd=10ms addr=127.0.0.1:40012", its durations
+ * as fmt.c writes every duration.
  */
 void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
 
@@ -71,7 +90,11 @@ void evrec_format_addr(const struct evrec *r, char *buf, size_t cap);
 /* RFC 3339 UTC time with milliseconds ("2026-11-25T17:00:00.123Z"). */
 void vigil_format_wall(int64_t wall_us, char *buf, size_t cap);
 
-/* Nanoseconds as seconds with 3 decimals, rounded to the nearest millisecond ("5.012"). */
+/*
+ * Nanoseconds as seconds with 3 decimals, rounded to the nearest millisecond
+ * ("5.012"): a number, for the hooks' environment (VIGIL_SINCE_LAST, ...),
+ * which a program reads. Text for people uses vigil_format_duration (fmt.h).
+ */
 void vigil_format_secs(vigil_time_t ns, char *buf, size_t cap);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cli_tools.h"
 #include "cmds.h"
@@ -41,7 +42,7 @@ static void level_words(bool phi, bool grid, double level, char *buf, size_t cap
     else if (phi)
         snprintf(buf, cap, "phi %.2f", level);
     else
-        snprintf(buf, cap, "%.3fs of silence", level);
+        snprintf(buf, cap, "%s of silence", vigil_dur_s(level).s);
 }
 
 static void print_history(const json_t *n, bool phi, bool grid)
@@ -63,7 +64,7 @@ static void print_history(const json_t *n, bool phi, bool grid)
         if (grid && cli_jnum(ev, "missed", 0) > 0)
             printf(", %.0f heartbeats missed in a row", cli_jnum(ev, "missed", 0));
         if (since >= 0)
-            printf(", %.3fs after the last heartbeat", since);
+            printf(", %s after the last heartbeat", vigil_dur_s(since).s);
         printf("\n");
     }
     level_words(phi, grid, cli_jnum(n, "level", 0), lv, sizeof(lv));
@@ -87,7 +88,8 @@ static void slot_words(double ago, double h, double margin, double missed, doubl
             i = count;
         }
         double at = (missed + i) * h + margin - ago;
-        len += (size_t)snprintf(buf + len, cap - len, "%s%+.3fs", i > 1 ? ", " : "", at);
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s%s", i > 1 ? ", " : "",
+                                at >= 0 ? "+" : "", vigil_dur((vigil_time_t)llround(at * 1e9)).s);
     }
 }
 
@@ -99,11 +101,12 @@ static void explain_grid_detector(const json_t *n, const json_t *g)
            "-log10 of the chance that every heartbeat missed since the last one was lost: %.2f "
            "a missed heartbeat at the loss rate it assumes, %.2f%% (its estimate from the "
            "sequence numbers, raised by one standard error, at least the floor). A heartbeat "
-           "is missed once its slot's expected arrival plus a margin of %.3fs has passed. "
+           "is missed once its slot's expected arrival plus a margin of %s has passed. "
            "Suspect at %.2f, after %.0f missed heartbeats in a row; dead at %.2f, after %.0f.\n",
-           loss > 0 && loss < 1 ? -log10(loss) : 0, loss * 100, cli_jnum(g, "margin_s", 0),
-           cli_jnum(n, "suspect_threshold", 0), cli_jnum(g, "suspect_after_slots", 0),
-           cli_jnum(n, "dead_threshold", 0), cli_jnum(g, "dead_after_slots", 0));
+           loss > 0 && loss < 1 ? -log10(loss) : 0, loss * 100,
+           vigil_dur_s(cli_jnum(g, "margin_s", 0)).s, cli_jnum(n, "suspect_threshold", 0),
+           cli_jnum(g, "suspect_after_slots", 0), cli_jnum(n, "dead_threshold", 0),
+           cli_jnum(g, "dead_after_slots", 0));
 }
 
 static void explain_grid_why(const json_t *n, const json_t *g, const char *state, double ago)
@@ -113,9 +116,9 @@ static void explain_grid_why(const json_t *n, const json_t *g, const char *state
     double ks = cli_jnum(g, "suspect_after_slots", 0), kd = cli_jnum(g, "dead_after_slots", 0);
     char s1[160], s2[160];
     if (!strcmp(state, "alive")) {
-        printf("  It is alive: the last heartbeat came %.3fs ago; %.0f heartbeats missed since "
+        printf("  It is alive: the last heartbeat came %s ago; %.0f heartbeats missed since "
                "(suspect after %.0f).\n",
-               ago, missed, ks);
+               vigil_dur_s(ago).s, missed, ks);
         slot_words(eago, h, mg, missed, ks - missed, s1, sizeof(s1));
         slot_words(eago, h, mg, missed, kd - missed, s2, sizeof(s2));
         printf("  It would become suspect if the next %.0f heartbeats (deadlines %s from now) "
@@ -123,9 +126,9 @@ static void explain_grid_why(const json_t *n, const json_t *g, const char *state
                "(deadlines %s) all fail to arrive.\n",
                ks - missed, s1, kd - missed, s2);
     } else if (!strcmp(state, "suspect")) {
-        printf("  It is suspect: %.0f heartbeats missed in a row (the last one came %.3fs ago), "
+        printf("  It is suspect: %.0f heartbeats missed in a row (the last one came %s ago), "
                "at least the %.0f that make a node suspect.\n",
-               missed, ago, ks);
+               missed, vigil_dur_s(ago).s, ks);
         slot_words(eago, h, mg, missed, kd - missed, s2, sizeof(s2));
         printf("  It comes back to alive with the next heartbeat; it would be declared dead if "
                "the next %.0f heartbeats (deadlines %s from now) all fail to arrive.\n",
@@ -149,19 +152,20 @@ static void explain(const json_t *n, const json_t *health)
     double rise = cli_jnum(n, "rise", 1), rise_count = cli_jnum(n, "rise_count", 0);
     char d1[32], r1[64];
 
-    cli_format_duration(cli_jnum(n, "since_s", 0), d1, sizeof(d1));
+    vigil_format_seconds(cli_jnum(n, "since_s", 0), d1, sizeof(d1));
     printf("%s is %s, for %s.\n\n", id, state, d1);
 
     double hb = cli_jnum(n, "heartbeats", 0);
     if (hb <= 0 || ago < 0) {
         printf("Heartbeats: none received yet.\n");
     } else {
-        printf("Heartbeats: %.0f received (generation %.0f, sequence %.0f); the last one %.3fs "
+        printf("Heartbeats: %.0f received (generation %.0f, sequence %.0f); the last one %s "
                "ago.\n",
-               hb, cli_jnum(n, "generation", 0), cli_jnum(n, "sequence", 0), ago);
-        printf("Intervals: mean %.3fs, standard deviation %.3fs (the sender says every %.3fs).\n",
-               cli_jnum(n, "mean_interval_s", 0), cli_jnum(n, "std_dev_s", 0),
-               cli_jnum(n, "interval_s", 0));
+               hb, cli_jnum(n, "generation", 0), cli_jnum(n, "sequence", 0), vigil_dur_s(ago).s);
+        printf("Intervals: mean %s, standard deviation %s (the sender says every %s).\n",
+               vigil_dur_s(cli_jnum(n, "mean_interval_s", 0)).s,
+               vigil_dur_s(cli_jnum(n, "std_dev_s", 0)).s,
+               vigil_dur_s(cli_jnum(n, "interval_s", 0)).s);
         double loss = cli_jnum(obs, "loss", -1);
         if (loss >= 0)
             printf("Loss: %.2f%% (%.0f of %.0f sequence numbers of this generation arrived)",
@@ -177,14 +181,14 @@ static void explain(const json_t *n, const json_t *health)
         explain_grid_detector(n, gq);
     else if (phi)
         printf("Detector: phi accrual; the level is phi, -log10 of the chance that a heartbeat "
-               "this late is merely late. Suspect at phi %.2f, reached after %.3fs of silence; "
-               "dead at phi %.2f, after %.3fs.\n",
-               cli_jnum(n, "suspect_threshold", 0), to_suspect, cli_jnum(n, "dead_threshold", 0),
-               to_dead);
+               "this late is merely late. Suspect at phi %.2f, reached after %s of silence; "
+               "dead at phi %.2f, after %s.\n",
+               cli_jnum(n, "suspect_threshold", 0), vigil_dur_s(to_suspect).s,
+               cli_jnum(n, "dead_threshold", 0), vigil_dur_s(to_dead).s);
     else
         printf("Detector: fixed timeout; the level is the silence since the last heartbeat. "
-               "Suspect after %.3fs, dead after %.3fs.\n",
-               to_suspect, to_dead);
+               "Suspect after %s, dead after %s.\n",
+               vigil_dur_s(to_suspect).s, vigil_dur_s(to_dead).s);
 
     print_history(n, phi, grid);
 
@@ -192,37 +196,38 @@ static void explain(const json_t *n, const json_t *health)
     if (grid && gq && ago >= 0 && (!strcmp(state, "alive") || !strcmp(state, "suspect"))) {
         explain_grid_why(n, gq, state, ago);
     } else if (!strcmp(state, "alive")) {
-        printf("  It is alive: the last heartbeat came %.3fs ago, before the %.3fs of silence "
+        printf("  It is alive: the last heartbeat came %s ago, before the %s of silence "
                "that make a node suspect.\n",
-               ago, to_suspect);
-        printf("  It would become suspect if no heartbeat arrives for another %.3fs, and be "
-               "declared dead if none arrives for another %.3fs.\n",
-               to_suspect - ago > 0 ? to_suspect - ago : 0, to_dead - ago > 0 ? to_dead - ago : 0);
+               vigil_dur_s(ago).s, vigil_dur_s(to_suspect).s);
+        printf("  It would become suspect if no heartbeat arrives for another %s, and be "
+               "declared dead if none arrives for another %s.\n",
+               vigil_dur_s(to_suspect - ago > 0 ? to_suspect - ago : 0).s,
+               vigil_dur_s(to_dead - ago > 0 ? to_dead - ago : 0).s);
     } else if (!strcmp(state, "suspect")) {
-        printf("  It is suspect: no heartbeat for %.3fs, past the %.3fs that make a node "
+        printf("  It is suspect: no heartbeat for %s, past the %s that make a node "
                "suspect.\n",
-               ago, to_suspect);
+               vigil_dur_s(ago).s, vigil_dur_s(to_suspect).s);
         printf("  It comes back to alive with the next heartbeat; it would be declared dead if "
-               "no heartbeat arrives for another %.3fs.\n",
-               to_dead - ago > 0 ? to_dead - ago : 0);
+               "no heartbeat arrives for another %s.\n",
+               vigil_dur_s(to_dead - ago > 0 ? to_dead - ago : 0).s);
     } else if (!strcmp(state, "dead") || !strcmp(state, "left")) {
         if (!strcmp(state, "dead") && ago >= 0 && grid && gq)
             printf("  It was declared dead once %.0f heartbeats in a row had missed their "
-                   "deadlines (%.3fs after the last heartbeat's slot); the last heartbeat came "
-                   "%.3fs ago.\n",
-                   cli_jnum(gq, "dead_after_slots", 0), to_dead, ago);
+                   "deadlines (%s after the last heartbeat's slot); the last heartbeat came "
+                   "%s ago.\n",
+                   cli_jnum(gq, "dead_after_slots", 0), vigil_dur_s(to_dead).s, vigil_dur_s(ago).s);
         else if (!strcmp(state, "dead") && ago >= 0)
-            printf("  It was declared dead after %.3fs of silence; the last heartbeat came %.3fs "
+            printf("  It was declared dead after %s of silence; the last heartbeat came %s "
                    "ago.\n",
-                   to_dead, ago);
+                   vigil_dur_s(to_dead).s, vigil_dur_s(ago).s);
         else if (!strcmp(state, "dead"))
             printf("  It was declared in the configuration and never heard within the start-up "
                    "grace.\n");
         else
             printf("  It said goodbye (it was shut down on purpose).\n");
         printf("  It comes back after %.0f timely heartbeats (rise); %.0f so far. A heartbeat is "
-               "timely if it comes within %.3fs of the one before.\n",
-               rise, rise_count, to_suspect);
+               "timely if it comes within %s of the one before.\n",
+               rise, rise_count, vigil_dur_s(to_suspect).s);
     } else {
         printf("  It is declared in the configuration and was never heard. It becomes alive "
                "with its first heartbeat, or dead when the start-up grace runs out.\n");
@@ -230,7 +235,7 @@ static void explain(const json_t *n, const json_t *health)
 
     double mistakes = cli_jnum(obs, "mistakes", 0);
     cli_format_rate(cli_jnum(pred, "mistake_rate_per_h", -1), r1, sizeof(r1));
-    cli_format_duration(cli_jnum(obs, "monitored_s", 0), d1, sizeof(d1));
+    vigil_format_seconds(cli_jnum(obs, "monitored_s", 0), d1, sizeof(d1));
     printf("\nMistakes: %.0f false suspicions and %.0f false deaths observed in %s (predicted "
            "false suspicions: %s).\n",
            mistakes, cli_jnum(obs, "false_deaths", 0), d1, r1);
@@ -277,15 +282,16 @@ int cmd_explain(int argc, char **argv)
     const char *node = argv[optind];
     if (!vigil_id_valid(node, strlen(node))) {
         fprintf(stderr, "vigil explain: invalid node id '%s' (1 to %d of A-Z a-z 0-9 . _ -)\n",
-                node, VIGIL_ID_MAX);
+                vigil_quote(node).s, VIGIL_ID_MAX);
         return 2;
     }
     char path[128];
     snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-    json_t *n = cli_fetch_json("explain", api, cfg, path);
+    int exit_code = 1;
+    json_t *n = cli_fetch_json("explain", api, cfg, path, &exit_code);
     if (!n)
-        return 1;
-    json_t *health = cli_fetch_json("explain", api, cfg, "/v1/health");
+        return exit_code;
+    json_t *health = cli_fetch_json("explain", api, cfg, "/v1/health", NULL);
     explain(n, health);
     json_decref(health);
     json_decref(n);

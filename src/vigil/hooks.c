@@ -13,10 +13,13 @@
  * Order. keepalived's users learned that notify scripts run out of order
  * confuse whatever consumes them ("dead" handled after the "alive" that
  * followed it). So events are delivered in order per node: every node with
- * work has a FIFO of events, and its next event starts only when the hooks
- * of the previous one have finished. The hooks of one event run one after
- * another, in the order of the configuration. Events of different nodes run
- * concurrently, so one slow hook delays only its own node. The FIFOs are
+ * work has a FIFO of events, and its next event starts only when all the
+ * hooks of the previous one have finished, retries included. The hooks of
+ * one event start together (in the order of the configuration, as slots
+ * allow), each with its own timeout and retries: a hook that hangs until
+ * its timeout does not hold back the pager beside it. Events of different
+ * nodes run concurrently, so one slow hook delays only its own node. The
+ * FIFOs are
  * found through the id table of core/idtable.h, the monitor's own (SipHash
  * with a random key, since node ids can come from the network), as indices
  * into a dense array of them; they exist only while they hold work. Pause
@@ -34,16 +37,17 @@
  * queues and maybe starts a process, and the end of a child arrives later
  * through its exit callback, from the loop.
  *
- * Timeouts. Each FIFO has one timer. While its hook runs, the timer is the
- * timeout: SIGTERM at start + timeout, and SIGKILL two seconds after the
- * TERM, both to the hook's process group, so that they reach whatever the
- * hook started too, as keepalived and haproxy do with their checks and
- * notify scripts.
+ * Timeouts. Each run of a hook for a FIFO's head event (struct hook_run,
+ * one per hook in every FIFO) has one timer. While the hook runs, the
+ * timer is the timeout: SIGTERM at start + timeout, and SIGKILL two
+ * seconds after the TERM, both to the hook's process group, so that they
+ * reach whatever the hook started too, as keepalived and haproxy do with
+ * their checks and notify scripts.
  *
  * A hook that fails (non-zero exit, killed, or timed out) is counted and
  * logged with its status and duration, and run again for the same event
  * after retry_delay, doubling, up to `retries` times (VIGIL_ATTEMPT says
- * which run it is); the FIFO's timer then says when. The node's FIFO waits
+ * which run it is); the run's timer then says when. The node's FIFO waits
  * meanwhile, so a retry never delivers an event after a newer one; a hook
  * may see an event twice, so hooks must be idempotent. A hook that cannot
  * be started at all (no such program) is logged and not retried: that does
@@ -101,6 +105,7 @@
 
 #include <sodium.h>
 
+#include "fmt.h"
 #include "core/idtable.h"
 #include "hooks.h"
 
@@ -145,31 +150,41 @@ struct hook_job {
 };
 
 struct hook_runner;
+struct hook_queue;
 
-/* A node's FIFO of events, and the hook it is running. */
-struct hook_queue {
-    char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
-    uint32_t idx;                /* in runner->queues, the value of node in runner->ids */
-    struct hook_runner *runner;
-    struct hook_queue *prev, *next; /* list of all FIFOs, newest first */
-    struct hook_queue *line_next;   /* next waiting for a free slot */
-    bool in_line;                   /* waiting for a free slot */
-    struct hook_job *head, *tail;   /* head: the event being handled */
-    uint32_t waiting;               /* events after head */
-    /* In the runner's list of FIFOs with two or more waiting, oldest first. */
-    struct hook_queue *merge_prev, *merge_next;
-    bool in_merge;
-    size_t hook;             /* the hook of head running, or the next to consider */
+/* One hook's run for the event at the head of a FIFO: one per hook in every FIFO. */
+struct hook_run {
+    struct hook_queue *q;
+    size_t hook;             /* its index in runner->hooks */
+    bool owed;               /* the head event wants this hook, and it has not finished */
     struct vio_child *child; /* the running hook (and its process group), or NULL */
     vigil_time_t started;    /* when it started */
     int signalled;           /* last signal sent to it: 0, SIGTERM or SIGKILL */
-    uint32_t attempt;        /* retries of the current run so far */
-    bool in_retry;           /* waiting to run a failed hook again */
+    uint32_t attempt;        /* retries of this run so far */
+    bool in_retry;           /* waiting to run the failed hook again */
+    bool in_line;            /* waiting for a free slot */
+    struct hook_run *line_next;
     /*
      * While child is set: the next escalation (SIGTERM at start + timeout,
      * then SIGKILL). While in_retry: when the failed run goes again.
      */
     struct vio_timer timer;
+};
+
+/* A node's FIFO of events, and the runs of the hooks for its head event. */
+struct hook_queue {
+    char node[VIGIL_ID_MAX + 1]; /* "" for pause events */
+    uint32_t idx;                /* in runner->queues, the value of node in runner->ids */
+    struct hook_runner *runner;
+    struct hook_queue *prev, *next; /* list of all FIFOs, newest first */
+    struct hook_job *head, *tail;   /* head: the event being handled */
+    uint32_t waiting;               /* events after head */
+    /* In the runner's list of FIFOs with two or more waiting, oldest first. */
+    struct hook_queue *merge_prev, *merge_next;
+    bool in_merge;
+    bool head_started;     /* the head's runs were started (or put in line) */
+    size_t runs_left;      /* runs of the head not finished: the next event waits for 0 */
+    struct hook_run *runs; /* n_hooks of them */
 };
 
 /* A hook, copied from the configuration so that the runner owns it. */
@@ -191,11 +206,11 @@ struct hook_runner {
     struct vigil__idtable ids;  /* node -> index in queues */
     struct hook_queue **queues; /* the FIFOs, dense: n_queues of cap_queues */
     uint32_t n_queues, cap_queues;
-    struct hook_queue *all;                   /* every FIFO */
-    struct hook_queue *line_head, *line_tail; /* FIFOs waiting for a free slot */
-    size_t running;                           /* hooks running */
-    size_t pending;                           /* hook runs queued or running */
-    bool stopping;                            /* in hook_runner_free: start nothing */
+    struct hook_queue *all;                 /* every FIFO */
+    struct hook_run *line_head, *line_tail; /* runs waiting for a free slot */
+    size_t running;                         /* hooks running */
+    size_t pending;                         /* hook runs queued or running */
+    bool stopping;                          /* in hook_runner_free: start nothing */
     struct hook_stats stats;
     uint32_t max_waiting;                       /* per node */
     uint32_t max_total;                         /* in all */
@@ -215,7 +230,7 @@ static const char *const hook_env_names[HOOK_ENV_COUNT] = {
     "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT", "VIGIL_COALESCED",
 };
 
-static void queue_timer(void *arg, vigil_time_t now);
+static void run_timer(void *arg, vigil_time_t now);
 static void hook_exited(void *arg, struct vio_child *c, int status);
 
 static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
@@ -276,16 +291,26 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
     struct hook_queue *q = calloc(1, sizeof(*q));
     if (!q)
         return NULL;
+    q->runs = calloc(r->n_hooks > 0 ? r->n_hooks : 1, sizeof(*q->runs));
+    if (!q->runs) {
+        free(q);
+        return NULL;
+    }
     snprintf(q->node, sizeof(q->node), "%s", node);
     q->idx = r->n_queues;
     r->queues[q->idx] = q;
     if (vigil__idtable_insert(&r->ids, node, len, q->idx) != 0) {
+        free(q->runs);
         free(q);
         return NULL;
     }
     r->n_queues++;
     q->runner = r;
-    vio_timer_init(&q->timer, queue_timer, q);
+    for (size_t i = 0; i < r->n_hooks; i++) {
+        q->runs[i].q = q;
+        q->runs[i].hook = i;
+        vio_timer_init(&q->runs[i].timer, run_timer, &q->runs[i]);
+    }
     q->next = r->all;
     if (r->all)
         r->all->prev = q;
@@ -321,10 +346,11 @@ static void merge_list_update(struct hook_runner *r, struct hook_queue *q)
     q->merge_prev = q->merge_next = NULL;
 }
 
-/* Unlinks and frees an idle FIFO (no child, not in line). */
+/* Unlinks and frees an idle FIFO (no child, no run in line). */
 static void queue_remove(struct hook_runner *r, struct hook_queue *q)
 {
-    vio_timer_disarm(r->loop, &q->timer);
+    for (size_t i = 0; i < r->n_hooks; i++)
+        vio_timer_disarm(r->loop, &q->runs[i].timer);
     vigil__idtable_remove_slot(&r->ids,
                                vigil__idtable_slot(&r->ids, q->node, strlen(q->node), queue_id_of));
     /* The last FIFO of the array takes q's place, and its index in the table follows. */
@@ -349,31 +375,32 @@ static void queue_remove(struct hook_runner *r, struct hook_queue *q)
         q->head = j->next;
         free(j);
     }
+    free(q->runs);
     free(q);
 }
 
-static void line_append(struct hook_runner *r, struct hook_queue *q)
+static void line_append(struct hook_runner *r, struct hook_run *run)
 {
-    q->in_line = true;
-    q->line_next = NULL;
+    run->in_line = true;
+    run->line_next = NULL;
     if (r->line_tail)
-        r->line_tail->line_next = q;
+        r->line_tail->line_next = run;
     else
-        r->line_head = q;
-    r->line_tail = q;
+        r->line_head = run;
+    r->line_tail = run;
 }
 
-static struct hook_queue *line_pop(struct hook_runner *r)
+static struct hook_run *line_pop(struct hook_runner *r)
 {
-    struct hook_queue *q = r->line_head;
-    if (!q)
+    struct hook_run *run = r->line_head;
+    if (!run)
         return NULL;
-    r->line_head = q->line_next;
+    r->line_head = run->line_next;
     if (!r->line_head)
         r->line_tail = NULL;
-    q->in_line = false;
-    q->line_next = NULL;
-    return q;
+    run->in_line = false;
+    run->line_next = NULL;
+    return run;
 }
 
 /* ---- bounds: coalescing waiting events ---- */
@@ -627,7 +654,7 @@ static char *event_json_line(const struct hook_job *job, size_t *len)
     }
     if (!o)
         return NULL;
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL);
     json_decref(o);
     if (!s)
         return NULL;
@@ -644,16 +671,18 @@ static char *event_json_line(const struct hook_job *job, size_t *len)
 }
 
 /*
- * Starts hook q->hook for q's head event. Returns 0 with q->child set, or a
- * negative error (logged and counted as a spawn error) when it could not.
+ * Starts run's hook for its FIFO's head event. Returns 0 with run->child
+ * set, or a negative error (logged and counted as a spawn error) when it
+ * could not.
  */
-static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
+static int spawn_hook(struct hook_runner *r, struct hook_run *run, vigil_time_t now)
 {
-    const struct hook *h = &r->hooks[q->hook];
+    struct hook_queue *q = run->q;
+    const struct hook *h = &r->hooks[run->hook];
     const struct evrec *rec = &q->head->rec;
     size_t json_len = 0, first_own = 0;
     char *json = event_json_line(q->head, &json_len);
-    char **envp = build_env(q->head, q->attempt, &first_own);
+    char **envp = build_env(q->head, run->attempt, &first_own);
     struct vio_child *child = NULL;
     int err = -ENOMEM;
     if (json && envp) {
@@ -663,7 +692,7 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
             .stdin_data = json,
             .stdin_len = json_len,
             .on_exit = hook_exited,
-            .arg = q,
+            .arg = run,
         };
         err = r->procs->ops->spawn(r->procs, &req, &child);
     }
@@ -672,7 +701,7 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
     if (err == 0) {
         /* The timeout: a failure to arm it would leave the hook without one. */
         vigil_time_t timeout = h->timeout > 0 ? h->timeout : HOOK_TIMEOUT_DEFAULT;
-        int terr = vio_timer_arm(r->loop, &q->timer, now + timeout);
+        int terr = vio_timer_arm(r->loop, &run->timer, now + timeout);
         if (terr != 0) {
             r->procs->ops->signal(r->procs, child, SIGKILL);
             r->procs->ops->release(r->procs, child);
@@ -685,30 +714,67 @@ static int spawn_hook(struct hook_runner *r, struct hook_queue *q, vigil_time_t 
                   rec->ev.seq, event_label(rec), strerror(-err));
         return -VIGIL_ESYS;
     }
-    q->child = child;
-    q->started = now;
-    q->signalled = 0;
+    run->child = child;
+    run->started = now;
+    run->signalled = 0;
     r->running++;
     r->stats.started++;
     return 0;
 }
 
-/*
- * Moves q to the next hook run it owes: skips the hooks that do not want
- * its head event and drops events with no hook left. False when q has no
- * work left.
- */
-static bool queue_next_run(struct hook_runner *r, struct hook_queue *q)
+/* A run owed no more: it ended (not to be retried) or could not start. */
+static void run_end(struct hook_runner *r, struct hook_run *run)
 {
+    run->owed = false;
+    run->attempt = 0;
+    run->q->runs_left--;
+    r->pending--;
+}
+
+/*
+ * Starts run if a slot is free (and, unless it comes from the line, nobody
+ * is waiting for one), else puts it in line. A run that cannot start is
+ * counted and logged, and ended: the FIFO's caller moves on when it was
+ * the last (queue_pump).
+ */
+static void run_kick(struct hook_runner *r, struct hook_run *run, vigil_time_t now, bool from_line)
+{
+    if (r->running >= HOOK_MAX_RUNNING || (!from_line && r->line_head)) {
+        line_append(r, run);
+        return;
+    }
+    if (spawn_hook(r, run, now) != 0)
+        run_end(r, run);
+}
+
+/*
+ * Moves q on: starts the runs of its head event, all of them at once (as
+ * slots allow), and when every run of the head has finished, drops it and
+ * starts the next event's; frees q when it has no work left. Iterative:
+ * events whose hooks cannot start at all pass in one call.
+ */
+static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
+{
+    /* Each round starts the head or drops it: bounded by the events queued. */
     while (q->head) {
-        while (q->hook < r->n_hooks && !hook_wants(&r->hooks[q->hook], &q->head->rec.ev))
-            q->hook++;
-        if (q->hook < r->n_hooks)
-            return true;
+        if (!q->head_started) {
+            q->head_started = true;
+            for (size_t i = 0; i < r->n_hooks; i++) {
+                q->runs[i].owed = hook_wants(&r->hooks[i], &q->head->rec.ev);
+                q->runs[i].attempt = 0;
+                q->runs_left += q->runs[i].owed;
+            }
+            for (size_t i = 0; i < r->n_hooks; i++)
+                if (q->runs[i].owed)
+                    run_kick(r, &q->runs[i], now, false);
+        }
+        if (q->runs_left > 0)
+            return;
+        /* Every hook of the head is done: the first waiting event becomes the one handled. */
         struct hook_job *j = q->head;
         q->head = j->next;
+        q->head_started = false;
         if (q->head) {
-            /* The first waiting event becomes the one handled. */
             q->waiting--;
             r->waiting--;
             merge_list_update(r, q);
@@ -716,56 +782,36 @@ static bool queue_next_run(struct hook_runner *r, struct hook_queue *q)
             q->tail = NULL;
         }
         free(j);
-        q->hook = 0;
-    }
-    return false;
-}
-
-/*
- * Starts q's next hook run if a slot is free (and, unless q comes from the
- * line, nobody is waiting for one); puts q in line otherwise; frees q when
- * it has no work left. q must have no child and not be in line.
- */
-static void queue_kick(struct hook_runner *r, struct hook_queue *q, vigil_time_t now,
-                       bool from_line)
-{
-    /* Each round either returns or moves past one hook run: bounded by the runs queued. */
-    while (queue_next_run(r, q)) {
-        if (r->running >= HOOK_MAX_RUNNING || (!from_line && r->line_head)) {
-            line_append(r, q);
-            return;
-        }
-        if (spawn_hook(r, q, now) == 0)
-            return;
-        /* Could not start: counted and logged; the event goes on to its next hook. */
-        r->pending--;
-        q->hook++;
-        q->attempt = 0;
     }
     queue_remove(r, q);
 }
 
-/* Starts FIFOs waiting in line while slots are free. */
+/* Starts runs waiting in line while slots are free. */
 static void line_drain(struct hook_runner *r, vigil_time_t now)
 {
-    while (r->running < HOOK_MAX_RUNNING && r->line_head)
-        queue_kick(r, line_pop(r), now, true);
+    while (r->running < HOOK_MAX_RUNNING && r->line_head) {
+        struct hook_run *run = line_pop(r);
+        struct hook_queue *q = run->q;
+        run_kick(r, run, now, true);
+        if (q->runs_left == 0)
+            queue_pump(r, q, now);
+    }
 }
 
 /* ---- finishing a hook ---- */
 
-/* Records the end of q's running hook (status known or lost) and logs it. */
-static void hook_finished(struct hook_runner *r, struct hook_queue *q, int status, vigil_time_t now)
+/* Records the end of run's hook (status known or lost) and logs it. */
+static void hook_finished(struct hook_runner *r, struct hook_run *run, int status, vigil_time_t now)
 {
-    const struct hook *h = &r->hooks[q->hook];
-    const struct evrec *rec = &q->head->rec;
+    const struct hook *h = &r->hooks[run->hook];
+    const struct evrec *rec = &run->q->head->rec;
     bool known = status != -1;
     char dur[32], what[96];
-    vigil_format_secs(now - q->started, dur, sizeof(dur));
+    vigil_format_duration(now - run->started, dur, sizeof(dur));
     const char *after = "";
-    if (q->signalled == SIGTERM)
+    if (run->signalled == SIGTERM)
         after = " after timeout (SIGTERM)";
-    else if (q->signalled == SIGKILL)
+    else if (run->signalled == SIGKILL)
         after = " after timeout (SIGKILL)";
 
     if (!known) {
@@ -774,7 +820,7 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     } else if (WIFEXITED(status)) {
         int code = WEXITSTATUS(status);
         snprintf(what, sizeof(what), "exit %d", code);
-        if (q->signalled)
+        if (run->signalled)
             r->stats.timed_out++;
         else if (code == 0)
             r->stats.succeeded++;
@@ -783,110 +829,112 @@ static void hook_finished(struct hook_runner *r, struct hook_queue *q, int statu
     } else {
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         snprintf(what, sizeof(what), "killed by signal %d (%s)", sig, strsignal(sig));
-        if (q->signalled)
+        if (run->signalled)
             r->stats.timed_out++;
         else
             r->stats.failed++;
     }
-    bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !q->signalled;
+    bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !run->signalled;
     char retry[96] = "";
-    vio_timer_disarm(r->loop, &q->timer);
-    if (!ok && q->attempt < h->retries) {
+    vio_timer_disarm(r->loop, &run->timer);
+    if (!ok && run->attempt < h->retries) {
         /* The delay doubles with each retry: retry_delay, 2x, 4x, ... (saturating). */
         vigil_time_t delay = h->retry_delay;
-        for (uint32_t i = 0; i < q->attempt && delay < INT64_MAX / 2; i++)
+        for (uint32_t i = 0; i < run->attempt && delay < INT64_MAX / 2; i++)
             delay *= 2;
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
         char d[32];
-        vigil_format_secs(delay, d, sizeof(d));
-        if (vio_timer_arm(r->loop, &q->timer, now + delay) == 0) {
-            q->attempt++;
-            q->in_retry = true;
-            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %ss", q->attempt,
+        vigil_format_duration(delay, d, sizeof(d));
+        if (vio_timer_arm(r->loop, &run->timer, now + delay) == 0) {
+            run->attempt++;
+            run->in_retry = true;
+            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %s", run->attempt,
                      h->retries, d);
         } else {
             r->stats.gave_up++;
             snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs (out of memory)",
-                     q->attempt + 1);
+                     run->attempt + 1);
         }
     } else if (!ok && h->retries > 0) {
         r->stats.gave_up++;
-        snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", q->attempt + 1);
+        snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", run->attempt + 1);
     }
-    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %ss%s%s", h->argv[0], rec->ev.seq,
+    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %s%s%s", h->argv[0], rec->ev.seq,
               event_label(rec), what, dur, after, retry);
-    q->child = NULL;
-    q->signalled = 0;
+    run->child = NULL;
+    run->signalled = 0;
     r->running--;
-    if (q->in_retry)
-        return; /* the run is still owed: pending stays, the hook stays */
-    q->attempt = 0;
-    q->hook++;
-    r->pending--;
+    if (run->in_retry)
+        return; /* the run is still owed: pending stays */
+    run_end(r, run);
 }
 
-/* The exit of q's hook, from the loop. */
+/* The exit of run's hook, from the loop. */
 static void hook_exited(void *arg, struct vio_child *c, int status)
 {
-    struct hook_queue *q = arg;
+    struct hook_run *run = arg;
+    struct hook_queue *q = run->q;
     struct hook_runner *r = q->runner;
     r->procs->ops->release(r->procs, c);
     if (r->stopping) {
         /* hook_runner_free is waiting for it: nothing more starts. */
-        q->child = NULL;
+        run->child = NULL;
         r->running--;
         return;
     }
     vigil_time_t now = vio_now(r->loop);
-    hook_finished(r, q, status, now);
-    if (!q->in_retry)
-        queue_kick(r, q, now, false);
+    hook_finished(r, run, status, now);
+    if (q->runs_left == 0)
+        queue_pump(r, q, now);
     line_drain(r, now);
 }
 
-/* Sends SIGTERM, or SIGKILL two seconds after it, to q's hook. */
-static void hook_escalate(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
+/* Sends SIGTERM, or SIGKILL two seconds after it, to run's hook. */
+static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_time_t now)
 {
-    const struct hook *h = &r->hooks[q->hook];
-    const struct evrec *rec = &q->head->rec;
+    const struct hook *h = &r->hooks[run->hook];
+    const struct evrec *rec = &run->q->head->rec;
     char dur[32];
-    vigil_format_secs(now - q->started, dur, sizeof(dur));
-    if (q->signalled == 0) {
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %ss, sending SIGTERM",
+    vigil_format_duration(now - run->started, dur, sizeof(dur));
+    if (run->signalled == 0) {
+        hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %s, sending SIGTERM",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
-        r->procs->ops->signal(r->procs, q->child, SIGTERM);
-        q->signalled = SIGTERM;
+        r->procs->ops->signal(r->procs, run->child, SIGTERM);
+        run->signalled = SIGTERM;
         /*
          * Two seconds from the TERM actually sent, even when the loop ran
          * late. Should the timer not arm (no memory), the KILL comes with
          * hook_runner_free at the latest.
          */
-        vio_timer_arm(r->loop, &q->timer, now + HOOK_KILL_DELAY);
-    } else if (q->signalled == SIGTERM) {
+        vio_timer_arm(r->loop, &run->timer, now + HOOK_KILL_DELAY);
+    } else if (run->signalled == SIGTERM) {
         hook_logf(r,
-                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%ss), "
+                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%s), "
                   "sending SIGKILL",
                   h->argv[0], rec->ev.seq, event_label(rec), dur);
-        r->procs->ops->signal(r->procs, q->child, SIGKILL);
-        q->signalled = SIGKILL;
+        r->procs->ops->signal(r->procs, run->child, SIGKILL);
+        run->signalled = SIGKILL;
     }
 }
 
-/* q's timer: an escalation while its hook runs, else its retry. */
-static void queue_timer(void *arg, vigil_time_t now)
+/* run's timer: an escalation while its hook runs, else its retry. */
+static void run_timer(void *arg, vigil_time_t now)
 {
-    struct hook_queue *q = arg;
+    struct hook_run *run = arg;
+    struct hook_queue *q = run->q;
     struct hook_runner *r = q->runner;
-    if (q->child) {
-        hook_escalate(r, q, now);
+    if (run->child) {
+        hook_escalate(r, run, now);
         return;
     }
-    if (!q->in_retry)
+    if (!run->in_retry)
         return;
-    q->in_retry = false;
+    run->in_retry = false;
     r->stats.retried++;
-    queue_kick(r, q, now, false);
+    run_kick(r, run, now, false);
+    if (q->runs_left == 0)
+        queue_pump(r, q, now);
     line_drain(r, now);
 }
 
@@ -1002,8 +1050,8 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
     r->pending += want;
     r->stats.queued += want;
     enforce_bounds(r, q);
-    if (!q->child && !q->in_line && !q->in_retry)
-        queue_kick(r, q, vio_now(r->loop), false);
+    if (!q->head_started)
+        queue_pump(r, q, vio_now(r->loop));
     return 0;
 }
 
@@ -1043,11 +1091,14 @@ void hook_runner_free(struct hook_runner *r)
     if (waiting > 0)
         hook_logf(r, "hook runner stopping: %zu hook runs not started", waiting);
     for (struct hook_queue *q = r->all; q; q = q->next) {
-        vio_timer_disarm(r->loop, &q->timer);
-        if (q->child) {
-            hook_logf(r, "hook %s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
-                      r->hooks[q->hook].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
-            r->procs->ops->signal(r->procs, q->child, SIGTERM);
+        for (size_t i = 0; i < r->n_hooks; i++) {
+            struct hook_run *run = &q->runs[i];
+            vio_timer_disarm(r->loop, &run->timer);
+            if (run->child) {
+                hook_logf(r, "hook %s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
+                          r->hooks[i].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
+                r->procs->ops->signal(r->procs, run->child, SIGTERM);
+            }
         }
     }
     /* Up to 2 s for them to go; each exit comes back through hook_exited. */
@@ -1055,27 +1106,29 @@ void hook_runner_free(struct hook_runner *r)
         r->procs->ops->wait_all(r->procs, HOOK_FREE_WAIT);
     bool killed = false;
     for (struct hook_queue *q = r->all; q; q = q->next) {
-        if (!q->child)
-            continue;
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): still running, sending SIGKILL",
-                  r->hooks[q->hook].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
-        r->procs->ops->signal(r->procs, q->child, SIGKILL);
-        killed = true;
+        for (size_t i = 0; i < r->n_hooks; i++) {
+            if (!q->runs[i].child)
+                continue;
+            hook_logf(r, "hook %s for event %" PRIu64 " (%s): still running, sending SIGKILL",
+                      r->hooks[i].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
+            r->procs->ops->signal(r->procs, q->runs[i].child, SIGKILL);
+            killed = true;
+        }
     }
     if (killed)
         r->procs->ops->wait_all(r->procs, HOOK_FREE_KILL_WAIT);
     for (struct hook_queue *q = r->all; q; q = q->next) {
-        if (!q->child)
-            continue;
-        /* Not gone even after SIGKILL: it is left to run unwatched. */
-        r->procs->ops->release(r->procs, q->child);
-        q->child = NULL;
+        for (size_t i = 0; i < r->n_hooks; i++) {
+            if (!q->runs[i].child)
+                continue;
+            /* Not gone even after SIGKILL: it is left to run unwatched. */
+            r->procs->ops->release(r->procs, q->runs[i].child);
+            q->runs[i].child = NULL;
+        }
     }
-    while (r->all) {
-        struct hook_queue *q = r->all;
-        q->in_line = false;
-        queue_remove(r, q);
-    }
+    r->line_head = r->line_tail = NULL;
+    while (r->all)
+        queue_remove(r, r->all);
     hooks_free(r->hooks, r->n_hooks);
     vigil__idtable_destroy(&r->ids);
     free(r->queues);

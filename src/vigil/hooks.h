@@ -2,12 +2,14 @@
  * Hook commands run on events. Each hook is a program with arguments (no
  * shell); it gets the event in environment variables (VIGIL_*) and as one
  * JSON object on its standard input. Hooks run asynchronously: submitting
- * never waits for a child. Per node, events are delivered in order: the
- * hooks of a node's next event start only when those of its previous event
- * have finished. A hook that outlives its timeout gets SIGTERM, and SIGKILL
- * two seconds later. A failed run is retried (retries, retry_delay
- * doubling) before the node's next event goes on. At most 64 hooks run at
- * once; the rest wait in line.
+ * never waits for a child. The hooks of one event start together, each
+ * with its own timeout and retries, so a hook that hangs does not delay
+ * the others. Per node, events are delivered in order: the hooks of a
+ * node's next event start only when all those of its previous event have
+ * finished. A hook that outlives its timeout gets SIGTERM, and SIGKILL two
+ * seconds later. A failed run is retried (retries, retry_delay doubling)
+ * before the node's next event goes on. At most 64 hooks run at once; the
+ * rest wait in line.
  *
  * Bounded. Events waiting for a node's hooks are at most `per_node` (16)
  * per node and `total` (65,536) in all; at a bound the oldest waiting
@@ -72,7 +74,7 @@ struct hook_stats {
     uint64_t coalesced;
 };
 
-/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 0.013s").
+/* Called with a line for the log (e.g. "hook /x/notify.sh for event 12 (web3): exit 0 in 13ms").
  */
 typedef void (*hook_log_fn)(void *arg, const char *line);
 

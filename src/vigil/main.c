@@ -4,6 +4,7 @@
 
 #include <vigil/vigil.h>
 
+#include "fmt.h"
 #include "cmds.h"
 
 static const struct {
@@ -29,6 +30,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: vigil COMMAND [options]   (vigil COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nexit status: 0 done, 1 a failure at run time (e.g. no monitor to ask),\n"
+               "2 a usage error: a bad option, or a configuration file that is wrong\n");
 }
 
 int main(int argc, char **argv)
@@ -48,7 +51,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "vigil: unknown command '%s'\n", argv[1]);
+    fprintf(stderr, "vigil: unknown command '%s'\n", vigil_quote(argv[1]).s);
     usage(stderr);
     return 2;
 }

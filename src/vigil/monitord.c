@@ -28,6 +28,7 @@
 
 #include <sodium.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cmds.h"
 #include "config.h"
@@ -107,7 +108,7 @@ static void log_line(struct monitord *d, const char *line)
     vigil_format_wall(vio_wall_us(d->loop), ts, sizeof(ts));
     if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
         json_t *o = json_pack("{s:s, s:s, s:s}", "time", ts, "type", "log", "message", line);
-        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *s = o ? json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
         if (s)
             log_out(d, s);
         free(s);
@@ -334,7 +335,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
             vigil_time_t iv = mc->interval;
             enum vigil_detector_kind k = mc->core.detector.kind;
             if (o == 'i' && vcfg_parse_duration(optarg, &iv)) {
-                snprintf(msg, cap, "bad --interval '%s'", optarg);
+                snprintf(msg, cap, "bad --interval '%s'", vigil_quote(optarg).s);
                 return 2;
             }
             if (o == 'd') {
@@ -390,7 +391,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
         }
     }
     if (optind < argc) {
-        snprintf(msg, cap, "unexpected argument '%s'", argv[optind]);
+        snprintf(msg, cap, "unexpected argument '%s'", vigil_quote(argv[optind]).s);
         return 2;
     }
     if (vcfg_check(c, "monitor", err, sizeof(err))) {
@@ -406,7 +407,7 @@ static int open_listener(struct monitord *d, const char *spec, char *err, size_t
 {
     struct vigil_addr a;
     if (vigil_addr_parse(spec, VIGIL_DEFAULT_PORT, &a)) {
-        snprintf(err, cap, "bad listen address '%s'", spec);
+        snprintf(err, cap, "bad listen address '%s'", vigil_quote(spec).s);
         return -1;
     }
     struct listener *l = &d->socks[d->n_socks];
@@ -431,7 +432,7 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         evlog_push(d->events, &r);
         if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
             json_t *o = evrec_to_json(&r);
-            char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            char *s = o ? json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
             if (s)
                 log_out(d, s);
             else

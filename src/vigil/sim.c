@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "fmt.h"
 #include "cli_tools.h"
 #include "cmds.h"
 #include "config.h"
@@ -160,27 +161,30 @@ static void print_text(const struct vsim_params *p, const struct vsim_result *r,
 {
     char d1[32], r1[64];
     const struct vigil_detector_config *dc = &p->mon.detector;
-    cli_format_duration(sec(p->duration), d1, sizeof(d1));
-    printf("vigil sim: %u nodes for %s, a heartbeat every %.3fs, seed %llu\n", p->nodes, d1,
-           sec(p->interval), (unsigned long long)p->seed);
+    vigil_format_seconds(sec(p->duration), d1, sizeof(d1));
+    printf("vigil sim: %u nodes for %s, a heartbeat every %s, seed %llu\n", p->nodes, d1,
+           vigil_dur_s(sec(p->interval)).s, (unsigned long long)p->seed);
     if (dc->kind == VIGIL_DETECTOR_FIXED)
-        printf("detector: fixed, suspect after %.3fs, dead after %.3fs\n", dc->suspect_threshold,
-               dc->dead_threshold);
+        printf("detector: fixed, suspect after %s, dead after %s\n",
+               vigil_dur_s(dc->suspect_threshold).s, vigil_dur_s(dc->dead_threshold).s);
     else if (dc->kind == VIGIL_DETECTOR_GRID)
-        printf("detector: grid, suspect at %.2f, dead at %.2f, margin %.3fs + 4 deviations, loss "
+        printf("detector: grid, suspect at %.2f, dead at %.2f, margin %s + 4 deviations, loss "
                "floor %.2f%%, loss window %u; settled at this loss it assumes %.2f%%: suspect "
                "after %u missed heartbeats, dead after %u\n",
-               dc->suspect_threshold, dc->dead_threshold, sec(dc->margin), dc->loss_floor * 100,
-               dc->loss_window, m->g.loss_used * 100, m->g.k_suspect, m->g.k_dead);
+               dc->suspect_threshold, dc->dead_threshold, vigil_dur_s(sec(dc->margin)).s,
+               dc->loss_floor * 100, dc->loss_window, m->g.loss_used * 100, m->g.k_suspect,
+               m->g.k_dead);
     else
-        printf("detector: phi, suspect at %.2f, dead at %.2f, acceptable pause %.3fs, minimum "
-               "deviation %.3fs\n",
-               dc->suspect_threshold, dc->dead_threshold, sec(dc->acceptable_pause),
-               sec(dc->min_std_dev));
-    printf("network: loss %.2f%%, delay %.4fs + exponential jitter %.4fs, spikes %.2f%% x %.3fs",
-           p->loss * 100, sec(p->delay), sec(p->jitter), p->spike_p * 100, sec(p->spike));
+        printf("detector: phi, suspect at %.2f, dead at %.2f, acceptable pause %s, minimum "
+               "deviation %s\n",
+               dc->suspect_threshold, dc->dead_threshold, vigil_dur_s(sec(dc->acceptable_pause)).s,
+               vigil_dur_s(sec(dc->min_std_dev)).s);
+    printf("network: loss %.2f%%, delay %s + exponential jitter %s, spikes %.2f%% x %s",
+           p->loss * 100, vigil_dur_s(sec(p->delay)).s, vigil_dur_s(sec(p->jitter)).s,
+           p->spike_p * 100, vigil_dur_s(sec(p->spike)).s);
     if (p->pause_every > 0 && p->pause > 0)
-        printf(", monitor pauses %.3fs every %.0fs", sec(p->pause), sec(p->pause_every));
+        printf(", monitor pauses %s every %s", vigil_dur_s(sec(p->pause)).s,
+               vigil_dur_s(sec(p->pause_every)).s);
     printf("\nheartbeats: %llu sent, %llu delivered\n", (unsigned long long)r->sent,
            (unsigned long long)r->delivered);
     printf("crashes: %u, detected %u, undetected by the end %u\n", r->crashed, r->n_detect,
@@ -189,13 +193,15 @@ static void print_text(const struct vsim_params *p, const struct vsim_result *r,
         double mean = 0;
         for (uint32_t i = 0; i < r->n_detect; i++)
             mean += sec(r->detect[i]) / r->n_detect;
-        printf("detection time: min %.3fs, median %.3fs, p95 %.3fs, p99 %.3fs, max %.3fs, mean "
-               "%.3fs\n",
-               sec(vsim_quantile(r, 0)), sec(vsim_quantile(r, 0.5)), sec(vsim_quantile(r, 0.95)),
-               sec(vsim_quantile(r, 0.99)), sec(vsim_quantile(r, 1)), mean);
+        printf("detection time: min %s, median %s, p95 %s, p99 %s, max %s, mean "
+               "%s\n",
+               vigil_dur_s(sec(vsim_quantile(r, 0))).s, vigil_dur_s(sec(vsim_quantile(r, 0.5))).s,
+               vigil_dur_s(sec(vsim_quantile(r, 0.95))).s,
+               vigil_dur_s(sec(vsim_quantile(r, 0.99))).s, vigil_dur_s(sec(vsim_quantile(r, 1))).s,
+               vigil_dur_s(mean).s);
     }
-    printf("  predicted: mean %.3fs, at most %.3fs (plus the network's delay)\n", m->q.detection,
-           m->q.dead_silence);
+    printf("  predicted: mean %s, at most %s (plus the network's delay)\n",
+           vigil_dur_s(m->q.detection).s, vigil_dur_s(m->q.dead_silence).s);
     printf("false suspicions: %llu (predicted %.3g); false deaths: %llu (predicted %.3g), over "
            "%.1f node-hours\n",
            (unsigned long long)r->false_suspicions, m->q.suspect_rate * 3600 * r->node_hours,
@@ -208,9 +214,10 @@ static void print_text(const struct vsim_params *p, const struct vsim_result *r,
         printf("monitor pauses reported: %llu\n", (unsigned long long)r->pauses);
     cli_format_rate(budget * 3600, r1, sizeof(r1));
     printf("information limit: loss %.2f%%, G = %.3g gaps per node per second, budget %s per "
-           "node = %.3g per gap, so k = %u and k x h = %.3fs: no detector declares a crash "
+           "node = %.3g per gap, so k = %u and k x h = %s: no detector declares a crash "
            "sooner than that after the last heartbeat without exceeding the budget\n",
-           p->loss * 100, vigil__qos_gaps_per_s(&m->net), r1, m->b, m->k, m->k * m->net.h);
+           p->loss * 100, vigil__qos_gaps_per_s(&m->net), r1, m->b, m->k,
+           vigil_dur_s(m->k * m->net.h).s);
 }
 
 int cmd_sim(int argc, char **argv)
@@ -375,7 +382,7 @@ bad:
             o == 'i'   ? "interval"
             : o == 'd' ? "detector"
                        : opts[o - OPT_NODES + 3].name,
-            optarg);
+            vigil_quote(optarg).s);
     goto out;
 usage:
     usage(stderr);

@@ -25,6 +25,7 @@
 
 #include <jansson.h>
 
+#include "fmt.h"
 #include "api.h"
 #include "cli_tools.h"
 #include "cmds.h"
@@ -198,7 +199,7 @@ static void fmt_ms(double s, char *buf, size_t cap)
 {
     double ms = s * 1000;
     if (ms >= 1000 && fmod(ms, 1000) < 1e-6)
-        snprintf(buf, cap, "%.0fs", ms / 1000);
+        snprintf(buf, cap, "%s", vigil_dur_s(ms / 1000).s);
     else
         snprintf(buf, cap, "%.0fms", ceil(ms - 1e-9));
 }
@@ -207,59 +208,64 @@ static void print_plan(const char *who, double jitter, double loss, double goal,
                        enum vigil_detector_kind kind, const struct plan *p)
 {
     char r1[64], r2[64], r3[64];
-    printf("%s: jitter %.3fs, loss %.2f%%\n", who, jitter, loss * 100);
+    printf("%s: jitter %s, loss %.2f%%\n", who, vigil_dur_s(jitter).s, loss * 100);
     printf("  budget      %.3g false deaths per node per day = %.3g per gap (at %.3g gaps per "
-           "second: one heartbeat every %.3fs, %.2f%% lost)\n",
-           rate * 86400, p->b, p->gps, p->h, loss * 100);
+           "second: one heartbeat every %s, %.2f%% lost)\n",
+           rate * 86400, p->b, p->gps, vigil_dur_s(p->h).s, loss * 100);
     if (p->k <= 1)
         printf("  limit       k = 1: without enough loss to matter, the limit is the heartbeat "
-               "itself: no verdict before k x h = %.3fs of silence\n",
-               p->h);
+               "itself: no verdict before k x h = %s of silence\n",
+               vigil_dur_s(p->h).s);
     else
         printf("  limit       k = %u: %u heartbeats lost in a row happen more often than the "
                "budget per gap allows, so no detector can be both that safe and faster than "
-               "k x h = %.3fs\n",
-               p->k, p->k - 1, p->k * p->h);
+               "k x h = %s\n",
+               p->k, p->k - 1, vigil_dur_s(p->k * p->h).s);
     if (kind == VIGIL_DETECTOR_GRID && p->ok)
-        printf("  choice      a heartbeat every %.3fs: dead at %.2f = log10(G / e) for the "
+        printf("  choice      a heartbeat every %s: dead at %.2f = log10(G / e) for the "
                "budget per gap, i.e. after %u missed heartbeats at the %.2f%% loss the detector "
-               "will assume, plus a margin of %.3fs: %.3fs after the last heartbeat's slot, "
-               "within the goal of %.3fs\n",
-               p->h, p->grid_dead, p->g.k_dead, p->g.loss_used * 100, p->g.margin, p->c, goal);
+               "will assume, plus a margin of %s: %s after the last heartbeat's slot, "
+               "within the goal of %s\n",
+               vigil_dur_s(p->h).s, p->grid_dead, p->g.k_dead, p->g.loss_used * 100,
+               vigil_dur_s(p->g.margin).s, vigil_dur_s(p->c).s, vigil_dur_s(goal).s);
     else if (kind == VIGIL_DETECTOR_GRID)
-        printf("  choice      cannot meet both goals: even a heartbeat every %.3fs takes %u "
-               "missed heartbeats at the %.2f%% loss the detector will assume, %.3fs, more than "
-               "the goal of %.3fs (relax one of them)\n",
-               p->h, p->g.k_dead, p->g.loss_used * 100, p->c, goal);
+        printf("  choice      cannot meet both goals: even a heartbeat every %s takes %u "
+               "missed heartbeats at the %.2f%% loss the detector will assume, %s, more than "
+               "the goal of %s (relax one of them)\n",
+               vigil_dur_s(p->h).s, p->g.k_dead, p->g.loss_used * 100, vigil_dur_s(p->c).s,
+               vigil_dur_s(goal).s);
     else if (p->ok)
-        printf("  choice      a heartbeat every %.3fs: its fastest safe verdict is %.3fs of "
-               "silence (%.1f intervals), within the goal of %.3fs; dead at the goal itself\n",
-               p->h, p->c_min, p->c_min / p->h, goal);
+        printf("  choice      a heartbeat every %s: its fastest safe verdict is %s of "
+               "silence (%.1f intervals), within the goal of %s; dead at the goal itself\n",
+               vigil_dur_s(p->h).s, vigil_dur_s(p->c_min).s, p->c_min / p->h, vigil_dur_s(goal).s);
     else
-        printf("  choice      cannot meet both goals: even a heartbeat every %.3fs needs %.3fs "
-               "of silence for the budget, more than the goal of %.3fs (relax one of them)\n",
-               p->h, p->c_min, goal);
+        printf("  choice      cannot meet both goals: even a heartbeat every %s needs %s "
+               "of silence for the budget, more than the goal of %s (relax one of them)\n",
+               vigil_dur_s(p->h).s, vigil_dur_s(p->c_min).s, vigil_dur_s(goal).s);
     if (kind == VIGIL_DETECTOR_FIXED)
-        printf("  settings    heartbeat_interval %.3fs, fixed: suspect_after %.3fs, dead_after "
-               "%.3fs\n",
-               p->h, p->c_s, p->c);
+        printf("  settings    heartbeat_interval %s, fixed: suspect_after %s, dead_after "
+               "%s\n",
+               vigil_dur_s(p->h).s, vigil_dur_s(p->c_s).s, vigil_dur_s(p->c).s);
     else if (kind == VIGIL_DETECTOR_GRID)
-        printf("  settings    heartbeat_interval %.3fs, grid: suspect_threshold %.2f (after %u "
-               "missed heartbeats, %.3fs), dead_threshold %.2f (after %u, %.3fs)\n",
-               p->h, p->grid_suspect, p->g.k_suspect, p->q.suspect_silence, p->grid_dead,
-               p->g.k_dead, p->q.dead_silence);
+        printf("  settings    heartbeat_interval %s, grid: suspect_threshold %.2f (after %u "
+               "missed heartbeats, %s), dead_threshold %.2f (after %u, %s)\n",
+               vigil_dur_s(p->h).s, p->grid_suspect, p->g.k_suspect,
+               vigil_dur_s(p->q.suspect_silence).s, p->grid_dead, p->g.k_dead,
+               vigil_dur_s(p->q.dead_silence).s);
     else
-        printf("  settings    heartbeat_interval %.3fs, phi: suspect_threshold %.2f (after %.3fs "
-               "of silence), dead_threshold %.2f (after %.3fs), acceptable_pause %.3fs, "
-               "min_std_dev %.3fs\n",
-               p->h, p->phi_suspect, p->q.suspect_silence, p->phi_dead, p->q.dead_silence, p->pause,
-               p->min_sd);
+        printf("  settings    heartbeat_interval %s, phi: suspect_threshold %.2f (after %s "
+               "of silence), dead_threshold %.2f (after %s), acceptable_pause %s, "
+               "min_std_dev %s\n",
+               vigil_dur_s(p->h).s, p->phi_suspect, vigil_dur_s(p->q.suspect_silence).s,
+               p->phi_dead, vigil_dur_s(p->q.dead_silence).s, vigil_dur_s(p->pause).s,
+               vigil_dur_s(p->min_sd).s);
     cli_format_rate(p->q.false_death_rate * 3600, r1, sizeof(r1));
     cli_format_rate(rate * 3600, r2, sizeof(r2));
     cli_format_rate(p->q.suspect_rate * 3600, r3, sizeof(r3));
-    printf("  predicted   detection %.3fs on average, at most %.3fs; false deaths %s (budget "
-           "%s); false suspicions %s, lasting %.3fs; accuracy %.9g\n",
-           p->q.detection, p->q.dead_silence, r1, r2, r3, p->q.mistake_duration, p->q.accuracy);
+    printf("  predicted   detection %s on average, at most %s; false deaths %s (budget "
+           "%s); false suspicions %s, lasting %s; accuracy %.9g\n",
+           vigil_dur_s(p->q.detection).s, vigil_dur_s(p->q.dead_silence).s, r1, r2, r3,
+           vigil_dur_s(p->q.mistake_duration).s, p->q.accuracy);
 }
 
 static void usage(FILE *f)
@@ -383,9 +389,10 @@ int cmd_tune(int argc, char **argv)
         char err[512];
         if (vcfg_load(&c, cfg_path, err, sizeof(err)) ||
             vcfg_check(&c, "monitor", err, sizeof(err))) {
-            printf("refused: %s\n", err);
+            /* A bad file is a usage error here as in every command that reads one. */
+            fprintf(stderr, "vigil tune: refused: %s\n", err);
             vcfg_free(&c);
-            return 1;
+            return 2;
         }
         int nw = vcfg_warnings(&c, print_warning, NULL);
         printf("%s: the monitor would start%s\n", cfg_path,
@@ -411,9 +418,9 @@ int cmd_tune(int argc, char **argv)
     double D = (double)goal / 1e9;
     char r1[64];
     cli_format_rate(rate * 3600, r1, sizeof(r1));
-    printf("goals: a crashed node declared dead within %.3fs of its last heartbeat; false dead "
+    printf("goals: a crashed node declared dead within %s of its last heartbeat; false dead "
            "verdicts at most %s per node\n\n",
-           D, r1);
+           vigil_dur_s(D).s, r1);
 
     /* The streams: given, or measured by a running monitor, or nominal. */
     double worst_j = 0, worst_p = 0;
@@ -427,14 +434,14 @@ int cmd_tune(int argc, char **argv)
         char path[128];
         if (node)
             snprintf(path, sizeof(path), "/v1/nodes/%s", node);
-        json_t *doc = cli_fetch_json("tune", api, cfg_path, node ? path : NULL);
+        json_t *doc = cli_fetch_json("tune", api, cfg_path, node ? path : NULL, NULL);
         if (!doc) {
             double h = (double)c.monitor.interval / 1e9;
             worst_j = h / 10;
-            printf("no measurements (see above): tuning for a nominal stream, jitter %.3fs "
+            printf("no measurements (see above): tuning for a nominal stream, jitter %s "
                    "(a tenth of the interval), no loss; give --jitter and --loss to describe "
                    "yours\n\n",
-                   worst_j);
+                   vigil_dur_s(worst_j).s);
             count = 1;
         } else {
             json_t *one = json_array();

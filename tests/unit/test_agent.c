@@ -364,12 +364,105 @@ static void test_generation_file(void **state)
     assert_int_equal(g, 9000);
     read_file(path, buf, sizeof(buf));
     assert_string_equal(buf, "9000\n");
-    /* A damaged file stops the agent rather than risk going backwards. */
+    /* A damaged file is warned about and started over from the clock, never fatal. */
     write_file(path, "garbage\n");
-    assert_int_equal(agent_next_generation(path, 1, &g), -1);
-    write_file(path, "18446744073709551615\n");
-    assert_int_equal(agent_next_generation(path, 1, &g), -1);
+    assert_int_equal(agent_next_generation(path, 7000, &g), 0);
+    assert_int_equal(g, 7000);
+    read_file(path, buf, sizeof(buf));
+    assert_string_equal(buf, "7000\n");
     assert_int_equal(unlink(path), 0);
+}
+
+/* A file system of one file for agent_generation_next: what reads give, what was written. */
+struct one_file_fs {
+    struct vio_fs fs;
+    int read_rc;         /* what read returns; 0: the content below */
+    const char *content; /* the file's content when read_rc is 0 */
+    int replace_rc;      /* what replace returns */
+    char written[64];    /* the last content replace was given */
+    int replaced;        /* how many times */
+};
+
+static int off_read(struct vio_fs *fs, const char *path, size_t cap, char **out, size_t *len)
+{
+    struct one_file_fs *f = (struct one_file_fs *)fs;
+    (void)path;
+    if (f->read_rc)
+        return f->read_rc;
+    if (strlen(f->content) > cap)
+        return -EFBIG;
+    *out = strdup(f->content);
+    *len = strlen(f->content);
+    return *out ? 0 : -ENOMEM;
+}
+
+static int off_replace(struct vio_fs *fs, const char *path, const void *data, size_t len,
+                       uint32_t mode)
+{
+    struct one_file_fs *f = (struct one_file_fs *)fs;
+    (void)path;
+    (void)mode;
+    f->replaced++;
+    if (f->replace_rc)
+        return f->replace_rc;
+    snprintf(f->written, sizeof(f->written), "%.*s", (int)len, (const char *)data);
+    return 0;
+}
+
+static const struct vio_fs_ops off_ops = {.read = off_read, .replace = off_replace};
+
+/*
+ * A generation file that cannot serve (empty, garbage, a number too large,
+ * a directory, unreadable, unwritable) must not stop the agent: a clear
+ * warning, the clock's generation (what a valid file gives at the least),
+ * and the file written anew where it can be.
+ */
+static void test_generation_file_damaged(void **state)
+{
+    (void)state;
+    static const struct {
+        int read_rc;
+        const char *content;
+        int replace_rc;
+        const char *says;
+    } cases[] = {
+        {0, "", 0, "is empty"},
+        {0, " \n\n", 0, "is empty"},
+        {0, "garbage\n", 0, "does not hold a generation number"},
+        {0, "12ab\n", 0, "does not hold a generation number"},
+        {0, "-5\n", 0, "does not hold a generation number"},
+        {0, "99999999999999999999999\n", 0, "does not hold a generation number"},
+        {0, "18446744073709551615\n", 0, "cannot grow any more"},
+        {0, "000000000000000000000000000000000000000000000000000000000000000000001\n", 0,
+         "too large"},
+        {-EISDIR, NULL, -EISDIR, "Is a directory"},
+        {-EACCES, NULL, 0, "Permission denied"},
+        {-ENOENT, NULL, -EROFS, "Read-only file system"},
+        {0, "4000\n", -ENOSPC, "No space left"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct one_file_fs f = {.fs = {&off_ops},
+                                .read_rc = cases[i].read_rc,
+                                .content = cases[i].content,
+                                .replace_rc = cases[i].replace_rc};
+        char err[512] = "";
+        uint64_t g = 0;
+        int rc =
+            agent_generation_next(&f.fs, "/var/lib/vigil/generation", 5000, &g, err, sizeof(err));
+        if (rc != 1 || g != 5000 || !strstr(err, cases[i].says))
+            fail_msg("case %zu: rc %d, generation %llu, says '%s'", i, rc, (unsigned long long)g,
+                     err);
+        assert_int_equal(f.replaced, 1);
+        if (!cases[i].replace_rc)
+            assert_string_equal(f.written, "5000\n");
+    }
+    /* A valid file that is ahead of the clock still wins, and is no warning. */
+    struct one_file_fs f = {.fs = {&off_ops}, .content = " 9000\n"};
+    char err[512] = "";
+    uint64_t g = 0;
+    assert_int_equal(agent_generation_next(&f.fs, "gen", 5000, &g, err, sizeof(err)), 0);
+    assert_int_equal(g, 9001);
+    assert_string_equal(f.written, "9001\n");
 }
 
 static void test_keygen(void **state)
@@ -663,10 +756,11 @@ static void test_agent_runs(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_line),        cmocka_unit_test(test_pairs_set),
-        cmocka_unit_test(test_status_read),        cmocka_unit_test(test_set_command),
-        cmocka_unit_test(test_generation_file),    cmocka_unit_test(test_keygen),
-        cmocka_unit_test(test_agent_usage_errors), cmocka_unit_test(test_agent_runs),
+        cmocka_unit_test(test_status_line),     cmocka_unit_test(test_pairs_set),
+        cmocka_unit_test(test_status_read),     cmocka_unit_test(test_set_command),
+        cmocka_unit_test(test_generation_file), cmocka_unit_test(test_generation_file_damaged),
+        cmocka_unit_test(test_keygen),          cmocka_unit_test(test_agent_usage_errors),
+        cmocka_unit_test(test_agent_runs),
     };
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

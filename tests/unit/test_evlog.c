@@ -278,6 +278,77 @@ static void test_json_pause_event(void **state)
     json_decref(back);
 }
 
+/* Most significant digits of any real number in a JSON text. */
+static int max_sig_digits(const char *s)
+{
+    int most = 0;
+    while (*s) {
+        if (*s == '"') { /* skip strings: times and addresses are not numbers */
+            for (s++; *s && *s != '"'; s++)
+                if (*s == '\\' && s[1])
+                    s++;
+            if (*s)
+                s++;
+            continue;
+        }
+        if (!((*s >= '0' && *s <= '9') || *s == '-')) {
+            s++;
+            continue;
+        }
+        int sig = 0;
+        bool lead = true, real = false;
+        for (; *s && ((*s >= '0' && *s <= '9') || *s == '.' || *s == '-'); s++) {
+            if (*s < '0' || *s > '9') {
+                real |= *s == '.';
+                continue;
+            }
+            if (lead && *s == '0')
+                continue;
+            lead = false;
+            sig++;
+        }
+        /* An exponent: its digits are not significant ones. */
+        if (*s == 'e' || *s == 'E')
+            for (s++; *s && ((*s >= '0' && *s <= '9') || *s == '-' || *s == '+'); s++)
+                ;
+        /* Integers (counters, times in microseconds) are exact: only reals count. */
+        if (real && sig > most)
+            most = sig;
+    }
+    return most;
+}
+
+/* JSON numbers as people read them: no 0.67000000000000004, no level of 1e-137. */
+static void test_json_numbers_sensible(void **state)
+{
+    (void)state;
+    struct evrec r = example_event();
+    r.ev.level = 1e-137;      /* phi just after a heartbeat */
+    r.ev.threshold = 0.67;    /* 0.67000000000000004 with 17 digits */
+    r.ev.mean = 670000000;    /* 0.67 s */
+    r.ev.std_dev = 1000000;   /* 0.001 s */
+    r.ev.since_last = 300000; /* 0.0003 s */
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    char *s = json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL);
+    json_decref(o);
+    assert_non_null(s);
+    if (max_sig_digits(s) > 12 || strstr(s, "e-") || strstr(s, "E-"))
+        fail_msg("unreadable numbers: %s", s);
+    assert_non_null(strstr(s, "\"level\":0.0"));
+    assert_non_null(strstr(s, "\"threshold\":0.67"));
+    assert_non_null(strstr(s, "\"mean_s\":0.67,"));
+    assert_non_null(strstr(s, "\"since_last_s\":0.0003"));
+    free(s);
+    /* The level helper: null beyond numbers, the value otherwise. */
+    o = vigil_json_level(INFINITY);
+    assert_true(json_is_null(o));
+    json_decref(o);
+    o = vigil_json_level(8.3125);
+    assert_true(json_real_value(o) == 8.3125);
+    json_decref(o);
+}
+
 static void test_text_state_event(void **state)
 {
     (void)state;
@@ -285,27 +356,27 @@ static void test_text_state_event(void **state)
     char buf[512];
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 alive -> dead (timeout) "
-                             "since_last=5.012s level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.010s addr=127.0.0.1:40012");
+                             "since_last=5.012s level=8.31 threshold=8.00 mean=1s "
+                             "sd=10ms addr=127.0.0.1:40012");
 
-    /* Never heard, no address; durations rounded to the millisecond. */
+    /* Never heard, no address; durations to 4 significant digits, with their units. */
     r.ev.old_state = VIGIL_STATE_UNKNOWN;
     r.ev.since_last = -1;
-    r.ev.mean = INT64_C(999500000);  /* rounds up to 1.000 */
-    r.ev.std_dev = INT64_C(1499999); /* rounds down to 0.001 */
+    r.ev.mean = INT64_C(999500000);  /* 999.5 ms */
+    r.ev.std_dev = INT64_C(1499999); /* rounds up to 1.5 ms */
     memset(&r.ev.addr, 0, sizeof(r.ev.addr));
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
-                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.001s addr=-");
+                             "since_last=never level=8.31 threshold=8.00 mean=999.5ms "
+                             "sd=1.5ms addr=-");
 
     /* The grid detector's evidence follows, and reaches the JSON too. */
     r.ev.loss = 0.0512;
     r.ev.missed = 6;
     evrec_format_text(&r, buf, sizeof(buf));
     assert_string_equal(buf, "2026-11-25T17:00:00.123Z event 12: web3 unknown -> dead (timeout) "
-                             "since_last=never level=8.31 threshold=8.00 mean=1.000s "
-                             "sd=0.001s addr=- loss=0.0512 missed=6");
+                             "since_last=never level=8.31 threshold=8.00 mean=999.5ms "
+                             "sd=1.5ms addr=- loss=0.0512 missed=6");
     json_t *o = evrec_to_json(&r);
     assert_non_null(o);
     json_t *e = json_object_get(o, "evidence");
@@ -327,7 +398,7 @@ static void test_text_pause_event(void **state)
     struct evrec r = pause_event();
     char buf[512];
     evrec_format_text(&r, buf, sizeof(buf));
-    assert_string_equal(buf, "2026-11-25T17:00:00.500Z event 13: monitor paused for 12.345s: "
+    assert_string_equal(buf, "2026-11-25T17:00:00.500Z event 13: monitor paused for 12.35s: "
                              "no node convicted for heartbeats it could not read");
 }
 
@@ -500,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_json_state_event),
         cmocka_unit_test(test_json_never_heard_and_edge_values),
         cmocka_unit_test(test_json_pause_event),
+        cmocka_unit_test(test_json_numbers_sensible),
         cmocka_unit_test(test_text_state_event),
         cmocka_unit_test(test_text_pause_event),
         cmocka_unit_test(test_json_round_trip),
