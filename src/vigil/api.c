@@ -949,6 +949,7 @@ enum job_kind { JOB_NODES, JOB_EVENTS, JOB_METRICS };
 struct api_job {
     struct api_job *next;
     void *exchange;
+    vigil_time_t wait_until; /* a long poll: answered by then, events or not */
     enum job_kind kind;
     size_t i, end;                 /* nodes: the next index, one past the last */
     uint64_t upto;                 /* events: the newest sequence number the answer may hold */
@@ -1103,13 +1104,68 @@ static void on_work(void *arg, vigil_time_t now)
         vio_source_ready(c->loop, &c->work);
 }
 
+/* ---- long polls of the events ---------------------------------------- */
+
+/* Arms the waiters' timer at the earliest deadline among them (or disarms it). */
+static void waiters_arm(struct api_ctx *c)
+{
+    vigil_time_t first = VIGIL_TIME_NEVER;
+    for (struct api_job *j = c->waiters; j; j = j->next)
+        if (j->wait_until < first)
+            first = j->wait_until;
+    if (first == VIGIL_TIME_NEVER)
+        vio_timer_disarm(c->loop, &c->wait_timer);
+    else
+        vio_timer_arm(c->loop, &c->wait_timer, first);
+}
+
+/* Moves the waiters that have events to show, or whose wait is over, to the answer queue. */
+static void waiters_release(struct api_ctx *c, vigil_time_t now)
+{
+    uint64_t newest = evlog_last_seq(c->events);
+    struct api_job **pp = &c->waiters;
+    while (*pp) {
+        struct api_job *j = *pp;
+        if (newest > j->last || now >= j->wait_until) {
+            *pp = j->next;
+            c->n_waiters--;
+            j->upto = newest;
+            struct vio_http_response r = {.exchange = j->exchange};
+            job_enqueue(c, j, &r);
+        } else {
+            pp = &j->next;
+        }
+    }
+    waiters_arm(c);
+}
+
+static void on_wait_timer(void *arg, vigil_time_t now)
+{
+    waiters_release(arg, now);
+}
+
+void api_events_wake(struct api_ctx *c)
+{
+    if (c->waiters)
+        waiters_release(c, vio_now(c->loop));
+}
+
 void api_init(struct api_ctx *c)
 {
     vio_source_init(&c->work, on_work, c);
+    vio_timer_init(&c->wait_timer, on_wait_timer, c);
 }
 
 void api_abort(struct api_ctx *c)
 {
+    while (c->waiters) {
+        struct api_job *j = c->waiters;
+        c->waiters = j->next;
+        struct vio_http_response r = {.exchange = j->exchange};
+        job_enqueue(c, j, &r);
+    }
+    c->n_waiters = 0;
+    vio_timer_disarm(c->loop, &c->wait_timer);
     while (c->jobs) {
         struct api_job *j = c->jobs;
         c->jobs = j->next;
@@ -1286,6 +1342,36 @@ static void handle_events(struct api_ctx *c, const char *query, struct vio_http_
     }
     if (limit > API_EVENTS_MAX_LIMIT)
         limit = API_EVENTS_MAX_LIMIT;
+    uint64_t wait = 0;
+    if (query_u64(query, "wait", &wait) == QUERY_INVALID || wait > API_EVENTS_MAX_WAIT_S) {
+        respond_error(resp, 400, "wait must be a number of seconds from 0 to %d",
+                      API_EVENTS_MAX_WAIT_S);
+        return;
+    }
+    /*
+     * A long poll: nothing after since yet, so the answer waits (at most
+     * wait seconds) for the next event instead of the client asking again
+     * and again. Waiters are bounded; beyond the bound the answer is at once.
+     */
+    if (wait > 0 && c->server && evlog_last_seq(c->events) <= since &&
+        c->n_waiters < API_EVENTS_MAX_WAITERS) {
+        struct api_job *w = calloc(1, sizeof(*w));
+        if (w) {
+            w->kind = JOB_EVENTS;
+            w->last = since;
+            w->left = limit;
+            w->first = true;
+            w->exchange = resp->exchange;
+            w->wait_until = vio_now(c->loop) + (vigil_time_t)wait * VIGIL_NSEC_PER_SEC;
+            sb_put(&w->body, "{\"events\":[", 11);
+            resp->deferred = true;
+            w->next = c->waiters;
+            c->waiters = w;
+            c->n_waiters++;
+            waiters_arm(c);
+            return;
+        }
+    }
     size_t avail = evlog_count(c->events) - evlog_first_after(c->events, since);
     if ((avail < limit ? avail : limit) <= API_SLICE || !c->server) {
         respond_json(resp, 200, events_json(c, since, limit));

@@ -61,6 +61,9 @@ struct api_ctx {
      */
     struct vio_httpd *server;
     struct api_job *jobs, *jobs_tail;
+    struct api_job *waiters; /* long polls of /v1/events waiting for an event */
+    size_t n_waiters;
+    struct vio_timer wait_timer;
     struct vio_source work;
     uint64_t deferred; /* answers built in slices so far */
     /*
@@ -110,8 +113,13 @@ bool api_token_check(const struct api_token *t, const char *authorization);
 
 /* Sets up the context's work source; call once before the server opens. */
 void api_init(struct api_ctx *c);
-/* Answers every long answer still being built with 503; call before closing the server. */
+/*
+ * Answers every long answer still being built with 503, and every long
+ * poll at once; call before closing the server.
+ */
 void api_abort(struct api_ctx *c);
+/* New events are in the history: answers the long polls waiting for them. */
+void api_events_wake(struct api_ctx *c);
 
 /*
  * Where the API listens when neither the file nor a flag says: loopback
@@ -131,6 +139,13 @@ void api_abort(struct api_ctx *c);
  * event loop for long.
  */
 #define API_EVENTS_MAX_LIMIT 10000
+/*
+ * GET /v1/events?since=N&wait=S: a long poll, answered as soon as an event
+ * after N exists, or after S seconds (at most 60) with none. At most 256
+ * wait at once; another is answered at once (the client asks again).
+ */
+#define API_EVENTS_MAX_WAIT_S  60
+#define API_EVENTS_MAX_WAITERS 256
 
 /* Answers one request (resp comes zeroed; its body is malloc'd for the server to free). */
 void api_handle(struct api_ctx *ctx, const struct vio_http_request *req,

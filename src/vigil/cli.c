@@ -80,7 +80,13 @@
 /* Room for the reason a request failed. */
 #define CLI_WHY_MAX 320
 
-/* How often --follow asks for new events: twice a second feels live without load. */
+/*
+ * --follow waits for new events with a long poll (GET /v1/events?wait=S):
+ * the monitor answers as soon as one exists. Against a monitor that
+ * answers at once anyway (one without long polls) it asks again after
+ * CLI_FOLLOW_INTERVAL_MS, and as often after an error.
+ */
+#define CLI_FOLLOW_WAIT_S      30
 #define CLI_FOLLOW_INTERVAL_MS 500
 
 /* Columns of the status table. */
@@ -175,7 +181,8 @@ struct http {
     const char *cmd; /* "status" or "events", for messages */
     char *body;
     size_t len;
-    bool quiet; /* do not report an unreachable API (--follow already said so) */
+    bool quiet;           /* do not report an unreachable API (--follow already said so) */
+    vigil_time_t timeout; /* of a request; 0: CLI_REQUEST_TIMEOUT */
     /* The request in flight: filled by on_done. */
     bool done;
     int error;
@@ -324,7 +331,7 @@ static long http_call(struct http *h, const char *method, const char *path, bool
         .method = method,
         .url = url,
         .headers = headers[0] ? headers : NULL,
-        .timeout = CLI_REQUEST_TIMEOUT,
+        .timeout = h->timeout ? h->timeout : CLI_REQUEST_TIMEOUT,
         .connect_timeout = CLI_CONNECT_TIMEOUT,
         .body_max = CLI_BODY_MAX,
         .cainfo = h->cacert,
@@ -857,10 +864,13 @@ static void nap(struct http *h, long ms)
  * updated.
  */
 static int events_page(struct http *h, unsigned long long *since, unsigned long long limit,
-                       bool as_json, bool *more, bool *restarted, char *started, size_t cap)
+                       unsigned wait_s, bool as_json, bool *more, bool *restarted, char *started,
+                       size_t cap)
 {
-    char path[128];
+    char path[160];
     snprintf(path, sizeof(path), "/v1/events?since=%llu&limit=%llu", *since, limit);
+    if (wait_s)
+        snprintf(path + strlen(path), sizeof(path) - strlen(path), "&wait=%u", wait_s);
     json_t *doc = api_get_json(h, path);
     if (!doc)
         return -1;
@@ -906,8 +916,12 @@ static int follow(struct http *h, unsigned long long since, bool as_json, char *
     while (!cli_interrupted) {
         bool more = false, restarted = false;
         h->quiet = unreachable;
-        if (events_page(h, &since, API_EVENTS_MAX_LIMIT, as_json, &more, &restarted, started,
-                        cap) != 0) {
+        /* The long poll: the answer comes with the next event, or after the wait. */
+        h->timeout = (CLI_FOLLOW_WAIT_S + 15) * VIGIL_NSEC_PER_SEC;
+        vigil_time_t asked = vio_now(h->loop);
+        unsigned long long before = since;
+        if (events_page(h, &since, API_EVENTS_MAX_LIMIT, CLI_FOLLOW_WAIT_S, as_json, &more,
+                        &restarted, started, cap) != 0) {
             if (cli_interrupted)
                 break;
             if (!unreachable)
@@ -924,8 +938,14 @@ static int follow(struct http *h, unsigned long long since, bool as_json, char *
         }
         if (fflush(stdout) != 0)
             return 1;
-        /* A cut-short page means more is waiting: ask again at once. */
-        if (!more || unreachable)
+        /*
+         * A cut-short page means more is waiting: ask again at once; so does
+         * a long poll that waited. An empty answer that came at once (a
+         * monitor without long polls) or an error waits a moment first.
+         */
+        bool quick_empty =
+            since == before && !restarted && vio_now(h->loop) - asked < VIGIL_NSEC_PER_SEC;
+        if (unreachable || (!more && quick_empty))
             nap(h, CLI_FOLLOW_INTERVAL_MS);
     }
     return 0;
@@ -1023,7 +1043,8 @@ int cmd_events(int argc, char **argv)
     }
     bool more = false, restarted = false;
     char started[64] = "";
-    if (events_page(&h, &since, limit, as_json, &more, &restarted, started, sizeof(started)) != 0)
+    if (events_page(&h, &since, limit, 0, as_json, &more, &restarted, started, sizeof(started)) !=
+        0)
         goto out;
     rc = 0;
     if (do_follow) {

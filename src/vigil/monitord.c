@@ -427,7 +427,9 @@ static void drain_events(struct monitord *d, vigil_time_t now)
 {
     struct evrec r;
     int64_t wall = vio_wall_us(d->loop);
+    bool any = false;
     while (vigil_monitor_poll_event(d->mon, &r.ev)) {
+        any = true;
         r.wall_us = wall - (now - r.ev.time) / 1000;
         evlog_push(d->events, &r);
         if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
@@ -449,6 +451,9 @@ static void drain_events(struct monitord *d, vigil_time_t now)
     }
     if (d->log)
         d->api_ctx.dropped_log = d->json_failures + d->log->ops->dropped(d->log);
+    /* Long polls of the events learn of the new ones at once. */
+    if (any && d->httpd)
+        api_events_wake(&d->api_ctx);
 }
 
 /*
