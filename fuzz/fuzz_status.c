@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "exact.h"
 #include "memfs.h"
 #include "vigil/agent.h"
 
@@ -53,17 +54,15 @@ static bool pairs_equal(const struct agent_pairs *a, const struct agent_pairs *b
     return true;
 }
 
-/* Every line on its own, as a copy of exactly its length. */
+/* Every line on its own, as a copy of exactly its length (fuzz/exact.h). */
 static void check_lines(const uint8_t *data, size_t size)
 {
+    static struct exact ex;
     size_t at = 0;
     while (at < size) {
         const uint8_t *nl = memchr(data + at, '\n', size - at);
         size_t len = nl ? (size_t)(nl - (data + at)) : size - at;
-        char *line = malloc(len + 1);
-        check(line != NULL);
-        memcpy(line, data + at, len);
-        line[len] = '\0';
+        char *line = exact_copy(&ex, data + at, len);
         char *key = NULL, *value = NULL;
         const char *why = NULL;
         enum agent_line r = agent_status_line(line, len, &key, &value, &why);
@@ -74,7 +73,7 @@ static void check_lines(const uint8_t *data, size_t size)
             check(key >= line && key <= line + len && value >= line && value <= line + len);
             check(strlen(key) <= len && strlen(value) <= len);
         }
-        free(line);
+        exact_done(&ex, line, len);
         at += len + 1;
     }
 }
