@@ -98,9 +98,9 @@ class Monitor:
     def addr(self):
         return "127.0.0.1:%d" % self.port
 
-    def get(self, path):
+    def get(self, path, timeout=15):
         url = "http://127.0.0.1:%d%s" % (self.api_port, path)
-        with urllib.request.urlopen(url, timeout=5) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return json.loads(r.read().decode())
 
     def wait_api(self, timeout=15):
@@ -126,8 +126,13 @@ class Monitor:
         return {n["id"]: n for n in self.get("/v1/nodes")["nodes"]}
 
     def state(self, node):
-        n = self.nodes().get(node)
-        return n["state"] if n else None
+        """One node's state (None if the monitor does not know it): one node, not a page."""
+        try:
+            return self.get("/v1/nodes/%s" % node)["state"]
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
 
     def events(self, since=0):
         return self.get("/v1/events?since=%d&limit=10000" % since)["events"]
