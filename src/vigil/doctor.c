@@ -9,10 +9,10 @@
  * Nothing here changes the monitor's view of the node: the doctor sends no
  * heartbeat. It reads the API (GET only) and compares fingerprints of keys
  * (vigil_wire_key_fingerprint), never keys. One check sends a probe
- * datagram: a heartbeat for the id "vigil-doctor-probe" with a tag nobody
- * can verify, which the monitor drops as auth_failed and lists in
- * /v1/drops under this host, proving that this host's datagrams reach the
- * monitor's UDP port (a firewall shows as the probe never arriving).
+ * datagram: a heartbeat for an id of its own ("vigil-doctor-" and random
+ * digits, new for every run) with a tag nobody can verify, which the monitor drops as auth_failed
+ * and lists in /v1/drops under this host, proving that this host's datagrams reach the monitor's
+ * UDP port (a firewall shows as the probe never arriving).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,7 +30,9 @@
 #include "io/real.h"
 #include "io/vio.h"
 
-#define PROBE_ID "vigil-doctor-probe"
+/* The probe's id: this prefix and 8 random hex digits, new for every run. */
+#define PROBE_PREFIX "vigil-doctor-"
+static char probe_id[sizeof(PROBE_PREFIX) + 8];
 
 struct doctor {
     int failures, warnings;
@@ -116,7 +118,7 @@ static int send_probe(struct vio_env *env, const struct vigil_addr *to)
 {
     struct vigil_heartbeat hb;
     memset(&hb, 0, sizeof(hb));
-    memcpy(hb.id, PROBE_ID, sizeof(PROBE_ID));
+    memcpy(hb.id, probe_id, sizeof(probe_id));
     hb.version = VIGIL_WIRE_V2;
     hb.type = VIGIL_MSG_BEAT;
     hb.generation = 1;
@@ -192,6 +194,7 @@ int cmd_doctor(int argc, char **argv)
         return 1;
     }
     struct doctor d = {0};
+    snprintf(probe_id, sizeof(probe_id), PROBE_PREFIX "%08x", (unsigned)randombytes_random());
     struct vcfg c;
     vcfg_init(&c);
     c.role = "agent";
@@ -321,6 +324,7 @@ int cmd_doctor(int argc, char **argv)
     snprintf(path, sizeof(path), "/v1/nodes/%s", id);
     json_t *node = cli_fetch_json("doctor", apiaddr, NULL, path, NULL);
     const char *state = node ? json_string_value(json_object_get(node, "state")) : NULL;
+    bool alive = state && !strcmp(state, "alive");
     if (!state)
         warn(&d, "the monitor has not accepted a heartbeat from %s yet (is the agent running?)",
              id);
@@ -343,8 +347,12 @@ int cmd_doctor(int argc, char **argv)
         if (total == 0)
             ok("the monitor dropped nothing claiming %s this minute", id);
         size_t np = 0;
-        uint64_t probes = drops_for(drops, PROBE_ID, hints, counts, &np);
-        if (a->n_monitors && probes == 0)
+        uint64_t probes = drops_for(drops, probe_id, hints, counts, &np);
+        if (a->n_monitors && probes == 0 && !alive)
+            fail(&d, "the probe datagram did not reach the monitor's UDP port, and the node is "
+                     "not alive: a firewall between here and the monitor, or a wrong monitor "
+                     "address?");
+        else if (a->n_monitors && probes == 0)
             warn(&d, "the probe datagram did not reach the monitor's UDP port (yet): a firewall, "
                      "or a wrong monitor address?");
         else if (probes)
