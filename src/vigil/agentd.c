@@ -238,19 +238,6 @@ void agentd_set_reload(struct agentd *a, agentd_load_fn load, void *arg)
     a->load_arg = arg;
 }
 
-static bool str_same(const char *x, const char *y)
-{
-    return (!x && !y) || (x && y && !strcmp(x, y));
-}
-
-/* Appends ", what" (or "what" first) to a list of notes. */
-static void add_note(char *buf, size_t cap, const char *what)
-{
-    size_t len = strlen(buf);
-    if (len + 3 < cap)
-        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", what);
-}
-
 int agentd_reload(struct agentd *a, char *err, size_t cap)
 {
     if (!a->load) {
@@ -279,14 +266,14 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
             if (vigil_sender_set_key(a->sender, na->key, na->key_id) == 0) {
                 char w[48];
                 snprintf(w, sizeof(w), "key (key id %u)", (unsigned)na->key_id);
-                add_note(applied, sizeof(applied), w);
+                vigil_list_append(applied, sizeof(applied), w);
                 oa->key_id = na->key_id;
                 free(oa->key_file);
                 oa->key_file = na->key_file;
                 na->key_file = NULL;
             }
         } else if (na->has_key) {
-            add_note(restart, sizeof(restart), "key_file (the agent runs without a key)");
+            vigil_list_append(restart, sizeof(restart), "key_file (the agent runs without a key)");
         }
         /* The custom status: the file's pairs and --set, then the status file on top. */
         a->base = base;
@@ -295,22 +282,22 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
         na->status_file = NULL;
         a->file_checked = false;
         refresh_status(a);
-        add_note(applied, sizeof(applied), "custom status");
-        if (!str_same(na->id, oa->id))
-            add_note(restart, sizeof(restart), "id");
+        vigil_list_append(applied, sizeof(applied), "custom status");
+        if (!vigil_str_same(na->id, oa->id))
+            vigil_list_append(restart, sizeof(restart), "id");
         bool monitors_same = na->n_monitors == oa->n_monitors;
         for (size_t i = 0; monitors_same && i < na->n_monitors; i++)
-            monitors_same = str_same(na->monitors[i], oa->monitors[i]);
+            monitors_same = vigil_str_same(na->monitors[i], oa->monitors[i]);
         if (!monitors_same)
-            add_note(restart, sizeof(restart), "monitors");
+            vigil_list_append(restart, sizeof(restart), "monitors");
         if (na->interval != oa->interval)
-            add_note(restart, sizeof(restart), "interval");
+            vigil_list_append(restart, sizeof(restart), "interval");
         if (na->encrypt != oa->encrypt)
-            add_note(restart, sizeof(restart), "encrypt");
+            vigil_list_append(restart, sizeof(restart), "encrypt");
         if (na->wire_version != oa->wire_version || na->status_every != oa->status_every)
-            add_note(restart, sizeof(restart), "wire_version or status_every");
-        if (!str_same(na->generation_file, oa->generation_file))
-            add_note(restart, sizeof(restart), "generation_file");
+            vigil_list_append(restart, sizeof(restart), "wire_version or status_every");
+        if (!vigil_str_same(na->generation_file, oa->generation_file))
+            vigil_list_append(restart, sizeof(restart), "generation_file");
     }
     sodium_memzero(na->key, sizeof(na->key));
     vcfg_free(&fresh);

@@ -201,3 +201,15 @@ struct vigil_dur vigil_dur_s(double s)
     vigil_format_seconds(s, d.s, sizeof(d.s));
     return d;
 }
+
+void vigil_list_append(char *buf, size_t cap, const char *what)
+{
+    size_t len = strlen(buf);
+    if (len + 3 < cap)
+        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", what);
+}
+
+bool vigil_str_same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}

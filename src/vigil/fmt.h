@@ -67,4 +67,10 @@ struct vigil_dur {
 struct vigil_dur vigil_dur(vigil_time_t ns);
 struct vigil_dur vigil_dur_s(double s);
 
+/* Appends ", what" (or "what" first) to a list in buf, while it fits (cap bytes). */
+void vigil_list_append(char *buf, size_t cap, const char *what);
+
+/* Two optional strings are the same: both NULL, or equal. */
+bool vigil_str_same(const char *a, const char *b);
+
 #endif

@@ -690,17 +690,12 @@ static int api_reload_keys(void *ud, char *err, size_t cap)
     return monitord_reload_keys(ud, err, cap);
 }
 
-static bool same_str(const char *a, const char *b)
-{
-    return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
 static bool same_strs(char *const *a, size_t na, char *const *b, size_t nb)
 {
     if (na != nb)
         return false;
     for (size_t i = 0; i < na; i++)
-        if (!same_str(a[i], b[i]))
+        if (!vigil_str_same(a[i], b[i]))
             return false;
     return true;
 }
@@ -720,14 +715,6 @@ static bool same_hooks(const struct vcfg_monitor *a, const struct vcfg_monitor *
             return false;
     }
     return true;
-}
-
-/* Appends ", what" (or "what" first) to a list of notes. */
-static void note(char *buf, size_t cap, const char *what)
-{
-    size_t len = strlen(buf);
-    if (len + 3 < cap)
-        snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", what);
 }
 
 int monitord_reload(struct monitord *d, char *err, size_t cap)
@@ -765,10 +752,10 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         if (rc)
             snprintf(err, cap, "the detector settings: %s", vigil_strerror(rc));
         if (need_restart)
-            note(restart, sizeof(restart), "detector type, window or max_nodes");
+            vigil_list_append(restart, sizeof(restart), "detector type, window or max_nodes");
     }
     if (rc == 0) {
-        note(applied, sizeof(applied), "detector, rise, grace and timing settings");
+        vigil_list_append(applied, sizeof(applied), "detector, rise, grace and timing settings");
         struct vigil_monitor_config kept = *vigil_monitor_config(d->mon);
         om->core = kept;
         om->interval = nm->interval;
@@ -776,12 +763,12 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         if (nm->n_keys && om->core.has_key) {
             int krc = vigil_monitor_set_keys(d->mon, nm->keys, nm->n_keys);
             if (krc) {
-                note(restart, sizeof(restart), "keys (not changed: out of memory)");
+                vigil_list_append(restart, sizeof(restart), "keys (not changed: out of memory)");
             } else {
                 char ids[64], w[96];
                 key_ids_text(nm->keys, nm->n_keys, ids, sizeof(ids));
                 snprintf(w, sizeof(w), "keys (key ids %s)", ids);
-                note(applied, sizeof(applied), w);
+                vigil_list_append(applied, sizeof(applied), w);
                 for (size_t i = 0; i < om->n_key_files; i++)
                     free(om->key_files[i]);
                 memcpy(om->key_files, nm->key_files, sizeof(om->key_files));
@@ -790,7 +777,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                 nm->n_key_files = 0;
             }
         } else if (nm->n_keys) {
-            note(restart, sizeof(restart), "key_file (the monitor runs without a key)");
+            vigil_list_append(restart, sizeof(restart),
+                              "key_file (the monitor runs without a key)");
         }
         /* Nodes declared now and not yet known. */
         size_t added = 0;
@@ -799,36 +787,37 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         if (added) {
             char w[64];
             snprintf(w, sizeof(w), "%zu more declared nodes", added);
-            note(applied, sizeof(applied), w);
+            vigil_list_append(applied, sizeof(applied), w);
         }
         if (d->hooks &&
             (nm->hook_queue != om->hook_queue || nm->hook_queue_total != om->hook_queue_total)) {
             if (hook_runner_set_limits(d->hooks, nm->hook_queue, nm->hook_queue_total) == 0) {
                 om->hook_queue = nm->hook_queue;
                 om->hook_queue_total = nm->hook_queue_total;
-                note(applied, sizeof(applied), "hook queue limits");
+                vigil_list_append(applied, sizeof(applied), "hook queue limits");
             }
         }
         if (nm->log_level != om->log_level) {
             om->log_level = nm->log_level;
-            note(applied, sizeof(applied), "log level");
+            vigil_list_append(applied, sizeof(applied), "log level");
         }
         if (!same_hooks(om, nm))
-            note(restart, sizeof(restart), "hooks");
+            vigil_list_append(restart, sizeof(restart), "hooks");
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
-            note(restart, sizeof(restart), "listen");
-        if (!same_str(om->api, nm->api) || !same_str(om->api_token_file, nm->api_token_file) ||
-            !same_str(om->api_tls_cert, nm->api_tls_cert) ||
-            !same_str(om->api_tls_key, nm->api_tls_key))
-            note(restart, sizeof(restart), "api settings");
-        if (!same_str(om->state_file, nm->state_file) || om->state_flush != nm->state_flush)
-            note(restart, sizeof(restart), "state_file");
-        if (!same_str(om->log_file, nm->log_file) || om->log_format != nm->log_format)
-            note(restart, sizeof(restart), "log settings");
+            vigil_list_append(restart, sizeof(restart), "listen");
+        if (!vigil_str_same(om->api, nm->api) ||
+            !vigil_str_same(om->api_token_file, nm->api_token_file) ||
+            !vigil_str_same(om->api_tls_cert, nm->api_tls_cert) ||
+            !vigil_str_same(om->api_tls_key, nm->api_tls_key))
+            vigil_list_append(restart, sizeof(restart), "api settings");
+        if (!vigil_str_same(om->state_file, nm->state_file) || om->state_flush != nm->state_flush)
+            vigil_list_append(restart, sizeof(restart), "state_file");
+        if (!vigil_str_same(om->log_file, nm->log_file) || om->log_format != nm->log_format)
+            vigil_list_append(restart, sizeof(restart), "log settings");
         if (om->event_history != nm->event_history)
-            note(restart, sizeof(restart), "event_history");
+            vigil_list_append(restart, sizeof(restart), "event_history");
         if (om->insecure != nm->insecure && !om->core.has_key)
-            note(restart, sizeof(restart), "insecure");
+            vigil_list_append(restart, sizeof(restart), "insecure");
         arm_deadline(d);
     }
     sodium_memzero(nm->keys, sizeof(nm->keys));

@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from vigil_harness import VIGIL, Monitor, agent, check, run_tests
+from vigil_harness import VIGIL, Monitor, agent, check, keygen, run_tests
 
 CONFIG = """
 monitor = {
@@ -27,11 +27,6 @@ agent = {
   key_file = "%s";
 };
 """
-
-
-def keygen(tmp, *args):
-    subprocess.run([os.path.abspath(VIGIL), "keygen"] + list(args), check=True,
-                   capture_output=True, cwd=tmp)
 
 
 def doctor(tmp, m, node, key, api=None):

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import time
 
-from vigil_harness import VIGIL, Monitor, agent, check, run_tests
+from vigil_harness import VIGIL, Monitor, agent, check, keygen, run_tests
 
 CONFIG = """
 monitor = {
@@ -31,11 +31,6 @@ monitor = {
   @NODES@
 };
 """
-
-
-def keygen(tmp, *args):
-    subprocess.run([os.path.abspath(VIGIL), "keygen"] + list(args), check=True,
-                   capture_output=True, cwd=tmp)
 
 
 def text(dead="1s", nodes=""):

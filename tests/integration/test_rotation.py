@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 
-from vigil_harness import VIGIL, Monitor, agent, check, free_port, run_tests
+from vigil_harness import VIGIL, Monitor, agent, check, free_port, keygen, run_tests
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wire"))
 from vectors import mac_key, siphash128  # noqa: E402
@@ -45,11 +45,6 @@ def read_key(path):
     with open(path) as f:
         return bytes.fromhex(f.read().split()[-1])
 
-
-def keygen(tmp, *args):
-    """vigil keygen in tmp (file names are relative to it, as the configuration's are)."""
-    subprocess.run([os.path.abspath(VIGIL), "keygen"] + list(args), check=True,
-                   capture_output=True, cwd=tmp)
 
 
 def config(keys):

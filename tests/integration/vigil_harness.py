@@ -156,6 +156,12 @@ def agent(monitor_addr, node_id, tmp, interval="250ms", extra=()):
                   "--interval", interval] + list(extra), log)
 
 
+def keygen(tmp, *args):
+    """vigil keygen in tmp (file names relative to it, as in the configurations there)."""
+    subprocess.run([os.path.abspath(VIGIL), "keygen"] + list(args), check=True,
+                   capture_output=True, cwd=tmp)
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
