@@ -28,6 +28,13 @@ static int real_log_open(struct vio_env *env, const char *path, struct vio_log *
     return vio_log_real_open(path, out, err, cap);
 }
 
+static int real_store_open(struct vio_env *env, const char *dir, struct vio_store **out, char *err,
+                           size_t cap)
+{
+    (void)env;
+    return vio_store_sqlite_open(dir, out, err, cap);
+}
+
 static int real_http_open(struct vio_env *env, struct vio_http **out)
 {
     return vio_http_curl_new(env->loop, out);
@@ -77,6 +84,7 @@ int vio_env_real_new(struct vio_env **out, bool with_procs)
     e->sample_status = real_sample_status;
     e->random = real_random;
     e->notify = real_notify;
+    e->store_open = real_store_open;
     e->impl = notifier;
     *out = e;
     return 0;

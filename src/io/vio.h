@@ -26,6 +26,7 @@
  *   vio_httpd      the HTTP server the API uses: a handler called with a
  *                  request, answering with a complete response.
  *   vio_http       an HTTP client: asynchronous requests with a timeout.
+ *   vio_store      the monitor's durable state: marks, events, outbox.
  *
  * A struct vio_env bundles one of each; the program's main builds the real
  * one (vio_env_real), the simulator a fake one per simulated process.
@@ -43,6 +44,7 @@
 #include <stdint.h>
 
 #include <vigil/common.h>
+#include <vigil/monitor.h>
 #include <vigil/wire.h>
 
 /* ------------------------------------------------------------------ loop */
@@ -510,6 +512,101 @@ static inline void vio_http_close(struct vio_http *c)
         c->ops->close(c);
 }
 
+/* ---------------------------------------------------------------- store */
+
+/*
+ * The monitor's durable state (monitor.state_dir): per node the newest
+ * (generation, sequence) accepted and its state, the event log, and an
+ * outbox of work that must survive a restart. The real one is SQLite in
+ * WAL mode (store_sqlite.c); every write is one transaction, so a crash
+ * leaves either all of a batch or none of it. The caller batches: it
+ * never writes on the heartbeat path.
+ */
+struct vio_store_node {
+    const char *id;
+    uint64_t generation, sequence; /* the high-water mark */
+    uint32_t interval_ms;          /* advertised when the mark was taken (0: not heard since) */
+    enum vigil_state state;
+};
+
+struct vio_store_event {
+    uint64_t seq;     /* never repeats; the store refuses one it holds */
+    int64_t wall_us;  /* wall clock of the event */
+    const char *node; /* "" for the monitor's own events */
+    const char *json; /* the event as the API serves it */
+};
+
+/* One transaction: events appended, node rows inserted or replaced. */
+struct vio_store_batch {
+    const struct vio_store_event *events;
+    size_t n_events;
+    const struct vio_store_node *nodes;
+    size_t n_nodes;
+};
+
+/* An outbox entry: work handed over to later (a hook to run, a call to make). */
+struct vio_store_outbox {
+    int64_t id;         /* assigned by the store, increasing */
+    int64_t created_us; /* wall clock */
+    const char *kind;
+    const char *payload; /* JSON */
+    const char *state;   /* "pending", "done", ... as its user names them */
+};
+
+/* Callbacks of the readers; a nonzero return stops the walk and is returned. */
+typedef int (*vio_store_node_fn)(void *arg, const struct vio_store_node *n);
+typedef int (*vio_store_event_fn)(void *arg, const struct vio_store_event *e);
+typedef int (*vio_store_outbox_fn)(void *arg, const struct vio_store_outbox *o);
+
+struct vio_store;
+/*
+ * Every operation returns 0 or a negative errno (-EIO for what SQLite
+ * reports; its message from error). Pointers handed to the callbacks are
+ * valid during the call only.
+ */
+struct vio_store_ops {
+    int (*write)(struct vio_store *s, const struct vio_store_batch *b);
+    /* Every node row, in id order. */
+    int (*nodes)(struct vio_store *s, vio_store_node_fn fn, void *arg);
+    /* The newest `max` events with seq > after, oldest first. */
+    int (*events)(struct vio_store *s, uint64_t after, size_t max, vio_store_event_fn fn,
+                  void *arg);
+    /* The largest event sequence number ever stored (0: none). */
+    int (*last_seq)(struct vio_store *s, uint64_t *out);
+    int (*outbox_add)(struct vio_store *s, int64_t created_us, const char *kind,
+                      const char *payload, int64_t *id);
+    /* Sets an entry's state; -ENOENT when there is no such entry. */
+    int (*outbox_set)(struct vio_store *s, int64_t id, const char *state);
+    /* The entries in state (NULL: all), by id. */
+    int (*outbox_list)(struct vio_store *s, const char *state, vio_store_outbox_fn fn, void *arg);
+    /* Deletes the entries in state; *n (may be NULL) how many. */
+    int (*outbox_purge)(struct vio_store *s, const char *state, size_t *n);
+    /* What went wrong last, for people. */
+    const char *(*error)(const struct vio_store *s);
+    void (*close)(struct vio_store *s);
+};
+struct vio_store {
+    const struct vio_store_ops *ops;
+};
+
+static inline int vio_store_write(struct vio_store *s, const struct vio_store_batch *b)
+{
+    return s->ops->write(s, b);
+}
+static inline void vio_store_close(struct vio_store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+/*
+ * Opens (creating) the SQLite store in directory dir (created 0700 if
+ * missing): dir/vigil.db, owner-only, WAL mode, synchronous FULL. One
+ * process at a time: a second one is refused (dir/vigil.lock, flock).
+ * Returns 0, or -errno with the reason in err.
+ */
+int vio_store_sqlite_open(const char *dir, struct vio_store **out, char *err, size_t cap);
+
 /* -------------------------------------------------------- environment */
 
 /* Everything a program needs from the world. */
@@ -542,6 +639,9 @@ struct vio_env {
      * and STOPPING=1. NULL: nobody to tell (vio_notify checks).
      */
     void (*notify)(struct vio_env *env, const char *state);
+    /* Opens the state store in dir (vio_store_sqlite_open). NULL: no store here. */
+    int (*store_open)(struct vio_env *env, const char *dir, struct vio_store **out, char *err,
+                      size_t cap);
     void *impl;
 };
 

@@ -2,8 +2,8 @@
 # The layering of docs/architecture.md, checked:
 #  - src/io is the only place that talks to the operating system: outside it,
 #    src/ calls no socket, epoll, signalfd, spawn, fork, wait, thread, file,
-#    signal-mask or clock function, and uses neither libcurl nor
-#    libmicrohttpd;
+#    signal-mask or clock function, and uses neither libcurl,
+#    libmicrohttpd nor SQLite;
 #  - src/core is pure: besides the above, it reads no clock, prints nothing
 #    and includes nothing from src/io or the program.
 # Comments are stripped before looking, so prose may name these calls.
@@ -22,7 +22,7 @@ sys.stdout.write(s)
 PY
 }
 
-os_calls='(^|[^>.[:alnum:]_])(socket|recvmmsg|sendmmsg|recvmsg|sendmsg|recvfrom|sendto|bind|connect|accept4?|signalfd|fork|vfork|waitpid|wait|pthread_create|fopen|open|openat|close|read|write|pread|pwrite|rename|unlink|fsync|fdatasync|mkostemp|mkstemp|stat|fstat|lstat|sigaction|sigprocmask|sigtimedwait|kill|pipe|pipe2|clock_gettime|gettimeofday|nanosleep|usleep|sleep|getaddrinfo|gethostname|poll|select|timerfd_create|eventfd)[[:space:]]*\(|epoll_|posix_spawn|curl_|MHD_'
+os_calls='(^|[^>.[:alnum:]_])(socket|recvmmsg|sendmmsg|recvmsg|sendmsg|recvfrom|sendto|bind|connect|accept4?|signalfd|fork|vfork|waitpid|wait|pthread_create|fopen|open|openat|close|read|write|pread|pwrite|rename|unlink|fsync|fdatasync|mkostemp|mkstemp|stat|fstat|lstat|sigaction|sigprocmask|sigtimedwait|kill|pipe|pipe2|clock_gettime|gettimeofday|nanosleep|usleep|sleep|getaddrinfo|gethostname|poll|select|timerfd_create|eventfd)[[:space:]]*\(|epoll_|posix_spawn|curl_|MHD_|sqlite3_'
 core_extra='(^|[^>.[:alnum:]_])(printf|fprintf|puts|perror|time|vigil_clock_mono|vigil_clock_wall_us|getenv|rand|random)[[:space:]]*\(|#include[[:space:]]*"(io|vigil)/'
 
 bad=0
