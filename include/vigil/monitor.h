@@ -311,6 +311,15 @@ VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t
 VIGIL_EXPORT int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t generation,
                                        uint64_t sequence, vigil_time_t now);
 
+/*
+ * Numbers the next event last + 1 (events are numbered 1, 2, 3, ... from
+ * vigil_monitor_new otherwise): a monitor restarted on a store continues
+ * after the largest number it handed out before, so that no number is
+ * ever used twice. Never moves the numbering back: a last below the
+ * number of the newest event changes nothing.
+ */
+VIGIL_EXPORT void vigil_monitor_set_event_seq(struct vigil_monitor *m, uint64_t last);
+
 /* Takes the oldest pending event; false when there is none. */
 VIGIL_EXPORT bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev);
 

@@ -1133,6 +1133,12 @@ void vigil_monitor_set_wall(struct vigil_monitor *m, vigil_time_t now, int64_t w
     m->wall_set = true;
 }
 
+void vigil_monitor_set_event_seq(struct vigil_monitor *m, uint64_t last)
+{
+    if (last > m->ev_seq)
+        m->ev_seq = last;
+}
+
 int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t generation,
                           uint64_t sequence, vigil_time_t now)
 {

@@ -391,6 +391,24 @@ static void test_restore_high_water_mark(void **st)
     vigil_monitor_free(m);
 }
 
+/* A restarted monitor continues the numbering of its events; it never goes back. */
+static void test_event_seq_continues(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    vigil_monitor_set_event_seq(m, 41);
+    struct vigil_event ev;
+    assert_int_equal(send_hb(m, 0, "a", 1, 1, 0, NULL), 0);
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_int_equal(ev.seq, 42);
+    /* Lower than what was handed out: ignored. */
+    vigil_monitor_set_event_seq(m, 10);
+    assert_int_equal(send_hb(m, 0, "b", 1, 1, 0, NULL), 0);
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_int_equal(ev.seq, 43);
+    vigil_monitor_free(m);
+}
+
 static void test_garbage_counted(void **st)
 {
     (void)st;
@@ -1256,6 +1274,7 @@ int main(void)
         cmocka_unit_test(test_require_sealed),
         cmocka_unit_test(test_future_refused),
         cmocka_unit_test(test_restore_high_water_mark),
+        cmocka_unit_test(test_event_seq_continues),
         cmocka_unit_test(test_garbage_counted),
         cmocka_unit_test(test_declared_never_heard),
         cmocka_unit_test(test_declared_then_heard),
