@@ -132,6 +132,7 @@ void vcfg_free(struct vcfg *c)
         vcfg__free_hook(&m->hooks[i]);
     free(m->log_file);
     free(m->state_file);
+    free(m->state_dir);
     free(m->api_token_file);
     free(m->api_tls_cert);
     free(m->api_tls_key);

@@ -72,6 +72,12 @@ struct vcfg_monitor {
      * kept), written every state_flush and at exit.
      */
     char *state_file;
+    /*
+     * The state store's directory (NULL: none): marks, node states and the
+     * event log in SQLite (src/io/store_sqlite.c), instead of state_file.
+     * Marks are written every state_flush and at exit; events as they come.
+     */
+    char *state_dir;
     vigil_time_t state_flush;
     vigil_time_t interval; /* expected heartbeat interval (validation, phi seed) */
     /*

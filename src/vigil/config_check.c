@@ -194,6 +194,11 @@ static int check_monitor(const struct vcfg *c, char *err, size_t cap)
                      "monitor.api \"%s\" is not a numeric address (127.0.0.1:%d, [::1]:%d) "
                      "or \"off\"",
                      api, API_DEFAULT_PORT, API_DEFAULT_PORT);
+    /* Two places for the same marks would disagree after a restart: one of them. */
+    if (m->state_file != NULL && m->state_dir != NULL)
+        return cfail(c, err, cap, 0, 0,
+                     "monitor.state_file and monitor.state_dir are both set: the state "
+                     "directory keeps the marks itself; set one of them");
     /* HTTPS needs both halves; one alone is a mistake, not a request for plain HTTP. */
     if ((m->api_tls_cert == NULL) != (m->api_tls_key == NULL)) {
         bool cert = m->api_tls_cert != NULL;

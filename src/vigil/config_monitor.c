@@ -104,6 +104,14 @@ static int m_state_file(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__set_path(l, s, &l->c->monitor.state_file, v);
 }
 
+static int m_state_dir(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->monitor.state_dir, v);
+}
+
 static int m_state_flush(struct vcfg__ld *l, const config_setting_t *s)
 {
     if (vcfg__rd_duration(l, s, &l->c->monitor.state_flush) != 0)
@@ -669,6 +677,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"max_ahead", m_max_ahead},
         {"state_file", m_state_file},
         {"state_flush", m_state_flush},
+        {"state_dir", m_state_dir},
         {"heartbeat_interval", m_interval},
         {"auto_register", m_auto_register},
         {"adapt_interval", m_adapt_interval},

@@ -35,6 +35,7 @@
 #include "evlog.h"
 #include "hooks.h"
 #include "hwm.h"
+#include "mstore.h"
 #include "drops.h"
 #include "monitord.h"
 
@@ -83,15 +84,19 @@ struct monitord {
      * changed, to the state file.
      */
     struct vio_timer housekeeping;
-    uint64_t saved_accepted;  /* stats.accepted when the marks were last written */
-    bool marks_loaded;        /* the state file was read: writing it loses nothing */
-    int marks_restored;       /* marks read from it at start */
-    vigil_time_t fed;         /* latest time handed to the core: it never goes back */
-    vigil_time_t stall_end;   /* end of the last stall reported: older lags are part of it */
-    vigil_time_t stall_since; /* a stall noted and not yet reported began then (or NEVER) */
-    bool lost_unread;         /* datagrams lost unread (or unstamped) since the last settling */
-    unsigned deferrals;       /* judgements put off in a row for a backlog still unread */
-    uint64_t json_failures;   /* events that could not be rendered as JSON */
+    uint64_t saved_accepted;     /* stats.accepted when the marks were last written */
+    struct mstore *store;        /* the state store (monitor.state_dir), or NULL */
+    struct mstore_loaded loaded; /* what the store held at start */
+    bool store_dirty;            /* events since the marks and states were last written */
+    bool store_failing;          /* the last write failed (logged once until one succeeds) */
+    bool marks_loaded;           /* the state file was read: writing it loses nothing */
+    int marks_restored;          /* marks read from it at start */
+    vigil_time_t fed;            /* latest time handed to the core: it never goes back */
+    vigil_time_t stall_end;      /* end of the last stall reported: older lags are part of it */
+    vigil_time_t stall_since;    /* a stall noted and not yet reported began then (or NEVER) */
+    bool lost_unread;            /* datagrams lost unread (or unstamped) since the last settling */
+    unsigned deferrals;          /* judgements put off in a row for a backlog still unread */
+    uint64_t json_failures;      /* events that could not be rendered as JSON */
     uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
 };
 
@@ -195,6 +200,7 @@ static void usage(FILE *f)
                "      --encrypt          refuse full statuses that are not sealed (encrypted)\n"
                "      --check            check the configuration (file, flags, keys) and exit\n"
                "      --state-file FILE  keep the nodes' high-water marks in FILE\n"
+               "      --state-dir DIR    keep marks, node states and events in DIR (SQLite)\n"
                "  -n, --node ID          declare a node (repeatable)\n"
                "  -d, --detector KIND    phi, grid or fixed\n"
                "  -i, --interval DUR     the agents' heartbeat interval (default 1s)\n"
@@ -237,6 +243,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
         OPT_LOGFILE,
         OPT_INSECURE,
         OPT_STATE_FILE,
+        OPT_STATE_DIR,
         OPT_ENCRYPT,
         OPT_CHECK,
         OPT_LOGLEVEL
@@ -255,6 +262,7 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
                                          {"insecure", no_argument, 0, OPT_INSECURE},
                                          {"encrypt", no_argument, 0, OPT_ENCRYPT},
                                          {"state-file", required_argument, 0, OPT_STATE_FILE},
+                                         {"state-dir", required_argument, 0, OPT_STATE_DIR},
                                          {"check", no_argument, 0, OPT_CHECK},
                                          {"log-level", required_argument, 0, OPT_LOGLEVEL},
                                          {"help", no_argument, 0, 'h'},
@@ -322,6 +330,10 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
         case OPT_STATE_FILE:
             free(mc->state_file);
             mc->state_file = xstrdup(optarg);
+            break;
+        case OPT_STATE_DIR:
+            free(mc->state_dir);
+            mc->state_dir = xstrdup(optarg);
             break;
         case 'n':
             if (mc->n_nodes == VCFG_MAX_NODES) {
@@ -422,7 +434,25 @@ static int open_listener(struct monitord *d, const char *spec, char *err, size_t
     return 0;
 }
 
-/* Hands every pending event of the core to the history, the log and the hooks. */
+/* Logs a store write that failed (once until one succeeds again). */
+static void store_result(struct monitord *d, int rc)
+{
+    char line[600];
+    if (rc && !d->store_failing) {
+        snprintf(line, sizeof(line),
+                 "vigil monitor: cannot write the state store in %s: %s (kept in memory, "
+                 "written again with the next batch)",
+                 d->cfg.monitor.state_dir, mstore_error(d->store));
+        log_line(d, line);
+    } else if (!rc && d->store_failing) {
+        snprintf(line, sizeof(line), "vigil monitor: the state store in %s is written again",
+                 d->cfg.monitor.state_dir);
+        log_line(d, line);
+    }
+    d->store_failing = rc != 0;
+}
+
+/* Hands every pending event of the core to the history, the log, the store and the hooks. */
 static void drain_events(struct monitord *d, vigil_time_t now)
 {
     struct evrec r;
@@ -432,22 +462,35 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         any = true;
         r.wall_us = wall - (now - r.ev.time) / 1000;
         evlog_push(d->events, &r);
-        if (d->cfg.monitor.log_format == VCFG_LOG_JSON) {
+        bool json_log = d->cfg.monitor.log_format == VCFG_LOG_JSON;
+        if (json_log || d->store) {
             json_t *o = evrec_to_json(&r);
             char *s = o ? json_dumps(o, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
-            if (s)
-                log_out(d, s);
-            else
+            if (!s)
                 d->json_failures++;
+            else if (json_log)
+                log_out(d, s);
+            if (d->store)
+                mstore_add_event(d->store, &r, s);
             free(s);
             json_decref(o);
-        } else {
+        }
+        if (!json_log) {
             char line[1024];
             evrec_format_text(&r, line, sizeof(line));
             log_out(d, line);
         }
         if (d->hooks)
             hook_runner_submit(d->hooks, &r);
+    }
+    /*
+     * One transaction for the turn's events, before the API can serve
+     * them: an event a reader saw is on disk, and its number is never
+     * handed out again.
+     */
+    if (any && d->store) {
+        d->store_dirty = true;
+        store_result(d, mstore_commit(d->store));
     }
     if (d->log)
         d->api_ctx.dropped_log = d->json_failures + d->log->ops->dropped(d->log);
@@ -599,6 +642,17 @@ static void save_marks(struct monitord *d, bool always)
 {
     const char *path = d->cfg.monitor.state_file;
     uint64_t accepted = vigil_monitor_stats(d->mon)->accepted;
+    if (d->store) {
+        if (always || d->store_dirty || accepted != d->saved_accepted || d->store_failing) {
+            int rc = mstore_save(d->store, d->mon);
+            store_result(d, rc);
+            if (rc == 0) {
+                d->saved_accepted = accepted;
+                d->store_dirty = false;
+            }
+        }
+        return;
+    }
     if (!path || !d->marks_loaded || (!always && accepted == d->saved_accepted))
         return;
     int rc = hwm_save(d->env->fs, path, d->mon);
@@ -812,6 +866,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
             vigil_list_append(restart, sizeof(restart), "api settings");
         if (!vigil_str_same(om->state_file, nm->state_file) || om->state_flush != nm->state_flush)
             vigil_list_append(restart, sizeof(restart), "state_file");
+        if (!vigil_str_same(om->state_dir, nm->state_dir))
+            vigil_list_append(restart, sizeof(restart), "state_dir");
         if (!vigil_str_same(om->log_file, nm->log_file) || om->log_format != nm->log_format)
             vigil_list_append(restart, sizeof(restart), "log settings");
         if (om->event_history != nm->event_history)
@@ -878,6 +934,7 @@ int monitord_free(struct monitord *d)
     vio_timer_disarm(d->loop, &d->deadline);
     vio_timer_disarm(d->loop, &d->housekeeping);
     vio_timer_disarm(d->loop, &d->drops_timer);
+    mstore_free(d->store);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
     /* A writer stuck on a full pipe is left to the exit, with its stream. */
@@ -934,6 +991,15 @@ static void log_started(struct monitord *d)
     if (mc->state_file) {
         snprintf(line, sizeof(line), "vigil monitor: %d high-water marks restored from %s",
                  d->marks_restored, mc->state_file);
+        log_line(d, line);
+    }
+    if (d->store) {
+        const struct mstore_loaded *ld = &d->loaded;
+        snprintf(line, sizeof(line),
+                 "vigil monitor: state store %s: %zu nodes restored (%zu watched again with "
+                 "startup_grace), %zu events in the history, the next event is %llu",
+                 mc->state_dir, ld->nodes, ld->declared, ld->events,
+                 (unsigned long long)ld->last_seq + 1);
         log_line(d, line);
     }
     if (!mc->core.has_key)
@@ -1022,6 +1088,13 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         d->saved_accepted = vigil_monitor_stats(d->mon)->accepted;
         d->marks_loaded = true;
         d->marks_restored = n;
+    }
+    if (mc->state_dir) {
+        if (mstore_open(env, mc, d->mon, d->events, now, &d->store, &d->loaded, err, cap)) {
+            monitord_free(d);
+            return -1;
+        }
+        d->saved_accepted = vigil_monitor_stats(d->mon)->accepted;
     }
     vio_timer_arm(d->loop, &d->housekeeping, now + mc->state_flush);
     d->drops = calloc(1, sizeof(*d->drops));
