@@ -372,11 +372,14 @@ static void on_answer(void *arg, const struct vio_http_result *res)
     /* Revocations are fire and forget; answers for a lease given up since are stale. */
     if (r->kind == REQ_REVOKE || (r->kind != REQ_GRANT && (!ld->running || r->lease != ld->lease)))
         return;
-    /* A pause may have held this answer past the deadline: the lease goes before anything else. */
-    if (ld->lease && vio_now(ld->loop) >= ld->deadline) {
+    /*
+     * A pause may have held this answer past the deadline: the lease goes
+     * before the key as read is believed. A keepalive's acknowledgement
+     * still counts, from its send time (etcd refreshed the lease after it).
+     */
+    if (r->kind != REQ_KEEPALIVE && r->kind != REQ_GRANT && vio_now(ld->loop) >= ld->deadline) {
         lease_lost(ld);
-        if (r->kind != REQ_GRANT)
-            return;
+        return;
     }
     json_t *doc = ok ? json_loadb(res->body, res->body_len, 0, NULL) : NULL;
     if (!json_is_object(doc)) {

@@ -65,7 +65,8 @@ struct fake_etcd {
 /* One candidate's link to the fake etcd. */
 struct link {
     struct fake_etcd *e;
-    bool down; /* every request refused */
+    bool down;             /* every request refused */
+    vigil_time_t ka_delay; /* keepalives answered this late; 0: DELAY */
 };
 
 static void fe_delete_key(struct fake_etcd *e)
@@ -268,7 +269,7 @@ static void answer(void *arg, const struct vio_http_call *call, struct fake_http
     ans->status = status;
     ans->body = json_dumps(out, JSON_COMPACT);
     ans->body_len = strlen(ans->body);
-    ans->delay = DELAY;
+    ans->delay = lk->ka_delay && strstr(path, "keepalive") ? lk->ka_delay : DELAY;
     json_decref(out);
 }
 
@@ -280,6 +281,7 @@ struct cand {
     struct leader *ld;
     unsigned changes;
     struct leader_view last;
+    struct leader_view seen[64]; /* every view reported, in order (the first 64) */
 };
 
 struct world {
@@ -292,6 +294,8 @@ struct world {
 static void on_change(void *arg, const struct leader_view *v)
 {
     struct cand *c = arg;
+    if (c->changes < sizeof(c->seen) / sizeof(c->seen[0]))
+        c->seen[c->changes] = *v;
     c->changes++;
     c->last = *v;
 }
@@ -540,6 +544,77 @@ static void test_paused_past_deadline(void **state)
     assert_int_equal(leader_stats(a)->grants, 2);
 }
 
+/*
+ * Answers held by a pause. A keepalive sent before the pause and read after
+ * it still counts from its send time: woken before (that send + TTL -
+ * margin), the candidate is rightly still leader. Woken after it, it is
+ * not, and a poll answer read late (before the keepalive's) must not make
+ * it a follower of its own stale claim either: the lease goes first.
+ */
+static void paused_with_answers_in_flight(struct world *w, vigil_time_t wake_after_ka,
+                                          vigil_time_t ka_delay)
+{
+    cand_start(w, 0, "mon-a");
+    w->c[0].link.ka_delay = ka_delay;
+    vigil_time_t period = TTL / 3;
+    /* A keepalive and a poll are in flight at 3 periods + 1 ns. */
+    run_to(w, T0 + 3 * period + 1);
+    assert_true(leader_is_leader(w->c[0].ld));
+    assert_int_equal(fake_http_in_flight(w->c[0].http), 2);
+    assert_int_equal(leader_deadline(w->c[0].ld), T0 + 2 * period + TTL - MARGIN);
+    fake_loop_pause(w->loop, true);
+    w->clock = T0 + 3 * period + TTL - MARGIN + wake_after_ka;
+    fake_loop_pause(w->loop, false);
+    run_to(w, w->clock);
+}
+
+static void test_answer_after_pause_counts(void **state)
+{
+    struct world *w = *state;
+    paused_with_answers_in_flight(w, -1, 0);
+    assert_true(leader_is_leader(w->c[0].ld));
+    assert_int_equal(leader_deadline(w->c[0].ld), T0 + 3 * (TTL / 3) + TTL - MARGIN);
+    assert_int_equal(w->c[0].changes, 1);
+}
+
+static void test_answer_after_deadline(void **state)
+{
+    struct world *w = *state;
+    /* The poll's answer is read first, with the old deadline passed. */
+    paused_with_answers_in_flight(w, 0, 5 * DELAY);
+    struct leader *a = w->c[0].ld;
+    assert_false(leader_is_leader(a));
+    for (unsigned i = 0; i < w->c[0].changes; i++)
+        assert_false(w->c[0].seen[i].role == LEADER_ROLE_FOLLOWER &&
+                     !strcmp(w->c[0].seen[i].leader_id, "mon-a"));
+    assert_int_equal(w->c[0].seen[1].role, LEADER_ROLE_NONE);
+    assert_int_equal(leader_stats(a)->lease_losses, 1);
+}
+
+/* etcd forgot the lease (revoked behind our back): the next keepalive says so, and we step down. */
+static void test_lease_unknown(void **state)
+{
+    struct world *w = *state;
+    cand_start(w, 0, "mon-a");
+    run_to(w, T0 + S);
+    struct leader *a = w->c[0].ld;
+    assert_true(leader_is_leader(a));
+    fe_drop_lease(&w->etcd, fe_lease(&w->etcd, w->etcd.key_lease));
+    assert_false(w->etcd.has_key);
+    /* The next keepalive goes at one period, its answer DELAY later: no longer leader then. */
+    vigil_time_t at = T0 + TTL / 3 + DELAY;
+    run_to(w, at - 1);
+    assert_true(leader_is_leader(a)); /* it cannot know before */
+    run_to(w, at);
+    assert_false(leader_is_leader(a));
+    assert_true(at < leader_deadline(a) || leader_deadline(a) == VIGIL_TIME_NEVER);
+    /* A new lease and a new term, at once. */
+    run_to(w, at + 3 * DELAY);
+    assert_true(leader_is_leader(a));
+    assert_true(w->c[0].last.epoch > 2);
+    assert_int_equal(leader_stats(a)->grants, 2);
+}
+
 /* The fencing transaction: a write made under an epoch runs only while that epoch leads. */
 static void test_fence_check(void **state)
 {
@@ -638,6 +713,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_past_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_after_pause_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answer_after_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lease_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fence_check, setup, teardown),
         cmocka_unit_test(test_b64_and_options),
     };
