@@ -201,7 +201,10 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
         return -EINVAL;
     }
     static const char *const headers[] = {"Content-Type: application/json", NULL};
-    /* A request must end before the next period's starts (a keepalive that hangs is a failed one).
+    /*
+     * A request ends well before the next period's starts (three quarters
+     * of a period): a keepalive that hangs is a failed one, and does not
+     * also hold back the next.
      */
     struct vio_http_call call = {
         .method = "POST",
@@ -209,7 +212,7 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
         .headers = headers,
         .body = body,
         .body_len = strlen(body),
-        .timeout = ld->period,
+        .timeout = ld->period - ld->period / 4,
         .body_max = LEADER_BODY_MAX,
     };
     r->sent = vio_now(ld->loop);
@@ -420,7 +423,7 @@ static void on_tick(void *arg, vigil_time_t now)
     if (!ld->lease) {
         grant(ld);
     } else {
-        /* One in flight at a time: a slow one still counts (its timeout is this period). */
+        /* One in flight at a time (a slow one ends before the next tick, by its timeout). */
         int rc = send_req(ld, REQ_KEEPALIVE, lease_body(ld->lease));
         if (rc != 0 && rc != -EBUSY)
             ld->stats.keepalive_failures++;

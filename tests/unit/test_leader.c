@@ -67,6 +67,7 @@ struct link {
     struct fake_etcd *e;
     bool down;             /* every request refused */
     vigil_time_t ka_delay; /* keepalives answered this late; 0: DELAY */
+    bool ka_hang_once;     /* the next keepalive is lost on its way (never answered) */
 };
 
 static void fe_delete_key(struct fake_etcd *e)
@@ -238,6 +239,11 @@ static void answer(void *arg, const struct vio_http_call *call, struct fake_http
         int64_t ttl = jint(req, "TTL");
         int64_t id = fe_new_lease(e, ttl * S);
         out = json_pack("{s:o,s:o,s:o}", "header", fe_header(e), "ID", jnum(id), "TTL", jnum(ttl));
+    } else if (!strcmp(path, "/v3/lease/keepalive") && lk->ka_hang_once) {
+        lk->ka_hang_once = false;
+        ans->delay = 3600 * S;
+        json_decref(req);
+        return;
     } else if (!strcmp(path, "/v3/lease/keepalive")) {
         int64_t id = jint(req, "ID");
         struct fake_lease *l = fe_lease(e, id);
@@ -487,6 +493,36 @@ static void test_lease_lost(void **state)
     assert_true(leader_is_leader(b));
 }
 
+/*
+ * A keepalive that hangs times out three quarters of a period after it
+ * went, so the next tick sends the next one: one lost keepalive costs
+ * nothing (the deadline is TTL - margin after the last acknowledged one).
+ */
+static void test_keepalive_hangs(void **state)
+{
+    struct world *w = *state;
+    cand_start(w, 0, "mon-a");
+    run_to(w, T0 + 10 * S + 100 * MS);
+    struct leader *a = w->c[0].ld;
+    assert_true(leader_is_leader(a));
+    w->c[0].link.ka_hang_once = true;
+    for (vigil_time_t t = T0 + 10 * S + 100 * MS; t <= T0 + 20 * S; t += MS) {
+        run_to(w, t);
+        assert_true(leader_is_leader(a));
+    }
+    assert_int_equal(leader_stats(a)->keepalive_failures, 1);
+    assert_int_equal(leader_stats(a)->lease_losses, 0);
+    assert_int_equal(w->c[0].changes, 1);
+    const struct fake_http_record *hung = NULL;
+    for (size_t i = 0; i < fake_http_calls(w->c[0].http); i++) {
+        const struct fake_http_record *r = fake_http_call_at(w->c[0].http, i);
+        if (r->error == -ETIMEDOUT)
+            hung = r;
+    }
+    assert_non_null(hung);
+    assert_int_equal(hung->finished - hung->started, TTL / 3 - TTL / 3 / 4);
+}
+
 /* The leader key goes (an operator deleted it): the follower campaigns and wins a new epoch. */
 static void test_key_deleted(void **state)
 {
@@ -711,6 +747,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_elected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_hangs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paused_past_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_after_pause_counts, setup, teardown),
