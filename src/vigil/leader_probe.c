@@ -20,7 +20,7 @@
  * as another leader exists). The write puts "ID E" under KEY/fenced.
  *
  * SIGTERM and SIGINT revoke the lease (so another candidate takes over at
- * once) and end the probe half a second later.
+ * once; no fenced write then) and end the probe half a second later.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +43,7 @@ struct probe {
     const char *etcd, *key, *id;
     struct leader_view last;
     struct vio_timer exit_timer;
+    bool resigning; /* on SIGTERM: the role goes, no fenced write */
 };
 
 struct fence_req {
@@ -117,6 +118,8 @@ static void on_change(void *arg, const struct leader_view *v)
         break;
     }
     fflush(stdout);
+    if (p->resigning)
+        return;
     if (v->role == LEADER_ROLE_LEADER && old.role != LEADER_ROLE_LEADER)
         fenced_write(p, v->epoch);
     else if (old.role == LEADER_ROLE_LEADER && v->role != LEADER_ROLE_LEADER)
@@ -135,6 +138,7 @@ static void on_signal(void *arg, int signo)
     struct probe *p = arg;
     if (signo != SIGTERM && signo != SIGINT)
         return;
+    p->resigning = true;
     leader_resign(p->ld);
     vio_timer_arm(p->env->loop, &p->exit_timer, vio_now(p->env->loop) + PROBE_EXIT_DELAY);
 }

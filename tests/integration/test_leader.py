@@ -15,6 +15,10 @@ and polls every second, a local margin of 0.6 s):
   the old one: it reports at once that it is no longer leader, and its
   fenced write with its old epoch is refused by etcd (what KEY/fenced holds
   is still the new leader's write).
+- SIGTERM the leader: it revokes its lease, so the other takes over within
+  a poll period, without waiting for the TTL; the probe exits 0.
+
+With VIGIL_BIN a sanitizer build, no probe may report anything.
 
 etcd missing is a failure, not a skip: the test says how to install it.
 """
@@ -156,6 +160,13 @@ def settled(probes):
     return leaders[0]
 
 
+def check_clean(probes):
+    """No sanitizer report in any probe's output (when VIGIL_BIN is a sanitizer build)."""
+    for p in probes:
+        bad = [l for _, l in p.snapshot() if "Sanitizer" in l or "runtime error" in l]
+        check(not bad, "%s reported: %s" % (p.id, bad[:5]))
+
+
 def fences(p):
     return [l for _, l in p.snapshot() if l.startswith("FENCE")]
 
@@ -188,6 +199,7 @@ def test_one_leader_then_kill(tmp):
         check(takeover <= TAKEOVER_MAX, "takeover took %.2f s" % takeover)
         check(takeover >= TTL - 1, "taken over before the lease could expire: %.2f s" % takeover)
         check(etcd.get(KEY) == new.id, "etcd's leader key: %r" % etcd.get(KEY))
+        check_clean(probes)
     finally:
         etcd.stop()
 
@@ -231,9 +243,33 @@ def test_stopped_leader_is_fenced(tmp):
         check(not any(l.startswith("LEADER") for _, l in old.snapshot()[n_before:]),
               "the old leader claimed again: %s" % old.snapshot())
         check(other.role()[0] == "LEADER" and other.epoch() == e2, "the new leader changed")
+        check_clean(probes)
+    finally:
+        etcd.stop()
+
+
+def test_sigterm_resigns(tmp):
+    etcd = Etcd()
+    try:
+        probes = [Probe(etcd, i) for i in ("mon-a", "mon-b")]
+        old = wait_for(lambda: settled(probes), 15, "one leader among two")
+        e1 = old.epoch()
+        other = probes[1] if old is probes[0] else probes[0]
+        t_term = time.monotonic()
+        old.signal(signal.SIGTERM)
+        wait_for(lambda: other.role()[0] == "LEADER" and other.epoch() > e1, TTL + 2,
+                 "the other to take over")
+        takeover = time.monotonic() - t_term
+        print("  SIGTERM of %s: %s leader after %.2f s (the lease revoked: no TTL to wait)" %
+              (old.id, other.id, takeover), flush=True)
+        # The revocation frees the key at once: one poll period (TTL/3) and a round trip.
+        check(takeover < TTL / 3 + 1, "takeover after SIGTERM took %.2f s" % takeover)
+        check(old.proc.wait(timeout=5) == 0, "the probe's exit status")
+        check(old.role() == ["NONE"], "the resigned probe's last line: %s" % old.snapshot())
+        check_clean(probes)
     finally:
         etcd.stop()
 
 
 if __name__ == "__main__":
-    run_tests([test_one_leader_then_kill, test_stopped_leader_is_fenced])
+    run_tests([test_one_leader_then_kill, test_stopped_leader_is_fenced, test_sigterm_resigns])
