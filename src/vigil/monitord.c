@@ -864,9 +864,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
             !vigil_str_same(om->api_tls_cert, nm->api_tls_cert) ||
             !vigil_str_same(om->api_tls_key, nm->api_tls_key))
             vigil_list_append(restart, sizeof(restart), "api settings");
-        if (!vigil_str_same(om->state_file, nm->state_file) ||
-            !vigil_str_same(om->state_dir, nm->state_dir) || om->state_flush != nm->state_flush)
-            vigil_list_append(restart, sizeof(restart), "state_file");
+        if (!vigil_str_same(om->state_file, nm->state_file) || om->state_flush != nm->state_flush)
+            vigil_list_append(restart, sizeof(restart), "state_file or state_flush");
         if (!vigil_str_same(om->state_dir, nm->state_dir))
             vigil_list_append(restart, sizeof(restart), "state_dir");
         if (!vigil_str_same(om->log_file, nm->log_file) || om->log_format != nm->log_format)
