@@ -185,8 +185,12 @@ monitor = {
     bad = [e for e in state_events(m, ev0, ["a0", "a2"])]
     check(not bad, "live agents suspected under API load: %r" % bad)
     # Nor did the loop ever fall behind its sockets by a pause's worth.
+    # Pages rendered whole would stall the loop on every page, dozens of times
+    # in these seconds; one scheduling gap of a loaded 2-core machine (another
+    # test, eight Python clients parsing megabytes of JSON) is not that.
     stalls = [e for e in m.events(ev0) if e["type"] == "pause"]
-    check(not stalls, "the monitor stalled under API load: %r" % stalls)
+    check(len(stalls) <= 1 and all(e["pause_s"] < 1.0 for e in stalls),
+          "the monitor stalled under API load: %r" % stalls)
     # Within the bound it has without load (plus one heartbeat interval of slack).
     check(loaded <= quiet + 0.1, "a1 dead %.3fs after its last heartbeat under load, a3 %.3fs "
           "without" % (loaded, quiet))
