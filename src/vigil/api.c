@@ -189,12 +189,11 @@ static int query_decode(const char *s, size_t n, char *out, size_t cap)
 enum query_result { QUERY_ABSENT, QUERY_OK, QUERY_INVALID };
 
 /*
- * The integer parameter key of a raw query string ("since=5&limit=10"):
- * the first occurrence counts. A value that is not a whole decimal number
- * that fits 64 bits (empty, signed, too long, with other characters, or a
- * key with no '=') is QUERY_INVALID, which the handlers answer with 400.
+ * The text parameter key of a raw query string ("since=5&limit=10"),
+ * decoded into out (cap bytes): the first occurrence counts. A key with
+ * no '=', a broken escape or a value longer than cap is QUERY_INVALID.
  */
-static enum query_result query_u64(const char *query, const char *key, uint64_t *out)
+static enum query_result query_str(const char *query, const char *key, char *out, size_t cap)
 {
     const char *p = query ? query : "";
     while (*p) {
@@ -202,18 +201,29 @@ static enum query_result query_u64(const char *query, const char *key, uint64_t 
         const char *eq = memchr(p, '=', n);
         size_t klen = eq ? (size_t)(eq - p) : n;
         char k[API_QUERY_KEY_MAX];
-        if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key)) {
-            char v[API_QUERY_VALUE_MAX];
-            if (!eq || query_decode(eq + 1, n - klen - 1, v, sizeof(v)) != 0 ||
-                vcfg_parse_u64(v, UINT64_MAX, out) != 0)
-                return QUERY_INVALID;
-            return QUERY_OK;
-        }
+        if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key))
+            return eq && query_decode(eq + 1, n - klen - 1, out, cap) == 0 ? QUERY_OK
+                                                                           : QUERY_INVALID;
         p += n;
         if (*p == '&')
             p++;
     }
     return QUERY_ABSENT;
+}
+
+/*
+ * The integer parameter key (as query_str): a value that is not a whole
+ * decimal number that fits 64 bits (empty, signed, too long, with other
+ * characters, or a key with no '=') is QUERY_INVALID, which the handlers
+ * answer with 400.
+ */
+static enum query_result query_u64(const char *query, const char *key, uint64_t *out)
+{
+    char v[API_QUERY_VALUE_MAX];
+    enum query_result r = query_str(query, key, v, sizeof(v));
+    if (r == QUERY_OK && vcfg_parse_u64(v, UINT64_MAX, out) != 0)
+        return QUERY_INVALID;
+    return r;
 }
 
 /* Appends n bytes of text. */
@@ -1462,25 +1472,6 @@ static void handle_keys_reload(struct api_ctx *c, struct vio_http_response *resp
         return;
     }
     respond_json(resp, 200, json_pack("{ss}", "status", "ok"));
-}
-
-/* The text parameter key of a raw query string (as query_u64), decoded into out. */
-static enum query_result query_str(const char *query, const char *key, char *out, size_t cap)
-{
-    const char *p = query ? query : "";
-    while (*p) {
-        size_t n = strcspn(p, "&");
-        const char *eq = memchr(p, '=', n);
-        size_t klen = eq ? (size_t)(eq - p) : n;
-        char k[API_QUERY_KEY_MAX];
-        if (klen > 0 && query_decode(p, klen, k, sizeof(k)) == 0 && !strcmp(k, key))
-            return eq && query_decode(eq + 1, n - klen - 1, out, cap) == 0 ? QUERY_OK
-                                                                           : QUERY_INVALID;
-        p += n;
-        if (*p == '&')
-            p++;
-    }
-    return QUERY_ABSENT;
 }
 
 /*
