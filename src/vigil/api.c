@@ -38,7 +38,9 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "actgate.h"
 #include "api_qos.h"
+#include "leader.h"
 #include "drops.h"
 
 /*
@@ -470,6 +472,42 @@ static void count_states(const struct vigil_monitor *m, uint64_t counts[API_STAT
     }
 }
 
+/*
+ * Who acts: {"mode": "single"} for a monitor alone (it acts itself), else
+ * the election's view from this monitor and the action gate's counters.
+ */
+static json_t *leader_json(const struct api_ctx *c, vigil_time_t now)
+{
+    if (!c->leader)
+        return json_pack("{s:s,s:s}", "mode", "single", "role", "alone");
+    struct leader_view v;
+    leader_view(c->leader, &v);
+    const struct leader_stats *ls = leader_stats(c->leader);
+    vigil_time_t dl = leader_deadline(c->leader);
+    json_t *o =
+        json_pack("{s:s,s:s,s:s,s:o,s:I,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o}}", "mode", "etcd", "name",
+                  c->name, "role", leader_role_name(v.role), "leader",
+                  v.leader_id[0] ? json_string(v.leader_id) : json_null(), "epoch",
+                  (json_int_t)v.epoch, "endpoint", leader_endpoint(c->leader), "lease_left_s",
+                  dl == VIGIL_TIME_NEVER || dl < now ? json_null() : json_real(ns_to_s(dl - now)),
+                  "election", "grants", juint(ls->grants), "keepalives", juint(ls->keepalives),
+                  "keepalive_failures", juint(ls->keepalive_failures), "campaigns",
+                  juint(ls->campaigns), "lease_losses", juint(ls->lease_losses));
+    if (o && c->gate) {
+        const struct actgate_stats *g = actgate_stats(c->gate);
+        json_t *a = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "claimed", juint(g->claimed),
+                              "acted", juint(g->acted), "acted_already", juint(g->done_skip),
+                              "superseded", juint(g->superseded), "fenced", juint(g->fenced),
+                              "rerun", juint(g->rerun), "failures", juint(g->failures), "held",
+                              juint(c->hooks ? hook_runner_held(c->hooks) : 0));
+        if (!a || json_object_set_new(o, "actions", a) != 0) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
 static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
 {
     const struct vigil_monitor_stats *s = vigil_monitor_stats(c->mon);
@@ -575,6 +613,7 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(h, "coalesced", juint(hs.coalesced));
     }
     bad |= put(o, "hooks", h);
+    bad |= put(o, "leadership", leader_json(c, now));
 
     /* The API itself: how it is protected, and the clients it turned away. */
     struct vio_httpd_stats hst;
@@ -1266,6 +1305,7 @@ enum route {
     ROUTE_KEYS_RELOAD,
     ROUTE_DROPS,
     ROUTE_KEYCHECK,
+    ROUTE_LEADER,
     ROUTE_UI,
 };
 
@@ -1290,6 +1330,8 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_DROPS;
     if (!strcmp(path, "/v1/keycheck"))
         return ROUTE_KEYCHECK;
+    if (!strcmp(path, "/v1/leader"))
+        return ROUTE_LEADER;
     if (!strcmp(path, "/") || !strcmp(path, "/ui"))
         return ROUTE_UI;
     return ROUTE_NONE;
@@ -1649,6 +1691,9 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         return;
     case ROUTE_KEYCHECK:
         handle_keycheck(c, req->query, resp);
+        return;
+    case ROUTE_LEADER:
+        respond_json(resp, 200, leader_json(c, now));
         return;
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:

@@ -35,8 +35,12 @@ struct api_ctx {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks; /* may be NULL */
-    struct vio_loop *loop;     /* the clocks the answers are computed against */
-    vigil_time_t started_mono; /* when the monitor started */
+    /* monitor.etcd: the election and the action gate (NULL: this monitor acts alone). */
+    struct leader *leader;
+    struct actgate *gate;
+    char name[VIGIL_ID_MAX + 1]; /* this monitor's name among its peers ("" without etcd) */
+    struct vio_loop *loop;       /* the clocks the answers are computed against */
+    vigil_time_t started_mono;   /* when the monitor started */
     int64_t started_wall_us;
     uint64_t recv_errors;      /* socket receive errors (the program updates it) */
     uint64_t recv_drops;       /* datagrams the kernel dropped for a full receive buffer */

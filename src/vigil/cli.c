@@ -796,6 +796,23 @@ int cmd_status(int argc, char **argv)
                         printf("; monitor pauses %" JSON_INTEGER_FORMAT, pauses);
                     printf("\n");
                 }
+                /* Redundant monitors: who leads, under which epoch, and this one's role. */
+                json_t *lead = health ? json_object_get(health, "leadership") : NULL;
+                const char *mode = json_string_value(json_object_get(lead, "mode"));
+                if (mode && !strcmp(mode, "etcd")) {
+                    const char *who = json_string_value(json_object_get(lead, "leader"));
+                    const char *role = json_string_value(json_object_get(lead, "role"));
+                    const char *me = json_string_value(json_object_get(lead, "name"));
+                    if (who)
+                        printf(
+                            "leader: %s (epoch %" JSON_INTEGER_FORMAT "); this monitor, %s, %s\n",
+                            who, json_integer_value(json_object_get(lead, "epoch")), me ? me : "?",
+                            role && !strcmp(role, "leader") ? "leads" : "follows");
+                    else
+                        printf("leader: none known (etcd unreachable, or an election under way): "
+                               "actions wait; this monitor is %s\n",
+                               me ? me : "?");
+                }
                 /* More than one key held: a rotation under way, and how far it got. */
                 json_t *keys = health ? json_object_get(health, "keys") : NULL;
                 if (json_is_array(keys) && json_array_size(keys) > 1) {

@@ -133,6 +133,9 @@ void vcfg_free(struct vcfg *c)
     free(m->log_file);
     free(m->state_file);
     free(m->state_dir);
+    vcfg__free_strs(m->etcd, &m->n_etcd);
+    free(m->etcd_prefix);
+    free(m->name);
     free(m->api_token_file);
     free(m->api_tls_cert);
     free(m->api_tls_key);

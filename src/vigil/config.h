@@ -11,9 +11,11 @@
 struct vio_fs;
 
 #define VCFG_MAX_LISTEN 8
-#define VCFG_MAX_NODES  4096 /* nodes declared in the file */
-#define VCFG_MAX_HOOKS  16
-#define VCFG_MAX_ARGV   32
+/* Most etcd endpoints (members) in monitor.etcd. */
+#define VCFG_MAX_ETCD  9
+#define VCFG_MAX_NODES 4096 /* nodes declared in the file */
+#define VCFG_MAX_HOOKS 16
+#define VCFG_MAX_ARGV  32
 
 /* A macro's value as a string literal: VCFG_STR(VIGIL_DEFAULT_PORT) is "7946". */
 #define VCFG_STR_(x) #x
@@ -89,6 +91,16 @@ struct vcfg_monitor {
     size_t n_nodes;
     struct vcfg_hook hooks[VCFG_MAX_HOOKS];
     size_t n_hooks;
+    /*
+     * monitor.etcd: redundant monitors led through etcd (leader.h,
+     * actgate.h): the members' URLs, the prefix of vigil's keys and the
+     * leader lease's TTL. n_etcd 0: this monitor acts alone.
+     */
+    char *etcd[VCFG_MAX_ETCD];
+    size_t n_etcd;
+    char *etcd_prefix;     /* NULL: "/vigil" */
+    vigil_time_t etcd_ttl; /* 0: LEADER_TTL_DEFAULT */
+    char *name;            /* monitor.name: this monitor among its peers (NULL: the host name) */
     enum vcfg_log_format log_format;
     enum vcfg_log_level log_level;
     char *log_file;         /* NULL: standard output */

@@ -12,6 +12,7 @@
 #include "fmt.h"
 #include "config_int.h"
 #include "hooks.h"
+#include "leader.h"
 
 static int m_listen(struct vcfg__ld *l, const config_setting_t *s)
 {
@@ -120,6 +121,79 @@ static int m_state_flush(struct vcfg__ld *l, const config_setting_t *s)
         l->c->monitor.state_flush > 3600 * VIGIL_NSEC_PER_SEC)
         return vcfg__sfail(l, s, "must be between 100ms and 1h");
     return 0;
+}
+
+static int m_name(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!vigil_id_valid(v, strlen(v)))
+        return vcfg__sfail(
+            l, s,
+            "\"%s\" is not a valid monitor name (1 to %d characters of A-Z a-z 0-9 . "
+            "_ -)",
+            vigil_quote(v).s, VIGIL_ID_MAX);
+    return vcfg__set_str(l, s, &l->c->monitor.name, v);
+}
+
+static int e_endpoints(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_ETCD, SIZE_MAX, &n) != 0)
+        return -1;
+    if (n == 0)
+        return vcfg__sfail(l, s, "must name at least one etcd endpoint");
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *v = config_setting_get_string(e);
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return vcfg__sfail(l, e, "\"%s\" is not an etcd URL (http://HOST:PORT or https://...)",
+                               vigil_quote(v).s);
+    }
+    vcfg__free_strs(m->etcd, &m->n_etcd);
+    for (size_t i = 0; i < n; i++) {
+        m->etcd[i] = strdup(vcfg__elem_str(s, i));
+        if (m->etcd[i] == NULL)
+            return vcfg__oom(l, s);
+        m->n_etcd = i + 1;
+    }
+    return 0;
+}
+
+static int e_prefix(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (v[0] != '/' || strlen(v) > 128)
+        return vcfg__sfail(l, s, "must be a key prefix starting with '/' (at most 128 bytes)");
+    return vcfg__set_str(l, s, &l->c->monitor.etcd_prefix, v);
+}
+
+static int e_ttl(struct vcfg__ld *l, const config_setting_t *s)
+{
+    vigil_time_t *t = &l->c->monitor.etcd_ttl;
+    if (vcfg__rd_duration(l, s, t) != 0)
+        return -1;
+    if (*t < LEADER_TTL_MIN || *t > LEADER_TTL_MAX || *t % VIGIL_NSEC_PER_SEC)
+        return vcfg__sfail(l, s, "must be whole seconds between 2s and 1h");
+    return 0;
+}
+
+static int m_etcd(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"endpoints", e_endpoints},
+        {"prefix", e_prefix},
+        {"ttl", e_ttl},
+    };
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return vcfg__wrong_type(l, s, "a group { endpoints = [\"http://...\"]; ... }");
+    if (config_setting_get_member(s, "endpoints") == NULL)
+        return vcfg__sfail(l, s, "needs endpoints = [\"http://HOST:2379\", ...]");
+    return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }
 
 static int m_interval(struct vcfg__ld *l, const config_setting_t *s)
@@ -678,6 +752,8 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"state_file", m_state_file},
         {"state_flush", m_state_flush},
         {"state_dir", m_state_dir},
+        {"name", m_name},
+        {"etcd", m_etcd},
         {"heartbeat_interval", m_interval},
         {"auto_register", m_auto_register},
         {"adapt_interval", m_adapt_interval},

@@ -134,7 +134,7 @@ extern char **environ;
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
-#define HOOK_ENV_COUNT 16
+#define HOOK_ENV_COUNT 17
 /*
  * Coalescing is logged in detail at most once a second, the events
  * coalesced in between as a count: a node flapping thousands of times a
@@ -147,6 +147,7 @@ struct hook_job {
     struct hook_job *next;
     struct evrec rec;
     uint32_t coalesced; /* earlier events of the node this one stands for */
+    int64_t epoch;      /* the fencing epoch the gate gave it (VIGIL_EPOCH; 0: none) */
 };
 
 struct hook_runner;
@@ -182,9 +183,13 @@ struct hook_queue {
     /* In the runner's list of FIFOs with two or more waiting, oldest first. */
     struct hook_queue *merge_prev, *merge_next;
     bool in_merge;
-    bool head_started;     /* the head's runs were started (or put in line) */
-    size_t runs_left;      /* runs of the head not finished: the next event waits for 0 */
-    struct hook_run *runs; /* n_hooks of them */
+    bool head_started;      /* the head's runs were started (or put in line) */
+    bool head_held;         /* the head waits for the gate's answer to ticket */
+    enum hook_verdict gate; /* the gate's answer about the head, once it came (else WAIT) */
+    bool head_failed;       /* a run of the head gave up (or could not start) */
+    uint64_t ticket;        /* the gate's latest question about the head */
+    size_t runs_left;       /* runs of the head not finished: the next event waits for 0 */
+    struct hook_run *runs;  /* n_hooks of them */
 };
 
 /* A hook, copied from the configuration so that the runner owns it. */
@@ -212,6 +217,9 @@ struct hook_runner {
     size_t pending;                         /* hook runs queued or running */
     bool stopping;                          /* in hook_runner_free: start nothing */
     struct hook_stats stats;
+    struct hook_gate gate;                      /* gate.ask NULL: no gate */
+    uint64_t tickets;                           /* the gate's questions so far */
+    size_t held;                                /* FIFO heads waiting for the gate */
     uint32_t max_waiting;                       /* per node */
     uint32_t max_total;                         /* in all */
     size_t waiting;                             /* events waiting, all FIFOs */
@@ -228,6 +236,7 @@ static const char *const hook_env_names[HOOK_ENV_COUNT] = {
     "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME",    "VIGIL_SINCE_LAST",
     "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",    "VIGIL_STD_DEV",
     "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT", "VIGIL_COALESCED",
+    "VIGIL_EPOCH",
 };
 
 static void run_timer(void *arg, vigil_time_t now);
@@ -297,6 +306,7 @@ static struct hook_queue *queue_get(struct hook_runner *r, const char *node)
         return NULL;
     }
     snprintf(q->node, sizeof(q->node), "%s", node);
+    q->gate = HOOK_WAIT;
     q->idx = r->n_queues;
     r->queues[q->idx] = q;
     if (vigil__idtable_insert(&r->ids, node, len, q->idx) != 0) {
@@ -369,6 +379,8 @@ static void queue_remove(struct hook_runner *r, struct hook_queue *q)
         q->next->prev = q->prev;
     r->waiting -= q->waiting;
     q->waiting = 0;
+    if (q->head_held)
+        r->held--;
     merge_list_update(r, q);
     while (q->head) {
         struct hook_job *j = q->head;
@@ -630,7 +642,8 @@ static char **build_env(const struct hook_job *job, uint32_t attempt, size_t *fi
         env_add(&envp[k++], "VIGIL_ADDR=%s", addr) &&
         env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
         env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1) &&
-        env_add(&envp[k++], "VIGIL_COALESCED=%" PRIu32, job->coalesced);
+        env_add(&envp[k++], "VIGIL_COALESCED=%" PRIu32, job->coalesced) &&
+        env_add(&envp[k++], "VIGIL_EPOCH=%" PRId64, job->epoch);
     if (!ok) {
         for (size_t i = *first_own; i < k; i++)
             free(envp[i]);
@@ -743,8 +756,10 @@ static void run_kick(struct hook_runner *r, struct hook_run *run, vigil_time_t n
         line_append(r, run);
         return;
     }
-    if (spawn_hook(r, run, now) != 0)
+    if (spawn_hook(r, run, now) != 0) {
+        run->q->head_failed = true;
         run_end(r, run);
+    }
 }
 
 /*
@@ -757,8 +772,24 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
 {
     /* Each round starts the head or drops it: bounded by the events queued. */
     while (q->head) {
-        if (!q->head_started) {
+        if (!q->head_started && r->gate.ask && q->gate == HOOK_WAIT) {
+            if (q->head_held)
+                return; /* the gate's answer comes through hook_runner_gate_answer */
+            q->ticket = ++r->tickets;
+            int64_t epoch = 0;
+            enum hook_verdict v = r->gate.ask(r->gate.arg, &q->head->rec, q->ticket, &epoch);
+            if (v == HOOK_WAIT) {
+                q->head_held = true;
+                r->held++;
+                return;
+            }
+            q->gate = v;
+            q->head->epoch = epoch;
+        }
+        bool skip = r->gate.ask && q->gate == HOOK_SKIP;
+        if (!q->head_started && !skip) {
             q->head_started = true;
+            q->head_failed = false;
             for (size_t i = 0; i < r->n_hooks; i++) {
                 q->runs[i].owed = hook_wants(&r->hooks[i], &q->head->rec.ev);
                 q->runs[i].attempt = 0;
@@ -772,8 +803,13 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
             return;
         /* Every hook of the head is done: the first waiting event becomes the one handled. */
         struct hook_job *j = q->head;
+        if (skip)
+            r->pending -= event_runs(r, &j->rec.ev); /* owed, never run */
+        else if (r->gate.done)
+            r->gate.done(r->gate.arg, &j->rec, j->epoch, !q->head_failed);
         q->head = j->next;
         q->head_started = false;
+        q->gate = HOOK_WAIT;
         if (q->head) {
             q->waiting--;
             r->waiting--;
@@ -867,6 +903,8 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
     r->running--;
     if (run->in_retry)
         return; /* the run is still owed: pending stays */
+    if (!ok)
+        run->q->head_failed = true;
     run_end(r, run);
 }
 
@@ -931,8 +969,20 @@ static void run_timer(void *arg, vigil_time_t now)
     if (!run->in_retry)
         return;
     run->in_retry = false;
-    r->stats.retried++;
-    run_kick(r, run, now, false);
+    const struct hook_job *head = q->head;
+    if (r->gate.may_retry && !r->gate.may_retry(r->gate.arg, &head->rec, head->epoch)) {
+        r->stats.gave_up++;
+        hook_logf(r,
+                  "hook %s for event %" PRIu64 " (%s): retry abandoned: this monitor no longer "
+                  "leads under epoch %" PRId64,
+                  r->hooks[run->hook].argv[0], head->rec.ev.seq, event_label(&head->rec),
+                  head->epoch);
+        q->head_failed = true;
+        run_end(r, run);
+    } else {
+        r->stats.retried++;
+        run_kick(r, run, now, false);
+    }
     if (q->runs_left == 0)
         queue_pump(r, q, now);
     line_drain(r, now);
@@ -1027,6 +1077,7 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
     j->next = NULL;
     j->rec = *ev;
     j->coalesced = 0;
+    j->epoch = 0;
     j->rec.ev.node[VIGIL_ID_MAX] = '\0';
     struct hook_queue *q = queue_get(r, evrec_node(&j->rec));
     if (!q) {
@@ -1063,6 +1114,66 @@ int hook_runner_set_limits(struct hook_runner *r, uint32_t per_node, uint32_t to
     r->max_waiting = per_node;
     r->max_total = total;
     return 0;
+}
+
+void hook_runner_set_gate(struct hook_runner *r, const struct hook_gate *g)
+{
+    if (g)
+        r->gate = *g;
+    else
+        memset(&r->gate, 0, sizeof(r->gate));
+}
+
+void hook_runner_gate_answer(struct hook_runner *r, const char *node, uint64_t ticket,
+                             enum hook_verdict v, int64_t epoch)
+{
+    uint32_t idx = vigil__idtable_find(&r->ids, node, strlen(node), queue_id_of);
+    if (idx == VIGIL__IDTABLE_NONE)
+        return;
+    struct hook_queue *q = r->queues[idx];
+    if (!q->head_held || q->ticket != ticket || v == HOOK_WAIT)
+        return;
+    q->head_held = false;
+    r->held--;
+    q->gate = v;
+    q->head->epoch = epoch;
+    vigil_time_t now = vio_now(r->loop);
+    queue_pump(r, q, now);
+    line_drain(r, now);
+}
+
+void hook_runner_gate_reask(struct hook_runner *r)
+{
+    /* Answers may come at once and free FIFOs: walk a snapshot of the held ones' names. */
+    size_t n = r->held;
+    if (n == 0)
+        return;
+    char(*names)[VIGIL_ID_MAX + 1] = calloc(n, sizeof(*names));
+    if (!names)
+        return;
+    size_t k = 0;
+    for (struct hook_queue *q = r->all; q && k < n; q = q->next)
+        if (q->head_held)
+            memcpy(names[k++], q->node, sizeof(names[0]));
+    vigil_time_t now = vio_now(r->loop);
+    for (size_t i = 0; i < k; i++) {
+        uint32_t idx = vigil__idtable_find(&r->ids, names[i], strlen(names[i]), queue_id_of);
+        if (idx == VIGIL__IDTABLE_NONE)
+            continue;
+        struct hook_queue *q = r->queues[idx];
+        if (!q->head_held)
+            continue;
+        q->head_held = false;
+        r->held--;
+        queue_pump(r, q, now);
+    }
+    free(names);
+    line_drain(r, now);
+}
+
+size_t hook_runner_held(const struct hook_runner *r)
+{
+    return r->held;
 }
 
 size_t hook_runner_pending(const struct hook_runner *r)

@@ -103,6 +103,47 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev);
  */
 int hook_runner_set_limits(struct hook_runner *r, uint32_t per_node, uint32_t total);
 
+/*
+ * A gate in front of the hooks: with redundant monitors (monitor.etcd),
+ * only the leader acts, and each event's actions are claimed in etcd
+ * first (actgate.h). Without a gate every event goes.
+ */
+enum hook_verdict {
+    HOOK_GO,   /* start the event's hooks now */
+    HOOK_SKIP, /* drop the event: done already, or superseded */
+    HOOK_WAIT, /* hold the node's events until hook_runner_gate_answer or _reask */
+};
+
+struct hook_gate {
+    /*
+     * Asked before the hooks of a node's event start (the head of its
+     * FIFO: a node's later events wait behind it, coalescing at the
+     * bounds). With HOOK_GO, *epoch is the fencing epoch the hooks get in
+     * VIGIL_EPOCH (0: none). HOOK_WAIT: the answer comes later through
+     * hook_runner_gate_answer with this ticket.
+     */
+    enum hook_verdict (*ask)(void *arg, const struct evrec *ev, uint64_t ticket, int64_t *epoch);
+    /* Before a failed hook is run again: false abandons the retry (it counts as given up). */
+    bool (*may_retry)(void *arg, const struct evrec *ev, int64_t epoch);
+    /* Every hook of an event that went has finished; ok: each of them succeeded. */
+    void (*done)(void *arg, const struct evrec *ev, int64_t epoch, bool ok);
+    void *arg;
+};
+
+/* Sets the gate (copied; NULL: none). Events already going are not asked again. */
+void hook_runner_set_gate(struct hook_runner *r, const struct hook_gate *g);
+/*
+ * The answer to an ask that returned HOOK_WAIT (v is HOOK_GO, HOOK_SKIP,
+ * or HOOK_WAIT to stay held until the next _reask). An answer whose
+ * ticket is not the node's latest question is ignored.
+ */
+void hook_runner_gate_answer(struct hook_runner *r, const char *node, uint64_t ticket,
+                             enum hook_verdict v, int64_t epoch);
+/* Asks the gate again about every event held (e.g. this monitor just became leader). */
+void hook_runner_gate_reask(struct hook_runner *r);
+/* Events held at the gate (FIFO heads waiting for an answer). */
+size_t hook_runner_held(const struct hook_runner *r);
+
 /* Hooks running or queued. */
 size_t hook_runner_pending(const struct hook_runner *r);
 /* Events waiting for their node's hooks (not counting those being handled). */

@@ -46,12 +46,14 @@ struct leader_req {
     bool busy;
     vigil_time_t sent; /* when it was started */
     int64_t lease;     /* the lease it was made for (0: none) */
+    size_t endpoint;   /* the endpoint it went to */
 };
 
 struct leader {
     struct vio_loop *loop;
     struct vio_http *http;
-    char *endpoint; /* without a trailing '/' */
+    char **endpoints; /* without a trailing '/' */
+    size_t n_endpoints, cur;
     char *key, *id;
     char *key_b64;
     vigil_time_t ttl, margin;
@@ -92,7 +94,7 @@ long leader_unb64(const char *b64, char *out, size_t cap)
 }
 
 /* A 64-bit integer the gateway sends as a string (or, leniently, as a number); def if absent. */
-static int64_t jint64(const json_t *o, const char *name, int64_t def)
+int64_t leader_jint64(const json_t *o, const char *name, int64_t def)
 {
     const json_t *v = json_object_get(o, name);
     if (json_is_integer(v))
@@ -107,7 +109,7 @@ static int64_t jint64(const json_t *o, const char *name, int64_t def)
     return def;
 }
 
-static json_t *jstr_int64(int64_t x)
+json_t *leader_jstr_int64(int64_t x)
 {
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRId64, x);
@@ -115,7 +117,7 @@ static json_t *jstr_int64(int64_t x)
 }
 
 /* A new JSON string holding the base64 of s. */
-static json_t *jb64(const char *s)
+json_t *leader_jb64(const char *s)
 {
     char *b = leader_b64(s, strlen(s));
     json_t *j = b ? json_string(b) : NULL;
@@ -125,7 +127,8 @@ static json_t *jb64(const char *s)
 
 json_t *leader_put_op(const char *key, const char *value)
 {
-    return json_pack("{s:{s:o,s:o}}", "request_put", "key", jb64(key), "value", jb64(value));
+    return json_pack("{s:{s:o,s:o}}", "request_put", "key", leader_jb64(key), "value",
+                     leader_jb64(value));
 }
 
 json_t *leader_fence_check(const char *key, const char *id, int64_t epoch, json_t *success)
@@ -135,9 +138,9 @@ json_t *leader_fence_check(const char *key, const char *id, int64_t epoch, json_
         return NULL;
     }
     return json_pack("{s:[{s:o,s:s,s:s,s:o},{s:o,s:s,s:s,s:o}],s:o,s:[]}", "compare", "key",
-                     jb64(key), "target", "CREATE", "result", "EQUAL", "create_revision",
-                     jstr_int64(epoch), "key", jb64(key), "target", "VALUE", "result", "EQUAL",
-                     "value", jb64(id), "success", success, "failure");
+                     leader_jb64(key), "target", "CREATE", "result", "EQUAL", "create_revision",
+                     leader_jstr_int64(epoch), "key", leader_jb64(key), "target", "VALUE", "result",
+                     "EQUAL", "value", leader_jb64(id), "success", success, "failure");
 }
 
 int leader_txn_succeeded(const char *body, size_t len)
@@ -196,7 +199,8 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
     if (!body)
         return -ENOMEM;
     char url[1024];
-    if ((size_t)snprintf(url, sizeof(url), "%s%s", ld->endpoint, req_path[kind]) >= sizeof(url)) {
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", ld->endpoints[ld->cur], req_path[kind]) >=
+        sizeof(url)) {
         free(body);
         return -EINVAL;
     }
@@ -217,6 +221,7 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
     };
     r->sent = vio_now(ld->loop);
     r->lease = ld->lease;
+    r->endpoint = ld->cur;
     int rc = vio_http_start(ld->http, &call, on_answer, r);
     free(body);
     if (rc == 0)
@@ -226,7 +231,7 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
 
 static json_t *lease_body(int64_t lease)
 {
-    return json_pack("{s:o}", "ID", jstr_int64(lease));
+    return json_pack("{s:o}", "ID", leader_jstr_int64(lease));
 }
 
 static void grant(struct leader *ld)
@@ -242,11 +247,12 @@ static void campaign(struct leader *ld)
     if (!ld->lease || ld->req[REQ_CAMPAIGN].busy)
         return;
     ld->stats.campaigns++;
-    json_t *o = json_pack(
-        "{s:[{s:o,s:s,s:s,s:s}],s:[{s:{s:o,s:o,s:o}}],s:[{s:{s:o}}]}", "compare", "key",
-        json_string(ld->key_b64), "target", "CREATE", "result", "EQUAL", "create_revision", "0",
-        "success", "request_put", "key", json_string(ld->key_b64), "value", jb64(ld->id), "lease",
-        jstr_int64(ld->lease), "failure", "request_range", "key", json_string(ld->key_b64));
+    json_t *o =
+        json_pack("{s:[{s:o,s:s,s:s,s:s}],s:[{s:{s:o,s:o,s:o}}],s:[{s:{s:o}}]}", "compare", "key",
+                  json_string(ld->key_b64), "target", "CREATE", "result", "EQUAL",
+                  "create_revision", "0", "success", "request_put", "key", json_string(ld->key_b64),
+                  "value", leader_jb64(ld->id), "lease", leader_jstr_int64(ld->lease), "failure",
+                  "request_range", "key", json_string(ld->key_b64));
     send_req(ld, REQ_CAMPAIGN, o);
 }
 
@@ -299,8 +305,8 @@ static void apply_kv(struct leader *ld, const json_t *kv)
     const json_t *v = json_object_get(kv, "value");
     if (!json_is_string(v) || leader_unb64(json_string_value(v), who, sizeof(who)) < 0)
         snprintf(who, sizeof(who), "?");
-    int64_t epoch = jint64(kv, "create_revision", 0);
-    int64_t lease = jint64(kv, "lease", 0);
+    int64_t epoch = leader_jint64(kv, "create_revision", 0);
+    int64_t lease = leader_jint64(kv, "lease", 0);
     bool ours =
         ld->lease && lease == ld->lease && !strcmp(who, ld->id) && vio_now(ld->loop) < ld->deadline;
     set_view(ld, ours ? LEADER_ROLE_LEADER : LEADER_ROLE_FOLLOWER, epoch, who);
@@ -308,8 +314,8 @@ static void apply_kv(struct leader *ld, const json_t *kv)
 
 static void on_grant(struct leader *ld, const struct leader_req *r, const json_t *doc)
 {
-    int64_t id = jint64(doc, "ID", 0);
-    int64_t ttl = jint64(doc, "TTL", 0);
+    int64_t id = leader_jint64(doc, "ID", 0);
+    int64_t ttl = leader_jint64(doc, "TTL", 0);
     if (!id || ttl <= 0)
         return; /* the tick asks again */
     if (!ld->running || ld->lease) {
@@ -332,7 +338,7 @@ static void on_keepalive(struct leader *ld, const struct leader_req *r, const js
     const json_t *res = json_object_get(doc, "result");
     if (!json_is_object(res))
         res = doc;
-    int64_t ttl = jint64(res, "TTL", 0);
+    int64_t ttl = leader_jint64(res, "TTL", 0);
     if (ttl <= 0) {
         lease_lost(ld); /* etcd no longer knows the lease */
         return;
@@ -348,7 +354,7 @@ static void on_campaign(struct leader *ld, const json_t *doc)
     if (json_is_true(json_object_get(doc, "succeeded"))) {
         /* The put created the key at the transaction's revision: our epoch. */
         const json_t *hdr = json_object_get(doc, "header");
-        int64_t rev = jint64(hdr, "revision", 0);
+        int64_t rev = leader_jint64(hdr, "revision", 0);
         if (rev > 0 && vio_now(ld->loop) < ld->deadline)
             set_view(ld, LEADER_ROLE_LEADER, rev, ld->id);
         return;
@@ -366,6 +372,8 @@ static void on_answer(void *arg, const struct vio_http_result *res)
     struct leader *ld = r->ld;
     r->busy = false;
     bool ok = !res->error && res->status == 200;
+    if ((res->error || res->status >= 500) && r->endpoint == ld->cur)
+        ld->cur = (ld->cur + 1) % ld->n_endpoints;
     if (r->kind == REQ_KEEPALIVE) {
         if (ok)
             ld->stats.keepalives++;
@@ -441,35 +449,55 @@ static void on_expire(void *arg, vigil_time_t now)
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+static void free_strings(struct leader *ld)
+{
+    for (size_t i = 0; ld->endpoints && i < ld->n_endpoints; i++)
+        free(ld->endpoints[i]);
+    free(ld->endpoints);
+    free(ld->key);
+    free(ld->id);
+    free(ld->key_b64);
+}
+
 int leader_new(struct vio_loop *loop, struct vio_http *http, const struct leader_opts *o,
                struct leader **out)
 {
     *out = NULL;
     vigil_time_t ttl = o->ttl ? o->ttl : LEADER_TTL_DEFAULT;
     vigil_time_t margin = o->margin ? o->margin : ttl / 5;
-    if (!o->endpoint || !*o->endpoint || !o->id || !*o->id || strlen(o->id) > LEADER_ID_MAX ||
-        ttl < LEADER_TTL_MIN || ttl > LEADER_TTL_MAX || ttl % VIGIL_NSEC_PER_SEC || margin <= 0 ||
-        margin >= ttl / 2 || (o->key && !*o->key))
+    const char *const *eps = o->n_endpoints ? o->endpoints : &o->endpoint;
+    size_t n_eps = o->n_endpoints ? o->n_endpoints : 1;
+    for (size_t i = 0; i < n_eps; i++)
+        if (!eps[i] || !*eps[i])
+            return -VIGIL_EINVAL;
+    if (!o->id || !*o->id || strlen(o->id) > LEADER_ID_MAX || ttl < LEADER_TTL_MIN ||
+        ttl > LEADER_TTL_MAX || ttl % VIGIL_NSEC_PER_SEC || margin <= 0 || margin >= ttl / 2 ||
+        (o->key && !*o->key))
         return -VIGIL_EINVAL;
     struct leader *ld = calloc(1, sizeof(*ld));
     if (!ld)
         return -VIGIL_ENOMEM;
     const char *key = o->key ? o->key : LEADER_KEY_DEFAULT;
-    ld->endpoint = strdup(o->endpoint);
+    ld->endpoints = calloc(n_eps, sizeof(*ld->endpoints));
     ld->key = strdup(key);
     ld->id = strdup(o->id);
     ld->key_b64 = leader_b64(key, strlen(key));
-    if (!ld->endpoint || !ld->key || !ld->id || !ld->key_b64) {
-        free(ld->endpoint);
-        free(ld->key);
-        free(ld->id);
-        free(ld->key_b64);
+    bool ok = ld->endpoints && ld->key && ld->id && ld->key_b64;
+    for (size_t i = 0; ok && i < n_eps; i++) {
+        ld->endpoints[i] = strdup(eps[i]);
+        ok = ld->endpoints[i] != NULL;
+        ld->n_endpoints = i + 1;
+    }
+    if (!ok) {
+        free_strings(ld);
         free(ld);
         return -VIGIL_ENOMEM;
     }
-    size_t n = strlen(ld->endpoint);
-    while (n > 0 && ld->endpoint[n - 1] == '/')
-        ld->endpoint[--n] = '\0';
+    for (size_t i = 0; i < n_eps; i++) {
+        size_t n = strlen(ld->endpoints[i]);
+        while (n > 0 && ld->endpoints[i][n - 1] == '/')
+            ld->endpoints[i][--n] = '\0';
+    }
     ld->loop = loop;
     ld->http = http;
     ld->ttl = ttl;
@@ -513,10 +541,7 @@ void leader_free(struct leader *ld)
     vio_timer_disarm(ld->loop, &ld->tick);
     vio_timer_disarm(ld->loop, &ld->expire);
     vio_http_close(ld->http);
-    free(ld->endpoint);
-    free(ld->key);
-    free(ld->id);
-    free(ld->key_b64);
+    free_strings(ld);
     free(ld);
 }
 
@@ -533,6 +558,27 @@ bool leader_is_leader(struct leader *ld)
     struct leader_view v;
     leader_view(ld, &v);
     return v.role == LEADER_ROLE_LEADER;
+}
+
+const char *leader_endpoint(const struct leader *ld)
+{
+    return ld->endpoints[ld->cur];
+}
+
+void leader_endpoint_failed(struct leader *ld, const char *endpoint)
+{
+    if (!strcmp(endpoint, ld->endpoints[ld->cur]))
+        ld->cur = (ld->cur + 1) % ld->n_endpoints;
+}
+
+const char *leader_key(const struct leader *ld)
+{
+    return ld->key;
+}
+
+const char *leader_id(const struct leader *ld)
+{
+    return ld->id;
 }
 
 vigil_time_t leader_deadline(const struct leader *ld)

@@ -38,9 +38,10 @@
  * here, so tests drive it in virtual time with the fake client
  * (tests/unit/test_leader.c scripts a small etcd).
  *
- * Not wired into the monitor yet: there are no actions to guard. `vigil
- * leader-probe` (leader_probe.c) runs one candidate for the integration test
- * and for operators trying etcd out.
+ * The monitor runs one candidate when monitor.etcd is set (monitord.c), and
+ * its actions go through the gate of actgate.h. `vigil leader-probe`
+ * (leader_probe.c) runs one alone, for the integration test and for
+ * operators trying etcd out.
  */
 #ifndef VIGIL_LEADER_H
 #define VIGIL_LEADER_H
@@ -85,9 +86,16 @@ typedef void (*leader_change_fn)(void *arg, const struct leader_view *v);
 
 struct leader_opts {
     const char *endpoint; /* "http://127.0.0.1:2379" (a trailing '/' is ignored) */
-    const char *key;      /* NULL: LEADER_KEY_DEFAULT */
-    const char *id;       /* this candidate, 1..LEADER_ID_MAX bytes; the key's value */
-    vigil_time_t ttl;     /* whole seconds, LEADER_TTL_MIN..MAX; 0: LEADER_TTL_DEFAULT */
+    /*
+     * Or several: the members of an etcd cluster. Requests go to one of
+     * them; one that fails to answer (a transport error or a 5xx) moves
+     * every later request to the next. Used when n_endpoints > 0.
+     */
+    const char *const *endpoints;
+    size_t n_endpoints;
+    const char *key;  /* NULL: LEADER_KEY_DEFAULT */
+    const char *id;   /* this candidate, 1..LEADER_ID_MAX bytes; the key's value */
+    vigil_time_t ttl; /* whole seconds, LEADER_TTL_MIN..MAX; 0: LEADER_TTL_DEFAULT */
     /*
      * Taken off the local deadline; 0: a fifth of the TTL (1 s of 5 s),
      * room for the keepalive's way to etcd and for clocks that run at
@@ -126,6 +134,14 @@ void leader_resign(struct leader *ld);
 /* Frees ld and its HTTP client (requests in flight are abandoned). */
 void leader_free(struct leader *ld);
 
+/* The endpoint requests go to now, e.g. for other requests to etcd (actgate.c). */
+const char *leader_endpoint(const struct leader *ld);
+/* Tells that a request to endpoint failed to get an answer: the next one is used from now on. */
+void leader_endpoint_failed(struct leader *ld, const char *endpoint);
+/* The leader key, and this candidate's id. */
+const char *leader_key(const struct leader *ld);
+const char *leader_id(const struct leader *ld);
+
 /* The current view. The role is LEADER only before the local deadline (checked now). */
 void leader_view(struct leader *ld, struct leader_view *out);
 bool leader_is_leader(struct leader *ld);
@@ -147,6 +163,13 @@ json_t *leader_fence_check(const char *key, const char *id, int64_t epoch, json_
 json_t *leader_put_op(const char *key, const char *value);
 /* Parses a txn answer: 1 succeeded, 0 refused (compare failed), -VIGIL_EINVAL not an answer. */
 int leader_txn_succeeded(const char *body, size_t len);
+
+/* A 64-bit integer the gateway sends as a string (or as a number); def if absent. */
+int64_t leader_jint64(const json_t *o, const char *name, int64_t def);
+/* A 64-bit integer as the gateway wants it: a JSON string. */
+json_t *leader_jstr_int64(int64_t x);
+/* A JSON string holding the base64 of s (NULL when out of memory). */
+json_t *leader_jb64(const char *s);
 
 /* Base64 (the standard alphabet, padded), as the gateway wants keys and values. */
 char *leader_b64(const void *data, size_t len);

@@ -20,6 +20,7 @@
  * writer that never blocks the loop.
  */
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +34,9 @@
 #include "cmds.h"
 #include "config.h"
 #include "evlog.h"
+#include "actgate.h"
 #include "hooks.h"
+#include "leader.h"
 #include "hwm.h"
 #include "mstore.h"
 #include "drops.h"
@@ -62,6 +65,10 @@ struct monitord {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks;
+    /* monitor.etcd: the election, and the gate that lets only the leader act (else NULL). */
+    struct leader *leader;
+    struct actgate *gate;
+    struct vio_timer resign_timer; /* stops the loop once a resignation had time to reach etcd */
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
     char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
@@ -135,6 +142,133 @@ static void log_at(struct monitord *d, enum vcfg_log_level level, const char *li
 static void hook_log(void *arg, const char *line)
 {
     log_line(arg, line);
+}
+
+/* ---- redundant monitors (monitor.etcd) ---- */
+
+/* A resigning leader's revocation has this long to reach etcd before the monitor exits. */
+#define RESIGN_WAIT (300 * VIGIL_NSEC_PER_MSEC)
+
+static void on_leader_change(void *arg, const struct leader_view *v)
+{
+    struct monitord *d = arg;
+    char line[512];
+    const char *me = d->api_ctx.name;
+    switch (v->role) {
+    case LEADER_ROLE_LEADER:
+        snprintf(line, sizeof(line),
+                 "vigil monitor: leadership: %s leads under epoch %" PRId64 "; it acts from now on",
+                 me, v->epoch);
+        break;
+    case LEADER_ROLE_FOLLOWER:
+        snprintf(line, sizeof(line),
+                 "vigil monitor: leadership: %s follows %s (epoch %" PRId64
+                 "); it detects, the leader acts",
+                 me, v->leader_id, v->epoch);
+        break;
+    default:
+        snprintf(line, sizeof(line),
+                 "vigil monitor: leadership: %s knows no leader (etcd at %s unreachable, or an "
+                 "election under way); detection goes on, actions wait for a leader",
+                 me, leader_endpoint(d->leader));
+        break;
+    }
+    log_line(d, line);
+    if (d->gate)
+        actgate_view_changed(d->gate, v);
+}
+
+static void on_resigned(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    (void)now;
+    vio_loop_stop(d->loop);
+}
+
+static int node_state(void *arg, const char *node, enum vigil_state *out)
+{
+    struct monitord *d = arg;
+    const struct vigil_node *n = vigil_monitor_find(d->mon, node);
+    if (!n)
+        return -1;
+    *out = vigil_node_state(n);
+    return 0;
+}
+
+static void gate_log(void *arg, const char *line)
+{
+    char buf[600];
+    snprintf(buf, sizeof(buf), "vigil monitor: actions: %s", line);
+    log_line(arg, buf);
+}
+
+/* Starts the candidate and, with hooks, the gate in front of them. 0, or -1 with err set. */
+static int start_election(struct monitord *d, struct vio_env *env, char *err, size_t cap)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (mc->name)
+        snprintf(d->api_ctx.name, sizeof(d->api_ctx.name), "%s", mc->name);
+    else if (vcfg_host_id(d->api_ctx.name, sizeof(d->api_ctx.name)) != 0) {
+        snprintf(err, cap, "monitor.etcd needs monitor.name: the host name is not a valid name");
+        return -1;
+    }
+    const char *prefix = mc->etcd_prefix ? mc->etcd_prefix : "/vigil";
+    char key[256];
+    snprintf(key, sizeof(key), "%s/leader", prefix);
+    struct vio_http *h1 = NULL, *h2 = NULL;
+    if (!env->http_open || env->http_open(env, &h1) != 0) {
+        snprintf(err, cap, "monitor.etcd: no HTTP client in this environment");
+        return -1;
+    }
+    struct leader_opts lo = {
+        .endpoints = (const char *const *)mc->etcd,
+        .n_endpoints = mc->n_etcd,
+        .key = key,
+        .id = d->api_ctx.name,
+        .ttl = mc->etcd_ttl,
+        .on_change = on_leader_change,
+        .arg = d,
+    };
+    if (leader_new(d->loop, h1, &lo, &d->leader) != 0) {
+        vio_http_close(h1);
+        snprintf(err, cap, "monitor.etcd: cannot set up the election");
+        return -1;
+    }
+    d->api_ctx.leader = d->leader;
+    vio_timer_init(&d->resign_timer, on_resigned, d);
+    if (d->hooks) {
+        if (env->http_open(env, &h2) != 0) {
+            snprintf(err, cap, "monitor.etcd: no HTTP client for the actions' claims");
+            return -1;
+        }
+        struct actgate_opts go = {
+            .loop = d->loop,
+            .http = h2,
+            .leader = d->leader,
+            .hooks = d->hooks,
+            .prefix = prefix,
+            .state_of = node_state,
+            .log = gate_log,
+            .arg = d,
+        };
+        if (actgate_new(&go, &d->gate) != 0) {
+            snprintf(err, cap, "monitor.etcd: out of memory");
+            return -1;
+        }
+        d->api_ctx.gate = d->gate;
+    }
+    if (leader_start(d->leader) != 0) {
+        snprintf(err, cap, "monitor.etcd: cannot start the election");
+        return -1;
+    }
+    char line[512];
+    snprintf(line, sizeof(line),
+             "vigil monitor: redundant monitors: %s campaigns for %s at %s%s (lease %llds); "
+             "actions wait for leadership",
+             d->api_ctx.name, key, mc->etcd[0], mc->n_etcd > 1 ? " and the other members" : "",
+             (long long)((mc->etcd_ttl ? mc->etcd_ttl : LEADER_TTL_DEFAULT) / VIGIL_NSEC_PER_SEC));
+    log_line(d, line);
+    return 0;
 }
 
 /* Drops: summarized once a minute at the default level; each one at debug. */
@@ -892,6 +1026,17 @@ static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
     if (signo == SIGTERM || signo == SIGINT) {
+        if (d->leader && !vio_timer_armed(&d->resign_timer)) {
+            /*
+             * The lease is revoked first, and the loop turns a little
+             * longer for the revocation to reach etcd: a follower takes
+             * over at once rather than after the lease's TTL. A second
+             * signal stops at once.
+             */
+            leader_resign(d->leader);
+            vio_timer_arm(d->loop, &d->resign_timer, vio_now(d->loop) + RESIGN_WAIT);
+            return;
+        }
         vio_loop_stop(d->loop);
     } else if (signo == SIGHUP) {
         char err[512], line[600];
@@ -922,8 +1067,12 @@ int monitord_free(struct monitord *d)
         save_marks(d, true);
     }
     free(d->drops);
+    if (d->leader)
+        leader_resign(d->leader); /* the lease goes now: a follower takes over at once */
+    actgate_free(d->gate);
     if (d->hooks)
         hook_runner_free(d->hooks);
+    leader_free(d->leader);
     if (d->httpd) {
         api_abort(&d->api_ctx);
         vio_httpd_close(d->httpd);
@@ -934,6 +1083,8 @@ int monitord_free(struct monitord *d)
     vio_timer_disarm(d->loop, &d->deadline);
     vio_timer_disarm(d->loop, &d->housekeeping);
     vio_timer_disarm(d->loop, &d->drops_timer);
+    if (d->leader)
+        vio_timer_disarm(d->loop, &d->resign_timer);
     mstore_free(d->store);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
@@ -1111,6 +1262,10 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         (hook_runner_new(d->loop, env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks) ||
          hook_runner_set_limits(d->hooks, mc->hook_queue, mc->hook_queue_total))) {
         snprintf(err, cap, "cannot set up hooks");
+        monitord_free(d);
+        return -1;
+    }
+    if (mc->n_etcd && start_election(d, env, err, cap)) {
         monitord_free(d);
         return -1;
     }
