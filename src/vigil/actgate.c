@@ -28,10 +28,19 @@
 
 /* Largest answer taken: a range of one key, or a txn. */
 #define ACTGATE_BODY_MAX (64u * 1024)
-/* Timeout of one request: etcd answers in milliseconds when it can. */
-#define ACTGATE_TIMEOUT (2 * VIGIL_NSEC_PER_SEC)
+/*
+ * A request is waited for as long as two leases (10 s with the default
+ * TTL): etcd under load answers late rather than never, and a late answer
+ * is harmless, since a claim is fenced in etcd and checked against the
+ * local deadline before anything runs. A shorter wait would only retry
+ * sooner what etcd is still working on.
+ */
+#define ACTGATE_TIMEOUT_LEASES 2
 
-enum claim_step { STEP_READ, STEP_WRITE, STEP_DONE };
+enum claim_step { STEP_READ, STEP_WRITE, STEP_DONE, STEP_SCAN };
+
+/* Claims read per request of a takeover's scan. */
+#define SCAN_PAGE 200
 
 struct claim {
     struct actgate *g;
@@ -43,13 +52,25 @@ struct claim {
     uint64_t seq;           /* the event's sequence number, for the log and the claim */
     uint64_t ticket;
     int64_t epoch;
-    int64_t mod_rev; /* the claim's mod_revision as read */
-    bool raced;      /* the claim changed between read and write once already */
-    bool ok;         /* STEP_DONE: every hook succeeded */
+    int64_t mod_rev;        /* the claim's mod_revision as read */
+    bool raced;             /* the claim changed between read and write once already */
+    bool ok;                /* STEP_DONE: every hook succeeded */
+    unsigned tries;         /* STEP_DONE: writes tried */
+    struct vio_timer timer; /* STEP_DONE: the next try */
     char endpoint[256];
 };
 
+/* A claim written and its hooks going: the revision to mark done (one per node at most). */
+struct going {
+    struct going *next;
+    char node[VIGIL_ID_MAX + 1];
+    uint64_t seq;
+    int64_t rev;
+};
+
 struct actgate {
+    struct going *going;
+    bool scan_again; /* a takeover's scan failed: start it again */
     struct vio_loop *loop;
     struct vio_http *http;
     struct leader *leader;
@@ -90,6 +111,7 @@ static void on_answer(void *arg, const struct vio_http_result *res);
 
 static void claim_free(struct actgate *g, struct claim *c)
 {
+    vio_timer_disarm(g->loop, &c->timer);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -126,6 +148,15 @@ static json_t *claim_body(struct actgate *g, struct claim *c)
     claim_key(g, c->node, key, sizeof(key));
     if (c->step == STEP_READ)
         return json_pack("{s:o}", "key", leader_jb64(key));
+    if (c->step == STEP_SCAN) {
+        /* Every claim from c->node (a key; "" the first) on, a page at a time. */
+        char from[VIGIL_ID_MAX + 256], end[VIGIL_ID_MAX + 256];
+        snprintf(from, sizeof(from), "%s/actions/%s%s", g->prefix, c->node,
+                 c->node[0] ? "\x01" : "");
+        snprintf(end, sizeof(end), "%s/actions0", g->prefix); /* '0' follows '/' */
+        return json_pack("{s:o,s:o,s:I}", "key", leader_jb64(from), "range_end", leader_jb64(end),
+                         "limit", (json_int_t)SCAN_PAGE);
+    }
     const char *lkey = leader_key(g->leader), *id = leader_id(g->leader);
     json_t *val = claim_value(c, id, c->step == STEP_DONE);
     char *text = val ? json_dumps(val, JSON_COMPACT) : NULL;
@@ -135,9 +166,12 @@ static json_t *claim_body(struct actgate *g, struct claim *c)
     json_t *txn =
         leader_fence_check(lkey, id, c->epoch, json_pack("[o]", leader_put_op(key, text)));
     free(text);
-    if (!txn || c->step == STEP_DONE)
-        return txn;
-    /* The claim must still be the one read, and a refusal says who holds the leader key. */
+    if (!txn)
+        return NULL;
+    /*
+     * The claim must still be the one read (or, to mark it done, the one
+     * written), and a refusal says who holds the leader key.
+     */
     json_t *cmp = json_pack("{s:o,s:s,s:s,s:o}", "key", leader_jb64(key), "target", "MOD", "result",
                             "EQUAL", "mod_revision", leader_jstr_int64(c->mod_rev));
     json_t *fail = json_pack("[{s:{s:o}}]", "request_range", "key", leader_jb64(lkey));
@@ -152,13 +186,14 @@ static json_t *claim_body(struct actgate *g, struct claim *c)
 /* Sends c (in flight already). On failure c is answered as unanswered. */
 static void claim_send(struct actgate *g, struct claim *c)
 {
+    c->tries++;
     json_t *o = claim_body(g, c);
     char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     snprintf(c->endpoint, sizeof(c->endpoint), "%s", leader_endpoint(g->leader));
     char url[512];
     snprintf(url, sizeof(url), "%s%s", c->endpoint,
-             c->step == STEP_READ ? "/v3/kv/range" : "/v3/kv/txn");
+             c->step == STEP_READ || c->step == STEP_SCAN ? "/v3/kv/range" : "/v3/kv/txn");
     static const char *const headers[] = {"Content-Type: application/json", NULL};
     struct vio_http_call call = {
         .method = "POST",
@@ -166,7 +201,7 @@ static void claim_send(struct actgate *g, struct claim *c)
         .headers = headers,
         .body = body,
         .body_len = body ? strlen(body) : 0,
-        .timeout = ACTGATE_TIMEOUT,
+        .timeout = ACTGATE_TIMEOUT_LEASES * leader_ttl(g->leader),
         .body_max = ACTGATE_BODY_MAX,
     };
     int rc = body ? vio_http_start(g->http, &call, on_answer, c) : -VIGIL_ENOMEM;
@@ -278,6 +313,36 @@ static void on_read(struct actgate *g, struct claim *c, const json_t *doc)
 static void on_write(struct actgate *g, struct claim *c, const json_t *doc)
 {
     if (json_is_true(json_object_get(doc, "succeeded"))) {
+        /*
+         * A pause between etcd's write and this answer may have outlived
+         * the lease: the claim stands (unfinished, so the next leader acts
+         * on it), but this monitor acts only while it still leads.
+         */
+        struct leader_view v;
+        leader_view(g->leader, &v);
+        if (v.role != LEADER_ROLE_LEADER || v.epoch != c->epoch) {
+            glog(g,
+                 "claim for event %" PRIu64 " (%s -> %s) accepted, but epoch %" PRId64
+                 " no longer leads: the next leader acts on it",
+                 c->seq, c->node, vigil_state_name(c->state), c->epoch);
+            answer(g, c, HOOK_WAIT);
+            return;
+        }
+        /* The put's revision is the claim's mod_revision: marking it done compares it. */
+        int64_t rev = leader_jint64(json_object_get(doc, "header"), "revision", 0);
+        struct going **pp = &g->going;
+        while (*pp && strcmp((*pp)->node, c->node))
+            pp = &(*pp)->next;
+        struct going *o = *pp ? *pp : calloc(1, sizeof(*o));
+        if (o && !*pp) {
+            o->next = g->going;
+            g->going = o;
+        }
+        if (o) {
+            snprintf(o->node, sizeof(o->node), "%s", c->node);
+            o->seq = c->seq;
+            o->rev = rev;
+        }
         g->stats.claimed++;
         answer(g, c, HOOK_GO);
         return;
@@ -306,6 +371,64 @@ static void on_write(struct actgate *g, struct claim *c, const json_t *doc)
     answer(g, c, HOOK_WAIT);
 }
 
+static void scan_start(struct actgate *g, const char *after);
+
+/*
+ * A page of the takeover's scan: every claim left unfinished (done false)
+ * by an earlier leader, for a node still in the claimed state, goes to the
+ * hooks as an event of its own ("unfinished"), to be claimed and run
+ * again: the leader that claimed it may have died before or during its
+ * hooks, and this monitor may hold no event of the node any more (it
+ * handled them as a follower's, or under an earlier epoch of its own).
+ * An event the node's FIFO already holds for that state runs first and
+ * marks the claim done; the copy then finds it done and is skipped.
+ */
+static void on_scan(struct actgate *g, struct claim *c, const json_t *doc)
+{
+    const json_t *kvs = json_object_get(doc, "kvs");
+    char last[VIGIL_ID_MAX + 1] = "";
+    size_t plen = strlen(g->prefix) + strlen("/actions/");
+    size_t i;
+    const json_t *kv;
+    json_array_foreach(kvs, i, kv)
+    {
+        char key[VIGIL_ID_MAX + 256];
+        const json_t *k = json_object_get(kv, "key");
+        if (!json_is_string(k) || leader_unb64(json_string_value(k), key, sizeof(key)) < 0 ||
+            strlen(key) <= plen)
+            continue;
+        const char *node = key + plen;
+        snprintf(last, sizeof(last), "%s", node);
+        char state[32], by[LEADER_ID_MAX + 1];
+        bool done;
+        int64_t epoch;
+        read_claim(kv, state, sizeof(state), &done, &epoch, by, sizeof(by));
+        enum vigil_state now;
+        if (done || !vigil_id_valid(node, strlen(node)) || !g->state_of ||
+            g->state_of(g->arg, node, &now) != 0 || strcmp(state, vigil_state_name(now)))
+            continue;
+        struct evrec r;
+        memset(&r, 0, sizeof(r));
+        r.ev.type = VIGIL_EVENT_STATE;
+        r.ev.time = vio_now(g->loop);
+        snprintf(r.ev.node, sizeof(r.ev.node), "%s", node);
+        r.ev.old_state = VIGIL_STATE_UNKNOWN;
+        r.ev.new_state = now;
+        r.ev.reason = "unfinished";
+        r.ev.since_last = -1;
+        r.wall_us = vio_wall_us(g->loop);
+        g->stats.unfinished++;
+        glog(g, "%s -> %s: claimed by %s under epoch %" PRId64 " and not finished: acting again",
+             node, state, by[0] ? by : "?", epoch);
+        hook_runner_submit(g->hooks, &r);
+    }
+    bool more = json_is_true(json_object_get(doc, "more"));
+    claim_free(g, c);
+    if (more && last[0] && leader_is_leader(g->leader))
+        scan_start(g, last);
+    line_drain(g);
+}
+
 static void on_answer(void *arg, const struct vio_http_result *res)
 {
     struct claim *c = arg;
@@ -321,8 +444,21 @@ static void on_answer(void *arg, const struct vio_http_result *res)
              c->endpoint,
              res->error ? (res->why ? res->why : "no answer") : "an answer that is not etcd's");
         json_decref(doc);
-        if (c->step == STEP_DONE) {
-            claim_free(g, c); /* a successor will act again: at least once */
+        struct leader_view v;
+        leader_view(g->leader, &v);
+        if (c->step == STEP_SCAN) {
+            g->scan_again = true; /* on_retry starts it again, while this monitor leads */
+            claim_free(g, c);
+            retry_later(g);
+        } else if (c->step == STEP_DONE && v.role == LEADER_ROLE_LEADER &&
+                   c->tries < ACTGATE_DONE_TRIES) {
+            /*
+             * Still ours to finish (this monitor ran the hooks, and leads,
+             * perhaps under a new epoch): the write again, a little later.
+             */
+            vio_timer_arm(g->loop, &c->timer, vio_now(g->loop) + ACTGATE_RETRY);
+        } else if (c->step == STEP_DONE) {
+            claim_free(g, c); /* the next leader acts again: at least once */
             line_drain(g);
         } else {
             answer(g, c, HOOK_WAIT);
@@ -331,28 +467,57 @@ static void on_answer(void *arg, const struct vio_http_result *res)
         return;
     }
     switch (c->step) {
+    case STEP_SCAN:
+        on_scan(g, c, doc);
+        break;
     case STEP_READ:
         on_read(g, c, doc);
         break;
     case STEP_WRITE:
         on_write(g, c, doc);
         break;
-    case STEP_DONE:
-        if (json_is_true(json_object_get(doc, "succeeded")))
+    case STEP_DONE: {
+        struct leader_view v;
+        leader_view(g->leader, &v);
+        bool ok = json_is_true(json_object_get(doc, "succeeded"));
+        if (!ok && v.role == LEADER_ROLE_LEADER && v.epoch != c->epoch &&
+            c->tries < ACTGATE_DONE_TRIES) {
+            /* This monitor leads again, under a new epoch: it marks its own work done under it. */
+            vio_timer_arm(g->loop, &c->timer, vio_now(g->loop));
+            break;
+        }
+        if (ok)
             g->stats.acted++;
         else
             glog(g,
                  "event %" PRIu64 " (%s): could not mark it done: epoch %" PRId64
-                 " no longer leads",
+                 " no longer leads, or the claim moved on",
                  c->seq, c->node, c->epoch);
         claim_free(g, c);
         line_drain(g);
         break;
     }
+    }
     json_decref(doc);
 }
 
 /* ---- the gate ------------------------------------------------------------- */
+
+static void on_done_retry(void *arg, vigil_time_t now)
+{
+    struct claim *c = arg;
+    struct actgate *g = c->g;
+    (void)now;
+    struct leader_view v;
+    leader_view(g->leader, &v);
+    if (v.role != LEADER_ROLE_LEADER) {
+        claim_free(g, c); /* the next leader acts again: at least once */
+        line_drain(g);
+        return;
+    }
+    c->epoch = v.epoch;
+    claim_send(g, c);
+}
 
 static struct claim *claim_new(struct actgate *g, const struct evrec *ev, uint64_t ticket,
                                int64_t epoch, enum claim_step step)
@@ -360,6 +525,7 @@ static struct claim *claim_new(struct actgate *g, const struct evrec *ev, uint64
     struct claim *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    vio_timer_init(&c->timer, on_done_retry, c);
     c->g = g;
     c->step = step;
     snprintf(c->node, sizeof(c->node), "%s", ev->ev.node);
@@ -412,10 +578,36 @@ static void gate_done(void *arg, const struct evrec *ev, int64_t epoch, bool ok)
     struct actgate *g = arg;
     if (ev->ev.type == VIGIL_EVENT_PAUSE || epoch == 0)
         return;
+    /* The claim as this monitor wrote it: marked done only if nobody changed it since. */
+    struct going **pp = &g->going;
+    while (*pp && (strcmp((*pp)->node, ev->ev.node) || (*pp)->seq != ev->ev.seq))
+        pp = &(*pp)->next;
+    struct going *o = *pp;
+    if (!o)
+        return; /* the next leader acts again: at least once */
+    *pp = o->next;
+    int64_t rev = o->rev;
+    free(o);
     struct claim *c = claim_new(g, ev, 0, epoch, STEP_DONE);
     if (!c)
-        return; /* a successor acts again: at least once */
+        return;
     c->ok = ok;
+    c->mod_rev = rev;
+    claim_queue(g, c);
+}
+
+static void scan_start(struct actgate *g, const char *after)
+{
+    struct claim *c = calloc(1, sizeof(*c));
+    if (!c) {
+        g->scan_again = true;
+        retry_later(g);
+        return;
+    }
+    c->g = g;
+    c->step = STEP_SCAN;
+    vio_timer_init(&c->timer, on_done_retry, c);
+    snprintf(c->node, sizeof(c->node), "%s", after);
     claim_queue(g, c);
 }
 
@@ -423,8 +615,13 @@ static void on_retry(void *arg, vigil_time_t now)
 {
     struct actgate *g = arg;
     (void)now;
-    if (leader_is_leader(g->leader))
-        hook_runner_gate_reask(g->hooks);
+    if (!leader_is_leader(g->leader))
+        return;
+    if (g->scan_again) {
+        g->scan_again = false;
+        scan_start(g, "");
+    }
+    hook_runner_gate_reask(g->hooks);
 }
 
 int actgate_new(const struct actgate_opts *o, struct actgate **out)
@@ -467,12 +664,18 @@ void actgate_free(struct actgate *g)
     while (g->flight) {
         struct claim *c = g->flight;
         g->flight = c->next;
+        vio_timer_disarm(g->loop, &c->timer);
         free(c);
     }
     while (g->line_head) {
         struct claim *c = g->line_head;
         g->line_head = c->next;
         free(c);
+    }
+    while (g->going) {
+        struct going *o = g->going;
+        g->going = o->next;
+        free(o);
     }
     free(g->prefix);
     free(g);
@@ -482,8 +685,10 @@ void actgate_view_changed(struct actgate *g, const struct leader_view *v)
 {
     bool was = g->view.role == LEADER_ROLE_LEADER;
     g->view = *v;
-    if (v->role == LEADER_ROLE_LEADER && !was)
+    if (v->role == LEADER_ROLE_LEADER && !was) {
         hook_runner_gate_reask(g->hooks);
+        scan_start(g, "");
+    }
 }
 
 const struct actgate_stats *actgate_stats(const struct actgate *g)

@@ -43,6 +43,12 @@
 #define ACTGATE_MAX_IN_FLIGHT 32
 /* A claim that got no answer is tried again this much later. */
 #define ACTGATE_RETRY VIGIL_NSEC_PER_SEC
+/*
+ * Tries of the write that marks a claim done, while its epoch leads: an
+ * unfinished claim is harmless (the next leader acts on it again, at least
+ * once), so the write is not tried for ever.
+ */
+#define ACTGATE_DONE_TRIES 10
 
 struct actgate_opts {
     struct vio_loop *loop;
@@ -63,6 +69,7 @@ struct actgate_stats {
     uint64_t superseded; /* events skipped: no longer the node's state */
     uint64_t fenced;     /* claims etcd refused: another leader exists */
     uint64_t rerun;      /* claims taken over from a leader that did not finish */
+    uint64_t unfinished; /* unfinished claims a takeover's scan found, acted on again */
     uint64_t failures;   /* requests that got no usable answer */
 };
 

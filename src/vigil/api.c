@@ -495,11 +495,12 @@ static json_t *leader_json(const struct api_ctx *c, vigil_time_t now)
                   juint(ls->campaigns), "lease_losses", juint(ls->lease_losses));
     if (o && c->gate) {
         const struct actgate_stats *g = actgate_stats(c->gate);
-        json_t *a = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "claimed", juint(g->claimed),
-                              "acted", juint(g->acted), "acted_already", juint(g->done_skip),
-                              "superseded", juint(g->superseded), "fenced", juint(g->fenced),
-                              "rerun", juint(g->rerun), "failures", juint(g->failures), "held",
-                              juint(c->hooks ? hook_runner_held(c->hooks) : 0));
+        json_t *a =
+            json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "claimed", juint(g->claimed),
+                      "acted", juint(g->acted), "acted_already", juint(g->done_skip), "superseded",
+                      juint(g->superseded), "fenced", juint(g->fenced), "rerun", juint(g->rerun),
+                      "unfinished", juint(g->unfinished), "failures", juint(g->failures), "held",
+                      juint(c->hooks ? hook_runner_held(c->hooks) : 0));
         if (!a || json_object_set_new(o, "actions", a) != 0) {
             json_decref(o);
             return NULL;

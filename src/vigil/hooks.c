@@ -187,6 +187,7 @@ struct hook_queue {
     bool head_held;         /* the head waits for the gate's answer to ticket */
     enum hook_verdict gate; /* the gate's answer about the head, once it came (else WAIT) */
     bool head_failed;       /* a run of the head gave up (or could not start) */
+    bool head_again;        /* the gate refused a retry: the head goes back to the gate */
     uint64_t ticket;        /* the gate's latest question about the head */
     size_t runs_left;       /* runs of the head not finished: the next event waits for 0 */
     struct hook_run *runs;  /* n_hooks of them */
@@ -801,6 +802,14 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
         }
         if (q->runs_left > 0)
             return;
+        if (q->head_again) {
+            /* Back to the gate, whole: its hooks run again once it is claimed again. */
+            q->head_again = false;
+            q->head_started = false;
+            q->gate = HOOK_WAIT;
+            r->pending += event_runs(r, &q->head->rec.ev);
+            continue;
+        }
         /* Every hook of the head is done: the first waiting event becomes the one handled. */
         struct hook_job *j = q->head;
         if (skip)
@@ -971,13 +980,17 @@ static void run_timer(void *arg, vigil_time_t now)
     run->in_retry = false;
     const struct hook_job *head = q->head;
     if (r->gate.may_retry && !r->gate.may_retry(r->gate.arg, &head->rec, head->epoch)) {
-        r->stats.gave_up++;
+        /*
+         * Not here, not now: the event goes back to the gate once its
+         * other runs end, to be claimed again by whoever leads (this
+         * monitor too, under a new epoch).
+         */
         hook_logf(r,
-                  "hook %s for event %" PRIu64 " (%s): retry abandoned: this monitor no longer "
-                  "leads under epoch %" PRId64,
+                  "hook %s for event %" PRIu64 " (%s): retry put off: this monitor no longer "
+                  "leads under epoch %" PRId64 "; the event waits for the leader",
                   r->hooks[run->hook].argv[0], head->rec.ev.seq, event_label(&head->rec),
                   head->epoch);
-        q->head_failed = true;
+        q->head_again = true;
         run_end(r, run);
     } else {
         r->stats.retried++;

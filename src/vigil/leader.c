@@ -571,6 +571,11 @@ void leader_endpoint_failed(struct leader *ld, const char *endpoint)
         ld->cur = (ld->cur + 1) % ld->n_endpoints;
 }
 
+vigil_time_t leader_ttl(const struct leader *ld)
+{
+    return ld->ttl;
+}
+
 const char *leader_key(const struct leader *ld)
 {
     return ld->key;

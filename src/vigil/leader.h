@@ -138,6 +138,8 @@ void leader_free(struct leader *ld);
 const char *leader_endpoint(const struct leader *ld);
 /* Tells that a request to endpoint failed to get an answer: the next one is used from now on. */
 void leader_endpoint_failed(struct leader *ld, const char *endpoint);
+/* The lease's TTL. */
+vigil_time_t leader_ttl(const struct leader *ld);
 /* The leader key, and this candidate's id. */
 const char *leader_key(const struct leader *ld);
 const char *leader_id(const struct leader *ld);

@@ -14,9 +14,13 @@ so the file is the list of actions that happened. Lease TTL 3 s.
   TTL + 2.5 s, then acts on the node's death (held while nobody led), once.
 - SIGSTOP the leader while its hook waits for a retry; the follower takes
   over, finds the claim unfinished and acts itself. SIGCONT the old leader:
-  its retry is abandoned (it no longer leads), and its last write, marking
-  the action done under its old epoch, is refused by etcd's fence. Exactly
-  one successful action, by the new leader.
+  its retry is put off (it no longer leads). Exactly one successful action,
+  by the new leader.
+- SIGSTOP the leader in the middle of a claim (a proxy between it and etcd
+  holds the answer to its read of the claim); the follower takes over and
+  acts. SIGCONT the old leader: the held answer arrives, it goes on with the
+  claim under its old epoch, and etcd refuses it (the fence). Exactly one
+  action, by the new leader.
 - SIGTERM the leader: it revokes its lease, the follower leads within a poll
   period, and the old leader exits 0.
 - A three-member etcd: SIGKILL one member (the one the monitors talk to
@@ -24,6 +28,7 @@ so the file is the list of actions that happened. Lease TTL 3 s.
 
 etcd missing is a failure, not a skip (scripts/install-deps.sh installs it).
 """
+import base64
 import json
 import os
 import shutil
@@ -31,6 +36,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -185,7 +191,7 @@ def test_leader_acts_once_and_follower_takes_over(tmp):
         etcd.stop()
 
 
-def test_stopped_leader_is_fenced(tmp):
+def test_stopped_leader_puts_off_its_retry(tmp):
     etcd = Etcd()
     try:
         # The hook's retry waits 6 s: the leader is stopped during that wait.
@@ -217,11 +223,9 @@ def test_stopped_leader_is_fenced(tmp):
 
         t_cont = time.monotonic()
         mons[lead].proc.send_signal(signal.SIGCONT)
-        wait_for(lambda: "retry abandoned" in mons[lead].read_log(), 8,
-                 "the old leader to abandon its retry")
-        wait_for(lambda: "could not mark it done: epoch %d no longer leads" % e1
-                 in mons[lead].read_log(), 5, "etcd to refuse the old leader's write")
-        print("  SIGCONT: %s abandoned its retry and was fenced after %.2f s" %
+        wait_for(lambda: "retry put off" in mons[lead].read_log(), 8,
+                 "the old leader to put its retry off")
+        print("  SIGCONT: %s put its retry off after %.2f s" %
               (lead, time.monotonic() - t_cont), flush=True)
         time.sleep(1)
         acts = [a for a in actions(tmp) if a[:2] == ["web1", "dead"]]
@@ -232,6 +236,139 @@ def test_stopped_leader_is_fenced(tmp):
         wait_for(lambda: leader_of(mons) == other, TTL + 3, "the old leader to follow")
         check_clean(mons)
     finally:
+        etcd.stop()
+
+
+class HoldingProxy:
+    """An HTTP proxy to etcd for one monitor, that can hold the answers to its claims' reads.
+
+    Each connection is served by a thread: a request is read whole (headers
+    and Content-Length body), sent to etcd, and etcd's answer passed back,
+    unless it is the read of a claim (a range of a key under PREFIX/actions/)
+    while hold is set: that answer waits until release().
+    """
+
+    def __init__(self, target):
+        self.target = target  # "http://127.0.0.1:PORT"
+        self.hold = threading.Event()
+        self.released = threading.Event()
+        self.held = threading.Event()  # an answer is being held
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = "http://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        f = c.makefile("rb")
+        try:
+            for _ in range(100000):
+                line = f.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode().split(" ", 2)
+                length = 0
+                while True:
+                    h = f.readline().decode()
+                    if h in ("\r\n", "\n", ""):
+                        break
+                    if h.lower().startswith("content-length:"):
+                        length = int(h.split(":", 1)[1])
+                body = f.read(length) if length else b""
+                req = urllib.request.Request(self.target + path, data=body, method=method,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    answer = r.read()
+                    status = r.status
+                if path == "/v3/kv/range" and self.hold.is_set():
+                    key = base64.b64decode(json.loads(body)["key"]).decode()
+                    if key.startswith(PREFIX + "/actions/"):
+                        self.held.set()
+                        self.released.wait(60)
+                c.sendall(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % (status, len(answer)) + answer)
+        except (OSError, ValueError):
+            return
+        finally:
+            c.close()
+
+    def release(self):
+        self.released.set()
+
+    def stop(self):
+        self.stopped = True
+        self.released.set()
+        self.sock.close()
+
+
+def test_stopped_leader_is_fenced(tmp):
+    """The leader stops with a claim under way; after the takeover, etcd refuses its write."""
+    etcd = Etcd()
+    proxy = HoldingProxy(etcd.url)
+    try:
+        hook = os.path.join(tmp, "hook.sh")
+        with open(hook, "w") as f:
+            f.write(HOOK)
+        os.chmod(hook, 0o755)
+        mons = {}
+        # mon-a talks to etcd through the proxy; mon-b directly. mon-a starts first, to lead.
+        for name, url in (("mon-a", proxy.url), ("mon-b", etcd.url)):
+            d = os.path.join(tmp, name)
+            os.mkdir(d)
+            mons[name] = Monitor(d, CONF % {"name": name, "endpoints": '"%s"' % url, "ttl": TTL,
+                                            "prefix": PREFIX, "hook": hook, "retry": "1s"})
+            if name == "mon-a":
+                wait_for(lambda: mons["mon-a"].get("/v1/leader")["role"] == "leader", 15,
+                         "mon-a to lead")
+        wait_for(lambda: leader_of(mons) == "mon-a", 15, "mon-b to follow mon-a")
+        e1 = mons["mon-a"].get("/v1/leader")["epoch"]
+        web1 = agents_to(mons, tmp, "web1")
+        both_see(mons, "web1", "alive", 10)
+        wait_for(lambda: ["web1", "alive", str(e1), "mon-a"] in actions(tmp), 5, "'alive' action")
+
+        # web1 dies; mon-a reads its claim, and the answer is held while mon-a is stopped.
+        proxy.hold.set()
+        web1.kill()
+        wait_for(lambda: proxy.held.is_set(), 10, "mon-a to read web1's claim")
+        mons["mon-a"].proc.send_signal(signal.SIGSTOP)
+        t_stop = time.monotonic()
+        wait_for(lambda: mons["mon-b"].get("/v1/leader")["role"] == "leader", TAKEOVER_MAX + 2,
+                 "mon-b to take over")
+        e2 = mons["mon-b"].get("/v1/leader")["epoch"]
+        print("  SIGSTOP of mon-a with a claim under way: mon-b leads at epoch %d after %.2f s" %
+              (e2, time.monotonic() - t_stop), flush=True)
+        # The held answer reaches mon-a as it runs again, within the time it waits for it (two
+        # leases): it goes on with its claim under its old epoch, and etcd refuses it.
+        proxy.hold.clear()
+        proxy.release()
+        time.sleep(0.3)  # the answer is in mon-a's socket before it runs again
+        mons["mon-a"].proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: "refused by etcd: epoch %d no longer leads" % e1 in
+                 mons["mon-a"].read_log(), 8, "etcd to refuse mon-a's claim")
+        print("  SIGCONT: etcd refused mon-a's claim under epoch %d" % e1, flush=True)
+        wait_for(lambda: ["web1", "dead", str(e2), "mon-b"] in actions(tmp), 5,
+                 "mon-b to act on web1's death")
+        wait_for(lambda: (claim(etcd, "web1") or {}).get("done"), 5, "the claim marked done")
+        time.sleep(1.5)
+        acts = [a for a in actions(tmp) if a[:2] == ["web1", "dead"]]
+        check(acts == [["web1", "dead", str(e2), "mon-b"]], "'dead' actions: %s" % acts)
+        c = claim(etcd, "web1")
+        check(c["by"] == "mon-b" and c["epoch"] == e2 and c["done"],
+              "the claim after mon-a came back: %s" % c)
+        check(mons["mon-a"].get("/v1/leader")["actions"]["fenced"] >= 1, "mon-a's fenced count")
+        wait_for(lambda: leader_of(mons) == "mon-b", TTL + 3, "mon-a to follow mon-b")
+        check_clean(mons)
+    finally:
+        proxy.stop()
         etcd.stop()
 
 
@@ -338,5 +475,6 @@ def test_three_member_etcd_loses_one(tmp):
 
 
 if __name__ == "__main__":
-    run_tests([test_leader_acts_once_and_follower_takes_over, test_stopped_leader_is_fenced,
+    run_tests([test_leader_acts_once_and_follower_takes_over,
+               test_stopped_leader_puts_off_its_retry, test_stopped_leader_is_fenced,
                test_sigterm_hands_over, test_three_member_etcd_loses_one])
