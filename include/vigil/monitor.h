@@ -166,6 +166,13 @@ struct vigil_monitor_stats {
 enum vigil_event_type {
     VIGIL_EVENT_STATE = 1, /* a node changed state */
     VIGIL_EVENT_PAUSE = 2, /* the monitor found it had not run for a while */
+    /*
+     * Redundant monitors: who leads changed, as this monitor sees it
+     * (vigil_monitor_note_leader): node is the leader's name ("" when no
+     * leader is known), generation the leader's epoch, reason what it means
+     * here ("this monitor leads", "another monitor leads", "no leader").
+     */
+    VIGIL_EVENT_LEADER = 3,
 };
 
 /*
@@ -232,6 +239,15 @@ VIGIL_EXPORT void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t 
  * length. (Without arrival times, the monitor's own guard, pause_tolerance,
  * forgives instead.)
  */
+/*
+ * Reports a change of leadership among redundant monitors as an event
+ * (VIGIL_EVENT_LEADER): leader is the leader's name (NULL or "": none
+ * known, longer than VIGIL_ID_MAX: cut), epoch its fencing epoch, reason a
+ * static string saying what it means for this monitor.
+ */
+VIGIL_EXPORT void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now,
+                                            const char *leader, uint64_t epoch, const char *reason);
+
 VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
                                            vigil_time_t length);
 

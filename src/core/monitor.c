@@ -675,6 +675,25 @@ static void report_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t
     }
 }
 
+void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now, const char *leader,
+                               uint64_t epoch, const char *reason)
+{
+    struct vigil_event *ev = event_slot(m);
+    if (!ev)
+        return;
+    ev->type = VIGIL_EVENT_LEADER;
+    ev->time = now;
+    size_t n = 0;
+    while (leader && n < VIGIL_ID_MAX && leader[n])
+        n++;
+    if (n)
+        memcpy(ev->node, leader, n);
+    ev->node[n] = '\0';
+    ev->generation = epoch;
+    ev->reason = reason ? reason : "";
+    ev->since_last = -1;
+}
+
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
 {
     report_pause(m, now, length);

@@ -542,9 +542,9 @@ static enum hook_verdict gate_ask(void *arg, const struct evrec *ev, uint64_t ti
     struct actgate *g = arg;
     struct leader_view v;
     leader_view(g->leader, &v);
-    if (ev->ev.type == VIGIL_EVENT_PAUSE) {
+    if (evrec_is_own(ev)) {
         *epoch = v.role == LEADER_ROLE_LEADER ? v.epoch : 0;
-        return HOOK_GO; /* this monitor's own stall: its own to report */
+        return HOOK_GO; /* this monitor's own (a stall, a change of leader): its own to report */
     }
     if (v.role != LEADER_ROLE_LEADER)
         return HOOK_WAIT;
@@ -576,7 +576,7 @@ static bool gate_may_retry(void *arg, const struct evrec *ev, int64_t epoch)
 static void gate_done(void *arg, const struct evrec *ev, int64_t epoch, bool ok)
 {
     struct actgate *g = arg;
-    if (ev->ev.type == VIGIL_EVENT_PAUSE || epoch == 0)
+    if (evrec_is_own(ev) || epoch == 0)
         return;
     /* The claim as this monitor wrote it: marked done only if nobody changed it since. */
     struct going **pp = &g->going;

@@ -160,12 +160,14 @@ static bool put(json_t *obj, const char *key, json_t *value)
 
 const char *evrec_type_name(const struct evrec *r)
 {
-    return r->ev.type == VIGIL_EVENT_PAUSE ? "pause" : "state";
+    return r->ev.type == VIGIL_EVENT_PAUSE    ? "pause"
+           : r->ev.type == VIGIL_EVENT_LEADER ? "leader"
+                                              : "state";
 }
 
 const char *evrec_node(const struct evrec *r)
 {
-    return r->ev.type == VIGIL_EVENT_PAUSE ? "" : r->ev.node;
+    return evrec_is_own(r) ? "" : r->ev.node;
 }
 
 void evrec_format_addr(const struct evrec *r, char *buf, size_t cap)
@@ -206,6 +208,18 @@ json_t *evrec_to_json(const struct evrec *r)
             !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
             !put(o, "pause_s", json_real(ns_to_s(ev->since_last))) ||
             !put(o, "paused_since", json_string(since)))
+            goto fail;
+        return o;
+    }
+    if (ev->type == VIGIL_EVENT_LEADER) {
+        /* Who leads the redundant monitors now, as this one sees it (null: nobody known). */
+        if (!put(o, "seq", json_integer((json_int_t)ev->seq)) ||
+            !put(o, "type", json_string(evrec_type_name(r))) ||
+            !put(o, "time", json_string(when)) ||
+            !put(o, "time_us", json_integer((json_int_t)r->wall_us)) ||
+            !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
+            !put(o, "leader", ev->node[0] ? json_string(ev->node) : json_null()) ||
+            !put(o, "epoch", json_integer((json_int_t)ev->generation)))
             goto fail;
         return o;
     }
@@ -334,6 +348,24 @@ int evrec_from_json(const json_t *o, struct evrec *r)
         r->wall_us = (int64_t)wall;
         return 0;
     }
+    if (!strcmp(type, "leader")) {
+        ev->type = VIGIL_EVENT_LEADER;
+        ev->reason = get_str(o, "reason");
+        ev->since_last = -1;
+        const json_t *l = json_object_get(o, "leader");
+        if (node || e || !get_u64(o, "seq", &ev->seq) || !get_u64(o, "time_us", &wall) ||
+            !get_u64(o, "epoch", &ev->generation) || !(json_is_null(l) || json_is_string(l)))
+            return -VIGIL_EINVAL;
+        if (json_is_string(l)) {
+            const char *id = json_string_value(l);
+            size_t len = strlen(id);
+            if (!vigil_id_valid(id, len))
+                return -VIGIL_EINVAL;
+            memcpy(ev->node, id, len + 1);
+        }
+        r->wall_us = (int64_t)wall;
+        return 0;
+    }
     if (strcmp(type, "state") != 0)
         return -VIGIL_EINVAL;
     ev->type = VIGIL_EVENT_STATE;
@@ -403,6 +435,16 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
                  "%s event %" PRIu64 ": monitor paused for %s: no node convicted for "
                  "heartbeats it could not read",
                  when, ev->seq, since);
+        return;
+    }
+    if (ev->type == VIGIL_EVENT_LEADER) {
+        if (ev->node[0])
+            snprintf(buf, cap,
+                     "%s event %" PRIu64 ": leadership: %s leads under epoch %" PRIu64 " (%s)",
+                     when, ev->seq, ev->node, ev->generation, ev->reason ? ev->reason : "");
+        else
+            snprintf(buf, cap, "%s event %" PRIu64 ": leadership: no leader known (%s)", when,
+                     ev->seq, ev->reason ? ev->reason : "");
         return;
     }
     if (ev->since_last < 0)

@@ -80,9 +80,14 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
  * The fields of an event as text, as the line above and the hooks'
  * environment show them.
  */
-/* "state" or "pause". */
+/* "state", "pause" or "leader". */
 const char *evrec_type_name(const struct evrec *r);
-/* The node of the event; "" for a pause, which is the monitor's own. */
+/* The monitor's own events (a pause, a change of leadership): no node, no states. */
+static inline bool evrec_is_own(const struct evrec *r)
+{
+    return r->ev.type != VIGIL_EVENT_STATE;
+}
+/* The node of the event; "" for the monitor's own events. */
 const char *evrec_node(const struct evrec *r);
 /* The event's address ("1.2.3.4:5", "[::1]:5"), or "" when it has none; cap >= 56. */
 void evrec_format_addr(const struct evrec *r, char *buf, size_t cap);

@@ -261,15 +261,17 @@ static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
 /* The node as log lines show it; pause events are the monitor's own. */
 static const char *event_label(const struct evrec *rec)
 {
-    return rec->ev.type == VIGIL_EVENT_PAUSE ? "monitor pause" : rec->ev.node;
+    return rec->ev.type == VIGIL_EVENT_PAUSE    ? "monitor pause"
+           : rec->ev.type == VIGIL_EVENT_LEADER ? "leadership"
+                                                : rec->ev.node;
 }
 
 static bool hook_wants(const struct hook *h, const struct vigil_event *ev)
 {
     if (h->on_states == 0)
         return true;
-    if (ev->type == VIGIL_EVENT_PAUSE)
-        return false; /* a pause has no new state: only hooks for every event get it */
+    if (ev->type != VIGIL_EVENT_STATE)
+        return false; /* the monitor's own: no new state, only hooks for every event get it */
     unsigned s = (unsigned)ev->new_state;
     /* on_states has one bit per state; a state beyond its 32 bits matches no filter. */
     return s < 32 && (h->on_states & (UINT32_C(1) << s)) != 0;
@@ -495,7 +497,7 @@ static void coalesce(struct hook_runner *r, struct hook_queue *q, bool in_all)
     struct hook_job *a = q->head->next, *b = a->next;
     const struct vigil_event *ae = &a->rec.ev;
     struct vigil_event *be = &b->rec.ev;
-    bool pause = be->type == VIGIL_EVENT_PAUSE;
+    bool pause = be->type != VIGIL_EVENT_STATE; /* the monitor's own: the newer wins */
     bool round_trip = !pause && ae->old_state == be->new_state;
     const char *label = event_label(&b->rec);
     char bound[96];
@@ -627,7 +629,7 @@ static char **build_env(const struct hook_job *job, uint32_t attempt, size_t *fi
     evrec_format_addr(rec, addr, sizeof(addr));
 
     /* A pause is the monitor's own: no node, no states (VIGIL_SINCE_LAST is its length). */
-    bool pause = ev->type == VIGIL_EVENT_PAUSE;
+    bool pause = ev->type != VIGIL_EVENT_STATE;
     bool ok =
         env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
         env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&

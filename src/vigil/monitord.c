@@ -149,6 +149,8 @@ static void hook_log(void *arg, const char *line)
 /* A resigning leader's revocation has this long to reach etcd before the monitor exits. */
 #define RESIGN_WAIT (300 * VIGIL_NSEC_PER_MSEC)
 
+static void drain_events(struct monitord *d, vigil_time_t now);
+
 static void on_leader_change(void *arg, const struct leader_view *v)
 {
     struct monitord *d = arg;
@@ -174,6 +176,12 @@ static void on_leader_change(void *arg, const struct leader_view *v)
         break;
     }
     log_line(d, line);
+    /* In the event history too, so that readers of the events (and hooks) learn of it. */
+    const char *why = v->role == LEADER_ROLE_LEADER     ? "this monitor leads: it acts"
+                      : v->role == LEADER_ROLE_FOLLOWER ? "another monitor leads and acts"
+                                                        : "no leader: actions wait";
+    vigil_monitor_note_leader(d->mon, vio_now(d->loop), v->leader_id, (uint64_t)v->epoch, why);
+    drain_events(d, vio_now(d->loop));
     if (d->gate)
         actgate_view_changed(d->gate, v);
 }
@@ -1063,12 +1071,12 @@ int monitord_free(struct monitord *d)
                         drops_line, d);
         log_line(d, "vigil monitor: stopping");
         vio_notify(d->env, "STOPPING=1");
+        if (d->leader)
+            leader_resign(d->leader); /* the lease goes now: a follower takes over at once */
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
     free(d->drops);
-    if (d->leader)
-        leader_resign(d->leader); /* the lease goes now: a follower takes over at once */
     actgate_free(d->gate);
     if (d->hooks)
         hook_runner_free(d->hooks);

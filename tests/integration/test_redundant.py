@@ -147,6 +147,11 @@ def test_leader_acts_once_and_follower_takes_over(tmp):
         lead = wait_for(lambda: leader_of(mons), 15, "one leader among two")
         epoch = mons[lead].get("/v1/leader")["epoch"]
         other = "mon-b" if lead == "mon-a" else "mon-a"
+        # Each monitor says who leads in its event history too.
+        for n, m in mons.items():
+            lev = [e for e in m.events() if e["type"] == "leader"]
+            check(lev and lev[-1]["leader"] == lead and lev[-1]["epoch"] == epoch,
+                  "%s's leader events: %s" % (n, lev))
         web1 = agents_to(mons, tmp, "web1")
         web2 = agents_to(mons, tmp, "web2")
         both_see(mons, "web1", "alive", 10)
@@ -186,6 +191,9 @@ def test_leader_acts_once_and_follower_takes_over(tmp):
         time.sleep(1)
         new = actions(tmp)[n_before:]
         check(new == [["web2", "dead", str(epoch2), other]], "actions after the takeover: %s" % new)
+        lev = [e for e in mons[other].events() if e["type"] == "leader"]
+        check(lev[-1]["leader"] == other and lev[-1]["epoch"] == epoch2 and
+              "no leader" in lev[-2]["reason"], "%s's leader events: %s" % (other, lev[-3:]))
         check_clean({other: mons[other]})
     finally:
         etcd.stop()

@@ -245,6 +245,76 @@ static void test_json_never_heard_and_edge_values(void **state)
     assert_null(evrec_to_json(NULL));
 }
 
+static struct evrec leader_event(const char *leader, uint64_t epoch, const char *reason)
+{
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = 21;
+    r.ev.type = VIGIL_EVENT_LEADER;
+    snprintf(r.ev.node, sizeof(r.ev.node), "%s", leader);
+    r.ev.generation = epoch;
+    r.ev.reason = reason;
+    r.ev.since_last = -1;
+    r.wall_us = WALL_2026_11_25_17 * 1000000 + 250000;
+    return r;
+}
+
+static void test_leader_event(void **state)
+{
+    (void)state;
+    struct evrec r = leader_event("mon-b", 42, "another monitor leads and acts");
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_string_equal(str(o, "type"), "leader");
+    assert_string_equal(str(o, "leader"), "mon-b");
+    assert_int_equal(json_integer_value(json_object_get(o, "epoch")), 42);
+    /* The monitor's own: no node, no states, no evidence. */
+    assert_null(json_object_get(o, "node"));
+    assert_null(json_object_get(o, "new_state"));
+    assert_null(json_object_get(o, "evidence"));
+    json_decref(o);
+    assert_string_equal(evrec_node(&r), "");
+    assert_true(evrec_is_own(&r));
+    char line[256];
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line, "2026-11-25T17:00:00.250Z event 21: leadership: mon-b leads under "
+                              "epoch 42 (another monitor leads and acts)");
+
+    /* No leader known: null in JSON. */
+    r = leader_event("", 0, "no leader: actions wait");
+    o = evrec_to_json(&r);
+    assert_true(json_is_null(json_object_get(o, "leader")));
+    json_decref(o);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line, "2026-11-25T17:00:00.250Z event 21: leadership: no leader known "
+                              "(no leader: actions wait)");
+
+    /* The core reports it so, a name too long cut to a node id's length. */
+    struct vigil_monitor_config mc;
+    vigil_monitor_config_default(&mc);
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&mc, 1000, &m), 0);
+    char longname[VIGIL_ID_MAX + 10];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    vigil_monitor_note_leader(m, 2000, "mon-a", 7, "this monitor leads: it acts");
+    vigil_monitor_note_leader(m, 3000, longname, 8, "another monitor leads and acts");
+    vigil_monitor_note_leader(m, 4000, NULL, 0, "no leader: actions wait");
+    struct vigil_event ev;
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_int_equal(ev.type, VIGIL_EVENT_LEADER);
+    assert_string_equal(ev.node, "mon-a");
+    assert_int_equal(ev.generation, 7);
+    assert_int_equal(ev.time, 2000);
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_int_equal(strlen(ev.node), VIGIL_ID_MAX);
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_string_equal(ev.node, "");
+    assert_string_equal(ev.reason, "no leader: actions wait");
+    assert_false(vigil_monitor_poll_event(m, &ev));
+    vigil_monitor_free(m);
+}
+
 static void test_json_pause_event(void **state)
 {
     (void)state;
@@ -450,6 +520,11 @@ static void test_json_round_trip(void **state)
     /* A pause. */
     struct evrec r = pause_event();
     assert_round_trip(&r);
+    /* A change of leadership, and no leader. */
+    r = leader_event("mon-c", UINT64_C(9007199254740993), "this monitor leads: it acts");
+    assert_round_trip(&r);
+    r = leader_event("", 0, "no leader: actions wait");
+    assert_round_trip(&r);
     /* Never heard, no address, durations on the millisecond rounding edges. */
     r = example_event();
     r.ev.since_last = -1;
@@ -571,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_json_state_event),
         cmocka_unit_test(test_json_never_heard_and_edge_values),
         cmocka_unit_test(test_json_pause_event),
+        cmocka_unit_test(test_leader_event),
         cmocka_unit_test(test_json_numbers_sensible),
         cmocka_unit_test(test_text_state_event),
         cmocka_unit_test(test_text_pause_event),
