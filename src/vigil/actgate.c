@@ -76,6 +76,7 @@ struct actgate {
     struct leader *leader;
     struct hook_runner *hooks;
     char *prefix;
+    char local_node[VIGIL_ID_MAX + 1];
     int (*state_of)(void *arg, const char *node, enum vigil_state *out);
     void (*log)(void *arg, const char *line);
     void *arg;
@@ -542,7 +543,7 @@ static enum hook_verdict gate_ask(void *arg, const struct evrec *ev, uint64_t ti
     struct actgate *g = arg;
     struct leader_view v;
     leader_view(g->leader, &v);
-    if (evrec_is_own(ev)) {
+    if (evrec_is_own(ev) || (g->local_node[0] && !strcmp(ev->ev.node, g->local_node))) {
         *epoch = v.role == LEADER_ROLE_LEADER ? v.epoch : 0;
         return HOOK_GO; /* this monitor's own (a stall, a change of leader): its own to report */
     }
@@ -576,7 +577,7 @@ static bool gate_may_retry(void *arg, const struct evrec *ev, int64_t epoch)
 static void gate_done(void *arg, const struct evrec *ev, int64_t epoch, bool ok)
 {
     struct actgate *g = arg;
-    if (evrec_is_own(ev) || epoch == 0)
+    if (evrec_is_own(ev) || epoch == 0 || (g->local_node[0] && !strcmp(ev->ev.node, g->local_node)))
         return;
     /* The claim as this monitor wrote it: marked done only if nobody changed it since. */
     struct going **pp = &g->going;
@@ -643,6 +644,7 @@ int actgate_new(const struct actgate_opts *o, struct actgate **out)
     g->leader = o->leader;
     g->hooks = o->hooks;
     g->prefix = prefix;
+    snprintf(g->local_node, sizeof(g->local_node), "%s", o->local_node ? o->local_node : "");
     g->state_of = o->state_of;
     g->log = o->log;
     g->arg = o->arg;

@@ -6,7 +6,9 @@
  * It sits in front of the hook runner (hook_runner_set_gate). Before the
  * hooks of a node's event start, the gate answers:
  *
- *   - a pause event (this monitor's own stall): go, on every monitor;
+ *   - a pause event (this monitor's own stall), a change of leader, or an
+ *     event of the local node (etcd as this monitor reaches it): go, on
+ *     every monitor, unclaimed;
  *   - not the leader: wait. The node's events are held in its FIFO
  *     (coalescing at the bounds, so the latest state is always kept) and
  *     asked about again when this monitor becomes leader;
@@ -56,6 +58,12 @@ struct actgate_opts {
     struct leader *leader; /* whose view, epoch and endpoint the gate follows */
     struct hook_runner *hooks;
     const char *prefix; /* claims live under PREFIX/actions/ */
+    /*
+     * A node each monitor sees for itself (the "etcd" node: etcd as this
+     * monitor reaches it), or NULL: its events go to the hooks on every
+     * monitor, unclaimed, like the monitor's own events.
+     */
+    const char *local_node;
     /* The node's state now, as the core sees it; -1 if it is not known. */
     int (*state_of)(void *arg, const char *node, enum vigil_state *out);
     void (*log)(void *arg, const char *line); /* may be NULL */

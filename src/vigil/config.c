@@ -134,6 +134,7 @@ void vcfg_free(struct vcfg *c)
     free(m->state_file);
     free(m->state_dir);
     vcfg__free_strs(m->etcd, &m->n_etcd);
+    vcfg__free_strs(m->peers, &m->n_peers);
     free(m->etcd_prefix);
     free(m->name);
     free(m->api_token_file);

@@ -101,6 +101,13 @@ struct vcfg_monitor {
     char *etcd_prefix;     /* NULL: "/vigil" */
     vigil_time_t etcd_ttl; /* 0: LEADER_TTL_DEFAULT */
     char *name;            /* monitor.name: this monitor among its peers (NULL: the host name) */
+    /*
+     * monitor.peers: the other monitors' listening addresses. This monitor
+     * sends them heartbeats as node `name`, so that each watches the others
+     * like any node (and an etcd node appears with monitor.etcd).
+     */
+    char *peers[VCFG_MAX_LISTEN];
+    size_t n_peers;
     enum vcfg_log_format log_format;
     enum vcfg_log_level log_level;
     char *log_file;         /* NULL: standard output */

@@ -137,6 +137,22 @@ static int m_name(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__set_str(l, s, &l->c->monitor.name, v);
 }
 
+static int m_peers(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_LISTEN, SIZE_MAX, &n) != 0)
+        return -1;
+    vcfg__free_strs(m->peers, &m->n_peers);
+    for (size_t i = 0; i < n; i++) {
+        m->peers[i] = strdup(vcfg__elem_str(s, i));
+        if (m->peers[i] == NULL)
+            return vcfg__oom(l, s);
+        m->n_peers = i + 1;
+    }
+    return 0;
+}
+
 static int e_endpoints(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
@@ -754,6 +770,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"state_dir", m_state_dir},
         {"name", m_name},
         {"etcd", m_etcd},
+        {"peers", m_peers},
         {"heartbeat_interval", m_interval},
         {"auto_register", m_auto_register},
         {"adapt_interval", m_adapt_interval},

@@ -21,6 +21,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sys/socket.h> /* AF_INET, AF_INET6: the numbers only */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@
 #include "actgate.h"
 #include "hooks.h"
 #include "leader.h"
+#include "io/sender_io.h"
 #include "hwm.h"
 #include "mstore.h"
 #include "drops.h"
@@ -69,6 +71,18 @@ struct monitord {
     struct leader *leader;
     struct actgate *gate;
     struct vio_timer resign_timer; /* stops the loop once a resignation had time to reach etcd */
+    /*
+     * The monitoring layer watched: heartbeats as node `name` to the
+     * other monitors (monitor.peers), and, with etcd, heartbeats for node
+     * "etcd" handed to this monitor's own core whenever etcd renewed the
+     * lease (each monitor holds one), so that etcd's health is a node's.
+     */
+    struct vigil_sender *peer_sender, *etcd_sender;
+    struct vio_transport *peer_t4, *peer_t6;
+    struct vio_timer peer_timer, etcd_timer;
+    uint64_t etcd_keepalives; /* the election's count at the last etcd heartbeat */
+    struct vigil_key *own;    /* the keys, until the watch heartbeats take theirs (sodium_malloc) */
+    size_t n_own;
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
     char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
@@ -210,16 +224,184 @@ static void gate_log(void *arg, const char *line)
     log_line(arg, buf);
 }
 
-/* Starts the candidate and, with hooks, the gate in front of them. 0, or -1 with err set. */
-static int start_election(struct monitord *d, struct vio_env *env, char *err, size_t cap)
+/* ---- the monitoring layer watched (monitor.peers, and etcd as a node) ---- */
+
+/* The node id etcd has in every monitor's table when monitor.etcd is set. */
+#define ETCD_NODE "etcd"
+
+static vigil_time_t watch_now(void *arg)
+{
+    return vio_now(((struct monitord *)arg)->loop);
+}
+
+static int64_t watch_wall_us(void *arg)
+{
+    return vio_wall_us(((struct monitord *)arg)->loop);
+}
+
+static int watch_sample(void *arg, struct vigil_status *st)
+{
+    struct monitord *d = arg;
+    return d->env->sample_status ? d->env->sample_status(d->env, st) : -VIGIL_EINVAL;
+}
+
+/* A heartbeat of this monitor to a peer, from a socket of its own per family. */
+static int peer_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
+{
+    struct monitord *d = arg;
+    struct vio_transport **t = to->family == AF_INET6 ? &d->peer_t6 : &d->peer_t4;
+    if (!*t) {
+        int rc = d->env->net->ops->open(d->env->net, d->loop, NULL, to->family, t);
+        if (rc)
+            return rc;
+    }
+    return vio_send(*t, to, buf, len);
+}
+
+static void arm_deadline(struct monitord *d);
+
+/* A heartbeat for etcd, handed to this monitor's own core as if it had arrived. */
+static int etcd_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
+{
+    struct monitord *d = arg;
+    (void)to;
+    vigil_time_t now = vio_now(d->loop);
+    int rc = vigil_monitor_on_datagram(d->mon, now, buf, len, NULL);
+    drain_events(d, now);
+    arm_deadline(d);
+    return rc;
+}
+
+static void on_peer_beat(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    (void)now;
+    vigil_sender_beat(d->peer_sender, false);
+    vio_timer_arm(d->loop, &d->peer_timer, vigil_sender_next(d->peer_sender));
+}
+
+/* Every lease period: if etcd renewed the lease since the last, etcd lives. */
+static void on_etcd_beat(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    uint64_t k = leader_stats(d->leader)->keepalives;
+    if (k != d->etcd_keepalives) {
+        d->etcd_keepalives = k;
+        vigil_sender_beat(d->etcd_sender, false);
+    }
+    vio_timer_arm(d->loop, &d->etcd_timer, now + leader_ttl(d->leader) / 3);
+}
+
+/*
+ * The key this monitor's own heartbeats go under, for id: the last key
+ * held (the newest during a rotation), a node's key derived from it if it
+ * is a master key. false without a key.
+ */
+static bool own_key(const struct vigil_key *keys, size_t n, const char *id,
+                    uint8_t out[VIGIL_WIRE_KEY_LEN], uint8_t *key_id)
+{
+    if (n == 0)
+        return false;
+    const struct vigil_key *k = &keys[n - 1];
+    *key_id = k->id;
+    if (k->master)
+        return vigil_wire_node_key(out, k->key, id) == 0;
+    memcpy(out, k->key, VIGIL_WIRE_KEY_LEN);
+    return true;
+}
+
+/* A sender for id to n destinations, sending through send; its key from keys. */
+static int watch_sender(struct monitord *d, const char *id, const struct vigil_addr *dests,
+                        size_t n, vigil_time_t interval, const struct vigil_key *keys,
+                        size_t n_keys,
+                        int (*send)(void *, const struct vigil_addr *, const uint8_t *, size_t),
+                        struct vigil_sender **out)
+{
+    struct vigil_sender_config sc;
+    vigil_sender_config_default(&sc);
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint8_t kid = 0;
+    bool keyed = own_key(keys, n_keys, id, key, &kid);
+    sc.id = id;
+    sc.interval = interval;
+    sc.key = keyed ? key : NULL;
+    sc.key_id = kid;
+    sc.sample_proc = send == peer_send;
+    struct vigil__sender_io io = {
+        .now = watch_now, .wall_us = watch_wall_us, .send = send, .sample = watch_sample, .arg = d};
+    int rc = vigil__sender_new_io(&sc, dests, n, &io, out);
+    sodium_memzero(key, sizeof(key));
+    return rc;
+}
+
+/* A rotation: the watch heartbeats go under the newest key from the next one on. */
+static void watch_rekey(struct monitord *d, const struct vigil_key *keys, size_t n)
+{
+    uint8_t key[VIGIL_WIRE_KEY_LEN];
+    uint8_t kid = 0;
+    if (d->peer_sender && own_key(keys, n, d->api_ctx.name, key, &kid))
+        vigil_sender_set_key(d->peer_sender, key, kid);
+    if (d->etcd_sender && own_key(keys, n, ETCD_NODE, key, &kid))
+        vigil_sender_set_key(d->etcd_sender, key, kid);
+    sodium_memzero(key, sizeof(key));
+}
+
+/* Starts the watch heartbeats (before the keys are wiped). 0, or -1 with err set. */
+static int start_watch(struct monitord *d, const struct vigil_key *keys, size_t n_keys, char *err,
+                       size_t cap)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (mc->n_peers) {
+        struct vigil_addr dests[VCFG_MAX_LISTEN];
+        for (size_t i = 0; i < mc->n_peers; i++) {
+            const char *why = "invalid address";
+            if (d->env->net->ops->resolve(d->env->net, mc->peers[i], VIGIL_DEFAULT_PORT, &dests[i],
+                                          &why) < 0) {
+                snprintf(err, cap, "monitor.peers: '%s': %s", vigil_quote(mc->peers[i]).s, why);
+                return -1;
+            }
+        }
+        if (watch_sender(d, d->api_ctx.name, dests, mc->n_peers, mc->interval, keys, n_keys,
+                         peer_send, &d->peer_sender) != 0) {
+            snprintf(err, cap, "monitor.peers: cannot start the heartbeats to the peers");
+            return -1;
+        }
+        vio_timer_init(&d->peer_timer, on_peer_beat, d);
+        vio_timer_arm(d->loop, &d->peer_timer, vigil_sender_next(d->peer_sender));
+    }
+    if (d->leader) {
+        struct vigil_addr self;
+        memset(&self, 0, sizeof(self));
+        self.family = AF_INET;
+        if (watch_sender(d, ETCD_NODE, &self, 1, leader_ttl(d->leader) / 3, keys, n_keys, etcd_send,
+                         &d->etcd_sender) != 0) {
+            snprintf(err, cap, "monitor.etcd: cannot start watching etcd");
+            return -1;
+        }
+        vio_timer_init(&d->etcd_timer, on_etcd_beat, d);
+        vio_timer_arm(d->loop, &d->etcd_timer, vio_now(d->loop) + leader_ttl(d->leader) / 3);
+    }
+    return 0;
+}
+
+/* This monitor's name among its peers: monitor.name, or the host name. 0, or -1 with err set. */
+static int monitor_name(struct monitord *d, char *err, size_t cap)
 {
     const struct vcfg_monitor *mc = &d->cfg.monitor;
     if (mc->name)
         snprintf(d->api_ctx.name, sizeof(d->api_ctx.name), "%s", mc->name);
     else if (vcfg_host_id(d->api_ctx.name, sizeof(d->api_ctx.name)) != 0) {
-        snprintf(err, cap, "monitor.etcd needs monitor.name: the host name is not a valid name");
+        snprintf(err, cap, "monitor.%s needs monitor.name: the host name is not a valid name",
+                 mc->n_etcd ? "etcd" : "peers");
         return -1;
     }
+    return 0;
+}
+
+/* Starts the candidate and, with hooks, the gate in front of them. 0, or -1 with err set. */
+static int start_election(struct monitord *d, struct vio_env *env, char *err, size_t cap)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
     const char *prefix = mc->etcd_prefix ? mc->etcd_prefix : "/vigil";
     char key[256];
     snprintf(key, sizeof(key), "%s/leader", prefix);
@@ -255,6 +437,7 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
             .leader = d->leader,
             .hooks = d->hooks,
             .prefix = prefix,
+            .local_node = ETCD_NODE,
             .state_of = node_state,
             .log = gate_log,
             .arg = d,
@@ -862,6 +1045,7 @@ int monitord_reload_keys(struct monitord *d, char *err, size_t cap)
     }
     if (rc == 0) {
         char ids[64], line[160];
+        watch_rekey(d, keys, n);
         key_ids_text(keys, n, ids, sizeof(ids));
         snprintf(line, sizeof(line), "vigil monitor: keys reloaded: %zu held, key ids %s", n, ids);
         log_line(d, line);
@@ -1078,6 +1262,18 @@ int monitord_free(struct monitord *d)
     }
     free(d->drops);
     actgate_free(d->gate);
+    if (d->peer_sender) {
+        vio_timer_disarm(d->loop, &d->peer_timer);
+        vigil_sender_free(d->peer_sender);
+    }
+    if (d->etcd_sender) {
+        vio_timer_disarm(d->loop, &d->etcd_timer);
+        vigil_sender_free(d->etcd_sender);
+    }
+    vio_transport_close(d->peer_t4);
+    vio_transport_close(d->peer_t6);
+    if (d->own)
+        sodium_free(d->own);
     if (d->hooks)
         hook_runner_free(d->hooks);
     leader_free(d->leader);
@@ -1220,7 +1416,21 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     /* More keys than the first: a rotation in progress. */
     if (rc == 0 && mc->n_keys > 1)
         rc = vigil_monitor_set_keys(d->mon, mc->keys, mc->n_keys);
-    /* The core keeps what it needs of the keys; these copies go now. */
+    /*
+     * The core keeps what it needs of the keys; these copies go now, but
+     * for the one the monitor's own heartbeats need, until they start.
+     */
+    d->own = sodium_malloc(sizeof(*d->own) * VIGIL_KEYS_MAX);
+    if (d->own) {
+        d->n_own = mc->n_keys;
+        memcpy(d->own, mc->keys, sizeof(*d->own) * VIGIL_KEYS_MAX);
+        if (d->n_own == 0 && mc->core.has_key) {
+            d->own[0].id = mc->core.key_id;
+            d->own[0].master = mc->core.key_is_master;
+            memcpy(d->own[0].key, mc->core.key, sizeof(d->own[0].key));
+            d->n_own = 1;
+        }
+    }
     sodium_memzero(mc->core.key, sizeof(mc->core.key));
     sodium_memzero(mc->keys, sizeof(mc->keys));
     d->events = evlog_new(mc->event_history);
@@ -1273,10 +1483,19 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         monitord_free(d);
         return -1;
     }
-    if (mc->n_etcd && start_election(d, env, err, cap)) {
+    if (!d->own) {
+        snprintf(err, cap, "cannot start: out of memory");
         monitord_free(d);
         return -1;
     }
+    if (((mc->n_etcd || mc->n_peers) && monitor_name(d, err, cap)) ||
+        (mc->n_etcd && start_election(d, env, err, cap)) ||
+        start_watch(d, d->own, d->n_own, err, cap)) {
+        monitord_free(d);
+        return -1;
+    }
+    sodium_free(d->own); /* sodium_free wipes it */
+    d->own = NULL;
     d->api_ctx.mon = d->mon;
     d->api_ctx.reload_keys = api_reload_keys;
     d->api_ctx.reload_keys_ud = d;

@@ -217,9 +217,10 @@ def leader_of(mons):
 
 
 def actions(tmp):
+    """The actions that happened for the web nodes (each monitor also acts on its own "etcd")."""
     try:
         with open(os.path.join(tmp, "actions")) as f:
-            return [l.split() for l in f if l.strip()]
+            return [a for a in (l.split() for l in f if l.strip()) if a[0].startswith("web")]
     except FileNotFoundError:
         return []
 

@@ -57,6 +57,7 @@ monitor = {
   detector = { type = "fixed"; dead_after = "1s"; };
   name = "%(name)s";
   etcd = { endpoints = [ %(endpoints)s ]; ttl = "%(ttl)ds"; prefix = "%(prefix)s"; };
+  peers = [ %(peers)s ];
   hooks = ( { command = [ "%(hook)s", "%(name)s" ]; on = [ "dead", "alive" ];
               retries = 1; retry_delay = "%(retry)s"; timeout = "5s"; } );
 };
@@ -79,21 +80,26 @@ def setup(tmp, etcd_urls, names, retry="1s"):
         f.write(HOOK)
     os.chmod(hook, 0o755)
     mons = {}
+    ports = {name: free_port() for name in names}
     for name in names:
         d = os.path.join(tmp, name)
         os.mkdir(d)
+        peers = ", ".join('"127.0.0.1:%d"' % p for n, p in ports.items() if n != name)
         conf = CONF % {"name": name, "endpoints": ", ".join('"%s"' % u for u in etcd_urls),
-                       "ttl": TTL, "prefix": PREFIX, "hook": hook, "retry": retry}
-        mons[name] = Monitor(d, conf)
+                       "ttl": TTL, "prefix": PREFIX, "hook": hook, "retry": retry,
+                       "peers": peers}
+        mons[name] = Monitor(d, conf, port=ports[name])
     return mons
 
 
-def actions(tmp, name="actions"):
+def actions(tmp, name="actions", all_nodes=False):
+    """The actions that happened, of the web nodes (all_nodes: of the monitors and etcd too)."""
     try:
         with open(os.path.join(tmp, name)) as f:
-            return [l.split() for l in f if l.strip()]
+            acts = [l.split() for l in f if l.strip()]
     except FileNotFoundError:
         return []
+    return acts if all_nodes else [a for a in acts if a[0].startswith("web")]
 
 
 def leader_of(mons):
@@ -147,6 +153,11 @@ def test_leader_acts_once_and_follower_takes_over(tmp):
         lead = wait_for(lambda: leader_of(mons), 15, "one leader among two")
         epoch = mons[lead].get("/v1/leader")["epoch"]
         other = "mon-b" if lead == "mon-a" else "mon-a"
+        # The monitoring layer is watched like any node: each monitor sees the other, and etcd.
+        for n, m in mons.items():
+            o = "mon-b" if n == "mon-a" else "mon-a"
+            m.wait_state(o, ["alive"], 10)
+            m.wait_state("etcd", ["alive"], 10)
         # Each monitor says who leads in its event history too.
         for n, m in mons.items():
             lev = [e for e in m.events() if e["type"] == "leader"]
@@ -191,6 +202,10 @@ def test_leader_acts_once_and_follower_takes_over(tmp):
         time.sleep(1)
         new = actions(tmp)[n_before:]
         check(new == [["web2", "dead", str(epoch2), other]], "actions after the takeover: %s" % new)
+        # The dead monitor is a dead node on the survivor, with its event and its action.
+        mons[other].wait_state(lead, ["dead"], 10)
+        wait_for(lambda: [lead, "dead", str(epoch2), other] in actions(tmp, all_nodes=True), 5,
+                 "the action for the dead monitor")
         lev = [e for e in mons[other].events() if e["type"] == "leader"]
         check(lev[-1]["leader"] == other and lev[-1]["epoch"] == epoch2 and
               "no leader" in lev[-2]["reason"], "%s's leader events: %s" % (other, lev[-3:]))
@@ -333,7 +348,8 @@ def test_stopped_leader_is_fenced(tmp):
             d = os.path.join(tmp, name)
             os.mkdir(d)
             mons[name] = Monitor(d, CONF % {"name": name, "endpoints": '"%s"' % url, "ttl": TTL,
-                                            "prefix": PREFIX, "hook": hook, "retry": "1s"})
+                                            "prefix": PREFIX, "hook": hook, "retry": "1s",
+                                            "peers": ""})
             if name == "mon-a":
                 wait_for(lambda: mons["mon-a"].get("/v1/leader")["role"] == "leader", 15,
                          "mon-a to lead")

@@ -79,9 +79,9 @@ def stop(p, sig=signal.SIGTERM, timeout=10):
 class Monitor:
     """A vigil monitor with a config file written from the given text."""
 
-    def __init__(self, tmp, config_text, extra_args=()):
+    def __init__(self, tmp, config_text, extra_args=(), port=None):
         self.tmp = tmp
-        self.port = free_port()
+        self.port = port or free_port()
         self.api_port = free_port(socket.SOCK_STREAM)
         self.conf = os.path.join(tmp, "monitor.conf")
         with open(self.conf, "w") as f:
