@@ -78,6 +78,7 @@ void vcfg_init(struct vcfg *c)
     m->interval = m->core.interval;
     m->pause_tolerance_auto = true;
     m->core.pause_tolerance = vcfg_pause_tolerance_auto(m->interval);
+    m->startup_grace_auto = true;
     m->log_format = VCFG_LOG_TEXT;
     m->log_level = VCFG_LOG_INFO;
     m->log_file = NULL;

@@ -87,6 +87,11 @@ struct vcfg_monitor {
      * (vcfg_pause_tolerance_auto) when the monitor starts.
      */
     bool pause_tolerance_auto;
+    /*
+     * core.startup_grace was not set: with a state store it is raised when
+     * the monitor starts to what a restart needs (vcfg_startup_grace_auto).
+     */
+    bool startup_grace_auto;
     char *nodes[VCFG_MAX_NODES]; /* declared node ids */
     size_t n_nodes;
     struct vcfg_hook hooks[VCFG_MAX_HOOKS];
@@ -186,6 +191,14 @@ struct vcfg {
 #define VCFG_PAUSE_TOLERANCE_AUTO_MIN (100 * VIGIL_NSEC_PER_MSEC)
 #define VCFG_PAUSE_TOLERANCE_AUTO_MAX VIGIL_NSEC_PER_SEC
 vigil_time_t vcfg_pause_tolerance_auto(vigil_time_t interval);
+/*
+ * The startup grace a monitor with a state store (state_dir or
+ * state_file) needs so that a restart kills no live node: two state_flush
+ * intervals (a known node's marks are raised by that many heartbeats) plus
+ * the detector's time to declare a silent node dead, rounded up to the
+ * second; never less than what m has. Without a store, m's own.
+ */
+vigil_time_t vcfg_startup_grace_auto(const struct vcfg_monitor *m);
 
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);

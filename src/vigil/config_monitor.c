@@ -247,6 +247,7 @@ static int m_startup_grace(struct vcfg__ld *l, const config_setting_t *s)
     struct vigil_monitor_config *core = &l->c->monitor.core;
     if (vcfg__rd_duration(l, s, &core->startup_grace) != 0)
         return -1;
+    l->c->monitor.startup_grace_auto = false;
     vcfg__set_origin(l, O_M_GRACE, s, vcfg__print_int(core->startup_grace));
     return 0;
 }

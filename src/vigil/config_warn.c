@@ -63,6 +63,28 @@ static void warnf(struct warn *w, unsigned line, const char *fmt, ...)
     w->count++;
 }
 
+/* Seconds of silence before a regular stream's node is declared dead, as the settings stand. */
+static double dead_silence(const struct vcfg_monitor *m)
+{
+    double h = (double)m->interval / 1e9;
+    double jitter = h / 10 > WARN_JITTER_FLOOR ? h / 10 : WARN_JITTER_FLOOR;
+    struct vigil__qos_net net = {.h = h, .jitter = jitter, .loss = 0};
+    struct vigil__qos q;
+    vigil__qos_predict(&m->core.detector, h, jitter, &net, &q);
+    return q.dead_silence;
+}
+
+vigil_time_t vcfg_startup_grace_auto(const struct vcfg_monitor *m)
+{
+    if (!m->state_dir && !m->state_file)
+        return m->core.startup_grace;
+    double need = 2 * (double)m->state_flush / 1e9 + dead_silence(m);
+    if (!(need < 86400))
+        return m->core.startup_grace;
+    vigil_time_t t = (vigil_time_t)ceil(need) * VIGIL_NSEC_PER_SEC;
+    return t > m->core.startup_grace ? t : m->core.startup_grace;
+}
+
 int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg), void *arg)
 {
     struct warn w = {.c = c, .emit = emit, .arg = arg};
@@ -132,6 +154,23 @@ int vcfg_warnings(const struct vcfg *c, void (*emit)(void *arg, const char *msg)
                   vigil_dur_s(q.dead_silence).s, vigil_dur_s(2 * h).s);
     }
 
+    /*
+     * After a restart with the state store, a known node's marks are raised
+     * by two flush intervals of heartbeats: its first heartbeats past the
+     * raised mark come up to that long after it restarts sending, and the
+     * node then needs its detection time again. A shorter grace declares
+     * live nodes dead after every restart of the monitor.
+     */
+    if ((m->state_dir || m->state_file) && !m->startup_grace_auto &&
+        (double)m->core.startup_grace / 1e9 < 2 * (double)m->state_flush / 1e9 + q.dead_silence)
+        warnf(&w, at(c, O_M_GRACE, vcfg__print_int(m->core.startup_grace)),
+              "monitor.startup_grace (%s) is shorter than two state_flush intervals (%s) plus "
+              "the time to declare a node dead (%s): after a restart of the monitor, a live "
+              "node whose first heartbeats fall under its raised high-water mark is declared "
+              "dead; use at least %s",
+              vcfg__fmt_dur(m->core.startup_grace, b1, sizeof(b1)),
+              vcfg__fmt_dur(2 * m->state_flush, b2, sizeof(b2)), vigil_dur_s(q.dead_silence).s,
+              vigil_dur_s(2 * (double)m->state_flush / 1e9 + q.dead_silence).s);
     if (m->goal_detection > 0 && q.dead_silence > (double)m->goal_detection / 1e9)
         warnf(&w, at(c, O_M_GOAL_DET, vcfg__print_int(m->goal_detection)),
               "the settings miss monitor.goals.detection (%s): a crashed node is declared dead "

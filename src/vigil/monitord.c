@@ -1127,6 +1127,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         nm->core.arrival_times = true;
         if (nm->pause_tolerance_auto)
             nm->core.pause_tolerance = vcfg_pause_tolerance_auto(nm->interval);
+        if (nm->startup_grace_auto)
+            nm->core.startup_grace = vcfg_startup_grace_auto(nm);
         bool need_restart = false;
         rc = vigil_monitor_reconfigure(d->mon, now, &nm->core, &need_restart);
         if (rc)
@@ -1140,6 +1142,7 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         om->core = kept;
         om->interval = nm->interval;
         om->pause_tolerance_auto = nm->pause_tolerance_auto;
+        om->startup_grace_auto = nm->startup_grace_auto;
         if (nm->n_keys && om->core.has_key) {
             int krc = vigil_monitor_set_keys(d->mon, nm->keys, nm->n_keys);
             if (krc) {
@@ -1406,6 +1409,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     mc->core.arrival_times = true;
     if (mc->pause_tolerance_auto)
         mc->core.pause_tolerance = vcfg_pause_tolerance_auto(mc->interval);
+    if (mc->startup_grace_auto)
+        mc->core.startup_grace = vcfg_startup_grace_auto(mc);
     int rc = vigil_monitor_new(&mc->core, now, &d->mon);
     d->keys_from_flag = mc->key_from_flag;
     if (mc->n_keys) {

@@ -49,6 +49,35 @@ static bool has(const char *needle)
     return false;
 }
 
+static void test_startup_grace_with_store(void **st)
+{
+    (void)st;
+    /* Set too short with a store: a warning on its line, saying what is needed. */
+    assert_int_equal(warnings_of("monitor = {\n  state_dir = \"/tmp/x\";\n"
+                                 "  startup_grace = \"5s\";\n};\n"),
+                     1);
+    assert_true(has("t.conf:3: "));
+    assert_true(has("monitor.startup_grace (5s) is shorter than two state_flush intervals (10s)"));
+    /* Not set: no warning, and the monitor raises it at start to what a restart needs. */
+    assert_int_equal(warnings_of("monitor = {\n  state_dir = \"/tmp/x\";\n};\n"), 0);
+    struct vcfg c;
+    char err[256];
+    const char *t = "monitor = {\n  state_dir = \"/tmp/x\";\n  detector = { type = \"fixed\"; "
+                    "dead_after = \"3s\"; };\n};\n";
+    vcfg_init(&c);
+    assert_int_equal(vcfg_load_string(&c, "t.conf", t, strlen(t), err, sizeof(err)), 0);
+    assert_true(c.monitor.startup_grace_auto);
+    /* Two flushes of 5 s and 3 s to declare a node dead. */
+    assert_int_equal(vcfg_startup_grace_auto(&c.monitor), 13 * VIGIL_NSEC_PER_SEC);
+    vcfg_free(&c);
+    /* Without a store, the default stands. */
+    t = "monitor = {\n  detector = { type = \"fixed\"; dead_after = \"3s\"; };\n};\n";
+    vcfg_init(&c);
+    assert_int_equal(vcfg_load_string(&c, "t.conf", t, strlen(t), err, sizeof(err)), 0);
+    assert_int_equal(vcfg_startup_grace_auto(&c.monitor), 10 * VIGIL_NSEC_PER_SEC);
+    vcfg_free(&c);
+}
+
 static void test_rates(void **st)
 {
     (void)st;
@@ -142,9 +171,8 @@ static void test_unwise(void **st)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rates),
-        cmocka_unit_test(test_goals),
-        cmocka_unit_test(test_defaults_quiet),
+        cmocka_unit_test(test_rates),  cmocka_unit_test(test_startup_grace_with_store),
+        cmocka_unit_test(test_goals),  cmocka_unit_test(test_defaults_quiet),
         cmocka_unit_test(test_unwise),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
