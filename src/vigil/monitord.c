@@ -731,6 +731,18 @@ static int parse_args(struct vcfg *c, int argc, char **argv, char *msg, size_t c
         snprintf(msg, cap, "unexpected argument '%s'", vigil_quote(argv[optind]).s);
         return 2;
     }
+    /*
+     * The state store by default where the monitor has a state directory:
+     * systemd's StateDirectory= (the units' /var/lib/vigil) says so in
+     * STATE_DIRECTORY (the first, if several). A configuration that names
+     * a state_file or a state_dir keeps its own.
+     */
+    const char *sd = getenv("STATE_DIRECTORY");
+    if (!c->monitor.state_dir && !c->monitor.state_file && sd && sd[0] == '/') {
+        size_t n = strcspn(sd, ":");
+        c->monitor.state_dir = xstrdup(sd);
+        c->monitor.state_dir[n] = '\0';
+    }
     if (vcfg_check(c, "monitor", err, sizeof(err))) {
         snprintf(msg, cap, "%s", err);
         return 2;

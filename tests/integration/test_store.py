@@ -74,6 +74,47 @@ def key_of(e):
     return (e["seq"], e["type"], e["node"], e["old_state"], e["new_state"], e["time_us"])
 
 
+def test_state_directory_by_default(tmp):
+    """Under systemd (STATE_DIRECTORY set) the store is on without state_dir in the file."""
+    conf = """
+monitor = {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  insecure = true;
+  heartbeat_interval = "100ms";
+};
+"""
+    state = os.path.join(tmp, "var-lib-vigil")
+    os.mkdir(state, 0o700)
+    os.environ["STATE_DIRECTORY"] = state
+    try:
+        m = Monitor(tmp, conf)
+        ag = start(["agent", "--id", "web1", "--monitor", m.addr, "--interval", "100ms"],
+                   os.path.join(tmp, "agent.log"))
+        m.wait_state("web1", ["alive"], 10)
+        stop(ag, signal.SIGKILL)
+        m.wait_state("web1", ["dead"], 10)
+        last = m.events()[-1]["seq"]
+        stop(m.proc)
+        check(os.path.exists(os.path.join(state, "vigil.db")), "no vigil.db in STATE_DIRECTORY")
+        check("state store %s" % state in m.read_log(), "the log:\n" + m.read_log()[-1500:])
+        # A state_file in the configuration keeps its own, and no store.
+        os.mkdir(os.path.join(tmp, "m2"))
+        m2 = Monitor(os.path.join(tmp, "m2"), conf.replace(
+            "insecure = true;", 'insecure = true; state_file = "@TMP@/hwm";'))
+        check(m2.events() == [] and "state store" not in m2.read_log(),
+              "a state_file configuration opened the store: %s\n%s" % (m2.events(), m2.read_log()[-1500:]))
+        stop(m2.proc)
+        # Started again with STATE_DIRECTORY: the history and its numbering come back.
+        os.mkdir(os.path.join(tmp, "m3"))
+        m3 = Monitor(os.path.join(tmp, "m3"), conf)
+        ev = m3.events()
+        check(ev and ev[-1]["seq"] == last, "the history after a restart: %s" % ev[-3:])
+        stop(m3.proc)
+    finally:
+        del os.environ["STATE_DIRECTORY"]
+
+
 def test_crashes_under_load(tmp):
     rng = random.Random(int(os.environ.get("VIGIL_STORE_SEED", str(int(time.time())))))
     seed = rng.randrange(1 << 30)
@@ -178,4 +219,4 @@ def test_crashes_under_load(tmp):
 
 
 if __name__ == "__main__":
-    run_tests([test_crashes_under_load])
+    run_tests([test_crashes_under_load, test_state_directory_by_default])
