@@ -11,6 +11,8 @@
 struct vio_fs;
 
 #define VCFG_MAX_LISTEN 8
+/* Most other monitors in monitor.peers (a sender's destinations, less this monitor itself). */
+#define VCFG_MAX_PEERS 7
 /* Most etcd endpoints (members) in monitor.etcd. */
 #define VCFG_MAX_ETCD  9
 #define VCFG_MAX_NODES 4096 /* nodes declared in the file */
@@ -111,7 +113,7 @@ struct vcfg_monitor {
      * sends them heartbeats as node `name`, so that each watches the others
      * like any node (and an etcd node appears with monitor.etcd).
      */
-    char *peers[VCFG_MAX_LISTEN];
+    char *peers[VCFG_MAX_PEERS];
     size_t n_peers;
     enum vcfg_log_format log_format;
     enum vcfg_log_level log_level;

@@ -141,7 +141,7 @@ static int m_peers(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
     size_t n = 0;
-    if (vcfg__rd_strings(l, s, VCFG_MAX_LISTEN, SIZE_MAX, &n) != 0)
+    if (vcfg__rd_strings(l, s, VCFG_MAX_PEERS, SIZE_MAX, &n) != 0)
         return -1;
     vcfg__free_strs(m->peers, &m->n_peers);
     for (size_t i = 0; i < n; i++) {

@@ -245,10 +245,19 @@ static int watch_sample(void *arg, struct vigil_status *st)
     return d->env->sample_status ? d->env->sample_status(d->env, st) : -VIGIL_EINVAL;
 }
 
-/* A heartbeat of this monitor to a peer, from a socket of its own per family. */
+static int local_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len);
+
+/*
+ * A heartbeat of this monitor to a peer, from a socket of its own per
+ * family; to port 0, to this monitor itself (so that every monitor's table
+ * shows every monitor, itself included, and its own name in `nodes` is
+ * not declared dead).
+ */
 static int peer_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
 {
     struct monitord *d = arg;
+    if (to->port == 0)
+        return local_send(arg, to, buf, len);
     struct vio_transport **t = to->family == AF_INET6 ? &d->peer_t6 : &d->peer_t4;
     if (!*t) {
         int rc = d->env->net->ops->open(d->env->net, d->loop, NULL, to->family, t);
@@ -260,8 +269,8 @@ static int peer_send(void *arg, const struct vigil_addr *to, const uint8_t *buf,
 
 static void arm_deadline(struct monitord *d);
 
-/* A heartbeat for etcd, handed to this monitor's own core as if it had arrived. */
-static int etcd_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
+/* A heartbeat of this monitor's own (etcd's, or its own), handed to its core as if it arrived. */
+static int local_send(void *arg, const struct vigil_addr *to, const uint8_t *buf, size_t len)
 {
     struct monitord *d = arg;
     (void)to;
@@ -352,7 +361,9 @@ static int start_watch(struct monitord *d, const struct vigil_key *keys, size_t 
 {
     const struct vcfg_monitor *mc = &d->cfg.monitor;
     if (mc->n_peers) {
-        struct vigil_addr dests[VCFG_MAX_LISTEN];
+        struct vigil_addr dests[VCFG_MAX_PEERS + 1];
+        memset(&dests[mc->n_peers], 0, sizeof(dests[0])); /* port 0: this monitor itself */
+        dests[mc->n_peers].family = AF_INET;
         for (size_t i = 0; i < mc->n_peers; i++) {
             const char *why = "invalid address";
             if (d->env->net->ops->resolve(d->env->net, mc->peers[i], VIGIL_DEFAULT_PORT, &dests[i],
@@ -361,7 +372,7 @@ static int start_watch(struct monitord *d, const struct vigil_key *keys, size_t 
                 return -1;
             }
         }
-        if (watch_sender(d, d->api_ctx.name, dests, mc->n_peers, mc->interval, keys, n_keys,
+        if (watch_sender(d, d->api_ctx.name, dests, mc->n_peers + 1, mc->interval, keys, n_keys,
                          peer_send, &d->peer_sender) != 0) {
             snprintf(err, cap, "monitor.peers: cannot start the heartbeats to the peers");
             return -1;
@@ -373,8 +384,8 @@ static int start_watch(struct monitord *d, const struct vigil_key *keys, size_t 
         struct vigil_addr self;
         memset(&self, 0, sizeof(self));
         self.family = AF_INET;
-        if (watch_sender(d, ETCD_NODE, &self, 1, leader_ttl(d->leader) / 3, keys, n_keys, etcd_send,
-                         &d->etcd_sender) != 0) {
+        if (watch_sender(d, ETCD_NODE, &self, 1, leader_ttl(d->leader) / 3, keys, n_keys,
+                         local_send, &d->etcd_sender) != 0) {
             snprintf(err, cap, "monitor.etcd: cannot start watching etcd");
             return -1;
         }
