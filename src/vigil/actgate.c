@@ -188,25 +188,12 @@ static json_t *claim_body(struct actgate *g, struct claim *c)
 static void claim_send(struct actgate *g, struct claim *c)
 {
     c->tries++;
-    json_t *o = claim_body(g, c);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
     snprintf(c->endpoint, sizeof(c->endpoint), "%s", leader_endpoint(g->leader));
-    char url[512];
-    snprintf(url, sizeof(url), "%s%s", c->endpoint,
-             c->step == STEP_READ || c->step == STEP_SCAN ? "/v3/kv/range" : "/v3/kv/txn");
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
-    struct vio_http_call call = {
-        .method = "POST",
-        .url = url,
-        .headers = headers,
-        .body = body,
-        .body_len = body ? strlen(body) : 0,
-        .timeout = ACTGATE_TIMEOUT_LEASES * leader_ttl(g->leader),
-        .body_max = ACTGATE_BODY_MAX,
-    };
-    int rc = body ? vio_http_start(g->http, &call, on_answer, c) : -VIGIL_ENOMEM;
-    free(body);
+    int rc =
+        leader_post(g->http, c->endpoint,
+                    c->step == STEP_READ || c->step == STEP_SCAN ? "/v3/kv/range" : "/v3/kv/txn",
+                    claim_body(g, c), ACTGATE_TIMEOUT_LEASES * leader_ttl(g->leader),
+                    ACTGATE_BODY_MAX, on_answer, c);
     if (rc != 0) {
         g->stats.failures++;
         glog(g, "claim for event %" PRIu64 " (%s): cannot ask etcd (error %d); trying again",

@@ -194,38 +194,45 @@ static int send_req(struct leader *ld, enum req_kind kind, json_t *o)
         json_decref(o);
         return -EBUSY;
     }
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    if (!body)
-        return -ENOMEM;
-    char url[1024];
-    if ((size_t)snprintf(url, sizeof(url), "%s%s", ld->endpoints[ld->cur], req_path[kind]) >=
-        sizeof(url)) {
-        free(body);
-        return -EINVAL;
-    }
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    r->sent = vio_now(ld->loop);
+    r->lease = ld->lease;
+    r->endpoint = ld->cur;
     /*
      * A request ends well before the next period's starts (three quarters
      * of a period): a keepalive that hangs is a failed one, and does not
      * also hold back the next.
      */
+    int rc = leader_post(ld->http, ld->endpoints[ld->cur], req_path[kind], o,
+                         ld->period - ld->period / 4, LEADER_BODY_MAX, on_answer, r);
+    if (rc == 0)
+        r->busy = true;
+    return rc;
+}
+
+int leader_post(struct vio_http *http, const char *endpoint, const char *path, json_t *o,
+                vigil_time_t timeout, size_t body_max, vio_http_done done, void *arg)
+{
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!body)
+        return -ENOMEM;
+    char url[1024];
+    if ((size_t)snprintf(url, sizeof(url), "%s%s", endpoint, path) >= sizeof(url)) {
+        free(body);
+        return -EINVAL;
+    }
+    static const char *const headers[] = {"Content-Type: application/json", NULL};
     struct vio_http_call call = {
         .method = "POST",
         .url = url,
         .headers = headers,
         .body = body,
         .body_len = strlen(body),
-        .timeout = ld->period - ld->period / 4,
-        .body_max = LEADER_BODY_MAX,
+        .timeout = timeout,
+        .body_max = body_max,
     };
-    r->sent = vio_now(ld->loop);
-    r->lease = ld->lease;
-    r->endpoint = ld->cur;
-    int rc = vio_http_start(ld->http, &call, on_answer, r);
+    int rc = vio_http_start(http, &call, done, arg);
     free(body);
-    if (rc == 0)
-        r->busy = true;
     return rc;
 }
 

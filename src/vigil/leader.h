@@ -166,6 +166,15 @@ json_t *leader_put_op(const char *key, const char *value);
 /* Parses a txn answer: 1 succeeded, 0 refused (compare failed), -VIGIL_EINVAL not an answer. */
 int leader_txn_succeeded(const char *body, size_t len);
 
+/*
+ * POSTs the JSON o (taken over, freed whatever the outcome) to
+ * endpoint + path ("/v3/kv/txn") on http, answering through done(arg);
+ * body_max bounds the answer. Returns 0, or -errno if the request could not
+ * start (done is then never called).
+ */
+int leader_post(struct vio_http *http, const char *endpoint, const char *path, json_t *o,
+                vigil_time_t timeout, size_t body_max, vio_http_done done, void *arg);
+
 /* A 64-bit integer the gateway sends as a string (or as a number); def if absent. */
 int64_t leader_jint64(const json_t *o, const char *name, int64_t def);
 /* A 64-bit integer as the gateway wants it: a JSON string. */

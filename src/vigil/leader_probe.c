@@ -67,38 +67,25 @@ static void on_fence_done(void *arg, const struct vio_http_result *res)
 /* A write under epoch: "ID EPOCH" into KEY/fenced, only if that epoch still leads. */
 static void fenced_write(struct probe *p, int64_t epoch)
 {
-    char key[512], value[128], url[1024];
+    char key[512], value[128];
     snprintf(key, sizeof(key), "%s/fenced", p->key);
     snprintf(value, sizeof(value), "%s %" PRId64, p->id, epoch);
-    snprintf(url, sizeof(url), "%s/v3/kv/txn", p->etcd);
+    struct fence_req *f = malloc(sizeof(*f));
     json_t *txn =
         leader_fence_check(p->key, p->id, epoch, json_pack("[o]", leader_put_op(key, value)));
-    char *body = txn ? json_dumps(txn, JSON_COMPACT) : NULL;
-    json_decref(txn);
-    struct fence_req *f = body ? malloc(sizeof(*f)) : NULL;
-    if (!f) {
-        free(body);
-        printf("FENCE epoch=%" PRId64 " failed\n", epoch);
-        fflush(stdout);
-        return;
+    if (f) {
+        f->p = p;
+        f->epoch = epoch;
     }
-    f->p = p;
-    f->epoch = epoch;
-    static const char *const headers[] = {"Content-Type: application/json", NULL};
-    struct vio_http_call call = {
-        .method = "POST",
-        .url = url,
-        .headers = headers,
-        .body = body,
-        .body_len = strlen(body),
-        .timeout = 2 * VIGIL_NSEC_PER_SEC,
-    };
-    if (vio_http_start(p->fence_http, &call, on_fence_done, f) != 0) {
+    if (!f || !txn ||
+        leader_post(p->fence_http, p->etcd, "/v3/kv/txn", txn, 2 * VIGIL_NSEC_PER_SEC, 64 * 1024,
+                    on_fence_done, f) != 0) {
+        if (!f)
+            json_decref(txn);
         printf("FENCE epoch=%" PRId64 " failed\n", epoch);
         fflush(stdout);
         free(f);
     }
-    free(body);
 }
 
 static void on_change(void *arg, const struct leader_view *v)
