@@ -198,6 +198,8 @@ static void claim_send(struct actgate *g, struct claim *c)
         g->stats.failures++;
         glog(g, "claim for event %" PRIu64 " (%s): cannot ask etcd (error %d); trying again",
              c->seq, c->node, rc);
+        if (c->step == STEP_SCAN)
+            g->scan_again = true;
         claim_free(g, c);
         retry_later(g);
     }
