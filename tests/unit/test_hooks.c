@@ -1218,6 +1218,124 @@ static void test_v_retry_exact(void **state)
     hook_runner_free(r);
 }
 
+/* A scripted gate: what it answers, and what it was asked and told. */
+struct tgate {
+    enum hook_verdict answer; /* to every ask */
+    int64_t epoch;            /* given with HOOK_GO */
+    bool allow_retry;
+    unsigned asks, done_calls, done_ok, retry_asks;
+    uint64_t last_ticket;
+    char last_node[VIGIL_ID_MAX + 1];
+    int64_t done_epoch;
+};
+
+static enum hook_verdict tg_ask(void *arg, const struct evrec *ev, uint64_t ticket, int64_t *epoch)
+{
+    struct tgate *g = arg;
+    g->asks++;
+    g->last_ticket = ticket;
+    snprintf(g->last_node, sizeof(g->last_node), "%s", ev->ev.node);
+    *epoch = g->epoch;
+    return g->answer;
+}
+
+static bool tg_may_retry(void *arg, const struct evrec *ev, int64_t epoch)
+{
+    struct tgate *g = arg;
+    (void)ev;
+    (void)epoch;
+    g->retry_asks++;
+    return g->allow_retry;
+}
+
+static void tg_done(void *arg, const struct evrec *ev, int64_t epoch, bool ok)
+{
+    struct tgate *g = arg;
+    (void)ev;
+    g->done_calls++;
+    g->done_ok += ok;
+    g->done_epoch = epoch;
+}
+
+/*
+ * The gate: a held event waits (and its node's later events behind it)
+ * until answered; GO runs it with the epoch in VIGIL_EPOCH; SKIP drops
+ * it; an answer with a stale ticket is ignored; a retry the gate refuses
+ * sends the event back to the gate, whole, to run again when it says go.
+ */
+static void test_v_gate(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook h = hook_of("flaky", NULL, NULL, 10 * VIGIL_NSEC_PER_SEC, 0);
+    h.retries = 2;
+    h.retry_delay = VIGIL_NSEC_PER_SEC;
+    struct hook_runner *r = vrunner(v, &h, 1);
+    struct tgate g = {.answer = HOOK_WAIT, .allow_retry = true};
+    struct hook_gate hg = {.ask = tg_ask, .may_retry = tg_may_retry, .done = tg_done, .arg = &g};
+    hook_runner_set_gate(r, &hg);
+
+    struct evrec e1 = make_event(1, "web3", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "web3", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e1), 0);
+    assert_int_equal(hook_runner_submit(r, &e2), 0);
+    assert_int_equal(g.asks, 1); /* only the head is asked about */
+    assert_int_equal(hook_runner_held(r), 1);
+    fake_loop_run_until(v->loop, T0 + 10 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(fake_procs_count(v->procs), 0); /* held: nothing runs */
+
+    /* A stale ticket changes nothing; the right one drops e1, and e2 is asked about. */
+    uint64_t t1 = g.last_ticket;
+    hook_runner_gate_answer(r, "web3", t1 + 100, HOOK_GO, 7);
+    assert_int_equal(hook_runner_held(r), 1);
+    hook_runner_gate_answer(r, "web3", t1, HOOK_SKIP, 0);
+    assert_int_equal(g.asks, 2);
+    assert_int_equal(fake_procs_count(v->procs), 0);
+    assert_int_equal(g.done_calls, 0); /* a skipped event is not done */
+
+    /* GO with epoch 7: e2 runs (its first run fails; the retry is asked about). */
+    g.allow_retry = false;
+    hook_runner_gate_answer(r, "web3", g.last_ticket, HOOK_GO, 7);
+    assert_int_equal(hook_runner_held(r), 0);
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    assert_string_equal(fake_spawn_env(spawn_at(v, 0), "VIGIL_EPOCH"), "7");
+    assert_string_equal(fake_spawn_env(spawn_at(v, 0), "VIGIL_EVENT_SEQ"), "2");
+    vigil_time_t t = v->clock;
+    fake_loop_run_until(v->loop, t + 2 * VIGIL_NSEC_PER_SEC);
+    /* The retry was refused: no second run, and e2 is back at the gate. */
+    assert_int_equal(g.retry_asks, 1);
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    assert_int_equal(log_count(&v->log, "retry put off"), 1);
+    assert_int_equal(g.asks, 3);
+    assert_int_equal(hook_runner_held(r), 1);
+    assert_int_equal(g.done_calls, 0);
+    assert_int_equal(hook_runner_pending(r), 1);
+
+    /* Asked again (a new leader) and let go under epoch 9: it runs whole again and is done. */
+    g.answer = HOOK_GO;
+    g.epoch = 9;
+    g.allow_retry = true;
+    hook_runner_gate_reask(r);
+    assert_int_equal(hook_runner_held(r), 0);
+    assert_int_equal(fake_procs_count(v->procs), 2);
+    assert_string_equal(fake_spawn_env(spawn_at(v, 1), "VIGIL_EPOCH"), "9");
+    assert_string_equal(fake_spawn_env(spawn_at(v, 1), "VIGIL_ATTEMPT"), "1");
+    fake_loop_run_until(v->loop, v->clock + 5 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(fake_procs_count(v->procs), 3); /* its retry, allowed now, succeeds */
+    assert_int_equal(g.done_calls, 1);
+    assert_int_equal(g.done_ok, 1);
+    assert_int_equal(g.done_epoch, 9);
+    assert_int_equal(hook_runner_pending(r), 0);
+
+    /* A synchronous SKIP drops the event at once. */
+    g.answer = HOOK_SKIP;
+    struct evrec e3 = make_event(3, "web4", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e3), 0);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_held(r), 0);
+    assert_int_equal(fake_procs_count(v->procs), 3);
+    hook_runner_free(r);
+}
+
 /*
  * Per node, events go in order even while one waits for a retry; another
  * node is not held up by it.
@@ -1694,6 +1812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_v_hanging_hook_does_not_delay_pager, vfix_setup,
                                         vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_order_under_retries, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_gate, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_concurrency_bound, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_spawn_error, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_free, vfix_setup, vfix_teardown),
