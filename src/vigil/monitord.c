@@ -1172,6 +1172,7 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                 vigil_list_append(restart, sizeof(restart), "keys (not changed: out of memory)");
             } else {
                 char ids[64], w[96];
+                watch_rekey(d, nm->keys, nm->n_keys);
                 key_ids_text(nm->keys, nm->n_keys, ids, sizeof(ids));
                 snprintf(w, sizeof(w), "keys (key ids %s)", ids);
                 vigil_list_append(applied, sizeof(applied), w);
