@@ -780,7 +780,15 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
                 return; /* the gate's answer comes through hook_runner_gate_answer */
             q->ticket = ++r->tickets;
             int64_t epoch = 0;
-            enum hook_verdict v = r->gate.ask(r->gate.arg, &q->head->rec, q->ticket, &epoch);
+            uint64_t ticket = q->ticket;
+            enum hook_verdict v = r->gate.ask(r->gate.arg, &q->head->rec, ticket, &epoch);
+            /*
+             * A gate that handed events on while asked (re-entering the
+             * runner) may have moved this FIFO already: its answer then
+             * no longer applies.
+             */
+            if (q->ticket != ticket || q->head_started || q->head_held)
+                return;
             if (v == HOOK_WAIT) {
                 q->head_held = true;
                 r->held++;

@@ -71,6 +71,7 @@ struct monitord {
     struct leader *leader;
     struct actgate *gate;
     struct vio_timer resign_timer; /* stops the loop once a resignation had time to reach etcd */
+    struct vio_timer drain_timer;  /* hands on the events the election added (on_leader_change) */
     /*
      * The monitoring layer watched: heartbeats as node `name` to the
      * other monitors (monitor.peers), and, with etcd, heartbeats for node
@@ -195,9 +196,21 @@ static void on_leader_change(void *arg, const struct leader_view *v)
                       : v->role == LEADER_ROLE_FOLLOWER ? "another monitor leads and acts"
                                                         : "no leader: actions wait";
     vigil_monitor_note_leader(d->mon, vio_now(d->loop), v->leader_id, (uint64_t)v->epoch, why);
-    drain_events(d, vio_now(d->loop));
+    /*
+     * Handed on from the loop, not from here: a change can be found while
+     * an event is being handed to the hooks (the gate asks for the role,
+     * and the deadline may have passed), and handing events on must not
+     * start again inside itself.
+     */
+    vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
     if (d->gate)
         actgate_view_changed(d->gate, v);
+}
+
+static void on_drain_timer(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    drain_events(d, now);
 }
 
 static void on_resigned(void *arg, vigil_time_t now)
@@ -437,6 +450,7 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
     }
     d->api_ctx.leader = d->leader;
     vio_timer_init(&d->resign_timer, on_resigned, d);
+    vio_timer_init(&d->drain_timer, on_drain_timer, d);
     if (d->hooks) {
         if (env->http_open(env, &h2) != 0) {
             snprintf(err, cap, "monitor.etcd: no HTTP client for the actions' claims");
@@ -1314,8 +1328,10 @@ int monitord_free(struct monitord *d)
     vio_timer_disarm(d->loop, &d->deadline);
     vio_timer_disarm(d->loop, &d->housekeeping);
     vio_timer_disarm(d->loop, &d->drops_timer);
-    if (d->leader)
+    if (d->leader) {
         vio_timer_disarm(d->loop, &d->resign_timer);
+        vio_timer_disarm(d->loop, &d->drain_timer);
+    }
     mstore_free(d->store);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
