@@ -59,6 +59,7 @@ struct leader {
     vigil_time_t ttl, margin;
     vigil_time_t period; /* TTL/3: keepalives, polls and retries */
     leader_change_fn on_change;
+    void (*on_renewed)(void *arg);
     void *arg;
 
     bool running;
@@ -354,6 +355,8 @@ static void on_keepalive(struct leader *ld, const struct leader_req *r, const js
     /* A pause may have held this answer past the deadline. */
     if (vio_now(ld->loop) >= ld->deadline)
         lease_lost(ld);
+    else if (ld->on_renewed)
+        ld->on_renewed(ld->arg);
 }
 
 static void on_campaign(struct leader *ld, const json_t *doc)
@@ -511,6 +514,7 @@ int leader_new(struct vio_loop *loop, struct vio_http *http, const struct leader
     ld->margin = margin;
     ld->period = ttl / 3;
     ld->on_change = o->on_change;
+    ld->on_renewed = o->on_renewed;
     ld->arg = o->arg;
     ld->deadline = VIGIL_TIME_NEVER;
     for (int k = 0; k < REQ_KINDS; k++) {

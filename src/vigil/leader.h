@@ -104,6 +104,8 @@ struct leader_opts {
      */
     vigil_time_t margin;
     leader_change_fn on_change; /* may be NULL */
+    /* Called on the loop each time etcd acknowledges a renewal of the lease (may be NULL). */
+    void (*on_renewed)(void *arg);
     void *arg;
 };
 

@@ -80,9 +80,8 @@ struct monitord {
      */
     struct vigil_sender *peer_sender, *etcd_sender;
     struct vio_transport *peer_t4, *peer_t6;
-    struct vio_timer peer_timer, etcd_timer;
-    uint64_t etcd_keepalives; /* the election's count at the last etcd heartbeat */
-    struct vigil_key *own;    /* the keys, until the watch heartbeats take theirs (sodium_malloc) */
+    struct vio_timer peer_timer;
+    struct vigil_key *own; /* the keys, until the watch heartbeats take theirs (sodium_malloc) */
     size_t n_own;
     struct vio_httpd *httpd;
     struct api_ctx api_ctx;
@@ -302,16 +301,12 @@ static void on_peer_beat(void *arg, vigil_time_t now)
     vio_timer_arm(d->loop, &d->peer_timer, vigil_sender_next(d->peer_sender));
 }
 
-/* Every lease period: if etcd renewed the lease since the last, etcd lives. */
-static void on_etcd_beat(void *arg, vigil_time_t now)
+/* etcd renewed this monitor's lease: a heartbeat of the etcd node (every TTL/3 while it does). */
+static void on_renewed(void *arg)
 {
     struct monitord *d = arg;
-    uint64_t k = leader_stats(d->leader)->keepalives;
-    if (k != d->etcd_keepalives) {
-        d->etcd_keepalives = k;
+    if (d->etcd_sender)
         vigil_sender_beat(d->etcd_sender, false);
-    }
-    vio_timer_arm(d->loop, &d->etcd_timer, now + leader_ttl(d->leader) / 3);
 }
 
 /*
@@ -402,8 +397,6 @@ static int start_watch(struct monitord *d, const struct vigil_key *keys, size_t 
             snprintf(err, cap, "monitor.etcd: cannot start watching etcd");
             return -1;
         }
-        vio_timer_init(&d->etcd_timer, on_etcd_beat, d);
-        vio_timer_arm(d->loop, &d->etcd_timer, vio_now(d->loop) + leader_ttl(d->leader) / 3);
     }
     return 0;
 }
@@ -441,6 +434,7 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
         .id = d->api_ctx.name,
         .ttl = mc->etcd_ttl,
         .on_change = on_leader_change,
+        .on_renewed = on_renewed,
         .arg = d,
     };
     if (leader_new(d->loop, h1, &lo, &d->leader) != 0) {
@@ -1307,10 +1301,8 @@ int monitord_free(struct monitord *d)
         vio_timer_disarm(d->loop, &d->peer_timer);
         vigil_sender_free(d->peer_sender);
     }
-    if (d->etcd_sender) {
-        vio_timer_disarm(d->loop, &d->etcd_timer);
+    if (d->etcd_sender)
         vigil_sender_free(d->etcd_sender);
-    }
     vio_transport_close(d->peer_t4);
     vio_transport_close(d->peer_t6);
     if (d->own)
