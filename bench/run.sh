@@ -16,6 +16,15 @@
 # bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
 # same bytes per second, in network namespaces with nftables loss
 # (make bench-serf, or sudo python3 bench/detect_vs_serf.py --help).
+#
+# Not run here either, because each takes minutes:
+# bench/takeover.py times how long redundant monitors go without a leader
+# after the leader is SIGKILLed or resigns (needs etcd; about 4 minutes
+# with its defaults: python3 bench/takeover.py --help), and
+# bench/store_ingest.py measures what a real `vigil monitor` takes in with
+# and without its state store, with bench/ingest_sender.c (built here as
+# BUILD_DIR/ingest_sender) as the sender (about 6 minutes:
+# python3 bench/store_ingest.py --help).
 set -u
 
 build=${1:-}
