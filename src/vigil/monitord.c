@@ -71,7 +71,17 @@ struct monitord {
     struct leader *leader;
     struct actgate *gate;
     struct vio_timer resign_timer; /* stops the loop once a resignation had time to reach etcd */
-    struct vio_timer drain_timer;  /* hands on the events the election added (on_leader_change) */
+    /*
+     * Hands on the events left for the next turn (drain_events), and
+     * those the election added (on_leader_change).
+     */
+    struct vio_timer drain_timer;
+    size_t drain_max; /* events handed on a turn, at most (DRAIN_MAX; all at exit) */
+    /* A save of the marks in slices (MSTORE_SLICE nodes a turn), every state_flush. */
+    struct vio_timer sweep_timer;
+    size_t sweep_at;         /* the next node of the sweep under way */
+    bool sweeping;           /* a sweep is under way */
+    uint64_t sweep_accepted; /* stats.accepted when it began */
     /*
      * The monitoring layer watched: heartbeats as node `name` to the
      * other monitors (monitor.peers), and, with etcd, heartbeats for node
@@ -159,6 +169,14 @@ static void hook_log(void *arg, const char *line)
 }
 
 /* ---- redundant monitors (monitor.etcd) ---- */
+
+/*
+ * Events handed on (logged, stored in one commit, given to the hooks) in
+ * one turn of the loop, at most: about 5 ms of work with the store.
+ */
+#define DRAIN_MAX 1024
+/* Nodes whose marks one transaction of a sweep writes: a few milliseconds. */
+#define MSTORE_SLICE 1000
 
 /* A resigning leader's revocation has this long to reach etcd before the monitor exits. */
 #define RESIGN_WAIT (300 * VIGIL_NSEC_PER_MSEC)
@@ -444,7 +462,6 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
     }
     d->api_ctx.leader = d->leader;
     vio_timer_init(&d->resign_timer, on_resigned, d);
-    vio_timer_init(&d->drain_timer, on_drain_timer, d);
     if (d->hooks) {
         if (env->http_open(env, &h2) != 0) {
             snprintf(err, cap, "monitor.etcd: no HTTP client for the actions' claims");
@@ -814,7 +831,18 @@ static void drain_events(struct monitord *d, vigil_time_t now)
     struct evrec r;
     int64_t wall = vio_wall_us(d->loop);
     bool any = false;
-    while (vigil_monitor_poll_event(d->mon, &r.ev)) {
+    /*
+     * At most DRAIN_MAX events a turn (the rest on the next, through
+     * drain_timer): a burst of a hundred thousand (a cluster registering,
+     * a rack losing power) is logged, stored and handed to the hooks in
+     * slices of a few milliseconds, with the sockets read in between,
+     * rather than in one long turn that lets the kernel drop heartbeats.
+     * Events are shown to the API only once committed, so no reader sees
+     * one that a crash could lose.
+     */
+    size_t handed = 0;
+    while (handed < d->drain_max && vigil_monitor_poll_event(d->mon, &r.ev)) {
+        handed++;
         any = true;
         r.wall_us = wall - (now - r.ev.time) / 1000;
         evlog_push(d->events, &r);
@@ -853,6 +881,8 @@ static void drain_events(struct monitord *d, vigil_time_t now)
     /* Long polls of the events learn of the new ones at once. */
     if (any && d->httpd)
         api_events_wake(&d->api_ctx);
+    if (handed == d->drain_max)
+        vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop)); /* perhaps more */
 }
 
 /*
@@ -999,7 +1029,20 @@ static void save_marks(struct monitord *d, bool always)
     const char *path = d->cfg.monitor.state_file;
     uint64_t accepted = vigil_monitor_stats(d->mon)->accepted;
     if (d->store) {
-        if (always || d->store_dirty || accepted != d->saved_accepted || d->store_failing) {
+        if (!always) {
+            /* A sweep in slices, one a turn (on_sweep), unless one is still under way. */
+            if (!d->sweeping &&
+                (d->store_dirty || accepted != d->saved_accepted || d->store_failing)) {
+                d->sweeping = true;
+                d->sweep_at = 0;
+                d->sweep_accepted = accepted;
+                d->store_dirty = false;
+                vio_timer_arm(d->loop, &d->sweep_timer, vio_now(d->loop));
+            }
+            return;
+        }
+        d->sweeping = false;
+        {
             int rc = mstore_save(d->store, d->mon);
             store_result(d, rc);
             if (rc == 0) {
@@ -1019,6 +1062,27 @@ static void save_marks(struct monitord *d, bool always)
         return;
     }
     d->saved_accepted = accepted;
+}
+
+/* One slice of the sweep: MSTORE_SLICE nodes' marks, in their own transaction. */
+static void on_sweep(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    if (!d->sweeping || !d->store)
+        return;
+    int rc = mstore_save_slice(d->store, d->mon, &d->sweep_at, MSTORE_SLICE);
+    store_result(d, rc);
+    if (rc != 0) {
+        d->sweeping = false; /* the next state_flush tries again (store_failing) */
+        d->store_dirty = true;
+        return;
+    }
+    if (d->sweep_at >= vigil_monitor_node_count(d->mon)) {
+        d->sweeping = false;
+        d->saved_accepted = d->sweep_accepted;
+        return;
+    }
+    vio_timer_arm(d->loop, &d->sweep_timer, now);
 }
 
 static void on_housekeeping(void *arg, vigil_time_t now)
@@ -1292,6 +1356,7 @@ int monitord_free(struct monitord *d)
         vio_notify(d->env, "STOPPING=1");
         if (d->leader)
             leader_resign(d->leader); /* the lease goes now: a follower takes over at once */
+        d->drain_max = SIZE_MAX;      /* everything, now */
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
@@ -1320,10 +1385,10 @@ int monitord_free(struct monitord *d)
     vio_timer_disarm(d->loop, &d->deadline);
     vio_timer_disarm(d->loop, &d->housekeeping);
     vio_timer_disarm(d->loop, &d->drops_timer);
-    if (d->leader) {
+    if (d->leader)
         vio_timer_disarm(d->loop, &d->resign_timer);
-        vio_timer_disarm(d->loop, &d->drain_timer);
-    }
+    vio_timer_disarm(d->loop, &d->drain_timer);
+    vio_timer_disarm(d->loop, &d->sweep_timer);
     mstore_free(d->store);
     evlog_free(d->events);
     vigil_monitor_free(d->mon);
@@ -1416,6 +1481,9 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     memset(cfg, 0, sizeof(*cfg));
     vio_timer_init(&d->deadline, on_deadline, d);
     vio_timer_init(&d->housekeeping, on_housekeeping, d);
+    vio_timer_init(&d->drain_timer, on_drain_timer, d);
+    vio_timer_init(&d->sweep_timer, on_sweep, d);
+    d->drain_max = DRAIN_MAX;
     vio_timer_init(&d->drops_timer, on_drops_window, d);
     struct vcfg_monitor *mc = &d->cfg.monitor;
     /* Safe by default: accepting anything from anyone must be asked for. */

@@ -2,6 +2,7 @@
  * The monitor and its state store (mstore.h).
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,11 +203,19 @@ int mstore_commit(struct mstore *s)
 
 int mstore_save(struct mstore *s, const struct vigil_monitor *m)
 {
-    size_t n = vigil_monitor_node_count(m), k = 0;
+    size_t from = 0;
+    return mstore_save_slice(s, m, &from, SIZE_MAX);
+}
+
+int mstore_save_slice(struct mstore *s, const struct vigil_monitor *m, size_t *from, size_t max)
+{
+    size_t total = vigil_monitor_node_count(m), k = 0;
+    size_t first = *from < total ? *from : total;
+    size_t n = total - first < max ? total - first : max;
     struct vio_store_node *nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
     if (n && !nodes)
         return snprintf(s->err, sizeof(s->err), "out of memory"), -ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = first; i < first + n; i++) {
         const struct vigil_node *node = vigil_monitor_node_at(m, i);
         uint64_t gen = vigil_node_generation(node), seq = vigil_node_sequence(node);
         if (gen == 0 && seq == 0)
@@ -221,6 +230,8 @@ int mstore_save(struct mstore *s, const struct vigil_monitor *m)
     }
     int rc = write_batch(s, nodes, k);
     free(nodes);
+    if (rc == 0)
+        *from = first + n;
     return rc;
 }
 

@@ -58,6 +58,15 @@ int mstore_commit(struct mstore *s);
 /* Writes the queued events and every node's mark and state, in one transaction. */
 int mstore_save(struct mstore *s, const struct vigil_monitor *m);
 
+/*
+ * Writes the queued events and the marks and states of at most max nodes
+ * of the table, from index *from on, in one transaction, and moves *from
+ * past them: a save in slices, so that a table of a million nodes never
+ * holds the loop for the time of one huge transaction. Returns 0 (*from
+ * is then the table's size when the sweep is complete), or -errno.
+ */
+int mstore_save_slice(struct mstore *s, const struct vigil_monitor *m, size_t *from, size_t max);
+
 /* Events dropped from a full queue that the store kept refusing. */
 uint64_t mstore_lost(const struct mstore *s);
 

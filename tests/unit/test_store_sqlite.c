@@ -18,6 +18,9 @@
 #include <unistd.h>
 
 #include "io/vio.h"
+#include "vigil/config.h"
+#include "vigil/evlog.h"
+#include "vigil/mstore.h"
 
 static char dir[64], err[512];
 
@@ -312,6 +315,75 @@ static void test_not_a_database(void **state)
 }
 
 /* What a batch costs: printed, for docs/operations.md; bounded loosely. */
+/*
+ * The monitor's save in slices (mstore_save_slice): slices of 7 nodes
+ * cover a table of 50 exactly once, and a monitor opened on the store
+ * afterwards finds every mark, raised as on any load.
+ */
+static void test_save_in_slices(void **state)
+{
+    (void)state;
+    struct vio_env *env = NULL;
+    assert_int_equal(vio_env_real_new(&env, false), 0);
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    cfg.monitor.state_dir = strdup(dir);
+    assert_non_null(cfg.monitor.state_dir);
+    struct vigil_monitor_config mc;
+    vigil_monitor_config_default(&mc);
+    struct vigil_monitor *m = NULL;
+    assert_int_equal(vigil_monitor_new(&mc, 1000, &m), 0);
+    struct evlog *hist = evlog_new(16);
+    struct mstore *st = NULL;
+    struct mstore_loaded ld;
+    assert_int_equal(mstore_open(env, &cfg.monitor, m, hist, 1000, &st, &ld, err, sizeof(err)), 0);
+    /* 50 nodes heard, each with its own mark. */
+    for (int i = 0; i < 50; i++) {
+        struct vigil_heartbeat hb;
+        memset(&hb, 0, sizeof(hb));
+        snprintf(hb.id, sizeof(hb.id), "n%02d", i);
+        hb.generation = 1000 + (uint64_t)i;
+        hb.sequence = 7;
+        hb.interval_ms = 1000;
+        hb.send_time_us = 1;
+        uint8_t buf[VIGIL_WIRE_MAX];
+        int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+        assert_true(len > 0);
+        assert_int_equal(vigil_monitor_on_datagram(m, 2000, buf, (size_t)len, NULL), 0);
+    }
+    size_t from = 0, slices = 0;
+    while (from < vigil_monitor_node_count(m) && slices < 100) {
+        size_t before = from;
+        assert_int_equal(mstore_save_slice(st, m, &from, 7), 0);
+        assert_true(from - before <= 7 && from > before);
+        slices++;
+    }
+    assert_int_equal(slices, 8); /* 7 x 7 + 1 */
+    assert_int_equal(from, 50);
+    mstore_free(st);
+    vigil_monitor_free(m);
+    evlog_free(hist);
+
+    /* A new monitor on the store: all 50 marks, each at least what was written. */
+    assert_int_equal(vigil_monitor_new(&mc, 1000, &m), 0);
+    hist = evlog_new(16);
+    assert_int_equal(mstore_open(env, &cfg.monitor, m, hist, 1000, &st, &ld, err, sizeof(err)), 0);
+    assert_int_equal(ld.nodes, 50);
+    for (int i = 0; i < 50; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "n%02d", i);
+        const struct vigil_node *n = vigil_monitor_find(m, id);
+        assert_non_null(n);
+        assert_int_equal(vigil_node_generation(n), 1000 + (uint64_t)i);
+        assert_true(vigil_node_sequence(n) >= 7);
+    }
+    mstore_free(st);
+    vigil_monitor_free(m);
+    evlog_free(hist);
+    vcfg_free(&cfg);
+    vio_env_real_free(env);
+}
+
 static void test_batch_cost(void **state)
 {
     (void)state;
@@ -345,6 +417,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_survive_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_duplicate_seq_refused_whole_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_nodes_replace_and_big_numbers, setup, teardown),
