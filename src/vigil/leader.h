@@ -58,7 +58,9 @@
 #define LEADER_KEY_DEFAULT "/vigil/leader"
 /*
  * The lease's TTL when none is named: a crashed leader is replaced within
- * about 5 s plus one poll period, and a keepalive every 1.7 s is nothing
+ * 5 s, plus etcd's check of expiries (every 500 ms), plus one poll period
+ * (1.7 s): 7.2 s at worst, 5.5 s in the median measured (docs/
+ * performance.md). A keepalive every 1.7 s is nothing
  * to etcd. etcd refuses TTLs below its minimum (1.5 s with its default
  * election timeout), hence LEADER_TTL_MIN.
  */
