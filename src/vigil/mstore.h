@@ -17,7 +17,8 @@
  * While running: events are queued as the loop drains them from the core
  * and written in one transaction per loop turn (mstore_commit), before
  * the API can serve them; the marks and states of all nodes every
- * state_flush and at exit (mstore_save). Nothing is written per heartbeat.
+ * state_flush, in slices of a few milliseconds (mstore_save_slice), and at
+ * exit whole (mstore_save). Nothing is written per heartbeat.
  */
 #ifndef VIGIL_MSTORE_H
 #define VIGIL_MSTORE_H
