@@ -92,7 +92,16 @@
  *
  * Every coalesced event is counted (hook_stats.coalesced: /v1/health and
  * /metrics) and logged: the first at once, with the events and the bound
- * hit; the rest, at most once a second, as a count.
+ * hit; the rest, at most once a second, as a count. *
+ * The gate (redundant monitors, actgate.h). With a gate set, the head of a
+ * FIFO is asked about before its runs start: go (with the epoch its hooks
+ * get in VIGIL_EPOCH), skip (dropped as if run; the next event is asked
+ * about), or wait (held: the FIFO stops there, later events coalescing
+ * behind it as above, until the gate answers that question's ticket or
+ * the runner is told to ask again). When the runs of an event that went
+ * have all ended, the gate is told (done). A failed run's retry is asked
+ * about too (may_retry); refused, the event goes back to the gate whole
+ * once its other runs end, and all its hooks run again when it goes.
  */
 #include <errno.h>
 #include <inttypes.h>
