@@ -58,6 +58,7 @@ struct leader {
     char *key_b64;
     vigil_time_t ttl, margin;
     vigil_time_t period; /* TTL/3: keepalives, polls and retries */
+    vigil_time_t first_tick;
     leader_change_fn on_change;
     void (*on_renewed)(void *arg);
     void *arg;
@@ -515,6 +516,7 @@ int leader_new(struct vio_loop *loop, struct vio_http *http, const struct leader
     ld->period = ttl / 3;
     ld->on_change = o->on_change;
     ld->on_renewed = o->on_renewed;
+    ld->first_tick = o->first_tick > 0 && o->first_tick < ld->period ? o->first_tick : ld->period;
     ld->arg = o->arg;
     ld->deadline = VIGIL_TIME_NEVER;
     for (int k = 0; k < REQ_KINDS; k++) {
@@ -532,7 +534,7 @@ int leader_start(struct leader *ld)
     if (ld->running)
         return 0;
     ld->running = true;
-    if (vio_timer_arm(ld->loop, &ld->tick, vio_now(ld->loop) + ld->period) != 0)
+    if (vio_timer_arm(ld->loop, &ld->tick, vio_now(ld->loop) + ld->first_tick) != 0)
         return -ENOMEM;
     grant(ld);
     return 0;

@@ -106,6 +106,15 @@ struct leader_opts {
      */
     vigil_time_t margin;
     leader_change_fn on_change; /* may be NULL */
+    /*
+     * The first tick (keepalive and poll) after leader_start, then one
+     * every period: 0 for one period. Give each candidate a random share
+     * of the period, so that candidates started together, or one
+     * restarted right after a takeover, do not poll in step (a follower
+     * whose poll always comes just before the lease's expiry waits almost
+     * a whole period more to take over). Must be below the period.
+     */
+    vigil_time_t first_tick;
     /* Called on the loop each time etcd acknowledges a renewal of the lease (may be NULL). */
     void (*on_renewed)(void *arg);
     void *arg;

@@ -455,6 +455,10 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
         .on_renewed = on_renewed,
         .arg = d,
     };
+    uint64_t r = 0;
+    env->random(env, &r, sizeof(r));
+    vigil_time_t period = (mc->etcd_ttl ? mc->etcd_ttl : LEADER_TTL_DEFAULT) / 3;
+    lo.first_tick = 1 + (vigil_time_t)(r % (uint64_t)(period - 1));
     if (leader_new(d->loop, h1, &lo, &d->leader) != 0) {
         vio_http_close(h1);
         snprintf(err, cap, "monitor.etcd: cannot set up the election");

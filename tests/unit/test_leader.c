@@ -402,6 +402,38 @@ static void test_elected(void **state)
     assert_true(leader_deadline(a) <= T0 + 60 * S + TTL - MARGIN);
 }
 
+/* first_tick: the first keepalive and poll at that offset, then one every period. */
+static void test_first_tick(void **state)
+{
+    struct world *w = *state;
+    struct cand *c = &w->c[0];
+    c->link.e = &w->etcd;
+    c->http = fake_http_new(w->loop, answer, &c->link);
+    assert_non_null(c->http);
+    const vigil_time_t first = 400 * MS, period = TTL / 3;
+    struct leader_opts o = {
+        .endpoint = "http://etcd.test:2379",
+        .id = "mon-a",
+        .ttl = TTL,
+        .first_tick = first,
+        .on_change = on_change,
+        .arg = c,
+    };
+    assert_int_equal(leader_new(w->loop, c->http, &o, &c->ld), 0);
+    assert_int_equal(leader_start(c->ld), 0);
+    run_to(w, T0 + first - 1);
+    assert_int_equal(count_calls(c->http, "/keepalive"), 0);
+    run_to(w, T0 + first);
+    assert_int_equal(count_calls(c->http, "/keepalive"), 1);
+    run_to(w, T0 + first + period - 1);
+    assert_int_equal(count_calls(c->http, "/keepalive"), 1);
+    run_to(w, T0 + first + period);
+    assert_int_equal(count_calls(c->http, "/keepalive"), 2);
+    /* The renewal acknowledged moves the deadline from its send time. */
+    run_to(w, T0 + first + period + DELAY);
+    assert_int_equal(leader_deadline(c->ld), T0 + first + period + TTL - MARGIN);
+}
+
 static void test_follower(void **state)
 {
     struct world *w = *state;
@@ -746,6 +778,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_elected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_tick, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_hangs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
