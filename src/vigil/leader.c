@@ -59,6 +59,7 @@ struct leader {
     vigil_time_t ttl, margin;
     vigil_time_t period; /* TTL/3: keepalives, polls and retries */
     vigil_time_t first_tick;
+    size_t ka_again; /* keepalives sent again at once this period (to the next endpoint) */
     leader_change_fn on_change;
     void (*on_renewed)(void *arg);
     void *arg;
@@ -408,9 +409,18 @@ static void on_answer(void *arg, const struct vio_http_result *res)
         /*
          * No answer: wait for the next period (the deadline covers the
          * lease). A 404 to a keepalive would be a lease etcd no longer
-         * knows, but the gateway answers 200 without a TTL for that.
+         * knows, but the gateway answers 200 without a TTL for that. A
+         * keepalive, though, goes at once to the next member, once per
+         * other member in a period: a member that died (or one that lost
+         * the cluster's leader and has not yet found the new one) must
+         * not cost the lease, which has only TTL - margin to be renewed.
          */
         json_decref(doc);
+        if (r->kind == REQ_KEEPALIVE && ld->ka_again + 1 < ld->n_endpoints) {
+            ld->ka_again++;
+            if (send_req(ld, REQ_KEEPALIVE, lease_body(ld->lease)) != 0)
+                ld->stats.keepalive_failures++;
+        }
         return;
     }
     switch (r->kind) {
@@ -443,6 +453,7 @@ static void on_tick(void *arg, vigil_time_t now)
         grant(ld);
     } else {
         /* One in flight at a time (a slow one ends before the next tick, by its timeout). */
+        ld->ka_again = 0;
         int rc = send_req(ld, REQ_KEEPALIVE, lease_body(ld->lease));
         if (rc != 0 && rc != -EBUSY)
             ld->stats.keepalive_failures++;

@@ -68,6 +68,7 @@ struct link {
     bool down;             /* every request refused */
     vigil_time_t ka_delay; /* keepalives answered this late; 0: DELAY */
     bool ka_hang_once;     /* the next keepalive is lost on its way (never answered) */
+    const char *dead;      /* requests to URLs starting with this are refused (a dead member) */
 };
 
 static void fe_delete_key(struct fake_etcd *e)
@@ -223,7 +224,7 @@ static void answer(void *arg, const struct vio_http_call *call, struct fake_http
 {
     struct link *lk = arg;
     struct fake_etcd *e = lk->e;
-    if (lk->down) {
+    if (lk->down || (lk->dead && !strncmp(call->url, lk->dead, strlen(lk->dead)))) {
         ans->error = -ECONNREFUSED;
         return;
     }
@@ -432,6 +433,45 @@ static void test_first_tick(void **state)
     /* The renewal acknowledged moves the deadline from its send time. */
     run_to(w, T0 + first + period + DELAY);
     assert_int_equal(leader_deadline(c->ld), T0 + first + period + TTL - MARGIN);
+}
+
+/*
+ * Several endpoints: when the member in use dies, the keepalive goes at
+ * once to the next one, and the lease (and the leadership) lives on.
+ */
+static void test_member_dies(void **state)
+{
+    struct world *w = *state;
+    struct cand *c = &w->c[0];
+    c->link.e = &w->etcd;
+    c->http = fake_http_new(w->loop, answer, &c->link);
+    assert_non_null(c->http);
+    static const char *const eps[] = {"http://m1.test:2379", "http://m2.test:2379"};
+    struct leader_opts o = {
+        .endpoints = eps,
+        .n_endpoints = 2,
+        .id = "mon-a",
+        .ttl = TTL,
+        .on_change = on_change,
+        .arg = c,
+    };
+    assert_int_equal(leader_new(w->loop, c->http, &o, &c->ld), 0);
+    assert_int_equal(leader_start(c->ld), 0);
+    run_to(w, T0 + 10 * S);
+    assert_true(leader_is_leader(c->ld));
+    assert_string_equal(leader_endpoint(c->ld), "http://m1.test:2379");
+    int64_t epoch = w->etcd.create_rev;
+    /* m1 dies: the next keepalive is refused there and sent to m2 at once. */
+    c->link.dead = "http://m1.test";
+    size_t before = count_calls(c->http, "m2.test:2379/v3/lease/keepalive");
+    run_to(w, T0 + 10 * S + TTL / 3 + DELAY);
+    assert_int_equal(count_calls(c->http, "m2.test:2379/v3/lease/keepalive"), before + 1);
+    assert_string_equal(leader_endpoint(c->ld), "http://m2.test:2379");
+    run_to(w, T0 + 60 * S);
+    assert_true(leader_is_leader(c->ld));
+    assert_int_equal(w->etcd.create_rev, epoch);
+    assert_int_equal(c->changes, 1);
+    assert_int_equal(leader_stats(c->ld)->lease_losses, 0);
 }
 
 static void test_follower(void **state)
@@ -779,6 +819,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_elected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_tick, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_member_dies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lease_lost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keepalive_hangs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
