@@ -1231,7 +1231,12 @@ void hook_runner_free(struct hook_runner *r)
     vio_timer_disarm(r->loop, &r->clog_timer);
     clog_report(r, vio_now(r->loop));
     size_t waiting = r->pending - r->running;
-    if (waiting > 0)
+    if (waiting > 0 && r->held > 0)
+        hook_logf(r,
+                  "hook runner stopping: %zu hook runs not started; the events of %zu nodes "
+                  "were held for the leader (redundant monitors: the leader acts on them)",
+                  waiting, r->held);
+    else if (waiting > 0)
         hook_logf(r, "hook runner stopping: %zu hook runs not started", waiting);
     for (struct hook_queue *q = r->all; q; q = q->next) {
         for (size_t i = 0; i < r->n_hooks; i++) {
