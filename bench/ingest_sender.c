@@ -49,6 +49,8 @@
 
 #include <vigil/vigil.h>
 
+#include "vigil/config.h"
+
 #define BATCH       64
 #define SLOT        128
 #define ID_SLOT     16
@@ -86,25 +88,14 @@ static double cpu_s(void)
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* A key file: optional header lines, then 64 hex digits (the last word). */
+/* A key file, read as the program reads one (src/vigil/config.h); any trouble ends the run. */
 static void read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN])
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("cannot open the key file");
-    char buf[1024], word[128] = "";
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    for (char *tok = strtok(buf, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
-        snprintf(word, sizeof(word), "%s", tok);
-    if (strlen(word) != 2 * VIGIL_WIRE_KEY_LEN)
-        die("the key file does not end with 64 hex digits");
-    for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++) {
-        unsigned v;
-        if (sscanf(word + 2 * i, "%2x", &v) != 1)
-            die("a bad hex digit in the key file");
-        key[i] = (uint8_t)v;
+    enum vcfg_key_kind kind;
+    char node[VIGIL_ID_MAX + 1], err[512];
+    if (vcfg_read_key(path, key, &kind, node, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(2);
     }
 }
 

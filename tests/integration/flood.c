@@ -41,6 +41,8 @@
 
 #include <vigil/vigil.h>
 
+#include "vigil/config.h"
+
 /* Datagrams in the pool: enough variety, small enough to stay in cache. */
 #define POOL 4096
 /* Datagrams per sendmmsg. */
@@ -88,25 +90,14 @@ static void die(const char *what)
     exit(2);
 }
 
-/* Reads a key file: an optional header line, then 64 hex digits (the last word). */
+/* A key file, read as the program reads one (src/vigil/config.h); any trouble ends the run. */
 static void read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN])
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        die("cannot open a key file");
-    char buf[512], word[128] = "";
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    for (char *tok = strtok(buf, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n"))
-        snprintf(word, sizeof(word), "%s", tok);
-    if (strlen(word) != 2 * VIGIL_WIRE_KEY_LEN)
-        die("a key file without 64 hex digits");
-    for (size_t i = 0; i < VIGIL_WIRE_KEY_LEN; i++) {
-        unsigned v;
-        if (sscanf(word + 2 * i, "%2x", &v) != 1)
-            die("a key file with a bad hex digit");
-        key[i] = (uint8_t)v;
+    enum vcfg_key_kind kind;
+    char node[VIGIL_ID_MAX + 1], err[512];
+    if (vcfg_read_key(path, key, &kind, node, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        exit(2);
     }
 }
 
