@@ -5,7 +5,8 @@
 # man-db to check the manual pages, serf only for bench/detect_vs_serf.py;
 # prometheus for promtool, which lints the /metrics answer; chromium,
 # chromium-driver and python3-selenium for the web page's browser test;
-# etcd-server for the leader election test, test_leader.py).
+# etcd-server for the leader election test, test_leader.py; haproxy and
+# prometheus-alertmanager for the action tests, test_actions.py).
 # Idempotent: packages already present are not touched, and apt is only
 # called when something is missing.
 set -euo pipefail
@@ -17,7 +18,7 @@ pkgs=(
     dpkg-dev file groff-base man-db
     python3 procps iproute2 nftables curl clang-format util-linux openssl
     serf prometheus chromium chromium-driver python3-selenium
-    etcd-server
+    etcd-server haproxy prometheus-alertmanager
 )
 
 missing=()

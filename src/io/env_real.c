@@ -35,6 +35,19 @@ static int real_store_open(struct vio_env *env, const char *dir, struct vio_stor
     return vio_store_sqlite_open(dir, out, err, cap);
 }
 
+static int real_exchange(struct vio_env *env, const char *target, const char *req, size_t len,
+                         size_t max, vigil_time_t timeout, vio_exchange_done done, void *arg,
+                         struct vio_exchange **out)
+{
+    return vio_exchange_start(env->loop, target, req, len, max, timeout, done, arg, out);
+}
+
+static void real_exchange_cancel(struct vio_env *env, struct vio_exchange *x)
+{
+    (void)env;
+    vio_exchange_cancel(x);
+}
+
 static int real_http_open(struct vio_env *env, struct vio_http **out)
 {
     return vio_http_curl_new(env->loop, out);
@@ -85,6 +98,8 @@ int vio_env_real_new(struct vio_env **out, bool with_procs)
     e->random = real_random;
     e->notify = real_notify;
     e->store_open = real_store_open;
+    e->exchange = real_exchange;
+    e->exchange_cancel = real_exchange_cancel;
     e->impl = notifier;
     *out = e;
     return 0;

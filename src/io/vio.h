@@ -27,6 +27,7 @@
  *                  request, answering with a complete response.
  *   vio_http       an HTTP client: asynchronous requests with a timeout.
  *   vio_store      the monitor's durable state: marks, events, outbox.
+ *   vio_exchange   one request and its answer on a stream socket (HAProxy).
  *
  * A struct vio_env bundles one of each; the program's main builds the real
  * one (vio_env_real), the simulator a fake one per simulated process.
@@ -512,6 +513,25 @@ static inline void vio_http_close(struct vio_http *c)
         c->ops->close(c);
 }
 
+/* ---------------------------------------------------- stream exchange */
+
+/*
+ * One request and its answer over a stream socket: connect to a unix
+ * socket (an absolute path) or HOST:PORT (TCP), write the request, read
+ * until the peer closes. HAProxy's runtime API answers one command this
+ * way. done is called once, from the loop: error 0 with the answer (NUL
+ * terminated, valid during the call), or -errno (-ECONNREFUSED, -ENOENT,
+ * -ETIMEDOUT, -EFBIG past max bytes, ...).
+ */
+typedef void (*vio_exchange_done)(void *arg, int error, const char *answer, size_t len);
+struct vio_exchange;
+/* Starts an exchange on loop; *out is its handle for vio_exchange_cancel. 0 or -errno. */
+int vio_exchange_start(struct vio_loop *loop, const char *target, const char *req, size_t len,
+                       size_t max, vigil_time_t timeout, vio_exchange_done done, void *arg,
+                       struct vio_exchange **out);
+/* Stops an exchange in flight (done is not called) and frees it. */
+void vio_exchange_cancel(struct vio_exchange *x);
+
 /* ---------------------------------------------------------------- store */
 
 /*
@@ -639,6 +659,11 @@ struct vio_env {
      * and STOPPING=1. NULL: nobody to tell (vio_notify checks).
      */
     void (*notify)(struct vio_env *env, const char *state);
+    /* vio_exchange_start on the env's loop (NULL: no stream sockets here). */
+    int (*exchange)(struct vio_env *env, const char *target, const char *req, size_t len,
+                    size_t max, vigil_time_t timeout, vio_exchange_done done, void *arg,
+                    struct vio_exchange **out);
+    void (*exchange_cancel)(struct vio_env *env, struct vio_exchange *x);
     /* Opens the state store in dir (vio_store_sqlite_open). NULL: no store here. */
     int (*store_open)(struct vio_env *env, const char *dir, struct vio_store **out, char *err,
                       size_t cap);

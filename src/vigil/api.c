@@ -37,6 +37,7 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "actlog.h"
 #include "api.h"
 #include "actgate.h"
 #include "api_qos.h"
@@ -728,6 +729,27 @@ static void metrics_head(const struct api_ctx *c, vigil_time_t now, struct sbuf 
               "# TYPE vigil_hook_gave_up_total counter\n"
               "vigil_hook_gave_up_total %llu\n",
               (unsigned long long)hs.retried, (unsigned long long)hs.gave_up);
+    if (c->actlog) {
+        sb_printf(b, "# HELP vigil_actions_total Attempts of actions, by kind and outcome.\n"
+                     "# TYPE vigil_actions_total counter\n");
+        for (int k = 0; k < VCFG_ACT_KINDS; k++) {
+            const char *kn = vcfg_act_kind_name((enum vcfg_act_kind)k);
+            sb_printf(b,
+                      "vigil_actions_total{kind=\"%s\",outcome=\"started\"} %llu\n"
+                      "vigil_actions_total{kind=\"%s\",outcome=\"succeeded\"} %llu\n"
+                      "vigil_actions_total{kind=\"%s\",outcome=\"failed\"} %llu\n",
+                      kn, (unsigned long long)c->actlog->started[k], kn,
+                      (unsigned long long)c->actlog->succeeded[k], kn,
+                      (unsigned long long)c->actlog->failed[k]);
+        }
+        sb_printf(b,
+                  "# HELP vigil_actions_gave_up_total Actions that failed on their last attempt.\n"
+                  "# TYPE vigil_actions_gave_up_total counter\n");
+        for (int k = 0; k < VCFG_ACT_KINDS; k++)
+            sb_printf(b, "vigil_actions_gave_up_total{kind=\"%s\"} %llu\n",
+                      vcfg_act_kind_name((enum vcfg_act_kind)k),
+                      (unsigned long long)c->actlog->gave_up[k]);
+    }
     GAUGE_HEAD("vigil_hooks_pending", "Hooks running or queued.");
     sb_printf(b, "vigil_hooks_pending %llu\n", (unsigned long long)pending);
     GAUGE_HEAD("vigil_hook_events_waiting", "Events waiting for their node's hooks.");
@@ -1307,6 +1329,7 @@ enum route {
     ROUTE_DROPS,
     ROUTE_KEYCHECK,
     ROUTE_LEADER,
+    ROUTE_ACTIONS,
     ROUTE_UI,
 };
 
@@ -1333,9 +1356,55 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_KEYCHECK;
     if (!strcmp(path, "/v1/leader"))
         return ROUTE_LEADER;
+    if (!strcmp(path, "/v1/actions"))
+        return ROUTE_ACTIONS;
     if (!strcmp(path, "/") || !strcmp(path, "/ui"))
         return ROUTE_UI;
     return ROUTE_NONE;
+}
+
+static void work_json(void *arg, const struct hook_work *w)
+{
+    json_t *o = json_pack("{s:s, s:I, s:s, s:s, s:s, s:i, s:i}", "node", w->node, "event_seq",
+                          (json_int_t)w->rec->ev.seq, "action", w->action ? w->action : "", "state",
+                          w->state, "op", w->undo ? "undo" : "do", "attempt", (int)w->attempt,
+                          "events_waiting", (int)w->waiting);
+    if (o)
+        json_array_append_new(arg, o);
+}
+
+/* GET /v1/actions: the actions, the work in hand, the recent outcomes (?limit=N, newest first). */
+static void handle_actions(struct api_ctx *c, const char *query, struct vio_http_response *resp)
+{
+    uint64_t limit = 100;
+    if (query_u64(query, "limit", &limit) == QUERY_INVALID || limit > ACTLOG_CAP) {
+        respond_error(resp, 400, "limit must be a number from 0 to %d", ACTLOG_CAP);
+        return;
+    }
+    json_t *actions = json_array(), *pending = json_array(), *recent = json_array(),
+           *totals = json_object();
+    for (size_t i = 0; c->hooks && i < hook_runner_actions(c->hooks); i++)
+        json_array_append_new(actions, json_string(hook_runner_action_name(c->hooks, i)));
+    if (c->hooks)
+        hook_runner_each(c->hooks, work_json, pending);
+    if (c->actlog) {
+        for (size_t i = 0; i < limit; i++) {
+            const struct actlog_rec *r = actlog_at(c->actlog, i);
+            if (!r)
+                break;
+            json_array_append_new(recent, actlog_rec_json(r));
+        }
+        for (int k = 0; k < VCFG_ACT_KINDS; k++)
+            json_object_set_new(totals, vcfg_act_kind_name((enum vcfg_act_kind)k),
+                                json_pack("{s:I, s:I, s:I, s:I}", "started",
+                                          (json_int_t)c->actlog->started[k], "succeeded",
+                                          (json_int_t)c->actlog->succeeded[k], "failed",
+                                          (json_int_t)c->actlog->failed[k], "gave_up",
+                                          (json_int_t)c->actlog->gave_up[k]));
+    }
+    respond_json(resp, 200,
+                 json_pack("{s:o, s:o, s:o, s:o}", "actions", actions, "pending", pending, "recent",
+                           recent, "totals", totals));
 }
 
 static void handle_nodes(struct api_ctx *c, const char *query, struct vio_http_response *resp,
@@ -1695,6 +1764,9 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         return;
     case ROUTE_LEADER:
         respond_json(resp, 200, leader_json(c, now));
+        return;
+    case ROUTE_ACTIONS:
+        handle_actions(c, req->query, resp);
         return;
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:

@@ -35,6 +35,7 @@ struct api_ctx {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks; /* may be NULL */
+    struct actlog *actlog;     /* the record of actions (NULL with no actions) */
     /* monitor.etcd: the election and the action gate (NULL: this monitor acts alone). */
     struct leader *leader;
     struct actgate *gate;

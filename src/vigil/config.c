@@ -103,12 +103,85 @@ void vcfg_hook_default(struct vcfg_hook *h)
     h->retry_delay = HOOK_RETRY_DELAY_DEFAULT;
 }
 
-void vcfg__free_hook(struct vcfg_hook *h)
+static const char *const act_kind_names[VCFG_ACT_KINDS] = {"exec", "haproxy", "webhook",
+                                                           "alertmanager"};
+
+const char *vcfg_act_kind_name(enum vcfg_act_kind k)
 {
-    for (size_t j = 0; j < VCFG_MAX_ARGV + 1; j++) {
+    return (unsigned)k < VCFG_ACT_KINDS ? act_kind_names[k] : "?";
+}
+
+int vcfg_act_kind_parse(const char *s)
+{
+    for (int i = 0; i < VCFG_ACT_KINDS; i++)
+        if (!strcmp(s, act_kind_names[i]))
+            return i;
+    return -1;
+}
+
+void vcfg_hook_free(struct vcfg_hook *h)
+{
+    for (size_t j = 0; j < VCFG_MAX_ARGV + 1; j++)
         free(h->argv[j]);
-        h->argv[j] = NULL;
+    for (size_t j = 0; j < h->n_nodes; j++)
+        free(h->nodes[j]);
+    for (size_t j = 0; j < h->n_servers; j++)
+        free(h->servers[j]);
+    for (size_t j = 0; j < h->n_labels; j++)
+        free(h->labels[j]);
+    free(h->name);
+    free(h->match_key);
+    free(h->match_value);
+    free(h->target);
+    free(h->server_key);
+    free(h->secret_file);
+    enum vcfg_act_kind k = h->kind;
+    vcfg_hook_default(h);
+    h->kind = k;
+}
+
+static bool dup_str(char **dst, const char *src)
+{
+    *dst = NULL;
+    return !src || (*dst = strdup(src)) != NULL;
+}
+
+int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src)
+{
+    *dst = *src;
+    /* Every pointer is replaced by a copy of its own (NULL until then), so that freeing is safe. */
+    memset(dst->argv, 0, sizeof(dst->argv));
+    memset(dst->nodes, 0, sizeof(dst->nodes));
+    memset(dst->servers, 0, sizeof(dst->servers));
+    memset(dst->labels, 0, sizeof(dst->labels));
+    dst->name = dst->match_key = dst->match_value = dst->target = NULL;
+    dst->server_key = dst->secret_file = NULL;
+    bool ok = dup_str(&dst->name, src->name) && dup_str(&dst->match_key, src->match_key) &&
+              dup_str(&dst->match_value, src->match_value) && dup_str(&dst->target, src->target) &&
+              dup_str(&dst->server_key, src->server_key) &&
+              dup_str(&dst->secret_file, src->secret_file);
+    for (size_t j = 0; ok && j < VCFG_MAX_ARGV && src->argv[j]; j++)
+        ok = dup_str(&dst->argv[j], src->argv[j]);
+    for (size_t j = 0; ok && j < src->n_nodes; j++)
+        ok = dup_str(&dst->nodes[j], src->nodes[j]);
+    for (size_t j = 0; ok && j < src->n_servers; j++)
+        ok = dup_str(&dst->servers[j], src->servers[j]);
+    for (size_t j = 0; ok && j < src->n_labels; j++)
+        ok = dup_str(&dst->labels[j], src->labels[j]);
+    if (!ok) {
+        vcfg_hook_free(dst);
+        return -1;
     }
+    return 0;
+}
+
+const char *vcfg_hook_name(const struct vcfg_hook *h, size_t i, char *buf, size_t cap)
+{
+    if (h->name)
+        snprintf(buf, cap, "%s", h->name);
+    else
+        snprintf(buf, cap, "%s-%zu", vcfg_act_kind_name(h->kind), i + 1);
+    return buf;
 }
 
 void vcfg__free_strs(char **v, size_t *n)
@@ -130,7 +203,7 @@ void vcfg_free(struct vcfg *c)
     free(m->api);
     vcfg__free_strs(m->nodes, &m->n_nodes);
     for (size_t i = 0; i < m->n_hooks; i++)
-        vcfg__free_hook(&m->hooks[i]);
+        vcfg_hook_free(&m->hooks[i]);
     free(m->log_file);
     free(m->state_file);
     free(m->state_dir);

@@ -37,13 +37,70 @@ enum vcfg_log_level { VCFG_LOG_ERROR = 0, VCFG_LOG_WARN, VCFG_LOG_INFO, VCFG_LOG
 /* Parses "error", "warn", "info" or "debug"; -1 for anything else. */
 int vcfg_log_level_parse(const char *s);
 
+/*
+ * The kinds of action (docs/actions.md). exec runs a program (the hooks of
+ * earlier versions); the others are built in and drive a program of their
+ * own: HAProxy's runtime API, an HTTP receiver, Alertmanager.
+ */
+enum vcfg_act_kind {
+    VCFG_ACT_EXEC = 0,
+    VCFG_ACT_HAPROXY = 1,
+    VCFG_ACT_WEBHOOK = 2,
+    VCFG_ACT_ALERTMANAGER = 3,
+};
+#define VCFG_ACT_KINDS 4
+/* The kind's name in the file ("exec", "haproxy", ...), and back (-1: none). */
+const char *vcfg_act_kind_name(enum vcfg_act_kind k);
+int vcfg_act_kind_parse(const char *s);
+
+/* Most node patterns, HAProxy servers and Alertmanager labels of one action. */
+#define VCFG_MAX_MATCH       16
+#define VCFG_MAX_LABELS      16
+#define VCFG_ACTION_NAME_MAX 32
+
+/*
+ * An action (monitor.actions; monitor.hooks is the same list, of exec
+ * actions by default). The hook runner (hooks.h) runs them.
+ */
 struct vcfg_hook {
-    char *argv[VCFG_MAX_ARGV + 1]; /* NULL terminated; argv[0] is the program */
-    vigil_time_t timeout;          /* TERM after this, KILL 2 s later */
+    enum vcfg_act_kind kind;
+    /* Its name in logs, the API and idempotency keys (NULL: "KIND-N", N its place in the list). */
+    char *name;
+    char *argv[VCFG_MAX_ARGV + 1]; /* exec: NULL terminated; argv[0] is the program */
+    vigil_time_t timeout;          /* exec: TERM after this, KILL 2 s later; others: given up */
     uint32_t on_states;            /* bit (1 << enum vigil_state) per new state; 0: all */
     uint32_t retries;              /* runs again after a failure */
     vigil_time_t retry_delay;      /* before the first retry, doubling */
+    vigil_time_t retry_max;        /* ... up to this (0: no cap) */
     /* The defaults are hooks.h's (see vcfg_hook_default). */
+    /*
+     * undo: when the node comes back (a new state alive, from a state in
+     * on_states), the action's undo runs: HAProxy's server is made ready,
+     * the alert resolved, an exec program run with VIGIL_ACTION=undo.
+     */
+    bool undo;
+    /* The nodes it is for: globs on the node id (none: every node) ... */
+    char *nodes[VCFG_MAX_MATCH];
+    size_t n_nodes;
+    /* ... and a custom status value the node must have ("role=web": key and value; NULL: any). */
+    char *match_key, *match_value;
+    /* haproxy: the runtime API ("/run/haproxy/admin.sock" or "HOST:PORT"). webhook, alertmanager:
+     * the URL. */
+    char *target;
+    /* haproxy: "BACKEND/SERVER" each, %n replaced by the node id. */
+    char *servers[VCFG_MAX_MATCH];
+    size_t n_servers;
+    /* haproxy: a custom status key whose value names the node's "BACKEND/SERVER"s (comma
+     * separated). */
+    char *server_key;
+    bool drain; /* haproxy: "drain" rather than "maint" */
+    /* webhook: a file holding the HMAC-SHA256 key of the X-Vigil-Signature header (NULL: none). */
+    char *secret_file;
+    /* alertmanager: extra labels "NAME=VALUE". */
+    char *labels[VCFG_MAX_LABELS];
+    size_t n_labels;
+    /* alertmanager: re-posted this often while firing (0: ACT_AM_REPEAT_DEFAULT). */
+    vigil_time_t repeat;
 };
 
 struct vcfg_monitor {
@@ -96,7 +153,7 @@ struct vcfg_monitor {
     bool startup_grace_auto;
     char *nodes[VCFG_MAX_NODES]; /* declared node ids */
     size_t n_nodes;
-    struct vcfg_hook hooks[VCFG_MAX_HOOKS];
+    struct vcfg_hook hooks[VCFG_MAX_HOOKS]; /* monitor.actions (and monitor.hooks) */
     size_t n_hooks;
     /*
      * monitor.etcd: redundant monitors led through etcd (leader.h,
@@ -212,6 +269,12 @@ void vcfg_free(struct vcfg *c);
  * a hook of the file and for one given with --hook alike.
  */
 void vcfg_hook_default(struct vcfg_hook *h);
+/* A deep copy of src into dst (which owns nothing). 0, or -1 when out of memory (dst freed). */
+int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src);
+/* Frees what h owns and clears it. */
+void vcfg_hook_free(struct vcfg_hook *h);
+/* The action's name: its own, or "KIND-N" for the i-th (from 0) of the list, in buf. */
+const char *vcfg_hook_name(const struct vcfg_hook *h, size_t i, char *buf, size_t cap);
 
 /*
  * Reads path into c (on top of the defaults). On error returns -1 and writes

@@ -107,7 +107,6 @@ int vcfg__hexval(int ch);
 
 /* --- config.c: freeing ---------------------------------------------------- */
 
-void vcfg__free_hook(struct vcfg_hook *h);
 void vcfg__free_strs(char **v, size_t *n);
 
 /* --- config_lex.c: the pre-scan of the raw text --------------------------- */
@@ -144,6 +143,7 @@ struct vcfg__ld {
     size_t cap;
     bool interval_set; /* monitor.heartbeat_interval was in the file */
     struct vio_fs *fs; /* where key files are read */
+    bool actions_seen; /* monitor.hooks or monitor.actions read: the other adds to it */
 };
 
 /* The line of a setting in the file (0 if unknown). */

@@ -5,6 +5,7 @@
  * relates. The detector block is read last, once the heartbeat interval
  * is known, because its defaults derive from the interval.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -387,7 +388,10 @@ static int h_command(struct vcfg__ld *l, const config_setting_t *s)
         return vcfg__sfail(l, e0,
                            "\"%s\" must be an absolute path or a program name to look up in PATH",
                            vigil_quote(prog).s);
-    vcfg__free_hook(h);
+    for (size_t i = 0; i < VCFG_MAX_ARGV + 1; i++) {
+        free(h->argv[i]);
+        h->argv[i] = NULL;
+    }
     for (size_t i = 0; i < n; i++) {
         h->argv[i] = strdup(vcfg__elem_str(s, i));
         if (h->argv[i] == NULL)
@@ -458,31 +462,318 @@ static int h_on(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int h_retry_max(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->retry_max) != 0)
+        return -1;
+    if (h->retry_max <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0s");
+    return 0;
+}
+
+static int h_name(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    size_t n = strlen(v);
+    if (n == 0 || n > VCFG_ACTION_NAME_MAX)
+        return vcfg__sfail(l, s, "must be 1 to %d characters", VCFG_ACTION_NAME_MAX);
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("-_.", v[i]))
+            return vcfg__sfail(l, s, "\"%s\": only letters, digits, '-', '_' and '.' are allowed",
+                               vigil_quote(v).s);
+    for (size_t i = 0; i + 1 < l->c->monitor.n_hooks; i++) {
+        const char *o = l->c->monitor.hooks[i].name;
+        if (o && !strcmp(o, v))
+            return vcfg__sfail(l, s, "\"%s\" names another action already", v);
+    }
+    return vcfg__set_str(l, s, &cur_hook(l)->name, v);
+}
+
+/* The kind was read before the walk (m_hooks): here it is only accepted. */
+static int h_kind(struct vcfg__ld *l, const config_setting_t *s)
+{
+    (void)l;
+    (void)s;
+    return 0;
+}
+
+static int h_undo(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &cur_hook(l)->undo);
+}
+
+/* Reads a list of 1 to VCFG_MAX_MATCH strings into v (n of them), replacing what was there. */
+static int rd_list(struct vcfg__ld *l, const config_setting_t *s, size_t max, char **v, size_t *n)
+{
+    size_t k = 0;
+    if (vcfg__rd_strings(l, s, max, SIZE_MAX, &k) != 0)
+        return -1;
+    if (k == 0)
+        return vcfg__sfail(l, s, "must not be empty (leave it out instead)");
+    vcfg__free_strs(v, n);
+    for (size_t i = 0; i < k; i++) {
+        if (!(v[i] = strdup(vcfg__elem_str(s, i))))
+            return vcfg__oom(l, s);
+        *n = i + 1;
+    }
+    return 0;
+}
+
+static int h_nodes(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    return rd_list(l, s, VCFG_MAX_MATCH, h->nodes, &h->n_nodes);
+}
+
+static int h_match(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || (size_t)(eq - v) > VIGIL_CUSTOM_KEY_MAX ||
+        strlen(eq + 1) > VIGIL_CUSTOM_VAL_MAX)
+        return vcfg__sfail(l, s, "\"%s\" must be KEY=VALUE, a custom status value (role=web)",
+                           vigil_quote(v).s);
+    struct vcfg_hook *h = cur_hook(l);
+    free(h->match_key);
+    free(h->match_value);
+    h->match_key = strndup(v, (size_t)(eq - v));
+    h->match_value = strdup(eq + 1);
+    if (!h->match_key || !h->match_value)
+        return vcfg__oom(l, s);
+    return 0;
+}
+
+static int h_url(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return vcfg__sfail(l, s, "\"%s\" must be an http:// or https:// URL", vigil_quote(v).s);
+    return vcfg__set_str(l, s, &cur_hook(l)->target, v);
+}
+
+static int h_socket(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (v[0] == '/')
+        return vcfg__set_str(l, s, &cur_hook(l)->target, v);
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || !colon[1])
+        return vcfg__sfail(l, s,
+                           "\"%s\" must be a unix socket's absolute path or HOST:PORT of "
+                           "HAProxy's runtime API",
+                           vigil_quote(v).s);
+    return vcfg__set_str(l, s, &cur_hook(l)->target, v);
+}
+
+static int h_servers(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (rd_list(l, s, VCFG_MAX_MATCH, h->servers, &h->n_servers) != 0)
+        return -1;
+    for (size_t i = 0; i < h->n_servers; i++) {
+        const char *v = h->servers[i], *slash = strchr(v, '/');
+        if (!slash || slash == v || !slash[1] || strchr(slash + 1, '/') || strpbrk(v, " \t;\n"))
+            return vcfg__sfail(l, config_setting_get_elem(s, (unsigned)i),
+                               "\"%s\" must be BACKEND/SERVER (%%n stands for the node id)",
+                               vigil_quote(v).s);
+    }
+    return 0;
+}
+
+static int h_server_key(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!v[0] || strlen(v) > VIGIL_CUSTOM_KEY_MAX)
+        return vcfg__sfail(l, s, "must be a custom status key (1 to %d characters)",
+                           VIGIL_CUSTOM_KEY_MAX);
+    return vcfg__set_str(l, s, &cur_hook(l)->server_key, v);
+}
+
+static int h_mode(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (strcmp(v, "maint") && strcmp(v, "drain"))
+        return vcfg__sfail(l, s, "must be \"maint\" or \"drain\", not \"%s\"", vigil_quote(v).s);
+    cur_hook(l)->drain = !strcmp(v, "drain");
+    return 0;
+}
+
+static int h_secret_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &cur_hook(l)->secret_file, v);
+}
+
+static int h_labels(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (rd_list(l, s, VCFG_MAX_LABELS, h->labels, &h->n_labels) != 0)
+        return -1;
+    for (size_t i = 0; i < h->n_labels; i++) {
+        const char *v = h->labels[i], *eq = strchr(v, '=');
+        bool ok = eq && eq > v && (isalpha((unsigned char)v[0]) || v[0] == '_');
+        for (const char *p = v; ok && p < eq; p++)
+            ok = isalnum((unsigned char)*p) || *p == '_';
+        if (!ok)
+            return vcfg__sfail(l, config_setting_get_elem(s, (unsigned)i),
+                               "\"%s\" must be NAME=VALUE with a Prometheus label name",
+                               vigil_quote(v).s);
+    }
+    return 0;
+}
+
+static int h_repeat(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->repeat) != 0)
+        return -1;
+    if (h->repeat < VIGIL_NSEC_PER_SEC)
+        return vcfg__sfail(l, s, "must be at least 1s");
+    return 0;
+}
+
+/* The defaults of an action of kind k (docs/actions.md). */
+static void kind_defaults(struct vcfg_hook *h, enum vcfg_act_kind k)
+{
+    vcfg_hook_default(h);
+    h->kind = k;
+    if (k == VCFG_ACT_HAPROXY || k == VCFG_ACT_ALERTMANAGER) {
+        h->on_states = 1u << VIGIL_STATE_DEAD;
+        h->undo = true;
+    }
+    if (k != VCFG_ACT_EXEC) {
+        h->retries = ACT_RETRIES_DEFAULT;
+        h->retry_max = ACT_RETRY_MAX_DEFAULT;
+    }
+    if (k == VCFG_ACT_HAPROXY)
+        h->timeout = ACT_HAPROXY_TIMEOUT;
+}
+
+/* Settings that only some kinds take: a mistake when given to another kind. */
+static int kind_fields(struct vcfg__ld *l, const config_setting_t *g, const struct vcfg_hook *h)
+{
+    static const struct {
+        const char *name;
+        unsigned kinds; /* bit per kind */
+    } only[] = {
+        {"command", 1u << VCFG_ACT_EXEC},
+        {"socket", 1u << VCFG_ACT_HAPROXY},
+        {"servers", 1u << VCFG_ACT_HAPROXY},
+        {"server_key", 1u << VCFG_ACT_HAPROXY},
+        {"mode", 1u << VCFG_ACT_HAPROXY},
+        {"url", (1u << VCFG_ACT_WEBHOOK) | (1u << VCFG_ACT_ALERTMANAGER)},
+        {"secret_file", 1u << VCFG_ACT_WEBHOOK},
+        {"labels", 1u << VCFG_ACT_ALERTMANAGER},
+        {"repeat", 1u << VCFG_ACT_ALERTMANAGER},
+    };
+    for (size_t i = 0; i < sizeof(only) / sizeof(only[0]); i++) {
+        const config_setting_t *m = config_setting_get_member(g, only[i].name);
+        if (m && !(only[i].kinds & (1u << h->kind)))
+            return vcfg__sfail(l, m, "does not apply to a %s action", vcfg_act_kind_name(h->kind));
+    }
+    switch (h->kind) {
+    case VCFG_ACT_EXEC:
+        if (h->argv[0] == NULL)
+            return vcfg__sfail(l, g, "has no command (command = [ \"/path/to/program\", ... ])");
+        break;
+    case VCFG_ACT_HAPROXY:
+        if (!h->target)
+            return vcfg__sfail(l, g, "has no socket (socket = \"/run/haproxy/admin.sock\")");
+        if (!h->n_servers && !h->server_key)
+            return vcfg__sfail(l, g,
+                               "names no server (servers = [ \"BACKEND/%%n\" ] or server_key)");
+        break;
+    case VCFG_ACT_WEBHOOK:
+    case VCFG_ACT_ALERTMANAGER:
+        if (!h->target)
+            return vcfg__sfail(l, g, "has no url");
+        break;
+    }
+    if (h->undo && h->on_states == 0)
+        return vcfg__sfail(l, g, "has undo = true but no states to undo (on = [ \"dead\" ])");
+    if (h->undo && (h->on_states & (1u << VIGIL_STATE_ALIVE)))
+        return vcfg__sfail(l, g, "has undo = true for \"alive\": undo runs on the way back to it");
+    return 0;
+}
+
 static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
 {
     static const struct vcfg__field fields[] = {
-        {"command", h_command}, {"timeout", h_timeout},         {"on", h_on},
-        {"retries", h_retries}, {"retry_delay", h_retry_delay},
+        {"command", h_command},
+        {"timeout", h_timeout},
+        {"on", h_on},
+        {"retries", h_retries},
+        {"retry_delay", h_retry_delay},
+        {"retry_max", h_retry_max},
+        {"kind", h_kind},
+        {"name", h_name},
+        {"undo", h_undo},
+        {"nodes", h_nodes},
+        {"match", h_match},
+        {"socket", h_socket},
+        {"url", h_url},
+        {"servers", h_servers},
+        {"server_key", h_server_key},
+        {"mode", h_mode},
+        {"secret_file", h_secret_file},
+        {"labels", h_labels},
+        {"repeat", h_repeat},
     };
     struct vcfg_monitor *m = &l->c->monitor;
     /* An empty array, "hooks = [ ];", says "no hooks" as well as "( )". */
     bool empty_array = config_setting_type(s) == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0;
     if (config_setting_type(s) != CONFIG_TYPE_LIST && !empty_array)
-        return vcfg__wrong_type(l, s, "a list of groups ( { command = [ ... ]; }, ... )");
+        return vcfg__wrong_type(l, s, "a list of groups ( { kind = \"...\"; ... }, ... )");
+    /* monitor.hooks and monitor.actions make one list, in the order of the file. */
+    if (!l->actions_seen) {
+        for (size_t i = 0; i < m->n_hooks; i++)
+            vcfg_hook_free(&m->hooks[i]);
+        m->n_hooks = 0;
+        l->actions_seen = true;
+    }
     size_t len = (size_t)config_setting_length(s);
-    if (len > VCFG_MAX_HOOKS)
-        return vcfg__sfail(l, s, "holds %zu hooks; at most %d are allowed", len, VCFG_MAX_HOOKS);
-    for (size_t i = 0; i < m->n_hooks; i++)
-        vcfg__free_hook(&m->hooks[i]);
-    m->n_hooks = 0;
+    if (len > VCFG_MAX_HOOKS - m->n_hooks)
+        return vcfg__sfail(l, s, "makes %zu actions; at most %d are allowed", len + m->n_hooks,
+                           VCFG_MAX_HOOKS);
     for (size_t i = 0; i < len; i++) {
         const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
         struct vcfg_hook *h = &m->hooks[m->n_hooks++];
         vcfg_hook_default(h);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+            return vcfg__wrong_type(l, g, "a group { ... }");
+        /* The kind first: the defaults of the other settings depend on it. */
+        int kind = VCFG_ACT_EXEC;
+        const config_setting_t *ks = config_setting_get_member(g, "kind");
+        if (ks) {
+            const char *v = NULL;
+            if (vcfg__rd_string(l, ks, &v) != 0)
+                return -1;
+            if ((kind = vcfg_act_kind_parse(v)) < 0)
+                return vcfg__sfail(l, ks,
+                                   "\"%s\" is not a kind of action (exec, haproxy, webhook, "
+                                   "alertmanager)",
+                                   vigil_quote(v).s);
+        }
+        kind_defaults(h, (enum vcfg_act_kind)kind);
         if (vcfg__walk(l, g, fields, sizeof(fields) / sizeof(fields[0])) != 0)
             return -1;
-        if (h->argv[0] == NULL)
-            return vcfg__sfail(l, g, "has no command (command = [ \"/path/to/program\", ... ])");
+        if (kind_fields(l, g, h) != 0)
+            return -1;
     }
     return 0;
 }
@@ -782,6 +1073,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"detector", m_detector_later},
         {"nodes", m_nodes},
         {"hooks", m_hooks},
+        {"actions", m_hooks},
         {"hook_queue", m_hook_queue},
         {"hook_queue_total", m_hook_queue_total},
         {"log", m_log},

@@ -104,6 +104,7 @@
  * once its other runs end, and all its hooks run again when it goes.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <signal.h> /* SIGTERM and SIGKILL, the numbers only */
 #include <stdarg.h>
@@ -143,7 +144,7 @@ extern char **environ;
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
-#define HOOK_ENV_COUNT 17
+#define HOOK_ENV_COUNT 20
 /*
  * Coalescing is logged in detail at most once a second, the events
  * coalesced in between as a count: a node flapping thousands of times a
@@ -155,6 +156,7 @@ extern char **environ;
 struct hook_job {
     struct hook_job *next;
     struct evrec rec;
+    uint32_t match;     /* bit per action: the node is one the action is for (at submission) */
     uint32_t coalesced; /* earlier events of the node this one stands for */
     int64_t epoch;      /* the fencing epoch the gate gave it (VIGIL_EPOCH; 0: none) */
 };
@@ -173,6 +175,10 @@ struct hook_run {
     uint32_t attempt;        /* retries of this run so far */
     bool in_retry;           /* waiting to run the failed hook again */
     bool in_line;            /* waiting for a free slot */
+    void *call;              /* a built-in action's call in flight (the driver's), or NULL */
+    bool calling;            /* the driver has a call of this run's in flight */
+    uint8_t op;              /* HOOK_OP_DO or HOOK_OP_UNDO, for the head event */
+    bool ordered;            /* runs in turn with the event's other ordered runs */
     struct hook_run *line_next;
     /*
      * While child is set: the next escalation (SIGTERM at start + timeout,
@@ -199,16 +205,27 @@ struct hook_queue {
     bool head_again;        /* the gate refused a retry: the head goes back to the gate */
     uint64_t ticket;        /* the gate's latest question about the head */
     size_t runs_left;       /* runs of the head not finished: the next event waits for 0 */
-    struct hook_run *runs;  /* n_hooks of them */
+    /*
+     * The ordered runs of the head go one after another: seq_pos is the
+     * next place in the order to look at, seq_active the one running.
+     */
+    size_t seq_pos;
+    struct hook_run *seq_active;
+    bool seq_reverse;      /* the head undoes: the order is the list's, reversed */
+    struct hook_run *runs; /* n_hooks of them */
 };
 
-/* A hook, copied from the configuration so that the runner owns it. */
+/* An action, copied from the configuration so that the runner owns it. */
 struct hook {
-    char **argv;
-    vigil_time_t timeout;
-    uint32_t on_states;
-    uint32_t retries;
-    vigil_time_t retry_delay;
+    struct vcfg_hook c;
+    char name[VCFG_ACTION_NAME_MAX + 24]; /* its own, or KIND-N */
+    char label[160];                      /* for the log: "hook PROGRAM" or "action NAME (KIND)" */
+    /*
+     * Built-in kinds and actions that undo run in turn (the list's order;
+     * undo, the reverse); an exec action that does not undo (a hook of old)
+     * starts with the event at once, beside the others.
+     */
+    bool ordered;
 };
 
 struct hook_runner {
@@ -227,6 +244,11 @@ struct hook_runner {
     size_t pending;                         /* hook runs queued or running */
     bool stopping;                          /* in hook_runner_free: start nothing */
     struct hook_stats stats;
+    struct hook_driver driver; /* the built-in kinds (driver.start NULL: none) */
+    hook_match_fn match;       /* custom status of nodes, for match = "KEY=VALUE" */
+    void *match_arg;
+    hook_observe_fn observe; /* told of every attempt and outcome (NULL: nobody) */
+    void *observe_arg;
     struct hook_gate gate;                      /* gate.ask NULL: no gate */
     uint64_t tickets;                           /* the gate's questions so far */
     size_t held;                                /* FIFO heads waiting for the gate */
@@ -242,11 +264,11 @@ struct hook_runner {
 };
 
 static const char *const hook_env_names[HOOK_ENV_COUNT] = {
-    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE",    "VIGIL_OLD_STATE",
-    "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME",    "VIGIL_SINCE_LAST",
-    "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",    "VIGIL_STD_DEV",
-    "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT", "VIGIL_COALESCED",
-    "VIGIL_EPOCH",
+    "VIGIL_EVENT_SEQ", "VIGIL_EVENT_TYPE", "VIGIL_NODE",        "VIGIL_OLD_STATE",
+    "VIGIL_NEW_STATE", "VIGIL_REASON",     "VIGIL_TIME",        "VIGIL_SINCE_LAST",
+    "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",        "VIGIL_STD_DEV",
+    "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT",     "VIGIL_COALESCED",
+    "VIGIL_EPOCH",     "VIGIL_ACTION",     "VIGIL_ACTION_NAME", "VIGIL_IDEMPOTENCY_KEY",
 };
 
 static void run_timer(void *arg, vigil_time_t now);
@@ -275,15 +297,57 @@ static const char *event_label(const struct evrec *rec)
                                                 : rec->ev.node;
 }
 
-static bool hook_wants(const struct hook *h, const struct vigil_event *ev)
+/* What an action does for an event: nothing, its work, or the undo of it. */
+static int hook_op(const struct hook *h, const struct vigil_event *ev)
 {
-    if (h->on_states == 0)
-        return true;
+    uint32_t on = h->c.on_states;
+    if (on == 0)
+        return HOOK_OP_DO;
     if (ev->type != VIGIL_EVENT_STATE)
-        return false; /* the monitor's own: no new state, only hooks for every event get it */
-    unsigned s = (unsigned)ev->new_state;
+        return HOOK_OP_NONE; /* the monitor's own: no new state, only actions for every event */
     /* on_states has one bit per state; a state beyond its 32 bits matches no filter. */
-    return s < 32 && (h->on_states & (UINT32_C(1) << s)) != 0;
+    unsigned s = (unsigned)ev->new_state, o = (unsigned)ev->old_state;
+    if (s < 32 && (on & (UINT32_C(1) << s)) != 0)
+        return HOOK_OP_DO;
+    /*
+     * Back to alive from a state the action acts on: undo. A node's events
+     * chain (coalescing keeps it so), so the action was told of that state.
+     */
+    if (h->c.undo && ev->new_state == VIGIL_STATE_ALIVE && o < 32 && (on & (UINT32_C(1) << o)))
+        return HOOK_OP_UNDO;
+    return HOOK_OP_NONE;
+}
+
+/* Does action i want job's event? */
+static int job_op(const struct hook_runner *r, const struct hook_job *j, size_t i)
+{
+    if (!(j->match & (UINT32_C(1) << i)))
+        return HOOK_OP_NONE;
+    return hook_op(&r->hooks[i], &j->rec.ev);
+}
+
+/* Is node one that action h is for (its globs and its custom status value)? */
+static bool hook_matches(const struct hook_runner *r, const struct hook *h, const struct evrec *rec)
+{
+    bool own = rec->ev.type != VIGIL_EVENT_STATE; /* the monitor's own: no node to match */
+    if (h->c.n_nodes > 0) {
+        if (own)
+            return false;
+        bool any = false;
+        for (size_t i = 0; i < h->c.n_nodes && !any; i++)
+            any = fnmatch(h->c.nodes[i], rec->ev.node, 0) == 0;
+        if (!any)
+            return false;
+    }
+    if (h->c.match_key) {
+        if (own || !r->match)
+            return false;
+        char v[VIGIL_CUSTOM_VAL_MAX + 1];
+        if (r->match(r->match_arg, rec->ev.node, h->c.match_key, v, sizeof(v)) != 0 ||
+            strcmp(v, h->c.match_value) != 0)
+            return false;
+    }
+    return true;
 }
 
 /* ---- the table of FIFOs ---- */
@@ -429,12 +493,12 @@ static struct hook_run *line_pop(struct hook_runner *r)
 
 /* ---- bounds: coalescing waiting events ---- */
 
-/* Hook runs an event owes: one per hook that wants it. */
-static size_t event_runs(const struct hook_runner *r, const struct vigil_event *ev)
+/* Runs an event owes: one per action that wants it. */
+static size_t event_runs(const struct hook_runner *r, const struct hook_job *j)
 {
     size_t n = 0;
     for (size_t i = 0; i < r->n_hooks; i++)
-        n += hook_wants(&r->hooks[i], ev);
+        n += job_op(r, j, i) != HOOK_OP_NONE;
     return n;
 }
 
@@ -452,7 +516,7 @@ static void drop_first_waiting(struct hook_runner *r, struct hook_queue *q)
     q->head->next = j->next;
     if (q->tail == j)
         q->tail = q->head;
-    r->pending -= event_runs(r, &j->rec.ev);
+    r->pending -= event_runs(r, j);
     q->waiting--;
     r->waiting--;
     r->stats.coalesced++;
@@ -545,8 +609,13 @@ static void coalesce(struct hook_runner *r, struct hook_queue *q, bool in_all)
         drop_first_waiting(r, q);
         drop_first_waiting(r, q);
     } else {
-        if (!pause)
+        if (!pause) {
+            /* B's old state changes, and with it what B owes (an undo depends on it). */
+            r->pending -= event_runs(r, b);
             be->old_state = ae->old_state;
+            b->match |= a->match;
+            r->pending += event_runs(r, b);
+        }
         b->coalesced = add_coalesced(a->coalesced, b->coalesced);
         drop_first_waiting(r, q);
     }
@@ -611,8 +680,10 @@ static bool env_overridden(const char *entry)
  * runner sets, plus the event. The strings of the monitor's environment are
  * borrowed; the event's are allocated, from index *first_own on.
  */
-static char **build_env(const struct hook_job *job, uint32_t attempt, size_t *first_own)
+static char **build_env(const struct hook_job *job, const struct hook_run *run, const char *name,
+                        const char *key, size_t *first_own)
 {
+    uint32_t attempt = run->attempt;
     const struct evrec *rec = &job->rec;
     const struct vigil_event *ev = &rec->ev;
     size_t n_env = 0;
@@ -655,7 +726,10 @@ static char **build_env(const struct hook_job *job, uint32_t attempt, size_t *fi
         env_add(&envp[k++], "VIGIL_GENERATION=%" PRIu64, ev->generation) &&
         env_add(&envp[k++], "VIGIL_ATTEMPT=%" PRIu32, attempt + 1) &&
         env_add(&envp[k++], "VIGIL_COALESCED=%" PRIu32, job->coalesced) &&
-        env_add(&envp[k++], "VIGIL_EPOCH=%" PRId64, job->epoch);
+        env_add(&envp[k++], "VIGIL_EPOCH=%" PRId64, job->epoch) &&
+        env_add(&envp[k++], "VIGIL_ACTION=%s", run->op == HOOK_OP_UNDO ? "undo" : "do") &&
+        env_add(&envp[k++], "VIGIL_ACTION_NAME=%s", name) &&
+        env_add(&envp[k++], "VIGIL_IDEMPOTENCY_KEY=%s", key);
     if (!ok) {
         for (size_t i = *first_own; i < k; i++)
             free(envp[i]);
@@ -695,48 +769,110 @@ static char *event_json_line(const struct hook_job *job, size_t *len)
     return line;
 }
 
+/* The idempotency key of run for its head event: NODE:GENERATION:SEQ:ACTION[:undo]. */
+static void run_key(const struct hook_runner *r, const struct hook_run *run, char *buf, size_t cap)
+{
+    const struct vigil_event *ev = &run->q->head->rec.ev;
+    snprintf(buf, cap, "%s:%" PRIu64 ":%" PRIu64 ":%s%s", ev->node, ev->generation, ev->seq,
+             r->hooks[run->hook].name, run->op == HOOK_OP_UNDO ? ":undo" : "");
+}
+
+static void observe(struct hook_runner *r, const struct hook_run *run, const char *outcome,
+                    const char *detail, vigil_time_t took)
+{
+    if (!r->observe)
+        return;
+    const struct hook *h = &r->hooks[run->hook];
+    char key[HOOK_KEY_MAX];
+    run_key(r, run, key, sizeof(key));
+    struct hook_outcome o = {
+        .action = h->name,
+        .kind = h->c.kind,
+        .rec = &run->q->head->rec,
+        .undo = run->op == HOOK_OP_UNDO,
+        .attempt = run->attempt + 1,
+        .outcome = outcome,
+        .detail = detail ? detail : "",
+        .key = key,
+        .took = took,
+        .epoch = run->q->head->epoch,
+    };
+    r->observe(r->observe_arg, &o);
+}
+
 /*
- * Starts run's hook for its FIFO's head event. Returns 0 with run->child
- * set, or a negative error (logged and counted as a spawn error) when it
- * could not.
+ * Starts run's action for its FIFO's head event: a child for exec, a call
+ * through the driver for the built-in kinds. Returns 0 with the run
+ * started and its timeout armed, or a negative error (logged and counted
+ * as a spawn error) when it could not.
  */
-static int spawn_hook(struct hook_runner *r, struct hook_run *run, vigil_time_t now)
+static int start_run(struct hook_runner *r, struct hook_run *run, vigil_time_t now)
 {
     struct hook_queue *q = run->q;
     const struct hook *h = &r->hooks[run->hook];
     const struct evrec *rec = &q->head->rec;
-    size_t json_len = 0, first_own = 0;
-    char *json = event_json_line(q->head, &json_len);
-    char **envp = build_env(q->head, run->attempt, &first_own);
+    char key[HOOK_KEY_MAX];
+    run_key(r, run, key, sizeof(key));
     struct vio_child *child = NULL;
     int err = -ENOMEM;
-    if (json && envp) {
-        struct vio_spawn req = {
-            .argv = h->argv,
-            .envp = envp,
-            .stdin_data = json,
-            .stdin_len = json_len,
-            .on_exit = hook_exited,
-            .arg = run,
+    if (h->c.kind == VCFG_ACT_EXEC) {
+        size_t json_len = 0, first_own = 0;
+        char *json = event_json_line(q->head, &json_len);
+        char **envp = build_env(q->head, run, h->name, key, &first_own);
+        if (json && envp) {
+            struct vio_spawn req = {
+                .argv = h->c.argv,
+                .envp = envp,
+                .stdin_data = json,
+                .stdin_len = json_len,
+                .on_exit = hook_exited,
+                .arg = run,
+            };
+            err = r->procs->ops->spawn(r->procs, &req, &child);
+        }
+        free(json);
+        free_env(envp, first_own);
+    } else if (!r->driver.start) {
+        err = -ENOSYS;
+    } else {
+        struct hook_call call = {
+            .action = &h->c,
+            .name = h->name,
+            .rec = rec,
+            .undo = run->op == HOOK_OP_UNDO,
+            .attempt = run->attempt + 1,
+            .epoch = q->head->epoch,
+            .coalesced = q->head->coalesced,
+            .key = key,
         };
-        err = r->procs->ops->spawn(r->procs, &req, &child);
+        run->calling = true;
+        err = r->driver.start(r->driver.arg, &call, run, &run->call);
+        if (err != 0) {
+            run->calling = false;
+            run->call = NULL;
+        }
     }
-    free(json);
-    free_env(envp, first_own);
     if (err == 0) {
-        /* The timeout: a failure to arm it would leave the hook without one. */
-        vigil_time_t timeout = h->timeout > 0 ? h->timeout : HOOK_TIMEOUT_DEFAULT;
+        /* The timeout: a failure to arm it would leave the run without one. */
+        vigil_time_t timeout = h->c.timeout > 0 ? h->c.timeout : HOOK_TIMEOUT_DEFAULT;
         int terr = vio_timer_arm(r->loop, &run->timer, now + timeout);
         if (terr != 0) {
-            r->procs->ops->signal(r->procs, child, SIGKILL);
-            r->procs->ops->release(r->procs, child);
+            if (child) {
+                r->procs->ops->signal(r->procs, child, SIGKILL);
+                r->procs->ops->release(r->procs, child);
+            } else {
+                r->driver.cancel(r->driver.arg, run->call);
+                run->calling = false;
+                run->call = NULL;
+            }
             err = -ENOMEM;
         }
     }
     if (err != 0) {
         r->stats.spawn_errors++;
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): cannot start: %s", h->argv[0],
-                  rec->ev.seq, event_label(rec), strerror(-err));
+        hook_logf(r, "%s for event %" PRIu64 " (%s): cannot start: %s", h->label, rec->ev.seq,
+                  event_label(rec), err == -ENOSYS ? "no driver for this kind" : strerror(-err));
+        observe(r, run, "failed", "cannot start", 0);
         return -VIGIL_ESYS;
     }
     run->child = child;
@@ -744,6 +880,7 @@ static int spawn_hook(struct hook_runner *r, struct hook_run *run, vigil_time_t 
     run->signalled = 0;
     r->running++;
     r->stats.started++;
+    observe(r, run, "started", "", 0);
     return 0;
 }
 
@@ -754,6 +891,8 @@ static void run_end(struct hook_runner *r, struct hook_run *run)
     run->attempt = 0;
     run->q->runs_left--;
     r->pending--;
+    if (run->q->seq_active == run)
+        run->q->seq_active = NULL;
 }
 
 /*
@@ -768,9 +907,27 @@ static void run_kick(struct hook_runner *r, struct hook_run *run, vigil_time_t n
         line_append(r, run);
         return;
     }
-    if (spawn_hook(r, run, now) != 0) {
+    if (start_run(r, run, now) != 0) {
         run->q->head_failed = true;
         run_end(r, run);
+    }
+}
+
+/*
+ * Starts the next ordered run of q's head, unless one is running (or in
+ * line, or waiting to retry), or the head goes back to the gate. Runs
+ * that cannot start end at once, and the next is tried.
+ */
+static void seq_next(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
+{
+    while (!q->seq_active && !q->head_again && q->seq_pos < r->n_hooks) {
+        size_t p = q->seq_pos++;
+        size_t i = q->seq_reverse ? r->n_hooks - 1 - p : p;
+        struct hook_run *run = &q->runs[i];
+        if (!run->owed || !run->ordered)
+            continue;
+        q->seq_active = run;
+        run_kick(r, run, now, false);
     }
 }
 
@@ -810,14 +967,23 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
         if (!q->head_started && !skip) {
             q->head_started = true;
             q->head_failed = false;
+            q->seq_pos = 0;
+            q->seq_active = NULL;
+            q->seq_reverse = false;
             for (size_t i = 0; i < r->n_hooks; i++) {
-                q->runs[i].owed = hook_wants(&r->hooks[i], &q->head->rec.ev);
-                q->runs[i].attempt = 0;
-                q->runs_left += q->runs[i].owed;
+                struct hook_run *run = &q->runs[i];
+                int op = job_op(r, q->head, i);
+                run->owed = op != HOOK_OP_NONE;
+                run->op = (uint8_t)op;
+                run->ordered = r->hooks[i].ordered;
+                run->attempt = 0;
+                q->runs_left += run->owed;
+                q->seq_reverse |= op == HOOK_OP_UNDO;
             }
             for (size_t i = 0; i < r->n_hooks; i++)
-                if (q->runs[i].owed)
+                if (q->runs[i].owed && !q->runs[i].ordered)
                     run_kick(r, &q->runs[i], now, false);
+            seq_next(r, q, now);
         }
         if (q->runs_left > 0)
             return;
@@ -826,13 +992,13 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
             q->head_again = false;
             q->head_started = false;
             q->gate = HOOK_WAIT;
-            r->pending += event_runs(r, &q->head->rec.ev);
+            r->pending += event_runs(r, q->head);
             continue;
         }
         /* Every hook of the head is done: the first waiting event becomes the one handled. */
         struct hook_job *j = q->head;
         if (skip)
-            r->pending -= event_runs(r, &j->rec.ev); /* owed, never run */
+            r->pending -= event_runs(r, j); /* owed, never run */
         else if (r->gate.done)
             r->gate.done(r->gate.arg, &j->rec, j->epoch, !q->head_failed);
         q->head = j->next;
@@ -857,6 +1023,7 @@ static void line_drain(struct hook_runner *r, vigil_time_t now)
         struct hook_run *run = line_pop(r);
         struct hook_queue *q = run->q;
         run_kick(r, run, now, true);
+        seq_next(r, q, now);
         if (q->runs_left == 0)
             queue_pump(r, q, now);
     }
@@ -864,23 +1031,38 @@ static void line_drain(struct hook_runner *r, vigil_time_t now)
 
 /* ---- finishing a hook ---- */
 
-/* Records the end of run's hook (status known or lost) and logs it. */
-static void hook_finished(struct hook_runner *r, struct hook_run *run, int status, vigil_time_t now)
+/*
+ * Records the end of run: an exec child's exit status (known, or -1: lost),
+ * or, with call_what set, a built-in call's outcome (call_ok). Logs it,
+ * and arms the retry of a failure that has retries left.
+ */
+static void hook_finished(struct hook_runner *r, struct hook_run *run, int status,
+                          const char *call_what, bool call_ok, vigil_time_t now)
 {
     const struct hook *h = &r->hooks[run->hook];
     const struct evrec *rec = &run->q->head->rec;
-    bool known = status != -1;
-    char dur[32], what[96];
-    vigil_format_duration(now - run->started, dur, sizeof(dur));
+    char dur[32], what[160];
+    vigil_time_t took = now - run->started;
+    vigil_format_duration(took, dur, sizeof(dur));
     const char *after = "";
     if (run->signalled == SIGTERM)
         after = " after timeout (SIGTERM)";
     else if (run->signalled == SIGKILL)
         after = " after timeout (SIGKILL)";
-
-    if (!known) {
+    bool ok;
+    if (call_what) {
+        snprintf(what, sizeof(what), "%s", call_what);
+        ok = call_ok;
+        if (run->signalled)
+            r->stats.timed_out++;
+        else if (ok)
+            r->stats.succeeded++;
+        else
+            r->stats.failed++;
+    } else if (status == -1) {
         r->stats.failed++;
         snprintf(what, sizeof(what), "exit status lost (reaped elsewhere)");
+        ok = false;
     } else if (WIFEXITED(status)) {
         int code = WEXITSTATUS(status);
         snprintf(what, sizeof(what), "exit %d", code);
@@ -890,6 +1072,7 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
             r->stats.succeeded++;
         else
             r->stats.failed++;
+        ok = code == 0 && !run->signalled;
     } else {
         int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
         snprintf(what, sizeof(what), "killed by signal %d (%s)", sig, strsignal(sig));
@@ -897,43 +1080,60 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
             r->stats.timed_out++;
         else
             r->stats.failed++;
+        ok = false;
     }
-    bool ok = known && WIFEXITED(status) && WEXITSTATUS(status) == 0 && !run->signalled;
     char retry[96] = "";
     vio_timer_disarm(r->loop, &run->timer);
-    if (!ok && run->attempt < h->retries) {
-        /* The delay doubles with each retry: retry_delay, 2x, 4x, ... (saturating). */
-        vigil_time_t delay = h->retry_delay;
+    bool again = false;
+    if (!ok && run->attempt < h->c.retries) {
+        /* The delay doubles with each retry: retry_delay, 2x, 4x, ... up to retry_max. */
+        vigil_time_t delay = h->c.retry_delay;
         for (uint32_t i = 0; i < run->attempt && delay < INT64_MAX / 2; i++)
             delay *= 2;
+        if (h->c.retry_max > 0 && delay > h->c.retry_max)
+            delay = h->c.retry_max;
         if (now > INT64_MAX - delay)
             delay = INT64_MAX - now;
         char d[32];
         vigil_format_duration(delay, d, sizeof(d));
         if (vio_timer_arm(r->loop, &run->timer, now + delay) == 0) {
-            run->attempt++;
-            run->in_retry = true;
-            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %s", run->attempt,
-                     h->retries, d);
+            again = true;
+            snprintf(retry, sizeof(retry), "; retry %" PRIu32 " of %" PRIu32 " in %s",
+                     run->attempt + 1, h->c.retries, d);
         } else {
             r->stats.gave_up++;
             snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs (out of memory)",
                      run->attempt + 1);
         }
-    } else if (!ok && h->retries > 0) {
+    } else if (!ok && h->c.retries > 0) {
         r->stats.gave_up++;
         snprintf(retry, sizeof(retry), "; giving up after %" PRIu32 " runs", run->attempt + 1);
     }
-    hook_logf(r, "hook %s for event %" PRIu64 " (%s): %s in %s%s%s", h->argv[0], rec->ev.seq,
-              event_label(rec), what, dur, after, retry);
+    hook_logf(r, "%s for event %" PRIu64 " (%s)%s: %s in %s%s%s", h->label, rec->ev.seq,
+              event_label(rec), run->op == HOOK_OP_UNDO ? " undo" : "", what, dur, after, retry);
+    char detail[256];
+    snprintf(detail, sizeof(detail), "%s%s", what, after);
+    observe(r, run, ok ? "succeeded" : again ? "retrying" : "failed", detail, took);
     run->child = NULL;
     run->signalled = 0;
     r->running--;
-    if (run->in_retry)
+    if (again) {
+        run->attempt++;
+        run->in_retry = true;
         return; /* the run is still owed: pending stays */
+    }
     if (!ok)
         run->q->head_failed = true;
     run_end(r, run);
+}
+
+/* After a run of q ended: the next ordered run, or the next event, and runs in line. */
+static void after_run(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
+{
+    seq_next(r, q, now);
+    if (q->runs_left == 0)
+        queue_pump(r, q, now);
+    line_drain(r, now);
 }
 
 /* The exit of run's hook, from the loop. */
@@ -950,22 +1150,57 @@ static void hook_exited(void *arg, struct vio_child *c, int status)
         return;
     }
     vigil_time_t now = vio_now(r->loop);
-    hook_finished(r, run, status, now);
-    if (q->runs_left == 0)
-        queue_pump(r, q, now);
-    line_drain(r, now);
+    hook_finished(r, run, status, NULL, false, now);
+    after_run(r, q, now);
+}
+
+void hook_runner_call_done(struct hook_runner *r, void *token, enum hook_call_result res,
+                           const char *detail)
+{
+    bool ok = res == HOOK_CALL_OK;
+    struct hook_run *run = token;
+    if (!r || !run || !run->calling)
+        return;
+    run->calling = false;
+    run->call = NULL;
+    if (r->stopping) {
+        r->running--;
+        return;
+    }
+    struct hook_queue *q = run->q;
+    vigil_time_t now = vio_now(r->loop);
+    uint32_t retries = r->hooks[run->hook].c.retries;
+    if (res == HOOK_CALL_REFUSED)
+        r->hooks[run->hook].c.retries = 0; /* this once: no retry */
+    hook_finished(r, run, 0, detail && detail[0] ? detail : ok ? "ok" : "failed", ok, now);
+    r->hooks[run->hook].c.retries = retries;
+    after_run(r, q, now);
 }
 
 /* Sends SIGTERM, or SIGKILL two seconds after it, to run's hook. */
 static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_time_t now)
 {
     const struct hook *h = &r->hooks[run->hook];
+    if (run->calling) {
+        /* A built-in call that outlived its timeout: cancelled, and a failure like any. */
+        r->driver.cancel(r->driver.arg, run->call);
+        run->calling = false;
+        run->call = NULL;
+        run->signalled = -1; /* timed out, no signal */
+        struct hook_queue *q = run->q;
+        char d[32], what[64];
+        vigil_format_duration(h->c.timeout, d, sizeof(d));
+        snprintf(what, sizeof(what), "no answer within %s", d);
+        hook_finished(r, run, 0, what, false, now);
+        after_run(r, q, now);
+        return;
+    }
     const struct evrec *rec = &run->q->head->rec;
     char dur[32];
     vigil_format_duration(now - run->started, dur, sizeof(dur));
     if (run->signalled == 0) {
-        hook_logf(r, "hook %s for event %" PRIu64 " (%s): timed out after %s, sending SIGTERM",
-                  h->argv[0], rec->ev.seq, event_label(rec), dur);
+        hook_logf(r, "%s for event %" PRIu64 " (%s): timed out after %s, sending SIGTERM", h->label,
+                  rec->ev.seq, event_label(rec), dur);
         r->procs->ops->signal(r->procs, run->child, SIGTERM);
         run->signalled = SIGTERM;
         /*
@@ -976,9 +1211,9 @@ static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_tim
         vio_timer_arm(r->loop, &run->timer, now + HOOK_KILL_DELAY);
     } else if (run->signalled == SIGTERM) {
         hook_logf(r,
-                  "hook %s for event %" PRIu64 " (%s): still running after SIGTERM (%s), "
+                  "%s for event %" PRIu64 " (%s): still running after SIGTERM (%s), "
                   "sending SIGKILL",
-                  h->argv[0], rec->ev.seq, event_label(rec), dur);
+                  h->label, rec->ev.seq, event_label(rec), dur);
         r->procs->ops->signal(r->procs, run->child, SIGKILL);
         run->signalled = SIGKILL;
     }
@@ -990,7 +1225,7 @@ static void run_timer(void *arg, vigil_time_t now)
     struct hook_run *run = arg;
     struct hook_queue *q = run->q;
     struct hook_runner *r = q->runner;
-    if (run->child) {
+    if (run->child || run->calling) {
         hook_escalate(r, run, now);
         return;
     }
@@ -1005,9 +1240,9 @@ static void run_timer(void *arg, vigil_time_t now)
          * monitor too, under a new epoch).
          */
         hook_logf(r,
-                  "hook %s for event %" PRIu64 " (%s): retry put off: this monitor no longer "
+                  "%s for event %" PRIu64 " (%s): retry put off: this monitor no longer "
                   "leads under epoch %" PRId64 "; the event waits for the leader",
-                  r->hooks[run->hook].argv[0], head->rec.ev.seq, event_label(&head->rec),
+                  r->hooks[run->hook].label, head->rec.ev.seq, event_label(&head->rec),
                   head->epoch);
         q->head_again = true;
         run_end(r, run);
@@ -1015,9 +1250,7 @@ static void run_timer(void *arg, vigil_time_t now)
         r->stats.retried++;
         run_kick(r, run, now, false);
     }
-    if (q->runs_left == 0)
-        queue_pump(r, q, now);
-    line_drain(r, now);
+    after_run(r, q, now);
 }
 
 /* ---- the interface ---- */
@@ -1026,13 +1259,8 @@ static void hooks_free(struct hook *hooks, size_t n)
 {
     if (!hooks)
         return;
-    for (size_t i = 0; i < n; i++) {
-        if (!hooks[i].argv)
-            continue;
-        for (size_t j = 0; hooks[i].argv[j]; j++)
-            free(hooks[i].argv[j]);
-        free(hooks[i].argv);
-    }
+    for (size_t i = 0; i < n; i++)
+        vcfg_hook_free(&hooks[i].c);
     free(hooks);
 }
 
@@ -1042,10 +1270,10 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
     if (!out)
         return -VIGIL_EINVAL;
     *out = NULL;
-    if (!loop || !procs || (n > 0 && !hooks))
+    if (!loop || !procs || (n > 0 && !hooks) || n > 32)
         return -VIGIL_EINVAL;
     for (size_t i = 0; i < n; i++)
-        if (!hooks[i].argv[0] || !hooks[i].argv[0][0])
+        if (hooks[i].kind == VCFG_ACT_EXEC && (!hooks[i].argv[0] || !hooks[i].argv[0][0]))
             return -VIGIL_EINVAL;
     if (sodium_init() < 0)
         return -VIGIL_ESYS;
@@ -1070,20 +1298,18 @@ int hook_runner_new(struct vio_loop *loop, struct vio_procs *procs, const struct
         goto nomem;
     r->n_hooks = n;
     for (size_t i = 0; i < n; i++) {
-        size_t argc = 0;
-        while (argc < VCFG_MAX_ARGV && hooks[i].argv[argc])
-            argc++;
-        r->hooks[i].argv = calloc(argc + 1, sizeof(char *));
-        if (!r->hooks[i].argv)
+        struct hook *h = &r->hooks[i];
+        if (vcfg_hook_copy(&h->c, &hooks[i]) != 0)
             goto nomem;
-        for (size_t j = 0; j < argc; j++)
-            if (!(r->hooks[i].argv[j] = strdup(hooks[i].argv[j])))
-                goto nomem;
-        r->hooks[i].timeout = hooks[i].timeout;
-        r->hooks[i].on_states = hooks[i].on_states;
-        r->hooks[i].retries = hooks[i].retries;
-        r->hooks[i].retry_delay =
-            hooks[i].retry_delay > 0 ? hooks[i].retry_delay : VIGIL_NSEC_PER_SEC;
+        if (h->c.retry_delay <= 0)
+            h->c.retry_delay = VIGIL_NSEC_PER_SEC;
+        vcfg_hook_name(&h->c, i, h->name, sizeof(h->name));
+        if (h->c.kind == VCFG_ACT_EXEC && !h->c.name)
+            snprintf(h->label, sizeof(h->label), "hook %s", h->c.argv[0]);
+        else
+            snprintf(h->label, sizeof(h->label), "action %s (%s)", h->name,
+                     vcfg_act_kind_name(h->c.kind));
+        h->ordered = h->c.kind != VCFG_ACT_EXEC || h->c.undo;
     }
     *out = r;
     return 0;
@@ -1099,15 +1325,20 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
 {
     if (!r || !ev)
         return -VIGIL_EINVAL;
-    size_t want = event_runs(r, &ev->ev);
+    /* The node match of every action (coalescing may later change what an event owes). */
+    struct hook_job probe = {.rec = *ev};
+    for (size_t i = 0; i < r->n_hooks; i++)
+        if (hook_op(&r->hooks[i], &ev->ev) != HOOK_OP_NONE || r->hooks[i].c.undo)
+            if (hook_matches(r, &r->hooks[i], ev))
+                probe.match |= UINT32_C(1) << i;
+    size_t want = event_runs(r, &probe);
     if (want == 0)
         return 0;
 
     struct hook_job *j = malloc(sizeof(*j));
     if (!j)
         return -VIGIL_ENOMEM;
-    j->next = NULL;
-    j->rec = *ev;
+    *j = probe;
     j->coalesced = 0;
     j->epoch = 0;
     j->rec.ev.node[VIGIL_ID_MAX] = '\0';
@@ -1203,6 +1434,64 @@ void hook_runner_gate_reask(struct hook_runner *r)
     line_drain(r, now);
 }
 
+void hook_runner_set_driver(struct hook_runner *r, const struct hook_driver *d)
+{
+    if (d)
+        r->driver = *d;
+    else
+        memset(&r->driver, 0, sizeof(r->driver));
+}
+
+void hook_runner_set_matcher(struct hook_runner *r, hook_match_fn fn, void *arg)
+{
+    r->match = fn;
+    r->match_arg = arg;
+}
+
+void hook_runner_set_observer(struct hook_runner *r, hook_observe_fn fn, void *arg)
+{
+    r->observe = fn;
+    r->observe_arg = arg;
+}
+
+size_t hook_runner_actions(const struct hook_runner *r)
+{
+    return r ? r->n_hooks : 0;
+}
+
+const char *hook_runner_action_name(const struct hook_runner *r, size_t i)
+{
+    return r && i < r->n_hooks ? r->hooks[i].name : NULL;
+}
+
+void hook_runner_each(const struct hook_runner *r, void (*fn)(void *arg, const struct hook_work *w),
+                      void *arg)
+{
+    for (const struct hook_queue *q = r->all; q; q = q->next) {
+        if (!q->head)
+            continue;
+        struct hook_work w = {.node = q->node, .rec = &q->head->rec, .waiting = q->waiting};
+        if (q->head_held || (!q->head_started && q->gate == HOOK_WAIT && r->gate.ask)) {
+            w.state = "waiting for the leader";
+            fn(arg, &w);
+            continue;
+        }
+        for (size_t i = 0; i < r->n_hooks; i++) {
+            const struct hook_run *run = &q->runs[i];
+            if (!run->owed)
+                continue;
+            w.action = r->hooks[i].name;
+            w.undo = run->op == HOOK_OP_UNDO;
+            w.attempt = run->attempt + 1;
+            w.state = run->child || run->calling ? "running"
+                      : run->in_retry            ? "retrying"
+                      : run->in_line             ? "in line"
+                                                 : "waiting for its turn";
+            fn(arg, &w);
+        }
+    }
+}
+
 size_t hook_runner_held(const struct hook_runner *r)
 {
     return r->held;
@@ -1242,9 +1531,17 @@ void hook_runner_free(struct hook_runner *r)
         for (size_t i = 0; i < r->n_hooks; i++) {
             struct hook_run *run = &q->runs[i];
             vio_timer_disarm(r->loop, &run->timer);
+            if (run->calling) {
+                hook_logf(r, "%s for event %" PRIu64 " (%s): call abandoned at stop",
+                          r->hooks[i].label, q->head->rec.ev.seq, event_label(&q->head->rec));
+                r->driver.cancel(r->driver.arg, run->call);
+                run->calling = false;
+                run->call = NULL;
+                r->running--;
+            }
             if (run->child) {
-                hook_logf(r, "hook %s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
-                          r->hooks[i].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
+                hook_logf(r, "%s for event %" PRIu64 " (%s): stopping it (SIGTERM)",
+                          r->hooks[i].label, q->head->rec.ev.seq, event_label(&q->head->rec));
                 r->procs->ops->signal(r->procs, run->child, SIGTERM);
             }
         }
@@ -1257,8 +1554,8 @@ void hook_runner_free(struct hook_runner *r)
         for (size_t i = 0; i < r->n_hooks; i++) {
             if (!q->runs[i].child)
                 continue;
-            hook_logf(r, "hook %s for event %" PRIu64 " (%s): still running, sending SIGKILL",
-                      r->hooks[i].argv[0], q->head->rec.ev.seq, event_label(&q->head->rec));
+            hook_logf(r, "%s for event %" PRIu64 " (%s): still running, sending SIGKILL",
+                      r->hooks[i].label, q->head->rec.ev.seq, event_label(&q->head->rec));
             r->procs->ops->signal(r->procs, q->runs[i].child, SIGKILL);
             killed = true;
         }

@@ -37,6 +37,16 @@
  */
 #define HOOK_RETRIES_DEFAULT     2
 #define HOOK_RETRY_DELAY_DEFAULT VIGIL_NSEC_PER_SEC
+/*
+ * The built-in kinds (haproxy, webhook, alertmanager) try harder: what
+ * they drive is often briefly away (HAProxy reloading, a receiver
+ * restarting), and a missed call matters more than a late one. Five
+ * retries from 1 s, doubling, capped at 30 s: about a minute in all.
+ */
+#define ACT_RETRIES_DEFAULT   5
+#define ACT_RETRY_MAX_DEFAULT (30 * VIGIL_NSEC_PER_SEC)
+/* HAProxy answers its runtime API at once: 5 s is a stuck socket. */
+#define ACT_HAPROXY_TIMEOUT (5 * VIGIL_NSEC_PER_SEC)
 /* Most retries: ten doublings of the delay already wait over a thousand times the first. */
 #define HOOK_RETRIES_MAX 10
 
@@ -143,6 +153,93 @@ void hook_runner_gate_answer(struct hook_runner *r, const char *node, uint64_t t
 void hook_runner_gate_reask(struct hook_runner *r);
 /* Events held at the gate (FIFO heads waiting for an answer). */
 size_t hook_runner_held(const struct hook_runner *r);
+
+/* What an action does for an event. */
+enum { HOOK_OP_NONE = 0, HOOK_OP_DO = 1, HOOK_OP_UNDO = 2 };
+
+/* An idempotency key's longest: node, generation, sequence, action name, ":undo". */
+#define HOOK_KEY_MAX (VIGIL_ID_MAX + 2 * 21 + VCFG_ACTION_NAME_MAX + 24 + 8)
+
+/*
+ * A call of a built-in action (haproxy, webhook, alertmanager), for its
+ * driver (actions.h). Pointers are valid during start only.
+ */
+struct hook_call {
+    const struct vcfg_hook *action;
+    const char *name;
+    const struct evrec *rec;
+    bool undo;          /* the node came back: undo what the action did */
+    uint32_t attempt;   /* 1, 2, ... */
+    int64_t epoch;      /* the leader's fencing epoch (0: none) */
+    uint32_t coalesced; /* earlier events this one stands for */
+    const char *key;    /* the idempotency key: NODE:GENERATION:SEQ:ACTION[:undo] */
+};
+
+/*
+ * The driver of the built-in kinds. start begins a call and must end it
+ * later, from the loop (never from within start), with exactly one
+ * hook_runner_call_done(token, ...), unless cancel is called first
+ * (*call is the driver's handle of it). Returns 0 or -errno.
+ */
+struct hook_driver {
+    int (*start)(void *arg, const struct hook_call *c, void *token, void **call);
+    void (*cancel)(void *arg, void *call);
+    void *arg;
+};
+void hook_runner_set_driver(struct hook_runner *r, const struct hook_driver *d);
+/* How a driver's call ended. */
+enum hook_call_result {
+    HOOK_CALL_OK = 0,
+    HOOK_CALL_FAILED = 1,  /* retried while retries are left (a timeout, a 5xx, refused) */
+    HOOK_CALL_REFUSED = 2, /* not retried: trying again cannot help (a 4xx) */
+};
+/* The end of a driver's call, and what happened for the log ("HTTP 200", ...). */
+void hook_runner_call_done(struct hook_runner *r, void *token, enum hook_call_result res,
+                           const char *detail);
+
+/*
+ * A node's custom status value of key into buf: 0, or -1 when the node or
+ * the key is unknown. For actions that match = "KEY=VALUE".
+ */
+typedef int (*hook_match_fn)(void *arg, const char *node, const char *key, char *buf, size_t cap);
+void hook_runner_set_matcher(struct hook_runner *r, hook_match_fn fn, void *arg);
+
+/* An attempt or an outcome of an action, for the record (hook_runner_set_observer). */
+struct hook_outcome {
+    const char *action; /* its name */
+    enum vcfg_act_kind kind;
+    const struct evrec *rec; /* the event */
+    bool undo;
+    uint32_t attempt;
+    const char *outcome; /* "started", "succeeded", "retrying", "failed" */
+    const char *detail;  /* "exit 0", "HTTP 503", ... */
+    const char *key;     /* idempotency key */
+    vigil_time_t took;   /* the attempt's duration (0 for "started") */
+    int64_t epoch;
+};
+typedef void (*hook_observe_fn)(void *arg, const struct hook_outcome *o);
+void hook_runner_set_observer(struct hook_runner *r, hook_observe_fn fn, void *arg);
+
+/* An action in the runner's list: its name, kind and label. NULL past the end. */
+const char *hook_runner_action_name(const struct hook_runner *r, size_t i);
+size_t hook_runner_actions(const struct hook_runner *r);
+
+/*
+ * The work in hand, per node: the event being handled (its seq, and per
+ * action "running", "retrying", "in line", "waiting for the leader" or
+ * "waiting for its turn") and how many events wait behind it.
+ */
+struct hook_work {
+    const char *node; /* "" for the monitor's own */
+    const struct evrec *rec;
+    uint32_t waiting;
+    const char *action;
+    const char *state;
+    bool undo;
+    uint32_t attempt;
+};
+void hook_runner_each(const struct hook_runner *r, void (*fn)(void *arg, const struct hook_work *w),
+                      void *arg);
 
 /* Hooks running or queued. */
 size_t hook_runner_pending(const struct hook_runner *r);

@@ -36,6 +36,8 @@
 #include "config.h"
 #include "evlog.h"
 #include "actgate.h"
+#include "actions.h"
+#include "actlog.h"
 #include "hooks.h"
 #include "leader.h"
 #include "io/sender_io.h"
@@ -67,6 +69,8 @@ struct monitord {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks;
+    struct actions *actions; /* the built-in kinds of action (NULL: only exec actions) */
+    struct actlog actlog;    /* every attempt and outcome of an action */
     /* monitor.etcd: the election, and the gate that lets only the leader act (else NULL). */
     struct leader *leader;
     struct actgate *gate;
@@ -166,6 +170,36 @@ static void log_at(struct monitord *d, enum vcfg_log_level level, const char *li
 static void hook_log(void *arg, const char *line)
 {
     log_line(arg, line);
+}
+
+static void actions_log(void *arg, const char *line)
+{
+    char buf[700];
+    snprintf(buf, sizeof(buf), "vigil monitor: actions: %s", line);
+    log_line(arg, buf);
+}
+
+/* A node's custom status value (match = "KEY=VALUE", server_key). */
+static int node_custom(void *arg, const char *node, const char *key, char *buf, size_t cap)
+{
+    struct monitord *d = arg;
+    const struct vigil_node *n = vigil_monitor_find(d->mon, node);
+    if (!n)
+        return -1;
+    for (size_t i = 0; i < vigil_node_custom_count(n); i++) {
+        const struct vigil_custom *c = vigil_node_custom(n, i);
+        if (!strcmp(c->key, key)) {
+            snprintf(buf, cap, "%s", c->value);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void action_observed(void *arg, const struct hook_outcome *o)
+{
+    struct monitord *d = arg;
+    actlog_add(&d->actlog, o, vio_wall_us(d->loop));
 }
 
 /* ---- redundant monitors (monitor.etcd) ---- */
@@ -1378,6 +1412,8 @@ int monitord_free(struct monitord *d)
         sodium_free(d->own);
     if (d->hooks)
         hook_runner_free(d->hooks);
+    actions_free(d->actions); /* after the runner, which cancels its calls first */
+    actlog_free(&d->actlog);
     leader_free(d->leader);
     if (d->httpd) {
         api_abort(&d->api_ctx);
@@ -1592,6 +1628,31 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         monitord_free(d);
         return -1;
     }
+    if (d->hooks) {
+        actlog_init(&d->actlog);
+        hook_runner_set_matcher(d->hooks, node_custom, d);
+        hook_runner_set_observer(d->hooks, action_observed, d);
+        bool builtin = false;
+        for (size_t i = 0; i < mc->n_hooks; i++)
+            builtin |= mc->hooks[i].kind != VCFG_ACT_EXEC;
+        struct actions_opts ao = {
+            .env = env,
+            .store = mstore_store(d->store),
+            .runner = d->hooks,
+            .hooks = mc->hooks,
+            .n_hooks = mc->n_hooks,
+            .monitor = mc->name,
+            .custom_of = node_custom,
+            .state_of = node_state,
+            .log = actions_log,
+            .arg = d,
+        };
+        if (builtin && actions_new(&ao, &d->actions, err, cap) != 0) {
+            monitord_free(d);
+            return -1;
+        }
+        actions_resume(d->actions);
+    }
     if (!d->own) {
         snprintf(err, cap, "cannot start: out of memory");
         monitord_free(d);
@@ -1610,6 +1671,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->api_ctx.reload_keys_ud = d;
     d->api_ctx.events = d->events;
     d->api_ctx.hooks = d->hooks;
+    d->api_ctx.actlog = d->hooks ? &d->actlog : NULL;
     d->api_ctx.loop = d->loop;
     d->api_ctx.started_mono = now;
     d->api_ctx.started_wall_us = vio_wall_us(d->loop);

@@ -240,6 +240,11 @@ uint64_t mstore_lost(const struct mstore *s)
     return s ? s->lost : 0;
 }
 
+struct vio_store *mstore_store(struct mstore *s)
+{
+    return s ? s->st : NULL;
+}
+
 const char *mstore_error(const struct mstore *s)
 {
     return s->err;

@@ -73,6 +73,8 @@ uint64_t mstore_lost(const struct mstore *s);
 
 /* What went wrong last. */
 const char *mstore_error(const struct mstore *s);
+/* The SQLite store behind s (for its outbox), or NULL (a state_file, or no store). */
+struct vio_store *mstore_store(struct mstore *s);
 
 void mstore_free(struct mstore *s);
 

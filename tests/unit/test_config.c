@@ -571,7 +571,7 @@ static void test_wrong_types(void **state)
          "%s:1: monitor.startup_grace must be a duration (seconds, or a string such as "
          "\"1500ms\"), not a boolean"},
         {"monitor = { hooks = { command = [\"x\"]; }; };\n",
-         "%s:1: monitor.hooks must be a list of groups ( { command = [ ... ]; }, ... ), not a "
+         "%s:1: monitor.hooks must be a list of groups ( { kind = \"...\"; ... }, ... ), not a "
          "group { ... }"},
         {"monitor = { hooks = ( \"x\" ); };\n",
          "%s:1: monitor.hooks[0] must be a group { ... }, not a string"},

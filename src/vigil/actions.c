@@ -1,0 +1,968 @@
+/*
+ * The built-in kinds of action: HAProxy's runtime API, webhooks and
+ * Alertmanager (actions.h says what each does). The hook runner owns the
+ * order, the timeouts and the retries; a call here is one attempt.
+ *
+ * Outbox. A webhook's document is written to the store's outbox (state
+ * "pending") before its first attempt, and marked "done" when a receiver
+ * took it (2xx) or refused it (4xx), "failed" when its last attempt
+ * failed. A monitor killed in between finds it pending when it starts
+ * again and delivers it then (actions_resume): a receiver sees every
+ * idempotency key at least once, and twice only when the monitor died
+ * between the receiver's answer and the write of "done". A firing alert
+ * is kept the same way (state "firing") until it is resolved.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "actions.h"
+#include "evlog.h"
+#include "fmt.h"
+
+/* Most servers one haproxy call changes (its servers list, or what server_key names). */
+#define HAP_SERVERS_MAX 16
+#define HAP_NAME_MAX    256
+/* HAProxy's answers are short; a "show servers state" of a big backend is not. */
+#define HAP_ANSWER_MAX (4u << 20)
+/* A resumed delivery waits this long before its first try, then doubles up to the cap. */
+#define RESUME_DELAY     VIGIL_NSEC_PER_SEC
+#define RESUME_DELAY_MAX (30 * VIGIL_NSEC_PER_SEC)
+#define ACT_HTTP_TIMEOUT (10 * VIGIL_NSEC_PER_SEC)
+
+struct actions;
+
+/* A document on its way (a webhook, an alert), kept in the outbox until it is done. */
+struct delivery {
+    struct delivery *next;
+    struct actions *a;
+    int64_t id; /* in the outbox; 0: not kept */
+    char *key;  /* idempotency key, or the alert's action/node */
+    char *url;
+    char *body;
+    char sig[80]; /* "sha256=HEX", or "" */
+    /* Resumed after a restart: retried here, not by the runner. */
+    uint32_t tries;
+    struct vio_timer timer;
+    bool in_flight;
+};
+
+/* An alert firing: re-posted every `repeat`. */
+struct alert {
+    struct alert *next;
+    int64_t id; /* in the outbox (state "firing"); 0: not kept */
+    char action[VCFG_ACTION_NAME_MAX + 24];
+    char node[VIGIL_ID_MAX + 1];
+    char *url;
+    char *body;        /* the alert as posted, without endsAt (an array of one) */
+    char *labels_json; /* its labels, to resolve it */
+    vigil_time_t repeat;
+    vigil_time_t next_at;
+};
+
+/* A webhook's HMAC key: the secret file's bytes, less a final newline. */
+#define SECRET_MAX 1024
+struct secret {
+    uint8_t key[SECRET_MAX];
+    size_t len;
+    bool set;
+};
+
+struct actions {
+    struct actions_opts o;
+    struct vio_loop *loop;
+    struct vio_http *http;
+    struct secret secrets[VCFG_MAX_HOOKS];
+    struct delivery *deliveries; /* webhooks pending (this run's, and resumed ones) */
+    struct alert *alerts;
+    struct vio_timer alert_timer;
+    struct act_call *calls; /* every call not freed yet (cancelled ones included) */
+    struct actions_stats stats;
+};
+
+/* One attempt of one action (the runner's call). */
+struct act_call {
+    struct act_call *prev, *next; /* in a->calls */
+    struct actions *a;
+    void *token;
+    bool cancelled; /* the runner gave up on it; an answer still to come frees it */
+    enum vcfg_act_kind kind;
+    struct vio_exchange *x;
+    /* haproxy */
+    char servers[HAP_SERVERS_MAX][HAP_NAME_MAX];
+    size_t n_servers, at;
+    bool verifying;
+    bool drain, undo;
+    /* webhook, alertmanager */
+    struct delivery *d;
+    struct alert *al; /* alertmanager, doing: the alert to keep firing once posted */
+    bool resolve;     /* alertmanager undo */
+    char what[160];
+};
+
+static void alert_free(struct alert *al);
+static void alog(struct actions *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void alog(struct actions *a, const char *fmt, ...)
+{
+    if (!a->o.log)
+        return;
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    a->o.log(a->o.arg, line);
+}
+
+static void call_free(struct act_call *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->a->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    alert_free(c->al);
+    free(c);
+}
+
+static void call_finish(struct act_call *c, enum hook_call_result res, const char *detail)
+{
+    struct actions *a = c->a;
+    void *token = c->token;
+    bool cancelled = c->cancelled;
+    call_free(c);
+    if (!cancelled)
+        hook_runner_call_done(a->o.runner, token, res, detail);
+}
+
+/* ---- outbox ---- */
+
+static int64_t outbox_add(struct actions *a, const char *kind, json_t *payload, const char *state)
+{
+    if (!a->o.store)
+        return 0;
+    char *s = json_dumps(payload, JSON_COMPACT);
+    int64_t id = 0;
+    int rc = s ? a->o.store->ops->outbox_add(a->o.store, vio_wall_us(a->loop), kind, s, &id) : -1;
+    free(s);
+    if (rc != 0) {
+        alog(a, "cannot keep a %s in the outbox: %s; it is tried, but not kept across a restart",
+             kind, a->o.store->ops->error(a->o.store));
+        return 0;
+    }
+    a->stats.outbox_added++;
+    if (strcmp(state, "pending") != 0)
+        a->o.store->ops->outbox_set(a->o.store, id, state);
+    return id;
+}
+
+static void outbox_set(struct actions *a, int64_t id, const char *state)
+{
+    if (!a->o.store || id <= 0)
+        return;
+    if (a->o.store->ops->outbox_set(a->o.store, id, state) != 0)
+        alog(a, "cannot mark outbox entry %" PRId64 " %s: %s", id, state,
+             a->o.store->ops->error(a->o.store));
+    if (!strcmp(state, "done"))
+        a->stats.outbox_done++;
+    else if (!strcmp(state, "failed"))
+        a->stats.outbox_failed++;
+}
+
+/* ---- haproxy ---- */
+
+static int hap_next(struct act_call *c);
+static void hap_step(struct act_call *c);
+
+/* The admin state of BE/SRV in a "show servers state BE" answer, or -1. */
+static long hap_admin_state(const char *answer, const char *be, const char *srv)
+{
+    const char *line = answer;
+    while (line && *line) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > 0 && line[0] != '#' && len < 4096) {
+            char buf[4096];
+            memcpy(buf, line, len);
+            buf[len] = '\0';
+            char *f[8] = {0};
+            size_t n = 0;
+            char *save = NULL;
+            for (char *t = strtok_r(buf, " \t", &save); t && n < 8;
+                 t = strtok_r(NULL, " \t", &save))
+                f[n++] = t;
+            /* be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... */
+            if (n >= 7 && !strcmp(f[1], be) && !strcmp(f[3], srv))
+                return strtol(f[6], NULL, 10);
+        }
+        line = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+static void hap_answer(void *arg, int error, const char *answer, size_t len)
+{
+    struct act_call *c = arg;
+    c->x = NULL;
+    if (c->cancelled) {
+        call_free(c);
+        return;
+    }
+    const char *name = c->servers[c->at];
+    char detail[300];
+    if (error != 0) {
+        snprintf(detail, sizeof(detail), "%s: runtime API: %s", name, strerror(-error));
+        call_finish(c, HOOK_CALL_FAILED, detail);
+        return;
+    }
+    /* Trailing white space aside, a "set" answers nothing; anything else is HAProxy's error. */
+    while (len > 0 && (answer[len - 1] == '\n' || answer[len - 1] == ' '))
+        len--;
+    if (!c->verifying) {
+        if (len > 0) {
+            snprintf(detail, sizeof(detail), "%s: HAProxy says: %.*s", name,
+                     (int)(len > 200 ? 200 : len), answer);
+            /* No such backend or server: a configuration error, not worth retrying at once. */
+            call_finish(c, HOOK_CALL_FAILED, detail);
+            return;
+        }
+        c->verifying = true;
+        hap_step(c);
+        return;
+    }
+    char be[HAP_NAME_MAX];
+    snprintf(be, sizeof(be), "%s", name);
+    char *slash = strchr(be, '/');
+    *slash = '\0';
+    long st = hap_admin_state(answer, be, slash + 1);
+    long want = c->undo ? 0 : c->drain ? 0x08 : 0x01;
+    bool ok = st >= 0 && (c->undo ? (st & 0x09) == 0 : (st & want) != 0);
+    if (!ok) {
+        snprintf(detail, sizeof(detail), "%s: admin state %ld after the change (want %s)", name, st,
+                 c->undo    ? "ready"
+                 : c->drain ? "drain"
+                            : "maint");
+        call_finish(c, HOOK_CALL_FAILED, detail);
+        return;
+    }
+    c->verifying = false;
+    c->at++;
+    if (c->at == c->n_servers) {
+        snprintf(detail, sizeof(detail), "%zu server%s %s (%s%s)", c->n_servers,
+                 c->n_servers == 1 ? "" : "s",
+                 c->undo    ? "ready"
+                 : c->drain ? "drain"
+                            : "maint",
+                 c->servers[0], c->n_servers > 1 ? ", ..." : "");
+        call_finish(c, HOOK_CALL_OK, detail);
+        return;
+    }
+    hap_step(c);
+}
+
+/* Sends the command for servers[at]: its change, or the read back of it. 0 or -errno. */
+static int hap_next(struct act_call *c)
+{
+    char be[HAP_NAME_MAX];
+    snprintf(be, sizeof(be), "%s", c->servers[c->at]);
+    *strchr(be, '/') = '\0';
+    char cmd[2 * HAP_NAME_MAX + 64];
+    if (c->verifying)
+        snprintf(cmd, sizeof(cmd), "show servers state %s\n", be);
+    else
+        snprintf(cmd, sizeof(cmd), "set server %s state %s\n", c->servers[c->at],
+                 c->undo    ? "ready"
+                 : c->drain ? "drain"
+                            : "maint");
+    struct vio_env *env = c->a->o.env;
+    return env->exchange ? env->exchange(env, c->what, cmd, strlen(cmd), HAP_ANSWER_MAX,
+                                         ACT_HAPROXY_TIMEOUT, hap_answer, c, &c->x)
+                         : -ENOSYS;
+}
+
+/* The next step from an answer: a failure to send it ends the call. */
+static void hap_step(struct act_call *c)
+{
+    int rc = hap_next(c);
+    if (rc != 0) {
+        char detail[300];
+        snprintf(detail, sizeof(detail), "%s: runtime API %s: %s", c->servers[c->at], c->what,
+                 strerror(-rc));
+        call_finish(c, HOOK_CALL_FAILED, detail);
+    }
+}
+
+/* Adds "BE/SRV" (with %n replaced by node) to c's servers. */
+static int hap_add(struct act_call *c, const char *tmpl, const char *node)
+{
+    if (c->n_servers == HAP_SERVERS_MAX)
+        return -1;
+    char *out = c->servers[c->n_servers];
+    size_t k = 0;
+    for (const char *p = tmpl; *p; p++) {
+        const char *piece = p;
+        size_t n = 1;
+        if (p[0] == '%' && p[1] == 'n') {
+            piece = node;
+            n = strlen(node);
+            p++;
+        }
+        if (k + n >= HAP_NAME_MAX)
+            return -1;
+        memcpy(out + k, piece, n);
+        k += n;
+    }
+    out[k] = '\0';
+    const char *slash = strchr(out, '/');
+    if (!slash || slash == out || !slash[1] || strpbrk(out, " \t;\n\r"))
+        return -1;
+    c->n_servers++;
+    return 0;
+}
+
+/* ---- webhook and alertmanager: HTTP ---- */
+
+static void http_answer(void *arg, const struct vio_http_result *res);
+
+static int http_post(struct actions *a, const char *url, const char *body, const char *key,
+                     const char *sig, uint32_t attempt, vio_http_done done, void *arg)
+{
+    char h_key[HOOK_KEY_MAX + 40], h_sig[120], h_att[48];
+    const char *headers[6];
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/json";
+    if (key) {
+        snprintf(h_key, sizeof(h_key), "X-Vigil-Idempotency-Key: %s", key);
+        headers[n++] = h_key;
+        snprintf(h_att, sizeof(h_att), "X-Vigil-Attempt: %" PRIu32, attempt);
+        headers[n++] = h_att;
+    }
+    if (sig && sig[0]) {
+        snprintf(h_sig, sizeof(h_sig), "X-Vigil-Signature: %s", sig);
+        headers[n++] = h_sig;
+    }
+    headers[n] = NULL;
+    struct vio_http_call call = {
+        .method = "POST",
+        .url = url,
+        .headers = headers,
+        .body = body,
+        .body_len = strlen(body),
+        .timeout = ACT_HTTP_TIMEOUT,
+        .body_max = 65536,
+    };
+    return vio_http_start(a->http, &call, done, arg);
+}
+
+/* What an HTTP answer means: 2xx done, 4xx refused (a retry cannot help), else failed. */
+static enum hook_call_result http_result(const struct vio_http_result *res, char *detail,
+                                         size_t cap)
+{
+    if (res->error) {
+        snprintf(detail, cap, "no answer: %s", res->why ? res->why : strerror(-res->error));
+        return HOOK_CALL_FAILED;
+    }
+    snprintf(detail, cap, "HTTP %ld", res->status);
+    if (res->status >= 200 && res->status < 300)
+        return HOOK_CALL_OK;
+    if (res->status >= 400 && res->status < 500 && res->status != 408 && res->status != 429)
+        return HOOK_CALL_REFUSED;
+    return HOOK_CALL_FAILED;
+}
+
+static void delivery_free(struct delivery *d)
+{
+    if (!d)
+        return;
+    vio_timer_disarm(d->a->loop, &d->timer);
+    free(d->key);
+    free(d->url);
+    free(d->body);
+    free(d);
+}
+
+static void delivery_unlink(struct actions *a, struct delivery *d)
+{
+    for (struct delivery **p = &a->deliveries; *p; p = &(*p)->next)
+        if (*p == d) {
+            *p = d->next;
+            return;
+        }
+}
+
+static void alert_free(struct alert *al)
+{
+    if (!al)
+        return;
+    free(al->url);
+    free(al->body);
+    free(al->labels_json);
+    free(al);
+}
+
+static void http_answer(void *arg, const struct vio_http_result *res)
+{
+    struct act_call *c = arg;
+    struct actions *a = c->a;
+    char detail[200];
+    enum hook_call_result r = http_result(res, detail, sizeof(detail));
+    if (c->kind == VCFG_ACT_WEBHOOK && c->d) {
+        struct delivery *d = c->d;
+        d->in_flight = false;
+        /* Done or refused: final. Failed on the last attempt the runner makes: failed. */
+        if (r != HOOK_CALL_FAILED || d->tries == 0) {
+            outbox_set(a, d->id, r == HOOK_CALL_FAILED ? "failed" : "done");
+            delivery_unlink(a, d);
+            delivery_free(d);
+            c->d = NULL;
+        }
+    } else if (c->kind == VCFG_ACT_ALERTMANAGER) {
+        if (r == HOOK_CALL_OK && c->al) {
+            /* Firing: kept, and re-posted until its undo. */
+            struct alert *al = c->al;
+            c->al = NULL;
+            al->next_at = vio_now(a->loop) + al->repeat;
+            al->next = a->alerts;
+            a->alerts = al;
+            a->stats.alerts_firing++;
+            if (!vio_timer_armed(&a->alert_timer) || a->alert_timer.at > al->next_at)
+                vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
+        }
+        alert_free(c->al);
+        c->al = NULL;
+    }
+    call_finish(c, r, detail);
+}
+
+/* The webhook's document (docs/actions.md, "Webhook document"). */
+static json_t *webhook_doc(struct actions *a, const struct hook_call *hc)
+{
+    json_t *ev = evrec_to_json(hc->rec);
+    if (!ev)
+        return NULL;
+    json_object_set_new(ev, "coalesced", json_integer(hc->coalesced));
+    char when[64];
+    vigil_format_wall(vio_wall_us(a->loop), when, sizeof(when));
+    return json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "version",
+                     ACT_WEBHOOK_VERSION, "key", hc->key, "action", hc->name, "op",
+                     hc->undo ? "undo" : "do", "node", evrec_node(hc->rec), "monitor",
+                     a->o.monitor ? a->o.monitor : "", "epoch", (json_int_t)hc->epoch, "sent", when,
+                     "event", ev);
+}
+
+static void sign(const struct secret *s, const char *body, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!s->set)
+        return;
+    uint8_t mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, s->key, s->len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, strlen(body));
+    crypto_auth_hmacsha256_final(&st, mac);
+    char hex[2 * sizeof(mac) + 1];
+    sodium_bin2hex(hex, sizeof(hex), mac, sizeof(mac));
+    snprintf(out, cap, "sha256=%s", hex);
+}
+
+static struct delivery *delivery_find(struct actions *a, const char *key)
+{
+    for (struct delivery *d = a->deliveries; d; d = d->next)
+        if (!strcmp(d->key, key))
+            return d;
+    return NULL;
+}
+
+static int webhook_start(struct actions *a, size_t idx, const struct hook_call *hc,
+                         struct act_call *c)
+{
+    /* The first attempt writes the document to the outbox; retries send the very same bytes. */
+    struct delivery *d = delivery_find(a, hc->key);
+    if (!d) {
+        json_t *doc = webhook_doc(a, hc);
+        char *body = doc ? json_dumps(doc, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
+        json_decref(doc);
+        d = calloc(1, sizeof(*d));
+        if (!body || !d || !(d->key = strdup(hc->key)) || !(d->url = strdup(hc->action->target))) {
+            free(body);
+            if (d) {
+                free(d->key);
+                free(d);
+            }
+            return -ENOMEM;
+        }
+        d->a = a;
+        d->body = body;
+        vio_timer_init(&d->timer, NULL, NULL);
+        sign(&a->secrets[idx], body, d->sig, sizeof(d->sig));
+        json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "url", d->url, "key", d->key, "action",
+                              hc->name, "body", d->body, "sig", d->sig);
+        if (p)
+            d->id = outbox_add(a, "webhook", p, "pending");
+        json_decref(p);
+        d->next = a->deliveries;
+        a->deliveries = d;
+    }
+    /* tries: attempts the runner still has after this one (0: the last). */
+    d->tries = hc->attempt > hc->action->retries ? 0 : hc->action->retries + 1 - hc->attempt;
+    c->d = d;
+    d->in_flight = true;
+    return http_post(a, d->url, d->body, d->key, d->sig, hc->attempt, http_answer, c);
+}
+
+/* Alertmanager's URL for posting alerts: the configured base with /api/v2/alerts. */
+static char *am_url(const char *base)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    char *u = malloc(n + 32);
+    if (u) {
+        memcpy(u, base, n);
+        strcpy(u + n, "/api/v2/alerts");
+    }
+    return u;
+}
+
+/* The alert's labels: they identify it, so the undo builds the same ones. */
+static json_t *am_labels(const struct hook_call *hc)
+{
+    const struct vigil_event *ev = &hc->rec->ev;
+    enum vigil_state st = hc->undo ? ev->old_state : ev->new_state;
+    json_t *l = json_pack("{s:s, s:s, s:s, s:s}", "alertname", "VigilNodeDown", "node", ev->node,
+                          "state", vigil_state_name(st), "vigil_action", hc->name);
+    for (size_t i = 0; l && i < hc->action->n_labels; i++) {
+        const char *kv = hc->action->labels[i], *eq = strchr(kv, '=');
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - kv), kv);
+        json_object_set_new(l, name, json_string(eq + 1));
+    }
+    return l;
+}
+
+static int alertmanager_start(struct actions *a, const struct hook_call *hc, struct act_call *c)
+{
+    const struct evrec *rec = hc->rec;
+    char when[64], now_s[64], since[32] = "never";
+    vigil_format_wall(rec->wall_us, when, sizeof(when));
+    vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
+    if (rec->ev.since_last >= 0)
+        vigil_format_duration(rec->ev.since_last, since, sizeof(since));
+    json_t *labels = am_labels(hc);
+    char summary[300];
+    snprintf(summary, sizeof(summary), "%s is %s (%s)", rec->ev.node,
+             vigil_state_name(hc->undo ? rec->ev.old_state : rec->ev.new_state),
+             rec->ev.reason ? rec->ev.reason : "");
+    json_t *ann = json_pack("{s:s, s:s, s:s, s:I, s:s}", "summary", summary, "reason",
+                            rec->ev.reason ? rec->ev.reason : "", "since_last", since, "event_seq",
+                            (json_int_t)rec->ev.seq, "monitor", a->o.monitor ? a->o.monitor : "");
+    char lvl[64];
+    snprintf(lvl, sizeof(lvl), "%.3f / %.3f", rec->ev.level, rec->ev.threshold);
+    if (ann)
+        json_object_set_new(ann, "level", json_string(lvl));
+    char *labels_s = labels ? json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_t *alert = json_pack("{s:o, s:o, s:s}", "labels", labels, "annotations", ann, "startsAt",
+                              hc->undo ? now_s : when);
+    if (alert && hc->undo)
+        json_object_set_new(alert, "endsAt", json_string(now_s));
+    json_t *arr = alert ? json_pack("[o]", alert) : NULL;
+    char *body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    char *url = am_url(hc->action->target);
+    int rc = -ENOMEM;
+    if (body && url && labels_s) {
+        if (!hc->undo) {
+            struct alert *al = calloc(1, sizeof(*al));
+            if (al) {
+                snprintf(al->action, sizeof(al->action), "%s", hc->name);
+                snprintf(al->node, sizeof(al->node), "%s", rec->ev.node);
+                al->url = strdup(url);
+                al->body = strdup(body);
+                al->labels_json = strdup(labels_s);
+                al->repeat = hc->action->repeat > 0 ? hc->action->repeat : ACT_AM_REPEAT_DEFAULT;
+                if (!al->url || !al->body || !al->labels_json) {
+                    alert_free(al);
+                    al = NULL;
+                }
+            }
+            c->al = al;
+            /* Kept in the outbox while it fires, so that a restarted monitor goes on re-posting. */
+            if (al && hc->attempt == 1) {
+                json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "url", url, "action",
+                                      hc->name, "node", rec->ev.node, "body", body, "labels",
+                                      labels_s, "repeat_ns", (json_int_t)al->repeat);
+                if (p)
+                    al->id = outbox_add(a, "alert", p, "firing");
+                json_decref(p);
+            }
+        } else {
+            /* Resolving: it fires no more here, whether or not Alertmanager answers. */
+            for (struct alert **p = &a->alerts; *p; p = &(*p)->next) {
+                struct alert *al = *p;
+                if (!strcmp(al->action, hc->name) && !strcmp(al->node, rec->ev.node)) {
+                    *p = al->next;
+                    outbox_set(a, al->id, "done");
+                    alert_free(al);
+                    break;
+                }
+            }
+        }
+        c->resolve = hc->undo;
+        rc = http_post(a, url, body, NULL, NULL, hc->attempt, http_answer, c);
+    }
+    free(labels_s);
+    free(body);
+    free(url);
+    return rc;
+}
+
+/* Re-posts the alerts due: before Alertmanager's resolve_timeout could close them. */
+static void repost_answer(void *arg, const struct vio_http_result *res)
+{
+    struct actions *a = arg;
+    char detail[200];
+    if (http_result(res, detail, sizeof(detail)) != HOOK_CALL_OK)
+        alog(a, "alertmanager: re-posting a firing alert: %s", detail);
+}
+
+static void alert_timer(void *arg, vigil_time_t now)
+{
+    struct actions *a = arg;
+    vigil_time_t next = VIGIL_TIME_NEVER;
+    for (struct alert *al = a->alerts; al; al = al->next) {
+        if (al->next_at <= now) {
+            struct vio_http_call call = {
+                .method = "POST",
+                .url = al->url,
+                .headers = (const char *const[]){"Content-Type: application/json", NULL},
+                .body = al->body,
+                .body_len = strlen(al->body),
+                .timeout = ACT_HTTP_TIMEOUT,
+            };
+            vio_http_start(a->http, &call, repost_answer, a);
+            a->stats.alerts_reposted++;
+            al->next_at = now + al->repeat;
+        }
+        if (al->next_at < next)
+            next = al->next_at;
+    }
+    if (next != VIGIL_TIME_NEVER)
+        vio_timer_arm(a->loop, &a->alert_timer, next);
+}
+
+/* ---- the driver ---- */
+
+static int drv_start(void *arg, const struct hook_call *hc, void *token, void **out)
+{
+    struct actions *a = arg;
+    size_t idx = 0;
+    while (idx < a->o.n_hooks && strcmp(hook_runner_action_name(a->o.runner, idx), hc->name))
+        idx++;
+    struct act_call *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->a = a;
+    c->token = token;
+    c->kind = hc->action->kind;
+    c->next = a->calls;
+    if (a->calls)
+        a->calls->prev = c;
+    a->calls = c;
+    int rc = -ENOSYS;
+    switch (hc->action->kind) {
+    case VCFG_ACT_HAPROXY: {
+        const struct vcfg_hook *h = hc->action;
+        c->undo = hc->undo;
+        c->drain = h->drain;
+        snprintf(c->what, sizeof(c->what), "%s", h->target);
+        bool bad = false;
+        for (size_t i = 0; i < h->n_servers && !bad; i++)
+            bad = hap_add(c, h->servers[i], hc->rec->ev.node) != 0;
+        if (h->server_key && a->o.custom_of) {
+            char v[VIGIL_CUSTOM_VAL_MAX + 1];
+            if (a->o.custom_of(a->o.arg, hc->rec->ev.node, h->server_key, v, sizeof(v)) == 0) {
+                char *save = NULL;
+                for (char *t = strtok_r(v, ", ", &save); t && !bad; t = strtok_r(NULL, ", ", &save))
+                    bad = hap_add(c, t, hc->rec->ev.node) != 0;
+            }
+        }
+        if (bad || c->n_servers == 0) {
+            call_free(c);
+            return -EINVAL;
+        }
+        rc = hap_next(c);
+        break;
+    }
+    case VCFG_ACT_WEBHOOK:
+        rc = webhook_start(a, idx, hc, c);
+        break;
+    case VCFG_ACT_ALERTMANAGER:
+        rc = alertmanager_start(a, hc, c);
+        break;
+    default:
+        break;
+    }
+    if (rc != 0) {
+        call_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+static void drv_cancel(void *arg, void *call)
+{
+    (void)arg;
+    struct actions *a = arg;
+    struct act_call *c = call;
+    if (!c)
+        return;
+    if (c->x) {
+        a->o.env->exchange_cancel(a->o.env, c->x);
+        call_free(c);
+        return;
+    }
+    /* A late answer must not touch the delivery: the next attempt has it. */
+    if (c->d) {
+        c->d->in_flight = false;
+        c->d = NULL;
+    }
+    /* An HTTP request cannot be taken back: its answer frees the call, telling nobody. */
+    c->cancelled = true;
+}
+
+/* ---- resuming what an earlier run left ---- */
+
+static void resume_send(void *arg, vigil_time_t now);
+
+static void resume_answer(void *arg, const struct vio_http_result *res)
+{
+    struct delivery *d = arg;
+    struct actions *a = d->a;
+    d->in_flight = false;
+    char detail[200];
+    enum hook_call_result r = http_result(res, detail, sizeof(detail));
+    if (r == HOOK_CALL_FAILED && d->tries > 0) {
+        vigil_time_t delay = RESUME_DELAY;
+        for (uint32_t i = 0; i + d->tries < ACT_RESUME_TRIES && delay < RESUME_DELAY_MAX; i++)
+            delay *= 2;
+        if (delay > RESUME_DELAY_MAX)
+            delay = RESUME_DELAY_MAX;
+        alog(a, "webhook %s (resumed): %s; %" PRIu32 " tries left", d->key, detail, d->tries);
+        vio_timer_arm(a->loop, &d->timer, vio_now(a->loop) + delay);
+        return;
+    }
+    alog(a, "webhook %s (resumed): %s; %s", d->key, detail,
+         r == HOOK_CALL_OK        ? "delivered"
+         : r == HOOK_CALL_REFUSED ? "refused by the receiver, not retried"
+                                  : "giving up");
+    outbox_set(a, d->id, r == HOOK_CALL_FAILED ? "failed" : "done");
+    delivery_unlink(a, d);
+    delivery_free(d);
+}
+
+static void resume_send(void *arg, vigil_time_t now)
+{
+    (void)now;
+    struct delivery *d = arg;
+    d->tries--;
+    d->in_flight = true;
+    if (http_post(d->a, d->url, d->body, d->key, d->sig, ACT_RESUME_TRIES - d->tries, resume_answer,
+                  d) != 0) {
+        d->in_flight = false;
+        if (d->tries > 0)
+            vio_timer_arm(d->a->loop, &d->timer, vio_now(d->a->loop) + RESUME_DELAY_MAX);
+    }
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? v : "";
+}
+
+static int resume_one(void *arg, const struct vio_store_outbox *e)
+{
+    struct actions *a = arg;
+    json_t *p = json_loads(e->payload, 0, NULL);
+    if (!p) {
+        alog(a, "outbox entry %" PRId64 " (%s) is not JSON: dropped", e->id, e->kind);
+        outbox_set(a, e->id, "failed");
+        return 0;
+    }
+    if (!strcmp(e->kind, "webhook") && !strcmp(e->state, "pending")) {
+        struct delivery *d = calloc(1, sizeof(*d));
+        if (d) {
+            d->a = a;
+            d->id = e->id;
+            d->key = strdup(jstr(p, "key"));
+            d->url = strdup(jstr(p, "url"));
+            d->body = strdup(jstr(p, "body"));
+            snprintf(d->sig, sizeof(d->sig), "%s", jstr(p, "sig"));
+            d->tries = ACT_RESUME_TRIES;
+            vio_timer_init(&d->timer, resume_send, d);
+            if (!d->key || !d->url || !d->body) {
+                delivery_free(d);
+            } else {
+                d->next = a->deliveries;
+                a->deliveries = d;
+                a->stats.resumed++;
+                alog(a, "webhook %s: left pending by the last run, delivering it again", d->key);
+                vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
+            }
+        }
+    } else if (!strcmp(e->kind, "alert") && !strcmp(e->state, "firing")) {
+        const char *node = jstr(p, "node");
+        enum vigil_state st = VIGIL_STATE_UNKNOWN;
+        bool alive =
+            a->o.state_of && a->o.state_of(a->o.arg, node, &st) == 0 && st == VIGIL_STATE_ALIVE;
+        struct alert *al = calloc(1, sizeof(*al));
+        if (al) {
+            al->id = e->id;
+            snprintf(al->action, sizeof(al->action), "%s", jstr(p, "action"));
+            snprintf(al->node, sizeof(al->node), "%s", node);
+            al->url = strdup(jstr(p, "url"));
+            al->labels_json = strdup(jstr(p, "labels"));
+            json_int_t rep = json_integer_value(json_object_get(p, "repeat_ns"));
+            al->repeat = rep >= VIGIL_NSEC_PER_SEC ? rep : ACT_AM_REPEAT_DEFAULT;
+            if (alive) {
+                /* Back while no monitor ran: resolved now, with the labels it fired with. */
+                json_t *labels = json_loads(jstr(p, "labels"), 0, NULL);
+                char now_s[64];
+                vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
+                json_t *arr = labels ? json_pack("[{s:o, s:s, s:s}]", "labels", labels, "startsAt",
+                                                 now_s, "endsAt", now_s)
+                                     : NULL;
+                al->body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+                json_decref(arr);
+                if (al->url && al->body) {
+                    struct vio_http_call call = {
+                        .method = "POST",
+                        .url = al->url,
+                        .headers = (const char *const[]){"Content-Type: application/json", NULL},
+                        .body = al->body,
+                        .body_len = strlen(al->body),
+                        .timeout = ACT_HTTP_TIMEOUT,
+                    };
+                    vio_http_start(a->http, &call, repost_answer, a);
+                }
+                alog(a, "alert for %s: the node is alive again; resolved", node);
+                outbox_set(a, e->id, "done");
+                alert_free(al);
+            } else {
+                al->body = strdup(jstr(p, "body"));
+                if (!al->url || !al->body || !al->labels_json) {
+                    alert_free(al);
+                } else {
+                    al->next_at = vio_now(a->loop);
+                    al->next = a->alerts;
+                    a->alerts = al;
+                    a->stats.alerts_firing++;
+                    a->stats.resumed++;
+                    alog(a, "alert for %s: firing since the last run, re-posted", node);
+                    vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
+                }
+            }
+        }
+    }
+    json_decref(p);
+    return 0;
+}
+
+void actions_resume(struct actions *a)
+{
+    if (!a || !a->o.store)
+        return;
+    a->o.store->ops->outbox_list(a->o.store, "pending", resume_one, a);
+    a->o.store->ops->outbox_list(a->o.store, "firing", resume_one, a);
+}
+
+int actions_new(const struct actions_opts *o, struct actions **out, char *err, size_t cap)
+{
+    *out = NULL;
+    struct actions *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    a->o = *o;
+    a->loop = o->env->loop;
+    vio_timer_init(&a->alert_timer, alert_timer, a);
+    for (size_t i = 0; i < o->n_hooks && i < VCFG_MAX_HOOKS; i++) {
+        const struct vcfg_hook *h = &o->hooks[i];
+        if (h->kind != VCFG_ACT_WEBHOOK || !h->secret_file)
+            continue;
+        char *sec = NULL;
+        size_t len = 0;
+        char why[300];
+        if (vcfg_read_secret(o->env->fs, h->secret_file, SECRET_MAX + 2, "a webhook secret file",
+                             "", &sec, &len, why, sizeof(why)) != 0) {
+            snprintf(err, cap, "%s", why);
+            actions_free(a);
+            return -1;
+        }
+        while (len > 0 && (sec[len - 1] == '\n' || sec[len - 1] == '\r'))
+            len--;
+        if (len == 0 || len > sizeof(a->secrets[i].key)) {
+            snprintf(err, cap, "%s: must hold 1 to %zu bytes", h->secret_file,
+                     sizeof(a->secrets[i].key));
+            sodium_memzero(sec, len);
+            free(sec);
+            actions_free(a);
+            return -1;
+        }
+        memcpy(a->secrets[i].key, sec, len);
+        a->secrets[i].len = len;
+        a->secrets[i].set = true;
+        sodium_memzero(sec, len);
+        free(sec);
+    }
+    if (!o->env->http_open || o->env->http_open(o->env, &a->http) != 0) {
+        snprintf(err, cap, "cannot open an HTTP client for the actions");
+        actions_free(a);
+        return -1;
+    }
+    struct hook_driver d = {.start = drv_start, .cancel = drv_cancel, .arg = a};
+    hook_runner_set_driver(o->runner, &d);
+    *out = a;
+    return 0;
+}
+
+void actions_free(struct actions *a)
+{
+    if (!a)
+        return;
+    /* The runner is gone already (hook_runner_free cancelled its calls): it is not touched. */
+    vio_timer_disarm(a->loop, &a->alert_timer);
+    vio_http_close(a->http); /* answers still to come are not delivered */
+    while (a->calls) {
+        struct act_call *c = a->calls;
+        if (c->x)
+            a->o.env->exchange_cancel(a->o.env, c->x);
+        call_free(c);
+    }
+    while (a->deliveries) {
+        struct delivery *d = a->deliveries;
+        a->deliveries = d->next;
+        delivery_free(d);
+    }
+    while (a->alerts) {
+        struct alert *al = a->alerts;
+        a->alerts = al->next;
+        alert_free(al);
+    }
+    sodium_memzero(a->secrets, sizeof(a->secrets));
+    free(a);
+}
+
+const struct actions_stats *actions_stats(const struct actions *a)
+{
+    return &a->stats;
+}

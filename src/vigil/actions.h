@@ -1,0 +1,72 @@
+/*
+ * The built-in kinds of action (docs/actions.md): the driver the hook
+ * runner calls for haproxy, webhook and alertmanager actions.
+ *
+ *   haproxy       HAProxy's runtime API: each of the node's servers is put
+ *                 into maint (or drain) and, on undo, back to ready; every
+ *                 change is read back with "show servers state".
+ *   webhook       a JSON document POSTed to a URL, signed with HMAC-SHA256
+ *                 when a secret is set; 2xx is done, 4xx is refused (not
+ *                 retried), anything else is retried. Every delivery goes
+ *                 through the store's outbox first, so that a monitor
+ *                 killed before it was done delivers it after its restart.
+ *   alertmanager  an alert POSTed to /api/v2/alerts on the node's failure,
+ *                 re-posted every `repeat` while it fires (kept in the
+ *                 outbox too), and posted with endsAt on its undo.
+ *
+ * No system call here: requests go through vio_http and vio_exchange on
+ * the loop, and the outbox through vio_store.
+ */
+#ifndef VIGIL_ACTIONS_H
+#define VIGIL_ACTIONS_H
+
+#include "config.h"
+#include "hooks.h"
+#include "io/vio.h"
+
+/* An alert is re-posted this often while it fires: well within Alertmanager's 5 min
+ * resolve_timeout. */
+#define ACT_AM_REPEAT_DEFAULT (60 * VIGIL_NSEC_PER_SEC)
+/* A webhook left pending by an earlier run is tried this many times after a restart. */
+#define ACT_RESUME_TRIES 8
+/* The webhook's document version (docs/actions.md). */
+#define ACT_WEBHOOK_VERSION 1
+
+struct actions_opts {
+    struct vio_env *env;     /* its loop, exchange and http_open */
+    struct vio_store *store; /* the outbox (NULL: deliveries are not kept across restarts) */
+    struct hook_runner *runner;
+    const struct vcfg_hook *hooks; /* the runner's list, for the secrets and the names */
+    size_t n_hooks;
+    const char *monitor; /* this monitor's name, in documents */
+    /* A node's custom status value (for server_key); 0 or -1. */
+    int (*custom_of)(void *arg, const char *node, const char *key, char *buf, size_t cap);
+    /* The node's state now (-1: unknown), for alerts resumed after a restart. */
+    int (*state_of)(void *arg, const char *node, enum vigil_state *out);
+    void (*log)(void *arg, const char *line);
+    void *arg;
+};
+
+struct actions_stats {
+    uint64_t outbox_added, outbox_done, outbox_failed, resumed;
+    uint64_t alerts_firing, alerts_reposted;
+};
+
+struct actions;
+
+/*
+ * Makes the driver and sets it on the runner; reads the webhooks' secret
+ * files. 0, or -1 with the reason in err.
+ */
+int actions_new(const struct actions_opts *o, struct actions **out, char *err, size_t cap);
+/*
+ * Takes up what an earlier run left in the outbox: webhooks not delivered
+ * are delivered, alerts still firing are re-posted (or resolved, for a node
+ * alive again). Call once the core's node states are restored.
+ */
+void actions_resume(struct actions *a);
+/* Frees; call after hook_runner_free (which cancels the calls in flight), never before. */
+void actions_free(struct actions *a);
+const struct actions_stats *actions_stats(const struct actions *a);
+
+#endif

@@ -1,0 +1,69 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "actlog.h"
+#include "evlog.h"
+
+int actlog_init(struct actlog *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->ring = calloc(ACTLOG_CAP, sizeof(*l->ring));
+    return l->ring ? 0 : -VIGIL_ENOMEM;
+}
+
+void actlog_free(struct actlog *l)
+{
+    free(l->ring);
+    l->ring = NULL;
+}
+
+void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us)
+{
+    unsigned k = (unsigned)o->kind < VCFG_ACT_KINDS ? (unsigned)o->kind : 0;
+    if (!strcmp(o->outcome, "started"))
+        l->started[k]++;
+    else if (!strcmp(o->outcome, "succeeded"))
+        l->succeeded[k]++;
+    else
+        l->failed[k]++;
+    if (!strcmp(o->outcome, "failed"))
+        l->gave_up[k]++;
+    if (!l->ring)
+        return;
+    struct actlog_rec *r = &l->ring[l->head];
+    l->head = (l->head + 1) % ACTLOG_CAP;
+    if (l->n < ACTLOG_CAP)
+        l->n++;
+    memset(r, 0, sizeof(*r));
+    r->wall_us = wall_us;
+    snprintf(r->action, sizeof(r->action), "%s", o->action);
+    r->kind = o->kind;
+    snprintf(r->node, sizeof(r->node), "%s", evrec_node(o->rec));
+    r->event_seq = o->rec->ev.seq;
+    r->undo = o->undo;
+    r->attempt = o->attempt;
+    snprintf(r->outcome, sizeof(r->outcome), "%s", o->outcome);
+    snprintf(r->detail, sizeof(r->detail), "%s", o->detail);
+    snprintf(r->key, sizeof(r->key), "%s", o->key);
+    r->took = o->took;
+    r->epoch = o->epoch;
+}
+
+const struct actlog_rec *actlog_at(const struct actlog *l, size_t i)
+{
+    if (!l->ring || i >= l->n)
+        return NULL;
+    return &l->ring[(l->head + ACTLOG_CAP - 1 - i) % ACTLOG_CAP];
+}
+
+json_t *actlog_rec_json(const struct actlog_rec *r)
+{
+    char when[64];
+    vigil_format_wall(r->wall_us, when, sizeof(when));
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s, s:i, s:s, s:s, s:s, s:f, s:I}", "time", when,
+                     "action", r->action, "kind", vcfg_act_kind_name(r->kind), "node", r->node,
+                     "event_seq", (json_int_t)r->event_seq, "op", r->undo ? "undo" : "do",
+                     "attempt", (int)r->attempt, "outcome", r->outcome, "detail", r->detail, "key",
+                     r->key, "took_s", (double)r->took / 1e9, "epoch", (json_int_t)r->epoch);
+}
