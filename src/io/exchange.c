@@ -25,6 +25,7 @@ struct vio_exchange {
     char *buf;
     size_t len, max;
     bool reading;
+    int error; /* a failure to connect found at once, reported from the loop */
     struct vio_source src;
     struct vio_timer timer;
     vio_exchange_done done;
@@ -66,6 +67,10 @@ static void x_ready(void *arg, vigil_time_t now)
 {
     (void)now;
     struct vio_exchange *x = arg;
+    if (x->error) {
+        x_end(x, x->error);
+        return;
+    }
     if (!x->reading) {
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
@@ -157,13 +162,21 @@ int vio_exchange_start(struct vio_loop *loop, const char *target, const char *re
         x_free(x);
         return e;
     }
+    /*
+     * A refused connection (nothing listening on the socket yet: HAProxy
+     * restarting) is an answer like any, given from the loop, so that the
+     * caller sees one path for every failure.
+     */
     if (connect(x->fd, (struct sockaddr *)&ss, sl) != 0 && errno != EINPROGRESS &&
         errno != EAGAIN) {
-        int e = -errno;
-        close(x->fd);
-        x->fd = -1;
-        x_free(x);
-        return e;
+        x->error = -errno;
+        if (vio_timer_arm(loop, &x->timer, loop->ops->now(loop) + timeout) != 0) {
+            x_free(x);
+            return -ENOMEM;
+        }
+        vio_source_ready(loop, &x->src);
+        *out = x;
+        return 0;
     }
     if (vio_watch_fd_events(loop, x->fd, VIO_WRITE, &x->src) != 0 ||
         vio_timer_arm(loop, &x->timer, loop->ops->now(loop) + timeout) != 0) {

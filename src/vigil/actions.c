@@ -560,9 +560,12 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
     snprintf(summary, sizeof(summary), "%s is %s (%s)", rec->ev.node,
              vigil_state_name(hc->undo ? rec->ev.old_state : rec->ev.new_state),
              rec->ev.reason ? rec->ev.reason : "");
-    json_t *ann = json_pack("{s:s, s:s, s:s, s:I, s:s}", "summary", summary, "reason",
+    /* Annotations are strings, every one of them. */
+    char seq[24];
+    snprintf(seq, sizeof(seq), "%" PRIu64, rec->ev.seq);
+    json_t *ann = json_pack("{s:s, s:s, s:s, s:s, s:s}", "summary", summary, "reason",
                             rec->ev.reason ? rec->ev.reason : "", "since_last", since, "event_seq",
-                            (json_int_t)rec->ev.seq, "monitor", a->o.monitor ? a->o.monitor : "");
+                            seq, "monitor", a->o.monitor ? a->o.monitor : "");
     char lvl[64];
     snprintf(lvl, sizeof(lvl), "%.3f / %.3f", rec->ev.level, rec->ev.threshold);
     if (ann)

@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Actions against the real programs they drive (docs/actions.md).
+
+- HAProxy (Debian's `haproxy`, started here with a runtime API socket) in
+  front of three small HTTP servers, each with a vigil agent. A load
+  generator sends requests through HAProxy all along. One server and its
+  agent are killed: the monitor declares the node dead and its haproxy
+  action puts the server into maint. Printed: the detection time, the time
+  until HAProxy stopped routing to it, the failed requests. Checked: after
+  the action no request failed (none reached the dead server), HAProxy's
+  own `show servers state` says maint, and on the server's return it is
+  made ready again and serves requests.
+- A webhook receiver that answers 503 twice and then 200, with the monitor
+  SIGKILLed and restarted between the attempts: the document is delivered
+  from the outbox after the restart, every attempt carries the same
+  idempotency key, and its HMAC-SHA256 signature is right.
+- Alertmanager (Debian's `prometheus-alertmanager`): the alert fires on the
+  node's death (seen through Alertmanager's own API), and is resolved when
+  the node comes back.
+- Undo runs in reverse order, only for what was done; a 4xx is not retried.
+
+Programs missing are failures, not skips: scripts/install-deps.sh installs them.
+"""
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import vigil_harness
+from vigil_harness import Monitor, agent, check, free_port, run_tests, start, stop
+
+CONF = """
+monitor: {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  heartbeat_interval = "100ms";
+  detector = { type = "fixed"; suspect_after = "300ms"; dead_after = "600ms"; };
+  %s
+  actions = ( %s );
+};
+"""
+
+
+def wait_for(cond, timeout, what, step=0.02):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+
+
+def start_server(port, name):
+    """An HTTP server (a child process, so that it can be killed like a real one)."""
+    code = ("import http.server,sys\n"
+            "class H(http.server.BaseHTTPRequestHandler):\n"
+            "    def do_GET(self):\n"
+            "        b=b'%s'\n"
+            "        self.send_response(200);self.send_header('Content-Length',str(len(b)))\n"
+            "        self.end_headers();self.wfile.write(b)\n"
+            "    def log_message(self,*a): pass\n"
+            "http.server.ThreadingHTTPServer.allow_reuse_address=True\n"
+            "http.server.ThreadingHTTPServer(('127.0.0.1',%d),H).serve_forever()\n" % (name, port))
+    p = subprocess.Popen(["python3", "-c", code], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    vigil_harness._procs.append(p)
+    wait_for(lambda: _connects(port), 10, "server %s on %d" % (name, port))
+    return p
+
+
+def iso_s(t):
+    """Seconds since the epoch of an RFC 3339 UTC time with milliseconds ("...T19:42:30.150Z")."""
+    import calendar
+    base, frac = t.rstrip("Z").split(".")
+    return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) + float("0." + frac)
+
+
+def _connects(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def haproxy_cmd(sock, cmd):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(sock)
+    s.sendall(cmd.encode() + b"\n")
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    return out.decode()
+
+
+def admin_state(sock, be, srv):
+    for line in haproxy_cmd(sock, "show servers state %s" % be).splitlines():
+        f = line.split()
+        if len(f) > 6 and not line.startswith("#") and f[1] == be and f[3] == srv:
+            return int(f[6])
+    return None
+
+
+def start_haproxy(tmp, front, servers):
+    exe = shutil.which("haproxy")
+    if not exe:
+        raise AssertionError("haproxy not found: run scripts/install-deps.sh (package haproxy)")
+    sock = os.path.join(tmp, "haproxy.sock")
+    cfg = os.path.join(tmp, "haproxy.cfg")
+    lines = ["global", "    stats socket %s mode 600 level admin" % sock,
+             "defaults", "    mode http", "    timeout connect 200ms", "    timeout client 5s",
+             "    timeout server 5s", "    retries 0",
+             "frontend fe", "    bind 127.0.0.1:%d" % front, "    default_backend web",
+             "backend web", "    balance roundrobin"]
+    for name, port in servers:
+        lines.append("    server %s 127.0.0.1:%d" % (name, port))
+    with open(cfg, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    p = subprocess.Popen([exe, "-db", "-f", cfg], stdout=open(os.path.join(tmp, "haproxy.log"), "w"),
+                         stderr=subprocess.STDOUT)
+    vigil_harness._procs.append(p)
+    wait_for(lambda: os.path.exists(sock) and _connects(front), 10, "haproxy")
+    return p, sock
+
+
+class Load(threading.Thread):
+    """Requests through HAProxy, one after another: (time, answer or None) each."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.url = url
+        self.results = []
+        self.stop = False
+
+    def run(self):
+        while not self.stop:
+            t = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    self.results.append((t, r.read().decode()))
+            except (urllib.error.URLError, OSError, ConnectionError):
+                self.results.append((t, None))
+            time.sleep(0.005)
+
+
+def test_haproxy(tmp):
+    front = free_port(socket.SOCK_STREAM)
+    ports = {n: free_port(socket.SOCK_STREAM) for n in ("web1", "web2", "web3")}
+    servers = {n: start_server(p, n) for n, p in ports.items()}
+    hap, sock = start_haproxy(tmp, front, sorted(ports.items()))
+    m = Monitor(tmp, CONF % ("", """{ name = "lb"; kind = "haproxy"; socket = "%s";
+        servers = [ "web/%%n" ]; on = [ "dead" ]; }""" % sock))
+    agents = {n: agent(m.addr, n, tmp, interval="100ms") for n in ports}
+    for n in ports:
+        m.wait_state(n, "alive", 10)
+    load = Load("http://127.0.0.1:%d/" % front)
+    load.start()
+    time.sleep(1.0)
+    check(all(r[1] for r in load.results), "requests failed before any failure")
+    # The crash: the server and its agent, at once.
+    t_kill = time.monotonic()
+    t_kill_wall = time.time()
+    servers["web2"].kill()
+    agents["web2"].kill()
+    m.wait_state("web2", "dead", 10)
+    wait_for(lambda: admin_state(sock, "web", "web2") == 1, 10, "web2 in maint")
+    n_before = len(load.results)
+    time.sleep(1.5)
+    after = load.results[n_before:]
+    failed = [r for r in load.results if r[0] >= t_kill and r[1] is None]
+    dead = [e for e in m.events() if e.get("node") == "web2" and e.get("new_state") == "dead"][-1]
+    done = [r for r in m.get("/v1/actions")["recent"]
+            if r["node"] == "web2" and r["outcome"] == "succeeded"][0]
+    detect = dead["time_us"] / 1e6 - t_kill_wall
+    t_out = iso_s(done["time"]) - t_kill_wall
+    print("haproxy: detection %.3fs after the kill, out of HAProxy %.3fs after the kill (the "
+          "action took %.1fms), %d requests failed (of %d since the kill), %d requests after the "
+          "action, all answered by web1 and web3"
+          % (detect, t_out, done["took_s"] * 1e3, len(failed),
+             len([r for r in load.results if r[0] >= t_kill]), len(after)), flush=True)
+    check(0 < detect < 2.0 and detect <= t_out < detect + 1.0, "times %.3f %.3f" % (detect, t_out))
+    check(after and all(r[1] in ("web1", "web3") for r in after),
+          "a request failed or reached web2 after the action: %s" %
+          [r for r in after if r[1] not in ("web1", "web3")][:5])
+    acts = m.get("/v1/actions")
+    rec = [r for r in acts["recent"] if r["node"] == "web2" and r["outcome"] == "succeeded"]
+    check(rec and rec[0]["op"] == "do" and rec[0]["kind"] == "haproxy", "no record: %s" % acts)
+    # The return: the server, then its agent; the server is made ready and serves again.
+    servers["web2"] = start_server(ports["web2"], "web2")
+    agents["web2"] = agent(m.addr, "web2", tmp, interval="100ms")
+    m.wait_state("web2", "alive", 10)
+    wait_for(lambda: admin_state(sock, "web", "web2") == 0, 10, "web2 ready")
+    n_back = len(load.results)
+    wait_for(lambda: any(r[1] == "web2" for r in load.results[n_back:]), 10,
+             "a request answered by web2 again")
+    load.stop = True
+    load.join(5)
+    check(all(r[1] for r in load.results[n_before:]), "a request failed after the action")
+    acts = m.get("/v1/actions")
+    undo = [r for r in acts["recent"] if r["node"] == "web2" and r["op"] == "undo"
+            and r["outcome"] == "succeeded"]
+    check(undo, "no undo recorded: %s" % acts["recent"][:5])
+    metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % m.api_port).read().decode()
+    check('vigil_actions_total{kind="haproxy",outcome="succeeded"} 2' in metrics,
+          "metrics: %s" % [l for l in metrics.splitlines() if "actions" in l])
+    stop(hap)
+
+
+def test_haproxy_restarting(tmp):
+    """HAProxy away when the node dies: the action is retried until it comes back."""
+    front = free_port(socket.SOCK_STREAM)
+    port = free_port(socket.SOCK_STREAM)
+    start_server(port, "web1")
+    hap, sock = start_haproxy(tmp, front, [("web1", port)])
+    m = Monitor(tmp, CONF % ("", """{ name = "lb"; kind = "haproxy"; socket = "%s";
+        servers = [ "web/%%n" ]; retry_delay = "500ms"; retries = 8; }""" % sock))
+    a = agent(m.addr, "web1", tmp, interval="100ms")
+    m.wait_state("web1", "alive", 10)
+    stop(hap)
+    a.kill()
+    m.wait_state("web1", "dead", 10)
+    wait_for(lambda: any(r["outcome"] == "retrying" for r in m.get("/v1/actions")["recent"]), 10,
+             "a failed attempt")
+    hap, sock2 = start_haproxy(tmp, front, [("web1", port)])
+    wait_for(lambda: admin_state(sock, "web", "web1") == 1, 15, "web1 in maint after the restart")
+    stop(hap)
+
+
+class Receiver:
+    """A webhook receiver: answers the codes given in turn (then 200), records every request."""
+
+    def __init__(self, codes, secret):
+        self.codes = list(codes)
+        self.got = []
+        self.secret = secret
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                code = outer.codes.pop(0) if outer.codes else 200
+                outer.got.append((dict(self.headers), body, code))
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_webhook_outbox(tmp):
+    secret = "s3cret-for-the-test"
+    with open(os.path.join(tmp, "hook.secret"), "w") as f:
+        f.write(secret + "\n")
+    os.chmod(os.path.join(tmp, "hook.secret"), 0o600)
+    rx = Receiver([503, 503], secret)
+    conf = CONF % ('state_dir = "@TMP@/state";', """{ name = "page"; kind = "webhook";
+        url = "http://127.0.0.1:%d/hook"; secret_file = "hook.secret"; on = [ "dead" ];
+        retry_delay = "4s"; }""" % rx.port)
+    m = Monitor(tmp, conf)
+    a = agent(m.addr, "db1", tmp, interval="100ms")
+    m.wait_state("db1", "alive", 10)
+    a.kill()
+    m.wait_state("db1", "dead", 10)
+    wait_for(lambda: len(rx.got) >= 1, 10, "the first attempt")
+    # Killed between the attempts (the next one is 4 s away), then started again.
+    m.proc.kill()
+    m.proc.wait(5)
+    port = m.port
+    m2 = Monitor(tmp, conf, port=port)
+    wait_for(lambda: any(g[2] == 200 for g in rx.got), 30, "the delivery after the restart")
+    time.sleep(1.5)
+    rx.close()
+    keys = {g[0].get("X-Vigil-Idempotency-Key") for g in rx.got}
+    check(len(keys) == 1, "one document, one key: %s" % keys)
+    check([g[2] for g in rx.got] == [503, 503, 200], "answers: %s" % [g[2] for g in rx.got])
+    for h, body, _ in rx.got:
+        want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        check(h.get("X-Vigil-Signature") == want, "signature %s, want %s" %
+              (h.get("X-Vigil-Signature"), want))
+        doc = json.loads(body)
+        check(doc["node"] == "db1" and doc["op"] == "do" and doc["event"]["new_state"] == "dead",
+              "document: %s" % doc)
+        check(doc["key"] == h.get("X-Vigil-Idempotency-Key"), "key in the document")
+    check("left pending by the last run" in m2.read_log(), "resume not logged")
+
+
+def test_webhook_4xx_not_retried(tmp):
+    rx = Receiver([404], "")
+    m = Monitor(tmp, CONF % ("", """{ kind = "webhook"; url = "http://127.0.0.1:%d/";
+        on = [ "dead" ]; retry_delay = "200ms"; }""" % rx.port))
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    a.kill()
+    m.wait_state("n1", "dead", 10)
+    wait_for(lambda: any(r["outcome"] == "failed" for r in m.get("/v1/actions")["recent"]), 10,
+             "the refusal recorded")
+    time.sleep(1.0)
+    rx.close()
+    check(len(rx.got) == 1, "a 404 was retried: %d requests" % len(rx.got))
+
+
+def test_alertmanager(tmp):
+    exe = shutil.which("prometheus-alertmanager")
+    if not exe:
+        raise AssertionError("prometheus-alertmanager not found: run scripts/install-deps.sh")
+    amport = free_port(socket.SOCK_STREAM)
+    cfg = os.path.join(tmp, "am.yml")
+    with open(cfg, "w") as f:
+        f.write("route:\n  receiver: none\n  group_wait: 1s\nreceivers:\n  - name: none\n")
+    am = subprocess.Popen([exe, "--config.file=" + cfg, "--storage.path=" + os.path.join(tmp, "am"),
+                           "--web.listen-address=127.0.0.1:%d" % amport,
+                           "--cluster.listen-address="],
+                          stdout=open(os.path.join(tmp, "am.log"), "w"), stderr=subprocess.STDOUT)
+    vigil_harness._procs.append(am)
+    base = "http://127.0.0.1:%d" % amport
+
+    def alerts():
+        q = urllib.parse.quote('node="n1"')
+        with urllib.request.urlopen(base + "/api/v2/alerts?filter=" + q, timeout=5) as r:
+            return json.loads(r.read())
+
+    wait_for(lambda: _connects(amport), 20, "alertmanager")
+    wait_for(lambda: alerts() == [], 20, "alertmanager's API")
+    m = Monitor(tmp, CONF % ("", """{ name = "pager"; kind = "alertmanager"; url = "%s";
+        labels = [ "team=db", "severity=page" ]; repeat = "1s"; }""" % base))
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    a.kill()
+    m.wait_state("n1", "dead", 10)
+    fired = wait_for(lambda: [x for x in alerts() if x["status"]["state"] == "active"], 15,
+                     "the alert firing")
+    lab = fired[0]["labels"]
+    check(lab["alertname"] == "VigilNodeDown" and lab["node"] == "n1" and lab["team"] == "db"
+          and lab["severity"] == "page" and lab["state"] == "dead", "labels: %s" % lab)
+    check("n1 is dead" in fired[0]["annotations"]["summary"], "annotations: %s" % fired[0])
+    # Re-posted while it fires: Alertmanager's endsAt moves on.
+    ends = fired[0]["endsAt"]
+    wait_for(lambda: [x for x in alerts() if x["endsAt"] > ends], 10, "the alert re-posted")
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    wait_for(lambda: not [x for x in alerts() if x["status"]["state"] == "active"], 15,
+             "the alert resolved")
+    stop(am)
+
+
+def test_undo_reverse_order(tmp):
+    """Two exec actions that undo: done in the list's order, undone in reverse."""
+    out = os.path.join(tmp, "order.txt")
+    script = os.path.join(tmp, "rec.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$1 $VIGIL_ACTION $VIGIL_NEW_STATE\" >> %s\nsleep 0.2\n" % out)
+    os.chmod(script, 0o755)
+    m = Monitor(tmp, CONF % ("", """{ name = "first"; command = [ "%s", "first" ]; on = [ "dead" ];
+        undo = true; }, { name = "second"; command = [ "%s", "second" ]; on = [ "dead" ];
+        undo = true; }""" % (script, script)))
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    a.kill()
+    m.wait_state("n1", "dead", 10)
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    wait_for(lambda: os.path.exists(out) and len(open(out).read().splitlines()) >= 4, 10,
+             "four runs")
+    lines = open(out).read().splitlines()
+    check(lines == ["first do dead", "second do dead", "second undo alive", "first undo alive"],
+          "order: %s" % lines)
+
+
+if __name__ == "__main__":
+    run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
+               test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order])
