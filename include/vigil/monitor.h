@@ -173,6 +173,15 @@ enum vigil_event_type {
      * here ("this monitor leads", "another monitor leads", "no leader").
      */
     VIGIL_EVENT_LEADER = 3,
+    /*
+     * Acting on a node (vigil_monitor_note_action): an action's attempt or
+     * outcome, a node held for flapping or maintenance, a failover. node is
+     * the node ("" for none), reason says what (a static or interned
+     * string: "lb do succeeded", "flapping", ...), generation the sequence
+     * number of the event acted on (0: none), sequence the attempt (0: not
+     * an attempt).
+     */
+    VIGIL_EVENT_ACTION = 4,
 };
 
 /*
@@ -247,6 +256,16 @@ VIGIL_EXPORT void vigil_monitor_on_expiry(struct vigil_monitor *m, vigil_time_t 
  */
 VIGIL_EXPORT void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now,
                                             const char *leader, uint64_t epoch, const char *reason);
+
+/*
+ * Reports something done or decided about acting on a node, as an event
+ * (VIGIL_EVENT_ACTION): node (NULL or "": none), reason (a string that
+ * outlives the event: static, or kept by the caller for good), about the
+ * event seq acted on (0: none), attempt (0: not an attempt).
+ */
+VIGIL_EXPORT void vigil_monitor_note_action(struct vigil_monitor *m, vigil_time_t now,
+                                            const char *node, const char *reason, uint64_t about,
+                                            uint64_t attempt);
 
 VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
                                            vigil_time_t length);

@@ -694,6 +694,26 @@ void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now, const 
     ev->since_last = -1;
 }
 
+void vigil_monitor_note_action(struct vigil_monitor *m, vigil_time_t now, const char *node,
+                               const char *reason, uint64_t about, uint64_t attempt)
+{
+    struct vigil_event *ev = event_slot(m);
+    if (!ev)
+        return;
+    ev->type = VIGIL_EVENT_ACTION;
+    ev->time = now;
+    size_t n = 0;
+    while (node && n < VIGIL_ID_MAX && node[n])
+        n++;
+    if (n)
+        memcpy(ev->node, node, n);
+    ev->node[n] = '\0';
+    ev->generation = about;
+    ev->sequence = attempt;
+    ev->reason = reason ? reason : "";
+    ev->since_last = -1;
+}
+
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
 {
     report_pause(m, now, length);

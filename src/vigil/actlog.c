@@ -16,6 +16,27 @@ void actlog_free(struct actlog *l)
 {
     free(l->ring);
     l->ring = NULL;
+    for (size_t i = 0; i < l->n_reasons; i++)
+        free(l->reasons[i]);
+    free(l->reasons);
+    l->reasons = NULL;
+    l->n_reasons = 0;
+}
+
+const char *actlog_intern(struct actlog *l, const char *text)
+{
+    for (size_t i = 0; i < l->n_reasons; i++)
+        if (!strcmp(l->reasons[i], text))
+            return l->reasons[i];
+    if (!l->reasons)
+        l->reasons = calloc(ACTLOG_REASONS, sizeof(*l->reasons));
+    if (!l->reasons || l->n_reasons == ACTLOG_REASONS)
+        return "action";
+    char *c = strdup(text);
+    if (!c)
+        return "action";
+    l->reasons[l->n_reasons++] = c;
+    return c;
 }
 
 void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us)

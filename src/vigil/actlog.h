@@ -29,6 +29,9 @@ struct actlog_rec {
 };
 
 struct actlog {
+    /* The reasons of action events (evlog keeps pointers): kept until actlog_free. */
+    char **reasons;
+    size_t n_reasons;
     struct actlog_rec *ring;
     size_t head, n;
     uint64_t seq;
@@ -41,6 +44,12 @@ int actlog_init(struct actlog *l);
 void actlog_free(struct actlog *l);
 void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us);
 /* The i-th newest record (0: the newest), or NULL. */
+/*
+ * text, kept for as long as l (at most ACTLOG_REASONS distinct texts, then
+ * "action"): the reason of an action event.
+ */
+#define ACTLOG_REASONS 1024
+const char *actlog_intern(struct actlog *l, const char *text);
 const struct actlog_rec *actlog_at(const struct actlog *l, size_t i);
 json_t *actlog_rec_json(const struct actlog_rec *r);
 

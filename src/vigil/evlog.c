@@ -162,12 +162,13 @@ const char *evrec_type_name(const struct evrec *r)
 {
     return r->ev.type == VIGIL_EVENT_PAUSE    ? "pause"
            : r->ev.type == VIGIL_EVENT_LEADER ? "leader"
+           : r->ev.type == VIGIL_EVENT_ACTION ? "action"
                                               : "state";
 }
 
 const char *evrec_node(const struct evrec *r)
 {
-    return evrec_is_own(r) ? "" : r->ev.node;
+    return evrec_is_own(r) && r->ev.type != VIGIL_EVENT_ACTION ? "" : r->ev.node;
 }
 
 void evrec_format_addr(const struct evrec *r, char *buf, size_t cap)
@@ -220,6 +221,19 @@ json_t *evrec_to_json(const struct evrec *r)
             !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
             !put(o, "leader", ev->node[0] ? json_string(ev->node) : json_null()) ||
             !put(o, "epoch", json_integer((json_int_t)ev->generation)))
+            goto fail;
+        return o;
+    }
+    if (ev->type == VIGIL_EVENT_ACTION) {
+        /* Acting on a node: what was done or decided, about which event, which attempt. */
+        if (!put(o, "seq", json_integer((json_int_t)ev->seq)) ||
+            !put(o, "type", json_string(evrec_type_name(r))) ||
+            !put(o, "time", json_string(when)) ||
+            !put(o, "time_us", json_integer((json_int_t)r->wall_us)) ||
+            !put(o, "node", json_string(ev->node)) ||
+            !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
+            !put(o, "about", json_integer((json_int_t)ev->generation)) ||
+            !put(o, "attempt", json_integer((json_int_t)ev->sequence)))
             goto fail;
         return o;
     }
@@ -366,6 +380,21 @@ int evrec_from_json(const json_t *o, struct evrec *r)
         r->wall_us = (int64_t)wall;
         return 0;
     }
+    if (!strcmp(type, "action")) {
+        ev->type = VIGIL_EVENT_ACTION;
+        ev->reason = get_str(o, "reason");
+        ev->since_last = -1;
+        if (!node || e || !ev->reason || !get_u64(o, "seq", &ev->seq) ||
+            !get_u64(o, "time_us", &wall) || !get_u64(o, "about", &ev->generation) ||
+            !get_u64(o, "attempt", &ev->sequence))
+            return -VIGIL_EINVAL;
+        size_t len = strlen(node);
+        if (len && !vigil_id_valid(node, len))
+            return -VIGIL_EINVAL;
+        memcpy(ev->node, node, len + 1);
+        r->wall_us = (int64_t)wall;
+        return 0;
+    }
     if (strcmp(type, "state") != 0)
         return -VIGIL_EINVAL;
     ev->type = VIGIL_EVENT_STATE;
@@ -435,6 +464,17 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
                  "%s event %" PRIu64 ": monitor paused for %s: no node convicted for "
                  "heartbeats it could not read",
                  when, ev->seq, since);
+        return;
+    }
+    if (ev->type == VIGIL_EVENT_ACTION) {
+        char extra[64] = "";
+        if (ev->generation && ev->sequence)
+            snprintf(extra, sizeof(extra), " (event %" PRIu64 ", attempt %" PRIu64 ")",
+                     ev->generation, ev->sequence);
+        else if (ev->generation)
+            snprintf(extra, sizeof(extra), " (event %" PRIu64 ")", ev->generation);
+        snprintf(buf, cap, "%s event %" PRIu64 ": action: %s%s%s%s", when, ev->seq, ev->node,
+                 ev->node[0] ? " " : "", ev->reason ? ev->reason : "", extra);
         return;
     }
     if (ev->type == VIGIL_EVENT_LEADER) {

@@ -80,9 +80,13 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap);
  * The fields of an event as text, as the line above and the hooks'
  * environment show them.
  */
-/* "state", "pause" or "leader". */
+/* "state", "pause", "leader" or "action". */
 const char *evrec_type_name(const struct evrec *r);
-/* The monitor's own events (a pause, a change of leadership): no node, no states. */
+/*
+ * Events that are not a node's change of state (a pause, a change of
+ * leadership, an action's record): no states, no detector evidence. Only
+ * an action's record may name a node.
+ */
 static inline bool evrec_is_own(const struct evrec *r)
 {
     return r->ev.type != VIGIL_EVENT_STATE;

@@ -200,6 +200,13 @@ static void action_observed(void *arg, const struct hook_outcome *o)
 {
     struct monitord *d = arg;
     actlog_add(&d->actlog, o, vio_wall_us(d->loop));
+    /* An event too (vigil events, the store, the web page), handed on with the next drain. */
+    char text[128];
+    snprintf(text, sizeof(text), "%s %s %s", o->action, o->undo ? "undo" : "do", o->outcome);
+    vigil_monitor_note_action(d->mon, vio_now(d->loop), evrec_node(o->rec),
+                              actlog_intern(&d->actlog, text), o->rec->ev.seq, o->attempt);
+    if (!vio_timer_armed(&d->drain_timer))
+        vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
 }
 
 /* ---- redundant monitors (monitor.etcd) ---- */
@@ -897,12 +904,15 @@ static void drain_events(struct monitord *d, vigil_time_t now)
             free(s);
             json_decref(o);
         }
-        if (!json_log) {
+        /* An action's attempt has its line from the runner already, with more in it. */
+        bool attempt = r.ev.type == VIGIL_EVENT_ACTION && r.ev.sequence > 0;
+        if (!json_log && !attempt) {
             char line[1024];
             evrec_format_text(&r, line, sizeof(line));
             log_out(d, line);
         }
-        if (d->hooks)
+        /* Actions act on changes of state, never on their own records (no loop). */
+        if (d->hooks && r.ev.type != VIGIL_EVENT_ACTION)
             hook_runner_submit(d->hooks, &r);
     }
     /*

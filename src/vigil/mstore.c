@@ -23,7 +23,8 @@ struct qevent {
  * is a static string, so each distinct reason read from the store is kept
  * here once, for as long as the store is open.
  */
-#define REASONS_MAX 32
+/* Reasons of state changes are a handful; actions' records add a few per action. */
+#define REASONS_MAX 1024
 
 struct mstore {
     struct vio_store *st;
