@@ -38,6 +38,7 @@
 #include <sodium.h>
 
 #include "actlog.h"
+#include "holds.h"
 #include "api.h"
 #include "actgate.h"
 #include "api_qos.h"
@@ -1330,6 +1331,8 @@ enum route {
     ROUTE_KEYCHECK,
     ROUTE_LEADER,
     ROUTE_ACTIONS,
+    ROUTE_MAINT_LIST,
+    ROUTE_MAINT,
     ROUTE_UI,
 };
 
@@ -1358,6 +1361,13 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_LEADER;
     if (!strcmp(path, "/v1/actions"))
         return ROUTE_ACTIONS;
+    static const char maint_prefix[] = "/v1/maint/";
+    if (!strcmp(path, "/v1/maint"))
+        return ROUTE_MAINT_LIST;
+    if (!strncmp(path, maint_prefix, sizeof(maint_prefix) - 1) && path[sizeof(maint_prefix) - 1]) {
+        *id = path + sizeof(maint_prefix) - 1;
+        return ROUTE_MAINT;
+    }
     if (!strcmp(path, "/") || !strcmp(path, "/ui"))
         return ROUTE_UI;
     return ROUTE_NONE;
@@ -1371,6 +1381,73 @@ static void work_json(void *arg, const struct hook_work *w)
                           "events_waiting", (int)w->waiting);
     if (o)
         json_array_append_new(arg, o);
+}
+
+/* GET /v1/maint: the nodes whose actions are held, and why. */
+static json_t *holds_json(const struct api_ctx *c)
+{
+    json_t *arr = json_array();
+    struct holds *h = c->holds;
+    vigil_time_t now = vio_now(c->loop);
+    int64_t wall = vio_wall_us(c->loop);
+    for (uint32_t i = 0; h && arr && i < h->n; i++) {
+        const struct hold_rec *r = &h->recs[i];
+        const char *why = holds_reason(h, r->node);
+        if (!why)
+            continue;
+        json_t *o = json_pack("{s:s, s:s, s:f}", "node", r->node, "reason", why, "penalty",
+                              holds_penalty(h, r->node));
+        if (o && r->maint_until > 0) {
+            if (r->maint_until == VIGIL_TIME_NEVER) {
+                json_object_set_new(o, "until", json_null());
+            } else {
+                char when[64];
+                vigil_format_wall(wall + (r->maint_until - now) / 1000, when, sizeof(when));
+                json_object_set_new(o, "until", json_string(when));
+                json_object_set_new(o, "left_s", json_real((double)(r->maint_until - now) / 1e9));
+            }
+        }
+        if (o)
+            json_array_append_new(arr, o);
+    }
+    return json_pack("{s:o}", "held", arr ? arr : json_array());
+}
+
+/* POST /v1/maint/NODE?for=DURATION (or no for: until told), ?off=1: maintenance off. */
+static void handle_maint(struct api_ctx *c, const char *node, const char *query,
+                         struct vio_http_response *resp)
+{
+    if (!vigil_id_valid(node, strlen(node))) {
+        respond_error(resp, 400, "not a node id: %.100s", node);
+        return;
+    }
+    if (!c->maint) {
+        respond_error(resp, 501, "maintenance is not available here");
+        return;
+    }
+    char v[API_QUERY_VALUE_MAX];
+    vigil_time_t len = VIGIL_TIME_NEVER;
+    enum query_result off = query_str(query, "off", v, sizeof(v));
+    if (off == QUERY_INVALID || (off == QUERY_OK && strcmp(v, "1") && strcmp(v, "true"))) {
+        respond_error(resp, 400, "off must be 1");
+        return;
+    }
+    if (off == QUERY_OK) {
+        len = 0;
+    } else {
+        enum query_result f = query_str(query, "for", v, sizeof(v));
+        if (f == QUERY_INVALID ||
+            (f == QUERY_OK && (vcfg_parse_duration(v, &len) != 0 || len <= 0))) {
+            respond_error(resp, 400, "for must be a duration (30m, 2h)");
+            return;
+        }
+    }
+    char err[200];
+    if (c->maint(c->maint_ud, node, len, err, sizeof(err)) != 0) {
+        respond_error(resp, 500, "%s", err);
+        return;
+    }
+    respond_json(resp, 200, json_pack("{s:s, s:b}", "node", node, "maintenance", len != 0));
 }
 
 /* GET /v1/actions: the actions, the work in hand, the recent outcomes (?limit=N, newest first). */
@@ -1719,6 +1796,16 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         respond_error(resp, 404, "no such endpoint: %.200s", req->path);
         return;
     }
+    if (r == ROUTE_MAINT) {
+        if (strcmp(req->method, "POST") != 0) {
+            respond_error(resp, 405, "method %.32s not allowed: this endpoint takes POST",
+                          req->method);
+            resp->headers = hdr_post_only;
+            return;
+        }
+        handle_maint(c, id, req->query, resp);
+        return;
+    }
     if (r == ROUTE_KEYS_RELOAD) {
         if (strcmp(req->method, "POST") != 0) {
             respond_error(resp, 405, "method %.32s not allowed: this endpoint takes POST",
@@ -1768,6 +1855,10 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
     case ROUTE_ACTIONS:
         handle_actions(c, req->query, resp);
         return;
+    case ROUTE_MAINT_LIST:
+        respond_json(resp, 200, holds_json(c));
+        return;
+    case ROUTE_MAINT:
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:
         break;

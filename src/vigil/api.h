@@ -36,6 +36,10 @@ struct api_ctx {
     struct evlog *events;
     struct hook_runner *hooks; /* may be NULL */
     struct actlog *actlog;     /* the record of actions (NULL with no actions) */
+    struct holds *holds;       /* nodes in maintenance or flapping (NULL: none kept) */
+    /* POST /v1/maint/NODE: len 0 off, VIGIL_TIME_NEVER until told. 0, or -1 with err. */
+    int (*maint)(void *ud, const char *node, vigil_time_t len, char *err, size_t cap);
+    void *maint_ud;
     /* monitor.etcd: the election and the action gate (NULL: this monitor acts alone). */
     struct leader *leader;
     struct actgate *gate;

@@ -827,6 +827,21 @@ int cmd_status(int argc, char **argv)
                     printf("\n");
                 }
                 json_decref(health);
+                /* Nodes whose actions are held: in maintenance, or flapping. */
+                json_t *held = api_get_json(&h, "/v1/maint");
+                json_t *list = held ? json_object_get(held, "held") : NULL;
+                for (size_t i = 0; json_is_array(list) && i < json_array_size(list); i++) {
+                    json_t *e = json_array_get(list, i);
+                    const char *until = json_string_value(json_object_get(e, "until"));
+                    const char *why = json_string_value(json_object_get(e, "reason"));
+                    printf("held: %s, %s%s%s: its actions wait\n",
+                           json_string_value(json_object_get(e, "node")), why ? why : "?",
+                           until                                ? " until "
+                           : why && !strcmp(why, "maintenance") ? " until told"
+                                                                : "",
+                           until ? until : "");
+                }
+                json_decref(held);
             }
             json_decref(doc);
         }
@@ -1095,6 +1110,217 @@ json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, c
         doc = path ? api_get_json(&h, path) : api_get_all_nodes(&h);
     http_free(&h);
     return doc;
+}
+
+/* ---- vigil actions, vigil maint ----------------------------------------- */
+
+static int load_auth(struct http *h, const char *path);
+
+static void actions_usage(FILE *f)
+{
+    fprintf(f, "usage: vigil actions [--api ADDR] [-c FILE] [--cacert FILE] [--limit N] [--json]\n"
+               "  the actions of a running monitor: those pending or running, then the latest\n"
+               "  attempts and outcomes (newest first)\n");
+}
+
+int cmd_actions(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"limit", required_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL, *cacert = NULL, *limit = "20";
+    bool as_json = false;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "a:c:n:jh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'C':
+            cacert = optarg;
+            break;
+        case 'n':
+            limit = optarg;
+            break;
+        case 'j':
+            as_json = true;
+            break;
+        case 'h':
+            actions_usage(stdout);
+            return 0;
+        default:
+            actions_usage(stderr);
+            return 2;
+        }
+    }
+    uint64_t lim = 0;
+    if (optind != argc || vcfg_parse_u64(limit, 1000, &lim) != 0) {
+        actions_usage(stderr);
+        return 2;
+    }
+    struct cli_target target;
+    if (find_api("actions", api, cfg, cacert, NULL, &target) != 0)
+        return CLI_EXIT_USAGE;
+    struct http h;
+    if (http_init(&h, "actions", &target, false) != 0)
+        return 1;
+    char path[64];
+    snprintf(path, sizeof(path), "/v1/actions?limit=%" PRIu64, lim);
+    json_t *doc = api_get_json(&h, path);
+    int rc = doc ? 0 : 1;
+    if (doc && as_json) {
+        char *text = json_dumps(doc, JSON_INDENT(2) | VIGIL_JSON_REAL);
+        if (text)
+            puts(text);
+        free(text);
+    } else if (doc) {
+        json_t *acts = json_object_get(doc, "actions"), *pend = json_object_get(doc, "pending"),
+               *rec = json_object_get(doc, "recent");
+        printf("actions:");
+        for (size_t i = 0; i < json_array_size(acts); i++)
+            printf("%s %s", i ? "," : "", json_string_value(json_array_get(acts, i)));
+        printf("%s\n", json_array_size(acts) ? "" : " none");
+        printf("pending: %zu\n", json_array_size(pend));
+        for (size_t i = 0; i < json_array_size(pend); i++) {
+            json_t *p = json_array_get(pend, i);
+            const char *act = json_string_value(json_object_get(p, "action"));
+            printf("  %-20s event %-8" JSON_INTEGER_FORMAT
+                   " %-12s %-6s %s (attempt %" JSON_INTEGER_FORMAT ", %" JSON_INTEGER_FORMAT
+                   " events behind)\n",
+                   json_string_value(json_object_get(p, "node")),
+                   json_integer_value(json_object_get(p, "event_seq")), act && *act ? act : "-",
+                   json_string_value(json_object_get(p, "op")),
+                   json_string_value(json_object_get(p, "state")),
+                   json_integer_value(json_object_get(p, "attempt")),
+                   json_integer_value(json_object_get(p, "events_waiting")));
+        }
+        printf("recent (newest first):\n");
+        for (size_t i = 0; i < json_array_size(rec); i++) {
+            json_t *r = json_array_get(rec, i);
+            printf("  %s %-20s %-12s %-4s %-9s attempt %" JSON_INTEGER_FORMAT ": %s\n",
+                   json_string_value(json_object_get(r, "time")),
+                   json_string_value(json_object_get(r, "node")),
+                   json_string_value(json_object_get(r, "action")),
+                   json_string_value(json_object_get(r, "op")),
+                   json_string_value(json_object_get(r, "outcome")),
+                   json_integer_value(json_object_get(r, "attempt")),
+                   json_string_value(json_object_get(r, "detail")));
+        }
+    }
+    json_decref(doc);
+    http_free(&h);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}
+
+static void maint_usage(FILE *f)
+{
+    fprintf(f, "usage: vigil maint NODE [--for DURATION] [--off] [--api ADDR] [-c FILE]\n"
+               "                  [--token-file FILE] [--cacert FILE]\n"
+               "  hold NODE's actions (it is still watched): for DURATION (30m, 2h), or until\n"
+               "  --off; needs the API's token\n");
+}
+
+int cmd_maint(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"for", required_argument, NULL, 'f'},
+        {"off", no_argument, NULL, 'o'},
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL, *token_file = NULL, *cacert = NULL, *len = NULL;
+    bool off = false;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "a:c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'f':
+            len = optarg;
+            break;
+        case 'o':
+            off = true;
+            break;
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
+            break;
+        case 'C':
+            cacert = optarg;
+            break;
+        case 'h':
+            maint_usage(stdout);
+            return 0;
+        default:
+            maint_usage(stderr);
+            return 2;
+        }
+    }
+    vigil_time_t d = 0;
+    if (argc - optind != 1 || (off && len) || (len && (vcfg_parse_duration(len, &d) || d <= 0))) {
+        maint_usage(stderr);
+        return 2;
+    }
+    const char *node = argv[optind];
+    if (!vigil_id_valid(node, strlen(node))) {
+        fprintf(stderr, "vigil maint: \"%s\" is not a node id\n", node);
+        return 2;
+    }
+    struct cli_target target;
+    if (find_api("maint", api, cfg, cacert, token_file, &target) != 0)
+        return CLI_EXIT_USAGE;
+    if (!target.token_file[0]) {
+        fprintf(stderr, "vigil maint: maintenance needs the API's token: give --token-file FILE, "
+                        "or -c FILE with monitor.api_token_file\n");
+        return 2;
+    }
+    if (sodium_init() < 0)
+        return 1;
+    struct http h;
+    int rc = 1;
+    if (http_init(&h, "maint", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
+        char path[200];
+        if (off)
+            snprintf(path, sizeof(path), "/v1/maint/%s?off=1", node);
+        else if (len)
+            snprintf(path, sizeof(path), "/v1/maint/%s?for=%s", node, len);
+        else
+            snprintf(path, sizeof(path), "/v1/maint/%s", node);
+        json_t *doc = api_call_json(&h, "POST", path, true);
+        if (doc) {
+            if (off)
+                printf("%s: maintenance off; its actions go on\n", node);
+            else
+                printf("%s: in maintenance %s%s; it is watched, its actions wait\n", node,
+                       len ? "for " : "until vigil maint --off", len ? len : "");
+            json_decref(doc);
+            rc = 0;
+        }
+    }
+    http_free(&h);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
 }
 
 /* ---- vigil keys ------------------------------------------------------- */

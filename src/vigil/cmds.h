@@ -17,6 +17,8 @@ int cmd_agent(int argc, char **argv);   /* agent.c */
 int cmd_monitor(int argc, char **argv); /* monitord.c */
 int cmd_status(int argc, char **argv);  /* cli.c */
 int cmd_events(int argc, char **argv);  /* cli.c */
+int cmd_actions(int argc, char **argv); /* cli.c: vigil actions */
+int cmd_maint(int argc, char **argv);   /* cli.c: vigil maint NODE */
 int cmd_keys(int argc, char **argv);    /* cli.c: vigil keys reload */
 int cmd_keygen(int argc, char **argv);  /* agent.c */
 int cmd_doctor(int argc, char **argv);  /* doctor.c */

@@ -36,6 +36,7 @@
 #include "api.h"
 #include "config_int.h"
 #include "io/vio.h"
+#include "holds.h"
 #include "hooks.h"
 
 /*
@@ -84,6 +85,11 @@ void vcfg_init(struct vcfg *c)
     m->log_file = NULL;
     m->event_history = VCFG_EVENT_HISTORY_DEFAULT;
     m->hook_queue = HOOK_QUEUE_DEFAULT;
+    m->damping.on = true;
+    m->damping.half_life = HOLDS_HALF_LIFE_DEFAULT;
+    m->damping.penalty = HOLDS_PENALTY_DEFAULT;
+    m->damping.suppress = HOLDS_SUPPRESS_DEFAULT;
+    m->damping.reuse = HOLDS_REUSE_DEFAULT;
     m->hook_queue_total = HOOK_QUEUE_TOTAL_DEFAULT;
     m->state_flush = VCFG_STATE_FLUSH_DEFAULT;
 

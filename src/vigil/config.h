@@ -176,6 +176,15 @@ struct vcfg_monitor {
     enum vcfg_log_level log_level;
     char *log_file;         /* NULL: standard output */
     uint32_t event_history; /* events kept for the API (VCFG_EVENT_HISTORY_*) */
+    /*
+     * monitor.flap_damping (holds.h): a node whose state changes too often
+     * has its actions held until it settles.
+     */
+    struct {
+        bool on;
+        vigil_time_t half_life;
+        double penalty, suppress, reuse;
+    } damping;
     /* Events waiting for hooks, per node and in all (hooks.h, HOOK_QUEUE_*). */
     uint32_t hook_queue, hook_queue_total;
     /* monitor.goals, for vigil tune and the start-up warnings (0: not set). */

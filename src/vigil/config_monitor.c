@@ -213,6 +213,62 @@ static int m_etcd(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }
 
+static int fd_enabled(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->monitor.damping.on);
+}
+
+static int fd_half_life(struct vcfg__ld *l, const config_setting_t *s)
+{
+    vigil_time_t *v = &l->c->monitor.damping.half_life;
+    if (vcfg__rd_duration(l, s, v) != 0)
+        return -1;
+    if (*v < VIGIL_NSEC_PER_SEC)
+        return vcfg__sfail(l, s, "must be at least 1s");
+    return 0;
+}
+
+static int fd_number(struct vcfg__ld *l, const config_setting_t *s, double *v)
+{
+    if (vcfg__rd_number(l, s, v) != 0)
+        return -1;
+    if (!(*v > 0) || *v > 1e9)
+        return vcfg__sfail(l, s, "must be a number above 0");
+    return 0;
+}
+
+static int fd_penalty(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return fd_number(l, s, &l->c->monitor.damping.penalty);
+}
+
+static int fd_suppress(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return fd_number(l, s, &l->c->monitor.damping.suppress);
+}
+
+static int fd_reuse(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return fd_number(l, s, &l->c->monitor.damping.reuse);
+}
+
+static int m_flap_damping(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"enabled", fd_enabled},   {"half_life", fd_half_life}, {"penalty", fd_penalty},
+        {"suppress", fd_suppress}, {"reuse", fd_reuse},
+    };
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
+        return vcfg__wrong_type(l, s, "a group { half_life = \"60s\"; ... }");
+    if (vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0])) != 0)
+        return -1;
+    const struct vcfg_monitor *m = &l->c->monitor;
+    if (m->damping.reuse >= m->damping.suppress)
+        return vcfg__sfail(l, s, "needs reuse (%g) below suppress (%g)", m->damping.reuse,
+                           m->damping.suppress);
+    return 0;
+}
+
 static int m_interval(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_monitor *m = &l->c->monitor;
@@ -1074,6 +1130,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"nodes", m_nodes},
         {"hooks", m_hooks},
         {"actions", m_hooks},
+        {"flap_damping", m_flap_damping},
         {"hook_queue", m_hook_queue},
         {"hook_queue_total", m_hook_queue_total},
         {"log", m_log},

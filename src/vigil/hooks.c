@@ -200,6 +200,7 @@ struct hook_queue {
     bool in_merge;
     bool head_started;      /* the head's runs were started (or put in line) */
     bool head_held;         /* the head waits for the gate's answer to ticket */
+    bool paused;            /* held (maintenance, flapping) until hook_runner_release */
     enum hook_verdict gate; /* the gate's answer about the head, once it came (else WAIT) */
     bool head_failed;       /* a run of the head gave up (or could not start) */
     bool head_again;        /* the gate refused a retry: the head goes back to the gate */
@@ -247,6 +248,8 @@ struct hook_runner {
     struct hook_driver driver; /* the built-in kinds (driver.start NULL: none) */
     hook_match_fn match;       /* custom status of nodes, for match = "KEY=VALUE" */
     void *match_arg;
+    hook_hold_fn hold; /* nodes whose actions are held (NULL: none) */
+    void *hold_arg;
     hook_observe_fn observe; /* told of every attempt and outcome (NULL: nobody) */
     void *observe_arg;
     struct hook_gate gate;                      /* gate.ask NULL: no gate */
@@ -941,6 +944,10 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
 {
     /* Each round starts the head or drops it: bounded by the events queued. */
     while (q->head) {
+        if (!q->head_started && r->hold && q->node[0] && r->hold(r->hold_arg, q->node)) {
+            q->paused = true;
+            return; /* hook_runner_release goes on */
+        }
         if (!q->head_started && r->gate.ask && q->gate == HOOK_WAIT) {
             if (q->head_held)
                 return; /* the gate's answer comes through hook_runner_gate_answer */
@@ -1442,6 +1449,69 @@ void hook_runner_set_driver(struct hook_runner *r, const struct hook_driver *d)
         memset(&r->driver, 0, sizeof(r->driver));
 }
 
+/*
+ * A FIFO held from its head on (maintenance, flapping) was never acted on:
+ * its head may be coalesced too, by the rule of this file's header, so
+ * that a node that went down and came back during the hold is not acted
+ * on at all, and one that changed for good is told of it once.
+ */
+static void collapse_held(struct hook_runner *r, struct hook_queue *q)
+{
+    while (!q->head_started && q->head && q->head->next &&
+           q->head->rec.ev.type == VIGIL_EVENT_STATE) {
+        struct hook_job *a = q->head, *b = a->next;
+        r->pending -= event_runs(r, a) + event_runs(r, b);
+        uint32_t both = add_coalesced(a->coalesced, b->coalesced);
+        q->waiting--;
+        r->waiting--;
+        r->stats.coalesced++;
+        if (a->rec.ev.old_state == b->rec.ev.new_state) {
+            q->head = b->next;
+            if (q->head) {
+                q->waiting--;
+                r->waiting--;
+                q->head->coalesced = add_coalesced(q->head->coalesced, both);
+            } else {
+                q->tail = NULL;
+            }
+            r->stats.coalesced++;
+            free(a);
+            free(b);
+        } else {
+            b->rec.ev.old_state = a->rec.ev.old_state;
+            b->match |= a->match;
+            b->coalesced = both;
+            r->pending += event_runs(r, b);
+            q->head = b;
+            free(a);
+        }
+    }
+    merge_list_update(r, q);
+}
+
+void hook_runner_set_hold(struct hook_runner *r, hook_hold_fn fn, void *arg)
+{
+    r->hold = fn;
+    r->hold_arg = arg;
+}
+
+void hook_runner_release(struct hook_runner *r, const char *node)
+{
+    if (!r)
+        return;
+    uint32_t idx = vigil__idtable_find(&r->ids, node, strlen(node), queue_id_of);
+    if (idx == VIGIL__IDTABLE_NONE)
+        return;
+    struct hook_queue *q = r->queues[idx];
+    if (!q->paused)
+        return;
+    q->paused = false;
+    collapse_held(r, q);
+    vigil_time_t now = vio_now(r->loop);
+    queue_pump(r, q, now);
+    line_drain(r, now);
+}
+
 void hook_runner_set_matcher(struct hook_runner *r, hook_match_fn fn, void *arg)
 {
     r->match = fn;
@@ -1471,6 +1541,12 @@ void hook_runner_each(const struct hook_runner *r, void (*fn)(void *arg, const s
         if (!q->head)
             continue;
         struct hook_work w = {.node = q->node, .rec = &q->head->rec, .waiting = q->waiting};
+        if (q->paused) {
+            const char *why = r->hold ? r->hold(r->hold_arg, q->node) : NULL;
+            w.state = why && !strcmp(why, "flapping") ? "held: flapping" : "held: maintenance";
+            fn(arg, &w);
+            continue;
+        }
         if (q->head_held || (!q->head_started && q->gate == HOOK_WAIT && r->gate.ask)) {
             w.state = "waiting for the leader";
             fn(arg, &w);

@@ -220,6 +220,24 @@ struct hook_outcome {
 typedef void (*hook_observe_fn)(void *arg, const struct hook_outcome *o);
 void hook_runner_set_observer(struct hook_runner *r, hook_observe_fn fn, void *arg);
 
+/*
+ * Holds (holds.h): asked before a node's next event goes to its actions;
+ * a reason ("maintenance", "flapping") holds the node's FIFO, its later
+ * events coalescing behind, until hook_runner_release(node).
+ */
+typedef const char *(*hook_hold_fn)(void *arg, const char *node);
+void hook_runner_set_hold(struct hook_runner *r, hook_hold_fn fn, void *arg);
+void hook_runner_release(struct hook_runner *r, const char *node);
+
+/*
+ * Holds (holds.h): asked before a node's next event goes to its actions;
+ * a reason ("maintenance", "flapping") holds the node's FIFO, its later
+ * events coalescing behind, until hook_runner_release(node).
+ */
+typedef const char *(*hook_hold_fn)(void *arg, const char *node);
+void hook_runner_set_hold(struct hook_runner *r, hook_hold_fn fn, void *arg);
+void hook_runner_release(struct hook_runner *r, const char *node);
+
 /* An action in the runner's list: its name, kind and label. NULL past the end. */
 const char *hook_runner_action_name(const struct hook_runner *r, size_t i);
 size_t hook_runner_actions(const struct hook_runner *r);

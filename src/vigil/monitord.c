@@ -38,6 +38,7 @@
 #include "actgate.h"
 #include "actions.h"
 #include "actlog.h"
+#include "holds.h"
 #include "hooks.h"
 #include "leader.h"
 #include "io/sender_io.h"
@@ -71,6 +72,8 @@ struct monitord {
     struct hook_runner *hooks;
     struct actions *actions; /* the built-in kinds of action (NULL: only exec actions) */
     struct actlog actlog;    /* every attempt and outcome of an action */
+    struct holds holds;      /* nodes in maintenance, or flapping: their actions held */
+    bool holds_ready;
     /* monitor.etcd: the election, and the gate that lets only the leader act (else NULL). */
     struct leader *leader;
     struct actgate *gate;
@@ -194,6 +197,85 @@ static int node_custom(void *arg, const char *node, const char *key, char *buf, 
         }
     }
     return -1;
+}
+
+static const char *hold_reason(void *arg, const char *node)
+{
+    struct monitord *d = arg;
+    return holds_reason(&d->holds, node);
+}
+
+/* Maintenance kept across restarts: an outbox entry "maint", active while it lasts. */
+static void maint_store(struct monitord *d, struct hold_rec *r)
+{
+    struct vio_store *st = mstore_store(d->store);
+    if (!st || !r)
+        return;
+    if (r->maint_id > 0) {
+        st->ops->outbox_set(st, r->maint_id, "done");
+        r->maint_id = 0;
+    }
+    if (r->maint_until == 0)
+        return;
+    int64_t until_us = 0; /* 0: until told */
+    if (r->maint_until != VIGIL_TIME_NEVER)
+        until_us = vio_wall_us(d->loop) + (r->maint_until - vio_now(d->loop)) / 1000;
+    json_t *p = json_pack("{s:s, s:I}", "node", r->node, "until_us", (json_int_t)until_us);
+    char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    int64_t id = 0;
+    if (s && st->ops->outbox_add(st, vio_wall_us(d->loop), "maint", s, &id) == 0 &&
+        st->ops->outbox_set(st, id, "active") == 0)
+        r->maint_id = id;
+    free(s);
+    json_decref(p);
+}
+
+static void hold_changed(void *arg, const char *node, const char *what)
+{
+    struct monitord *d = arg;
+    vigil_monitor_note_action(d->mon, vio_now(d->loop), node, what, 0, 0);
+    if (!vio_timer_armed(&d->drain_timer))
+        vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
+    if (!strncmp(what, "maintenance", 11))
+        maint_store(d, holds_find(&d->holds, node));
+    if (!holds_reason(&d->holds, node))
+        hook_runner_release(d->hooks, node);
+}
+
+static int restore_maint(void *arg, const struct vio_store_outbox *e)
+{
+    struct monitord *d = arg;
+    if (strcmp(e->kind, "maint") != 0)
+        return 0;
+    json_t *p = json_loads(e->payload, 0, NULL);
+    const char *node = p ? json_string_value(json_object_get(p, "node")) : NULL;
+    json_int_t until_us = p ? json_integer_value(json_object_get(p, "until_us")) : 0;
+    struct vio_store *st = mstore_store(d->store);
+    int64_t now_us = vio_wall_us(d->loop);
+    if (node && vigil_id_valid(node, strlen(node)) && (until_us == 0 || until_us > now_us)) {
+        vigil_time_t until =
+            until_us == 0 ? VIGIL_TIME_NEVER : vio_now(d->loop) + (until_us - now_us) * 1000;
+        st->ops->outbox_set(st, e->id, "done"); /* holds_maint writes it again */
+        holds_maint(&d->holds, node, until);
+    } else {
+        st->ops->outbox_set(st, e->id, "done");
+    }
+    json_decref(p);
+    return 0;
+}
+
+/* POST /v1/maint/NODE: maintenance on for `len` (VIGIL_TIME_NEVER: until told), or off (0). */
+static int api_maint(void *ud, const char *node, vigil_time_t len, char *err, size_t cap)
+{
+    struct monitord *d = ud;
+    vigil_time_t until = len == 0                  ? 0
+                         : len == VIGIL_TIME_NEVER ? VIGIL_TIME_NEVER
+                                                   : vio_now(d->loop) + len;
+    if (holds_maint(&d->holds, node, until) != 0) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 static void action_observed(void *arg, const struct hook_outcome *o)
@@ -912,6 +994,8 @@ static void drain_events(struct monitord *d, vigil_time_t now)
             log_out(d, line);
         }
         /* Actions act on changes of state, never on their own records (no loop). */
+        if (d->holds_ready)
+            holds_note(&d->holds, &r);
         if (d->hooks && r.ev.type != VIGIL_EVENT_ACTION)
             hook_runner_submit(d->hooks, &r);
     }
@@ -1423,6 +1507,8 @@ int monitord_free(struct monitord *d)
     if (d->hooks)
         hook_runner_free(d->hooks);
     actions_free(d->actions); /* after the runner, which cancels its calls first */
+    if (d->holds_ready)
+        holds_destroy(&d->holds);
     actlog_free(&d->actlog);
     leader_free(d->leader);
     if (d->httpd) {
@@ -1638,7 +1724,24 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         monitord_free(d);
         return -1;
     }
+    struct holds_opts ho = {
+        .damping = mc->damping.on,
+        .half_life = mc->damping.half_life,
+        .penalty = mc->damping.penalty,
+        .suppress = mc->damping.suppress,
+        .reuse = mc->damping.reuse,
+    };
+    if (holds_init(&d->holds, d->loop, &ho, hold_changed, d) != 0) {
+        snprintf(err, cap, "cannot start: out of memory");
+        monitord_free(d);
+        return -1;
+    }
+    d->holds_ready = true;
+    if (mstore_store(d->store))
+        mstore_store(d->store)->ops->outbox_list(mstore_store(d->store), "active", restore_maint,
+                                                 d);
     if (d->hooks) {
+        hook_runner_set_hold(d->hooks, hold_reason, d);
         actlog_init(&d->actlog);
         hook_runner_set_matcher(d->hooks, node_custom, d);
         hook_runner_set_observer(d->hooks, action_observed, d);
@@ -1682,6 +1785,9 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->api_ctx.events = d->events;
     d->api_ctx.hooks = d->hooks;
     d->api_ctx.actlog = d->hooks ? &d->actlog : NULL;
+    d->api_ctx.holds = &d->holds;
+    d->api_ctx.maint = api_maint;
+    d->api_ctx.maint_ud = d;
     d->api_ctx.loop = d->loop;
     d->api_ctx.started_mono = now;
     d->api_ctx.started_wall_us = vio_wall_us(d->loop);

@@ -397,6 +397,106 @@ def test_undo_reverse_order(tmp):
           "order: %s" % lines)
 
 
+def recorder(tmp):
+    """An exec action's program that appends "NODE ACTION STATE" to a file; the file's path."""
+    out = os.path.join(tmp, "runs.txt")
+    script = os.path.join(tmp, "runs.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$VIGIL_NODE $VIGIL_ACTION $VIGIL_NEW_STATE\" >> %s\n" % out)
+    os.chmod(script, 0o755)
+    return script, out
+
+
+def runs(out):
+    return open(out).read().splitlines() if os.path.exists(out) else []
+
+
+def vigil_cli(*args):
+    return subprocess.run([vigil_harness.VIGIL] + list(args), capture_output=True, text=True,
+                          timeout=20)
+
+
+def test_maintenance(tmp):
+    """Maintenance holds a node's actions while it is watched; kept across a restart."""
+    script, out = recorder(tmp)
+    tok = os.path.join(tmp, "api.token")
+    with open(tok, "w") as f:
+        f.write("maint-token-0123456789\n")
+    os.chmod(tok, 0o600)
+    conf = CONF % ('state_dir = "@TMP@/state"; api_token_file = "api.token";\n'
+                   '  flap_damping = { enabled = false; };',
+                   """{ name = "lb"; command = [ "%s" ]; on = [ "dead" ]; undo = true; }""" % script)
+    m = Monitor(tmp, conf)
+    api = "127.0.0.1:%d" % m.api_port
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    r = vigil_cli("maint", "n1", "--for", "1h", "--api", api, "--token-file", tok)
+    check(r.returncode == 0 and "in maintenance" in r.stdout, "maint: %s %s" % (r.stdout, r.stderr))
+    r = vigil_cli("maint", "n1", "--api", api)
+    check(r.returncode == 2 and "token" in r.stderr, "maint without a token: %s" % r.stderr)
+    # Down and back during maintenance: watched, not acted on, even after maintenance ends.
+    a.kill()
+    m.wait_state("n1", "dead", 10)
+    st = vigil_cli("status", "--api", api)
+    check("held: n1, maintenance until" in st.stdout, "status: %s" % st.stdout)
+    acts = vigil_cli("actions", "--api", api)
+    check("held: maintenance" in acts.stdout, "actions: %s" % acts.stdout)
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    r = vigil_cli("maint", "n1", "--off", "--api", api, "--token-file", tok)
+    check(r.returncode == 0, "maint --off: %s" % r.stderr)
+    time.sleep(0.5)
+    check(runs(out) == [], "acted during maintenance: %s" % runs(out))
+    # Down during maintenance, which survives a restart of the monitor; acted on at its end.
+    vigil_cli("maint", "n1", "--api", api, "--token-file", tok)
+    m.proc.kill()
+    m.proc.wait(5)
+    m = Monitor(tmp, conf, port=m.port)
+    api = "127.0.0.1:%d" % m.api_port
+    check([h["node"] for h in m.get("/v1/maint")["held"]] == ["n1"], "maintenance lost")
+    m.wait_state("n1", "alive", 15)
+    a.kill()
+    m.wait_state("n1", "dead", 10)
+    time.sleep(0.5)
+    check(runs(out) == [], "acted during maintenance: %s" % runs(out))
+    vigil_cli("maint", "n1", "--off", "--api", api, "--token-file", tok)
+    wait_for(lambda: runs(out) == ["n1 do dead"], 10, "the action once maintenance ended")
+    evs = [e["reason"] for e in m.events() if e["type"] == "action" and e["node"] == "n1"]
+    check("maintenance on" in evs and "maintenance off" in evs, "events: %s" % evs)
+
+
+def test_flap_damping(tmp):
+    """A node that dies and comes back again and again: held while it flaps, settled after."""
+    script, out = recorder(tmp)
+    conf = CONF % ('flap_damping = { half_life = "2s"; suppress = 3000.0; reuse = 750.0; };',
+                   """{ name = "lb"; command = [ "%s" ]; on = [ "dead" ]; undo = true; }""" % script)
+    m = Monitor(tmp, conf)
+    a = None
+    for i in range(4):
+        a = agent(m.addr, "n1", tmp, interval="100ms")
+        m.wait_state("n1", "alive", 10)
+        a.kill()
+        m.wait_state("n1", "dead", 10)
+    evs = [e["reason"] for e in m.events() if e["type"] == "action" and e["node"] == "n1"
+           and e["attempt"] == 0]
+    check(evs.count("flapping") == 1, "flapping events: %s" % evs)
+    n_runs = len(runs(out))
+    check(n_runs <= 4, "acted while flapping: %s" % runs(out))
+    check(m.get("/v1/maint")["held"][0]["reason"] == "flapping", "not held")
+    # Back for good while held: it settles within a few half-lives, and only then is its
+    # latest state acted on, once.
+    a = agent(m.addr, "n1", tmp, interval="100ms")
+    m.wait_state("n1", "alive", 10)
+    check(len(runs(out)) == n_runs, "acted while flapping: %s" % runs(out))
+    wait_for(lambda: "settled" in [e["reason"] for e in m.events() if e["type"] == "action"], 30,
+             "settled")
+    wait_for(lambda: len(runs(out)) > n_runs, 10, "acted on once settled")
+    time.sleep(0.5)
+    check(runs(out)[n_runs:] == ["n1 undo alive"], "after settling: %s" % runs(out)[n_runs:])
+    print("flap damping: %d runs before the hold, %s after it" % (n_runs, runs(out)[n_runs:]))
+
+
 if __name__ == "__main__":
     run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
-               test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order])
+               test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order,
+               test_maintenance, test_flap_damping])
