@@ -109,7 +109,8 @@ def test_sigstop_then_recovers(tmp):
     m.wait_state("a1", "dead", DEAD_AFTER + 4)
     agents["a1"].send_signal(signal.SIGCONT)
     m.wait_state("a1", "alive", 5)
-    seen = [(e["old_state"], e["new_state"], e["reason"]) for e in m.events(ev0) if e["node"] == "a1"]
+    seen = [(e["old_state"], e["new_state"], e["reason"]) for e in m.events(ev0)
+            if e["type"] == "state" and e["node"] == "a1"]
     check(seen == [("alive", "suspect", "timeout"), ("suspect", "dead", "timeout"),
                    ("dead", "alive", "recovered")], "events %r" % seen)
     wait_hook(tmp, "a1", "alive")
@@ -123,7 +124,8 @@ def test_sigterm_is_left_not_dead(tmp):
     m.wait_state("a3", "left", 3)
     time.sleep(DEAD_AFTER * 2)
     check(m.state("a3") == "left", "a3 is %s" % m.state("a3"))
-    seen = [(e["old_state"], e["new_state"]) for e in m.events(ev0) if e["node"] == "a3"]
+    seen = [(e["old_state"], e["new_state"]) for e in m.events(ev0)
+            if e["type"] == "state" and e["node"] == "a3"]
     check(seen == [("alive", "left")], "events %r" % seen)
 
 

@@ -92,7 +92,7 @@ def test_grid_loss_and_kills(tmp):
         evs = net.events()
         took, false = [], []
         for e in evs:
-            if e["new_state"] not in ("suspect", "dead"):
+            if e["type"] != "state" or e["new_state"] not in ("suspect", "dead"):
                 continue
             t = e["time_us"] / 1e6
             hit = [k for k in kills if k[0] == e["node"] and k[1] <= t <= k[2] + 1]
