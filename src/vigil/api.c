@@ -38,6 +38,7 @@
 #include <sodium.h>
 
 #include "actlog.h"
+#include "groups.h"
 #include "holds.h"
 #include "api.h"
 #include "actgate.h"
@@ -1333,6 +1334,8 @@ enum route {
     ROUTE_ACTIONS,
     ROUTE_MAINT_LIST,
     ROUTE_MAINT,
+    ROUTE_GROUPS,
+    ROUTE_FAILOVER,
     ROUTE_UI,
 };
 
@@ -1361,6 +1364,16 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_LEADER;
     if (!strcmp(path, "/v1/actions"))
         return ROUTE_ACTIONS;
+    if (!strcmp(path, "/v1/groups"))
+        return ROUTE_GROUPS;
+    static const char groups_prefix[] = "/v1/groups/", failover_suffix[] = "/failover";
+    size_t plen = strlen(path);
+    if (!strncmp(path, groups_prefix, sizeof(groups_prefix) - 1) &&
+        plen > sizeof(groups_prefix) - 1 + sizeof(failover_suffix) - 1 &&
+        !strcmp(path + plen - (sizeof(failover_suffix) - 1), failover_suffix)) {
+        *id = path + sizeof(groups_prefix) - 1;
+        return ROUTE_FAILOVER;
+    }
     static const char maint_prefix[] = "/v1/maint/";
     if (!strcmp(path, "/v1/maint"))
         return ROUTE_MAINT_LIST;
@@ -1381,6 +1394,36 @@ static void work_json(void *arg, const struct hook_work *w)
                           "events_waiting", (int)w->waiting);
     if (o)
         json_array_append_new(arg, o);
+}
+
+/* POST /v1/groups/NAME/failover[?to=NODE]: a planned switchover. */
+static void handle_failover(struct api_ctx *c, const char *rest, const char *query,
+                            struct vio_http_response *resp)
+{
+    char name[VIGIL_ID_MAX + 1];
+    size_t n = strlen(rest) - strlen("/failover");
+    if (n == 0 || n > VIGIL_ID_MAX) {
+        respond_error(resp, 404, "no such group");
+        return;
+    }
+    memcpy(name, rest, n);
+    name[n] = '\0';
+    char to[API_QUERY_VALUE_MAX];
+    enum query_result t = query_str(query, "to", to, sizeof(to));
+    if (t == QUERY_INVALID || (t == QUERY_OK && !vigil_id_valid(to, strlen(to)))) {
+        respond_error(resp, 400, "to must be a node id");
+        return;
+    }
+    if (!c->failover) {
+        respond_error(resp, 501, "failover is not available here");
+        return;
+    }
+    char err[200];
+    if (c->failover(c->failover_ud, name, t == QUERY_OK ? to : NULL, err, sizeof(err)) != 0) {
+        respond_error(resp, 409, "%s", err);
+        return;
+    }
+    respond_json(resp, 200, groups_json(c->groups));
 }
 
 /* GET /v1/maint: the nodes whose actions are held, and why. */
@@ -1796,6 +1839,16 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         respond_error(resp, 404, "no such endpoint: %.200s", req->path);
         return;
     }
+    if (r == ROUTE_FAILOVER) {
+        if (strcmp(req->method, "POST") != 0) {
+            respond_error(resp, 405, "method %.32s not allowed: this endpoint takes POST",
+                          req->method);
+            resp->headers = hdr_post_only;
+            return;
+        }
+        handle_failover(c, id, req->query, resp);
+        return;
+    }
     if (r == ROUTE_MAINT) {
         if (strcmp(req->method, "POST") != 0) {
             respond_error(resp, 405, "method %.32s not allowed: this endpoint takes POST",
@@ -1858,7 +1911,11 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
     case ROUTE_MAINT_LIST:
         respond_json(resp, 200, holds_json(c));
         return;
+    case ROUTE_GROUPS:
+        respond_json(resp, 200, groups_json(c->groups));
+        return;
     case ROUTE_MAINT:
+    case ROUTE_FAILOVER:
     case ROUTE_KEYS_RELOAD:
     case ROUTE_NONE:
         break;

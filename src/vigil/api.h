@@ -40,6 +40,10 @@ struct api_ctx {
     /* POST /v1/maint/NODE: len 0 off, VIGIL_TIME_NEVER until told. 0, or -1 with err. */
     int (*maint)(void *ud, const char *node, vigil_time_t len, char *err, size_t cap);
     void *maint_ud;
+    struct groups *groups; /* failover groups (NULL: none) */
+    /* POST /v1/groups/NAME/failover: a planned switchover (to NULL: the best replica). */
+    int (*failover)(void *ud, const char *group, const char *to, char *err, size_t cap);
+    void *failover_ud;
     /* monitor.etcd: the election and the action gate (NULL: this monitor acts alone). */
     struct leader *leader;
     struct actgate *gate;

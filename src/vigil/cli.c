@@ -842,6 +842,22 @@ int cmd_status(int argc, char **argv)
                            until ? until : "");
                 }
                 json_decref(held);
+                /* Failover groups: the primary of each, its epoch, and trouble. */
+                json_t *gr = api_get_json(&h, "/v1/groups");
+                json_t *gl = gr ? json_object_get(gr, "groups") : NULL;
+                for (size_t i = 0; json_is_array(gl) && i < json_array_size(gl); i++) {
+                    json_t *g = json_array_get(gl, i);
+                    printf("group %s: primary %s, epoch %" JSON_INTEGER_FORMAT "%s%s\n",
+                           json_string_value(json_object_get(g, "name")),
+                           json_string_value(json_object_get(g, "primary")),
+                           json_integer_value(json_object_get(g, "epoch")),
+                           json_is_true(json_object_get(g, "promoted")) ? ""
+                                                                        : ", promotion pending",
+                           json_is_true(json_object_get(g, "no_replica"))
+                               ? "; ERROR: the primary is down and no replica is alive"
+                               : "");
+                }
+                json_decref(gr);
             }
             json_decref(doc);
         }
@@ -1313,6 +1329,101 @@ int cmd_maint(int argc, char **argv)
             else
                 printf("%s: in maintenance %s%s; it is watched, its actions wait\n", node,
                        len ? "for " : "until vigil maint --off", len ? len : "");
+            json_decref(doc);
+            rc = 0;
+        }
+    }
+    http_free(&h);
+    if (fflush(stdout) != 0)
+        rc = 1;
+    return rc;
+}
+
+static void failover_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: vigil failover GROUP [--to NODE] [--api ADDR] [-c FILE] [--token-file FILE]\n"
+            "                       [--cacert FILE]\n"
+            "  a planned switchover of GROUP's primary to NODE (default: the best replica),\n"
+            "  through the same path as a failover; needs the API's token\n");
+}
+
+int cmd_failover(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"to", required_argument, NULL, 't'},
+        {"api", required_argument, NULL, 'a'},
+        {"config", required_argument, NULL, 'c'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *api = NULL, *cfg = NULL, *token_file = NULL, *cacert = NULL, *to = NULL;
+    int o;
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "a:c:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            to = optarg;
+            break;
+        case 'a':
+            api = optarg;
+            break;
+        case 'c':
+            cfg = optarg;
+            break;
+        case 'T':
+            token_file = optarg;
+            break;
+        case 'C':
+            cacert = optarg;
+            break;
+        case 'h':
+            failover_usage(stdout);
+            return 0;
+        default:
+            failover_usage(stderr);
+            return 2;
+        }
+    }
+    if (argc - optind != 1) {
+        failover_usage(stderr);
+        return 2;
+    }
+    const char *group = argv[optind];
+    if (!vigil_id_valid(group, strlen(group)) || (to && !vigil_id_valid(to, strlen(to)))) {
+        fprintf(stderr, "vigil failover: a group's name and a node id only\n");
+        return 2;
+    }
+    struct cli_target target;
+    if (find_api("failover", api, cfg, cacert, token_file, &target) != 0)
+        return CLI_EXIT_USAGE;
+    if (!target.token_file[0]) {
+        fprintf(stderr, "vigil failover: a switchover needs the API's token: give --token-file "
+                        "FILE, or -c FILE with monitor.api_token_file\n");
+        return 2;
+    }
+    if (sodium_init() < 0)
+        return 1;
+    struct http h;
+    int rc = 1;
+    if (http_init(&h, "failover", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
+        char path[200];
+        snprintf(path, sizeof(path), "/v1/groups/%s/failover%s%s", group, to ? "?to=" : "",
+                 to ? to : "");
+        json_t *doc = api_call_json(&h, "POST", path, true);
+        if (doc) {
+            json_t *gl = json_object_get(doc, "groups");
+            for (size_t i = 0; i < json_array_size(gl); i++) {
+                json_t *g = json_array_get(gl, i);
+                if (strcmp(json_string_value(json_object_get(g, "name")), group) != 0)
+                    continue;
+                printf("group %s: %s is the primary under epoch %" JSON_INTEGER_FORMAT
+                       "; the former primary is demoted first\n",
+                       group, json_string_value(json_object_get(g, "primary")),
+                       json_integer_value(json_object_get(g, "epoch")));
+            }
             json_decref(doc);
             rc = 0;
         }

@@ -13,19 +13,20 @@
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE   2
 
-int cmd_agent(int argc, char **argv);   /* agent.c */
-int cmd_monitor(int argc, char **argv); /* monitord.c */
-int cmd_status(int argc, char **argv);  /* cli.c */
-int cmd_events(int argc, char **argv);  /* cli.c */
-int cmd_actions(int argc, char **argv); /* cli.c: vigil actions */
-int cmd_maint(int argc, char **argv);   /* cli.c: vigil maint NODE */
-int cmd_keys(int argc, char **argv);    /* cli.c: vigil keys reload */
-int cmd_keygen(int argc, char **argv);  /* agent.c */
-int cmd_doctor(int argc, char **argv);  /* doctor.c */
-int cmd_set(int argc, char **argv);     /* agent.c: edits an agent's status file */
-int cmd_explain(int argc, char **argv); /* explain.c */
-int cmd_tune(int argc, char **argv);    /* tune.c */
-int cmd_sim(int argc, char **argv);     /* sim.c */
+int cmd_agent(int argc, char **argv);    /* agent.c */
+int cmd_monitor(int argc, char **argv);  /* monitord.c */
+int cmd_status(int argc, char **argv);   /* cli.c */
+int cmd_events(int argc, char **argv);   /* cli.c */
+int cmd_actions(int argc, char **argv);  /* cli.c: vigil actions */
+int cmd_maint(int argc, char **argv);    /* cli.c: vigil maint NODE */
+int cmd_failover(int argc, char **argv); /* cli.c: vigil failover GROUP */
+int cmd_keys(int argc, char **argv);     /* cli.c: vigil keys reload */
+int cmd_keygen(int argc, char **argv);   /* agent.c */
+int cmd_doctor(int argc, char **argv);   /* doctor.c */
+int cmd_set(int argc, char **argv);      /* agent.c: edits an agent's status file */
+int cmd_explain(int argc, char **argv);  /* explain.c */
+int cmd_tune(int argc, char **argv);     /* tune.c */
+int cmd_sim(int argc, char **argv);      /* sim.c */
 /* Hidden (not in the usage): one candidate of an etcd leader election. */
 int cmd_leader_probe(int argc, char **argv); /* leader_probe.c */
 

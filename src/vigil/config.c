@@ -125,6 +125,20 @@ int vcfg_act_kind_parse(const char *s)
     return -1;
 }
 
+void vcfg_group_free(struct vcfg_group *g)
+{
+    free(g->name);
+    free(g->primary);
+    free(g->rank_key);
+    for (size_t j = 0; j < g->n_nodes; j++)
+        free(g->nodes[j]);
+    for (size_t j = 0; j < VCFG_MAX_ARGV + 1; j++) {
+        free(g->promote[j]);
+        free(g->demote[j]);
+    }
+    memset(g, 0, sizeof(*g));
+}
+
 void vcfg_hook_free(struct vcfg_hook *h)
 {
     for (size_t j = 0; j < VCFG_MAX_ARGV + 1; j++)
@@ -210,6 +224,8 @@ void vcfg_free(struct vcfg *c)
     vcfg__free_strs(m->nodes, &m->n_nodes);
     for (size_t i = 0; i < m->n_hooks; i++)
         vcfg_hook_free(&m->hooks[i]);
+    for (size_t i = 0; i < m->n_groups; i++)
+        vcfg_group_free(&m->groups[i]);
     free(m->log_file);
     free(m->state_file);
     free(m->state_dir);

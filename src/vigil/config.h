@@ -103,6 +103,28 @@ struct vcfg_hook {
     vigil_time_t repeat;
 };
 
+/* Most failover groups, and members of one. */
+#define VCFG_MAX_GROUPS  16
+#define VCFG_MAX_MEMBERS 16
+
+/*
+ * A failover group (monitor.groups, groups.h): nodes of which one is the
+ * primary; when it dies one replica is promoted, chosen by priority, then
+ * by a custom status value (rank_key, lowest first), then by list order.
+ */
+struct vcfg_group {
+    char *name;
+    char *nodes[VCFG_MAX_MEMBERS];
+    int priority[VCFG_MAX_MEMBERS]; /* higher first; 0 by default */
+    size_t n_nodes;
+    char *primary;  /* the first primary (NULL: the first node) */
+    char *rank_key; /* custom status key, lower first (replication lag); NULL: none */
+    bool preempt;   /* a returning primary of higher priority takes over again */
+    char *promote[VCFG_MAX_ARGV + 1];
+    char *demote[VCFG_MAX_ARGV + 1]; /* [0] NULL: none */
+    vigil_time_t timeout;
+};
+
 struct vcfg_monitor {
     char *listen[VCFG_MAX_LISTEN]; /* "0.0.0.0:7946", "[::]:7946" */
     size_t n_listen;
@@ -155,6 +177,8 @@ struct vcfg_monitor {
     size_t n_nodes;
     struct vcfg_hook hooks[VCFG_MAX_HOOKS]; /* monitor.actions (and monitor.hooks) */
     size_t n_hooks;
+    struct vcfg_group groups[VCFG_MAX_GROUPS];
+    size_t n_groups;
     /*
      * monitor.etcd: redundant monitors led through etcd (leader.h,
      * actgate.h): the members' URLs, the prefix of vigil's keys and the
@@ -280,6 +304,8 @@ void vcfg_free(struct vcfg *c);
 void vcfg_hook_default(struct vcfg_hook *h);
 /* A deep copy of src into dst (which owns nothing). 0, or -1 when out of memory (dst freed). */
 int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src);
+/* Frees what g owns and clears it. */
+void vcfg_group_free(struct vcfg_group *g);
 /* Frees what h owns and clears it. */
 void vcfg_hook_free(struct vcfg_hook *h);
 /* The action's name: its own, or "KIND-N" for the i-th (from 0) of the list, in buf. */

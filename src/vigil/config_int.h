@@ -141,9 +141,10 @@ struct vcfg__ld {
     size_t dir_len;   /* length of file's directory prefix, with its '/' */
     char *err;
     size_t cap;
-    bool interval_set; /* monitor.heartbeat_interval was in the file */
-    struct vio_fs *fs; /* where key files are read */
-    bool actions_seen; /* monitor.hooks or monitor.actions read: the other adds to it */
+    bool interval_set;       /* monitor.heartbeat_interval was in the file */
+    struct vio_fs *fs;       /* where key files are read */
+    bool actions_seen;       /* monitor.hooks or monitor.actions read: the other adds to it */
+    size_t group_priorities; /* entries of the group's priority list being read */
 };
 
 /* The line of a setting in the file (0 if unknown). */

@@ -834,6 +834,185 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+/* ---- monitor.groups ---- */
+
+static struct vcfg_group *cur_group(struct vcfg__ld *l)
+{
+    return &l->c->monitor.groups[l->c->monitor.n_groups - 1];
+}
+
+static int g_name(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!vigil_id_valid(v, strlen(v)))
+        return vcfg__sfail(l, s, "\"%s\" is not a valid name (a node id's characters)",
+                           vigil_quote(v).s);
+    for (size_t i = 0; i + 1 < l->c->monitor.n_groups; i++)
+        if (l->c->monitor.groups[i].name && !strcmp(l->c->monitor.groups[i].name, v))
+            return vcfg__sfail(l, s, "\"%s\" names another group already", v);
+    return vcfg__set_str(l, s, &cur_group(l)->name, v);
+}
+
+static int g_nodes(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_group *g = cur_group(l);
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_MEMBERS, SIZE_MAX, &n) != 0)
+        return -1;
+    if (n < 2)
+        return vcfg__sfail(l, s, "needs at least two nodes (a primary and a replica)");
+    for (size_t i = 0; i < n; i++) {
+        const char *v = vcfg__elem_str(s, i);
+        if (!vigil_id_valid(v, strlen(v)))
+            return vcfg__sfail(l, config_setting_get_elem(s, (unsigned)i),
+                               "\"%s\" is not a node id", vigil_quote(v).s);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(v, vcfg__elem_str(s, j)))
+                return vcfg__sfail(l, config_setting_get_elem(s, (unsigned)i),
+                                   "\"%s\" is listed twice", v);
+    }
+    vcfg__free_strs(g->nodes, &g->n_nodes);
+    for (size_t i = 0; i < n; i++) {
+        if (!(g->nodes[i] = strdup(vcfg__elem_str(s, i))))
+            return vcfg__oom(l, s);
+        g->n_nodes = i + 1;
+    }
+    return 0;
+}
+
+static int g_priority(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_group *g = cur_group(l);
+    if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST)
+        return vcfg__wrong_type(l, s, "a list of integers, one per node");
+    int n = config_setting_length(s);
+    if (n < 1 || n > VCFG_MAX_MEMBERS)
+        return vcfg__sfail(l, s, "must have one integer per node");
+    for (int i = 0; i < n; i++) {
+        long long v = 0;
+        if (vcfg__rd_int(l, config_setting_get_elem(s, (unsigned)i), -1000000, 1000000, &v) != 0)
+            return -1;
+        g->priority[i] = (int)v;
+    }
+    /* Checked against the nodes once the group is read (they may come after). */
+    l->group_priorities = (size_t)n;
+    return 0;
+}
+
+static int g_primary(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_str(l, s, &cur_group(l)->primary, v);
+}
+
+static int g_rank_key(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    if (!v[0] || strlen(v) > VIGIL_CUSTOM_KEY_MAX)
+        return vcfg__sfail(l, s, "must be a custom status key");
+    return vcfg__set_str(l, s, &cur_group(l)->rank_key, v);
+}
+
+static int g_preempt(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &cur_group(l)->preempt);
+}
+
+static int g_argv(struct vcfg__ld *l, const config_setting_t *s, char **argv)
+{
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
+        return -1;
+    if (n == 0)
+        return vcfg__sfail(l, s, "must name a program (and its arguments)");
+    const char *prog = vcfg__elem_str(s, 0);
+    if (prog[0] != '/' && strchr(prog, '/') != NULL)
+        return vcfg__sfail(l, s, "\"%s\" must be an absolute path or a program name",
+                           vigil_quote(prog).s);
+    for (size_t i = 0; i < VCFG_MAX_ARGV + 1; i++) {
+        free(argv[i]);
+        argv[i] = NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(argv[i] = strdup(vcfg__elem_str(s, i))))
+            return vcfg__oom(l, s);
+    return 0;
+}
+
+static int g_promote(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return g_argv(l, s, cur_group(l)->promote);
+}
+
+static int g_demote(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return g_argv(l, s, cur_group(l)->demote);
+}
+
+static int g_timeout(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_group *g = cur_group(l);
+    if (vcfg__rd_duration(l, s, &g->timeout) != 0)
+        return -1;
+    if (g->timeout <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0s");
+    return 0;
+}
+
+static int m_groups(struct vcfg__ld *l, const config_setting_t *s)
+{
+    static const struct vcfg__field fields[] = {
+        {"name", g_name},       {"nodes", g_nodes},       {"priority", g_priority},
+        {"primary", g_primary}, {"rank_key", g_rank_key}, {"preempt", g_preempt},
+        {"promote", g_promote}, {"demote", g_demote},     {"timeout", g_timeout},
+    };
+    struct vcfg_monitor *m = &l->c->monitor;
+    bool empty_array = config_setting_type(s) == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0;
+    if (config_setting_type(s) != CONFIG_TYPE_LIST && !empty_array)
+        return vcfg__wrong_type(l, s, "a list of groups ( { name = \"...\"; ... }, ... )");
+    size_t len = (size_t)config_setting_length(s);
+    if (len > VCFG_MAX_GROUPS)
+        return vcfg__sfail(l, s, "holds %zu groups; at most %d are allowed", len, VCFG_MAX_GROUPS);
+    for (size_t i = 0; i < m->n_groups; i++)
+        vcfg_group_free(&m->groups[i]);
+    m->n_groups = 0;
+    for (size_t i = 0; i < len; i++) {
+        const config_setting_t *g = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(g) != CONFIG_TYPE_GROUP)
+            return vcfg__wrong_type(l, g, "a group { ... }");
+        struct vcfg_group *gr = &m->groups[m->n_groups++];
+        memset(gr, 0, sizeof(*gr));
+        gr->timeout = 30 * VIGIL_NSEC_PER_SEC;
+        l->group_priorities = 0;
+        if (vcfg__walk(l, g, fields, sizeof(fields) / sizeof(fields[0])) != 0)
+            return -1;
+        if (!gr->name)
+            return vcfg__sfail(l, g, "has no name");
+        if (gr->n_nodes == 0)
+            return vcfg__sfail(l, g, "has no nodes (nodes = [ \"db1\", \"db2\" ])");
+        if (!gr->promote[0])
+            return vcfg__sfail(l, g, "has no promote command (promote = [ \"/path\", ... ])");
+        if (l->group_priorities && l->group_priorities != gr->n_nodes)
+            return vcfg__sfail(l, config_setting_get_member(g, "priority"),
+                               "has %zu entries for %zu nodes", l->group_priorities, gr->n_nodes);
+        if (gr->primary) {
+            bool member = false;
+            for (size_t j = 0; j < gr->n_nodes; j++)
+                member |= !strcmp(gr->nodes[j], gr->primary);
+            if (!member)
+                return vcfg__sfail(l, config_setting_get_member(g, "primary"),
+                                   "\"%s\" is not one of the group's nodes", gr->primary);
+        }
+    }
+    return 0;
+}
+
 static int lg_format(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
@@ -1131,6 +1310,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"hooks", m_hooks},
         {"actions", m_hooks},
         {"flap_damping", m_flap_damping},
+        {"groups", m_groups},
         {"hook_queue", m_hook_queue},
         {"hook_queue_total", m_hook_queue_total},
         {"log", m_log},

@@ -23,6 +23,7 @@ static const struct {
     {"keygen", cmd_keygen, "make a master key, or derive a node key"},
     {"actions", cmd_actions, "list a running monitor's pending and recent actions"},
     {"maint", cmd_maint, "hold a node's actions for maintenance (needs the API's token)"},
+    {"failover", cmd_failover, "switch a failover group's primary (needs the API's token)"},
     {"keys", cmd_keys, "ask a running monitor to reload its keys (needs the API's token)"},
     {"doctor", cmd_doctor, "check an agent's configuration against its monitor"},
 };

@@ -38,6 +38,7 @@
 #include "actgate.h"
 #include "actions.h"
 #include "actlog.h"
+#include "groups.h"
 #include "holds.h"
 #include "hooks.h"
 #include "leader.h"
@@ -73,6 +74,7 @@ struct monitord {
     struct actions *actions; /* the built-in kinds of action (NULL: only exec actions) */
     struct actlog actlog;    /* every attempt and outcome of an action */
     struct holds holds;      /* nodes in maintenance, or flapping: their actions held */
+    struct groups *groups;   /* failover groups (NULL: none) */
     bool holds_ready;
     /* monitor.etcd: the election, and the gate that lets only the leader act (else NULL). */
     struct leader *leader;
@@ -230,6 +232,42 @@ static void maint_store(struct monitord *d, struct hold_rec *r)
     json_decref(p);
 }
 
+static bool may_act(void *arg)
+{
+    struct monitord *d = arg;
+    if (!d->leader)
+        return true;
+    struct leader_view v;
+    leader_view(d->leader, &v);
+    return v.role == LEADER_ROLE_LEADER;
+}
+
+static void group_note(void *arg, const char *node, const char *text)
+{
+    struct monitord *d = arg;
+    vigil_monitor_note_action(d->mon, vio_now(d->loop), node, actlog_intern(&d->actlog, text), 0,
+                              0);
+    if (!vio_timer_armed(&d->drain_timer))
+        vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
+}
+
+static void groups_log(void *arg, const char *line)
+{
+    char buf[700];
+    snprintf(buf, sizeof(buf), "vigil monitor: groups: %s", line);
+    log_line(arg, buf);
+}
+
+static int api_failover(void *ud, const char *group, const char *to, char *err, size_t cap)
+{
+    struct monitord *d = ud;
+    if (!d->groups) {
+        snprintf(err, cap, "no failover groups are configured");
+        return -1;
+    }
+    return groups_switchover(d->groups, group, to, err, cap);
+}
+
 static void hold_changed(void *arg, const char *node, const char *what)
 {
     struct monitord *d = arg;
@@ -240,6 +278,7 @@ static void hold_changed(void *arg, const char *node, const char *what)
         maint_store(d, holds_find(&d->holds, node));
     if (!holds_reason(&d->holds, node))
         hook_runner_release(d->hooks, node);
+    groups_check(d->groups);
 }
 
 static int restore_maint(void *arg, const struct vio_store_outbox *e)
@@ -345,6 +384,7 @@ static void on_leader_change(void *arg, const struct leader_view *v)
     vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
     if (d->gate)
         actgate_view_changed(d->gate, v);
+    groups_check(d->groups);
 }
 
 static void on_drain_timer(void *arg, vigil_time_t now)
@@ -1008,6 +1048,8 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         d->store_dirty = true;
         store_result(d, mstore_commit(d->store));
     }
+    if (any)
+        groups_check(d->groups);
     if (d->log)
         d->api_ctx.dropped_log = d->json_failures + d->log->ops->dropped(d->log);
     /* Long polls of the events learn of the new ones at once. */
@@ -1507,6 +1549,7 @@ int monitord_free(struct monitord *d)
     if (d->hooks)
         hook_runner_free(d->hooks);
     actions_free(d->actions); /* after the runner, which cancels its calls first */
+    groups_free(d->groups);
     if (d->holds_ready)
         holds_destroy(&d->holds);
     actlog_free(&d->actlog);
@@ -1688,6 +1731,21 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             return -1;
         }
     }
+    /*
+     * A failover group's members are declared: one that never reports is
+     * dead after startup_grace, so that a primary that did not come back
+     * while the monitor was down is failed over all the same.
+     */
+    for (size_t g = 0; g < mc->n_groups; g++)
+        for (size_t i = 0; i < mc->groups[g].n_nodes; i++) {
+            int drc = vigil_monitor_declare(d->mon, mc->groups[g].nodes[i], now);
+            if (drc && drc != -VIGIL_EEXIST) {
+                snprintf(err, cap, "cannot declare node %s: %s", mc->groups[g].nodes[i],
+                         vigil_strerror(drc));
+                monitord_free(d);
+                return -1;
+            }
+        }
     vigil_monitor_set_wall(d->mon, now, vio_wall_us(d->loop));
     if (mc->state_file) {
         int n = hwm_load(env->fs, mc->state_file, d->mon, mc->state_flush, now, err, cap);
@@ -1740,9 +1798,29 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     if (mstore_store(d->store))
         mstore_store(d->store)->ops->outbox_list(mstore_store(d->store), "active", restore_maint,
                                                  d);
+    actlog_init(&d->actlog);
+    if (mc->n_groups) {
+        struct groups_opts go = {
+            .loop = d->loop,
+            .procs = env->procs,
+            .store = mstore_store(d->store),
+            .groups = mc->groups,
+            .n_groups = mc->n_groups,
+            .state_of = node_state,
+            .custom_of = node_custom,
+            .held = hold_reason,
+            .may_act = may_act,
+            .note = group_note,
+            .log = groups_log,
+            .arg = d,
+        };
+        if (groups_new(&go, &d->groups, err, cap) != 0) {
+            monitord_free(d);
+            return -1;
+        }
+    }
     if (d->hooks) {
         hook_runner_set_hold(d->hooks, hold_reason, d);
-        actlog_init(&d->actlog);
         hook_runner_set_matcher(d->hooks, node_custom, d);
         hook_runner_set_observer(d->hooks, action_observed, d);
         bool builtin = false;
@@ -1786,6 +1864,9 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->api_ctx.hooks = d->hooks;
     d->api_ctx.actlog = d->hooks ? &d->actlog : NULL;
     d->api_ctx.holds = &d->holds;
+    d->api_ctx.groups = d->groups;
+    d->api_ctx.failover = api_failover;
+    d->api_ctx.failover_ud = d;
     d->api_ctx.maint = api_maint;
     d->api_ctx.maint_ud = d;
     d->api_ctx.loop = d->loop;

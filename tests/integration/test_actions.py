@@ -496,7 +496,90 @@ def test_flap_damping(tmp):
     print("flap damping: %d runs before the hold, %s after it" % (n_runs, runs(out)[n_runs:]))
 
 
+
+def test_failover_group(tmp):
+    """Primary killed: exactly one promotion (the replica of least lag), epoch + 1; the old
+    primary comes back as a replica; a planned switchover demotes first; no replica alive:
+    said, nothing promoted; the record survives a restart."""
+    out = os.path.join(tmp, "group.txt")
+    script = os.path.join(tmp, "group.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$VIGIL_ACTION $VIGIL_NODE $VIGIL_EPOCH\" >> %s\n" % out)
+    os.chmod(script, 0o755)
+    tok = os.path.join(tmp, "api.token")
+    with open(tok, "w") as f:
+        f.write("group-token-0123456789\n")
+    os.chmod(tok, 0o600)
+    conf = ("""
+monitor: {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  api_token_file = "api.token";
+  state_dir = "@TMP@/state";
+  heartbeat_interval = "100ms";
+  detector = { type = "fixed"; suspect_after = "300ms"; dead_after = "600ms"; };
+  groups = ( { name = "db"; nodes = [ "db1", "db2", "db3" ]; priority = [ 1, 0, 0 ];
+               rank_key = "lag"; promote = [ "%s" ]; demote = [ "%s" ]; } );
+};
+""" % (script, script))
+    m = Monitor(tmp, conf)
+    api = "127.0.0.1:%d" % m.api_port
+    lag = {"db1": "0", "db2": "30", "db3": "5"}
+    ag = {n: agent(m.addr, n, tmp, interval="100ms", extra=["--set", "lag=" + lag[n]])
+          for n in lag}
+    for n in lag:
+        m.wait_state(n, "alive", 10)
+    g = m.get("/v1/groups")["groups"][0]
+    check(g["primary"] == "db1" and g["epoch"] == 1, "start: %s" % g)
+    ag["db1"].kill()
+    m.wait_state("db1", "dead", 10)
+    wait_for(lambda: runs(out), 10, "a promotion")
+    time.sleep(0.5)
+    check(runs(out) == ["promote db3 2"], "failover: %s" % runs(out))
+    g = m.get("/v1/groups")["groups"][0]
+    check(g["primary"] == "db3" and g["epoch"] == 2 and g["promoted"], "after failover: %s" % g)
+    # The old primary returns: demoted under the current epoch, and stays a replica.
+    ag["db1"] = agent(m.addr, "db1", tmp, interval="100ms", extra=["--set", "lag=0"])
+    m.wait_state("db1", "alive", 10)
+    wait_for(lambda: len(runs(out)) >= 2, 10, "the demotion")
+    time.sleep(0.5)
+    check(runs(out) == ["promote db3 2", "demote db1 2"], "return: %s" % runs(out))
+    check(m.get("/v1/groups")["groups"][0]["primary"] == "db3", "preempted without preempt")
+    # A planned switchover: the current primary demoted first, then the target promoted.
+    r = vigil_cli("failover", "db", "--to", "db2", "--api", api, "--token-file", tok)
+    check(r.returncode == 0 and "db2 is the primary under epoch 3" in r.stdout,
+          "failover: %s %s" % (r.stdout, r.stderr))
+    wait_for(lambda: len(runs(out)) >= 4, 10, "the switchover")
+    check(runs(out)[2:] == ["demote db3 3", "promote db2 3"], "switchover: %s" % runs(out))
+    r = vigil_cli("failover", "db", "--to", "nosuch", "--api", api, "--token-file", tok)
+    check(r.returncode != 0 and "not in group" in r.stderr, "bad target: %s" % r.stderr)
+    # Every replica down, then the primary: said loudly, nothing promoted.
+    ag["db1"].kill()
+    ag["db3"].kill()
+    m.wait_state("db1", "dead", 10)
+    m.wait_state("db3", "dead", 10)
+    ag["db2"].kill()
+    m.wait_state("db2", "dead", 10)
+    wait_for(lambda: m.get("/v1/groups")["groups"][0]["no_replica"], 10, "no replica said")
+    check(len(runs(out)) == 4, "promoted with no replica alive: %s" % runs(out))
+    evs = [e["reason"] for e in m.events() if e["type"] == "action"]
+    check("group db: no replica alive" in evs, "events: %s" % evs)
+    st = vigil_cli("status", "--api", api)
+    check("no replica is alive" in st.stdout, "status: %s" % st.stdout)
+    # A restart keeps the record; a replica's return is then promoted under epoch 4.
+    m.proc.kill()
+    m.proc.wait(5)
+    m = Monitor(tmp, conf, port=m.port)
+    g = m.get("/v1/groups")["groups"][0]
+    check(g["primary"] == "db2" and g["epoch"] == 3, "after restart: %s" % g)
+    ag["db3"] = agent(m.addr, "db3", tmp, interval="100ms", extra=["--set", "lag=1"])
+    m.wait_state("db3", "alive", 15)
+    wait_for(lambda: len(runs(out)) >= 5, 20, "the promotion after the restart")
+    check(runs(out)[4] == "promote db3 4", "after restart: %s" % runs(out))
+    epochs = [int(r.split()[2]) for r in runs(out) if r.startswith("promote")]
+    check(epochs == sorted(set(epochs)), "one promotion per epoch: %s" % runs(out))
+
 if __name__ == "__main__":
     run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
                test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order,
-               test_maintenance, test_flap_damping])
+               test_maintenance, test_flap_damping, test_failover_group])
