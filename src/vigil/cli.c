@@ -1223,14 +1223,16 @@ int cmd_actions(int argc, char **argv)
         printf("recent (newest first):\n");
         for (size_t i = 0; i < json_array_size(rec); i++) {
             json_t *r = json_array_get(rec, i);
-            printf("  %s %-20s %-12s %-4s %-9s attempt %" JSON_INTEGER_FORMAT ": %s\n",
+            printf("  %s %-20s %-12s %-4s %-9s attempt %" JSON_INTEGER_FORMAT " %s\n",
                    json_string_value(json_object_get(r, "time")),
                    json_string_value(json_object_get(r, "node")),
                    json_string_value(json_object_get(r, "action")),
                    json_string_value(json_object_get(r, "op")),
                    json_string_value(json_object_get(r, "outcome")),
                    json_integer_value(json_object_get(r, "attempt")),
-                   json_string_value(json_object_get(r, "detail")));
+                   *json_string_value(json_object_get(r, "detail"))
+                       ? json_string_value(json_object_get(r, "detail"))
+                       : "-");
         }
     }
     json_decref(doc);
