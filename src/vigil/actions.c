@@ -16,8 +16,10 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -35,6 +37,8 @@
 #define RESUME_DELAY     VIGIL_NSEC_PER_SEC
 #define RESUME_DELAY_MAX (30 * VIGIL_NSEC_PER_SEC)
 #define ACT_HTTP_TIMEOUT (10 * VIGIL_NSEC_PER_SEC)
+/* A restarted node is looked at this often until it is alive or restart_wait has passed. */
+#define ACT_RESTART_POLL (250 * VIGIL_NSEC_PER_MSEC)
 
 struct actions;
 
@@ -51,6 +55,15 @@ struct delivery {
     uint32_t tries;
     struct vio_timer timer;
     bool in_flight;
+};
+
+/* restart: per action and node, the restarts since the node was last up long enough. */
+struct restart_rec {
+    struct restart_rec *next;
+    char action[VCFG_ACTION_NAME_MAX + 24];
+    char node[VIGIL_ID_MAX + 1];
+    uint32_t count;     /* restarts in a row */
+    vigil_time_t up_at; /* when a restart last brought it back (0: never) */
 };
 
 /* An alert firing: re-posted every `repeat`. */
@@ -83,6 +96,7 @@ struct actions {
     struct alert *alerts;
     struct vio_timer alert_timer;
     struct act_call *calls; /* every call not freed yet (cancelled ones included) */
+    struct restart_rec *restarts;
     struct actions_stats stats;
 };
 
@@ -104,6 +118,15 @@ struct act_call {
     struct alert *al; /* alertmanager, doing: the alert to keep firing once posted */
     bool resolve;     /* alertmanager undo */
     char what[160];
+    /* restart */
+    const struct vcfg_hook *action;
+    struct restart_rec *rr;
+    char node[VIGIL_ID_MAX + 1];
+    struct vio_child *child;
+    struct vio_timer timer; /* the backoff before the command, then the wait for the node */
+    vigil_time_t wait_until;
+    char **envp;
+    int phase; /* 0: backing off, 1: the command runs, 2: waiting for the node */
 };
 
 static void alert_free(struct alert *al);
@@ -122,6 +145,17 @@ static void alog(struct actions *a, const char *fmt, ...)
 
 static void call_free(struct act_call *c)
 {
+    vio_timer_disarm(c->a->loop, &c->timer);
+    if (c->child) {
+        c->a->o.env->procs->ops->signal(c->a->o.env->procs, c->child, SIGKILL);
+        c->a->o.env->procs->ops->release(c->a->o.env->procs, c->child);
+    }
+    if (c->envp) {
+        for (size_t i = 0; c->envp[i]; i++)
+            if (!strncmp(c->envp[i], "VIGIL_", 6))
+                free(c->envp[i]);
+        free(c->envp);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -138,6 +172,11 @@ static void call_finish(struct act_call *c, enum hook_call_result res, const cha
     void *token = c->token;
     bool cancelled = c->cancelled;
     call_free(c);
+    if (!token) {
+        /* An escalation: nobody waits for it but the log. */
+        alog(a, "escalation: %s", detail);
+        return;
+    }
     if (!cancelled)
         hook_runner_call_done(a->o.runner, token, res, detail);
 }
@@ -457,6 +496,15 @@ static json_t *webhook_doc(struct actions *a, const struct hook_call *hc)
                      "event", ev);
 }
 
+/* The document, with why it was sent when it is an escalation. */
+static json_t *webhook_doc_full(struct actions *a, const struct hook_call *hc)
+{
+    json_t *d = webhook_doc(a, hc);
+    if (d && hc->escalated)
+        json_object_set_new(d, "escalated", json_string(hc->escalated));
+    return d;
+}
+
 static void sign(const struct secret *s, const char *body, char *out, size_t cap)
 {
     out[0] = '\0';
@@ -486,7 +534,7 @@ static int webhook_start(struct actions *a, size_t idx, const struct hook_call *
     /* The first attempt writes the document to the outbox; retries send the very same bytes. */
     struct delivery *d = delivery_find(a, hc->key);
     if (!d) {
-        json_t *doc = webhook_doc(a, hc);
+        json_t *doc = webhook_doc_full(a, hc);
         char *body = doc ? json_dumps(doc, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
         json_decref(doc);
         d = calloc(1, sizeof(*d));
@@ -501,7 +549,8 @@ static int webhook_start(struct actions *a, size_t idx, const struct hook_call *
         d->a = a;
         d->body = body;
         vio_timer_init(&d->timer, NULL, NULL);
-        sign(&a->secrets[idx], body, d->sig, sizeof(d->sig));
+        if (idx < VCFG_MAX_HOOKS)
+            sign(&a->secrets[idx], body, d->sig, sizeof(d->sig));
         json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "url", d->url, "key", d->key, "action",
                               hc->name, "body", d->body, "sig", d->sig);
         if (p)
@@ -536,7 +585,8 @@ static json_t *am_labels(const struct hook_call *hc)
 {
     const struct vigil_event *ev = &hc->rec->ev;
     enum vigil_state st = hc->undo ? ev->old_state : ev->new_state;
-    json_t *l = json_pack("{s:s, s:s, s:s, s:s}", "alertname", "VigilNodeDown", "node", ev->node,
+    json_t *l = json_pack("{s:s, s:s, s:s, s:s}", "alertname",
+                          hc->escalated ? "VigilRestartFailed" : "VigilNodeDown", "node", ev->node,
                           "state", vigil_state_name(st), "vigil_action", hc->name);
     for (size_t i = 0; l && i < hc->action->n_labels; i++) {
         const char *kv = hc->action->labels[i], *eq = strchr(kv, '=');
@@ -557,9 +607,13 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
         vigil_format_duration(rec->ev.since_last, since, sizeof(since));
     json_t *labels = am_labels(hc);
     char summary[300];
-    snprintf(summary, sizeof(summary), "%s is %s (%s)", rec->ev.node,
-             vigil_state_name(hc->undo ? rec->ev.old_state : rec->ev.new_state),
-             rec->ev.reason ? rec->ev.reason : "");
+    if (hc->escalated)
+        snprintf(summary, sizeof(summary), "%s is %s: %s", rec->ev.node,
+                 vigil_state_name(rec->ev.new_state), hc->escalated);
+    else
+        snprintf(summary, sizeof(summary), "%s is %s (%s)", rec->ev.node,
+                 vigil_state_name(hc->undo ? rec->ev.old_state : rec->ev.new_state),
+                 rec->ev.reason ? rec->ev.reason : "");
     /* Annotations are strings, every one of them. */
     char seq[24];
     snprintf(seq, sizeof(seq), "%" PRIu64, rec->ev.seq);
@@ -660,20 +714,174 @@ static void alert_timer(void *arg, vigil_time_t now)
         vio_timer_arm(a->loop, &a->alert_timer, next);
 }
 
+/* ---- restart ---- */
+
+static struct restart_rec *restart_get(struct actions *a, const char *action, const char *node)
+{
+    for (struct restart_rec *r = a->restarts; r; r = r->next)
+        if (!strcmp(r->action, action) && !strcmp(r->node, node))
+            return r;
+    struct restart_rec *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    snprintf(r->action, sizeof(r->action), "%s", action);
+    snprintf(r->node, sizeof(r->node), "%s", node);
+    r->next = a->restarts;
+    a->restarts = r;
+    return r;
+}
+
+static void restart_exited(void *arg, struct vio_child *ch, int status)
+{
+    struct act_call *c = arg;
+    struct actions *a = c->a;
+    a->o.env->procs->ops->release(a->o.env->procs, ch);
+    c->child = NULL;
+    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char detail[96];
+        if (status != -1 && WIFEXITED(status))
+            snprintf(detail, sizeof(detail), "restart command exit %d", WEXITSTATUS(status));
+        else
+            snprintf(detail, sizeof(detail), "restart command killed or lost");
+        call_finish(c, HOOK_CALL_FAILED, detail);
+        return;
+    }
+    /* The command ran: the restart worked only if the node comes back. */
+    c->phase = 2;
+    vigil_time_t now = vio_now(a->loop);
+    c->wait_until = now + c->action->restart_wait;
+    vio_timer_arm(a->loop, &c->timer, now + ACT_RESTART_POLL);
+}
+
+static void restart_timer(void *arg, vigil_time_t now)
+{
+    struct act_call *c = arg;
+    struct actions *a = c->a;
+    enum vigil_state st = VIGIL_STATE_UNKNOWN;
+    bool alive =
+        a->o.state_of && a->o.state_of(a->o.arg, c->node, &st) == 0 && st == VIGIL_STATE_ALIVE;
+    if (c->phase == 0 && alive) {
+        /* Back on its own while the restart waited: nothing to restart. */
+        call_finish(c, HOOK_CALL_OK, "alive again before the restart");
+        return;
+    }
+    if (c->phase == 0) {
+        c->phase = 1;
+        struct vio_spawn req = {
+            .argv = c->action->argv, .envp = c->envp, .on_exit = restart_exited, .arg = c};
+        int rc = a->o.env->procs->ops->spawn(a->o.env->procs, &req, &c->child);
+        if (rc != 0) {
+            char detail[160];
+            snprintf(detail, sizeof(detail), "cannot start %s: %s", c->action->argv[0],
+                     strerror(-rc));
+            call_finish(c, HOOK_CALL_FAILED, detail);
+            return;
+        }
+        if (c->rr)
+            c->rr->count++;
+        return;
+    }
+    if (alive) {
+        char detail[96], d[32];
+        vigil_format_duration(now - (c->wait_until - c->action->restart_wait), d, sizeof(d));
+        snprintf(detail, sizeof(detail), "alive again %s after the restart (restart %" PRIu32 ")",
+                 d, c->rr ? c->rr->count : 0);
+        if (c->rr)
+            c->rr->up_at = now;
+        call_finish(c, HOOK_CALL_OK, detail);
+        return;
+    }
+    if (now >= c->wait_until) {
+        char detail[96], d[32];
+        vigil_format_duration(c->action->restart_wait, d, sizeof(d));
+        snprintf(detail, sizeof(detail), "not alive within %s of the restart (restart %" PRIu32 ")",
+                 d, c->rr ? c->rr->count : 0);
+        call_finish(c, HOOK_CALL_FAILED, detail);
+        return;
+    }
+    vio_timer_arm(a->loop, &c->timer, now + ACT_RESTART_POLL);
+}
+
+static char **restart_env(const struct hook_call *hc)
+{
+    extern char **environ;
+    size_t n = 0;
+    for (char **e = environ; e && *e; e++)
+        n++;
+    char **envp = calloc(n + 8, sizeof(*envp));
+    if (!envp)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "VIGIL_", 6) != 0)
+            envp[k++] = environ[i];
+    char buf[6][HOOK_KEY_MAX + 40];
+    snprintf(buf[0], sizeof(buf[0]), "VIGIL_NODE=%s", hc->rec->ev.node);
+    snprintf(buf[1], sizeof(buf[1]), "VIGIL_ACTION=restart");
+    snprintf(buf[2], sizeof(buf[2]), "VIGIL_ACTION_NAME=%s", hc->name);
+    snprintf(buf[3], sizeof(buf[3]), "VIGIL_ATTEMPT=%" PRIu32, hc->attempt);
+    snprintf(buf[4], sizeof(buf[4]), "VIGIL_EPOCH=%" PRId64, hc->epoch);
+    snprintf(buf[5], sizeof(buf[5]), "VIGIL_IDEMPOTENCY_KEY=%s", hc->key);
+    for (size_t i = 0; i < 6; i++)
+        if (!(envp[k++] = strdup(buf[i]))) {
+            for (size_t j = 0; j < k; j++)
+                if (envp[j] && !strncmp(envp[j], "VIGIL_", 6))
+                    free(envp[j]);
+            free(envp);
+            return NULL;
+        }
+    envp[k] = NULL;
+    return envp;
+}
+
+static int restart_start(struct actions *a, const struct hook_call *hc, struct act_call *c)
+{
+    if (!a->o.env->procs)
+        return -ENOSYS;
+    c->action = hc->action;
+    snprintf(c->node, sizeof(c->node), "%s", hc->rec->ev.node);
+    c->rr = restart_get(a, hc->name, hc->rec->ev.node);
+    c->envp = restart_env(hc);
+    if (!c->rr || !c->envp)
+        return -ENOMEM;
+    vigil_time_t now = vio_now(a->loop), delay = 0;
+    if (hc->attempt == 1) {
+        /* A node up long enough since its last restart starts again from no backoff. */
+        if (c->rr->up_at && now - c->rr->up_at >= hc->action->reset_after)
+            c->rr->count = 0;
+        /* Crash after crash: each first restart waits as the retries do (the runner's backoff). */
+        if (c->rr->count > 0) {
+            delay = hc->action->retry_delay;
+            for (uint32_t i = 1; i < c->rr->count && delay < hc->action->retry_max; i++)
+                delay *= 2;
+            if (hc->action->retry_max > 0 && delay > hc->action->retry_max)
+                delay = hc->action->retry_max;
+        }
+    }
+    c->phase = 0;
+    return vio_timer_arm(a->loop, &c->timer, now + delay) == 0 ? 0 : -ENOMEM;
+}
+
 /* ---- the driver ---- */
 
 static int drv_start(void *arg, const struct hook_call *hc, void *token, void **out)
 {
     struct actions *a = arg;
+    /* The action's place in the list (for its secret): an escalation hands the list's own. */
     size_t idx = 0;
-    while (idx < a->o.n_hooks && strcmp(hook_runner_action_name(a->o.runner, idx), hc->name))
+    while (idx < a->o.n_hooks && hc->action != &a->o.hooks[idx])
         idx++;
+    if (idx == a->o.n_hooks)
+        for (idx = 0; idx < a->o.n_hooks; idx++)
+            if (!strcmp(hook_runner_action_name(a->o.runner, idx), hc->name))
+                break;
     struct act_call *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
     c->a = a;
     c->token = token;
     c->kind = hc->action->kind;
+    vio_timer_init(&c->timer, restart_timer, c);
     c->next = a->calls;
     if (a->calls)
         a->calls->prev = c;
@@ -709,6 +917,9 @@ static int drv_start(void *arg, const struct hook_call *hc, void *token, void **
     case VCFG_ACT_ALERTMANAGER:
         rc = alertmanager_start(a, hc, c);
         break;
+    case VCFG_ACT_RESTART:
+        rc = restart_start(a, hc, c);
+        break;
     default:
         break;
     }
@@ -739,6 +950,78 @@ static void drv_cancel(void *arg, void *call)
     }
     /* An HTTP request cannot be taken back: its answer frees the call, telling nobody. */
     c->cancelled = true;
+}
+
+/* ---- escalation ---- */
+
+void actions_escalate(struct actions *a, const char *target, const char *from,
+                      const struct evrec *rec)
+{
+    if (!a)
+        return;
+    const struct vcfg_hook *t = NULL;
+    char nm[VCFG_ACTION_NAME_MAX + 24];
+    for (size_t i = 0; i < a->o.n_hooks && !t; i++)
+        if (!strcmp(vcfg_hook_name(&a->o.hooks[i], i, nm, sizeof(nm)), target))
+            t = &a->o.hooks[i];
+    if (!t)
+        return;
+    char why[160], key[HOOK_KEY_MAX], name[VCFG_ACTION_NAME_MAX + 40];
+    snprintf(why, sizeof(why), "the restarts of action %s gave up", from);
+    snprintf(key, sizeof(key), "%s:%" PRIu64 ":%" PRIu64 ":%s:escalated", rec->ev.node,
+             rec->ev.generation, rec->ev.seq, from);
+    /* Its alert is kept apart from the action's own (resolved with the node, not by an undo). */
+    snprintf(name, sizeof(name), "%s:escalated", nm);
+    struct hook_call hc = {
+        .action = t,
+        .name = name,
+        .rec = rec,
+        .attempt = 1,
+        .key = key,
+        .escalated = why,
+    };
+    void *call = NULL;
+    int rc = drv_start(a, &hc, NULL, &call);
+    alog(a, "escalation of %s for %s to %s: %s", from, rec->ev.node, nm,
+         rc == 0 ? "sent" : strerror(-rc));
+}
+
+void actions_node_alive(struct actions *a, const char *node)
+{
+    if (!a)
+        return;
+    for (struct alert **p = &a->alerts; *p;) {
+        struct alert *al = *p;
+        size_t n = strlen(al->action);
+        if (strcmp(al->node, node) != 0 || n < 10 || strcmp(al->action + n - 10, ":escalated")) {
+            p = &al->next;
+            continue;
+        }
+        *p = al->next;
+        json_t *labels = json_loads(al->labels_json, 0, NULL);
+        char now_s[64];
+        vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
+        json_t *arr = labels ? json_pack("[{s:o, s:s, s:s}]", "labels", labels, "startsAt", now_s,
+                                         "endsAt", now_s)
+                             : NULL;
+        char *body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+        json_decref(arr);
+        if (body) {
+            struct vio_http_call call = {
+                .method = "POST",
+                .url = al->url,
+                .headers = (const char *const[]){"Content-Type: application/json", NULL},
+                .body = body,
+                .body_len = strlen(body),
+                .timeout = ACT_HTTP_TIMEOUT,
+            };
+            vio_http_start(a->http, &call, repost_answer, a);
+        }
+        free(body);
+        outbox_set(a, al->id, "done");
+        alog(a, "escalated alert for %s resolved: the node is alive", node);
+        alert_free(al);
+    }
 }
 
 /* ---- resuming what an earlier run left ---- */
@@ -960,6 +1243,11 @@ void actions_free(struct actions *a)
         struct alert *al = a->alerts;
         a->alerts = al->next;
         alert_free(al);
+    }
+    while (a->restarts) {
+        struct restart_rec *r = a->restarts;
+        a->restarts = r->next;
+        free(r);
     }
     sodium_memzero(a->secrets, sizeof(a->secrets));
     free(a);

@@ -65,6 +65,16 @@ int actions_new(const struct actions_opts *o, struct actions **out, char *err, s
  * alive again). Call once the core's node states are restored.
  */
 void actions_resume(struct actions *a);
+/*
+ * A restart action gave up on node: runs the action named target (a
+ * webhook or an alertmanager action) once for rec, outside the runner, as
+ * an escalation; an alert it fires is resolved when the node is alive
+ * again (actions_node_alive).
+ */
+void actions_escalate(struct actions *a, const char *target, const char *from,
+                      const struct evrec *rec);
+/* node is alive: escalated alerts about it are resolved. */
+void actions_node_alive(struct actions *a, const char *node);
 /* Frees; call after hook_runner_free (which cancels the calls in flight), never before. */
 void actions_free(struct actions *a);
 const struct actions_stats *actions_stats(const struct actions *a);

@@ -110,7 +110,7 @@ void vcfg_hook_default(struct vcfg_hook *h)
 }
 
 static const char *const act_kind_names[VCFG_ACT_KINDS] = {"exec", "haproxy", "webhook",
-                                                           "alertmanager"};
+                                                           "alertmanager", "restart"};
 
 const char *vcfg_act_kind_name(enum vcfg_act_kind k)
 {
@@ -155,6 +155,7 @@ void vcfg_hook_free(struct vcfg_hook *h)
     free(h->target);
     free(h->server_key);
     free(h->secret_file);
+    free(h->escalate);
     enum vcfg_act_kind k = h->kind;
     vcfg_hook_default(h);
     h->kind = k;
@@ -175,11 +176,12 @@ int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src)
     memset(dst->servers, 0, sizeof(dst->servers));
     memset(dst->labels, 0, sizeof(dst->labels));
     dst->name = dst->match_key = dst->match_value = dst->target = NULL;
-    dst->server_key = dst->secret_file = NULL;
+    dst->server_key = dst->secret_file = dst->escalate = NULL;
     bool ok = dup_str(&dst->name, src->name) && dup_str(&dst->match_key, src->match_key) &&
               dup_str(&dst->match_value, src->match_value) && dup_str(&dst->target, src->target) &&
               dup_str(&dst->server_key, src->server_key) &&
-              dup_str(&dst->secret_file, src->secret_file);
+              dup_str(&dst->secret_file, src->secret_file) &&
+              dup_str(&dst->escalate, src->escalate);
     for (size_t j = 0; ok && j < VCFG_MAX_ARGV && src->argv[j]; j++)
         ok = dup_str(&dst->argv[j], src->argv[j]);
     for (size_t j = 0; ok && j < src->n_nodes; j++)

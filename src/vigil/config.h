@@ -47,8 +47,9 @@ enum vcfg_act_kind {
     VCFG_ACT_HAPROXY = 1,
     VCFG_ACT_WEBHOOK = 2,
     VCFG_ACT_ALERTMANAGER = 3,
+    VCFG_ACT_RESTART = 4,
 };
-#define VCFG_ACT_KINDS 4
+#define VCFG_ACT_KINDS 5
 /* The kind's name in the file ("exec", "haproxy", ...), and back (-1: none). */
 const char *vcfg_act_kind_name(enum vcfg_act_kind k);
 int vcfg_act_kind_parse(const char *s);
@@ -101,6 +102,12 @@ struct vcfg_hook {
     size_t n_labels;
     /* alertmanager: re-posted this often while firing (0: ACT_AM_REPEAT_DEFAULT). */
     vigil_time_t repeat;
+    /* restart: the node must be alive this long after the command, or the restart failed. */
+    vigil_time_t restart_wait;
+    /* restart: a node up this long since its last restart starts again from no backoff. */
+    vigil_time_t reset_after;
+    /* restart: the action (webhook or alertmanager) run when the restarts gave up; NULL: none. */
+    char *escalate;
 };
 
 /* Most failover groups, and members of one. */

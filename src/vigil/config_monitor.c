@@ -703,6 +703,34 @@ static int h_repeat(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int h_restart_wait(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->restart_wait) != 0)
+        return -1;
+    if (h->restart_wait <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0s");
+    return 0;
+}
+
+static int h_reset_after(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    if (vcfg__rd_duration(l, s, &h->reset_after) != 0)
+        return -1;
+    if (h->reset_after <= 0)
+        return vcfg__sfail(l, s, "must be longer than 0s");
+    return 0;
+}
+
+static int h_escalate(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_str(l, s, &cur_hook(l)->escalate, v);
+}
+
 /* The defaults of an action of kind k (docs/actions.md). */
 static void kind_defaults(struct vcfg_hook *h, enum vcfg_act_kind k)
 {
@@ -718,6 +746,16 @@ static void kind_defaults(struct vcfg_hook *h, enum vcfg_act_kind k)
     }
     if (k == VCFG_ACT_HAPROXY)
         h->timeout = ACT_HAPROXY_TIMEOUT;
+    if (k == VCFG_ACT_RESTART) {
+        /* CrashLoopBackOff: 10 s doubling to 5 min; five failed restarts and it escalates. */
+        h->on_states = 1u << VIGIL_STATE_DEAD;
+        h->retries = ACT_RESTART_RETRIES;
+        h->retry_delay = ACT_RESTART_BACKOFF;
+        h->retry_max = ACT_RESTART_BACKOFF_MAX;
+        h->restart_wait = ACT_RESTART_WAIT;
+        h->reset_after = ACT_RESTART_RESET;
+        h->timeout = ACT_RESTART_BACKOFF_MAX + ACT_RESTART_WAIT + 60 * VIGIL_NSEC_PER_SEC;
+    }
 }
 
 /* Settings that only some kinds take: a mistake when given to another kind. */
@@ -727,7 +765,10 @@ static int kind_fields(struct vcfg__ld *l, const config_setting_t *g, const stru
         const char *name;
         unsigned kinds; /* bit per kind */
     } only[] = {
-        {"command", 1u << VCFG_ACT_EXEC},
+        {"command", (1u << VCFG_ACT_EXEC) | (1u << VCFG_ACT_RESTART)},
+        {"restart_wait", 1u << VCFG_ACT_RESTART},
+        {"reset_after", 1u << VCFG_ACT_RESTART},
+        {"escalate", 1u << VCFG_ACT_RESTART},
         {"socket", 1u << VCFG_ACT_HAPROXY},
         {"servers", 1u << VCFG_ACT_HAPROXY},
         {"server_key", 1u << VCFG_ACT_HAPROXY},
@@ -744,6 +785,7 @@ static int kind_fields(struct vcfg__ld *l, const config_setting_t *g, const stru
     }
     switch (h->kind) {
     case VCFG_ACT_EXEC:
+    case VCFG_ACT_RESTART:
         if (h->argv[0] == NULL)
             return vcfg__sfail(l, g, "has no command (command = [ \"/path/to/program\", ... ])");
         break;
@@ -789,6 +831,9 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
         {"secret_file", h_secret_file},
         {"labels", h_labels},
         {"repeat", h_repeat},
+        {"restart_wait", h_restart_wait},
+        {"reset_after", h_reset_after},
+        {"escalate", h_escalate},
     };
     struct vcfg_monitor *m = &l->c->monitor;
     /* An empty array, "hooks = [ ];", says "no hooks" as well as "( )". */
@@ -822,7 +867,7 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
             if ((kind = vcfg_act_kind_parse(v)) < 0)
                 return vcfg__sfail(l, ks,
                                    "\"%s\" is not a kind of action (exec, haproxy, webhook, "
-                                   "alertmanager)",
+                                   "alertmanager, restart)",
                                    vigil_quote(v).s);
         }
         kind_defaults(h, (enum vcfg_act_kind)kind);
@@ -830,6 +875,22 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
             return -1;
         if (kind_fields(l, g, h) != 0)
             return -1;
+    }
+    /* escalate names an action of the whole list: checked once the list is read. */
+    for (size_t i = 0; i < m->n_hooks; i++) {
+        const struct vcfg_hook *h = &m->hooks[i];
+        if (!h->escalate)
+            continue;
+        const struct vcfg_hook *t = NULL;
+        char nm[VCFG_ACTION_NAME_MAX + 24];
+        for (size_t j = 0; j < m->n_hooks && !t; j++)
+            if (!strcmp(vcfg_hook_name(&m->hooks[j], j, nm, sizeof(nm)), h->escalate))
+                t = &m->hooks[j];
+        if (!t || (t->kind != VCFG_ACT_WEBHOOK && t->kind != VCFG_ACT_ALERTMANAGER))
+            return vcfg__sfail(l, s,
+                               "has an escalate = \"%s\" that names no webhook or alertmanager "
+                               "action of the list",
+                               h->escalate);
     }
     return 0;
 }

@@ -45,6 +45,17 @@
  */
 #define ACT_RETRIES_DEFAULT   5
 #define ACT_RETRY_MAX_DEFAULT (30 * VIGIL_NSEC_PER_SEC)
+/*
+ * restart: CrashLoopBackOff's numbers. A restart waits 10 s, doubling, up
+ * to 5 min; after five failed restarts (the node not alive within
+ * restart_wait, 60 s, of its command) the action escalates; ten minutes up
+ * and a node starts again from no backoff.
+ */
+#define ACT_RESTART_RETRIES     4
+#define ACT_RESTART_BACKOFF     (10 * VIGIL_NSEC_PER_SEC)
+#define ACT_RESTART_BACKOFF_MAX (300 * VIGIL_NSEC_PER_SEC)
+#define ACT_RESTART_WAIT        (60 * VIGIL_NSEC_PER_SEC)
+#define ACT_RESTART_RESET       (600 * VIGIL_NSEC_PER_SEC)
 /* HAProxy answers its runtime API at once: 5 s is a stuck socket. */
 #define ACT_HAPROXY_TIMEOUT (5 * VIGIL_NSEC_PER_SEC)
 /* Most retries: ten doublings of the delay already wait over a thousand times the first. */
@@ -173,6 +184,8 @@ struct hook_call {
     int64_t epoch;      /* the leader's fencing epoch (0: none) */
     uint32_t coalesced; /* earlier events this one stands for */
     const char *key;    /* the idempotency key: NODE:GENERATION:SEQ:ACTION[:undo] */
+    /* Not the runner's: an escalation (a restart action gave up); says why. NULL: the runner's. */
+    const char *escalated;
 };
 
 /*

@@ -321,6 +321,15 @@ static void action_observed(void *arg, const struct hook_outcome *o)
 {
     struct monitord *d = arg;
     actlog_add(&d->actlog, o, vio_wall_us(d->loop));
+    /* A restart action that gave up escalates (an alert, a page), once per event. */
+    if (o->kind == VCFG_ACT_RESTART && !strcmp(o->outcome, "failed")) {
+        const struct vcfg_monitor *mc = &d->cfg.monitor;
+        char nm[VCFG_ACTION_NAME_MAX + 24];
+        for (size_t i = 0; i < mc->n_hooks; i++)
+            if (mc->hooks[i].escalate &&
+                !strcmp(vcfg_hook_name(&mc->hooks[i], i, nm, sizeof(nm)), o->action))
+                actions_escalate(d->actions, mc->hooks[i].escalate, o->action, o->rec);
+    }
     /* An event too (vigil events, the store, the web page), handed on with the next drain. */
     char text[128];
     snprintf(text, sizeof(text), "%s %s %s", o->action, o->undo ? "undo" : "do", o->outcome);
@@ -1036,6 +1045,8 @@ static void drain_events(struct monitord *d, vigil_time_t now)
         /* Actions act on changes of state, never on their own records (no loop). */
         if (d->holds_ready)
             holds_note(&d->holds, &r);
+        if (r.ev.type == VIGIL_EVENT_STATE && r.ev.new_state == VIGIL_STATE_ALIVE)
+            actions_node_alive(d->actions, r.ev.node);
         if (d->hooks && r.ev.type != VIGIL_EVENT_ACTION)
             hook_runner_submit(d->hooks, &r);
     }

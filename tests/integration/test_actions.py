@@ -579,7 +579,59 @@ monitor: {
     epochs = [int(r.split()[2]) for r in runs(out) if r.startswith("promote")]
     check(epochs == sorted(set(epochs)), "one promotion per epoch: %s" % runs(out))
 
+
+def test_restart(tmp):
+    """restart: the command brings the node back; a command that does not escalates, once."""
+    log = os.path.join(tmp, "restarts.txt")
+    script = os.path.join(tmp, "restart.sh")
+    # Starts the node's agent again, as `ssh HOST systemctl restart ...` would start its service.
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$VIGIL_NODE $VIGIL_ATTEMPT\" >> %s\n"
+                "[ \"$VIGIL_NODE\" = svc1 ] || exit 0\n"
+                "setsid %s agent --id svc1 --monitor \"$MON\" --interval 100ms "
+                ">/dev/null 2>&1 < /dev/null &\necho $! > %s/svc1.pid\n"
+                % (log, os.path.abspath(vigil_harness.VIGIL), tmp))
+    os.chmod(script, 0o755)
+    rx = Receiver([], "")
+    port = free_port()
+    os.environ["MON"] = "127.0.0.1:%d" % port
+    m = Monitor(tmp, CONF % ("flap_damping = { enabled = false; };",
+                             """{ name = "restart"; kind = "restart"; command = [ "%s" ];
+        restart_wait = "2s"; retry_delay = "300ms"; retries = 2; escalate = "page"; },
+        { name = "page"; kind = "webhook"; url = "http://127.0.0.1:%d/";
+          nodes = [ "nobody" ]; }""" % (script, rx.port)), port=port)
+    try:
+        a = agent(m.addr, "svc1", tmp, interval="100ms")
+        b = agent(m.addr, "svc2", tmp, interval="100ms")
+        m.wait_state("svc1", "alive", 10)
+        m.wait_state("svc2", "alive", 10)
+        a.kill()
+        m.wait_state("svc1", "dead", 10)
+        m.wait_state("svc1", "alive", 15)
+        ok = wait_for(lambda: [r for r in m.get("/v1/actions")["recent"]
+                               if r["node"] == "svc1" and r["outcome"] == "succeeded"], 10,
+                      "the restart recorded")
+        check("alive again" in ok[0]["detail"], "restart: %s" % ok[0])
+        # svc2's restart command does nothing: three restarts, then one escalation.
+        b.kill()
+        m.wait_state("svc2", "dead", 10)
+        wait_for(lambda: rx.got, 30, "the escalation")
+        time.sleep(1)
+        tries = [l for l in open(log).read().splitlines() if l.startswith("svc2")]
+        check(tries == ["svc2 1", "svc2 2", "svc2 3"], "restarts: %s" % tries)
+        check(len(rx.got) == 1, "escalations: %d" % len(rx.got))
+        doc = json.loads(rx.got[0][1])
+        check(doc["node"] == "svc2" and "gave up" in doc.get("escalated", ""), "doc: %s" % doc)
+    finally:
+        rx.close()
+        pidf = os.path.join(tmp, "svc1.pid")
+        if os.path.exists(pidf):
+            try:
+                os.kill(int(open(pidf).read()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
 if __name__ == "__main__":
     run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
                test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order,
-               test_maintenance, test_flap_damping, test_failover_group])
+               test_maintenance, test_flap_damping, test_failover_group, test_restart])
