@@ -42,17 +42,28 @@
 
 struct actions;
 
-/* A document on its way (a webhook, an alert), kept in the outbox until it is done. */
+/*
+ * A document on its way (a webhook, an alert's resolution), delivered in
+ * the background with its own retries: a receiver that is down never holds
+ * back a node's other actions (the load balancer). A webhook's is kept in
+ * the outbox until it is done.
+ */
 struct delivery {
     struct delivery *next;
     struct actions *a;
     int64_t id; /* in the outbox; 0: not kept */
-    char *key;  /* idempotency key, or the alert's action/node */
+    char *key;  /* idempotency key (NULL: an alert's resolution) */
     char *url;
     char *body;
     char sig[80]; /* "sha256=HEX", or "" */
-    /* Resumed after a restart: retried here, not by the runner. */
-    uint32_t tries;
+    char action[VCFG_ACTION_NAME_MAX + 40];
+    char node[VIGIL_ID_MAX + 1];
+    enum vcfg_act_kind kind;
+    uint64_t seq; /* the event it is about */
+    bool undo;
+    uint32_t attempt;    /* tries made */
+    uint32_t tries_left; /* after the one in flight */
+    vigil_time_t delay, delay_max;
     struct vio_timer timer;
     bool in_flight;
 };
@@ -70,13 +81,18 @@ struct restart_rec {
 struct alert {
     struct alert *next;
     int64_t id; /* in the outbox (state "firing"); 0: not kept */
-    char action[VCFG_ACTION_NAME_MAX + 24];
+    char action[VCFG_ACTION_NAME_MAX + 40];
     char node[VIGIL_ID_MAX + 1];
     char *url;
     char *body;        /* the alert as posted, without endsAt (an array of one) */
     char *labels_json; /* its labels, to resolve it */
     vigil_time_t repeat;
     vigil_time_t next_at;
+    uint64_t serial;    /* names it to the answers of its posts (it may be gone by then) */
+    uint64_t seq;       /* the event that fired it */
+    uint32_t posts;     /* posts made */
+    bool posted;        /* Alertmanager took it once */
+    vigil_time_t retry; /* after a failed post: the next in this long, doubling up to repeat */
 };
 
 /* A webhook's HMAC key: the secret file's bytes, less a final newline. */
@@ -97,6 +113,7 @@ struct actions {
     struct vio_timer alert_timer;
     struct act_call *calls; /* every call not freed yet (cancelled ones included) */
     struct restart_rec *restarts;
+    uint64_t alert_serial;
     struct actions_stats stats;
 };
 
@@ -113,11 +130,7 @@ struct act_call {
     size_t n_servers, at;
     bool verifying;
     bool drain, undo;
-    /* webhook, alertmanager */
-    struct delivery *d;
-    struct alert *al; /* alertmanager, doing: the alert to keep firing once posted */
-    bool resolve;     /* alertmanager undo */
-    char what[160];
+    char what[160]; /* haproxy: the socket; webhook, alertmanager: what the call did */
     /* restart */
     const struct vcfg_hook *action;
     struct restart_rec *rr;
@@ -162,7 +175,6 @@ static void call_free(struct act_call *c)
         c->a->calls = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    alert_free(c->al);
     free(c);
 }
 
@@ -255,7 +267,7 @@ static void hap_answer(void *arg, int error, const char *answer, size_t len)
         return;
     }
     const char *name = c->servers[c->at];
-    char detail[300];
+    char detail[640];
     if (error != 0) {
         snprintf(detail, sizeof(detail), "%s: runtime API: %s", name, strerror(-error));
         call_finish(c, HOOK_CALL_FAILED, detail);
@@ -331,7 +343,7 @@ static void hap_step(struct act_call *c)
 {
     int rc = hap_next(c);
     if (rc != 0) {
-        char detail[300];
+        char detail[640];
         snprintf(detail, sizeof(detail), "%s: runtime API %s: %s", c->servers[c->at], c->what,
                  strerror(-rc));
         call_finish(c, HOOK_CALL_FAILED, detail);
@@ -367,8 +379,6 @@ static int hap_add(struct act_call *c, const char *tmpl, const char *node)
 }
 
 /* ---- webhook and alertmanager: HTTP ---- */
-
-static void http_answer(void *arg, const struct vio_http_result *res);
 
 static int http_post(struct actions *a, const char *url, const char *body, const char *key,
                      const char *sig, uint32_t attempt, vio_http_done done, void *arg)
@@ -446,38 +456,102 @@ static void alert_free(struct alert *al)
     free(al);
 }
 
-static void http_answer(void *arg, const struct vio_http_result *res)
+static void delivery_free(struct delivery *d);
+static void delivery_unlink(struct actions *a, struct delivery *d);
+
+/* An attempt of a background delivery, for the record (vigil actions, events, metrics). */
+static void record(struct actions *a, const struct delivery *d, const char *outcome,
+                   const char *detail)
 {
-    struct act_call *c = arg;
-    struct actions *a = c->a;
+    if (a->o.record)
+        a->o.record(a->o.arg, d->action, d->kind, d->node, d->seq, d->undo, d->attempt, outcome,
+                    detail, d->key ? d->key : "");
+}
+
+static void deliver(void *arg, vigil_time_t now);
+
+static void delivered(void *arg, const struct vio_http_result *res)
+{
+    struct delivery *d = arg;
+    struct actions *a = d->a;
+    d->in_flight = false;
     char detail[200];
     enum hook_call_result r = http_result(res, detail, sizeof(detail));
-    if (c->kind == VCFG_ACT_WEBHOOK && c->d) {
-        struct delivery *d = c->d;
-        d->in_flight = false;
-        /* Done or refused: final. Failed on the last attempt the runner makes: failed. */
-        if (r != HOOK_CALL_FAILED || d->tries == 0) {
-            outbox_set(a, d->id, r == HOOK_CALL_FAILED ? "failed" : "done");
-            delivery_unlink(a, d);
-            delivery_free(d);
-            c->d = NULL;
-        }
-    } else if (c->kind == VCFG_ACT_ALERTMANAGER) {
-        if (r == HOOK_CALL_OK && c->al) {
-            /* Firing: kept, and re-posted until its undo. */
-            struct alert *al = c->al;
-            c->al = NULL;
-            al->next_at = vio_now(a->loop) + al->repeat;
-            al->next = a->alerts;
-            a->alerts = al;
-            a->stats.alerts_firing++;
-            if (!vio_timer_armed(&a->alert_timer) || a->alert_timer.at > al->next_at)
-                vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
-        }
-        alert_free(c->al);
-        c->al = NULL;
+    if (r == HOOK_CALL_FAILED && d->tries_left > 0) {
+        d->tries_left--;
+        char dd[32];
+        vigil_format_duration(d->delay, dd, sizeof(dd));
+        alog(a, "%s %s for %s (attempt %" PRIu32 "): %s; again in %s", d->action,
+             d->key ? "delivery" : "resolution", d->node, d->attempt, detail, dd);
+        record(a, d, "retrying", detail);
+        vio_timer_arm(a->loop, &d->timer, vio_now(a->loop) + d->delay);
+        d->delay = d->delay * 2 > d->delay_max ? d->delay_max : d->delay * 2;
+        return;
     }
-    call_finish(c, r, detail);
+    const char *how = r == HOOK_CALL_OK        ? "delivered"
+                      : r == HOOK_CALL_REFUSED ? "refused by the receiver, not retried"
+                                               : "giving up";
+    alog(a, "%s %s for %s (attempt %" PRIu32 "): %s; %s", d->action,
+         d->key ? "delivery" : "resolution", d->node, d->attempt, detail, how);
+    record(a, d, r == HOOK_CALL_OK ? "succeeded" : "failed", detail);
+    outbox_set(a, d->id, r == HOOK_CALL_OK ? "done" : "failed");
+    delivery_unlink(a, d);
+    delivery_free(d);
+}
+
+static void deliver(void *arg, vigil_time_t now)
+{
+    (void)now;
+    struct delivery *d = arg;
+    d->attempt++;
+    d->in_flight = true;
+    record(d->a, d, "started", "");
+    if (http_post(d->a, d->url, d->body, d->key, d->sig, d->attempt, delivered, d) != 0) {
+        struct vio_http_result res = {.error = -ENOMEM, .why = "cannot start the request"};
+        delivered(d, &res);
+    }
+}
+
+/* A delivery of body to url, tried now and then again as configured; owns nothing given. */
+static struct delivery *delivery_new(struct actions *a, const char *url, const char *body,
+                                     const char *key, const char *action, const char *node,
+                                     enum vcfg_act_kind kind, uint64_t seq, bool undo,
+                                     uint32_t retries, vigil_time_t delay, vigil_time_t max)
+{
+    struct delivery *d = calloc(1, sizeof(*d));
+    if (!d)
+        return NULL;
+    d->a = a;
+    d->url = strdup(url);
+    d->body = strdup(body);
+    d->key = key ? strdup(key) : NULL;
+    if (!d->url || !d->body || (key && !d->key)) {
+        free(d->url);
+        free(d->body);
+        free(d->key);
+        free(d);
+        return NULL;
+    }
+    snprintf(d->action, sizeof(d->action), "%s", action);
+    snprintf(d->node, sizeof(d->node), "%s", node);
+    d->kind = kind;
+    d->seq = seq;
+    d->undo = undo;
+    d->tries_left = retries;
+    d->delay = delay > 0 ? delay : RESUME_DELAY;
+    d->delay_max = max > 0 ? max : RESUME_DELAY_MAX;
+    vio_timer_init(&d->timer, deliver, d);
+    d->next = a->deliveries;
+    a->deliveries = d;
+    return d;
+}
+
+/* A call that is done as soon as it started (its work goes on in the background). */
+static void queued_timer(void *arg, vigil_time_t now)
+{
+    (void)now;
+    struct act_call *c = arg;
+    call_finish(c, HOOK_CALL_OK, c->what);
 }
 
 /* The webhook's document (docs/actions.md, "Webhook document"). */
@@ -531,39 +605,42 @@ static struct delivery *delivery_find(struct actions *a, const char *key)
 static int webhook_start(struct actions *a, size_t idx, const struct hook_call *hc,
                          struct act_call *c)
 {
-    /* The first attempt writes the document to the outbox; retries send the very same bytes. */
-    struct delivery *d = delivery_find(a, hc->key);
-    if (!d) {
-        json_t *doc = webhook_doc_full(a, hc);
-        char *body = doc ? json_dumps(doc, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
-        json_decref(doc);
-        d = calloc(1, sizeof(*d));
-        if (!body || !d || !(d->key = strdup(hc->key)) || !(d->url = strdup(hc->action->target))) {
-            free(body);
-            if (d) {
-                free(d->key);
-                free(d);
-            }
-            return -ENOMEM;
-        }
-        d->a = a;
-        d->body = body;
-        vio_timer_init(&d->timer, NULL, NULL);
-        if (idx < VCFG_MAX_HOOKS)
-            sign(&a->secrets[idx], body, d->sig, sizeof(d->sig));
-        json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "url", d->url, "key", d->key, "action",
-                              hc->name, "body", d->body, "sig", d->sig);
-        if (p)
-            d->id = outbox_add(a, "webhook", p, "pending");
-        json_decref(p);
-        d->next = a->deliveries;
-        a->deliveries = d;
+    /*
+     * The document is written to the outbox, then delivered in the
+     * background (its own retries: 5xx and timeouts, not 4xx). The action
+     * itself is done once the document is kept: a receiver that is down
+     * must not hold back the node's next actions.
+     */
+    vio_timer_init(&c->timer, queued_timer, c);
+    if (delivery_find(a, hc->key)) {
+        /* The same event again (a leader's rerun): on its way already. */
+        snprintf(c->what, sizeof(c->what), "on its way already");
+        return vio_timer_arm(a->loop, &c->timer, vio_now(a->loop)) == 0 ? 0 : -ENOMEM;
     }
-    /* tries: attempts the runner still has after this one (0: the last). */
-    d->tries = hc->attempt > hc->action->retries ? 0 : hc->action->retries + 1 - hc->attempt;
-    c->d = d;
-    d->in_flight = true;
-    return http_post(a, d->url, d->body, d->key, d->sig, hc->attempt, http_answer, c);
+    json_t *doc = webhook_doc_full(a, hc);
+    char *body = doc ? json_dumps(doc, JSON_COMPACT | VIGIL_JSON_REAL) : NULL;
+    json_decref(doc);
+    if (!body)
+        return -ENOMEM;
+    struct delivery *d =
+        delivery_new(a, hc->action->target, body, hc->key, hc->name, evrec_node(hc->rec),
+                     VCFG_ACT_WEBHOOK, hc->rec->ev.seq, hc->undo, hc->action->retries,
+                     hc->action->retry_delay, hc->action->retry_max);
+    free(body);
+    if (!d)
+        return -ENOMEM;
+    if (idx < VCFG_MAX_HOOKS)
+        sign(&a->secrets[idx], d->body, d->sig, sizeof(d->sig));
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "url", d->url, "key", d->key,
+                          "action", hc->name, "node", d->node, "body", d->body, "sig", d->sig,
+                          "seq", (json_int_t)d->seq, "undo", d->undo);
+    if (p)
+        d->id = outbox_add(a, "webhook", p, "pending");
+    json_decref(p);
+    vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
+    snprintf(c->what, sizeof(c->what), "queued for delivery%s",
+             d->id ? " (kept in the outbox)" : "");
+    return vio_timer_arm(a->loop, &c->timer, vio_now(a->loop)) == 0 ? 0 : -ENOMEM;
 }
 
 /* Alertmanager's URL for posting alerts: the configured base with /api/v2/alerts. */
@@ -635,7 +712,12 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
     char *url = am_url(hc->action->target);
     int rc = -ENOMEM;
     if (body && url && labels_s) {
+        rc = 0;
         if (!hc->undo) {
+            /*
+             * Firing: kept, and posted from the list at once, then every
+             * `repeat` (sooner again after a failed post) until its undo.
+             */
             struct alert *al = calloc(1, sizeof(*al));
             if (al) {
                 snprintf(al->action, sizeof(al->action), "%s", hc->name);
@@ -644,23 +726,33 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                 al->body = strdup(body);
                 al->labels_json = strdup(labels_s);
                 al->repeat = hc->action->repeat > 0 ? hc->action->repeat : ACT_AM_REPEAT_DEFAULT;
+                al->retry = hc->action->retry_delay > 0 ? hc->action->retry_delay : RESUME_DELAY;
+                al->seq = rec->ev.seq;
+                al->serial = ++a->alert_serial;
                 if (!al->url || !al->body || !al->labels_json) {
                     alert_free(al);
                     al = NULL;
+                    rc = -ENOMEM;
                 }
             }
-            c->al = al;
-            /* Kept in the outbox while it fires, so that a restarted monitor goes on re-posting. */
-            if (al && hc->attempt == 1) {
+            if (al) {
+                /* In the outbox while it fires: a restarted monitor goes on re-posting it. */
                 json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "url", url, "action",
                                       hc->name, "node", rec->ev.node, "body", body, "labels",
                                       labels_s, "repeat_ns", (json_int_t)al->repeat);
                 if (p)
                     al->id = outbox_add(a, "alert", p, "firing");
                 json_decref(p);
+                al->next_at = vio_now(a->loop);
+                al->next = a->alerts;
+                a->alerts = al;
+                a->stats.alerts_firing++;
+                vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
+                snprintf(c->what, sizeof(c->what), "firing: posted now, then every %" PRId64 "s",
+                         al->repeat / VIGIL_NSEC_PER_SEC);
             }
         } else {
-            /* Resolving: it fires no more here, whether or not Alertmanager answers. */
+            /* Resolving: it fires no more here; the resolution is delivered in the background. */
             for (struct alert **p = &a->alerts; *p; p = &(*p)->next) {
                 struct alert *al = *p;
                 if (!strcmp(al->action, hc->name) && !strcmp(al->node, rec->ev.node)) {
@@ -670,9 +762,19 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                     break;
                 }
             }
+            struct delivery *d = delivery_new(
+                a, url, body, NULL, hc->name, rec->ev.node, VCFG_ACT_ALERTMANAGER, rec->ev.seq,
+                true, hc->action->retries, hc->action->retry_delay, hc->action->retry_max);
+            if (d)
+                vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
+            else
+                rc = -ENOMEM;
+            snprintf(c->what, sizeof(c->what), "resolution queued");
         }
-        c->resolve = hc->undo;
-        rc = http_post(a, url, body, NULL, NULL, hc->attempt, http_answer, c);
+        if (rc == 0) {
+            vio_timer_init(&c->timer, queued_timer, c);
+            rc = vio_timer_arm(a->loop, &c->timer, vio_now(a->loop)) == 0 ? 0 : -ENOMEM;
+        }
     }
     free(labels_s);
     free(body);
@@ -686,7 +788,45 @@ static void repost_answer(void *arg, const struct vio_http_result *res)
     struct actions *a = arg;
     char detail[200];
     if (http_result(res, detail, sizeof(detail)) != HOOK_CALL_OK)
-        alog(a, "alertmanager: re-posting a firing alert: %s", detail);
+        alog(a, "alertmanager: posting a resolution: %s", detail);
+}
+
+/* The answer to a firing alert's post: arg is its serial (the alert may be gone). */
+struct alert_post {
+    struct actions *a;
+    uint64_t serial;
+};
+
+static void alert_answer(void *arg, const struct vio_http_result *res)
+{
+    struct alert_post *ap = arg;
+    struct actions *a = ap->a;
+    struct alert *al = a->alerts;
+    while (al && al->serial != ap->serial)
+        al = al->next;
+    free(ap);
+    if (!al)
+        return;
+    char detail[200];
+    bool ok = http_result(res, detail, sizeof(detail)) == HOOK_CALL_OK;
+    struct delivery rec = {.kind = VCFG_ACT_ALERTMANAGER, .seq = al->seq, .attempt = al->posts};
+    snprintf(rec.action, sizeof(rec.action), "%s", al->action);
+    snprintf(rec.node, sizeof(rec.node), "%s", al->node);
+    if (ok && !al->posted) {
+        al->posted = true;
+        record(a, &rec, "succeeded", detail);
+    } else if (!ok) {
+        alog(a,
+             "alertmanager: posting the alert for %s (post %" PRIu32 "): %s; again in %" PRId64 "s",
+             al->node, al->posts, detail, al->retry / VIGIL_NSEC_PER_SEC);
+        if (!al->posted)
+            record(a, &rec, "retrying", detail);
+        vigil_time_t now = vio_now(a->loop);
+        al->next_at = now + al->retry;
+        al->retry = al->retry * 2 > al->repeat ? al->repeat : al->retry * 2;
+        if (!vio_timer_armed(&a->alert_timer) || a->alert_timer.at > al->next_at)
+            vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
+    }
 }
 
 static void alert_timer(void *arg, vigil_time_t now)
@@ -703,8 +843,16 @@ static void alert_timer(void *arg, vigil_time_t now)
                 .body_len = strlen(al->body),
                 .timeout = ACT_HTTP_TIMEOUT,
             };
-            vio_http_start(a->http, &call, repost_answer, a);
-            a->stats.alerts_reposted++;
+            struct alert_post *ap = malloc(sizeof(*ap));
+            if (ap) {
+                ap->a = a;
+                ap->serial = al->serial;
+                if (vio_http_start(a->http, &call, alert_answer, ap) != 0)
+                    free(ap);
+            }
+            al->posts++;
+            if (al->posts > 1)
+                a->stats.alerts_reposted++;
             al->next_at = now + al->repeat;
         }
         if (al->next_at < next)
@@ -943,11 +1091,6 @@ static void drv_cancel(void *arg, void *call)
         call_free(c);
         return;
     }
-    /* A late answer must not touch the delivery: the next attempt has it. */
-    if (c->d) {
-        c->d->in_flight = false;
-        c->d = NULL;
-    }
     /* An HTTP request cannot be taken back: its answer frees the call, telling nobody. */
     c->cancelled = true;
 }
@@ -1026,48 +1169,6 @@ void actions_node_alive(struct actions *a, const char *node)
 
 /* ---- resuming what an earlier run left ---- */
 
-static void resume_send(void *arg, vigil_time_t now);
-
-static void resume_answer(void *arg, const struct vio_http_result *res)
-{
-    struct delivery *d = arg;
-    struct actions *a = d->a;
-    d->in_flight = false;
-    char detail[200];
-    enum hook_call_result r = http_result(res, detail, sizeof(detail));
-    if (r == HOOK_CALL_FAILED && d->tries > 0) {
-        vigil_time_t delay = RESUME_DELAY;
-        for (uint32_t i = 0; i + d->tries < ACT_RESUME_TRIES && delay < RESUME_DELAY_MAX; i++)
-            delay *= 2;
-        if (delay > RESUME_DELAY_MAX)
-            delay = RESUME_DELAY_MAX;
-        alog(a, "webhook %s (resumed): %s; %" PRIu32 " tries left", d->key, detail, d->tries);
-        vio_timer_arm(a->loop, &d->timer, vio_now(a->loop) + delay);
-        return;
-    }
-    alog(a, "webhook %s (resumed): %s; %s", d->key, detail,
-         r == HOOK_CALL_OK        ? "delivered"
-         : r == HOOK_CALL_REFUSED ? "refused by the receiver, not retried"
-                                  : "giving up");
-    outbox_set(a, d->id, r == HOOK_CALL_FAILED ? "failed" : "done");
-    delivery_unlink(a, d);
-    delivery_free(d);
-}
-
-static void resume_send(void *arg, vigil_time_t now)
-{
-    (void)now;
-    struct delivery *d = arg;
-    d->tries--;
-    d->in_flight = true;
-    if (http_post(d->a, d->url, d->body, d->key, d->sig, ACT_RESUME_TRIES - d->tries, resume_answer,
-                  d) != 0) {
-        d->in_flight = false;
-        if (d->tries > 0)
-            vio_timer_arm(d->a->loop, &d->timer, vio_now(d->a->loop) + RESUME_DELAY_MAX);
-    }
-}
-
 static const char *jstr(const json_t *o, const char *k)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -1084,25 +1185,17 @@ static int resume_one(void *arg, const struct vio_store_outbox *e)
         return 0;
     }
     if (!strcmp(e->kind, "webhook") && !strcmp(e->state, "pending")) {
-        struct delivery *d = calloc(1, sizeof(*d));
+        json_int_t seq = json_integer_value(json_object_get(p, "seq"));
+        struct delivery *d = delivery_new(a, jstr(p, "url"), jstr(p, "body"), jstr(p, "key"),
+                                          jstr(p, "action"), jstr(p, "node"), VCFG_ACT_WEBHOOK,
+                                          (uint64_t)seq, json_is_true(json_object_get(p, "undo")),
+                                          ACT_RESUME_TRIES - 1, RESUME_DELAY, RESUME_DELAY_MAX);
         if (d) {
-            d->a = a;
             d->id = e->id;
-            d->key = strdup(jstr(p, "key"));
-            d->url = strdup(jstr(p, "url"));
-            d->body = strdup(jstr(p, "body"));
             snprintf(d->sig, sizeof(d->sig), "%s", jstr(p, "sig"));
-            d->tries = ACT_RESUME_TRIES;
-            vio_timer_init(&d->timer, resume_send, d);
-            if (!d->key || !d->url || !d->body) {
-                delivery_free(d);
-            } else {
-                d->next = a->deliveries;
-                a->deliveries = d;
-                a->stats.resumed++;
-                alog(a, "webhook %s: left pending by the last run, delivering it again", d->key);
-                vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
-            }
+            a->stats.resumed++;
+            alog(a, "webhook %s: left pending by the last run, delivering it again", d->key);
+            vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
         }
     } else if (!strcmp(e->kind, "alert") && !strcmp(e->state, "firing")) {
         const char *node = jstr(p, "node");

@@ -6,13 +6,22 @@
  *                 into maint (or drain) and, on undo, back to ready; every
  *                 change is read back with "show servers state".
  *   webhook       a JSON document POSTed to a URL, signed with HMAC-SHA256
- *                 when a secret is set; 2xx is done, 4xx is refused (not
- *                 retried), anything else is retried. Every delivery goes
- *                 through the store's outbox first, so that a monitor
- *                 killed before it was done delivers it after its restart.
+ *                 when a secret is set. The document is written to the
+ *                 store's outbox and delivered in the background: 2xx is
+ *                 done, 4xx refused (not retried), anything else retried
+ *                 with the action's backoff. A monitor killed before it was
+ *                 done delivers it after its restart (actions_resume).
  *   alertmanager  an alert POSTed to /api/v2/alerts on the node's failure,
  *                 re-posted every `repeat` while it fires (kept in the
  *                 outbox too), and posted with endsAt on its undo.
+ *   restart       a command run for the node, then a wait for the node to
+ *                 be alive again; CrashLoopBackOff's backoff across
+ *                 crashes, and an escalation when the restarts give up.
+ *
+ * Notifications (webhook, alertmanager) are done for the runner as soon as
+ * they are queued: a receiver that is down must never hold back a node's
+ * other actions (taking it out of the load balancer). Their attempts are
+ * recorded all the same (opts.record).
  *
  * No system call here: requests go through vio_http and vio_exchange on
  * the loop, and the outbox through vio_store.
@@ -44,6 +53,14 @@ struct actions_opts {
     /* The node's state now (-1: unknown), for alerts resumed after a restart. */
     int (*state_of)(void *arg, const char *node, enum vigil_state *out);
     void (*log)(void *arg, const char *line);
+    /*
+     * An attempt or outcome of a delivery made in the background (a
+     * webhook, an alert's post): outcome "started", "succeeded",
+     * "retrying" or "failed". NULL: not recorded.
+     */
+    void (*record)(void *arg, const char *action, enum vcfg_act_kind kind, const char *node,
+                   uint64_t seq, bool undo, uint32_t attempt, const char *outcome,
+                   const char *detail, const char *key);
     void *arg;
 };
 

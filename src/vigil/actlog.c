@@ -39,16 +39,18 @@ const char *actlog_intern(struct actlog *l, const char *text)
     return c;
 }
 
-void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us)
+void actlog_add_raw(struct actlog *l, int64_t wall_us, const char *action, enum vcfg_act_kind kind,
+                    const char *node, uint64_t seq, bool undo, uint32_t attempt,
+                    const char *outcome, const char *detail, const char *key)
 {
-    unsigned k = (unsigned)o->kind < VCFG_ACT_KINDS ? (unsigned)o->kind : 0;
-    if (!strcmp(o->outcome, "started"))
+    unsigned k = (unsigned)kind < VCFG_ACT_KINDS ? (unsigned)kind : 0;
+    if (!strcmp(outcome, "started"))
         l->started[k]++;
-    else if (!strcmp(o->outcome, "succeeded"))
+    else if (!strcmp(outcome, "succeeded"))
         l->succeeded[k]++;
     else
         l->failed[k]++;
-    if (!strcmp(o->outcome, "failed"))
+    if (!strcmp(outcome, "failed"))
         l->gave_up[k]++;
     if (!l->ring)
         return;
@@ -58,17 +60,25 @@ void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us)
         l->n++;
     memset(r, 0, sizeof(*r));
     r->wall_us = wall_us;
-    snprintf(r->action, sizeof(r->action), "%s", o->action);
-    r->kind = o->kind;
-    snprintf(r->node, sizeof(r->node), "%s", evrec_node(o->rec));
-    r->event_seq = o->rec->ev.seq;
-    r->undo = o->undo;
-    r->attempt = o->attempt;
-    snprintf(r->outcome, sizeof(r->outcome), "%s", o->outcome);
-    snprintf(r->detail, sizeof(r->detail), "%s", o->detail);
-    snprintf(r->key, sizeof(r->key), "%s", o->key);
-    r->took = o->took;
-    r->epoch = o->epoch;
+    snprintf(r->action, sizeof(r->action), "%s", action);
+    r->kind = kind;
+    snprintf(r->node, sizeof(r->node), "%s", node);
+    r->event_seq = seq;
+    r->undo = undo;
+    r->attempt = attempt;
+    snprintf(r->outcome, sizeof(r->outcome), "%s", outcome);
+    snprintf(r->detail, sizeof(r->detail), "%s", detail);
+    snprintf(r->key, sizeof(r->key), "%s", key);
+}
+
+void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us)
+{
+    actlog_add_raw(l, wall_us, o->action, o->kind, evrec_node(o->rec), o->rec->ev.seq, o->undo,
+                   o->attempt, o->outcome, o->detail, o->key);
+    if (l->n > 0)
+        l->ring[(l->head + ACTLOG_CAP - 1) % ACTLOG_CAP].took = o->took;
+    if (l->n > 0)
+        l->ring[(l->head + ACTLOG_CAP - 1) % ACTLOG_CAP].epoch = o->epoch;
 }
 
 const struct actlog_rec *actlog_at(const struct actlog *l, size_t i)

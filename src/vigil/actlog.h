@@ -43,6 +43,10 @@ struct actlog {
 int actlog_init(struct actlog *l);
 void actlog_free(struct actlog *l);
 void actlog_add(struct actlog *l, const struct hook_outcome *o, int64_t wall_us);
+/* The same for an attempt with no runner behind it (a background delivery). */
+void actlog_add_raw(struct actlog *l, int64_t wall_us, const char *action, enum vcfg_act_kind kind,
+                    const char *node, uint64_t seq, bool undo, uint32_t attempt,
+                    const char *outcome, const char *detail, const char *key);
 /* The i-th newest record (0: the newest), or NULL. */
 /*
  * text, kept for as long as l (at most ACTLOG_REASONS distinct texts, then

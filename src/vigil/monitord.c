@@ -317,6 +317,22 @@ static int api_maint(void *ud, const char *node, vigil_time_t len, char *err, si
     return 0;
 }
 
+/* A background delivery's attempt or outcome: recorded, and an event like the runner's. */
+static void delivery_recorded(void *arg, const char *action, enum vcfg_act_kind kind,
+                              const char *node, uint64_t seq, bool undo, uint32_t attempt,
+                              const char *outcome, const char *detail, const char *key)
+{
+    struct monitord *d = arg;
+    actlog_add_raw(&d->actlog, vio_wall_us(d->loop), action, kind, node, seq, undo, attempt,
+                   outcome, detail, key);
+    char text[128];
+    snprintf(text, sizeof(text), "%s %s delivery %s", action, undo ? "undo" : "do", outcome);
+    vigil_monitor_note_action(d->mon, vio_now(d->loop), node, actlog_intern(&d->actlog, text), seq,
+                              attempt);
+    if (!vio_timer_armed(&d->drain_timer))
+        vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
+}
+
 static void action_observed(void *arg, const struct hook_outcome *o)
 {
     struct monitord *d = arg;
@@ -1847,6 +1863,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             .custom_of = node_custom,
             .state_of = node_state,
             .log = actions_log,
+            .record = delivery_recorded,
             .arg = d,
         };
         if (builtin && actions_new(&ao, &d->actions, err, cap) != 0) {
