@@ -1376,6 +1376,12 @@ static bool same_strs(char *const *a, size_t na, char *const *b, size_t nb)
     return true;
 }
 
+/* Two optional strings alike (both NULL, or equal). */
+static bool same_opt(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
 static bool same_hooks(const struct vcfg_monitor *a, const struct vcfg_monitor *b)
 {
     if (a->n_hooks != b->n_hooks)
@@ -1387,7 +1393,37 @@ static bool same_hooks(const struct vcfg_monitor *a, const struct vcfg_monitor *
             n++;
         if (!same_strs(x->argv, n, y->argv, n) || x->timeout != y->timeout ||
             x->on_states != y->on_states || x->retries != y->retries ||
-            x->retry_delay != y->retry_delay)
+            x->retry_delay != y->retry_delay || x->kind != y->kind ||
+            x->retry_max != y->retry_max || x->undo != y->undo || x->drain != y->drain ||
+            x->repeat != y->repeat || x->restart_wait != y->restart_wait ||
+            x->reset_after != y->reset_after || !same_opt(x->name, y->name) ||
+            !same_opt(x->match_key, y->match_key) || !same_opt(x->match_value, y->match_value) ||
+            !same_opt(x->target, y->target) || !same_opt(x->server_key, y->server_key) ||
+            !same_opt(x->secret_file, y->secret_file) || !same_opt(x->escalate, y->escalate) ||
+            !same_strs(x->nodes, x->n_nodes, y->nodes, y->n_nodes) ||
+            !same_strs(x->servers, x->n_servers, y->servers, y->n_servers) ||
+            !same_strs(x->labels, x->n_labels, y->labels, y->n_labels))
+            return false;
+    }
+    return true;
+}
+
+static bool same_groups(const struct vcfg_monitor *a, const struct vcfg_monitor *b)
+{
+    if (a->n_groups != b->n_groups)
+        return false;
+    for (size_t i = 0; i < a->n_groups; i++) {
+        const struct vcfg_group *x = &a->groups[i], *y = &b->groups[i];
+        size_t np = 0, nd = 0;
+        while (np < VCFG_MAX_ARGV && (x->promote[np] || y->promote[np]))
+            np++;
+        while (nd < VCFG_MAX_ARGV && (x->demote[nd] || y->demote[nd]))
+            nd++;
+        if (!same_opt(x->name, y->name) || !same_strs(x->nodes, x->n_nodes, y->nodes, y->n_nodes) ||
+            memcmp(x->priority, y->priority, sizeof(x->priority)) ||
+            !same_opt(x->primary, y->primary) || !same_opt(x->rank_key, y->rank_key) ||
+            x->preempt != y->preempt || x->timeout != y->timeout ||
+            !same_strs(x->promote, np, y->promote, np) || !same_strs(x->demote, nd, y->demote, nd))
             return false;
     }
     return true;
@@ -1482,7 +1518,24 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
             vigil_list_append(applied, sizeof(applied), "log level");
         }
         if (!same_hooks(om, nm))
-            vigil_list_append(restart, sizeof(restart), "hooks");
+            vigil_list_append(restart, sizeof(restart), "actions");
+        if (!same_groups(om, nm))
+            vigil_list_append(restart, sizeof(restart), "groups");
+        if (om->damping.on != nm->damping.on || om->damping.half_life != nm->damping.half_life ||
+            om->damping.penalty != nm->damping.penalty ||
+            om->damping.suppress != nm->damping.suppress ||
+            om->damping.reuse != nm->damping.reuse) {
+            struct holds_opts ho = {
+                .damping = nm->damping.on,
+                .half_life = nm->damping.half_life,
+                .penalty = nm->damping.penalty,
+                .suppress = nm->damping.suppress,
+                .reuse = nm->damping.reuse,
+            };
+            holds_set_opts(&d->holds, &ho);
+            om->damping = nm->damping;
+            vigil_list_append(applied, sizeof(applied), "flap damping");
+        }
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
             vigil_list_append(restart, sizeof(restart), "listen");
         if (!vigil_str_same(om->api, nm->api) ||
