@@ -201,6 +201,7 @@ struct hook_queue {
     bool head_started;      /* the head's runs were started (or put in line) */
     bool head_held;         /* the head waits for the gate's answer to ticket */
     bool paused;            /* held (maintenance, flapping) until hook_runner_release */
+    bool held_behind;       /* an event came during a hold while the head ran: collapse after it */
     enum hook_verdict gate; /* the gate's answer about the head, once it came (else WAIT) */
     bool head_failed;       /* a run of the head gave up (or could not start) */
     bool head_again;        /* the gate refused a retry: the head goes back to the gate */
@@ -276,6 +277,7 @@ static const char *const hook_env_names[HOOK_ENV_COUNT] = {
 
 static void run_timer(void *arg, vigil_time_t now);
 static void hook_exited(void *arg, struct vio_child *c, int status);
+static void collapse_held(struct hook_runner *r, struct hook_queue *q);
 
 static void hook_logf(const struct hook_runner *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -944,9 +946,21 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
 {
     /* Each round starts the head or drops it: bounded by the events queued. */
     while (q->head) {
-        if (!q->head_started && r->hold && q->node[0] && r->hold(r->hold_arg, q->node)) {
-            q->paused = true;
-            return; /* hook_runner_release goes on */
+        if (!q->head_started && r->hold && q->node[0]) {
+            if (r->hold(r->hold_arg, q->node)) {
+                q->paused = true;
+                return; /* hook_runner_release goes on */
+            }
+            if (q->held_behind) {
+                /*
+                 * A hold began and ended while the event before ran, and
+                 * events came during it: they collapse now, with those
+                 * waiting beside them, as at hook_runner_release.
+                 */
+                q->held_behind = false;
+                collapse_held(r, q);
+                continue;
+            }
         }
         if (!q->head_started && r->gate.ask && q->gate == HOOK_WAIT) {
             if (q->head_held)
@@ -1363,6 +1377,8 @@ int hook_runner_submit(struct hook_runner *r, const struct evrec *ev)
         q->head = j;
     }
     q->tail = j;
+    if (q->head_started && r->hold && q->node[0] && r->hold(r->hold_arg, q->node))
+        q->held_behind = true; /* held behind an event from before the hold */
     /*
      * stats.queued counts hook runs accepted, like the other counters
      * (never decreasing); hook_runner_pending() says how many are owed
@@ -1504,8 +1520,9 @@ void hook_runner_release(struct hook_runner *r, const char *node)
         return;
     struct hook_queue *q = r->queues[idx];
     if (!q->paused)
-        return;
+        return; /* not held, or its head still runs: queue_pump collapses after it */
     q->paused = false;
+    q->held_behind = false;
     collapse_held(r, q);
     vigil_time_t now = vio_now(r->loop);
     queue_pump(r, q, now);

@@ -236,16 +236,10 @@ void hook_runner_set_observer(struct hook_runner *r, hook_observe_fn fn, void *a
 /*
  * Holds (holds.h): asked before a node's next event goes to its actions;
  * a reason ("maintenance", "flapping") holds the node's FIFO, its later
- * events coalescing behind, until hook_runner_release(node).
- */
-typedef const char *(*hook_hold_fn)(void *arg, const char *node);
-void hook_runner_set_hold(struct hook_runner *r, hook_hold_fn fn, void *arg);
-void hook_runner_release(struct hook_runner *r, const char *node);
-
-/*
- * Holds (holds.h): asked before a node's next event goes to its actions;
- * a reason ("maintenance", "flapping") holds the node's FIFO, its later
- * events coalescing behind, until hook_runner_release(node).
+ * events coalescing behind, until hook_runner_release(node), which
+ * collapses them by the coalescing rule (hooks.c) and goes on. An event
+ * already being handled when the hold began runs to its end; if the hold
+ * ends first, the events that came behind it collapse when it is done.
  */
 typedef const char *(*hook_hold_fn)(void *arg, const char *node);
 void hook_runner_set_hold(struct hook_runner *r, hook_hold_fn fn, void *arg);
