@@ -782,13 +782,30 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
     return rc;
 }
 
-/* Re-posts the alerts due: before Alertmanager's resolve_timeout could close them. */
-static void repost_answer(void *arg, const struct vio_http_result *res)
+/*
+ * Resolves the alert of these labels (JSON) at url (Alertmanager's
+ * /api/v2/alerts) now, as a delivery in the background with retries.
+ */
+static void resolve_alert(struct actions *a, const char *url, const char *labels_json,
+                          const char *action, const char *node, uint64_t seq)
 {
-    struct actions *a = arg;
-    char detail[200];
-    if (http_result(res, detail, sizeof(detail)) != HOOK_CALL_OK)
-        alog(a, "alertmanager: posting a resolution: %s", detail);
+    json_t *labels = json_loads(labels_json, 0, NULL);
+    char now_s[64];
+    vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
+    json_t *arr = labels ? json_pack("[{s:o, s:s, s:s}]", "labels", labels, "startsAt", now_s,
+                                     "endsAt", now_s)
+                         : NULL;
+    char *body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
+    json_decref(arr);
+    struct delivery *d =
+        body ? delivery_new(a, url, body, NULL, action, node, VCFG_ACT_ALERTMANAGER, seq, true,
+                            ACT_RETRIES_DEFAULT, RESUME_DELAY, RESUME_DELAY_MAX)
+             : NULL;
+    free(body);
+    if (d)
+        vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
+    else
+        alog(a, "cannot resolve the alert for %s: out of memory", node);
 }
 
 /* The answer to a firing alert's post: arg is its serial (the alert may be gone). */
@@ -1141,26 +1158,7 @@ void actions_node_alive(struct actions *a, const char *node)
             continue;
         }
         *p = al->next;
-        json_t *labels = json_loads(al->labels_json, 0, NULL);
-        char now_s[64];
-        vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
-        json_t *arr = labels ? json_pack("[{s:o, s:s, s:s}]", "labels", labels, "startsAt", now_s,
-                                         "endsAt", now_s)
-                             : NULL;
-        char *body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-        json_decref(arr);
-        if (body) {
-            struct vio_http_call call = {
-                .method = "POST",
-                .url = al->url,
-                .headers = (const char *const[]){"Content-Type: application/json", NULL},
-                .body = body,
-                .body_len = strlen(body),
-                .timeout = ACT_HTTP_TIMEOUT,
-            };
-            vio_http_start(a->http, &call, repost_answer, a);
-        }
-        free(body);
+        resolve_alert(a, al->url, al->labels_json, al->action, node, al->seq);
         outbox_set(a, al->id, "done");
         alog(a, "escalated alert for %s resolved: the node is alive", node);
         alert_free(al);
@@ -1213,25 +1211,8 @@ static int resume_one(void *arg, const struct vio_store_outbox *e)
             al->repeat = rep >= VIGIL_NSEC_PER_SEC ? rep : ACT_AM_REPEAT_DEFAULT;
             if (alive) {
                 /* Back while no monitor ran: resolved now, with the labels it fired with. */
-                json_t *labels = json_loads(jstr(p, "labels"), 0, NULL);
-                char now_s[64];
-                vigil_format_wall(vio_wall_us(a->loop), now_s, sizeof(now_s));
-                json_t *arr = labels ? json_pack("[{s:o, s:s, s:s}]", "labels", labels, "startsAt",
-                                                 now_s, "endsAt", now_s)
-                                     : NULL;
-                al->body = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
-                json_decref(arr);
-                if (al->url && al->body) {
-                    struct vio_http_call call = {
-                        .method = "POST",
-                        .url = al->url,
-                        .headers = (const char *const[]){"Content-Type: application/json", NULL},
-                        .body = al->body,
-                        .body_len = strlen(al->body),
-                        .timeout = ACT_HTTP_TIMEOUT,
-                    };
-                    vio_http_start(a->http, &call, repost_answer, a);
-                }
+                if (al->url && al->labels_json)
+                    resolve_alert(a, al->url, al->labels_json, al->action, node, 0);
                 alog(a, "alert for %s: the node is alive again; resolved", node);
                 outbox_set(a, e->id, "done");
                 alert_free(al);

@@ -1132,6 +1132,34 @@ json_t *cli_fetch_json(const char *cmd, const char *api, const char *cfg_path, c
 
 static int load_auth(struct http *h, const char *path);
 
+/*
+ * POSTs path to the monitor of target with the API's token (what needs
+ * it: the reason for messages). Returns the answer (the caller decrefs,
+ * and h is open for its base until http_free), NULL after saying why, or
+ * NULL with *usage set when no token is known.
+ */
+static json_t *post_with_token(const char *cmd, const char *what, struct cli_target *target,
+                               struct http *h, const char *path, int *usage)
+{
+    *usage = 0;
+    memset(h, 0, sizeof(*h));
+    if (!target->token_file[0]) {
+        fprintf(stderr,
+                "vigil %s: %s needs the API's token: give --token-file FILE, or -c FILE with "
+                "monitor.api_token_file\n",
+                cmd, what);
+        *usage = 1;
+        return NULL;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "vigil %s: libsodium failed to initialise\n", cmd);
+        return NULL;
+    }
+    if (http_init(h, cmd, target, false) != 0 || load_auth(h, target->token_file) != 0)
+        return NULL;
+    return api_call_json(h, "POST", path, true);
+}
+
 static void actions_usage(FILE *f)
 {
     fprintf(f, "usage: vigil actions [--api ADDR] [-c FILE] [--cacert FILE] [--limit N] [--json]\n"
@@ -1307,24 +1335,19 @@ int cmd_maint(int argc, char **argv)
     struct cli_target target;
     if (find_api("maint", api, cfg, cacert, token_file, &target) != 0)
         return CLI_EXIT_USAGE;
-    if (!target.token_file[0]) {
-        fprintf(stderr, "vigil maint: maintenance needs the API's token: give --token-file FILE, "
-                        "or -c FILE with monitor.api_token_file\n");
-        return 2;
-    }
-    if (sodium_init() < 0)
-        return 1;
+    char path[200];
+    if (off)
+        snprintf(path, sizeof(path), "/v1/maint/%s?off=1", node);
+    else if (len)
+        snprintf(path, sizeof(path), "/v1/maint/%s?for=%s", node, len);
+    else
+        snprintf(path, sizeof(path), "/v1/maint/%s", node);
     struct http h;
-    int rc = 1;
-    if (http_init(&h, "maint", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
-        char path[200];
-        if (off)
-            snprintf(path, sizeof(path), "/v1/maint/%s?off=1", node);
-        else if (len)
-            snprintf(path, sizeof(path), "/v1/maint/%s?for=%s", node, len);
-        else
-            snprintf(path, sizeof(path), "/v1/maint/%s", node);
-        json_t *doc = api_call_json(&h, "POST", path, true);
+    int rc = 1, usage = 0;
+    json_t *doc = post_with_token("maint", "maintenance", &target, &h, path, &usage);
+    if (usage)
+        return 2;
+    {
         if (doc) {
             if (off)
                 printf("%s: maintenance off; its actions go on\n", node);
@@ -1401,20 +1424,15 @@ int cmd_failover(int argc, char **argv)
     struct cli_target target;
     if (find_api("failover", api, cfg, cacert, token_file, &target) != 0)
         return CLI_EXIT_USAGE;
-    if (!target.token_file[0]) {
-        fprintf(stderr, "vigil failover: a switchover needs the API's token: give --token-file "
-                        "FILE, or -c FILE with monitor.api_token_file\n");
-        return 2;
-    }
-    if (sodium_init() < 0)
-        return 1;
+    char path[200];
+    snprintf(path, sizeof(path), "/v1/groups/%s/failover%s%s", group, to ? "?to=" : "",
+             to ? to : "");
     struct http h;
-    int rc = 1;
-    if (http_init(&h, "failover", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
-        char path[200];
-        snprintf(path, sizeof(path), "/v1/groups/%s/failover%s%s", group, to ? "?to=" : "",
-                 to ? to : "");
-        json_t *doc = api_call_json(&h, "POST", path, true);
+    int rc = 1, usage = 0;
+    json_t *doc = post_with_token("failover", "a switchover", &target, &h, path, &usage);
+    if (usage)
+        return 2;
+    {
         if (doc) {
             json_t *gl = json_object_get(doc, "groups");
             for (size_t i = 0; i < json_array_size(gl); i++) {
@@ -1515,19 +1533,12 @@ int cmd_keys(int argc, char **argv)
     struct cli_target target;
     if (find_api("keys", api, cfg, cacert, token_file, &target) != 0)
         return CLI_EXIT_USAGE;
-    if (!target.token_file[0]) {
-        fprintf(stderr, "vigil keys: reloading needs the API's token: give --token-file FILE, "
-                        "or -c FILE with monitor.api_token_file\n");
-        return 2;
-    }
-    if (sodium_init() < 0) {
-        fprintf(stderr, "vigil keys: libsodium failed to initialise\n");
-        return 1;
-    }
     struct http h;
-    int rc = 1;
-    if (http_init(&h, "keys", &target, false) == 0 && load_auth(&h, target.token_file) == 0) {
-        json_t *doc = api_call_json(&h, "POST", "/v1/keys/reload", true);
+    int rc = 1, usage = 0;
+    json_t *doc = post_with_token("keys", "reloading", &target, &h, "/v1/keys/reload", &usage);
+    if (usage)
+        return 2;
+    {
         if (doc) {
             printf("the monitor at %s reloaded its keys\n", h.base);
             json_decref(doc);
