@@ -93,6 +93,7 @@ struct alert {
     uint32_t posts;     /* posts made */
     bool posted;        /* Alertmanager took it once */
     vigil_time_t retry; /* after a failed post: the next in this long, doubling up to repeat */
+    vigil_time_t first_retry;
 };
 
 /* A webhook's HMAC key: the secret file's bytes, less a final newline. */
@@ -597,7 +598,7 @@ static void sign(const struct secret *s, const char *body, char *out, size_t cap
 static struct delivery *delivery_find(struct actions *a, const char *key)
 {
     for (struct delivery *d = a->deliveries; d; d = d->next)
-        if (!strcmp(d->key, key))
+        if (d->key && !strcmp(d->key, key)) /* an alert's resolution has no key */
             return d;
     return NULL;
 }
@@ -674,6 +675,9 @@ static json_t *am_labels(const struct hook_call *hc)
     return l;
 }
 
+static void resolve_alert(struct actions *a, const char *url, const char *labels_json,
+                          const char *action, const char *node, uint64_t seq);
+
 static int alertmanager_start(struct actions *a, const struct hook_call *hc, struct act_call *c)
 {
     const struct evrec *rec = hc->rec;
@@ -727,6 +731,7 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                 al->labels_json = strdup(labels_s);
                 al->repeat = hc->action->repeat > 0 ? hc->action->repeat : ACT_AM_REPEAT_DEFAULT;
                 al->retry = hc->action->retry_delay > 0 ? hc->action->retry_delay : RESUME_DELAY;
+                al->first_retry = al->retry;
                 al->seq = rec->ev.seq;
                 al->serial = ++a->alert_serial;
                 if (!al->url || !al->body || !al->labels_json) {
@@ -736,6 +741,17 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                 }
             }
             if (al) {
+                /* One alert per action and node: a rerun of the event replaces it. */
+                for (struct alert **pp = &a->alerts; *pp;) {
+                    struct alert *old = *pp;
+                    if (!strcmp(old->action, hc->name) && !strcmp(old->node, rec->ev.node)) {
+                        *pp = old->next;
+                        outbox_set(a, old->id, "done");
+                        alert_free(old);
+                        continue;
+                    }
+                    pp = &old->next;
+                }
                 /* In the outbox while it fires: a restarted monitor goes on re-posting it. */
                 json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "url", url, "action",
                                       hc->name, "node", rec->ev.node, "body", body, "labels",
@@ -752,22 +768,33 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                          al->repeat / VIGIL_NSEC_PER_SEC);
             }
         } else {
-            /* Resolving: it fires no more here; the resolution is delivered in the background. */
-            for (struct alert **p = &a->alerts; *p; p = &(*p)->next) {
-                struct alert *al = *p;
+            /*
+             * Resolving: it fires no more here. Each alert firing for this
+             * action and node is resolved with the labels it fired with;
+             * none known (a restart without a store): the labels of the
+             * state left. Delivered in the background.
+             */
+            bool any = false;
+            for (struct alert **pp = &a->alerts; *pp;) {
+                struct alert *al = *pp;
                 if (!strcmp(al->action, hc->name) && !strcmp(al->node, rec->ev.node)) {
-                    *p = al->next;
+                    *pp = al->next;
+                    resolve_alert(a, al->url, al->labels_json, al->action, al->node, rec->ev.seq);
                     outbox_set(a, al->id, "done");
                     alert_free(al);
-                    break;
+                    any = true;
+                    continue;
                 }
+                pp = &al->next;
             }
-            struct delivery *d = delivery_new(
-                a, url, body, NULL, hc->name, rec->ev.node, VCFG_ACT_ALERTMANAGER, rec->ev.seq,
-                true, hc->action->retries, hc->action->retry_delay, hc->action->retry_max);
+            struct delivery *d =
+                any ? NULL
+                    : delivery_new(a, url, body, NULL, hc->name, rec->ev.node,
+                                   VCFG_ACT_ALERTMANAGER, rec->ev.seq, true, hc->action->retries,
+                                   hc->action->retry_delay, hc->action->retry_max);
             if (d)
                 vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
-            else
+            else if (!any)
                 rc = -ENOMEM;
             snprintf(c->what, sizeof(c->what), "resolution queued");
         }
@@ -829,6 +856,10 @@ static void alert_answer(void *arg, const struct vio_http_result *res)
     struct delivery rec = {.kind = VCFG_ACT_ALERTMANAGER, .seq = al->seq, .attempt = al->posts};
     snprintf(rec.action, sizeof(rec.action), "%s", al->action);
     snprintf(rec.node, sizeof(rec.node), "%s", al->node);
+    if (ok) {
+        /* After an outage, the next failure starts again from the first retry delay. */
+        al->retry = al->first_retry;
+    }
     if (ok && !al->posted) {
         al->posted = true;
         record(a, &rec, "succeeded", detail);
@@ -1103,6 +1134,12 @@ static void drv_cancel(void *arg, void *call)
     struct act_call *c = call;
     if (!c)
         return;
+    if (c->kind == VCFG_ACT_RESTART || c->kind == VCFG_ACT_WEBHOOK ||
+        c->kind == VCFG_ACT_ALERTMANAGER) {
+        /* Its timer stops, its child (a restart command) is killed: nothing of it goes on. */
+        call_free(c);
+        return;
+    }
     if (c->x) {
         a->o.env->exchange_cancel(a->o.env, c->x);
         call_free(c);
@@ -1209,6 +1246,8 @@ static int resume_one(void *arg, const struct vio_store_outbox *e)
             al->labels_json = strdup(jstr(p, "labels"));
             json_int_t rep = json_integer_value(json_object_get(p, "repeat_ns"));
             al->repeat = rep >= VIGIL_NSEC_PER_SEC ? rep : ACT_AM_REPEAT_DEFAULT;
+            al->retry = al->first_retry = RESUME_DELAY;
+            al->serial = ++a->alert_serial;
             if (alive) {
                 /* Back while no monitor ran: resolved now, with the labels it fired with. */
                 if (al->url && al->labels_json)
@@ -1240,6 +1279,10 @@ void actions_resume(struct actions *a)
 {
     if (!a || !a->o.store)
         return;
+    /* What is done is of no more use: the outbox keeps what is still to do, and failures. */
+    size_t purged = 0;
+    if (a->o.store->ops->outbox_purge(a->o.store, "done", &purged) == 0 && purged > 0)
+        alog(a, "outbox: %zu entries done since the last start removed", purged);
     a->o.store->ops->outbox_list(a->o.store, "pending", resume_one, a);
     a->o.store->ops->outbox_list(a->o.store, "firing", resume_one, a);
 }

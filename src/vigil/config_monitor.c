@@ -5,6 +5,7 @@
  * relates. The detector block is read last, once the heartbeat interval
  * is known, because its defaults derive from the interval.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -621,11 +622,25 @@ static int h_socket(struct vcfg__ld *l, const config_setting_t *s)
         return -1;
     if (v[0] == '/')
         return vcfg__set_str(l, s, &cur_hook(l)->target, v);
+    /*
+     * A numeric address only: a host name would be looked up on the
+     * monitor's loop at every call, and a slow DNS server would stall it.
+     */
     const char *colon = strrchr(v, ':');
-    if (!colon || colon == v || !colon[1])
+    char host[64] = "";
+    size_t hl = colon ? (size_t)(colon - v) : 0;
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']')
+        snprintf(host, sizeof(host), "%.*s", (int)(hl - 2), v + 1);
+    else if (hl > 0 && hl < sizeof(host))
+        snprintf(host, sizeof(host), "%.*s", (int)hl, v);
+    unsigned char buf[16];
+    bool numeric = inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (!numeric || !colon[1] || *end || port < 1 || port > 65535)
         return vcfg__sfail(l, s,
-                           "\"%s\" must be a unix socket's absolute path or HOST:PORT of "
-                           "HAProxy's runtime API",
+                           "\"%s\" must be a unix socket's absolute path or IP:PORT of "
+                           "HAProxy's runtime API (a numeric address: 127.0.0.1:9999, [::1]:9999)",
                            vigil_quote(v).s);
     return vcfg__set_str(l, s, &cur_hook(l)->target, v);
 }

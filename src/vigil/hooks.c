@@ -925,7 +925,22 @@ static void run_kick(struct hook_runner *r, struct hook_run *run, vigil_time_t n
  */
 static void seq_next(struct hook_runner *r, struct hook_queue *q, vigil_time_t now)
 {
-    while (!q->seq_active && !q->head_again && q->seq_pos < r->n_hooks) {
+    if (q->head_again) {
+        /*
+         * The event goes back to the gate whole: the ordered runs not
+         * started yet are not owed now (all run again once it is claimed
+         * again), so that the head can go back as soon as the others end.
+         */
+        for (size_t i = 0; i < r->n_hooks; i++) {
+            struct hook_run *run = &q->runs[i];
+            if (run->owed && run->ordered && run != q->seq_active && !run->child && !run->calling &&
+                !run->in_retry && !run->in_line)
+                run_end(r, run);
+        }
+        q->seq_pos = r->n_hooks;
+        return;
+    }
+    while (!q->seq_active && q->seq_pos < r->n_hooks) {
         size_t p = q->seq_pos++;
         size_t i = q->seq_reverse ? r->n_hooks - 1 - p : p;
         struct hook_run *run = &q->runs[i];
@@ -1473,6 +1488,12 @@ void hook_runner_set_driver(struct hook_runner *r, const struct hook_driver *d)
  */
 static void collapse_held(struct hook_runner *r, struct hook_queue *q)
 {
+    if (q->head_held && q->head && q->head->next) {
+        /* The gate's answer about this head would apply to whatever replaces it: asked anew. */
+        q->head_held = false;
+        r->held--;
+        q->ticket = ++r->tickets;
+    }
     while (!q->head_started && q->head && q->head->next &&
            q->head->rec.ev.type == VIGIL_EVENT_STATE) {
         struct hook_job *a = q->head, *b = a->next;

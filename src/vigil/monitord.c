@@ -281,26 +281,41 @@ static void hold_changed(void *arg, const char *node, const char *what)
     groups_check(d->groups);
 }
 
-static int restore_maint(void *arg, const struct vio_store_outbox *e)
+/* Collects the maintenance entries of the store (applied after the walk: applying writes). */
+static int collect_maint(void *arg, const struct vio_store_outbox *e)
 {
-    struct monitord *d = arg;
     if (strcmp(e->kind, "maint") != 0)
         return 0;
     json_t *p = json_loads(e->payload, 0, NULL);
-    const char *node = p ? json_string_value(json_object_get(p, "node")) : NULL;
-    json_int_t until_us = p ? json_integer_value(json_object_get(p, "until_us")) : 0;
-    struct vio_store *st = mstore_store(d->store);
-    int64_t now_us = vio_wall_us(d->loop);
-    if (node && vigil_id_valid(node, strlen(node)) && (until_us == 0 || until_us > now_us)) {
-        vigil_time_t until =
-            until_us == 0 ? VIGIL_TIME_NEVER : vio_now(d->loop) + (until_us - now_us) * 1000;
-        st->ops->outbox_set(st, e->id, "done"); /* holds_maint writes it again */
-        holds_maint(&d->holds, node, until);
-    } else {
-        st->ops->outbox_set(st, e->id, "done");
+    if (p) {
+        json_object_set_new(p, "id", json_integer(e->id));
+        json_array_append_new(arg, p);
     }
-    json_decref(p);
     return 0;
+}
+
+static void restore_maint(struct monitord *d)
+{
+    struct vio_store *st = mstore_store(d->store);
+    json_t *all = json_array();
+    if (!st || !all || st->ops->outbox_list(st, "active", collect_maint, all) != 0) {
+        json_decref(all);
+        return;
+    }
+    int64_t now_us = vio_wall_us(d->loop);
+    for (size_t i = 0; i < json_array_size(all); i++) {
+        json_t *p = json_array_get(all, i);
+        const char *node = json_string_value(json_object_get(p, "node"));
+        json_int_t until_us = json_integer_value(json_object_get(p, "until_us"));
+        int64_t id = json_integer_value(json_object_get(p, "id"));
+        /* The entry is done: holds_maint writes the maintenance again, under a new entry. */
+        st->ops->outbox_set(st, id, "done");
+        if (node && vigil_id_valid(node, strlen(node)) && (until_us == 0 || until_us > now_us))
+            holds_maint(&d->holds, node,
+                        until_us == 0 ? VIGIL_TIME_NEVER
+                                      : vio_now(d->loop) + (until_us - now_us) * 1000);
+    }
+    json_decref(all);
 }
 
 /* POST /v1/maint/NODE: maintenance on for `len` (VIGIL_TIME_NEVER: until told), or off (0). */
@@ -1875,9 +1890,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
         return -1;
     }
     d->holds_ready = true;
-    if (mstore_store(d->store))
-        mstore_store(d->store)->ops->outbox_list(mstore_store(d->store), "active", restore_maint,
-                                                 d);
+    restore_maint(d);
     actlog_init(&d->actlog);
     if (mc->n_groups) {
         struct groups_opts go = {

@@ -440,6 +440,14 @@ def test_maintenance(tmp):
     check(r.returncode == 0 and "in maintenance" in r.stdout, "maint: %s %s" % (r.stdout, r.stderr))
     r = vigil_cli("maint", "n1", "--api", api)
     check(r.returncode == 2 and "token" in r.stderr, "maint without a token: %s" % r.stderr)
+    # Kept across two restarts in a row (each restart writes it anew).
+    for _ in range(2):
+        m.proc.kill()
+        m.proc.wait(5)
+        m = Monitor(tmp, conf, port=m.port)
+        api = "127.0.0.1:%d" % m.api_port
+        check([h["node"] for h in m.get("/v1/maint")["held"]] == ["n1"], "maintenance lost")
+        m.wait_state("n1", "alive", 15)
     # Down and back during maintenance: watched, not acted on, even after maintenance ends.
     a.kill()
     m.wait_state("n1", "dead", 10)
@@ -637,7 +645,39 @@ def test_restart(tmp):
             except (OSError, ValueError):
                 pass
 
+
+def test_notifications_while_receivers_are_down(tmp):
+    """Alertmanager down: resolutions wait in the background; a webhook of another node's death
+    meanwhile is delivered, and nothing else waits for them."""
+    rx = Receiver([], "")
+    m = Monitor(tmp, CONF % ("flap_damping = { enabled = false; };", """
+        { name = "pager"; kind = "alertmanager"; url = "http://127.0.0.1:1";
+          retry_delay = "500ms"; },
+        { name = "chat"; kind = "webhook"; url = "http://127.0.0.1:%d/"; on = [ "dead" ]; }"""
+                             % rx.port))
+    try:
+        a = agent(m.addr, "n1", tmp, interval="100ms")
+        b = agent(m.addr, "n2", tmp, interval="100ms")
+        m.wait_state("n1", "alive", 10)
+        m.wait_state("n2", "alive", 10)
+        a.kill()
+        m.wait_state("n1", "dead", 10)
+        a = agent(m.addr, "n1", tmp, interval="100ms")
+        m.wait_state("n1", "alive", 10)  # its resolution now retries against a closed port
+        b.kill()
+        m.wait_state("n2", "dead", 10)
+        wait_for(lambda: [g for g in rx.got if json.loads(g[1])["node"] == "n2"], 10,
+                 "n2's webhook")
+        check(m.proc.poll() is None, "the monitor died")
+        recent = m.get("/v1/actions")["recent"]
+        check(any(r["action"] == "pager" and r["outcome"] == "retrying" for r in recent),
+              "no resolution retried: %s" % recent[:6])
+        check(m.get("/v1/actions")["pending"] == [], "work left behind the receivers")
+    finally:
+        rx.close()
+
 if __name__ == "__main__":
     run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
                test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order,
-               test_maintenance, test_flap_damping, test_failover_group, test_restart])
+               test_maintenance, test_flap_damping, test_failover_group, test_restart,
+               test_notifications_while_receivers_are_down])
