@@ -1337,6 +1337,93 @@ static void test_v_gate(void **state)
 }
 
 /*
+ * Actions that undo run in turn, in the list's order, and their undos in
+ * the reverse order: each starts when the one before it ended.
+ */
+static void test_v_ordered_and_undo(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook hs[3] = {
+        hook_of("quick", "fence", NULL, 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
+        hook_of("quick", "lb", NULL, 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
+        hook_of("quick", "notify", NULL, 10 * VIGIL_NSEC_PER_SEC, 0),
+    };
+    hs[0].undo = hs[1].undo = true;
+    struct hook_runner *r = vrunner(v, hs, 3);
+    struct evrec e1 = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    struct evrec e2 = make_event(2, "a", VIGIL_STATE_DEAD, VIGIL_STATE_ALIVE);
+    assert_int_equal(hook_runner_submit(r, &e1), 0);
+    assert_int_equal(hook_runner_submit(r, &e2), 0);
+    fake_loop_run_until(v->loop, T0 + 10 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(hook_runner_pending(r), 0);
+    /* (seq, action, do/undo, start): notify starts with its event, the others in turn. */
+    const char *want[] = {"1 notify do", "1 fence do", "1 lb do",
+                          "2 notify do", "2 lb undo",  "2 fence undo"};
+    assert_int_equal(fake_procs_count(v->procs), 6);
+    vigil_time_t prev_start = 0;
+    for (size_t i = 0; i < 6; i++) {
+        const struct fake_spawn *sp = spawn_at(v, i);
+        char got[64];
+        snprintf(got, sizeof(got), "%s %s %s", fake_spawn_env(sp, "VIGIL_EVENT_SEQ"), sp->argv[1],
+                 fake_spawn_env(sp, "VIGIL_ACTION"));
+        assert_string_equal(got, want[i]);
+        /* An ordered run starts when the one before it ended (quick: 10 ms). */
+        if (i == 2 || i == 5)
+            assert_int_equal(sp->start - prev_start, 10 * VIGIL_NSEC_PER_MSEC);
+        prev_start = sp->start;
+    }
+    /* The idempotency key names the node, the generation, the event and the action. */
+    char key[96];
+    snprintf(key, sizeof(key), "a:%" PRIu64 ":2:exec-2:undo", e2.ev.generation);
+    assert_string_equal(fake_spawn_env(spawn_at(v, 4), "VIGIL_IDEMPOTENCY_KEY"), key);
+    hook_runner_free(r);
+}
+
+/*
+ * A refused retry of an ordered action sends the event back to the gate,
+ * and the ordered actions after it wait for the new claim rather than
+ * holding the node's queue for ever.
+ */
+static void test_v_gate_ordered(void **state)
+{
+    struct vfix *v = *state;
+    struct vcfg_hook hs[2] = {
+        hook_of("flaky", "fence", NULL, 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
+        hook_of("quick", "lb", NULL, 10 * VIGIL_NSEC_PER_SEC, 1u << VIGIL_STATE_DEAD),
+    };
+    hs[0].undo = hs[1].undo = true;
+    hs[0].retries = 2;
+    hs[0].retry_delay = VIGIL_NSEC_PER_SEC;
+    struct hook_runner *r = vrunner(v, hs, 2);
+    struct tgate g = {.answer = HOOK_GO, .epoch = 7, .allow_retry = false};
+    struct hook_gate hg = {.ask = tg_ask, .may_retry = tg_may_retry, .done = tg_done, .arg = &g};
+    hook_runner_set_gate(r, &hg);
+    g.answer = HOOK_WAIT;
+    struct evrec e1 = make_event(1, "a", VIGIL_STATE_ALIVE, VIGIL_STATE_DEAD);
+    assert_int_equal(hook_runner_submit(r, &e1), 0);
+    hook_runner_gate_answer(r, "a", g.last_ticket, HOOK_GO, 7);
+    fake_loop_run_until(v->loop, T0 + 5 * VIGIL_NSEC_PER_SEC);
+    /* fence failed, its retry was refused: lb never started, and the event is at the gate. */
+    assert_int_equal(fake_procs_count(v->procs), 1);
+    assert_int_equal(g.retry_asks, 1);
+    assert_int_equal(hook_runner_held(r), 1);
+    assert_int_equal(hook_runner_pending(r), 2);
+    /* A new leader lets it go: both run again, in order, and the queue empties. */
+    g.answer = HOOK_GO;
+    g.epoch = 9;
+    g.allow_retry = true;
+    hook_runner_gate_reask(r);
+    fake_loop_run_until(v->loop, v->clock + 10 * VIGIL_NSEC_PER_SEC);
+    assert_int_equal(hook_runner_pending(r), 0);
+    assert_int_equal(hook_runner_held(r), 0);
+    assert_int_equal(fake_procs_count(v->procs), 4); /* fence (fails), its retry, lb */
+    assert_string_equal(spawn_at(v, 3)->argv[1], "lb");
+    assert_string_equal(fake_spawn_env(spawn_at(v, 3), "VIGIL_EPOCH"), "9");
+    assert_int_equal(g.done_calls, 1);
+    hook_runner_free(r);
+}
+
+/*
  * Per node, events go in order even while one waits for a retry; another
  * node is not held up by it.
  */
@@ -1813,6 +1900,8 @@ int main(void)
                                         vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_order_under_retries, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_gate, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_ordered_and_undo, vfix_setup, vfix_teardown),
+        cmocka_unit_test_setup_teardown(test_v_gate_ordered, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_concurrency_bound, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_spawn_error, vfix_setup, vfix_teardown),
         cmocka_unit_test_setup_teardown(test_v_free, vfix_setup, vfix_teardown),
