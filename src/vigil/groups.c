@@ -462,7 +462,8 @@ json_t *groups_json(struct groups *gs)
     return json_pack("{s:o}", "groups", arr);
 }
 
-int groups_new(const struct groups_opts *o, struct groups **out, char *err, size_t cap)
+int groups_new(const struct groups_opts *o, const json_t *prev, struct groups **out, char *err,
+               size_t cap)
 {
     *out = NULL;
     struct groups *gs = calloc(1, sizeof(*gs));
@@ -485,6 +486,45 @@ int groups_new(const struct groups_opts *o, struct groups **out, char *err, size
     }
     if (o->store)
         o->store->ops->outbox_list(o->store, "current", load_one, gs);
+    json_t *olds = json_object_get(prev, "groups");
+    for (size_t k = 0; prev && k < gs->n; k++) {
+        struct group *g = &gs->g[k];
+        const json_t *old = NULL;
+        for (size_t j = 0; j < json_array_size(olds) && !old; j++)
+            if (!strcmp(json_string_value(json_object_get(json_array_get(olds, j), "name")),
+                        g->c->name))
+                old = json_array_get(olds, j);
+        uint64_t epoch = (uint64_t)json_integer_value(json_object_get(old, "epoch"));
+        if (!old || epoch < g->epoch)
+            continue;
+        const char *primary = json_string_value(json_object_get(old, "primary"));
+        int p = primary ? find_member(g->c, primary) : -1;
+        const char *work = json_string_value(json_object_get(old, "work"));
+        g->epoch = epoch;
+        /* A promotion cut short by the reload is made again. */
+        g->promoted =
+            json_is_true(json_object_get(old, "promoted")) && !(work && !strcmp(work, "promoting"));
+        memset(g->stale, 0, sizeof(g->stale));
+        const json_t *nodes = json_object_get(old, "nodes");
+        for (size_t i = 0; i < json_array_size(nodes); i++) {
+            const json_t *n = json_array_get(nodes, i);
+            const char *role = json_string_value(json_object_get(n, "role"));
+            int m = find_member(g->c, json_string_value(json_object_get(n, "id"))
+                                          ? json_string_value(json_object_get(n, "id"))
+                                          : "");
+            if (m >= 0 && role && !strcmp(role, "to demote"))
+                g->stale[m] = true;
+        }
+        if (p >= 0) {
+            g->primary = (size_t)p;
+        } else {
+            /* Its primary left the group: the first member leads, under a new epoch. */
+            g->primary = 0;
+            g->epoch++;
+            g->promoted = false;
+        }
+        record(g);
+    }
     for (size_t k = 0; k < gs->n; k++)
         if (gs->g[k].store_id == 0)
             record(&gs->g[k]);

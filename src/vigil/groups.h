@@ -48,7 +48,14 @@ struct groups_opts {
 
 struct groups;
 
-int groups_new(const struct groups_opts *o, struct groups **out, char *err, size_t cap);
+/*
+ * The groups of o; prev (NULL: none) is groups_json() of the set replaced
+ * on a reload: each record carries over to the group of the same name
+ * (the higher epoch of it and the store's wins; a primary no longer a
+ * member gives way to the first node, under a new epoch).
+ */
+int groups_new(const struct groups_opts *o, const json_t *prev, struct groups **out, char *err,
+               size_t cap);
 void groups_free(struct groups *g);
 /* Does what each group's record and its nodes' states call for. */
 void groups_check(struct groups *g);

@@ -245,6 +245,7 @@ struct hook_runner {
     size_t running;                         /* hooks running */
     size_t pending;                         /* hook runs queued or running */
     bool stopping;                          /* in hook_runner_free: start nothing */
+    bool frozen;                            /* about to be replaced: no new event starts */
     struct hook_stats stats;
     struct hook_driver driver; /* the built-in kinds (driver.start NULL: none) */
     hook_match_fn match;       /* custom status of nodes, for match = "KEY=VALUE" */
@@ -961,6 +962,8 @@ static void queue_pump(struct hook_runner *r, struct hook_queue *q, vigil_time_t
 {
     /* Each round starts the head or drops it: bounded by the events queued. */
     while (q->head) {
+        if (!q->head_started && r->frozen)
+            return; /* waits for the runner that replaces this one */
         if (!q->head_started && r->hold && q->node[0]) {
             if (r->hold(r->hold_arg, q->node)) {
                 q->paused = true;
@@ -1604,6 +1607,45 @@ void hook_runner_each(const struct hook_runner *r, void (*fn)(void *arg, const s
             fn(arg, &w);
         }
     }
+}
+
+void hook_runner_freeze(struct hook_runner *r)
+{
+    if (r)
+        r->frozen = true;
+}
+
+bool hook_runner_busy(const struct hook_runner *r)
+{
+    if (!r)
+        return false;
+    if (r->running > 0 || r->line_head)
+        return true;
+    for (const struct hook_queue *q = r->all; q; q = q->next)
+        for (size_t i = 0; i < r->n_hooks; i++)
+            if (q->runs[i].in_retry || q->runs[i].child || q->runs[i].calling)
+                return true;
+    return false;
+}
+
+void hook_runner_take(struct hook_runner *r, void (*fn)(void *arg, const struct evrec *ev),
+                      void *arg)
+{
+    struct hook_queue *q = r->all;
+    while (q) {
+        struct hook_queue *next = q->next;
+        for (const struct hook_job *j = q->head; j; j = j->next)
+            fn(arg, &j->rec);
+        /* A FIFO with a run under way stays for hook_runner_free, which stops it. */
+        bool active = false;
+        for (size_t i = 0; i < r->n_hooks; i++)
+            active |=
+                q->runs[i].child || q->runs[i].calling || q->runs[i].in_retry || q->runs[i].in_line;
+        if (!active)
+            queue_remove(r, q);
+        q = next;
+    }
+    r->pending = r->running;
 }
 
 size_t hook_runner_held(const struct hook_runner *r)

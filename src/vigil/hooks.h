@@ -266,6 +266,22 @@ struct hook_work {
 void hook_runner_each(const struct hook_runner *r, void (*fn)(void *arg, const struct hook_work *w),
                       void *arg);
 
+/*
+ * Is anything of the runner's under way: a run going, waiting for its
+ * retry or for a slot? A runner that is not busy can be replaced (a
+ * reload of the actions) by handing its events to another.
+ */
+bool hook_runner_busy(const struct hook_runner *r);
+/* Starts no new event from now on (what runs goes on): the runner is about to be replaced. */
+void hook_runner_freeze(struct hook_runner *r);
+/*
+ * Hands every event of the runner to fn, per node in order (the order
+ * across nodes is the runner's), and empties it, but for the nodes with a
+ * run under way (busy): hook_runner_free stops those.
+ */
+void hook_runner_take(struct hook_runner *r, void (*fn)(void *arg, const struct evrec *ev),
+                      void *arg);
+
 /* Hooks running or queued. */
 size_t hook_runner_pending(const struct hook_runner *r);
 /* Events waiting for their node's hooks (not counting those being handled). */

@@ -75,6 +75,15 @@ struct monitord {
     struct actlog actlog;    /* every attempt and outcome of an action */
     struct holds holds;      /* nodes in maintenance, or flapping: their actions held */
     struct groups *groups;   /* failover groups (NULL: none) */
+    /*
+     * A reload's new list of actions, applied once nothing runs
+     * (apply_actions; the timer tries again): the waiting events carry over.
+     */
+    struct vcfg_hook next_hooks[VCFG_MAX_HOOKS];
+    size_t n_next_hooks;
+    bool next_pending;
+    vigil_time_t next_deadline; /* applied then even if actions still run (they stop) */
+    struct vio_timer actions_timer;
     bool holds_ready;
     /* monitor.etcd: the election, and the gate that lets only the leader act (else NULL). */
     struct leader *leader;
@@ -637,13 +646,197 @@ static int monitor_name(struct monitord *d, char *err, size_t cap)
 }
 
 /* Starts the candidate and, with hooks, the gate in front of them. 0, or -1 with err set. */
+/*
+ * The failover groups of the configuration; prev (NULL: none) is the set
+ * they replace on a reload, whose records carry over by group name.
+ */
+static int setup_groups(struct monitord *d, const json_t *prev, char *err, size_t cap)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (!mc->n_groups)
+        return 0;
+    struct groups_opts go = {
+        .loop = d->loop,
+        .procs = d->env->procs,
+        .store = mstore_store(d->store),
+        .groups = mc->groups,
+        .n_groups = mc->n_groups,
+        .state_of = node_state,
+        .custom_of = node_custom,
+        .held = hold_reason,
+        .may_act = may_act,
+        .note = group_note,
+        .log = groups_log,
+        .arg = d,
+    };
+    return groups_new(&go, prev, &d->groups, err, cap);
+}
+
+/* The runner of the configuration's actions, with its driver for the built-in kinds. */
+static int setup_actions(struct monitord *d, char *err, size_t cap)
+{
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
+    if (!mc->n_hooks)
+        return 0;
+    if (hook_runner_new(d->loop, d->env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks) ||
+        hook_runner_set_limits(d->hooks, mc->hook_queue, mc->hook_queue_total)) {
+        snprintf(err, cap, "cannot set up the actions");
+        return -1;
+    }
+    hook_runner_set_hold(d->hooks, hold_reason, d);
+    hook_runner_set_matcher(d->hooks, node_custom, d);
+    hook_runner_set_observer(d->hooks, action_observed, d);
+    bool builtin = false;
+    for (size_t i = 0; i < mc->n_hooks; i++)
+        builtin |= mc->hooks[i].kind != VCFG_ACT_EXEC;
+    struct actions_opts ao = {
+        .env = d->env,
+        .store = mstore_store(d->store),
+        .runner = d->hooks,
+        .hooks = mc->hooks,
+        .n_hooks = mc->n_hooks,
+        .monitor = mc->name,
+        .custom_of = node_custom,
+        .state_of = node_state,
+        .log = actions_log,
+        .record = delivery_recorded,
+        .arg = d,
+    };
+    if (builtin && actions_new(&ao, &d->actions, err, cap) != 0)
+        return -1;
+    actions_resume(d->actions);
+    d->api_ctx.hooks = d->hooks;
+    d->api_ctx.actlog = d->hooks ? &d->actlog : NULL;
+    return 0;
+}
+
+/* With an election and actions: the gate that lets only the leader act, in front of the runner. */
+static int setup_gate(struct monitord *d, char *err, size_t cap);
+
+/*
+ * A reload's new list of actions waits this long at most for the running
+ * ones to end (new events wait meanwhile): then they are stopped, and
+ * their events run again under the new list (actions are idempotent).
+ */
+#define ACTIONS_RELOAD_WAIT (30 * VIGIL_NSEC_PER_SEC)
+
+struct evbuf {
+    struct evrec *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void collect_event(void *arg, const struct evrec *ev)
+{
+    struct evbuf *b = arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 64;
+        struct evrec *v = realloc(b->v, cap * sizeof(*v));
+        if (!v) {
+            b->oom = true;
+            return;
+        }
+        b->v = v;
+        b->cap = cap;
+    }
+    b->v[b->n++] = *ev;
+}
+
+/*
+ * Puts a reload's new list of actions in place once nothing runs (else
+ * tries again shortly): the runner, its driver and the gate are made anew,
+ * and the events waiting for the old list are handed to the new one, in
+ * order. Whatever the outbox keeps (webhooks, alerts firing) resumes.
+ */
+static void apply_actions(struct monitord *d)
+{
+    if (!d->next_pending)
+        return;
+    hook_runner_freeze(d->hooks); /* the events waiting now go to the new list */
+    vigil_time_t now = vio_now(d->loop);
+    if (hook_runner_busy(d->hooks) && now < d->next_deadline) {
+        vio_timer_arm(d->loop, &d->actions_timer, now + 200 * VIGIL_NSEC_PER_MSEC);
+        return;
+    }
+    if (hook_runner_busy(d->hooks))
+        log_line(d, "vigil monitor: actions: still running after the reload's wait: stopped, "
+                    "and their events run again under the new list");
+    struct evbuf b = {0};
+    if (d->hooks)
+        hook_runner_take(d->hooks, collect_event, &b);
+    actgate_free(d->gate);
+    d->gate = NULL;
+    d->api_ctx.gate = NULL;
+    hook_runner_free(d->hooks);
+    d->hooks = NULL;
+    d->api_ctx.hooks = NULL;
+    d->api_ctx.actlog = NULL;
+    actions_free(d->actions);
+    d->actions = NULL;
+    struct vcfg_monitor *om = &d->cfg.monitor;
+    for (size_t i = 0; i < om->n_hooks; i++)
+        vcfg_hook_free(&om->hooks[i]);
+    memcpy(om->hooks, d->next_hooks, d->n_next_hooks * sizeof(om->hooks[0]));
+    om->n_hooks = d->n_next_hooks;
+    d->n_next_hooks = 0;
+    d->next_pending = false;
+    char err[400], line[600];
+    if (setup_actions(d, err, sizeof(err)) != 0 || setup_gate(d, err, sizeof(err)) != 0) {
+        snprintf(line, sizeof(line), "vigil monitor: actions: cannot apply the new list: %s", err);
+        log_line(d, line);
+    }
+    size_t carried = 0;
+    for (size_t i = 0; i < b.n && d->hooks; i++)
+        carried += hook_runner_submit(d->hooks, &b.v[i]) == 0;
+    snprintf(line, sizeof(line),
+             "vigil monitor: actions: the new list of %zu actions applies; %zu waiting events "
+             "carried over%s",
+             om->n_hooks, carried, b.oom ? " (some lost: out of memory)" : "");
+    log_line(d, line);
+    free(b.v);
+}
+
+static void on_actions_timer(void *arg, vigil_time_t now)
+{
+    (void)now;
+    apply_actions(arg);
+}
+static int setup_gate(struct monitord *d, char *err, size_t cap)
+{
+    if (!d->leader || !d->hooks)
+        return 0;
+    const struct vcfg_monitor *mc = &d->cfg.monitor;
+    struct vio_http *h2 = NULL;
+    if (d->env->http_open(d->env, &h2) != 0) {
+        snprintf(err, cap, "monitor.etcd: no HTTP client for the actions' claims");
+        return -1;
+    }
+    struct actgate_opts go = {
+        .loop = d->loop,
+        .http = h2,
+        .leader = d->leader,
+        .hooks = d->hooks,
+        .prefix = mc->etcd_prefix ? mc->etcd_prefix : "/vigil",
+        .local_node = ETCD_NODE,
+        .state_of = node_state,
+        .log = gate_log,
+        .arg = d,
+    };
+    if (actgate_new(&go, &d->gate) != 0) {
+        snprintf(err, cap, "monitor.etcd: out of memory");
+        return -1;
+    }
+    d->api_ctx.gate = d->gate;
+    return 0;
+}
+
 static int start_election(struct monitord *d, struct vio_env *env, char *err, size_t cap)
 {
     const struct vcfg_monitor *mc = &d->cfg.monitor;
     const char *prefix = mc->etcd_prefix ? mc->etcd_prefix : "/vigil";
     char key[256];
     snprintf(key, sizeof(key), "%s/leader", prefix);
-    struct vio_http *h1 = NULL, *h2 = NULL;
+    struct vio_http *h1 = NULL;
     if (!env->http_open || env->http_open(env, &h1) != 0) {
         snprintf(err, cap, "monitor.etcd: no HTTP client in this environment");
         return -1;
@@ -669,28 +862,8 @@ static int start_election(struct monitord *d, struct vio_env *env, char *err, si
     }
     d->api_ctx.leader = d->leader;
     vio_timer_init(&d->resign_timer, on_resigned, d);
-    if (d->hooks) {
-        if (env->http_open(env, &h2) != 0) {
-            snprintf(err, cap, "monitor.etcd: no HTTP client for the actions' claims");
-            return -1;
-        }
-        struct actgate_opts go = {
-            .loop = d->loop,
-            .http = h2,
-            .leader = d->leader,
-            .hooks = d->hooks,
-            .prefix = prefix,
-            .local_node = ETCD_NODE,
-            .state_of = node_state,
-            .log = gate_log,
-            .arg = d,
-        };
-        if (actgate_new(&go, &d->gate) != 0) {
-            snprintf(err, cap, "monitor.etcd: out of memory");
-            return -1;
-        }
-        d->api_ctx.gate = d->gate;
-    }
+    if (setup_gate(d, err, cap) != 0)
+        return -1;
     if (leader_start(d->leader) != 0) {
         snprintf(err, cap, "monitor.etcd: cannot start the election");
         return -1;
@@ -1532,10 +1705,53 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
             om->log_level = nm->log_level;
             vigil_list_append(applied, sizeof(applied), "log level");
         }
-        if (!same_hooks(om, nm))
-            vigil_list_append(restart, sizeof(restart), "actions");
-        if (!same_groups(om, nm))
-            vigil_list_append(restart, sizeof(restart), "groups");
+        if (!same_hooks(om, nm)) {
+            /* In place once nothing runs: the waiting events carry over to the new list. */
+            for (size_t i = 0; i < d->n_next_hooks; i++)
+                vcfg_hook_free(&d->next_hooks[i]);
+            d->n_next_hooks = 0;
+            bool ok = true;
+            for (size_t i = 0; i < nm->n_hooks && ok; i++) {
+                ok = vcfg_hook_copy(&d->next_hooks[i], &nm->hooks[i]) == 0;
+                d->n_next_hooks += ok;
+            }
+            d->next_pending = ok;
+            d->next_deadline = vio_now(d->loop) + ACTIONS_RELOAD_WAIT;
+            if (ok) {
+                bool busy = hook_runner_busy(d->hooks);
+                apply_actions(d);
+                vigil_list_append(applied, sizeof(applied),
+                                  busy ? "actions (once the running ones end)" : "actions");
+            } else {
+                vigil_list_append(restart, sizeof(restart), "actions (out of memory)");
+            }
+        }
+        if (!same_groups(om, nm)) {
+            /* Made anew; each group's record (primary, epoch) carries over by its name. */
+            json_t *snap = groups_json(d->groups);
+            groups_free(d->groups);
+            d->groups = NULL;
+            d->api_ctx.groups = NULL;
+            for (size_t i = 0; i < om->n_groups; i++)
+                vcfg_group_free(&om->groups[i]);
+            memcpy(om->groups, nm->groups, nm->n_groups * sizeof(om->groups[0]));
+            om->n_groups = nm->n_groups;
+            memset(nm->groups, 0, sizeof(nm->groups));
+            nm->n_groups = 0;
+            for (size_t g = 0; g < om->n_groups; g++)
+                for (size_t i = 0; i < om->groups[g].n_nodes; i++)
+                    vigil_monitor_declare(d->mon, om->groups[g].nodes[i], vio_now(d->loop));
+            char gerr[300];
+            if (setup_groups(d, snap, gerr, sizeof(gerr)) != 0) {
+                char line[400];
+                snprintf(line, sizeof(line), "vigil monitor: groups: cannot apply: %s", gerr);
+                log_line(d, line);
+            }
+            d->api_ctx.groups = d->groups;
+            json_decref(snap);
+            vigil_list_append(applied, sizeof(applied), "groups");
+            groups_check(d->groups);
+        }
         if (om->damping.on != nm->damping.on || om->damping.half_life != nm->damping.half_life ||
             om->damping.penalty != nm->damping.penalty ||
             om->damping.suppress != nm->damping.suppress ||
@@ -1645,6 +1861,9 @@ int monitord_free(struct monitord *d)
         hook_runner_free(d->hooks);
     actions_free(d->actions); /* after the runner, which cancels its calls first */
     groups_free(d->groups);
+    vio_timer_disarm(d->loop, &d->actions_timer);
+    for (size_t i = 0; i < d->n_next_hooks; i++)
+        vcfg_hook_free(&d->next_hooks[i]);
     if (d->holds_ready)
         holds_destroy(&d->holds);
     actlog_free(&d->actlog);
@@ -1756,6 +1975,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     vio_timer_init(&d->deadline, on_deadline, d);
     vio_timer_init(&d->housekeeping, on_housekeeping, d);
     vio_timer_init(&d->drain_timer, on_drain_timer, d);
+    vio_timer_init(&d->actions_timer, on_actions_timer, d);
     vio_timer_init(&d->sweep_timer, on_sweep, d);
     d->drain_max = DRAIN_MAX;
     vio_timer_init(&d->drops_timer, on_drops_window, d);
@@ -1870,13 +2090,6 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             monitord_free(d);
             return -1;
         }
-    if (mc->n_hooks &&
-        (hook_runner_new(d->loop, env->procs, mc->hooks, mc->n_hooks, hook_log, d, &d->hooks) ||
-         hook_runner_set_limits(d->hooks, mc->hook_queue, mc->hook_queue_total))) {
-        snprintf(err, cap, "cannot set up hooks");
-        monitord_free(d);
-        return -1;
-    }
     struct holds_opts ho = {
         .damping = mc->damping.on,
         .half_life = mc->damping.half_life,
@@ -1892,51 +2105,9 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->holds_ready = true;
     restore_maint(d);
     actlog_init(&d->actlog);
-    if (mc->n_groups) {
-        struct groups_opts go = {
-            .loop = d->loop,
-            .procs = env->procs,
-            .store = mstore_store(d->store),
-            .groups = mc->groups,
-            .n_groups = mc->n_groups,
-            .state_of = node_state,
-            .custom_of = node_custom,
-            .held = hold_reason,
-            .may_act = may_act,
-            .note = group_note,
-            .log = groups_log,
-            .arg = d,
-        };
-        if (groups_new(&go, &d->groups, err, cap) != 0) {
-            monitord_free(d);
-            return -1;
-        }
-    }
-    if (d->hooks) {
-        hook_runner_set_hold(d->hooks, hold_reason, d);
-        hook_runner_set_matcher(d->hooks, node_custom, d);
-        hook_runner_set_observer(d->hooks, action_observed, d);
-        bool builtin = false;
-        for (size_t i = 0; i < mc->n_hooks; i++)
-            builtin |= mc->hooks[i].kind != VCFG_ACT_EXEC;
-        struct actions_opts ao = {
-            .env = env,
-            .store = mstore_store(d->store),
-            .runner = d->hooks,
-            .hooks = mc->hooks,
-            .n_hooks = mc->n_hooks,
-            .monitor = mc->name,
-            .custom_of = node_custom,
-            .state_of = node_state,
-            .log = actions_log,
-            .record = delivery_recorded,
-            .arg = d,
-        };
-        if (builtin && actions_new(&ao, &d->actions, err, cap) != 0) {
-            monitord_free(d);
-            return -1;
-        }
-        actions_resume(d->actions);
+    if (setup_groups(d, NULL, err, cap) != 0 || setup_actions(d, err, cap) != 0) {
+        monitord_free(d);
+        return -1;
     }
     if (!d->own) {
         snprintf(err, cap, "cannot start: out of memory");

@@ -676,8 +676,66 @@ def test_notifications_while_receivers_are_down(tmp):
     finally:
         rx.close()
 
+
+def test_reload_actions_and_groups(tmp):
+    """SIGHUP: a new list of actions applies once the running ones end, the events waiting
+    carry over to it; groups are made anew with their epoch kept."""
+    out = os.path.join(tmp, "runs.txt")
+    script = os.path.join(tmp, "rec.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho \"$1 $VIGIL_NODE $VIGIL_NEW_STATE\" >> %s\n"
+                "[ \"$VIGIL_NEW_STATE\" = dead ] && sleep \"$2\"\nexit 0\n" % out)
+    os.chmod(script, 0o755)
+    gscript = os.path.join(tmp, "group.sh")
+    with open(gscript, "w") as f:
+        f.write("#!/bin/sh\necho \"$VIGIL_ACTION $VIGIL_NODE $VIGIL_EPOCH\" >> %s/group.txt\n" % tmp)
+    os.chmod(gscript, 0o755)
+
+    def conf(action, members):
+        return ("""
+monitor: {
+  listen = [ "127.0.0.1:@PORT@" ];
+  api = "127.0.0.1:@API@";
+  heartbeat_interval = "100ms";
+  detector = { type = "fixed"; suspect_after = "300ms"; dead_after = "600ms"; };
+  flap_damping = { enabled = false; };
+  actions = ( %s );
+  groups = ( { name = "db"; nodes = [ %s ]; promote = [ "%s" ]; } );
+};
+""" % (action, ", ".join('"%s"' % n for n in members), gscript))
+
+    m = Monitor(tmp, conf('{ name = "old"; command = [ "%s", "old", "3" ]; on = [ "dead", "alive" ]; }'
+                          % script, ["db1", "db2"]))
+    ag = {n: agent(m.addr, n, tmp, interval="100ms") for n in ("db1", "db2")}
+    for n in ag:
+        m.wait_state(n, "alive", 10)
+    ag["db1"].kill()
+    m.wait_state("db1", "dead", 10)
+    wait_for(lambda: os.path.exists(os.path.join(tmp, "group.txt")), 10, "the promotion")
+    check(open(os.path.join(tmp, "group.txt")).read().split() == ["promote", "db2", "2"],
+          "promotion: %s" % open(os.path.join(tmp, "group.txt")).read())
+    wait_for(lambda: runs(out)[-1:] == ["old db1 dead"], 5, "the old action running")
+    n0 = len(runs(out))
+    # While it runs (3 s), db1 comes back (its event waits behind it), and the new list arrives.
+    ag["db1"] = agent(m.addr, "db1", tmp, interval="100ms")
+    m.wait_state("db1", "alive", 10)
+    with open(m.conf, "w") as f:
+        f.write(conf('{ name = "new"; command = [ "%s", "new", "0" ]; on = [ "dead", "alive" ]; }'
+                     % script, ["db1", "db2", "db3"]).replace("@PORT@", str(m.port))
+                .replace("@API@", str(m.api_port)))
+    m.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "the new list of 1 actions applies" in m.read_log(), 10, "the new list")
+    log = m.read_log()
+    check("once the running ones end" in log, "not deferred: %s" % log[-2000:])
+    wait_for(lambda: len(runs(out)) > n0, 10, "db1's return under the new list")
+    check(runs(out)[n0 - 1:] == ["old db1 dead", "new db1 alive"], "runs: %s" % runs(out))
+    g = m.get("/v1/groups")["groups"][0]
+    check(g["epoch"] == 2 and g["primary"] == "db2" and len(g["nodes"]) == 3,
+          "group after the reload: %s" % g)
+    check(m.proc.poll() is None, "the monitor died")
+
 if __name__ == "__main__":
     run_tests([test_haproxy, test_haproxy_restarting, test_webhook_outbox,
                test_webhook_4xx_not_retried, test_alertmanager, test_undo_reverse_order,
                test_maintenance, test_flap_damping, test_failover_group, test_restart,
-               test_notifications_while_receivers_are_down])
+               test_notifications_while_receivers_are_down, test_reload_actions_and_groups])
