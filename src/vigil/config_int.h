@@ -145,6 +145,13 @@ struct vcfg__ld {
     struct vio_fs *fs;       /* where key files are read */
     bool actions_seen;       /* monitor.hooks or monitor.actions read: the other adds to it */
     size_t group_priorities; /* entries of the group's priority list being read */
+    /*
+     * The name and escalate settings of each action read (by its place in
+     * the list; NULL: not given), for the checks of the whole list once
+     * both monitor.hooks and monitor.actions are read.
+     */
+    const config_setting_t *act_name[VCFG_MAX_HOOKS];
+    const config_setting_t *act_escalate[VCFG_MAX_HOOKS];
 };
 
 /* The line of a setting in the file (0 if unknown). */

@@ -546,6 +546,7 @@ static int h_name(struct vcfg__ld *l, const config_setting_t *s)
         if (o && !strcmp(o, v))
             return vcfg__sfail(l, s, "\"%s\" names another action already", v);
     }
+    l->act_name[l->c->monitor.n_hooks - 1] = s;
     return vcfg__set_str(l, s, &cur_hook(l)->name, v);
 }
 
@@ -743,6 +744,7 @@ static int h_escalate(struct vcfg__ld *l, const config_setting_t *s)
     const char *v = NULL;
     if (vcfg__rd_string(l, s, &v) != 0)
         return -1;
+    l->act_escalate[l->c->monitor.n_hooks - 1] = s;
     return vcfg__set_str(l, s, &cur_hook(l)->escalate, v);
 }
 
@@ -891,21 +893,41 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
         if (kind_fields(l, g, h) != 0)
             return -1;
     }
-    /* escalate names an action of the whole list: checked once the list is read. */
+    return 0;
+}
+
+/*
+ * The checks of the whole list of actions, once monitor.hooks and
+ * monitor.actions are both read (they make one list, in the order of the
+ * file): no name is another action's default name ("KIND-N", by its place
+ * in the list), and escalate names a webhook or alertmanager action of the
+ * list.
+ */
+static int actions_check(struct vcfg__ld *l)
+{
+    const struct vcfg_monitor *m = &l->c->monitor;
+    char nm[VCFG_ACTION_NAME_MAX + 24];
+    for (size_t i = 0; i < m->n_hooks; i++) {
+        const char *name = m->hooks[i].name;
+        for (size_t j = 0; name && j < m->n_hooks; j++)
+            if (!m->hooks[j].name && !strcmp(vcfg_hook_name(&m->hooks[j], j, nm, sizeof(nm)), name))
+                return vcfg__sfail(l, l->act_name[i],
+                                   "\"%s\" names another action already (the default name of "
+                                   "action %zu)",
+                                   name, j + 1);
+    }
     for (size_t i = 0; i < m->n_hooks; i++) {
         const struct vcfg_hook *h = &m->hooks[i];
         if (!h->escalate)
             continue;
         const struct vcfg_hook *t = NULL;
-        char nm[VCFG_ACTION_NAME_MAX + 24];
         for (size_t j = 0; j < m->n_hooks && !t; j++)
             if (!strcmp(vcfg_hook_name(&m->hooks[j], j, nm, sizeof(nm)), h->escalate))
                 t = &m->hooks[j];
         if (!t || (t->kind != VCFG_ACT_WEBHOOK && t->kind != VCFG_ACT_ALERTMANAGER))
-            return vcfg__sfail(l, s,
-                               "has an escalate = \"%s\" that names no webhook or alertmanager "
-                               "action of the list",
-                               h->escalate);
+            return vcfg__sfail(l, l->act_escalate[i],
+                               "\"%s\" names no webhook or alertmanager action of the list",
+                               vigil_quote(h->escalate).s);
     }
     return 0;
 }
@@ -1394,6 +1416,8 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"goals", m_goals},
     };
     if (vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0])) != 0)
+        return -1;
+    if (l->actions_seen && actions_check(l) != 0)
         return -1;
     return m_detector(l, config_setting_get_member(s, "detector"));
 }

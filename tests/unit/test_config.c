@@ -22,6 +22,8 @@
 
 #include "io/vio.h"
 #include "vigil/config.h"
+#include "vigil/holds.h" /* HOLDS_*_DEFAULT */
+#include "vigil/hooks.h" /* HOOK_*, ACT_* defaults */
 
 /* A valid key: bytes 0x00, 0x11, ..., 0xff, 0x00, ... (32 bytes, 64 hex digits). */
 static const char KEY_HEX[] = "00112233445566778899aabbccddeeff"
@@ -125,6 +127,13 @@ static void assert_defaults(const struct vcfg *c)
     assert_int_equal(m->event_history, 10000);
     assert_int_equal(m->hook_queue, 16);
     assert_int_equal(m->hook_queue_total, 65536);
+    assert_int_equal(m->n_groups, 0);
+    /* Flap damping is on by default, with RFC 2439's kind of numbers (docs/actions.md). */
+    assert_true(m->damping.on);
+    assert_int_equal(m->damping.half_life, 60 * VIGIL_NSEC_PER_SEC);
+    assert_true(m->damping.penalty == 1000.0);
+    assert_true(m->damping.suppress == 3000.0);
+    assert_true(m->damping.reuse == 750.0);
 
     const struct vcfg_agent *a = &c->agent;
     assert_null(a->id);
@@ -1468,6 +1477,820 @@ static void test_api_files(void **state)
     vcfg_free(&c);
 }
 
+/* --- actions (monitor.actions, monitor.hooks) ------------------------------------ */
+
+#define SEC VIGIL_NSEC_PER_SEC
+
+/* The action's name as everything else sees it: its own, or "KIND-N". */
+static const char *act_name(const struct vcfg_monitor *m, size_t i)
+{
+    static char buf[VCFG_ACTION_NAME_MAX + 24];
+    return vcfg_hook_name(&m->hooks[i], i, buf, sizeof(buf));
+}
+
+/* Every field an action has, at the value a fresh action of its kind has it. */
+static void assert_untouched_fields(const struct vcfg_hook *h)
+{
+    assert_null(h->name);
+    assert_int_equal(h->n_nodes, 0);
+    assert_null(h->match_key);
+    assert_null(h->match_value);
+    assert_int_equal(h->n_labels, 0);
+    assert_null(h->secret_file);
+    assert_null(h->escalate);
+    assert_int_equal(h->repeat, 0);
+}
+
+/* Each kind with only what it needs: the defaults of docs/actions.md. */
+static void test_action_defaults(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c,
+                          "monitor = {\n"
+                          "  actions = (\n"
+                          "    { command = [ \"/bin/notify\" ]; },\n"
+                          "    { kind = \"haproxy\"; socket = \"/run/haproxy/admin.sock\";\n"
+                          "      servers = [ \"web/%n\" ]; },\n"
+                          "    { kind = \"webhook\"; url = \"https://hooks.example.com/v\"; },\n"
+                          "    { kind = \"alertmanager\"; url = \"http://127.0.0.1:9093\"; },\n"
+                          "    { kind = \"restart\"; command = [ \"/usr/sbin/restart-app\" ]; }\n"
+                          "  );\n"
+                          "};\n"),
+                     0);
+    const struct vcfg_monitor *m = &c.monitor;
+    assert_int_equal(m->n_hooks, 5);
+    const uint32_t dead = 1u << VIGIL_STATE_DEAD;
+
+    /* exec: every state, no undo, twice more 1 s then 2 s later, no cap, 10 s. */
+    const struct vcfg_hook *h = &m->hooks[0];
+    assert_int_equal(h->kind, VCFG_ACT_EXEC);
+    assert_string_equal(act_name(m, 0), "exec-1");
+    assert_string_equal(h->argv[0], "/bin/notify");
+    assert_null(h->argv[1]);
+    assert_int_equal(h->on_states, 0);
+    assert_false(h->undo);
+    assert_int_equal(h->retries, 2);
+    assert_int_equal(h->retries, HOOK_RETRIES_DEFAULT);
+    assert_int_equal(h->retry_delay, SEC);
+    assert_int_equal(h->retry_max, 0);
+    assert_int_equal(h->timeout, 10 * SEC);
+    assert_int_equal(h->timeout, HOOK_TIMEOUT_DEFAULT);
+    assert_null(h->target);
+    assert_int_equal(h->restart_wait, 0);
+    assert_int_equal(h->reset_after, 0);
+    assert_untouched_fields(h);
+
+    /* haproxy: on dead, undone on the way back, 5 retries from 1 s to 30 s, 5 s. */
+    h = &m->hooks[1];
+    assert_int_equal(h->kind, VCFG_ACT_HAPROXY);
+    assert_string_equal(act_name(m, 1), "haproxy-2");
+    assert_null(h->argv[0]);
+    assert_int_equal(h->on_states, dead);
+    assert_true(h->undo);
+    assert_int_equal(h->retries, 5);
+    assert_int_equal(h->retries, ACT_RETRIES_DEFAULT);
+    assert_int_equal(h->retry_delay, SEC);
+    assert_int_equal(h->retry_max, 30 * SEC);
+    assert_int_equal(h->retry_max, ACT_RETRY_MAX_DEFAULT);
+    assert_int_equal(h->timeout, 5 * SEC);
+    assert_int_equal(h->timeout, ACT_HAPROXY_TIMEOUT);
+    assert_string_equal(h->target, "/run/haproxy/admin.sock");
+    assert_int_equal(h->n_servers, 1);
+    assert_string_equal(h->servers[0], "web/%n");
+    assert_null(h->server_key);
+    assert_false(h->drain);
+    assert_untouched_fields(h);
+
+    /* webhook: every state, no undo, the built-in kinds' retries, 10 s. */
+    h = &m->hooks[2];
+    assert_int_equal(h->kind, VCFG_ACT_WEBHOOK);
+    assert_string_equal(act_name(m, 2), "webhook-3");
+    assert_int_equal(h->on_states, 0);
+    assert_false(h->undo);
+    assert_int_equal(h->retries, ACT_RETRIES_DEFAULT);
+    assert_int_equal(h->retry_delay, SEC);
+    assert_int_equal(h->retry_max, ACT_RETRY_MAX_DEFAULT);
+    assert_int_equal(h->timeout, HOOK_TIMEOUT_DEFAULT);
+    assert_string_equal(h->target, "https://hooks.example.com/v");
+    assert_int_equal(h->n_servers, 0);
+    assert_untouched_fields(h);
+
+    /* alertmanager: on dead, resolved on the way back; repeat 0 stands for 60 s. */
+    h = &m->hooks[3];
+    assert_int_equal(h->kind, VCFG_ACT_ALERTMANAGER);
+    assert_string_equal(act_name(m, 3), "alertmanager-4");
+    assert_int_equal(h->on_states, dead);
+    assert_true(h->undo);
+    assert_int_equal(h->retries, ACT_RETRIES_DEFAULT);
+    assert_int_equal(h->retry_max, ACT_RETRY_MAX_DEFAULT);
+    assert_int_equal(h->timeout, HOOK_TIMEOUT_DEFAULT);
+    assert_string_equal(h->target, "http://127.0.0.1:9093");
+    assert_untouched_fields(h);
+
+    /* restart: CrashLoopBackOff's numbers; 7 min for a restart and its wait. */
+    h = &m->hooks[4];
+    assert_int_equal(h->kind, VCFG_ACT_RESTART);
+    assert_string_equal(act_name(m, 4), "restart-5");
+    assert_string_equal(h->argv[0], "/usr/sbin/restart-app");
+    assert_int_equal(h->on_states, dead);
+    assert_false(h->undo);
+    assert_int_equal(h->retries, 4);
+    assert_int_equal(h->retries, ACT_RESTART_RETRIES);
+    assert_int_equal(h->retry_delay, 10 * SEC);
+    assert_int_equal(h->retry_delay, ACT_RESTART_BACKOFF);
+    assert_int_equal(h->retry_max, 300 * SEC);
+    assert_int_equal(h->retry_max, ACT_RESTART_BACKOFF_MAX);
+    assert_int_equal(h->restart_wait, 60 * SEC);
+    assert_int_equal(h->restart_wait, ACT_RESTART_WAIT);
+    assert_int_equal(h->reset_after, 600 * SEC);
+    assert_int_equal(h->reset_after, ACT_RESTART_RESET);
+    assert_int_equal(h->timeout, 420 * SEC);
+    assert_null(h->target);
+    assert_untouched_fields(h);
+    vcfg_free(&c);
+
+    /* kind = "exec" said outright is the default kind; the defaults do not depend on order. */
+    assert_int_equal(load(&c, "monitor = { actions = ( { command = [ \"x\" ]; kind = \"exec\"; }"
+                              " ); };\n"),
+                     0);
+    assert_int_equal(c.monitor.hooks[0].kind, VCFG_ACT_EXEC);
+    assert_int_equal(c.monitor.hooks[0].retries, HOOK_RETRIES_DEFAULT);
+    assert_int_equal(c.monitor.hooks[0].retry_max, 0);
+    vcfg_free(&c);
+    /* A built-in kind's defaults apply whatever the place of kind in its group. */
+    assert_int_equal(load(&c, "monitor = { actions = ( { url = \"http://am:9093\";\n"
+                              "  kind = \"alertmanager\"; } ); };\n"),
+                     0);
+    assert_int_equal(c.monitor.hooks[0].kind, VCFG_ACT_ALERTMANAGER);
+    assert_int_equal(c.monitor.hooks[0].on_states, 1u << VIGIL_STATE_DEAD);
+    assert_true(c.monitor.hooks[0].undo);
+    vcfg_free(&c);
+}
+
+/* Every setting of every kind, read into its field. */
+static void test_action_fields(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(
+        load(&c,
+             "monitor = {\n"
+             "  actions = (\n"
+             "    { name = \"notify\"; command = [ \"notify-send\", \"--urgent\" ];\n"
+             "      on = [ \"dead\", \"alive\" ]; nodes = [ \"web*\", \"db[12]\" ];\n"
+             "      match = \"role=web\"; timeout = \"3s\"; retries = 0;\n"
+             "      retry_delay = \"250ms\"; retry_max = \"4s\"; },\n"
+             "    { name = \"lb\"; kind = \"haproxy\"; socket = \"10.0.0.1:9999\";\n"
+             "      servers = [ \"web/%n\", \"web-tls/%n\" ]; mode = \"drain\";\n"
+             "      on = [ \"dead\", \"suspect\" ]; retries = 10; timeout = \"2s\"; },\n"
+             "    { name = \"lb.key\"; kind = \"haproxy\"; socket = \"/run/h.sock\";\n"
+             "      server_key = \"served_by\"; mode = \"maint\"; undo = false; },\n"
+             "    { name = \"page\"; kind = \"webhook\"; url = \"https://hooks.example.com/v\";\n"
+             "      secret_file = \"webhook.secret\"; on = [ \"dead\" ]; undo = true;\n"
+             "      match = \"zone=eu=west\"; },\n"
+             "    { name = \"page_abs\"; kind = \"webhook\"; url = \"http://h/\";\n"
+             "      secret_file = \"/etc/vigil/webhook.secret\"; },\n"
+             "    { name = \"pager\"; kind = \"alertmanager\"; url = \"http://127.0.0.1:9093\";\n"
+             "      labels = [ \"severity=page\", \"_team=db\" ]; repeat = \"2m\"; },\n"
+             "    { name = \"restart-app\"; kind = \"restart\"; command = [ \"/usr/sbin/r\" ];\n"
+             "      restart_wait = \"90s\"; reset_after = \"20m\"; escalate = \"page\";\n"
+             "      retry_max = \"2m\"; retry_delay = \"5s\"; retries = 1; }\n"
+             "  );\n"
+             "};\n"),
+        0);
+    const struct vcfg_monitor *m = &c.monitor;
+    assert_int_equal(m->n_hooks, 7);
+
+    const struct vcfg_hook *h = &m->hooks[0];
+    assert_string_equal(h->name, "notify");
+    assert_string_equal(act_name(m, 0), "notify");
+    assert_string_equal(h->argv[0], "notify-send");
+    assert_string_equal(h->argv[1], "--urgent");
+    assert_null(h->argv[2]);
+    assert_int_equal(h->on_states, (1u << VIGIL_STATE_DEAD) | (1u << VIGIL_STATE_ALIVE));
+    assert_int_equal(h->n_nodes, 2);
+    assert_string_equal(h->nodes[0], "web*");
+    assert_string_equal(h->nodes[1], "db[12]");
+    assert_string_equal(h->match_key, "role");
+    assert_string_equal(h->match_value, "web");
+    assert_int_equal(h->timeout, 3 * SEC);
+    assert_int_equal(h->retries, 0);
+    assert_int_equal(h->retry_delay, 250 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(h->retry_max, 4 * SEC);
+
+    h = &m->hooks[1];
+    assert_int_equal(h->kind, VCFG_ACT_HAPROXY);
+    assert_string_equal(h->name, "lb");
+    assert_string_equal(h->target, "10.0.0.1:9999");
+    assert_int_equal(h->n_servers, 2);
+    assert_string_equal(h->servers[0], "web/%n");
+    assert_string_equal(h->servers[1], "web-tls/%n");
+    assert_null(h->server_key);
+    assert_true(h->drain);
+    assert_int_equal(h->on_states, (1u << VIGIL_STATE_DEAD) | (1u << VIGIL_STATE_SUSPECT));
+    assert_true(h->undo);
+    assert_int_equal(h->retries, 10);
+    assert_int_equal(h->timeout, 2 * SEC);
+    assert_int_equal(h->retry_max, ACT_RETRY_MAX_DEFAULT);
+
+    h = &m->hooks[2];
+    assert_string_equal(h->name, "lb.key");
+    assert_string_equal(h->target, "/run/h.sock");
+    assert_int_equal(h->n_servers, 0);
+    assert_string_equal(h->server_key, "served_by");
+    assert_false(h->drain);
+    assert_false(h->undo);
+    assert_int_equal(h->on_states, 1u << VIGIL_STATE_DEAD);
+
+    /* A relative secret_file is relative to the file's directory; the value after the first '='
+     * is the whole value. */
+    h = &m->hooks[3];
+    assert_int_equal(h->kind, VCFG_ACT_WEBHOOK);
+    assert_string_equal(h->target, "https://hooks.example.com/v");
+    char want[200];
+    snprintf(want, sizeof(want), "%s/webhook.secret", dir);
+    assert_string_equal(h->secret_file, want);
+    assert_int_equal(h->on_states, 1u << VIGIL_STATE_DEAD);
+    assert_true(h->undo);
+    assert_string_equal(h->match_key, "zone");
+    assert_string_equal(h->match_value, "eu=west");
+    h = &m->hooks[4];
+    assert_string_equal(h->secret_file, "/etc/vigil/webhook.secret");
+    assert_string_equal(h->target, "http://h/");
+
+    h = &m->hooks[5];
+    assert_int_equal(h->kind, VCFG_ACT_ALERTMANAGER);
+    assert_int_equal(h->n_labels, 2);
+    assert_string_equal(h->labels[0], "severity=page");
+    assert_string_equal(h->labels[1], "_team=db");
+    assert_int_equal(h->repeat, 120 * SEC);
+
+    h = &m->hooks[6];
+    assert_int_equal(h->kind, VCFG_ACT_RESTART);
+    assert_string_equal(h->name, "restart-app");
+    assert_string_equal(h->argv[0], "/usr/sbin/r");
+    assert_int_equal(h->restart_wait, 90 * SEC);
+    assert_int_equal(h->reset_after, 20 * 60 * SEC);
+    assert_string_equal(h->escalate, "page");
+    assert_int_equal(h->retry_max, 120 * SEC);
+    assert_int_equal(h->retry_delay, 5 * SEC);
+    assert_int_equal(h->retries, 1);
+    assert_int_equal(h->on_states, 1u << VIGIL_STATE_DEAD);
+    vcfg_free(&c);
+
+    /* An escalation may name an action by its default name, and an alertmanager action. */
+    assert_int_equal(load(&c, "monitor = { actions = (\n"
+                              "  { kind = \"restart\"; command = [ \"/r\" ]; escalate = "
+                              "\"alertmanager-2\"; },\n"
+                              "  { kind = \"alertmanager\"; url = \"http://am:9093\"; } ); };\n"),
+                     0);
+    assert_string_equal(c.monitor.hooks[0].escalate, "alertmanager-2");
+    vcfg_free(&c);
+}
+
+static void test_action_errors(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        /* The kind. */
+        {"monitor = {\n  actions = (\n    { kind = \"nginx\"; command = [ \"/x\" ]; }\n  );\n};\n",
+         "%s:3: monitor.actions[0].kind \"nginx\" is not a kind of action (exec, haproxy, "
+         "webhook, alertmanager, restart)"},
+        {"monitor = { actions = ( { kind = \"HAProxy\"; } ); };\n",
+         "%s:1: monitor.actions[0].kind \"HAProxy\" is not a kind of action (exec, haproxy, "
+         "webhook, alertmanager, restart)"},
+        {"monitor = { actions = ( { kind = 1; } ); };\n",
+         "%s:1: monitor.actions[0].kind must be a string, not an integer"},
+        /* A setting of another kind. */
+        {"monitor = {\n  actions = (\n"
+         "    { kind = \"haproxy\"; socket = \"/run/h.sock\"; servers = [ \"web/%n\" ];\n"
+         "      url = \"http://x/\"; }\n  );\n};\n",
+         "%s:4: monitor.actions[0].url does not apply to a haproxy action"},
+        {"monitor = {\n  actions = (\n    { kind = \"webhook\"; url = \"http://x/\";\n"
+         "      command = [ \"/x\" ]; }\n  );\n};\n",
+         "%s:4: monitor.actions[0].command does not apply to a webhook action"},
+        {"monitor = { actions = ( { command = [ \"/x\" ];\n  socket = \"/run/h.sock\"; } ); };\n",
+         "%s:2: monitor.actions[0].socket does not apply to a exec action"},
+        {"monitor = { actions = ( { command = [ \"/x\" ];\n  escalate = \"page\"; } ); };\n",
+         "%s:2: monitor.actions[0].escalate does not apply to a exec action"},
+        {"monitor = { actions = ( { kind = \"webhook\"; url = \"http://x/\";\n"
+         "  labels = [ \"a=b\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].labels does not apply to a webhook action"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"http://x/\";\n"
+         "  secret_file = \"s\"; } ); };\n",
+         "%s:2: monitor.actions[0].secret_file does not apply to a alertmanager action"},
+        {"monitor = { actions = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+         "  mode = \"drain\"; } ); };\n",
+         "%s:2: monitor.actions[0].mode does not apply to a restart action"},
+        {"monitor = { actions = ( { kind = \"webhook\"; url = \"http://x/\";\n"
+         "  restart_wait = \"1m\"; } ); };\n",
+         "%s:2: monitor.actions[0].restart_wait does not apply to a webhook action"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\"; servers = [ \"b/s\" "
+         "];\n  repeat = \"1m\"; } ); };\n",
+         "%s:2: monitor.actions[0].repeat does not apply to a haproxy action"},
+        /* What a kind needs. */
+        {"monitor = {\n  actions = (\n    { kind = \"haproxy\";\n"
+         "      servers = [ \"web/%n\" ]; }\n  );\n};\n",
+         "%s:3: monitor.actions[0] has no socket (socket = \"/run/haproxy/admin.sock\")"},
+        {"monitor = {\n  actions = (\n    { kind = \"haproxy\";\n"
+         "      socket = \"/run/h.sock\"; }\n  );\n};\n",
+         "%s:3: monitor.actions[0] names no server (servers = [ \"BACKEND/%n\" ] or server_key)"},
+        {"monitor = {\n  actions = (\n    { kind = \"webhook\"; on = [ \"dead\" ]; }\n  );\n};\n",
+         "%s:3: monitor.actions[0] has no url"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; } ); };\n",
+         "%s:1: monitor.actions[0] has no url"},
+        {"monitor = {\n  actions = (\n    { kind = \"restart\"; }\n  );\n};\n",
+         "%s:3: monitor.actions[0] has no command (command = [ \"/path/to/program\", ... ])"},
+        /* Values. */
+        {"monitor = {\n  actions = (\n    { kind = \"webhook\";\n"
+         "      url = \"ftp://hooks.example.com/\"; }\n  );\n};\n",
+         "%s:4: monitor.actions[0].url \"ftp://hooks.example.com/\" must be an http:// or "
+         "https:// URL"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"alertmanager:9093\"; } ); "
+         "};\n",
+         "%s:1: monitor.actions[0].url \"alertmanager:9093\" must be an http:// or https:// URL"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"run/h.sock\";\n"
+         "  servers = [ \"web/%n\" ]; } ); };\n",
+         "%s:1: monitor.actions[0].socket \"run/h.sock\" must be a unix socket's absolute path or "
+         "HOST:PORT of HAProxy's runtime API"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
+         "  servers = [ \"web/%n\",\n     \"web\" ]; } ); };\n",
+         "%s:3: monitor.actions[0].servers[1] \"web\" must be BACKEND/SERVER (%n stands for the "
+         "node id)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
+         "  servers = [ \"a/b/c\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].servers[0] \"a/b/c\" must be BACKEND/SERVER (%n stands for the "
+         "node id)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
+         "  servers = [ \"/web1\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].servers[0] \"/web1\" must be BACKEND/SERVER (%n stands for the "
+         "node id)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
+         "  servers = [ \"web/web1; shutdown\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].servers[0] \"web/web1; shutdown\" must be BACKEND/SERVER (%n "
+         "stands for the node id)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
+         "  servers = [ ]; } ); };\n",
+         "%s:2: monitor.actions[0].servers must not be empty (leave it out instead)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\"; servers = [ \"b/s\" ];\n"
+         "  mode = \"ready\"; } ); };\n",
+         "%s:2: monitor.actions[0].mode must be \"maint\" or \"drain\", not \"ready\""},
+        {"monitor = {\n  actions = (\n    { command = [ \"/x\" ];\n"
+         "      match = \"role\"; }\n  );\n};\n",
+         "%s:4: monitor.actions[0].match \"role\" must be KEY=VALUE, a custom status value "
+         "(role=web)"},
+        {"monitor = { actions = ( { command = [ \"/x\" ]; match = \"=web\"; } ); };\n",
+         "%s:1: monitor.actions[0].match \"=web\" must be KEY=VALUE, a custom status value "
+         "(role=web)"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"http://am/\";\n"
+         "  labels = [ \"severity=page\",\n    \"1team=db\" ]; } ); };\n",
+         "%s:3: monitor.actions[0].labels[1] \"1team=db\" must be NAME=VALUE with a Prometheus "
+         "label name"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"http://am/\";\n"
+         "  labels = [ \"team-a=db\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].labels[0] \"team-a=db\" must be NAME=VALUE with a Prometheus "
+         "label name"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"http://am/\";\n"
+         "  labels = [ \"severity\" ]; } ); };\n",
+         "%s:2: monitor.actions[0].labels[0] \"severity\" must be NAME=VALUE with a Prometheus "
+         "label name"},
+        {"monitor = { actions = ( { kind = \"alertmanager\"; url = \"http://am/\";\n"
+         "  repeat = \"500ms\"; } ); };\n",
+         "%s:2: monitor.actions[0].repeat must be at least 1s"},
+        {"monitor = { actions = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+         "  restart_wait = 0; } ); };\n",
+         "%s:2: monitor.actions[0].restart_wait must be longer than 0s"},
+        {"monitor = { actions = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+         "  reset_after = 0; } ); };\n",
+         "%s:2: monitor.actions[0].reset_after must be longer than 0s"},
+        {"monitor = { actions = ( { command = [ \"/x\" ]; retries = 11; } ); };\n",
+         "%s:1: monitor.actions[0].retries (11) must be between 0 and 10"},
+        {"monitor = { actions = ( { command = [ \"/x\" ]; retry_max = 0; } ); };\n",
+         "%s:1: monitor.actions[0].retry_max must be longer than 0s"},
+        /* Names. */
+        {"monitor = { actions = ( { command = [ \"/x\" ]; name = \"page me\"; } ); };\n",
+         "%s:1: monitor.actions[0].name \"page me\": only letters, digits, '-', '_' and '.' are "
+         "allowed"},
+        {"monitor = { actions = ( { command = [ \"/x\" ];\n"
+         "  name = \"abcdefghijklmnopqrstuvwxyz0123456\"; } ); };\n",
+         "%s:2: monitor.actions[0].name must be 1 to 32 characters"},
+        {"monitor = {\n  actions = (\n    { name = \"lb\"; command = [ \"/x\" ]; },\n"
+         "    { command = [ \"/y\" ];\n      name = \"lb\"; }\n  );\n};\n",
+         "%s:5: monitor.actions[1].name \"lb\" names another action already"},
+        /* Undo. */
+        {"monitor = {\n  actions = (\n    { command = [ \"/x\" ]; undo = true;\n"
+         "      on = [ \"dead\", \"alive\" ]; }\n  );\n};\n",
+         "%s:3: monitor.actions[0] has undo = true for \"alive\": undo runs on the way back to it"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\"; servers = [ \"b/s\" ];\n"
+         "  on = [ \"alive\" ]; } ); };\n",
+         "%s:1: monitor.actions[0] has undo = true for \"alive\": undo runs on the way back to it"},
+        {"monitor = {\n  actions = (\n    { command = [ \"/x\" ];\n      undo = true; }\n  "
+         ");\n};\n",
+         "%s:3: monitor.actions[0] has undo = true but no states to undo (on = [ \"dead\" ])"},
+        {"monitor = { actions = ( { kind = \"webhook\"; url = \"http://x/\"; undo = true; } ); "
+         "};\n",
+         "%s:1: monitor.actions[0] has undo = true but no states to undo (on = [ \"dead\" ])"},
+        /* Escalations: to a webhook or an alertmanager action of the list. */
+        {"monitor = {\n  actions = (\n    { kind = \"restart\"; command = [ \"/r\" ];\n"
+         "      escalate = \"pager\"; },\n"
+         "    { name = \"page\"; kind = \"webhook\"; url = \"http://x/\"; }\n  );\n};\n",
+         "%s:4: monitor.actions[0].escalate \"pager\" names no webhook or alertmanager action of "
+         "the list"},
+        {"monitor = {\n  actions = (\n    { name = \"n\"; command = [ \"/n\" ]; },\n"
+         "    { kind = \"restart\"; command = [ \"/r\" ];\n      escalate = \"n\"; }\n  );\n};\n",
+         "%s:5: monitor.actions[1].escalate \"n\" names no webhook or alertmanager action of the "
+         "list"},
+        {"monitor = { actions = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+         "  escalate = \"restart-1\"; } ); };\n",
+         "%s:2: monitor.actions[0].escalate \"restart-1\" names no webhook or alertmanager action "
+         "of the list"},
+        /* The bound, over hooks and actions together. */
+        {"monitor = {\n  actions = ( {command=[\"/1\"];}, {command=[\"/2\"];}, "
+         "{command=[\"/3\"];},\n    {command=[\"/4\"];}, {command=[\"/5\"];}, {command=[\"/6\"];},"
+         " {command=[\"/7\"];},\n    {command=[\"/8\"];}, {command=[\"/9\"];}, "
+         "{command=[\"/10\"];} );\n"
+         "  hooks = ( {command=[\"/11\"];}, {command=[\"/12\"];}, {command=[\"/13\"];},\n"
+         "    {command=[\"/14\"];}, {command=[\"/15\"];}, {command=[\"/16\"];}, "
+         "{command=[\"/17\"];} );\n};\n",
+         "%s:5: monitor.hooks makes 17 actions; at most 16 are allowed"},
+        {"monitor = { actions = ( {command=[\"/1\"];}, {command=[\"/2\"];}, {command=[\"/3\"];}, "
+         "{command=[\"/4\"];}, {command=[\"/5\"];}, {command=[\"/6\"];}, {command=[\"/7\"];}, "
+         "{command=[\"/8\"];}, {command=[\"/9\"];}, {command=[\"/10\"];}, {command=[\"/11\"];}, "
+         "{command=[\"/12\"];}, {command=[\"/13\"];}, {command=[\"/14\"];}, {command=[\"/15\"];}, "
+         "{command=[\"/16\"];}, {command=[\"/17\"];} ); };\n",
+         "%s:1: monitor.actions makes 17 actions; at most 16 are allowed"},
+        /* Names are unique over hooks and actions together. */
+        {"monitor = {\n  hooks = ( { name = \"a\"; command = [ \"/x\" ]; } );\n"
+         "  actions = ( { name = \"a\"; command = [ \"/y\" ]; } );\n};\n",
+         "%s:3: monitor.actions[0].name \"a\" names another action already"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+
+    /* The accepted sides: 16 actions, 10 retries, a 32-character name, a 1 s repeat. */
+    struct vcfg c;
+    assert_int_equal(
+        load(&c, "monitor = {\n  hooks = ( {command=[\"/1\"];}, {command=[\"/2\"];}, "
+                 "{command=[\"/3\"];},\n    {command=[\"/4\"];}, {command=[\"/5\"];}, "
+                 "{command=[\"/6\"];}, {command=[\"/7\"];},\n    {command=[\"/8\"];}, "
+                 "{command=[\"/9\"];}, {command=[\"/10\"];} );\n"
+                 "  actions = ( {command=[\"/11\"];}, {command=[\"/12\"];}, "
+                 "{command=[\"/13\"]; retries = 10;},\n    {command=[\"/14\"];}, "
+                 "{command=[\"/15\"];}, { kind = \"alertmanager\"; url = \"http://am/\";\n"
+                 "      name = \"abcdefghijklmnopqrstuvwxyz012345\"; repeat = 1; } );\n};\n"),
+        0);
+    assert_int_equal(c.monitor.n_hooks, 16);
+    assert_int_equal(c.monitor.hooks[12].retries, 10);
+    assert_string_equal(c.monitor.hooks[15].name, "abcdefghijklmnopqrstuvwxyz012345");
+    assert_int_equal(c.monitor.hooks[15].repeat, SEC);
+    vcfg_free(&c);
+}
+
+/* monitor.hooks and monitor.actions are one list, in the order of the file. */
+static void test_hooks_and_actions_combine(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c,
+                          "monitor = {\n"
+                          "  hooks = ( { command = [ \"/a\" ]; }, { command = [ \"/b\" ]; } );\n"
+                          "  actions = ( { kind = \"webhook\"; url = \"http://c/\"; } );\n"
+                          "};\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 3);
+    assert_string_equal(c.monitor.hooks[0].argv[0], "/a");
+    assert_string_equal(c.monitor.hooks[1].argv[0], "/b");
+    assert_string_equal(c.monitor.hooks[2].target, "http://c/");
+    assert_string_equal(act_name(&c.monitor, 2), "webhook-3");
+    vcfg_free(&c);
+
+    assert_int_equal(load(&c,
+                          "monitor = {\n"
+                          "  actions = ( { kind = \"webhook\"; url = \"http://c/\"; } );\n"
+                          "  hooks = ( { command = [ \"/a\" ]; }, { command = [ \"/b\" ]; } );\n"
+                          "};\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 3);
+    assert_string_equal(c.monitor.hooks[0].target, "http://c/");
+    assert_string_equal(act_name(&c.monitor, 0), "webhook-1");
+    assert_string_equal(c.monitor.hooks[1].argv[0], "/a");
+    assert_string_equal(c.monitor.hooks[2].argv[0], "/b");
+    assert_string_equal(act_name(&c.monitor, 2), "exec-3");
+    vcfg_free(&c);
+
+    /* monitor.hooks holds actions of any kind; an escalation may name one of the other list. */
+    assert_int_equal(load(&c, "monitor = {\n"
+                              "  actions = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+                              "                escalate = \"page\"; } );\n"
+                              "  hooks = ( { name = \"page\"; kind = \"webhook\"; url = "
+                              "\"http://p/\"; } );\n"
+                              "};\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 2);
+    assert_string_equal(c.monitor.hooks[0].escalate, "page");
+    assert_int_equal(c.monitor.hooks[1].kind, VCFG_ACT_WEBHOOK);
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = {\n"
+                              "  hooks = ( { kind = \"restart\"; command = [ \"/r\" ];\n"
+                              "              escalate = \"page\"; } );\n"
+                              "  actions = ( { name = \"page\"; kind = \"alertmanager\"; url = "
+                              "\"http://am/\"; } );\n"
+                              "};\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 2);
+    vcfg_free(&c);
+
+    /* Empty lists add nothing; written either way. */
+    assert_int_equal(load(&c, "monitor = { hooks = [ ]; actions = ( { command = [ \"/a\" ]; } );"
+                              " };\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 1);
+    vcfg_free(&c);
+}
+
+/* A default name ("KIND-N") is a name like another: no action may take it. */
+static void test_action_default_names_unique(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  actions = (\n    { name = \"exec-2\"; command = [ \"/a\" ]; },\n"
+         "    { command = [ \"/b\" ]; }\n  );\n};\n",
+         "%s:3: monitor.actions[0].name \"exec-2\" names another action already (the default "
+         "name of action 2)"},
+        {"monitor = {\n  hooks = ( { command = [ \"/a\" ]; } );\n"
+         "  actions = ( { kind = \"webhook\"; url = \"http://x/\";\n"
+         "                name = \"exec-1\"; } );\n};\n",
+         "%s:4: monitor.actions[0].name \"exec-1\" names another action already (the default "
+         "name of action 1)"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+    /* A name that only looks like another kind's or place's default is fine. */
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = { actions = ( { name = \"exec-1\"; command = [ \"/a\" ]; "
+                              "},\n  { name = \"webhook-2\"; command = [ \"/b\" ]; },\n"
+                              "  { command = [ \"/c\" ]; } ); };\n"),
+                     0);
+    assert_string_equal(act_name(&c.monitor, 0), "exec-1");
+    assert_string_equal(act_name(&c.monitor, 1), "webhook-2");
+    assert_string_equal(act_name(&c.monitor, 2), "exec-3");
+    vcfg_free(&c);
+}
+
+/* A second file replaces the actions, of either list, and leaks nothing. */
+static void test_actions_load_twice(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c,
+                          "monitor = {\n"
+                          "  hooks = ( { name = \"n\"; command = [ \"/n\" ]; } );\n"
+                          "  actions = (\n"
+                          "    { name = \"am\"; kind = \"alertmanager\"; url = \"http://am/\";\n"
+                          "      labels = [ \"a=b\" ]; match = \"role=db\"; },\n"
+                          "    { kind = \"haproxy\"; socket = \"/s\"; servers = [ \"b/%n\" ]; "
+                          "} );\n"
+                          "  groups = ( { name = \"g\"; nodes = [ \"a\", \"b\" ]; "
+                          "promote = [ \"/p\" ]; } );\n"
+                          "};\n"),
+                     0);
+    assert_int_equal(c.monitor.n_hooks, 3);
+    assert_int_equal(c.monitor.n_groups, 1);
+    const char *second = "monitor = {\n"
+                         "  actions = ( { kind = \"webhook\"; url = \"http://w/\"; } );\n"
+                         "  groups = ( { name = \"h\"; nodes = [ \"c\", \"d\", \"e\" ]; "
+                         "promote = [ \"/q\" ]; } );\n"
+                         "};\n";
+    write_file("second.conf", second, strlen(second));
+    char path[160];
+    snprintf(path, sizeof(path), "%s/second.conf", dir);
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), 0);
+    assert_int_equal(c.monitor.n_hooks, 1);
+    const struct vcfg_hook *h = &c.monitor.hooks[0];
+    assert_int_equal(h->kind, VCFG_ACT_WEBHOOK);
+    assert_null(h->name);
+    assert_string_equal(act_name(&c.monitor, 0), "webhook-1");
+    assert_string_equal(h->target, "http://w/");
+    assert_int_equal(h->n_labels, 0);
+    assert_null(h->match_key);
+    assert_int_equal(h->on_states, 0);
+    assert_false(h->undo);
+    assert_int_equal(c.monitor.n_groups, 1);
+    assert_string_equal(c.monitor.groups[0].name, "h");
+    assert_int_equal(c.monitor.groups[0].n_nodes, 3);
+    /* The name the first file gave is free again: not "another action" of this list. */
+    const char *third = "monitor = { hooks = ( { name = \"n\"; command = [ \"/n2\" ]; } ); };\n";
+    write_file("second.conf", third, strlen(third));
+    assert_int_equal(vcfg_load(&c, path, err, sizeof(err)), 0);
+    assert_int_equal(c.monitor.n_hooks, 1);
+    assert_string_equal(c.monitor.hooks[0].name, "n");
+    assert_string_equal(c.monitor.hooks[0].argv[0], "/n2");
+    /* Groups not in the file stay as they were, as any setting does. */
+    assert_int_equal(c.monitor.n_groups, 1);
+    vcfg_free(&c);
+}
+
+/* --- failover groups (monitor.groups) ------------------------------------------ */
+
+static void test_groups(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    assert_int_equal(load(&c, "monitor = {\n"
+                              "  groups = (\n"
+                              "    { name = \"db\"; nodes = [ \"db1\", \"db2\", \"db3\" ];\n"
+                              "      priority = [ 1, 0, -2 ]; rank_key = \"lag\";\n"
+                              "      primary = \"db2\"; preempt = true; timeout = \"45s\";\n"
+                              "      promote = [ \"/usr/sbin/db-promote\", \"--force\" ];\n"
+                              "      demote = [ \"db-demote\" ]; },\n"
+                              "    { name = \"cache\"; promote = [ \"/p\" ];\n"
+                              "      nodes = [ \"c1\", \"c2\" ]; }\n"
+                              "  );\n"
+                              "};\n"),
+                     0);
+    const struct vcfg_monitor *m = &c.monitor;
+    assert_int_equal(m->n_groups, 2);
+    const struct vcfg_group *g = &m->groups[0];
+    assert_string_equal(g->name, "db");
+    assert_int_equal(g->n_nodes, 3);
+    assert_string_equal(g->nodes[0], "db1");
+    assert_string_equal(g->nodes[1], "db2");
+    assert_string_equal(g->nodes[2], "db3");
+    assert_int_equal(g->priority[0], 1);
+    assert_int_equal(g->priority[1], 0);
+    assert_int_equal(g->priority[2], -2);
+    assert_string_equal(g->rank_key, "lag");
+    assert_string_equal(g->primary, "db2");
+    assert_true(g->preempt);
+    assert_int_equal(g->timeout, 45 * SEC);
+    assert_string_equal(g->promote[0], "/usr/sbin/db-promote");
+    assert_string_equal(g->promote[1], "--force");
+    assert_null(g->promote[2]);
+    assert_string_equal(g->demote[0], "db-demote");
+    assert_null(g->demote[1]);
+    /* The defaults: priorities 0, the first node primary, no rank key, no preempt, 30 s. */
+    g = &m->groups[1];
+    assert_string_equal(g->name, "cache");
+    assert_int_equal(g->n_nodes, 2);
+    assert_string_equal(g->nodes[1], "c2");
+    assert_int_equal(g->priority[0], 0);
+    assert_int_equal(g->priority[1], 0);
+    assert_null(g->primary);
+    assert_null(g->rank_key);
+    assert_false(g->preempt);
+    assert_int_equal(g->timeout, 30 * SEC);
+    assert_string_equal(g->promote[0], "/p");
+    assert_null(g->demote[0]);
+    vcfg_free(&c);
+
+    /* 16 members, the most; no groups at all. */
+    assert_int_equal(load(&c, "monitor = { groups = ( { name = \"big\"; promote = [ \"/p\" ];\n"
+                              "  nodes = [ \"n1\", \"n2\", \"n3\", \"n4\", \"n5\", \"n6\", \"n7\", "
+                              "\"n8\", \"n9\", \"n10\", \"n11\", \"n12\", \"n13\", \"n14\", "
+                              "\"n15\", \"n16\" ]; } ); };\n"),
+                     0);
+    assert_int_equal(c.monitor.groups[0].n_nodes, 16);
+    assert_string_equal(c.monitor.groups[0].nodes[15], "n16");
+    vcfg_free(&c);
+    assert_int_equal(load(&c, "monitor = { groups = ( ); };\n"), 0);
+    assert_int_equal(c.monitor.n_groups, 0);
+    vcfg_free(&c);
+}
+
+static void test_group_errors(void **state)
+{
+    (void)state;
+    static const struct err_case cases[] = {
+        {"monitor = {\n  groups = (\n    { name = \"db\"; promote = [ \"/p\" ];\n"
+         "      nodes = [ \"db1\" ]; }\n  );\n};\n",
+         "%s:4: monitor.groups[0].nodes needs at least two nodes (a primary and a replica)"},
+        {"monitor = {\n  groups = (\n    { name = \"db\"; promote = [ \"/p\" ];\n"
+         "      nodes = [ \"db1\", \"db2\",\n        \"db1\" ]; }\n  );\n};\n",
+         "%s:5: monitor.groups[0].nodes[2] \"db1\" is listed twice"},
+        {"monitor = { groups = ( { name = \"db\"; promote = [ \"/p\" ];\n"
+         "  nodes = [ \"db1\", \"db 2\" ]; } ); };\n",
+         "%s:2: monitor.groups[0].nodes[1] \"db 2\" is not a node id"},
+        {"monitor = { groups = ( { name = \"db\"; promote = [ \"/p\" ];\n"
+         "  nodes = [ \"n1\", \"n2\", \"n3\", \"n4\", \"n5\", \"n6\", \"n7\", \"n8\", \"n9\", "
+         "\"n10\", \"n11\", \"n12\", \"n13\", \"n14\", \"n15\", \"n16\", \"n17\" ]; } ); };\n",
+         "%s:2: monitor.groups[0].nodes holds 17 entries; at most 16 are allowed"},
+        {"monitor = {\n  groups = (\n    { name = \"db\"; promote = [ \"/p\" ];\n"
+         "      nodes = [ \"db1\", \"db2\", \"db3\" ];\n      priority = [ 1, 0 ]; }\n  );\n};\n",
+         "%s:5: monitor.groups[0].priority has 2 entries for 3 nodes"},
+        {"monitor = { groups = ( { name = \"db\"; promote = [ \"/p\" ];\n"
+         "  priority = [ 1, 0, 0, 0 ];\n  nodes = [ \"db1\", \"db2\", \"db3\" ]; } ); };\n",
+         "%s:2: monitor.groups[0].priority has 4 entries for 3 nodes"},
+        {"monitor = { groups = ( { name = \"db\"; promote = [ \"/p\" ];\n"
+         "  nodes = [ \"db1\", \"db2\" ]; priority = ( 1, \"high\" ); } ); };\n",
+         "%s:2: monitor.groups[0].priority[1] must be an integer, not a string"},
+        {"monitor = {\n  groups = (\n    { name = \"db\"; promote = [ \"/p\" ];\n"
+         "      nodes = [ \"db1\", \"db2\" ];\n      primary = \"db9\"; }\n  );\n};\n",
+         "%s:5: monitor.groups[0].primary \"db9\" is not one of the group's nodes"},
+        {"monitor = {\n  groups = (\n    { name = \"db\";\n"
+         "      nodes = [ \"db1\", \"db2\" ]; }\n  );\n};\n",
+         "%s:3: monitor.groups[0] has no promote command (promote = [ \"/path\", ... ])"},
+        {"monitor = { groups = ( { name = \"db\"; nodes = [ \"db1\", \"db2\" ];\n"
+         "  promote = [ \"bin/promote\" ]; } ); };\n",
+         "%s:2: monitor.groups[0].promote \"bin/promote\" must be an absolute path or a program "
+         "name"},
+        {"monitor = {\n  groups = (\n    { nodes = [ \"db1\", \"db2\" ]; promote = [ \"/p\" ]; "
+         "}\n  );\n};\n",
+         "%s:3: monitor.groups[0] has no name"},
+        {"monitor = {\n  groups = (\n    { name = \"db\"; promote = [ \"/p\" ]; }\n  );\n};\n",
+         "%s:3: monitor.groups[0] has no nodes (nodes = [ \"db1\", \"db2\" ])"},
+        {"monitor = {\n  groups = (\n"
+         "    { name = \"db\"; nodes = [ \"a1\", \"a2\" ]; promote = [ \"/p\" ]; },\n"
+         "    { nodes = [ \"b1\", \"b2\" ]; promote = [ \"/p\" ];\n      name = \"db\"; }\n"
+         "  );\n};\n",
+         "%s:5: monitor.groups[1].name \"db\" names another group already"},
+        {"monitor = {\n  groups = (\n    { name = \"db/main\"; nodes = [ \"db1\", \"db2\" ];\n"
+         "      promote = [ \"/p\" ]; }\n  );\n};\n",
+         "%s:3: monitor.groups[0].name \"db/main\" is not a valid name (a node id's characters)"},
+        {"monitor = { groups = ( { name = \"db\"; nodes = [ \"db1\", \"db2\" ]; promote = [ "
+         "\"/p\" ];\n  timeout = 0; } ); };\n",
+         "%s:2: monitor.groups[0].timeout must be longer than 0s"},
+        {"monitor = { groups = { name = \"db\"; }; };\n",
+         "%s:1: monitor.groups must be a list of groups ( { name = \"...\"; ... }, ... ), not a "
+         "group { ... }"},
+        {"monitor = { groups = ( { name = \"db\"; nodes = [ \"db1\", \"db2\" ]; promote = [ "
+         "\"/p\" ];\n  role = \"x\"; } ); };\n",
+         "%s:2: unknown setting monitor.groups[0].role"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* --- flap damping (monitor.flap_damping) ---------------------------------------- */
+
+static void test_flap_damping(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    /* The defaults are holds.h's. */
+    assert_int_equal(load(&c, "monitor = { };\n"), 0);
+    assert_true(c.monitor.damping.on);
+    assert_int_equal(c.monitor.damping.half_life, HOLDS_HALF_LIFE_DEFAULT);
+    assert_true(c.monitor.damping.penalty == HOLDS_PENALTY_DEFAULT);
+    assert_true(c.monitor.damping.suppress == HOLDS_SUPPRESS_DEFAULT);
+    assert_true(c.monitor.damping.reuse == HOLDS_REUSE_DEFAULT);
+    vcfg_free(&c);
+    /* An empty group changes nothing. */
+    assert_int_equal(load(&c, "monitor = { flap_damping = { }; };\n"), 0);
+    assert_true(c.monitor.damping.on);
+    assert_int_equal(c.monitor.damping.half_life, 60 * SEC);
+    assert_true(c.monitor.damping.suppress == 3000.0);
+    vcfg_free(&c);
+
+    assert_int_equal(load(&c, "monitor = {\n  flap_damping = { half_life = \"90s\"; penalty = "
+                              "500.5;\n    suppress = 2000; reuse = 250.25; };\n};\n"),
+                     0);
+    assert_true(c.monitor.damping.on);
+    assert_int_equal(c.monitor.damping.half_life, 90 * SEC);
+    assert_true(c.monitor.damping.penalty == 500.5);
+    assert_true(c.monitor.damping.suppress == 2000.0);
+    assert_true(c.monitor.damping.reuse == 250.25);
+    vcfg_free(&c);
+
+    /* Off, and the shortest half life. */
+    assert_int_equal(load(&c, "monitor = { flap_damping = { enabled = false; half_life = 1; }; "
+                              "};\n"),
+                     0);
+    assert_false(c.monitor.damping.on);
+    assert_int_equal(c.monitor.damping.half_life, SEC);
+    assert_true(c.monitor.damping.penalty == HOLDS_PENALTY_DEFAULT);
+    vcfg_free(&c);
+    /* reuse just below suppress. */
+    assert_int_equal(load(&c, "monitor = { flap_damping = { suppress = 751; }; };\n"), 0);
+    assert_true(c.monitor.damping.suppress == 751.0);
+    assert_true(c.monitor.damping.reuse == 750.0);
+    vcfg_free(&c);
+
+    static const struct err_case cases[] = {
+        {"monitor = {\n  flap_damping = {\n    suppress = 1000.0;\n    reuse = 1000.0;\n  };\n};\n",
+         "%s:2: monitor.flap_damping needs reuse (1000) below suppress (1000)"},
+        {"monitor = {\n  flap_damping = { reuse = 5000; };\n};\n",
+         "%s:2: monitor.flap_damping needs reuse (5000) below suppress (3000)"},
+        /* The default reuse (750) counts too. */
+        {"monitor = { flap_damping = { suppress = 700; }; };\n",
+         "%s:1: monitor.flap_damping needs reuse (750) below suppress (700)"},
+        {"monitor = {\n  flap_damping = {\n    half_life = \"999ms\"; };\n};\n",
+         "%s:3: monitor.flap_damping.half_life must be at least 1s"},
+        {"monitor = { flap_damping = { half_life = 0; }; };\n",
+         "%s:1: monitor.flap_damping.half_life must be at least 1s"},
+        {"monitor = { flap_damping = { penalty = 0; }; };\n",
+         "%s:1: monitor.flap_damping.penalty must be a number above 0"},
+        {"monitor = { flap_damping = { suppress = -3000.0; }; };\n",
+         "%s:1: monitor.flap_damping.suppress must be a number above 0"},
+        {"monitor = { flap_damping = { reuse = \"750\"; }; };\n",
+         "%s:1: monitor.flap_damping.reuse must be a number, not a string"},
+        {"monitor = { flap_damping = { enabled = 1; }; };\n",
+         "%s:1: monitor.flap_damping.enabled must be a boolean (true or false), not an integer"},
+        {"monitor = { flap_damping = true; };\n",
+         "%s:1: monitor.flap_damping must be a group { half_life = \"60s\"; ... }, not a boolean"},
+        {"monitor = { flap_damping = { half_lif = \"60s\"; }; };\n",
+         "%s:1: unknown setting monitor.flap_damping.half_lif"},
+    };
+    run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1497,6 +2320,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_durations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_u64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pause_tolerance_auto, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_action_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_action_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_action_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hooks_and_actions_combine, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_action_default_names_unique, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_actions_load_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flap_damping, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -636,6 +636,174 @@ static void test_json_from_strict(void **state)
     json_decref(o);
 }
 
+/* An action's record: web2's lb action, attempt 2 on event 17. */
+static struct evrec action_event(const char *node, const char *reason, uint64_t about,
+                                 uint64_t attempt)
+{
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = 31;
+    r.ev.type = VIGIL_EVENT_ACTION;
+    r.ev.time = 43 * VIGIL_NSEC_PER_SEC;
+    snprintf(r.ev.node, sizeof(r.ev.node), "%s", node);
+    r.ev.reason = reason;
+    r.ev.generation = about;
+    r.ev.sequence = attempt;
+    r.ev.since_last = -1;
+    r.wall_us = WALL_2026_11_25_17 * 1000000 + 750000;
+    return r;
+}
+
+static void test_action_event(void **state)
+{
+    (void)state;
+    struct evrec r = action_event("web2", "lb do succeeded", 17, 2);
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    /* Exactly these fields: no states, no evidence, no address. */
+    assert_int_equal(json_object_size(o), 8);
+    assert_true(json_is_integer(json_object_get(o, "seq")));
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 31);
+    assert_string_equal(str(o, "type"), "action");
+    assert_string_equal(str(o, "time"), "2026-11-25T17:00:00.750Z");
+    assert_true(json_is_integer(json_object_get(o, "time_us")));
+    assert_true(json_integer_value(json_object_get(o, "time_us")) == r.wall_us);
+    assert_string_equal(str(o, "node"), "web2");
+    assert_string_equal(str(o, "reason"), "lb do succeeded");
+    assert_true(json_is_integer(json_object_get(o, "about")));
+    assert_int_equal(json_integer_value(json_object_get(o, "about")), 17);
+    assert_true(json_is_integer(json_object_get(o, "attempt")));
+    assert_int_equal(json_integer_value(json_object_get(o, "attempt")), 2);
+    json_decref(o);
+
+    /* Its node is the node acted on; the monitor's other own events have none. */
+    assert_string_equal(evrec_type_name(&r), "action");
+    assert_true(evrec_is_own(&r));
+    assert_string_equal(evrec_node(&r), "web2");
+    struct evrec p = pause_event();
+    strcpy(p.ev.node, "web2"); /* whatever the record holds */
+    assert_string_equal(evrec_node(&p), "");
+    struct evrec l = leader_event("mon-a", 3, "this monitor leads: it acts");
+    assert_string_equal(evrec_node(&l), "");
+    struct evrec s = example_event();
+    assert_string_equal(evrec_node(&s), "web3");
+
+    /* The line: the node, what, and the event and attempt when there are. */
+    char line[256];
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line, "2026-11-25T17:00:00.750Z event 31: action: web2 lb do succeeded "
+                              "(event 17, attempt 2)");
+    r = action_event("web2", "page do delivery retrying", 17, 0);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line, "2026-11-25T17:00:00.750Z event 31: action: web2 page do delivery "
+                              "retrying (event 17)");
+    r = action_event("web2", "flapping", 0, 0);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line, "2026-11-25T17:00:00.750Z event 31: action: web2 flapping");
+    r = action_event("", "group db: no replica alive", 0, 0);
+    evrec_format_text(&r, line, sizeof(line));
+    assert_string_equal(line,
+                        "2026-11-25T17:00:00.750Z event 31: action: group db: no replica alive");
+    o = evrec_to_json(&r);
+    assert_string_equal(str(o, "node"), "");
+    json_decref(o);
+    /* No reason: "" in JSON. */
+    r = action_event("web2", NULL, 9, 1);
+    o = evrec_to_json(&r);
+    assert_string_equal(str(o, "reason"), "");
+    json_decref(o);
+}
+
+/* To JSON and back: the same record, and the same line. */
+static void test_action_event_round_trip(void **state)
+{
+    (void)state;
+    struct evrec r = action_event("web2", "lb do succeeded", 17, 2);
+    assert_round_trip(&r);
+    json_t *o = evrec_to_json(&r);
+    struct evrec back;
+    memset(&back, 0xa5, sizeof(back));
+    assert_int_equal(evrec_from_json(o, &back), 0);
+    assert_int_equal(back.ev.type, VIGIL_EVENT_ACTION);
+    assert_int_equal(back.ev.seq, 31);
+    assert_string_equal(back.ev.node, "web2");
+    assert_ptr_equal(back.ev.reason, json_string_value(json_object_get(o, "reason")));
+    assert_int_equal(back.ev.generation, 17);
+    assert_int_equal(back.ev.sequence, 2);
+    assert_int_equal(back.ev.since_last, -1);
+    assert_int_equal(back.ev.time, 0);
+    assert_true(back.wall_us == r.wall_us);
+    assert_int_equal(back.ev.addr.family, 0);
+    json_decref(o);
+    /* No node (the monitor's own action), nothing acted on, the largest numbers. */
+    r = action_event("", "group db primary (failover)", 0, 0);
+    assert_round_trip(&r);
+    r = action_event("db1", "maintenance on", 0, 0);
+    assert_round_trip(&r);
+    r = action_event("a-very.long_node-id-of-sixty-four-characters-0123456789abcdefghi", "x",
+                     UINT64_MAX, UINT64_MAX);
+    assert_int_equal(strlen(r.ev.node), VIGIL_ID_MAX);
+    r.ev.seq = UINT64_MAX;
+    assert_round_trip(&r);
+}
+
+/* Back from JSON, an action's record is read as strictly as any event. */
+static void test_action_event_from_strict(void **state)
+{
+    (void)state;
+    struct evrec r = action_event("web2", "lb do succeeded", 17, 2), back;
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_int_equal(evrec_from_json(o, &back), 0);
+    static const char *const required[] = {"seq",  "type",   "time",  "time_us",
+                                           "node", "reason", "about", "attempt"};
+    for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+        json_t *c = json_deep_copy(o);
+        assert_int_equal(json_object_del(c, required[i]), 0);
+        if (evrec_from_json(c, &back) != -VIGIL_EINVAL)
+            fail_msg("accepted without %s", required[i]);
+        json_decref(c);
+    }
+    struct {
+        const char *key;
+        json_t *value;
+    } bad[] = {
+        {"seq", json_string("31")},
+        {"time_us", json_real(1.5)},
+        {"time", json_null()},
+        {"node", json_integer(2)},
+        {"node", json_null()},
+        {"node", json_string("bad/id")},
+        {"node", json_string("web 2")},
+        {"node", json_string("a-very.long_node-id-of-sixty-five-characters-0123456789abcdefghij")},
+        {"reason", json_null()},
+        {"reason", json_integer(0)},
+        {"about", json_string("17")},
+        {"about", json_real(17.0)},
+        {"about", json_null()},
+        {"attempt", json_string("2")},
+        {"attempt", json_true()},
+        {"type", json_string("actions")},
+        /* An action has no evidence. */
+        {"evidence", json_object()},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *c = json_deep_copy(o);
+        json_object_set_new(c, bad[i].key, bad[i].value);
+        if (evrec_from_json(c, &back) != -VIGIL_EINVAL)
+            fail_msg("accepted a wrong %s (case %zu)", bad[i].key, i);
+        json_decref(c);
+    }
+    /* A node of exactly an id's longest length is one. */
+    json_t *c = json_deep_copy(o);
+    json_object_set_new(
+        c, "node", json_string("a-very.long_node-id-of-sixty-four-characters-0123456789abcdefghi"));
+    assert_int_equal(evrec_from_json(c, &back), 0);
+    assert_int_equal(strlen(back.ev.node), VIGIL_ID_MAX);
+    json_decref(c);
+    json_decref(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -652,6 +820,9 @@ int main(void)
         cmocka_unit_test(test_text_pause_event),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_json_from_strict),
+        cmocka_unit_test(test_action_event),
+        cmocka_unit_test(test_action_event_round_trip),
+        cmocka_unit_test(test_action_event_from_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1256,6 +1256,96 @@ static void test_reconfigure(void **st)
     vigil_monitor_free(m);
 }
 
+/*
+ * An action's record is an event of the monitor's own sequence: queued in
+ * order with the state changes, its fields as given, the node's state untouched.
+ */
+static void test_note_action(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(send_hb(m, 1 * S, "web1", 3, 1, 0, NULL), 0);
+    static const char reason[] = "lb do succeeded";
+    vigil_monitor_note_action(m, 2 * S, "web1", reason, 1, 2);
+    vigil_monitor_note_action(m, 3 * S, "ghost", "flapping", 0, 0);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.seq, 1);
+    assert_int_equal(ev.type, VIGIL_EVENT_STATE);
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 2);
+    assert_int_equal(ev.type, VIGIL_EVENT_ACTION);
+    assert_int_equal(ev.time, 2 * S);
+    assert_string_equal(ev.node, "web1");
+    assert_ptr_equal(ev.reason, reason); /* kept, not copied: the caller's string */
+    assert_int_equal(ev.generation, 1);  /* the event acted on */
+    assert_int_equal(ev.sequence, 2);    /* the attempt */
+    assert_int_equal(ev.since_last, -1);
+    assert_true(ev.level == 0);
+    assert_true(ev.threshold == 0);
+    assert_int_equal(ev.addr.family, 0);
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 3);
+    assert_int_equal(ev.type, VIGIL_EVENT_ACTION);
+    assert_int_equal(ev.time, 3 * S);
+    assert_string_equal(ev.node, "ghost");
+    assert_string_equal(ev.reason, "flapping");
+    assert_int_equal(ev.generation, 0);
+    assert_int_equal(ev.sequence, 0);
+    no_event(m);
+    /* Acting on a node changes nothing about it, and names no node into being. */
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_ALIVE);
+    assert_null(vigil_monitor_find(m, "ghost"));
+    assert_int_equal(vigil_monitor_node_count(m), 1);
+    assert_int_equal(vigil_monitor_stats(m)->events, 3);
+
+    /* No node, no reason: "" for both; a node id too long is cut to an id's length. */
+    char longname[VIGIL_ID_MAX + 10];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    vigil_monitor_note_action(m, 4 * S, NULL, NULL, 0, 0);
+    vigil_monitor_note_action(m, 4 * S, "", "group db: no replica alive", 0, 0);
+    vigil_monitor_note_action(m, 4 * S, longname, "x", UINT64_MAX, UINT64_MAX - 1);
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 4);
+    assert_string_equal(ev.node, "");
+    assert_non_null(ev.reason);
+    assert_string_equal(ev.reason, "");
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 5);
+    assert_string_equal(ev.node, "");
+    assert_string_equal(ev.reason, "group db: no replica alive");
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 6);
+    assert_int_equal(strlen(ev.node), VIGIL_ID_MAX);
+    assert_memory_equal(ev.node, longname, VIGIL_ID_MAX);
+    assert_true(ev.generation == UINT64_MAX);
+    assert_true(ev.sequence == UINT64_MAX - 1);
+    no_event(m);
+
+    /* The next change of state goes on from the actions' numbers. */
+    tick(m, 1 * S + 2500 * MS);
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 7);
+    assert_int_equal(ev.type, VIGIL_EVENT_STATE);
+    assert_int_equal(ev.new_state, VIGIL_STATE_SUSPECT);
+    /* After a restart the numbers go on from the store's (vigil_monitor_set_event_seq). */
+    vigil_monitor_set_event_seq(m, 100);
+    vigil_monitor_note_action(m, 5 * S, "web1", "lb do started", 7, 1);
+    ev = next_event(m);
+    assert_int_equal(ev.seq, 101);
+    assert_int_equal(ev.generation, 7);
+    /* Many at once, more than the queue first holds: all kept, in order. */
+    for (uint64_t i = 0; i < 1000; i++)
+        vigil_monitor_note_action(m, 6 * S, "web1", "page do queued", 101, i + 1);
+    for (uint64_t i = 0; i < 1000; i++) {
+        ev = next_event(m);
+        assert_int_equal(ev.seq, 102 + i);
+        assert_int_equal(ev.sequence, i + 1);
+    }
+    no_event(m);
+    vigil_monitor_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1293,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_v2_stale_until_full_status),
         cmocka_unit_test(test_v2_new_generation_resets_status),
         cmocka_unit_test(test_v1_and_v2_together),
+        cmocka_unit_test(test_note_action),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
