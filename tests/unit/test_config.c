@@ -1813,7 +1813,12 @@ static void test_action_errors(void **state)
         {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"run/h.sock\";\n"
          "  servers = [ \"web/%n\" ]; } ); };\n",
          "%s:1: monitor.actions[0].socket \"run/h.sock\" must be a unix socket's absolute path or "
-         "HOST:PORT of HAProxy's runtime API"},
+         "IP:PORT of HAProxy's runtime API (a numeric address: 127.0.0.1:9999, [::1]:9999)"},
+        {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"lb.example:9999\";\n"
+         "  servers = [ \"web/%n\" ]; } ); };\n",
+         "%s:1: monitor.actions[0].socket \"lb.example:9999\" must be a unix socket's absolute "
+         "path "
+         "or IP:PORT of HAProxy's runtime API (a numeric address: 127.0.0.1:9999, [::1]:9999)"},
         {"monitor = { actions = ( { kind = \"haproxy\"; socket = \"/s\";\n"
          "  servers = [ \"web/%n\",\n     \"web\" ]; } ); };\n",
          "%s:3: monitor.actions[0].servers[1] \"web\" must be BACKEND/SERVER (%n stands for the "
