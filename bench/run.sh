@@ -24,7 +24,9 @@
 # bench/store_ingest.py measures what a real `vigil monitor` takes in with
 # and without its state store, with bench/ingest_sender.c (built here as
 # BUILD_DIR/ingest_sender) as the sender (about 6 minutes:
-# python3 bench/store_ingest.py --help).
+# python3 bench/store_ingest.py --help), and bench/actions.py measures
+# webhooks delivered under a flow of failures, with and without the
+# outbox (about 1 minute: python3 bench/actions.py --help).
 set -u
 
 build=${1:-}
