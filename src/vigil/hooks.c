@@ -1073,10 +1073,11 @@ static void line_drain(struct hook_runner *r, vigil_time_t now)
 /*
  * Records the end of run: an exec child's exit status (known, or -1: lost),
  * or, with call_what set, a built-in call's outcome (call_ok). Logs it,
- * and arms the retry of a failure that has retries left.
+ * and arms the retry of a failure that has retries left, unless final (a
+ * refusal that trying again cannot change).
  */
 static void hook_finished(struct hook_runner *r, struct hook_run *run, int status,
-                          const char *call_what, bool call_ok, vigil_time_t now)
+                          const char *call_what, bool call_ok, bool final, vigil_time_t now)
 {
     const struct hook *h = &r->hooks[run->hook];
     const struct evrec *rec = &run->q->head->rec;
@@ -1124,7 +1125,7 @@ static void hook_finished(struct hook_runner *r, struct hook_run *run, int statu
     char retry[96] = "";
     vio_timer_disarm(r->loop, &run->timer);
     bool again = false;
-    if (!ok && run->attempt < h->c.retries) {
+    if (!ok && !final && run->attempt < h->c.retries) {
         /* The delay doubles with each retry: retry_delay, 2x, 4x, ... up to retry_max. */
         vigil_time_t delay = h->c.retry_delay;
         for (uint32_t i = 0; i < run->attempt && delay < INT64_MAX / 2; i++)
@@ -1189,7 +1190,7 @@ static void hook_exited(void *arg, struct vio_child *c, int status)
         return;
     }
     vigil_time_t now = vio_now(r->loop);
-    hook_finished(r, run, status, NULL, false, now);
+    hook_finished(r, run, status, NULL, false, false, now);
     after_run(r, q, now);
 }
 
@@ -1208,11 +1209,11 @@ void hook_runner_call_done(struct hook_runner *r, void *token, enum hook_call_re
     }
     struct hook_queue *q = run->q;
     vigil_time_t now = vio_now(r->loop);
-    uint32_t retries = r->hooks[run->hook].c.retries;
-    if (res == HOOK_CALL_REFUSED)
-        r->hooks[run->hook].c.retries = 0; /* this once: no retry */
-    hook_finished(r, run, 0, detail && detail[0] ? detail : ok ? "ok" : "failed", ok, now);
-    r->hooks[run->hook].c.retries = retries;
+    hook_finished(r, run, 0,
+                  detail && detail[0] ? detail
+                  : ok                ? "ok"
+                                      : "failed",
+                  ok, res == HOOK_CALL_REFUSED, now);
     after_run(r, q, now);
 }
 
@@ -1230,7 +1231,7 @@ static void hook_escalate(struct hook_runner *r, struct hook_run *run, vigil_tim
         char d[32], what[64];
         vigil_format_duration(h->c.timeout, d, sizeof(d));
         snprintf(what, sizeof(what), "no answer within %s", d);
-        hook_finished(r, run, 0, what, false, now);
+        hook_finished(r, run, 0, what, false, false, now);
         after_run(r, q, now);
         return;
     }
