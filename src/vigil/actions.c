@@ -184,6 +184,10 @@ static void call_finish(struct act_call *c, enum hook_call_result res, const cha
     struct actions *a = c->a;
     void *token = c->token;
     bool cancelled = c->cancelled;
+    /* detail may live in c (its what): copied before c goes. */
+    char text[640];
+    snprintf(text, sizeof(text), "%s", detail ? detail : "");
+    detail = text;
     call_free(c);
     if (!token) {
         /* An escalation: nobody waits for it but the log. */
