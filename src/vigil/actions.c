@@ -104,6 +104,8 @@ struct secret {
     bool set;
 };
 
+struct alert_post;
+
 struct actions {
     struct actions_opts o;
     struct vio_loop *loop;
@@ -115,6 +117,7 @@ struct actions {
     struct act_call *calls; /* every call not freed yet (cancelled ones included) */
     struct restart_rec *restarts;
     uint64_t alert_serial;
+    struct alert_post *posts; /* alert posts in flight */
     struct actions_stats stats;
 };
 
@@ -841,9 +844,20 @@ static void resolve_alert(struct actions *a, const char *url, const char *labels
 
 /* The answer to a firing alert's post: arg is its serial (the alert may be gone). */
 struct alert_post {
+    struct alert_post *prev, *next; /* in a->posts: freed at the end if no answer came */
     struct actions *a;
     uint64_t serial;
 };
+
+static void post_unlink(struct actions *a, struct alert_post *ap)
+{
+    if (ap->prev)
+        ap->prev->next = ap->next;
+    else
+        a->posts = ap->next;
+    if (ap->next)
+        ap->next->prev = ap->prev;
+}
 
 static void alert_answer(void *arg, const struct vio_http_result *res)
 {
@@ -852,6 +866,7 @@ static void alert_answer(void *arg, const struct vio_http_result *res)
     struct alert *al = a->alerts;
     while (al && al->serial != ap->serial)
         al = al->next;
+    post_unlink(a, ap);
     free(ap);
     if (!al)
         return;
@@ -895,12 +910,18 @@ static void alert_timer(void *arg, vigil_time_t now)
                 .body_len = strlen(al->body),
                 .timeout = ACT_HTTP_TIMEOUT,
             };
-            struct alert_post *ap = malloc(sizeof(*ap));
+            struct alert_post *ap = calloc(1, sizeof(*ap));
             if (ap) {
                 ap->a = a;
                 ap->serial = al->serial;
-                if (vio_http_start(a->http, &call, alert_answer, ap) != 0)
+                ap->next = a->posts;
+                if (a->posts)
+                    a->posts->prev = ap;
+                a->posts = ap;
+                if (vio_http_start(a->http, &call, alert_answer, ap) != 0) {
+                    post_unlink(a, ap);
                     free(ap);
+                }
             }
             al->posts++;
             if (al->posts > 1)
@@ -1369,6 +1390,11 @@ void actions_free(struct actions *a)
         struct restart_rec *r = a->restarts;
         a->restarts = r->next;
         free(r);
+    }
+    while (a->posts) { /* their answers never come: the client is closed */
+        struct alert_post *ap = a->posts;
+        a->posts = ap->next;
+        free(ap);
     }
     sodium_memzero(a->secrets, sizeof(a->secrets));
     free(a);
