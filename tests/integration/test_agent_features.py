@@ -79,6 +79,10 @@ def test_json_log(tmp):
     a.terminate()
     a.wait(timeout=5)
     m.wait_state("js", "left", 5)
+    # The API shows the node's state at once; the log's writer thread may be a moment behind.
+    deadline = time.monotonic() + 5
+    while '"new_state":"left"' not in m.read_log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = [l for l in m.read_log().splitlines() if l.strip()]
     objs = [json.loads(l) for l in lines]
     states = [(o["node"], o["old_state"], o["new_state"]) for o in objs if o.get("type") == "state"]
