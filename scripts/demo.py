@@ -236,6 +236,8 @@ def main():
             if r["node"] == "web2" and r["outcome"] == "succeeded"][0]
     t_dead, t_out = dead["time_us"] / 1e6, iso_s(done["time"])
     time.sleep(3)
+    wait_for(lambda: sum(1 for r in load.results if r[0] > t_out + 0.01) >= 50, 30,
+             "50 requests after the action")
     since = [r for r in load.results if r[0] >= t_kill]
     failed = [r for r in since if r[1] is None]
     after = [r for r in load.results if r[0] > t_out + 0.01]

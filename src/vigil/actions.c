@@ -118,7 +118,6 @@ struct actions {
     struct restart_rec *restarts;
     uint64_t alert_serial;
     struct alert_post *posts; /* alert posts in flight */
-    struct actions_stats stats;
 };
 
 /* One attempt of one action (the runner's call). */
@@ -216,7 +215,6 @@ static int64_t outbox_add(struct actions *a, const char *kind, json_t *payload, 
              kind, a->o.store->ops->error(a->o.store));
         return 0;
     }
-    a->stats.outbox_added++;
     if (strcmp(state, "pending") != 0)
         a->o.store->ops->outbox_set(a->o.store, id, state);
     return id;
@@ -229,10 +227,6 @@ static void outbox_set(struct actions *a, int64_t id, const char *state)
     if (a->o.store->ops->outbox_set(a->o.store, id, state) != 0)
         alog(a, "cannot mark outbox entry %" PRId64 " %s: %s", id, state,
              a->o.store->ops->error(a->o.store));
-    if (!strcmp(state, "done"))
-        a->stats.outbox_done++;
-    else if (!strcmp(state, "failed"))
-        a->stats.outbox_failed++;
 }
 
 /* ---- haproxy ---- */
@@ -769,7 +763,6 @@ static int alertmanager_start(struct actions *a, const struct hook_call *hc, str
                 al->next_at = vio_now(a->loop);
                 al->next = a->alerts;
                 a->alerts = al;
-                a->stats.alerts_firing++;
                 vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
                 snprintf(c->what, sizeof(c->what), "firing: posted now, then every %" PRId64 "s",
                          al->repeat / VIGIL_NSEC_PER_SEC);
@@ -924,8 +917,6 @@ static void alert_timer(void *arg, vigil_time_t now)
                 }
             }
             al->posts++;
-            if (al->posts > 1)
-                a->stats.alerts_reposted++;
             al->next_at = now + al->repeat;
         }
         if (al->next_at < next)
@@ -1253,7 +1244,6 @@ static int resume_one(void *arg, const struct vio_store_outbox *e)
         if (d) {
             d->id = e->id;
             snprintf(d->sig, sizeof(d->sig), "%s", jstr(p, "sig"));
-            a->stats.resumed++;
             alog(a, "webhook %s: left pending by the last run, delivering it again", d->key);
             vio_timer_arm(a->loop, &d->timer, vio_now(a->loop));
         }
@@ -1288,8 +1278,6 @@ static int resume_one(void *arg, const struct vio_store_outbox *e)
                     al->next_at = vio_now(a->loop);
                     al->next = a->alerts;
                     a->alerts = al;
-                    a->stats.alerts_firing++;
-                    a->stats.resumed++;
                     alog(a, "alert for %s: firing since the last run, re-posted", node);
                     vio_timer_arm(a->loop, &a->alert_timer, al->next_at);
                 }
@@ -1398,9 +1386,4 @@ void actions_free(struct actions *a)
     }
     sodium_memzero(a->secrets, sizeof(a->secrets));
     free(a);
-}
-
-const struct actions_stats *actions_stats(const struct actions *a)
-{
-    return &a->stats;
 }

@@ -64,11 +64,6 @@ struct actions_opts {
     void *arg;
 };
 
-struct actions_stats {
-    uint64_t outbox_added, outbox_done, outbox_failed, resumed;
-    uint64_t alerts_firing, alerts_reposted;
-};
-
 struct actions;
 
 /*
@@ -94,6 +89,5 @@ void actions_escalate(struct actions *a, const char *target, const char *from,
 void actions_node_alive(struct actions *a, const char *node);
 /* Frees; call after hook_runner_free (which cancels the calls in flight), never before. */
 void actions_free(struct actions *a);
-const struct actions_stats *actions_stats(const struct actions *a);
 
 #endif

@@ -184,7 +184,9 @@ def test_haproxy(tmp):
     m.wait_state("web2", "dead", 10)
     wait_for(lambda: admin_state(sock, "web", "web2") == 1, 10, "web2 in maint")
     n_before = len(load.results)
+    # At least 1.5 s and 50 requests after the action (a loaded machine makes fewer a second).
     time.sleep(1.5)
+    wait_for(lambda: len(load.results) - n_before >= 50, 20, "50 requests after the action")
     after = load.results[n_before:]
     failed = [r for r in load.results if r[0] >= t_kill and r[1] is None]
     dead = [e for e in m.events() if e.get("node") == "web2" and e.get("new_state") == "dead"][-1]
