@@ -182,7 +182,19 @@ enum vigil_event_type {
      * an attempt).
      */
     VIGIL_EVENT_ACTION = 4,
+    /*
+     * A check of a node's service changed its status
+     * (vigil_monitor_note_check): node is the node, check the check's name,
+     * and the states stand for the check's statuses: alive is passing,
+     * suspect is warning, dead is critical, unknown is not yet checked.
+     * The evidence is latency, code (HTTP status, exit status, or 0) and
+     * detail (an excerpt of the answer or output, or what went wrong).
+     */
+    VIGIL_EVENT_CHECK = 5,
 };
+
+/* Room for a check event's detail (an output excerpt), not counting the NUL. */
+#define VIGIL_EVENT_DETAIL_MAX 119
 
 /*
  * An event. State changes carry their evidence: the numbers that made the
@@ -205,6 +217,11 @@ struct vigil_event {
     uint64_t generation;
     uint64_t sequence;
     struct vigil_addr addr;
+    /* VIGIL_EVENT_CHECK (NULL and 0 otherwise): the check, and its evidence. */
+    const char *check;    /* its name: static or kept by the caller for good */
+    vigil_time_t latency; /* how long the check took */
+    int64_t code;         /* HTTP status, exit status, or 0 */
+    char detail[VIGIL_EVENT_DETAIL_MAX + 1];
 };
 
 /*
@@ -266,6 +283,62 @@ VIGIL_EXPORT void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_
 VIGIL_EXPORT void vigil_monitor_note_action(struct vigil_monitor *m, vigil_time_t now,
                                             const char *node, const char *reason, uint64_t about,
                                             uint64_t attempt);
+
+/*
+ * A check's status change, for vigil_monitor_note_check. The states stand
+ * for the statuses (VIGIL_EVENT_CHECK); check and reason must outlive the
+ * event (static, or kept by the caller for good); detail is copied (cut at
+ * VIGIL_EVENT_DETAIL_MAX bytes; NULL: none).
+ */
+struct vigil_check_note {
+    const char *check;
+    enum vigil_state old_state, new_state;
+    const char *reason;
+    vigil_time_t latency;
+    int64_t code;
+    const char *detail;
+};
+
+/* Reports a check's status change as an event (VIGIL_EVENT_CHECK) of node. */
+VIGIL_EXPORT void vigil_monitor_note_check(struct vigil_monitor *m, vigil_time_t now,
+                                           const char *node, const struct vigil_check_note *c);
+
+/*
+ * The node whose full status (status and custom pairs) the last datagram
+ * handed to vigil_monitor_on_datagram carried and the monitor accepted;
+ * NULL when it carried none (a beat) or was dropped. For callers that read
+ * what nodes report in their custom pairs (agent checks) only when it
+ * changes hands. Valid until the next call that may add a node.
+ */
+VIGIL_EXPORT const struct vigil_node *vigil_monitor_last_status(const struct vigil_monitor *m);
+
+/*
+ * Declares a node that sends no heartbeats: its state comes from its
+ * checks only (vigil_monitor_set_check_down), never from a detector. It
+ * stays unknown until the first verdict. Heartbeats from it are accepted
+ * and recorded (status, address, high-water mark) but do not change its
+ * state. A node already in the table (a restored mark) becomes polled.
+ * Returns 0 or -VIGIL_EBADID, -VIGIL_EFULL.
+ */
+VIGIL_EXPORT int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id,
+                                              vigil_time_t now);
+
+/*
+ * What the node's checks say about the node as a whole: down (a check
+ * whose failure means the node is dead is failing) or not.
+ *
+ * A heartbeat node that goes down is dead at once (reason, e.g. "check
+ * web failed"); its heartbeats are still taken but do not bring it back
+ * while it is down. When it is up again it is alive at once if its
+ * detector is below the suspect threshold (its heartbeats never stopped),
+ * else it recovers as a dead node does, by rise timely heartbeats.
+ *
+ * A polled node is dead while down and alive while up.
+ *
+ * Returns 0, -VIGIL_EUNKNOWN (no such node), -VIGIL_EBADID.
+ */
+VIGIL_EXPORT int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now,
+                                              const char *id, bool down, const char *reason);
 
 VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
                                            vigil_time_t length);
@@ -409,6 +482,10 @@ VIGIL_EXPORT vigil_time_t vigil_node_interval(const struct vigil_node *n);
 VIGIL_EXPORT int64_t vigil_node_send_time_us(const struct vigil_node *n);
 /* True if the node was declared (vigil_monitor_declare), false if it registered itself. */
 VIGIL_EXPORT bool vigil_node_declared(const struct vigil_node *n);
+/* True if the node's state comes from its checks only (vigil_monitor_declare_polled). */
+VIGIL_EXPORT bool vigil_node_polled(const struct vigil_node *n);
+/* True while a check holds the node dead (vigil_monitor_set_check_down). */
+VIGIL_EXPORT bool vigil_node_check_down(const struct vigil_node *n);
 /* Timely heartbeats so far in a recovery run of a dead or left node (0: none running). */
 VIGIL_EXPORT uint32_t vigil_node_rise_count(const struct vigil_node *n);
 /* Where the last heartbeat came from (family 0: unknown). */

@@ -258,6 +258,7 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
         return -VIGIL_ENOMEM;
     m->cfg = *cfg;
     m->al = al;
+    m->last_status = VIGIL__IDTABLE_NONE;
     if (cfg->has_key) {
         struct vigil_key k = {.id = cfg->key_id, .master = cfg->key_is_master};
         memcpy(k.key, cfg->key, sizeof(k.key));
@@ -571,6 +572,9 @@ static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vi
 {
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
+    /* Checks decide these: no detector deadline. */
+    if (n->polled || n->check_down)
+        return VIGIL_TIME_NEVER;
     switch (n->state) {
     case VIGIL_STATE_ALIVE:
         return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
@@ -712,6 +716,109 @@ void vigil_monitor_note_action(struct vigil_monitor *m, vigil_time_t now, const 
     ev->sequence = attempt;
     ev->reason = reason ? reason : "";
     ev->since_last = -1;
+}
+
+void vigil_monitor_note_check(struct vigil_monitor *m, vigil_time_t now, const char *node,
+                              const struct vigil_check_note *c)
+{
+    struct vigil_event *ev = event_slot(m);
+    if (!ev)
+        return;
+    ev->type = VIGIL_EVENT_CHECK;
+    ev->time = now;
+    size_t n = 0;
+    while (node && n < VIGIL_ID_MAX && node[n])
+        n++;
+    if (n)
+        memcpy(ev->node, node, n);
+    ev->node[n] = '\0';
+    ev->old_state = c->old_state;
+    ev->new_state = c->new_state;
+    ev->reason = c->reason ? c->reason : "";
+    ev->check = c->check ? c->check : "";
+    ev->since_last = -1;
+    ev->latency = c->latency;
+    ev->code = c->code;
+    size_t d = 0;
+    while (c->detail && d < VIGIL_EVENT_DETAIL_MAX && c->detail[d])
+        d++;
+    if (d)
+        memcpy(ev->detail, c->detail, d);
+    ev->detail[d] = '\0';
+    /* The node's own numbers, when it is in the table, say which run of it this was. */
+    const struct vigil_node *nd = node ? vigil_monitor_find(m, node) : NULL;
+    if (nd) {
+        ev->generation = nd->generation;
+        ev->sequence = nd->sequence;
+        ev->addr = nd->addr;
+    }
+}
+
+const struct vigil_node *vigil_monitor_last_status(const struct vigil_monitor *m)
+{
+    return m->last_status == VIGIL__IDTABLE_NONE ? NULL : &m->nodes[m->last_status];
+}
+
+int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id, vigil_time_t now)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    uint32_t *slot = slot_find(m, id, len);
+    uint32_t idx = vigil__idtable_value(slot);
+    struct vigil_node *n;
+    if (idx != VIGIL__IDTABLE_NONE) {
+        n = &m->nodes[idx];
+    } else {
+        if (m->n_nodes >= m->cfg.max_nodes)
+            return -VIGIL_EFULL;
+        n = node_insert(m, slot, id, len, now);
+    }
+    n->declared = 1;
+    n->polled = 1;
+    n->rise_count = 0;
+    schedule(m, (uint32_t)(n - m->nodes), VIGIL_TIME_NEVER);
+    return 0;
+}
+
+int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now, const char *id,
+                                 bool down, const char *reason)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    uint32_t idx = vigil__idtable_value(slot_find(m, id, len));
+    if (idx == VIGIL__IDTABLE_NONE)
+        return -VIGIL_EUNKNOWN;
+    struct vigil_node *n = &m->nodes[idx];
+    n->check_down = down ? 1 : 0;
+    if (down) {
+        n->rise_count = 0;
+        if (n->state != VIGIL_STATE_DEAD && n->state != VIGIL_STATE_LEFT)
+            set_state(m, n, VIGIL_STATE_DEAD, now, reason ? reason : "check failed", 0);
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return 0;
+    }
+    if (n->polled) {
+        if (n->state != VIGIL_STATE_ALIVE)
+            set_state(m, n, VIGIL_STATE_ALIVE, now, reason ? reason : "checks passing", 0);
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return 0;
+    }
+    if (n->state == VIGIL_STATE_DEAD && n->last_heard >= 0) {
+        /* Heartbeats that never stopped bring it back at once. */
+        struct vigil_detector_config tmp;
+        const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
+        if (vigil_detector_level(dc, &n->det, now) < dc->suspect_threshold) {
+            n->rise_count = 0;
+            set_state(m, n, VIGIL_STATE_ALIVE, now, reason ? reason : "checks passing", 0);
+        }
+    }
+    vigil_time_t at = next_decision(m, n);
+    if (at != VIGIL_TIME_NEVER && at <= now)
+        at = now + 1;
+    schedule(m, idx, at);
+    return 0;
 }
 
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
@@ -878,6 +985,7 @@ static void apply_status(struct vigil_monitor *m, struct vigil_node *n,
         n->send_time_us = hb->send_time_us;
         n->status = hb->status;
         n->status_version = hb->status_version;
+        m->last_status = (uint32_t)(n - m->nodes);
         /* Custom pairs that could not be copied leave the old ones: not current. */
         n->status_stale = !store_custom(m, n, hb);
     } else if (new_generation) {
@@ -908,6 +1016,7 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
 {
     struct dgram_keys dk;
     dk.derived = false;
+    m->last_status = VIGIL__IDTABLE_NONE;
     int rc = on_datagram(m, now, buf, len, from, &dk);
     if (dk.derived)
         sodium_memzero(&dk, sizeof(dk));
@@ -1042,6 +1151,12 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
         n->addr = *from;
     apply_status(m, n, &hb, new_generation);
 
+    if (n->polled) {
+        /* Recorded, but its checks decide its state. */
+        n->last_heard = now;
+        return 0;
+    }
+
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
     uint32_t *ring = ring_of(m, idx);
@@ -1062,6 +1177,20 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
         n->rise_count = 0;
         if (st != VIGIL_STATE_LEFT)
             set_state(m, n, VIGIL_STATE_LEFT, now, "goodbye", 0);
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return 0;
+    }
+
+    if (n->check_down) {
+        /* Held dead by a check: learned from, but no way back until the check passes. */
+        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+                                 st != VIGIL_STATE_UNKNOWN && !n->skip_learn && !fresh &&
+                                     plausible);
+        n->skip_learn = 0;
+        n->last_heard = now;
+        n->rise_count = 0;
+        if (st != VIGIL_STATE_DEAD)
+            set_state(m, n, VIGIL_STATE_DEAD, now, "check failed", 0);
         schedule(m, idx, VIGIL_TIME_NEVER);
         return 0;
     }
@@ -1212,6 +1341,10 @@ vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m)
 static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
 {
     struct vigil_node *n = &m->nodes[idx];
+    if (n->polled || n->check_down) {
+        schedule(m, idx, VIGIL_TIME_NEVER);
+        return;
+    }
     if (m->stale[idx]) {
         /* Heartbeats came since this entry was set: find the real deadline. */
         vigil_time_t at = next_decision(m, n);

@@ -19,6 +19,8 @@ struct vigil_node {
     uint8_t flags;    /* last heartbeat's flags */
     uint8_t n_custom;
     uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
+    uint8_t polled;       /* its state comes from checks only (vigil_monitor_declare_polled) */
+    uint8_t check_down;   /* held dead by a failing check (vigil_monitor_set_check_down) */
     uint32_t rise_count;  /* timely heartbeats towards recovery */
     uint32_t interval_ms; /* the sender's interval */
     uint64_t generation;
@@ -89,6 +91,8 @@ struct vigil_monitor {
 
     struct vigil_node *nodes; /* max_nodes records, allocated once */
     uint32_t n_nodes;
+    /* The node whose full status the last datagram handed in carried, or NONE. */
+    uint32_t last_status;
     uint32_t *rings; /* interval histories: window slots per node, or NULL */
     /* VIGIL_KEYS_MAX slots (sodium_malloc, read-only between changes), or NULL: no key. */
     struct vigil__keyslot *keys;

@@ -61,6 +61,16 @@ bool vigil_node_declared(const struct vigil_node *n)
     return n->declared != 0;
 }
 
+bool vigil_node_polled(const struct vigil_node *n)
+{
+    return n->polled != 0;
+}
+
+bool vigil_node_check_down(const struct vigil_node *n)
+{
+    return n->check_down != 0;
+}
+
 uint32_t vigil_node_rise_count(const struct vigil_node *n)
 {
     return n->rise_count;

@@ -42,6 +42,12 @@ static int real_exchange(struct vio_env *env, const char *target, const char *re
     return vio_exchange_start(env->loop, target, req, len, max, timeout, done, arg, out);
 }
 
+static int real_exchange_opts(struct vio_env *env, const struct vio_exchange_opts *o,
+                              vio_exchange_done done, void *arg, struct vio_exchange **out)
+{
+    return vio_exchange_start_opts(env->loop, o, done, arg, out);
+}
+
 static void real_exchange_cancel(struct vio_env *env, struct vio_exchange *x)
 {
     (void)env;
@@ -100,6 +106,7 @@ int vio_env_real_new(struct vio_env **out, bool with_procs)
     e->store_open = real_store_open;
     e->exchange = real_exchange;
     e->exchange_cancel = real_exchange_cancel;
+    e->exchange_opts = real_exchange_opts;
     e->impl = notifier;
     *out = e;
     return 0;

@@ -25,7 +25,9 @@ struct vio_exchange {
     char *buf;
     size_t len, max;
     bool reading;
-    int error; /* a failure to connect found at once, reported from the loop */
+    bool connect_only; /* done once connected */
+    char *until;       /* done once the answer holds this (NULL: when the peer closes) */
+    int error;         /* a failure to connect found at once, reported from the loop */
     struct vio_source src;
     struct vio_timer timer;
     vio_exchange_done done;
@@ -42,6 +44,7 @@ static void x_free(struct vio_exchange *x)
     }
     free(x->req);
     free(x->buf);
+    free(x->until);
     free(x);
 }
 
@@ -76,6 +79,20 @@ static void x_ready(void *arg, vigil_time_t now)
         socklen_t sl = sizeof(soerr);
         if (getsockopt(x->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr != 0) {
             x_end(x, -soerr);
+            return;
+        }
+        if (x->connect_only) {
+            /* Writable with no error: connected (still connecting gives ENOTCONN below). */
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof(peer);
+            if (getpeername(x->fd, (struct sockaddr *)&peer, &pl) == 0) {
+                x_end(x, 0);
+                return;
+            }
+            if (errno != ENOTCONN) {
+                x_end(x, -errno);
+                return;
+            }
             return;
         }
         while (x->sent < x->req_len) {
@@ -116,6 +133,10 @@ static void x_ready(void *arg, vigil_time_t now)
         memcpy(x->buf + x->len, tmp, (size_t)n);
         x->len += (size_t)n;
         x->buf[x->len] = '\0';
+        if (x->until && memmem(x->buf, x->len, x->until, strlen(x->until))) {
+            x_end(x, 0);
+            return;
+        }
     }
     /* More to read: the fd stays readable, and the loop comes back. */
 }
@@ -124,6 +145,17 @@ int vio_exchange_start(struct vio_loop *loop, const char *target, const char *re
                        size_t max, vigil_time_t timeout, vio_exchange_done done, void *arg,
                        struct vio_exchange **out)
 {
+    struct vio_exchange_opts o = {
+        .target = target, .req = req, .len = len, .max = max, .timeout = timeout};
+    return vio_exchange_start_opts(loop, &o, done, arg, out);
+}
+
+int vio_exchange_start_opts(struct vio_loop *loop, const struct vio_exchange_opts *o,
+                            vio_exchange_done done, void *arg, struct vio_exchange **out)
+{
+    const char *target = o->target, *req = o->req ? o->req : "";
+    size_t len = o->len, max = o->max;
+    vigil_time_t timeout = o->timeout;
     struct sockaddr_storage ss;
     socklen_t sl = 0;
     memset(&ss, 0, sizeof(ss));
@@ -155,6 +187,11 @@ int vio_exchange_start(struct vio_loop *loop, const char *target, const char *re
     }
     memcpy(x->req, req, len);
     x->req_len = len;
+    x->connect_only = o->connect_only;
+    if (o->until && o->until[0] && !(x->until = strdup(o->until))) {
+        x_free(x);
+        return -ENOMEM;
+    }
     x->buf[0] = '\0';
     x->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (x->fd < 0) {

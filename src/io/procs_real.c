@@ -60,6 +60,11 @@ struct vio_child {
     int status;
     bool exited;   /* reaped (or lost): never signal it again */
     bool reported; /* on_exit was called */
+    /* Output capture (vio_spawn.output_max): the pipe's read end, or -1. */
+    int out_fd;
+    char *out;
+    size_t out_len, out_max;
+    struct vio_source out_src;
 };
 
 struct procs_real {
@@ -86,6 +91,8 @@ static int write_all(int fd, const char *p, size_t n)
     return n == 0 ? 0 : EAGAIN;
 }
 
+static void on_output(void *arg, vigil_time_t now);
+
 static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio_child **out)
 {
     struct procs_real *pr = (struct procs_real *)p;
@@ -98,9 +105,24 @@ static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio
 
     if (!req || !req->argv || !req->argv[0] || !out)
         return -EINVAL;
+    int ofd[2] = {-1, -1};
     struct vio_child *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
+    c->out_fd = -1;
+    if (req->output_max > 0) {
+        c->out = malloc(req->output_max + 1);
+        if (!c->out) {
+            err = ENOMEM;
+            goto out;
+        }
+        c->out[0] = '\0';
+        c->out_max = req->output_max;
+        if (pipe2(ofd, O_CLOEXEC) < 0 || fcntl(ofd[0], F_SETFL, O_NONBLOCK) < 0) {
+            err = errno;
+            goto out;
+        }
+    }
     if (pipe2(fds, O_CLOEXEC) < 0 || fcntl(fds[1], F_SETFL, O_NONBLOCK) < 0) {
         err = errno;
         goto out;
@@ -109,6 +131,9 @@ static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio
         goto out;
     fa_ok = true;
     if ((err = posix_spawn_file_actions_adddup2(&fa, fds[0], STDIN_FILENO)) != 0)
+        goto out;
+    if (ofd[1] >= 0 && ((err = posix_spawn_file_actions_adddup2(&fa, ofd[1], STDOUT_FILENO)) != 0 ||
+                        (err = posix_spawn_file_actions_adddup2(&fa, ofd[1], STDERR_FILENO)) != 0))
         goto out;
     if ((err = posix_spawnattr_init(&at)) != 0)
         goto out;
@@ -143,6 +168,16 @@ static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio
 
     c->owner = pr;
     c->pid = pid;
+    if (ofd[0] >= 0) {
+        close(ofd[1]);
+        ofd[1] = -1;
+        c->out_fd = ofd[0];
+        ofd[0] = -1;
+        vio_source_init(&c->out_src, on_output, c);
+        if (vio_watch_fd(pr->loop, c->out_fd, &c->out_src) != 0) {
+            /* Not watched: read at the exit only (a child writing more than a pipe holds waits). */
+        }
+    }
     c->on_exit = req->on_exit;
     c->arg = req->arg;
     c->next = pr->children;
@@ -151,6 +186,9 @@ static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio
     pr->children = c;
     *out = c;
 out:
+    for (int i = 0; i < 2; i++)
+        if (ofd[i] >= 0)
+            close(ofd[i]);
     if (fa_ok)
         posix_spawn_file_actions_destroy(&fa);
     if (at_ok)
@@ -160,10 +198,52 @@ out:
     if (fds[1] >= 0)
         close(fds[1]);
     if (err != 0) {
+        free(c->out);
         free(c);
         return -err;
     }
     return 0;
+}
+
+/* Reads what the child wrote so far, keeping the first out_max bytes; at end of file, closes. */
+static void out_drain(struct vio_child *c)
+{
+    char tmp[4096];
+    while (c->out_fd >= 0) {
+        ssize_t n = read(c->out_fd, tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0 || errno != EAGAIN) {
+                vio_unwatch_fd(c->owner->loop, c->out_fd);
+                close(c->out_fd);
+                c->out_fd = -1;
+            }
+            return;
+        }
+        size_t take = c->out_max - c->out_len;
+        if ((size_t)n < take)
+            take = (size_t)n;
+        memcpy(c->out + c->out_len, tmp, take);
+        c->out_len += take;
+        c->out[c->out_len] = '\0';
+    }
+}
+
+static void on_output(void *arg, vigil_time_t now)
+{
+    (void)now;
+    out_drain(arg);
+}
+
+static void out_close(struct vio_child *c)
+{
+    if (c->out_fd >= 0) {
+        vio_unwatch_fd(c->owner->loop, c->out_fd);
+        close(c->out_fd);
+        c->out_fd = -1;
+    }
+    vio_source_cancel(c->owner->loop, &c->out_src);
 }
 
 /* Takes the exit of every child that ended (WNOHANG); true if any did. */
@@ -202,6 +282,9 @@ static void report(struct procs_real *pr)
         if (!c)
             return;
         c->reported = true;
+        /* What the child wrote before it ended is in the pipe now. */
+        out_drain(c);
+        out_close(c);
         if (c->on_exit)
             c->on_exit(c->arg, c, c->status);
     }
@@ -236,7 +319,15 @@ static void pr_release(struct vio_procs *p, struct vio_child *c)
         pr->children = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    out_close(c);
+    free(c->out);
     free(c);
+}
+
+static const char *pr_output(const struct vio_child *c, size_t *len)
+{
+    *len = c && c->out ? c->out_len : 0;
+    return c && c->out ? c->out : "";
 }
 
 static long pr_pid(const struct vio_child *c)
@@ -266,6 +357,7 @@ static const struct vio_procs_ops real_procs_ops = {
     .signal = pr_signal,
     .release = pr_release,
     .pid = pr_pid,
+    .output = pr_output,
     .wait_all = pr_wait_all,
 };
 

@@ -271,6 +271,13 @@ struct vio_spawn {
     char *const *envp;      /* the whole environment */
     const char *stdin_data; /* written whole to the child's standard input, then closed */
     size_t stdin_len;
+    /*
+     * With output_max > 0, the child's standard output and error go into a
+     * pipe the loop reads: the first output_max bytes are kept (the rest is
+     * read and dropped, so a chatty child never blocks), readable through
+     * vio_procs_output once the exit is reported. 0: both are inherited.
+     */
+    size_t output_max;
     vio_exit_fn on_exit;
     void *arg;
 };
@@ -292,6 +299,11 @@ struct vio_procs_ops {
     void (*release)(struct vio_procs *p, struct vio_child *c);
     /* Process id, for log lines (fakes number their children). */
     long (*pid)(const struct vio_child *c);
+    /*
+     * The output kept (vio_spawn.output_max), NUL terminated, *len its
+     * length; "" when none was asked for. Valid until release.
+     */
+    const char *(*output)(const struct vio_child *c, size_t *len);
     /*
      * Waits (blocking, real processes only; fakes run to completion) up to
      * timeout for every child to exit, reporting each; returns how many are
@@ -468,6 +480,8 @@ struct vio_http_call {
     size_t body_max;              /* most response bytes taken; 0: VIO_HTTP_BODY_MAX */
     /* https: the CA certificates (PEM file) the server's must chain to; NULL: the system's. */
     const char *cainfo;
+    /* https: take any certificate, for any name (health checks that say so); false: verify. */
+    bool insecure;
 };
 
 /* A request's time limit when the call names none: a webhook that hangs must end. */
@@ -531,6 +545,19 @@ int vio_exchange_start(struct vio_loop *loop, const char *target, const char *re
                        struct vio_exchange **out);
 /* Stops an exchange in flight (done is not called) and frees it. */
 void vio_exchange_cancel(struct vio_exchange *x);
+
+/* An exchange with the choices health checks need. */
+struct vio_exchange_opts {
+    const char *target; /* as for vio_exchange_start */
+    const char *req;    /* written once connected (len bytes; 0: nothing) */
+    size_t len;
+    size_t max;           /* most answer bytes (0: 64 KB) */
+    vigil_time_t timeout; /* the whole exchange */
+    bool connect_only;    /* done (error 0, "") as soon as the connection is made */
+    const char *until;    /* done as soon as the answer holds this; NULL: when the peer closes */
+};
+int vio_exchange_start_opts(struct vio_loop *loop, const struct vio_exchange_opts *o,
+                            vio_exchange_done done, void *arg, struct vio_exchange **out);
 
 /* ---------------------------------------------------------------- store */
 
@@ -664,6 +691,9 @@ struct vio_env {
                     size_t max, vigil_time_t timeout, vio_exchange_done done, void *arg,
                     struct vio_exchange **out);
     void (*exchange_cancel)(struct vio_env *env, struct vio_exchange *x);
+    /* vio_exchange_start_opts on the env's loop (NULL: no stream sockets here). */
+    int (*exchange_opts)(struct vio_env *env, const struct vio_exchange_opts *o,
+                         vio_exchange_done done, void *arg, struct vio_exchange **out);
     /* Opens the state store in dir (vio_store_sqlite_open). NULL: no store here. */
     int (*store_open)(struct vio_env *env, const char *dir, struct vio_store **out, char *err,
                       size_t cap);

@@ -536,6 +536,13 @@ static enum hook_verdict gate_ask(void *arg, const struct evrec *ev, uint64_t ti
         *epoch = v.role == LEADER_ROLE_LEADER ? v.epoch : 0;
         return HOOK_GO; /* this monitor's own (a stall, a change of leader): its own to report */
     }
+    if (ev->ev.type == VIGIL_EVENT_CHECK) {
+        /* Each monitor runs its checks: the leader acts on its own results, the others not. */
+        if (v.role != LEADER_ROLE_LEADER)
+            return HOOK_SKIP;
+        *epoch = v.epoch;
+        return HOOK_GO;
+    }
     if (v.role != LEADER_ROLE_LEADER)
         return HOOK_WAIT;
     enum vigil_state now;
@@ -566,7 +573,8 @@ static bool gate_may_retry(void *arg, const struct evrec *ev, int64_t epoch)
 static void gate_done(void *arg, const struct evrec *ev, int64_t epoch, bool ok)
 {
     struct actgate *g = arg;
-    if (evrec_is_own(ev) || epoch == 0 || (g->local_node[0] && !strcmp(ev->ev.node, g->local_node)))
+    if (evrec_is_own(ev) || epoch == 0 || ev->ev.type == VIGIL_EVENT_CHECK ||
+        (g->local_node[0] && !strcmp(ev->ev.node, g->local_node)))
         return;
     /* The claim as this monitor wrote it: marked done only if nobody changed it since. */
     struct going **pp = &g->going;

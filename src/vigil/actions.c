@@ -352,8 +352,8 @@ static void hap_step(struct act_call *c)
     }
 }
 
-/* Adds "BE/SRV" (with %n replaced by node) to c's servers. */
-static int hap_add(struct act_call *c, const char *tmpl, const char *node)
+/* Adds "BE/SRV" (with %n replaced by node, %c by the check) to c's servers. */
+static int hap_add(struct act_call *c, const char *tmpl, const char *node, const char *check)
 {
     if (c->n_servers == HAP_SERVERS_MAX)
         return -1;
@@ -365,6 +365,10 @@ static int hap_add(struct act_call *c, const char *tmpl, const char *node)
         if (p[0] == '%' && p[1] == 'n') {
             piece = node;
             n = strlen(node);
+            p++;
+        } else if (p[0] == '%' && p[1] == 'c') {
+            piece = check ? check : "";
+            n = strlen(piece);
             p++;
         }
         if (k + n >= HAP_NAME_MAX)
@@ -1107,13 +1111,13 @@ static int drv_start(void *arg, const struct hook_call *hc, void *token, void **
         snprintf(c->what, sizeof(c->what), "%s", h->target);
         bool bad = false;
         for (size_t i = 0; i < h->n_servers && !bad; i++)
-            bad = hap_add(c, h->servers[i], hc->rec->ev.node) != 0;
+            bad = hap_add(c, h->servers[i], hc->rec->ev.node, hc->rec->ev.check) != 0;
         if (h->server_key && a->o.custom_of) {
             char v[VIGIL_CUSTOM_VAL_MAX + 1];
             if (a->o.custom_of(a->o.arg, hc->rec->ev.node, h->server_key, v, sizeof(v)) == 0) {
                 char *save = NULL;
                 for (char *t = strtok_r(v, ", ", &save); t && !bad; t = strtok_r(NULL, ", ", &save))
-                    bad = hap_add(c, t, hc->rec->ev.node) != 0;
+                    bad = hap_add(c, t, hc->rec->ev.node, hc->rec->ev.check) != 0;
             }
         }
         if (bad || c->n_servers == 0) {

@@ -145,6 +145,8 @@ void vcfg_hook_free(struct vcfg_hook *h)
         free(h->argv[j]);
     for (size_t j = 0; j < h->n_nodes; j++)
         free(h->nodes[j]);
+    for (size_t j = 0; j < h->n_checks; j++)
+        free(h->checks[j]);
     for (size_t j = 0; j < h->n_servers; j++)
         free(h->servers[j]);
     for (size_t j = 0; j < h->n_labels; j++)
@@ -173,6 +175,7 @@ int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src)
     /* Every pointer is replaced by a copy of its own (NULL until then), so that freeing is safe. */
     memset(dst->argv, 0, sizeof(dst->argv));
     memset(dst->nodes, 0, sizeof(dst->nodes));
+    memset(dst->checks, 0, sizeof(dst->checks));
     memset(dst->servers, 0, sizeof(dst->servers));
     memset(dst->labels, 0, sizeof(dst->labels));
     dst->name = dst->match_key = dst->match_value = dst->target = NULL;
@@ -186,6 +189,8 @@ int vcfg_hook_copy(struct vcfg_hook *dst, const struct vcfg_hook *src)
         ok = dup_str(&dst->argv[j], src->argv[j]);
     for (size_t j = 0; ok && j < src->n_nodes; j++)
         ok = dup_str(&dst->nodes[j], src->nodes[j]);
+    for (size_t j = 0; ok && j < src->n_checks; j++)
+        ok = dup_str(&dst->checks[j], src->checks[j]);
     for (size_t j = 0; ok && j < src->n_servers; j++)
         ok = dup_str(&dst->servers[j], src->servers[j]);
     for (size_t j = 0; ok && j < src->n_labels; j++)
@@ -228,6 +233,15 @@ void vcfg_free(struct vcfg *c)
         vcfg_hook_free(&m->hooks[i]);
     for (size_t i = 0; i < m->n_groups; i++)
         vcfg_group_free(&m->groups[i]);
+    for (size_t i = 0; i < m->n_checks; i++)
+        vcfg_check_free(&m->checks[i]);
+    free(m->checks);
+    m->checks = NULL;
+    m->n_checks = 0;
+    vcfg__free_strs(m->poll_only, &m->n_poll_only);
+    for (size_t i = 0; i < c->agent.n_checks; i++)
+        vcfg_check_free(&c->agent.checks[i]);
+    c->agent.n_checks = 0;
     free(m->log_file);
     free(m->state_file);
     free(m->state_dir);

@@ -83,6 +83,14 @@ struct vcfg_hook {
     /* The nodes it is for: globs on the node id (none: every node) ... */
     char *nodes[VCFG_MAX_MATCH];
     size_t n_nodes;
+    /*
+     * The checks it is for: globs on check names. With any, the action acts
+     * on those checks' status changes (critical, warning and passing stand
+     * for dead, suspect and alive in on_states) and not on node states;
+     * with none, on node states only.
+     */
+    char *checks[VCFG_MAX_MATCH];
+    size_t n_checks;
     /* ... and a custom status value the node must have ("role=web": key and value; NULL: any). */
     char *match_key, *match_value;
     /* haproxy: the runtime API ("/run/haproxy/admin.sock" or "HOST:PORT"). webhook, alertmanager:
@@ -109,6 +117,60 @@ struct vcfg_hook {
     /* restart: the action (webhook or alertmanager) run when the restarts gave up; NULL: none. */
     char *escalate;
 };
+
+/* ---- health checks (docs/checks.md) ---- */
+
+enum vcfg_check_kind {
+    VCFG_CHECK_TCP = 0,  /* connect; optionally send, and expect a pattern in the reply */
+    VCFG_CHECK_HTTP = 1, /* an HTTP(S) request; status set and body pattern */
+    VCFG_CHECK_EXEC = 2, /* a command: exit 0 passing, 1 warning, else critical */
+};
+const char *vcfg_check_kind_name(enum vcfg_check_kind k);
+
+#define VCFG_CHECK_NAME_MAX 32
+/* Checks one monitor runs (monitor.checks), and one agent (agent.checks). */
+#define VCFG_MAX_CHECKS       100000
+#define VCFG_AGENT_MAX_CHECKS 8
+#define VCFG_CHECK_STATUS_MAX 16
+/* Output of an exec check kept (the event shows its first VIGIL_EVENT_DETAIL_MAX bytes). */
+#define VCFG_CHECK_OUTPUT_MAX 4096
+
+/* Defaults: HAProxy's (inter 2s, rise 2, fall 3), with a timeout of 1 s. */
+#define VCFG_CHECK_INTERVAL_DEFAULT (2 * VIGIL_NSEC_PER_SEC)
+#define VCFG_CHECK_TIMEOUT_DEFAULT  VIGIL_NSEC_PER_SEC
+#define VCFG_CHECK_RISE_DEFAULT     2
+#define VCFG_CHECK_FALL_DEFAULT     3
+#define VCFG_CHECK_RISE_MAX         100
+
+struct vcfg_check {
+    char *name; /* unique per node */
+    char *node; /* monitor.checks: the node it is of (agent.checks: NULL, the agent's own) */
+    enum vcfg_check_kind kind;
+    char *target; /* tcp: "IP:PORT" ("[v6]:PORT") */
+    char *send;   /* tcp: written once connected (NULL: nothing) */
+    char *expect; /* tcp: the reply must contain this (NULL: connecting is enough) */
+    char *url;    /* http */
+    char *method; /* http: NULL: GET */
+    char *headers[VCFG_MAX_MATCH]; /* http: "Name: value" */
+    size_t n_headers;
+    int status[VCFG_CHECK_STATUS_MAX]; /* http: the statuses that pass (none: 200-399) */
+    size_t n_status;
+    char *body;      /* http: the body must contain this (NULL: any) */
+    bool tls_verify; /* https: verify the certificate (default true) */
+    char *ca_file;   /* https: the CA certificates to verify with (NULL: the system's) */
+    char *argv[VCFG_MAX_ARGV + 1]; /* exec */
+    vigil_time_t interval;         /* between checks */
+    vigil_time_t timeout;          /* one check; exec: TERM, then KILL 2 s later */
+    vigil_time_t fastinter;        /* between checks while the status is changing (0: interval) */
+    vigil_time_t downinter;        /* between checks while critical (0: interval) */
+    uint32_t rise, fall;           /* consecutive results that make a change */
+    /* A critical status makes the node dead: -1 unset (polled nodes: yes; others: no). */
+    int critical_means_dead;
+};
+
+void vcfg_check_default(struct vcfg_check *c);
+void vcfg_check_free(struct vcfg_check *c);
+int vcfg_check_copy(struct vcfg_check *dst, const struct vcfg_check *src);
 
 /* Most failover groups, and members of one. */
 #define VCFG_MAX_GROUPS  16
@@ -186,6 +248,12 @@ struct vcfg_monitor {
     size_t n_hooks;
     struct vcfg_group groups[VCFG_MAX_GROUPS];
     size_t n_groups;
+    /* monitor.checks: polls of the nodes' services (NULL: none). */
+    struct vcfg_check *checks;
+    size_t n_checks;
+    /* monitor.poll_only: nodes that send no heartbeats; their checks decide their state. */
+    char *poll_only[VCFG_MAX_NODES];
+    size_t n_poll_only;
     /*
      * monitor.etcd: redundant monitors led through etcd (leader.h,
      * actgate.h): the members' URLs, the prefix of vigil's keys and the
@@ -241,6 +309,9 @@ struct vcfg_agent {
     uint8_t wire_version;  /* 2, or 1 for monitors older than version 2 */
     struct vigil_custom custom[VIGIL_CUSTOM_MAX]; /* static custom status */
     size_t n_custom;
+    /* agent.checks: the host's own services, reported in the heartbeats. */
+    struct vcfg_check checks[VCFG_AGENT_MAX_CHECKS];
+    size_t n_checks;
 };
 
 /*

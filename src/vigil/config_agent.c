@@ -130,6 +130,13 @@ static int a_custom(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int a_checks(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_agent *a = &l->c->agent;
+    struct vcfg_check *c = a->checks;
+    return vcfg__ld_checks(l, s, true, &c, &a->n_checks, VCFG_AGENT_MAX_CHECKS, true);
+}
+
 int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
 {
     static const struct vcfg__field fields[] = {
@@ -143,6 +150,7 @@ int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
         {"status_every", a_status_every},
         {"wire_version", a_wire_version},
         {"custom", a_custom},
+        {"checks", a_checks},
     };
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }

@@ -145,6 +145,7 @@ struct vcfg__ld {
     struct vio_fs *fs;       /* where key files are read */
     bool actions_seen;       /* monitor.hooks or monitor.actions read: the other adds to it */
     size_t group_priorities; /* entries of the group's priority list being read */
+    struct vcfg_check *check; /* the check being read */
     /*
      * The name and escalate settings of each action read (by its place in
      * the list; NULL: not given), for the checks of the whole list once
@@ -211,5 +212,12 @@ int vcfg__walk(struct vcfg__ld *l, const config_setting_t *g, const struct vcfg_
 
 int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s);
 int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s);
+/*
+ * monitor.checks (agent false) or agent.checks (agent true): reads the
+ * list s into *checks (n of them, at most max), replacing what was there.
+ * fixed: checks points to an array of max entries (else it is allocated).
+ */
+int vcfg__ld_checks(struct vcfg__ld *l, const config_setting_t *s, bool agent,
+                    struct vcfg_check **checks, size_t *n, size_t max, bool fixed);
 
 #endif

@@ -499,6 +499,12 @@ static int h_on(struct vcfg__ld *l, const config_setting_t *s)
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
         const char *name = config_setting_get_string(e);
         int st = vigil_state_parse(name);
+        /* A check's statuses stand for states (actions on checks, docs/checks.md). */
+        if (st < 0)
+            st = !strcmp(name, "passing")    ? VIGIL_STATE_ALIVE
+                 : !strcmp(name, "warning")  ? VIGIL_STATE_SUSPECT
+                 : !strcmp(name, "critical") ? VIGIL_STATE_DEAD
+                                             : -1;
         /* A state number beyond 31 would not fit the mask; none exists. */
         if (st < 0 || st > 31) {
             char names[128] = "";
@@ -510,8 +516,10 @@ static int h_on(struct vcfg__ld *l, const config_setting_t *s)
                     break;
                 off += (size_t)w;
             }
-            return vcfg__sfail(l, e, "\"%s\" is not a state (states: %s)", vigil_quote(name).s,
-                               names);
+            return vcfg__sfail(l, e,
+                               "\"%s\" is not a state (states: %s; for checks: passing, "
+                               "warning, critical)",
+                               vigil_quote(name).s, names);
         }
         mask |= 1u << st;
     }
@@ -584,6 +592,12 @@ static int h_nodes(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vcfg_hook *h = cur_hook(l);
     return rd_list(l, s, VCFG_MAX_MATCH, h->nodes, &h->n_nodes);
+}
+
+static int h_checks(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_hook *h = cur_hook(l);
+    return rd_list(l, s, VCFG_MAX_MATCH, h->checks, &h->n_checks);
 }
 
 static int h_match(struct vcfg__ld *l, const config_setting_t *s)
@@ -839,6 +853,7 @@ static int m_hooks(struct vcfg__ld *l, const config_setting_t *s)
         {"name", h_name},
         {"undo", h_undo},
         {"nodes", h_nodes},
+        {"checks", h_checks},
         {"match", h_match},
         {"socket", h_socket},
         {"url", h_url},
@@ -1060,6 +1075,35 @@ static int g_timeout(struct vcfg__ld *l, const config_setting_t *s)
         return -1;
     if (g->timeout <= 0)
         return vcfg__sfail(l, s, "must be longer than 0s");
+    return 0;
+}
+
+static int m_checks(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    return vcfg__ld_checks(l, s, false, &m->checks, &m->n_checks, VCFG_MAX_CHECKS, false);
+}
+
+static int m_poll_only(struct vcfg__ld *l, const config_setting_t *s)
+{
+    struct vcfg_monitor *m = &l->c->monitor;
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_NODES, SIZE_MAX, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        const char *id = config_setting_get_string(e);
+        if (!vigil_id_valid(id, strlen(id)))
+            return vcfg__sfail(
+                l, e, "\"%s\" is not a valid node id (1 to %d characters of A-Z a-z 0-9 . _ -)",
+                vigil_quote(id).s, VIGIL_ID_MAX);
+    }
+    vcfg__free_strs(m->poll_only, &m->n_poll_only);
+    for (size_t i = 0; i < n; i++) {
+        if (!(m->poll_only[i] = strdup(vcfg__elem_str(s, i))))
+            return vcfg__oom(l, s);
+        m->n_poll_only = i + 1;
+    }
     return 0;
 }
 
@@ -1409,6 +1453,8 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"actions", m_hooks},
         {"flap_damping", m_flap_damping},
         {"groups", m_groups},
+        {"checks", m_checks},
+        {"poll_only", m_poll_only},
         {"hook_queue", m_hook_queue},
         {"hook_queue_total", m_hook_queue_total},
         {"log", m_log},

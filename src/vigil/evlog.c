@@ -158,11 +158,30 @@ static bool put(json_t *obj, const char *key, json_t *value)
     return value && json_object_set_new(obj, key, value) == 0;
 }
 
+/* A check's status by the state that stands for it (VIGIL_EVENT_CHECK). */
+static const char *check_status_text(enum vigil_state s)
+{
+    return s == VIGIL_STATE_ALIVE     ? "passing"
+           : s == VIGIL_STATE_SUSPECT ? "warning"
+           : s == VIGIL_STATE_DEAD    ? "critical"
+                                      : "unknown";
+}
+
+static int check_status_from_text(const char *s)
+{
+    static const char *const names[] = {"unknown", "passing", "warning", "critical"};
+    for (int i = 0; s && i < 4; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
 const char *evrec_type_name(const struct evrec *r)
 {
     return r->ev.type == VIGIL_EVENT_PAUSE    ? "pause"
            : r->ev.type == VIGIL_EVENT_LEADER ? "leader"
            : r->ev.type == VIGIL_EVENT_ACTION ? "action"
+           : r->ev.type == VIGIL_EVENT_CHECK  ? "check"
                                               : "state";
 }
 
@@ -234,6 +253,31 @@ json_t *evrec_to_json(const struct evrec *r)
             !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
             !put(o, "about", json_integer((json_int_t)ev->generation)) ||
             !put(o, "attempt", json_integer((json_int_t)ev->sequence)))
+            goto fail;
+        return o;
+    }
+    if (ev->type == VIGIL_EVENT_CHECK) {
+        /* A check's status changed: which check, from what to what, and its evidence. */
+        e = json_object();
+        if (!e)
+            goto fail;
+        bool cok = put(e, "latency_s", json_real(ns_to_s(ev->latency))) &&
+                   put(e, "code", json_integer((json_int_t)ev->code)) &&
+                   put(e, "detail", json_string(ev->detail));
+        if (!cok)
+            goto fail;
+        bool in = put(o, "evidence", e);
+        e = NULL; /* o's now, or released */
+        if (!in || !put(o, "seq", json_integer((json_int_t)ev->seq)) ||
+            !put(o, "type", json_string(evrec_type_name(r))) ||
+            !put(o, "time", json_string(when)) ||
+            !put(o, "time_us", json_integer((json_int_t)r->wall_us)) ||
+            !put(o, "node", json_string(ev->node)) ||
+            !put(o, "check", json_string(ev->check ? ev->check : "")) ||
+            !put(o, "old_status", json_string(check_status_text(ev->old_state))) ||
+            !put(o, "new_status", json_string(check_status_text(ev->new_state))) ||
+            !put(o, "reason", json_string(ev->reason ? ev->reason : "")) ||
+            !put(o, "generation", json_integer((json_int_t)ev->generation)))
             goto fail;
         return o;
     }
@@ -395,6 +439,31 @@ int evrec_from_json(const json_t *o, struct evrec *r)
         r->wall_us = (int64_t)wall;
         return 0;
     }
+    if (!strcmp(type, "check")) {
+        ev->type = VIGIL_EVENT_CHECK;
+        ev->reason = get_str(o, "reason");
+        ev->check = get_str(o, "check");
+        ev->since_last = -1;
+        int os = check_status_from_text(get_str(o, "old_status"));
+        int ns = check_status_from_text(get_str(o, "new_status"));
+        const char *detail = json_is_object(e) ? get_str(e, "detail") : NULL;
+        const json_t *code = json_is_object(e) ? json_object_get(e, "code") : NULL;
+        if (!node || !ev->check || !ev->reason || os < 0 || ns < 0 || !detail ||
+            !json_is_integer(code) || !get_u64(o, "seq", &ev->seq) ||
+            !get_u64(o, "time_us", &wall) || !get_u64(o, "generation", &ev->generation) ||
+            !get_secs(e, "latency_s", false, 0, &ev->latency))
+            return -VIGIL_EINVAL;
+        size_t len = strlen(node);
+        if (!vigil_id_valid(node, len))
+            return -VIGIL_EINVAL;
+        memcpy(ev->node, node, len + 1);
+        ev->old_state = (enum vigil_state)os;
+        ev->new_state = (enum vigil_state)ns;
+        ev->code = (int64_t)json_integer_value(code);
+        snprintf(ev->detail, sizeof(ev->detail), "%s", detail);
+        r->wall_us = (int64_t)wall;
+        return 0;
+    }
     if (strcmp(type, "state") != 0)
         return -VIGIL_EINVAL;
     ev->type = VIGIL_EVENT_STATE;
@@ -475,6 +544,17 @@ void evrec_format_text(const struct evrec *r, char *buf, size_t cap)
             snprintf(extra, sizeof(extra), " (event %" PRIu64 ")", ev->generation);
         snprintf(buf, cap, "%s event %" PRIu64 ": action: %s%s%s%s", when, ev->seq, ev->node,
                  ev->node[0] ? " " : "", ev->reason ? ev->reason : "", extra);
+        return;
+    }
+    if (ev->type == VIGIL_EVENT_CHECK) {
+        char lat[32];
+        vigil_format_duration(ev->latency, lat, sizeof(lat));
+        snprintf(buf, cap,
+                 "%s event %" PRIu64 ": check %s/%s %s -> %s (%s) latency=%s code=%" PRId64
+                 " detail=%s",
+                 when, ev->seq, ev->node, ev->check ? ev->check : "",
+                 check_status_text(ev->old_state), check_status_text(ev->new_state),
+                 ev->reason ? ev->reason : "", lat, ev->code, ev->detail[0] ? ev->detail : "-");
         return;
     }
     if (ev->type == VIGIL_EVENT_LEADER) {

@@ -89,7 +89,7 @@ const char *evrec_type_name(const struct evrec *r);
  */
 static inline bool evrec_is_own(const struct evrec *r)
 {
-    return r->ev.type != VIGIL_EVENT_STATE;
+    return r->ev.type != VIGIL_EVENT_STATE && r->ev.type != VIGIL_EVENT_CHECK;
 }
 /* The node of the event; "" for the monitor's own events. */
 const char *evrec_node(const struct evrec *r);

@@ -307,9 +307,12 @@ static const char *event_label(const struct evrec *rec)
 static int hook_op(const struct hook *h, const struct vigil_event *ev)
 {
     uint32_t on = h->c.on_states;
+    /* Actions on checks act on check events only; the others never on them. */
+    if ((ev->type == VIGIL_EVENT_CHECK) != (h->c.n_checks > 0))
+        return HOOK_OP_NONE;
     if (on == 0)
         return HOOK_OP_DO;
-    if (ev->type != VIGIL_EVENT_STATE)
+    if (ev->type != VIGIL_EVENT_STATE && ev->type != VIGIL_EVENT_CHECK)
         return HOOK_OP_NONE; /* the monitor's own: no new state, only actions for every event */
     /* on_states has one bit per state; a state beyond its 32 bits matches no filter. */
     unsigned s = (unsigned)ev->new_state, o = (unsigned)ev->old_state;
@@ -335,7 +338,14 @@ static int job_op(const struct hook_runner *r, const struct hook_job *j, size_t 
 /* Is node one that action h is for (its globs and its custom status value)? */
 static bool hook_matches(const struct hook_runner *r, const struct hook *h, const struct evrec *rec)
 {
-    bool own = rec->ev.type != VIGIL_EVENT_STATE; /* the monitor's own: no node to match */
+    bool own = evrec_is_own(rec); /* the monitor's own: no node to match */
+    if (h->c.n_checks > 0) {
+        bool any = false;
+        for (size_t i = 0; i < h->c.n_checks && !any && rec->ev.check; i++)
+            any = fnmatch(h->c.checks[i], rec->ev.check, 0) == 0;
+        if (!any)
+            return false;
+    }
     if (h->c.n_nodes > 0) {
         if (own)
             return false;
@@ -576,7 +586,14 @@ static void coalesce(struct hook_runner *r, struct hook_queue *q, bool in_all)
     struct hook_job *a = q->head->next, *b = a->next;
     const struct vigil_event *ae = &a->rec.ev;
     struct vigil_event *be = &b->rec.ev;
-    bool pause = be->type != VIGIL_EVENT_STATE; /* the monitor's own: the newer wins */
+    /*
+     * The monitor's own, or two events about different things (the node and
+     * one of its checks, two checks): the newer wins.
+     */
+    bool pause = be->type != VIGIL_EVENT_STATE && be->type != VIGIL_EVENT_CHECK;
+    pause |= ae->type != be->type ||
+             (be->type == VIGIL_EVENT_CHECK &&
+              strcmp(ae->check ? ae->check : "", be->check ? be->check : "") != 0);
     bool round_trip = !pause && ae->old_state == be->new_state;
     const char *label = event_label(&b->rec);
     char bound[96];
@@ -715,8 +732,10 @@ static char **build_env(const struct hook_job *job, const struct hook_run *run, 
     evrec_format_addr(rec, addr, sizeof(addr));
 
     /* A pause is the monitor's own: no node, no states (VIGIL_SINCE_LAST is its length). */
-    bool pause = ev->type != VIGIL_EVENT_STATE;
+    bool pause = ev->type != VIGIL_EVENT_STATE && ev->type != VIGIL_EVENT_CHECK;
     bool ok =
+        env_add(&envp[k++], "VIGIL_CHECK=%s",
+                ev->type == VIGIL_EVENT_CHECK && ev->check ? ev->check : "") &&
         env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
         env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
         env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&

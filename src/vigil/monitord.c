@@ -41,6 +41,7 @@
 #include "groups.h"
 #include "holds.h"
 #include "hooks.h"
+#include "checks.h"
 #include "leader.h"
 #include "io/sender_io.h"
 #include "hwm.h"
@@ -71,10 +72,12 @@ struct monitord {
     struct vigil_monitor *mon;
     struct evlog *events;
     struct hook_runner *hooks;
-    struct actions *actions; /* the built-in kinds of action (NULL: only exec actions) */
-    struct actlog actlog;    /* every attempt and outcome of an action */
-    struct holds holds;      /* nodes in maintenance, or flapping: their actions held */
-    struct groups *groups;   /* failover groups (NULL: none) */
+    struct actions *actions;  /* the built-in kinds of action (NULL: only exec actions) */
+    struct actlog actlog;     /* every attempt and outcome of an action */
+    struct holds holds;       /* nodes in maintenance, or flapping: their actions held */
+    struct groups *groups;    /* failover groups (NULL: none) */
+    struct check_set *checks; /* monitor.checks, polled (NULL: none) */
+    struct rchecks *rchecks;  /* the checks agents report in their heartbeats */
     /*
      * A reload's new list of actions, applied once nothing runs
      * (apply_actions; the timer tries again): the waiting events carry over.
@@ -393,6 +396,151 @@ static void action_observed(void *arg, const struct hook_outcome *o)
 #define RESIGN_WAIT (300 * VIGIL_NSEC_PER_MSEC)
 
 static void drain_events(struct monitord *d, vigil_time_t now);
+static void arm_deadline(struct monitord *d);
+
+/* ---- health checks: the node's state from its checks (docs/checks.md) ---- */
+
+/* Whether a poll check's critical status makes its node dead. */
+static bool poll_means_dead(struct monitord *d, const struct check_info *c)
+{
+    if (c->cfg->critical_means_dead >= 0)
+        return c->cfg->critical_means_dead == 1;
+    const struct vigil_node *n = vigil_monitor_find(d->mon, c->node);
+    return n && vigil_node_polled(n);
+}
+
+/*
+ * The checks' verdict on node: *down when a check whose failure means the
+ * node is dead is critical (*why names it), *up when one of them has a
+ * status and none of them is critical.
+ */
+static void checks_verdict(struct monitord *d, const char *node, bool *down, bool *up,
+                           const char **why)
+{
+    *down = *up = false;
+    *why = NULL;
+    bool any = false;
+    for (size_t i = 0; i < check_set_count(d->checks); i++) {
+        const struct check_info *c = check_set_at(d->checks, i);
+        if (strcmp(c->node, node) != 0 || !poll_means_dead(d, c) || c->status == CHECK_UNKNOWN)
+            continue;
+        any = true;
+        if (c->status == CHECK_CRITICAL && !*down) {
+            *down = true;
+            *why = c->name;
+        }
+    }
+    for (size_t i = 0; i < rchecks_count(d->rchecks); i++) {
+        const struct rcheck *c = rchecks_at(d->rchecks, i);
+        if (strcmp(c->node, node) != 0 || !c->means_dead || c->status == CHECK_UNKNOWN)
+            continue;
+        any = true;
+        if (c->status == CHECK_CRITICAL && !*down) {
+            *down = true;
+            *why = c->name;
+        }
+    }
+    *up = any && !*down;
+}
+
+/* Applies the checks' verdict to node's state in the core. */
+static void health_apply(struct monitord *d, const char *node, vigil_time_t now)
+{
+    const struct vigil_node *n = vigil_monitor_find(d->mon, node);
+    if (!n)
+        return;
+    bool down, up;
+    const char *why;
+    checks_verdict(d, node, &down, &up, &why);
+    char text[96];
+    if (down && !vigil_node_check_down(n)) {
+        snprintf(text, sizeof text, "check %s critical", why);
+        const char *reason = check_intern(text);
+        vigil_monitor_set_check_down(d->mon, now, node, true, reason ? reason : "check critical");
+    } else if (!down && (vigil_node_check_down(n) || (up && vigil_node_polled(n) &&
+                                                      vigil_node_state(n) != VIGIL_STATE_ALIVE))) {
+        vigil_monitor_set_check_down(d->mon, now, node, false, "checks passing");
+    }
+}
+
+static void note_check(struct monitord *d, const char *node, const char *name,
+                       enum check_status old, enum check_status st, const struct check_result *r,
+                       const char *reason, vigil_time_t now)
+{
+    struct vigil_check_note note = {
+        .check = name,
+        .old_state = (enum vigil_state)old,
+        .new_state = (enum vigil_state)st,
+        .reason = reason,
+        .latency = r->latency,
+        .code = r->code,
+        .detail = r->detail,
+    };
+    /* The check's event first, then the node's, if the check changes it. */
+    vigil_monitor_note_check(d->mon, now, node, &note);
+    health_apply(d, node, now);
+    arm_deadline(d);
+    vio_timer_arm(d->loop, &d->drain_timer, now);
+}
+
+static void on_check_change(void *arg, const struct check_info *c, enum check_status old,
+                            const struct check_result *r, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    /* Times on the core's clock never go back. */
+    if (now < d->fed)
+        now = d->fed;
+    d->fed = now;
+    note_check(d, c->node, c->name, old, c->status, r, "polled", now);
+}
+
+static void on_rcheck_change(void *arg, const struct rcheck *c, enum check_status old,
+                             vigil_time_t now)
+{
+    note_check(arg, c->node, c->name, old, c->status, &c->last, "agent", now);
+}
+
+/* The checks among a full status a node just sent (agent.checks). */
+static void take_reports(struct monitord *d, const struct vigil_node *n, vigil_time_t now)
+{
+    size_t k = vigil_node_custom_count(n);
+    struct vigil_custom pairs[VIGIL_CUSTOM_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < k && m < VIGIL_CUSTOM_MAX; i++) {
+        const struct vigil_custom *p = vigil_node_custom(n, i);
+        if (!strncmp(p->key, CHECK_PAIR_PREFIX, strlen(CHECK_PAIR_PREFIX)))
+            pairs[m++] = *p;
+    }
+    if (m == 0)
+        return;
+    char id[VIGIL_ID_MAX + 1];
+    snprintf(id, sizeof id, "%s", vigil_node_id(n));
+    if (rchecks_update(d->rchecks, id, pairs, m, now, on_rcheck_change, d) != 0)
+        log_line(d, "vigil monitor: out of memory keeping an agent's checks");
+}
+
+static int setup_checks(struct monitord *d, char *err, size_t cap)
+{
+    struct vcfg_monitor *mc = &d->cfg.monitor;
+    vigil_time_t now = vio_now(d->loop);
+    for (size_t i = 0; i < mc->n_poll_only; i++) {
+        int rc = vigil_monitor_declare_polled(d->mon, mc->poll_only[i], now);
+        if (rc) {
+            snprintf(err, cap, "cannot declare node %s: %s", mc->poll_only[i], vigil_strerror(rc));
+            return -1;
+        }
+    }
+    if (!(d->rchecks = rchecks_new())) {
+        snprintf(err, cap, "cannot start: out of memory");
+        return -1;
+    }
+    if (mc->n_checks == 0)
+        return 0;
+    if (check_set_new(d->env, mc->checks, mc->n_checks, on_check_change, d, &d->checks, err, cap) !=
+        0)
+        return -1;
+    return 0;
+}
 
 static void on_leader_change(void *arg, const struct leader_view *v)
 {
@@ -1317,8 +1465,13 @@ static bool read_listener(struct listener *l, int max_batches)
             vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
             d->fed = at;
             int drc = vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
-            if (drc)
+            if (drc) {
                 note_drop(d, drc, &dg[i], at);
+            } else {
+                const struct vigil_node *sn = vigil_monitor_last_status(d->mon);
+                if (sn && vigil_node_custom_count(sn) > 0)
+                    take_reports(d, sn, at);
+            }
         }
         if (n < BATCH)
             return false;
@@ -1589,6 +1742,7 @@ static bool same_hooks(const struct vcfg_monitor *a, const struct vcfg_monitor *
             !same_opt(x->target, y->target) || !same_opt(x->server_key, y->server_key) ||
             !same_opt(x->secret_file, y->secret_file) || !same_opt(x->escalate, y->escalate) ||
             !same_strs(x->nodes, x->n_nodes, y->nodes, y->n_nodes) ||
+            !same_strs(x->checks, x->n_checks, y->checks, y->n_checks) ||
             !same_strs(x->servers, x->n_servers, y->servers, y->n_servers) ||
             !same_strs(x->labels, x->n_labels, y->labels, y->n_labels))
             return false;
@@ -1767,6 +1921,32 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
             om->damping = nm->damping;
             vigil_list_append(applied, sizeof(applied), "flap damping");
         }
+        if (om->n_checks || nm->n_checks || om->n_poll_only || nm->n_poll_only) {
+            /* The checks start anew, keeping the status of those that stay (node and name). */
+            struct check_set *ns = NULL;
+            char cerr[256] = "";
+            if (nm->n_checks && check_set_new(d->env, nm->checks, nm->n_checks, on_check_change, d,
+                                              &ns, cerr, sizeof cerr) != 0) {
+                vigil_list_append(restart, sizeof(restart), "checks (could not start them)");
+            } else {
+                check_set_inherit(ns, d->checks);
+                check_set_free(d->checks);
+                d->checks = ns;
+                for (size_t i = 0; i < om->n_checks; i++)
+                    vcfg_check_free(&om->checks[i]);
+                free(om->checks);
+                om->checks = nm->checks;
+                om->n_checks = nm->n_checks;
+                nm->checks = NULL;
+                nm->n_checks = 0;
+                for (size_t i = 0; i < nm->n_poll_only; i++)
+                    (void)vigil_monitor_declare_polled(d->mon, nm->poll_only[i], vio_now(d->loop));
+                if (!same_strs(om->poll_only, om->n_poll_only, nm->poll_only, nm->n_poll_only))
+                    vigil_list_append(restart, sizeof(restart),
+                                      "poll_only (nodes no longer listed stay polled)");
+                vigil_list_append(applied, sizeof(applied), "checks");
+            }
+        }
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
             vigil_list_append(restart, sizeof(restart), "listen");
         if (!vigil_str_same(om->api, nm->api) ||
@@ -1845,6 +2025,10 @@ int monitord_free(struct monitord *d)
         drain_events(d, vio_now(d->loop));
         save_marks(d, true);
     }
+    check_set_free(d->checks);
+    d->checks = NULL;
+    rchecks_free(d->rchecks);
+    d->rchecks = NULL;
     free(d->drops);
     actgate_free(d->gate);
     if (d->peer_sender) {
@@ -2105,7 +2289,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->holds_ready = true;
     restore_maint(d);
     actlog_init(&d->actlog);
-    if (setup_groups(d, NULL, err, cap) != 0 || setup_actions(d, err, cap) != 0) {
+    if (setup_groups(d, NULL, err, cap) != 0 || setup_actions(d, err, cap) != 0 ||
+        setup_checks(d, err, cap) != 0) {
         monitord_free(d);
         return -1;
     }

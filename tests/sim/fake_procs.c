@@ -27,6 +27,7 @@ struct vio_child {
     vio_exit_fn on_exit;
     void *arg;
     struct vio_child *prev, *next; /* the children not released */
+    char out[4096];                /* its output, up to output_max */
 };
 
 struct fake_procs {
@@ -132,6 +133,12 @@ static int fp_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio
     vio_timer_init(&c->end, child_end, c);
     prog->fn(prog->arg, sp, &c->outcome);
     c->status = (c->outcome.exit_code & 0xff) << 8;
+    if (c->outcome.output && req->output_max > 0) {
+        size_t n = strlen(c->outcome.output),
+               cap = req->output_max < sizeof(c->out) - 1 ? req->output_max : sizeof(c->out) - 1;
+        memcpy(c->out, c->outcome.output, n < cap ? n : cap);
+        c->out[n < cap ? n : cap] = '\0';
+    }
     if (c->outcome.runs_for != FAKE_PROC_FOREVER) {
         vigil_time_t d = c->outcome.runs_for > 0 ? c->outcome.runs_for : 0;
         if (vio_timer_arm(fp->loop, &c->end, now > VIGIL_TIME_NEVER - d ? now : now + d) != 0) {
@@ -189,6 +196,12 @@ static void fp_release(struct vio_procs *p, struct vio_child *c)
     free(c);
 }
 
+static const char *fp_output(const struct vio_child *c, size_t *len)
+{
+    *len = c ? strlen(c->out) : 0;
+    return c ? c->out : "";
+}
+
 static long fp_pid(const struct vio_child *c)
 {
     return c ? c->owner->spawns[c->idx].pid : 0;
@@ -226,6 +239,7 @@ static const struct vio_procs_ops fake_procs_ops = {
     .signal = fp_signal,
     .release = fp_release,
     .pid = fp_pid,
+    .output = fp_output,
     .wait_all = fp_wait_all,
 };
 

@@ -44,6 +44,8 @@ struct fake_outcome {
     int exit_code;         /* its status when it ends by itself (0..255) */
     vigil_time_t runs_for; /* how long until it ends by itself, or FAKE_PROC_FOREVER */
     bool ignore_term;      /* SIGTERM does not end it (SIGKILL does) */
+    /* What it writes (static; NULL: nothing), kept up to the spawn's output_max. */
+    const char *output;
 };
 
 /*
