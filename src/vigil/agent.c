@@ -534,7 +534,8 @@ int cmd_agent(int argc, char **argv)
         return 1;
     }
     struct vio_env *env;
-    rc = vio_env_real_new(&env, false);
+    /* Child processes only for checks (exec): an agent without them starts none. */
+    rc = vio_env_real_new(&env, a.cfg.agent.n_checks > 0);
     if (rc) {
         fprintf(stderr, "vigil agent: cannot start: %s\n", strerror(-rc));
         vcfg_free(&a.cfg);

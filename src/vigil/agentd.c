@@ -35,6 +35,7 @@
 
 #include "fmt.h"
 #include "agentd.h"
+#include "checks.h"
 #include "core/schedule.h"
 #include "io/sender_io.h"
 
@@ -75,6 +76,11 @@ struct agentd {
     int stop_signal;
     agentd_load_fn load; /* SIGHUP: the settings again (NULL: the key file only) */
     void *load_arg;
+    /* agent.checks: the host's services, reported as custom pairs (check.NAME). */
+    struct check_set *checks;
+    struct vigil_custom check_pairs[VCFG_AGENT_MAX_CHECKS];
+    size_t n_check_pairs;
+    uint64_t check_sends; /* heartbeats sent at once for a check's change */
 };
 
 static void say(struct agentd *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -105,6 +111,9 @@ static bool ratelimit_ok(struct ratelimit *r, vigil_time_t now)
 static void apply_pairs(struct agentd *a, const struct agent_pairs *pairs)
 {
     vigil_sender_clear_custom(a->sender);
+    /* The checks' pairs first: a status file full of pairs does not push them out. */
+    for (size_t i = 0; i < a->n_check_pairs; i++)
+        (void)vigil_sender_set_custom(a->sender, a->check_pairs[i].key, a->check_pairs[i].value);
     for (size_t i = 0; i < pairs->n; i++) {
         int rc = vigil_sender_set_custom(a->sender, pairs->p[i].key, pairs->p[i].value);
         if (rc < 0)
@@ -185,6 +194,40 @@ static bool beat(struct agentd *a, bool leaving)
         a->errors_reported = total;
     }
     return ok;
+}
+
+/*
+ * A check of the host changed its status: its pair changes, and a
+ * heartbeat with the full status goes out at once rather than at the next
+ * slot (the sender owes it VIGIL_SENDER_STATUS_REPEAT times, so the next
+ * heartbeats repeat it); the schedule of heartbeats does not move.
+ */
+static void on_check_change(void *arg, const struct check_info *c, enum check_status old,
+                            const struct check_result *r, vigil_time_t now)
+{
+    struct agentd *a = arg;
+    (void)now;
+    char key[VIGIL_CUSTOM_KEY_MAX + 1], value[VIGIL_CUSTOM_VAL_MAX + 1];
+    check_pair_format(c->name, c->status, c->cfg->critical_means_dead == 1, r, key, value);
+    size_t i = 0;
+    while (i < a->n_check_pairs && strcmp(a->check_pairs[i].key, key) != 0)
+        i++;
+    if (i == a->n_check_pairs) {
+        if (a->n_check_pairs == VCFG_AGENT_MAX_CHECKS)
+            return;
+        a->n_check_pairs++;
+    }
+    snprintf(a->check_pairs[i].key, sizeof(a->check_pairs[i].key), "%s", key);
+    snprintf(a->check_pairs[i].value, sizeof(a->check_pairs[i].value), "%s", value);
+    int rc = vigil_sender_set_custom(a->sender, key, value);
+    if (rc < 0)
+        say(a, "vigil agent: check %s not reported: %s", c->name, vigil_strerror(rc));
+    say(a, "vigil agent: check %s %s -> %s: %s", c->name, check_status_name(old),
+        check_status_name(c->status), r->detail);
+    if (rc == 0) {
+        a->check_sends++;
+        beat(a, false);
+    }
 }
 
 static void on_beat(void *arg, vigil_time_t now)
@@ -298,6 +341,16 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
             vigil_list_append(restart, sizeof(restart), "wire_version or status_every");
         if (!vigil_str_same(na->generation_file, oa->generation_file))
             vigil_list_append(restart, sizeof(restart), "generation_file");
+        bool checks_same = na->n_checks == oa->n_checks;
+        for (size_t i = 0; checks_same && i < na->n_checks; i++) {
+            const struct vcfg_check *x = &na->checks[i], *y = &oa->checks[i];
+            checks_same = vigil_str_same(x->name, y->name) && x->kind == y->kind &&
+                          vigil_str_same(x->target, y->target) && vigil_str_same(x->url, y->url) &&
+                          vigil_str_same(x->argv[0], y->argv[0]) && x->interval == y->interval &&
+                          x->timeout == y->timeout && x->rise == y->rise && x->fall == y->fall;
+        }
+        if (!checks_same)
+            vigil_list_append(restart, sizeof(restart), "checks");
     }
     sodium_memzero(na->key, sizeof(na->key));
     vcfg_free(&fresh);
@@ -454,6 +507,17 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     vigil_format_duration(ac->interval, iv, sizeof(iv));
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
+    if (ac->n_checks > 0) {
+        for (size_t i = 0; i < ac->n_checks; i++)
+            if (ac->checks[i].critical_means_dead < 0)
+                ac->checks[i].critical_means_dead = 0;
+        if (check_set_new(env, ac->checks, ac->n_checks, on_check_change, a, &a->checks, err,
+                          cap) != 0) {
+            agentd_free(a);
+            return -1;
+        }
+        say(a, "vigil agent: %zu check(s) of this host, reported in the heartbeats", ac->n_checks);
+    }
     vio_timer_arm(a->loop, &a->beat, vigil_sender_next(a->sender));
     vio_notify(env, "READY=1");
     *out = a;
@@ -485,6 +549,7 @@ void agentd_free(struct agentd *a)
     if (!a)
         return;
     vio_timer_disarm(a->loop, &a->beat);
+    check_set_free(a->checks);
     vigil_sender_free(a->sender);
     vio_transport_close(a->t4);
     vio_transport_close(a->t6);

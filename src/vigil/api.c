@@ -41,6 +41,7 @@
 #include "groups.h"
 #include "holds.h"
 #include "api.h"
+#include "checks.h"
 #include "actgate.h"
 #include "api_qos.h"
 #include "leader.h"
@@ -778,6 +779,49 @@ static void metrics_head(const struct api_ctx *c, vigil_time_t now, struct sbuf 
     sb_printf(b, "vigil_memory_bytes %llu\n", (unsigned long long)vigil_monitor_memory(c->mon));
     GAUGE_HEAD("vigil_uptime_seconds", "Seconds since the monitor started.");
     sb_printf(b, "vigil_uptime_seconds %.3f\n", ns_to_s(now - c->started_mono));
+    if (check_set_count(c->checks) || rchecks_count(c->rchecks)) {
+        size_t np = check_set_count(c->checks), na = rchecks_count(c->rchecks);
+        GAUGE_HEAD("vigil_check_status",
+                   "A check's status: 0 unknown, 1 passing, 2 warning, 3 critical.");
+        for (size_t i = 0; i < np; i++) {
+            const struct check_info *k = check_set_at(c->checks, i);
+            sb_printf(b, "vigil_check_status{node=\"%s\",check=\"%s\",source=\"poll\"} %d\n",
+                      k->node, k->name, (int)k->status);
+        }
+        for (size_t i = 0; i < na; i++) {
+            const struct rcheck *k = rchecks_at(c->rchecks, i);
+            sb_printf(b, "vigil_check_status{node=\"%s\",check=\"%s\",source=\"agent\"} %d\n",
+                      k->node, k->name, (int)k->status);
+        }
+        GAUGE_HEAD("vigil_check_latency_seconds", "How long a check's last run took.");
+        for (size_t i = 0; i < np; i++) {
+            const struct check_info *k = check_set_at(c->checks, i);
+            sb_printf(b,
+                      "vigil_check_latency_seconds{node=\"%s\",check=\"%s\",source=\"poll\"} "
+                      "%.6f\n",
+                      k->node, k->name, ns_to_s(k->last.latency));
+        }
+        for (size_t i = 0; i < na; i++) {
+            const struct rcheck *k = rchecks_at(c->rchecks, i);
+            sb_printf(b,
+                      "vigil_check_latency_seconds{node=\"%s\",check=\"%s\",source=\"agent\"} "
+                      "%.6f\n",
+                      k->node, k->name, ns_to_s(k->last.latency));
+        }
+        sb_printf(b, "# HELP vigil_check_runs_total Runs of the monitor's checks, by result.\n"
+                     "# TYPE vigil_check_runs_total counter\n");
+        for (size_t i = 0; i < np; i++) {
+            const struct check_info *k = check_set_at(c->checks, i);
+            sb_printf(b,
+                      "vigil_check_runs_total{node=\"%s\",check=\"%s\",result=\"passing\"} %llu\n"
+                      "vigil_check_runs_total{node=\"%s\",check=\"%s\",result=\"warning\"} %llu\n"
+                      "vigil_check_runs_total{node=\"%s\",check=\"%s\",result=\"critical\"} "
+                      "%llu\n",
+                      k->node, k->name, (unsigned long long)k->passing, k->node, k->name,
+                      (unsigned long long)k->warning, k->node, k->name,
+                      (unsigned long long)k->critical);
+        }
+    }
     GAUGE_HEAD("vigil_build_info", "Version of the running monitor (always 1).");
     sb_printf(b, "vigil_build_info{version=\"%s\"} 1\n", VIGIL_VERSION_STRING);
 #undef COUNTER
@@ -1335,6 +1379,7 @@ enum route {
     ROUTE_MAINT_LIST,
     ROUTE_MAINT,
     ROUTE_GROUPS,
+    ROUTE_CHECKS,
     ROUTE_FAILOVER,
     ROUTE_UI,
 };
@@ -1366,6 +1411,8 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_ACTIONS;
     if (!strcmp(path, "/v1/groups"))
         return ROUTE_GROUPS;
+    if (!strcmp(path, "/v1/checks"))
+        return ROUTE_CHECKS;
     static const char groups_prefix[] = "/v1/groups/", failover_suffix[] = "/failover";
     size_t plen = strlen(path);
     if (!strncmp(path, groups_prefix, sizeof(groups_prefix) - 1) &&
@@ -1673,6 +1720,83 @@ static void handle_metrics(struct api_ctx *c, const char *query, struct vio_http
     respond(resp, 200, b.p, b.len, API_METRICS_TYPE);
 }
 
+/* put, true when it worked. */
+static bool pok(json_t *o, const char *key, json_t *v)
+{
+    return put(o, key, v) == 0;
+}
+
+/* A check as the API shows it. */
+static json_t *check_json(const char *node, const char *name, const char *source, const char *type,
+                          enum check_status st, vigil_time_t since, const struct check_result *last,
+                          vigil_time_t last_at, bool means_dead, uint64_t changes, vigil_time_t now,
+                          int64_t now_wall)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    bool ok = pok(o, "node", json_string(node)) && pok(o, "check", json_string(name)) &&
+              pok(o, "source", json_string(source)) && pok(o, "type", json_string(type)) &&
+              pok(o, "status", json_string(check_status_name(st))) &&
+              pok(o, "critical_means_dead", json_boolean(means_dead)) &&
+              pok(o, "changes", json_integer((json_int_t)changes));
+    ok = ok &&
+         pok(o, "since",
+             since < 0 ? json_null() : json_integer((json_int_t)(now_wall - (now - since) / 1000)));
+    if (ok && last_at > 0) {
+        json_t *l = json_object();
+        ok = l && pok(l, "status", json_string(check_status_name(last->status))) &&
+             pok(l, "latency_s", json_real(ns_to_s(last->latency))) &&
+             pok(l, "code", json_integer((json_int_t)last->code)) &&
+             pok(l, "detail", json_string(last->detail)) &&
+             pok(l, "age_s", json_real(ns_to_s(now - last_at)));
+        if (!ok)
+            json_decref(l);
+        ok = ok && pok(o, "last", l);
+    } else if (ok) {
+        ok = pok(o, "last", json_null());
+    }
+    if (!ok) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The checks (of node; NULL: all), polled and reported. */
+static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time_t now,
+                           int64_t now_wall)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < check_set_count(c->checks); i++) {
+        const struct check_info *k = check_set_at(c->checks, i);
+        if (node && strcmp(node, k->node))
+            continue;
+        const struct vigil_node *n = vigil_monitor_find(c->mon, k->node);
+        bool dead = k->cfg->critical_means_dead >= 0 ? k->cfg->critical_means_dead == 1
+                                                     : n && vigil_node_polled(n);
+        json_t *j =
+            check_json(k->node, k->name, "poll", vcfg_check_kind_name(k->cfg->kind), k->status,
+                       k->since, &k->last, k->last_at, dead, k->changes, now, now_wall);
+        if (!j || json_array_append_new(a, j) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    for (size_t i = 0; a && i < rchecks_count(c->rchecks); i++) {
+        const struct rcheck *k = rchecks_at(c->rchecks, i);
+        if (node && strcmp(node, k->node))
+            continue;
+        json_t *j = check_json(k->node, k->name, "agent", "agent", k->status, k->since, &k->last,
+                               k->last_at, k->means_dead, k->changes, now, now_wall);
+        if (!j || json_array_append_new(a, j) != 0) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
 static void handle_node(struct api_ctx *c, const char *id, struct vio_http_response *resp,
                         vigil_time_t now, int64_t now_wall)
 {
@@ -1684,6 +1808,11 @@ static void handle_node(struct api_ctx *c, const char *id, struct vio_http_respo
         return;
     }
     json_t *o = api_node_json(c->mon, n, now, now_wall);
+    if (o && (put(o, "checks", checks_json(c, vigil_node_id(n), now, now_wall)) ||
+              put(o, "polled", json_boolean(vigil_node_polled(n))))) {
+        json_decref(o);
+        o = NULL;
+    }
     if (o && put(o, "events", node_events_json(c->events, vigil_node_id(n)))) {
         json_decref(o);
         o = NULL;
@@ -1914,6 +2043,13 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
     case ROUTE_GROUPS:
         respond_json(resp, 200, groups_json(c->groups));
         return;
+    case ROUTE_CHECKS: {
+        vigil_time_t tnow = vio_now(c->loop);
+        respond_json(
+            resp, 200,
+            json_pack("{so*}", "checks", checks_json(c, NULL, tnow, vio_wall_us(c->loop))));
+        return;
+    }
     case ROUTE_MAINT:
     case ROUTE_FAILOVER:
     case ROUTE_KEYS_RELOAD:

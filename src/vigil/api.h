@@ -31,6 +31,9 @@
 #define API_UI_HEADERS 6
 
 /* What the API reads. Owned by the monitor program; all pointers outlive the server. */
+struct check_set;
+struct rchecks;
+
 struct api_ctx {
     struct vigil_monitor *mon;
     struct evlog *events;
@@ -40,7 +43,9 @@ struct api_ctx {
     /* POST /v1/maint/NODE: len 0 off, VIGIL_TIME_NEVER until told. 0, or -1 with err. */
     int (*maint)(void *ud, const char *node, vigil_time_t len, char *err, size_t cap);
     void *maint_ud;
-    struct groups *groups; /* failover groups (NULL: none) */
+    struct groups *groups;    /* failover groups (NULL: none) */
+    struct check_set *checks; /* monitor.checks (NULL: none) */
+    struct rchecks *rchecks;  /* the checks agents report (NULL: none) */
     /* POST /v1/groups/NAME/failover: a planned switchover (to NULL: the best replica). */
     int (*failover)(void *ud, const char *group, const char *to, char *err, size_t cap);
     void *failover_ud;

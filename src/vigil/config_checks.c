@@ -410,6 +410,10 @@ static int read_one(struct vcfg__ld *l, const config_setting_t *g, bool agent, s
         return -1;
     if (!c->name)
         return vcfg__sfail(l, g, "has no name (name = \"http\")");
+    if (agent && strlen(c->name) > VCFG_CHECK_NAME_MAX - 6)
+        return vcfg__sfail(l, config_setting_get_member(g, "name"),
+                           "is longer than %d characters, the most an agent reports",
+                           VCFG_CHECK_NAME_MAX - 6);
     if (!agent && !c->node)
         return vcfg__sfail(l, g, "has no node (node = \"web1\": the node whose service it checks)");
     if (c->kind == VCFG_CHECK_TCP && !c->target)

@@ -141,10 +141,10 @@ struct vcfg__ld {
     size_t dir_len;   /* length of file's directory prefix, with its '/' */
     char *err;
     size_t cap;
-    bool interval_set;       /* monitor.heartbeat_interval was in the file */
-    struct vio_fs *fs;       /* where key files are read */
-    bool actions_seen;       /* monitor.hooks or monitor.actions read: the other adds to it */
-    size_t group_priorities; /* entries of the group's priority list being read */
+    bool interval_set;        /* monitor.heartbeat_interval was in the file */
+    struct vio_fs *fs;        /* where key files are read */
+    bool actions_seen;        /* monitor.hooks or monitor.actions read: the other adds to it */
+    size_t group_priorities;  /* entries of the group's priority list being read */
     struct vcfg_check *check; /* the check being read */
     /*
      * The name and escalate settings of each action read (by its place in

@@ -534,11 +534,13 @@ static int setup_checks(struct monitord *d, char *err, size_t cap)
         snprintf(err, cap, "cannot start: out of memory");
         return -1;
     }
+    d->api_ctx.rchecks = d->rchecks;
     if (mc->n_checks == 0)
         return 0;
     if (check_set_new(d->env, mc->checks, mc->n_checks, on_check_change, d, &d->checks, err, cap) !=
         0)
         return -1;
+    d->api_ctx.checks = d->checks;
     return 0;
 }
 
@@ -1932,6 +1934,7 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                 check_set_inherit(ns, d->checks);
                 check_set_free(d->checks);
                 d->checks = ns;
+                d->api_ctx.checks = ns;
                 for (size_t i = 0; i < om->n_checks; i++)
                     vcfg_check_free(&om->checks[i]);
                 free(om->checks);
