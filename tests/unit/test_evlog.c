@@ -715,6 +715,65 @@ static void test_action_event(void **state)
 }
 
 /* To JSON and back: the same record, and the same line. */
+/* A check's change: its own fields, and back again exactly. */
+static void test_check_event(void **state)
+{
+    (void)state;
+    struct evrec r;
+    memset(&r, 0, sizeof(r));
+    r.ev.seq = 40;
+    r.ev.type = VIGIL_EVENT_CHECK;
+    r.ev.time = 44 * VIGIL_NSEC_PER_SEC;
+    snprintf(r.ev.node, sizeof(r.ev.node), "web1");
+    r.ev.check = "http";
+    r.ev.old_state = VIGIL_STATE_ALIVE;
+    r.ev.new_state = VIGIL_STATE_DEAD;
+    r.ev.reason = "agent";
+    r.ev.latency = 12345678;
+    r.ev.code = 503;
+    r.ev.generation = 9;
+    r.ev.since_last = -1;
+    snprintf(r.ev.detail, sizeof(r.ev.detail), "HTTP 503: down for \"maintenance\"");
+    r.wall_us = WALL_2026_11_25_17 * 1000000 + 125000;
+    json_t *o = evrec_to_json(&r);
+    assert_non_null(o);
+    assert_string_equal(str(o, "type"), "check");
+    assert_string_equal(str(o, "check"), "http");
+    assert_string_equal(str(o, "old_status"), "passing");
+    assert_string_equal(str(o, "new_status"), "critical");
+    assert_string_equal(str(o, "reason"), "agent");
+    json_t *e = json_object_get(o, "evidence");
+    assert_true(json_is_object(e));
+    assert_int_equal(json_integer_value(json_object_get(e, "code")), 503);
+    assert_string_equal(json_string_value(json_object_get(e, "detail")),
+                        "HTTP 503: down for \"maintenance\"");
+    assert_false(evrec_is_own(&r));
+    assert_string_equal(evrec_node(&r), "web1");
+    struct evrec back;
+    memset(&back, 0xa5, sizeof(back));
+    assert_int_equal(evrec_from_json(o, &back), 0);
+    assert_int_equal(back.ev.type, VIGIL_EVENT_CHECK);
+    assert_string_equal(back.ev.check, "http");
+    assert_int_equal(back.ev.old_state, VIGIL_STATE_ALIVE);
+    assert_int_equal(back.ev.new_state, VIGIL_STATE_DEAD);
+    assert_int_equal(back.ev.latency, 12345678);
+    assert_int_equal(back.ev.code, 503);
+    assert_int_equal(back.ev.generation, 9);
+    assert_string_equal(back.ev.detail, r.ev.detail);
+    assert_int_equal(back.wall_us, r.wall_us);
+    char want[512], got[512];
+    evrec_format_text(&r, want, sizeof(want));
+    evrec_format_text(&back, got, sizeof(got));
+    assert_string_equal(got, want);
+    /* A status that is not one, or no check: refused. */
+    json_object_set_new(o, "new_status", json_string("dead"));
+    assert_int_equal(evrec_from_json(o, &back), -VIGIL_EINVAL);
+    json_object_set_new(o, "new_status", json_string("critical"));
+    json_object_del(o, "check");
+    assert_int_equal(evrec_from_json(o, &back), -VIGIL_EINVAL);
+    json_decref(o);
+}
+
 static void test_action_event_round_trip(void **state)
 {
     (void)state;
@@ -822,6 +881,7 @@ int main(void)
         cmocka_unit_test(test_json_from_strict),
         cmocka_unit_test(test_action_event),
         cmocka_unit_test(test_action_event_round_trip),
+        cmocka_unit_test(test_check_event),
         cmocka_unit_test(test_action_event_from_strict),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

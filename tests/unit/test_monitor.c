@@ -132,6 +132,96 @@ static void test_suspect_then_dead_boundaries(void **st)
     vigil_monitor_free(m);
 }
 
+/* A check holds a heartbeat node dead; passing again brings it back at once if it kept sending. */
+static void test_check_down(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(send_hb(m, 0, "web1", 1, 1, 0, NULL), 0);
+    next_event(m);
+    assert_int_equal(vigil_monitor_set_check_down(m, 500 * MS, "web1", true, "check http critical"),
+                     0);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    assert_string_equal(ev.reason, "check http critical");
+    assert_true(vigil_node_check_down(vigil_monitor_find(m, "web1")));
+    /* Heartbeats go on: taken, but no way back while the check fails (rise 2 is not enough). */
+    for (uint64_t k = 2; k <= 6; k++) {
+        assert_int_equal(send_hb(m, (vigil_time_t)(k - 1) * S, "web1", 1, k, 0, NULL), 0);
+        tick(m, (vigil_time_t)(k - 1) * S);
+    }
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_DEAD);
+    no_event(m);
+    /* The check passes: alive at once, its detector never crossed. */
+    assert_int_equal(vigil_monitor_set_check_down(m, 5500 * MS, "web1", false, "checks passing"),
+                     0);
+    ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_DEAD);
+    assert_int_equal(ev.new_state, VIGIL_STATE_ALIVE);
+    assert_string_equal(ev.reason, "checks passing");
+    /* And judged by its heartbeats again: suspect 2.5 s after the last one (5 s). */
+    assert_int_equal(vigil_monitor_next_deadline(m), 7500 * MS);
+    /* A node whose heartbeats stopped while a check held it stays dead when the check passes. */
+    assert_int_equal(vigil_monitor_set_check_down(m, 6 * S, "web1", true, "check http critical"),
+                     0);
+    next_event(m);
+    assert_int_equal(vigil_monitor_set_check_down(m, 20 * S, "web1", false, "checks passing"), 0);
+    assert_int_equal(state_of(m, "web1"), VIGIL_STATE_DEAD);
+    no_event(m);
+    assert_int_equal(vigil_monitor_set_check_down(m, 20 * S, "nobody", true, NULL),
+                     -VIGIL_EUNKNOWN);
+    vigil_monitor_free(m);
+}
+
+/* A polled node: its checks alone decide; heartbeats from it change nothing. */
+static void test_polled_node(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    assert_int_equal(vigil_monitor_declare_polled(m, "db1", 0), 0);
+    assert_true(vigil_node_polled(vigil_monitor_find(m, "db1")));
+    /* No detector deadline: not dead after startup_grace. */
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    tick(m, 60 * S);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_UNKNOWN);
+    assert_int_equal(vigil_monitor_set_check_down(m, 61 * S, "db1", false, "checks passing"), 0);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_ALIVE);
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    /* Silent for a minute: still alive. A heartbeat is recorded, and changes no state. */
+    tick(m, 121 * S);
+    assert_int_equal(send_hb(m, 121 * S, "db1", 1, 1, 0, NULL), 0);
+    assert_int_equal(vigil_node_heartbeats(vigil_monitor_find(m, "db1")), 1);
+    assert_int_equal(vigil_monitor_set_check_down(m, 122 * S, "db1", true, "check pg critical"), 0);
+    ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    assert_string_equal(ev.reason, "check pg critical");
+    assert_int_equal(send_hb(m, 123 * S, "db1", 1, 2, 0, NULL), 0);
+    assert_int_equal(state_of(m, "db1"), VIGIL_STATE_DEAD);
+    no_event(m);
+    /* A check event carries its evidence, cut to its room. */
+    char longd[300];
+    memset(longd, 'x', sizeof longd - 1);
+    longd[sizeof longd - 1] = '\0';
+    struct vigil_check_note note = {.check = "pg",
+                                    .old_state = VIGIL_STATE_ALIVE,
+                                    .new_state = VIGIL_STATE_DEAD,
+                                    .reason = "polled",
+                                    .latency = 3 * MS,
+                                    .code = 7,
+                                    .detail = longd};
+    vigil_monitor_note_check(m, 124 * S, "db1", &note);
+    ev = next_event(m);
+    assert_int_equal(ev.type, VIGIL_EVENT_CHECK);
+    assert_string_equal(ev.check, "pg");
+    assert_string_equal(ev.node, "db1");
+    assert_int_equal(ev.latency, 3 * MS);
+    assert_int_equal(ev.code, 7);
+    assert_int_equal(strlen(ev.detail), VIGIL_EVENT_DETAIL_MAX);
+    assert_int_equal(ev.generation, 1);
+    vigil_monitor_free(m);
+}
+
 static void test_heartbeats_keep_alive(void **st)
 {
     (void)st;
@@ -1352,6 +1442,8 @@ int main(void)
         cmocka_unit_test(test_first_heartbeat_registers),
         cmocka_unit_test(test_suspect_then_dead_boundaries),
         cmocka_unit_test(test_heartbeats_keep_alive),
+        cmocka_unit_test(test_check_down),
+        cmocka_unit_test(test_polled_node),
         cmocka_unit_test(test_suspect_back_to_alive),
         cmocka_unit_test(test_recovery_needs_rise),
         cmocka_unit_test(test_goodbye_is_left_not_dead),
