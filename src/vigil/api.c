@@ -393,7 +393,8 @@ static json_t *node_events_json(const struct evlog *l, const char *id)
     /* Newest first, bounded by the history's length. */
     for (size_t i = evlog_count(l); i > 0 && n < API_NODE_EVENTS; i--) {
         const struct evrec *r = evlog_at(l, i - 1);
-        if (r && r->ev.type == VIGIL_EVENT_STATE && strcmp(r->ev.node, id) == 0)
+        if (r && (r->ev.type == VIGIL_EVENT_STATE || r->ev.type == VIGIL_EVENT_CHECK) &&
+            strcmp(r->ev.node, id) == 0)
             picked[n++] = i - 1;
     }
     for (size_t k = n; k > 0; k--) {

@@ -666,10 +666,34 @@ static void print_node(const json_t *n)
         }
         printf("\n");
     }
-    printf("  declared      %s\n", json_is_true(json_object_get(n, "declared"))
+    printf("  declared      %s\n", json_is_true(json_object_get(n, "polled"))
+                                       ? "yes, polled (no heartbeats: its checks decide)"
+                                   : json_is_true(json_object_get(n, "declared"))
                                        ? "yes (in the configuration)"
                                        : "no (registered itself)");
-    cli_print_qos(n);
+    const json_t *checks = json_object_get(n, "checks");
+    if (json_array_size(checks) > 0) {
+        printf("  checks\n");
+        size_t ci;
+        json_t *c;
+        json_array_foreach((json_t *)checks, ci, c)
+        {
+            const json_t *last = json_object_get(c, "last");
+            char lat[32] = "-", age[32] = "-";
+            if (json_is_object(last)) {
+                snprintf(lat, sizeof lat, "%s", vigil_dur_s(jnum(last, "latency_s", 0)).s);
+                table_duration(jnum(last, "age_s", 0), age, sizeof age);
+            }
+            printf("    %-16s %-8s %-5s %s%s  last: %s ago, took %s, code %lld: %s\n",
+                   jstr(c, "check", "?"), jstr(c, "status", "?"), jstr(c, "type", "?"),
+                   jstr(c, "source", "?"),
+                   json_is_true(json_object_get(c, "critical_means_dead")) ? ", decides" : "", age,
+                   lat, json_is_object(last) ? (long long)jnum(last, "code", 0) : 0LL,
+                   json_is_object(last) ? jstr(last, "detail", "") : "never run");
+        }
+    }
+    if (!json_is_true(json_object_get(n, "polled")))
+        cli_print_qos(n);
 
     const json_t *events = json_object_get(n, "events");
     if (json_array_size(events) == 0) {

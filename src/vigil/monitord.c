@@ -530,6 +530,15 @@ static int setup_checks(struct monitord *d, char *err, size_t cap)
             return -1;
         }
     }
+    /* A node a check is of is declared: it must send heartbeats, unless it is polled. */
+    for (size_t i = 0; i < mc->n_checks; i++) {
+        int rc = vigil_monitor_declare(d->mon, mc->checks[i].node, now);
+        if (rc && rc != -VIGIL_EEXIST) {
+            snprintf(err, cap, "cannot declare node %s: %s", mc->checks[i].node,
+                     vigil_strerror(rc));
+            return -1;
+        }
+    }
     if (!(d->rchecks = rchecks_new())) {
         snprintf(err, cap, "cannot start: out of memory");
         return -1;
@@ -1944,6 +1953,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                 nm->n_checks = 0;
                 for (size_t i = 0; i < nm->n_poll_only; i++)
                     (void)vigil_monitor_declare_polled(d->mon, nm->poll_only[i], vio_now(d->loop));
+                for (size_t i = 0; i < om->n_checks; i++)
+                    (void)vigil_monitor_declare(d->mon, om->checks[i].node, vio_now(d->loop));
                 if (!same_strs(om->poll_only, om->n_poll_only, nm->poll_only, nm->n_poll_only))
                     vigil_list_append(restart, sizeof(restart),
                                       "poll_only (nodes no longer listed stay polled)");
