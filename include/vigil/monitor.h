@@ -405,6 +405,16 @@ VIGIL_EXPORT int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, co
                                                unsigned key_id,
                                                uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN]);
 
+/*
+ * The tag key node id uses (its node key's, or the legacy cluster key's),
+ * for the monitor's own authenticated polls of it (ping checks): under the
+ * key id of the node's last accepted datagram if the monitor still holds
+ * it, else under the first key held. *key_id is that id. Returns 0,
+ * -VIGIL_EUNKNOWN when the monitor has no key, -VIGIL_EBADID.
+ */
+VIGIL_EXPORT int vigil_monitor_node_mac(const struct vigil_monitor *m, const char *id,
+                                        uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN], uint8_t *key_id);
+
 /* The key ids the monitor holds, in ids (cap entries at most); returns how many it holds. */
 VIGIL_EXPORT size_t vigil_monitor_key_ids(const struct vigil_monitor *m, uint8_t *ids, size_t cap);
 

@@ -46,6 +46,8 @@ enum vigil_msg_type {
     VIGIL_MSG_HEARTBEAT = 1, /* version 1: a heartbeat, always with the full status */
     VIGIL_MSG_BEAT = 1,      /* version 2: liveness and the status version only */
     VIGIL_MSG_STATUS = 2,    /* version 2: liveness and the full status */
+    VIGIL_MSG_PING = 3,      /* version 2 echo: a monitor's poll of an agent (a ping check) */
+    VIGIL_MSG_PONG = 4,      /* version 2 echo: the agent's answer */
 };
 
 /* Header flags. */
@@ -236,6 +238,41 @@ VIGIL_EXPORT int vigil_wire_peek(const uint8_t *buf, size_t len, struct vigil_wi
  */
 VIGIL_EXPORT int vigil_wire_peek_id(const uint8_t *buf, size_t len, const char **id,
                                     size_t *id_len);
+
+/*
+ * Echoes (docs/protocol.md, "Echo"): a monitor's authenticated poll of an
+ * agent and its answer, for ping checks. A ping names the node it is for
+ * and carries a token; the pong names the same node and echoes the token.
+ * Both are tagged with the node's tag key (the full 16-byte SipHash tag),
+ * and the type, which the tag covers, tells them apart, so that neither can
+ * stand for the other; a pong answers one token only. 16 bytes of header,
+ * the id, the tag: at most VIGIL_WIRE_ECHO_MAX bytes.
+ */
+#define VIGIL_WIRE_ECHO_MAX (16 + VIGIL_ID_MAX + VIGIL_WIRE_TAG_LEN)
+
+struct vigil_echo {
+    uint8_t type; /* VIGIL_MSG_PING or VIGIL_MSG_PONG */
+    uint8_t key_id;
+    char id[VIGIL_ID_MAX + 1];
+    uint64_t token;
+};
+
+/*
+ * Encodes e into buf; with key (the node's tag key) non-NULL, tagged.
+ * Returns the length, or -VIGIL_ETYPE, -VIGIL_EBADID, -VIGIL_EBADFIELD
+ * (key_id above VIGIL_WIRE_KEY_ID_MAX), -VIGIL_ETOOBIG.
+ */
+VIGIL_EXPORT int vigil_wire_encode_echo(const struct vigil_echo *e, const uint8_t *key,
+                                        uint8_t *buf, size_t cap);
+/*
+ * Decodes an echo; with key non-NULL, verifies its tag first (-VIGIL_EAUTH
+ * if it is missing or wrong). Without a key, a tag is not checked: a
+ * receiver decodes once without one to learn the id (and the key id), then
+ * again with that node's key. Returns 0 or a negative error, as
+ * vigil_wire_decode does.
+ */
+VIGIL_EXPORT int vigil_wire_decode_echo(const uint8_t *buf, size_t len, const uint8_t *key,
+                                        struct vigil_echo *e);
 
 #ifdef __cplusplus
 }

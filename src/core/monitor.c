@@ -444,6 +444,28 @@ static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, s
     return 0;
 }
 
+int vigil_monitor_node_mac(const struct vigil_monitor *m, const char *id,
+                           uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN], uint8_t *key_id)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    if (m->n_keys == 0)
+        return -VIGIL_EUNKNOWN;
+    const struct vigil__keyslot *ks = NULL;
+    uint32_t idx = vigil__idtable_value(slot_find(m, id, len));
+    if (idx != VIGIL__IDTABLE_NONE && m->nodes[idx].heartbeats > 0)
+        ks = key_slot(m, m->nodes[idx].key_id);
+    if (!ks)
+        ks = &m->keys[0];
+    *key_id = ks->id;
+    if (ks->master)
+        node_keys(ks, id, len, mac, NULL);
+    else
+        memcpy(mac, ks->mac, VIGIL_WIRE_MAC_KEY_LEN);
+    return 0;
+}
+
 int vigil_monitor_key_fingerprint(const struct vigil_monitor *m, const char *id, unsigned key_id,
                                   uint8_t fp[VIGIL_WIRE_FINGERPRINT_LEN])
 {

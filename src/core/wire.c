@@ -824,3 +824,75 @@ int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
     const struct vigil_wire_keys k = {.mac = key};
     return vigil_wire_decode_keys(buf, len, &k, hb);
 }
+
+/* --- echoes ------------------------------------------------------------ */
+
+#define ECHO_OFF_TOKEN  8
+#define ECHO_HEADER_LEN 16
+
+int vigil_wire_encode_echo(const struct vigil_echo *e, const uint8_t *key, uint8_t *buf, size_t cap)
+{
+    if (e->type != VIGIL_MSG_PING && e->type != VIGIL_MSG_PONG)
+        return -VIGIL_ETYPE;
+    size_t id_len = strnlen(e->id, VIGIL_ID_MAX + 1);
+    if (!vigil_id_valid(e->id, id_len))
+        return -VIGIL_EBADID;
+    if (e->key_id > VIGIL_WIRE_KEY_ID_MAX)
+        return -VIGIL_EBADFIELD;
+    size_t len = ECHO_HEADER_LEN + id_len + (key ? VIGIL_WIRE_TAG_LEN : 0);
+    if (len > cap)
+        return -VIGIL_ETOOBIG;
+    memset(buf, 0, ECHO_HEADER_LEN);
+    buf[0] = WIRE_MAGIC0;
+    buf[1] = WIRE_MAGIC1;
+    buf[OFF_VERSION] = VIGIL_WIRE_V2;
+    buf[OFF_TYPE] = e->type;
+    buf[OFF_FLAGS] = key ? (uint8_t)(VIGIL_FLAG_AUTH | e->key_id << WIRE_KEY_ID_SHIFT) : 0;
+    buf[OFF_ID_LEN] = (uint8_t)id_len;
+    put_u64(buf + ECHO_OFF_TOKEN, e->token);
+    memcpy(buf + ECHO_HEADER_LEN, e->id, id_len);
+    if (key)
+        crypto_shorthash_siphashx24(buf + ECHO_HEADER_LEN + id_len, buf, ECHO_HEADER_LEN + id_len,
+                                    key);
+    return (int)len;
+}
+
+int vigil_wire_decode_echo(const uint8_t *buf, size_t len, const uint8_t *key, struct vigil_echo *e)
+{
+    if (len < ECHO_HEADER_LEN)
+        return -VIGIL_ETRUNC;
+    if (len > VIGIL_WIRE_ECHO_MAX)
+        return -VIGIL_ETOOBIG;
+    if (buf[0] != WIRE_MAGIC0 || buf[1] != WIRE_MAGIC1)
+        return -VIGIL_EMAGIC;
+    if (buf[OFF_VERSION] != VIGIL_WIRE_V2)
+        return -VIGIL_EVERSION;
+    uint8_t type = buf[OFF_TYPE];
+    if (type != VIGIL_MSG_PING && type != VIGIL_MSG_PONG)
+        return -VIGIL_ETYPE;
+    uint8_t flags = buf[OFF_FLAGS] & WIRE_FLAGS_MASK;
+    if ((flags & ~VIGIL_FLAG_AUTH) != 0 || buf[6] != 0 || buf[7] != 0)
+        return -VIGIL_EBADFIELD;
+    size_t id_len = buf[OFF_ID_LEN];
+    size_t tag = (flags & VIGIL_FLAG_AUTH) ? VIGIL_WIRE_TAG_LEN : 0;
+    if (id_len == 0 || id_len > VIGIL_ID_MAX)
+        return -VIGIL_EBADID;
+    if (len != ECHO_HEADER_LEN + id_len + tag)
+        return len < ECHO_HEADER_LEN + id_len + tag ? -VIGIL_ETRUNC : -VIGIL_ETOOBIG;
+    if (!vigil_id_valid((const char *)buf + ECHO_HEADER_LEN, id_len))
+        return -VIGIL_EBADID;
+    if (key) {
+        if (!tag)
+            return -VIGIL_EAUTH;
+        uint8_t want[VIGIL_WIRE_TAG_LEN];
+        crypto_shorthash_siphashx24(want, buf, ECHO_HEADER_LEN + id_len, key);
+        if (sodium_memcmp(want, buf + ECHO_HEADER_LEN + id_len, VIGIL_WIRE_TAG_LEN) != 0)
+            return -VIGIL_EAUTH;
+    }
+    e->type = type;
+    e->key_id = (uint8_t)(buf[OFF_FLAGS] >> WIRE_KEY_ID_SHIFT);
+    memcpy(e->id, buf + ECHO_HEADER_LEN, id_len);
+    e->id[id_len] = '\0';
+    e->token = get_u64(buf + ECHO_OFF_TOKEN);
+    return 0;
+}

@@ -81,7 +81,17 @@ struct agentd {
     struct vigil_custom check_pairs[VCFG_AGENT_MAX_CHECKS];
     size_t n_check_pairs;
     uint64_t check_sends; /* heartbeats sent at once for a check's change */
+    /* agent.listen: the monitors' pings (ping checks) answered here. */
+    struct vio_transport *echo;
+    uint8_t echo_mac[VIGIL_WIRE_MAC_KEY_LEN]; /* the node's tag key (with a key) */
+    uint8_t echo_key_id;
+    vigil_time_t echo_window; /* the second the answers are counted in */
+    uint32_t echo_sent;       /* answers in it, at most AGENT_ECHO_PER_S */
+    struct ratelimit echo_log;
 };
+
+/* Answers to pings a second, at most: an agent cannot be made to flood anyone. */
+#define AGENT_ECHO_PER_S 1000
 
 static void say(struct agentd *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -230,6 +240,51 @@ static void on_check_change(void *arg, const struct check_info *c, enum check_st
     }
 }
 
+/* Pings from the monitors: each valid one for this node gets its pong, to where it came from. */
+static void on_pings(void *arg, vigil_time_t now)
+{
+    struct agentd *a = arg;
+    struct vcfg_agent *ac = &a->cfg.agent;
+    uint8_t bufs[16][VIGIL_WIRE_ECHO_MAX + 1];
+    for (int round = 0; round < 64; round++) {
+        struct vio_dgram dg[16];
+        for (int i = 0; i < 16; i++) {
+            dg[i].buf = bufs[i];
+            dg[i].cap = VIGIL_WIRE_ECHO_MAX;
+        }
+        int n = vio_recv(a->echo, dg, 16);
+        for (int i = 0; i < n; i++) {
+            struct vigil_echo e;
+            int rc = dg[i].len > VIGIL_WIRE_ECHO_MAX
+                         ? -VIGIL_ETOOBIG
+                         : vigil_wire_decode_echo(dg[i].buf, dg[i].len,
+                                                  ac->has_key ? a->echo_mac : NULL, &e);
+            if (rc == 0 && (e.type != VIGIL_MSG_PING || strcmp(e.id, ac->id) != 0))
+                rc = -VIGIL_EBADID;
+            if (rc != 0) {
+                if (ratelimit_ok(&a->echo_log, now))
+                    say(a, "vigil agent: a ping refused: %s", vigil_strerror(rc));
+                continue;
+            }
+            if (now - a->echo_window >= VIGIL_NSEC_PER_SEC) {
+                a->echo_window = now;
+                a->echo_sent = 0;
+            }
+            if (a->echo_sent >= AGENT_ECHO_PER_S)
+                continue;
+            a->echo_sent++;
+            e.type = VIGIL_MSG_PONG;
+            e.key_id = a->echo_key_id;
+            uint8_t out[VIGIL_WIRE_ECHO_MAX];
+            int len = vigil_wire_encode_echo(&e, ac->has_key ? a->echo_mac : NULL, out, sizeof out);
+            if (len > 0)
+                (void)vio_send(a->echo, &dg[i].from, out, (size_t)len);
+        }
+        if (n < 16)
+            break;
+    }
+}
+
 static void on_beat(void *arg, vigil_time_t now)
 {
     struct agentd *a = arg;
@@ -267,6 +322,10 @@ static void reload_key(struct agentd *a)
         why = "the node key of another id";
     else if (vigil_sender_set_key(a->sender, key, kid) != 0)
         why = "the sender refused it";
+    if (!why) {
+        vigil_wire_mac_key(a->echo_mac, key);
+        a->echo_key_id = kid;
+    }
     sodium_memzero(key, sizeof(key));
     if (why) {
         say(a, "vigil agent: SIGHUP: key file %s not used, the key stays: %s", ac->key_file, why);
@@ -307,6 +366,8 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
     if (rc == 0) {
         if (na->has_key && oa->has_key) {
             if (vigil_sender_set_key(a->sender, na->key, na->key_id) == 0) {
+                vigil_wire_mac_key(a->echo_mac, na->key);
+                a->echo_key_id = na->key_id;
                 char w[48];
                 snprintf(w, sizeof(w), "key (key id %u)", (unsigned)na->key_id);
                 vigil_list_append(applied, sizeof(applied), w);
@@ -488,6 +549,10 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     struct vigil__sender_io io = {
         .now = io_now, .wall_us = io_wall_us, .send = io_send, .sample = io_sample, .arg = a};
     int rc = vigil__sender_new_io(&sc, dests, ac->n_monitors, &io, &a->sender);
+    if (ac->has_key) {
+        vigil_wire_mac_key(a->echo_mac, ac->key);
+        a->echo_key_id = ac->key_id;
+    }
     /* The sender keeps the tag key it derived; the node key itself is not needed again. */
     sodium_memzero(ac->key, sizeof(ac->key));
     if (rc < 0) {
@@ -507,6 +572,20 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     vigil_format_duration(ac->interval, iv, sizeof(iv));
     say(a, "vigil agent: id=%s generation=%" PRIu64 " monitors=%s interval=%s", ac->id,
         vigil_sender_generation(a->sender), monitors, iv);
+    if (ac->listen) {
+        struct vigil_addr la;
+        const char *why = "invalid address";
+        int orc = 0;
+        if (env->net->ops->resolve(env->net, ac->listen, 0, &la, &why) < 0 ||
+            (orc = env->net->ops->open(env->net, a->loop, &la, la.family, &a->echo)) != 0) {
+            snprintf(err, cap, "cannot answer pings on %s: %s", ac->listen,
+                     orc ? strerror(-orc) : why);
+            agentd_free(a);
+            return -1;
+        }
+        vio_source_init(&a->echo->readable, on_pings, a);
+        say(a, "vigil agent: answering pings on %s", ac->listen);
+    }
     if (ac->n_checks > 0) {
         for (size_t i = 0; i < ac->n_checks; i++)
             if (ac->checks[i].critical_means_dead < 0)
@@ -550,6 +629,8 @@ void agentd_free(struct agentd *a)
         return;
     vio_timer_disarm(a->loop, &a->beat);
     check_set_free(a->checks);
+    vio_transport_close(a->echo);
+    sodium_memzero(a->echo_mac, sizeof(a->echo_mac));
     vigil_sender_free(a->sender);
     vio_transport_close(a->t4);
     vio_transport_close(a->t6);

@@ -1741,9 +1741,7 @@ static json_t *check_json(const char *node, const char *name, const char *source
               pok(o, "status", json_string(check_status_name(st))) &&
               pok(o, "critical_means_dead", json_boolean(means_dead)) &&
               pok(o, "changes", json_integer((json_int_t)changes));
-    ok = ok &&
-         pok(o, "since",
-             since < 0 ? json_null() : json_integer((json_int_t)(now_wall - (now - since) / 1000)));
+    ok = ok && pok(o, "since", since < 0 ? json_null() : jwall(now_wall - (now - since) / 1000));
     if (ok && last_at > 0) {
         json_t *l = json_object();
         ok = l && pok(l, "status", json_string(check_status_name(last->status))) &&

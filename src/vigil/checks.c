@@ -24,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+
+#include <sodium.h>
 
 #include "checks.h"
 #include "core/idtable.h"
@@ -44,6 +47,8 @@ struct check {
     bool http_busy;          /* http in flight */
     struct vio_child *child; /* exec in flight */
     int term_sent;           /* exec: 0, 1 TERM sent, 2 KILL sent */
+    struct vigil_addr to;    /* ping: the agent (family 0: the target did not resolve) */
+    uint64_t token;          /* ping: the token in flight (0: none) */
 };
 
 struct check_set {
@@ -55,6 +60,10 @@ struct check_set {
     void *arg;
     struct check_lateness late;
     bool freeing;
+    struct vio_transport *udp[2]; /* ping: IPv4, IPv6 (opened when first needed) */
+    check_key_fn key_of;
+    void *key_arg;
+    uint64_t bad_pongs;
 };
 
 /* ---- names ---- */
@@ -451,6 +460,126 @@ static int exec_start(struct check *c)
     return 0;
 }
 
+/* -- ping -- */
+
+static void ping_end(struct check *c, struct check_result *r)
+{
+    c->token = 0;
+    vio_timer_disarm(c->set->env->loop, &c->timer);
+    run_end(c, r);
+}
+
+static void ping_timeout(void *arg, vigil_time_t now)
+{
+    (void)now;
+    struct check *c = arg;
+    struct check_result r = {.status = CHECK_CRITICAL};
+    set_detail(&r, "no answer from %s within %" PRId64 " ms", c->info.cfg->target,
+               c->info.cfg->timeout / VIGIL_NSEC_PER_MSEC);
+    ping_end(c, &r);
+}
+
+/* An answer: a pong for a ping in flight, from that node, with its tag. */
+static void take_pong(struct check_set *s, const struct vio_dgram *dg)
+{
+    struct vigil_echo e;
+    if (vigil_wire_decode_echo(dg->buf, dg->len, NULL, &e) != 0 || e.type != VIGIL_MSG_PONG) {
+        s->bad_pongs++;
+        return;
+    }
+    uint64_t idx = e.token & 0xffffffffu;
+    struct check *c = idx < s->n ? &s->checks[idx] : NULL;
+    if (!c || c->info.cfg->kind != VCFG_CHECK_PING || c->token == 0 || c->token != e.token ||
+        strcmp(e.id, c->info.node) != 0) {
+        s->bad_pongs++;
+        return;
+    }
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t kid = 0;
+    bool keyed = s->key_of && s->key_of(s->key_arg, c->info.node, mac, &kid) == 0;
+    int rc = vigil_wire_decode_echo(dg->buf, dg->len, keyed ? mac : NULL, &e);
+    sodium_memzero(mac, sizeof mac);
+    if (rc != 0) {
+        s->bad_pongs++;
+        return;
+    }
+    struct check_result r = {.status = CHECK_PASSING};
+    char from[64];
+    vigil_addr_format(&dg->from, from, sizeof from);
+    vigil_time_t rtt = dg->arrival - c->started;
+    set_detail(&r, "answer from %s in %" PRId64 " us", from, rtt > 0 ? rtt / 1000 : 0);
+    ping_end(c, &r);
+}
+
+/* Reads the answers waiting on both sockets (a bounded number a turn). */
+static void on_pongs(void *arg, vigil_time_t now)
+{
+    struct check_set *s = arg;
+    (void)now;
+    uint8_t bufs[16][VIGIL_WIRE_ECHO_MAX + 1];
+    for (int k = 0; k < 2; k++) {
+        for (int round = 0; s->udp[k] && round < 64; round++) {
+            struct vio_dgram dg[16];
+            for (int i = 0; i < 16; i++) {
+                dg[i].buf = bufs[i];
+                dg[i].cap = VIGIL_WIRE_ECHO_MAX;
+            }
+            int n = vio_recv(s->udp[k], dg, 16);
+            for (int i = 0; i < n; i++) {
+                if (dg[i].len > VIGIL_WIRE_ECHO_MAX)
+                    s->bad_pongs++;
+                else
+                    take_pong(s, &dg[i]);
+            }
+            if (n < 16)
+                break;
+        }
+    }
+}
+
+static int ping_start(struct check *c)
+{
+    struct check_set *s = c->set;
+    struct vio_env *env = s->env;
+    if (!env->net || c->to.family == 0)
+        return -ENOTSUP;
+    int k = c->to.family == AF_INET6 ? 1 : 0;
+    if (!s->udp[k]) {
+        /* Bound to any address and an ephemeral port: a bound socket is watched for answers. */
+        struct vigil_addr any;
+        memset(&any, 0, sizeof any);
+        any.family = (uint16_t)(k ? AF_INET6 : AF_INET);
+        int rc = env->net->ops->open(env->net, env->loop, &any, any.family, &s->udp[k]);
+        if (rc != 0)
+            return rc;
+        vio_source_init(&s->udp[k]->readable, on_pongs, s);
+    }
+    uint32_t rnd = 0;
+    while (rnd == 0) {
+        if (env->random)
+            env->random(env, &rnd, sizeof rnd);
+        else
+            rnd = (uint32_t)randombytes_random();
+    }
+    struct vigil_echo e = {.type = VIGIL_MSG_PING,
+                           .token = (uint64_t)rnd << 32 | (uint64_t)(c - s->checks)};
+    snprintf(e.id, sizeof e.id, "%s", c->info.node);
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    bool keyed = s->key_of && s->key_of(s->key_arg, c->info.node, mac, &e.key_id) == 0;
+    uint8_t buf[VIGIL_WIRE_ECHO_MAX];
+    int n = vigil_wire_encode_echo(&e, keyed ? mac : NULL, buf, sizeof buf);
+    sodium_memzero(mac, sizeof mac);
+    if (n < 0)
+        return -EINVAL;
+    int rc = vio_send(s->udp[k], &c->to, buf, (size_t)n);
+    if (rc != 0)
+        return rc;
+    c->token = e.token;
+    vio_timer_init(&c->timer, ping_timeout, c);
+    (void)vio_timer_arm(env->loop, &c->timer, vio_now(env->loop) + c->info.cfg->timeout);
+    return 0;
+}
+
 static void run_start(void *arg, vigil_time_t now)
 {
     struct check *c = arg;
@@ -464,6 +593,9 @@ static void run_start(void *arg, vigil_time_t now)
         break;
     case VCFG_CHECK_HTTP:
         rc = http_start(c);
+        break;
+    case VCFG_CHECK_PING:
+        rc = ping_start(c);
         break;
     default:
         rc = exec_start(c);
@@ -512,6 +644,11 @@ int check_set_new(struct vio_env *env, const struct vcfg_check *cfgs, size_t n, 
             return -ENOMEM;
         }
         c->info.since = -1;
+        if (cfgs[i].kind == VCFG_CHECK_PING && env->net) {
+            const char *why = NULL;
+            if (env->net->ops->resolve(env->net, cfgs[i].target, 0, &c->to, &why) < 0)
+                c->to.family = 0; /* each run says it could not start */
+        }
         /* The first run at a point of the interval its node and name choose. */
         char key[VIGIL_ID_MAX + VCFG_CHECK_NAME_MAX + 2];
         snprintf(key, sizeof key, "%s/%s", c->info.node, c->info.name);
@@ -550,8 +687,21 @@ void check_set_free(struct check_set *s)
     }
     /* Cancels the requests in flight (their done is not called). */
     vio_http_close(s->http);
+    for (int k = 0; k < 2; k++)
+        vio_transport_close(s->udp[k]);
     free(s->checks);
     free(s);
+}
+
+void check_set_keys(struct check_set *s, check_key_fn fn, void *arg)
+{
+    s->key_of = fn;
+    s->key_arg = arg;
+}
+
+uint64_t check_set_bad_pongs(const struct check_set *s)
+{
+    return s ? s->bad_pongs : 0;
 }
 
 size_t check_set_count(const struct check_set *s)

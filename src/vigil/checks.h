@@ -68,6 +68,17 @@ typedef void (*check_change_fn)(void *arg, const struct check_info *c, enum chec
  */
 int check_set_new(struct vio_env *env, const struct vcfg_check *cfgs, size_t n, check_change_fn fn,
                   void *arg, struct check_set **out, char *err, size_t cap);
+/*
+ * Ping checks: the tag key of node's echoes (vigil_monitor_node_mac).
+ * Returns 0, or -VIGIL_EUNKNOWN when there is no key (echoes go untagged,
+ * and untagged answers are taken). Without it set, echoes are untagged.
+ */
+typedef int (*check_key_fn)(void *arg, const char *node, uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN],
+                            uint8_t *key_id);
+void check_set_keys(struct check_set *s, check_key_fn fn, void *arg);
+/* Answers to pings that were refused: garbled, forged, or for no ping in flight. */
+uint64_t check_set_bad_pongs(const struct check_set *s);
+
 /* Stops every run in flight (children get SIGKILL) and frees the set. */
 void check_set_free(struct check_set *s);
 

@@ -239,6 +239,8 @@ void vcfg_free(struct vcfg *c)
     m->checks = NULL;
     m->n_checks = 0;
     vcfg__free_strs(m->poll_only, &m->n_poll_only);
+    free(c->agent.listen);
+    c->agent.listen = NULL;
     for (size_t i = 0; i < c->agent.n_checks; i++)
         vcfg_check_free(&c->agent.checks[i]);
     c->agent.n_checks = 0;

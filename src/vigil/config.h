@@ -124,6 +124,7 @@ enum vcfg_check_kind {
     VCFG_CHECK_TCP = 0,  /* connect; optionally send, and expect a pattern in the reply */
     VCFG_CHECK_HTTP = 1, /* an HTTP(S) request; status set and body pattern */
     VCFG_CHECK_EXEC = 2, /* a command: exit 0 passing, 1 warning, else critical */
+    VCFG_CHECK_PING = 3, /* vigil's authenticated UDP echo to an agent (agent.listen) */
 };
 const char *vcfg_check_kind_name(enum vcfg_check_kind k);
 
@@ -146,7 +147,7 @@ struct vcfg_check {
     char *name; /* unique per node */
     char *node; /* monitor.checks: the node it is of (agent.checks: NULL, the agent's own) */
     enum vcfg_check_kind kind;
-    char *target; /* tcp: "IP:PORT" ("[v6]:PORT") */
+    char *target; /* tcp, ping: "IP:PORT" ("[v6]:PORT") */
     char *send;   /* tcp: written once connected (NULL: nothing) */
     char *expect; /* tcp: the reply must contain this (NULL: connecting is enough) */
     char *url;    /* http */
@@ -304,6 +305,7 @@ struct vcfg_agent {
     char key_node[VIGIL_ID_MAX + 1];
     bool encrypt;          /* seal the full statuses (agent.encrypt) */
     char *status_file;     /* custom key=value lines, re-read when changed */
+    char *listen;          /* "IP:PORT" where the agent answers the monitors' pings (NULL: none) */
     char *generation_file; /* the last boot generation, kept across restarts */
     uint32_t status_every; /* full status at least every N heartbeats (wire version 2) */
     uint8_t wire_version;  /* 2, or 1 for monitors older than version 2 */

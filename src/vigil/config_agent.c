@@ -69,6 +69,20 @@ static int a_status_file(struct vcfg__ld *l, const config_setting_t *s)
     return vcfg__set_path(l, s, &l->c->agent.status_file, v);
 }
 
+static int a_listen(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    const char *colon = strrchr(v, ':');
+    char *end = NULL;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || !end || *end || port <= 0 || port > 65535)
+        return vcfg__sfail(l, s, "\"%s\" must be ADDRESS:PORT (\"0.0.0.0:7948\", \"[::]:7948\")",
+                           vigil_quote(v).s);
+    return vcfg__set_str(l, s, &l->c->agent.listen, v);
+}
+
 static int a_generation_file(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
@@ -151,6 +165,7 @@ int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s)
         {"wire_version", a_wire_version},
         {"custom", a_custom},
         {"checks", a_checks},
+        {"listen", a_listen},
     };
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }

@@ -14,7 +14,7 @@
 #include "fmt.h"
 #include "config_int.h"
 
-static const char *const kind_names[] = {"tcp", "http", "exec"};
+static const char *const kind_names[] = {"tcp", "http", "exec", "ping"};
 
 const char *vcfg_check_kind_name(enum vcfg_check_kind k)
 {
@@ -342,15 +342,15 @@ static int c_critical_means_dead(struct vcfg__ld *l, const config_setting_t *s)
 #define K_TCP  (1u << VCFG_CHECK_TCP)
 #define K_HTTP (1u << VCFG_CHECK_HTTP)
 #define K_EXEC (1u << VCFG_CHECK_EXEC)
-#define K_ALL  (K_TCP | K_HTTP | K_EXEC)
+#define K_PING (1u << VCFG_CHECK_PING)
 
 static const struct {
     const char *name;
     unsigned kinds;
 } owners[] = {
-    {"target", K_TCP},      {"send", K_TCP},     {"expect", K_TCP},   {"url", K_HTTP},
-    {"method", K_HTTP},     {"headers", K_HTTP}, {"status", K_HTTP},  {"body", K_HTTP},
-    {"tls_verify", K_HTTP}, {"ca_file", K_HTTP}, {"command", K_EXEC},
+    {"target", K_TCP | K_PING}, {"send", K_TCP},     {"expect", K_TCP},   {"url", K_HTTP},
+    {"method", K_HTTP},         {"headers", K_HTTP}, {"status", K_HTTP},  {"body", K_HTTP},
+    {"tls_verify", K_HTTP},     {"ca_file", K_HTTP}, {"command", K_EXEC},
 };
 
 static int read_one(struct vcfg__ld *l, const config_setting_t *g, bool agent, struct vcfg_check *c)
@@ -392,8 +392,13 @@ static int read_one(struct vcfg__ld *l, const config_setting_t *g, bool agent, s
         c->kind = VCFG_CHECK_HTTP;
     else if (!strcmp(tv, "exec"))
         c->kind = VCFG_CHECK_EXEC;
+    else if (!strcmp(tv, "ping") && !agent)
+        c->kind = VCFG_CHECK_PING;
+    else if (!strcmp(tv, "ping"))
+        return vcfg__sfail(l, ty,
+                           "is not for agents: a ping check is the monitor's poll of an agent");
     else
-        return vcfg__sfail(l, ty, "\"%s\" is not a check type (tcp, http, https, exec)",
+        return vcfg__sfail(l, ty, "\"%s\" is not a check type (tcp, http, https, exec, ping)",
                            vigil_quote(tv).s);
     for (size_t i = 0; i < sizeof(owners) / sizeof(owners[0]); i++) {
         const config_setting_t *m = config_setting_get_member(g, owners[i].name);
@@ -418,6 +423,8 @@ static int read_one(struct vcfg__ld *l, const config_setting_t *g, bool agent, s
         return vcfg__sfail(l, g, "has no node (node = \"web1\": the node whose service it checks)");
     if (c->kind == VCFG_CHECK_TCP && !c->target)
         return vcfg__sfail(l, g, "has no target (target = \"10.0.0.5:5432\")");
+    if (c->kind == VCFG_CHECK_PING && !c->target)
+        return vcfg__sfail(l, g, "has no target (target = \"10.0.0.5:7948\": the agent's listen)");
     if (c->kind == VCFG_CHECK_HTTP && !c->url)
         return vcfg__sfail(l, g, "has no url (url = \"http://10.0.0.5:8080/health\")");
     if (c->kind == VCFG_CHECK_EXEC && !c->argv[0])

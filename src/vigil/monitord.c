@@ -519,6 +519,13 @@ static void take_reports(struct monitord *d, const struct vigil_node *n, vigil_t
         log_line(d, "vigil monitor: out of memory keeping an agent's checks");
 }
 
+static int ping_key(void *arg, const char *node, uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN],
+                    uint8_t *key_id)
+{
+    struct monitord *d = arg;
+    return vigil_monitor_node_mac(d->mon, node, mac, key_id);
+}
+
 static int setup_checks(struct monitord *d, char *err, size_t cap)
 {
     struct vcfg_monitor *mc = &d->cfg.monitor;
@@ -549,6 +556,7 @@ static int setup_checks(struct monitord *d, char *err, size_t cap)
     if (check_set_new(d->env, mc->checks, mc->n_checks, on_check_change, d, &d->checks, err, cap) !=
         0)
         return -1;
+    check_set_keys(d->checks, ping_key, d);
     d->api_ctx.checks = d->checks;
     return 0;
 }
@@ -1940,6 +1948,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                                               &ns, cerr, sizeof cerr) != 0) {
                 vigil_list_append(restart, sizeof(restart), "checks (could not start them)");
             } else {
+                if (ns)
+                    check_set_keys(ns, ping_key, d);
                 check_set_inherit(ns, d->checks);
                 check_set_free(d->checks);
                 d->checks = ns;
