@@ -238,8 +238,35 @@ static void check_monitor(const uint8_t *data, size_t size)
     }
 }
 
+/*
+ * Echoes (ping checks): a decode with the key must accept only what the
+ * key tagged, and whatever decodes encodes back to the same bytes.
+ */
+static void check_echo(const uint8_t *data, size_t size)
+{
+    struct vigil_echo e;
+    for (int keyed = 0; keyed < 2; keyed++) {
+        const uint8_t *key = keyed ? fuzz_key() : NULL;
+        if (vigil_wire_decode_echo(data, size, key, &e) != 0)
+            continue;
+        check(e.type == VIGIL_MSG_PING || e.type == VIGIL_MSG_PONG);
+        check(vigil_id_valid(e.id, strlen(e.id)));
+        bool tagged = (data[FUZZ_OFF_FLAGS] & VIGIL_FLAG_AUTH) != 0;
+        check(!keyed || tagged);
+        uint8_t out[VIGIL_WIRE_ECHO_MAX];
+        int n = vigil_wire_encode_echo(&e, tagged ? fuzz_key() : NULL, out, sizeof out);
+        /* Keyed: the same bytes. Unkeyed, a tag is not checked: the bytes before it match. */
+        if (keyed || !tagged) {
+            check(n == (int)size && memcmp(out, data, size) == 0);
+        } else {
+            check(n == (int)size && memcmp(out, data, size - VIGIL_WIRE_TAG_LEN) == 0);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    check_echo(data, size);
     check_decode(data, size, false);
     check_decode(data, size, true);
     check_encode(data, size);
@@ -299,6 +326,15 @@ int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap)
         hb.type = index == 7 ? VIGIL_MSG_STATUS : VIGIL_MSG_BEAT;
         hb.key_id = index == 7 ? 3 : 5;
         return vigil_wire_encode_keys(&hb, &k, buf, cap);
+    }
+    case 9:
+    case 10: {
+        /* Echoes: a tagged ping (key id 2) and an untagged pong. */
+        struct vigil_echo e = {.type = index == 9 ? VIGIL_MSG_PING : VIGIL_MSG_PONG,
+                               .key_id = index == 9 ? 2 : 0,
+                               .token = UINT64_C(0x0123456789abcdef)};
+        memcpy(e.id, hb.id, sizeof hb.id);
+        return vigil_wire_encode_echo(&e, index == 9 ? fuzz_key() : NULL, buf, cap);
     }
     case 3:
         hb.n_custom = VIGIL_CUSTOM_MAX;

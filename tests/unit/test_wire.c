@@ -1579,6 +1579,65 @@ static void test_v2_sealed_vector(void **state)
     sodium_memzero(seal, sizeof seal);
 }
 
+/* Echoes: a round trip, the tag, and every field checked. */
+static void test_echo(void **state)
+{
+    (void)state;
+    uint8_t cluster[VIGIL_WIRE_KEY_LEN], mac[VIGIL_WIRE_MAC_KEY_LEN], other[VIGIL_WIRE_MAC_KEY_LEN];
+    memset(cluster, 7, sizeof cluster);
+    vigil_wire_mac_key(mac, cluster);
+    cluster[0] = 8;
+    vigil_wire_mac_key(other, cluster);
+    struct vigil_echo e = {
+        .type = VIGIL_MSG_PING, .key_id = 3, .token = UINT64_C(0xfeedface00000007)};
+    snprintf(e.id, sizeof e.id, "web1");
+    uint8_t buf[VIGIL_WIRE_ECHO_MAX];
+    int n = vigil_wire_encode_echo(&e, mac, buf, sizeof buf);
+    assert_int_equal(n, 16 + 4 + VIGIL_WIRE_TAG_LEN);
+    struct vigil_echo d;
+    assert_int_equal(vigil_wire_decode_echo(buf, (size_t)n, mac, &d), 0);
+    assert_int_equal(d.type, VIGIL_MSG_PING);
+    assert_int_equal(d.key_id, 3);
+    assert_string_equal(d.id, "web1");
+    assert_true(d.token == e.token);
+    /* Another key, or no tag where one is wanted: refused. */
+    assert_int_equal(vigil_wire_decode_echo(buf, (size_t)n, other, &d), -VIGIL_EAUTH);
+    uint8_t plain[VIGIL_WIRE_ECHO_MAX];
+    int pn = vigil_wire_encode_echo(&e, NULL, plain, sizeof plain);
+    assert_int_equal(pn, 20);
+    assert_int_equal(vigil_wire_decode_echo(plain, (size_t)pn, mac, &d), -VIGIL_EAUTH);
+    assert_int_equal(vigil_wire_decode_echo(plain, (size_t)pn, NULL, &d), 0);
+    /* A ping made a pong by its type byte: the tag covers it. */
+    uint8_t turned[VIGIL_WIRE_ECHO_MAX];
+    memcpy(turned, buf, (size_t)n);
+    turned[3] = VIGIL_MSG_PONG;
+    assert_int_equal(vigil_wire_decode_echo(turned, (size_t)n, mac, &d), -VIGIL_EAUTH);
+    /* Every byte of the tagged datagram flipped in turn: never accepted. */
+    for (int i = 0; i < n; i++) {
+        memcpy(turned, buf, (size_t)n);
+        turned[i] ^= 0x20;
+        assert_int_not_equal(vigil_wire_decode_echo(turned, (size_t)n, mac, &d), 0);
+    }
+    /* Cut or grown: refused. */
+    assert_int_equal(vigil_wire_decode_echo(buf, (size_t)n - 1, mac, &d), -VIGIL_ETRUNC);
+    assert_int_equal(vigil_wire_decode_echo(buf, 15, mac, &d), -VIGIL_ETRUNC);
+    memcpy(turned, buf, (size_t)n);
+    turned[n] = 0;
+    assert_int_equal(vigil_wire_decode_echo(turned, (size_t)n + 1, mac, &d), -VIGIL_ETOOBIG);
+    /* A heartbeat is not an echo, nor an echo a heartbeat. */
+    struct vigil_heartbeat hb;
+    assert_int_not_equal(vigil_wire_decode(buf, (size_t)n, mac, &hb), 0);
+    /* The encoder refuses what the decoder would. */
+    e.type = VIGIL_MSG_BEAT;
+    assert_int_equal(vigil_wire_encode_echo(&e, mac, buf, sizeof buf), -VIGIL_ETYPE);
+    e.type = VIGIL_MSG_PONG;
+    e.key_id = 16;
+    assert_int_equal(vigil_wire_encode_echo(&e, mac, buf, sizeof buf), -VIGIL_EBADFIELD);
+    e.key_id = 0;
+    snprintf(e.id, sizeof e.id, "bad id");
+    assert_int_equal(vigil_wire_encode_echo(&e, mac, buf, sizeof buf), -VIGIL_EBADID);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1624,6 +1683,7 @@ int main(void)
         cmocka_unit_test(test_v2_peek_id),
         cmocka_unit_test(test_v2_vectors),
         cmocka_unit_test(test_v2_sealed_vector),
+        cmocka_unit_test(test_echo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
