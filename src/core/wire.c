@@ -871,7 +871,9 @@ int vigil_wire_decode_echo(const uint8_t *buf, size_t len, const uint8_t *key, s
     if (type != VIGIL_MSG_PING && type != VIGIL_MSG_PONG)
         return -VIGIL_ETYPE;
     uint8_t flags = buf[OFF_FLAGS] & WIRE_FLAGS_MASK;
-    if ((flags & ~VIGIL_FLAG_AUTH) != 0 || buf[6] != 0 || buf[7] != 0)
+    /* An untagged echo names no key: one encoding only. */
+    if ((flags & ~VIGIL_FLAG_AUTH) != 0 || buf[6] != 0 || buf[7] != 0 ||
+        (!(flags & VIGIL_FLAG_AUTH) && (buf[OFF_FLAGS] >> WIRE_KEY_ID_SHIFT) != 0))
         return -VIGIL_EBADFIELD;
     size_t id_len = buf[OFF_ID_LEN];
     size_t tag = (flags & VIGIL_FLAG_AUTH) ? VIGIL_WIRE_TAG_LEN : 0;

@@ -1607,6 +1607,9 @@ static void test_echo(void **state)
     assert_int_equal(pn, 20);
     assert_int_equal(vigil_wire_decode_echo(plain, (size_t)pn, mac, &d), -VIGIL_EAUTH);
     assert_int_equal(vigil_wire_decode_echo(plain, (size_t)pn, NULL, &d), 0);
+    /* Untagged, it names no key id: one encoding only (found by fuzzing). */
+    plain[4] = 0x40;
+    assert_int_equal(vigil_wire_decode_echo(plain, (size_t)pn, NULL, &d), -VIGIL_EBADFIELD);
     /* A ping made a pong by its type byte: the tag covers it. */
     uint8_t turned[VIGIL_WIRE_ECHO_MAX];
     memcpy(turned, buf, (size_t)n);
