@@ -144,7 +144,7 @@ extern char **environ;
 /* Log lines are at most this long (a long hook path is cut, never overflows). */
 #define HOOK_LOG_MAX 1024
 /* Environment variables the runner sets (hook_env_names below). */
-#define HOOK_ENV_COUNT 20
+#define HOOK_ENV_COUNT 21
 /*
  * Coalescing is logged in detail at most once a second, the events
  * coalesced in between as a count: a node flapping thousands of times a
@@ -274,6 +274,7 @@ static const char *const hook_env_names[HOOK_ENV_COUNT] = {
     "VIGIL_LEVEL",     "VIGIL_THRESHOLD",  "VIGIL_MEAN",        "VIGIL_STD_DEV",
     "VIGIL_ADDR",      "VIGIL_GENERATION", "VIGIL_ATTEMPT",     "VIGIL_COALESCED",
     "VIGIL_EPOCH",     "VIGIL_ACTION",     "VIGIL_ACTION_NAME", "VIGIL_IDEMPOTENCY_KEY",
+    "VIGIL_CHECK",
 };
 
 static void run_timer(void *arg, vigil_time_t now);
@@ -688,6 +689,17 @@ static bool env_add(char **slot, const char *fmt, ...)
     return n >= 0;
 }
 
+/* A state as the event names it: a check's events name its statuses (passing, ...). */
+static const char *state_text(const struct vigil_event *ev, enum vigil_state s)
+{
+    if (ev->type != VIGIL_EVENT_CHECK)
+        return vigil_state_name(s);
+    return s == VIGIL_STATE_ALIVE     ? "passing"
+           : s == VIGIL_STATE_SUSPECT ? "warning"
+           : s == VIGIL_STATE_DEAD    ? "critical"
+                                      : "unknown";
+}
+
 static bool env_overridden(const char *entry)
 {
     for (size_t i = 0; i < HOOK_ENV_COUNT; i++) {
@@ -739,8 +751,8 @@ static char **build_env(const struct hook_job *job, const struct hook_run *run, 
         env_add(&envp[k++], "VIGIL_EVENT_SEQ=%" PRIu64, ev->seq) &&
         env_add(&envp[k++], "VIGIL_EVENT_TYPE=%s", evrec_type_name(rec)) &&
         env_add(&envp[k++], "VIGIL_NODE=%s", evrec_node(rec)) &&
-        env_add(&envp[k++], "VIGIL_OLD_STATE=%s", pause ? "" : vigil_state_name(ev->old_state)) &&
-        env_add(&envp[k++], "VIGIL_NEW_STATE=%s", pause ? "" : vigil_state_name(ev->new_state)) &&
+        env_add(&envp[k++], "VIGIL_OLD_STATE=%s", pause ? "" : state_text(ev, ev->old_state)) &&
+        env_add(&envp[k++], "VIGIL_NEW_STATE=%s", pause ? "" : state_text(ev, ev->new_state)) &&
         env_add(&envp[k++], "VIGIL_REASON=%s", ev->reason ? ev->reason : "") &&
         env_add(&envp[k++], "VIGIL_TIME=%s", when) &&
         env_add(&envp[k++], "VIGIL_SINCE_LAST=%s", since) &&
