@@ -801,12 +801,55 @@ bool check_pair_parse(const struct vigil_custom *p, char name[CHECK_PAIR_NAME_MA
     return true;
 }
 
+/* A node's reported checks (at most VCFG_AGENT_MAX_CHECKS), by index in v. */
+struct rnode {
+    char id[VIGIL_ID_MAX + 1];
+    uint32_t checks[VCFG_AGENT_MAX_CHECKS];
+    uint32_t n;
+};
+
 struct rchecks {
     struct rcheck **v;
     uint32_t n, cap;
     struct vigil__idtable ids;
-    bool ids_ok;
+    struct rnode **nodes;
+    uint32_t n_nodes, cap_nodes;
+    struct vigil__idtable node_ids;
 };
+
+static const char *rnode_id_of(const void *ctx, uint32_t idx)
+{
+    return ((const struct rchecks *)ctx)->nodes[idx]->id;
+}
+
+static struct rnode *rnode_get(struct rchecks *r, const char *node, bool create)
+{
+    size_t len = strlen(node);
+    uint32_t idx = vigil__idtable_find(&r->node_ids, node, len, rnode_id_of);
+    if (idx != VIGIL__IDTABLE_NONE)
+        return r->nodes[idx];
+    if (!create)
+        return NULL;
+    if (r->n_nodes == r->cap_nodes) {
+        uint32_t cap = r->cap_nodes ? r->cap_nodes * 2 : 16;
+        struct rnode **v = realloc(r->nodes, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        r->nodes = v;
+        r->cap_nodes = cap;
+    }
+    struct rnode *rn = calloc(1, sizeof(*rn));
+    if (!rn)
+        return NULL;
+    memcpy(rn->id, node, len + 1);
+    r->nodes[r->n_nodes] = rn;
+    if (vigil__idtable_insert(&r->node_ids, rn->id, len, r->n_nodes) != 0) {
+        free(rn);
+        return NULL;
+    }
+    r->n_nodes++;
+    return rn;
+}
 
 static const char *rcheck_id_of(const void *ctx, uint32_t idx)
 {
@@ -822,6 +865,11 @@ struct rchecks *rchecks_new(void)
         free(r);
         return NULL;
     }
+    if (vigil__idtable_init(&r->node_ids, 64, NULL, NULL, rnode_id_of, r) != 0) {
+        vigil__idtable_destroy(&r->ids);
+        free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -832,7 +880,11 @@ void rchecks_free(struct rchecks *r)
     for (uint32_t i = 0; i < r->n; i++)
         free(r->v[i]);
     free(r->v);
+    for (uint32_t i = 0; i < r->n_nodes; i++)
+        free(r->nodes[i]);
+    free(r->nodes);
     vigil__idtable_destroy(&r->ids);
+    vigil__idtable_destroy(&r->node_ids);
     free(r);
 }
 
@@ -884,6 +936,8 @@ int rchecks_update(struct rchecks *r, const char *node, const struct vigil_custo
                    vigil_time_t now, rcheck_change_fn fn, void *arg)
 {
     int rc = 0;
+    struct rnode *rn = rnode_get(r, node, false);
+    bool seen[VCFG_AGENT_MAX_CHECKS] = {false};
     for (size_t i = 0; i < n; i++) {
         char name[CHECK_PAIR_NAME_MAX + 1];
         enum check_status st;
@@ -897,6 +951,15 @@ int rchecks_update(struct rchecks *r, const char *node, const struct vigil_custo
             rc = -VIGIL_ENOMEM;
             continue;
         }
+        if (created) {
+            if (!rn)
+                rn = rnode_get(r, node, true);
+            if (rn && rn->n < VCFG_AGENT_MAX_CHECKS)
+                rn->checks[rn->n++] = r->n - 1;
+        }
+        for (uint32_t k = 0; rn && k < rn->n; k++)
+            if (r->v[rn->checks[k]] == c)
+                seen[k] = true;
         c->last = res;
         c->last_at = now;
         c->means_dead = dead;
@@ -908,6 +971,25 @@ int rchecks_update(struct rchecks *r, const char *node, const struct vigil_custo
             if (fn)
                 fn(arg, c, old, now);
         }
+    }
+    /*
+     * A full status names every check the agent runs: one it no longer
+     * names (its configuration changed) is unknown from now on, and
+     * decides nothing.
+     */
+    for (uint32_t k = 0; rn && k < rn->n; k++) {
+        struct rcheck *c = r->v[rn->checks[k]];
+        if (seen[k] || c->status == CHECK_UNKNOWN)
+            continue;
+        enum check_status old = c->status;
+        c->status = CHECK_UNKNOWN;
+        c->means_dead = false;
+        c->since = now;
+        c->changes++;
+        memset(&c->last, 0, sizeof(c->last));
+        snprintf(c->last.detail, sizeof(c->last.detail), "no longer reported");
+        if (fn)
+            fn(arg, c, old, now);
     }
     return rc;
 }

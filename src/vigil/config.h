@@ -152,7 +152,7 @@ struct vcfg_check {
     char *expect; /* tcp: the reply must contain this (NULL: connecting is enough) */
     char *url;    /* http */
     char *method; /* http: NULL: GET */
-    char *headers[VCFG_MAX_MATCH]; /* http: "Name: value" */
+    char *headers[VCFG_MAX_MATCH + 1]; /* http: "Name: value", NULL-terminated */
     size_t n_headers;
     int status[VCFG_CHECK_STATUS_MAX]; /* http: the statuses that pass (none: 200-399) */
     size_t n_status;

@@ -1965,9 +1965,35 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
                     (void)vigil_monitor_declare_polled(d->mon, nm->poll_only[i], vio_now(d->loop));
                 for (size_t i = 0; i < om->n_checks; i++)
                     (void)vigil_monitor_declare(d->mon, om->checks[i].node, vio_now(d->loop));
-                if (!same_strs(om->poll_only, om->n_poll_only, nm->poll_only, nm->n_poll_only))
-                    vigil_list_append(restart, sizeof(restart),
-                                      "poll_only (nodes no longer listed stay polled)");
+                if (!same_strs(om->poll_only, om->n_poll_only, nm->poll_only, nm->n_poll_only)) {
+                    for (size_t i = 0; i < om->n_poll_only; i++) {
+                        bool listed = false;
+                        for (size_t j = 0; j < nm->n_poll_only && !listed; j++)
+                            listed = !strcmp(om->poll_only[i], nm->poll_only[j]);
+                        if (!listed) {
+                            vigil_list_append(restart, sizeof(restart),
+                                              "poll_only (a node no longer listed stays polled)");
+                            break;
+                        }
+                    }
+                    for (size_t i = 0; i < om->n_poll_only; i++)
+                        free(om->poll_only[i]);
+                    for (size_t i = 0; i < nm->n_poll_only; i++)
+                        om->poll_only[i] = nm->poll_only[i];
+                    om->n_poll_only = nm->n_poll_only;
+                    nm->n_poll_only = 0;
+                }
+                /* A node a removed check held dead is judged again by what remains. */
+                for (size_t i = 0; i < vigil_monitor_node_count(d->mon); i++) {
+                    const struct vigil_node *n = vigil_monitor_node_at(d->mon, i);
+                    if (vigil_node_check_down(n) || vigil_node_polled(n)) {
+                        char id[VIGIL_ID_MAX + 1];
+                        snprintf(id, sizeof id, "%s", vigil_node_id(n));
+                        health_apply(d, id, vio_now(d->loop));
+                    }
+                }
+                arm_deadline(d);
+                vio_timer_arm(d->loop, &d->drain_timer, vio_now(d->loop));
                 vigil_list_append(applied, sizeof(applied), "checks");
             }
         }

@@ -416,6 +416,15 @@ static void test_pairs(void **state)
     /* Another node's check of the same name is another check. */
     assert_int_equal(rchecks_update(rc, "web2", pairs, 2, T0 + 2 * S, NULL, NULL), 0);
     assert_int_equal(rchecks_count(rc), 2);
+    /* A check the agent no longer reports is unknown, and decides nothing. */
+    snprintf(pairs[1].value, sizeof pairs[1].value, "critical! 2 0 Connection refused");
+    assert_int_equal(rchecks_update(rc, "web1", pairs, 2, T0 + 3 * S, NULL, NULL), 0);
+    assert_true(rchecks_at(rc, 0)->means_dead);
+    assert_int_equal(rchecks_update(rc, "web1", pairs, 1, T0 + 4 * S, NULL, NULL), 0);
+    assert_int_equal(rchecks_at(rc, 0)->status, CHECK_UNKNOWN);
+    assert_false(rchecks_at(rc, 0)->means_dead);
+    assert_int_equal(rchecks_at(rc, 0)->since, T0 + 4 * S);
+    assert_int_equal(rchecks_at(rc, 1)->status, CHECK_CRITICAL); /* web2's stays */
     rchecks_free(rc);
 }
 
