@@ -1767,10 +1767,11 @@ static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time
                            int64_t now_wall)
 {
     json_t *a = json_array();
-    for (size_t i = 0; a && i < check_set_count(c->checks); i++) {
-        const struct check_info *k = check_set_at(c->checks, i);
-        if (node && strcmp(node, k->node))
-            continue;
+    /* One node's: through the index by node. */
+    const size_t *idx = NULL;
+    size_t count = node ? check_set_of_node(c->checks, node, &idx) : check_set_count(c->checks);
+    for (size_t i = 0; a && i < count; i++) {
+        const struct check_info *k = check_set_at(c->checks, idx ? idx[i] : i);
         const struct vigil_node *n = vigil_monitor_find(c->mon, k->node);
         bool dead = k->cfg->critical_means_dead >= 0 ? k->cfg->critical_means_dead == 1
                                                      : n && vigil_node_polled(n);
@@ -1782,10 +1783,11 @@ static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time
             return NULL;
         }
     }
-    for (size_t i = 0; a && i < rchecks_count(c->rchecks); i++) {
-        const struct rcheck *k = rchecks_at(c->rchecks, i);
-        if (node && strcmp(node, k->node))
-            continue;
+    const struct rcheck *rk[VCFG_AGENT_MAX_CHECKS];
+    size_t nr = node ? rchecks_of_node(c->rchecks, node, rk, VCFG_AGENT_MAX_CHECKS)
+                     : rchecks_count(c->rchecks);
+    for (size_t i = 0; a && i < nr; i++) {
+        const struct rcheck *k = node ? rk[i] : rchecks_at(c->rchecks, i);
         json_t *j = check_json(k->node, k->name, "agent", "agent", k->status, k->since, &k->last,
                                k->last_at, k->means_dead, k->changes, now, now_wall);
         if (!j || json_array_append_new(a, j) != 0) {

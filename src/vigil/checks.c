@@ -64,6 +64,7 @@ struct check_set {
     check_key_fn key_of;
     void *key_arg;
     uint64_t bad_pongs;
+    size_t *by_node; /* the checks' indexes, ordered by their (interned) node */
 };
 
 /* ---- names ---- */
@@ -97,6 +98,20 @@ static uint64_t fnv1a(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ull;
     return h;
+}
+
+/* The interned copy of s, or NULL if s was never interned. */
+static const char *intern_find(const char *s)
+{
+    if (interned.cap == 0)
+        return NULL;
+    size_t j = fnv1a(s) & (interned.cap - 1);
+    while (interned.slot[j]) {
+        if (!strcmp(interned.slot[j], s))
+            return interned.slot[j];
+        j = (j + 1) & (interned.cap - 1);
+    }
+    return NULL;
 }
 
 const char *check_intern(const char *s)
@@ -611,6 +626,40 @@ static void run_start(void *arg, vigil_time_t now)
 
 /* ---- the set ---- */
 
+/* Ordering the checks by node: by the interned pointer (one per name), then index. */
+static const struct check_set *sort_set;
+
+static int by_node_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    uintptr_t px = (uintptr_t)sort_set->checks[x].info.node;
+    uintptr_t py = (uintptr_t)sort_set->checks[y].info.node;
+    if (px != py)
+        return px < py ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+size_t check_set_of_node(const struct check_set *s, const char *node, const size_t **idx)
+{
+    *idx = NULL;
+    const char *in = s && s->by_node ? intern_find(node) : NULL;
+    if (!in)
+        return 0;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)s->checks[s->by_node[mid]].info.node < (uintptr_t)in)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = lo;
+    while (end < s->n && s->checks[s->by_node[end]].info.node == in)
+        end++;
+    *idx = s->by_node + lo;
+    return end - lo;
+}
+
 int check_set_new(struct vio_env *env, const struct vcfg_check *cfgs, size_t n, check_change_fn fn,
                   void *arg, struct check_set **out, char *err, size_t cap)
 {
@@ -664,6 +713,18 @@ int check_set_new(struct vio_env *env, const struct vcfg_check *cfgs, size_t n, 
         }
     }
     s->n = n;
+    if (n > 0) {
+        s->by_node = malloc(n * sizeof(*s->by_node));
+        if (!s->by_node) {
+            check_set_free(s);
+            snprintf(err, cap, "out of memory");
+            return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+            s->by_node[i] = i;
+        sort_set = s;
+        qsort(s->by_node, n, sizeof(*s->by_node), by_node_cmp);
+    }
     *out = s;
     return 0;
 }
@@ -690,6 +751,7 @@ void check_set_free(struct check_set *s)
     for (int k = 0; k < 2; k++)
         vio_transport_close(s->udp[k]);
     free(s->checks);
+    free(s->by_node);
     free(s);
 }
 
@@ -930,6 +992,16 @@ static struct rcheck *rcheck_get(struct rchecks *r, const char *node, const char
     r->n++;
     *created = true;
     return c;
+}
+
+size_t rchecks_of_node(const struct rchecks *r, const char *node, const struct rcheck **out,
+                       size_t max)
+{
+    struct rnode *rn = r ? rnode_get((struct rchecks *)r, node, false) : NULL;
+    size_t k = 0;
+    for (uint32_t i = 0; rn && i < rn->n && k < max; i++)
+        out[k++] = r->v[rn->checks[i]];
+    return k;
 }
 
 int rchecks_update(struct rchecks *r, const char *node, const struct vigil_custom *pairs, size_t n,

@@ -84,6 +84,11 @@ void check_set_free(struct check_set *s);
 
 size_t check_set_count(const struct check_set *s);
 const struct check_info *check_set_at(const struct check_set *s, size_t i);
+/*
+ * The checks of node: returns how many, and in *idx their indexes (for
+ * check_set_at), valid while the set is. O(log n).
+ */
+size_t check_set_of_node(const struct check_set *s, const char *node, const size_t **idx);
 /* The check of node named name; NULL if none. Linear. */
 const struct check_info *check_set_find(const struct check_set *s, const char *node,
                                         const char *name);
@@ -152,6 +157,10 @@ struct rchecks *rchecks_new(void);
 void rchecks_free(struct rchecks *r);
 size_t rchecks_count(const struct rchecks *r);
 const struct rcheck *rchecks_at(const struct rchecks *r, size_t i);
+
+/* The reported checks of node, at most max of them into out; returns how many. */
+size_t rchecks_of_node(const struct rchecks *r, const char *node, const struct rcheck **out,
+                       size_t max);
 
 /* A reported check's status change (old to c->status). */
 typedef void (*rcheck_change_fn)(void *arg, const struct rcheck *c, enum check_status old,

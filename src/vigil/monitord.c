@@ -420,9 +420,11 @@ static void checks_verdict(struct monitord *d, const char *node, bool *down, boo
     *down = *up = false;
     *why = NULL;
     bool any = false;
-    for (size_t i = 0; i < check_set_count(d->checks); i++) {
-        const struct check_info *c = check_set_at(d->checks, i);
-        if (strcmp(c->node, node) != 0 || !poll_means_dead(d, c) || c->status == CHECK_UNKNOWN)
+    const size_t *idx;
+    size_t np = check_set_of_node(d->checks, node, &idx);
+    for (size_t i = 0; i < np; i++) {
+        const struct check_info *c = check_set_at(d->checks, idx[i]);
+        if (!poll_means_dead(d, c) || c->status == CHECK_UNKNOWN)
             continue;
         any = true;
         if (c->status == CHECK_CRITICAL && !*down) {
@@ -430,9 +432,11 @@ static void checks_verdict(struct monitord *d, const char *node, bool *down, boo
             *why = c->name;
         }
     }
-    for (size_t i = 0; i < rchecks_count(d->rchecks); i++) {
-        const struct rcheck *c = rchecks_at(d->rchecks, i);
-        if (strcmp(c->node, node) != 0 || !c->means_dead || c->status == CHECK_UNKNOWN)
+    const struct rcheck *rc[VCFG_AGENT_MAX_CHECKS];
+    size_t nr = rchecks_of_node(d->rchecks, node, rc, VCFG_AGENT_MAX_CHECKS);
+    for (size_t i = 0; i < nr; i++) {
+        const struct rcheck *c = rc[i];
+        if (!c->means_dead || c->status == CHECK_UNKNOWN)
             continue;
         any = true;
         if (c->status == CHECK_CRITICAL && !*down) {

@@ -322,6 +322,7 @@ static void test_spread(void **state)
     struct world w;
     world_init(&w);
     enum { N = 1000 };
+    static const char *const nodes[7] = {"n0", "n1", "n2", "n3", "n4", "n5", "n6"};
     struct vcfg_check *cs = calloc(N, sizeof(*cs));
     char(*names)[16] = calloc(N, sizeof(*names));
     assert_non_null(cs);
@@ -330,6 +331,7 @@ static void test_spread(void **state)
         exec_check(&cs[i], "svc");
         snprintf(names[i], sizeof names[i], "c%zu", i);
         cs[i].name = names[i];
+        cs[i].node = (char *)nodes[i % 7];
         cs[i].interval = 1 * S;
     }
     struct check_set *s = NULL;
@@ -345,6 +347,23 @@ static void test_spread(void **state)
     for (int k = 0; k < 10; k++)
         if (tenth[k] < 65 || tenth[k] > 135)
             fail_msg("tenth %d of the interval holds %u first runs of %d", k, tenth[k], N);
+    /* The index by node: each node's checks, all of them and only them, in list order. */
+    size_t total = 0;
+    for (int k = 0; k < 7; k++) {
+        const size_t *idx;
+        size_t cnt = check_set_of_node(s, nodes[k], &idx);
+        assert_int_equal(cnt, N / 7 + (k < N % 7 ? 1 : 0));
+        for (size_t i = 0; i < cnt; i++) {
+            assert_string_equal(check_set_at(s, idx[i])->node, nodes[k]);
+            assert_int_equal(idx[i] % 7, (size_t)k);
+            if (i > 0)
+                assert_true(idx[i] > idx[i - 1]);
+        }
+        total += cnt;
+    }
+    assert_int_equal(total, N);
+    const size_t *none;
+    assert_int_equal(check_set_of_node(s, "n7", &none), 0);
     /* A second of virtual time: every check ran once, at most a few at once. */
     fake_loop_run_until(w.loop, T0 + 1 * S);
     assert_int_equal(fake_procs_count(w.procs), N);
