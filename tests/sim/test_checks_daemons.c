@@ -123,7 +123,7 @@ static void world_start(struct world *wd, uint64_t seed, size_t n,
     assert_non_null(wd->mon_p);
     assert_int_equal(fake_procs_register(sim_proc_procs(wd->mon_p), "act", prog_ok, NULL), 0);
     for (size_t i = 0; i < n; i++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "svc%zu", i);
         assert_int_equal(
             fake_procs_register(sim_proc_procs(wd->mon_p), name, prog_svc, (void *)(uintptr_t)i),
@@ -150,7 +150,7 @@ static void world_start(struct world *wd, uint64_t seed, size_t n,
     if (monitord_new(sim_proc_env(wd->mon_p), &cfg, &wd->mon, err, sizeof(err)))
         fail_msg("monitor: %s", err);
     for (size_t i = 0; i < n; i++) {
-        char ip[32], id[32], listen[48], svc[16];
+        char ip[32], id[32], listen[48], svc[32];
         agent_ip(i, ip, sizeof ip);
         agent_id(i, id, sizeof id);
         snprintf(listen, sizeof listen, "%s:7948", ip);
