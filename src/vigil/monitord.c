@@ -2408,10 +2408,14 @@ int cmd_monitor(int argc, char **argv)
     }
     /* --check: the file and the flags are valid (keys read, relations checked); nothing runs. */
     if (check_only) {
+        char more[64] = "";
+        if (cfg.monitor.n_checks || cfg.monitor.n_poll_only)
+            snprintf(more, sizeof more, ", %zu checks, %zu polled nodes", cfg.monitor.n_checks,
+                     cfg.monitor.n_poll_only);
         printf("%s: the monitor's configuration is valid (%zu declared nodes, %zu hooks, %zu "
-               "keys)\n",
+               "keys%s)\n",
                cfg.path ? cfg.path : "(no file)", cfg.monitor.n_nodes, cfg.monitor.n_hooks,
-               cfg.monitor.n_keys);
+               cfg.monitor.n_keys, more);
         vcfg_free(&cfg);
         return 0;
     }
