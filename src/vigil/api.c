@@ -1762,15 +1762,21 @@ static json_t *check_json(const char *node, const char *name, const char *source
     return o;
 }
 
-/* The checks (of node; NULL: all), polled and reported. */
-static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time_t now,
-                           int64_t now_wall)
+/*
+ * The checks (of node; NULL: all), polled then reported, from the offset-th
+ * on, at most limit of them.
+ */
+static json_t *checks_page(const struct api_ctx *c, const char *node, size_t offset, size_t limit,
+                           vigil_time_t now, int64_t now_wall)
 {
+    size_t at = 0;
     json_t *a = json_array();
     /* One node's: through the index by node. */
     const size_t *idx = NULL;
     size_t count = node ? check_set_of_node(c->checks, node, &idx) : check_set_count(c->checks);
     for (size_t i = 0; a && i < count; i++) {
+        if (at++ < offset || json_array_size(a) >= limit)
+            continue;
         const struct check_info *k = check_set_at(c->checks, idx ? idx[i] : i);
         const struct vigil_node *n = vigil_monitor_find(c->mon, k->node);
         bool dead = k->cfg->critical_means_dead >= 0 ? k->cfg->critical_means_dead == 1
@@ -1787,6 +1793,8 @@ static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time
     size_t nr = node ? rchecks_of_node(c->rchecks, node, rk, VCFG_AGENT_MAX_CHECKS)
                      : rchecks_count(c->rchecks);
     for (size_t i = 0; a && i < nr; i++) {
+        if (at++ < offset || json_array_size(a) >= limit)
+            continue;
         const struct rcheck *k = node ? rk[i] : rchecks_at(c->rchecks, i);
         json_t *j = check_json(k->node, k->name, "agent", "agent", k->status, k->since, &k->last,
                                k->last_at, k->means_dead, k->changes, now, now_wall);
@@ -1796,6 +1804,52 @@ static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time
         }
     }
     return a;
+}
+
+static json_t *checks_json(const struct api_ctx *c, const char *node, vigil_time_t now,
+                           int64_t now_wall)
+{
+    return checks_page(c, node, 0, SIZE_MAX, now, now_wall);
+}
+
+/* GET /v1/checks?node=ID&offset=N&limit=M: a page of the checks. */
+static void handle_checks(struct api_ctx *c, const char *query, struct vio_http_response *resp)
+{
+    char node[VIGIL_ID_MAX + 2] = "";
+    uint64_t offset = 0, limit = API_NODES_DEFAULT_LIMIT;
+    enum query_result nq = query_str(query, "node", node, sizeof node);
+    if (nq == QUERY_INVALID || (nq == QUERY_OK && !vigil_id_valid(node, strlen(node)))) {
+        respond_error(resp, 400, "node must be a node id");
+        return;
+    }
+    enum query_result l = query_u64(query, "limit", &limit);
+    if (query_u64(query, "offset", &offset) == QUERY_INVALID || offset > VCFG_MAX_CHECKS * 2 ||
+        l == QUERY_INVALID || (l == QUERY_OK && limit == 0)) {
+        respond_error(resp, 400, "offset must be a number from 0 to %d, limit from 1 to %d",
+                      VCFG_MAX_CHECKS * 2, API_NODES_MAX_LIMIT);
+        return;
+    }
+    if (limit > API_NODES_MAX_LIMIT)
+        limit = API_NODES_MAX_LIMIT;
+    vigil_time_t now = vio_now(c->loop);
+    const char *nd = nq == QUERY_OK ? node : NULL;
+    size_t total;
+    if (nd) {
+        const size_t *idx;
+        const struct rcheck *rk[VCFG_AGENT_MAX_CHECKS];
+        total = check_set_of_node(c->checks, nd, &idx) +
+                rchecks_of_node(c->rchecks, nd, rk, VCFG_AGENT_MAX_CHECKS);
+    } else {
+        total = check_set_count(c->checks) + rchecks_count(c->rchecks);
+    }
+    size_t end =
+        total - (offset < total ? offset : total) > limit ? (size_t)(offset + limit) : total;
+    respond_json(
+        resp, 200,
+        json_pack("{so*sIsIso}", "checks",
+                  checks_page(c, nd, (size_t)offset, (size_t)limit, now, vio_wall_us(c->loop)),
+                  "total", (json_int_t)total, "offset", (json_int_t)offset, "next",
+                  end < total ? json_integer((json_int_t)end) : json_null()));
 }
 
 static void handle_node(struct api_ctx *c, const char *id, struct vio_http_response *resp,
@@ -2044,13 +2098,9 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
     case ROUTE_GROUPS:
         respond_json(resp, 200, groups_json(c->groups));
         return;
-    case ROUTE_CHECKS: {
-        vigil_time_t tnow = vio_now(c->loop);
-        respond_json(
-            resp, 200,
-            json_pack("{so*}", "checks", checks_json(c, NULL, tnow, vio_wall_us(c->loop))));
+    case ROUTE_CHECKS:
+        handle_checks(c, req->query, resp);
         return;
-    }
     case ROUTE_MAINT:
     case ROUTE_FAILOVER:
     case ROUTE_KEYS_RELOAD:
