@@ -60,6 +60,7 @@ struct vio_child {
     int status;
     bool exited;   /* reaped (or lost): never signal it again */
     bool reported; /* on_exit was called */
+    bool disowned; /* forgotten once reaped (vio_procs_ops.disown) */
     /* Output capture (vio_spawn.output_max): the pipe's read end, or -1. */
     int out_fd;
     char *out;
@@ -92,6 +93,7 @@ static int write_all(int fd, const char *p, size_t n)
 }
 
 static void on_output(void *arg, vigil_time_t now);
+static void pr_release(struct vio_procs *p, struct vio_child *c);
 
 static int pr_spawn(struct vio_procs *p, const struct vio_spawn *req, struct vio_child **out)
 {
@@ -285,7 +287,9 @@ static void report(struct procs_real *pr)
         /* What the child wrote before it ended is in the pipe now. */
         out_drain(c);
         out_close(c);
-        if (c->on_exit)
+        if (c->disowned)
+            pr_release(&pr->base, c);
+        else if (c->on_exit)
             c->on_exit(c->arg, c, c->status);
     }
 }
@@ -324,6 +328,18 @@ static void pr_release(struct vio_procs *p, struct vio_child *c)
     free(c);
 }
 
+static void pr_disown(struct vio_procs *p, struct vio_child *c)
+{
+    if (!c)
+        return;
+    if (c->exited && c->reported) {
+        pr_release(p, c);
+        return;
+    }
+    c->disowned = true;
+    c->on_exit = NULL;
+}
+
 static const char *pr_output(const struct vio_child *c, size_t *len)
 {
     *len = c && c->out ? c->out_len : 0;
@@ -358,6 +374,7 @@ static const struct vio_procs_ops real_procs_ops = {
     .release = pr_release,
     .pid = pr_pid,
     .output = pr_output,
+    .disown = pr_disown,
     .wait_all = pr_wait_all,
 };
 

@@ -297,6 +297,12 @@ struct vio_procs_ops {
      * signal first.
      */
     void (*release)(struct vio_procs *p, struct vio_child *c);
+    /*
+     * Gives a running child up: its exit is never reported, and it is
+     * reaped and forgotten when it exits (its owner is going away and has
+     * signalled it). NULL: not supported (release it instead).
+     */
+    void (*disown)(struct vio_procs *p, struct vio_child *c);
     /* Process id, for log lines (fakes number their children). */
     long (*pid)(const struct vio_child *c);
     /*

@@ -741,8 +741,13 @@ void check_set_free(struct check_set *s)
             s->env->exchange_cancel(s->env, c->x);
         c->x = NULL;
         if (c->child) {
-            s->env->procs->ops->signal(s->env->procs, c->child, SIGKILL);
-            s->env->procs->ops->release(s->env->procs, c->child);
+            /* Killed, and reaped when it ends: no zombie left by a reload. */
+            struct vio_procs *pr = s->env->procs;
+            pr->ops->signal(pr, c->child, SIGKILL);
+            if (pr->ops->disown)
+                pr->ops->disown(pr, c->child);
+            else
+                pr->ops->release(pr, c->child);
             c->child = NULL;
         }
     }

@@ -27,6 +27,7 @@ struct vio_child {
     vio_exit_fn on_exit;
     void *arg;
     struct vio_child *prev, *next; /* the children not released */
+    bool disowned;                 /* forgotten when it ends */
     char out[4096];                /* its output, up to output_max */
 };
 
@@ -75,6 +76,8 @@ static const struct fake_program *find_program(const struct fake_procs *fp, cons
 }
 
 /* The child's end: reported from the loop. */
+static void fp_release_child(struct fake_procs *fp, struct vio_child *c);
+
 static void child_end(void *arg, vigil_time_t now)
 {
     struct vio_child *c = arg;
@@ -84,7 +87,9 @@ static void child_end(void *arg, vigil_time_t now)
     sp->end = now;
     sp->status = c->status;
     fp->running--;
-    if (c->on_exit)
+    if (c->disowned)
+        fp_release_child(fp, c);
+    else if (c->on_exit)
         c->on_exit(c->arg, c, c->status);
 }
 
@@ -181,9 +186,24 @@ static void fp_signal(struct vio_procs *p, struct vio_child *c, int sig)
 
 static void fp_release(struct vio_procs *p, struct vio_child *c)
 {
-    struct fake_procs *fp = (struct fake_procs *)p;
+    if (c)
+        fp_release_child((struct fake_procs *)p, c);
+}
+
+static void fp_disown(struct vio_procs *p, struct vio_child *c)
+{
     if (!c)
         return;
+    if (c->ended) {
+        fp_release(p, c);
+        return;
+    }
+    c->disowned = true;
+    c->on_exit = NULL;
+}
+
+static void fp_release_child(struct fake_procs *fp, struct vio_child *c)
+{
     vio_timer_disarm(fp->loop, &c->end);
     if (!c->ended)
         fp->running--; /* unwatched from now on: it no longer counts */
@@ -240,6 +260,7 @@ static const struct vio_procs_ops fake_procs_ops = {
     .release = fp_release,
     .pid = fp_pid,
     .output = fp_output,
+    .disown = fp_disown,
     .wait_all = fp_wait_all,
 };
 

@@ -38,9 +38,11 @@ struct fix {
     char dir[64];
     struct vio_loop *loop;
     struct vio_procs *procs;
-    int exits;      /* exits reported */
-    int status[16]; /* their statuses, in order */
-    long pids[16];  /* their pids, in order */
+    int exits;       /* exits reported */
+    int status[16];  /* their statuses, in order */
+    long pids[16];   /* their pids, in order */
+    char output[64]; /* the last one's kept output */
+    size_t output_len;
 };
 
 static int fix_setup(void **state)
@@ -75,6 +77,10 @@ static int fix_teardown(void **state)
 static void on_exit_cb(void *arg, struct vio_child *c, int status)
 {
     struct fix *f = arg;
+    size_t len = 0;
+    const char *out = f->procs->ops->output(c, &len);
+    snprintf(f->output, sizeof f->output, "%s", out);
+    f->output_len = len;
     if (f->exits < 16) {
         f->status[f->exits] = status;
         f->pids[f->exits] = f->procs->ops->pid(c);
@@ -289,6 +295,41 @@ static void sigpipe_handler(int sig)
     (void)sig;
 }
 
+/* Output capture: what the child writes is kept up to output_max, the rest read and dropped. */
+static void test_output(void **state)
+{
+    struct fix *f = *state;
+    char *argv[] = {
+        "sh", "-c",
+        "printf 'hello '; echo world >&2; head -c 200000 /dev/zero | tr '\\0' x; exit 1", NULL};
+    struct vio_spawn req = {
+        .argv = argv, .envp = environ, .output_max = 16, .on_exit = on_exit_cb, .arg = f};
+    struct vio_child *c = NULL;
+    assert_int_equal(f->procs->ops->spawn(f->procs, &req, &c), 0);
+    assert_true(run_until_exits(f, 1));
+    assert_int_equal(WEXITSTATUS(f->status[0]), 1);
+    assert_int_equal(f->output_len, 16);
+    assert_string_equal(f->output, "hello world\nxxxx");
+}
+
+/* A disowned child is reaped when it ends: no zombie, and no report. */
+static void test_disown(void **state)
+{
+    struct fix *f = *state;
+    struct vio_child *c = NULL;
+    assert_int_equal(spawn_sh(f, "sleep 30", NULL, &c), 0);
+    long pid = f->procs->ops->pid(c);
+    f->procs->ops->signal(f->procs, c, SIGKILL);
+    f->procs->ops->disown(f->procs, c);
+    /* A second child, to run the loop until the first one's end has been taken too. */
+    struct vio_child *c2 = NULL;
+    assert_int_equal(spawn_sh(f, "sleep 0.2", NULL, &c2), 0);
+    assert_true(run_until_exits(f, 1));
+    assert_int_equal(f->exits, 1); /* only the second was reported (and released) */
+    /* The first was reaped: waitpid finds no such child any more. */
+    assert_true(waitpid((pid_t)pid, NULL, WNOHANG) < 0 && errno == ECHILD);
+}
+
 static void test_sigpipe(void **state)
 {
     (void)state;
@@ -323,6 +364,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_exits_together, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_missing_program, fix_setup, fix_teardown),
         cmocka_unit_test_setup_teardown(test_wait_all, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_output, fix_setup, fix_teardown),
+        cmocka_unit_test_setup_teardown(test_disown, fix_setup, fix_teardown),
         cmocka_unit_test(test_sigpipe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
