@@ -625,7 +625,34 @@ static void test_bad_values(void **state)
         {"monitor = {\n  hooks = ( { command = [\"/bin/notify\"];\n"
          "              on = [ \"dead\", \"daed\" ]; } );\n};\n",
          "%s:3: monitor.hooks[0].on[1] \"daed\" is not a state (states: unknown, alive, "
-         "suspect, dead, left)"},
+         "suspect, dead, left; for checks: passing, warning, critical)"},
+        {"monitor = {\n  checks = ( { node = \"w\"; name = \"c\";\n    type = \"udp\"; } );\n};\n",
+         "%s:3: monitor.checks[0].type \"udp\" is not a check type (tcp, http, https, exec, ping)"},
+        {"monitor = { checks = ( { name = \"c\"; type = \"tcp\"; target = \"1.2.3.4:5\"; } ); };\n",
+         "%s:1: monitor.checks[0] has no node (node = \"web1\": the node whose service it checks)"},
+        {"monitor = {\n  checks = ( { node = \"w\"; name = \"c\"; type = \"tcp\";\n"
+         "    target = \"db.example:5432\"; } );\n};\n",
+         "%s:3: monitor.checks[0].target \"db.example:5432\" must be a numeric address and port "
+         "(\"10.0.0.5:5432\", \"[fd00::5]:5432\")"},
+        {"monitor = { checks = ( { node = \"w\"; name = \"c\"; type = \"tcp\";\n"
+         "  target = \"1.2.3.4:5\"; url = \"http://x/\"; } ); };\n",
+         "%s:2: monitor.checks[0].url is not a setting of tcp checks"},
+        {"monitor = { checks = ( { node = \"w\"; name = \"c\"; type = \"exec\";\n"
+         "  command = [\"/bin/true\"]; interval = \"1s\"; timeout = \"2s\"; } ); };\n",
+         "%s:2: monitor.checks[0].timeout is longer than the interval (1s): checks would overlap"},
+        {"monitor = { checks = (\n { node = \"w\"; name = \"c\"; type = \"exec\"; command = "
+         "[\"/a\"]; },\n"
+         " { node = \"w\"; name = \"c\"; type = \"exec\"; command = [\"/b\"]; } ); };\n",
+         "%s:3: monitor.checks[1].name \"c\" names another check of this node already"},
+        {"agent = { checks = ( { name = \"p\"; type = \"ping\"; target = \"1.2.3.4:5\"; } ); };\n",
+         "%s:1: agent.checks[0].type is not for agents: a ping check is the monitor's poll of an "
+         "agent"},
+        {"agent = { checks = ( { node = \"w\"; name = \"c\"; type = \"exec\"; command = [\"/a\"]; "
+         "} ); };\n",
+         "%s:1: agent.checks[0].node is not an agent setting: an agent checks its own host"},
+        {"monitor = { checks = ( { node = \"w\"; name = \"c\"; type = \"http\";\n"
+         "  url = \"http://1.2.3.4/\"; headers = [ \"no colon\" ]; } ); };\n",
+         "%s:2: monitor.checks[0].headers[0] \"no colon\" must be \"Name: value\" on one line"},
         {"monitor = { hooks = ( { command = [\"/bin/notify\"]; on = [ ]; } ); };\n",
          "%s:1: monitor.hooks[0].on must name at least one state (leave it out for all states)"},
         {"monitor = {\n  hooks = ( { command = [\"bin/notify\"]; } );\n};\n",
