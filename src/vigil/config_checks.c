@@ -435,11 +435,6 @@ static int read_one(struct vcfg__ld *l, const config_setting_t *g, bool agent, s
     if (c->send && !c->expect && c->kind == VCFG_CHECK_TCP) {
         /* Sending without expecting anything proves no more than connecting: allowed. */
     }
-    if (c->timeout > c->interval) {
-        const config_setting_t *t = config_setting_get_member(g, "timeout");
-        return vcfg__sfail(l, t ? t : g, "is longer than the interval (%s): checks would overlap",
-                           vcfg__fmt_dur(c->interval, (char[32]){0}, 32));
-    }
     return 0;
 }
 

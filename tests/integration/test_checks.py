@@ -764,11 +764,11 @@ CHECK_CASES = [
      'monitor = {\n  rise = 2;\n  checks = (\n    { name = "pg"; type = "tcp";\n'
      '      target = "127.0.0.1:5432"; }\n  );\n};\n',
      4, "has no node"),
-    ("timeout over interval",
+    ("tcp target by name",
      'monitor = {\n  checks = (\n    { node = "db1"; name = "pg"; type = "tcp";\n'
-     '      target = "127.0.0.1:5432";\n      interval = "1s";\n      timeout = "2s"; }\n'
+     '      interval = "1s";\n      target = "db1.example:5432"; }\n'
      '  );\n};\n',
-     6, "is longer than the interval"),
+     5, "must be a numeric address and port"),
     ("duplicate name",
      'monitor = {\n  checks = (\n    { node = "db1"; name = "pg"; type = "tcp";\n'
      '      target = "127.0.0.1:5432"; },\n    { node = "db2"; name = "pg"; type = "tcp";\n'
