@@ -9,8 +9,10 @@
 # not run. Every program runs under timeout(1), so the whole run is
 # bounded: bench_ingest takes about 50 s (three rounds of two 5 s phases,
 # then 2 s of the in-memory phase and five streams of about 2 s with and
-# without sealing), bench_memory about 10 s; the limits
-# below add up to about two minutes.
+# without sealing), bench_memory about 10 s, bench_checks about 50 s (10,000
+# health checks a second against local TCP and HTTP servers, then the same
+# load on a bare libcurl loop, 3 s of warm-up and 20 s measured each); the
+# limits below add up to under four minutes.
 #
 # Not run here, because it takes about 15 minutes and needs root and Serf:
 # bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
@@ -34,7 +36,7 @@ if [ -z "$build" ]; then
     echo "usage: bash bench/run.sh BUILD_DIR" >&2
     exit 2
 fi
-for b in bench_ingest bench_memory; do
+for b in bench_ingest bench_memory bench_checks; do
     if [ ! -x "$build/$b" ]; then
         echo "run.sh: $build/$b not found; build first (make build)" >&2
         exit 1
@@ -42,9 +44,10 @@ for b in bench_ingest bench_memory; do
 done
 
 # Limits in seconds: about twice each benchmark's usual run time, and
-# 90 + 5 + 30 + 5 = 130 s at most in all, kills included.
+# 90 + 5 + 30 + 5 + 90 + 5 = 225 s at most in all, kills included.
 INGEST_LIMIT=90
 MEMORY_LIMIT=30
+CHECKS_LIMIT=90
 
 status=0
 echo "== vigil benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -63,6 +66,14 @@ timeout --kill-after=5 "$MEMORY_LIMIT" "$build/bench_memory"
 rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "bench_memory: exit status $rc" >&2
+    status=1
+fi
+echo
+echo "== bench_checks: health checks per second on one core, against a bare libcurl loop"
+timeout --kill-after=5 "$CHECKS_LIMIT" "$build/bench_checks"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "bench_checks: exit status $rc" >&2
     status=1
 fi
 exit "$status"
