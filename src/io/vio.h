@@ -488,6 +488,12 @@ struct vio_http_call {
     const char *cainfo;
     /* https: take any certificate, for any name (health checks that say so); false: verify. */
     bool insecure;
+    /*
+     * A new connection, closed after the answer (health checks: each one
+     * proves the service accepts connections, and the client never
+     * searches a pool of thousands of idle ones).
+     */
+    bool fresh;
 };
 
 /* A request's time limit when the call names none: a webhook that hangs must end. */

@@ -5,8 +5,11 @@
  * point of the interval given by a hash of its node and name, so that a
  * thousand checks with one interval start spread over it rather than
  * together. After a run the next start is planned one period after the
- * planned start of the run that ended (a fixed rate, which never drifts),
- * and never before the end of that run: runs of one check never overlap.
+ * planned start of the run that ended (a fixed rate, which never drifts);
+ * a run that outlasts that is followed at the next slot of the grid after
+ * its end: runs of one check never overlap, and a checker that fell behind
+ * (overloaded, stopped) skips the slots it missed rather than running
+ * them in a burst.
  * The period is, as HAProxy chooses it: fastinter while the status is
  * changing (a result in a row that differs from it), downinter while it
  * is critical, the interval otherwise.
@@ -231,9 +234,17 @@ static void run_start(void *arg, vigil_time_t now);
 
 static void plan_next(struct check *c, vigil_time_t now)
 {
-    vigil_time_t at = c->planned + period(c);
-    if (at < now)
-        at = now; /* a run that outlasted its period: the next starts now, never overlapping */
+    vigil_time_t p = period(c);
+    vigil_time_t at = c->planned + p;
+    if (at < now) {
+        /*
+         * The run outlasted its period: the next starts at the next slot
+         * of its grid, never overlapping and never in a burst of the slots
+         * missed (an overloaded checker catches up rather than falling
+         * further behind).
+         */
+        at = c->planned + ((now - c->planned) / p + 1) * p;
+    }
     c->planned = at;
     c->info.next = at;
     vio_timer_init(&c->timer, run_start, c);
@@ -393,6 +404,7 @@ static int http_start(struct check *c)
         .body_max = CHECK_ANSWER_MAX,
         .cainfo = cfg->ca_file,
         .insecure = !cfg->tls_verify,
+        .fresh = true,
     };
     c->http_busy = true;
     int rc = vio_http_start(s->http, &call, http_done, c);
@@ -598,6 +610,8 @@ static int ping_start(struct check *c)
 static void run_start(void *arg, vigil_time_t now)
 {
     struct check *c = arg;
+    /* The time now, not the turn's: a busy turn would hide how late the run starts. */
+    now = vio_now(c->set->env->loop);
     late_add(&c->set->late, now - c->planned);
     c->started = now;
     c->info.running = true;
