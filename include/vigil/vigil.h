@@ -9,5 +9,6 @@
 #include "detector.h"
 #include "monitor.h"
 #include "sender.h"
+#include "swim.h"
 
 #endif
