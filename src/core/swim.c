@@ -984,7 +984,16 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         }
         len -= SWIM_TAG_LEN;
     } else if (buf[4] & SWIM_FLAG_AUTH) {
-        len -= SWIM_TAG_LEN; /* nothing to check it with */
+        /* Nothing to check it with: skipped, if it is there at all. */
+        if (len < SWIM_HDR + 4 + SWIM_TAG_LEN) {
+            s->stats.malformed++;
+            return -VIGIL_ETRUNC;
+        }
+        len -= SWIM_TAG_LEN;
+    }
+    if ((buf[4] & ~SWIM_FLAG_AUTH) != 0 || buf[6] != 0 || buf[7] != 0) {
+        s->stats.malformed++;
+        return -VIGIL_EBADFIELD;
     }
     struct rbuf r = {.p = buf, .len = len, .at = 3};
     uint8_t type = r_u8(&r);
