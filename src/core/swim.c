@@ -433,7 +433,8 @@ static void w_bytes(struct wbuf *w, const void *b, size_t n)
         w->full = true;
         return;
     }
-    memcpy(w->p + w->len, b, n);
+    if (n > 0)
+        memcpy(w->p + w->len, b, n); /* b may be NULL when n is 0 (no metadata) */
     w->len += n;
 }
 
