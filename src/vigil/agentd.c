@@ -282,6 +282,8 @@ static void on_pings(void *arg, vigil_time_t now)
         }
         if (n < 16)
             break;
+        if (round == 63) /* more waiting: the rest on the next turn */
+            vio_source_ready(a->loop, &a->echo->readable);
     }
 }
 

@@ -560,6 +560,8 @@ static void on_pongs(void *arg, vigil_time_t now)
             }
             if (n < 16)
                 break;
+            if (round == 63) /* more waiting: the rest on the next turn */
+                vio_source_ready(s->env->loop, &s->udp[k]->readable);
         }
     }
 }
