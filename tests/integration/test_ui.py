@@ -53,6 +53,9 @@ monitor = {
   key_file = "@TMP@/master.key";
   heartbeat_interval = "250ms";
   detector = { type = "fixed"; suspect_after = "750ms"; dead_after = "1500ms"; };
+  # A service check of web1 that fails (nothing listens on port 1): its event on the page.
+  checks = ( { node = "web1"; name = "port"; type = "tcp"; target = "127.0.0.1:1";
+               interval = "500ms"; timeout = "200ms"; } );
 };
 """
 
@@ -226,6 +229,14 @@ def test_page_follows_the_cluster(tmp):
             time.sleep(0.2)
         check("web2" in events_text(d) and "dead" in events_text(d),
               "events list: %r" % events_text(d))
+        # The failing service check of web1, with its statuses and evidence; web1 stays alive.
+        t0 = time.monotonic()
+        while "check port" not in events_text(d) and time.monotonic() - t0 < PAGE_WAIT:
+            time.sleep(0.2)
+        text = events_text(d)
+        check("web1 check port" in text and "critical" in text and "refused" in text,
+              "events list: %r" % text)
+        check(page_nodes(d).get("web1") == "alive", "web1 with a failing check: %r" % page_nodes(d))
         row = d.execute_script(
             "var r = document.querySelector('#nodes tr[data-node=\"web2\"]');"
             "return [r.className, r.querySelector('.fill').style.width];")
