@@ -15,6 +15,7 @@
 
 int cmd_agent(int argc, char **argv);    /* agent.c */
 int cmd_monitor(int argc, char **argv);  /* monitord.c */
+int cmd_peer(int argc, char **argv);     /* peer.c */
 int cmd_status(int argc, char **argv);   /* cli.c */
 int cmd_events(int argc, char **argv);   /* cli.c */
 int cmd_actions(int argc, char **argv);  /* cli.c: vigil actions */

@@ -14,6 +14,7 @@ static const struct {
 } commands[] = {
     {"monitor", cmd_monitor, "receive heartbeats, detect failures, run hooks, serve the API"},
     {"agent", cmd_agent, "send heartbeats with this node's status to monitors"},
+    {"peer", cmd_peer, "a member of a peer-to-peer cluster (SWIM with Lifeguard)"},
     {"status", cmd_status, "show the nodes a running monitor knows"},
     {"events", cmd_events, "list a running monitor's recent events"},
     {"explain", cmd_explain, "say in plain words why a node is in its state"},
