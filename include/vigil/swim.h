@@ -47,6 +47,13 @@ struct vigil_swim_config {
     uint32_t gossip_nodes;        /* 3 */
     vigil_time_t sync_interval;   /* 30 s: full state exchange (scaled up past 32 members) */
     /*
+     * 30 s: a member believed dead is pinged, with the news that it is
+     * thought dead, so that after a partition it refutes and the two sides
+     * find each other again (each side does it: a partition heals both
+     * ways).
+     */
+    vigil_time_t reconnect_interval;
+    /*
      * The Lifeguard refinements: local health awareness (probe interval
      * and timeout stretched while this member's own probes fail), dynamic
      * suspicion timeouts (shorter with independent confirmations), the

@@ -162,7 +162,7 @@ struct vigil_swim {
 
     struct update *upd;
     uint32_t n_upd, cap_upd;
-    vigil_time_t next_gossip, next_sync;
+    vigil_time_t next_gossip, next_sync, next_reconnect;
 
     struct outmsg *out; /* a ring of out_cap, grown up to SWIM_OUT_MAX */
     uint32_t out_head, out_len, out_cap;
@@ -1252,6 +1252,32 @@ static vigil_time_t sync_period(const struct vigil_swim *s)
     return (vigil_time_t)((double)s->cfg.sync_interval * mult);
 }
 
+/*
+ * A member believed dead, at random, is pinged with its death and this
+ * member's own alive: if it is alive (a partition healed) it refutes in
+ * its ack, and is alive here again; and it learns of this member.
+ */
+static void reconnect(struct vigil_swim *s, vigil_time_t now)
+{
+    s->next_reconnect = now + s->cfg.reconnect_interval;
+    uint32_t t = UINT32_MAX;
+    for (uint32_t tries = 0; tries < 16 && s->n > 0 && t == UINT32_MAX; tries++) {
+        uint32_t idx = rnd_below(s, s->n);
+        if (s->m[idx].state == VIGIL_STATE_DEAD)
+            t = idx;
+    }
+    if (t == UINT32_MAX)
+        return;
+    uint8_t buf[1280];
+    struct wbuf w;
+    w_begin(s, &w, buf, MSG_PING, ++s->seq);
+    w_id(&w, s->m[t].id);
+    w_u8(&w, 2);
+    w_update(s, &w, UPD_DEAD, t, s->m[t].incarnation, s->self);
+    w_update(s, &w, UPD_ALIVE, UINT32_MAX, s->incarnation, NULL);
+    w_send(s, &w, &s->m[t].addr);
+}
+
 static void sync_one(struct vigil_swim *s, vigil_time_t now)
 {
     s->next_sync = now + sync_period(s);
@@ -1273,6 +1299,8 @@ vigil_time_t vigil_swim_next_deadline(const struct vigil_swim *s)
         at = s->next_gossip;
     if (s->next_sync < at)
         at = s->next_sync;
+    if (s->next_reconnect < at)
+        at = s->next_reconnect;
     for (uint32_t i = 0; i < s->n_susp; i++)
         if (s->susp[i].deadline < at)
             at = s->susp[i].deadline;
@@ -1320,6 +1348,8 @@ void vigil_swim_on_expiry(struct vigil_swim *s, vigil_time_t now)
         gossip(s, now);
     if (now >= s->next_sync)
         sync_one(s, now);
+    if (now >= s->next_reconnect)
+        reconnect(s, now);
 }
 
 /* ---- life ---- */
@@ -1337,6 +1367,7 @@ void vigil_swim_config_default(struct vigil_swim_config *c)
     c->gossip_interval = 200 * VIGIL_NSEC_PER_MSEC;
     c->gossip_nodes = 3;
     c->sync_interval = 30 * VIGIL_NSEC_PER_SEC;
+    c->reconnect_interval = 30 * VIGIL_NSEC_PER_SEC;
     c->lifeguard = true;
     c->max_members = 65536;
     c->mtu = 1200;
@@ -1350,7 +1381,7 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
     if (cfg->probe_interval <= 0 || cfg->probe_timeout <= 0 ||
         cfg->probe_timeout > cfg->probe_interval || cfg->mtu < 256 || cfg->max_members < 1 ||
         cfg->suspicion_mult < 1 || cfg->suspicion_max_mult < 1 || cfg->awareness_max < 1 ||
-        cfg->gossip_interval <= 0 || cfg->sync_interval <= 0)
+        cfg->gossip_interval <= 0 || cfg->sync_interval <= 0 || cfg->reconnect_interval <= 0)
         return -VIGIL_EINVAL;
     struct vigil_allocator al = cfg->allocator;
     if (!al.calloc) {
@@ -1378,6 +1409,8 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
     s->next_probe = now + (vigil_time_t)(rnd(s) % (uint64_t)cfg->probe_interval);
     s->next_gossip = now + cfg->gossip_interval;
     s->next_sync = now + cfg->sync_interval + (vigil_time_t)(rnd(s) % (uint64_t)cfg->sync_interval);
+    s->next_reconnect =
+        now + (vigil_time_t)(rnd(s) % (uint64_t)cfg->reconnect_interval) + cfg->reconnect_interval;
     *out = s;
     return 0;
 }

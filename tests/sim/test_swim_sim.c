@@ -92,6 +92,7 @@ struct net {
     size_t n_victims;
     uint64_t false_deaths, false_suspicions, delivered, dropped;
     bool *was_paused; /* ever stopped: its own death may be fair */
+    uint32_t split;   /* a partition: members below split and the others cannot talk (0: none) */
     uint64_t false_deaths_of_paused;
 };
 
@@ -227,7 +228,8 @@ static void after(struct net *nt, uint32_t i)
     struct vigil_swim_send out;
     while (vigil_swim_poll_send(s, &out)) {
         uint32_t to = index_of(&out.to);
-        if (to >= nt->n || unit(nt) < nt->loss) {
+        bool cut = nt->split > 0 && (i < nt->split) != (to < nt->split);
+        if (to >= nt->n || cut || unit(nt) < nt->loss) {
             nt->dropped++;
             continue;
         }
@@ -319,6 +321,19 @@ static void net_init_ex(struct net *nt, uint32_t n, uint64_t seed, bool lifeguar
 static void net_init(struct net *nt, uint32_t n, uint64_t seed, bool lifeguard, double loss)
 {
     net_init_ex(nt, n, seed, lifeguard, loss, 0);
+}
+
+/* How many (observer, member) pairs see the member in state st. */
+static uint32_t pairs_in(struct net *nt, enum vigil_state st)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < nt->n; i++)
+        for (uint32_t j = 0; j < nt->n; j++) {
+            struct vigil_swim_member m;
+            if (i != j && vigil_swim_find(nt->m[i], nt->ids[j], &m) && m.state == st)
+                k++;
+        }
+    return k;
 }
 
 static void net_free(struct net *nt)
@@ -602,6 +617,38 @@ static void test_pauses(void **state)
     assert_true(dl <= dp);
 }
 
+/* ---- a partition that heals ---- */
+
+static void test_partition_heals(void **state)
+{
+    (void)state;
+    struct net nt;
+    net_init(&nt, 20, 8, true, 0);
+    run_until(&nt, nt.now + 10 * S);
+    uint32_t all = 20 * 19;
+    assert_int_equal(pairs_in(&nt, VIGIL_STATE_ALIVE), all);
+    /* Ten and ten cannot talk for a minute: each side declares the other dead. */
+    nt.split = 10;
+    run_until(&nt, nt.now + 60 * S);
+    assert_int_equal(pairs_in(&nt, VIGIL_STATE_DEAD), 2 * 10 * 10);
+    assert_int_equal(pairs_in(&nt, VIGIL_STATE_ALIVE), 2 * 10 * 9);
+    /* Healed: members believed dead are pinged (every 30 s), refute, and are alive again. */
+    nt.split = 0;
+    vigil_time_t healed = nt.now, whole = -1;
+    for (int k = 0; k < 240 && whole < 0; k++) {
+        run_until(&nt, nt.now + 500 * MS);
+        if (pairs_in(&nt, VIGIL_STATE_ALIVE) == all)
+            whole = nt.now;
+    }
+    if (whole < 0)
+        fail_msg("two minutes after the partition healed, %u of %u views are alive",
+                 pairs_in(&nt, VIGIL_STATE_ALIVE), all);
+    printf("# a partition of 20 members into 10 and 10 for 60 s: whole again %.1f s after it "
+           "healed (members believed dead pinged every 30 s)\n",
+           (double)(whole - healed) / S);
+    net_free(&nt);
+}
+
 /* ---- five members ---- */
 
 static void test_small(void **state)
@@ -640,6 +687,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lifeguard_vectors),
         cmocka_unit_test(test_small),
+        cmocka_unit_test(test_partition_heals),
         cmocka_unit_test(test_loss),
         cmocka_unit_test(test_pauses),
         cmocka_unit_test(test_scale),
