@@ -701,6 +701,17 @@ static void report_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t
     }
 }
 
+/* Copies at most max bytes of src (NULL: none) into dst, NUL terminated (max + 1 bytes). */
+static void copy_cut(char *dst, const char *src, size_t max)
+{
+    size_t n = 0;
+    while (src && n < max && src[n])
+        n++;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now, const char *leader,
                                uint64_t epoch, const char *reason)
 {
@@ -709,12 +720,7 @@ void vigil_monitor_note_leader(struct vigil_monitor *m, vigil_time_t now, const 
         return;
     ev->type = VIGIL_EVENT_LEADER;
     ev->time = now;
-    size_t n = 0;
-    while (leader && n < VIGIL_ID_MAX && leader[n])
-        n++;
-    if (n)
-        memcpy(ev->node, leader, n);
-    ev->node[n] = '\0';
+    copy_cut(ev->node, leader, VIGIL_ID_MAX);
     ev->generation = epoch;
     ev->reason = reason ? reason : "";
     ev->since_last = -1;
@@ -728,12 +734,7 @@ void vigil_monitor_note_action(struct vigil_monitor *m, vigil_time_t now, const 
         return;
     ev->type = VIGIL_EVENT_ACTION;
     ev->time = now;
-    size_t n = 0;
-    while (node && n < VIGIL_ID_MAX && node[n])
-        n++;
-    if (n)
-        memcpy(ev->node, node, n);
-    ev->node[n] = '\0';
+    copy_cut(ev->node, node, VIGIL_ID_MAX);
     ev->generation = about;
     ev->sequence = attempt;
     ev->reason = reason ? reason : "";
@@ -748,12 +749,7 @@ void vigil_monitor_note_check(struct vigil_monitor *m, vigil_time_t now, const c
         return;
     ev->type = VIGIL_EVENT_CHECK;
     ev->time = now;
-    size_t n = 0;
-    while (node && n < VIGIL_ID_MAX && node[n])
-        n++;
-    if (n)
-        memcpy(ev->node, node, n);
-    ev->node[n] = '\0';
+    copy_cut(ev->node, node, VIGIL_ID_MAX);
     ev->old_state = c->old_state;
     ev->new_state = c->new_state;
     ev->reason = c->reason ? c->reason : "";
@@ -761,12 +757,7 @@ void vigil_monitor_note_check(struct vigil_monitor *m, vigil_time_t now, const c
     ev->since_last = -1;
     ev->latency = c->latency;
     ev->code = c->code;
-    size_t d = 0;
-    while (c->detail && d < VIGIL_EVENT_DETAIL_MAX && c->detail[d])
-        d++;
-    if (d)
-        memcpy(ev->detail, c->detail, d);
-    ev->detail[d] = '\0';
+    copy_cut(ev->detail, c->detail, VIGIL_EVENT_DETAIL_MAX);
     /* The node's own numbers, when it is in the table, say which run of it this was. */
     const struct vigil_node *nd = node ? vigil_monitor_find(m, node) : NULL;
     if (nd) {

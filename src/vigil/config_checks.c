@@ -86,15 +86,8 @@ int vcfg_check_copy(struct vcfg_check *dst, const struct vcfg_check *src)
 static int c_name(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
-    if (vcfg__rd_string(l, s, &v) != 0)
+    if (vcfg__rd_name(l, s, VCFG_CHECK_NAME_MAX, &v) != 0)
         return -1;
-    size_t n = strlen(v);
-    if (n == 0 || n > VCFG_CHECK_NAME_MAX)
-        return vcfg__sfail(l, s, "must be 1 to %d characters", VCFG_CHECK_NAME_MAX);
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)v[i]) && !strchr("-_.", v[i]))
-            return vcfg__sfail(l, s, "\"%s\": only letters, digits, '-', '_' and '.' are allowed",
-                               vigil_quote(v).s);
     return vcfg__set_str(l, s, &l->check->name, v);
 }
 
@@ -260,26 +253,7 @@ static int c_ca_file(struct vcfg__ld *l, const config_setting_t *s)
 
 static int c_command(struct vcfg__ld *l, const config_setting_t *s)
 {
-    struct vcfg_check *c = l->check;
-    size_t n = 0;
-    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
-        return -1;
-    if (n == 0)
-        return vcfg__sfail(l, s, "must name a program (and its arguments)");
-    const config_setting_t *e0 = config_setting_get_elem(s, 0);
-    const char *prog = config_setting_get_string(e0);
-    if (prog[0] != '/' && strchr(prog, '/') != NULL)
-        return vcfg__sfail(l, e0,
-                           "\"%s\" must be an absolute path or a program name to look up in PATH",
-                           vigil_quote(prog).s);
-    for (size_t i = 0; i < VCFG_MAX_ARGV + 1; i++) {
-        free(c->argv[i]);
-        c->argv[i] = NULL;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (!(c->argv[i] = strdup(vcfg__elem_str(s, i))))
-            return vcfg__oom(l, s);
-    return 0;
+    return vcfg__rd_argv(l, s, l->check->argv);
 }
 
 static int rd_positive(struct vcfg__ld *l, const config_setting_t *s, vigil_time_t *out)

@@ -189,6 +189,13 @@ int vcfg__agent_key(struct vcfg_agent *a, struct vio_fs *fs, const char *path, c
 
 /* Element i of a list of strings that vcfg__rd_strings accepted. */
 const char *vcfg__elem_str(const config_setting_t *s, size_t i);
+/* A name (an action's, a check's): 1 to max of [A-Za-z0-9._-]; *out as for vcfg__rd_string. */
+int vcfg__rd_name(struct vcfg__ld *l, const config_setting_t *s, size_t max, const char **out);
+/*
+ * A command: a list of 1 to VCFG_MAX_ARGV strings, the program an absolute
+ * path or a name looked up in PATH; replaces argv (VCFG_MAX_ARGV + 1 slots).
+ */
+int vcfg__rd_argv(struct vcfg__ld *l, const config_setting_t *s, char **argv);
 
 /* Replaces *dst by a copy of v; vcfg__set_path takes v relative to the file's directory. */
 int vcfg__set_str(struct vcfg__ld *l, const config_setting_t *s, char **dst, const char *v);

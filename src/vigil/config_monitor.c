@@ -433,28 +433,7 @@ static struct vcfg_hook *cur_hook(struct vcfg__ld *l)
 
 static int h_command(struct vcfg__ld *l, const config_setting_t *s)
 {
-    struct vcfg_hook *h = cur_hook(l);
-    size_t n = 0;
-    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
-        return -1;
-    if (n == 0)
-        return vcfg__sfail(l, s, "must name a program (and its arguments)");
-    const config_setting_t *e0 = config_setting_get_elem(s, 0);
-    const char *prog = config_setting_get_string(e0);
-    if (prog[0] != '/' && strchr(prog, '/') != NULL)
-        return vcfg__sfail(l, e0,
-                           "\"%s\" must be an absolute path or a program name to look up in PATH",
-                           vigil_quote(prog).s);
-    for (size_t i = 0; i < VCFG_MAX_ARGV + 1; i++) {
-        free(h->argv[i]);
-        h->argv[i] = NULL;
-    }
-    for (size_t i = 0; i < n; i++) {
-        h->argv[i] = strdup(vcfg__elem_str(s, i));
-        if (h->argv[i] == NULL)
-            return vcfg__oom(l, s);
-    }
-    return 0;
+    return vcfg__rd_argv(l, s, cur_hook(l)->argv);
 }
 
 static int h_timeout(struct vcfg__ld *l, const config_setting_t *s)
@@ -540,15 +519,8 @@ static int h_retry_max(struct vcfg__ld *l, const config_setting_t *s)
 static int h_name(struct vcfg__ld *l, const config_setting_t *s)
 {
     const char *v = NULL;
-    if (vcfg__rd_string(l, s, &v) != 0)
+    if (vcfg__rd_name(l, s, VCFG_ACTION_NAME_MAX, &v) != 0)
         return -1;
-    size_t n = strlen(v);
-    if (n == 0 || n > VCFG_ACTION_NAME_MAX)
-        return vcfg__sfail(l, s, "must be 1 to %d characters", VCFG_ACTION_NAME_MAX);
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)v[i]) && !strchr("-_.", v[i]))
-            return vcfg__sfail(l, s, "\"%s\": only letters, digits, '-', '_' and '.' are allowed",
-                               vigil_quote(v).s);
     for (size_t i = 0; i + 1 < l->c->monitor.n_hooks; i++) {
         const char *o = l->c->monitor.hooks[i].name;
         if (o && !strcmp(o, v))

@@ -4,6 +4,7 @@
  * members it may hold. Every failure writes "FILE:LINE: PATH what is
  * wrong" (PATH as in "monitor.hooks[0].timeout").
  */
+#include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -314,5 +315,44 @@ int vcfg__walk(struct vcfg__ld *l, const config_setting_t *g, const struct vcfg_
         if (f[k].fn != NULL && f[k].fn(l, s) != 0)
             return -1;
     }
+    return 0;
+}
+
+int vcfg__rd_name(struct vcfg__ld *l, const config_setting_t *s, size_t max, const char **out)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    size_t n = strlen(v);
+    if (n == 0 || n > max)
+        return vcfg__sfail(l, s, "must be 1 to %zu characters", max);
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("-_.", v[i]))
+            return vcfg__sfail(l, s, "\"%s\": only letters, digits, '-', '_' and '.' are allowed",
+                               vigil_quote(v).s);
+    *out = v;
+    return 0;
+}
+
+int vcfg__rd_argv(struct vcfg__ld *l, const config_setting_t *s, char **argv)
+{
+    size_t n = 0;
+    if (vcfg__rd_strings(l, s, VCFG_MAX_ARGV, 1, &n) != 0)
+        return -1;
+    if (n == 0)
+        return vcfg__sfail(l, s, "must name a program (and its arguments)");
+    const config_setting_t *e0 = config_setting_get_elem(s, 0);
+    const char *prog = config_setting_get_string(e0);
+    if (prog[0] != '/' && strchr(prog, '/') != NULL)
+        return vcfg__sfail(l, e0,
+                           "\"%s\" must be an absolute path or a program name to look up in PATH",
+                           vigil_quote(prog).s);
+    for (size_t i = 0; i < VCFG_MAX_ARGV + 1; i++) {
+        free(argv[i]);
+        argv[i] = NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(argv[i] = strdup(vcfg__elem_str(s, i))))
+            return vcfg__oom(l, s);
     return 0;
 }
