@@ -340,6 +340,27 @@ VIGIL_EXPORT int vigil_monitor_declare_polled(struct vigil_monitor *m, const cha
 VIGIL_EXPORT int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now,
                                               const char *id, bool down, const char *reason);
 
+/*
+ * Peer-to-peer mode (vigil peer): the membership protocol decides the
+ * node's state, as its checks decide a polled node's. Enters the node if
+ * new (polled and a member: no detector, no deadline) and moves it to
+ * state (alive, suspect, dead or left) with reason (static, or kept by the
+ * caller for good), an event when the state changes. addr (NULL: kept) is
+ * where the member is reached; alive counts as hearing from it.
+ * Returns 0, -VIGIL_EBADID, -VIGIL_EINVAL (unknown as a state), -VIGIL_EFULL.
+ */
+VIGIL_EXPORT int vigil_monitor_set_member(struct vigil_monitor *m, vigil_time_t now, const char *id,
+                                          enum vigil_state state, const char *reason,
+                                          const struct vigil_addr *addr);
+/*
+ * A member's status as it gossips it (load, memory, uptime, custom pairs
+ * and the sender's clock of hb; the rest of hb is not read), stored as a
+ * full status from a heartbeat would be. Returns 0, -VIGIL_EUNKNOWN (no
+ * such member), -VIGIL_EBADID, -VIGIL_ENOMEM (the custom pairs not kept).
+ */
+VIGIL_EXPORT int vigil_monitor_set_member_status(struct vigil_monitor *m, vigil_time_t now,
+                                                 const struct vigil_heartbeat *hb);
+
 VIGIL_EXPORT void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now,
                                            vigil_time_t length);
 
@@ -494,6 +515,8 @@ VIGIL_EXPORT int64_t vigil_node_send_time_us(const struct vigil_node *n);
 VIGIL_EXPORT bool vigil_node_declared(const struct vigil_node *n);
 /* True if the node's state comes from its checks only (vigil_monitor_declare_polled). */
 VIGIL_EXPORT bool vigil_node_polled(const struct vigil_node *n);
+/* True if the membership protocol decides the node's state (vigil_monitor_set_member). */
+VIGIL_EXPORT bool vigil_node_member(const struct vigil_node *n);
 /* True while a check holds the node dead (vigil_monitor_set_check_down). */
 VIGIL_EXPORT bool vigil_node_check_down(const struct vigil_node *n);
 /* Timely heartbeats so far in a recovery run of a dead or left node (0: none running). */

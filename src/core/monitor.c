@@ -834,6 +834,63 @@ int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now, cons
     return 0;
 }
 
+static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_heartbeat *hb);
+
+int vigil_monitor_set_member(struct vigil_monitor *m, vigil_time_t now, const char *id,
+                             enum vigil_state state, const char *reason,
+                             const struct vigil_addr *addr)
+{
+    size_t len = strlen(id);
+    if (!vigil_id_valid(id, len))
+        return -VIGIL_EBADID;
+    if (state != VIGIL_STATE_ALIVE && state != VIGIL_STATE_SUSPECT && state != VIGIL_STATE_DEAD &&
+        state != VIGIL_STATE_LEFT)
+        return -VIGIL_EINVAL;
+    uint32_t *slot = slot_find(m, id, len);
+    uint32_t idx = vigil__idtable_value(slot);
+    struct vigil_node *n;
+    if (idx != VIGIL__IDTABLE_NONE) {
+        n = &m->nodes[idx];
+    } else {
+        if (m->n_nodes >= m->cfg.max_nodes)
+            return -VIGIL_EFULL;
+        n = node_insert(m, slot, id, len, now);
+        idx = (uint32_t)(n - m->nodes);
+    }
+    n->polled = 1;
+    n->member = 1;
+    n->rise_count = 0;
+    if (addr)
+        n->addr = *addr;
+    if (state == VIGIL_STATE_ALIVE) {
+        n->last_heard = now;
+        if (n->first_heard < 0)
+            n->first_heard = now;
+    }
+    if (n->state != (uint8_t)state)
+        set_state(m, n, state, now, reason ? reason : "membership", 0);
+    schedule(m, idx, VIGIL_TIME_NEVER);
+    return 0;
+}
+
+int vigil_monitor_set_member_status(struct vigil_monitor *m, vigil_time_t now,
+                                    const struct vigil_heartbeat *hb)
+{
+    size_t len = strlen(hb->id);
+    if (!vigil_id_valid(hb->id, len))
+        return -VIGIL_EBADID;
+    uint32_t idx = vigil__idtable_value(slot_find(m, hb->id, len));
+    if (idx == VIGIL__IDTABLE_NONE || !m->nodes[idx].member)
+        return -VIGIL_EUNKNOWN;
+    struct vigil_node *n = &m->nodes[idx];
+    (void)now;
+    n->send_time_us = hb->send_time_us;
+    n->status = hb->status;
+    n->status_stale = 0;
+    return store_custom(m, n, hb) ? 0 : -VIGIL_ENOMEM;
+}
+
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
 {
     report_pause(m, now, length);

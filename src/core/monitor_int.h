@@ -21,6 +21,7 @@ struct vigil_node {
     uint8_t skip_learn;   /* the next interval is not learned (after a pause of the monitor) */
     uint8_t polled;       /* its state comes from checks only (vigil_monitor_declare_polled) */
     uint8_t check_down;   /* held dead by a failing check (vigil_monitor_set_check_down) */
+    uint8_t member;       /* polled, by the membership protocol (vigil_monitor_set_member) */
     uint32_t rise_count;  /* timely heartbeats towards recovery */
     uint32_t interval_ms; /* the sender's interval */
     uint64_t generation;

@@ -66,6 +66,11 @@ bool vigil_node_polled(const struct vigil_node *n)
     return n->polled != 0;
 }
 
+bool vigil_node_member(const struct vigil_node *n)
+{
+    return n->member != 0;
+}
+
 bool vigil_node_check_down(const struct vigil_node *n)
 {
     return n->check_down != 0;

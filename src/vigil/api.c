@@ -278,6 +278,8 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
     bad |= put(o, "state", json_string(vigil_state_name(vigil_node_state(n))));
     bad |= put(o, "since_s", json_real(ns_to_s(in_state)));
     bad |= put(o, "state_since", jwall(now_wall_us - in_state / 1000));
+    if (vigil_node_member(n))
+        bad |= put(o, "member", json_true());
     if (vigil_node_last_heard(n) >= 0) {
         vigil_time_t ago = now - vigil_node_last_heard(n);
         if (ago < 0)
@@ -534,11 +536,15 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
      * (a legacy shared key), or "none"; insecure is true without a key.
      */
     const struct vigil_monitor_config *mc = vigil_monitor_config(c->mon);
+    bool keyed = c->peer_auth ? strcmp(c->peer_auth, "none") != 0 : mc->has_key;
     bad |= put(o, "authentication",
-               json_string(!mc->has_key        ? "none"
+               json_string(c->peer_auth        ? c->peer_auth
+                           : !mc->has_key      ? "none"
                            : mc->key_is_master ? "per-node"
                                                : "cluster"));
-    bad |= put(o, "insecure", json_boolean(!mc->has_key));
+    bad |= put(o, "insecure", json_boolean(!keyed));
+    if (c->peer_health)
+        bad |= put(o, "peer", c->peer_health(c->peer_ud, now));
     bad |= put(o, "statuses_sealed", json_boolean(mc->require_sealed));
     /*
      * The keys held, and how many nodes last spoke with each: a rotation
@@ -1382,6 +1388,7 @@ enum route {
     ROUTE_GROUPS,
     ROUTE_CHECKS,
     ROUTE_FAILOVER,
+    ROUTE_MEMBERS,
     ROUTE_UI,
 };
 
@@ -1414,6 +1421,8 @@ static enum route route_of(const char *path, const char **id)
         return ROUTE_GROUPS;
     if (!strcmp(path, "/v1/checks"))
         return ROUTE_CHECKS;
+    if (!strcmp(path, "/v1/members"))
+        return ROUTE_MEMBERS;
     static const char groups_prefix[] = "/v1/groups/", failover_suffix[] = "/failover";
     size_t plen = strlen(path);
     if (!strncmp(path, groups_prefix, sizeof(groups_prefix) - 1) &&
@@ -2088,6 +2097,12 @@ void api_handle(struct api_ctx *c, const struct vio_http_request *req,
         return;
     case ROUTE_LEADER:
         respond_json(resp, 200, leader_json(c, now));
+        return;
+    case ROUTE_MEMBERS:
+        if (c->peer_members)
+            respond_json(resp, 200, c->peer_members(c->peer_ud, now));
+        else
+            respond_error(resp, 404, "not a member of a peer-to-peer cluster (vigil peer)");
         return;
     case ROUTE_ACTIONS:
         handle_actions(c, req->query, resp);

@@ -74,6 +74,16 @@ struct api_ctx {
     int (*reload_keys)(void *ud, char *err, size_t cap);
     void *reload_keys_ud;
     /*
+     * Peer-to-peer mode (vigil peer; NULL: a monitor): GET /v1/members,
+     * the membership as this member sees it, and the "peer" member of
+     * /v1/health; peer_auth names how the members authenticate ("cluster"
+     * or "none").
+     */
+    json_t *(*peer_members)(void *ud, vigil_time_t now);
+    json_t *(*peer_health)(void *ud, vigil_time_t now);
+    void *peer_ud;
+    const char *peer_auth;
+    /*
      * The server answering through api_handle, for long answers built a
      * slice per turn (NULL: every answer is built at once). Private below.
      */

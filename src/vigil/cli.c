@@ -516,13 +516,16 @@ static void node_cells(const json_t *n, char cells[NCOL][CELL_MAX])
         snprintf(cells[COL_HEARD], CELL_MAX, "%s ago", d);
     }
     json_t *lv = json_object_get(n, "level");
-    if (json_is_number(lv))
+    bool member = json_is_true(json_object_get(n, "member"));
+    if (member) /* the membership protocol decides: no detector level */
+        snprintf(cells[COL_LEVEL], CELL_MAX, "-");
+    else if (json_is_number(lv))
         snprintf(cells[COL_LEVEL], CELL_MAX, "%.2f", json_number_value(lv));
     else
         snprintf(cells[COL_LEVEL], CELL_MAX, "inf");
     const json_t *st = json_object_get(n, "status");
     /* A sender that never sent, or that does not know its memory, has nothing to show. */
-    if (jull(n, "heartbeats") == 0)
+    if (jull(n, "heartbeats") == 0 && !member)
         snprintf(cells[COL_LOAD], CELL_MAX, "-");
     else
         snprintf(cells[COL_LOAD], CELL_MAX, "%.2f", jnum(st, "load1", 0));
@@ -629,22 +632,26 @@ static void print_node(const json_t *n)
         table_duration(heard, d, sizeof(d));
         printf("  last heard    %s ago (%s)\n", d, jstr(n, "last_heard", "?"));
     }
+    bool member = json_is_true(json_object_get(n, "member"));
     json_t *lv = json_object_get(n, "level");
     char level[32];
     if (json_is_number(lv))
         snprintf(level, sizeof(level), "%.2f", json_number_value(lv));
     else
         snprintf(level, sizeof(level), "inf");
-    printf("  level         %s (suspect at %.2f, dead at %.2f)\n", level,
-           jnum(n, "suspect_threshold", 0), jnum(n, "dead_threshold", 0));
-    printf("  intervals     mean %s, sd %s (the sender says every %s)\n",
-           vigil_dur_s(jnum(n, "mean_interval_s", 0)).s, vigil_dur_s(jnum(n, "std_dev_s", 0)).s,
-           vigil_dur_s(jnum(n, "interval_s", 0)).s);
-    printf("  heartbeats    %llu (generation %llu, sequence %llu)\n", jull(n, "heartbeats"),
-           jull(n, "generation"), jull(n, "sequence"));
+    if (!member) { /* a member has no detector here: the membership protocol decides */
+        printf("  level         %s (suspect at %.2f, dead at %.2f)\n", level,
+               jnum(n, "suspect_threshold", 0), jnum(n, "dead_threshold", 0));
+        printf("  intervals     mean %s, sd %s (the sender says every %s)\n",
+               vigil_dur_s(jnum(n, "mean_interval_s", 0)).s, vigil_dur_s(jnum(n, "std_dev_s", 0)).s,
+               vigil_dur_s(jnum(n, "interval_s", 0)).s);
+        printf("  heartbeats    %llu (generation %llu, sequence %llu)\n", jull(n, "heartbeats"),
+               jull(n, "generation"), jull(n, "sequence"));
+    }
     printf("  address       %s\n", jstr(n, "addr", "-"));
-    printf("  sent at       %s (the sender's clock)\n", jstr(n, "send_time", "-"));
-    if (jull(n, "heartbeats") > 0) {
+    if (!member)
+        printf("  sent at       %s (the sender's clock)\n", jstr(n, "send_time", "-"));
+    if (jull(n, "heartbeats") > 0 || member) {
         printf("  load          %.2f %.2f %.2f\n", jnum(st, "load1", 0), jnum(st, "load5", 0),
                jnum(st, "load15", 0));
         if (jull(st, "mem_total_kib"))
@@ -666,7 +673,9 @@ static void print_node(const json_t *n)
         }
         printf("\n");
     }
-    printf("  declared      %s\n", json_is_true(json_object_get(n, "polled"))
+    printf("  declared      %s\n", json_is_true(json_object_get(n, "member"))
+                                       ? "a member (peer-to-peer: the membership protocol decides)"
+                                   : json_is_true(json_object_get(n, "polled"))
                                        ? "yes, polled (no heartbeats: its checks decide)"
                                    : json_is_true(json_object_get(n, "declared"))
                                        ? "yes (in the configuration)"
@@ -800,6 +809,16 @@ int cmd_status(int argc, char **argv)
                            "from anyone\n");
                 /* The monitor's own counters: what it took in and what it dropped, and why. */
                 json_t *cnt = health ? json_object_get(health, "counters") : NULL;
+                json_t *peer = health ? json_object_get(health, "peer") : NULL;
+                if (json_is_object(peer)) {
+                    /* A member: what the membership protocol says of itself. */
+                    printf("member %s (incarnation %" JSON_INTEGER_FORMAT
+                           ", local health %" JSON_INTEGER_FORMAT ", 0 is best)\n",
+                           jstr(peer, "id", "?"),
+                           json_integer_value(json_object_get(peer, "incarnation")),
+                           json_integer_value(json_object_get(peer, "awareness")));
+                    cnt = NULL;
+                }
                 if (json_is_object(cnt)) {
                     static const char *const dropped[] = {
                         "malformed", "auth_failed",  "unknown_key", "unsealed",  "stale",

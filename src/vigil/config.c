@@ -99,6 +99,7 @@ void vcfg_init(struct vcfg *c)
     a->interval = VIGIL_SENDER_INTERVAL_DEFAULT;
     a->status_every = VIGIL_SENDER_STATUS_EVERY_DEFAULT;
     a->wire_version = VIGIL_WIRE_V2;
+    vcfg_peer_default(&c->peer);
 }
 
 void vcfg_hook_default(struct vcfg_hook *h)
@@ -262,6 +263,7 @@ void vcfg_free(struct vcfg *c)
     vcfg_monitor_keys_clear(m);
     free(a->key_file);
     sodium_memzero(a->key, sizeof(a->key));
+    vcfg_peer_free(&c->peer);
     memset(c, 0, sizeof(*c));
 }
 
@@ -282,6 +284,7 @@ static int load_string(struct vcfg *c, struct vio_fs *fs, const char *name, cons
     static const struct vcfg__field top[] = {
         {"monitor", vcfg__ld_monitor},
         {"agent", vcfg__ld_agent},
+        {"peer", vcfg__ld_peer},
     };
     if (c == NULL || name == NULL || (text == NULL && len > 0))
         return vcfg__errf(err, cap, "invalid arguments");

@@ -316,6 +316,33 @@ struct vcfg_agent {
     size_t n_checks;
 };
 
+/* Seeds a member asks to join through. */
+#define VCFG_PEER_MAX_SEEDS 16
+
+/*
+ * The "peer" section: this process is a member of a peer-to-peer cluster
+ * (docs/peer.md) instead of a monitor of heartbeats. The monitor section
+ * still gives the API, the log, the event history, the hooks, the actions
+ * and the leadership; its listen addresses and keys are not used.
+ */
+struct vcfg_peer {
+    bool on;      /* the section was given (or vigil peer's flags) */
+    char *id;     /* default: the host name (if a valid id) */
+    char *listen; /* "IP:PORT" of the member's UDP socket */
+    char *seeds[VCFG_PEER_MAX_SEEDS];
+    size_t n_seeds;
+    char *key_file; /* the cluster key: every message tagged with it */
+    bool insecure;  /* no key: anyone may speak (must be asked for) */
+    vigil_time_t interval, probe_timeout, gossip_interval, sync_interval, reconnect_interval;
+    uint32_t indirect_checks, retransmit_mult, suspicion_mult, suspicion_max_mult, gossip_nodes;
+    uint32_t awareness_max, max_members;
+    bool lifeguard;
+    /* This member's status in its metadata: sampled this often (0: never), custom pairs. */
+    vigil_time_t status_interval;
+    struct vigil_custom custom[VIGIL_CUSTOM_MAX];
+    size_t n_custom;
+};
+
 /*
  * Where a setting came from (private to the configuration layer): its line
  * in the file and a fingerprint of the value read there. vcfg_check cites
@@ -341,6 +368,7 @@ struct vcfg {
     const char *role;
     struct vcfg_monitor monitor;
     struct vcfg_agent agent;
+    struct vcfg_peer peer;
     /* Private to the configuration layer (config*.c). */
     bool oom; /* vcfg_init could not allocate a default */
     struct vcfg_origin origin[VCFG_ORIGINS];
@@ -374,6 +402,9 @@ vigil_time_t vcfg_startup_grace_auto(const struct vcfg_monitor *m);
 
 /* Fills every default (the embedded defaults: no file needed). */
 void vcfg_init(struct vcfg *c);
+/* The peer section's defaults (memberlist's LAN profile; docs/peer.md); frees nothing. */
+void vcfg_peer_default(struct vcfg_peer *p);
+void vcfg_peer_free(struct vcfg_peer *p);
 void vcfg_free(struct vcfg *c);
 
 /*

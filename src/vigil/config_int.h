@@ -8,6 +8,7 @@
  *   config_read.c     typed readers of libconfig settings, the member walk
  *   config_monitor.c  the settings of the "monitor" section
  *   config_agent.c    the settings of the "agent" section
+ *   config_peer.c     the settings of the "peer" section
  *   config_values.c   value syntax: durations, integers, key files; messages
  *   config_check.c    relations between settings (vcfg_check)
  */
@@ -219,6 +220,7 @@ int vcfg__walk(struct vcfg__ld *l, const config_setting_t *g, const struct vcfg_
 
 int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s);
 int vcfg__ld_agent(struct vcfg__ld *l, const config_setting_t *s);
+int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s);
 /*
  * monitor.checks (agent false) or agent.checks (agent true): reads the
  * list s into *checks (n of them, at most max), replacing what was there.

@@ -48,6 +48,7 @@
 #include "mstore.h"
 #include "drops.h"
 #include "monitord.h"
+#include "peerd.h"
 
 /* Datagrams taken per receive call: amortises the system call. */
 #define BATCH 64
@@ -78,6 +79,7 @@ struct monitord {
     struct groups *groups;    /* failover groups (NULL: none) */
     struct check_set *checks; /* monitor.checks, polled (NULL: none) */
     struct rchecks *rchecks;  /* the checks agents report in their heartbeats */
+    struct peerd *peer;       /* vigil peer: this process is a member, not a monitor (NULL) */
     /*
      * A reload's new list of actions, applied once nothing runs
      * (apply_actions; the timer tries again): the waiting events carry over.
@@ -808,6 +810,8 @@ static int monitor_name(struct monitord *d, char *err, size_t cap)
     const struct vcfg_monitor *mc = &d->cfg.monitor;
     if (mc->name)
         snprintf(d->api_ctx.name, sizeof(d->api_ctx.name), "%s", mc->name);
+    else if (d->cfg.peer.on && d->cfg.peer.id) /* a member leads under its own id */
+        snprintf(d->api_ctx.name, sizeof(d->api_ctx.name), "%s", d->cfg.peer.id);
     else if (vcfg_host_id(d->api_ctx.name, sizeof(d->api_ctx.name)) != 0) {
         snprintf(err, cap, "monitor.%s needs monitor.name: the host name is not a valid name",
                  mc->n_etcd ? "etcd" : "peers");
@@ -1801,6 +1805,7 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         return monitord_reload_keys(d, err, cap); /* nothing but the key files to read */
     struct vcfg fresh;
     vcfg_init(&fresh);
+    fresh.role = d->cfg.role; /* a member reads its own key files, not a monitor's */
     int rc;
     if (d->argv) {
         char msg[600];
@@ -2036,6 +2041,8 @@ static void on_signal(void *arg, int signo)
 {
     struct monitord *d = arg;
     if (signo == SIGTERM || signo == SIGINT) {
+        /* A member tells the others it leaves: they mark it left, not dead. */
+        peerd_leave(d->peer);
         if (d->leader && !vio_timer_armed(&d->resign_timer)) {
             /*
              * The lease is revoked first, and the loop turns a little
@@ -2111,6 +2118,8 @@ int monitord_free(struct monitord *d)
         vio_httpd_close(d->httpd);
     }
     api_token_free(d->api_ctx.token);
+    peerd_free(d->peer); /* after the API, which reads it */
+    d->peer = NULL;
     for (size_t i = 0; i < d->n_socks; i++)
         vio_transport_close(d->socks[i].t);
     vio_timer_disarm(d->loop, &d->deadline);
@@ -2159,6 +2168,19 @@ static void log_started(struct monitord *d)
     char line[1024];
     const struct vigil_detector_config *dc = &mc->core.detector;
     const char *ids = d->key_ids;
+    if (d->peer) {
+        /* A member: peerd said where it listens and how; the rest of the daemon here. */
+        snprintf(line, sizeof(line),
+                 "vigil peer %s: a member, api %s, %zu hooks, authentication %s, leadership %s",
+                 VIGIL_VERSION_STRING, d->httpd ? mc->api : "off", mc->n_hooks,
+                 d->cfg.peer.key_file ? "the cluster key" : "OFF (insecure)",
+                 mc->n_etcd ? "etcd (only the leader acts)" : "none (every member acts)");
+        log_line(d, line);
+        if (!d->cfg.peer.key_file)
+            log_line(d, "vigil peer: warning: running insecure: no key, so any host that can "
+                        "reach the member's port can make any member alive, dead or left");
+        return;
+    }
     int off = snprintf(line, sizeof(line), "vigil monitor %s: listening on", VIGIL_VERSION_STRING);
     for (size_t i = 0; i < mc->n_listen && off < (int)sizeof(line); i++)
         off += snprintf(line + off, sizeof(line) - (size_t)off, " %s", mc->listen[i]);
@@ -2196,6 +2218,33 @@ static void log_started(struct monitord *d)
                     "every other; use a master key and node keys (docs/security.md)");
 }
 
+static void peer_changed(void *arg, vigil_time_t now)
+{
+    struct monitord *d = arg;
+    drain_events(d, now);
+    arm_deadline(d);
+}
+
+/* vigil peer: the membership protocol on its socket, its verdicts into the core. */
+static int start_peer(struct monitord *d, char *err, size_t cap)
+{
+    struct peerd_opts o = {
+        .env = d->env,
+        .cfg = &d->cfg.peer,
+        .mon = d->mon,
+        .changed = peer_changed,
+        .log = hook_log,
+        .arg = d,
+    };
+    if (peerd_new(&o, &d->peer, err, cap) != 0)
+        return -1;
+    d->api_ctx.peer_members = peerd_members_json;
+    d->api_ctx.peer_health = peerd_health_json;
+    d->api_ctx.peer_ud = d->peer;
+    d->api_ctx.peer_auth = peerd_auth(d->peer);
+    return 0;
+}
+
 int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, char *err,
                  size_t cap)
 {
@@ -2219,7 +2268,7 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     vio_timer_init(&d->drops_timer, on_drops_window, d);
     struct vcfg_monitor *mc = &d->cfg.monitor;
     /* Safe by default: accepting anything from anyone must be asked for. */
-    if (!mc->core.has_key && !mc->insecure) {
+    if (!mc->core.has_key && !mc->insecure && !d->cfg.peer.on) {
         snprintf(err, cap,
                  "no key: give monitor.key_file (a master key, vigil keygen -o FILE), or set "
                  "monitor.insecure = true (--insecure) to accept unauthenticated heartbeats");
@@ -2323,7 +2372,8 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
     d->drops_since = now;
     if (d->drops)
         vio_timer_arm(d->loop, &d->drops_timer, now + DROPS_WINDOW);
-    for (size_t i = 0; i < mc->n_listen; i++)
+    /* A member takes no heartbeats: its socket is the membership protocol's (peerd). */
+    for (size_t i = 0; i < mc->n_listen && !d->cfg.peer.on; i++)
         if (open_listener(d, mc->listen[i], err, cap)) {
             monitord_free(d);
             return -1;
@@ -2383,6 +2433,10 @@ int monitord_new(struct vio_env *env, struct vcfg *cfg, struct monitord **out, c
             monitord_free(d);
             return -1;
         }
+    }
+    if (d->cfg.peer.on && start_peer(d, err, cap)) {
+        monitord_free(d);
+        return -1;
     }
     vio_loop_on_signal(d->loop, on_signal, d);
     log_started(d);

@@ -1,321 +1,232 @@
 /*
- * vigil peer: a member of a peer-to-peer cluster (docs/peer.md). A thin
- * loop around the SWIM core (src/core/swim.c) on the vio environment: one
- * UDP socket, one timer at the core's next deadline, the seeds asked again
- * every second until a member answers, and a small JSON API of the
- * members as this one sees them. SIGTERM or SIGINT: the member leaves
- * (tells the others, who mark it left) and exits.
- *
- * Not yet: the monitor's API, CLI, hooks and actions against a peer; a
- * configuration section (flags only for now).
+ * vigil peer: a member of a peer-to-peer cluster (docs/peer.md). The
+ * daemon of vigil monitor (monitord.c) with a "peer" section: the SWIM
+ * membership protocol on the member's socket (peerd.c) decides the
+ * members' states instead of heartbeat detectors, and the same events,
+ * API, CLI, log, hooks, actions and leadership serve them. The settings
+ * come from the "peer" and "monitor" sections of -c FILE, and the flags
+ * below override them. SIGTERM or SIGINT: the member leaves (tells the
+ * others, who mark it left) and exits; SIGHUP reads the file again (hooks,
+ * actions, log; the peer section needs a restart).
  */
-#include <errno.h>
-#include <stdarg.h>
-#include <inttypes.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include <jansson.h>
 #include <sodium.h>
 
 #include "cmds.h"
 #include "config.h"
-#include "fmt.h"
+#include "monitord.h"
 #include "io/vio.h"
-#include <vigil/swim.h>
-
-#define PEER_SEEDS_MAX  8
-#define PEER_EVENTS_MAX 1000
-#define PEER_JOIN_EVERY VIGIL_NSEC_PER_SEC
-
-struct peer {
-    struct vio_env *env;
-    struct vio_loop *loop;
-    struct vigil_swim *swim;
-    struct vio_transport *t;
-    struct vio_timer timer, join_timer;
-    struct vio_httpd *httpd;
-    struct vigil_addr seeds[PEER_SEEDS_MAX];
-    size_t n_seeds;
-    struct vigil_swim_event events[PEER_EVENTS_MAX]; /* a ring of the latest */
-    size_t ev_head, ev_len;
-    bool leaving;
-};
-
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("vigil peer: ", stdout);
-    vprintf(fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(ap);
-}
-
-static void arm(struct peer *p)
-{
-    vigil_time_t at = vigil_swim_next_deadline(p->swim);
-    vio_timer_disarm(p->loop, &p->timer);
-    (void)vio_timer_arm(p->loop, &p->timer, at);
-}
-
-/* Sends what the core wants sent, and takes its events. */
-static void pump(struct peer *p)
-{
-    struct vigil_swim_send out;
-    while (vigil_swim_poll_send(p->swim, &out))
-        (void)vio_send(p->t, &out.to, out.buf, out.len);
-    struct vigil_swim_event e;
-    while (vigil_swim_poll_event(p->swim, &e)) {
-        say("event %" PRIu64 ": %s %s -> %s (%s, incarnation %" PRIu32 ")", e.seq, e.id,
-            vigil_state_name(e.old_state), vigil_state_name(e.new_state), e.reason, e.incarnation);
-        p->events[(p->ev_head + p->ev_len) % PEER_EVENTS_MAX] = e;
-        if (p->ev_len < PEER_EVENTS_MAX)
-            p->ev_len++;
-        else
-            p->ev_head = (p->ev_head + 1) % PEER_EVENTS_MAX;
-    }
-    arm(p);
-}
-
-static void on_timer(void *arg, vigil_time_t now)
-{
-    struct peer *p = arg;
-    vigil_swim_on_expiry(p->swim, now);
-    pump(p);
-}
-
-static void on_readable(void *arg, vigil_time_t now)
-{
-    struct peer *p = arg;
-    uint8_t bufs[16][1300];
-    for (int round = 0; round < 64; round++) {
-        struct vio_dgram dg[16];
-        for (int i = 0; i < 16; i++) {
-            dg[i].buf = bufs[i];
-            dg[i].cap = 1280;
-        }
-        int n = vio_recv(p->t, dg, 16);
-        for (int i = 0; i < n; i++)
-            if (dg[i].len <= 1280)
-                (void)vigil_swim_on_datagram(p->swim, dg[i].arrival > now ? now : dg[i].arrival,
-                                             dg[i].buf, dg[i].len, &dg[i].from);
-        if (n < 16)
-            break;
-        if (round == 63)
-            vio_source_ready(p->loop, &p->t->readable);
-    }
-    if (now >= vigil_swim_next_deadline(p->swim))
-        vigil_swim_on_expiry(p->swim, now);
-    pump(p);
-}
-
-/* Until a member is known, the seeds are asked again every second. */
-static void on_join(void *arg, vigil_time_t now)
-{
-    struct peer *p = arg;
-    if (p->n_seeds == 0 || vigil_swim_member_count(p->swim) > 0)
-        return;
-    vigil_swim_join(p->swim, now, p->seeds, p->n_seeds);
-    pump(p);
-    (void)vio_timer_arm(p->loop, &p->join_timer, now + PEER_JOIN_EVERY);
-}
-
-static void on_signal(void *arg, int signo)
-{
-    struct peer *p = arg;
-    if (signo != SIGTERM && signo != SIGINT)
-        return;
-    say("%s: leaving", signo == SIGTERM ? "SIGTERM" : "SIGINT");
-    vigil_swim_leave(p->swim, vio_now(p->loop));
-    pump(p);
-    vio_loop_stop(p->loop);
-}
-
-/* GET /v1/members: this member and the others as it sees them; GET /v1/events. */
-static void handle(void *arg, const struct vio_http_request *req, struct vio_http_response *resp)
-{
-    struct peer *p = arg;
-    json_t *o = NULL;
-    vigil_time_t now = vio_now(p->loop);
-    if (!strcmp(req->path, "/v1/members")) {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < vigil_swim_member_count(p->swim); i++) {
-            struct vigil_swim_member m;
-            if (!vigil_swim_member_at(p->swim, i, &m))
-                continue;
-            char addr[64];
-            vigil_addr_format(&m.addr, addr, sizeof addr);
-            json_array_append_new(a, json_pack("{sssssssIsf}", "id", m.id, "addr", addr, "state",
-                                               vigil_state_name(m.state), "incarnation",
-                                               (json_int_t)m.incarnation, "since_s",
-                                               (double)(now - m.state_since) / VIGIL_NSEC_PER_SEC));
-        }
-        const struct vigil_swim_stats *st = vigil_swim_stats(p->swim);
-        o = json_pack(
-            "{sIsIso*s{sIsIsIsIsIsI}}", "incarnation", (json_int_t)vigil_swim_incarnation(p->swim),
-            "awareness", (json_int_t)vigil_swim_awareness(p->swim), "members", a, "stats", "sent",
-            (json_int_t)st->sent, "received", (json_int_t)st->received, "probes",
-            (json_int_t)st->probes, "probes_failed", (json_int_t)st->probes_failed, "suspicions",
-            (json_int_t)st->suspicions, "refutations", (json_int_t)st->refutations);
-    } else if (!strcmp(req->path, "/v1/events")) {
-        json_t *a = json_array();
-        for (size_t i = 0; a && i < p->ev_len; i++) {
-            const struct vigil_swim_event *e = &p->events[(p->ev_head + i) % PEER_EVENTS_MAX];
-            json_array_append_new(a,
-                                  json_pack("{sIsssssssssI}", "seq", (json_int_t)e->seq, "node",
-                                            e->id, "old_state", vigil_state_name(e->old_state),
-                                            "new_state", vigil_state_name(e->new_state), "reason",
-                                            e->reason, "incarnation", (json_int_t)e->incarnation));
-        }
-        o = json_pack("{so*}", "events", a);
-    }
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    resp->status = s ? 200 : 404;
-    resp->content_type = "application/json";
-    if (!s)
-        s = strdup("{\"error\":\"not found\"}");
-    resp->body = s;
-    resp->body_len = s ? strlen(s) : 0;
-}
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: vigil peer --id ID --listen IP:PORT [--seed IP:PORT]... (--key-file FILE | "
-               "--insecure)\n"
-               "                  [--api IP:PORT] [--interval DURATION] [--no-lifeguard]\n"
-               "  A member of a peer-to-peer cluster (SWIM with Lifeguard; docs/peer.md).\n"
-               "  --key-file FILE  the cluster's key (vigil keygen): every message is tagged with "
-               "it\n"
-               "  --api IP:PORT    GET /v1/members and /v1/events (default: none)\n"
-               "SIGTERM or SIGINT: leave (the others mark this member left) and exit 0.\n");
+    fprintf(f,
+            "usage: vigil peer [-c FILE] [--id ID] [--listen IP:PORT] [--seed IP:PORT]...\n"
+            "                  [--key-file FILE | --insecure] [--api IP:PORT] [--interval DUR]\n"
+            "                  [--no-lifeguard] [--log-file FILE] [--check]\n"
+            "  A member of a peer-to-peer cluster: SWIM with Lifeguard, no central monitor\n"
+            "  (docs/peer.md). Settings: the peer and monitor sections of FILE; flags override.\n"
+            "  --id ID          this member's id (peer.id; default: the host name)\n"
+            "  --listen IP:PORT its UDP socket (peer.listen)\n"
+            "  --seed IP:PORT   a member to join through (peer.seeds; repeat; asked every second\n"
+            "                   until one answers)\n"
+            "  --key-file FILE  the cluster's key (vigil keygen -o FILE): every message tagged\n"
+            "  --insecure       no key: anyone may speak to the members\n"
+            "  --api IP:PORT    the API (monitor.api; without -c: none unless given), so that\n"
+            "                   vigil status and vigil events work against this member\n"
+            "  --interval DUR   the protocol period (peer.interval, default 1s)\n"
+            "  --check          check the settings and exit\n"
+            "SIGTERM or SIGINT: leave (the others mark this member left) and exit 0.\n");
+}
+
+static char *dup_or_die(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fprintf(stderr, "vigil peer: out of memory\n");
+        exit(1);
+    }
+    return d;
 }
 
 int cmd_peer(int argc, char **argv)
 {
-    const char *id = NULL, *listen = NULL, *key_file = NULL, *api = NULL;
-    const char *seeds[PEER_SEEDS_MAX];
-    size_t n_seeds = 0;
-    bool insecure = false, lifeguard = true;
-    vigil_time_t interval = VIGIL_NSEC_PER_SEC;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    enum { OPT_ID = 256, OPT_SEED, OPT_INSECURE, OPT_NOLG, OPT_LOGFILE, OPT_CHECK, OPT_INTERVAL };
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"id", required_argument, 0, OPT_ID},
+                                         {"listen", required_argument, 0, 'l'},
+                                         {"seed", required_argument, 0, OPT_SEED},
+                                         {"key-file", required_argument, 0, 'k'},
+                                         {"insecure", no_argument, 0, OPT_INSECURE},
+                                         {"api", required_argument, 0, 'a'},
+                                         {"interval", required_argument, 0, OPT_INTERVAL},
+                                         {"no-lifeguard", no_argument, 0, OPT_NOLG},
+                                         {"log-file", required_argument, 0, OPT_LOGFILE},
+                                         {"check", no_argument, 0, OPT_CHECK},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    struct vcfg cfg;
+    vcfg_init(&cfg);
+    cfg.role = "peer";
+    char err[600];
+    bool check = false, api_given = false, seeds_given = false;
+    /* The file first, so that flags override it wherever they stand. */
+    optind = 1;
+    opterr = 1;
+    for (int o; (o = getopt_long(argc, argv, "c:l:k:a:h", opts, NULL)) != -1;) {
+        if (o == 'h') {
             usage(stdout);
+            vcfg_free(&cfg);
             return 0;
-        } else if (!strcmp(a, "--insecure")) {
-            insecure = true;
-        } else if (!strcmp(a, "--no-lifeguard")) {
-            lifeguard = false;
-        } else if (v && !strcmp(a, "--id")) {
-            id = v, i++;
-        } else if (v && !strcmp(a, "--listen")) {
-            listen = v, i++;
-        } else if (v && !strcmp(a, "--key-file")) {
-            key_file = v, i++;
-        } else if (v && !strcmp(a, "--api")) {
-            api = v, i++;
-        } else if (v && !strcmp(a, "--seed") && n_seeds < PEER_SEEDS_MAX) {
-            seeds[n_seeds++] = v, i++;
-        } else if (v && !strcmp(a, "--interval")) {
-            if (vcfg_parse_duration(v, &interval) != 0 || interval < 10 * VIGIL_NSEC_PER_MSEC) {
-                fprintf(stderr, "vigil peer: --interval %s: a duration of 10ms or more\n", v);
+        }
+        if (o == '?') {
+            usage(stderr);
+            vcfg_free(&cfg);
+            return 2;
+        }
+        if (o == 'c' && vcfg_load(&cfg, optarg, err, sizeof err)) {
+            fprintf(stderr, "vigil peer: %s\n", err);
+            vcfg_free(&cfg);
+            return 2;
+        }
+    }
+    struct vcfg_peer *p = &cfg.peer;
+    optind = 1;
+    opterr = 0;
+    for (int o; (o = getopt_long(argc, argv, "c:l:k:a:h", opts, NULL)) != -1;) {
+        switch (o) {
+        case OPT_ID:
+            if (!vigil_id_valid(optarg, strlen(optarg))) {
+                fprintf(stderr, "vigil peer: --id %s: not a valid member id\n", optarg);
+                vcfg_free(&cfg);
                 return 2;
             }
-            i++;
-        } else {
-            fprintf(stderr, "vigil peer: unknown or incomplete option %s\n", a);
-            usage(stderr);
-            return 2;
+            free(p->id);
+            p->id = dup_or_die(optarg);
+            break;
+        case 'l':
+            free(p->listen);
+            p->listen = dup_or_die(optarg);
+            break;
+        case OPT_SEED:
+            if (!seeds_given) {
+                for (size_t i = 0; i < p->n_seeds; i++)
+                    free(p->seeds[i]);
+                p->n_seeds = 0;
+                seeds_given = true;
+            }
+            if (p->n_seeds == VCFG_PEER_MAX_SEEDS) {
+                fprintf(stderr, "vigil peer: at most %d seeds\n", VCFG_PEER_MAX_SEEDS);
+                vcfg_free(&cfg);
+                return 2;
+            }
+            p->seeds[p->n_seeds++] = dup_or_die(optarg);
+            break;
+        case 'k':
+            free(p->key_file);
+            p->key_file = dup_or_die(optarg);
+            break;
+        case OPT_INSECURE:
+            p->insecure = true;
+            break;
+        case 'a':
+            free(cfg.monitor.api);
+            cfg.monitor.api = dup_or_die(optarg);
+            api_given = true;
+            break;
+        case OPT_INTERVAL:
+            if (vcfg_parse_duration(optarg, &p->interval) != 0 ||
+                p->interval < 10 * VIGIL_NSEC_PER_MSEC) {
+                fprintf(stderr, "vigil peer: --interval %s: a duration of 10ms or more\n", optarg);
+                vcfg_free(&cfg);
+                return 2;
+            }
+            break;
+        case OPT_NOLG:
+            p->lifeguard = false;
+            break;
+        case OPT_LOGFILE:
+            free(cfg.monitor.log_file);
+            cfg.monitor.log_file = dup_or_die(optarg);
+            break;
+        case OPT_CHECK:
+            check = true;
+            break;
+        default:
+            break;
         }
     }
-    if (!id || !vigil_id_valid(id, strlen(id)) || !listen || (!key_file && !insecure)) {
-        fprintf(stderr, "vigil peer: --id (a node id), --listen and --key-file (or --insecure) "
-                        "are needed\n");
+    if (optind < argc) {
+        fprintf(stderr, "vigil peer: unexpected argument %s\n", argv[optind]);
         usage(stderr);
+        vcfg_free(&cfg);
         return 2;
     }
-    if (sodium_init() < 0)
-        return 1;
-    struct vigil_swim_config c;
-    vigil_swim_config_default(&c);
-    c.id = id;
-    c.lifeguard = lifeguard;
-    c.probe_interval = interval;
-    c.probe_timeout = interval / 2;
-    if (key_file) {
-        enum vcfg_key_kind kind;
-        char node[VIGIL_ID_MAX + 1], err[512];
-        if (vcfg_read_key(key_file, c.key, &kind, node, err, sizeof err) != 0) {
-            fprintf(stderr, "vigil peer: %s\n", err);
-            return 1;
-        }
-        c.has_key = true;
+    p->on = true;
+    /* Without a file, an API only when asked for: several members may share a host. */
+    if (!cfg.path && !api_given) {
+        free(cfg.monitor.api);
+        cfg.monitor.api = dup_or_die("off");
     }
-    struct vio_env *env;
-    if (vio_env_real_new(&env, false) != 0)
-        return 1;
-    struct peer p;
-    memset(&p, 0, sizeof(p));
-    p.env = env;
-    p.loop = env->loop;
-    const char *why = "invalid address";
-    struct vigil_addr la;
-    if (env->net->ops->resolve(env->net, listen, 7946, &la, &why) < 0) {
-        fprintf(stderr, "vigil peer: --listen %s: %s\n", listen, why);
-        vio_env_real_free(env);
-        return 2;
-    }
-    for (size_t i = 0; i < n_seeds; i++)
-        if (env->net->ops->resolve(env->net, seeds[i], 7946, &p.seeds[p.n_seeds++], &why) < 0) {
-            fprintf(stderr, "vigil peer: --seed %s: %s\n", seeds[i], why);
-            vio_env_real_free(env);
+    if (!p->id) {
+        char host[VIGIL_ID_MAX + 1];
+        if (vcfg_host_id(host, sizeof host) != 0) {
+            fprintf(stderr, "vigil peer: give peer.id (--id): the host name is not a valid id\n");
+            vcfg_free(&cfg);
             return 2;
         }
-    c.addr = la;
-    env->random(env, &c.seed, sizeof c.seed);
-    int rc = vigil_swim_new(&c, vio_now(p.loop), &p.swim);
-    sodium_memzero(c.key, sizeof c.key);
-    if (rc == 0)
-        rc = env->net->ops->open(env->net, p.loop, &la, la.family, &p.t);
-    if (rc != 0) {
-        fprintf(stderr, "vigil peer: cannot start on %s: %s\n", listen,
-                rc < 0 && rc > -200 ? strerror(-rc) : vigil_strerror(rc));
-        vigil_swim_free(p.swim);
+        p->id = dup_or_die(host);
+    }
+    if (!p->listen || (!p->key_file && !p->insecure)) {
+        fprintf(stderr, "vigil peer: %s\n",
+                !p->listen ? "peer.listen (--listen IP:PORT) is needed"
+                           : "no key: give peer.key_file (--key-file, the cluster's key from "
+                             "vigil keygen), or peer.insecure (--insecure)");
+        usage(stderr);
+        vcfg_free(&cfg);
+        return 2;
+    }
+    if (vcfg_check(&cfg, "monitor", err, sizeof err)) {
+        fprintf(stderr, "vigil peer: %s\n", err);
+        vcfg_free(&cfg);
+        return 2;
+    }
+    if (check) {
+        printf("%s: the member's configuration is valid (id %s, listen %s, %zu seeds, %zu "
+               "hooks)\n",
+               cfg.path ? cfg.path : "(no file)", p->id, p->listen, p->n_seeds,
+               cfg.monitor.n_hooks);
+        vcfg_free(&cfg);
+        return 0;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "vigil peer: libsodium failed to initialise\n");
+        vcfg_free(&cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a hook that closes its stdin early must not kill us */
+    struct vio_env *env;
+    int rc = vio_env_real_new(&env, true);
+    if (rc) {
+        fprintf(stderr, "vigil peer: cannot start: %s\n", strerror(-rc));
+        vcfg_free(&cfg);
+        return 1;
+    }
+    struct monitord *d;
+    if (monitord_new(env, &cfg, &d, err, sizeof err)) {
+        fprintf(stderr, "vigil peer: %s\n", err);
         vio_env_real_free(env);
         return 1;
     }
-    vio_source_init(&p.t->readable, on_readable, &p);
-    vio_timer_init(&p.timer, on_timer, &p);
-    vio_timer_init(&p.join_timer, on_join, &p);
-    if (api) {
-        char err[256];
-        struct vio_httpd_opts o = {.addr = api};
-        if (!env->httpd_open || env->httpd_open(env, &o, handle, &p, &p.httpd, err, sizeof err)) {
-            fprintf(stderr, "vigil peer: api %s: %s\n", api, err);
-            vio_transport_close(p.t);
-            vigil_swim_free(p.swim);
-            vio_env_real_free(env);
-            return 1;
-        }
-    }
-    vio_loop_on_signal(p.loop, on_signal, &p);
-    say("id=%s listen=%s seeds=%zu lifeguard=%s%s", id, listen, p.n_seeds, lifeguard ? "on" : "off",
-        c.has_key ? "" : " (insecure: no key)");
-    (void)vio_timer_arm(p.loop, &p.join_timer, vio_now(p.loop));
-    arm(&p);
-    vio_loop_run(p.loop);
-    vio_timer_disarm(p.loop, &p.timer);
-    vio_timer_disarm(p.loop, &p.join_timer);
-    vio_httpd_close(p.httpd);
-    vio_transport_close(p.t);
-    vigil_swim_free(p.swim);
+    rc = vio_loop_run(env->loop);
+    bool stuck = monitord_free(d) != 0;
     vio_env_real_free(env);
-    return 0;
+    if (stuck)
+        _exit(rc ? 1 : 0);
+    return rc ? 1 : 0;
 }
