@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""vigil peer as a user runs it: members from configuration files, seen with
+vigil status and vigil events, acting through hooks, and acting once through
+a real etcd (docs/peer.md).
+
+- test_cli_hooks_status: three members, each from its own file (a peer
+  section with custom status pairs, a monitor section with the API and a
+  hook). `vigil peer -c FILE --check` accepts the file; a wrong setting
+  stops start-up with FILE:LINE. `vigil status` and `vigil events` work
+  against any member and show every member, the others' custom pairs
+  included. SIGKILL of one: each survivor's hook runs once for it (no
+  leadership: every member acts), and `vigil events` shows it dead.
+  SIGHUP keeps a member running. SIGTERM of one: left at the others.
+- test_actions_once_through_etcd: three members with monitor.etcd: one
+  leads; SIGKILL of a follower makes exactly one action happen (the
+  leader's, under its epoch); then SIGKILL of the leader: a survivor takes
+  over the leadership and acts once on the old leader's death.
+
+etcd missing is a failure, not a skip (scripts/install-deps.sh installs it).
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from vigil_harness import VIGIL, check, free_port, keygen, run_tests, start, stop  # noqa: E402
+from test_leader import Etcd  # noqa: E402
+
+HOOK = """#!/bin/sh
+echo "$VIGIL_NODE $VIGIL_NEW_STATE ${VIGIL_EPOCH:-0} $1" >> "$(dirname "$0")/actions"
+"""
+
+CONF = """
+peer = {
+  id = "%(id)s";
+  listen = "%(listen)s";
+  seeds = [ "%(seed)s" ];
+  key_file = "cluster.key";
+  interval = "500ms";
+  custom = { role = "%(role)s"; zone = "z1"; };
+};
+monitor = {
+  api = "%(api)s";
+  hooks = ( { command = [ "%(hook)s", "%(id)s" ]; on = [ "dead", "left" ]; timeout = "5s"; } );
+  %(extra)s
+};
+"""
+
+
+def get(api, path):
+    with urllib.request.urlopen("http://%s%s" % (api, path), timeout=5) as r:
+        return json.load(r)
+
+
+def cli(*args):
+    r = subprocess.run([VIGIL] + list(args), capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
+
+
+def wait_for(what, cond, timeout=30.0):
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        try:
+            last = cond()
+            if last is True:
+                return time.monotonic() - t0
+        except OSError as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError("%s: not within %.0fs (last: %r)" % (what, timeout, last))
+
+
+def actions(tmp):
+    try:
+        with open(os.path.join(tmp, "actions")) as f:
+            return [l.split() for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def setup(tmp, n, extra=""):
+    keygen(tmp, "-o", "cluster.key")
+    hook = os.path.join(tmp, "hook.sh")
+    with open(hook, "w") as f:
+        f.write(HOOK)
+    os.chmod(hook, 0o755)
+    port, api_port = free_port(), free_port(socket.SOCK_STREAM)
+    ms = {}
+    for i in range(1, n + 1):
+        mid = "m%d" % i
+        ip = "127.0.0.%d" % i
+        conf = os.path.join(tmp, "%s.conf" % mid)
+        with open(conf, "w") as f:
+            f.write(CONF % {"id": mid, "listen": "%s:%d" % (ip, port),
+                            "seed": "127.0.0.1:%d" % port, "role": "db-" + mid,
+                            "api": "%s:%d" % (ip, api_port), "hook": hook, "extra": extra})
+        ms[mid] = {"conf": conf, "api": "%s:%d" % (ip, api_port)}
+    return ms
+
+
+def launch(tmp, ms, mid):
+    ms[mid]["proc"] = start(["peer", "-c", ms[mid]["conf"]], os.path.join(tmp, mid + ".log"))
+
+
+def views(ms, who):
+    """{member: {node: state}} from each member's /v1/nodes."""
+    out = {}
+    for m in who:
+        out[m] = {n["id"]: n["state"] for n in get(ms[m]["api"], "/v1/nodes")["nodes"]}
+    return out
+
+
+def all_see(ms, who, want):
+    v = views(ms, who)
+    for m in who:
+        for node, st in want.items():
+            if v[m].get(node) != st:
+                return "%s sees %s %s, not %s" % (m, node, v[m].get(node), st)
+    return True
+
+
+def check_clean(tmp, ms):
+    for m in ms:
+        with open(os.path.join(tmp, m + ".log"), errors="replace") as f:
+            log = f.read()
+        check("Sanitizer" not in log and "runtime error" not in log,
+              "%s reported:\n%s" % (m, log[-3000:]))
+
+
+def test_cli_hooks_status(tmp):
+    ms = setup(tmp, 3)
+    rc, out = cli("peer", "-c", ms["m1"]["conf"], "--check")
+    check(rc == 0 and "valid" in out, "--check: %d %s" % (rc, out))
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "w") as f:
+        f.write('peer = {\n  id = "x";\n  listen = "nowhere";\n};\n')
+    rc, out = cli("peer", "-c", bad)
+    check(rc == 2 and "bad.conf:3" in out and "peer.listen" in out and "ADDRESS:PORT" in out,
+          "a bad listen address: %d %s" % (rc, out))
+    try:
+        for m in ms:
+            launch(tmp, ms, m)
+        took = wait_for("three members alive everywhere",
+                        lambda: all_see(ms, ms, {m: "alive" for m in ms}))
+        print("three members see each other alive %.1fs after start" % took)
+
+        # vigil status against a member: every member, the others' status pairs included.
+        rc, out = cli("status", "--api", ms["m2"]["api"])
+        check(rc == 0 and out.count("alive") >= 3 and "3 nodes: 3 alive" in out,
+              "vigil status: %s" % out)
+        check("member m2" in out, "vigil status names the member: %s" % out)
+        wait_for("m3's custom pairs at m1",
+                 lambda: "role=db-m3 zone=z1" in cli("status", "--api", ms["m1"]["api"], "m3")[1]
+                 or cli("status", "--api", ms["m1"]["api"], "m3")[1])
+        rc, out = cli("status", "--api", ms["m1"]["api"], "m3")
+        check(rc == 0 and "a member" in out and "memory" in out, "vigil status m3: %s" % out)
+        health = get(ms["m1"]["api"], "/v1/health")
+        check(health["authentication"] == "cluster" and not health["insecure"] and
+              health["peer"]["alive"] == 2, "health: %s" % health)
+
+        # SIGHUP: the file is read again, the member keeps running.
+        os.kill(ms["m2"]["proc"].pid, signal.SIGHUP)
+        time.sleep(1.0)
+        check(ms["m2"]["proc"].poll() is None, "m2 exited on SIGHUP")
+
+        kill_at = time.monotonic()
+        ms["m3"]["proc"].send_signal(signal.SIGKILL)
+        ms["m3"]["proc"].wait(timeout=10)
+        took = wait_for("m3 dead at the survivors",
+                        lambda: all_see(ms, ["m1", "m2"], {"m3": "dead", "m1": "alive",
+                                                           "m2": "alive"}))
+        print("both survivors see m3 dead %.1fs after SIGKILL" % (time.monotonic() - kill_at))
+        wait_for("each survivor's hook ran for m3",
+                 lambda: sorted(a[3] for a in actions(tmp) if a[:2] == ["m3", "dead"])
+                 == ["m1", "m2"] or actions(tmp))
+        time.sleep(2.0)
+        acts = actions(tmp)
+        check(sorted(a[3] for a in acts) == ["m1", "m2"] and all(a[:2] == ["m3", "dead"]
+                                                                 for a in acts),
+              "one action per survivor, for m3 only: %s" % acts)
+        rc, out = cli("events", "--api", ms["m1"]["api"])
+        check(rc == 0 and "m3 alive -> suspect" in out and "-> dead" in out,
+              "vigil events: %s" % out)
+
+        # SIGTERM: left, never dead.
+        stop(ms["m2"]["proc"])
+        wait_for("m2 left at m1", lambda: all_see(ms, ["m1"], {"m2": "left"}))
+        evs = get(ms["m1"]["api"], "/v1/events")["events"]
+        check(not any(e.get("node") == "m2" and e.get("new_state") in ("dead", "suspect")
+                      for e in evs), "m2 was suspected or dead at m1: %s" % evs)
+        check_clean(tmp, ms)
+    finally:
+        for m in ms.values():
+            if m.get("proc"):
+                stop(m["proc"])
+
+
+def leader(ms, who):
+    """The member that leads, once every other in who follows it under one epoch; else None."""
+    vs = {m: get(ms[m]["api"], "/v1/leader") for m in who}
+    leads = [m for m, v in vs.items() if v.get("role") == "leader"]
+    if len(leads) != 1:
+        return None
+    e = vs[leads[0]].get("epoch")
+    for m, v in vs.items():
+        if m != leads[0] and (v.get("role") != "follower" or v.get("leader") != leads[0] or
+                              v.get("epoch") != e):
+            return None
+    return leads[0]
+
+
+def test_actions_once_through_etcd(tmp):
+    etcd = Etcd()
+    extra = 'etcd = { endpoints = [ "%s" ]; ttl = "3s"; prefix = "/vigil-peer-test"; };' % etcd.url
+    ms = setup(tmp, 4, extra)
+    try:
+        for m in ms:
+            launch(tmp, ms, m)
+        wait_for("four members alive everywhere", lambda: all_see(ms, ms, {m: "alive" for m in ms}))
+        wait_for("one leader", lambda: leader(ms, ms) is not None)
+        first = leader(ms, ms)
+        follower = [m for m in ms if m != first][0]
+        print("leader %s; killing follower %s" % (first, follower))
+        ms[follower]["proc"].send_signal(signal.SIGKILL)
+        ms[follower]["proc"].wait(timeout=10)
+        alive = [m for m in ms if m != follower]
+        wait_for("the follower dead everywhere", lambda: all_see(ms, alive, {follower: "dead"}))
+        wait_for("an action for it", lambda: len(actions(tmp)) > 0 or "none yet")
+        time.sleep(3.0)
+        acts = [a for a in actions(tmp) if a[0] == follower]
+        check(len(acts) == 1 and acts[0][1] == "dead" and acts[0][3] == first,
+              "exactly one action, by the leader %s: %s" % (first, actions(tmp)))
+        epoch1 = int(acts[0][2])
+
+        print("killing the leader %s" % first)
+        ms[first]["proc"].send_signal(signal.SIGKILL)
+        ms[first]["proc"].wait(timeout=10)
+        rest = [m for m in alive if m != first]
+        wait_for("the old leader dead at the rest", lambda: all_see(ms, rest, {first: "dead"}))
+        wait_for("a new leader", lambda: leader(ms, rest) is not None, timeout=30)
+        second = leader(ms, rest)
+        wait_for("an action for the old leader",
+                 lambda: any(a[0] == first for a in actions(tmp)) or actions(tmp), timeout=30)
+        time.sleep(3.0)
+        acts = [a for a in actions(tmp) if a[0] == first]
+        check(len(acts) == 1 and acts[0][1] == "dead" and acts[0][3] == second and
+              int(acts[0][2]) > epoch1,
+              "exactly one action for %s, by the new leader %s under a later epoch: %s" %
+              (first, second, actions(tmp)))
+        check(len(actions(tmp)) == 2, "two actions in all: %s" % actions(tmp))
+        check_clean(tmp, ms)
+    finally:
+        for m in ms.values():
+            if m.get("proc") and m["proc"].poll() is None:
+                stop(m["proc"])
+        etcd.stop()
+
+
+if __name__ == "__main__":
+    run_tests([test_cli_hooks_status, test_actions_once_through_etcd])
