@@ -134,9 +134,9 @@ static int dur(struct vcfg__ld *l, const config_setting_t *s, vigil_time_t lo, v
     if (vcfg__rd_duration(l, s, &v) != 0)
         return -1;
     if (v < lo || v > hi) {
-        char a[32], b[32];
-        return vcfg__sfail(l, s, "must be between %s and %s", vcfg__fmt_dur(lo, a, sizeof a),
-                           vcfg__fmt_dur(hi, b, sizeof b));
+        char a[32], b[32], c[32];
+        return vcfg__sfail(l, s, "(%s) must be between %s and %s", vcfg__fmt_dur(v, c, sizeof c),
+                           vcfg__fmt_dur(lo, a, sizeof a), vcfg__fmt_dur(hi, b, sizeof b));
     }
     *out = v;
     return 0;
@@ -285,7 +285,7 @@ int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s)
         {"custom", p_custom},
     };
     if (config_setting_type(s) != CONFIG_TYPE_GROUP)
-        return vcfg__wrong_type(l, s, "a group peer = { ... }");
+        return vcfg__wrong_type(l, s, "a group { ... }");
     l->c->peer.on = true;
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }

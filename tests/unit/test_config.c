@@ -601,6 +601,78 @@ static void test_wrong_types(void **state)
     run_err_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
+/* The peer section (vigil peer): every setting read, the defaults, and the errors. */
+static void test_peer_section(void **state)
+{
+    (void)state;
+    struct vcfg c;
+    write_file("cluster.key", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+               65);
+    assert_int_equal(load(&c, "peer = {\n"
+                              "  id = \"m1\";\n"
+                              "  listen = \"10.0.0.1:7946\";\n"
+                              "  seeds = [ \"10.0.0.2:7946\", \"[::1]:7946\" ];\n"
+                              "  key_file = \"cluster.key\";\n"
+                              "  interval = \"500ms\";\n"
+                              "  probe_timeout = \"200ms\";\n"
+                              "  suspicion_mult = 3;\n"
+                              "  lifeguard = false;\n"
+                              "  status_interval = 0;\n"
+                              "  custom = { role = \"db\"; };\n"
+                              "};\n"),
+                     0);
+    assert_true(c.peer.on);
+    assert_string_equal(c.peer.id, "m1");
+    assert_string_equal(c.peer.listen, "10.0.0.1:7946");
+    assert_int_equal(c.peer.n_seeds, 2);
+    assert_string_equal(c.peer.seeds[1], "[::1]:7946");
+    assert_non_null(strstr(c.peer.key_file, "cluster.key"));
+    assert_int_equal(c.peer.interval, 500 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(c.peer.probe_timeout, 200 * VIGIL_NSEC_PER_MSEC);
+    assert_int_equal(c.peer.suspicion_mult, 3);
+    assert_false(c.peer.lifeguard);
+    assert_int_equal(c.peer.status_interval, 0);
+    assert_int_equal(c.peer.n_custom, 1);
+    /* Left alone: memberlist's LAN defaults. */
+    assert_int_equal(c.peer.indirect_checks, 3);
+    assert_int_equal(c.peer.retransmit_mult, 4);
+    assert_int_equal(c.peer.suspicion_max_mult, 6);
+    assert_int_equal(c.peer.gossip_interval, 200 * VIGIL_NSEC_PER_MSEC);
+    vcfg_free(&c);
+    /* No section: not a member. */
+    assert_int_equal(load(&c, "monitor = { };\n"), 0);
+    assert_false(c.peer.on);
+    vcfg_free(&c);
+
+    static const struct err_case cases[] = {
+        {"peer = {\n  listen = \"10.0.0.1\";\n};\n",
+         "%s:2: peer.listen \"10.0.0.1\" must be ADDRESS:PORT (\"10.0.0.1:7946\", "
+         "\"[::1]:7946\")"},
+        {"peer = { seeds = [ \"a:1\", \"b\" ]; };\n",
+         "%s:1: peer.seeds[1] \"b\" must be ADDRESS:PORT (\"10.0.0.1:7946\", \"[::1]:7946\")"},
+        {"peer = { id = \"a b\"; };\n",
+         "%s:1: peer.id \"a b\" is not a valid member id (1 to 64 characters of A-Z a-z 0-9 . _ "
+         "-)"},
+        {"peer = { interval = \"5ms\"; };\n",
+         "%s:1: peer.interval (5ms) must be between 10ms and 1m00s"},
+        {"peer = { suspicion_mult = 0; };\n",
+         "%s:1: peer.suspicion_mult (0) must be between 1 and 64"},
+        {"peer = { status_interval = \"10ms\"; };\n",
+         "%s:1: peer.status_interval must be 0 (never) or between 1 s and 1 h"},
+        {"peer = { key_file = \"missing.key\"; };\n", NULL},
+        {"peer = { probes = 3; };\n", "%s:1: unknown setting peer.probes"},
+        {"peer = 1;\n", "%s:1: peer must be a group { ... }, not an integer"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(load(&c, cases[i].text), -1);
+        if (cases[i].want)
+            assert_string_equal(err, msg(cases[i].want));
+        else
+            assert_non_null(strstr(err, "vigil.conf:1: peer.key_file ")); /* and why */
+        vcfg_free(&c);
+    }
+}
+
 static void test_bad_values(void **state)
 {
     (void)state;
@@ -2336,6 +2408,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_peer_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_ids_and_lists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_kinds, setup, teardown),

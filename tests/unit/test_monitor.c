@@ -173,6 +173,76 @@ static void test_check_down(void **st)
     vigil_monitor_free(m);
 }
 
+/* A member (vigil peer): the membership protocol decides; no detector, no deadline. */
+static void test_member(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    struct vigil_addr a = {.family = 2, .port = 7946, .addr = {10, 0, 0, 7}};
+    assert_int_equal(vigil_monitor_set_member(m, S, "m7", VIGIL_STATE_ALIVE, "joined", &a), 0);
+    struct vigil_event ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_UNKNOWN);
+    assert_int_equal(ev.new_state, VIGIL_STATE_ALIVE);
+    assert_string_equal(ev.reason, "joined");
+    assert_int_equal(ev.addr.port, 7946);
+    const struct vigil_node *n = vigil_monitor_find(m, "m7");
+    assert_true(vigil_node_member(n) && vigil_node_polled(n));
+    assert_int_equal(vigil_node_last_heard(n), S);
+    /* Silent for an hour: the protocol said alive, so alive. */
+    assert_int_equal(vigil_monitor_next_deadline(m), VIGIL_TIME_NEVER);
+    tick(m, 3600 * S);
+    assert_int_equal(state_of(m, "m7"), VIGIL_STATE_ALIVE);
+    no_event(m);
+    /* The same state again is no event; each change is one. */
+    assert_int_equal(vigil_monitor_set_member(m, 3601 * S, "m7", VIGIL_STATE_ALIVE, "x", NULL), 0);
+    no_event(m);
+    assert_int_equal(
+        vigil_monitor_set_member(m, 3602 * S, "m7", VIGIL_STATE_SUSPECT, "probe failed", NULL), 0);
+    ev = next_event(m);
+    assert_int_equal(ev.new_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(ev.since_last, S); /* "alive" again at 3601 s counted as hearing from it */
+    assert_int_equal(
+        vigil_monitor_set_member(m, 3606 * S, "m7", VIGIL_STATE_DEAD, "suspicion timed out", NULL),
+        0);
+    ev = next_event(m);
+    assert_int_equal(ev.old_state, VIGIL_STATE_SUSPECT);
+    assert_int_equal(ev.new_state, VIGIL_STATE_DEAD);
+    assert_int_equal(vigil_node_addr(vigil_monitor_find(m, "m7"))->port, 7946);
+    assert_int_equal(vigil_monitor_set_member(m, 3607 * S, "m7", VIGIL_STATE_LEFT, "left", NULL),
+                     0);
+    assert_int_equal(next_event(m).new_state, VIGIL_STATE_LEFT);
+    /* Its status, as its metadata carries it. */
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof hb.id, "m7");
+    hb.status.load1_milli = 1500;
+    hb.status.mem_total_kib = 1 << 20;
+    hb.n_custom = 1;
+    snprintf(hb.custom[0].key, sizeof hb.custom[0].key, "role");
+    snprintf(hb.custom[0].value, sizeof hb.custom[0].value, "primary");
+    assert_int_equal(vigil_monitor_set_member_status(m, 3608 * S, &hb), 0);
+    n = vigil_monitor_find(m, "m7");
+    assert_int_equal(vigil_node_status(n)->load1_milli, 1500);
+    assert_int_equal(vigil_node_custom_count(n), 1);
+    assert_string_equal(vigil_node_custom(n, 0)->value, "primary");
+    hb.n_custom = 0;
+    assert_int_equal(vigil_monitor_set_member_status(m, 3609 * S, &hb), 0);
+    assert_int_equal(vigil_node_custom_count(vigil_monitor_find(m, "m7")), 0);
+    no_event(m);
+    /* Refused: unknown as a state, a bad id, a status for a node that is not a member. */
+    assert_int_equal(vigil_monitor_set_member(m, 0, "m8", VIGIL_STATE_UNKNOWN, NULL, NULL),
+                     -VIGIL_EINVAL);
+    assert_int_equal(vigil_monitor_set_member(m, 0, "a b", VIGIL_STATE_ALIVE, NULL, NULL),
+                     -VIGIL_EBADID);
+    assert_int_equal(send_hb(m, 3610 * S, "web1", 1, 1, 0, NULL), 0);
+    next_event(m);
+    snprintf(hb.id, sizeof hb.id, "web1");
+    assert_int_equal(vigil_monitor_set_member_status(m, 3610 * S, &hb), -VIGIL_EUNKNOWN);
+    snprintf(hb.id, sizeof hb.id, "nobody");
+    assert_int_equal(vigil_monitor_set_member_status(m, 3610 * S, &hb), -VIGIL_EUNKNOWN);
+    vigil_monitor_free(m);
+}
+
 /* A polled node: its checks alone decide; heartbeats from it change nothing. */
 static void test_polled_node(void **st)
 {
@@ -1476,6 +1546,7 @@ int main(void)
         cmocka_unit_test(test_v2_new_generation_resets_status),
         cmocka_unit_test(test_v1_and_v2_together),
         cmocka_unit_test(test_note_action),
+        cmocka_unit_test(test_member),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
