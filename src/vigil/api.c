@@ -688,6 +688,14 @@ static void metrics_head(const struct api_ctx *c, vigil_time_t now, struct sbuf 
     for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++)
         sb_printf(b, "vigil_datagrams_dropped_total{reason=\"%s\"} %llu\n", drops[i].reason,
                   (unsigned long long)drops[i].value);
+    if (c->peer_metrics) {
+        char *text = c->peer_metrics(c->peer_ud);
+        if (text)
+            sb_printf(b, "%s", text);
+        else
+            b->failed = true;
+        free(text);
+    }
     COUNTER("vigil_receive_errors_total", "Socket receive errors.", c->recv_errors);
     COUNTER("vigil_receive_drops_total",
             "Datagrams the kernel dropped for a full receive buffer (read unread: not late, lost).",

@@ -81,6 +81,8 @@ struct api_ctx {
      */
     json_t *(*peer_members)(void *ud, vigil_time_t now);
     json_t *(*peer_health)(void *ud, vigil_time_t now);
+    /* The protocol's metrics, Prometheus text (malloc'd; NULL: none), added to /metrics. */
+    char *(*peer_metrics)(void *ud);
     void *peer_ud;
     const char *peer_auth;
     /*

@@ -2240,6 +2240,7 @@ static int start_peer(struct monitord *d, char *err, size_t cap)
         return -1;
     d->api_ctx.peer_members = peerd_members_json;
     d->api_ctx.peer_health = peerd_health_json;
+    d->api_ctx.peer_metrics = peerd_metrics_text;
     d->api_ctx.peer_ud = d->peer;
     d->api_ctx.peer_auth = peerd_auth(d->peer);
     return 0;

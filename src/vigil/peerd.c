@@ -505,3 +505,59 @@ json_t *peerd_health_json(void *arg, vigil_time_t now)
         "suspect", (json_int_t)count[VIGIL_STATE_SUSPECT], "dead",
         (json_int_t)count[VIGIL_STATE_DEAD], "left", (json_int_t)count[VIGIL_STATE_LEFT]);
 }
+
+char *peerd_metrics_text(void *arg)
+{
+    struct peerd *p = arg;
+    const struct vigil_swim_stats *st = vigil_swim_stats(p->swim);
+    size_t count[5] = {0};
+    for (size_t i = 0; i < vigil_swim_member_count(p->swim); i++) {
+        struct vigil_swim_member m;
+        if (vigil_swim_member_at(p->swim, i, &m) && (unsigned)m.state < 5)
+            count[m.state]++;
+    }
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        return NULL;
+#define C(name, help, v)                                                                           \
+    fprintf(f, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %llu\n",               \
+            (unsigned long long)(v))
+    C("vigil_peer_messages_sent_total", "Datagrams this member sent.", st->sent);
+    C("vigil_peer_messages_received_total", "Datagrams this member received.", st->received);
+    C("vigil_peer_bytes_sent_total", "Bytes of the datagrams this member sent.", st->bytes_sent);
+    C("vigil_peer_bytes_received_total", "Bytes of the datagrams this member received.",
+      st->bytes_received);
+    fprintf(f,
+            "# HELP vigil_peer_messages_dropped_total Datagrams dropped, by reason.\n"
+            "# TYPE vigil_peer_messages_dropped_total counter\n"
+            "vigil_peer_messages_dropped_total{reason=\"malformed\"} %llu\n"
+            "vigil_peer_messages_dropped_total{reason=\"auth_failed\"} %llu\n",
+            (unsigned long long)st->malformed, (unsigned long long)st->auth_failed);
+    C("vigil_peer_probes_total", "Members this one probed.", st->probes);
+    C("vigil_peer_probes_failed_total", "Probes with no ack, direct or indirect.",
+      st->probes_failed);
+    C("vigil_peer_indirect_probes_total", "Probes asked of other members.", st->indirect_probes);
+    C("vigil_peer_suspicions_total", "Members this one began to suspect.", st->suspicions);
+    C("vigil_peer_refutations_total", "Suspicions of this member it refuted.", st->refutations);
+    C("vigil_peer_deaths_total", "Members this one holds dead.", st->deaths);
+    C("vigil_peer_syncs_total", "Full state exchanges.", st->syncs);
+#undef C
+    fprintf(f,
+            "# HELP vigil_peer_incarnation This member's incarnation number.\n"
+            "# TYPE vigil_peer_incarnation gauge\nvigil_peer_incarnation %u\n"
+            "# HELP vigil_peer_local_health Lifeguard's local health multiplier (0 is best).\n"
+            "# TYPE vigil_peer_local_health gauge\nvigil_peer_local_health %u\n"
+            "# HELP vigil_peer_members The other members as this one sees them, by state.\n"
+            "# TYPE vigil_peer_members gauge\n",
+            (unsigned)vigil_swim_incarnation(p->swim), (unsigned)vigil_swim_awareness(p->swim));
+    static const char *const names[] = {"alive", "suspect", "dead", "left"};
+    for (unsigned s = 1; s <= 4; s++)
+        fprintf(f, "vigil_peer_members{state=\"%s\"} %zu\n", names[s - 1], count[s]);
+    if (fclose(f) != 0) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}

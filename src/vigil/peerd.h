@@ -37,6 +37,8 @@ void peerd_free(struct peerd *p);
 json_t *peerd_members_json(void *p, vigil_time_t now);
 /* The "peer" member of /v1/health. */
 json_t *peerd_health_json(void *p, vigil_time_t now);
+/* The protocol's counters and gauges as Prometheus text (malloc'd), for /metrics. */
+char *peerd_metrics_text(void *p);
 /* "cluster" or "none". */
 const char *peerd_auth(const struct peerd *p);
 

@@ -9,7 +9,8 @@ a real etcd (docs/peer.md).
   stops start-up with FILE:LINE. `vigil status` and `vigil events` work
   against any member and show every member, the others' custom pairs
   included. SIGKILL of one: each survivor's hook runs once for it (no
-  leadership: every member acts), and `vigil events` shows it dead.
+  leadership: every member acts), and `vigil events` shows it dead;
+  /metrics passes promtool's lint, with the protocol's counters.
   SIGHUP keeps a member running. SIGTERM of one: left at the others.
 - test_actions_once_through_etcd: three members with monitor.etcd: one
   leads; SIGKILL of a follower makes exactly one action happen (the
@@ -30,6 +31,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vigil_harness import VIGIL, check, free_port, keygen, run_tests, start, stop  # noqa: E402
 from test_leader import Etcd  # noqa: E402
+from test_metrics import lint  # noqa: E402
 
 HOOK = """#!/bin/sh
 echo "$VIGIL_NODE $VIGIL_NEW_STATE ${VIGIL_EPOCH:-0} $1" >> "$(dirname "$0")/actions"
@@ -187,6 +189,14 @@ def test_cli_hooks_status(tmp):
         rc, out = cli("events", "--api", ms["m1"]["api"])
         check(rc == 0 and "m3 alive -> suspect" in out and "-> dead" in out,
               "vigil events: %s" % out)
+
+        # /metrics: promtool's lint, the protocol's counters, members by state.
+        with urllib.request.urlopen("http://%s/metrics" % ms["m1"]["api"], timeout=10) as r:
+            text = r.read().decode()
+        lint(text)
+        for want in ('vigil_peer_members{state="alive"} 1', 'vigil_peer_members{state="dead"} 1',
+                     "vigil_peer_probes_failed_total", 'vigil_nodes{state="dead"} 1'):
+            check(want in text, "%s not in /metrics:\n%s" % (want, text[:4000]))
 
         # SIGTERM: left, never dead.
         stop(ms["m2"]["proc"])
