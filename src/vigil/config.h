@@ -326,7 +326,8 @@ struct vcfg_agent {
  * and the leadership; its listen addresses and keys are not used.
  */
 struct vcfg_peer {
-    bool on;      /* the section was given (or vigil peer's flags) */
+    bool on;      /* run as a member: vigil peer sets it (a monitor reading the file does not) */
+    bool given;   /* the section was in the file */
     char *id;     /* default: the host name (if a valid id) */
     char *listen; /* "IP:PORT" of the member's UDP socket */
     char *seeds[VCFG_PEER_MAX_SEEDS];

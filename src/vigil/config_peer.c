@@ -286,6 +286,6 @@ int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s)
     };
     if (config_setting_type(s) != CONFIG_TYPE_GROUP)
         return vcfg__wrong_type(l, s, "a group { ... }");
-    l->c->peer.on = true;
+    l->c->peer.given = true;
     return vcfg__walk(l, s, fields, sizeof(fields) / sizeof(fields[0]));
 }

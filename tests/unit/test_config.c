@@ -621,7 +621,8 @@ static void test_peer_section(void **state)
                               "  custom = { role = \"db\"; };\n"
                               "};\n"),
                      0);
-    assert_true(c.peer.on);
+    assert_true(c.peer.given);
+    assert_false(c.peer.on); /* vigil peer runs a member; a monitor reading the file does not */
     assert_string_equal(c.peer.id, "m1");
     assert_string_equal(c.peer.listen, "10.0.0.1:7946");
     assert_int_equal(c.peer.n_seeds, 2);
@@ -641,7 +642,7 @@ static void test_peer_section(void **state)
     vcfg_free(&c);
     /* No section: not a member. */
     assert_int_equal(load(&c, "monitor = { };\n"), 0);
-    assert_false(c.peer.on);
+    assert_false(c.peer.given);
     vcfg_free(&c);
 
     static const struct err_case cases[] = {
