@@ -61,6 +61,14 @@ struct vigil_swim_config {
      * with a fixed suspicion timeout (the dynamic one's shortest).
      */
     bool lifeguard;
+    /*
+     * 0: the probe interval. A call to vigil_swim_on_expiry later than the
+     * core's deadline by more than this is a stall of this member (a stop,
+     * a swapped-out process): the time it was away says nothing about the
+     * others, so every suspicion in progress is extended by the stall, and
+     * the others' refutations get the time they would have had.
+     */
+    vigil_time_t pause_tolerance;
     /* The cluster key: every datagram tagged with its tag key (has_key false: none). */
     bool has_key;
     uint8_t key[VIGIL_WIRE_KEY_LEN];
@@ -105,6 +113,7 @@ struct vigil_swim_stats {
     uint64_t probes, probes_failed, indirect_probes, nacks_sent, nacks_missed;
     uint64_t suspicions, refutations, deaths, false_deaths_refuted;
     uint64_t updates_sent, syncs;
+    uint64_t pauses; /* stalls of this member longer than pause_tolerance */
 };
 
 struct vigil_swim;

@@ -1312,6 +1312,22 @@ vigil_time_t vigil_swim_next_deadline(const struct vigil_swim *s)
 
 void vigil_swim_on_expiry(struct vigil_swim *s, vigil_time_t now)
 {
+    /*
+     * Called long after the deadline: this member was stalled. Its
+     * suspicions get the stall's length again, as if the stall had not
+     * been: nobody was told of them meanwhile, so nobody could refute.
+     */
+    vigil_time_t due = vigil_swim_next_deadline(s);
+    vigil_time_t tolerance =
+        s->cfg.pause_tolerance ? s->cfg.pause_tolerance : s->cfg.probe_interval;
+    if (due != VIGIL_TIME_NEVER && now > due && now - due > tolerance) {
+        vigil_time_t gap = now - due;
+        s->stats.pauses++;
+        for (uint32_t i = 0; i < s->n_susp; i++) {
+            s->susp[i].start += gap;
+            s->susp[i].deadline += gap;
+        }
+    }
     /* Suspicions that ran out: dead (set_state ends each, moving the last into its place). */
     for (uint32_t i = 0; i < s->n_susp;) {
         struct suspicion *p = &s->susp[i];

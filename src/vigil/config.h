@@ -335,6 +335,7 @@ struct vcfg_peer {
     char *key_file; /* the cluster key: every message tagged with it */
     bool insecure;  /* no key: anyone may speak (must be asked for) */
     vigil_time_t interval, probe_timeout, gossip_interval, sync_interval, reconnect_interval;
+    vigil_time_t pause_tolerance; /* 0: the interval */
     uint32_t indirect_checks, retransmit_mult, suspicion_mult, suspicion_max_mult, gossip_nodes;
     uint32_t awareness_max, max_members;
     bool lifeguard;

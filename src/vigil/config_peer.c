@@ -170,6 +170,11 @@ static int p_reconnect_interval(struct vcfg__ld *l, const config_setting_t *s)
     return dur(l, s, S(1), S(3600), &l->c->peer.reconnect_interval);
 }
 
+static int p_pause_tolerance(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return dur(l, s, MS(10), S(3600), &l->c->peer.pause_tolerance);
+}
+
 static int p_status_interval(struct vcfg__ld *l, const config_setting_t *s)
 {
     vigil_time_t v = 0;
@@ -281,6 +286,7 @@ int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s)
         {"reconnect_interval", p_reconnect_interval},
         {"awareness_max", p_awareness_max},
         {"max_members", p_max_members},
+        {"pause_tolerance", p_pause_tolerance},
         {"status_interval", p_status_interval},
         {"custom", p_custom},
     };

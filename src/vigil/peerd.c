@@ -225,16 +225,9 @@ static void pump(struct peerd *p, vigil_time_t now)
         arm(p);
 }
 
-static void on_timer(void *arg, vigil_time_t now)
+/* Reads what waits in the socket, each datagram at its kernel arrival time. */
+static void read_all(struct peerd *p, vigil_time_t now)
 {
-    struct peerd *p = arg;
-    vigil_swim_on_expiry(p->swim, now);
-    pump(p, now);
-}
-
-static void on_readable(void *arg, vigil_time_t now)
-{
-    struct peerd *p = arg;
     for (int round = 0; round < 64; round++) {
         struct vio_dgram dg[PEER_BATCH];
         for (int i = 0; i < PEER_BATCH; i++) {
@@ -251,6 +244,25 @@ static void on_readable(void *arg, vigil_time_t now)
         if (round == 63)
             vio_source_ready(p->loop, &p->t->readable); /* more next turn */
     }
+}
+
+/*
+ * The core's deadline: what waits in the socket is read first (an ack or
+ * a refutation that came while this member was stalled counts), then the
+ * core judges what is due.
+ */
+static void on_timer(void *arg, vigil_time_t now)
+{
+    struct peerd *p = arg;
+    read_all(p, now);
+    vigil_swim_on_expiry(p->swim, now);
+    pump(p, now);
+}
+
+static void on_readable(void *arg, vigil_time_t now)
+{
+    struct peerd *p = arg;
+    read_all(p, now);
     if (now >= vigil_swim_next_deadline(p->swim))
         vigil_swim_on_expiry(p->swim, now);
     pump(p, now);
@@ -360,6 +372,7 @@ int peerd_new(const struct peerd_opts *o, struct peerd **out, char *err, size_t 
     sc.reconnect_interval = c->reconnect_interval;
     sc.awareness_max = c->awareness_max;
     sc.max_members = c->max_members;
+    sc.pause_tolerance = c->pause_tolerance;
     if (sc.probe_timeout >= sc.probe_interval) {
         snprintf(err, cap, "peer.probe_timeout must be shorter than peer.interval");
         free(p);
