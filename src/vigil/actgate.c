@@ -363,6 +363,20 @@ static void on_write(struct actgate *g, struct claim *c, const json_t *doc)
 
 static void scan_start(struct actgate *g, const char *after);
 
+struct held_find {
+    const char *node;
+    enum vigil_state state;
+    bool found;
+};
+
+static void held_find(void *arg, const struct hook_work *w)
+{
+    struct held_find *f = arg;
+    if (!strcmp(w->node, f->node) && w->rec->ev.type == VIGIL_EVENT_STATE &&
+        w->rec->ev.new_state == f->state)
+        f->found = true;
+}
+
 /*
  * A page of the takeover's scan: every claim left unfinished (done false)
  * by an earlier leader, for a node still in the claimed state, goes to the
@@ -370,8 +384,9 @@ static void scan_start(struct actgate *g, const char *after);
  * again: the leader that claimed it may have died before or during its
  * hooks, and this monitor may hold no event of the node any more (it
  * handled them as a follower's, or under an earlier epoch of its own).
- * An event the node's FIFO already holds for that state runs first and
- * marks the claim done; the copy then finds it done and is skipped.
+ * A node whose own event for that state waits at the gate gets no copy:
+ * that event acts. An event the node's FIFO holds behind its head runs
+ * first and marks the claim done; the copy then finds it done.
  */
 static void on_scan(struct actgate *g, struct claim *c, const json_t *doc)
 {
@@ -397,6 +412,21 @@ static void on_scan(struct actgate *g, struct claim *c, const json_t *doc)
         if (done || !vigil_id_valid(node, strlen(node)) || !g->state_of ||
             g->state_of(g->arg, node, &now) != 0 || strcmp(state, vigil_state_name(now)))
             continue;
+        /*
+         * The node's own event for that state already waits at the gate:
+         * it claims and acts. A copy beside it would read the same
+         * unfinished claim, lose the race to write it, read it again as
+         * this leader's own and act a second time.
+         */
+        struct held_find f = {.node = node, .state = now};
+        hook_runner_each(g->hooks, held_find, &f);
+        if (f.found) {
+            glog(g,
+                 "%s -> %s: claimed by %s under epoch %" PRId64
+                 " and not finished: its event here acts on it",
+                 node, state, by[0] ? by : "?", epoch);
+            continue;
+        }
         struct evrec r;
         memset(&r, 0, sizeof(r));
         r.ev.type = VIGIL_EVENT_STATE;
