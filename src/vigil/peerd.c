@@ -177,8 +177,13 @@ static void take_meta(struct peerd *p, vigil_time_t now, const char *id, const u
     memset(&hb, 0, sizeof(hb));
     if (len && peerd_meta_decode(meta, len, &hb) != 0)
         return; /* another format: the status stays as it was */
-    bool same = !memcmp(vigil_node_status(n), &hb.status, sizeof(hb.status)) &&
-                vigil_node_custom_count(n) == hb.n_custom;
+    const struct vigil_status *st = vigil_node_status(n);
+    bool same = st->load1_milli == hb.status.load1_milli &&
+                st->load5_milli == hb.status.load5_milli &&
+                st->load15_milli == hb.status.load15_milli &&
+                st->mem_total_kib == hb.status.mem_total_kib &&
+                st->mem_avail_kib == hb.status.mem_avail_kib &&
+                st->uptime_s == hb.status.uptime_s && vigil_node_custom_count(n) == hb.n_custom;
     for (size_t i = 0; same && i < hb.n_custom; i++) {
         const struct vigil_custom *c = vigil_node_custom(n, i);
         same = c && !strcmp(c->key, hb.custom[i].key) && !strcmp(c->value, hb.custom[i].value);
