@@ -128,3 +128,70 @@ def median(xs):
     s = sorted(xs)
     n = len(s)
     return (s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2) if n else float("nan")
+
+
+class NetBridge:
+    """n member namespaces (tag + "1" to tag + "n") on one bridge, which lives in a namespace
+    of its own (tag + "b"), each joined to it by a veth pair. Member i has subnet + ".i" (/24)
+    on its end, named tag + "e" + i; the addresses exist inside the namespaces only. Each
+    member namespace has an nftables input chain for cutting the network (cut(), heal())."""
+
+    def __init__(self, tag, n, subnet="10.213.20"):
+        self.tag, self.n = tag, n
+        self.br = tag + "b"
+        self.names = [tag + str(i) for i in range(1, n + 1)]
+        self.ips = ["%s.%d" % (subnet, i) for i in range(1, n + 1)]
+
+    def in_ns(self, ns, *args, **kw):
+        return sh("ip", "netns", "exec", ns, *args, **kw)
+
+    def setup(self):
+        t = self.tag
+        sh("ip", "netns", "add", self.br)
+        self.in_ns(self.br, "ip", "link", "set", "lo", "up")
+        self.in_ns(self.br, "ip", "link", "add", t + "br", "type", "bridge")
+        self.in_ns(self.br, "ip", "link", "set", t + "br", "up")
+        for i, (ns, ip) in enumerate(zip(self.names, self.ips), 1):
+            dev, port = "%se%d" % (t, i), "%sp%d" % (t, i)
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "add", dev, "netns", ns, "type", "veth", "peer", "name", port,
+               "netns", self.br)
+            self.in_ns(self.br, "ip", "link", "set", port, "master", t + "br")
+            self.in_ns(self.br, "ip", "link", "set", port, "up")
+            self.in_ns(ns, "ip", "addr", "add", ip + "/24", "dev", dev)
+            self.in_ns(ns, "ip", "link", "set", "lo", "up")
+            self.in_ns(ns, "ip", "link", "set", dev, "up")
+            self.in_ns(ns, "nft", "add", "table", "inet", "vigiltest")
+            self.in_ns(ns, "nft", "add", "chain", "inet", "vigiltest", "input",
+                       "{ type filter hook input priority 0 ; }")
+
+    def teardown(self):
+        for ns in self.names + [self.br]:
+            sh("ip", "netns", "del", ns, check_rc=False)
+
+    def cut(self, *sides):
+        """A partition: members (indexes from 0) of different sides exchange no packets.
+        Each member drops, in its input chain, whatever comes from the other sides."""
+        for side in sides:
+            others = [self.ips[j] for s in sides if s is not side for j in s]
+            for i in side:
+                self.in_ns(self.names[i], "nft", "add", "rule", "inet", "vigiltest", "input",
+                           "ip", "saddr", "{ %s }" % ", ".join(others), "drop")
+
+    def heal(self):
+        for ns in self.names:
+            self.in_ns(ns, "nft", "flush", "chain", "inet", "vigiltest", "input")
+
+    def start_in(self, i, args, log):
+        """`vigil ARGS` in member i's namespace (ip netns exec execs it: the pid is vigil's)."""
+        p = subprocess.Popen(["ip", "netns", "exec", self.names[i], VIGIL] + args,
+                             stdout=open(log, "ab"), stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+        _procs.append(p)
+        return p
+
+    def get(self, i, url, timeout=5):
+        """GET url from inside member i's namespace (its own loopback), as JSON."""
+        r = self.in_ns(self.names[i], "curl", "-sS", "--max-time", str(timeout), url,
+                       timeout=timeout + 5)
+        return json.loads(r.stdout)
