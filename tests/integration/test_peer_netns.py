@@ -123,7 +123,7 @@ class Cluster:
 
 def dead_in(evs):
     """{member: [members it declared dead]} from events_since()."""
-    return {n: [e["node"] for e in es if e["new_state"] == "dead"] for n, es in evs.items()}
+    return {n: [e["node"] for e in es if e.get("new_state") == "dead"] for n, es in evs.items()}
 
 
 def test_five_members_across_namespaces(tmp):
@@ -240,14 +240,14 @@ def test_five_members_across_namespaces(tmp):
         want = {"n1": "alive", "n2": "alive", "n3": "alive", "n4": "left", "n5": "dead"}
         c.wait_for("n4 left everywhere", lambda: c.all_see(["n1", "n2", "n3"], want), 10)
         for n, es in c.events_since(marks).items():
-            st = [e["new_state"] for e in es if e["node"] == "n4"]
+            st = [e.get("new_state") for e in es if e["node"] == "n4"]
             check(st == ["left"], "%s saw n4 %r after its SIGTERM" % (n, st))
 
         # Over the whole run, nobody but n4 was ever left, at any member.
         for n in ["n1", "n2", "n3"]:
             all_events[n] = c.events(n)
         for n, es in all_events.items():
-            left = [e["node"] for e in es if e["new_state"] == "left"]
+            left = [e["node"] for e in es if e.get("new_state") == "left"]
             check(left == ([] if n in ("n4", "n5") else ["n4"]), "%s saw left: %r" % (n, left))
         for n in ["n1", "n2", "n3"]:
             c.stopped.add(n)
