@@ -190,7 +190,12 @@ VIGIL_EXPORT void vigil_swim_join(struct vigil_swim *s, vigil_time_t now,
  */
 VIGIL_EXPORT int vigil_swim_add(struct vigil_swim *s, vigil_time_t now, const char *id,
                                 const struct vigil_addr *addr);
-/* Leaves: tells the others, who mark it left (the caller sends, then stops). */
+/*
+ * Leaves: tells the others, who mark it left (the caller sends, then
+ * stops). With has_sign_key the leave is signed (docs/peer.md, "Signed
+ * leaves"); without it, members that require signed leaves refuse it and
+ * will find this member dead instead.
+ */
 VIGIL_EXPORT void vigil_swim_leave(struct vigil_swim *s, vigil_time_t now);
 /* Sets this member's metadata (len <= VIGIL_SWIM_META_MAX); gossiped with a new incarnation. */
 VIGIL_EXPORT int vigil_swim_set_meta(struct vigil_swim *s, vigil_time_t now, const uint8_t *meta,
