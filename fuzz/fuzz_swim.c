@@ -55,7 +55,7 @@ static void sign_config(struct vigil_swim_config *c, const char *id)
     int n = vigil_swim_cert_issue(ca_sk, id, pk, c->cert, sizeof c->cert);
     check(n > 0);
     c->cert_len = (size_t)n;
-    c->has_sign_key = c->has_leave_ca = c->require_signed_leave = true;
+    c->has_sign_key = c->has_leave_ca = c->require_signed_leave = c->require_signed_alive = true;
 }
 
 static struct vigil_swim *member(const char *id, uint8_t last, enum mode mode)

@@ -117,7 +117,8 @@ struct vigil_swim_config {
     uint8_t cert[VIGIL_SWIM_CERT_MAX];
     size_t cert_len;
     /*
-     * The CA's public key (has_leave_ca): a signed leave of member X is
+     * The CA's public key (has_leave_ca; it checks signed alives too, see
+     * require_signed_alive): a signed leave of member X is
      * taken only if its certificate names X, verifies under this key, and
      * X's signature over the leave verifies; a signed leave that fails is
      * ignored and counted (leaves_refused). With require_signed_leave
@@ -128,6 +129,19 @@ struct vigil_swim_config {
     bool has_leave_ca;
     uint8_t leave_ca_pk[VIGIL_SWIM_SIGN_PK_LEN];
     bool require_signed_leave;
+    /*
+     * Signed alives (docs/peer.md, "Signed alives"): a member with
+     * has_sign_key signs every alive of its own (its incarnation, address
+     * and metadata), refutations included, and members keep and hand on
+     * each member's signed alive as they do a leave's proof. With
+     * has_leave_ca an alive that is news (a new member, or a higher
+     * incarnation) and signed is checked as a leave is, and refused when
+     * it fails (alives_refused); with require_signed_alive (which needs
+     * has_leave_ca) an unsigned one is refused too, so that nobody but a
+     * member itself can refute for it, bring it back from left, or raise
+     * its incarnation.
+     */
+    bool require_signed_alive;
     uint64_t seed;        /* of the random choices (probe order, indirect members) */
     uint32_t max_members; /* 65536 */
     size_t mtu;           /* largest datagram sent: 1200 */
@@ -171,6 +185,8 @@ struct vigil_swim_stats {
     uint64_t updates_sent, syncs;
     /* Leaves ignored: a signature or certificate that failed, or none where one is required. */
     uint64_t leaves_refused;
+    /* Alives ignored: as leaves_refused (require_signed_alive for unsigned ones). */
+    uint64_t alives_refused;
 };
 
 struct vigil_swim;

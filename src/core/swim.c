@@ -82,6 +82,7 @@ _Static_assert(VIGIL_SWIM_NONCE_PREFIX_LEN + 8 == SWIM_NONCE_LEN, "nonce: prefix
 /* Signed leaves: what the CA and a leaving member sign, after these domain strings. */
 #define SWIM_CERT_DOMAIN  "vigil swim cert v1"
 #define SWIM_LEAVE_DOMAIN "vigil swim leave v1"
+#define SWIM_ALIVE_DOMAIN "vigil swim alive v1"
 /* A leave's proof: the certificate, then the member's signature. */
 #define SWIM_PROOF_MAX (VIGIL_SWIM_CERT_MAX + VIGIL_SWIM_SIG_LEN)
 _Static_assert(SWIM_PROOF_MAX <= UINT8_MAX, "a proof's length fits in a byte");
@@ -99,8 +100,19 @@ enum swim_msg {
     MSG_SYNC_REPLY = 7,
 };
 
-/* UPD_LEFT_SIGNED is a left with its proof; once read, it is a UPD_LEFT with a proof. */
-enum swim_kind { UPD_ALIVE = 1, UPD_SUSPECT = 2, UPD_DEAD = 3, UPD_LEFT = 4, UPD_LEFT_SIGNED = 5 };
+/*
+ * UPD_LEFT_SIGNED and UPD_ALIVE_SIGNED are a left and an alive with their
+ * proofs (certificate, signature); once read, a UPD_LEFT or a UPD_ALIVE
+ * with a proof.
+ */
+enum swim_kind {
+    UPD_ALIVE = 1,
+    UPD_SUSPECT = 2,
+    UPD_DEAD = 3,
+    UPD_LEFT = 4,
+    UPD_LEFT_SIGNED = 5,
+    UPD_ALIVE_SIGNED = 6,
+};
 
 /* struct vigil_addr's families (Linux's AF_INET and AF_INET6; the core includes no socket header).
  */
@@ -125,9 +137,10 @@ struct member {
     uint32_t susp; /* its suspicion (index in susp), or UINT32_MAX */
     vigil_time_t state_since;
     /*
-     * meta_len bytes of metadata, then, while the member is left with a
-     * signed leave, proof_len bytes of its proof (one allocation: the
-     * record keeps its 64 bytes), or NULL.
+     * meta_len bytes of metadata, then proof_len bytes of the proof of
+     * the member's state: of its leave while it is left, of its alive
+     * (incarnation, address, metadata) otherwise; one allocation, so that
+     * the record keeps its 64 bytes. NULL: neither.
      */
     uint8_t *meta;
     uint8_t meta_len;
@@ -175,6 +188,8 @@ struct vigil_swim {
     uint8_t fingerprint[VIGIL_WIRE_FINGERPRINT_LEN]; /* of the cluster key, in leave signatures */
     uint8_t self_proof[SWIM_PROOF_MAX];              /* this member's signed leave */
     uint8_t self_proof_len;
+    uint8_t self_alive[SWIM_PROOF_MAX]; /* its signed alive at its incarnation now */
+    uint8_t self_alive_len;
     char self[VIGIL_ID_MAX + 1];
     size_t self_len;
     uint32_t incarnation;
@@ -462,6 +477,55 @@ static bool leave_ok(const struct vigil_swim *s, const char *id, uint32_t inc, c
     return crypto_sign_verify_detached(proof + cl, msg, ml, c.pk) == 0;
 }
 
+/*
+ * What a member signs with its alive: the domain string, the cluster
+ * key's fingerprint, then the alive's fields as the update carries them
+ * (incarnation, id length, id, address family, port, address, metadata
+ * length, metadata). Returns the length.
+ */
+static size_t alive_message(const struct vigil_swim *s, uint32_t inc, const char *id,
+                            const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                            uint8_t *msg);
+#define SWIM_ALIVE_MSG_MAX                                                                         \
+    (sizeof SWIM_ALIVE_DOMAIN + VIGIL_WIRE_FINGERPRINT_LEN + 4 + 1 + VIGIL_ID_MAX + 3 + 16 + 1 +   \
+     VIGIL_SWIM_META_MAX)
+
+/*
+ * Whether an alive that would be taken may be: as a leave (leave_ok), the
+ * signature over the alive's fields; unsigned ones unless
+ * require_signed_alive.
+ */
+static bool alive_ok(const struct vigil_swim *s, uint32_t inc, const char *id,
+                     const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                     const uint8_t *proof, size_t plen)
+{
+    if (!proof)
+        return !s->cfg.require_signed_alive;
+    if (!s->cfg.has_leave_ca)
+        return true;
+    struct vigil_swim_cert c;
+    if (plen < VIGIL_SWIM_SIG_LEN)
+        return false;
+    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
+    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
+        return false;
+    uint8_t msg[SWIM_ALIVE_MSG_MAX];
+    size_t ml2 = alive_message(s, inc, id, a, meta, ml, msg);
+    return crypto_sign_verify_detached(proof + cl, msg, ml2, c.pk) == 0;
+}
+
+/* Signs this member's alive at its incarnation now (with a signing key; after every change). */
+static void sign_alive(struct vigil_swim *s)
+{
+    if (!s->cfg.has_sign_key)
+        return;
+    uint8_t msg[SWIM_ALIVE_MSG_MAX];
+    size_t ml = alive_message(s, s->incarnation, s->self, &s->cfg.addr, s->meta, s->meta_len, msg);
+    memcpy(s->self_alive, s->cfg.cert, s->cfg.cert_len);
+    crypto_sign_detached(s->self_alive + s->cfg.cert_len, NULL, msg, ml, s->cfg.sign_sk);
+    s->self_alive_len = (uint8_t)(s->cfg.cert_len + VIGIL_SWIM_SIG_LEN);
+}
+
 /* ---- events and the outgoing queue ---- */
 
 /* Doubles a ring of *cap elements of size sz (head, len kept in order) up to max; false if not. */
@@ -618,35 +682,70 @@ static void w_addr(struct wbuf *w, const struct vigil_addr *a)
     w_bytes(w, a->addr, a->family == SWIM_AF_INET6 ? 16 : 4);
 }
 
-/* The proof a left of member (UINT32_MAX: this one) travels with; *len 0: none. */
-static const uint8_t *left_proof(const struct vigil_swim *s, uint32_t member, size_t *len)
+/*
+ * The proof an update of kind (left or alive) about member (UINT32_MAX:
+ * this one) travels with; *len 0: none. A member's stored proof is that of
+ * its state: its leave while it is left, its alive otherwise.
+ */
+static const uint8_t *update_proof(const struct vigil_swim *s, uint8_t kind, uint32_t member,
+                                   size_t *len)
 {
+    *len = 0;
     if (member == UINT32_MAX) {
-        *len = s->self_proof_len;
-        return s->self_proof;
+        if (kind == UPD_LEFT)
+            *len = s->self_proof_len;
+        else if (kind == UPD_ALIVE)
+            *len = s->self_alive_len;
+        return kind == UPD_LEFT ? s->self_proof : s->self_alive;
     }
     const struct member *m = &s->m[member];
-    *len = m->proof_len;
-    return m->proof_len ? m->meta + m->meta_len : NULL;
+    bool left = m->state == VIGIL_STATE_LEFT;
+    if ((kind == UPD_LEFT && left) || (kind == UPD_ALIVE && !left))
+        *len = m->proof_len;
+    return *len ? m->meta + m->meta_len : NULL;
 }
 
 /* The bytes an update takes. */
 static size_t update_size(const struct vigil_swim *s, const struct update *u)
 {
     const char *id = u->member == UINT32_MAX ? s->self : s->m[u->member].id;
-    size_t n = 1 + 4 + 1 + strlen(id);
+    size_t n = 1 + 4 + 1 + strlen(id), pl;
+    (void)update_proof(s, u->kind, u->member, &pl);
+    n += pl;
     if (u->kind == UPD_ALIVE) {
         const struct vigil_addr *a = u->member == UINT32_MAX ? &s->cfg.addr : &s->m[u->member].addr;
         size_t ml = u->member == UINT32_MAX ? s->meta_len : s->m[u->member].meta_len;
         n += 3 + (a->family == SWIM_AF_INET6 ? 16 : 4) + 1 + ml;
     } else if (u->kind == UPD_SUSPECT || u->kind == UPD_DEAD) {
         n += 1 + strlen(u->from);
-    } else if (u->kind == UPD_LEFT) {
-        size_t pl;
-        (void)left_proof(s, u->member, &pl);
-        n += pl;
     }
     return n;
+}
+
+/*
+ * An alive's fields after its kind: incarnation, id, address, metadata.
+ * The same bytes are what an alive's signature covers.
+ */
+static void w_alive_body(struct wbuf *w, uint32_t inc, const char *id, const struct vigil_addr *a,
+                         const uint8_t *meta, uint8_t ml)
+{
+    w_u32(w, inc);
+    w_id(w, id);
+    w_addr(w, a);
+    w_u8(w, ml);
+    w_bytes(w, meta, ml);
+}
+
+static size_t alive_message(const struct vigil_swim *s, uint32_t inc, const char *id,
+                            const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                            uint8_t *msg)
+{
+    size_t dl = sizeof SWIM_ALIVE_DOMAIN - 1;
+    memcpy(msg, SWIM_ALIVE_DOMAIN, dl);
+    memcpy(msg + dl, s->fingerprint, sizeof s->fingerprint);
+    struct wbuf w = {.p = msg, .len = dl + sizeof s->fingerprint, .cap = SWIM_ALIVE_MSG_MAX};
+    w_alive_body(&w, inc, id, a, meta, ml);
+    return w.len;
 }
 
 static void w_update(struct vigil_swim *s, struct wbuf *w, uint8_t kind, uint32_t member,
@@ -654,18 +753,19 @@ static void w_update(struct vigil_swim *s, struct wbuf *w, uint8_t kind, uint32_
 {
     bool me = member == UINT32_MAX;
     size_t pl = 0;
-    const uint8_t *proof = kind == UPD_LEFT ? left_proof(s, member, &pl) : NULL;
-    w_u8(w, pl ? UPD_LEFT_SIGNED : kind);
+    const uint8_t *proof = update_proof(s, kind, member, &pl);
+    w_u8(w, !pl ? kind : kind == UPD_LEFT ? UPD_LEFT_SIGNED : UPD_ALIVE_SIGNED);
+    if (kind == UPD_ALIVE) {
+        w_alive_body(w, inc, me ? s->self : s->m[member].id, me ? &s->cfg.addr : &s->m[member].addr,
+                     me ? s->meta : s->m[member].meta, me ? s->meta_len : s->m[member].meta_len);
+        w_bytes(w, proof, pl);
+        return;
+    }
     w_u32(w, inc);
     w_id(w, me ? s->self : s->m[member].id);
     if (pl)
         w_bytes(w, proof, pl);
-    if (kind == UPD_ALIVE) {
-        w_addr(w, me ? &s->cfg.addr : &s->m[member].addr);
-        uint8_t ml = me ? s->meta_len : s->m[member].meta_len;
-        w_u8(w, ml);
-        w_bytes(w, me ? s->meta : s->m[member].meta, ml);
-    } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
+    if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
         w_id(w, from ? from : "");
     }
 }
@@ -951,12 +1051,6 @@ static void set_tail(struct vigil_swim *s, struct member *m, const uint8_t *meta
     m->proof_len = proof_len;
 }
 
-/* Keeps len bytes of metadata for member m (and no proof: it is not left). */
-static void set_meta(struct vigil_swim *s, struct member *m, const uint8_t *meta, uint8_t len)
-{
-    set_tail(s, m, meta, len, NULL, 0);
-}
-
 static void set_state(struct vigil_swim *s, uint32_t idx, enum vigil_state to, vigil_time_t now,
                       const char *reason, uint32_t confirmations)
 {
@@ -970,8 +1064,6 @@ static void set_state(struct vigil_swim *s, uint32_t idx, enum vigil_state to, v
         s->live++;
     m->state = (uint8_t)to;
     m->state_since = now;
-    if (to != VIGIL_STATE_LEFT && m->proof_len)
-        set_tail(s, m, m->meta, m->meta_len, NULL, 0); /* a leave's proof lives with the leave */
     if (to != VIGIL_STATE_SUSPECT && m->susp != UINT32_MAX) {
         /* The suspicion ends: the last one takes its place. */
         uint32_t at = m->susp;
@@ -1063,6 +1155,7 @@ static void refute(struct vigil_swim *s, uint32_t inc)
         s->incarnation++;
     s->stats.refutations++;
     awareness(s, +1);
+    sign_alive(s);
     queue_update(s, UINT32_MAX, UPD_ALIVE, s->incarnation, NULL);
 }
 
@@ -1078,7 +1171,16 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         s->stats.leaves_refused++;
         return;
     }
-    if (!strcmp(id, s->self)) {
+    bool me = !strcmp(id, s->self);
+    uint32_t idx = me ? VIGIL__IDTABLE_NONE : find(s, id);
+    /* An alive that would be taken (it is news) needs its signature checked first. */
+    if (kind == UPD_ALIVE &&
+        (me ? inc > s->incarnation : idx == VIGIL__IDTABLE_NONE || inc > s->m[idx].incarnation) &&
+        !alive_ok(s, inc, id, addr, meta, meta_len, proof, proof_len)) {
+        s->stats.alives_refused++;
+        return;
+    }
+    if (me) {
         if ((kind == UPD_SUSPECT || kind == UPD_DEAD) && inc >= s->incarnation)
             refute(s, inc);
         else if (kind == UPD_ALIVE && inc > s->incarnation)
@@ -1088,7 +1190,6 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
                                one of an earlier life of this id */
         return;
     }
-    uint32_t idx = find(s, id);
     if (idx == VIGIL__IDTABLE_NONE) {
         if (kind != UPD_ALIVE)
             return; /* learned of through its alive, not through an accusation */
@@ -1098,7 +1199,7 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         struct member *m = &s->m[idx];
         m->incarnation = inc;
         m->addr = *addr;
-        set_meta(s, m, meta, meta_len);
+        set_tail(s, m, meta, meta_len, proof, proof ? proof_len : 0);
         set_state(s, idx, VIGIL_STATE_ALIVE, now, "joined", 0);
         queue_update(s, idx, UPD_ALIVE, inc, NULL);
         return;
@@ -1112,7 +1213,8 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
             enum vigil_state old = (enum vigil_state)m->state;
             m->incarnation = inc;
             m->addr = *addr;
-            set_meta(s, m, meta, meta_len);
+            /* Its proof, if signed, replaces the one of its last alive or of its leave. */
+            set_tail(s, m, meta, meta_len, proof, proof ? proof_len : 0);
             if (old != VIGIL_STATE_ALIVE)
                 set_state(s, idx, VIGIL_STATE_ALIVE, now,
                           old == VIGIL_STATE_SUSPECT ? "refuted" : "rejoined", 0);
@@ -1336,7 +1438,7 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         (void)r_u32(&r);
         char id[VIGIL_ID_MAX + 1];
         r_id(&r, id, false);
-        if (kind == UPD_ALIVE) {
+        if (kind == UPD_ALIVE || kind == UPD_ALIVE_SIGNED) {
             struct vigil_addr a;
             r_addr(&r, &a);
             uint8_t ml = r_u8(&r);
@@ -1344,6 +1446,8 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
                 r.bad = true;
             else
                 r.at += ml;
+            if (kind == UPD_ALIVE_SIGNED)
+                (void)r_proof(&r);
         } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
             char f[VIGIL_ID_MAX + 1];
             r_id(&r, f, false);
@@ -1369,11 +1473,16 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         memset(&a, 0, sizeof(a));
         const uint8_t *meta = NULL, *proof = NULL;
         uint8_t ml = 0, pl = 0;
-        if (kind == UPD_ALIVE) {
+        if (kind == UPD_ALIVE || kind == UPD_ALIVE_SIGNED) {
             r_addr(&r, &a);
             ml = r_u8(&r);
             meta = buf + r.at;
             r.at += ml;
+            if (kind == UPD_ALIVE_SIGNED) {
+                proof = buf + r.at;
+                pl = (uint8_t)r_proof(&r);
+                kind = UPD_ALIVE;
+            }
         } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
             r_id(&r, f, false);
         } else if (kind == UPD_LEFT_SIGNED) {
@@ -1695,7 +1804,7 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
     if (cfg->encrypt &&
         (!cfg->has_key || sodium_is_zero(cfg->nonce_prefix, sizeof cfg->nonce_prefix)))
         return -VIGIL_EINVAL;
-    if (cfg->require_signed_leave && !cfg->has_leave_ca)
+    if ((cfg->require_signed_leave || cfg->require_signed_alive) && !cfg->has_leave_ca)
         return -VIGIL_EINVAL;
     if (cfg->has_sign_key) {
         /* The certificate names this member and the signing key's public half (and verifies). */
@@ -1730,6 +1839,7 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
     s->self_len = strlen(cfg->id);
     memcpy(s->self, cfg->id, s->self_len + 1);
     s->cfg.id = s->self;
+    sign_alive(s);
     s->rng = cfg->seed ^ id_hash(cfg->id);
     s->probe_target = UINT32_MAX;
     if (vigil__idtable_init(&s->ids, 16, &al, NULL, member_id_of, s) != 0) {
@@ -1822,6 +1932,7 @@ int vigil_swim_set_meta(struct vigil_swim *s, vigil_time_t now, const uint8_t *m
     memcpy(s->meta, meta, len);
     s->meta_len = (uint8_t)len;
     s->incarnation++;
+    sign_alive(s);
     queue_update(s, UINT32_MAX, UPD_ALIVE, s->incarnation, NULL);
     return 0;
 }

@@ -17,12 +17,17 @@
  *   - a real leave is taken everywhere, also by a member that was stopped
  *     while it was gossiped and learns of it only by anti-entropy;
  *   - every byte flipped in a datagram carrying a signed leave is refused;
+ *   - signed alives: members that require them join, converge, refute and
+ *     detect a death; an insider cannot refute for a crashed member, nor
+ *     push a member's incarnation up, nor bring a left member back; every
+ *     byte flipped in a signed alive is refused;
  *   - certificates: made, read and checked; one for another id refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +79,7 @@ static int keys_setup(void **state)
 /* ---- the network ---- */
 
 struct opts {
-    bool key, encrypt, sign, ca, require;
+    bool key, encrypt, sign, ca, require, alive;
 };
 
 struct pkt {
@@ -133,6 +138,7 @@ static void config(struct vigil_swim_config *c, uint32_t i, struct opts o)
     c->has_leave_ca = o.ca;
     memcpy(c->leave_ca_pk, ca_pk, sizeof c->leave_ca_pk);
     c->require_signed_leave = o.require;
+    c->require_signed_alive = o.alive;
 }
 
 static struct vigil_swim *member(uint32_t i, struct opts o, vigil_time_t now)
@@ -309,6 +315,31 @@ static void forge_left(struct forge *f, const char *sender, const char *id, uint
         crypto_shorthash_siphashx24(f->buf + f->len, f->buf, f->len, mac);
         f->len += 16;
     }
+}
+
+/*
+ * Seals a tagged hand-made datagram as docs/peer.md says (what an insider
+ * holding the cluster key can do): the tag off, flags 0x04, a nonce of 16
+ * bytes 0x77 and a counter, the rest sealed with the header and the nonce
+ * as associated data, under the key derived with context "vigilswm".
+ */
+static void seal_forge(struct forge *f)
+{
+    static uint64_t counter;
+    uint8_t key[32], out[1280];
+    crypto_kdf_derive_from_key(key, sizeof key, 1, "vigilswm", cluster_key);
+    size_t len = f->len - 16;
+    memcpy(out, f->buf, 8);
+    out[4] = 0x04;
+    memset(out + 8, 0x77, 16);
+    counter++;
+    for (int i = 0; i < 8; i++)
+        out[24 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    unsigned long long clen;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + 32, &clen, f->buf + 8, len - 8, out, 32, NULL,
+                                               out + 8, key);
+    f->len = 32 + (size_t)clen;
+    memcpy(f->buf, out, f->len);
 }
 
 /*
@@ -611,7 +642,8 @@ static void test_forged_leaves_refused(void **state)
 static void test_real_leave_everywhere_and_by_sync(void **state)
 {
     (void)state;
-    struct opts strict = {.key = true, .encrypt = true, .sign = true, .ca = true, .require = true};
+    struct opts strict = {
+        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
     struct opts o[5] = {strict, strict, strict, strict, strict};
     struct net nt;
     net_init(&nt, 5, o, false);
@@ -699,6 +731,195 @@ static void test_signed_leave_every_byte_flipped(void **state)
             assert_true(vigil_swim_find(r, "m1", &m));
             if (m.state != VIGIL_STATE_ALIVE)
                 fail_msg("byte %zu bit %d flipped: m1 is %d", k, bit, (int)m.state);
+            vigil_swim_free(r);
+        }
+    }
+}
+
+/*
+ * A gossip datagram from sender with one alive of id at inc (address 10.0.0.9:7946,
+ * no metadata; proof: certificate then signature, or NULL), tagged with the cluster key.
+ */
+static void forge_alive(struct forge *f, const char *sender, const char *id, uint32_t inc,
+                        const uint8_t *proof, size_t plen)
+{
+    f->len = 0;
+    const uint8_t hdr[] = {'V', 'G', 3, 5, 0x02, (uint8_t)strlen(sender), 0, 0, 0, 0, 0, 0};
+    memcpy(f->buf, hdr, sizeof hdr);
+    f->len = sizeof hdr;
+    memcpy(f->buf + f->len, sender, strlen(sender));
+    f->len += strlen(sender);
+    f_u8(f, 1);
+    f_u8(f, proof ? 6 : 1);
+    for (int i = 3; i >= 0; i--)
+        f_u8(f, (uint8_t)(inc >> (8 * i)));
+    f_id(f, id);
+    const uint8_t addr[] = {4, 0x1f, 0x0a, 10, 0, 0, 9, 0};
+    memcpy(f->buf + f->len, addr, sizeof addr);
+    f->len += sizeof addr;
+    if (proof) {
+        memcpy(f->buf + f->len, proof, plen);
+        f->len += plen;
+    }
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mac, cluster_key);
+    crypto_shorthash_siphashx24(f->buf + f->len, f->buf, f->len, mac);
+    f->len += 16;
+}
+
+/* An alive's proof as docs/peer.md says: the signature over the domain, fingerprint and fields. */
+static size_t make_alive_proof(uint8_t *proof, const uint8_t *cert, size_t cert_len,
+                               const uint8_t *sk, const char *id, uint32_t inc)
+{
+    uint8_t msg[256];
+    size_t n = 19;
+    memcpy(msg, "vigil swim alive v1", 19);
+    vigil_wire_key_fingerprint(msg + n, cluster_key);
+    n += VIGIL_WIRE_FINGERPRINT_LEN;
+    for (int i = 3; i >= 0; i--)
+        msg[n++] = (uint8_t)(inc >> (8 * i));
+    msg[n++] = (uint8_t)strlen(id);
+    memcpy(msg + n, id, strlen(id));
+    n += strlen(id);
+    const uint8_t addr[] = {4, 0x1f, 0x0a, 10, 0, 0, 9, 0};
+    memcpy(msg + n, addr, sizeof addr);
+    n += sizeof addr;
+    memcpy(proof, cert, cert_len);
+    crypto_sign_detached(proof + cert_len, NULL, msg, n, sk);
+    return cert_len + VIGIL_SWIM_SIG_LEN;
+}
+
+static uint64_t alives_refused(const struct net *nt)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < nt->n; i++)
+        n += vigil_swim_stats(nt->m[i])->alives_refused;
+    return n;
+}
+
+static void test_signed_alives(void **state)
+{
+    (void)state;
+    struct opts strict = {
+        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
+    struct opts o[5] = {strict, strict, strict, strict, strict};
+    struct net nt;
+    net_init(&nt, 5, o, true);
+    struct vigil_addr seed = addr_of(0);
+    for (uint32_t i = 1; i < 5; i++) {
+        vigil_swim_join(nt.m[i], nt.now, &seed, 1);
+        flush(&nt, i);
+    }
+    run(&nt, nt.now + 40 * S);
+    for (uint32_t i = 0; i < 5; i++)
+        for (uint32_t j = 0; j < 5; j++)
+            if (i != j)
+                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    assert_int_equal(alives_refused(&nt), 0);
+    /* A member stopped long enough to be suspected refutes, signed: alive everywhere. */
+    nt.down[2] = true;
+    run(&nt, nt.now + 4 * S);
+    nt.down[2] = false;
+    run(&nt, nt.now + 30 * S);
+    assert_true(vigil_swim_stats(nt.m[2])->refutations > 0);
+    for (uint32_t i = 0; i < 5; i++)
+        if (i != 2)
+            assert_int_equal(view(&nt, i, 2), VIGIL_STATE_ALIVE);
+    assert_int_equal(alives_refused(&nt), 0);
+
+    /*
+     * m4 crashes; the insider m3 (the cluster key, its own certificate)
+     * refutes for it every 500 ms, unsigned and signed with its own
+     * certificate, and pushes m1 to the highest incarnation: all refused,
+     * and m4 is dead everywhere.
+     */
+    nt.down[4] = true;
+    uint8_t proof[VIGIL_SWIM_CERT_MAX + VIGIL_SWIM_SIG_LEN];
+    struct forge f;
+    vigil_time_t end = nt.now + 90 * S;
+    uint32_t inc4 = 1000;
+    uint64_t refused = alives_refused(&nt);
+    while (nt.now < end) {
+        run(&nt, nt.now + 500 * MS);
+        for (uint32_t i = 0; i < 3; i++) {
+            forge_alive(&f, "m3", "m4", inc4, NULL, 0);
+            seal_forge(&f);
+            assert_int_equal(deliver(&nt, i, 3, &f), 0);
+            size_t pl = make_alive_proof(proof, member_cert[3], member_cert_len[3], member_sk[3],
+                                         "m4", inc4 + 1);
+            forge_alive(&f, "m3", "m4", inc4 + 1, proof, pl);
+            seal_forge(&f);
+            assert_int_equal(deliver(&nt, i, 3, &f), 0);
+            forge_alive(&f, "m3", "m1", UINT32_MAX, NULL, 0);
+            seal_forge(&f);
+            assert_int_equal(deliver(&nt, i, 3, &f), 0);
+        }
+        inc4 += 2;
+    }
+    print_message("# %" PRIu64 " alives refused\n", alives_refused(&nt) - refused);
+    assert_true(alives_refused(&nt) >= refused + 3 * 3 * 180);
+    for (uint32_t i = 0; i < 4; i++) {
+        assert_int_equal(view(&nt, i, 4), VIGIL_STATE_DEAD);
+        struct vigil_swim_member m;
+        if (i != 1) {
+            assert_true(vigil_swim_find(nt.m[i], "m1", &m));
+            assert_int_equal(m.state, VIGIL_STATE_ALIVE);
+            assert_true(m.incarnation < 10);
+        }
+    }
+    assert_int_equal(auth_failed(&nt), 0);
+
+    /* m1 leaves; the insider's alive of m1 at a higher incarnation does not bring it back. */
+    vigil_swim_leave(nt.m[1], nt.now);
+    flush(&nt, 1);
+    run(&nt, nt.now + 2 * S);
+    nt.down[1] = true;
+    forge_alive(&f, "m3", "m1", 500, NULL, 0);
+    seal_forge(&f);
+    assert_int_equal(deliver(&nt, 0, 3, &f), 0);
+    run(&nt, nt.now + 60 * S);
+    for (uint32_t i = 0; i < 4; i++)
+        if (i != 1)
+            assert_int_equal(view(&nt, i, 1), VIGIL_STATE_LEFT);
+    net_free(&nt);
+}
+
+/*
+ * A member's join (its full state: its signed alive first) in clear
+ * without a key, each byte of its alive flipped in turn, into a member
+ * that requires signed alives: never taken. As sent: taken.
+ */
+static void test_signed_alive_every_byte_flipped(void **state)
+{
+    (void)state;
+    struct opts o = {.sign = true, .ca = true, .alive = true};
+    struct vigil_swim *l = member(1, o, S);
+    uint8_t meta[] = "role=db";
+    assert_int_equal(vigil_swim_set_meta(l, S, meta, sizeof meta - 1), 0);
+    struct vigil_addr a0 = addr_of(0), a1 = addr_of(1);
+    vigil_swim_join(l, S, &a0, 1);
+    struct vigil_swim_send out;
+    assert_true(vigil_swim_poll_send(l, &out));
+    vigil_swim_free(l);
+    size_t hdr = 8 + 4 + 2;
+    assert_int_equal(out.buf[hdr], 1);     /* one update */
+    assert_int_equal(out.buf[hdr + 1], 6); /* alive, signed */
+    struct vigil_swim *r = member(0, o, S);
+    assert_int_equal(vigil_swim_on_datagram(r, S, out.buf, out.len, &a1), 0);
+    struct vigil_swim_member m;
+    assert_true(vigil_swim_find(r, "m1", &m));
+    assert_int_equal(m.incarnation, 1);
+    assert_int_equal(m.meta_len, sizeof meta - 1);
+    vigil_swim_free(r);
+    for (size_t k = hdr; k < out.len; k++) {
+        for (int bit = 0; bit < 8; bit += 3) {
+            uint8_t c[1280];
+            memcpy(c, out.buf, out.len);
+            c[k] ^= (uint8_t)(1u << bit);
+            r = member(0, o, S);
+            (void)vigil_swim_on_datagram(r, S, c, out.len, &a1);
+            if (vigil_swim_member_count(r) != 0)
+                fail_msg("byte %zu bit %d flipped: a member was taken", k, bit);
             vigil_swim_free(r);
         }
     }
@@ -795,6 +1016,8 @@ int main(void)
         cmocka_unit_test(test_forged_leaves_refused),
         cmocka_unit_test(test_real_leave_everywhere_and_by_sync),
         cmocka_unit_test(test_signed_leave_every_byte_flipped),
+        cmocka_unit_test(test_signed_alives),
+        cmocka_unit_test(test_signed_alive_every_byte_flipped),
         cmocka_unit_test(test_certificates),
     };
     return cmocka_run_group_tests(tests, keys_setup, NULL);
