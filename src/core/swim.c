@@ -43,7 +43,10 @@
  * its incarnation); the leave carries the certificate and the signature,
  * and every member that takes it keeps both with the member's left state,
  * so that anti-entropy hands on the proof with the state. A member with
- * the CA's public key checks both before it takes a leave.
+ * the CA's public key checks both before it takes a leave. Alives are
+ * signed the same way (incarnation, address, metadata), kept with the
+ * member's state and checked when they are news, so that with
+ * require_signed_alive nobody but a member itself refutes for it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -185,7 +188,7 @@ struct vigil_swim {
     uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
     uint8_t seal[crypto_aead_xchacha20poly1305_ietf_KEYBYTES]; /* with cfg.encrypt */
     uint64_t seal_count;                                       /* the nonces' counter */
-    uint8_t fingerprint[VIGIL_WIRE_FINGERPRINT_LEN]; /* of the cluster key, in leave signatures */
+    uint8_t fingerprint[VIGIL_WIRE_FINGERPRINT_LEN]; /* of the cluster key, in signatures */
     uint8_t self_proof[SWIM_PROOF_MAX];              /* this member's signed leave */
     uint8_t self_proof_len;
     uint8_t self_alive[SWIM_PROOF_MAX]; /* its signed alive at its incarnation now */
