@@ -1,15 +1,20 @@
 /*
  * Fuzz target: SWIM datagrams (src/core/swim.c) into a member that knows a
- * few others, without a key (so that the input reaches the decoder past
- * the tag) and with one (so that the tag check itself is exercised). The
- * member then runs its timers for a while; every datagram it sends in
- * answer must decode at a peer without error. Nothing may crash, leak or
- * read out of bounds.
+ * few others, in four configurations: without a key (so that the input
+ * reaches the decoder past the tag), with one (so that the tag check
+ * itself is exercised), without a key but requiring signed leaves (so
+ * that the input reaches the certificate and signature checks), and
+ * sealing (the AEAD's opening). The member then runs its timers for a
+ * while; every datagram it sends in answer must decode at a peer of the
+ * same configuration without error. Nothing may crash, leak or read out
+ * of bounds.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sodium.h>
 
 #include "vigil/swim.h"
 
@@ -33,15 +38,39 @@ static struct vigil_addr addr(uint8_t last)
     return a;
 }
 
-static struct vigil_swim *member(const char *id, uint8_t last, bool keyed)
+enum mode { PLAIN, KEYED, SIGNED, SEALED, MODES };
+
+/*
+ * A member's signing key and certificate, and the CA's public key, from
+ * fixed seeds (the CA's is 0xca..., a member's its id's first byte...).
+ */
+static void sign_config(struct vigil_swim_config *c, const char *id)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES], ca_sk[crypto_sign_SECRETKEYBYTES];
+    uint8_t pk[crypto_sign_PUBLICKEYBYTES];
+    memset(seed, 0xca, sizeof seed);
+    crypto_sign_seed_keypair(c->leave_ca_pk, ca_sk, seed);
+    memset(seed, id[0], sizeof seed);
+    crypto_sign_seed_keypair(pk, c->sign_sk, seed);
+    int n = vigil_swim_cert_issue(ca_sk, id, pk, c->cert, sizeof c->cert);
+    check(n > 0);
+    c->cert_len = (size_t)n;
+    c->has_sign_key = c->has_leave_ca = c->require_signed_leave = c->require_signed_alive = true;
+}
+
+static struct vigil_swim *member(const char *id, uint8_t last, enum mode mode)
 {
     struct vigil_swim_config c;
     vigil_swim_config_default(&c);
     c.id = id;
     c.addr = addr(last);
     c.seed = 1;
-    c.has_key = keyed;
+    c.has_key = mode == KEYED || mode == SEALED;
     memset(c.key, 9, sizeof(c.key));
+    c.encrypt = mode == SEALED;
+    memset(c.nonce_prefix, last, sizeof c.nonce_prefix);
+    if (mode == SIGNED)
+        sign_config(&c, id);
     struct vigil_swim *s = NULL;
     check(vigil_swim_new(&c, 1000000000, &s) == 0);
     static const char *const others[] = {"a", "b", "c"};
@@ -55,9 +84,9 @@ static struct vigil_swim *member(const char *id, uint8_t last, bool keyed)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    for (int keyed = 0; keyed < 2; keyed++) {
-        struct vigil_swim *s = member("a", 1, keyed);
-        struct vigil_swim *peer = member("b", 2, keyed);
+    for (int mode = 0; mode < MODES; mode++) {
+        struct vigil_swim *s = member("a", 1, (enum mode)mode);
+        struct vigil_swim *peer = member("b", 2, (enum mode)mode);
         struct vigil_addr from = addr(2);
         vigil_time_t now = 1000000000;
         (void)vigil_swim_on_datagram(s, now, data, size, &from);
@@ -84,14 +113,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
 }
 
-/* Valid datagrams: what member b sends a in its first seconds (pings, gossip, a sync). */
+/*
+ * Valid datagrams: what member b sends a in its first seconds (pings,
+ * gossip, a sync), seeds 0 to 15; from 16 on, what b sends after its
+ * signed leave (the leave in gossip, then in syncs).
+ */
 int vigil_fuzz_seed(size_t index, uint8_t *buf, size_t cap)
 {
-    struct vigil_swim *b = member("b", 2, false);
+    bool leave = index >= 16;
+    if (leave)
+        index -= 16;
+    struct vigil_swim *b = member("b", 2, leave ? SIGNED : PLAIN);
     uint8_t meta[3] = {1, 2, 3};
     check(vigil_swim_set_meta(b, 1000000000, meta, sizeof meta) == 0);
     struct vigil_addr seed = addr(1);
     vigil_swim_join(b, 1000000000, &seed, 1);
+    if (leave)
+        vigil_swim_leave(b, 1000000000);
     vigil_time_t now = 1000000000;
     size_t k = 0;
     int len = -1;

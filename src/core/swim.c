@@ -34,7 +34,19 @@
  *
  * Datagrams: the layout is in docs/peer.md; each is tagged with the
  * cluster key's tag key (SipHash-2-4-128), and the decoder checks the tag
- * before it reads anything past the header.
+ * before it reads anything past the header. With encrypt, everything after
+ * the 8-byte header is sealed instead (XChaCha20-Poly1305 under a key of
+ * its own, derived from the cluster key), and opened before it is read.
+ *
+ * Signed leaves: a member with a signing key and a certificate from the
+ * cluster's CA signs its leave (the cluster key's fingerprint, its id and
+ * its incarnation); the leave carries the certificate and the signature,
+ * and every member that takes it keeps both with the member's left state,
+ * so that anti-entropy hands on the proof with the state. A member with
+ * the CA's public key checks both before it takes a leave. Alives are
+ * signed the same way (incarnation, address, metadata), kept with the
+ * member's state and checked when they are news, so that with
+ * require_signed_alive nobody but a member itself refutes for it.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -54,6 +66,32 @@
 #define SWIM_HDR       8 /* magic, version, type, flags, sender id length, reserved (2) */
 #define SWIM_FLAG_AUTH 0x02
 #define SWIM_TAG_LEN   16
+/* Everything after the header sealed; no SipHash tag (docs/peer.md "Encryption"). */
+#define SWIM_FLAG_SEALED 0x04
+#define SWIM_NONCE_LEN   24
+#define SWIM_SEAL_TAG    16
+/* The seal key: subkey 1 of the cluster key under a context no other key of vigil's uses. */
+#define SWIM_SEAL_SUBKEY_ID 1
+#define SWIM_SEAL_CONTEXT   "vigilswm"
+_Static_assert(sizeof SWIM_SEAL_CONTEXT - 1 == crypto_kdf_CONTEXTBYTES, "KDF context length");
+_Static_assert(SWIM_NONCE_LEN == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+               "an XChaCha20 nonce");
+_Static_assert(SWIM_SEAL_TAG == crypto_aead_xchacha20poly1305_ietf_ABYTES, "a Poly1305 tag");
+_Static_assert(VIGIL_SWIM_SEAL_OVERHEAD == SWIM_NONCE_LEN + SWIM_SEAL_TAG, "seal overhead");
+_Static_assert(VIGIL_SWIM_NONCE_PREFIX_LEN + 8 == SWIM_NONCE_LEN, "nonce: prefix and counter");
+/* A sealed datagram opens into at most this many bytes (its header included). */
+#define SWIM_PLAIN_MAX 1280
+
+/* Signed leaves: what the CA and a leaving member sign, after these domain strings. */
+#define SWIM_CERT_DOMAIN  "vigil swim cert v1"
+#define SWIM_LEAVE_DOMAIN "vigil swim leave v1"
+#define SWIM_ALIVE_DOMAIN "vigil swim alive v1"
+/* A leave's proof: the certificate, then the member's signature. */
+#define SWIM_PROOF_MAX (VIGIL_SWIM_CERT_MAX + VIGIL_SWIM_SIG_LEN)
+_Static_assert(SWIM_PROOF_MAX <= UINT8_MAX, "a proof's length fits in a byte");
+_Static_assert(VIGIL_SWIM_SIGN_PK_LEN == crypto_sign_PUBLICKEYBYTES, "Ed25519 public key");
+_Static_assert(VIGIL_SWIM_SIGN_SK_LEN == crypto_sign_SECRETKEYBYTES, "Ed25519 secret key");
+_Static_assert(VIGIL_SWIM_SIG_LEN == crypto_sign_BYTES, "Ed25519 signature");
 
 enum swim_msg {
     MSG_PING = 1,     /* seq, target id: "are you there?" */
@@ -65,7 +103,19 @@ enum swim_msg {
     MSG_SYNC_REPLY = 7,
 };
 
-enum swim_kind { UPD_ALIVE = 1, UPD_SUSPECT = 2, UPD_DEAD = 3, UPD_LEFT = 4 };
+/*
+ * UPD_LEFT_SIGNED and UPD_ALIVE_SIGNED are a left and an alive with their
+ * proofs (certificate, signature); once read, a UPD_LEFT or a UPD_ALIVE
+ * with a proof.
+ */
+enum swim_kind {
+    UPD_ALIVE = 1,
+    UPD_SUSPECT = 2,
+    UPD_DEAD = 3,
+    UPD_LEFT = 4,
+    UPD_LEFT_SIGNED = 5,
+    UPD_ALIVE_SIGNED = 6,
+};
 
 /* struct vigil_addr's families (Linux's AF_INET and AF_INET6; the core includes no socket header).
  */
@@ -89,8 +139,15 @@ struct member {
     uint32_t incarnation;
     uint32_t susp; /* its suspicion (index in susp), or UINT32_MAX */
     vigil_time_t state_since;
-    uint8_t *meta; /* meta_len bytes, or NULL */
+    /*
+     * meta_len bytes of metadata, then proof_len bytes of the proof of
+     * the member's state: of its leave while it is left, of its alive
+     * (incarnation, address, metadata) otherwise; one allocation, so that
+     * the record keeps its 64 bytes. NULL: neither.
+     */
+    uint8_t *meta;
     uint8_t meta_len;
+    uint8_t proof_len;
 };
 
 /* A suspicion in progress. */
@@ -129,6 +186,13 @@ struct vigil_swim {
     struct vigil_swim_config cfg;
     struct vigil_allocator al;
     uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    uint8_t seal[crypto_aead_xchacha20poly1305_ietf_KEYBYTES]; /* with cfg.encrypt */
+    uint64_t seal_count;                                       /* the nonces' counter */
+    uint8_t fingerprint[VIGIL_WIRE_FINGERPRINT_LEN]; /* of the cluster key, in signatures */
+    uint8_t self_proof[SWIM_PROOF_MAX];              /* this member's signed leave */
+    uint8_t self_proof_len;
+    uint8_t self_alive[SWIM_PROOF_MAX]; /* its signed alive at its incarnation now */
+    uint8_t self_alive_len;
     char self[VIGIL_ID_MAX + 1];
     size_t self_len;
     uint32_t incarnation;
@@ -296,6 +360,175 @@ static void suspicion_bounds(const struct vigil_swim *s, vigil_time_t *min, vigi
         *k = 0;
 }
 
+/* ---- certificates and signed leaves ---- */
+
+/* A certificate's signed part: version, id length, id, member public key. */
+static size_t cert_body_len(size_t id_len)
+{
+    return 2 + id_len + VIGIL_SWIM_SIGN_PK_LEN;
+}
+
+/* What the CA signs: the domain string, then the certificate's signed part. */
+static size_t cert_message(const uint8_t *cert, size_t body, uint8_t *msg)
+{
+    size_t dl = sizeof SWIM_CERT_DOMAIN - 1;
+    memcpy(msg, SWIM_CERT_DOMAIN, dl);
+    memcpy(msg + dl, cert, body);
+    return dl + body;
+}
+
+int vigil_swim_cert_issue(const uint8_t ca_sk[VIGIL_SWIM_SIGN_SK_LEN], const char *id,
+                          const uint8_t member_pk[VIGIL_SWIM_SIGN_PK_LEN], uint8_t *cert,
+                          size_t cap)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (!id || !vigil_id_valid(id, n))
+        return -VIGIL_EBADID;
+    size_t body = cert_body_len(n);
+    if (cap < body + VIGIL_SWIM_SIG_LEN)
+        return -VIGIL_ETOOBIG;
+    cert[0] = VIGIL_SWIM_CERT_VERSION;
+    cert[1] = (uint8_t)n;
+    memcpy(cert + 2, id, n);
+    memcpy(cert + 2 + n, member_pk, VIGIL_SWIM_SIGN_PK_LEN);
+    uint8_t msg[sizeof SWIM_CERT_DOMAIN + VIGIL_SWIM_CERT_MAX];
+    size_t ml = cert_message(cert, body, msg);
+    crypto_sign_detached(cert + body, NULL, msg, ml, ca_sk);
+    return (int)(body + VIGIL_SWIM_SIG_LEN);
+}
+
+int vigil_swim_cert_parse(const uint8_t *cert, size_t len, struct vigil_swim_cert *out)
+{
+    if (len < 2 || cert[0] != VIGIL_SWIM_CERT_VERSION)
+        return -VIGIL_EBADFIELD;
+    size_t n = cert[1];
+    if (n == 0 || n > VIGIL_ID_MAX || len != cert_body_len(n) + VIGIL_SWIM_SIG_LEN ||
+        !vigil_id_valid((const char *)cert + 2, n))
+        return -VIGIL_EBADFIELD;
+    if (out) {
+        memcpy(out->id, cert + 2, n);
+        out->id[n] = '\0';
+        memcpy(out->pk, cert + 2 + n, VIGIL_SWIM_SIGN_PK_LEN);
+    }
+    return 0;
+}
+
+int vigil_swim_cert_verify(const uint8_t ca_pk[VIGIL_SWIM_SIGN_PK_LEN], const uint8_t *cert,
+                           size_t len, struct vigil_swim_cert *out)
+{
+    struct vigil_swim_cert c;
+    int rc = vigil_swim_cert_parse(cert, len, &c);
+    if (rc != 0)
+        return rc;
+    size_t body = len - VIGIL_SWIM_SIG_LEN;
+    uint8_t msg[sizeof SWIM_CERT_DOMAIN + VIGIL_SWIM_CERT_MAX];
+    size_t ml = cert_message(cert, body, msg);
+    if (crypto_sign_verify_detached(cert + body, msg, ml, ca_pk) != 0)
+        return -VIGIL_EAUTH;
+    if (out)
+        *out = c;
+    return 0;
+}
+
+/*
+ * What a leaving member signs: the domain string, the cluster key's
+ * fingerprint (zeros without a key: a leave of one cluster is worth
+ * nothing in another), its id (length, bytes) and the incarnation it
+ * leaves at (big-endian).
+ */
+static size_t leave_message(const struct vigil_swim *s, const char *id, uint32_t inc, uint8_t *msg)
+{
+    size_t dl = sizeof SWIM_LEAVE_DOMAIN - 1, n = strlen(id);
+    memcpy(msg, SWIM_LEAVE_DOMAIN, dl);
+    memcpy(msg + dl, s->fingerprint, sizeof s->fingerprint);
+    size_t at = dl + sizeof s->fingerprint;
+    msg[at++] = (uint8_t)n;
+    memcpy(msg + at, id, n);
+    at += n;
+    msg[at++] = (uint8_t)(inc >> 24);
+    msg[at++] = (uint8_t)(inc >> 16);
+    msg[at++] = (uint8_t)(inc >> 8);
+    msg[at++] = (uint8_t)inc;
+    return at;
+}
+#define SWIM_LEAVE_MSG_MAX                                                                         \
+    (sizeof SWIM_LEAVE_DOMAIN + VIGIL_WIRE_FINGERPRINT_LEN + VIGIL_ID_MAX + 5)
+
+/*
+ * Whether a leave of member id at incarnation inc, with its proof (NULL:
+ * unsigned), may be taken: an unsigned one unless signatures are required;
+ * a signed one when its certificate names id and verifies under the CA's
+ * key and its signature verifies under the certificate's key (without the
+ * CA's key there is nothing to check it with: taken, and its proof kept
+ * for the members that can).
+ */
+static bool leave_ok(const struct vigil_swim *s, const char *id, uint32_t inc, const uint8_t *proof,
+                     size_t plen)
+{
+    if (!proof)
+        return !s->cfg.require_signed_leave;
+    if (!s->cfg.has_leave_ca)
+        return true;
+    struct vigil_swim_cert c;
+    if (plen < VIGIL_SWIM_SIG_LEN)
+        return false;
+    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
+    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
+        return false;
+    uint8_t msg[SWIM_LEAVE_MSG_MAX];
+    size_t ml = leave_message(s, id, inc, msg);
+    return crypto_sign_verify_detached(proof + cl, msg, ml, c.pk) == 0;
+}
+
+/*
+ * What a member signs with its alive: the domain string, the cluster
+ * key's fingerprint, then the alive's fields as the update carries them
+ * (incarnation, id length, id, address family, port, address, metadata
+ * length, metadata). Returns the length.
+ */
+static size_t alive_message(const struct vigil_swim *s, uint32_t inc, const char *id,
+                            const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                            uint8_t *msg);
+#define SWIM_ALIVE_MSG_MAX                                                                         \
+    (sizeof SWIM_ALIVE_DOMAIN + VIGIL_WIRE_FINGERPRINT_LEN + 4 + 1 + VIGIL_ID_MAX + 3 + 16 + 1 +   \
+     VIGIL_SWIM_META_MAX)
+
+/*
+ * Whether an alive that would be taken may be: as a leave (leave_ok), the
+ * signature over the alive's fields; unsigned ones unless
+ * require_signed_alive.
+ */
+static bool alive_ok(const struct vigil_swim *s, uint32_t inc, const char *id,
+                     const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                     const uint8_t *proof, size_t plen)
+{
+    if (!proof)
+        return !s->cfg.require_signed_alive;
+    if (!s->cfg.has_leave_ca)
+        return true;
+    struct vigil_swim_cert c;
+    if (plen < VIGIL_SWIM_SIG_LEN)
+        return false;
+    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
+    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
+        return false;
+    uint8_t msg[SWIM_ALIVE_MSG_MAX];
+    size_t ml2 = alive_message(s, inc, id, a, meta, ml, msg);
+    return crypto_sign_verify_detached(proof + cl, msg, ml2, c.pk) == 0;
+}
+
+/* Signs this member's alive at its incarnation now (with a signing key; after every change). */
+static void sign_alive(struct vigil_swim *s)
+{
+    if (!s->cfg.has_sign_key)
+        return;
+    uint8_t msg[SWIM_ALIVE_MSG_MAX];
+    size_t ml = alive_message(s, s->incarnation, s->self, &s->cfg.addr, s->meta, s->meta_len, msg);
+    memcpy(s->self_alive, s->cfg.cert, s->cfg.cert_len);
+    crypto_sign_detached(s->self_alive + s->cfg.cert_len, NULL, msg, ml, s->cfg.sign_sk);
+    s->self_alive_len = (uint8_t)(s->cfg.cert_len + VIGIL_SWIM_SIG_LEN);
+}
+
 /* ---- events and the outgoing queue ---- */
 
 /* Doubles a ring of *cap elements of size sz (head, len kept in order) up to max; false if not. */
@@ -452,11 +685,36 @@ static void w_addr(struct wbuf *w, const struct vigil_addr *a)
     w_bytes(w, a->addr, a->family == SWIM_AF_INET6 ? 16 : 4);
 }
 
+/*
+ * The proof an update of kind (left or alive) about member (UINT32_MAX:
+ * this one) travels with; *len 0: none. A member's stored proof is that of
+ * its state: its leave while it is left, its alive otherwise.
+ */
+static const uint8_t *update_proof(const struct vigil_swim *s, uint8_t kind, uint32_t member,
+                                   size_t *len)
+{
+    *len = 0;
+    if (member == UINT32_MAX) {
+        if (kind == UPD_LEFT)
+            *len = s->self_proof_len;
+        else if (kind == UPD_ALIVE)
+            *len = s->self_alive_len;
+        return kind == UPD_LEFT ? s->self_proof : s->self_alive;
+    }
+    const struct member *m = &s->m[member];
+    bool left = m->state == VIGIL_STATE_LEFT;
+    if ((kind == UPD_LEFT && left) || (kind == UPD_ALIVE && !left))
+        *len = m->proof_len;
+    return *len ? m->meta + m->meta_len : NULL;
+}
+
 /* The bytes an update takes. */
 static size_t update_size(const struct vigil_swim *s, const struct update *u)
 {
     const char *id = u->member == UINT32_MAX ? s->self : s->m[u->member].id;
-    size_t n = 1 + 4 + 1 + strlen(id);
+    size_t n = 1 + 4 + 1 + strlen(id), pl;
+    (void)update_proof(s, u->kind, u->member, &pl);
+    n += pl;
     if (u->kind == UPD_ALIVE) {
         const struct vigil_addr *a = u->member == UINT32_MAX ? &s->cfg.addr : &s->m[u->member].addr;
         size_t ml = u->member == UINT32_MAX ? s->meta_len : s->m[u->member].meta_len;
@@ -467,19 +725,50 @@ static size_t update_size(const struct vigil_swim *s, const struct update *u)
     return n;
 }
 
+/*
+ * An alive's fields after its kind: incarnation, id, address, metadata.
+ * The same bytes are what an alive's signature covers.
+ */
+static void w_alive_body(struct wbuf *w, uint32_t inc, const char *id, const struct vigil_addr *a,
+                         const uint8_t *meta, uint8_t ml)
+{
+    w_u32(w, inc);
+    w_id(w, id);
+    w_addr(w, a);
+    w_u8(w, ml);
+    w_bytes(w, meta, ml);
+}
+
+static size_t alive_message(const struct vigil_swim *s, uint32_t inc, const char *id,
+                            const struct vigil_addr *a, const uint8_t *meta, uint8_t ml,
+                            uint8_t *msg)
+{
+    size_t dl = sizeof SWIM_ALIVE_DOMAIN - 1;
+    memcpy(msg, SWIM_ALIVE_DOMAIN, dl);
+    memcpy(msg + dl, s->fingerprint, sizeof s->fingerprint);
+    struct wbuf w = {.p = msg, .len = dl + sizeof s->fingerprint, .cap = SWIM_ALIVE_MSG_MAX};
+    w_alive_body(&w, inc, id, a, meta, ml);
+    return w.len;
+}
+
 static void w_update(struct vigil_swim *s, struct wbuf *w, uint8_t kind, uint32_t member,
                      uint32_t inc, const char *from)
 {
     bool me = member == UINT32_MAX;
-    w_u8(w, kind);
+    size_t pl = 0;
+    const uint8_t *proof = update_proof(s, kind, member, &pl);
+    w_u8(w, !pl ? kind : kind == UPD_LEFT ? UPD_LEFT_SIGNED : UPD_ALIVE_SIGNED);
+    if (kind == UPD_ALIVE) {
+        w_alive_body(w, inc, me ? s->self : s->m[member].id, me ? &s->cfg.addr : &s->m[member].addr,
+                     me ? s->meta : s->m[member].meta, me ? s->meta_len : s->m[member].meta_len);
+        w_bytes(w, proof, pl);
+        return;
+    }
     w_u32(w, inc);
     w_id(w, me ? s->self : s->m[member].id);
-    if (kind == UPD_ALIVE) {
-        w_addr(w, me ? &s->cfg.addr : &s->m[member].addr);
-        uint8_t ml = me ? s->meta_len : s->m[member].meta_len;
-        w_u8(w, ml);
-        w_bytes(w, me ? s->meta : s->m[member].meta, ml);
-    } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
+    if (pl)
+        w_bytes(w, proof, pl);
+    if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
         w_id(w, from ? from : "");
     }
 }
@@ -489,13 +778,15 @@ static void w_begin(struct vigil_swim *s, struct wbuf *w, uint8_t *buf, uint8_t 
 {
     w->p = buf;
     w->len = 0;
-    w->cap = (s->cfg.mtu < 1280 ? s->cfg.mtu : 1280) - (s->cfg.has_key ? SWIM_TAG_LEN : 0);
+    /* What sealing or the tag adds comes off the room for updates. */
+    size_t extra = s->cfg.encrypt ? VIGIL_SWIM_SEAL_OVERHEAD : s->cfg.has_key ? SWIM_TAG_LEN : 0;
+    w->cap = (s->cfg.mtu < 1280 ? s->cfg.mtu : 1280) - extra;
     w->full = false;
     w_u8(w, SWIM_MAGIC0);
     w_u8(w, SWIM_MAGIC1);
     w_u8(w, SWIM_VERSION);
     w_u8(w, type);
-    w_u8(w, s->cfg.has_key ? SWIM_FLAG_AUTH : 0);
+    w_u8(w, s->cfg.encrypt ? SWIM_FLAG_SEALED : s->cfg.has_key ? SWIM_FLAG_AUTH : 0);
     w_u8(w, (uint8_t)s->self_len);
     w_u16(w, 0);
     w_u32(w, seq);
@@ -560,7 +851,27 @@ static void w_piggyback(struct vigil_swim *s, struct wbuf *w, uint32_t first)
     s->n_upd = j;
 }
 
-/* Tags and queues the datagram. */
+/*
+ * Seals the datagram in w (header, then the rest in clear) into out: the
+ * header, the nonce (the caller's random prefix, then the counter,
+ * big-endian), the ciphertext of the rest and the Poly1305 tag, with the
+ * header and the nonce as associated data. Returns its length.
+ */
+static size_t seal(struct vigil_swim *s, const struct wbuf *w, uint8_t *out)
+{
+    memcpy(out, w->p, SWIM_HDR);
+    memcpy(out + SWIM_HDR, s->cfg.nonce_prefix, VIGIL_SWIM_NONCE_PREFIX_LEN);
+    uint64_t c = ++s->seal_count;
+    for (int i = 0; i < 8; i++)
+        out[SWIM_HDR + VIGIL_SWIM_NONCE_PREFIX_LEN + i] = (uint8_t)(c >> (56 - 8 * i));
+    size_t ad = SWIM_HDR + SWIM_NONCE_LEN;
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(out + ad, &clen, w->p + SWIM_HDR, w->len - SWIM_HDR,
+                                               out, ad, NULL, out + SWIM_HDR, s->seal);
+    return ad + (size_t)clen;
+}
+
+/* Tags (or seals) and queues the datagram. */
 static void w_send(struct vigil_swim *s, struct wbuf *w, const struct vigil_addr *to)
 {
     if (w->full || !to || to->family == 0)
@@ -568,12 +879,19 @@ static void w_send(struct vigil_swim *s, struct wbuf *w, const struct vigil_addr
     if (s->out_len == s->out_cap && !ring_grow(s, (void **)&s->out, &s->out_head, s->out_len,
                                                &s->out_cap, sizeof(*s->out), SWIM_OUT_MAX))
         return;
+    struct outmsg *o = &s->out[(s->out_head + s->out_len++) % s->out_cap];
+    o->to = *to;
+    if (s->cfg.encrypt) {
+        w->len = seal(s, w, o->buf);
+        o->len = (uint16_t)w->len;
+        s->stats.sent++;
+        s->stats.bytes_sent += w->len;
+        return;
+    }
     if (s->cfg.has_key) {
         crypto_shorthash_siphashx24(w->p + w->len, w->p, w->len, s->mac);
         w->len += SWIM_TAG_LEN;
     }
-    struct outmsg *o = &s->out[(s->out_head + s->out_len++) % s->out_cap];
-    o->to = *to;
     o->len = (uint16_t)w->len;
     memcpy(o->buf, w->p, w->len);
     s->stats.sent++;
@@ -706,18 +1024,34 @@ static uint32_t add_member(struct vigil_swim *s, const char *id, vigil_time_t no
     return idx;
 }
 
-/* Keeps len bytes of metadata for member m (the allocation follows its size). */
-static void set_meta(struct vigil_swim *s, struct member *m, const uint8_t *meta, uint8_t len)
+/*
+ * Keeps meta_len bytes of metadata and proof_len bytes of a leave's proof
+ * for member m, in one allocation that follows their size (reused when
+ * the size stays; meta may point into the old one). Out of memory: none.
+ */
+static void set_tail(struct vigil_swim *s, struct member *m, const uint8_t *meta, uint8_t meta_len,
+                     const uint8_t *proof, uint8_t proof_len)
 {
-    if (len != m->meta_len || (len && !m->meta)) {
-        s_free(&s->al, m->meta);
-        m->meta = len ? s_calloc(&s->al, 1, len) : NULL;
-        if (len && !m->meta)
-            len = 0;
+    size_t n = (size_t)meta_len + proof_len;
+    uint8_t *p = m->meta;
+    if (n != (size_t)m->meta_len + m->proof_len || (n && !p)) {
+        p = n ? s_calloc(&s->al, 1, n) : NULL;
+        if (n && !p) {
+            s_free(&s->al, m->meta);
+            m->meta = NULL;
+            m->meta_len = m->proof_len = 0;
+            return;
+        }
     }
-    if (len)
-        memcpy(m->meta, meta, len);
-    m->meta_len = len;
+    if (meta_len)
+        memmove(p, meta, meta_len);
+    if (proof_len)
+        memmove(p + meta_len, proof, proof_len);
+    if (p != m->meta)
+        s_free(&s->al, m->meta);
+    m->meta = p;
+    m->meta_len = meta_len;
+    m->proof_len = proof_len;
 }
 
 static void set_state(struct vigil_swim *s, uint32_t idx, enum vigil_state to, vigil_time_t now,
@@ -824,22 +1158,41 @@ static void refute(struct vigil_swim *s, uint32_t inc)
         s->incarnation++;
     s->stats.refutations++;
     awareness(s, +1);
+    sign_alive(s);
     queue_update(s, UINT32_MAX, UPD_ALIVE, s->incarnation, NULL);
 }
 
-/* Applies one update heard from sender at now. */
+/*
+ * Applies one update heard from sender at now; a left with its proof
+ * (proof_len bytes; NULL: unsigned).
+ */
 static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *id,
                   const struct vigil_addr *addr, const uint8_t *meta, uint8_t meta_len,
-                  const char *from, vigil_time_t now)
+                  const char *from, const uint8_t *proof, uint8_t proof_len, vigil_time_t now)
 {
-    if (!strcmp(id, s->self)) {
+    if (kind == UPD_LEFT && !leave_ok(s, id, inc, proof, proof_len)) {
+        s->stats.leaves_refused++;
+        return;
+    }
+    bool me = !strcmp(id, s->self);
+    uint32_t idx = me ? VIGIL__IDTABLE_NONE : find(s, id);
+    /* An alive that would be taken (it is news) needs its signature checked first. */
+    if (kind == UPD_ALIVE &&
+        (me ? inc > s->incarnation : idx == VIGIL__IDTABLE_NONE || inc > s->m[idx].incarnation) &&
+        !alive_ok(s, inc, id, addr, meta, meta_len, proof, proof_len)) {
+        s->stats.alives_refused++;
+        return;
+    }
+    if (me) {
         if ((kind == UPD_SUSPECT || kind == UPD_DEAD) && inc >= s->incarnation)
             refute(s, inc);
         else if (kind == UPD_ALIVE && inc > s->incarnation)
             refute(s, inc); /* an old self of ours: move past it */
+        else if (kind == UPD_LEFT && inc >= s->incarnation)
+            refute(s, inc); /* not leaving (refute() knows): a replayed or forged leave, or
+                               one of an earlier life of this id */
         return;
     }
-    uint32_t idx = find(s, id);
     if (idx == VIGIL__IDTABLE_NONE) {
         if (kind != UPD_ALIVE)
             return; /* learned of through its alive, not through an accusation */
@@ -849,7 +1202,7 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         struct member *m = &s->m[idx];
         m->incarnation = inc;
         m->addr = *addr;
-        set_meta(s, m, meta, meta_len);
+        set_tail(s, m, meta, meta_len, proof, proof ? proof_len : 0);
         set_state(s, idx, VIGIL_STATE_ALIVE, now, "joined", 0);
         queue_update(s, idx, UPD_ALIVE, inc, NULL);
         return;
@@ -863,7 +1216,8 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
             enum vigil_state old = (enum vigil_state)m->state;
             m->incarnation = inc;
             m->addr = *addr;
-            set_meta(s, m, meta, meta_len);
+            /* Its proof, if signed, replaces the one of its last alive or of its leave. */
+            set_tail(s, m, meta, meta_len, proof, proof ? proof_len : 0);
             if (old != VIGIL_STATE_ALIVE)
                 set_state(s, idx, VIGIL_STATE_ALIVE, now,
                           old == VIGIL_STATE_SUSPECT ? "refuted" : "rejoined", 0);
@@ -893,7 +1247,12 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         if (inc >= m->incarnation && m->state != VIGIL_STATE_LEFT) {
             m->incarnation = inc;
             set_state(s, idx, VIGIL_STATE_LEFT, now, "left", 0);
+            set_tail(s, m, m->meta, m->meta_len, proof, proof ? proof_len : 0);
             queue_update(s, idx, UPD_LEFT, inc, NULL);
+        } else if (m->state == VIGIL_STATE_LEFT && inc == m->incarnation && proof &&
+                   !m->proof_len) {
+            /* Taken unsigned before: kept with its proof now, for members that need one. */
+            set_tail(s, m, m->meta, m->meta_len, proof, proof_len);
         }
         break;
     }
@@ -962,6 +1321,41 @@ static void r_addr(struct rbuf *r, struct vigil_addr *a)
     a->family = f == 6 ? SWIM_AF_INET6 : f == 4 ? SWIM_AF_INET : 0;
 }
 
+/* A left's proof at r: a certificate's length (from its id length), and a signature. */
+static size_t r_proof(struct rbuf *r)
+{
+    if (r->bad || r->at + 2 > r->len) {
+        r->bad = true;
+        return 0;
+    }
+    size_t n = 2 + (size_t)r->p[r->at + 1] + VIGIL_SWIM_SIGN_PK_LEN + 2 * VIGIL_SWIM_SIG_LEN;
+    if (n > SWIM_PROOF_MAX || r->at + n > r->len) {
+        r->bad = true;
+        return 0;
+    }
+    r->at += n;
+    return n;
+}
+
+/*
+ * Opens a sealed datagram into plain (SWIM_PLAIN_MAX bytes): its header
+ * (flags cleared), then what was sealed. Returns the length, or 0 if it
+ * does not open.
+ */
+static size_t unseal(const struct vigil_swim *s, const uint8_t *buf, size_t len, uint8_t *plain)
+{
+    size_t ad = SWIM_HDR + SWIM_NONCE_LEN;
+    if (len < ad + 4 + SWIM_SEAL_TAG || len - ad - SWIM_SEAL_TAG > SWIM_PLAIN_MAX - SWIM_HDR)
+        return 0;
+    unsigned long long mlen = 0;
+    if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain + SWIM_HDR, &mlen, NULL, buf + ad,
+                                                   len - ad, buf, ad, buf + SWIM_HDR, s->seal) != 0)
+        return 0;
+    memcpy(plain, buf, SWIM_HDR);
+    plain[4] = 0;
+    return SWIM_HDR + (size_t)mlen;
+}
+
 int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t *buf, size_t len,
                            const struct vigil_addr *from)
 {
@@ -972,7 +1366,20 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         s->stats.malformed++;
         return -VIGIL_EMAGIC;
     }
-    if (s->cfg.has_key) {
+    /*
+     * Sealed or not, as this member is: a member that seals reads nothing
+     * in clear, and one that does not cannot open a sealed datagram.
+     */
+    uint8_t plain[SWIM_PLAIN_MAX];
+    if (s->cfg.encrypt || (buf[4] & SWIM_FLAG_SEALED)) {
+        size_t pl = s->cfg.encrypt && buf[4] == SWIM_FLAG_SEALED ? unseal(s, buf, len, plain) : 0;
+        if (pl == 0) {
+            s->stats.auth_failed++;
+            return -VIGIL_EAUTH;
+        }
+        buf = plain;
+        len = pl;
+    } else if (s->cfg.has_key) {
         uint8_t tag[SWIM_TAG_LEN];
         if (!(buf[4] & SWIM_FLAG_AUTH) || len < SWIM_HDR + 4 + SWIM_TAG_LEN) {
             s->stats.auth_failed++;
@@ -1034,7 +1441,7 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         (void)r_u32(&r);
         char id[VIGIL_ID_MAX + 1];
         r_id(&r, id, false);
-        if (kind == UPD_ALIVE) {
+        if (kind == UPD_ALIVE || kind == UPD_ALIVE_SIGNED) {
             struct vigil_addr a;
             r_addr(&r, &a);
             uint8_t ml = r_u8(&r);
@@ -1042,9 +1449,13 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
                 r.bad = true;
             else
                 r.at += ml;
+            if (kind == UPD_ALIVE_SIGNED)
+                (void)r_proof(&r);
         } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
             char f[VIGIL_ID_MAX + 1];
             r_id(&r, f, false);
+        } else if (kind == UPD_LEFT_SIGNED) {
+            (void)r_proof(&r);
         } else if (kind != UPD_LEFT) {
             r.bad = true;
         }
@@ -1063,17 +1474,26 @@ int vigil_swim_on_datagram(struct vigil_swim *s, vigil_time_t now, const uint8_t
         r_id(&r, id, false);
         struct vigil_addr a;
         memset(&a, 0, sizeof(a));
-        const uint8_t *meta = NULL;
-        uint8_t ml = 0;
-        if (kind == UPD_ALIVE) {
+        const uint8_t *meta = NULL, *proof = NULL;
+        uint8_t ml = 0, pl = 0;
+        if (kind == UPD_ALIVE || kind == UPD_ALIVE_SIGNED) {
             r_addr(&r, &a);
             ml = r_u8(&r);
             meta = buf + r.at;
             r.at += ml;
+            if (kind == UPD_ALIVE_SIGNED) {
+                proof = buf + r.at;
+                pl = (uint8_t)r_proof(&r);
+                kind = UPD_ALIVE;
+            }
         } else if (kind == UPD_SUSPECT || kind == UPD_DEAD) {
             r_id(&r, f, false);
+        } else if (kind == UPD_LEFT_SIGNED) {
+            proof = buf + r.at;
+            pl = (uint8_t)r_proof(&r);
+            kind = UPD_LEFT;
         }
-        apply(s, kind, inc, id, &a, meta, ml, f, now);
+        apply(s, kind, inc, id, &a, meta, ml, f, proof, pl, now);
     }
     uint32_t sidx = find(s, sender);
     switch (type) {
@@ -1399,6 +1819,24 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
         cfg->suspicion_mult < 1 || cfg->suspicion_max_mult < 1 || cfg->awareness_max < 1 ||
         cfg->gossip_interval <= 0 || cfg->sync_interval <= 0 || cfg->reconnect_interval <= 0)
         return -VIGIL_EINVAL;
+    /* Sealing needs the key, and a prefix that keeps this member's nonces its own. */
+    if (cfg->encrypt &&
+        (!cfg->has_key || sodium_is_zero(cfg->nonce_prefix, sizeof cfg->nonce_prefix)))
+        return -VIGIL_EINVAL;
+    if ((cfg->require_signed_leave || cfg->require_signed_alive) && !cfg->has_leave_ca)
+        return -VIGIL_EINVAL;
+    if (cfg->has_sign_key) {
+        /* The certificate names this member and the signing key's public half (and verifies). */
+        struct vigil_swim_cert c;
+        uint8_t pk[VIGIL_SWIM_SIGN_PK_LEN];
+        crypto_sign_ed25519_sk_to_pk(pk, cfg->sign_sk);
+        if (cfg->cert_len > sizeof cfg->cert ||
+            vigil_swim_cert_parse(cfg->cert, cfg->cert_len, &c) != 0 || strcmp(c.id, cfg->id) ||
+            sodium_memcmp(c.pk, pk, sizeof pk) != 0 ||
+            (cfg->has_leave_ca &&
+             vigil_swim_cert_verify(cfg->leave_ca_pk, cfg->cert, cfg->cert_len, NULL) != 0))
+            return -VIGIL_EINVAL;
+    }
     struct vigil_allocator al = cfg->allocator;
     if (!al.calloc) {
         al.calloc = libc_calloc;
@@ -1409,12 +1847,18 @@ int vigil_swim_new(const struct vigil_swim_config *cfg, vigil_time_t now, struct
         return -VIGIL_ENOMEM;
     s->cfg = *cfg;
     s->al = al;
-    if (cfg->has_key)
+    if (cfg->has_key) {
         vigil_wire_mac_key(s->mac, cfg->key);
+        vigil_wire_key_fingerprint(s->fingerprint, cfg->key);
+    }
+    if (cfg->encrypt)
+        (void)crypto_kdf_derive_from_key(s->seal, sizeof s->seal, SWIM_SEAL_SUBKEY_ID,
+                                         SWIM_SEAL_CONTEXT, cfg->key);
     sodium_memzero(s->cfg.key, sizeof(s->cfg.key));
     s->self_len = strlen(cfg->id);
     memcpy(s->self, cfg->id, s->self_len + 1);
     s->cfg.id = s->self;
+    sign_alive(s);
     s->rng = cfg->seed ^ id_hash(cfg->id);
     s->probe_target = UINT32_MAX;
     if (vigil__idtable_init(&s->ids, 16, &al, NULL, member_id_of, s) != 0) {
@@ -1448,6 +1892,8 @@ void vigil_swim_free(struct vigil_swim *s)
     s_free(&s->al, s->out);
     s_free(&s->al, s->ev);
     sodium_memzero(s->mac, sizeof(s->mac));
+    sodium_memzero(s->seal, sizeof(s->seal));
+    sodium_memzero(s->cfg.sign_sk, sizeof(s->cfg.sign_sk));
     struct vigil_allocator al = s->al;
     s_free(&al, s);
 }
@@ -1464,6 +1910,14 @@ void vigil_swim_leave(struct vigil_swim *s, vigil_time_t now)
 {
     (void)now;
     s->leaving = true;
+    if (s->cfg.has_sign_key) {
+        /* Signed: the proof goes with every copy of this leave, syncs included. */
+        uint8_t msg[SWIM_LEAVE_MSG_MAX];
+        size_t ml = leave_message(s, s->self, s->incarnation, msg);
+        memcpy(s->self_proof, s->cfg.cert, s->cfg.cert_len);
+        crypto_sign_detached(s->self_proof + s->cfg.cert_len, NULL, msg, ml, s->cfg.sign_sk);
+        s->self_proof_len = (uint8_t)(s->cfg.cert_len + VIGIL_SWIM_SIG_LEN);
+    }
     queue_update(s, UINT32_MAX, UPD_LEFT, s->incarnation, NULL);
     /* Told to a few members at once; gossip carries it on. */
     uint32_t to[8];
@@ -1497,6 +1951,7 @@ int vigil_swim_set_meta(struct vigil_swim *s, vigil_time_t now, const uint8_t *m
     memcpy(s->meta, meta, len);
     s->meta_len = (uint8_t)len;
     s->incarnation++;
+    sign_alive(s);
     queue_update(s, UINT32_MAX, UPD_ALIVE, s->incarnation, NULL);
     return 0;
 }

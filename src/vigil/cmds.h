@@ -28,6 +28,8 @@ int cmd_set(int argc, char **argv);      /* agent.c: edits an agent's status fil
 int cmd_explain(int argc, char **argv);  /* explain.c */
 int cmd_tune(int argc, char **argv);     /* tune.c */
 int cmd_sim(int argc, char **argv);      /* sim.c */
+
+int cmd_peer_cert(int argc, char **argv); /* peercert.c: vigil peer-cert ca|issue */
 /* Hidden (not in the usage): one candidate of an etcd leader election. */
 int cmd_leader_probe(int argc, char **argv); /* leader_probe.c */
 

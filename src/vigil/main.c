@@ -22,6 +22,7 @@ static const struct {
     {"sim", cmd_sim, "simulate a configuration on a modelled network, in virtual time"},
     {"set", cmd_set, "set or remove custom status in an agent's status file"},
     {"keygen", cmd_keygen, "make a master key, or derive a node key"},
+    {"peer-cert", cmd_peer_cert, "make a peer cluster's signing CA, or a member's certificate"},
     {"actions", cmd_actions, "list a running monitor's pending and recent actions"},
     {"maint", cmd_maint, "hold a node's actions for maintenance (needs the API's token)"},
     {"failover", cmd_failover, "switch a failover group's primary (needs the API's token)"},
