@@ -332,8 +332,13 @@ struct vcfg_peer {
     char *listen; /* "IP:PORT" of the member's UDP socket */
     char *seeds[VCFG_PEER_MAX_SEEDS];
     size_t n_seeds;
-    char *key_file; /* the cluster key: every message tagged with it */
-    bool insecure;  /* no key: anyone may speak (must be asked for) */
+    char *key_file;    /* the cluster key: every message tagged with it */
+    bool insecure;     /* no key: anyone may speak (must be asked for) */
+    bool encrypt;      /* every datagram sealed with the cluster key */
+    char *member_file; /* this member's signing key and certificate (vigil peer-cert issue) */
+    char *ca_file;     /* the CA's public key (vigil peer-cert ca): leaves and alives checked */
+    /* Unsigned leaves and alives refused (default: true when ca_file is given). */
+    int require_signed; /* -1: the default */
     vigil_time_t interval, probe_timeout, gossip_interval, sync_interval, reconnect_interval;
     vigil_time_t pause_tolerance; /* 0: the interval */
     uint32_t indirect_checks, retransmit_mult, suspicion_mult, suspicion_max_mult, gossip_nodes;

@@ -32,6 +32,7 @@ void vcfg_peer_default(struct vcfg_peer *p)
     p->max_members = d.max_members;
     p->lifeguard = true;
     p->status_interval = 10 * VIGIL_NSEC_PER_SEC;
+    p->require_signed = -1;
 }
 
 void vcfg_peer_free(struct vcfg_peer *p)
@@ -39,8 +40,10 @@ void vcfg_peer_free(struct vcfg_peer *p)
     free(p->id);
     free(p->listen);
     free(p->key_file);
+    free(p->member_file);
+    free(p->ca_file);
     vcfg__free_strs(p->seeds, &p->n_seeds);
-    p->id = p->listen = p->key_file = NULL;
+    p->id = p->listen = p->key_file = p->member_file = p->ca_file = NULL;
 }
 
 static int addr_ok(struct vcfg__ld *l, const config_setting_t *s, const char *v)
@@ -119,6 +122,36 @@ static int p_key_file(struct vcfg__ld *l, const config_setting_t *s)
 static int p_insecure(struct vcfg__ld *l, const config_setting_t *s)
 {
     return vcfg__rd_bool(l, s, &l->c->peer.insecure);
+}
+
+static int p_encrypt(struct vcfg__ld *l, const config_setting_t *s)
+{
+    return vcfg__rd_bool(l, s, &l->c->peer.encrypt);
+}
+
+static int p_member_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->peer.member_file, v);
+}
+
+static int p_ca_file(struct vcfg__ld *l, const config_setting_t *s)
+{
+    const char *v = NULL;
+    if (vcfg__rd_string(l, s, &v) != 0)
+        return -1;
+    return vcfg__set_path(l, s, &l->c->peer.ca_file, v);
+}
+
+static int p_require_signed(struct vcfg__ld *l, const config_setting_t *s)
+{
+    bool v = false;
+    if (vcfg__rd_bool(l, s, &v) != 0)
+        return -1;
+    l->c->peer.require_signed = v;
+    return 0;
 }
 
 static int p_lifeguard(struct vcfg__ld *l, const config_setting_t *s)
@@ -273,6 +306,10 @@ int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s)
         {"seeds", p_seeds},
         {"key_file", p_key_file},
         {"insecure", p_insecure},
+        {"encrypt", p_encrypt},
+        {"member_file", p_member_file},
+        {"ca_file", p_ca_file},
+        {"require_signed", p_require_signed},
         {"lifeguard", p_lifeguard},
         {"interval", p_interval},
         {"probe_timeout", p_probe_timeout},

@@ -25,23 +25,29 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: vigil peer [-c FILE] [--id ID] [--listen IP:PORT] [--seed IP:PORT]...\n"
-            "                  [--key-file FILE | --insecure] [--api IP:PORT] [--interval DUR]\n"
-            "                  [--no-lifeguard] [--log-file FILE] [--check]\n"
-            "  A member of a peer-to-peer cluster: SWIM with Lifeguard, no central monitor\n"
-            "  (docs/peer.md). Settings: the peer and monitor sections of FILE; flags override.\n"
-            "  --id ID          this member's id (peer.id; default: the host name)\n"
-            "  --listen IP:PORT its UDP socket (peer.listen)\n"
-            "  --seed IP:PORT   a member to join through (peer.seeds; repeat; asked every second\n"
-            "                   until one answers)\n"
-            "  --key-file FILE  the cluster's key (vigil keygen -o FILE): every message tagged\n"
-            "  --insecure       no key: anyone may speak to the members\n"
-            "  --api IP:PORT    the API (monitor.api; without -c: none unless given), so that\n"
-            "                   vigil status and vigil events work against this member\n"
-            "  --interval DUR   the protocol period (peer.interval, default 1s)\n"
-            "  --check          check the settings and exit\n"
-            "SIGTERM or SIGINT: leave (the others mark this member left) and exit 0.\n");
+    fprintf(
+        f, "usage: vigil peer [-c FILE] [--id ID] [--listen IP:PORT] [--seed IP:PORT]...\n"
+           "                  [--key-file FILE [--encrypt] | --insecure] [--member-file FILE]\n"
+           "                  [--ca FILE] [--api IP:PORT] [--interval DUR] [--no-lifeguard]\n"
+           "                  [--log-file FILE] [--check]\n"
+           "  A member of a peer-to-peer cluster: SWIM with Lifeguard, no central monitor\n"
+           "  (docs/peer.md). Settings: the peer and monitor sections of FILE; flags override.\n"
+           "  --id ID          this member's id (peer.id; default: the host name)\n"
+           "  --listen IP:PORT its UDP socket (peer.listen)\n"
+           "  --seed IP:PORT   a member to join through (peer.seeds; repeat; asked every second\n"
+           "                   until one answers)\n"
+           "  --key-file FILE  the cluster's key (vigil keygen -o FILE): every message tagged\n"
+           "  --encrypt        seal every datagram with the cluster's key (peer.encrypt)\n"
+           "  --member-file F  this member's signing key and certificate (vigil peer-cert issue):\n"
+           "                   its leave and refutations are signed (peer.member_file)\n"
+           "  --ca FILE        the certificates' CA public key (vigil peer-cert ca): unsigned or\n"
+           "                   forged leaves and alives are refused (peer.ca_file)\n"
+           "  --insecure       no key: anyone may speak to the members\n"
+           "  --api IP:PORT    the API (monitor.api; without -c: none unless given), so that\n"
+           "                   vigil status and vigil events work against this member\n"
+           "  --interval DUR   the protocol period (peer.interval, default 1s)\n"
+           "  --check          check the settings and exit\n"
+           "SIGTERM or SIGINT: leave (the others mark this member left) and exit 0.\n");
 }
 
 static char *dup_or_die(const char *s)
@@ -56,13 +62,27 @@ static char *dup_or_die(const char *s)
 
 int cmd_peer(int argc, char **argv)
 {
-    enum { OPT_ID = 256, OPT_SEED, OPT_INSECURE, OPT_NOLG, OPT_LOGFILE, OPT_CHECK, OPT_INTERVAL };
+    enum {
+        OPT_ID = 256,
+        OPT_SEED,
+        OPT_INSECURE,
+        OPT_NOLG,
+        OPT_LOGFILE,
+        OPT_CHECK,
+        OPT_INTERVAL,
+        OPT_ENCRYPT,
+        OPT_MEMBER,
+        OPT_CA
+    };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
                                          {"id", required_argument, 0, OPT_ID},
                                          {"listen", required_argument, 0, 'l'},
                                          {"seed", required_argument, 0, OPT_SEED},
                                          {"key-file", required_argument, 0, 'k'},
                                          {"insecure", no_argument, 0, OPT_INSECURE},
+                                         {"encrypt", no_argument, 0, OPT_ENCRYPT},
+                                         {"member-file", required_argument, 0, OPT_MEMBER},
+                                         {"ca", required_argument, 0, OPT_CA},
                                          {"api", required_argument, 0, 'a'},
                                          {"interval", required_argument, 0, OPT_INTERVAL},
                                          {"no-lifeguard", no_argument, 0, OPT_NOLG},
@@ -133,6 +153,17 @@ int cmd_peer(int argc, char **argv)
             break;
         case OPT_INSECURE:
             p->insecure = true;
+            break;
+        case OPT_ENCRYPT:
+            p->encrypt = true;
+            break;
+        case OPT_MEMBER:
+            free(p->member_file);
+            p->member_file = dup_or_die(optarg);
+            break;
+        case OPT_CA:
+            free(p->ca_file);
+            p->ca_file = dup_or_die(optarg);
             break;
         case 'a':
             free(cfg.monitor.api);

@@ -19,6 +19,7 @@
 
 #include "evlog.h"
 #include "fmt.h"
+#include "peercert.h"
 #include "peerd.h"
 #include <vigil/swim.h>
 
@@ -43,6 +44,9 @@ struct peerd {
     struct vigil_addr seeds[VCFG_PEER_MAX_SEEDS];
     size_t n_seeds;
     bool keyed;
+    bool sealed;   /* datagrams encrypted */
+    bool signing;  /* this member signs its leave and alives */
+    bool checking; /* others' leaves and alives checked against the CA */
     bool leaving;
     size_t custom_kept; /* custom pairs that fit in the metadata */
     uint8_t meta[VIGIL_SWIM_META_MAX];
@@ -393,6 +397,60 @@ int peerd_new(const struct peerd_opts *o, struct peerd **out, char *err, size_t 
         sc.has_key = true;
         p->keyed = true;
     }
+    if (c->encrypt && !sc.has_key) {
+        snprintf(err, cap, "peer.encrypt needs the cluster's key (peer.key_file)");
+        free(p);
+        return -1;
+    }
+    sc.encrypt = c->encrypt;
+    if (c->encrypt)
+        env->random(env, sc.nonce_prefix, sizeof sc.nonce_prefix);
+    /* Signed leaves and alives (docs/peer.md, "Signed leaves"). */
+    if (c->ca_file) {
+        if (peercert_read_ca_pk(env->fs, c->ca_file, sc.leave_ca_pk, err, cap) != 0) {
+            sodium_memzero(sc.key, sizeof sc.key);
+            free(p);
+            return -1;
+        }
+        sc.has_leave_ca = true;
+        bool req = c->require_signed != 0; /* -1, the default, requires them */
+        sc.require_signed_leave = req;
+        sc.require_signed_alive = req;
+    } else if (c->require_signed == 1) {
+        snprintf(err, cap, "peer.require_signed needs the CA's public key (peer.ca_file)");
+        sodium_memzero(sc.key, sizeof sc.key);
+        free(p);
+        return -1;
+    }
+    if (c->member_file) {
+        char mid[VIGIL_ID_MAX + 1];
+        if (peercert_read_member(env->fs, c->member_file, mid, sc.sign_sk, sc.cert, &sc.cert_len,
+                                 sc.has_leave_ca ? sc.leave_ca_pk : NULL, err, cap) != 0) {
+            sodium_memzero(sc.key, sizeof sc.key);
+            free(p);
+            return -1;
+        }
+        if (strcmp(mid, c->id) != 0) {
+            snprintf(err, cap, "peer.member_file %s is member %s's, not %s's", c->member_file, mid,
+                     c->id);
+            sodium_memzero(sc.key, sizeof sc.key);
+            sodium_memzero(sc.sign_sk, sizeof sc.sign_sk);
+            free(p);
+            return -1;
+        }
+        sc.has_sign_key = true;
+        p->signing = true;
+    } else if (sc.require_signed_alive) {
+        snprintf(err, cap,
+                 "peer.ca_file makes the members require signed leaves and alives: give this "
+                 "member its own key and certificate (peer.member_file, vigil peer-cert issue), "
+                 "or set peer.require_signed = false");
+        sodium_memzero(sc.key, sizeof sc.key);
+        free(p);
+        return -1;
+    }
+    p->sealed = c->encrypt;
+    p->checking = sc.has_leave_ca;
     const char *why = "invalid address";
     if (env->net->ops->resolve(env->net, c->listen, 7946, &p->self_addr, &why) < 0) {
         snprintf(err, cap, "peer.listen %s: %s", c->listen, why);
@@ -413,6 +471,7 @@ int peerd_new(const struct peerd_opts *o, struct peerd **out, char *err, size_t 
     vigil_time_t now = vio_now(p->loop);
     int rc = vigil_swim_new(&sc, now, &p->swim);
     sodium_memzero(sc.key, sizeof sc.key);
+    sodium_memzero(sc.sign_sk, sizeof sc.sign_sk);
     if (rc == 0)
         rc = env->net->ops->open(env->net, p->loop, &p->self_addr, p->self_addr.family, &p->t);
     if (rc != 0) {
@@ -430,9 +489,14 @@ int peerd_new(const struct peerd_opts *o, struct peerd **out, char *err, size_t 
         return -1;
     }
     refresh_status(p, now, true);
-    say(p, "id=%s listen=%s seeds=%zu lifeguard=%s interval=%s%s", c->id, c->listen, p->n_seeds,
-        c->lifeguard ? "on" : "off", vigil_dur_s((double)c->interval / VIGIL_NSEC_PER_SEC).s,
-        p->keyed ? "" : " (insecure: no key)");
+    say(p, "id=%s listen=%s seeds=%zu lifeguard=%s interval=%s%s%s%s%s", c->id, c->listen,
+        p->n_seeds, c->lifeguard ? "on" : "off",
+        vigil_dur_s((double)c->interval / VIGIL_NSEC_PER_SEC).s,
+        p->keyed ? "" : " (insecure: no key)", p->sealed ? ", sealed" : "",
+        p->signing ? ", signs its leave and alives" : "",
+        p->checking ? (sc.require_signed_alive ? ", requires signed leaves and alives"
+                                               : ", checks signed leaves and alives")
+                    : "");
     (void)vio_timer_arm(p->loop, &p->join_timer, now);
     if (c->status_interval)
         (void)vio_timer_arm(p->loop, &p->status_timer, now + c->status_interval);
@@ -473,7 +537,7 @@ void peerd_free(struct peerd *p)
 
 const char *peerd_auth(const struct peerd *p)
 {
-    return p->keyed ? "cluster" : "none";
+    return !p->keyed ? "none" : p->sealed ? "cluster, sealed" : "cluster";
 }
 
 /* ---- the API ----------------------------------------------------------- */
@@ -561,6 +625,11 @@ char *peerd_metrics_text(void *arg)
     C("vigil_peer_refutations_total", "Suspicions of this member it refuted.", st->refutations);
     C("vigil_peer_deaths_total", "Members this one holds dead.", st->deaths);
     C("vigil_peer_syncs_total", "Full state exchanges.", st->syncs);
+    C("vigil_peer_pauses_total", "Stalls of this member longer than pause_tolerance.", st->pauses);
+    C("vigil_peer_leaves_refused_total", "Leaves refused: unsigned, or a signature that failed.",
+      st->leaves_refused);
+    C("vigil_peer_alives_refused_total", "Alives refused: unsigned, or a signature that failed.",
+      st->alives_refused);
 #undef C
     fprintf(f,
             "# HELP vigil_peer_incarnation This member's incarnation number.\n"

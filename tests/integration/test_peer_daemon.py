@@ -16,6 +16,11 @@ a real etcd (docs/peer.md).
   leads; SIGKILL of a follower makes exactly one action happen (the
   leader's, under its epoch); then SIGKILL of the leader: a survivor takes
   over the leadership and acts once on the old leader's death.
+- test_sealed_signed_members: members that seal their datagrams and sign
+  their leaves and alives (vigil peer-cert): an insider with the cluster
+  key but no certificate is never taken in (its alives are refused and
+  counted); SIGTERM is left; the member started again under the same id is
+  alive again everywhere.
 
 etcd missing is a failure, not a skip (scripts/install-deps.sh installs it).
 """
@@ -272,5 +277,74 @@ def test_actions_once_through_etcd(tmp):
         etcd.stop()
 
 
+def test_sealed_signed_members(tmp):
+    """Sealed datagrams, signed leaves and alives: an insider holding the cluster key but no
+    certificate of its own is never taken in; a leave is left; a member that left and starts
+    again under the same id is alive again everywhere."""
+    keygen(tmp, "-o", "cluster.key")
+    ca = os.path.join(tmp, "ca")
+    rc, out = cli("peer-cert", "ca", "--out", ca)
+    check(rc == 0, "peer-cert ca: %s" % out)
+    port, api_port = free_port(), free_port(socket.SOCK_STREAM)
+    procs = {}
+
+    def launch_member(mid, signed=True):
+        ip = "127.0.0.%d" % (int(mid[1:]))
+        args = ["peer", "--id", mid, "--listen", "%s:%d" % (ip, port), "--seed",
+                "127.0.0.1:%d" % port, "--key-file", os.path.join(tmp, "cluster.key"),
+                "--encrypt", "--api", "%s:%d" % (ip, api_port), "--interval", "500ms"]
+        if signed:
+            member = os.path.join(tmp, mid + ".member")
+            if not os.path.exists(member):
+                rc, out = cli("peer-cert", "issue", "--ca", ca, "--id", mid, "--out", member)
+                check(rc == 0, "peer-cert issue: %s" % out)
+            args += ["--member-file", member, "--ca", ca + ".pub"]
+        procs[mid] = start(args, os.path.join(tmp, "%s-%d.log" % (mid, time.monotonic_ns())))
+
+    def seen(by):
+        d = get("127.0.0.%d:%d" % (int(by[1:]), api_port), "/v1/members")
+        return {m["id"]: m["state"] for m in d["members"]}
+
+    def all_alive(who):
+        for a in who:
+            v = seen(a)
+            for b in who:
+                if b != a and v.get(b) != "alive":
+                    return "%s sees %s %s" % (a, b, v.get(b))
+        return True
+
+    try:
+        for m in ("m1", "m2", "m3"):
+            launch_member(m)
+        wait_for("three signed members alive everywhere", lambda: all_alive(["m1", "m2", "m3"]))
+        health = get("127.0.0.1:%d" % api_port, "/v1/health")
+        check(health["authentication"] == "cluster, sealed", "health: %s" % health)
+
+        # The insider: the cluster's key, no certificate. It hears the others; they never take it.
+        launch_member("m9", signed=False)
+        wait_for("the insider hears the members",
+                 lambda: sum(1 for st in seen("m9").values() if st == "alive") >= 3 or seen("m9"))
+        time.sleep(3.0)
+        for m in ("m1", "m2", "m3"):
+            check(seen(m).get("m9") in (None,), "%s took the insider in: %s" % (m, seen(m)))
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % api_port, timeout=10) as r:
+            text = r.read().decode()
+        refused = [l for l in text.splitlines() if l.startswith("vigil_peer_alives_refused_total")]
+        check(refused and int(refused[0].split()[1]) > 0, "no alive refused: %s" % refused)
+
+        # A leave, then the same member again.
+        stop(procs["m3"])
+        wait_for("m3 left at m1 and m2", lambda: seen("m1").get("m3") == "left" and
+                 seen("m2").get("m3") == "left" or (seen("m1"), seen("m2")))
+        launch_member("m3")
+        took = wait_for("m3 alive again everywhere", lambda: all_alive(["m1", "m2", "m3"]),
+                        timeout=30)
+        print("a member that left and started again is alive everywhere %.1fs later" % took)
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                stop(p)
+
+
 if __name__ == "__main__":
-    run_tests([test_cli_hooks_status, test_actions_once_through_etcd])
+    run_tests([test_cli_hooks_status, test_actions_once_through_etcd, test_sealed_signed_members])
