@@ -8,10 +8,12 @@
 #   make deb    build the Debian package build/vigil_VERSION_ARCH.deb
 #   make bench-serf  detection against Serf in network namespaces (root, serf; ~15 min)
 #                    options through SERF_ARGS, e.g. SERF_ARGS='--loss 0,20 --duration 120'
+#   make bench-peer-serf  vigil peer against Serf, members in network namespaces (root, serf; ~11 min)
+#                    options through PEER_SERF_ARGS, e.g. PEER_SERF_ARGS='--kills 8 --duration 200'
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 
-.PHONY: all deps build build-asan demo test test-plain test-asan bench bench-serf install deb format format-check clean
+.PHONY: all deps build build-asan demo test test-plain test-asan bench bench-serf bench-peer-serf install deb format format-check clean
 
 all: build
 
@@ -55,6 +57,9 @@ bench: build
 
 bench-serf: build
 	@python3 bench/detect_vs_serf.py --vigil build/vigil $(SERF_ARGS)
+
+bench-peer-serf: build
+	@python3 bench/peer_vs_serf.py --vigil build/vigil $(PEER_SERF_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

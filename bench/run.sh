@@ -17,7 +17,10 @@
 # Not run here, because it takes about 15 minutes and needs root and Serf:
 # bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
 # same bytes per second, in network namespaces with nftables loss
-# (make bench-serf, or sudo python3 bench/detect_vs_serf.py --help).
+# (make bench-serf, or sudo python3 bench/detect_vs_serf.py --help), and
+# bench/peer_vs_serf.py runs `vigil peer` members beside Serf agents the same
+# way, at the same loss, for detection times, false failures and bytes/s per
+# member (about 11 minutes; make bench-peer-serf, or --help).
 #
 # Not run here either, because each takes minutes:
 # bench/takeover.py times how long redundant monitors go without a leader
