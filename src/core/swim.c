@@ -1632,6 +1632,12 @@ static void probe_timeout(struct vigil_swim *s, vigil_time_t now)
         send_simple(s, MSG_PING_REQ, s->probe_seq, &s->m[via[i]].addr, UINT32_MAX, t->id, &t->addr);
         s->stats.indirect_probes++;
     }
+    /*
+     * And a second ping of our own, on the direct path: under loss the
+     * first ping or its ack is the likeliest thing lost, and one more
+     * datagram on a failed probe is cheap (memberlist tries TCP here).
+     */
+    send_simple(s, MSG_PING, s->probe_seq, &t->addr, s->probe_target, t->id, NULL);
     s->nacks_expected = s->cfg.lifeguard ? n : 0;
 }
 
@@ -1642,9 +1648,14 @@ static void probe_end(struct vigil_swim *s, vigil_time_t now)
     if (s->probe_acked)
         return;
     s->stats.probes_failed++;
-    /* Lifeguard: a failed probe, and each nack that never came, say we may be the slow one. */
-    awareness(s, +1);
-    if (s->nacks_got < s->nacks_expected) {
+    /*
+     * Lifeguard: each nack that never came says we may be the slow one;
+     * with nobody to ask, the failed probe itself does. Nacks that all
+     * came say the target is down, not us (memberlist's rule).
+     */
+    if (s->nacks_expected == 0) {
+        awareness(s, +1);
+    } else if (s->nacks_got < s->nacks_expected) {
         s->stats.nacks_missed += s->nacks_expected - s->nacks_got;
         awareness(s, (int)(s->nacks_expected - s->nacks_got));
     }
