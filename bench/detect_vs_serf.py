@@ -69,7 +69,6 @@ detector at that h and p can do better than k·h on average without
 spending more than e false deaths. At 0 % loss p is floored (--p-floor).
 """
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -84,8 +83,9 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nsbench import NsCaller, log, nearest_rank, run  # noqa: E402
 
 TAG = "vsf%d" % os.getpid()
 NS_MON = TAG + "m"
@@ -96,24 +96,11 @@ SPORT = 7950  # Serf, in every node namespace
 API = "127.0.0.1:7947"
 ETH_HEADER = 14
 TABLE = "vsf"
-CLONE_NEWNET = 0x40000000
 
 # Bounds on every wait, in seconds.
 DETECT_LIMIT = 90
 RECOVER_LIMIT = 60
 EPISODE_GAP = 10.0
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def run(args, check=True, input_text=None, timeout=30):
-    r = subprocess.run(list(args), capture_output=True, timeout=timeout,
-                       input=input_text.encode() if input_text is not None else None)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.decode(errors="replace").strip()))
-    return r
 
 
 def node_name(i):
@@ -128,43 +115,8 @@ def node_ip(i):
     return "%s.%d" % (SUBNET, 10 + i)
 
 
-def percentile(xs, q):
-    """Nearest-rank percentile of a non-empty list."""
-    s = sorted(xs)
-    return s[max(0, math.ceil(q * len(s)) - 1)]
-
-
 def fmt_s(x):
     return "-" if x is None else "%.2f s" % x
-
-
-class NsCaller:
-    """Runs calls in a thread that has entered a network namespace, so that
-    the script reaches 127.0.0.1 inside it (the monitor's API) without any
-    address outside the namespaces."""
-
-    def __init__(self, ns):
-        self.pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter, initargs=(ns,))
-
-    @staticmethod
-    def _enter(ns):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, "setns %s: %s" % (ns, os.strerror(err)))
-        finally:
-            os.close(fd)
-
-    def get_json(self, path, timeout=5):
-        def fetch():
-            with urllib.request.urlopen("http://%s%s" % (API, path), timeout=timeout) as r:
-                return json.loads(r.read().decode())
-        return self.pool.submit(fetch).result(timeout=timeout + 5)
-
-    def close(self):
-        self.pool.shutdown(wait=False)
 
 
 class SerfLog:
@@ -331,7 +283,7 @@ class Bench:
                 with open(logpath, errors="replace") as f:
                     return None, f.read().strip()
             try:
-                self.api.get_json("/v1/health", timeout=1)
+                self.api.get_json(API, "/v1/health", timeout=1)
                 return p, ""
             except (urllib.error.URLError, OSError, ValueError):
                 time.sleep(0.1)
@@ -387,7 +339,7 @@ class Bench:
 
     def poll_events(self):
         while True:
-            r = self.api.get_json("/v1/events?since=%d&limit=10000" % self.events_seen)
+            r = self.api.get_json(API, "/v1/events?since=%d&limit=10000" % self.events_seen, timeout=5)
             for e in r["events"]:
                 self.events_seen = max(self.events_seen, e["seq"])
                 if e.get("type") == "state":
@@ -675,14 +627,14 @@ class Bench:
             log("-- loss %d %% (%.0f s, %d kills)" % (r["loss"], r["secs"], n_k))
             log("   detection        vigil: median %s, p95 %s (%d of %d detected)" % (
                 fmt_s(statistics.median(v) if v else None),
-                fmt_s(percentile(v, 0.95) if v else None), len(v), n_k))
+                fmt_s(nearest_rank(v, 0.95) if v else None), len(v), n_k))
             log("                    Serf:  median %s, p95 %s (%d of %d detected; "
                 "decision, first EventMemberFailed)" % (
                     fmt_s(statistics.median(s) if s else None),
-                    fmt_s(percentile(s, 0.95) if s else None), len(s), n_k))
+                    fmt_s(nearest_rank(s, 0.95) if s else None), len(s), n_k))
             log("                    Serf's handler: median %s, p95 %s (after the agent's "
                 "event coalescing)" % (fmt_s(statistics.median(hd) if hd else None),
-                                       fmt_s(percentile(hd, 0.95) if hd else None)))
+                                       fmt_s(nearest_rank(hd, 0.95) if hd else None)))
             if v and s:
                 ratio = statistics.median(v) / statistics.median(s)
                 log("   ratio            vigil/Serf medians: %.2f (goal <= 0.25: %s)" % (

@@ -64,9 +64,7 @@ Serf it counts the probes its TCP fallback rescued ("Was able to connect to
 X but other probes failed").
 """
 import argparse
-import ctypes
 import json
-import math
 import os
 import random
 import re
@@ -78,9 +76,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nsbench import NsCaller, log, nearest_rank, run  # noqa: E402
 
 TAG = "pvs%d" % os.getpid()
 NS_BR = TAG + "b"
@@ -90,7 +88,6 @@ VPORT0 = 7960  # vigil cluster c listens on VPORT0 + c
 APIPORT0 = 7970  # and serves its API on 127.0.0.1:APIPORT0 + c in each namespace
 ETH_HEADER = 14
 TABLE = "pvs"
-CLONE_NEWNET = 0x40000000
 SAMPLE_EVERY = 2.0
 
 # Bounds on every wait, in seconds.
@@ -100,18 +97,6 @@ RECOVER_LIMIT = 60
 EPISODE_GAP = 10.0
 GRACE = 2.0
 INF = float("inf")
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def run(args, check=True, input_text=None, timeout=30):
-    r = subprocess.run(list(args), capture_output=True, timeout=timeout,
-                       input=input_text.encode() if input_text is not None else None)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.decode(errors="replace").strip()))
-    return r
 
 
 def node_name(i):
@@ -144,40 +129,6 @@ def fmt_n(x):
 
 def median(xs):
     return statistics.median(xs) if xs else None
-
-
-def nearest_rank(xs, q):
-    s = sorted(xs)
-    return s[max(0, math.ceil(q * len(s)) - 1)] if s else None
-
-
-class NsCaller:
-    """Runs calls in a thread that has entered a network namespace, so that
-    the script reaches 127.0.0.1 inside it (the members' APIs) without any
-    address outside the namespaces."""
-
-    def __init__(self, ns):
-        self.pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter, initargs=(ns,))
-
-    @staticmethod
-    def _enter(ns):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, "setns %s: %s" % (ns, os.strerror(err)))
-        finally:
-            os.close(fd)
-
-    def get_json(self, addr, path, timeout=1.0):
-        def fetch():
-            with urllib.request.urlopen("http://%s%s" % (addr, path), timeout=timeout) as r:
-                return json.loads(r.read().decode())
-        return self.pool.submit(fetch).result(timeout=timeout + 5)
-
-    def close(self):
-        self.pool.shutdown(wait=False)
 
 
 class Reader:

@@ -2,7 +2,8 @@
 # Installs the Debian packages that building, running, testing, packaging and
 # benchmarking vigil need (libsqlite3-dev for the monitor's state store,
 # libsystemd-dev for the daemons' readiness notification to systemd, dpkg-dev and file for `make deb`, groff-base and
-# man-db to check the manual pages, serf only for bench/detect_vs_serf.py;
+# man-db to check the manual pages, serf only for bench/detect_vs_serf.py and
+# bench/peer_vs_serf.py;
 # prometheus for promtool, which lints the /metrics answer; chromium,
 # chromium-driver and python3-selenium for the web page's browser test;
 # etcd-server for the leader election test, test_leader.py; haproxy and

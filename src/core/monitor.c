@@ -772,21 +772,31 @@ const struct vigil_node *vigil_monitor_last_status(const struct vigil_monitor *m
     return m->last_status == VIGIL__IDTABLE_NONE ? NULL : &m->nodes[m->last_status];
 }
 
-int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id, vigil_time_t now)
+/* The node of id, entered (unknown, no deadline yet) if new: 0, -VIGIL_EBADID or -VIGIL_EFULL. */
+static int node_get(struct vigil_monitor *m, const char *id, vigil_time_t now,
+                    struct vigil_node **out)
 {
     size_t len = strlen(id);
     if (!vigil_id_valid(id, len))
         return -VIGIL_EBADID;
     uint32_t *slot = slot_find(m, id, len);
     uint32_t idx = vigil__idtable_value(slot);
-    struct vigil_node *n;
     if (idx != VIGIL__IDTABLE_NONE) {
-        n = &m->nodes[idx];
-    } else {
-        if (m->n_nodes >= m->cfg.max_nodes)
-            return -VIGIL_EFULL;
-        n = node_insert(m, slot, id, len, now);
+        *out = &m->nodes[idx];
+        return 0;
     }
+    if (m->n_nodes >= m->cfg.max_nodes)
+        return -VIGIL_EFULL;
+    *out = node_insert(m, slot, id, len, now);
+    return 0;
+}
+
+int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id, vigil_time_t now)
+{
+    struct vigil_node *n;
+    int rc = node_get(m, id, now, &n);
+    if (rc != 0)
+        return rc;
     n->declared = 1;
     n->polled = 1;
     n->rise_count = 0;
@@ -841,23 +851,16 @@ int vigil_monitor_set_member(struct vigil_monitor *m, vigil_time_t now, const ch
                              enum vigil_state state, const char *reason,
                              const struct vigil_addr *addr)
 {
-    size_t len = strlen(id);
-    if (!vigil_id_valid(id, len))
+    if (!vigil_id_valid(id, strlen(id)))
         return -VIGIL_EBADID;
     if (state != VIGIL_STATE_ALIVE && state != VIGIL_STATE_SUSPECT && state != VIGIL_STATE_DEAD &&
         state != VIGIL_STATE_LEFT)
         return -VIGIL_EINVAL;
-    uint32_t *slot = slot_find(m, id, len);
-    uint32_t idx = vigil__idtable_value(slot);
     struct vigil_node *n;
-    if (idx != VIGIL__IDTABLE_NONE) {
-        n = &m->nodes[idx];
-    } else {
-        if (m->n_nodes >= m->cfg.max_nodes)
-            return -VIGIL_EFULL;
-        n = node_insert(m, slot, id, len, now);
-        idx = (uint32_t)(n - m->nodes);
-    }
+    int rc = node_get(m, id, now, &n);
+    if (rc != 0)
+        return rc;
+    uint32_t idx = (uint32_t)(n - m->nodes);
     n->polled = 1;
     n->member = 1;
     n->rise_count = 0;

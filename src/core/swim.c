@@ -455,6 +455,26 @@ static size_t leave_message(const struct vigil_swim *s, const char *id, uint32_t
     (sizeof SWIM_LEAVE_DOMAIN + VIGIL_WIRE_FINGERPRINT_LEN + VIGIL_ID_MAX + 5)
 
 /*
+ * A proof (a certificate, then a signature) of member id's message msg:
+ * the certificate names id and verifies under the CA's key, and the
+ * signature verifies under the certificate's key. Without the CA's key
+ * there is nothing to check it with: taken.
+ */
+static bool proof_ok(const struct vigil_swim *s, const char *id, const uint8_t *proof, size_t plen,
+                     const uint8_t *msg, size_t ml)
+{
+    if (!s->cfg.has_leave_ca)
+        return true;
+    struct vigil_swim_cert c;
+    if (plen < VIGIL_SWIM_SIG_LEN)
+        return false;
+    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
+    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
+        return false;
+    return crypto_sign_verify_detached(proof + cl, msg, ml, c.pk) == 0;
+}
+
+/*
  * Whether a leave of member id at incarnation inc, with its proof (NULL:
  * unsigned), may be taken: an unsigned one unless signatures are required;
  * a signed one when its certificate names id and verifies under the CA's
@@ -467,17 +487,8 @@ static bool leave_ok(const struct vigil_swim *s, const char *id, uint32_t inc, c
 {
     if (!proof)
         return !s->cfg.require_signed_leave;
-    if (!s->cfg.has_leave_ca)
-        return true;
-    struct vigil_swim_cert c;
-    if (plen < VIGIL_SWIM_SIG_LEN)
-        return false;
-    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
-    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
-        return false;
     uint8_t msg[SWIM_LEAVE_MSG_MAX];
-    size_t ml = leave_message(s, id, inc, msg);
-    return crypto_sign_verify_detached(proof + cl, msg, ml, c.pk) == 0;
+    return proof_ok(s, id, proof, plen, msg, leave_message(s, id, inc, msg));
 }
 
 /*
@@ -504,17 +515,8 @@ static bool alive_ok(const struct vigil_swim *s, uint32_t inc, const char *id,
 {
     if (!proof)
         return !s->cfg.require_signed_alive;
-    if (!s->cfg.has_leave_ca)
-        return true;
-    struct vigil_swim_cert c;
-    if (plen < VIGIL_SWIM_SIG_LEN)
-        return false;
-    size_t cl = plen - VIGIL_SWIM_SIG_LEN;
-    if (vigil_swim_cert_verify(s->cfg.leave_ca_pk, proof, cl, &c) != 0 || strcmp(c.id, id) != 0)
-        return false;
     uint8_t msg[SWIM_ALIVE_MSG_MAX];
-    size_t ml2 = alive_message(s, inc, id, a, meta, ml, msg);
-    return crypto_sign_verify_detached(proof + cl, msg, ml2, c.pk) == 0;
+    return proof_ok(s, id, proof, plen, msg, alive_message(s, inc, id, a, meta, ml, msg));
 }
 
 /* Signs this member's alive at its incarnation now (with a signing key; after every change). */

@@ -111,37 +111,7 @@ static int a_wire_version(struct vcfg__ld *l, const config_setting_t *s)
 
 static int a_custom(struct vcfg__ld *l, const config_setting_t *s)
 {
-    struct vcfg_agent *a = &l->c->agent;
-    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
-        return vcfg__wrong_type(l, s, "a group { key = \"value\"; ... }");
-    size_t len = (size_t)config_setting_length(s);
-    if (len > VIGIL_CUSTOM_MAX)
-        return vcfg__sfail(l, s, "holds %zu pairs; at most %d are allowed", len, VIGIL_CUSTOM_MAX);
-    for (size_t i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        const char *key = config_setting_name(e);
-        if (!vigil_custom_key_valid(key))
-            return vcfg__lfail(l, e,
-                               "agent.custom: \"%s\" is not a valid key (1 to %d characters of "
-                               "A-Z a-z 0-9 . _ -)",
-                               vigil_quote(key).s, VIGIL_CUSTOM_KEY_MAX);
-        if (config_setting_type(e) != CONFIG_TYPE_STRING)
-            return vcfg__wrong_type(l, e, "a string");
-        const char *v = config_setting_get_string(e);
-        if (!vigil_custom_value_valid(v))
-            return vcfg__sfail(l, e,
-                               "\"%s\" is not a valid value (at most %d printable ASCII bytes)",
-                               vigil_quote(v).s, VIGIL_CUSTOM_VAL_MAX);
-    }
-    a->n_custom = 0;
-    for (size_t i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        struct vigil_custom *p = &a->custom[a->n_custom++];
-        /* Both fit: the validators bound the lengths by the buffer sizes. */
-        snprintf(p->key, sizeof(p->key), "%s", config_setting_name(e));
-        snprintf(p->value, sizeof(p->value), "%s", config_setting_get_string(e));
-    }
-    return 0;
+    return vcfg__rd_custom(l, s, "agent.custom", l->c->agent.custom, &l->c->agent.n_custom);
 }
 
 static int a_checks(struct vcfg__ld *l, const config_setting_t *s)

@@ -198,6 +198,14 @@ int vcfg__rd_name(struct vcfg__ld *l, const config_setting_t *s, size_t max, con
  */
 int vcfg__rd_argv(struct vcfg__ld *l, const config_setting_t *s, char **argv);
 
+/*
+ * Custom status pairs (agent.custom, peer.custom; what names the setting in
+ * messages): a group of at most VIGIL_CUSTOM_MAX string values into out
+ * (that many slots), *n of them.
+ */
+int vcfg__rd_custom(struct vcfg__ld *l, const config_setting_t *s, const char *what,
+                    struct vigil_custom *out, size_t *n);
+
 /* Replaces *dst by a copy of v; vcfg__set_path takes v relative to the file's directory. */
 int vcfg__set_str(struct vcfg__ld *l, const config_setting_t *s, char **dst, const char *v);
 int vcfg__set_path(struct vcfg__ld *l, const config_setting_t *s, char **dst, const char *v);

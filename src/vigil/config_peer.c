@@ -266,36 +266,7 @@ static int p_max_members(struct vcfg__ld *l, const config_setting_t *s)
 
 static int p_custom(struct vcfg__ld *l, const config_setting_t *s)
 {
-    struct vcfg_peer *p = &l->c->peer;
-    if (config_setting_type(s) != CONFIG_TYPE_GROUP)
-        return vcfg__wrong_type(l, s, "a group { key = \"value\"; ... }");
-    size_t len = (size_t)config_setting_length(s);
-    if (len > VIGIL_CUSTOM_MAX)
-        return vcfg__sfail(l, s, "holds %zu pairs; at most %d are allowed", len, VIGIL_CUSTOM_MAX);
-    for (size_t i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        const char *key = config_setting_name(e);
-        if (!vigil_custom_key_valid(key))
-            return vcfg__lfail(l, e,
-                               "peer.custom: \"%s\" is not a valid key (1 to %d characters of "
-                               "A-Z a-z 0-9 . _ -)",
-                               vigil_quote(key).s, VIGIL_CUSTOM_KEY_MAX);
-        if (config_setting_type(e) != CONFIG_TYPE_STRING)
-            return vcfg__wrong_type(l, e, "a string");
-        const char *v = config_setting_get_string(e);
-        if (!vigil_custom_value_valid(v))
-            return vcfg__sfail(l, e,
-                               "\"%s\" is not a valid value (at most %d printable ASCII bytes)",
-                               vigil_quote(v).s, VIGIL_CUSTOM_VAL_MAX);
-    }
-    p->n_custom = 0;
-    for (size_t i = 0; i < len; i++) {
-        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
-        struct vigil_custom *c = &p->custom[p->n_custom++];
-        snprintf(c->key, sizeof(c->key), "%s", config_setting_name(e));
-        snprintf(c->value, sizeof(c->value), "%s", config_setting_get_string(e));
-    }
-    return 0;
+    return vcfg__rd_custom(l, s, "peer.custom", l->c->peer.custom, &l->c->peer.n_custom);
 }
 
 int vcfg__ld_peer(struct vcfg__ld *l, const config_setting_t *s)

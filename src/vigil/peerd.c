@@ -27,7 +27,9 @@
 /* How often the others' metadata is compared with what the monitor core holds. */
 #define PEER_SCAN_EVERY VIGIL_NSEC_PER_SEC
 #define PEER_BATCH      16
-#define PEER_DGRAM_MAX  1280
+/* This member's status goes out at least this often, changed or not. */
+#define PEER_STATUS_REFRESH (600 * VIGIL_NSEC_PER_SEC)
+#define PEER_DGRAM_MAX      1280
 /* Metadata format 1 (docs/peer.md, "Status"). */
 #define META_FORMAT 1
 #define META_HEAD   26
@@ -51,6 +53,8 @@ struct peerd {
     size_t custom_kept; /* custom pairs that fit in the metadata */
     uint8_t meta[VIGIL_SWIM_META_MAX];
     size_t meta_len;
+    struct vigil_status sent; /* the status in meta */
+    vigil_time_t sent_at;
     void (*changed)(void *arg, vigil_time_t now);
     void (*log)(void *arg, const char *line);
     void *arg;
@@ -288,7 +292,26 @@ static void on_join(void *arg, vigil_time_t now)
     (void)vio_timer_arm(p->loop, &p->join_timer, now + PEER_JOIN_EVERY);
 }
 
-/* This member's status: gossiped (a new incarnation) only when it changed. */
+/*
+ * Whether the status changed enough to tell everyone: each change costs an
+ * update that every member sends on a few times, so load and memory go out
+ * when they moved materially (load1 by half a point or a quarter, memory
+ * available by a sixteenth of the total), custom pairs whenever they
+ * change, and everything at least every PEER_STATUS_REFRESH.
+ */
+static bool material(const struct vigil_status *a, const struct vigil_status *b)
+{
+    uint32_t d = a->load1_milli > b->load1_milli ? a->load1_milli - b->load1_milli
+                                                 : b->load1_milli - a->load1_milli;
+    uint32_t hi = a->load1_milli > b->load1_milli ? a->load1_milli : b->load1_milli;
+    if (d >= 500 || (hi > 0 && d >= hi / 4 && d >= 200))
+        return true;
+    uint64_t m = a->mem_avail_kib > b->mem_avail_kib ? a->mem_avail_kib - b->mem_avail_kib
+                                                     : b->mem_avail_kib - a->mem_avail_kib;
+    return a->mem_total_kib != b->mem_total_kib || m >= a->mem_total_kib / 16;
+}
+
+/* This member's status: gossiped (a new incarnation) only when it changed enough. */
 static void refresh_status(struct peerd *p, vigil_time_t now, bool first)
 {
     struct vigil_status st;
@@ -301,10 +324,16 @@ static void refresh_status(struct peerd *p, vigil_time_t now, bool first)
             "peer.custom: %zu of %zu pairs fit in the %d bytes of a member's status; the rest "
             "are not sent",
             kept, p->cfg.n_custom, VIGIL_SWIM_META_MAX);
-    if (!first && len == p->meta_len && !memcmp(meta, p->meta, len))
-        return;
+    if (!first) {
+        bool pairs = len != p->meta_len ||
+                     memcmp(meta + META_HEAD, p->meta + META_HEAD, len - META_HEAD) != 0;
+        if (!pairs && !material(&st, &p->sent) && now - p->sent_at < PEER_STATUS_REFRESH)
+            return;
+    }
     memcpy(p->meta, meta, len);
     p->meta_len = len;
+    p->sent = st;
+    p->sent_at = now;
     (void)vigil_swim_set_meta(p->swim, now, meta, len);
     take_meta(p, now, p->cfg.id, meta, len);
 }

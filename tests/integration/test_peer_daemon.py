@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from vigil_harness import VIGIL, check, free_port, keygen, run_tests, start, stop  # noqa: E402
 from test_leader import Etcd  # noqa: E402
 from test_metrics import lint  # noqa: E402
+from test_peer import wait_for  # noqa: E402
 
 HOOK = """#!/bin/sh
 echo "$VIGIL_NODE $VIGIL_NEW_STATE ${VIGIL_EPOCH:-0} $1" >> "$(dirname "$0")/actions"
@@ -67,20 +68,6 @@ def get(api, path):
 def cli(*args):
     r = subprocess.run([VIGIL] + list(args), capture_output=True, text=True, timeout=30)
     return r.returncode, r.stdout + r.stderr
-
-
-def wait_for(what, cond, timeout=30.0):
-    t0 = time.monotonic()
-    last = None
-    while time.monotonic() - t0 < timeout:
-        try:
-            last = cond()
-            if last is True:
-                return time.monotonic() - t0
-        except OSError as e:
-            last = e
-        time.sleep(0.1)
-    raise AssertionError("%s: not within %.0fs (last: %r)" % (what, timeout, last))
 
 
 def actions(tmp):

@@ -1,0 +1,59 @@
+"""What the benchmarks across network namespaces share (detect_vs_serf.py,
+peer_vs_serf.py): running commands, reaching an API on a namespace's own
+loopback, percentiles."""
+import ctypes
+import json
+import math
+import os
+import subprocess
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+CLONE_NEWNET = 0x40000000
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def run(args, check=True, input_text=None, timeout=30):
+    r = subprocess.run(list(args), capture_output=True, timeout=timeout,
+                       input=input_text.encode() if input_text is not None else None)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(args), r.stderr.decode(errors="replace").strip()))
+    return r
+
+
+def nearest_rank(xs, q):
+    """Nearest-rank percentile q (0..1) of xs, or None for an empty list."""
+    s = sorted(xs)
+    return s[max(0, math.ceil(q * len(s)) - 1)] if s else None
+
+
+class NsCaller:
+    """Runs calls in a thread that has entered a network namespace, so that
+    the script reaches 127.0.0.1 inside it (an API there) without any
+    address outside the namespaces."""
+
+    def __init__(self, ns):
+        self.pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter, initargs=(ns,))
+
+    @staticmethod
+    def _enter(ns):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, "setns %s: %s" % (ns, os.strerror(err)))
+        finally:
+            os.close(fd)
+
+    def get_json(self, addr, path, timeout=1.0):
+        def fetch():
+            with urllib.request.urlopen("http://%s%s" % (addr, path), timeout=timeout) as r:
+                return json.loads(r.read().decode())
+        return self.pool.submit(fetch).result(timeout=timeout + 5)
+
+    def close(self):
+        self.pool.shutdown(wait=False)
