@@ -196,6 +196,8 @@ struct vigil_swim_stats {
     uint64_t leaves_refused;
     /* Alives ignored: as leaves_refused (require_signed_alive for unsigned ones). */
     uint64_t alives_refused;
+    /* Suspicions and deaths ignored: with signed alives, at an incarnation never signed. */
+    uint64_t accusations_refused;
 };
 
 struct vigil_swim;

@@ -129,6 +129,8 @@ enum swim_kind {
 /* Outgoing datagrams queued, at most (a sync of a large cluster is many). */
 #define SWIM_OUT_MAX    4096
 #define SWIM_EVENTS_MAX 65536
+/* With signed alives, the most an accusation may lead this member's own incarnation by. */
+#define SWIM_JUMP_MAX (1u << 20)
 
 /* ---- the member table ---- */
 
@@ -1165,6 +1167,24 @@ static void refute(struct vigil_swim *s, uint32_t inc)
 }
 
 /*
+ * Whether this member's own suspicion of m is younger than the shortest
+ * suspicion timeout: then another member's word that m is dead is not
+ * taken yet (it counts as a confirmation), so that nobody, an insider
+ * holding the key included, can make a suspicion and a death in one
+ * breath: m has the shortest timeout to refute, as the protocol promises.
+ * An honest death arrives about when this member's own timer would fire.
+ */
+static bool suspicion_young(const struct vigil_swim *s, const struct member *m, vigil_time_t now)
+{
+    if (m->susp == UINT32_MAX)
+        return false;
+    vigil_time_t min, max;
+    uint32_t k;
+    suspicion_bounds(s, &min, &max, &k);
+    return now - s->susp[m->susp].start < min;
+}
+
+/*
  * Applies one update heard from sender at now; a left with its proof
  * (proof_len bytes; NULL: unsigned).
  */
@@ -1186,6 +1206,18 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         return;
     }
     if (me) {
+        /*
+         * With signed alives, an accusation far above this member's own
+         * incarnation is forged (an earlier life of this id never got that
+         * far): taking it would push the incarnation to the top, where the
+         * member could no longer refute.
+         */
+        if ((kind == UPD_SUSPECT || kind == UPD_DEAD || kind == UPD_LEFT) &&
+            s->cfg.require_signed_alive && inc > s->incarnation &&
+            inc - s->incarnation > SWIM_JUMP_MAX) {
+            s->stats.accusations_refused++;
+            return;
+        }
         if ((kind == UPD_SUSPECT || kind == UPD_DEAD) && inc >= s->incarnation)
             refute(s, inc);
         else if (kind == UPD_ALIVE && inc > s->incarnation)
@@ -1210,6 +1242,15 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
         return;
     }
     struct member *m = &s->m[idx];
+    /*
+     * With signed alives, nobody honest knows a member at an incarnation
+     * above the one it signed: an accusation there is forged.
+     */
+    if ((kind == UPD_SUSPECT || kind == UPD_DEAD) && s->cfg.require_signed_alive &&
+        inc > m->incarnation) {
+        s->stats.accusations_refused++;
+        return;
+    }
     switch (kind) {
     case UPD_ALIVE:
         /* {Alive, i} overrides suspect and alive of lower incarnations; dead and left too. */
@@ -1235,14 +1276,15 @@ static void apply(struct vigil_swim *s, uint8_t kind, uint32_t inc, const char *
          * member suspected here already (it ends the suspicion); otherwise
          * it is a suspicion, which the member can refute.
          */
-        if (m->state == VIGIL_STATE_SUSPECT && inc >= m->incarnation) {
+        if (m->state == VIGIL_STATE_SUSPECT && inc >= m->incarnation &&
+            !suspicion_young(s, m, now)) {
             m->incarnation = inc;
             s->stats.deaths++;
             set_state(s, idx, VIGIL_STATE_DEAD, now, "confirmed dead",
                       m->susp != UINT32_MAX ? s->susp[m->susp].n_from : 0);
             queue_update(s, idx, UPD_DEAD, inc, from);
-        } else if (m->state == VIGIL_STATE_ALIVE) {
-            suspect(s, idx, inc, from, now);
+        } else if (m->state == VIGIL_STATE_ALIVE || m->state == VIGIL_STATE_SUSPECT) {
+            suspect(s, idx, inc, from, now); /* a suspicion, or a confirmation of ours */
         }
         break;
     case UPD_LEFT:

@@ -925,6 +925,121 @@ static void test_signed_alive_every_byte_flipped(void **state)
     }
 }
 
+/*
+ * A gossip datagram from sender with accusations about id: each (kind 2
+ * suspect or 3 dead, incarnation, accuser) in turn, sealed as the members
+ * seal (what an insider holding the cluster key can send).
+ */
+static void forge_accuse(struct forge *f, const char *sender, const char *id, size_t n,
+                         const uint8_t *kinds, const uint32_t *incs, const char *const *accusers)
+{
+    f->len = 0;
+    f_u8(f, 'V');
+    f_u8(f, 'G');
+    f_u8(f, 3);
+    f_u8(f, 5); /* gossip */
+    f_u8(f, 0x02);
+    f_u8(f, (uint8_t)strlen(sender));
+    f_u8(f, 0);
+    f_u8(f, 0);
+    for (int i = 0; i < 4; i++)
+        f_u8(f, 0); /* seq */
+    memcpy(f->buf + f->len, sender, strlen(sender));
+    f->len += strlen(sender);
+    f_u8(f, (uint8_t)n);
+    for (size_t k = 0; k < n; k++) {
+        f_u8(f, kinds[k]);
+        for (int i = 3; i >= 0; i--)
+            f_u8(f, (uint8_t)(incs[k] >> (8 * i)));
+        f_id(f, id);
+        f_id(f, accusers[k]);
+    }
+    uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+    vigil_wire_mac_key(mac, cluster_key);
+    crypto_shorthash_siphashx24(f->buf + f->len, f->buf, f->len, mac);
+    f->len += 16;
+    seal_forge(f);
+}
+
+/*
+ * An insider (the cluster key, its own certificate) cannot have a live
+ * member declared dead by its word: a suspicion and a death of m1 in one
+ * datagram, with made-up accusers to look confirmed, repeated every
+ * 500 ms, leave m1 alive everywhere (a death is taken only for a suspicion
+ * that has run its shortest timeout here, which m1 refutes long before);
+ * accusations at incarnations m1 never signed (pushing it to the top,
+ * where it could not refute) are refused.
+ */
+static void test_insider_cannot_kill(void **state)
+{
+    (void)state;
+    struct opts strict = {
+        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
+    struct opts o[5] = {strict, strict, strict, strict, strict};
+    struct net nt;
+    net_init(&nt, 5, o, true);
+    struct vigil_addr seed = addr_of(0);
+    for (uint32_t i = 1; i < 5; i++) {
+        vigil_swim_join(nt.m[i], nt.now, &seed, 1);
+        flush(&nt, i);
+    }
+    run(&nt, nt.now + 40 * S);
+    for (uint32_t i = 0; i < 5; i++)
+        for (uint32_t j = 0; j < 5; j++)
+            if (i != j)
+                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    uint64_t deaths0 = 0;
+    for (uint32_t i = 0; i < 5; i++)
+        deaths0 += vigil_swim_stats(nt.m[i])->deaths;
+    struct forge f;
+    vigil_time_t end = nt.now + 60 * S;
+    uint32_t dead_seen = 0;
+    while (nt.now < end) {
+        struct vigil_swim_member m;
+        assert_true(vigil_swim_find(nt.m[0], id_of(1), &m));
+        static const char *const accusers[] = {"m3", "m7", "ghost1", "ghost2"};
+        /* At m1's incarnation: a suspicion, confirmations, then a death. */
+        uint8_t k1[] = {2, 2, 2, 3};
+        uint32_t i1[] = {m.incarnation, m.incarnation, m.incarnation, m.incarnation};
+        forge_accuse(&f, id_of(3), id_of(1), 4, k1, i1, accusers);
+        for (uint32_t to = 0; to < 5; to++)
+            if (to != 1 && to != 3)
+                deliver(&nt, to, 3, &f);
+        /* At incarnations m1 never reached: the top, where it could not refute. */
+        uint8_t k2[] = {2, 3};
+        uint32_t i2[] = {UINT32_MAX - 1, UINT32_MAX - 1};
+        forge_accuse(&f, id_of(3), id_of(1), 2, k2, i2, accusers);
+        for (uint32_t to = 0; to < 5; to++)
+            if (to != 3) /* m1 itself too: it must not jump to the top */
+                deliver(&nt, to, 3, &f);
+        run(&nt, nt.now + 500 * MS);
+        for (uint32_t i = 0; i < 5; i++)
+            if (i != 1 && view(&nt, i, 1) == VIGIL_STATE_DEAD)
+                dead_seen++;
+    }
+    uint64_t deaths = 0;
+    for (uint32_t i = 0; i < 5; i++)
+        deaths += vigil_swim_stats(nt.m[i])->deaths;
+    printf("# 120 forged accusations of m1: seen dead %u times, deaths %llu, m1 refuted %llu "
+           "times, incarnation %u\n",
+           dead_seen, (unsigned long long)(deaths - deaths0),
+           (unsigned long long)vigil_swim_stats(nt.m[1])->refutations,
+           vigil_swim_incarnation(nt.m[1]));
+    assert_int_equal(dead_seen, 0);
+    assert_int_equal(deaths, deaths0);
+    assert_true(vigil_swim_incarnation(nt.m[1]) < 1000000);
+    uint64_t refused = 0;
+    for (uint32_t i = 0; i < 5; i++)
+        refused += vigil_swim_stats(nt.m[i])->accusations_refused;
+    assert_true(refused >= 4 * 120);
+    run(&nt, nt.now + 20 * S);
+    for (uint32_t i = 0; i < 5; i++)
+        for (uint32_t j = 0; j < 5; j++)
+            if (i != j)
+                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    net_free(&nt);
+}
+
 static void test_certificates(void **state)
 {
     (void)state;
@@ -1018,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_signed_leave_every_byte_flipped),
         cmocka_unit_test(test_signed_alives),
         cmocka_unit_test(test_signed_alive_every_byte_flipped),
+        cmocka_unit_test(test_insider_cannot_kill),
         cmocka_unit_test(test_certificates),
     };
     return cmocka_run_group_tests(tests, keys_setup, NULL);
