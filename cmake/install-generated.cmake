@@ -17,7 +17,7 @@ foreach(d BINDIR LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 configure_file("${VIGIL_SOURCE_DIR}/cmake/vigil.pc.in" "${VIGIL_OUT}/vigil.pc" @ONLY)
-foreach(unit vigil-monitor vigil-agent)
+foreach(unit vigil-monitor vigil-agent vigil-peer)
   configure_file("${VIGIL_SOURCE_DIR}/examples/systemd/${unit}.service.in"
                  "${VIGIL_OUT}/${unit}.service" @ONLY)
 endforeach()

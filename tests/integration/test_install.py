@@ -69,6 +69,7 @@ def check_files(root, prefix):
     for f in ["bin/vigil", "share/man/man1/vigil.1", "share/man/man5/vigil.conf.5",
               "lib/systemd/system/vigil-monitor.service",
               "lib/systemd/system/vigil-agent.service",
+              "lib/systemd/system/vigil-peer.service",
               "share/doc/vigil/examples/vigil.conf"] + ["include/vigil/" + h for h in HEADERS]:
         check(os.path.isfile(os.path.join(root, f)), "missing: %s" % f)
     check(os.access(os.path.join(root, "bin/vigil"), os.X_OK), "bin/vigil is not executable")
@@ -80,7 +81,8 @@ def check_files(root, prefix):
     # The paths the files name are the prefix's, never the staging directory's.
     pc = open(os.path.join(lib, "pkgconfig/vigil.pc")).read()
     check(re.search(r"^prefix=%s$" % re.escape(prefix), pc, re.M), "vigil.pc:\n" + pc)
-    for unit, cmd in [("vigil-monitor", "monitor"), ("vigil-agent", "agent")]:
+    for unit, cmd in [("vigil-monitor", "monitor"), ("vigil-agent", "agent"),
+                      ("vigil-peer", "peer")]:
         text = open(os.path.join(root, "lib/systemd/system/%s.service" % unit)).read()
         want = "ExecStart=%s/bin/vigil %s -c /etc/vigil/vigil.conf" % (prefix, cmd)
         check(want in text.splitlines(), "%s.service has no line '%s'" % (unit, want))
