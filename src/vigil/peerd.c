@@ -50,7 +50,6 @@ struct peerd {
     bool signing;  /* this member signs its leave and alives */
     bool checking; /* others' leaves and alives checked against the CA */
     bool leaving;
-    size_t custom_kept; /* custom pairs that fit in the metadata */
     uint8_t meta[VIGIL_SWIM_META_MAX];
     size_t meta_len;
     struct vigil_status sent; /* the status in meta */
