@@ -64,7 +64,6 @@ killed by pid and both namespaces deleted by name at the end, Ctrl-C
 included (--keep leaves the logs).
 """
 import argparse
-import ctypes
 import json
 import os
 import re
@@ -77,8 +76,9 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nsbench import NsCaller  # noqa: E402
 
 TAG = "hpb%d" % (os.getpid() % 100000)
 NS_LB, NS_SRV = TAG + "l", TAG + "s"
@@ -90,7 +90,6 @@ VPORT = 7946                      # the monitor's heartbeats, LB_IP
 API = "127.0.0.1:7947"            # the monitor's API, in LB
 PORTS = {"web1": 8081, "web2": 8082, "web3": 8083}
 VICTIM = "web2"
-CLONE_NEWNET = 0x40000000
 
 
 def log(msg=""):
@@ -169,40 +168,6 @@ pool.shutdown(wait=True)
 with open(out, "w") as f:
     json.dump(res, f)
 """
-
-
-class NsCaller:
-    """Runs calls in a thread that has entered a network namespace, so that the
-    script reaches 127.0.0.1 inside it (the monitor's API)."""
-
-    def __init__(self, ns):
-        self.pool = ThreadPoolExecutor(max_workers=1, initializer=self._enter, initargs=(ns,))
-
-    @staticmethod
-    def _enter(ns):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open("/run/netns/" + ns, os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, "setns %s: %s" % (ns, os.strerror(err)))
-        finally:
-            os.close(fd)
-
-    def get_json(self, path, timeout=5):
-        def fetch():
-            with urllib.request.urlopen("http://%s%s" % (API, path), timeout=timeout) as r:
-                return json.loads(r.read().decode())
-        return self.pool.submit(fetch).result(timeout=timeout + 5)
-
-    def connects(self, host, port):
-        def conn():
-            socket.create_connection((host, port), timeout=0.5).close()
-            return True
-        return self.pool.submit(conn).result(timeout=5)
-
-    def close(self):
-        self.pool.shutdown(wait=False)
 
 
 class Bench:
@@ -376,7 +341,7 @@ class Bench:
 };
 """ % (LB_IP, VPORT, API, self.master, self.sock))
         self.spawn(NS_LB, [self.a.vigil, "monitor", "-c", conf], "monitor.log")
-        self.wait_until(lambda: self.api.get_json("/v1/health", timeout=1), 10,
+        self.wait_until(lambda: self.api.get_json(API, "/v1/health", timeout=1), 10,
                         "the monitor's API")
         for n, port in sorted(PORTS.items()):
             c = os.path.join(self.tmp, "agent-%s.conf" % n)
@@ -394,7 +359,7 @@ class Bench:
             self.spawn(NS_SRV, [self.a.vigil, "agent", "-c", c], "agent-%s.log" % n)
 
     def agent_checks_passing(self):
-        cs = self.api.get_json("/v1/checks", timeout=2)
+        cs = self.api.get_json(API, "/v1/checks", timeout=2)
         cs = cs.get("checks", cs) if isinstance(cs, dict) else cs
         ok = {c["node"] for c in cs if c.get("check") == "http" and c.get("status") == "passing"}
         return ok >= set(PORTS)
@@ -402,7 +367,7 @@ class Bench:
     def vigil_events(self):
         out, since = [], 0
         while True:
-            r = self.api.get_json("/v1/events?since=%d&limit=10000" % since)
+            r = self.api.get_json(API, "/v1/events?since=%d&limit=10000" % since, timeout=5)
             for e in r["events"]:
                 since = max(since, e["seq"])
                 out.append(e)
@@ -528,7 +493,7 @@ class Bench:
                         e["time_us"] / 1e6 - t_kill, e["node"],
                         e.get("evidence", {}).get("detail", "")) for e in false)))
             try:
-                acts = [x for x in self.api.get_json("/v1/actions")["recent"]
+                acts = [x for x in self.api.get_json(API, "/v1/actions", timeout=5)["recent"]
                         if x.get("node") == VICTIM and x.get("outcome") == "succeeded"]
                 if acts:
                     log("   the haproxy action took %.1f ms" % (acts[0]["took_s"] * 1000))

@@ -85,7 +85,7 @@ import time
 import urllib.error
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nsbench import NsCaller, log, nearest_rank, run  # noqa: E402
+from nsbench import NsCaller, log, nearest_rank, preflight, run  # noqa: E402
 
 TAG = "vsf%d" % os.getpid()
 NS_MON = TAG + "m"
@@ -708,17 +708,7 @@ def parse_args():
 
 def main():
     a = parse_args()
-    if os.geteuid() != 0:
-        sys.exit("detect_vs_serf: needs root (network namespaces, nftables)")
-    for tool in ("ip", "nft"):
-        if not shutil.which(tool):
-            sys.exit("detect_vs_serf: %s not found (apt-get install iproute2 nftables)" % tool)
-    if not shutil.which("serf"):
-        sys.exit("detect_vs_serf: serf not found; install it with `apt-get install serf` "
-                 "(or bash scripts/install-deps.sh)")
-    if not os.access(a.vigil, os.X_OK):
-        sys.exit("detect_vs_serf: %s not found; build first (make build)" % a.vigil)
-    a.vigil = os.path.abspath(a.vigil)
+    a.vigil = preflight("detect_vs_serf", a.vigil)
     random.seed(a.seed)
     ver = run(["serf", "version"]).stdout.decode().splitlines()[0]
     log("== vigil against Serf, %s; %s; %s" % (

@@ -5,7 +5,10 @@ import ctypes
 import json
 import math
 import os
+import shutil
+import socket
 import subprocess
+import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,5 +58,28 @@ class NsCaller:
                 return json.loads(r.read().decode())
         return self.pool.submit(fetch).result(timeout=timeout + 5)
 
+    def connects(self, host, port):
+        """True if a TCP connection to host:port opens (inside the namespace)."""
+        def conn():
+            socket.create_connection((host, port), timeout=0.5).close()
+            return True
+        return self.pool.submit(conn).result(timeout=5)
+
     def close(self):
         self.pool.shutdown(wait=False)
+
+
+def preflight(name, vigil):
+    """Exits with the reason unless this runs as root with ip, nft, serf and an
+    executable vigil; returns vigil's absolute path."""
+    if os.geteuid() != 0:
+        sys.exit("%s: needs root (network namespaces, nftables)" % name)
+    for tool in ("ip", "nft"):
+        if not shutil.which(tool):
+            sys.exit("%s: %s not found (apt-get install iproute2 nftables)" % (name, tool))
+    if not shutil.which("serf"):
+        sys.exit("%s: serf not found; install it with `apt-get install serf` "
+                 "(or bash scripts/install-deps.sh)" % name)
+    if not os.access(vigil, os.X_OK):
+        sys.exit("%s: %s not found; build first (make build)" % (name, vigil))
+    return os.path.abspath(vigil)

@@ -78,7 +78,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nsbench import NsCaller, log, nearest_rank, run  # noqa: E402
+from nsbench import NsCaller, log, nearest_rank, preflight, run  # noqa: E402
 
 TAG = "pvs%d" % os.getpid()
 NS_BR = TAG + "b"
@@ -711,17 +711,7 @@ def parse_args():
 
 def main():
     a = parse_args()
-    if os.geteuid() != 0:
-        sys.exit("peer_vs_serf: needs root (network namespaces, nftables)")
-    for tool in ("ip", "nft"):
-        if not shutil.which(tool):
-            sys.exit("peer_vs_serf: %s not found (apt-get install iproute2 nftables)" % tool)
-    if not shutil.which("serf"):
-        sys.exit("peer_vs_serf: serf not found; install it with `apt-get install serf` "
-                 "(or bash scripts/install-deps.sh)")
-    if not os.access(a.vigil, os.X_OK):
-        sys.exit("peer_vs_serf: %s not found; build first (make build)" % a.vigil)
-    a.vigil = os.path.abspath(a.vigil)
+    a.vigil = preflight("peer_vs_serf", a.vigil)
     random.seed(a.seed)
     ver = run(["serf", "version"]).stdout.decode().splitlines()[0]
     log("== vigil peer against Serf, %s; Serf %s; %d CPUs; %s" % (

@@ -214,7 +214,8 @@ int cmd_peer(int argc, char **argv)
         p->id = dup_or_die(host);
     }
     if (!p->listen || (!p->key_file && !p->insecure)) {
-        fprintf(stderr, "vigil peer: %s\n",
+        fprintf(stderr, "vigil peer: %s%s\n",
+                cfg.path && !p->given ? "the file has no peer section; " : "",
                 !p->listen ? "peer.listen (--listen IP:PORT) is needed"
                            : "no key: give peer.key_file (--key-file, the cluster's key from "
                              "vigil keygen), or peer.insecure (--insecure)");

@@ -658,6 +658,9 @@ char *peerd_metrics_text(void *arg)
       st->leaves_refused);
     C("vigil_peer_alives_refused_total", "Alives refused: unsigned, or a signature that failed.",
       st->alives_refused);
+    C("vigil_peer_accusations_refused_total",
+      "Suspicions and deaths refused: at an incarnation the member never signed.",
+      st->accusations_refused);
 #undef C
     fprintf(f,
             "# HELP vigil_peer_incarnation This member's incarnation number.\n"

@@ -9,7 +9,9 @@ a real etcd (docs/peer.md).
   stops start-up with FILE:LINE. `vigil status` and `vigil events` work
   against any member and show every member, the others' custom pairs
   included. SIGKILL of one: each survivor's hook runs once for it (no
-  leadership: every member acts), and `vigil events` shows it dead;
+  leadership: every member acts), and `vigil events` shows it dead; all
+  the while m1's API is hammered by four clients, and no live member is
+  ever suspected;
   /metrics passes promtool's lint, with the protocol's counters.
   SIGHUP keeps a member running. SIGTERM of one: left at the others.
 - test_actions_once_through_etcd: three members with monitor.etcd: one
@@ -30,6 +32,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -163,13 +166,46 @@ def test_cli_hooks_status(tmp):
         time.sleep(1.0)
         check(ms["m2"]["proc"].poll() is None, "m2 exited on SIGHUP")
 
+        # SIGKILL of m3 while m1's API is hammered (its loop also runs m1's probes and acks).
+        stop_hammer = threading.Event()
+        served = [0]
+
+        def hammer():
+            for _ in range(100000):
+                if stop_hammer.is_set():
+                    return
+                for path in ("/v1/nodes", "/metrics", "/v1/events?limit=1000"):
+                    try:
+                        with urllib.request.urlopen("http://%s%s" % (ms["m1"]["api"], path),
+                                                    timeout=5) as r:
+                            r.read()
+                        served[0] += 1
+                    except OSError:
+                        pass
+
+        hammers = [threading.Thread(target=hammer, daemon=True) for _ in range(4)]
+        for t in hammers:
+            t.start()
         kill_at = time.monotonic()
         ms["m3"]["proc"].send_signal(signal.SIGKILL)
         ms["m3"]["proc"].wait(timeout=10)
-        took = wait_for("m3 dead at the survivors",
-                        lambda: all_see(ms, ["m1", "m2"], {"m3": "dead", "m1": "alive",
-                                                           "m2": "alive"}))
-        print("both survivors see m3 dead %.1fs after SIGKILL" % (time.monotonic() - kill_at))
+        try:
+            took = wait_for("m3 dead at the survivors",
+                            lambda: all_see(ms, ["m1", "m2"], {"m3": "dead", "m1": "alive",
+                                                               "m2": "alive"}))
+            time.sleep(3.0)
+        finally:
+            stop_hammer.set()
+            for t in hammers:
+                t.join(timeout=10)
+        print("both survivors see m3 dead %.1fs after SIGKILL, m1's API answering %d requests "
+              "meanwhile" % (took, served[0]))
+        check(served[0] > 50, "the API was hardly hammered: %d answers" % served[0])
+        for m in ("m1", "m2"):
+            evs = get(ms[m]["api"], "/v1/events?limit=1000")["events"]
+            bad = [e for e in evs if e.get("node") in ("m1", "m2") and
+                   e.get("new_state") in ("suspect", "dead")]
+            check(not bad, "%s suspected a live member while m1's API was busy: %s" % (m, bad))
         wait_for("each survivor's hook ran for m3",
                  lambda: sorted(a[3] for a in actions(tmp) if a[:2] == ["m3", "dead"])
                  == ["m1", "m2"] or actions(tmp))

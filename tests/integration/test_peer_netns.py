@@ -27,7 +27,7 @@ import subprocess
 import time
 
 from netns_harness import NetBridge, usable
-from vigil_harness import check, keygen, run_tests
+from vigil_harness import check, keygen, kill_procs, run_tests
 
 TAG = "vp%d" % (os.getpid() % 100000)
 SUBNET = "10.216.%d" % (os.getpid() % 200 + 20)
@@ -254,17 +254,7 @@ def test_five_members_across_namespaces(tmp):
             c.procs[n].send_signal(signal.SIGTERM)
             check(c.procs[n].wait(timeout=10) == 0, "%s did not exit 0 on SIGTERM" % n)
     finally:
-        for p in c.procs.values():
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGCONT)
-                    p.kill()
-                except ProcessLookupError:
-                    pass
-                try:
-                    p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
+        kill_procs(c.procs.values())
         net.teardown()
 
 

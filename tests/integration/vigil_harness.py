@@ -21,8 +21,10 @@ VIGIL = os.environ.get("VIGIL_BIN", "build/vigil")
 _procs = []
 
 
-def _cleanup():
-    for p in _procs:
+def kill_procs(procs):
+    """Kills each process still running, by pid (SIGCONT first: a stopped one
+    would not die), and waits for it."""
+    for p in procs:
         if p.poll() is None:
             try:
                 os.kill(p.pid, signal.SIGCONT)
@@ -33,6 +35,10 @@ def _cleanup():
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def _cleanup():
+    kill_procs(_procs)
 
 
 atexit.register(_cleanup)

@@ -260,6 +260,37 @@ static uint64_t auth_failed(const struct net *nt)
     return n;
 }
 
+/* Every member of nt sees every other alive. */
+static void assert_all_alive(const struct net *nt)
+{
+    for (uint32_t i = 0; i < nt->n; i++)
+        for (uint32_t j = 0; j < nt->n; j++)
+            if (i != j)
+                assert_int_equal(view(nt, i, j), VIGIL_STATE_ALIVE);
+}
+
+/* Members 1..n-1 join through m0, and after 40 s every member sees every other alive. */
+static void join_all(struct net *nt)
+{
+    struct vigil_addr seed = addr_of(0);
+    for (uint32_t i = 1; i < nt->n; i++) {
+        vigil_swim_join(nt->m[i], nt->now, &seed, 1);
+        flush(nt, i);
+    }
+    run(nt, nt->now + 40 * S);
+    assert_all_alive(nt);
+}
+
+/* Five members that seal, sign and require signed leaves and alives, joined: all alive. */
+static void strict_net(struct net *nt)
+{
+    struct opts strict = {
+        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
+    struct opts o[5] = {strict, strict, strict, strict, strict};
+    net_init(nt, 5, o, true);
+    join_all(nt);
+}
+
 /* ---- hand-made datagrams: what an insider holding the cluster key can send ---- */
 
 struct forge {
@@ -401,20 +432,11 @@ static void test_encrypted_converge_and_detect(void **state)
     size_t seen = 0;
     nt.tap = tap_meta;
     nt.tap_ud = &seen;
-    struct vigil_addr seed = addr_of(0);
     for (uint32_t i = 0; i < 5; i++)
         assert_int_equal(
             vigil_swim_set_meta(nt.m[i], nt.now, (const uint8_t *)SECRET_META, strlen(SECRET_META)),
             0);
-    for (uint32_t i = 1; i < 5; i++) {
-        vigil_swim_join(nt.m[i], nt.now, &seed, 1);
-        flush(&nt, i);
-    }
-    run(&nt, nt.now + 40 * S);
-    for (uint32_t i = 0; i < 5; i++)
-        for (uint32_t j = 0; j < 5; j++)
-            if (i != j)
-                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    join_all(&nt);
     assert_int_equal(auth_failed(&nt), 0);
     assert_true(nt.delivered > 100);
     /* Sealed: the metadata is in no datagram (only the header is clear)... */
@@ -800,21 +822,8 @@ static uint64_t alives_refused(const struct net *nt)
 static void test_signed_alives(void **state)
 {
     (void)state;
-    struct opts strict = {
-        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
-    struct opts o[5] = {strict, strict, strict, strict, strict};
     struct net nt;
-    net_init(&nt, 5, o, true);
-    struct vigil_addr seed = addr_of(0);
-    for (uint32_t i = 1; i < 5; i++) {
-        vigil_swim_join(nt.m[i], nt.now, &seed, 1);
-        flush(&nt, i);
-    }
-    run(&nt, nt.now + 40 * S);
-    for (uint32_t i = 0; i < 5; i++)
-        for (uint32_t j = 0; j < 5; j++)
-            if (i != j)
-                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    strict_net(&nt);
     assert_int_equal(alives_refused(&nt), 0);
     /* A member stopped long enough to be suspected refutes, signed: alive everywhere. */
     nt.down[2] = true;
@@ -973,21 +982,8 @@ static void forge_accuse(struct forge *f, const char *sender, const char *id, si
 static void test_insider_cannot_kill(void **state)
 {
     (void)state;
-    struct opts strict = {
-        .key = true, .encrypt = true, .sign = true, .ca = true, .require = true, .alive = true};
-    struct opts o[5] = {strict, strict, strict, strict, strict};
     struct net nt;
-    net_init(&nt, 5, o, true);
-    struct vigil_addr seed = addr_of(0);
-    for (uint32_t i = 1; i < 5; i++) {
-        vigil_swim_join(nt.m[i], nt.now, &seed, 1);
-        flush(&nt, i);
-    }
-    run(&nt, nt.now + 40 * S);
-    for (uint32_t i = 0; i < 5; i++)
-        for (uint32_t j = 0; j < 5; j++)
-            if (i != j)
-                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    strict_net(&nt);
     uint64_t deaths0 = 0;
     for (uint32_t i = 0; i < 5; i++)
         deaths0 += vigil_swim_stats(nt.m[i])->deaths;
@@ -1033,10 +1029,7 @@ static void test_insider_cannot_kill(void **state)
         refused += vigil_swim_stats(nt.m[i])->accusations_refused;
     assert_true(refused >= 4 * 120);
     run(&nt, nt.now + 20 * S);
-    for (uint32_t i = 0; i < 5; i++)
-        for (uint32_t j = 0; j < 5; j++)
-            if (i != j)
-                assert_int_equal(view(&nt, i, j), VIGIL_STATE_ALIVE);
+    assert_all_alive(&nt);
     net_free(&nt);
 }
 
