@@ -250,6 +250,28 @@ VIGIL_EXPORT int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t
                                            const uint8_t *buf, size_t len,
                                            const struct vigil_addr *from);
 
+/* One datagram of a batch (vigil_monitor_on_batch): what it is, then what became of it. */
+struct vigil_monitor_dgram {
+    const uint8_t *buf;
+    size_t len;
+    vigil_time_t at;               /* when it arrived: the now of vigil_monitor_on_datagram */
+    const struct vigil_addr *from; /* or NULL */
+    int rc;                        /* out: what vigil_monitor_on_datagram would return */
+    /* out: the node whose full status it carried (vigil_monitor_last_status), or NULL */
+    const struct vigil_node *status;
+    /* out, with rc -VIGIL_EAUTH: its key id is unknown; it was a status in clear */
+    bool unknown_key, unsealed;
+};
+
+/*
+ * Handles n datagrams, in order, exactly as n calls of
+ * vigil_monitor_on_datagram would, but faster at many nodes: the memory
+ * they need is fetched for many datagrams at once. Each datagram's at must
+ * not be earlier than the one before it.
+ */
+VIGIL_EXPORT void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram *d,
+                                         size_t n);
+
 /* The earliest time the monitor needs to be called, or VIGIL_TIME_NEVER. */
 VIGIL_EXPORT vigil_time_t vigil_monitor_next_deadline(const struct vigil_monitor *m);
 

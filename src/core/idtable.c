@@ -10,7 +10,7 @@
 
 /* Fewest slots: a table that starts small still has probes that end. */
 #define IDTABLE_MIN_SLOTS 16
-/* Most slots: value + 1 and the slot count must both fit in 32 bits. */
+/* Most slots: the slot count must fit in 32 bits. */
 #define IDTABLE_MAX_SLOTS (UINT32_C(1) << 31)
 
 static void *libc_calloc(void *ud, size_t nmemb, size_t size)
@@ -38,17 +38,18 @@ static uint64_t slots_for(uint64_t n)
 }
 
 /* The first empty slot of the run that starts at hash h. */
-static uint32_t *empty_slot(uint32_t *slots, uint32_t mask, uint32_t h)
+static uint32_t *empty_slot(uint32_t *slots, uint32_t mask, uint64_t h)
 {
-    uint32_t i = h & mask;
+    uint32_t i = (uint32_t)h & mask;
     while (slots[i] != 0)
         i = (i + 1) & mask;
     return &slots[i];
 }
 
-static uint32_t hash_of(const struct vigil__idtable *t, uint32_t value)
+/* The hash of the id in slot word v. */
+static uint64_t hash_of(const struct vigil__idtable *t, uint32_t v)
 {
-    const char *id = t->id_of(t->ctx, value);
+    const char *id = t->id_of(t->ctx, (v & VIGIL__IDTABLE_VALUE_MASK) - 1);
     return vigil__idtable_hash(t, id, strlen(id));
 }
 
@@ -111,7 +112,7 @@ int vigil__idtable_reserve(struct vigil__idtable *t, uint32_t n)
     for (uint64_t i = 0; i < have; i++) {
         uint32_t v = t->slots[i];
         if (v)
-            *empty_slot(slots, mask, hash_of(t, v - 1)) = v;
+            *empty_slot(slots, mask, hash_of(t, v)) = v;
     }
     t->al.free(t->al.ud, t->slots);
     t->slots = slots;
@@ -121,7 +122,7 @@ int vigil__idtable_reserve(struct vigil__idtable *t, uint32_t n)
 
 int vigil__idtable_insert(struct vigil__idtable *t, const char *id, size_t len, uint32_t value)
 {
-    if (value == VIGIL__IDTABLE_NONE)
+    if (value >= VIGIL__IDTABLE_VALUE_MAX)
         return -VIGIL_EINVAL;
     /*
      * When growing fails, an insert still goes in while it leaves one slot
@@ -130,8 +131,8 @@ int vigil__idtable_insert(struct vigil__idtable *t, const char *id, size_t len, 
     if (!vigil__idtable_has_room(t) && vigil__idtable_reserve(t, t->count + 1) != 0 &&
         (uint64_t)t->count + 2 > (uint64_t)t->mask + 1)
         return -VIGIL_ENOMEM;
-    uint32_t *s = empty_slot(t->slots, t->mask, vigil__idtable_hash(t, id, len));
-    vigil__idtable_put(t, s, value);
+    uint64_t h = vigil__idtable_hash(t, id, len);
+    vigil__idtable_put(t, empty_slot(t->slots, t->mask, h), value, h);
     return 0;
 }
 
@@ -150,7 +151,7 @@ void vigil__idtable_remove_slot(struct vigil__idtable *t, uint32_t *slot)
         uint32_t v = t->slots[j];
         if (v == 0)
             break;
-        uint32_t home = hash_of(t, v - 1) & mask;
+        uint32_t home = (uint32_t)hash_of(t, v) & mask;
         /* Stays when its first slot lies after the hole: in (i, j], going round. */
         if (((j - home) & mask) < ((j - i) & mask))
             continue;

@@ -40,12 +40,23 @@
 /* What find returns for an id the table does not hold. */
 #define VIGIL__IDTABLE_NONE UINT32_MAX
 
+/*
+ * A slot holds value + 1 in its low VIGIL__IDTABLE_VALUE_BITS bits and,
+ * above them, a tag: the top bits of the id's hash. A probe compares ids
+ * only where the tag matches, so it rarely reads the record of another
+ * id, which at many ids is a cache miss each time. Values must be below
+ * VIGIL__IDTABLE_VALUE_MAX (the monitor's at most 2^24 nodes fit).
+ */
+#define VIGIL__IDTABLE_VALUE_BITS 25
+#define VIGIL__IDTABLE_VALUE_MASK ((UINT32_C(1) << VIGIL__IDTABLE_VALUE_BITS) - 1)
+#define VIGIL__IDTABLE_VALUE_MAX  VIGIL__IDTABLE_VALUE_MASK
+
 /* The id of the entry holding value: a NUL-terminated string that stays put while it is in the
  * table. */
 typedef const char *vigil__idtable_id_fn(const void *ctx, uint32_t value);
 
 struct vigil__idtable {
-    uint32_t *slots; /* value + 1 per slot; 0: empty */
+    uint32_t *slots; /* tag and value + 1 per slot (see above); 0: empty */
     uint32_t mask;   /* number of slots - 1; the number is a power of two */
     uint32_t count;  /* entries held */
     vigil__idtable_id_fn *id_of;
@@ -68,42 +79,91 @@ void vigil__idtable_destroy(struct vigil__idtable *t);
 /* Bytes of memory the table holds (its slots). */
 size_t vigil__idtable_memory(const struct vigil__idtable *t);
 
-/* The hash of an id under the table's key; the low bits pick the first slot. */
-static inline uint32_t vigil__idtable_hash(const struct vigil__idtable *t, const char *id,
+/*
+ * The hash of an id under the table's key; the low bits pick the first
+ * slot, the top bits are the tag.
+ */
+static inline uint64_t vigil__idtable_hash(const struct vigil__idtable *t, const char *id,
                                            size_t len)
 {
     unsigned char h[crypto_shorthash_BYTES];
     crypto_shorthash(h, (const unsigned char *)id, len, t->key);
-    uint32_t v;
+    uint64_t v;
     memcpy(&v, h, sizeof(v));
     return v;
 }
 
-/*
- * The slot of the len bytes of id: the one holding it, or the empty one
- * where it would go (see vigil__idtable_put). id_of must be the table's
- * own; given directly (not read from t), it is inlined. The slot is valid
- * until the table next changes.
- */
-static inline uint32_t *vigil__idtable_slot(const struct vigil__idtable *t, const char *id,
-                                            size_t len, vigil__idtable_id_fn *id_of)
+/* The tag of a hash, in its place in a slot. */
+static inline uint32_t vigil__idtable_tag(uint64_t hash)
 {
-    uint32_t i = vigil__idtable_hash(t, id, len) & t->mask;
+    return (uint32_t)(hash >> 32) & ~VIGIL__IDTABLE_VALUE_MASK;
+}
+
+/*
+ * The slot of the len bytes of id, whose hash (vigil__idtable_hash) is
+ * hash: the one holding it, or the empty one where it would go (see
+ * vigil__idtable_put). id_of must be the table's own; given directly (not
+ * read from t), it is inlined. The slot is valid until the table next
+ * changes.
+ */
+static inline uint32_t *vigil__idtable_slot_h(const struct vigil__idtable *t, uint64_t hash,
+                                              const char *id, size_t len,
+                                              vigil__idtable_id_fn *id_of)
+{
+    uint32_t i = (uint32_t)hash & t->mask;
+    uint32_t tag = vigil__idtable_tag(hash);
     for (;;) {
         uint32_t *s = &t->slots[i];
         if (*s == 0)
             return s;
-        const char *other = id_of(t->ctx, *s - 1);
-        if (!strncmp(other, id, len) && other[len] == '\0')
-            return s;
+        if ((*s & ~VIGIL__IDTABLE_VALUE_MASK) == tag) {
+            const char *other = id_of(t->ctx, (*s & VIGIL__IDTABLE_VALUE_MASK) - 1);
+            if (!strncmp(other, id, len) && other[len] == '\0')
+                return s;
+        }
         i = (i + 1) & t->mask;
     }
+}
+
+/* As vigil__idtable_slot_h, hashing id itself. */
+static inline uint32_t *vigil__idtable_slot(const struct vigil__idtable *t, const char *id,
+                                            size_t len, vigil__idtable_id_fn *id_of)
+{
+    return vigil__idtable_slot_h(t, vigil__idtable_hash(t, id, len), id, len, id_of);
+}
+
+/*
+ * Asks the processor to start loading the first slot a hash probes, so
+ * that a batch of lookups waits for memory once, not once per lookup.
+ */
+static inline void vigil__idtable_prefetch(const struct vigil__idtable *t, uint64_t hash)
+{
+    __builtin_prefetch(&t->slots[(uint32_t)hash & t->mask]);
+}
+
+/*
+ * The value of the first slot in the hash's run whose tag matches, or
+ * VIGIL__IDTABLE_NONE: a guess (the ids are not compared), for prefetching.
+ */
+static inline uint32_t vigil__idtable_guess(const struct vigil__idtable *t, uint64_t hash)
+{
+    uint32_t i = (uint32_t)hash & t->mask;
+    uint32_t tag = vigil__idtable_tag(hash);
+    for (int k = 0; k < 4; k++) {
+        uint32_t s = t->slots[i];
+        if (s == 0)
+            break;
+        if ((s & ~VIGIL__IDTABLE_VALUE_MASK) == tag)
+            return (s & VIGIL__IDTABLE_VALUE_MASK) - 1;
+        i = (i + 1) & t->mask;
+    }
+    return VIGIL__IDTABLE_NONE;
 }
 
 /* The value in a slot from vigil__idtable_slot, or VIGIL__IDTABLE_NONE when it is empty. */
 static inline uint32_t vigil__idtable_value(const uint32_t *slot)
 {
-    return *slot ? *slot - 1 : VIGIL__IDTABLE_NONE;
+    return *slot ? (*slot & VIGIL__IDTABLE_VALUE_MASK) - 1 : VIGIL__IDTABLE_NONE;
 }
 
 /* The value of id, or VIGIL__IDTABLE_NONE. */
@@ -120,21 +180,22 @@ static inline bool vigil__idtable_has_room(const struct vigil__idtable *t)
 }
 
 /*
- * Fills the empty slot that vigil__idtable_slot returned for an id with
- * value (below VIGIL__IDTABLE_NONE). No lookup and no growth: the caller
- * checked vigil__idtable_has_room, or made room with vigil__idtable_reserve
- * before looking for the slot.
+ * Fills the empty slot that vigil__idtable_slot returned for an id, whose
+ * hash is hash, with value (below VIGIL__IDTABLE_VALUE_MAX). No lookup and
+ * no growth: the caller checked vigil__idtable_has_room, or made room with
+ * vigil__idtable_reserve before looking for the slot.
  */
-static inline void vigil__idtable_put(struct vigil__idtable *t, uint32_t *slot, uint32_t value)
+static inline void vigil__idtable_put(struct vigil__idtable *t, uint32_t *slot, uint32_t value,
+                                      uint64_t hash)
 {
-    *slot = value + 1;
+    *slot = vigil__idtable_tag(hash) | (value + 1);
     t->count++;
 }
 
 /* Replaces the value in a slot that holds one (the record of an id moved). */
 static inline void vigil__idtable_set(uint32_t *slot, uint32_t value)
 {
-    *slot = value + 1;
+    *slot = (*slot & ~VIGIL__IDTABLE_VALUE_MASK) | (value + 1);
 }
 
 /*

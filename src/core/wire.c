@@ -670,7 +670,23 @@ static int check_tag(const uint8_t *buf, size_t len, size_t body, size_t tag_len
         if (key != NULL) {
             uint8_t tag[VIGIL_WIRE_TAG_LEN];
             crypto_shorthash_siphashx24(tag, buf, *end, key);
-            if (sodium_memcmp(tag, buf + *end, tag_len) != 0)
+            /*
+             * Constant time, at a fraction of sodium_memcmp's cost: the
+             * 16-byte tag with crypto_verify_16, the 8-byte one as one
+             * word (a single compare of the XOR, whatever bytes differ).
+             */
+            bool same;
+            if (tag_len == crypto_verify_16_BYTES) {
+                same = crypto_verify_16(tag, buf + *end) == 0;
+            } else if (tag_len == sizeof(uint64_t)) {
+                uint64_t a, b;
+                memcpy(&a, tag, sizeof(a));
+                memcpy(&b, buf + *end, sizeof(b));
+                same = (a ^ b) == 0;
+            } else {
+                same = sodium_memcmp(tag, buf + *end, tag_len) == 0;
+            }
+            if (!same)
                 return -VIGIL_EAUTH;
         }
     } else if (key != NULL) {

@@ -17,16 +17,32 @@
  * how many were lost since the last it reported. A monitor that stalled
  * long enough to overflow its buffer knows that heartbeats of the stall
  * are missing, not late.
+ *
+ * A listener with receive threads (udp_listen) spreads the reading over
+ * cores. Each thread has a socket of its own on the same address
+ * (SO_REUSEPORT: the kernel picks the socket by the sender's address and
+ * port, so one sender's datagrams always reach the same thread, in order)
+ * and reads it with recvmmsg straight into a ring of slots it shares with
+ * the loop's thread alone: one writer, one reader, no lock. A thread
+ * stamps what it read exactly as above, so the arrival times and drop
+ * counts are the same as with one socket. The loop's thread is woken
+ * through an eventfd only when it said it was about to sleep. When a ring
+ * is full its thread stops reading and the kernel's buffer holds the rest
+ * (and counts what it must drop), as it does for a loop that is slow.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <vigil/sender.h>
+#include <vigil/wire.h>
 
 #include "io/netaddr.h"
 #include "io/real.h"
@@ -46,9 +62,8 @@ struct udp {
     uint32_t ovfl; /* the kernel's count of drops (SO_RXQ_OVFL) last seen */
 };
 
-static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
-{
-    struct udp *u = (struct udp *)t;
+/* One recvmmsg call's headers, for up to UDP_BATCH datagrams. */
+struct udp_batch {
     struct mmsghdr msgs[UDP_BATCH];
     struct iovec iov[UDP_BATCH];
     struct sockaddr_storage from[UDP_BATCH];
@@ -57,23 +72,30 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
         char buf[CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(uint32_t))];
         struct cmsghdr align;
     } ctl[UDP_BATCH];
-    if (n > UDP_BATCH)
-        n = UDP_BATCH;
-    for (size_t i = 0; i < n; i++) {
-        iov[i].iov_base = d[i].buf;
-        /* One byte more than the caller's limit, so oversize is seen, not cut. */
-        iov[i].iov_len = d[i].cap + 1;
-        memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_hdr.msg_name = &from[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof(from[i]);
-        msgs[i].msg_hdr.msg_control = ctl[i].buf;
-        msgs[i].msg_hdr.msg_controllen = sizeof(ctl[i].buf);
-    }
-    int got = recvmmsg(u->fd, msgs, (unsigned)n, MSG_DONTWAIT, NULL);
-    if (got < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+};
+
+/* Points header i of b at d's buffer. */
+static void batch_prepare(struct udp_batch *b, size_t i, struct vio_dgram *d)
+{
+    b->iov[i].iov_base = d->buf;
+    /* One byte more than the caller's limit, so oversize is seen, not cut. */
+    b->iov[i].iov_len = d->cap + 1;
+    memset(&b->msgs[i].msg_hdr, 0, sizeof(b->msgs[i].msg_hdr));
+    b->msgs[i].msg_hdr.msg_iov = &b->iov[i];
+    b->msgs[i].msg_hdr.msg_iovlen = 1;
+    b->msgs[i].msg_hdr.msg_name = &b->from[i];
+    b->msgs[i].msg_hdr.msg_namelen = sizeof(b->from[i]);
+    b->msgs[i].msg_hdr.msg_control = b->ctl[i].buf;
+    b->msgs[i].msg_hdr.msg_controllen = sizeof(b->ctl[i].buf);
+}
+
+/*
+ * Fills in the got datagrams a recvmmsg call returned: length, sender,
+ * arrival time and drops. *ovfl is the socket's drop count last seen.
+ */
+static void batch_finish(struct udp_batch *b, int got, struct vio_dgram *d, uint32_t *ovfl)
+{
+    struct mmsghdr *msgs = b->msgs;
     /* Both clocks, together: the offset maps kernel stamps onto the monotonic clock. */
     vigil_time_t mono = vigil_clock_mono();
     struct timespec rt;
@@ -84,7 +106,7 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
         d[i].len = msgs[i].msg_len;
         if (h->msg_flags & MSG_TRUNC || d[i].len > d[i].cap)
             d[i].len = d[i].cap + 1;
-        vigil__addr_from_sockaddr((struct sockaddr *)&from[i], &d[i].from);
+        vigil__addr_from_sockaddr((struct sockaddr *)&b->from[i], &d[i].from);
         d[i].arrival = mono;
         d[i].stamped = false;
         d[i].dropped = 0;
@@ -95,8 +117,8 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
                 /* The socket's running count of drops: report what is new. */
                 uint32_t total;
                 memcpy(&total, CMSG_DATA(c), sizeof(total));
-                d[i].dropped = total - u->ovfl;
-                u->ovfl = total;
+                d[i].dropped = total - *ovfl;
+                *ovfl = total;
                 continue;
             }
             if (c->cmsg_type != SCM_TIMESTAMPNS)
@@ -110,24 +132,43 @@ static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
             }
         }
     }
+}
+
+static int udp_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
+{
+    struct udp *u = (struct udp *)t;
+    struct udp_batch b;
+    if (n > UDP_BATCH)
+        n = UDP_BATCH;
+    for (size_t i = 0; i < n; i++)
+        batch_prepare(&b, i, &d[i]);
+    int got = recvmmsg(u->fd, b.msgs, (unsigned)n, MSG_DONTWAIT, NULL);
+    if (got < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -errno;
+    batch_finish(&b, got, d, &u->ovfl);
     return got;
 }
 
-static int udp_send(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
-                    size_t len)
+/* Sends one datagram on fd. */
+static int send_on(int fd, const struct vigil_addr *to, const uint8_t *buf, size_t len)
 {
-    struct udp *u = (struct udp *)t;
     struct sockaddr_storage ss;
     socklen_t sl;
     if (vigil__addr_to_sockaddr(to, &ss, &sl))
         return -EINVAL;
     for (int tries = 0; tries < 3; tries++) {
-        if (sendto(u->fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) >= 0)
+        if (sendto(fd, buf, len, MSG_DONTWAIT, (struct sockaddr *)&ss, sl) >= 0)
             return 0;
         if (errno != EINTR)
             break;
     }
     return -errno;
+}
+
+static int udp_send(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
+                    size_t len)
+{
+    return send_on(((struct udp *)t)->fd, to, buf, len);
 }
 
 static void udp_local(const struct vio_transport *t, struct vigil_addr *out)
@@ -153,6 +194,59 @@ static const struct vio_transport_ops udp_ops = {
     .close = udp_close,
 };
 
+/*
+ * A socket of family (bind_to's, when given), bound to bind_to with the
+ * listener's options, or unbound. group: a member of a SO_REUSEPORT group,
+ * blocking, with reads that time out after UDP_GROUP_WAKE_MS (its thread
+ * looks at the stop flag that often). Returns the fd, or -errno.
+ */
+#define UDP_GROUP_WAKE_MS 100
+static int socket_open(const struct vigil_addr *bind_to, int family, bool group)
+{
+    if (bind_to)
+        family = bind_to->family;
+    int fd = socket(family, SOCK_DGRAM | (group ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, size = UDP_RCVBUF_BYTES;
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (!bind_to)
+        return fd;
+    /* FORCE passes rmem_max when privileged; otherwise the plain request is capped. */
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    int err = 0;
+    if (group) {
+        struct timeval tv = {.tv_sec = 0, .tv_usec = UDP_GROUP_WAKE_MS * 1000};
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
+            err = -errno;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    if (!err && vigil__addr_to_sockaddr(bind_to, &ss, &sl))
+        err = -EINVAL;
+    else if (!err && bind(fd, (struct sockaddr *)&ss, sl))
+        err = -errno;
+    if (err) {
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* The address fd is bound to. */
+static void socket_local(int fd, struct vigil_addr *out)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        vigil__addr_from_sockaddr((struct sockaddr *)&ss, out);
+}
+
 /* Opens a socket: bound (a listener, watched by the loop) or not (a sender). */
 static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind_to,
                     int family, struct vio_transport **out)
@@ -164,43 +258,272 @@ static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_ad
     u->base.ops = &udp_ops;
     u->loop = l;
     vio_source_init(&u->base.readable, NULL, NULL);
-    if (bind_to)
-        family = bind_to->family;
-    u->fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    u->fd = socket_open(bind_to, family, false);
     if (u->fd < 0) {
-        int err = -errno;
+        int err = u->fd;
         free(u);
         return err;
     }
-    int one = 1, size = UDP_RCVBUF_BYTES;
-    if (family == AF_INET6)
-        setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind_to) {
-        /* FORCE passes rmem_max when privileged; otherwise the plain request is capped. */
-        if (setsockopt(u->fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)))
-            setsockopt(u->fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
-        setsockopt(u->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
-        setsockopt(u->fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
-        struct sockaddr_storage ss;
-        socklen_t sl;
-        int err = 0;
-        if (vigil__addr_to_sockaddr(bind_to, &ss, &sl))
-            err = -EINVAL;
-        else if (bind(u->fd, (struct sockaddr *)&ss, sl))
-            err = -errno;
-        else
-            err = l->ops->watch_fd(l, u->fd, &u->base.readable);
+        int err = l->ops->watch_fd(l, u->fd, &u->base.readable);
         if (err) {
             close(u->fd);
             free(u);
             return err;
         }
     }
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(u->fd, (struct sockaddr *)&ss, &sl) == 0)
-        vigil__addr_from_sockaddr((struct sockaddr *)&ss, &u->local);
+    socket_local(u->fd, &u->local);
     *out = &u->base;
+    return 0;
+}
+
+/* --- a listener with receive threads ---------------------------------- */
+
+/* Slots in each thread's ring (a power of two): about 2.5 MB. */
+#define UDP_RING_SLOTS 2048u
+#define UDP_RING_MASK  (UDP_RING_SLOTS - 1)
+/* How long a thread whose ring is full waits before it looks again. */
+#define UDP_FULL_WAIT_NS (200 * 1000)
+
+/* A datagram read by a receive thread: as the loop's thread will be given it. */
+struct udp_slot {
+    struct vio_dgram d;
+    uint8_t data[VIGIL_WIRE_MAX + 1];
+};
+
+struct udp_group;
+
+/* A receive thread, its socket and its ring. */
+struct udp_rx {
+    struct udp_group *g;
+    int fd;
+    uint32_t ovfl; /* the socket's drop count last seen (the thread's) */
+    pthread_t thread;
+    bool started;
+    struct udp_slot *slots;
+    /* Written by the thread: the slots before head are filled. */
+    _Alignas(64) _Atomic uint32_t head;
+    /* Written by the loop's thread: the slots before tail are taken. */
+    _Alignas(64) _Atomic uint32_t tail;
+};
+
+struct udp_group {
+    struct vio_transport base;
+    struct vio_loop *loop;
+    int efd; /* an eventfd the loop watches: written when armed */
+    /* The loop's thread found the rings empty and may sleep: wake it. */
+    _Atomic bool armed;
+    _Atomic bool stop;
+    _Atomic int error; /* a thread's last receive error (errno), reported once */
+    struct vigil_addr local;
+    unsigned n;
+    unsigned next; /* the ring recv starts with, in turn */
+    struct udp_rx rx[VIO_RECV_THREADS_MAX];
+};
+
+static void *rx_main(void *arg)
+{
+    struct udp_rx *r = arg;
+    struct udp_group *g = r->g;
+    struct udp_batch b;
+    struct vio_dgram d[UDP_BATCH];
+    while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
+        uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
+        if (UDP_RING_SLOTS - (head - tail) < UDP_BATCH) {
+            /* The loop is behind: leave the rest in the kernel's buffer. */
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = UDP_FULL_WAIT_NS};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        for (unsigned i = 0; i < UDP_BATCH; i++) {
+            struct udp_slot *sl = &r->slots[(head + i) & UDP_RING_MASK];
+            d[i].buf = sl->data;
+            d[i].cap = VIGIL_WIRE_MAX;
+            batch_prepare(&b, i, &d[i]);
+        }
+        /* Blocks until one datagram (or the timeout), then takes what waits. */
+        int got = recvmmsg(r->fd, b.msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
+        if (got <= 0) {
+            int e = got < 0 ? errno : 0;
+            if (e && e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+                atomic_store(&g->error, e);
+                struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        batch_finish(&b, got, d, &r->ovfl);
+        for (int i = 0; i < got; i++)
+            r->slots[(head + (uint32_t)i) & UDP_RING_MASK].d = d[i];
+        /*
+         * Publish, then wake the loop if it said it may sleep. Both are
+         * sequentially consistent, as are the loop's arming and its look
+         * at head: one of the two always sees the other.
+         */
+        atomic_store(&r->head, head + (uint32_t)got);
+        if (atomic_exchange(&g->armed, false)) {
+            uint64_t one = 1;
+            ssize_t w = write(g->efd, &one, sizeof(one));
+            (void)w; /* a full counter wakes the loop as well */
+        }
+    }
+    return NULL;
+}
+
+static bool rings_empty(struct udp_group *g)
+{
+    for (unsigned k = 0; k < g->n; k++)
+        if (atomic_load(&g->rx[k].head) !=
+            atomic_load_explicit(&g->rx[k].tail, memory_order_relaxed))
+            return false;
+    return true;
+}
+
+/*
+ * Takes up to n datagrams from the rings, a ring after the other, starting
+ * with another ring each call. When it gives fewer than n, the caller may
+ * stop reading: the loop is armed to be woken by the next datagram.
+ */
+static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
+{
+    struct udp_group *g = (struct udp_group *)t;
+    int e = atomic_exchange(&g->error, 0);
+    if (e)
+        return -e;
+    size_t got = 0;
+    for (unsigned k = 0; k < g->n && got < n; k++) {
+        struct udp_rx *r = &g->rx[(g->next + k) % g->n];
+        uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
+        for (; tail != head && got < n; tail++, got++) {
+            const struct vio_dgram *s = &r->slots[tail & UDP_RING_MASK].d;
+            struct vio_dgram *o = &d[got];
+            size_t len = s->len;
+            if (len > o->cap) /* longer than the caller takes: oversize, as recv says it */
+                len = o->cap + 1;
+            memcpy(o->buf, s->buf, len <= o->cap ? len : o->cap);
+            o->len = len;
+            o->from = s->from;
+            o->arrival = s->arrival;
+            o->stamped = s->stamped;
+            o->dropped = s->dropped;
+        }
+        atomic_store_explicit(&r->tail, tail, memory_order_release);
+    }
+    g->next = (g->next + 1) % g->n;
+    if (got < n) {
+        uint64_t v;
+        ssize_t rd = read(g->efd, &v, sizeof(v)); /* clears it; nothing to read is fine */
+        (void)rd;
+        atomic_store(&g->armed, true);
+        /* A datagram published before the arming: come back for it. */
+        if (!rings_empty(g))
+            vio_source_ready(g->loop, &t->readable);
+    }
+    return (int)got;
+}
+
+static int group_send(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
+                      size_t len)
+{
+    return send_on(((struct udp_group *)t)->rx[0].fd, to, buf, len);
+}
+
+static void group_local(const struct vio_transport *t, struct vigil_addr *out)
+{
+    *out = ((const struct udp_group *)t)->local;
+}
+
+static void group_close(struct vio_transport *t)
+{
+    struct udp_group *g = (struct udp_group *)t;
+    atomic_store(&g->stop, true);
+    for (unsigned k = 0; k < g->n; k++) {
+        /* Each thread sees the flag within UDP_GROUP_WAKE_MS. */
+        if (g->rx[k].started)
+            pthread_join(g->rx[k].thread, NULL);
+        if (g->rx[k].fd >= 0)
+            close(g->rx[k].fd);
+        free(g->rx[k].slots);
+    }
+    if (g->loop) {
+        vio_source_cancel(g->loop, &t->readable);
+        if (g->efd >= 0)
+            g->loop->ops->unwatch_fd(g->loop, g->efd);
+    }
+    if (g->efd >= 0)
+        close(g->efd);
+    free(g);
+}
+
+static const struct vio_transport_ops group_ops = {
+    .recv = group_recv,
+    .send = group_send,
+    .local = group_local,
+    .close = group_close,
+};
+
+static int udp_listen(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind_to,
+                      unsigned threads, struct vio_transport **out)
+{
+    if (threads <= 1)
+        return udp_open(n, l, bind_to, bind_to->family, out);
+    if (threads > VIO_RECV_THREADS_MAX)
+        return -EINVAL;
+    struct udp_group *g = calloc(1, sizeof(*g));
+    if (!g)
+        return -ENOMEM;
+    g->base.ops = &group_ops;
+    vio_source_init(&g->base.readable, NULL, NULL);
+    g->efd = -1;
+    for (unsigned k = 0; k < VIO_RECV_THREADS_MAX; k++)
+        g->rx[k].fd = -1;
+    int err = 0;
+    struct vigil_addr at = *bind_to;
+    for (unsigned k = 0; k < threads && !err; k++) {
+        struct udp_rx *r = &g->rx[k];
+        r->g = g;
+        g->n = k + 1;
+        r->slots = calloc(UDP_RING_SLOTS, sizeof(*r->slots));
+        if (!r->slots) {
+            err = -ENOMEM;
+            break;
+        }
+        r->fd = socket_open(&at, at.family, true);
+        if (r->fd < 0) {
+            err = r->fd;
+            break;
+        }
+        if (k == 0) {
+            /* The others join the first on its port (the one the kernel chose, for port 0). */
+            socket_local(r->fd, &g->local);
+            at.port = g->local.port;
+        }
+    }
+    if (!err) {
+        g->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (g->efd < 0)
+            err = -errno;
+    }
+    if (!err) {
+        err = l->ops->watch_fd(l, g->efd, &g->base.readable);
+        if (!err)
+            g->loop = l;
+    }
+    atomic_store(&g->armed, true);
+    for (unsigned k = 0; k < g->n && !err; k++) {
+        int rc = pthread_create(&g->rx[k].thread, NULL, rx_main, &g->rx[k]);
+        if (rc)
+            err = -rc;
+        else
+            g->rx[k].started = true;
+    }
+    if (err) {
+        group_close(&g->base);
+        return err;
+    }
+    *out = &g->base;
     return 0;
 }
 
@@ -216,5 +539,5 @@ static int udp_resolve(struct vio_net *n, const char *spec, uint16_t default_por
     return rc;
 }
 
-struct vio_net vio_net_udp = {
-    .ops = &(const struct vio_net_ops){.open = udp_open, .resolve = udp_resolve}};
+struct vio_net vio_net_udp = {.ops = &(const struct vio_net_ops){
+                                  .open = udp_open, .resolve = udp_resolve, .listen = udp_listen}};

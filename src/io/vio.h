@@ -252,7 +252,21 @@ struct vio_net_ops {
     /* Resolves "host:port" to an address; 0 or -VIGIL_EINVAL / -VIGIL_ESYS. */
     int (*resolve)(struct vio_net *n, const char *spec, uint16_t default_port,
                    struct vigil_addr *out, const char **why);
+    /*
+     * A listener read by `threads` receive threads (at most
+     * VIO_RECV_THREADS_MAX), each with a socket of its own on the same
+     * address, the kernel spreading the senders over them (SO_REUSEPORT:
+     * one sender's datagrams always reach the same socket). recv hands
+     * out what the threads read, in the order each thread read it, with
+     * the kernel's arrival times. threads 0 or 1, or a net without this
+     * operation (NULL): open, read in the caller's thread.
+     */
+    int (*listen)(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind,
+                  unsigned threads, struct vio_transport **out);
 };
+
+/* The most receive threads a listener can have. */
+#define VIO_RECV_THREADS_MAX 16
 struct vio_net {
     const struct vio_net_ops *ops;
 };

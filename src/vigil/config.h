@@ -195,9 +195,14 @@ struct vcfg_group {
     vigil_time_t timeout;
 };
 
+/* The most receive threads per listen address (io/vio.h's VIO_RECV_THREADS_MAX). */
+#define VCFG_MAX_RECEIVE_THREADS 16
+
 struct vcfg_monitor {
     char *listen[VCFG_MAX_LISTEN]; /* "0.0.0.0:7946", "[::]:7946" */
     size_t n_listen;
+    /* Receive threads per listen address (1: read in the daemon's own thread). */
+    unsigned receive_threads;
     char *api; /* "127.0.0.1:7947"; "" or "off" disables */
     /*
      * The API's token (a file holding it, owner-only): changing state

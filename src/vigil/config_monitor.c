@@ -300,6 +300,15 @@ static int m_max_nodes(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int m_receive_threads(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, VCFG_MAX_RECEIVE_THREADS, &v) != 0)
+        return -1;
+    l->c->monitor.receive_threads = (unsigned)v;
+    return 0;
+}
+
 static int m_startup_grace(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vigil_monitor_config *core = &l->c->monitor.core;
@@ -1416,6 +1425,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"auto_register", m_auto_register},
         {"adapt_interval", m_adapt_interval},
         {"max_nodes", m_max_nodes},
+        {"receive_threads", m_receive_threads},
         {"startup_grace", m_startup_grace},
         {"rise", m_rise},
         {"pause_tolerance", m_pause_tolerance},

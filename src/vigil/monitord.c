@@ -121,8 +121,7 @@ struct monitord {
     char key_ids[80];    /* " (key ids 0, 1)" at start, for the start-up line */
     struct drops *drops; /* this minute's dropped datagrams, by source, id and reason */
     struct vio_timer drops_timer;
-    uint64_t seen_unknown_key, seen_unsealed; /* the core's counters at the last drop */
-    vigil_time_t debug_window;                /* debug lines: this second's count */
+    vigil_time_t debug_window; /* debug lines: this second's count */
     unsigned debug_lines;
     vigil_time_t drops_since; /* start of the current window */
     int argc;                 /* the command line, read again on a reload (NULL: none) */
@@ -1073,13 +1072,9 @@ static void on_drops_window(void *arg, vigil_time_t now)
 }
 
 /* A datagram the core refused (rc): noted for the summary, and logged at debug level. */
-static void note_drop(struct monitord *d, int rc, const struct vio_dgram *dg, vigil_time_t now)
+static void note_drop(struct monitord *d, int rc, const struct vio_dgram *dg, bool unknown_key,
+                      bool unsealed, vigil_time_t now)
 {
-    const struct vigil_monitor_stats *st = vigil_monitor_stats(d->mon);
-    bool unknown_key = st->unknown_key != d->seen_unknown_key;
-    bool unsealed = st->unsealed != d->seen_unsealed;
-    d->seen_unknown_key = st->unknown_key;
-    d->seen_unsealed = st->unsealed;
     int r = drops_reason(rc, unknown_key, unsealed);
     if (r < 0 || !d->drops)
         return;
@@ -1351,7 +1346,10 @@ static int open_listener(struct monitord *d, const char *spec, char *err, size_t
         return -1;
     }
     struct listener *l = &d->socks[d->n_socks];
-    int rc = d->env->net->ops->open(d->env->net, d->loop, &a, a.family, &l->t);
+    struct vio_net *net = d->env->net;
+    unsigned threads = d->cfg.monitor.receive_threads;
+    int rc = net->ops->listen && threads > 1 ? net->ops->listen(net, d->loop, &a, threads, &l->t)
+                                             : net->ops->open(net, d->loop, &a, a.family, &l->t);
     if (rc) {
         snprintf(err, cap, "cannot listen on %s: %s", spec, strerror(-rc));
         return -1;
@@ -1472,6 +1470,7 @@ static bool read_listener(struct listener *l, int max_batches)
 {
     struct monitord *d = l->d;
     struct vio_dgram dg[BATCH];
+    struct vigil_monitor_dgram md[BATCH];
     for (int b = 0; b < max_batches; b++) {
         for (int i = 0; i < BATCH; i++) {
             dg[i].buf = d->bufs[i];
@@ -1491,14 +1490,16 @@ static bool read_listener(struct listener *l, int max_batches)
             }
             vigil_time_t at = dg[i].arrival > d->fed ? dg[i].arrival : d->fed;
             d->fed = at;
-            int drc = vigil_monitor_on_datagram(d->mon, at, dg[i].buf, dg[i].len, &dg[i].from);
-            if (drc) {
-                note_drop(d, drc, &dg[i], at);
-            } else {
-                const struct vigil_node *sn = vigil_monitor_last_status(d->mon);
-                if (sn && vigil_node_custom_count(sn) > 0)
-                    take_reports(d, sn, at);
-            }
+            md[i] = (struct vigil_monitor_dgram){
+                .buf = dg[i].buf, .len = dg[i].len, .at = at, .from = &dg[i].from};
+        }
+        /* The whole batch at once: the core fetches the nodes' records together. */
+        vigil_monitor_on_batch(d->mon, md, (size_t)n);
+        for (int i = 0; i < n; i++) {
+            if (md[i].rc)
+                note_drop(d, md[i].rc, &dg[i], md[i].unknown_key, md[i].unsealed, md[i].at);
+            else if (md[i].status && vigil_node_custom_count(md[i].status) > 0)
+                take_reports(d, md[i].status, md[i].at);
         }
         if (n < BATCH)
             return false;
@@ -2008,6 +2009,8 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         }
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
             vigil_list_append(restart, sizeof(restart), "listen");
+        if (om->receive_threads != nm->receive_threads)
+            vigil_list_append(restart, sizeof(restart), "receive_threads");
         if (!vigil_str_same(om->api, nm->api) ||
             !vigil_str_same(om->api_token_file, nm->api_token_file) ||
             !vigil_str_same(om->api_tls_cert, nm->api_tls_cert) ||

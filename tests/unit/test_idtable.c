@@ -122,7 +122,7 @@ static void test_churn_fixed_key(void **state)
             vigil__idtable_remove_slot(&t, s);
             ids->in[i] = false;
         } else if (vigil__idtable_has_room(&t)) {
-            vigil__idtable_put(&t, s, i);
+            vigil__idtable_put(&t, s, i, vigil__idtable_hash(&t, ids->id[i], strlen(ids->id[i])));
             ids->in[i] = true;
         }
         if (round % 16 == 0)
@@ -189,6 +189,7 @@ static void test_growth_fails(void **state)
     check_all(&t, ids, 32);
     assert_int_equal(vigil__idtable_memory(&t), 32 * sizeof(uint32_t));
     assert_int_equal(vigil__idtable_insert(&t, "x", 1, VIGIL__IDTABLE_NONE), -VIGIL_EINVAL);
+    assert_int_equal(vigil__idtable_insert(&t, "x", 1, VIGIL__IDTABLE_VALUE_MAX), -VIGIL_EINVAL);
     vigil__idtable_destroy(&t);
     assert_int_equal(a.live, 0);
     free(ids);
