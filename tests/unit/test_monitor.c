@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -494,6 +495,146 @@ static void test_per_node_keys(void **st)
     assert_int_equal(send_hb(m, 1 * S, "web1", 1, 2, 0, k1), 0);
     assert_int_equal(vigil_node_sequence(vigil_monitor_find(m, "web1")), 2);
     vigil_monitor_free(m);
+}
+
+/* A datagram of the mixed stream of test_batch_same_as_single. */
+struct mixed {
+    uint8_t buf[VIGIL_WIRE_MAX];
+    size_t len;
+    vigil_time_t at;
+};
+
+/*
+ * Builds a hostile, realistic stream: heartbeats from more ids than the
+ * table takes, in order and repeated (stale), with the wrong node's key,
+ * goodbyes, restarts (new generations), cut and flipped datagrams, and
+ * nodes falling silent long enough to be suspected and declared dead.
+ */
+static size_t mixed_stream(struct mixed *out, size_t cap)
+{
+    enum { IDS = 300 };
+    static uint64_t seq[IDS], gen[IDS];
+    uint32_t rnd = 2463534242u;
+    vigil_time_t now = 0;
+    size_t n = 0;
+    for (int i = 0; i < IDS; i++)
+        gen[i] = 1, seq[i] = 0;
+    while (n < cap) {
+        rnd ^= rnd << 13, rnd ^= rnd >> 17, rnd ^= rnd << 5;
+        int id = (int)(rnd % IDS);
+        /* A tenth of the ids are silent in every other 30 s: suspect, dead, back. */
+        if (id % 10 == 0 && (now / (30 * S)) % 2 == 1) {
+            now += 3 * MS;
+            continue;
+        }
+        char name[16];
+        snprintf(name, sizeof(name), "node-%03d", id);
+        struct vigil_heartbeat hb;
+        memset(&hb, 0, sizeof(hb));
+        snprintf(hb.id, sizeof(hb.id), "%s", name);
+        unsigned kind = (rnd >> 8) % 100;
+        if (kind == 0)
+            gen[id]++, seq[id] = 0; /* a restart */
+        hb.generation = gen[id];
+        hb.sequence = kind == 1 && seq[id] > 0 ? seq[id] : ++seq[id]; /* 1: a replay */
+        hb.flags = kind == 2 ? VIGIL_FLAG_LEAVING : 0;
+        hb.interval_ms = 1000;
+        hb.send_time_us = 1700000000000000LL;
+        hb.status.load1_milli = (uint32_t)(rnd % 4000);
+        uint8_t mac[VIGIL_WIRE_MAC_KEY_LEN];
+        /* 3: signed with another node's key. */
+        node_tag_key(kind == 3 ? "node-999" : name, mac);
+        int len = vigil_wire_encode(&hb, mac, out[n].buf, sizeof(out[n].buf));
+        assert_true(len > 0);
+        out[n].len = (size_t)len;
+        if (kind == 4)
+            out[n].len = (size_t)len / 2; /* cut */
+        if (kind == 5)
+            out[n].buf[(rnd >> 16) % (unsigned)len] ^= 0x40; /* flipped */
+        now += (vigil_time_t)(rnd % 7) * MS;
+        out[n].at = now;
+        n++;
+    }
+    return n;
+}
+
+static void expect_same_events(struct vigil_monitor *a, struct vigil_monitor *b)
+{
+    struct vigil_event ea, eb;
+    for (;;) {
+        bool ha = vigil_monitor_poll_event(a, &ea), hb = vigil_monitor_poll_event(b, &eb);
+        assert_int_equal(ha, hb);
+        if (!ha)
+            return;
+        assert_int_equal(ea.seq, eb.seq);
+        assert_int_equal(ea.time, eb.time);
+        assert_string_equal(ea.node, eb.node);
+        assert_int_equal(ea.old_state, eb.old_state);
+        assert_int_equal(ea.new_state, eb.new_state);
+        assert_string_equal(ea.reason, eb.reason);
+        assert_true(ea.level == eb.level);
+    }
+}
+
+/*
+ * vigil_monitor_on_batch does exactly what as many calls of
+ * vigil_monitor_on_datagram do: the same answer for every datagram, the
+ * same events at the same times, the same counters and nodes. Batches of
+ * every size from 1 to 130, the daemon's deadlines between them.
+ */
+static void test_batch_same_as_single(void **st)
+{
+    (void)st;
+    enum { N = 40000 };
+    struct mixed *d = malloc(N * sizeof(*d));
+    assert_non_null(d);
+    size_t n = mixed_stream(d, N);
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.has_key = true;
+    c.key_is_master = true;
+    memcpy(c.key, KEY, sizeof(KEY));
+    c.max_nodes = 250;
+    struct vigil_monitor *a, *b;
+    assert_int_equal(vigil_monitor_new(&c, 0, &a), 0);
+    assert_int_equal(vigil_monitor_new(&c, 0, &b), 0);
+    struct vigil_addr from = {.family = 2, .port = 4000, .addr = {127, 0, 0, 1}};
+    static struct vigil_monitor_dgram md[130];
+    size_t accepted = 0, refused = 0, step = 1;
+    for (size_t i = 0; i < n; i += step, step = step % 130 + 1) {
+        size_t k = n - i < step ? n - i : step;
+        for (size_t j = 0; j < k; j++)
+            md[j] = (struct vigil_monitor_dgram){
+                .buf = d[i + j].buf, .len = d[i + j].len, .at = d[i + j].at, .from = &from};
+        vigil_monitor_on_batch(b, md, k);
+        for (size_t j = 0; j < k; j++) {
+            int rc = vigil_monitor_on_datagram(a, d[i + j].at, d[i + j].buf, d[i + j].len, &from);
+            assert_int_equal(md[j].rc, rc);
+            rc == 0 ? accepted++ : refused++;
+        }
+        vigil_time_t t = d[i + k - 1].at;
+        tick(a, t);
+        tick(b, t);
+        expect_same_events(a, b);
+    }
+    /* The stream was what it meant to be: mostly accepted, every kind of refusal. */
+    const struct vigil_monitor_stats *sa = vigil_monitor_stats(a), *sb = vigil_monitor_stats(b);
+    assert_true(accepted > n / 2 && refused > n / 50);
+    assert_true(sa->stale > 0 && sa->auth_failed > 0 && sa->malformed > 0 && sa->table_full > 0);
+    assert_true(sa->events > 300);
+    assert_memory_equal(sa, sb, sizeof(*sa));
+    assert_int_equal(vigil_monitor_node_count(a), vigil_monitor_node_count(b));
+    for (size_t i = 0; i < vigil_monitor_node_count(a); i++) {
+        const struct vigil_node *na = vigil_monitor_node_at(a, i);
+        const struct vigil_node *nb = vigil_monitor_find(b, vigil_node_id(na));
+        assert_non_null(nb);
+        assert_int_equal(vigil_node_state(na), vigil_node_state(nb));
+        assert_int_equal(vigil_node_sequence(na), vigil_node_sequence(nb));
+        assert_int_equal(vigil_node_generation(na), vigil_node_generation(nb));
+    }
+    vigil_monitor_free(a);
+    vigil_monitor_free(b);
+    free(d);
 }
 
 static void test_future_refused(void **st)
@@ -1520,6 +1661,7 @@ int main(void)
         cmocka_unit_test(test_replay_does_not_refresh),
         cmocka_unit_test(test_authentication),
         cmocka_unit_test(test_per_node_keys),
+        cmocka_unit_test(test_batch_same_as_single),
         cmocka_unit_test(test_key_rotation),
         cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_key_legacy_to_master),
