@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that building, running, testing, packaging and
 # benchmarking vigil need (libsqlite3-dev for the monitor's state store,
-# libsystemd-dev for the daemons' readiness notification to systemd, dpkg-dev and file for `make deb`, groff-base and
+# libsystemd-dev for the daemons' readiness notification to systemd, liburing-dev for
+# bench_drain's io_uring receiver, dpkg-dev and file for `make deb`, groff-base and
 # man-db to check the manual pages, serf only for bench/detect_vs_serf.py and
 # bench/peer_vs_serf.py;
 # prometheus for promtool, which lints the /metrics answer; chromium,
@@ -15,7 +16,7 @@ set -euo pipefail
 pkgs=(
     build-essential make cmake pkg-config
     libsodium-dev libconfig-dev libjansson-dev libmicrohttpd-dev
-    libcurl4-openssl-dev libcmocka-dev libsystemd-dev libsqlite3-dev
+    libcurl4-openssl-dev libcmocka-dev libsystemd-dev libsqlite3-dev liburing-dev
     dpkg-dev file groff-base man-db
     python3 procps iproute2 nftables curl clang-format util-linux openssl
     serf prometheus chromium chromium-driver python3-selenium

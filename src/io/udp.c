@@ -201,14 +201,17 @@ static const struct vio_transport_ops udp_ops = {
  * looks at the stop flag that often). Returns the fd, or -errno.
  */
 #define UDP_GROUP_WAKE_MS 100
-static int socket_open(const struct vigil_addr *bind_to, int family, bool group)
+static int socket_open(const struct vigil_addr *bind_to, int family, bool group, size_t rcvbuf)
 {
     if (bind_to)
         family = bind_to->family;
     int fd = socket(family, SOCK_DGRAM | (group ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
-    int one = 1, size = UDP_RCVBUF_BYTES;
+    int one = 1;
+    int size = rcvbuf == 0              ? UDP_RCVBUF_BYTES
+               : rcvbuf > INT32_MAX / 2 ? INT32_MAX / 2
+                                        : (int)rcvbuf;
     if (family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (!bind_to)
@@ -247,18 +250,17 @@ static void socket_local(int fd, struct vigil_addr *out)
         vigil__addr_from_sockaddr((struct sockaddr *)&ss, out);
 }
 
-/* Opens a socket: bound (a listener, watched by the loop) or not (a sender). */
-static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind_to,
-                    int family, struct vio_transport **out)
+/* A socket bound (a listener, watched by the loop) or not (a sender); rcvbuf as listen's. */
+static int open_plain(struct vio_loop *l, const struct vigil_addr *bind_to, int family,
+                      size_t rcvbuf, struct vio_transport **out)
 {
-    (void)n;
     struct udp *u = calloc(1, sizeof(*u));
     if (!u)
         return -ENOMEM;
     u->base.ops = &udp_ops;
     u->loop = l;
     vio_source_init(&u->base.readable, NULL, NULL);
-    u->fd = socket_open(bind_to, family, false);
+    u->fd = socket_open(bind_to, family, false, rcvbuf);
     if (u->fd < 0) {
         int err = u->fd;
         free(u);
@@ -275,6 +277,13 @@ static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_ad
     socket_local(u->fd, &u->local);
     *out = &u->base;
     return 0;
+}
+
+static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind_to,
+                    int family, struct vio_transport **out)
+{
+    (void)n;
+    return open_plain(l, bind_to, family, 0, out);
 }
 
 /* --- a listener with receive threads ---------------------------------- */
@@ -325,6 +334,8 @@ static void *rx_main(void *arg)
 {
     struct udp_rx *r = arg;
     struct udp_group *g = r->g;
+    /* Named, so that top -H and perf tell the receive threads from the loop's. */
+    pthread_setname_np(pthread_self(), "vigil-recv");
     struct udp_batch b;
     struct vio_dgram d[UDP_BATCH];
     while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
@@ -465,10 +476,11 @@ static const struct vio_transport_ops group_ops = {
 };
 
 static int udp_listen(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind_to,
-                      unsigned threads, struct vio_transport **out)
+                      unsigned threads, size_t rcvbuf, struct vio_transport **out)
 {
+    (void)n;
     if (threads <= 1)
-        return udp_open(n, l, bind_to, bind_to->family, out);
+        return open_plain(l, bind_to, bind_to->family, rcvbuf, out);
     if (threads > VIO_RECV_THREADS_MAX)
         return -EINVAL;
     struct udp_group *g = calloc(1, sizeof(*g));
@@ -490,7 +502,7 @@ static int udp_listen(struct vio_net *n, struct vio_loop *l, const struct vigil_
             err = -ENOMEM;
             break;
         }
-        r->fd = socket_open(&at, at.family, true);
+        r->fd = socket_open(&at, at.family, true, rcvbuf);
         if (r->fd < 0) {
             err = r->fd;
             break;

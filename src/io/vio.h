@@ -258,11 +258,12 @@ struct vio_net_ops {
      * address, the kernel spreading the senders over them (SO_REUSEPORT:
      * one sender's datagrams always reach the same socket). recv hands
      * out what the threads read, in the order each thread read it, with
-     * the kernel's arrival times. threads 0 or 1, or a net without this
-     * operation (NULL): open, read in the caller's thread.
+     * the kernel's arrival times. threads 0 or 1: read in the caller's
+     * thread, as open. rcvbuf: each socket's receive buffer in bytes (0:
+     * the default, 8 MB). A net without this operation (NULL): use open.
      */
     int (*listen)(struct vio_net *n, struct vio_loop *l, const struct vigil_addr *bind,
-                  unsigned threads, struct vio_transport **out);
+                  unsigned threads, size_t rcvbuf, struct vio_transport **out);
 };
 
 /* The most receive threads a listener can have. */

@@ -75,6 +75,7 @@ void vcfg_init(struct vcfg *c)
     m->listen[0] = dup_or_flag(c, VCFG_LISTEN_DEFAULT);
     m->n_listen = m->listen[0] != NULL ? 1 : 0;
     m->receive_threads = 1;
+    m->receive_buffer_mb = 8;
     m->api = dup_or_flag(c, API_DEFAULT_ADDR);
     vigil_monitor_config_default(&m->core);
     m->interval = m->core.interval;

@@ -203,6 +203,8 @@ struct vcfg_monitor {
     size_t n_listen;
     /* Receive threads per listen address (1: read in the daemon's own thread). */
     unsigned receive_threads;
+    /* Each receive socket's buffer, in MB. */
+    unsigned receive_buffer_mb;
     char *api; /* "127.0.0.1:7947"; "" or "off" disables */
     /*
      * The API's token (a file holding it, owner-only): changing state

@@ -309,6 +309,15 @@ static int m_receive_threads(struct vcfg__ld *l, const config_setting_t *s)
     return 0;
 }
 
+static int m_receive_buffer_mb(struct vcfg__ld *l, const config_setting_t *s)
+{
+    long long v = 0;
+    if (vcfg__rd_int(l, s, 1, 1024, &v) != 0)
+        return -1;
+    l->c->monitor.receive_buffer_mb = (unsigned)v;
+    return 0;
+}
+
 static int m_startup_grace(struct vcfg__ld *l, const config_setting_t *s)
 {
     struct vigil_monitor_config *core = &l->c->monitor.core;
@@ -1426,6 +1435,7 @@ int vcfg__ld_monitor(struct vcfg__ld *l, const config_setting_t *s)
         {"adapt_interval", m_adapt_interval},
         {"max_nodes", m_max_nodes},
         {"receive_threads", m_receive_threads},
+        {"receive_buffer_mb", m_receive_buffer_mb},
         {"startup_grace", m_startup_grace},
         {"rise", m_rise},
         {"pause_tolerance", m_pause_tolerance},

@@ -1348,8 +1348,9 @@ static int open_listener(struct monitord *d, const char *spec, char *err, size_t
     struct listener *l = &d->socks[d->n_socks];
     struct vio_net *net = d->env->net;
     unsigned threads = d->cfg.monitor.receive_threads;
-    int rc = net->ops->listen && threads > 1 ? net->ops->listen(net, d->loop, &a, threads, &l->t)
-                                             : net->ops->open(net, d->loop, &a, a.family, &l->t);
+    size_t rcvbuf = (size_t)d->cfg.monitor.receive_buffer_mb << 20;
+    int rc = net->ops->listen ? net->ops->listen(net, d->loop, &a, threads, rcvbuf, &l->t)
+                              : net->ops->open(net, d->loop, &a, a.family, &l->t);
     if (rc) {
         snprintf(err, cap, "cannot listen on %s: %s", spec, strerror(-rc));
         return -1;
@@ -2009,8 +2010,9 @@ int monitord_reload(struct monitord *d, char *err, size_t cap)
         }
         if (!same_strs(om->listen, om->n_listen, nm->listen, nm->n_listen))
             vigil_list_append(restart, sizeof(restart), "listen");
-        if (om->receive_threads != nm->receive_threads)
-            vigil_list_append(restart, sizeof(restart), "receive_threads");
+        if (om->receive_threads != nm->receive_threads ||
+            om->receive_buffer_mb != nm->receive_buffer_mb)
+            vigil_list_append(restart, sizeof(restart), "receive_threads or receive_buffer_mb");
         if (!vigil_str_same(om->api, nm->api) ||
             !vigil_str_same(om->api_token_file, nm->api_token_file) ||
             !vigil_str_same(om->api_tls_cert, nm->api_tls_cert) ||

@@ -115,7 +115,7 @@ static void open_listener(struct rx *r, unsigned threads)
     struct vigil_addr at;
     assert_int_equal(vigil_addr_parse("127.0.0.1:0", 0, &at), 0);
     assert_non_null(vio_net_udp.ops->listen);
-    assert_int_equal(vio_net_udp.ops->listen(&vio_net_udp, r->l, &at, threads, &r->t), 0);
+    assert_int_equal(vio_net_udp.ops->listen(&vio_net_udp, r->l, &at, threads, 0, &r->t), 0);
     vio_source_init(&r->t->readable, on_readable, r);
 }
 
@@ -229,9 +229,9 @@ static void test_limits(void **state)
     struct vigil_addr at;
     assert_int_equal(vigil_addr_parse("127.0.0.1:0", 0, &at), 0);
     struct vio_transport *t = NULL;
-    assert_true(vio_net_udp.ops->listen(&vio_net_udp, l, &at, VIO_RECV_THREADS_MAX + 1, &t) < 0);
+    assert_true(vio_net_udp.ops->listen(&vio_net_udp, l, &at, VIO_RECV_THREADS_MAX + 1, 0, &t) < 0);
     assert_null(t);
-    assert_int_equal(vio_net_udp.ops->listen(&vio_net_udp, l, &at, VIO_RECV_THREADS_MAX, &t), 0);
+    assert_int_equal(vio_net_udp.ops->listen(&vio_net_udp, l, &at, VIO_RECV_THREADS_MAX, 0, &t), 0);
     vio_transport_close(t);
     vio_loop_free(l);
 }
