@@ -28,7 +28,8 @@ seconds (the start, the first full status), --seconds are measured:
     the IPv4, UDP and Ethernet headers as bench_bytes counts them, 42 bytes
     more per datagram, beside it).
 
-Then SIGTERM: the agent must send its goodbye and exit 0. Every wait is
+Then SIGTERM: the agent must send its goodbye (two datagrams) and exit 0;
+the datagrams of the next 0.2 s are counted. Every wait is
 bounded; every process started is killed by its pid at the end (also on
 Ctrl-C), and the temporary directory removed (kept with --keep).
 """
@@ -229,9 +230,9 @@ def main():
     for r in results:
         m = r["mem"]["VmRSS"]
         verdict = ("met" if m <= TARGET_RSS_KIB else "NOT met") if r is results[0] else "for comparison"
-        print("%s (%s): VmRSS %d KiB, %s; exit %d after SIGTERM, %d goodbye datagram(s); "
-              "CPU from %s" % (r["label"], r["exe"], m, verdict, r["rc"], r["goodbyes"],
-                               r["cpu_src"]))
+        print("%s (%s): VmRSS %d KiB, %s; exit %d after SIGTERM, %d datagram(s) in the 0.2 s "
+              "after it (the goodbye is two); CPU from %s" % (
+                  r["label"], r["exe"], m, verdict, r["rc"], r["goodbyes"], r["cpu_src"]))
         print("  resident: " + ", ".join("%s %d KiB" % kv for kv in r["top"]))
     return 0
 
