@@ -11,8 +11,10 @@
 # then 2 s of the in-memory phase and five streams of about 2 s with and
 # without sealing), bench_memory about 10 s, bench_checks about 50 s (10,000
 # health checks a second against local TCP and HTTP servers, then the same
-# load on a bare libcurl loop, 3 s of warm-up and 20 s measured each); the
-# limits below add up to under four minutes.
+# load on a bare libcurl loop, 3 s of warm-up and 20 s measured each),
+# agent_footprint.py about 25 s (the small agent vigil-agent, then `vigil
+# agent`, each idle for 10 s after 2 s of warm-up: resident memory, CPU,
+# bytes a second); the limits below add up to under five minutes.
 #
 # Not run here, because it takes about 15 minutes and needs root and Serf:
 # bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
@@ -39,7 +41,7 @@ if [ -z "$build" ]; then
     echo "usage: bash bench/run.sh BUILD_DIR" >&2
     exit 2
 fi
-for b in bench_ingest bench_memory bench_checks; do
+for b in bench_ingest bench_memory bench_checks vigil vigil-agent; do
     if [ ! -x "$build/$b" ]; then
         echo "run.sh: $build/$b not found; build first (make build)" >&2
         exit 1
@@ -47,10 +49,11 @@ for b in bench_ingest bench_memory bench_checks; do
 done
 
 # Limits in seconds: about twice each benchmark's usual run time, and
-# 90 + 5 + 30 + 5 + 90 + 5 = 225 s at most in all, kills included.
+# 90 + 5 + 30 + 5 + 90 + 5 + 60 + 5 = 290 s at most in all, kills included.
 INGEST_LIMIT=90
 MEMORY_LIMIT=30
 CHECKS_LIMIT=90
+AGENT_LIMIT=60
 
 status=0
 echo "== vigil benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -77,6 +80,15 @@ timeout --kill-after=5 "$CHECKS_LIMIT" "$build/bench_checks"
 rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "bench_checks: exit status $rc" >&2
+    status=1
+fi
+echo
+echo "== agent_footprint: an idle agent's memory, CPU and bytes, vigil-agent beside vigil agent"
+timeout --kill-after=5 "$AGENT_LIMIT" python3 "$(dirname "$0")/agent_footprint.py" \
+    --build "$build" --seconds 10
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "agent_footprint: exit status $rc" >&2
     status=1
 fi
 exit "$status"

@@ -751,6 +751,25 @@ extern struct vio_fs vio_fs_real;
  * at its default; a command line tool that writes to a pipe wants neither).
  */
 int vio_env_real_new(struct vio_env **out, bool with_procs);
+/*
+ * The same without libmicrohttpd, libcurl, SQLite and the log thread:
+ * httpd_open, http_open, store_open and log_open are NULL (env_base.c).
+ * What the agent needs, and all the small agent program links.
+ */
+int vio_env_base_new(struct vio_env **out, bool with_procs);
+/* Frees either. */
 void vio_env_real_free(struct vio_env *env);
+
+/*
+ * Replaces this process with the program called name in the directory of
+ * this one (/proc/self/exe), with argv. Returns only on failure: -errno.
+ */
+int vio_exec_beside(const char *name, char *const argv[]);
+
+/*
+ * Gives the memory free()d so far back to the system (malloc_trim): for a
+ * daemon that allocated much to start (a configuration) and little after.
+ */
+void vio_trim_heap(void);
 
 #endif

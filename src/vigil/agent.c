@@ -1,10 +1,11 @@
 /*
  * vigil agent, vigil set and vigil keygen: the node side of vigil.
  *
- * vigil agent parses its flags and configuration, builds the real
- * environment (src/io/vio.h) and runs the agent daemon on it (agentd.c:
- * the heartbeat grid, the status file, the goodbye on SIGTERM). The status
- * file format is parsed here, shared with vigil set:
+ * vigil agent (and the small program vigil-agent, main_agent.c) parses
+ * its flags and configuration, builds the environment its program chose
+ * (src/io/vio.h) and runs the agent daemon on it (agentd.c: the heartbeat
+ * grid, the status file, the goodbye on SIGTERM). The status file format
+ * is parsed here, shared with vigil set:
  *
  * Custom status comes from three places, applied in this order, later ones
  * winning for the same key: the config file's static pairs, --set flags,
@@ -193,10 +194,10 @@ struct agent {
     struct agent_pairs base; /* config pairs, then --set pairs */
 };
 
-static void agent_usage(FILE *f)
+static void agent_usage(FILE *f, const char *name)
 {
     fprintf(f,
-            "usage: vigil agent [options]\n"
+            "usage: %s [options]\n"
             "Sends heartbeats with this node's status to one or more monitors.\n\n"
             "  -c, --config FILE       read the agent section of FILE\n"
             "      --id ID             node id (default: the host name)\n"
@@ -214,7 +215,7 @@ static void agent_usage(FILE *f)
             "  -h, --help              this help\n\n"
             "SIGTERM or SIGINT: send a goodbye heartbeat and exit 0. SIGHUP: read the\n"
             "key file again and send with that key from the next heartbeat on.\n",
-            VIGIL_DEFAULT_PORT, VIGIL_SENDER_STATUS_EVERY_DEFAULT);
+            name, VIGIL_DEFAULT_PORT, VIGIL_SENDER_STATUS_EVERY_DEFAULT);
 }
 
 static char *agent_strdup(const char *s)
@@ -260,12 +261,13 @@ static int add_set_arg(struct agent_pairs *l, const char *arg, const char *who)
 /*
  * The agent's settings: the file, then the flags on top (also for a
  * reload: the same file and flags again). Returns 0; -1 after --help; or
- * 2 with the reason in msg (cap bytes) and, with usage_on_error, the usage
- * printed.
+ * 2 with the reason in msg (cap bytes) and, with usage_name (the
+ * program's name; NULL for a reload), the usage printed.
  */
 static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t cap,
-                       bool usage_on_error)
+                       const char *usage_name)
 {
+    bool usage_on_error = usage_name != NULL;
     enum {
         OPT_ID = 256,
         OPT_STATUS_FILE,
@@ -299,13 +301,12 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
     optind = 0;
     for (int o; (o = getopt_long(argc, argv, shortopts, opts, NULL)) != -1;) {
         if (o == 'h') {
-            agent_usage(stdout);
+            agent_usage(stdout, usage_name ? usage_name : "vigil agent");
             return -1;
         }
         if (o == '?') {
             if (usage_on_error)
-                if (usage_on_error)
-                    agent_usage(stderr);
+                agent_usage(stderr, usage_name);
             return 2;
         }
         if (o == 'c' && vcfg_load(&a->cfg, optarg, err, sizeof(err)) != 0) {
@@ -316,7 +317,7 @@ static int agent_setup(struct agent *a, int argc, char **argv, char *msg, size_t
     if (optind < argc) {
         snprintf(msg, cap, "unexpected argument '%s'", vigil_quote(argv[optind]).s);
         if (usage_on_error)
-            agent_usage(stderr);
+            agent_usage(stderr, usage_name);
         return 2;
     }
     for (size_t i = 0; i < ac->n_custom; i++)
@@ -500,60 +501,109 @@ static int agent_reload(void *arg, struct vcfg *cfg, struct agent_pairs *base, c
                         size_t cap)
 {
     const struct agent_cmdline *cl = arg;
-    struct agent a;
-    memset(&a, 0, sizeof(a));
-    vcfg_init(&a.cfg);
-    int rc = agent_setup(&a, cl->argc, cl->argv, err, cap, false);
+    /* On the heap: see agent_command. */
+    struct agent *a = calloc(1, sizeof(*a));
+    if (!a) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    vcfg_init(&a->cfg);
+    int rc = agent_setup(a, cl->argc, cl->argv, err, cap, NULL);
     if (rc != 0) {
         if (!err[0])
             snprintf(err, cap, "the command line no longer parses");
-        vcfg_free(&a.cfg);
+        vcfg_free(&a->cfg);
+        free(a);
         return -1;
     }
-    *cfg = a.cfg;
-    *base = a.base;
+    vcfg_free(cfg);
+    *cfg = a->cfg;
+    *base = a->base;
+    free(a);
     return 0;
 }
 
-int cmd_agent(int argc, char **argv)
+/* The agent's checks need an HTTP client (an http check). */
+static bool agent_needs_http(const struct vcfg_agent *ac)
 {
-    struct agent a;
-    memset(&a, 0, sizeof(a));
-    vcfg_init(&a.cfg);
+    for (size_t i = 0; i < ac->n_checks; i++)
+        if (ac->checks[i].kind == VCFG_CHECK_HTTP)
+            return true;
+    return false;
+}
+
+/*
+ * The environment lacks what the configuration needs: the program vigil
+ * beside this one runs the agent instead, as `vigil agent` with the same
+ * flags, in this process (the same pid, so a service manager sees no
+ * change). Returns only when that fails.
+ */
+static int agent_handover(int argc, char **argv, const char *name, const char *why)
+{
+    char **args = calloc((size_t)argc + 2, sizeof(*args));
+    if (!args) {
+        fprintf(stderr, "%s: out of memory\n", name);
+        return 1;
+    }
+    args[0] = "vigil";
+    args[1] = "agent";
+    for (int i = 1; i < argc; i++)
+        args[i + 1] = argv[i];
+    fprintf(stderr, "%s: %s: handing over to vigil agent\n", name, why);
+    int rc = vio_exec_beside("vigil", args);
+    fprintf(stderr, "%s: cannot run vigil agent (the program vigil beside this one): %s\n", name,
+            strerror(-rc));
+    free(args);
+    return 1;
+}
+
+int agent_command(int argc, char **argv, const struct agent_host *host)
+{
+    /*
+     * On the heap, freed once the agent has taken its section: a whole
+     * configuration is 100 KB (the monitor's settings), which on the stack
+     * would stay resident for as long as the agent runs.
+     */
+    struct agent *a = calloc(1, sizeof(*a));
+    if (!a) {
+        fprintf(stderr, "%s: out of memory\n", host->name);
+        return 1;
+    }
+    vcfg_init(&a->cfg);
     char msg[AGENT_ERR_MAX];
-    int rc = agent_setup(&a, argc, argv, msg, sizeof(msg), true);
-    if (rc != 0) {
+    int rc = agent_setup(a, argc, argv, msg, sizeof(msg), host->name);
+    if (rc == 0 && sodium_init() < 0) {
+        snprintf(msg, sizeof(msg), "libsodium failed to initialize");
+        rc = 1;
+    }
+    struct vio_env *env = NULL;
+    /* Child processes only for checks (exec): an agent without them starts none. */
+    if (rc == 0 && (rc = host->env_new(&env, a->cfg.agent.n_checks > 0)) != 0) {
+        snprintf(msg, sizeof(msg), "cannot start: %s", strerror(-rc));
+        rc = 1;
+    }
+    bool handover = rc == 0 && !env->http_open && agent_needs_http(&a->cfg.agent);
+    struct agentd *d = NULL;
+    if (rc == 0 && !handover && agentd_new(env, &a->cfg, &a->base, NULL, &d, msg, sizeof(msg)))
+        rc = 1;
+    vcfg_free(&a->cfg);
+    free(a);
+    if (rc != 0 || handover) {
         if (rc > 0 && msg[0])
-            fprintf(stderr, "vigil agent: %s\n", msg);
-        vcfg_free(&a.cfg);
+            fprintf(stderr, "%s: %s\n", host->name, msg);
+        vio_env_real_free(env);
+        if (handover)
+            return agent_handover(argc, argv, host->name, "an http check needs the HTTP client");
         return rc < 0 ? 0 : rc;
     }
-    if (sodium_init() < 0) {
-        fprintf(stderr, "vigil agent: libsodium failed to initialize\n");
-        vcfg_free(&a.cfg);
-        return 1;
-    }
-    struct vio_env *env;
-    /* Child processes only for checks (exec): an agent without them starts none. */
-    rc = vio_env_real_new(&env, a.cfg.agent.n_checks > 0);
-    if (rc) {
-        fprintf(stderr, "vigil agent: cannot start: %s\n", strerror(-rc));
-        vcfg_free(&a.cfg);
-        return 1;
-    }
-    struct agentd *d;
-    char err[AGENT_ERR_MAX];
-    if (agentd_new(env, &a.cfg, &a.base, NULL, &d, err, sizeof(err))) {
-        fprintf(stderr, "vigil agent: %s\n", err);
-        vio_env_real_free(env);
-        return 1;
-    }
+    /* What starting took (the configuration, libconfig's tree) goes back to the system. */
+    vio_trim_heap();
     /* SIGHUP reads the same file and flags again. */
     struct agent_cmdline cl = {argc, argv};
     agentd_set_reload(d, agent_reload, &cl);
     rc = vio_loop_run(env->loop);
     if (rc)
-        fprintf(stderr, "vigil agent: the event loop failed: %s\n", strerror(-rc));
+        fprintf(stderr, "%s: the event loop failed: %s\n", host->name, strerror(-rc));
     int sig = agentd_stop_signal(d);
     bool goodbye_failed = agentd_goodbye_failed(d);
     agentd_free(d);

@@ -69,4 +69,19 @@ int agent_next_generation(const char *path, uint64_t wall_us, uint64_t *out);
 int agent_generation_next(struct vio_fs *fs, const char *path, uint64_t wall_us, uint64_t *out,
                           char *err, size_t cap);
 
+/*
+ * The agent's command line, run by `vigil agent` and by the small program
+ * vigil-agent: the same flags and configuration, on the environment the
+ * program builds (env_new: vio_env_real_new, or vio_env_base_new without
+ * an HTTP client). When the configuration needs what that environment
+ * lacks (an http check), the program vigil in the same directory runs the
+ * agent instead, as `vigil agent` with the same flags and in the same
+ * process. Returns the exit status.
+ */
+struct agent_host {
+    const char *name; /* in the usage and the messages: "vigil agent", "vigil-agent" */
+    int (*env_new)(struct vio_env **out, bool with_procs);
+};
+int agent_command(int argc, char **argv, const struct agent_host *host);
+
 #endif

@@ -59,7 +59,12 @@ struct agentd {
     struct vio_env *env;
     struct vio_loop *loop;
     struct vio_log *log; /* NULL: standard error */
-    struct vcfg cfg;
+    /*
+     * The agent section alone, taken out of the configuration: the whole
+     * of it is 100 KB, mostly the monitor's settings, and a small agent
+     * keeps none of that resident.
+     */
+    struct vcfg_agent ac;
     struct vigil_sender *sender;
     struct vio_transport *t4, *t6; /* one sender socket per family in use */
     struct agent_pairs base;       /* config pairs, then --set pairs */
@@ -141,7 +146,7 @@ static void say_line(void *arg, const char *line)
 /* Re-reads the status file if it changed since the last look (always the first time). */
 static void refresh_status(struct agentd *a)
 {
-    const char *path = a->cfg.agent.status_file;
+    const char *path = a->ac.status_file;
     if (path == NULL) {
         if (!a->file_checked)
             apply_pairs(a, &a->base);
@@ -244,7 +249,7 @@ static void on_check_change(void *arg, const struct check_info *c, enum check_st
 static void on_pings(void *arg, vigil_time_t now)
 {
     struct agentd *a = arg;
-    struct vcfg_agent *ac = &a->cfg.agent;
+    struct vcfg_agent *ac = &a->ac;
     uint8_t bufs[16][VIGIL_WIRE_ECHO_MAX + 1];
     for (int round = 0; round < 64; round++) {
         struct vio_dgram dg[16];
@@ -292,7 +297,7 @@ static void on_beat(void *arg, vigil_time_t now)
     struct agentd *a = arg;
     vigil_time_t due = a->beat.at;
     refresh_status(a);
-    uint64_t missed = vigil__sched_missed(due, a->cfg.agent.interval, now);
+    uint64_t missed = vigil__sched_missed(due, a->ac.interval, now);
     if (missed > 0 && ratelimit_ok(&a->late_log, now))
         say(a, "vigil agent: ran %s late (stopped or starved); %" PRIu64 " heartbeat(s) skipped",
             vigil_dur(now - due).s, missed);
@@ -307,7 +312,7 @@ static void on_beat(void *arg, vigil_time_t now)
  */
 static void reload_key(struct agentd *a)
 {
-    struct vcfg_agent *ac = &a->cfg.agent;
+    struct vcfg_agent *ac = &a->ac;
     if (!ac->has_key || !ac->key_file) {
         say(a, "vigil agent: SIGHUP: no key file to read again (only the key is reloaded)");
         return;
@@ -348,14 +353,20 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
         reload_key(a);
         return 0;
     }
-    struct vcfg fresh;
+    /* On the heap, freed before the return: a configuration is 100 KB (see struct agentd). */
+    struct vcfg *fresh = malloc(sizeof(*fresh));
     struct agent_pairs base;
-    vcfg_init(&fresh);
-    if (a->load(a->load_arg, &fresh, &base, err, cap) != 0) {
-        vcfg_free(&fresh);
+    if (!fresh) {
+        snprintf(err, cap, "out of memory");
         return -1;
     }
-    struct vcfg_agent *na = &fresh.agent, *oa = &a->cfg.agent;
+    vcfg_init(fresh);
+    if (a->load(a->load_arg, fresh, &base, err, cap) != 0) {
+        vcfg_free(fresh);
+        free(fresh);
+        return -1;
+    }
+    struct vcfg_agent *na = &fresh->agent, *oa = &a->ac;
     int rc = 0;
     if (na->has_key && na->key_node[0] && strcmp(na->key_node, oa->id) != 0) {
         snprintf(err, cap, "the key file is the node key of %s, not of %s", na->key_node, oa->id);
@@ -416,7 +427,9 @@ int agentd_reload(struct agentd *a, char *err, size_t cap)
             vigil_list_append(restart, sizeof(restart), "checks");
     }
     sodium_memzero(na->key, sizeof(na->key));
-    vcfg_free(&fresh);
+    vcfg_free(fresh);
+    free(fresh);
+    vio_trim_heap();
     if (rc)
         return -1;
     say(a, "vigil agent: configuration reloaded: applied %s%s%s", applied,
@@ -509,11 +522,12 @@ int agentd_new(struct vio_env *env, struct vcfg *cfg, const struct agent_pairs *
     a->env = env;
     a->loop = env->loop;
     a->log = log;
-    a->cfg = *cfg;
-    memset(cfg, 0, sizeof(*cfg));
+    a->ac = cfg->agent;
+    memset(&cfg->agent, 0, sizeof(cfg->agent));
+    vcfg_free(cfg);
     a->base = *base;
     vio_timer_init(&a->beat, on_beat, a);
-    struct vcfg_agent *ac = &a->cfg.agent;
+    struct vcfg_agent *ac = &a->ac;
 
     /* A node key speaks for one id: the monitor would refuse every heartbeat of another. */
     if (ac->has_key && ac->key_node[0] && strcmp(ac->key_node, ac->id) != 0) {
@@ -638,6 +652,6 @@ void agentd_free(struct agentd *a)
     vio_transport_close(a->t6);
     if (a->log)
         a->log->ops->close(a->log, 1000);
-    vcfg_free(&a->cfg);
+    vcfg_agent_free(&a->ac);
     free(a);
 }

@@ -13,7 +13,7 @@
 #define CLI_EXIT_FAILURE 1
 #define CLI_EXIT_USAGE   2
 
-int cmd_agent(int argc, char **argv);    /* agent.c */
+int cmd_agent(int argc, char **argv);    /* agent_full.c */
 int cmd_monitor(int argc, char **argv);  /* monitord.c */
 int cmd_peer(int argc, char **argv);     /* peer.c */
 int cmd_status(int argc, char **argv);   /* cli.c */

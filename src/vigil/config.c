@@ -223,6 +223,20 @@ void vcfg__free_strs(char **v, size_t *n)
     *n = 0;
 }
 
+void vcfg_agent_free(struct vcfg_agent *a)
+{
+    free(a->listen);
+    for (size_t i = 0; i < a->n_checks; i++)
+        vcfg_check_free(&a->checks[i]);
+    free(a->id);
+    vcfg__free_strs(a->monitors, &a->n_monitors);
+    free(a->status_file);
+    free(a->generation_file);
+    free(a->key_file);
+    sodium_memzero(a->key, sizeof(a->key));
+    memset(a, 0, sizeof(*a));
+}
+
 void vcfg_free(struct vcfg *c)
 {
     if (c == NULL)
@@ -242,11 +256,7 @@ void vcfg_free(struct vcfg *c)
     m->checks = NULL;
     m->n_checks = 0;
     vcfg__free_strs(m->poll_only, &m->n_poll_only);
-    free(c->agent.listen);
-    c->agent.listen = NULL;
-    for (size_t i = 0; i < c->agent.n_checks; i++)
-        vcfg_check_free(&c->agent.checks[i]);
-    c->agent.n_checks = 0;
+    vcfg_agent_free(&c->agent);
     free(m->log_file);
     free(m->state_file);
     free(m->state_dir);
@@ -257,14 +267,7 @@ void vcfg_free(struct vcfg *c)
     free(m->api_token_file);
     free(m->api_tls_cert);
     free(m->api_tls_key);
-    struct vcfg_agent *a = &c->agent;
-    free(a->id);
-    vcfg__free_strs(a->monitors, &a->n_monitors);
-    free(a->status_file);
-    free(a->generation_file);
     vcfg_monitor_keys_clear(m);
-    free(a->key_file);
-    sodium_memzero(a->key, sizeof(a->key));
     vcfg_peer_free(&c->peer);
     memset(c, 0, sizeof(*c));
 }

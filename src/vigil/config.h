@@ -419,6 +419,8 @@ void vcfg_init(struct vcfg *c);
 /* The peer section's defaults (memberlist's LAN profile; docs/peer.md); frees nothing. */
 void vcfg_peer_default(struct vcfg_peer *p);
 void vcfg_peer_free(struct vcfg_peer *p);
+/* Frees what the agent section owns, wipes its key and clears it (vcfg_free does this too). */
+void vcfg_agent_free(struct vcfg_agent *a);
 void vcfg_free(struct vcfg *c);
 
 /*

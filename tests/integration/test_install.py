@@ -2,7 +2,8 @@
 """What `cmake --install` puts on a machine, and that it works there.
 
 Installs the build (the directory of VIGIL_BIN) under a temporary prefix and
-checks: every file is there; libvigil.so has its SONAME and exports exactly
+checks: every file is there (vigil and the small agent program vigil-agent
+among them); libvigil.so has its SONAME and exports exactly
 the installed headers' functions; `pkg-config --cflags --libs vigil` builds
 examples/embed_heartbeat.c against the installed library, shared and
 static, and the program sends its heartbeats; the systemd units name the
@@ -66,13 +67,14 @@ def libdir_of(root):
 def check_files(root, prefix):
     """The installed tree under root (which is prefix, or DESTDIR + prefix)."""
     lib = libdir_of(root)
-    for f in ["bin/vigil", "share/man/man1/vigil.1", "share/man/man5/vigil.conf.5",
+    for f in ["bin/vigil", "bin/vigil-agent", "share/man/man1/vigil.1", "share/man/man5/vigil.conf.5",
               "lib/systemd/system/vigil-monitor.service",
               "lib/systemd/system/vigil-agent.service",
               "lib/systemd/system/vigil-peer.service",
               "share/doc/vigil/examples/vigil.conf"] + ["include/vigil/" + h for h in HEADERS]:
         check(os.path.isfile(os.path.join(root, f)), "missing: %s" % f)
-    check(os.access(os.path.join(root, "bin/vigil"), os.X_OK), "bin/vigil is not executable")
+    for prog in ["bin/vigil", "bin/vigil-agent"]:
+        check(os.access(os.path.join(root, prog), os.X_OK), "%s is not executable" % prog)
     for f in ["libvigil.a", "libvigil.so", "libvigil.so.0", "pkgconfig/vigil.pc"]:
         check(os.path.exists(os.path.join(lib, f)), "missing: %s/%s" % (lib, f))
     check(os.path.realpath(os.path.join(lib, "libvigil.so")) ==
@@ -81,10 +83,11 @@ def check_files(root, prefix):
     # The paths the files name are the prefix's, never the staging directory's.
     pc = open(os.path.join(lib, "pkgconfig/vigil.pc")).read()
     check(re.search(r"^prefix=%s$" % re.escape(prefix), pc, re.M), "vigil.pc:\n" + pc)
-    for unit, cmd in [("vigil-monitor", "monitor"), ("vigil-agent", "agent"),
-                      ("vigil-peer", "peer")]:
+    # The agent's unit runs the small agent program (it hands over to `vigil agent` itself).
+    for unit, cmd in [("vigil-monitor", "vigil monitor"), ("vigil-agent", "vigil-agent"),
+                      ("vigil-peer", "vigil peer")]:
         text = open(os.path.join(root, "lib/systemd/system/%s.service" % unit)).read()
-        want = "ExecStart=%s/bin/vigil %s -c /etc/vigil/vigil.conf" % (prefix, cmd)
+        want = "ExecStart=%s/bin/%s -c /etc/vigil/vigil.conf" % (prefix, cmd)
         check(want in text.splitlines(), "%s.service has no line '%s'" % (unit, want))
         for line in ["Type=notify", "ExecReload=/bin/kill -HUP $MAINPID", "StateDirectory=vigil",
                      "LogsDirectory=vigil", "ConfigurationDirectory=vigil", "User=vigil",
@@ -102,6 +105,13 @@ def test_install_prefix(tmp):
 
     out = run([os.path.join(prefix, "bin/vigil"), "--version"])
     check(out.startswith("vigil "), "vigil --version: %r" % out)
+    out = run([os.path.join(prefix, "bin/vigil-agent"), "--version"])
+    check(out.startswith("vigil-agent "), "vigil-agent --version: %r" % out)
+    # The small agent maps none of the full program's HTTP, TLS, JSON or SQLite libraries.
+    ldd = subprocess.run(["ldd", os.path.join(prefix, "bin/vigil-agent")], capture_output=True,
+                         text=True).stdout
+    for name in ["libcurl", "libmicrohttpd", "libjansson", "libsqlite3", "libgnutls"]:
+        check(name not in ldd, "vigil-agent links %s:\n%s" % (name, ldd))
 
     # The shared library: its SONAME, and exactly the public API exported.
     so = os.path.join(lib, "libvigil.so")
