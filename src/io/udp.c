@@ -36,7 +36,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -196,16 +199,14 @@ static const struct vio_transport_ops udp_ops = {
 
 /*
  * A socket of family (bind_to's, when given), bound to bind_to with the
- * listener's options, or unbound. group: a member of a SO_REUSEPORT group,
- * blocking, with reads that time out after UDP_GROUP_WAKE_MS (its thread
- * looks at the stop flag that often). Returns the fd, or -errno.
+ * listener's options, or unbound; non-blocking. group: a member of a
+ * SO_REUSEPORT group. Returns the fd, or -errno.
  */
-#define UDP_GROUP_WAKE_MS 100
 static int socket_open(const struct vigil_addr *bind_to, int family, bool group, size_t rcvbuf)
 {
     if (bind_to)
         family = bind_to->family;
-    int fd = socket(family, SOCK_DGRAM | (group ? 0 : SOCK_NONBLOCK) | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     int one = 1;
@@ -222,12 +223,8 @@ static int socket_open(const struct vigil_addr *bind_to, int family, bool group,
     setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
     int err = 0;
-    if (group) {
-        struct timeval tv = {.tv_sec = 0, .tv_usec = UDP_GROUP_WAKE_MS * 1000};
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)))
-            err = -errno;
-    }
+    if (group && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)))
+        err = -errno;
     struct sockaddr_storage ss;
     socklen_t sl;
     if (!err && vigil__addr_to_sockaddr(bind_to, &ss, &sl))
@@ -291,6 +288,8 @@ static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_ad
 /* Slots in each thread's ring (a power of two): about 2.5 MB. */
 #define UDP_RING_SLOTS 2048u
 #define UDP_RING_MASK  (UDP_RING_SLOTS - 1)
+/* How long a thread waits at most in poll: it looks at the stop flag that often. */
+#define UDP_GROUP_WAKE_MS 100
 /* How long a thread whose ring is full waits before it looks again. */
 #define UDP_FULL_WAIT_NS (200 * 1000)
 
@@ -312,14 +311,24 @@ struct udp_rx {
     struct udp_slot *slots;
     /* Written by the thread: the slots before head are filled. */
     _Alignas(64) _Atomic uint32_t head;
-    /* Written by the loop's thread: the slots before tail are taken. */
+    /* The thread is reading its socket or holds datagrams not yet published. */
+    _Atomic bool reading;
+    /*
+     * Every datagram of the socket that arrived before mark (monotonic
+     * time) is published: written by the thread after head.
+     */
+    _Atomic int64_t mark;
+    /* Written by the loop's thread: the slots before tail are free again. */
     _Alignas(64) _Atomic uint32_t tail;
+    /* The loop's thread's own: the slots before taken are handed out (taken - tail: in use). */
+    uint32_t taken;
 };
 
 struct udp_group {
     struct vio_transport base;
     struct vio_loop *loop;
-    int efd; /* an eventfd the loop watches: written when armed */
+    int efd;     /* an eventfd the loop watches: written when armed */
+    int stop_fd; /* an eventfd the threads poll beside their sockets: written to stop them */
     /* The loop's thread found the rings empty and may sleep: wake it. */
     _Atomic bool armed;
     _Atomic bool stop;
@@ -330,6 +339,20 @@ struct udp_group {
     struct udp_rx rx[VIO_RECV_THREADS_MAX];
 };
 
+/*
+ * Wakes the loop if it said it may sleep. Everything the thread changed
+ * (head, mark, reading) is stored before; the loop arms, then looks at
+ * all three again (group_recv): one of the two sees the other.
+ */
+static void wake_loop(struct udp_group *g)
+{
+    if (atomic_exchange(&g->armed, false)) {
+        uint64_t one = 1;
+        ssize_t w = write(g->efd, &one, sizeof(one));
+        (void)w; /* a full counter wakes the loop as well */
+    }
+}
+
 static void *rx_main(void *arg)
 {
     struct udp_rx *r = arg;
@@ -338,6 +361,7 @@ static void *rx_main(void *arg)
     pthread_setname_np(pthread_self(), "vigil-recv");
     struct udp_batch b;
     struct vio_dgram d[UDP_BATCH];
+    struct pollfd pf[2] = {{.fd = r->fd, .events = POLLIN}, {.fd = g->stop_fd, .events = POLLIN}};
     while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
         uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
         uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
@@ -347,21 +371,36 @@ static void *rx_main(void *arg)
             nanosleep(&ts, NULL);
             continue;
         }
+        /*
+         * reading is 1 from before the socket is read until the socket was
+         * found empty: while the socket holds datagrams or this thread has
+         * some in hand, the loop can tell (group_pending).
+         */
+        atomic_store(&r->reading, true);
+        vigil_time_t before = vigil_clock_mono();
         for (unsigned i = 0; i < UDP_BATCH; i++) {
             struct udp_slot *sl = &r->slots[(head + i) & UDP_RING_MASK];
             d[i].buf = sl->data;
             d[i].cap = VIGIL_WIRE_MAX;
             batch_prepare(&b, i, &d[i]);
         }
-        /* Blocks until one datagram (or the timeout), then takes what waits. */
-        int got = recvmmsg(r->fd, b.msgs, UDP_BATCH, MSG_WAITFORONE, NULL);
+        int got = recvmmsg(r->fd, b.msgs, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (got <= 0) {
             int e = got < 0 ? errno : 0;
-            if (e && e != EAGAIN && e != EWOULDBLOCK && e != EINTR) {
+            if (e == EINTR)
+                continue;
+            if (e && e != EAGAIN && e != EWOULDBLOCK) {
+                atomic_store(&r->reading, false);
                 atomic_store(&g->error, e);
                 struct timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
                 nanosleep(&ts, NULL);
+                continue;
             }
+            /* Empty at `before`: everything that came earlier is published. */
+            atomic_store(&r->mark, before);
+            atomic_store(&r->reading, false);
+            wake_loop(g);
+            poll(pf, 2, UDP_GROUP_WAKE_MS);
             continue;
         }
         batch_finish(&b, got, d, &r->ovfl);
@@ -373,64 +412,171 @@ static void *rx_main(void *arg)
          * at head: one of the two always sees the other.
          */
         atomic_store(&r->head, head + (uint32_t)got);
-        if (atomic_exchange(&g->armed, false)) {
-            uint64_t one = 1;
-            ssize_t w = write(g->efd, &one, sizeof(one));
-            (void)w; /* a full counter wakes the loop as well */
-        }
+        /*
+         * The socket is read in order: what came before the last datagram
+         * is published with it, and a short batch emptied the socket at
+         * `before`, so everything older than that is published too.
+         */
+        vigil_time_t last = d[got - 1].arrival;
+        atomic_store(&r->mark, got < UDP_BATCH && before > last ? before : last);
+        if (got < UDP_BATCH)
+            atomic_store(&r->reading, false);
+        wake_loop(g);
     }
+    atomic_store(&r->reading, false);
     return NULL;
 }
 
 static bool rings_empty(struct udp_group *g)
 {
     for (unsigned k = 0; k < g->n; k++)
-        if (atomic_load(&g->rx[k].head) !=
-            atomic_load_explicit(&g->rx[k].tail, memory_order_relaxed))
+        if (atomic_load(&g->rx[k].head) != g->rx[k].taken)
             return false;
     return true;
 }
 
 /*
- * Takes up to n datagrams from the rings, a ring after the other, starting
- * with another ring each call. When it gives fewer than n, the caller may
- * stop reading: the loop is armed to be woken by the next datagram.
+ * True while datagrams that already reached the host may not have been
+ * handed out yet: a ring holds some, a thread is reading or has some in
+ * hand, or a socket holds some (a thread that has not run since they
+ * came: the whole process was stopped, say). The loop waits for them
+ * before it judges, as it reads its own socket before judging.
+ */
+static bool group_pending(struct vio_transport *t)
+{
+    struct udp_group *g = (struct udp_group *)t;
+    if (!rings_empty(g))
+        return true;
+    for (unsigned k = 0; k < g->n; k++) {
+        struct udp_rx *r = &g->rx[k];
+        int queued = 0;
+        if (atomic_load(&r->reading))
+            return true;
+        if (ioctl(r->fd, SIOCINQ, &queued) == 0 && queued > 0)
+            return true;
+        /* Published after the look at the rings above. */
+        if (atomic_load(&r->head) != r->taken)
+            return true;
+    }
+    return false;
+}
+
+/* What the loop saw of a ring: for group_recv's second look, after arming. */
+struct ring_view {
+    uint32_t head;
+    int64_t mark;
+    bool reading;
+};
+
+/*
+ * How far ring r can be trusted to be complete, for a ring with nothing
+ * left to hand out: every datagram of its socket that arrived before the
+ * time returned is handed out. A thread at rest (not reading, its socket
+ * empty) is complete up to now, read before the looks; otherwise up to
+ * the mark it published.
+ */
+static int64_t ring_complete(struct udp_rx *r, int64_t now, struct ring_view *v)
+{
+    int queued = 0;
+    bool empty = ioctl(r->fd, SIOCINQ, &queued) == 0 && queued == 0;
+    v->reading = atomic_load(&r->reading);
+    v->mark = atomic_load(&r->mark);
+    v->head = atomic_load(&r->head);
+    if (v->head != r->taken)
+        return INT64_MAX; /* more was published meanwhile: not a limit */
+    return empty && !v->reading ? now : v->mark;
+}
+
+/*
+ * Takes up to n datagrams from the rings in the order they reached the
+ * host: each ring is in its socket's order, and the rings are merged by
+ * arrival time. A datagram is handed out only once every other ring is
+ * known to hold nothing older: a thread that has not caught up yet (the
+ * whole process was stopped, say, and its socket still holds what came
+ * meanwhile) holds the newer datagrams of the others back until it has.
+ * So the monitor sees every node's heartbeats at their arrival times and
+ * in order, as with one socket.
+ *
+ * No copy: each d[i].buf is pointed at the slot the thread read into,
+ * which stays the caller's until its next call (only then is the slot
+ * given back to the thread). When it gives fewer than n, the caller may
+ * stop reading: the loop is armed to be woken by the next change.
  */
 static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
 {
     struct udp_group *g = (struct udp_group *)t;
+    for (unsigned k = 0; k < g->n; k++) {
+        struct udp_rx *r = &g->rx[k];
+        if (r->taken != atomic_load_explicit(&r->tail, memory_order_relaxed))
+            atomic_store_explicit(&r->tail, r->taken, memory_order_release);
+    }
     int e = atomic_exchange(&g->error, 0);
     if (e)
         return -e;
+    uint32_t head[VIO_RECV_THREADS_MAX];
+    struct ring_view seen[VIO_RECV_THREADS_MAX];
+    int64_t now = vigil_clock_mono();
+    /* Before the heads: a mark is stored after its head (see rx_main). */
+    for (unsigned k = 0; k < g->n; k++)
+        head[k] = atomic_load_explicit(&g->rx[k].head, memory_order_acquire);
+    /* Each empty ring's limit (ring_complete), looked at once per call: INT64_MIN, not yet. */
+    int64_t lim[VIO_RECV_THREADS_MAX];
+    for (unsigned k = 0; k < g->n; k++)
+        lim[k] = INT64_MIN;
     size_t got = 0;
-    for (unsigned k = 0; k < g->n && got < n; k++) {
-        struct udp_rx *r = &g->rx[(g->next + k) % g->n];
-        uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-        uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-        for (; tail != head && got < n; tail++, got++) {
-            const struct vio_dgram *s = &r->slots[tail & UDP_RING_MASK].d;
-            struct vio_dgram *o = &d[got];
-            size_t len = s->len;
-            if (len > o->cap) /* longer than the caller takes: oversize, as recv says it */
-                len = o->cap + 1;
-            memcpy(o->buf, s->buf, len <= o->cap ? len : o->cap);
-            o->len = len;
-            o->from = s->from;
-            o->arrival = s->arrival;
-            o->stamped = s->stamped;
-            o->dropped = s->dropped;
+    while (got < n) {
+        /* The oldest datagram at the front of a ring, and the limit of the rings with none. */
+        int best = -1;
+        int64_t best_at = INT64_MAX, limit = INT64_MAX;
+        for (unsigned k = 0; k < g->n; k++) {
+            struct udp_rx *r = &g->rx[k];
+            if (r->taken == head[k] && lim[k] == INT64_MIN) {
+                lim[k] = ring_complete(r, now, &seen[k]);
+                if (lim[k] == INT64_MAX) { /* published meanwhile: into the merge */
+                    head[k] = seen[k].head;
+                    lim[k] = INT64_MIN;
+                }
+            }
+            if (r->taken != head[k]) {
+                int64_t at = r->slots[r->taken & UDP_RING_MASK].d.arrival;
+                if (at < best_at)
+                    best_at = at, best = (int)k;
+            } else if (lim[k] < limit) {
+                limit = lim[k];
+            }
         }
-        atomic_store_explicit(&r->tail, tail, memory_order_release);
+        if (best < 0 || best_at > limit)
+            break;
+        struct udp_rx *r = &g->rx[best];
+        struct udp_slot *sl = &r->slots[r->taken & UDP_RING_MASK];
+        struct vio_dgram *o = &d[got++];
+        size_t cap = o->cap;
+        *o = sl->d;
+        o->cap = cap;
+        if (o->len > cap) /* longer than the caller takes: oversize, as recv says it */
+            o->len = cap + 1;
+        r->taken++;
     }
-    g->next = (g->next + 1) % g->n;
+    for (unsigned k = 0; k < g->n; k++) {
+        /* A ring emptied by the last pass, for the look after arming. */
+        if (g->rx[k].taken == head[k] && lim[k] == INT64_MIN)
+            (void)ring_complete(&g->rx[k], now, &seen[k]);
+    }
     if (got < n) {
         uint64_t v;
         ssize_t rd = read(g->efd, &v, sizeof(v)); /* clears it; nothing to read is fine */
         (void)rd;
         atomic_store(&g->armed, true);
-        /* A datagram published before the arming: come back for it. */
-        if (!rings_empty(g))
-            vio_source_ready(g->loop, &t->readable);
+        /* A thread that changed anything before the arming: come back for it. */
+        for (unsigned k = 0; k < g->n; k++) {
+            struct udp_rx *r = &g->rx[k];
+            if (atomic_load(&r->head) != head[k] ||
+                (r->taken == head[k] && (atomic_load(&r->mark) != seen[k].mark ||
+                                         atomic_load(&r->reading) != seen[k].reading))) {
+                vio_source_ready(g->loop, &t->readable);
+                break;
+            }
+        }
     }
     return (int)got;
 }
@@ -450,6 +596,11 @@ static void group_close(struct vio_transport *t)
 {
     struct udp_group *g = (struct udp_group *)t;
     atomic_store(&g->stop, true);
+    if (g->stop_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t w = write(g->stop_fd, &one, sizeof(one));
+        (void)w; /* the threads also look at the flag every UDP_GROUP_WAKE_MS */
+    }
     for (unsigned k = 0; k < g->n; k++) {
         /* Each thread sees the flag within UDP_GROUP_WAKE_MS. */
         if (g->rx[k].started)
@@ -465,11 +616,14 @@ static void group_close(struct vio_transport *t)
     }
     if (g->efd >= 0)
         close(g->efd);
+    if (g->stop_fd >= 0)
+        close(g->stop_fd);
     free(g);
 }
 
 static const struct vio_transport_ops group_ops = {
     .recv = group_recv,
+    .pending = group_pending,
     .send = group_send,
     .local = group_local,
     .close = group_close,
@@ -489,6 +643,12 @@ static int udp_listen(struct vio_net *n, struct vio_loop *l, const struct vigil_
     g->base.ops = &group_ops;
     vio_source_init(&g->base.readable, NULL, NULL);
     g->efd = -1;
+    g->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (g->stop_fd < 0) {
+        int err = -errno;
+        free(g);
+        return err;
+    }
     for (unsigned k = 0; k < VIO_RECV_THREADS_MAX; k++)
         g->rx[k].fd = -1;
     int err = 0;

@@ -207,8 +207,18 @@ struct vio_dgram {
 
 struct vio_transport;
 struct vio_transport_ops {
-    /* Takes up to n queued datagrams; returns how many (0: none) or -errno. */
+    /*
+     * Takes up to n queued datagrams; returns how many (0: none) or
+     * -errno. It may point d[i].buf at memory of its own instead of
+     * filling the caller's: that stays valid until the next recv on t.
+     */
     int (*recv)(struct vio_transport *t, struct vio_dgram *d, size_t n);
+    /*
+     * True while datagrams that already reached the host may still come
+     * out of recv later (read by threads of the transport's own, not yet
+     * handed out). NULL: recv itself reads everything that arrived.
+     */
+    bool (*pending)(struct vio_transport *t);
     /* Sends one datagram; returns 0 or -errno (it may still be lost on the way). */
     int (*send)(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
                 size_t len);
@@ -228,6 +238,10 @@ struct vio_transport {
 static inline int vio_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
 {
     return t->ops->recv(t, d, n);
+}
+static inline bool vio_pending(struct vio_transport *t)
+{
+    return t->ops->pending && t->ops->pending(t);
 }
 static inline int vio_send(struct vio_transport *t, const struct vigil_addr *to, const uint8_t *buf,
                            size_t len)

@@ -58,6 +58,12 @@
 #define MAX_DRAIN 1024
 /* Turns in a row a judgement waits for a backlog: some 16 million datagrams. */
 #define MAX_DEFERRALS 256
+/*
+ * How long a judgement waits, each turn, for receive threads that have
+ * datagrams in hand or not yet read (vio_pending): at most MAX_DEFERRALS
+ * times, some 50 ms in all.
+ */
+#define PENDING_WAIT (VIGIL_NSEC_PER_MSEC / 5)
 struct monitord;
 
 /* One listening address and the transport behind it. */
@@ -1569,17 +1575,21 @@ static void on_readable(void *arg, vigil_time_t now)
 static void on_deadline(void *arg, vigil_time_t now)
 {
     struct monitord *d = arg;
-    bool more = false;
-    for (size_t i = 0; i < d->n_socks; i++)
+    bool more = false, pending = false;
+    for (size_t i = 0; i < d->n_socks; i++) {
         if (read_listener(&d->socks[i], MAX_DRAIN)) {
             vio_source_ready(d->loop, &d->socks[i].t->readable);
             more = true;
+        } else if (vio_pending(d->socks[i].t)) {
+            /* Receive threads not caught up (after a stop of the whole process, say). */
+            pending = true;
         }
+    }
     now = vio_now(d->loop);
     note_lag(d, d->deadline.at, now);
-    if (more && d->deferrals < MAX_DEFERRALS) {
+    if ((more || pending) && d->deferrals < MAX_DEFERRALS) {
         d->deferrals++;
-        vio_timer_arm(d->loop, &d->deadline, now);
+        vio_timer_arm(d->loop, &d->deadline, more ? now : now + PENDING_WAIT);
         drain_events(d, now);
         return;
     }

@@ -118,6 +118,8 @@ static void assert_defaults(const struct vcfg *c)
     assert_int_equal(m->core.startup_grace, 10 * VIGIL_NSEC_PER_SEC);
     assert_true(m->core.auto_register);
     assert_int_equal(m->core.max_nodes, 65536);
+    assert_int_equal(m->receive_threads, 1);
+    assert_int_equal(m->receive_buffer_mb, 8);
     assert_int_equal(m->core.pause_tolerance, VIGIL_NSEC_PER_SEC);
     assert_false(m->core.has_key);
     assert_int_equal(m->n_nodes, 0);
@@ -220,6 +222,8 @@ static void test_full_file(void **state)
                       "  heartbeat_interval = \"500ms\";\n"
                       "  auto_register = false;\n"
                       "  max_nodes = 100;\n"
+                      "  receive_threads = 4;\n"
+                      "  receive_buffer_mb = 256;\n"
                       "  startup_grace = \"30s\";\n"
                       "  rise = 3;\n"
                       "  pause_tolerance = 2.5;\n"
@@ -265,6 +269,8 @@ static void test_full_file(void **state)
     assert_int_equal(m->interval, 500 * VIGIL_NSEC_PER_MSEC);
     assert_false(m->core.auto_register);
     assert_int_equal(m->core.max_nodes, 100);
+    assert_int_equal(m->receive_threads, 4);
+    assert_int_equal(m->receive_buffer_mb, 256);
     assert_int_equal(m->core.startup_grace, 30 * VIGIL_NSEC_PER_SEC);
     assert_int_equal(m->core.rise, 3);
     assert_int_equal(m->core.pause_tolerance, 2500 * VIGIL_NSEC_PER_MSEC);
@@ -762,6 +768,12 @@ static void test_bad_values(void **state)
          "%s:1: monitor.max_nodes (0) must be between 1 and 16777216"},
         {"monitor = { max_nodes = 16777217; };\n",
          "%s:1: monitor.max_nodes (16777217) must be between 1 and 16777216"},
+        {"monitor = { receive_threads = 0; };\n",
+         "%s:1: monitor.receive_threads (0) must be between 1 and 16"},
+        {"monitor = { receive_threads = 17; };\n",
+         "%s:1: monitor.receive_threads (17) must be between 1 and 16"},
+        {"monitor = { receive_buffer_mb = 0; };\n",
+         "%s:1: monitor.receive_buffer_mb (0) must be between 1 and 1024"},
         {"monitor = { event_history = 0; };\n",
          "%s:1: monitor.event_history (0) must be between 1 and 1000000"},
         {"monitor = { event_history = 1000001; };\n",
