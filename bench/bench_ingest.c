@@ -8,7 +8,7 @@
  *
  *   (a) the bare receive loop: recvmmsg in batches of 64 and count, nothing
  *       else. This is the most any monitor could take in on this machine.
- *   (b) the monitor: the same loop, plus vigil_monitor_on_datagram() for
+ *   (b) the monitor: the same loop, plus vigil_monitor_on_batch() for
  *       every datagram, the monotonic clock read once per batch, deadlines
  *       handled and events drained, as src/vigil/monitord.c does it (minus
  *       the logging of events, which a quiet cluster does not produce).
@@ -487,14 +487,18 @@ static void rx_read(struct rx *rx, struct vigil_monitor *m)
         if (m) {
             vigil_time_t now = vigil_clock_mono();
             rx->recv_ns += now - before;
+            struct vigil_addr a[BATCH];
+            struct vigil_monitor_dgram md[BATCH];
             for (int i = 0; i < n; i++) {
-                struct vigil_addr a;
                 size_t len = rx->msgs[i].msg_len;
                 if (rx->msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
                     len = VIGIL_WIRE_MAX + 1;
-                vigil__addr_from_sockaddr((struct sockaddr *)&rx->from[i], &a);
-                vigil_monitor_on_datagram(m, now, rx->bufs[i], len, &a);
+                vigil__addr_from_sockaddr((struct sockaddr *)&rx->from[i], &a[i]);
+                md[i] = (struct vigil_monitor_dgram){
+                    .buf = rx->bufs[i], .len = len, .at = now, .from = &a[i]};
             }
+            /* As the daemon: the whole batch at once. */
+            vigil_monitor_on_batch(m, md, (size_t)n);
             rx->mon_ns += vigil_clock_mono() - now;
         }
         if (n < BATCH)

@@ -14,7 +14,9 @@
 # load on a bare libcurl loop, 3 s of warm-up and 20 s measured each),
 # agent_footprint.py about 25 s (the small agent vigil-agent, then `vigil
 # agent`, each idle for 10 s after 2 s of warm-up: resident memory, CPU,
-# bytes a second); the limits below add up to under five minutes.
+# bytes a second), bench_drain about 90 s (five receivers, each filled
+# with 4 s of a 100,000-node fleet three times and drained); the limits
+# below add up to under eight minutes.
 #
 # Not run here, because it takes about 15 minutes and needs root and Serf:
 # bench/detect_vs_serf.py compares vigil's detection time with Serf's at the
@@ -31,7 +33,10 @@
 # bench/store_ingest.py measures what a real `vigil monitor` takes in with
 # and without its state store, with bench/ingest_sender.c (built here as
 # BUILD_DIR/ingest_sender) as the sender (about 6 minutes:
-# python3 bench/store_ingest.py --help), and bench/actions.py measures
+# python3 bench/store_ingest.py --help), bench/whole_path.py runs the
+# real monitor against a fleet of a million simulated agents from
+# bench/fleet_sender.c for minutes (python3 bench/whole_path.py --help),
+# and bench/actions.py measures
 # webhooks delivered under a flow of failures, with and without the
 # outbox (about 1 minute: python3 bench/actions.py --help).
 set -u
@@ -41,7 +46,7 @@ if [ -z "$build" ]; then
     echo "usage: bash bench/run.sh BUILD_DIR" >&2
     exit 2
 fi
-for b in bench_ingest bench_memory bench_checks vigil vigil-agent; do
+for b in bench_ingest bench_drain bench_memory bench_checks vigil vigil-agent; do
     if [ ! -x "$build/$b" ]; then
         echo "run.sh: $build/$b not found; build first (make build)" >&2
         exit 1
@@ -49,8 +54,9 @@ for b in bench_ingest bench_memory bench_checks vigil vigil-agent; do
 done
 
 # Limits in seconds: about twice each benchmark's usual run time, and
-# 90 + 5 + 30 + 5 + 90 + 5 + 60 + 5 = 290 s at most in all, kills included.
+# 90 + 5 + 180 + 5 + 30 + 5 + 90 + 5 + 60 + 5 = 475 s at most in all, kills included.
 INGEST_LIMIT=90
+DRAIN_LIMIT=180
 MEMORY_LIMIT=30
 CHECKS_LIMIT=90
 AGENT_LIMIT=60
@@ -64,6 +70,14 @@ timeout --kill-after=5 "$INGEST_LIMIT" "$build/bench_ingest"
 rc=$?
 if [ "$rc" -ne 0 ]; then
     echo "bench_ingest: exit status $rc" >&2
+    status=1
+fi
+echo
+echo "== bench_drain: the receive path at the limit of its cores (one core, then two)"
+timeout --kill-after=5 "$DRAIN_LIMIT" "$build/bench_drain"
+rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "bench_drain: exit status $rc" >&2
     status=1
 fi
 echo
