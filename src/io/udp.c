@@ -335,7 +335,6 @@ struct udp_group {
     _Atomic int error; /* a thread's last receive error (errno), reported once */
     struct vigil_addr local;
     unsigned n;
-    unsigned next; /* the ring recv starts with, in turn */
     struct udp_rx rx[VIO_RECV_THREADS_MAX];
 };
 
