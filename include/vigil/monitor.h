@@ -484,7 +484,7 @@ VIGIL_EXPORT double vigil_monitor_level(const struct vigil_monitor *m, const str
 VIGIL_EXPORT const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m);
 VIGIL_EXPORT const struct vigil_monitor_stats *vigil_monitor_stats(const struct vigil_monitor *m);
 
-/* Bytes the monitor has allocated (tables, rings, heap, events). */
+/* Bytes the monitor has allocated (node records, id table, heap, events). */
 VIGIL_EXPORT size_t vigil_monitor_memory(const struct vigil_monitor *m);
 
 /* --- reading a node ------------------------------------------------------ */

@@ -37,7 +37,7 @@
  * interval after the pause is not learned.
  *
  * Memory comes from the allocator in the configuration. Everything a node
- * needs (its record, hash slots, heap entry, interval history) is allocated
+ * needs (its record with its detector's history, hash slots, heap entry) is allocated
  * once for max_nodes when the monitor is created, so declaring, registering
  * and judging nodes never allocates and never fails for want of memory.
  * Only two things allocate later, and neither can fail its caller: the
@@ -163,11 +163,6 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
 static const char *node_id_of(const void *ctx, uint32_t idx);
 static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, size_t n);
 
-static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
-{
-    return m->rings ? m->rings + (size_t)idx * m->cfg.detector.window : NULL;
-}
-
 const struct vigil_detector_config *vigil_monitor_node_detector(const struct vigil_monitor *m,
                                                                 const struct vigil_node *n,
                                                                 struct vigil_detector_config *tmp)
@@ -283,22 +278,12 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     m->stale = mon_calloc(&al, cap, 1);
     m->ev_cap = 64;
     m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
-    /*
-     * Histories: phi decides on them; the fixed detector reports them as
-     * evidence. The grid keeps its estimates in the node record instead.
-     */
-    bool rings =
-        cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && cfg->detector.kind != VIGIL_DETECTOR_GRID;
-    if (rings)
-        m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
-        (rings && !m->rings)) {
+    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + vigil__idtable_memory(&m->ids) +
-             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq) +
-             (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
+             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq);
     *out = m;
     return 0;
 }
@@ -319,7 +304,6 @@ void vigil_monitor_free(struct vigil_monitor *m)
     mon_free(&al, m->heap_pos);
     mon_free(&al, m->stale);
     mon_free(&al, m->evq);
-    mon_free(&al, m->rings);
     sodium_free(m->keys);
     mon_free(&al, m);
 }
@@ -1232,7 +1216,6 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
-    uint32_t *ring = ring_of(m, idx);
     enum vigil_state st = (enum vigil_state)n->state;
 
     bool grid = dc->kind == VIGIL_DETECTOR_GRID;
@@ -1245,7 +1228,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     bool plausible = grid || plausible_gap(n, now);
 
     if (hb.flags & VIGIL_FLAG_LEAVING) {
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
         n->last_heard = now;
         n->rise_count = 0;
         if (st != VIGIL_STATE_LEFT)
@@ -1256,7 +1239,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     if (n->check_down) {
         /* Held dead by a check: learned from, but no way back until the check passes. */
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  st != VIGIL_STATE_UNKNOWN && !n->skip_learn && !fresh &&
                                      plausible);
         n->skip_learn = 0;
@@ -1270,13 +1253,13 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     switch (st) {
     case VIGIL_STATE_UNKNOWN:
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
         n->last_heard = now;
         set_state(m, n, VIGIL_STATE_ALIVE, now, "first heartbeat", 0);
         break;
     case VIGIL_STATE_ALIVE:
     case VIGIL_STATE_SUSPECT:
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;
@@ -1304,7 +1287,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
          * outlives the node's next boot.
          */
         if (restarted) {
-            vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+            vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
             n->skip_learn = 0;
             n->last_heard = now;
             n->rise_count = 0;
@@ -1317,7 +1300,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
          * The interval that spans the outage is not learned; those inside
          * the recovery run are.
          */
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  n->rise_count > 0 && !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;

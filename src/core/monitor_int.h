@@ -94,7 +94,6 @@ struct vigil_monitor {
     uint32_t n_nodes;
     /* The node whose full status the last datagram handed in carried, or NONE. */
     uint32_t last_status;
-    uint32_t *rings; /* interval histories: window slots per node, or NULL */
     /* VIGIL_KEYS_MAX slots (sodium_malloc, read-only between changes), or NULL: no key. */
     struct vigil__keyslot *keys;
     uint32_t n_keys;
