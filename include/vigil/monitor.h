@@ -155,7 +155,7 @@ struct vigil_monitor_stats {
     uint64_t unknown_key;  /* made with a key id the monitor does not hold (in auth_failed too) */
     uint64_t unsealed;     /* a full status in clear, with require_sealed */
     uint64_t unknown_node; /* from an undeclared id with auto-registration off */
-    uint64_t table_full;   /* from a new id with the table full */
+    uint64_t table_full;   /* from a new id with the table full (or no memory for a long id) */
     uint64_t events;       /* events produced */
     uint64_t events_lost;  /* events not queued for want of memory */
     uint64_t custom_lost;  /* custom status changes not stored for want of memory */
@@ -238,7 +238,12 @@ VIGIL_EXPORT int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil
                                    struct vigil_monitor **out);
 VIGIL_EXPORT void vigil_monitor_free(struct vigil_monitor *m);
 
-/* Declares a node (from the config): state unknown, dead after startup_grace. */
+/*
+ * Declares a node (from the config): state unknown, dead after startup_grace.
+ * Like every call that may enter a node, -VIGIL_ENOMEM when the id is
+ * 16 characters or longer and the monitor could not get
+ * memory to keep it (ids are kept in 64 KiB chunks, allocated as needed).
+ */
 VIGIL_EXPORT int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t now);
 
 /*

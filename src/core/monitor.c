@@ -64,6 +64,12 @@
 #include "core/monitor_int.h"
 
 #define NO_POS UINT32_MAX
+/*
+ * The id store's chunks: 64 KiB, so that a chunk's allocation is rare (one
+ * per thousand long ids or more) and the tail a chunk leaves unused (less
+ * than the longest id) is a thousandth of it.
+ */
+#define VIGIL__ID_CHUNK 65536
 /* Slack between the crossing estimate and the exact crossing (ns). */
 #define LAZY_MARGIN 1000
 
@@ -275,15 +281,18 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     int ids_rc = vigil__idtable_init(&m->ids, (uint32_t)cap, &al, m->cfg.hash_seed, node_id_of, m);
     m->heap = mon_calloc(&al, cap, sizeof(*m->heap));
     m->heap_pos = mon_calloc(&al, cap, sizeof(*m->heap_pos));
-    m->stale = mon_calloc(&al, cap, 1);
     m->ev_cap = 64;
     m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
-    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq) {
+    /* Room for the chunks of max_nodes ids of the longest length. */
+    m->id_chunks_cap = (uint32_t)(cap * (VIGIL_ID_MAX + 1) / (VIGIL__ID_CHUNK - VIGIL_ID_MAX) + 1);
+    m->id_chunks = mon_calloc(&al, m->id_chunks_cap, sizeof(*m->id_chunks));
+    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->evq || !m->id_chunks) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + vigil__idtable_memory(&m->ids) +
-             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq);
+             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos)) + m->ev_cap * sizeof(*m->evq) +
+             m->id_chunks_cap * sizeof(*m->id_chunks);
     *out = m;
     return 0;
 }
@@ -302,8 +311,11 @@ void vigil_monitor_free(struct vigil_monitor *m)
     vigil__idtable_destroy(&m->ids);
     mon_free(&al, m->heap);
     mon_free(&al, m->heap_pos);
-    mon_free(&al, m->stale);
     mon_free(&al, m->evq);
+    if (m->id_chunks)
+        for (uint32_t i = 0; i < m->id_chunks_len; i++)
+            mon_free(&al, m->id_chunks[i]);
+    mon_free(&al, m->id_chunks);
     sodium_free(m->keys);
     mon_free(&al, m);
 }
@@ -313,7 +325,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
 /* The id of node idx, for the id table. */
 static const char *node_id_of(const void *ctx, uint32_t idx)
 {
-    return ((const struct vigil_monitor *)ctx)->nodes[idx].id;
+    return vigil__node_id(&((const struct vigil_monitor *)ctx)->nodes[idx]);
 }
 
 /* Returns the slot holding id, or the empty slot where it would go. */
@@ -322,17 +334,52 @@ static uint32_t *slot_find(const struct vigil_monitor *m, const char *id, size_t
     return vigil__idtable_slot(&m->ids, id, len, node_id_of);
 }
 
+/*
+ * A copy of a long id (len bytes) in the id store, or NULL when a new chunk
+ * was needed and could not be had.
+ */
+static const char *id_store(struct vigil_monitor *m, const char *id, size_t len)
+{
+    if (m->id_chunks_len == 0 || m->id_chunk_used + len + 1 > VIGIL__ID_CHUNK) {
+        if (m->id_chunks_len == m->id_chunks_cap)
+            return NULL;
+        char *c = mon_calloc(&m->al, 1, VIGIL__ID_CHUNK);
+        if (!c)
+            return NULL;
+        m->id_chunks[m->id_chunks_len++] = c;
+        m->id_chunk_used = 0;
+        m->mem += VIGIL__ID_CHUNK;
+    }
+    char *p = m->id_chunks[m->id_chunks_len - 1] + m->id_chunk_used;
+    memcpy(p, id, len);
+    p[len] = '\0';
+    m->id_chunk_used += (uint32_t)len + 1;
+    return p;
+}
+
+/*
+ * Enters a node (state unknown, no deadline). NULL when a long id found no
+ * memory in the id store: the node is then not entered, as when the table
+ * is full.
+ */
 static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, const char *id,
                                       size_t len, vigil_time_t now)
 {
+    const char *out = NULL;
+    if (len >= VIGIL__ID_INLINE && !(out = id_store(m, id, len)))
+        return NULL;
     uint32_t idx = m->n_nodes++;
     struct vigil_node *n = &m->nodes[idx];
     memset(n, 0, sizeof(*n));
-    memcpy(n->id, id, len);
-    n->id[len] = '\0';
+    if (out) {
+        n->id.out = out;
+        n->id_out = 1;
+    } else {
+        memcpy(n->id.in, id, len);
+        n->id.in[len] = '\0';
+    }
     n->state = VIGIL_STATE_UNKNOWN;
     m->heap_pos[idx] = NO_POS;
-    n->deadline = VIGIL_TIME_NEVER;
     n->suspected_at = -1;
     n->first_heard = -1;
     n->state_since = now;
@@ -487,7 +534,15 @@ int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys
 
 static bool ent_before(const struct vigil__heap_ent *a, const struct vigil__heap_ent *b)
 {
-    return a->at < b->at || (a->at == b->at && a->order < b->order);
+    /* The orders as serial numbers (monitor_int.h): right across a wrap. */
+    return a->at < b->at || (a->at == b->at && (int32_t)(a->order - b->order) < 0);
+}
+
+/* The node's deadline: its heap entry's time, or VIGIL_TIME_NEVER. */
+static vigil_time_t node_deadline(const struct vigil_monitor *m, uint32_t idx)
+{
+    uint32_t pos = m->heap_pos[idx];
+    return pos == NO_POS ? VIGIL_TIME_NEVER : m->heap[pos].at;
 }
 
 static void heap_set(struct vigil_monitor *m, uint32_t pos, struct vigil__heap_ent e)
@@ -533,8 +588,7 @@ static void heap_remove(struct vigil_monitor *m, uint32_t idx)
     if (pos == NO_POS)
         return;
     m->heap_pos[idx] = NO_POS;
-    m->stale[idx] = 0;
-    n->deadline = VIGIL_TIME_NEVER;
+    n->stale = 0;
     uint32_t last = --m->heap_len;
     if (pos == last)
         return;
@@ -555,8 +609,7 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
         return;
     }
     struct vigil__heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
-    n->deadline = at;
-    m->stale[idx] = 0;
+    n->stale = 0;
     uint32_t pos = m->heap_pos[idx];
     if (pos == NO_POS) {
         pos = m->heap_len++;
@@ -593,7 +646,8 @@ static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vi
             return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
         return VIGIL_TIME_NEVER;
     default:
-        return n->deadline; /* unknown: the grace deadline set at declaration */
+        /* unknown: the grace deadline set at declaration */
+        return node_deadline(m, (uint32_t)(n - m->nodes));
     }
 }
 
@@ -624,6 +678,8 @@ static struct vigil_event *event_slot(struct vigil_monitor *m)
     return ev;
 }
 
+static void copy_cut(char *dst, const char *src, size_t max);
+
 static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_state to,
                       vigil_time_t now, const char *reason, double threshold)
 {
@@ -632,7 +688,7 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         struct vigil_detector_config tmp;
         ev->type = VIGIL_EVENT_STATE;
         ev->time = now;
-        memcpy(ev->node, n->id, sizeof(ev->node));
+        copy_cut(ev->node, vigil__node_id(n), VIGIL_ID_MAX);
         ev->old_state = (enum vigil_state)n->state;
         ev->new_state = to;
         ev->reason = reason;
@@ -772,7 +828,7 @@ static int node_get(struct vigil_monitor *m, const char *id, vigil_time_t now,
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     *out = node_insert(m, slot, id, len, now);
-    return 0;
+    return *out ? 0 : -VIGIL_ENOMEM;
 }
 
 int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id, vigil_time_t now)
@@ -895,9 +951,8 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
             n->skip_learn = 1;
             e->at = next_decision(m, n);
         }
-        m->stale[e->node] = 0;
+        n->stale = 0;
         e->order = m->heap_order++;
-        n->deadline = e->at;
     }
     for (uint32_t pos = m->heap_len / 2; pos-- > 0;)
         sift_down(m, pos);
@@ -916,7 +971,7 @@ static void advance(struct vigil_monitor *m, vigil_time_t now)
      * Lateness is measured against real deadlines: entries left early by
      * the lazy heartbeat path are re-keyed first (each at most once).
      */
-    while (m->heap_len > 0 && m->heap[0].at < now && m->stale[m->heap[0].node]) {
+    while (m->heap_len > 0 && m->heap[0].at < now && m->nodes[m->heap[0].node].stale) {
         uint32_t idx = m->heap[0].node;
         schedule(m, idx, next_decision(m, &m->nodes[idx]));
     }
@@ -940,6 +995,8 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     struct vigil_node *n = node_insert(m, slot, id, len, now);
+    if (!n)
+        return -VIGIL_ENOMEM;
     n->declared = 1;
     schedule(m, (uint32_t)(n - m->nodes), now + m->cfg.startup_grace);
     return 0;
@@ -1174,8 +1231,10 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     } else if (m->n_nodes >= m->cfg.max_nodes) {
         m->stats.table_full++;
         return -VIGIL_EFULL;
-    } else {
-        n = node_insert(m, slot, hb.id, id_len, now);
+    } else if (!(n = node_insert(m, slot, hb.id, id_len, now))) {
+        /* No memory for a long id: no room for the node either. */
+        m->stats.table_full++;
+        return -VIGIL_EFULL;
     }
     uint32_t idx = (uint32_t)(n - m->nodes);
 
@@ -1274,8 +1333,8 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
              */
             vigil_time_t est = vigil_detector_crossing_estimate(dc, &n->det, dc->suspect_threshold,
                                                                 m->suspect_quantile);
-            if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= n->deadline) {
-                m->stale[idx] = 1;
+            if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= node_deadline(m, idx)) {
+                n->stale = 1;
                 return 0;
             }
         }
@@ -1344,7 +1403,7 @@ int vigil_monitor_reconfigure(struct vigil_monitor *m, vigil_time_t now,
     m->cfg = c;
     m->suspect_quantile = vigil_phi_quantile(c.detector.suspect_threshold);
     for (uint32_t i = 0; i < m->n_nodes; i++) {
-        m->stale[i] = 0;
+        m->nodes[i].stale = 0;
         schedule(m, i, next_decision(m, &m->nodes[i]));
     }
     return 0;
@@ -1378,8 +1437,8 @@ int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t gene
         return -VIGIL_EUNKNOWN;
     } else if (m->n_nodes >= m->cfg.max_nodes) {
         return -VIGIL_EFULL;
-    } else {
-        n = node_insert(m, slot, id, len, now);
+    } else if (!(n = node_insert(m, slot, id, len, now))) {
+        return -VIGIL_ENOMEM;
     }
     if (generation > n->generation || (generation == n->generation && sequence > n->sequence)) {
         n->generation = generation;
@@ -1401,14 +1460,14 @@ static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
         schedule(m, idx, VIGIL_TIME_NEVER);
         return;
     }
-    if (m->stale[idx]) {
+    if (n->stale) {
         /* Heartbeats came since this entry was set: find the real deadline. */
         vigil_time_t at = next_decision(m, n);
         if (at > now) {
             schedule(m, idx, at);
             return;
         }
-        m->stale[idx] = 0;
+        n->stale = 0;
     }
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);

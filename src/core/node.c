@@ -13,7 +13,7 @@
 
 const char *vigil_node_id(const struct vigil_node *n)
 {
-    return n->id;
+    return vigil__node_id(n);
 }
 
 enum vigil_state vigil_node_state(const struct vigil_node *n)
