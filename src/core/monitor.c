@@ -37,14 +37,16 @@
  * interval after the pause is not learned.
  *
  * Memory comes from the allocator in the configuration. Everything a node
- * needs (its record with its detector's history, hash slots, heap entry) is allocated
- * once for max_nodes when the monitor is created, so declaring, registering
- * and judging nodes never allocates and never fails for want of memory.
- * Only two things allocate later, and neither can fail its caller: the
- * event queue when events pile up unpolled (a failed growth drops the
- * event and counts it in events_lost; the state change stands) and a
- * node's copy of a changed custom status (a failed copy keeps the old one
- * and counts custom_lost).
+ * needs (its record with its detector's history and an id of up to 15
+ * characters, hash slots, heap entry) is allocated once for max_nodes when
+ * the monitor is created, so judging nodes never allocates, and declaring
+ * or registering a node allocates only for a long id. Three things
+ * allocate later: a chunk of the id store, once per thousand or so ids of
+ * 16 characters or more (a failure refuses that one new node, as a full
+ * table would); the event queue when events pile up unpolled (a failed
+ * growth drops the event and counts it in events_lost; the state change
+ * stands); and a node's copy of a changed custom status (a failed copy
+ * keeps the old one and counts custom_lost).
  *
  * The records are in core/monitor_int.h, and node.c reads them for
  * callers. The heap and the state machine stay together in this file, with
