@@ -158,7 +158,8 @@ struct vigil_monitor_stats {
     uint64_t table_full;   /* from a new id with the table full (or no memory for a long id) */
     uint64_t events;       /* events produced */
     uint64_t events_lost;  /* events not queued for want of memory */
-    uint64_t custom_lost;  /* custom status changes not stored for want of memory */
+    uint64_t custom_lost;  /* status changes (custom pairs, or a status with figures
+                              beyond 32 bits) not stored for want of memory */
     uint64_t pauses;       /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };
@@ -531,9 +532,10 @@ VIGIL_EXPORT const struct vigil_addr *vigil_node_addr(const struct vigil_node *n
 /*
  * The status (load, memory, uptime) of the last heartbeat that carried it:
  * every version 1 heartbeat, a version 2 full status. Version 2 beats in
- * between leave it as it is.
+ * between leave it as it is. A copy: the monitor keeps statuses in a
+ * narrower form (all zero before any).
  */
-VIGIL_EXPORT const struct vigil_status *vigil_node_status(const struct vigil_node *n);
+VIGIL_EXPORT struct vigil_status vigil_node_status(const struct vigil_node *n);
 /*
  * True while the stored status (vigil_node_status(), vigil_node_custom())
  * is not the node's current one: a version 2 beat named another status

@@ -305,8 +305,11 @@ void vigil_monitor_free(struct vigil_monitor *m)
         return;
     const struct vigil_allocator al = m->al;
     if (m->nodes)
-        for (uint32_t i = 0; i < m->n_nodes; i++)
+        for (uint32_t i = 0; i < m->n_nodes; i++) {
             mon_free(&al, m->nodes[i].custom);
+            if (m->nodes[i].status_wide)
+                mon_free(&al, m->nodes[i].status.wide);
+        }
     if (m->nodes)
         sodium_memzero(m->nodes, (size_t)m->cfg.max_nodes * sizeof(*m->nodes));
     mon_free(&al, m->nodes);
@@ -888,6 +891,8 @@ int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now, cons
 
 static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
                          const struct vigil_heartbeat *hb);
+static bool status_store(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_status *s);
 
 int vigil_monitor_set_member(struct vigil_monitor *m, vigil_time_t now, const char *id,
                              enum vigil_state state, const char *reason,
@@ -931,9 +936,10 @@ int vigil_monitor_set_member_status(struct vigil_monitor *m, vigil_time_t now,
     struct vigil_node *n = &m->nodes[idx];
     (void)now;
     n->send_time_us = hb->send_time_us;
-    n->status = hb->status;
-    n->status_stale = 0;
-    return store_custom(m, n, hb) ? 0 : -VIGIL_ENOMEM;
+    bool kept = status_store(m, n, &hb->status);
+    kept &= store_custom(m, n, hb);
+    n->status_stale = !kept;
+    return kept ? 0 : -VIGIL_ENOMEM;
 }
 
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
@@ -1073,6 +1079,50 @@ static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
     return true;
 }
 
+/* Drops a status kept whole (status_wide), leaving the narrow form zeroed. */
+static void status_unwiden(struct vigil_monitor *m, struct vigil_node *n)
+{
+    if (n->status_wide) {
+        mon_free(&m->al, n->status.wide);
+        m->mem -= sizeof(struct vigil_status);
+        n->status_wide = 0;
+    }
+    memset(&n->status, 0, sizeof(n->status));
+}
+
+/*
+ * Stores a reported status: narrow when its 64-bit figures fit in 32 bits,
+ * else whole in an allocated copy. False if that copy could not be had
+ * (the old status stays, counted in custom_lost).
+ */
+static bool status_store(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_status *s)
+{
+    if (s->mem_total_kib > UINT32_MAX || s->mem_avail_kib > UINT32_MAX ||
+        s->uptime_s > UINT32_MAX) {
+        if (!n->status_wide) {
+            struct vigil_status *w = mon_calloc(&m->al, 1, sizeof(*w));
+            if (!w) {
+                m->stats.custom_lost++;
+                return false;
+            }
+            n->status.wide = w;
+            n->status_wide = 1;
+            m->mem += sizeof(*w);
+        }
+        *n->status.wide = *s;
+        return true;
+    }
+    status_unwiden(m, n);
+    n->status.narrow.load1_milli = s->load1_milli;
+    n->status.narrow.load5_milli = s->load5_milli;
+    n->status.narrow.load15_milli = s->load15_milli;
+    n->status.narrow.mem_total_kib = (uint32_t)s->mem_total_kib;
+    n->status.narrow.mem_avail_kib = (uint32_t)s->mem_avail_kib;
+    n->status.narrow.uptime_s = (uint32_t)s->uptime_s;
+    return true;
+}
+
 /* Drops the node's custom status (freeing, never allocating). */
 static void drop_custom(struct vigil_monitor *m, struct vigil_node *n)
 {
@@ -1099,14 +1149,15 @@ static void apply_status(struct vigil_monitor *m, struct vigil_node *n,
 {
     if (hb->version == VIGIL_WIRE_V1 || hb->type == VIGIL_MSG_STATUS) {
         n->send_time_us = hb->send_time_us;
-        n->status = hb->status;
         n->status_version = hb->status_version;
         m->last_status = (uint32_t)(n - m->nodes);
-        /* Custom pairs that could not be copied leave the old ones: not current. */
-        n->status_stale = !store_custom(m, n, hb);
+        /* What could not be copied (for want of memory) is left as it was: not current. */
+        bool kept = status_store(m, n, &hb->status);
+        kept &= store_custom(m, n, hb);
+        n->status_stale = !kept;
     } else if (new_generation) {
         n->send_time_us = 0;
-        memset(&n->status, 0, sizeof(n->status));
+        status_unwiden(m, n);
         if (n->custom)
             drop_custom(m, n);
         n->status_version = hb->status_version;

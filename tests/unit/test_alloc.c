@@ -279,6 +279,39 @@ static void test_long_ids(void **st)
 }
 
 /*
+ * A status with a figure beyond 32 bits is kept whole in an allocated
+ * copy: when that fails, the old status stays, marked stale, and the loss
+ * is counted in custom_lost; the next one stores.
+ */
+static void test_wide_status(void **st)
+{
+    (void)st;
+    struct talloc t = {0};
+    struct vigil_monitor *m = monitor(&t, VIGIL_DETECTOR_FIXED);
+    struct vigil_heartbeat hb;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "big");
+    hb.generation = 1;
+    hb.interval_ms = 1000;
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        hb.sequence = seq;
+        hb.status.uptime_s = seq == 1 ? 5 : UINT64_C(1) << 33;
+        t.fail_all = seq == 2;
+        int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+        assert_true(len > 0);
+        assert_int_equal(
+            vigil_monitor_on_datagram(m, (vigil_time_t)seq * S, buf, (size_t)len, NULL), 0);
+        const struct vigil_node *n = vigil_monitor_find(m, "big");
+        assert_true(vigil_node_status(n).uptime_s == (seq == 3 ? UINT64_C(1) << 33 : 5));
+        assert_int_equal(vigil_node_status_stale(n), seq == 2);
+        assert_int_equal(vigil_monitor_stats(m)->custom_lost, seq >= 2 ? 1 : 0);
+    }
+    t.fail_all = false;
+    free_and_check(m, &t);
+}
+
+/*
  * The event queue grows when events pile up unpolled: the growth fails in
  * turn; the state changes stand, the lost events are counted, the rest
  * arrive in order, and the next growth succeeds.
@@ -426,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_create),
         cmocka_unit_test(test_heartbeat_paths_do_not_allocate),
         cmocka_unit_test(test_long_ids),
+        cmocka_unit_test(test_wide_status),
         cmocka_unit_test(test_event_queue_growth),
         cmocka_unit_test(test_custom_status),
         cmocka_unit_test(test_pause_event),
