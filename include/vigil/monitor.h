@@ -409,8 +409,9 @@ VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vi
  * keeping every node's state and history: the detector's thresholds and
  * times, interval, adapt_interval, rise, startup_grace, auto_register,
  * pause_tolerance, max_ahead and require_sealed. What shapes the tables
- * cannot change: the detector kind and window, max_nodes, hash_seed,
- * allocator, arrival_times (nor the keys: vigil_monitor_set_keys). Those
+ * or the histories cannot change: the detector kind and window,
+ * max_nodes, hash_seed, allocator, arrival_times (nor the keys:
+ * vigil_monitor_set_keys). Those
  * fields of cfg are ignored; *restart (may be NULL) is set to true if any
  * of them differs from the running value, so that the caller can say a
  * restart is needed. -VIGIL_EINVAL for settings
