@@ -37,9 +37,14 @@ VIGIL_EXPORT const char *vigil_detector_kind_name(enum vigil_detector_kind kind)
 /* Parses a kind name; returns -1 if none matches. */
 VIGIL_EXPORT int vigil_detector_kind_parse(const char *name);
 
-/* Most intervals a phi detector keeps per node (its memory is 4 bytes each). */
+/*
+ * Longest window a phi detector averages its intervals over. The window
+ * costs no memory (the history is running moments in the detector state),
+ * but beyond 1000 intervals the estimate follows a changed sender too
+ * slowly to be of use.
+ */
 #define VIGIL_PHI_WINDOW_MAX 1000
-/* Fewest: a mean and a deviation need two intervals. */
+/* Shortest: a mean and a deviation need two intervals. */
 #define VIGIL_PHI_WINDOW_MIN 2
 
 struct vigil_detector_config {
@@ -51,7 +56,14 @@ struct vigil_detector_config {
     vigil_time_t first_estimate;   /* expected interval; seeds the history */
     vigil_time_t min_std_dev;      /* floor on the standard deviation */
     vigil_time_t acceptable_pause; /* added to the mean */
-    uint32_t window;               /* intervals kept: VIGIL_PHI_WINDOW_MIN..MAX */
+    /*
+     * The intervals the mean and deviation are averaged over:
+     * VIGIL_PHI_WINDOW_MIN..MAX. Kept as running moments, exponentially
+     * weighted with 2 / window for the newest interval (the moving
+     * average equivalent to a window of that many intervals); the first
+     * window / 2 intervals are averaged plainly.
+     */
+    uint32_t window;
     /*
      * Grid only (min_std_dev is the grid's floor on the arrival jitter too).
      * The monitor sets interval per node from the interval its heartbeats
@@ -82,21 +94,19 @@ VIGIL_EXPORT void vigil_detector_config_default(struct vigil_detector_config *cf
                                                 vigil_time_t interval);
 
 /*
- * Per-node detector state. The interval history itself lives in a
- * caller-owned array of cfg->window uint32_t (intervals in microseconds),
- * passed to each call as ring, so that node records stay small and flat.
- * Phi needs it; the fixed detector only keeps it (when given one) to report
- * interval statistics, and works with NULL. The grid detector keeps running
- * estimates in the record itself and needs no ring.
+ * Per-node detector state, the whole history included: phi and the fixed
+ * detector (when its window is set) keep running moments of the intervals
+ * (phi decides on them, the fixed detector reports them as evidence); the
+ * grid detector keeps its own running estimates.
  */
 struct vigil_detector {
     vigil_time_t last; /* last arrival; VIGIL_TIME_NEVER before the first */
     union {
         struct {
-            double sum_us;   /* running sum of the intervals in the ring */
-            double sumsq_us; /* running sum of their squares */
-            uint16_t n;      /* intervals in the ring */
-            uint16_t head;   /* next slot to write */
+            double sum_us;   /* weighted sum of the intervals, in microseconds */
+            double sumsq_us; /* weighted sum of their squares */
+            float weight;    /* the sum of the weights: mean = sum_us / weight */
+            uint16_t n;      /* intervals learned (the seeds included), saturated at 65535 */
         };
         struct {
             vigil_time_t expect; /* grid: expected arrival of the last heartbeat's slot */
@@ -121,8 +131,7 @@ VIGIL_EXPORT void vigil_detector_init(struct vigil_detector *d);
  * first_estimate -/+ a quarter, as the reference implementation does.
  */
 VIGIL_EXPORT void vigil_detector_arrival(const struct vigil_detector_config *cfg,
-                                         struct vigil_detector *d, uint32_t *ring, vigil_time_t now,
-                                         bool learn);
+                                         struct vigil_detector *d, vigil_time_t now, bool learn);
 
 /*
  * Records a heartbeat with its sender's sequence number, which must be newer
@@ -135,8 +144,8 @@ VIGIL_EXPORT void vigil_detector_arrival(const struct vigil_detector_config *cfg
  * vigil_detector_arrival is this call with the next sequence number.
  */
 VIGIL_EXPORT void vigil_detector_heartbeat(const struct vigil_detector_config *cfg,
-                                           struct vigil_detector *d, uint32_t *ring,
-                                           vigil_time_t now, uint64_t sequence, bool learn);
+                                           struct vigil_detector *d, vigil_time_t now,
+                                           uint64_t sequence, bool learn);
 
 /* Moves the reference point to now without learning (a fresh grace period). */
 VIGIL_EXPORT void vigil_detector_rebase(struct vigil_detector *d, vigil_time_t now);
@@ -172,7 +181,8 @@ VIGIL_EXPORT vigil_time_t vigil_detector_crossing_estimate(const struct vigil_de
                                                            double threshold, double quantile);
 
 /*
- * Interval statistics of the history, in nanoseconds (0 when empty). For
+ * Interval statistics of the history (the running moments' mean and
+ * population standard deviation), in nanoseconds (0 when empty). For
  * the grid detector: the grid step and the standard deviation of arrivals
  * around their expected times.
  */

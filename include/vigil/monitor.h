@@ -155,10 +155,11 @@ struct vigil_monitor_stats {
     uint64_t unknown_key;  /* made with a key id the monitor does not hold (in auth_failed too) */
     uint64_t unsealed;     /* a full status in clear, with require_sealed */
     uint64_t unknown_node; /* from an undeclared id with auto-registration off */
-    uint64_t table_full;   /* from a new id with the table full */
+    uint64_t table_full;   /* from a new id with the table full (or no memory for a long id) */
     uint64_t events;       /* events produced */
     uint64_t events_lost;  /* events not queued for want of memory */
-    uint64_t custom_lost;  /* custom status changes not stored for want of memory */
+    uint64_t custom_lost;  /* status changes (custom pairs, or a status with figures
+                              beyond 32 bits) not stored for want of memory */
     uint64_t pauses;       /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };
@@ -238,7 +239,12 @@ VIGIL_EXPORT int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil
                                    struct vigil_monitor **out);
 VIGIL_EXPORT void vigil_monitor_free(struct vigil_monitor *m);
 
-/* Declares a node (from the config): state unknown, dead after startup_grace. */
+/*
+ * Declares a node (from the config): state unknown, dead after startup_grace.
+ * Like every call that may enter a node, -VIGIL_ENOMEM when the id is
+ * 16 characters or longer and the monitor could not get
+ * memory to keep it (ids are kept in 64 KiB chunks, allocated as needed).
+ */
 VIGIL_EXPORT int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t now);
 
 /*
@@ -425,8 +431,9 @@ VIGIL_EXPORT int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vi
  * keeping every node's state and history: the detector's thresholds and
  * times, interval, adapt_interval, rise, startup_grace, auto_register,
  * pause_tolerance, max_ahead and require_sealed. What shapes the tables
- * cannot change: the detector kind and window, max_nodes, hash_seed,
- * allocator, arrival_times (nor the keys: vigil_monitor_set_keys). Those
+ * or the histories cannot change: the detector kind and window,
+ * max_nodes, hash_seed, allocator, arrival_times (nor the keys:
+ * vigil_monitor_set_keys). Those
  * fields of cfg are ignored; *restart (may be NULL) is set to true if any
  * of them differs from the running value, so that the caller can say a
  * restart is needed. -VIGIL_EINVAL for settings
@@ -506,7 +513,7 @@ VIGIL_EXPORT double vigil_monitor_level(const struct vigil_monitor *m, const str
 VIGIL_EXPORT const struct vigil_monitor_config *vigil_monitor_config(const struct vigil_monitor *m);
 VIGIL_EXPORT const struct vigil_monitor_stats *vigil_monitor_stats(const struct vigil_monitor *m);
 
-/* Bytes the monitor has allocated (tables, rings, heap, events). */
+/* Bytes the monitor has allocated (node records, id table, heap, events). */
 VIGIL_EXPORT size_t vigil_monitor_memory(const struct vigil_monitor *m);
 
 /* --- reading a node ------------------------------------------------------ */
@@ -548,9 +555,10 @@ VIGIL_EXPORT const struct vigil_addr *vigil_node_addr(const struct vigil_node *n
 /*
  * The status (load, memory, uptime) of the last heartbeat that carried it:
  * every version 1 heartbeat, a version 2 full status. Version 2 beats in
- * between leave it as it is.
+ * between leave it as it is. A copy: the monitor keeps statuses in a
+ * narrower form (all zero before any).
  */
-VIGIL_EXPORT const struct vigil_status *vigil_node_status(const struct vigil_node *n);
+VIGIL_EXPORT struct vigil_status vigil_node_status(const struct vigil_node *n);
 /*
  * True while the stored status (vigil_node_status(), vigil_node_custom())
  * is not the node's current one: a version 2 beat named another status

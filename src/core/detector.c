@@ -12,9 +12,11 @@
  * the last arrival. It needs no history.
  *
  * The phi accrual detector (Hayashibara et al., 2004) is computed as the
- * reference implementation (Akka's PhiAccrualFailureDetector) does: a ring
- * of recent inter-arrival intervals with a running sum and sum of squares
- * gives the mean and the population standard deviation; the standard
+ * reference implementation (Akka's PhiAccrualFailureDetector) does, except
+ * for how the mean and deviation of the intervals are estimated: the
+ * reference keeps a ring of the last W intervals and their sum and sum of
+ * squares; here the sums are running moments that need no ring (below).
+ * They give the mean and the population standard deviation; the standard
  * deviation gets a floor and the mean gets an acceptable pause added; and
  * the probability that a heartbeat is still to come after dt is estimated
  * with the logistic approximation of the normal distribution,
@@ -34,12 +36,18 @@
  * anything larger than PHI_LEVEL_MAX, are reported as PHI_LEVEL_MAX, so
  * that a level can always be printed and compared.
  *
- * The history is a caller-owned array of uint32_t intervals in
- * microseconds (4 bytes per sample, so that node records stay small and
- * flat); the running sums are doubles in microseconds. Running sums drift
- * as values are added and subtracted, so each time the write position wraps
- * to 0 the sums are recomputed exactly from the ring: O(window) once every
- * window arrivals, O(1) amortised.
+ * The history is three numbers in the detector state: a weighted sum and
+ * sum of squares of the intervals (doubles, in whole microseconds) and
+ * their total weight. Up to W / 2 intervals (the two seeds included)
+ * they are the plain sums of a window that has not filled yet, so a young
+ * history is exactly the reference's. From then on they are exponentially
+ * weighted with a weight of 2 / W for the newest interval, the moving
+ * average equivalent to a window of W: samples about as old on average
+ * and an estimated mean about as steady, but nothing to evict, so a node's history costs no memory
+ * beyond its detector state, whatever the window (a ring of 32 intervals took 128 bytes per node).
+ * Where the two differ, the weighted moments forget an outlier gradually
+ * rather than all at once W intervals later (tests/unit/test_detector.c
+ * replays traces through both and compares their verdicts).
  *
  * The crossing time of phi is found by inverting the formula: for the
  * threshold, solve log10(1 + exp(z)) = threshold for z, then the cubic
@@ -101,7 +109,7 @@
  */
 #define PHI_LEVEL_MAX 1e6
 
-/* Nanoseconds per microsecond: the ring stores microseconds. */
+/* Nanoseconds per microsecond: intervals are learned in microseconds. */
 #define NSEC_PER_USEC 1000
 
 /*
@@ -238,9 +246,9 @@ void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil
          */
         cfg->acceptable_pause = 3 * interval;
         /*
-         * 32 samples keep a node's history at 128 bytes, enough for a
-         * stable mean and deviation at one heartbeat a second; memory per
-         * node is a target of the monitor.
+         * Averaged over about 32 intervals: a stable mean and deviation
+         * that still follow a changed sender within half a minute at one
+         * heartbeat a second. The window costs no memory (running moments).
          */
         cfg->window = 32;
     } else {
@@ -254,8 +262,8 @@ void vigil_detector_config_default(struct vigil_detector_config *cfg, enum vigil
         cfg->dead_threshold = 5.0 * interval_s;
         /*
          * The fixed detector decides on elapsed time alone; it keeps the
-         * same short history as phi only to report interval statistics as
-         * evidence with its events.
+         * same running moments as phi only to report interval statistics
+         * as evidence with its events.
          */
         cfg->first_estimate = 0;
         cfg->min_std_dev = 0;
@@ -335,7 +343,7 @@ static vigil_time_t since(vigil_time_t now, vigil_time_t last)
     return diff > (uint64_t)INT64_MAX ? INT64_MAX : (vigil_time_t)diff;
 }
 
-/* An interval in nanoseconds as ring microseconds: rounded, saturated. */
+/* An interval in nanoseconds as whole microseconds: rounded, saturated. */
 static uint32_t interval_to_us(vigil_time_t ns)
 {
     if (ns <= 0)
@@ -345,54 +353,57 @@ static uint32_t interval_to_us(vigil_time_t ns)
     return (uint32_t)((ns + NSEC_PER_USEC / 2) / NSEC_PER_USEC);
 }
 
-static void ring_reset(struct vigil_detector *d)
+static void moments_reset(struct vigil_detector *d)
 {
     d->sum_us = 0;
     d->sumsq_us = 0;
+    d->weight = 0;
     d->n = 0;
-    d->head = 0;
 }
 
-/* Recomputes the running sums exactly from the n oldest-written slots. */
-static void ring_resum(struct vigil_detector *d, const uint32_t *ring)
+/*
+ * The weight the running moments settle at for a window of W intervals:
+ * W / 2, so that the newest interval weighs 2 / W. That is the exponential
+ * moving average equivalent to a window of W: its samples are as old on
+ * average (W / 2 - 1 intervals, against (W - 1) / 2 in the window) and its
+ * estimate of the mean is as steady (a variance of sigma^2 / (W - 1),
+ * against sigma^2 / W). At least 2, so that the two seeds always weigh the
+ * same. Exact in a float: a whole or a half number up to 500.
+ */
+static double moments_cap(uint32_t window)
 {
-    double sum = 0, sumsq = 0;
-
-    for (uint32_t i = 0; i < d->n; i++) {
-        double v = (double)ring[i];
-        sum += v;
-        sumsq += v * v;
-    }
-    d->sum_us = sum;
-    d->sumsq_us = sumsq;
+    double cap = (double)window / 2;
+    return cap > 2 ? cap : 2;
 }
 
-/* Adds one interval to the ring, evicting the oldest when it is full. */
-static void ring_push(struct vigil_detector *d, uint32_t *ring, uint32_t window, uint32_t us)
+/*
+ * Adds one interval to the running moments. Until their weight reaches
+ * the cap, the sums are plain sums with weight 1 per interval, exactly
+ * those of a window that has not filled yet (the reference's ring before
+ * its first eviction). From then on each new interval first scales the
+ * sums down so that their total weight stays at the cap: an exponentially
+ * weighted mean and variance whose weights decay by 1 - 2 / W per
+ * interval. Nothing is ever evicted, so the sums are all there is to keep;
+ * and since old terms are scaled down rather than subtracted, rounding
+ * errors fade with them instead of accumulating.
+ */
+static void moments_push(struct vigil_detector *d, uint32_t window, uint32_t us)
 {
-    double v = (double)us;
+    double v = (double)us, cap = moments_cap(window), w = (double)d->weight;
 
-    /*
-     * A state that does not fit the ring (the window was changed without
-     * re-initialising the detector) would write out of bounds; start the
-     * history afresh instead.
-     */
-    if (d->n > window || d->head >= window)
-        ring_reset(d);
-    if (d->n == window) {
-        double old = (double)ring[d->head];
-        d->sum_us -= old;
-        d->sumsq_us -= old * old;
+    if (w + 1 > cap) {
+        double scale = w > 0 ? (cap - 1) / w : 0;
+        d->sum_us *= scale;
+        d->sumsq_us *= scale;
+        w = cap;
     } else {
-        d->n++;
+        w += 1;
     }
-    ring[d->head] = us;
     d->sum_us += v;
     d->sumsq_us += v * v;
-    d->head = (uint16_t)((d->head + 1u) % window);
-    /* The ring is full whenever the write position wraps: resum it exactly. */
-    if (d->head == 0)
-        ring_resum(d, ring);
+    d->weight = (float)w;
+    if (d->n < UINT16_MAX)
+        d->n++;
 }
 
 /* --- the grid detector ------------------------------------------------ */
@@ -557,20 +568,19 @@ static void grid_arrival(const struct vigil_detector_config *cfg, struct vigil_d
 /* --- arrivals ----------------------------------------------------------- */
 
 void vigil_detector_heartbeat(const struct vigil_detector_config *cfg, struct vigil_detector *d,
-                              uint32_t *ring, vigil_time_t now, uint64_t sequence, bool learn)
+                              vigil_time_t now, uint64_t sequence, bool learn)
 {
     if (cfg->kind == VIGIL_DETECTOR_GRID)
         grid_arrival(cfg, d, now, sequence, learn);
     else
-        vigil_detector_arrival(cfg, d, ring, now, learn);
+        vigil_detector_arrival(cfg, d, now, learn);
 }
 
 void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigil_detector *d,
-                            uint32_t *ring, vigil_time_t now, bool learn)
+                            vigil_time_t now, bool learn)
 {
-    /* Both detectors keep a history when given a ring; only phi seeds and uses it. */
-    bool hist =
-        ring != NULL && cfg->window >= VIGIL_PHI_WINDOW_MIN && cfg->window <= VIGIL_PHI_WINDOW_MAX;
+    /* Both detectors keep moments when they have a window; only phi seeds and uses them. */
+    bool hist = cfg->window >= VIGIL_PHI_WINDOW_MIN && cfg->window <= VIGIL_PHI_WINDOW_MAX;
     bool phi = cfg->kind == VIGIL_DETECTOR_PHI && hist;
 
     if (cfg->kind == VIGIL_DETECTOR_GRID) {
@@ -596,12 +606,12 @@ void vigil_detector_arrival(const struct vigil_detector_config *cfg, struct vigi
              */
             vigil_time_t fe = cfg->first_estimate;
             vigil_time_t hi = fe > INT64_MAX - fe / 4 ? INT64_MAX : fe + fe / 4;
-            ring_reset(d);
-            ring_push(d, ring, cfg->window, interval_to_us(fe - fe / 4));
-            ring_push(d, ring, cfg->window, interval_to_us(hi));
+            moments_reset(d);
+            moments_push(d, cfg->window, interval_to_us(fe - fe / 4));
+            moments_push(d, cfg->window, interval_to_us(hi));
         }
     } else if (hist && learn) {
-        ring_push(d, ring, cfg->window, interval_to_us(since(now, d->last)));
+        moments_push(d, cfg->window, interval_to_us(since(now, d->last)));
     }
     d->last = now;
 }
@@ -627,13 +637,13 @@ static void moments_ns(const struct vigil_detector *d, double *mean, double *sd)
         *sd = d->var > 0 ? sqrt((double)d->var) : 0;
         return;
     }
-    if (d->n == 0) {
+    if (!(d->weight > 0)) {
         *mean = 0;
         *sd = 0;
         return;
     }
-    m = d->sum_us / d->n;
-    var = d->sumsq_us / d->n - m * m;
+    m = d->sum_us / (double)d->weight;
+    var = d->sumsq_us / (double)d->weight - m * m;
     /* Rounding can push the variance of near-equal samples just below 0. */
     if (var < 0)
         var = 0;

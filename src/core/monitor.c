@@ -37,14 +37,16 @@
  * interval after the pause is not learned.
  *
  * Memory comes from the allocator in the configuration. Everything a node
- * needs (its record, hash slots, heap entry, interval history) is allocated
- * once for max_nodes when the monitor is created, so declaring, registering
- * and judging nodes never allocates and never fails for want of memory.
- * Only two things allocate later, and neither can fail its caller: the
- * event queue when events pile up unpolled (a failed growth drops the
- * event and counts it in events_lost; the state change stands) and a
- * node's copy of a changed custom status (a failed copy keeps the old one
- * and counts custom_lost).
+ * needs (its record with its detector's history and an id of up to 15
+ * characters, hash slots, heap entry) is allocated once for max_nodes when
+ * the monitor is created, so judging nodes never allocates, and declaring
+ * or registering a node allocates only for a long id. Three things
+ * allocate later: a chunk of the id store, once per thousand or so ids of
+ * 16 characters or more (a failure refuses that one new node, as a full
+ * table would); the event queue when events pile up unpolled (a failed
+ * growth drops the event and counts it in events_lost; the state change
+ * stands); and a node's copy of a changed custom status (a failed copy
+ * keeps the old one and counts custom_lost).
  *
  * The records are in core/monitor_int.h, and node.c reads them for
  * callers. The heap and the state machine stay together in this file, with
@@ -56,6 +58,7 @@
  */
 #include <stdint.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -64,6 +67,12 @@
 #include "core/monitor_int.h"
 
 #define NO_POS UINT32_MAX
+/*
+ * The id store's chunks: 64 KiB, so that a chunk's allocation is rare (one
+ * per thousand long ids or more) and the tail a chunk leaves unused (less
+ * than the longest id) is a thousandth of it.
+ */
+#define VIGIL__ID_CHUNK 65536
 /* Slack between the crossing estimate and the exact crossing (ns). */
 #define LAZY_MARGIN 1000
 
@@ -162,11 +171,6 @@ int vigil_monitor_config_check(const struct vigil_monitor_config *cfg, const cha
 
 static const char *node_id_of(const void *ctx, uint32_t idx);
 static int keys_install(struct vigil_monitor *m, const struct vigil_key *keys, size_t n);
-
-static uint32_t *ring_of(const struct vigil_monitor *m, uint32_t idx)
-{
-    return m->rings ? m->rings + (size_t)idx * m->cfg.detector.window : NULL;
-}
 
 const struct vigil_detector_config *vigil_monitor_node_detector(const struct vigil_monitor *m,
                                                                 const struct vigil_node *n,
@@ -280,25 +284,18 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     int ids_rc = vigil__idtable_init(&m->ids, (uint32_t)cap, &al, m->cfg.hash_seed, node_id_of, m);
     m->heap = mon_calloc(&al, cap, sizeof(*m->heap));
     m->heap_pos = mon_calloc(&al, cap, sizeof(*m->heap_pos));
-    m->stale = mon_calloc(&al, cap, 1);
     m->ev_cap = 64;
     m->evq = mon_calloc(&al, m->ev_cap, sizeof(*m->evq));
-    /*
-     * Histories: phi decides on them; the fixed detector reports them as
-     * evidence. The grid keeps its estimates in the node record instead.
-     */
-    bool rings =
-        cfg->detector.window >= VIGIL_PHI_WINDOW_MIN && cfg->detector.kind != VIGIL_DETECTOR_GRID;
-    if (rings)
-        m->rings = mon_calloc(&al, cap * cfg->detector.window, sizeof(uint32_t));
-    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->stale || !m->evq ||
-        (rings && !m->rings)) {
+    /* Room for the chunks of max_nodes ids of the longest length. */
+    m->id_chunks_cap = (uint32_t)(cap * (VIGIL_ID_MAX + 1) / (VIGIL__ID_CHUNK - VIGIL_ID_MAX) + 1);
+    m->id_chunks = mon_calloc(&al, m->id_chunks_cap, sizeof(*m->id_chunks));
+    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->evq || !m->id_chunks) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + vigil__idtable_memory(&m->ids) +
-             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos) + 1) + m->ev_cap * sizeof(*m->evq) +
-             (m->rings ? cap * cfg->detector.window * sizeof(uint32_t) : 0);
+             cap * (sizeof(*m->heap) + sizeof(*m->heap_pos)) + m->ev_cap * sizeof(*m->evq) +
+             m->id_chunks_cap * sizeof(*m->id_chunks);
     *out = m;
     return 0;
 }
@@ -309,17 +306,22 @@ void vigil_monitor_free(struct vigil_monitor *m)
         return;
     const struct vigil_allocator al = m->al;
     if (m->nodes)
-        for (uint32_t i = 0; i < m->n_nodes; i++)
+        for (uint32_t i = 0; i < m->n_nodes; i++) {
             mon_free(&al, m->nodes[i].custom);
+            if (m->nodes[i].status_wide)
+                mon_free(&al, m->nodes[i].status.wide);
+        }
     if (m->nodes)
         sodium_memzero(m->nodes, (size_t)m->cfg.max_nodes * sizeof(*m->nodes));
     mon_free(&al, m->nodes);
     vigil__idtable_destroy(&m->ids);
     mon_free(&al, m->heap);
     mon_free(&al, m->heap_pos);
-    mon_free(&al, m->stale);
     mon_free(&al, m->evq);
-    mon_free(&al, m->rings);
+    if (m->id_chunks)
+        for (uint32_t i = 0; i < m->id_chunks_len; i++)
+            mon_free(&al, m->id_chunks[i]);
+    mon_free(&al, m->id_chunks);
     sodium_free(m->keys);
     mon_free(&al, m);
 }
@@ -329,7 +331,7 @@ void vigil_monitor_free(struct vigil_monitor *m)
 /* The id of node idx, for the id table. */
 static const char *node_id_of(const void *ctx, uint32_t idx)
 {
-    return ((const struct vigil_monitor *)ctx)->nodes[idx].id;
+    return vigil__node_id(&((const struct vigil_monitor *)ctx)->nodes[idx]);
 }
 
 /* Returns the slot holding id, or the empty slot where it would go. */
@@ -345,17 +347,52 @@ static uint32_t *slot_find_h(const struct vigil_monitor *m, uint64_t hash, const
     return vigil__idtable_slot_h(&m->ids, hash, id, len, node_id_of);
 }
 
+/*
+ * A copy of a long id (len bytes) in the id store, or NULL when a new chunk
+ * was needed and could not be had.
+ */
+static const char *id_store(struct vigil_monitor *m, const char *id, size_t len)
+{
+    if (m->id_chunks_len == 0 || m->id_chunk_used + len + 1 > VIGIL__ID_CHUNK) {
+        if (m->id_chunks_len == m->id_chunks_cap)
+            return NULL;
+        char *c = mon_calloc(&m->al, 1, VIGIL__ID_CHUNK);
+        if (!c)
+            return NULL;
+        m->id_chunks[m->id_chunks_len++] = c;
+        m->id_chunk_used = 0;
+        m->mem += VIGIL__ID_CHUNK;
+    }
+    char *p = m->id_chunks[m->id_chunks_len - 1] + m->id_chunk_used;
+    memcpy(p, id, len);
+    p[len] = '\0';
+    m->id_chunk_used += (uint32_t)len + 1;
+    return p;
+}
+
+/*
+ * Enters a node (state unknown, no deadline). NULL when a long id found no
+ * memory in the id store: the node is then not entered, as when the table
+ * is full.
+ */
 static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, const char *id,
                                       size_t len, vigil_time_t now)
 {
+    const char *out = NULL;
+    if (len >= VIGIL__ID_INLINE && !(out = id_store(m, id, len)))
+        return NULL;
     uint32_t idx = m->n_nodes++;
     struct vigil_node *n = &m->nodes[idx];
     memset(n, 0, sizeof(*n));
-    memcpy(n->id, id, len);
-    n->id[len] = '\0';
+    if (out) {
+        n->id.out = out;
+        n->id_out = 1;
+    } else {
+        memcpy(n->id.in, id, len);
+        n->id.in[len] = '\0';
+    }
     n->state = VIGIL_STATE_UNKNOWN;
     m->heap_pos[idx] = NO_POS;
-    n->deadline = VIGIL_TIME_NEVER;
     n->suspected_at = -1;
     n->first_heard = -1;
     n->state_since = now;
@@ -510,7 +547,15 @@ int vigil_monitor_set_keys(struct vigil_monitor *m, const struct vigil_key *keys
 
 static bool ent_before(const struct vigil__heap_ent *a, const struct vigil__heap_ent *b)
 {
-    return a->at < b->at || (a->at == b->at && a->order < b->order);
+    /* The orders as serial numbers (monitor_int.h): right across a wrap. */
+    return a->at < b->at || (a->at == b->at && (int32_t)(a->order - b->order) < 0);
+}
+
+/* The node's deadline: its heap entry's time, or VIGIL_TIME_NEVER. */
+static vigil_time_t node_deadline(const struct vigil_monitor *m, uint32_t idx)
+{
+    uint32_t pos = m->heap_pos[idx];
+    return pos == NO_POS ? VIGIL_TIME_NEVER : m->heap[pos].at;
 }
 
 static void heap_set(struct vigil_monitor *m, uint32_t pos, struct vigil__heap_ent e)
@@ -556,8 +601,7 @@ static void heap_remove(struct vigil_monitor *m, uint32_t idx)
     if (pos == NO_POS)
         return;
     m->heap_pos[idx] = NO_POS;
-    m->stale[idx] = 0;
-    n->deadline = VIGIL_TIME_NEVER;
+    n->stale = 0;
     uint32_t last = --m->heap_len;
     if (pos == last)
         return;
@@ -578,8 +622,7 @@ static void schedule(struct vigil_monitor *m, uint32_t idx, vigil_time_t at)
         return;
     }
     struct vigil__heap_ent e = {.at = at, .order = m->heap_order++, .node = idx};
-    n->deadline = at;
-    m->stale[idx] = 0;
+    n->stale = 0;
     uint32_t pos = m->heap_pos[idx];
     if (pos == NO_POS) {
         pos = m->heap_len++;
@@ -616,7 +659,8 @@ static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vi
             return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
         return VIGIL_TIME_NEVER;
     default:
-        return n->deadline; /* unknown: the grace deadline set at declaration */
+        /* unknown: the grace deadline set at declaration */
+        return node_deadline(m, (uint32_t)(n - m->nodes));
     }
 }
 
@@ -647,6 +691,8 @@ static struct vigil_event *event_slot(struct vigil_monitor *m)
     return ev;
 }
 
+static void copy_cut(char *dst, const char *src, size_t max);
+
 static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_state to,
                       vigil_time_t now, const char *reason, double threshold)
 {
@@ -655,7 +701,7 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         struct vigil_detector_config tmp;
         ev->type = VIGIL_EVENT_STATE;
         ev->time = now;
-        memcpy(ev->node, n->id, sizeof(ev->node));
+        copy_cut(ev->node, vigil__node_id(n), VIGIL_ID_MAX);
         ev->old_state = (enum vigil_state)n->state;
         ev->new_state = to;
         ev->reason = reason;
@@ -795,7 +841,7 @@ static int node_get(struct vigil_monitor *m, const char *id, vigil_time_t now,
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     *out = node_insert(m, slot, id, len, now);
-    return 0;
+    return *out ? 0 : -VIGIL_ENOMEM;
 }
 
 int vigil_monitor_declare_polled(struct vigil_monitor *m, const char *id, vigil_time_t now)
@@ -853,6 +899,8 @@ int vigil_monitor_set_check_down(struct vigil_monitor *m, vigil_time_t now, cons
 
 static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
                          const struct vigil_heartbeat *hb);
+static bool status_store(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_status *s);
 
 int vigil_monitor_set_member(struct vigil_monitor *m, vigil_time_t now, const char *id,
                              enum vigil_state state, const char *reason,
@@ -896,9 +944,10 @@ int vigil_monitor_set_member_status(struct vigil_monitor *m, vigil_time_t now,
     struct vigil_node *n = &m->nodes[idx];
     (void)now;
     n->send_time_us = hb->send_time_us;
-    n->status = hb->status;
-    n->status_stale = 0;
-    return store_custom(m, n, hb) ? 0 : -VIGIL_ENOMEM;
+    bool kept = status_store(m, n, &hb->status);
+    kept &= store_custom(m, n, hb);
+    n->status_stale = !kept;
+    return kept ? 0 : -VIGIL_ENOMEM;
 }
 
 void vigil_monitor_note_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_t length)
@@ -918,9 +967,8 @@ static void forgive_pause(struct vigil_monitor *m, vigil_time_t now, vigil_time_
             n->skip_learn = 1;
             e->at = next_decision(m, n);
         }
-        m->stale[e->node] = 0;
+        n->stale = 0;
         e->order = m->heap_order++;
-        n->deadline = e->at;
     }
     for (uint32_t pos = m->heap_len / 2; pos-- > 0;)
         sift_down(m, pos);
@@ -939,7 +987,7 @@ static void advance(struct vigil_monitor *m, vigil_time_t now)
      * Lateness is measured against real deadlines: entries left early by
      * the lazy heartbeat path are re-keyed first (each at most once).
      */
-    while (m->heap_len > 0 && m->heap[0].at < now && m->stale[m->heap[0].node]) {
+    while (m->heap_len > 0 && m->heap[0].at < now && m->nodes[m->heap[0].node].stale) {
         uint32_t idx = m->heap[0].node;
         schedule(m, idx, next_decision(m, &m->nodes[idx]));
     }
@@ -963,6 +1011,8 @@ int vigil_monitor_declare(struct vigil_monitor *m, const char *id, vigil_time_t 
     if (m->n_nodes >= m->cfg.max_nodes)
         return -VIGIL_EFULL;
     struct vigil_node *n = node_insert(m, slot, id, len, now);
+    if (!n)
+        return -VIGIL_ENOMEM;
     n->declared = 1;
     schedule(m, (uint32_t)(n - m->nodes), now + m->cfg.startup_grace);
     return 0;
@@ -1037,6 +1087,50 @@ static bool store_custom(struct vigil_monitor *m, struct vigil_node *n,
     return true;
 }
 
+/* Drops a status kept whole (status_wide), leaving the narrow form zeroed. */
+static void status_unwiden(struct vigil_monitor *m, struct vigil_node *n)
+{
+    if (n->status_wide) {
+        mon_free(&m->al, n->status.wide);
+        m->mem -= sizeof(struct vigil_status);
+        n->status_wide = 0;
+    }
+    memset(&n->status, 0, sizeof(n->status));
+}
+
+/*
+ * Stores a reported status: narrow when its 64-bit figures fit in 32 bits,
+ * else whole in an allocated copy. False if that copy could not be had
+ * (the old status stays, counted in custom_lost).
+ */
+static bool status_store(struct vigil_monitor *m, struct vigil_node *n,
+                         const struct vigil_status *s)
+{
+    if (s->mem_total_kib > UINT32_MAX || s->mem_avail_kib > UINT32_MAX ||
+        s->uptime_s > UINT32_MAX) {
+        if (!n->status_wide) {
+            struct vigil_status *w = mon_calloc(&m->al, 1, sizeof(*w));
+            if (!w) {
+                m->stats.custom_lost++;
+                return false;
+            }
+            n->status.wide = w;
+            n->status_wide = 1;
+            m->mem += sizeof(*w);
+        }
+        *n->status.wide = *s;
+        return true;
+    }
+    status_unwiden(m, n);
+    n->status.narrow.load1_milli = s->load1_milli;
+    n->status.narrow.load5_milli = s->load5_milli;
+    n->status.narrow.load15_milli = s->load15_milli;
+    n->status.narrow.mem_total_kib = (uint32_t)s->mem_total_kib;
+    n->status.narrow.mem_avail_kib = (uint32_t)s->mem_avail_kib;
+    n->status.narrow.uptime_s = (uint32_t)s->uptime_s;
+    return true;
+}
+
 /* Drops the node's custom status (freeing, never allocating). */
 static void drop_custom(struct vigil_monitor *m, struct vigil_node *n)
 {
@@ -1063,14 +1157,15 @@ static void apply_status(struct vigil_monitor *m, struct vigil_node *n,
 {
     if (hb->version == VIGIL_WIRE_V1 || hb->type == VIGIL_MSG_STATUS) {
         n->send_time_us = hb->send_time_us;
-        n->status = hb->status;
         n->status_version = hb->status_version;
         m->last_status = (uint32_t)(n - m->nodes);
-        /* Custom pairs that could not be copied leave the old ones: not current. */
-        n->status_stale = !store_custom(m, n, hb);
+        /* What could not be copied (for want of memory) is left as it was: not current. */
+        bool kept = status_store(m, n, &hb->status);
+        kept &= store_custom(m, n, hb);
+        n->status_stale = !kept;
     } else if (new_generation) {
         n->send_time_us = 0;
-        memset(&n->status, 0, sizeof(n->status));
+        status_unwiden(m, n);
         if (n->custom)
             drop_custom(m, n);
         n->status_version = hb->status_version;
@@ -1112,16 +1207,17 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
 /* Datagrams looked up together in vigil_monitor_on_batch. */
 #define BATCH_STEP 64
 
-/* Asks for every cache line of a node record. */
+_Static_assert(offsetof(struct vigil_node, addr) + sizeof(struct vigil_addr) <= VIGIL__NODE_HOT,
+               "the fields a heartbeat touches lie in the first VIGIL__NODE_HOT bytes");
+
+/* Asks for the cache lines of a node record that a heartbeat touches. */
 static void prefetch_node(const struct vigil_monitor *m, uint32_t idx)
 {
     const char *p = (const char *)&m->nodes[idx];
-    for (size_t off = 0; off < sizeof(struct vigil_node); off += 64)
+    for (size_t off = 0; off < VIGIL__NODE_HOT; off += 64)
         __builtin_prefetch(p + off, 1);
+    __builtin_prefetch(p + VIGIL__NODE_HOT - 1, 1);
     __builtin_prefetch(&m->heap_pos[idx], 1);
-    __builtin_prefetch(&m->stale[idx], 1);
-    if (m->rings)
-        __builtin_prefetch(ring_of(m, idx), 1);
 }
 
 /*
@@ -1269,8 +1365,10 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     } else if (m->n_nodes >= m->cfg.max_nodes) {
         m->stats.table_full++;
         return -VIGIL_EFULL;
-    } else {
-        n = node_insert(m, slot, hb.id, id_len, now);
+    } else if (!(n = node_insert(m, slot, hb.id, id_len, now))) {
+        /* No memory for a long id: no room for the node either. */
+        m->stats.table_full++;
+        return -VIGIL_EFULL;
     }
     uint32_t idx = (uint32_t)(n - m->nodes);
 
@@ -1311,7 +1409,6 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);
-    uint32_t *ring = ring_of(m, idx);
     enum vigil_state st = (enum vigil_state)n->state;
 
     bool grid = dc->kind == VIGIL_DETECTOR_GRID;
@@ -1324,7 +1421,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
     bool plausible = grid || plausible_gap(n, now);
 
     if (hb.flags & VIGIL_FLAG_LEAVING) {
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
         n->last_heard = now;
         n->rise_count = 0;
         if (st != VIGIL_STATE_LEFT)
@@ -1335,7 +1432,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     if (n->check_down) {
         /* Held dead by a check: learned from, but no way back until the check passes. */
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  st != VIGIL_STATE_UNKNOWN && !n->skip_learn && !fresh &&
                                      plausible);
         n->skip_learn = 0;
@@ -1349,13 +1446,13 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
 
     switch (st) {
     case VIGIL_STATE_UNKNOWN:
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
         n->last_heard = now;
         set_state(m, n, VIGIL_STATE_ALIVE, now, "first heartbeat", 0);
         break;
     case VIGIL_STATE_ALIVE:
     case VIGIL_STATE_SUSPECT:
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;
@@ -1370,8 +1467,8 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
              */
             vigil_time_t est = vigil_detector_crossing_estimate(dc, &n->det, dc->suspect_threshold,
                                                                 m->suspect_quantile);
-            if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= n->deadline) {
-                m->stale[idx] = 1;
+            if (est != VIGIL_TIME_NEVER && est - LAZY_MARGIN >= node_deadline(m, idx)) {
+                n->stale = 1;
                 return 0;
             }
         }
@@ -1383,7 +1480,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
          * outlives the node's next boot.
          */
         if (restarted) {
-            vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence, false);
+            vigil_detector_heartbeat(dc, &n->det, now, hb.sequence, false);
             n->skip_learn = 0;
             n->last_heard = now;
             n->rise_count = 0;
@@ -1396,7 +1493,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
          * The interval that spans the outage is not learned; those inside
          * the recovery run are.
          */
-        vigil_detector_heartbeat(dc, &n->det, ring, now, hb.sequence,
+        vigil_detector_heartbeat(dc, &n->det, now, hb.sequence,
                                  n->rise_count > 0 && !n->skip_learn && !fresh && plausible);
         n->skip_learn = 0;
         n->last_heard = now;
@@ -1440,7 +1537,7 @@ int vigil_monitor_reconfigure(struct vigil_monitor *m, vigil_time_t now,
     m->cfg = c;
     m->suspect_quantile = vigil_phi_quantile(c.detector.suspect_threshold);
     for (uint32_t i = 0; i < m->n_nodes; i++) {
-        m->stale[i] = 0;
+        m->nodes[i].stale = 0;
         schedule(m, i, next_decision(m, &m->nodes[i]));
     }
     return 0;
@@ -1474,8 +1571,8 @@ int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t gene
         return -VIGIL_EUNKNOWN;
     } else if (m->n_nodes >= m->cfg.max_nodes) {
         return -VIGIL_EFULL;
-    } else {
-        n = node_insert(m, slot, id, len, now);
+    } else if (!(n = node_insert(m, slot, id, len, now))) {
+        return -VIGIL_ENOMEM;
     }
     if (generation > n->generation || (generation == n->generation && sequence > n->sequence)) {
         n->generation = generation;
@@ -1497,14 +1594,14 @@ static void expire(struct vigil_monitor *m, uint32_t idx, vigil_time_t now)
         schedule(m, idx, VIGIL_TIME_NEVER);
         return;
     }
-    if (m->stale[idx]) {
+    if (n->stale) {
         /* Heartbeats came since this entry was set: find the real deadline. */
         vigil_time_t at = next_decision(m, n);
         if (at > now) {
             schedule(m, idx, at);
             return;
         }
-        m->stale[idx] = 0;
+        n->stale = 0;
     }
     struct vigil_detector_config tmp;
     const struct vigil_detector_config *dc = vigil_monitor_node_detector(m, n, &tmp);

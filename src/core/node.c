@@ -13,7 +13,7 @@
 
 const char *vigil_node_id(const struct vigil_node *n)
 {
-    return n->id;
+    return vigil__node_id(n);
 }
 
 enum vigil_state vigil_node_state(const struct vigil_node *n)
@@ -91,9 +91,19 @@ bool vigil_node_status_stale(const struct vigil_node *n)
     return n->status_stale != 0;
 }
 
-const struct vigil_status *vigil_node_status(const struct vigil_node *n)
+struct vigil_status vigil_node_status(const struct vigil_node *n)
 {
-    return &n->status;
+    if (n->status_wide)
+        return *n->status.wide;
+    struct vigil_status s = {
+        .load1_milli = n->status.narrow.load1_milli,
+        .load5_milli = n->status.narrow.load5_milli,
+        .load15_milli = n->status.narrow.load15_milli,
+        .mem_total_kib = n->status.narrow.mem_total_kib,
+        .mem_avail_kib = n->status.narrow.mem_avail_kib,
+        .uptime_s = n->status.narrow.uptime_s,
+    };
+    return s;
 }
 
 size_t vigil_node_custom_count(const struct vigil_node *n)

@@ -184,7 +184,7 @@ static void grid_probe(const struct vigil_detector_config *dc, struct vigil_dete
 static void grid_fresh(const struct vigil_detector_config *dc, struct vigil_detector *d)
 {
     vigil_detector_init(d);
-    vigil_detector_heartbeat(dc, d, NULL, 0, 1, false);
+    vigil_detector_heartbeat(dc, d, 0, 1, false);
 }
 
 void vigil__qos_grid_from_state(const struct vigil_detector_config *dc,

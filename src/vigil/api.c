@@ -323,7 +323,8 @@ json_t *api_node_json(const struct vigil_monitor *m, const struct vigil_node *n,
 
     json_t *st = json_object();
     if (st) {
-        const struct vigil_status *ns = vigil_node_status(n);
+        struct vigil_status stored = vigil_node_status(n);
+        const struct vigil_status *ns = &stored;
         bad |= put(st, "load1", json_real(ns->load1_milli / 1000.0));
         bad |= put(st, "load5", json_real(ns->load5_milli / 1000.0));
         bad |= put(st, "load15", json_real(ns->load15_milli / 1000.0));

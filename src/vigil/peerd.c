@@ -184,7 +184,8 @@ static void take_meta(struct peerd *p, vigil_time_t now, const char *id, const u
     memset(&hb, 0, sizeof(hb));
     if (len && peerd_meta_decode(meta, len, &hb) != 0)
         return; /* another format: the status stays as it was */
-    const struct vigil_status *st = vigil_node_status(n);
+    struct vigil_status stored = vigil_node_status(n);
+    const struct vigil_status *st = &stored;
     bool same = st->load1_milli == hb.status.load1_milli &&
                 st->load5_milli == hb.status.load5_milli &&
                 st->load15_milli == hb.status.load15_milli &&

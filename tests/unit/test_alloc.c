@@ -152,7 +152,7 @@ static void test_create(void **st)
             struct vigil_monitor_config c;
             config(&c, &t, kinds[k]);
             if (kinds[k] == VIGIL_DETECTOR_FIXED)
-                c.detector.window = window; /* 0: no interval histories to allocate */
+                c.detector.window = window; /* 0: no interval statistics */
             else if (window == 0)
                 continue;
             long n;
@@ -227,6 +227,87 @@ static void test_heartbeat_paths_do_not_allocate(void **st)
     assert_int_equal(s->events_lost, 0);
     assert_int_equal(s->events, last_seq);
     /* The detector and the decoder on their own take no allocator at all. */
+    free_and_check(m, &t);
+}
+
+/*
+ * Ids of 16 characters or more are kept in the monitor's id store, whose
+ * 64 KiB chunks are allocated as long ids arrive: with allocation failing,
+ * a new long id is refused like one beyond a full table (declare:
+ * -VIGIL_ENOMEM; a heartbeat: -VIGIL_EFULL, counted in table_full), short
+ * ids and nodes already in need nothing, and once memory is back long ids
+ * enter; every id stays where it was stored.
+ */
+static void test_long_ids(void **st)
+{
+    (void)st;
+    struct talloc t = {0};
+    struct vigil_monitor *m = monitor(&t, VIGIL_DETECTOR_PHI);
+    char id[VIGIL_ID_MAX + 1];
+    const char *kept[200];
+    memset(id, 'x', VIGIL_ID_MAX);
+    id[VIGIL_ID_MAX] = '\0';
+    t.fail_all = true;
+    assert_int_equal(vigil_monitor_declare(m, "a-long-node-id-01", 0), -VIGIL_ENOMEM);
+    assert_int_equal(send_hb(m, 1 * S, "a-long-node-id-02", 1, NULL), -VIGIL_EFULL);
+    assert_int_equal(vigil_monitor_stats(m)->table_full, 1);
+    assert_int_equal(send_hb(m, 1 * S, "fifteen-chars-0", 1, NULL), 0);
+    assert_int_equal(vigil_monitor_node_count(m), 1);
+    t.fail_all = false;
+    /* 200 ids of 64 characters: 13,000 bytes, in the first chunk. */
+    for (int i = 0; i < 200; i++) {
+        snprintf(id + VIGIL_ID_MAX - 4, 5, "%04d", i);
+        assert_int_equal(send_hb(m, 2 * S, id, 1, NULL), 0);
+        kept[i] = vigil_node_id(vigil_monitor_find(m, id));
+        assert_string_equal(kept[i], id);
+    }
+    assert_int_equal(vigil_monitor_node_count(m), 201);
+    for (int i = 0; i < 200; i++) {
+        snprintf(id + VIGIL_ID_MAX - 4, 5, "%04d", i);
+        assert_ptr_equal(vigil_node_id(vigil_monitor_find(m, id)), kept[i]);
+        assert_int_equal(send_hb(m, 3 * S, id, 2, NULL), 0);
+    }
+    assert_string_equal(vigil_node_id(vigil_monitor_find(m, "fifteen-chars-0")), "fifteen-chars-0");
+    /* The events carry the whole id. */
+    struct vigil_event ev;
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    assert_string_equal(ev.node, "fifteen-chars-0");
+    assert_true(vigil_monitor_poll_event(m, &ev));
+    snprintf(id + VIGIL_ID_MAX - 4, 5, "%04d", 0);
+    assert_string_equal(ev.node, id);
+    free_and_check(m, &t);
+}
+
+/*
+ * A status with a figure beyond 32 bits is kept whole in an allocated
+ * copy: when that fails, the old status stays, marked stale, and the loss
+ * is counted in custom_lost; the next one stores.
+ */
+static void test_wide_status(void **st)
+{
+    (void)st;
+    struct talloc t = {0};
+    struct vigil_monitor *m = monitor(&t, VIGIL_DETECTOR_FIXED);
+    struct vigil_heartbeat hb;
+    uint8_t buf[VIGIL_WIRE_MAX];
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "big");
+    hb.generation = 1;
+    hb.interval_ms = 1000;
+    for (uint64_t seq = 1; seq <= 3; seq++) {
+        hb.sequence = seq;
+        hb.status.uptime_s = seq == 1 ? 5 : UINT64_C(1) << 33;
+        t.fail_all = seq == 2;
+        int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+        assert_true(len > 0);
+        assert_int_equal(
+            vigil_monitor_on_datagram(m, (vigil_time_t)seq * S, buf, (size_t)len, NULL), 0);
+        const struct vigil_node *n = vigil_monitor_find(m, "big");
+        assert_true(vigil_node_status(n).uptime_s == (seq == 3 ? UINT64_C(1) << 33 : 5));
+        assert_int_equal(vigil_node_status_stale(n), seq == 2);
+        assert_int_equal(vigil_monitor_stats(m)->custom_lost, seq >= 2 ? 1 : 0);
+    }
+    t.fail_all = false;
     free_and_check(m, &t);
 }
 
@@ -377,6 +458,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create),
         cmocka_unit_test(test_heartbeat_paths_do_not_allocate),
+        cmocka_unit_test(test_long_ids),
+        cmocka_unit_test(test_wide_status),
         cmocka_unit_test(test_event_queue_growth),
         cmocka_unit_test(test_custom_status),
         cmocka_unit_test(test_pause_event),

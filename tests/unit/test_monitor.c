@@ -96,7 +96,7 @@ static void test_first_heartbeat_registers(void **st)
     assert_int_equal(ev.generation, 7);
     no_event(m);
     const struct vigil_node *n = vigil_monitor_find(m, "web1");
-    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_status(n).load1_milli, 250);
     assert_int_equal(vigil_node_addr(n)->port, 4000);
     assert_int_equal(vigil_monitor_next_deadline(m), 1 * S + 2500 * MS);
     vigil_monitor_free(m);
@@ -223,7 +223,7 @@ static void test_member(void **st)
     snprintf(hb.custom[0].value, sizeof hb.custom[0].value, "primary");
     assert_int_equal(vigil_monitor_set_member_status(m, 3608 * S, &hb), 0);
     n = vigil_monitor_find(m, "m7");
-    assert_int_equal(vigil_node_status(n)->load1_milli, 1500);
+    assert_int_equal(vigil_node_status(n).load1_milli, 1500);
     assert_int_equal(vigil_node_custom_count(n), 1);
     assert_string_equal(vigil_node_custom(n, 0)->value, "primary");
     hb.n_custom = 0;
@@ -772,6 +772,47 @@ static void test_no_auto_register(void **st)
     vigil_monitor_free(m);
 }
 
+/*
+ * A status is kept in 24 bytes while its 64-bit figures fit in 32 bits,
+ * and whole otherwise: every figure reads back exactly, either way.
+ */
+static void test_status_wide_figures(void **st)
+{
+    (void)st;
+    struct vigil_monitor *m = fixed_monitor();
+    struct vigil_heartbeat hb;
+    memset(&hb, 0, sizeof(hb));
+    snprintf(hb.id, sizeof(hb.id), "big");
+    hb.generation = 1;
+    hb.interval_ms = 1000;
+    size_t mem0 = vigil_monitor_memory(m);
+    for (uint64_t seq = 1; seq <= 4; seq++) {
+        bool wide = seq % 2 == 0;
+        hb.sequence = seq;
+        hb.status.load1_milli = UINT32_MAX;
+        hb.status.load15_milli = (uint32_t)seq;
+        hb.status.mem_total_kib = wide ? UINT64_MAX : UINT32_MAX;
+        hb.status.mem_avail_kib = wide ? (UINT64_C(1) << 40) + seq : seq;
+        hb.status.uptime_s = wide ? (UINT64_C(1) << 32) : UINT32_MAX - 1;
+        uint8_t buf[VIGIL_WIRE_MAX];
+        int len = vigil_wire_encode(&hb, NULL, buf, sizeof(buf));
+        assert_true(len > 0);
+        assert_int_equal(
+            vigil_monitor_on_datagram(m, (vigil_time_t)seq * S, buf, (size_t)len, NULL), 0);
+        struct vigil_status got = vigil_node_status(vigil_monitor_find(m, "big"));
+        assert_int_equal(got.load1_milli, hb.status.load1_milli);
+        assert_int_equal(got.load5_milli, hb.status.load5_milli);
+        assert_int_equal(got.load15_milli, hb.status.load15_milli);
+        assert_true(got.mem_total_kib == hb.status.mem_total_kib);
+        assert_true(got.mem_avail_kib == hb.status.mem_avail_kib);
+        assert_true(got.uptime_s == hb.status.uptime_s);
+        assert_false(vigil_node_status_stale(vigil_monitor_find(m, "big")));
+        /* A whole status is counted while it is kept, and given back after. */
+        assert_int_equal(vigil_monitor_memory(m), mem0 + (wide ? sizeof(struct vigil_status) : 0));
+    }
+    vigil_monitor_free(m);
+}
+
 static void test_table_full_keeps_known_nodes(void **st)
 {
     (void)st;
@@ -1203,8 +1244,8 @@ static void test_v2_status_kept_across_beats(void **st)
     assert_int_equal(vigil_node_last_heard(n), 9 * S);
     assert_false(vigil_node_status_stale(n));
     assert_string_equal(role_of(n), "db");
-    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
-    assert_int_equal(vigil_node_status(n)->uptime_s, 99);
+    assert_int_equal(vigil_node_status(n).load1_milli, 250);
+    assert_int_equal(vigil_node_status(n).uptime_s, 99);
     assert_true(vigil_node_send_time_us(n) == 1700000000000001LL);
     assert_int_equal(vigil_monitor_memory(m), mem);
     /* Suspect 2.5 s after the last beat, not before. */
@@ -1226,14 +1267,14 @@ static void test_v2_stale_until_full_status(void **st)
     assert_int_equal(send_v2(m, 1 * S, 5, 2, 2, NULL, 0, NULL), 0);
     assert_true(vigil_node_status_stale(n));
     assert_string_equal(role_of(n), "db");
-    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_status(n).load1_milli, 250);
     /* Only a full status clears it, not a beat that names the old version again. */
     assert_int_equal(send_v2(m, 2 * S, 5, 3, 1, NULL, 0, NULL), 0);
     assert_true(vigil_node_status_stale(n));
     assert_int_equal(send_v2(m, 3 * S, 5, 4, 2, "replica", 500, NULL), 0);
     assert_false(vigil_node_status_stale(n));
     assert_string_equal(role_of(n), "replica");
-    assert_int_equal(vigil_node_status(n)->load1_milli, 500);
+    assert_int_equal(vigil_node_status(n).load1_milli, 500);
     assert_int_equal(send_v2(m, 4 * S, 5, 5, 2, NULL, 0, NULL), 0);
     assert_false(vigil_node_status_stale(n));
     /* A full status that arrives after a newer beat is stale like any old datagram. */
@@ -1261,7 +1302,7 @@ static void test_v2_new_generation_resets_status(void **st)
     assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
     assert_true(vigil_node_status_stale(n));
     assert_int_equal(vigil_node_custom_count(n), 0);
-    assert_int_equal(vigil_node_status(n)->load1_milli, 0);
+    assert_int_equal(vigil_node_status(n).load1_milli, 0);
     assert_true(vigil_node_send_time_us(n) == 0);
     assert_int_equal(send_v2(m, 3 * S, 6, 2, 1, NULL, 0, NULL), 0);
     assert_true(vigil_node_status_stale(n));
@@ -1299,7 +1340,7 @@ static void test_v1_and_v2_together(void **st)
     assert_int_equal(send_hb(m, 1 * S, "old", 1, 2, 0, mk), 0);
     const struct vigil_node *n = vigil_monitor_find(m, "old");
     assert_false(vigil_node_status_stale(n));
-    assert_int_equal(vigil_node_status(n)->load1_milli, 250);
+    assert_int_equal(vigil_node_status(n).load1_milli, 250);
     assert_int_equal(vigil_node_heartbeats(n), 2);
     /* A new agent beside it; unauthenticated and wrongly keyed beats are refused. */
     assert_int_equal(send_v2(m, 1 * S, 9, 1, 1, "x", 1, mk), 0);
@@ -1673,6 +1714,7 @@ int main(void)
         cmocka_unit_test(test_declared_never_heard),
         cmocka_unit_test(test_declared_then_heard),
         cmocka_unit_test(test_no_auto_register),
+        cmocka_unit_test(test_status_wide_figures),
         cmocka_unit_test(test_table_full_keeps_known_nodes),
         cmocka_unit_test(test_monitor_pause_convicts_nobody),
         cmocka_unit_test(test_backlog_after_pause_not_learned),

@@ -155,7 +155,7 @@ static void test_grid_from_state(void **st)
     vigil_detector_config_default(&dc, VIGIL_DETECTOR_GRID, 100 * MS);
     struct vigil_detector d;
     vigil_detector_init(&d);
-    vigil_detector_heartbeat(&dc, &d, NULL, 5 * S, 7, false);
+    vigil_detector_heartbeat(&dc, &d, 5 * S, 7, false);
     d.slots = 1000;
     d.lost = 50;
     d.var = 2e6f * 2e6f;
