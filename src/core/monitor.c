@@ -1223,7 +1223,8 @@ static void prefetch_node(const struct vigil_monitor *m, uint32_t idx)
 /*
  * The same work as vigil_monitor_on_datagram for each datagram, in order,
  * but the memory each needs is asked for first, for the whole step:
- * first the id table's slots, then the node records they point to. At a
+ * first the id table's slots, then the node records they point to, then
+ * the nodes' heap entries (where their deadlines are). At a
  * hundred thousand nodes and more, the node records are not in the cache,
  * and a datagram handled alone waits for each load in turn; here the loads
  * of a step overlap. The hashes are computed once, and only the datagrams
@@ -1246,12 +1247,21 @@ void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram 
                 vigil__idtable_prefetch(&m->ids, hash[i]);
             }
         }
+        uint32_t guess[BATCH_STEP];
         for (size_t i = 0; i < k; i++) {
-            if (!hashed[i])
+            guess[i] = hashed[i] ? vigil__idtable_guess(&m->ids, hash[i]) : VIGIL__IDTABLE_NONE;
+            if (guess[i] != VIGIL__IDTABLE_NONE && guess[i] < m->n_nodes)
+                prefetch_node(m, guess[i]);
+            else
+                guess[i] = VIGIL__IDTABLE_NONE;
+        }
+        /* Then the heap entries, which hold the nodes' deadlines (node_deadline). */
+        for (size_t i = 0; i < k; i++) {
+            if (guess[i] == VIGIL__IDTABLE_NONE)
                 continue;
-            uint32_t idx = vigil__idtable_guess(&m->ids, hash[i]);
-            if (idx != VIGIL__IDTABLE_NONE && idx < m->n_nodes)
-                prefetch_node(m, idx);
+            uint32_t pos = m->heap_pos[guess[i]];
+            if (pos != NO_POS && pos < m->heap_len)
+                __builtin_prefetch(&m->heap[pos]);
         }
         for (size_t i = 0; i < k; i++) {
             struct dgram_keys dk;
