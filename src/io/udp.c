@@ -99,11 +99,23 @@ static void batch_prepare(struct udp_batch *b, size_t i, struct vio_dgram *d)
 static void batch_finish(struct udp_batch *b, int got, struct vio_dgram *d, uint32_t *ovfl)
 {
     struct mmsghdr *msgs = b->msgs;
-    /* Both clocks, together: the offset maps kernel stamps onto the monotonic clock. */
-    vigil_time_t mono = vigil_clock_mono();
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    vigil_time_t real = (vigil_time_t)rt.tv_sec * VIGIL_NSEC_PER_SEC + rt.tv_nsec;
+    /*
+     * Both clocks, together: the offset maps kernel stamps onto the
+     * monotonic clock. The realtime clock is read between two monotonic
+     * readings, and again if they lie far apart (the thread was preempted
+     * in between), so the offset is right to a few microseconds.
+     */
+    vigil_time_t mono = 0, real = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        struct timespec rt;
+        vigil_time_t m0 = vigil_clock_mono();
+        clock_gettime(CLOCK_REALTIME, &rt);
+        vigil_time_t m1 = vigil_clock_mono();
+        mono = m0 + (m1 - m0) / 2;
+        real = (vigil_time_t)rt.tv_sec * VIGIL_NSEC_PER_SEC + rt.tv_nsec;
+        if (m1 - m0 < 20 * 1000)
+            break;
+    }
     for (int i = 0; i < got; i++) {
         struct msghdr *h = &msgs[i].msg_hdr;
         d[i].len = msgs[i].msg_len;
@@ -292,6 +304,13 @@ static int udp_open(struct vio_net *n, struct vio_loop *l, const struct vigil_ad
 #define UDP_GROUP_WAKE_MS 100
 /* How long a thread whose ring is full waits before it looks again. */
 #define UDP_FULL_WAIT_NS (200 * 1000)
+/*
+ * How long a thread waits after a short batch before it reads again, so
+ * that what comes meanwhile is read in one call, not one wakeup each. The
+ * arrival times are the kernel's, so this costs no accuracy; the loop
+ * waits for a thread with datagrams in its socket before it judges.
+ */
+#define UDP_COALESCE_NS (500 * 1000)
 
 /* A datagram read by a receive thread: as the loop's thread will be given it. */
 struct udp_slot {
@@ -331,6 +350,8 @@ struct udp_group {
     int stop_fd; /* an eventfd the threads poll beside their sockets: written to stop them */
     /* The loop's thread found the rings empty and may sleep: wake it. */
     _Atomic bool armed;
+    /* The loop holds datagrams back until a thread says it has nothing older (group_recv). */
+    _Atomic bool held;
     _Atomic bool stop;
     _Atomic int error; /* a thread's last receive error (errno), reported once */
     struct vigil_addr local;
@@ -398,7 +419,8 @@ static void *rx_main(void *arg)
             /* Empty at `before`: everything that came earlier is published. */
             atomic_store(&r->mark, before);
             atomic_store(&r->reading, false);
-            wake_loop(g);
+            if (atomic_load(&g->held))
+                wake_loop(g);
             poll(pf, 2, UDP_GROUP_WAKE_MS);
             continue;
         }
@@ -421,6 +443,10 @@ static void *rx_main(void *arg)
         if (got < UDP_BATCH)
             atomic_store(&r->reading, false);
         wake_loop(g);
+        if (got < UDP_BATCH) {
+            struct timespec ts = {.tv_sec = 0, .tv_nsec = UDP_COALESCE_NS};
+            nanosleep(&ts, NULL);
+        }
     }
     atomic_store(&r->reading, false);
     return NULL;
@@ -523,6 +549,7 @@ static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
     for (unsigned k = 0; k < g->n; k++)
         lim[k] = INT64_MIN;
     size_t got = 0;
+    bool held = false;
     while (got < n) {
         /* The oldest datagram at the front of a ring, and the limit of the rings with none. */
         int best = -1;
@@ -544,8 +571,10 @@ static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
                 limit = lim[k];
             }
         }
-        if (best < 0 || best_at > limit)
+        if (best < 0 || best_at > limit) {
+            held = best >= 0;
             break;
+        }
         struct udp_rx *r = &g->rx[best];
         struct udp_slot *sl = &r->slots[r->taken & UDP_RING_MASK];
         struct vio_dgram *o = &d[got++];
@@ -561,6 +590,8 @@ static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
         if (g->rx[k].taken == head[k] && lim[k] == INT64_MIN)
             (void)ring_complete(&g->rx[k], now, &seen[k]);
     }
+    /* Held back for a thread not caught up: it must wake the loop once it is. */
+    atomic_store(&g->held, held);
     if (got < n) {
         uint64_t v;
         ssize_t rd = read(g->efd, &v, sizeof(v)); /* clears it; nothing to read is fine */
