@@ -11,11 +11,13 @@
  * The stream is the production one: 100,000 node ids, each with its own
  * key under a master key, wire version 2, a full status (with a custom
  * pair) in every 30 heartbeats and beats in between, as `vigil agent`
- * sends by default. The sender paces it at one heartbeat per node per
+ * sends by default. The sender paces it at two heartbeats per node per
  * second (--rate), so the kernel's arrival times are those of a real
  * cluster and the monitor learns the intervals it would. Each node sends
  * from one of 64 sockets, always the same. A warm-up round registers the
- * nodes; then each drain is --rounds rounds (by default 4 s of heartbeats).
+ * nodes; then each drain is --rounds rounds (by default 2 s of heartbeats).
+ * Each receiver runs --drains drains, and the receivers take turns
+ * --repeat times, so that what else the machine does falls on all alike.
  *
  * Receivers, each a fresh process, pinned:
  *
@@ -84,6 +86,7 @@
 #define DGRAM_MAX    192
 #define RCVBUF_BYTES (1 << 30)
 #define MAX_DRAINS   9
+#define MAX_REPEAT   5
 #define DRAIN_WAIT_S 120
 #define IDLE_END_MS  500
 #define STATUS_EVERY VIGIL_SENDER_STATUS_EVERY_DEFAULT
@@ -96,7 +99,7 @@ static const char *const kind_name[KINDS] = {"bare-1", "uring-1", "mon-1", "bare
 static const unsigned kind_cores[KINDS] = {1, 1, 1, 2, 2};
 
 struct opts {
-    unsigned nodes, rounds, drains;
+    unsigned nodes, rounds, drains, repeat;
     double rate; /* heartbeats per node per second */
     bool only[KINDS];
 };
@@ -547,9 +550,11 @@ static bool wait_until(_Atomic unsigned *v, unsigned want, int seconds)
     return false;
 }
 
+/* Every drain of a receiver kind, over the repeats. */
+#define MAX_RESULTS (MAX_DRAINS * MAX_REPEAT)
 struct result {
-    double rate_wall[MAX_DRAINS], rate_cpu[MAX_DRAINS], split[MAX_DRAINS];
-    double recv_ns[MAX_DRAINS], core_ns[MAX_DRAINS];
+    double rate_wall[MAX_RESULTS], rate_cpu[MAX_RESULTS], split[MAX_RESULTS];
+    double recv_ns[MAX_RESULTS], core_ns[MAX_RESULTS];
     unsigned n;
     uint64_t drops, short_by, accepted, received;
     bool ran;
@@ -563,7 +568,7 @@ static int cmp_d(const void *a, const void *b)
 
 static double median(const double *v, unsigned n)
 {
-    double t[MAX_DRAINS];
+    double t[MAX_RESULTS];
     memcpy(t, v, n * sizeof(*t));
     qsort(t, n, sizeof(*t), cmp_d);
     return n == 0 ? 0 : n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
@@ -627,29 +632,31 @@ static void run_kind(enum kind k, const struct opts *o, uint8_t (*macs)[VIGIL_WI
                per);
         fflush(stdout);
     }
-    res->received = atomic_load(&sh->received) - base;
-    res->accepted = atomic_load(&sh->accepted) - acc_base;
-    res->drops = atomic_load(&sh->drops);
+    uint64_t received = atomic_load(&sh->received) - base;
+    res->received += received;
+    res->accepted += atomic_load(&sh->accepted) - acc_base;
+    res->drops += atomic_load(&sh->drops);
     uint64_t want = (uint64_t)o->drains * o->rounds * o->nodes;
-    res->short_by = res->received < want ? want - res->received : 0;
+    res->short_by += received < want ? want - received : 0;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
 }
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_drain [--nodes N] [--rounds R] [--drains D] [--rate R] "
+    fprintf(f, "usage: bench_drain [--nodes N] [--rounds R] [--drains D] [--repeat K] [--rate R] "
                "[--only bare-1,mon-1,...]\n"
                "  --nodes N   node ids (default 100000)\n"
                "  --rounds R  heartbeats per node in each drain (default 4)\n"
-               "  --drains D  drains per receiver (default 3, at most 9)\n"
-               "  --rate R    heartbeats per node per second the sender paces at (default 1)\n"
+               "  --drains D  drains per receiver process (default 2, at most 9)\n"
+               "  --repeat K  times every receiver runs, in turn (default 3, at most 5)\n"
+               "  --rate R    heartbeats per node per second the sender paces at (default 2)\n"
                "  --only L    receivers to run (default all: bare-1,uring-1,mon-1,bare-2,mon-2)\n");
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.nodes = 100000, .rounds = 4, .drains = 3, .rate = 1.0};
+    struct opts o = {.nodes = 100000, .rounds = 4, .drains = 2, .repeat = 3, .rate = 2.0};
     for (int k = 0; k < KINDS; k++)
         o.only[k] = true;
     for (int i = 1; i < argc; i++) {
@@ -661,6 +668,8 @@ int main(int argc, char **argv)
             o.nodes = (unsigned)strtoul(v, NULL, 10), i++;
         } else if (v && !strcmp(a, "--rounds")) {
             o.rounds = (unsigned)strtoul(v, NULL, 10), i++;
+        } else if (v && !strcmp(a, "--repeat")) {
+            o.repeat = (unsigned)strtoul(v, NULL, 10), i++;
         } else if (v && !strcmp(a, "--drains")) {
             o.drains = (unsigned)strtoul(v, NULL, 10), i++;
         } else if (v && !strcmp(a, "--rate")) {
@@ -675,7 +684,8 @@ int main(int argc, char **argv)
         }
     }
     if (o.nodes < 1000 || o.nodes > 10000000 || o.rounds < 1 || o.rounds > 60 || o.drains < 1 ||
-        o.drains > MAX_DRAINS || !(o.rate >= 0.01 && o.rate <= 100)) {
+        o.repeat < 1 || o.repeat > MAX_REPEAT || o.drains > MAX_DRAINS ||
+        !(o.rate >= 0.01 && o.rate <= 100)) {
         usage(stderr);
         return 2;
     }
@@ -704,12 +714,15 @@ int main(int argc, char **argv)
     if (sh == MAP_FAILED)
         die("mmap");
     static struct result res[KINDS];
-    for (int k = 0; k < KINDS; k++) {
-        if (!o.only[k] || kind_cores[k] > (unsigned)ncpu)
-            continue;
-        run_kind((enum kind)k, &o, macs, &res[k]);
+    /* The receivers in turn, repeat times: what the machine does meanwhile falls on all. */
+    for (unsigned r = 0; r < o.repeat; r++) {
+        for (int k = 0; k < KINDS; k++) {
+            if (!o.only[k] || kind_cores[k] > (unsigned)ncpu)
+                continue;
+            run_kind((enum kind)k, &o, macs, &res[k]);
+        }
     }
-    printf("summary (medians over drains):\n");
+    printf("summary (medians over %u drains of each receiver):\n", o.repeat * o.drains);
     printf("  %-8s %6s %14s %16s %10s %10s %10s\n", "receiver", "cores", "datagrams/s",
            "per CPU-second", "ns each", "drops", "short");
     double wall[KINDS] = {0}, cpu[KINDS] = {0};
