@@ -55,7 +55,8 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from vigil_harness import free_port  # noqa: E402
+from vigil_harness import free_port, kill_procs  # noqa: E402
+from nsbench import log  # noqa: E402
 
 CONF = """
 monitor = {
@@ -73,20 +74,6 @@ monitor = {
 _procs = []
 EVENT = re.compile(r"event \d+: (\S+) (\w+) -> (\w+) \(([^)]*)\) since_last=([-\d.]+)(ns|us|ms|s)\b")
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-def kill_all():
-    for p in _procs:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def get(api, path, timeout=10):
@@ -150,7 +137,7 @@ def main():
     try:
         run(a, tmp, stop_at)
     finally:
-        kill_all()
+        kill_procs(_procs)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
