@@ -585,14 +585,14 @@ static int group_recv(struct vio_transport *t, struct vio_dgram *d, size_t n)
             o->len = cap + 1;
         r->taken++;
     }
-    for (unsigned k = 0; k < g->n; k++) {
-        /* A ring emptied by the last pass, for the look after arming. */
-        if (g->rx[k].taken == head[k] && lim[k] == INT64_MIN)
-            (void)ring_complete(&g->rx[k], now, &seen[k]);
-    }
     /* Held back for a thread not caught up: it must wake the loop once it is. */
     atomic_store(&g->held, held);
     if (got < n) {
+        for (unsigned k = 0; k < g->n; k++) {
+            /* A ring emptied by the last pass, for the look after arming. */
+            if (g->rx[k].taken == head[k] && lim[k] == INT64_MIN)
+                (void)ring_complete(&g->rx[k], now, &seen[k]);
+        }
         uint64_t v;
         ssize_t rd = read(g->efd, &v, sizeof(v)); /* clears it; nothing to read is fine */
         (void)rd;
