@@ -502,8 +502,17 @@ struct ring_view {
  */
 static int64_t ring_complete(struct udp_rx *r, int64_t now, struct ring_view *v)
 {
-    int queued = 0;
-    bool empty = ioctl(r->fd, SIOCINQ, &queued) == 0 && queued == 0;
+    /* A thread at work is complete up to its mark: no need to ask its socket (a system call). */
+    bool empty = false;
+    if (!atomic_load(&r->reading)) {
+        int queued = 0;
+        empty = ioctl(r->fd, SIOCINQ, &queued) == 0 && queued == 0;
+    }
+    /*
+     * Looked at again after the socket: a thread that took datagrams from
+     * it meanwhile had said it was reading before, and says so until it
+     * has published them (then head has moved).
+     */
     v->reading = atomic_load(&r->reading);
     v->mark = atomic_load(&r->mark);
     v->head = atomic_load(&r->head);
