@@ -127,13 +127,6 @@ static void die(const char *what)
     exit(1);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 static int64_t proc_cpu_ns(void)
 {
     struct rusage ru;
@@ -207,7 +200,7 @@ static void send_rounds(const struct opts *o, uint8_t (*macs)[VIGIL_WIRE_MAC_KEY
     strcpy(hb.custom[0].key, "role");
     strcpy(hb.custom[0].value, "db-replica");
     double per_s = (double)o->nodes * o->rate;
-    int64_t t0 = mono_ns();
+    int64_t t0 = vigil_clock_mono();
     uint64_t sent = 0;
     for (unsigned r = r0; r < r0 + n; r++) {
         for (unsigned i = 0; i < o->nodes; i++) {
@@ -232,7 +225,7 @@ static void send_rounds(const struct opts *o, uint8_t (*macs)[VIGIL_WIRE_MAC_KEY
             }
             /* Pace: every 1,024 heartbeats, wait for their time. */
             if (++sent % 1024 == 0)
-                sleep_ns(t0 + (int64_t)((double)sent / per_s * 1e9) - mono_ns());
+                sleep_ns(t0 + (int64_t)((double)sent / per_s * 1e9) - vigil_clock_mono());
         }
     }
     for (int j = 0; j < SENDER_SOCKS; j++) {
@@ -383,9 +376,9 @@ static void mon_readable(void *arg, vigil_time_t now)
             dg[i].buf = x->bufs[i];
             dg[i].cap = VIGIL_WIRE_MAX;
         }
-        int64_t t0 = mono_ns();
+        int64_t t0 = vigil_clock_mono();
         int n = vio_recv(x->t, dg, BATCH);
-        int64_t t1 = mono_ns();
+        int64_t t1 = vigil_clock_mono();
         x->recv_ns += t1 - t0;
         if (n <= 0) {
             more = false;
@@ -406,7 +399,7 @@ static void mon_readable(void *arg, vigil_time_t now)
         struct vigil_event ev;
         while (vigil_monitor_poll_event(x->m, &ev))
             ;
-        x->core_ns += mono_ns() - t1;
+        x->core_ns += vigil_clock_mono() - t1;
         if (drops)
             atomic_fetch_add(&sh->drops, drops);
         atomic_store(&sh->accepted, vigil_monitor_stats(x->m)->accepted);
@@ -443,7 +436,7 @@ static void drain_watch(struct shared *s, struct mon *x, int64_t *cpu0, int64_t 
     if (atomic_load(&s->done) >= d)
         return;
     uint64_t got = atomic_load(&s->received);
-    int64_t now = mono_ns();
+    int64_t now = vigil_clock_mono();
     bool complete = got >= atomic_load(&s->expect);
     if (!complete && got != *seen) {
         *seen = got;
@@ -563,7 +556,7 @@ static bool wait_until(_Atomic unsigned *v, unsigned want, int seconds)
 /* Every drain of a receiver kind, over the repeats. */
 #define MAX_RESULTS (MAX_DRAINS * MAX_REPEAT)
 struct result {
-    double rate_wall[MAX_RESULTS], rate_cpu[MAX_RESULTS], split[MAX_RESULTS];
+    double rate_wall[MAX_RESULTS], rate_cpu[MAX_RESULTS];
     double recv_ns[MAX_RESULTS], core_ns[MAX_RESULTS];
     unsigned n;
     uint64_t drops, short_by, accepted, received;
@@ -619,7 +612,7 @@ static void run_kind(enum kind k, const struct opts *o, uint8_t (*macs)[VIGIL_WI
         /* Loopback delivery is done by the time sendmmsg returns. */
         uint64_t want = base + (uint64_t)d * o->rounds * o->nodes;
         atomic_store(&sh->expect, want);
-        sh->t_cont[d] = mono_ns();
+        sh->t_cont[d] = vigil_clock_mono();
         atomic_store(&sh->drain, d);
         kill(pid, SIGCONT);
         if (!wait_until(&sh->done, d, DRAIN_WAIT_S)) {
@@ -631,7 +624,6 @@ static void run_kind(enum kind k, const struct opts *o, uint8_t (*macs)[VIGIL_WI
         res->rate_wall[res->n] = wall > 0 ? (double)c / wall : 0;
         res->rate_cpu[res->n] = cpu > 0 ? (double)c / cpu : 0;
         double rs = (double)sh->recv_ns[d], cs = (double)sh->core_ns[d];
-        res->split[res->n] = rs + cs > 0 ? rs / (rs + cs) : 0;
         /* The receiver's CPU per datagram, split in proportion to the clock times. */
         double per = c ? (double)sh->cpu_ns[d] / (double)c : 0;
         res->recv_ns[res->n] = rs + cs > 0 ? per * rs / (rs + cs) : per;

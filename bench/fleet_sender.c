@@ -52,6 +52,8 @@
 
 #include <vigil/vigil.h>
 
+#include "bench_util.h"
+
 #include "vigil/config.h"
 
 #ifndef UDP_SEGMENT
@@ -73,33 +75,6 @@ static void die(const char *what)
 {
     fprintf(stderr, "fleet_sender: %s\n", what);
     exit(2);
-}
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-}
-
-static unsigned long parse_ul(const char *s, unsigned long lo, unsigned long hi, const char *what)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "fleet_sender: %s must be %lu..%lu\n", what, lo, hi);
-        exit(2);
-    }
-    return v;
 }
 
 /* A socket's datagrams waiting to go: beats and statuses apart (each kind has one size). */
@@ -184,13 +159,13 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seconds"))
             seconds = atof(v);
         else if (!strcmp(a, "--nodes"))
-            nodes = (unsigned)parse_ul(v, 1, MAX_NODES, "--nodes");
+            nodes = (unsigned)bench_parse_ul("fleet_sender", v, 1, MAX_NODES, "--nodes");
         else if (!strcmp(a, "--interval-ms"))
-            interval_ms = (unsigned)parse_ul(v, 10, 3600000, "--interval-ms");
+            interval_ms = (unsigned)bench_parse_ul("fleet_sender", v, 10, 3600000, "--interval-ms");
         else if (!strcmp(a, "--socks"))
-            nsocks = (unsigned)parse_ul(v, 1, MAX_SOCKS, "--socks");
+            nsocks = (unsigned)bench_parse_ul("fleet_sender", v, 1, MAX_SOCKS, "--socks");
         else if (!strcmp(a, "--stop"))
-            nstop = (unsigned)parse_ul(v, 0, MAX_STOP, "--stop");
+            nstop = (unsigned)bench_parse_ul("fleet_sender", v, 0, MAX_STOP, "--stop");
         else if (!strcmp(a, "--stop-at"))
             stop_at = atof(v);
         else
@@ -267,14 +242,14 @@ int main(int argc, char **argv)
 
     /* Heartbeat k (k = round x nodes + i) is due at t0 + k x step. */
     double step = (double)interval_ms * 1e6 / nodes;
-    int64_t t0 = mono_ns(), end = t0 + (int64_t)(seconds * 1e9);
+    int64_t t0 = vigil_clock_mono(), end = t0 + (int64_t)(seconds * 1e9);
     int64_t stop_ns = nstop ? t0 + (int64_t)(stop_at * 1e9) : INT64_MAX;
     int64_t next_report = t0 + 1000000000;
     uint64_t k = 0;
     double worst = 0, worst_second = 0;
     bool stops_done = false;
     for (;;) {
-        int64_t now = mono_ns();
+        int64_t now = vigil_clock_mono();
         if (now >= end)
             break;
         if (!stops_done && now >= stop_ns) {
@@ -330,7 +305,7 @@ int main(int argc, char **argv)
             next_report += 1000000000;
         }
         int64_t next = t0 + (int64_t)((double)k * step);
-        int64_t wait = next - mono_ns();
+        int64_t wait = next - vigil_clock_mono();
         if (wait > TICK_NS)
             wait = TICK_NS;
         if (wait > 0) {
@@ -338,12 +313,12 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);
         }
     }
-    double el = (double)(mono_ns() - t0) / 1e9;
+    double el = (double)(vigil_clock_mono() - t0) / 1e9;
     if (worst_second > worst)
         worst = worst_second;
     printf("sent %" PRIu64 " datagrams in %.3f s (%.0f per second), CPU %.3f s, behind at worst "
            "%.3f s, %" PRIu64 " send errors\n",
-           sent, el, (double)sent / el, cpu_s(), worst, send_errors);
+           sent, el, (double)sent / el, bench_cpu_s(), worst, send_errors);
     for (unsigned j = 0; j < nsocks; j++)
         close(socks[j].fd);
     free(socks);

@@ -49,6 +49,8 @@
 
 #include <vigil/vigil.h>
 
+#include "bench_util.h"
+
 #include "vigil/config.h"
 
 #define BATCH       64
@@ -80,14 +82,6 @@ static int64_t wall_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
-}
-
 /* A key file, read as the program reads one (src/vigil/config.h); any trouble ends the run. */
 static void read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN])
 {
@@ -97,18 +91,6 @@ static void read_key(const char *path, uint8_t key[VIGIL_WIRE_KEY_LEN])
         fprintf(stderr, "%s\n", err);
         exit(2);
     }
-}
-
-static unsigned long parse_ul(const char *s, unsigned long lo, unsigned long hi, const char *what)
-{
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "ingest_sender: %s must be %lu..%lu\n", what, lo, hi);
-        exit(2);
-    }
-    return v;
 }
 
 int main(int argc, char **argv)
@@ -127,11 +109,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--seconds"))
             seconds = atof(v);
         else if (!strcmp(a, "--nodes"))
-            nodes = (unsigned)parse_ul(v, 1, MAX_NODES, "--nodes");
+            nodes = (unsigned)bench_parse_ul("ingest_sender", v, 1, MAX_NODES, "--nodes");
         else if (!strcmp(a, "--interval-ms"))
-            interval_ms = (unsigned)parse_ul(v, 1, 3600000, "--interval-ms");
+            interval_ms = (unsigned)bench_parse_ul("ingest_sender", v, 1, 3600000, "--interval-ms");
         else if (!strcmp(a, "--churn-rate"))
-            churn = (unsigned)parse_ul(v, 0, MAX_NODES, "--churn-rate");
+            churn = (unsigned)bench_parse_ul("ingest_sender", v, 0, MAX_NODES, "--churn-rate");
         else if (!strcmp(a, "--churn-silence"))
             silence = atof(v);
         else
@@ -153,7 +135,7 @@ int main(int argc, char **argv)
     snprintf(host, sizeof(host), "%.*s", (int)(colon - target), target);
     if (inet_pton(AF_INET, host, &to.sin_addr) != 1 || (ntohl(to.sin_addr.s_addr) >> 24) != 127)
         die("only loopback targets (127.0.0.0/8)");
-    to.sin_port = htons((uint16_t)parse_ul(colon + 1, 1, 65535, "the port"));
+    to.sin_port = htons((uint16_t)bench_parse_ul("ingest_sender", colon + 1, 1, 65535, "the port"));
 
     uint8_t key[VIGIL_WIRE_KEY_LEN], mac[VIGIL_WIRE_MAC_KEY_LEN];
     read_key(key_path, key);
@@ -237,6 +219,6 @@ int main(int argc, char **argv)
     printf("at %.6f sent %" PRIu64 "\n", t, sent);
     printf("sent %" PRIu64 " datagrams in %.3f s (%.0f per second), CPU %.3f s, %" PRIu64
            " send errors\n",
-           sent, took, took > 0 ? (double)sent / took : 0.0, cpu_s(), errors);
+           sent, took, took > 0 ? (double)sent / took : 0.0, bench_cpu_s(), errors);
     return 0;
 }

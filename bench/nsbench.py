@@ -1,6 +1,7 @@
-"""What the benchmarks across network namespaces share (detect_vs_serf.py,
-peer_vs_serf.py): running commands, reaching an API on a namespace's own
-loopback, percentiles."""
+"""What the benchmarks share (detect_vs_serf.py, peer_vs_serf.py across
+network namespaces; store_ingest.py and whole_path.py on the host):
+running commands, reaching an API on a namespace's own loopback or the
+host's, a process's CPU time, percentiles."""
 import ctypes
 import json
 import math
@@ -17,6 +18,22 @@ CLONE_NEWNET = 0x40000000
 
 def log(msg):
     print(msg, flush=True)
+
+
+def cpu_s(pid):
+    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def loopback_get(port, path, timeout=10):
+    """GET http://127.0.0.1:PORT/PATH on the host's loopback, as JSON."""
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
+        return json.loads(r.read().decode())
 
 
 def run(args, check=True, input_text=None, timeout=30):

@@ -67,7 +67,6 @@ end of its phase (also on Ctrl-C), and the temporary directory removed.
 """
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -83,11 +82,11 @@ import tempfile
 import threading
 import time
 import urllib.error
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from vigil_harness import free_port  # noqa: E402
+from nsbench import cpu_s, loopback_get as get  # noqa: E402
 
 CONF = """
 monitor = {
@@ -192,16 +191,6 @@ class Sender:
         self.thread.join(timeout=5)
 
 
-def cpu_s(pid):
-    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def cpus_busy_s():
     """(busy, niced): CPU seconds of all CPUs together from /proc/stat: busy is all but idle
     and iowait; niced is the part spent in processes of positive nice (a background job)."""
@@ -209,11 +198,6 @@ def cpus_busy_s():
         v = [int(x) for x in f.readline().split()[1:9]]
     hz = os.sysconf("SC_CLK_TCK")
     return (sum(v) - v[3] - v[4]) / hz, v[1] / hz
-
-
-def get(api, path, timeout=10):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (api, path), timeout=timeout) as r:
-        return json.loads(r.read().decode())
 
 
 def wait_api(proc, api, log, timeout=20):

@@ -40,7 +40,6 @@ killed by its pid at the end (also on Ctrl-C), and the temporary directory
 removed unless --keep.
 """
 import argparse
-import json
 import os
 import platform
 import re
@@ -51,12 +50,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 from vigil_harness import free_port, kill_procs  # noqa: E402
-from nsbench import log  # noqa: E402
+from nsbench import cpu_s, log, loopback_get as get  # noqa: E402
 
 CONF = """
 monitor = {
@@ -76,17 +74,6 @@ EVENT = re.compile(r"event \d+: (\S+) (\w+) -> (\w+) \(([^)]*)\) since_last=([-\
 UNIT = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
-def get(api, path, timeout=10):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (api, path), timeout=timeout) as r:
-        return json.loads(r.read())
-
-
-def proc_cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def proc_rss_mb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -95,7 +82,7 @@ def proc_rss_mb(pid):
     return 0.0
 
 
-def read_events(path, stopped):
+def read_events(path):
     """Suspect and dead events: (node, to, since_last seconds), in log order."""
     out = []
     with open(path, errors="replace") as f:
@@ -198,7 +185,7 @@ def run(a, tmp, stop_at):
         except OSError as e:
             log("  %.0f s: the API did not answer (%s)" % (t, e))
             continue
-        s = (t, proc_cpu_s(mon.pid), proc_rss_mb(mon.pid), h["counters"], h["nodes"])
+        s = (t, cpu_s(mon.pid), proc_rss_mb(mon.pid), h["counters"], h["nodes"])
         samples.append(s)
         if registered_at is None and h["nodes"]["alive"] >= a.nodes - a.stop:
             registered_at = t
@@ -226,7 +213,7 @@ def run(a, tmp, stop_at):
         mon.wait(timeout=60)
     except subprocess.TimeoutExpired:
         mon.kill()
-    events = read_events(evlog, stops)
+    events = read_events(evlog)
 
     log("results:")
     if registered_at is None:
