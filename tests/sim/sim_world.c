@@ -103,6 +103,8 @@ struct sim_world {
     size_t n, cap;
     struct sim_proc *procs;
     struct sim_transport *transports;
+    sim_tap_fn tap; /* told of every datagram queued for a reader */
+    void *tap_arg;
 };
 
 /* ---- randomness --------------------------------------------------------- */
@@ -212,6 +214,8 @@ static void deliver(struct sim_world *w, struct sim_dgram *d)
     q->len = d->len;
     memcpy(q->buf, d->buf, d->len);
     w->stats.delivered++;
+    if (w->tap)
+        w->tap(w->tap_arg, &d->from, &d->to, d->at);
     vio_source_ready(t->proc->loop, &t->base.readable);
 }
 
@@ -753,6 +757,12 @@ vigil_time_t sim_now(const struct sim_world *w)
 void sim_world_set_model(struct sim_world *w, const struct sim_net_model *m)
 {
     w->model = *m;
+}
+
+void sim_world_set_tap(struct sim_world *w, sim_tap_fn fn, void *arg)
+{
+    w->tap = fn;
+    w->tap_arg = arg;
 }
 
 const struct sim_net_stats *sim_world_stats(const struct sim_world *w)

@@ -55,6 +55,15 @@ double sim_unit(struct sim_world *w);
 void sim_world_set_model(struct sim_world *w, const struct sim_net_model *m);
 const struct sim_net_stats *sim_world_stats(const struct sim_world *w);
 /*
+ * A tap told of every datagram the network puts in a reader's queue (what
+ * the reader will see, with its arrival time); lost, cut and overflowed
+ * datagrams are not reported. Tests use it to know what a node really sent
+ * through. NULL removes it.
+ */
+typedef void (*sim_tap_fn)(void *arg, const struct vigil_addr *from, const struct vigil_addr *to,
+                           vigil_time_t arrival);
+void sim_world_set_tap(struct sim_world *w, sim_tap_fn fn, void *arg);
+/*
  * Runs every process and delivery due up to t, in time order, then sets
  * the clock to t. Bounded by a step count; returns false if it hit the bound.
  */

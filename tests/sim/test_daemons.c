@@ -51,7 +51,29 @@ struct cluster {
     /* Keys in files (a configuration file for the monitor, a key file per agent), so that SIGHUP
      * can reload them. */
     bool key_files;
+    /*
+     * What the network really let through, from the world's tap: each
+     * agent's last heartbeat to arrive, and every silence of at least
+     * SILENCE intervals between two arrivals. A suspicion during such a
+     * silence is the detector doing its job (the heartbeats were lost),
+     * not a false alarm.
+     */
+    vigil_time_t *last_arrival;
+    struct silence {
+        size_t node;
+        vigil_time_t from, to;
+    } * silences;
+    size_t n_silences, cap_silences;
 };
+
+/*
+ * The default phi detector (acceptable pause of 3 intervals) does not
+ * rise until three heartbeats in a row are missing: nothing may be
+ * suspected before 4 intervals without an arrival. At 1 % loss four in a
+ * row are lost about once in 10^8 heartbeats, so a long run meets it now
+ * and then, and only then may a live node be suspected.
+ */
+#define SILENCE 4
 
 static char *xstrdup(const char *s)
 {
@@ -152,6 +174,50 @@ static unsigned api_get(struct cluster *c, const char *target, char **body)
     return status;
 }
 
+static void on_arrival(void *arg, const struct vigil_addr *from, const struct vigil_addr *to,
+                       vigil_time_t arrival)
+{
+    (void)to;
+    struct cluster *c = arg;
+    char a[64];
+    unsigned x, y;
+    vigil_addr_format(from, a, sizeof(a));
+    if (sscanf(a, "127.1.%u.%u:", &x, &y) != 2 || y == 0)
+        return;
+    size_t i = (size_t)x * 200 + (y - 1);
+    if (i >= c->n)
+        return;
+    vigil_time_t last = c->last_arrival[i];
+    if (last != VIGIL_TIME_NEVER && arrival - last >= SILENCE * c->interval) {
+        if (c->n_silences == c->cap_silences) {
+            c->cap_silences = c->cap_silences ? 2 * c->cap_silences : 16;
+            c->silences = realloc(c->silences, c->cap_silences * sizeof(*c->silences));
+            assert_non_null(c->silences);
+        }
+        c->silences[c->n_silences++] = (struct silence){i, last, arrival};
+    }
+    c->last_arrival[i] = arrival;
+}
+
+/*
+ * Whether node i, entering a bad state at t, had then been unheard for
+ * SILENCE intervals by the network's own account: the silence was real.
+ */
+static bool silent_at(const struct cluster *c, size_t i, vigil_time_t t, vigil_time_t *since)
+{
+    vigil_time_t need = SILENCE * c->interval;
+    for (size_t k = 0; k < c->n_silences; k++) {
+        const struct silence *q = &c->silences[k];
+        if (q->node == i && t >= q->from + need && t <= q->to) {
+            *since = q->from;
+            return true;
+        }
+    }
+    vigil_time_t last = c->last_arrival[i];
+    *since = last;
+    return last == VIGIL_TIME_NEVER || t >= last + need;
+}
+
 static void cluster_start_ex(struct cluster *c, uint64_t seed, size_t n, vigil_time_t interval,
                              const struct sim_net_model *model, bool key_files)
 {
@@ -164,6 +230,11 @@ static void cluster_start_ex(struct cluster *c, uint64_t seed, size_t n, vigil_t
     if (model)
         sim_world_set_model(c->w, model);
     c->n = n;
+    c->last_arrival = malloc(n * sizeof(*c->last_arrival));
+    assert_non_null(c->last_arrival);
+    for (size_t i = 0; i < n; i++)
+        c->last_arrival[i] = VIGIL_TIME_NEVER;
+    sim_world_set_tap(c->w, on_arrival, c);
     c->interval = interval;
     for (size_t i = 0; i < sizeof(c->key); i++)
         c->key[i] = (uint8_t)(sim_rand(c->w) >> 56);
@@ -243,6 +314,8 @@ static void cluster_stop(struct cluster *c)
     free(c->ag_p);
     free(c->ag);
     free(c->killed_at);
+    free(c->last_arrival);
+    free(c->silences);
 }
 
 /* Events in the monitor's history for node (NULL: any) entering state (-1: any). */
@@ -259,6 +332,36 @@ static size_t count_events(struct cluster *c, const char *node, int state, vigil
         if (state >= 0 && (int)e->new_state != state)
             continue;
         n++;
+    }
+    return n;
+}
+
+/*
+ * Events of a node entering state (suspect or dead) at or after from
+ * while its heartbeats were arriving: the false alarms. Those during a
+ * silence the network made are counted in *real, when given.
+ */
+static size_t false_alarms(struct cluster *c, int state, vigil_time_t from, size_t *real)
+{
+    struct evlog *h = monitord_events(c->mon);
+    size_t n = 0;
+    for (size_t i = 0; i < evlog_count(h); i++) {
+        const struct vigil_event *e = &evlog_at(h, i)->ev;
+        size_t node;
+        if (e->type != VIGIL_EVENT_STATE || e->time < from || (int)e->new_state != state)
+            continue;
+        assert_int_equal(sscanf(e->node, "node-%zu", &node), 1);
+        assert_true(node < c->n);
+        vigil_time_t since;
+        if (silent_at(c, node, e->time, &since)) {
+            if (real)
+                (*real)++;
+            if (c->killed_at[node] == VIGIL_TIME_NEVER)
+                printf("# %s %s after %.1f s in which the network delivered nothing of it\n",
+                       e->node, state == VIGIL_STATE_DEAD ? "dead" : "suspected",
+                       since == VIGIL_TIME_NEVER ? 0.0 : (double)(e->time - since) / S);
+        } else
+            n++;
     }
     return n;
 }
@@ -309,8 +412,17 @@ static void test_steady_then_crashes(void **state)
         for (size_t i = 0; i < c.n; i++)
             assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
         run_for(&c, soak ? soak : 600 * S);
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, quiet_from), 0);
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, quiet_from), 0);
+        /*
+         * No suspicion of a node whose heartbeats were arriving. Four lost
+         * in a row (a real silence) may happen once in a long run; more
+         * would mean the network model is not what this test assumes.
+         */
+        size_t real = 0;
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_SUSPECT, quiet_from, &real), 0);
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_DEAD, quiet_from, NULL), 0);
+        assert_true(real <= (soak ? (size_t)(soak / (60 * S)) + 2 : 2));
+        for (size_t i = 0; i < c.n; i++)
+            assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
 
         vigil_time_t crash_from = sim_now(c.w);
         for (size_t k = 0; k < 5; k++) {
@@ -339,8 +451,9 @@ static void test_steady_then_crashes(void **state)
         assert_int_equal(api_get(&c, "/v1/nodes?limit=1000", &body), 200);
         assert_non_null(strstr(body, "node-0199"));
         free(body);
-        /* Nobody else was touched. */
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, crash_from), 5);
+        /* Nobody else was touched (but by a real silence, as above). */
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_DEAD, crash_from, NULL), 0);
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_SUSPECT, crash_from, NULL), 0);
         printf("# seed %" PRIu64 ": %" PRIu64 " datagrams sent, %" PRIu64 " lost, %" PRIu64
                " duplicated\n",
                c.seed, sim_world_stats(c.w)->sent, sim_world_stats(c.w)->lost,
@@ -585,7 +698,7 @@ static void test_key_rotation_live(void **state)
         /* Not one heartbeat refused, nobody suspected, everybody alive. */
         assert_int_equal(st->auth_failed, failed0);
         assert_int_equal(st->unsealed, 0);
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, from), 0);
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_SUSPECT, from, NULL), 0);
         for (size_t i = 0; i < n; i++)
             assert_int_equal(node_state(&c, i), VIGIL_STATE_ALIVE);
 
@@ -707,10 +820,9 @@ static void test_agent_pause(void **state)
         assert_int_equal(sim_proc_log_count(c.ag_p[5], "heartbeat(s) skipped"), 1);
         run_for(&c, 5 * S);
         assert_int_equal(node_state(&c, 5), VIGIL_STATE_ALIVE);
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_DEAD, from), 1);
-        assert_int_equal(count_events(&c, NULL, VIGIL_STATE_SUSPECT, from) -
-                             count_events(&c, "node-0005", VIGIL_STATE_SUSPECT, from),
-                         0);
+        assert_int_equal(count_events(&c, "node-0005", VIGIL_STATE_DEAD, from), 1);
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_DEAD, from, NULL), 0);
+        assert_int_equal(false_alarms(&c, VIGIL_STATE_SUSPECT, from, NULL), 0);
         cluster_stop(&c);
     }
 }
