@@ -41,7 +41,11 @@ monitor = {
 NODES = ["web1", "web2", "web3", "db1"]
 VICTIM = "web2"
 DEAD_AFTER = 1.0  # the config's dead_after
-MARGIN = 1.0
+# Under the sanitizers the monitor cannot keep up with three flooders on a
+# loaded 2-core machine: its socket overflows, it reports a pause, and by
+# design it convicts nobody until it has read a full dead_after past the
+# pause (the heartbeats it lost say nothing). That adds up to about 2 s.
+MARGIN = 3.0 if vigil_harness.sanitized() else 1.0
 FLOODERS = 3
 FLOOD_S = 8.0
 KILL_AT = 2.0  # seconds into the flood

@@ -18,6 +18,22 @@ import urllib.request
 
 VIGIL = os.environ.get("VIGIL_BIN", "build/vigil")
 
+
+def sanitized():
+    """True when VIGIL is a sanitizer build (VIGIL_SANITIZE in its build's CMakeCache.txt).
+
+    Such a build runs several times slower: timing bounds meant for the real
+    program get a wider margin under it, and say so.
+    """
+    try:
+        with open(os.path.join(os.path.dirname(os.path.abspath(VIGIL)), "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("VIGIL_SANITIZE:"):
+                    return line.strip().split("=", 1)[1].upper() in ("ON", "1", "TRUE", "YES")
+    except OSError:
+        pass
+    return False
+
 _procs = []
 
 
