@@ -65,6 +65,7 @@
 
 #include "core/idtable.h"
 #include "core/monitor_int.h"
+#include "core/wire_int.h"
 
 #define NO_POS UINT32_MAX
 /*
@@ -1186,6 +1187,10 @@ struct dgram_keys {
     uint8_t key_id;
     bool hashed; /* hash is the id table's hash of the id in the datagram */
     uint64_t hash;
+    /* peek_rc is vigil_wire_peek's answer for the datagram (pk when 0), when peeked. */
+    bool peeked;
+    int peek_rc;
+    struct vigil_wire_peek pk;
 };
 
 static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t *buf, size_t len,
@@ -1197,6 +1202,7 @@ int vigil_monitor_on_datagram(struct vigil_monitor *m, vigil_time_t now, const u
     struct dgram_keys dk;
     dk.derived = false;
     dk.hashed = false;
+    dk.peeked = false;
     m->last_status = VIGIL__IDTABLE_NONE;
     int rc = on_datagram(m, now, buf, len, from, &dk);
     if (dk.derived)
@@ -1235,15 +1241,16 @@ void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram 
 {
     uint64_t hash[BATCH_STEP];
     bool hashed[BATCH_STEP];
+    int peek_rc[BATCH_STEP];
+    struct vigil_wire_peek pk[BATCH_STEP];
     for (size_t base = 0; base < n; base += BATCH_STEP) {
         size_t k = n - base < BATCH_STEP ? n - base : BATCH_STEP;
         struct vigil_monitor_dgram *s = d + base;
         for (size_t i = 0; i < k; i++) {
-            const char *id;
-            size_t id_len;
-            hashed[i] = vigil_wire_peek_id(s[i].buf, s[i].len, &id, &id_len) == 0;
+            peek_rc[i] = vigil_wire_peek(s[i].buf, s[i].len, &pk[i]);
+            hashed[i] = peek_rc[i] == 0;
             if (hashed[i]) {
-                hash[i] = vigil__idtable_hash(&m->ids, id, id_len);
+                hash[i] = vigil__idtable_hash(&m->ids, pk[i].id, pk[i].id_len);
                 vigil__idtable_prefetch(&m->ids, hash[i]);
             }
         }
@@ -1268,6 +1275,9 @@ void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram 
             dk.derived = false;
             dk.hashed = hashed[i];
             dk.hash = hash[i];
+            dk.peeked = true;
+            dk.peek_rc = peek_rc[i];
+            dk.pk = pk[i];
             m->last_status = VIGIL__IDTABLE_NONE;
             uint64_t unknown_key = m->stats.unknown_key, unsealed = m->stats.unsealed;
             s[i].rc = on_datagram(m, s[i].at, s[i].buf, s[i].len, s[i].from, &dk);
@@ -1300,8 +1310,12 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
          * to another key, gets its key derived here, kept only if the
          * datagram is accepted.
          */
-        struct vigil_wire_peek pk;
-        rc = vigil_wire_peek(buf, len, &pk);
+        if (!dk->peeked) {
+            dk->peek_rc = vigil_wire_peek(buf, len, &dk->pk);
+            dk->peeked = true;
+        }
+        const struct vigil_wire_peek pk = dk->pk;
+        rc = dk->peek_rc;
         if (rc) {
             m->stats.malformed++;
             return rc;
@@ -1336,7 +1350,11 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
             }
         }
     }
-    rc = vigil_wire_decode_keys(buf, len, &wk, &hb);
+    /* The header, once checked, is not checked again. */
+    if (dk->peeked && dk->peek_rc == 0)
+        rc = vigil__wire_decode_peeked(buf, len, &dk->pk, &wk, &hb);
+    else
+        rc = vigil_wire_decode_keys(buf, len, &wk, &hb);
     if (rc) {
         if (rc == -VIGIL_EAUTH)
             m->stats.auth_failed++;

@@ -69,6 +69,7 @@
  * fastest implementations are picked.
  */
 #include "vigil/wire.h"
+#include "core/wire_int.h"
 
 #include <sodium.h>
 #include <string.h>
@@ -832,6 +833,17 @@ int vigil_wire_decode_keys(const uint8_t *buf, size_t len, const struct vigil_wi
     if (id_off == WIRE_HEADER_LEN)
         return decode_v1(buf, len, k->mac, id_len, hb);
     return decode_v2(buf, len, k, id_len, hb);
+}
+
+int vigil__wire_decode_peeked(const uint8_t *buf, size_t len, const struct vigil_wire_peek *pk,
+                              const struct vigil_wire_keys *k, struct vigil_heartbeat *hb)
+{
+    static const struct vigil_wire_keys none = {0};
+    if (k == NULL)
+        k = &none;
+    if ((const uint8_t *)pk->id - buf == WIRE_HEADER_LEN)
+        return decode_v1(buf, len, k->mac, pk->id_len, hb);
+    return decode_v2(buf, len, k, pk->id_len, hb);
 }
 
 int vigil_wire_decode(const uint8_t *buf, size_t len, const uint8_t *key,
