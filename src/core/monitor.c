@@ -724,6 +724,17 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
     n->state_since = now;
 }
 
+/*
+ * The queue of pending events grows without bound so that no event is
+ * lost: a million nodes registering at once leave about 260,000 pending
+ * at the peak, 90 MB. Once such a queue is empty again it goes back to
+ * EV_KEEP slots, so that the peak of a storm is not kept for good. Only
+ * queues past EV_SHRINK_ABOVE shrink: smaller ones stay, so that a steady
+ * flow of events never allocates.
+ */
+#define EV_KEEP         4096
+#define EV_SHRINK_ABOVE 65536
+
 bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev)
 {
     if (m->ev_len == 0)
@@ -731,6 +742,16 @@ bool vigil_monitor_poll_event(struct vigil_monitor *m, struct vigil_event *ev)
     *ev = m->evq[m->ev_head];
     m->ev_head = (m->ev_head + 1) % m->ev_cap;
     m->ev_len--;
+    if (m->ev_len == 0 && m->ev_cap > EV_SHRINK_ABOVE) {
+        struct vigil_event *q = mon_calloc(&m->al, EV_KEEP, sizeof(*q));
+        if (q) { /* else the large one stays: nothing is lost */
+            mon_free(&m->al, m->evq);
+            m->mem -= (m->ev_cap - EV_KEEP) * sizeof(*q);
+            m->evq = q;
+            m->ev_cap = EV_KEEP;
+            m->ev_head = 0;
+        }
+    }
     return true;
 }
 

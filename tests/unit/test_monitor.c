@@ -710,6 +710,76 @@ static void test_event_seq_continues(void **st)
     vigil_monitor_free(m);
 }
 
+/*
+ * A storm of events (70,000 nodes registering with nobody reading) grows
+ * the queue of pending events; they all come out, in order, across a wrap
+ * of the ring, and once the queue is empty its memory goes back to a few
+ * thousand slots. Events after that still come in order.
+ */
+static void test_event_queue_shrinks_after_storm(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.max_nodes = 80000;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    size_t mem0 = vigil_monitor_memory(m);
+    char id[32];
+    const unsigned storm = 70000;
+    for (unsigned i = 0; i < storm; i++) {
+        snprintf(id, sizeof(id), "n%05u", i);
+        assert_int_equal(send_hb(m, 0, id, 1, 1, 0, NULL), 0);
+    }
+    size_t mem_full = vigil_monitor_memory(m);
+    /* 131,072 slots for 70,000 events: the queue is most of the growth. */
+    assert_true(mem_full - mem0 >= (131072 - 64) * sizeof(struct vigil_event));
+    uint64_t seq = 0;
+    unsigned got = 0;
+    for (; got < storm / 2; got++) {
+        struct vigil_event ev = next_event(m);
+        snprintf(id, sizeof(id), "n%05u", got);
+        assert_string_equal(ev.node, id);
+        assert_true(seq == 0 || ev.seq == seq + 1);
+        seq = ev.seq;
+    }
+    /* More while half drained: behind the others, and the queue keeps its size meanwhile. */
+    for (unsigned i = storm; i < storm + 10; i++) {
+        snprintf(id, sizeof(id), "n%05u", i);
+        assert_int_equal(send_hb(m, 0, id, 1, 1, 0, NULL), 0);
+    }
+    assert_int_equal(vigil_monitor_memory(m), mem_full);
+    for (; got < storm + 10; got++) {
+        struct vigil_event ev = next_event(m);
+        snprintf(id, sizeof(id), "n%05u", got);
+        assert_string_equal(ev.node, id);
+        assert_int_equal(ev.seq, seq + 1);
+        seq = ev.seq;
+    }
+    no_event(m);
+    assert_int_equal(vigil_monitor_memory(m),
+                     mem_full - (131072 - 4096) * sizeof(struct vigil_event));
+    /* The small queue works: one event, and 5,000 (past its 4,096 slots), in order. */
+    for (unsigned i = 0; i < 5001; i++) {
+        snprintf(id, sizeof(id), "n%05u", storm + 10 + i);
+        assert_int_equal(send_hb(m, 0, id, 1, 1, 0, NULL), 0);
+        if (i == 0) {
+            struct vigil_event ev = next_event(m);
+            assert_int_equal(ev.seq, ++seq);
+            no_event(m);
+        }
+    }
+    for (unsigned i = 1; i < 5001; i++) {
+        struct vigil_event ev = next_event(m);
+        snprintf(id, sizeof(id), "n%05u", storm + 10 + i);
+        assert_string_equal(ev.node, id);
+        assert_int_equal(ev.seq, ++seq);
+    }
+    no_event(m);
+    vigil_monitor_free(m);
+}
+
 static void test_garbage_counted(void **st)
 {
     (void)st;
@@ -1710,6 +1780,7 @@ int main(void)
         cmocka_unit_test(test_future_refused),
         cmocka_unit_test(test_restore_high_water_mark),
         cmocka_unit_test(test_event_seq_continues),
+        cmocka_unit_test(test_event_queue_shrinks_after_storm),
         cmocka_unit_test(test_garbage_counted),
         cmocka_unit_test(test_declared_never_heard),
         cmocka_unit_test(test_declared_then_heard),
