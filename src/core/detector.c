@@ -93,6 +93,7 @@
 #include <string.h>
 
 #include <vigil/detector.h>
+#include "core/detector_int.h"
 
 /*
  * Coefficients of the logistic approximation of the normal CDF used by the
@@ -838,6 +839,13 @@ static vigil_time_t grid_crossing(const struct level_params *p, double threshold
 vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
                                      const struct vigil_detector *d, double threshold)
 {
+    return vigil__detector_crossing_q(cfg, d, threshold, NAN);
+}
+
+vigil_time_t vigil__detector_crossing_q(const struct vigil_detector_config *cfg,
+                                        const struct vigil_detector *d, double threshold,
+                                        double quantile)
+{
     struct level_params p;
     double offset;
     vigil_time_t lo, hi, off, step;
@@ -856,7 +864,7 @@ vigil_time_t vigil_detector_crossing(const struct vigil_detector_config *cfg,
     if (p.phi) {
         if (threshold > PHI_LEVEL_MAX)
             return VIGIL_TIME_NEVER;
-        offset = phi_offset(&p, threshold);
+        offset = isnan(quantile) ? phi_offset(&p, threshold) : p.mean + quantile * p.sd;
     } else {
         offset = ceil(threshold * (double)VIGIL_NSEC_PER_SEC);
     }

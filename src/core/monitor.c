@@ -64,6 +64,7 @@
 #include <sodium.h>
 
 #include "core/idtable.h"
+#include "core/detector_int.h"
 #include "core/monitor_int.h"
 #include "core/wire_int.h"
 
@@ -650,7 +651,7 @@ static vigil_time_t next_decision(const struct vigil_monitor *m, const struct vi
         return VIGIL_TIME_NEVER;
     switch (n->state) {
     case VIGIL_STATE_ALIVE:
-        return vigil_detector_crossing(dc, &n->det, dc->suspect_threshold);
+        return vigil__detector_crossing_q(dc, &n->det, dc->suspect_threshold, m->suspect_quantile);
     case VIGIL_STATE_SUSPECT:
         return vigil_detector_crossing(dc, &n->det, dc->dead_threshold);
     case VIGIL_STATE_DEAD:
