@@ -44,6 +44,10 @@ import sys
 import tempfile
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from vigil_harness import kill_procs  # noqa: E402
+
 TARGET_RSS_KIB = 2048
 # "Wire" as bench_bytes counts it: IPv4 (20), UDP (8) and Ethernet (14) headers per datagram.
 WIRE_HEADERS = 42
@@ -58,19 +62,6 @@ CONF = """agent = {
 """
 
 procs = []
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            try:
-                p.kill()
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def read(path):
@@ -207,7 +198,7 @@ def main():
                 return 1
             results.append(r)
     finally:
-        cleanup()
+        kill_procs(procs)
         sock.close()
         if args.keep:
             print("kept %s" % tmp)
@@ -241,5 +232,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        cleanup()
+        kill_procs(procs)
         sys.exit(130)

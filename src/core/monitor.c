@@ -1262,7 +1262,6 @@ static void prefetch_node(const struct vigil_monitor *m, uint32_t idx)
 void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram *d, size_t n)
 {
     uint64_t hash[BATCH_STEP];
-    bool hashed[BATCH_STEP];
     int peek_rc[BATCH_STEP];
     struct vigil_wire_peek pk[BATCH_STEP];
     for (size_t base = 0; base < n; base += BATCH_STEP) {
@@ -1270,15 +1269,15 @@ void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram 
         struct vigil_monitor_dgram *s = d + base;
         for (size_t i = 0; i < k; i++) {
             peek_rc[i] = vigil_wire_peek(s[i].buf, s[i].len, &pk[i]);
-            hashed[i] = peek_rc[i] == 0;
-            if (hashed[i]) {
+            if (peek_rc[i] == 0) {
                 hash[i] = vigil__idtable_hash(&m->ids, pk[i].id, pk[i].id_len);
                 vigil__idtable_prefetch(&m->ids, hash[i]);
             }
         }
         uint32_t guess[BATCH_STEP];
         for (size_t i = 0; i < k; i++) {
-            guess[i] = hashed[i] ? vigil__idtable_guess(&m->ids, hash[i]) : VIGIL__IDTABLE_NONE;
+            guess[i] =
+                peek_rc[i] == 0 ? vigil__idtable_guess(&m->ids, hash[i]) : VIGIL__IDTABLE_NONE;
             if (guess[i] != VIGIL__IDTABLE_NONE && guess[i] < m->n_nodes)
                 prefetch_node(m, guess[i]);
             else
@@ -1295,7 +1294,7 @@ void vigil_monitor_on_batch(struct vigil_monitor *m, struct vigil_monitor_dgram 
         for (size_t i = 0; i < k; i++) {
             struct dgram_keys dk;
             dk.derived = false;
-            dk.hashed = hashed[i];
+            dk.hashed = peek_rc[i] == 0;
             dk.hash = hash[i];
             dk.peeked = true;
             dk.peek_rc = peek_rc[i];

@@ -20,23 +20,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from vigil_harness import VIGIL, check, run_tests  # noqa: E402
+from vigil_harness import VIGIL, check, run_tests, sanitized  # noqa: E402
 
 SRC = os.environ.get("VIGIL_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(VIGIL))
 
-def sanitized_build():
-    """True for a build with VIGIL_SANITIZE: its libvigil needs the sanitizers' runtime."""
-    try:
-        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            cache = f.read()
-    except OSError:
-        return False
-    return re.search(r"^VIGIL_SANITIZE:BOOL=(ON|1|TRUE|YES)$", cache, re.M | re.I) is not None
-
-
 # An application linked with a sanitized libvigil is built with the same sanitizers.
-CC = ["cc", "-std=gnu11"] + (["-fsanitize=address,undefined"] if sanitized_build() else [])
+CC = ["cc", "-std=gnu11"] + (["-fsanitize=address,undefined"] if sanitized() else [])
 HEADERS = sorted(os.path.basename(h) for h in glob.glob(os.path.join(SRC, "include/vigil/*.h")))
 
 
