@@ -160,6 +160,8 @@ struct vigil_monitor_stats {
     uint64_t events_lost;  /* events not queued for want of memory */
     uint64_t custom_lost;  /* status changes (custom pairs, or a status with figures
                               beyond 32 bits) not stored for want of memory */
+    uint64_t qos_lost;     /* suspicions not timed for want of memory: a wrong one
+                              is not counted in vigil_monitor_node_qos */
     uint64_t pauses;       /* times the monitor found it had not run */
     vigil_time_t paused_total; /* their summed length */
 };
@@ -596,7 +598,9 @@ struct vigil_node_qos {
     uint64_t expected;         /* sequence numbers that generation spans so far */
 };
 
-VIGIL_EXPORT void vigil_node_qos(const struct vigil_node *n, struct vigil_node_qos *out);
+/* A node's quality of service: n must be a node of m. */
+VIGIL_EXPORT void vigil_monitor_node_qos(const struct vigil_monitor *m, const struct vigil_node *n,
+                                         struct vigil_node_qos *out);
 
 #ifdef __cplusplus
 }

@@ -39,14 +39,18 @@
  * Memory comes from the allocator in the configuration. Everything a node
  * needs (its record with its detector's history and an id of up to 15
  * characters, hash slots, heap entry) is allocated once for max_nodes when
- * the monitor is created, so judging nodes never allocates, and declaring
- * or registering a node allocates only for a long id. Three things
+ * the monitor is created, so judging nodes never needs memory (a node's
+ * first suspicion asks for a record, and does without), and declaring or
+ * registering a node allocates only for a long id. Four things
  * allocate later: a chunk of the id store, once per thousand or so ids of
  * 16 characters or more (a failure refuses that one new node, as a full
- * table would); the event queue when events pile up unpolled (a failed
- * growth drops the event and counts it in events_lost; the state change
- * stands); and a node's copy of a changed custom status (a failed copy
- * keeps the old one and counts custom_lost).
+ * table would); a chunk of suspicion records, once per 2,048 nodes
+ * suspected for the first time (a failure leaves that suspicion untimed
+ * for the observed quality of service and counts qos_lost; the suspicion
+ * stands); the event queue when events pile up unpolled (a failed growth
+ * drops the event and counts it in events_lost; the state change stands);
+ * and a node's copy of a changed custom status (a failed copy keeps the
+ * old one and counts custom_lost).
  *
  * The records are in core/monitor_int.h, and node.c reads them for
  * callers. The heap and the state machine stay together in this file, with
@@ -291,13 +295,18 @@ int vigil_monitor_new(const struct vigil_monitor_config *cfg, vigil_time_t now,
     /* Room for the chunks of max_nodes ids of the longest length. */
     m->id_chunks_cap = (uint32_t)(cap * (VIGIL_ID_MAX + 1) / (VIGIL__ID_CHUNK - VIGIL_ID_MAX) + 1);
     m->id_chunks = mon_calloc(&al, m->id_chunks_cap, sizeof(*m->id_chunks));
-    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->evq || !m->id_chunks) {
+    /* Room for the chunks of a suspicion record for each of max_nodes. */
+    m->susp_chunks_cap = (uint32_t)(cap / VIGIL__SUSP_CHUNK + 1);
+    m->susp_chunks = mon_calloc(&al, m->susp_chunks_cap, sizeof(*m->susp_chunks));
+    if (!m->nodes || ids_rc != 0 || !m->heap || !m->heap_pos || !m->evq || !m->id_chunks ||
+        !m->susp_chunks) {
         vigil_monitor_free(m);
         return -VIGIL_ENOMEM;
     }
     m->mem = sizeof(*m) + cap * sizeof(*m->nodes) + vigil__idtable_memory(&m->ids) +
              cap * (sizeof(*m->heap) + sizeof(*m->heap_pos)) + m->ev_cap * sizeof(*m->evq) +
-             m->id_chunks_cap * sizeof(*m->id_chunks);
+             m->id_chunks_cap * sizeof(*m->id_chunks) +
+             m->susp_chunks_cap * sizeof(*m->susp_chunks);
     *out = m;
     return 0;
 }
@@ -324,6 +333,10 @@ void vigil_monitor_free(struct vigil_monitor *m)
         for (uint32_t i = 0; i < m->id_chunks_len; i++)
             mon_free(&al, m->id_chunks[i]);
     mon_free(&al, m->id_chunks);
+    if (m->susp_chunks)
+        for (uint32_t i = 0; i < m->susp_chunks_cap; i++)
+            mon_free(&al, m->susp_chunks[i]);
+    mon_free(&al, m->susp_chunks);
     sodium_free(m->keys);
     mon_free(&al, m);
 }
@@ -395,7 +408,6 @@ static struct vigil_node *node_insert(struct vigil_monitor *m, uint32_t *slot, c
     }
     n->state = VIGIL_STATE_UNKNOWN;
     m->heap_pos[idx] = NO_POS;
-    n->suspected_at = -1;
     n->first_heard = -1;
     n->state_since = now;
     n->last_heard = -1;
@@ -695,6 +707,31 @@ static struct vigil_event *event_slot(struct vigil_monitor *m)
 
 static void copy_cut(char *dst, const char *src, size_t max);
 
+/*
+ * The node's suspicion record, entered at its first suspicion; NULL when
+ * a new chunk of the store was needed and could not be had.
+ */
+static struct vigil__susp *susp_get(struct vigil_monitor *m, struct vigil_node *n)
+{
+    if (n->susp)
+        return vigil__node_susp(m, n);
+    uint32_t i = m->susp_len;
+    uint32_t c = i >> VIGIL__SUSP_CHUNK_BITS;
+    if (c >= m->susp_chunks_cap)
+        return NULL; /* more records than nodes: cannot happen, each node enters once */
+    if (!m->susp_chunks[c]) {
+        m->susp_chunks[c] = mon_calloc(&m->al, VIGIL__SUSP_CHUNK, sizeof(struct vigil__susp));
+        if (!m->susp_chunks[c])
+            return NULL;
+        m->mem += VIGIL__SUSP_CHUNK * sizeof(struct vigil__susp);
+    }
+    m->susp_len++;
+    n->susp = i + 1;
+    struct vigil__susp *s = vigil__node_susp(m, n);
+    s->suspected_at = -1;
+    return s;
+}
+
 static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_state to,
                       vigil_time_t now, const char *reason, double threshold)
 {
@@ -717,10 +754,13 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         ev->sequence = n->sequence;
         ev->addr = n->addr;
     }
-    if (to == VIGIL_STATE_SUSPECT)
-        n->suspected_at = now;
-    else if (to != VIGIL_STATE_DEAD)
-        n->suspected_at = -1;
+    struct vigil__susp *s = to == VIGIL_STATE_SUSPECT ? susp_get(m, n) : vigil__node_susp(m, n);
+    if (to == VIGIL_STATE_SUSPECT && !s)
+        m->stats.qos_lost++; /* the suspicion stands; only its timing is not kept */
+    if (s && to == VIGIL_STATE_SUSPECT)
+        s->suspected_at = now;
+    else if (s && to != VIGIL_STATE_DEAD)
+        s->suspected_at = -1;
     n->state = (uint8_t)to;
     n->state_since = now;
 }
@@ -1054,6 +1094,14 @@ static bool plausible_gap(const struct vigil_node *n, vigil_time_t now)
     return n->last_heard < 0 || now - n->last_heard >= iv / 4;
 }
 
+/* Counts skipped sequence numbers of the current generation, saturating. */
+static void qos_skip(struct vigil_node *n, uint64_t skipped)
+{
+    n->gen_missing = skipped >= (uint64_t)(UINT32_MAX - n->gen_missing)
+                         ? UINT32_MAX
+                         : n->gen_missing + (uint32_t)skipped;
+}
+
 /*
  * The observed quality of service, before the heartbeat is stored: a
  * suspicion (and the death it led to) that a heartbeat of the same
@@ -1061,20 +1109,26 @@ static bool plausible_gap(const struct vigil_node *n, vigil_time_t now)
  * failure (the node restarted). Also the start of the loss count of each
  * generation.
  */
-static void qos_heartbeat(struct vigil_node *n, const struct vigil_heartbeat *hb, vigil_time_t now)
+static void qos_heartbeat(struct vigil_monitor *m, struct vigil_node *n,
+                          const struct vigil_heartbeat *hb, vigil_time_t now)
 {
-    if (n->suspected_at >= 0 && n->heartbeats > 0 && hb->generation == n->generation) {
-        n->mistakes++;
-        if (n->state == VIGIL_STATE_DEAD)
-            n->false_deaths++;
-        n->mistake_time += now - n->suspected_at;
+    struct vigil__susp *s = vigil__node_susp(m, n);
+    if (s) {
+        if (s->suspected_at >= 0 && n->heartbeats > 0 && hb->generation == n->generation) {
+            s->mistakes++;
+            if (n->state == VIGIL_STATE_DEAD)
+                s->false_deaths++;
+            s->mistake_time += now - s->suspected_at;
+        }
+        s->suspected_at = -1;
     }
-    n->suspected_at = -1;
     if (n->first_heard < 0)
         n->first_heard = now;
     if (n->heartbeats == 0 || hb->generation != n->generation) {
-        n->gen_seq0 = hb->sequence;
         n->gen_hb0 = n->heartbeats;
+        n->gen_missing = 0;
+    } else {
+        qos_skip(n, hb->sequence - n->sequence - 1);
     }
 }
 
@@ -1435,7 +1489,7 @@ static int on_datagram(struct vigil_monitor *m, vigil_time_t now, const uint8_t 
         n->mac_ok = 1;
     }
     n->key_id = hb.key_id;
-    qos_heartbeat(n, &hb, now);
+    qos_heartbeat(m, n, &hb, now);
 
     /* The first heartbeat of a node counts as a new generation, whatever its number. */
     bool new_generation = hb.generation != n->generation || n->heartbeats == 0;
@@ -1624,6 +1678,13 @@ int vigil_monitor_restore(struct vigil_monitor *m, const char *id, uint64_t gene
         return -VIGIL_ENOMEM;
     }
     if (generation > n->generation || (generation == n->generation && sequence > n->sequence)) {
+        /* The generation's span counts what it skipped, as a heartbeat would. */
+        if (n->heartbeats > 0 && generation == n->generation)
+            qos_skip(n, sequence - n->sequence);
+        else if (n->heartbeats > 0) {
+            n->gen_hb0 = n->heartbeats;
+            n->gen_missing = 0;
+        }
         n->generation = generation;
         n->sequence = sequence;
     }

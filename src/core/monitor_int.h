@@ -49,19 +49,18 @@ struct vigil_node {
     uint64_t sequence;
     vigil_time_t last_heard; /* monotonic time of the last accepted heartbeat, or -1 */
     struct vigil_detector det;
-    uint64_t heartbeats;       /* accepted heartbeats */
-    vigil_time_t suspected_at; /* start of the open suspicion, or -1 (see qos below) */
-    vigil_time_t first_heard;  /* first accepted heartbeat, or -1 */
-    uint32_t interval_ms;      /* the sender's interval */
-    uint8_t state;             /* enum vigil_state */
-    uint8_t flags;             /* last heartbeat's flags */
-    uint8_t declared : 1;      /* from the config, not self-registered */
-    uint8_t polled : 1;        /* its state comes from checks only (vigil_monitor_declare_polled) */
-    uint8_t check_down : 1;    /* held dead by a failing check (vigil_monitor_set_check_down) */
-    uint8_t member : 1;        /* polled, by the membership protocol (vigil_monitor_set_member) */
-    uint8_t skip_learn : 1;    /* the next interval is not learned (after a pause of the monitor) */
-    uint8_t mac_ok : 1;        /* mac_key holds the node's tag key under mac_id */
-    uint8_t id_out : 1;        /* the id is in the id store (id.out), not in the record */
+    uint64_t heartbeats;      /* accepted heartbeats */
+    vigil_time_t first_heard; /* first accepted heartbeat, or -1 */
+    uint32_t interval_ms;     /* the sender's interval */
+    uint8_t state;            /* enum vigil_state */
+    uint8_t flags;            /* last heartbeat's flags */
+    uint8_t declared : 1;     /* from the config, not self-registered */
+    uint8_t polled : 1;       /* its state comes from checks only (vigil_monitor_declare_polled) */
+    uint8_t check_down : 1;   /* held dead by a failing check (vigil_monitor_set_check_down) */
+    uint8_t member : 1;       /* polled, by the membership protocol (vigil_monitor_set_member) */
+    uint8_t skip_learn : 1;   /* the next interval is not learned (after a pause of the monitor) */
+    uint8_t mac_ok : 1;       /* mac_key holds the node's tag key under mac_id */
+    uint8_t id_out : 1;       /* the id is in the id store (id.out), not in the record */
     /*
      * 1 where the node's heap entry may be earlier than its real next
      * decision: a steady heartbeat only moves an alive node's deadline
@@ -106,21 +105,48 @@ struct vigil_node {
     } status;
     struct vigil_custom *custom; /* n_custom pairs, or NULL */
     /*
-     * The observed quality of service (vigil_node_qos): wrong suspicions
-     * are counted when a heartbeat of the same generation ends them.
+     * The observed quality of service (vigil_monitor_node_qos). The loss
+     * count of the current generation: heartbeats accepted before it, and
+     * the sequence numbers it skipped (saturated; a version 2 sequence
+     * number is 32 bits, so only a version 1 sender could reach the limit).
      */
+    uint64_t gen_hb0;
+    uint32_t gen_missing;
+    /*
+     * 1 + the index of the node's suspicion record (struct vigil__susp) in
+     * the monitor's store, 0 while the node was never suspected. Most
+     * nodes never are, so the open suspicion's start and the wrong ones'
+     * counts live there and not in every record.
+     */
+    uint32_t susp;
+};
+
+/*
+ * A node's suspicions, for the observed quality of service: the start of
+ * the open one, and the wrong ones, counted when a heartbeat of the same
+ * generation ends them. Allocated at the node's first suspicion, in chunks
+ * of VIGIL__SUSP_CHUNK that never move (monitor.c susp_of).
+ */
+struct vigil__susp {
+    vigil_time_t suspected_at; /* start of the open suspicion, or -1 */
     vigil_time_t mistake_time; /* summed length of the wrong suspicions */
-    uint64_t gen_seq0;         /* first sequence number seen in this generation */
-    uint64_t gen_hb0;          /* heartbeats accepted before this generation */
     uint32_t mistakes;         /* wrong suspicions */
     uint32_t false_deaths;     /* of those, the ones that had reached dead */
 };
+
+/* Suspicion records per chunk of the store: 2048 of 24 bytes, 48 KiB. */
+#define VIGIL__SUSP_CHUNK_BITS 11
+#define VIGIL__SUSP_CHUNK      (1u << VIGIL__SUSP_CHUNK_BITS)
 
 /* The node's id: in the record, or in the id store. */
 static inline const char *vigil__node_id(const struct vigil_node *n)
 {
     return n->id_out ? n->id.out : n->id.in;
 }
+
+/* The node's suspicion record, or NULL while it was never suspected. */
+static inline struct vigil__susp *vigil__node_susp(const struct vigil_monitor *m,
+                                                   const struct vigil_node *n);
 
 /*
  * A key the monitor holds (vigil_monitor_set_keys), in locked memory: the
@@ -188,6 +214,13 @@ struct vigil_monitor {
     uint32_t id_chunks_cap, id_chunks_len;
     uint32_t id_chunk_used; /* bytes used in the last chunk */
 
+    /*
+     * The store of suspicion records: susp_chunks_cap slots (enough for
+     * max_nodes), the first susp_len records used.
+     */
+    struct vigil__susp **susp_chunks;
+    uint32_t susp_chunks_cap, susp_len;
+
     struct vigil_event *evq; /* ring of pending events */
     size_t ev_head, ev_len, ev_cap;
     uint64_t ev_seq;
@@ -195,5 +228,14 @@ struct vigil_monitor {
     struct vigil_monitor_stats stats;
     size_t mem;
 };
+
+static inline struct vigil__susp *vigil__node_susp(const struct vigil_monitor *m,
+                                                   const struct vigil_node *n)
+{
+    if (n->susp == 0)
+        return NULL;
+    uint32_t i = n->susp - 1;
+    return &m->susp_chunks[i >> VIGIL__SUSP_CHUNK_BITS][i & (VIGIL__SUSP_CHUNK - 1)];
+}
 
 #endif

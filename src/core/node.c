@@ -121,14 +121,16 @@ const struct vigil_detector *vigil_node_detector_state(const struct vigil_node *
     return &n->det;
 }
 
-void vigil_node_qos(const struct vigil_node *n, struct vigil_node_qos *out)
+void vigil_monitor_node_qos(const struct vigil_monitor *m, const struct vigil_node *n,
+                            struct vigil_node_qos *out)
 {
-    out->mistakes = n->mistakes;
-    out->false_deaths = n->false_deaths;
-    out->mistake_time = n->mistake_time;
+    const struct vigil__susp *s = vigil__node_susp(m, n);
+    out->mistakes = s ? s->mistakes : 0;
+    out->false_deaths = s ? s->false_deaths : 0;
+    out->mistake_time = s ? s->mistake_time : 0;
     out->first_heard = n->first_heard;
     out->received = n->heartbeats - n->gen_hb0;
-    out->expected = n->heartbeats > 0 ? n->sequence - n->gen_seq0 + 1 : 0;
+    out->expected = n->heartbeats > 0 ? out->received + n->gen_missing : 0;
 }
 
 unsigned vigil_node_key_id(const struct vigil_node *n)

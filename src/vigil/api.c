@@ -595,6 +595,7 @@ static json_t *health_json(const struct api_ctx *c, vigil_time_t now)
         bad |= put(k, "table_full", juint(s->table_full));
         bad |= put(k, "events", juint(s->events));
         bad |= put(k, "events_lost", juint(s->events_lost));
+        bad |= put(k, "qos_lost", juint(s->qos_lost));
         bad |= put(k, "pauses", juint(s->pauses));
         bad |= put(k, "paused_total_s", json_real(ns_to_s(s->paused_total)));
         bad |= put(k, "recv_errors", juint(c->recv_errors));

@@ -37,10 +37,10 @@ static json_t *jnum(double x)
 }
 
 /* The measured loss of the node's current generation, or -1 when too little is known. */
-static double measured_loss(const struct vigil_node *n)
+static double measured_loss(const struct vigil_monitor *m, const struct vigil_node *n)
 {
     struct vigil_node_qos q;
-    vigil_node_qos(n, &q);
+    vigil_monitor_node_qos(m, n, &q);
     if (q.expected < QOS_LOSS_MIN_EXPECTED || q.received > q.expected)
         return -1;
     return 1 - (double)q.received / (double)q.expected;
@@ -53,7 +53,7 @@ void api_qos_net(const struct vigil_monitor *m, const struct vigil_node *n,
     vigil_detector_stats(vigil_node_detector_state(n), &mean, &sd);
     if (iv <= 0)
         iv = vigil_monitor_config(m)->interval;
-    vigil__qos_net_from_stats(ns_s(iv), ns_s(mean), ns_s(sd), measured_loss(n), net);
+    vigil__qos_net_from_stats(ns_s(iv), ns_s(mean), ns_s(sd), measured_loss(m, n), net);
 }
 
 /*
@@ -67,7 +67,7 @@ static void predict_grid(const struct vigil_monitor *m, const struct vigil_node 
                          struct vigil__qos *q, struct vigil__qos_grid *g)
 {
     vigil_time_t iv = vigil_node_interval(n);
-    double loss = measured_loss(n);
+    double loss = measured_loss(m, n);
     vigil__qos_grid_from_state(dc, vigil_node_detector_state(n), g);
     if (iv <= 0)
         iv = vigil_monitor_config(m)->interval;
@@ -104,10 +104,10 @@ json_t *api_qos_json(const struct vigil_monitor *m, const struct vigil_node *n, 
     struct vigil__qos q;
     predict(m, n, &net, &q);
     struct vigil_node_qos o;
-    vigil_node_qos(n, &o);
+    vigil_monitor_node_qos(m, n, &o);
     double monitored = o.first_heard >= 0 && now > o.first_heard ? ns_s(now - o.first_heard) : 0;
     double hours = monitored / 3600;
-    double loss = measured_loss(n);
+    double loss = measured_loss(m, n);
 
     json_t *model = json_pack("{s:o, s:o, s:o}", "interval_s", jnum(net.h), "jitter_s",
                               jnum(net.jitter), "loss", jnum(net.loss));

@@ -360,7 +360,7 @@ int vsim_run(const struct vsim_params *p, struct vsim_result *r, char *err, size
         n = vigil_monitor_find(s.mon, id);
         if (n) {
             struct vigil_node_qos q;
-            vigil_node_qos(n, &q);
+            vigil_monitor_node_qos(s.mon, n, &q);
             r->core_mistakes += q.mistakes;
             r->core_false_deaths += q.false_deaths;
             vigil_time_t up = s.crash_at[i] < p->duration ? s.crash_at[i] : p->duration;

@@ -40,7 +40,7 @@ struct vsim_result {
     uint32_t n_detect;
     uint64_t false_suspicions; /* suspect verdicts on nodes that had not crashed */
     uint64_t false_deaths;     /* dead verdicts on nodes that had not crashed */
-    uint64_t core_mistakes;    /* the core's own count (vigil_node_qos), summed */
+    uint64_t core_mistakes;    /* the core's own count (vigil_monitor_node_qos), summed */
     uint64_t core_false_deaths;
     uint64_t pauses;   /* pauses the monitor reported */
     double node_hours; /* time nodes were up and monitored, summed */

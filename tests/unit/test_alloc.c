@@ -177,10 +177,12 @@ static void test_create(void **st)
 
 /*
  * Declaring nodes, registering them on their first heartbeat, refreshing
- * them, filling the table to max_nodes and the deadline heap with it,
- * deciding their fate and decoding their datagrams allocate nothing: with
- * every allocation failing, all of it works (and nothing is lost but the
- * events beyond the queue's first allocation).
+ * them, filling the table to max_nodes and the deadline heap with it and
+ * decoding their datagrams allocate nothing, and deciding their fate needs
+ * no memory: with every allocation failing, all of it works. Nothing is
+ * lost but the events beyond the queue's first allocation and the timing
+ * of the suspicions, whose records (allocated at a node's first suspicion)
+ * could not be had: counted in qos_lost, one per node.
  */
 static void test_heartbeat_paths_do_not_allocate(void **st)
 {
@@ -222,10 +224,20 @@ static void test_heartbeat_paths_do_not_allocate(void **st)
     }
     for (size_t i = 0; i < vigil_monitor_node_count(m); i++)
         assert_int_equal(vigil_node_state(vigil_monitor_node_at(m, i)), VIGIL_STATE_DEAD);
-    assert_int_equal(t.calls, 0);
+    /* Only the suspicion records asked, one chunk each time, and were refused. */
+    assert_int_equal(t.calls, 256);
     const struct vigil_monitor_stats *s = vigil_monitor_stats(m);
     assert_int_equal(s->events_lost, 0);
     assert_int_equal(s->events, last_seq);
+    assert_int_equal(s->qos_lost, 256);
+    /* A node back in the same generation: its suspicion was not timed, so no mistake counted. */
+    assert_int_equal(send_hb(m, 30 * S, "decl0", 10, NULL), 0);
+    struct vigil_node_qos q;
+    vigil_monitor_node_qos(m, vigil_monitor_find(m, "decl0"), &q);
+    assert_int_equal(q.mistakes, 0);
+    assert_int_equal(q.received, 10);
+    assert_int_equal(q.expected, 10);
+    assert_int_equal(t.calls, 256);
     /* The detector and the decoder on their own take no allocator at all. */
     free_and_check(m, &t);
 }

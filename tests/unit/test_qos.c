@@ -1,7 +1,7 @@
 /*
  * Tests of the quality-of-service model (src/core/qos.c) against values
  * worked out by hand, and of the mistakes the monitor core counts per node
- * (vigil_node_qos), in virtual time.
+ * (vigil_monitor_node_qos), in virtual time.
  *
  * The hand values: with no jitter the gap between received heartbeats is
  * m intervals, P(m) = (1 - p) p^(m-1), so P(gap > c) is p^k for c in
@@ -297,7 +297,7 @@ static void test_observed_mistakes(void **st)
     seq += 2;
     beat(m, "n1", 1, ++seq, 7 * S);
     struct vigil_node_qos q;
-    vigil_node_qos(n, &q);
+    vigil_monitor_node_qos(m, n, &q);
     assert_int_equal(q.mistakes, 1);
     assert_int_equal(q.false_deaths, 0);
     assert_int_equal(q.mistake_time, 500 * MS);
@@ -310,23 +310,123 @@ static void test_observed_mistakes(void **st)
     assert_int_equal(vigil_node_state(n), VIGIL_STATE_DEAD);
     seq += 5;
     beat(m, "n1", 1, ++seq, 13 * S);
-    vigil_node_qos(n, &q);
+    vigil_monitor_node_qos(m, n, &q);
     assert_int_equal(q.mistakes, 2);
     assert_int_equal(q.false_deaths, 1);
     assert_int_equal(q.mistake_time, 500 * MS + 3500 * MS);
     /* The rest of the recovery run counts nothing more. */
     beat(m, "n1", 1, ++seq, 14 * S);
     assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
-    vigil_node_qos(n, &q);
+    vigil_monitor_node_qos(m, n, &q);
     assert_int_equal(q.mistakes, 2);
 
     /* A real crash: dead, then a new generation. Not a mistake; the loss count starts over. */
     run_until(m, 20 * S);
     assert_int_equal(vigil_node_state(n), VIGIL_STATE_DEAD);
     beat(m, "n1", 2, 1, 21 * S);
-    vigil_node_qos(n, &q);
+    vigil_monitor_node_qos(m, n, &q);
     assert_int_equal(q.mistakes, 2);
     assert_int_equal(q.false_deaths, 1);
+    assert_int_equal(q.received, 1);
+    assert_int_equal(q.expected, 1);
+    vigil_monitor_free(m);
+}
+
+/*
+ * Suspicion records are entered at a node's first suspicion, in chunks of
+ * 2048: 5000 nodes, each with its own pattern of wrong suspicions, keep
+ * their own counts across the chunks; nodes never suspected have none and
+ * cost nothing; the memory the monitor reports grows by the chunks.
+ */
+static void test_observed_many_nodes(void **st)
+{
+    (void)st;
+    enum { N = 5000 };
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    vigil_detector_config_default(&c.detector, VIGIL_DETECTOR_FIXED, S);
+    c.max_nodes = N;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    char id[32];
+    struct vigil_event ev;
+    /* Every node beats at 0..4 s; the first N/2 + 1000 are then silent for 3 s (suspect at 6.5 s).
+     */
+    for (vigil_time_t t = 0; t <= 4 * S; t += S)
+        for (int i = 0; i < N; i++) {
+            snprintf(id, sizeof(id), "n%d", i);
+            beat(m, id, 1, (uint64_t)(t / S) + 1, t + i);
+            while (vigil_monitor_poll_event(m, &ev))
+                ;
+        }
+    size_t mem0 = vigil_monitor_memory(m);
+    const int silent = N / 2 + 1000;
+    for (vigil_time_t t = 5 * S; t <= 9 * S; t += S)
+        for (int i = 0; i < N; i++) {
+            snprintf(id, sizeof(id), "n%d", i);
+            if (i < silent && t < 8 * S)
+                continue;
+            /* The deadlines up to now, with the events drained as they come. */
+            for (int k = 0; k < 10 * N && vigil_monitor_next_deadline(m) <= t + i; k++) {
+                vigil_monitor_on_expiry(m, vigil_monitor_next_deadline(m));
+                while (vigil_monitor_poll_event(m, &ev))
+                    ;
+            }
+            beat(m, id, 1, (uint64_t)(t / S) + 1, t + i);
+            while (vigil_monitor_poll_event(m, &ev))
+                ;
+        }
+    /* 3500 records: two chunks of 2048 records of 24 bytes. */
+    assert_int_equal(vigil_monitor_memory(m) - mem0, 2 * 2048 * 24);
+    for (int i = 0; i < N; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        const struct vigil_node *n = vigil_monitor_find(m, id);
+        struct vigil_node_qos q;
+        vigil_monitor_node_qos(m, n, &q);
+        assert_int_equal(vigil_node_state(n), VIGIL_STATE_ALIVE);
+        /* Suspected at 6.5 s after the last beat at 4 s, back at 8 s. */
+        assert_int_equal(q.mistakes, i < silent ? 1 : 0);
+        assert_int_equal(q.mistake_time, i < silent ? 1500 * MS : 0);
+        assert_int_equal(q.false_deaths, 0);
+        assert_int_equal(q.received, i < silent ? 7 : 10);
+        assert_int_equal(q.expected, 10);
+    }
+    assert_int_equal(vigil_monitor_stats(m)->qos_lost, 0);
+    vigil_monitor_free(m);
+}
+
+/*
+ * The loss count of a generation: a version 1 sequence number may jump by
+ * more than 2^32, and the count of missing numbers saturates instead of
+ * wrapping; a restored high-water mark counts what it skipped; a new
+ * generation starts afresh.
+ */
+static void test_observed_loss_count(void **st)
+{
+    (void)st;
+    struct vigil_monitor_config c;
+    vigil_monitor_config_default(&c);
+    c.max_nodes = 4;
+    struct vigil_monitor *m;
+    assert_int_equal(vigil_monitor_new(&c, 0, &m), 0);
+    beat(m, "a", 1, 10, 0);
+    beat(m, "a", 1, 20, S);
+    const struct vigil_node *n = vigil_monitor_find(m, "a");
+    struct vigil_node_qos q;
+    vigil_monitor_node_qos(m, n, &q);
+    assert_int_equal(q.received, 2);
+    assert_int_equal(q.expected, 11);
+    assert_int_equal(vigil_monitor_restore(m, "a", 1, 30, 2 * S), 0);
+    beat(m, "a", 1, 31, 2 * S);
+    vigil_monitor_node_qos(m, n, &q);
+    assert_int_equal(q.received, 3);
+    assert_int_equal(q.expected, 22);
+    beat(m, "a", 1, (uint64_t)1 << 40, 3 * S);
+    vigil_monitor_node_qos(m, n, &q);
+    assert_int_equal(q.received, 4);
+    assert_int_equal(q.expected, 4 + (uint64_t)UINT32_MAX);
+    beat(m, "a", 2, 5, 4 * S);
+    vigil_monitor_node_qos(m, n, &q);
     assert_int_equal(q.received, 1);
     assert_int_equal(q.expected, 1);
     vigil_monitor_free(m);
@@ -346,6 +446,8 @@ int main(void)
         cmocka_unit_test(test_predict_grid),
         cmocka_unit_test(test_min_silence),
         cmocka_unit_test(test_observed_mistakes),
+        cmocka_unit_test(test_observed_many_nodes),
+        cmocka_unit_test(test_observed_loss_count),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
