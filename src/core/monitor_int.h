@@ -23,14 +23,14 @@
  * The bytes at the start of a node record that a steady heartbeat reads
  * and writes (see below): vigil_monitor_on_batch fetches them ahead.
  */
-#define VIGIL__NODE_HOT 160
+#define VIGIL__NODE_HOT 144
 
 /*
  * A node, as the monitor knows it. A million of them are the monitor's
  * main cost in memory, so the record is packed: the fields a heartbeat
  * reads and writes first (the id compared by the table's probe, the tag
  * key, the high-water mark, the detector, the state and the address), in
- * the record's first two and a half cache lines, then what only a state
+ * the record's first 144 bytes (VIGIL__NODE_HOT), then what only a state
  * change, a full status or a reader of the node touches. The deadline is
  * not kept here: it is the node's heap entry's (monitor.c node_deadline).
  */
