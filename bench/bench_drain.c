@@ -23,7 +23,8 @@
  *
  *   bare-1   one socket with the daemon's options (8 MB buffer made 1 GB
  *            here to hold a drain, kernel timestamps, drop counts),
- *            recvmmsg in batches of 64, counting: the ceiling of one core.
+ *            recvmmsg in batches of 64 (--batch: other sizes, side by
+ *            side), counting: the ceiling of one core.
  *   uring-1  the same socket read with io_uring's multishot recvmsg and a
  *            ring of provided buffers (built when liburing is found).
  *   mon-1    the monitor on one core: the real transport (src/io/udp.c)
@@ -42,6 +43,7 @@
  * monitor beside the bare loop's. Nothing is asserted.
  *
  *   bench_drain [--nodes N] [--rounds R] [--drains D] [--rate R] [--only LIST]
+ *               [--batch N]
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -79,6 +81,7 @@
 #endif
 
 #define BATCH        64
+#define BATCH_MAX    1024
 #define MAX_BATCHES  64
 #define SENDER_SOCKS 64
 #define ID_FORMAT    "node-%07u"
@@ -269,16 +272,19 @@ static void count(uint64_t n)
     atomic_fetch_add(&sh->received, n);
 }
 
+/* The bare loops' recvmmsg batch (--batch); the monitor's is the daemon's, 64. */
+static unsigned bare_batch = BATCH;
+
 static void *bare_thread(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    static _Thread_local uint8_t bufs[BATCH][VIGIL_WIRE_MAX + 1];
-    static _Thread_local char ctl[BATCH][64];
-    struct mmsghdr msgs[BATCH];
-    struct iovec iov[BATCH];
-    struct sockaddr_storage from[BATCH];
+    static _Thread_local uint8_t bufs[BATCH_MAX][VIGIL_WIRE_MAX + 1];
+    static _Thread_local char ctl[BATCH_MAX][64];
+    static _Thread_local struct mmsghdr msgs[BATCH_MAX];
+    static _Thread_local struct iovec iov[BATCH_MAX];
+    static _Thread_local struct sockaddr_storage from[BATCH_MAX];
     for (;;) {
-        for (int i = 0; i < BATCH; i++) {
+        for (unsigned i = 0; i < bare_batch; i++) {
             iov[i] = (struct iovec){.iov_base = bufs[i], .iov_len = sizeof(bufs[i])};
             msgs[i].msg_hdr = (struct msghdr){.msg_iov = &iov[i],
                                               .msg_iovlen = 1,
@@ -287,7 +293,7 @@ static void *bare_thread(void *arg)
                                               .msg_control = ctl[i],
                                               .msg_controllen = sizeof(ctl[i])};
         }
-        int n = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
+        int n = recvmmsg(fd, msgs, bare_batch, MSG_WAITFORONE, NULL);
         if (n > 0)
             count((uint64_t)n);
     }
@@ -648,13 +654,15 @@ static void run_kind(enum kind k, const struct opts *o, uint8_t (*macs)[VIGIL_WI
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bench_drain [--nodes N] [--rounds R] [--drains D] [--repeat K] [--rate R] "
-               "[--only bare-1,mon-1,...]\n"
+               "[--only bare-1,mon-1,...] [--batch N]\n"
                "  --nodes N   node ids (default 100000)\n"
                "  --rounds R  heartbeats per node in each drain (default 4)\n"
                "  --drains D  drains per receiver process (default 2, at most 9)\n"
                "  --repeat K  times every receiver runs, in turn (default 3, at most 5)\n"
                "  --rate R    heartbeats per node per second the sender paces at (default 2)\n"
-               "  --only L    receivers to run (default all: bare-1,uring-1,mon-1,bare-2,mon-2)\n");
+               "  --only L    receivers to run (default all: bare-1,uring-1,mon-1,bare-2,mon-2)\n"
+               "  --batch N   datagrams per recvmmsg call of the bare loops (default 64, the\n"
+               "              daemon's; at most 1024)\n");
 }
 
 int main(int argc, char **argv)
@@ -675,6 +683,8 @@ int main(int argc, char **argv)
             o.repeat = (unsigned)strtoul(v, NULL, 10), i++;
         } else if (v && !strcmp(a, "--drains")) {
             o.drains = (unsigned)strtoul(v, NULL, 10), i++;
+        } else if (v && !strcmp(a, "--batch")) {
+            bare_batch = (unsigned)strtoul(v, NULL, 10), i++;
         } else if (v && !strcmp(a, "--rate")) {
             o.rate = strtod(v, NULL), i++;
         } else if (v && !strcmp(a, "--only")) {
@@ -688,7 +698,7 @@ int main(int argc, char **argv)
     }
     if (o.nodes < 1000 || o.nodes > 10000000 || o.rounds < 1 || o.rounds > 60 || o.drains < 1 ||
         o.repeat < 1 || o.repeat > MAX_REPEAT || o.drains > MAX_DRAINS ||
-        !(o.rate >= 0.01 && o.rate <= 100)) {
+        !(o.rate >= 0.01 && o.rate <= 100) || bare_batch < 1 || bare_batch > BATCH_MAX) {
         usage(stderr);
         return 2;
     }
