@@ -125,7 +125,7 @@ struct vigil_node {
  * A node's suspicions, for the observed quality of service: the start of
  * the open one, and the wrong ones, counted when a heartbeat of the same
  * generation ends them. Allocated at the node's first suspicion, in chunks
- * of VIGIL__SUSP_CHUNK that never move (monitor.c susp_of).
+ * of VIGIL__SUSP_CHUNK that never move (monitor.c susp_get).
  */
 struct vigil__susp {
     vigil_time_t suspected_at; /* start of the open suspicion, or -1 */

@@ -334,9 +334,9 @@ static void test_observed_mistakes(void **st)
 
 /*
  * Suspicion records are entered at a node's first suspicion, in chunks of
- * 2048: 5000 nodes, each with its own pattern of wrong suspicions, keep
- * their own counts across the chunks; nodes never suspected have none and
- * cost nothing; the memory the monitor reports grows by the chunks.
+ * 2048: of 5000 nodes, 3500 are wrongly suspected once, and each keeps its
+ * own count and time across the chunks; nodes never suspected have none
+ * and cost nothing; the memory the monitor reports grows by the chunks.
  */
 static void test_observed_many_nodes(void **st)
 {
