@@ -754,13 +754,17 @@ static void set_state(struct vigil_monitor *m, struct vigil_node *n, enum vigil_
         ev->sequence = n->sequence;
         ev->addr = n->addr;
     }
-    struct vigil__susp *s = to == VIGIL_STATE_SUSPECT ? susp_get(m, n) : vigil__node_susp(m, n);
-    if (to == VIGIL_STATE_SUSPECT && !s)
-        m->stats.qos_lost++; /* the suspicion stands; only its timing is not kept */
-    if (s && to == VIGIL_STATE_SUSPECT)
-        s->suspected_at = now;
-    else if (s && to != VIGIL_STATE_DEAD)
-        s->suspected_at = -1;
+    if (to == VIGIL_STATE_SUSPECT) {
+        struct vigil__susp *s = susp_get(m, n);
+        if (s)
+            s->suspected_at = now;
+        else
+            m->stats.qos_lost++; /* the suspicion stands; only its timing is not kept */
+    } else if (to != VIGIL_STATE_DEAD) {
+        struct vigil__susp *s = vigil__node_susp(m, n);
+        if (s)
+            s->suspected_at = -1;
+    }
     n->state = (uint8_t)to;
     n->state_since = now;
 }

@@ -715,6 +715,8 @@ static void test_health(void **state)
     assert_int_equal(iget(c, "stale"), 0);
     assert_int_equal(iget(c, "unknown_node"), 0);
     assert_int_equal(iget(c, "table_full"), 0);
+    assert_non_null(json_object_get(c, "qos_lost"));
+    assert_int_equal(iget(c, "qos_lost"), s->qos_lost);
     assert_int_equal(iget(c, "events"), s->events);
     assert_int_equal(iget(c, "events"), evlog_last_seq(f->log));
     assert_int_equal(iget(c, "pauses"), 0);
